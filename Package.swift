@@ -1,0 +1,72 @@
+// swift-tools-version:6.0
+//
+// hcore — run, prune and dissect finetuned BERT classifiers on CPUs.
+//
+// Arrows run one way:  Kernels ← Model ← (Circuits, hcore) ;  Checkpoint ← Model ;  Tokenizer ← Model.
+//
+// Release builds compile the numeric targets for a CPU so that SIMD16<Float> becomes real vector code
+// (without a target CPU Swift lowers `addProduct` to scalar fmaf calls):
+//   * default: `-march=native` — the machine that builds is the machine that runs (like llama.cpp);
+//   * HCORE_PORTABLE=1 in the environment: x86-64-v3 (AVX2 + FMA) on x86-64, plain armv8 (NEON) on arm64,
+//     for binaries that must run on other machines of the same architecture.
+// The GEMM micro-kernel shape follows the vector width: HCORE_AVX512 is defined only when the build
+// targets AVX-512 (native build on a CPU whose /proc/cpuinfo lists avx512f).
+import PackageDescription
+import Foundation
+
+let environment = ProcessInfo.processInfo.environment
+let portable = environment["HCORE_PORTABLE"].map { $0 != "0" && !$0.isEmpty } ?? false
+
+func hostHasAVX512() -> Bool {
+    #if arch(x86_64)
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
+    return info.contains(" avx512f")
+    #else
+    return false
+    #endif
+}
+
+var numericFlags: [SwiftSetting] = []
+#if arch(x86_64)
+numericFlags.append(.unsafeFlags(["-Xcc", portable ? "-march=x86-64-v3" : "-march=native"],
+                                 .when(configuration: .release)))
+if !portable && hostHasAVX512() {
+    numericFlags.append(.define("HCORE_AVX512", .when(configuration: .release)))
+}
+#elseif arch(arm64)
+if !portable {
+    numericFlags.append(.unsafeFlags(["-Xcc", "-mcpu=native"], .when(configuration: .release)))
+}
+#endif
+
+let package = Package(
+    name: "hcore",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "hcore", targets: ["hcore"]),
+        .executable(name: "hcore-bench", targets: ["hcore-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // The system libzstd (apt-get install libzstd-dev).
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
+        .target(name: "Kernels", swiftSettings: numericFlags),
+        .target(name: "Checkpoint", dependencies: ["CZstd"]),
+        .target(name: "Tokenizer"),
+        .target(name: "Model", dependencies: ["Kernels", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
+        .target(name: "Circuits", dependencies: ["Model"], swiftSettings: numericFlags),
+        .executableTarget(name: "hcore", dependencies: [
+            "Model", "Circuits", "Checkpoint", "Tokenizer",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "hcore-bench", dependencies: ["Model", "Kernels"], path: "Benchmarks/hcore-bench",
+                          swiftSettings: numericFlags),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: numericFlags),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Checkpoint"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels"], swiftSettings: numericFlags),
+    ]
+)

@@ -1,0 +1,215 @@
+// Vectorised elementwise kernels: exp, erfc, GELU (exact erf form), LayerNorm, softmax, adds.
+// Each fast kernel has a plainly written twin (suffix `Reference`) built on libm, used by the tests.
+import Foundation
+
+public typealias Vec16 = SIMD16<Float>
+
+/// 64-byte aligned, uninitialised storage for `count` floats (at least one). Caller deallocates.
+public func allocateFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
+    let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
+    return raw.bindMemory(to: Float.self, capacity: max(1, count))
+}
+
+/// dst[i] += src[i]
+@inline(__always)
+public func addVectors(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+    var i = 0
+    let d = UnsafeMutableRawPointer(dst)
+    let s = UnsafeRawPointer(src)
+    while i + 16 <= count {
+        let v = d.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self) + s.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)
+        d.storeBytes(of: v, toByteOffset: i * 4, as: Vec16.self)
+        i += 16
+    }
+    while i < count { dst[i] += src[i]; i += 1 }
+}
+
+// MARK: exp
+
+/// e^x for 16 lanes. Range reduction x = n·ln2 + r, |r| ≤ ln2/2, then a degree-7 Taylor polynomial
+/// (truncation error r⁸/8! < 6e-9 relative) and 2ⁿ built in the exponent bits. Below −87.3 → 0.
+@inline(__always)
+public func exp16(_ x: Vec16) -> Vec16 {
+    let clamped = x.clamped(lowerBound: Vec16(repeating: -87.3), upperBound: Vec16(repeating: 88.7))
+    let n = (clamped * 1.442695040888963).rounded(.toNearestOrEven)
+    var r = clamped
+    r.addProduct(n, Vec16(repeating: -0.693145751953125))      // ln2 high part (exact in fp32)
+    r.addProduct(n, Vec16(repeating: -1.428606765330187e-06))  // ln2 low part
+    var p = Vec16(repeating: 1.0 / 5040)
+    p = p * r + 1.0 / 720
+    p = p * r + 1.0 / 120
+    p = p * r + 1.0 / 24
+    p = p * r + 1.0 / 6
+    p = p * r + 0.5
+    p = p * r + 1
+    p = p * r + 1
+    let bits = (SIMD16<Int32>(n, rounding: .toNearestOrEven) &+ 127) &<< 23
+    let scaled = p * unsafeBitCast(bits, to: Vec16.self)
+    return scaled.replacing(with: 0, where: x .< -87.3)
+}
+
+/// e^x for one value through the same vector code (so scalar tails round like vector bodies).
+@inline(__always)
+public func exp1(_ x: Float) -> Float { exp16(Vec16(repeating: x))[0] }
+
+// MARK: erfc and GELU
+
+/// erfc(|z|) for z ≥ 0 lanes (callers pass |z|): Chebyshev-fitted form of Numerical Recipes §6.2,
+/// fractional error < 1.2e-7 everywhere.
+@inline(__always)
+func erfcNonNegative16(_ z: Vec16) -> Vec16 {
+    let t = 1 / (1 + 0.5 * z)
+    var p = Vec16(repeating: 0.17087277)
+    p = p * t - 0.82215223
+    p = p * t + 1.48851587
+    p = p * t - 1.13520398
+    p = p * t + 0.27886807
+    p = p * t - 0.18628806
+    p = p * t + 0.09678418
+    p = p * t + 0.37409196
+    p = p * t + 1.00002368
+    p = p * t - 1.26551223
+    return t * exp16(p - z * z)
+}
+
+/// gelu(x) = x·Φ(x) = x·½·erfc(−x/√2), the exact (erf) GELU of BERT's `hidden_act: "gelu"`.
+/// Computed as x·(1 − ½erfc(x/√2)) for x ≥ 0 and x·½erfc(|x|/√2) for x < 0, so both tails keep their
+/// relative precision.
+@inline(__always)
+public func gelu16(_ x: Vec16) -> Vec16 {
+    let e = erfcNonNegative16(x.replacing(with: -x, where: x .< 0) * 0.70710678118654752)
+    let phi = (1 - 0.5 * e).replacing(with: 0.5 * e, where: x .< 0)
+    return x * phi
+}
+
+/// Φ(x) and the GELU derivative Φ(x) + x·φ(x), for the backward pass.
+@inline(__always)
+public func geluGrad16(_ x: Vec16) -> Vec16 {
+    let e = erfcNonNegative16(x.replacing(with: -x, where: x .< 0) * 0.70710678118654752)
+    let phi = (1 - 0.5 * e).replacing(with: 0.5 * e, where: x .< 0)
+    let density = exp16(-0.5 * x * x) * 0.3989422804014327
+    return phi + x * density
+}
+
+public func geluInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) {
+    let raw = UnsafeMutableRawPointer(p)
+    var i = 0
+    while i + 16 <= count {
+        raw.storeBytes(of: gelu16(raw.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)), toByteOffset: i * 4, as: Vec16.self)
+        i += 16
+    }
+    if i < count {
+        var v = Vec16()
+        for j in i..<count { v[j - i] = p[j] }
+        let g = gelu16(v)
+        for j in i..<count { p[j] = g[j - i] }
+    }
+}
+
+public func geluReference(_ x: Float) -> Float {
+    Float(0.5 * Double(x) * (1 + erf(Double(x) / 2.0.squareRoot())))
+}
+
+public func geluGradReference(_ x: Float) -> Float {
+    let d = Double(x)
+    return Float(0.5 * (1 + erf(d / 2.0.squareRoot())) + d * exp(-0.5 * d * d) / (2 * Double.pi).squareRoot())
+}
+
+// MARK: LayerNorm
+
+/// out[i] = (x[i] − mean) / sqrt(var + eps) · gamma[i] + beta[i] over one row of `count` values,
+/// biased variance, both accumulated in fp32 as PyTorch does. `out` may equal `x`.
+/// Returns 1/sqrt(var + eps) (the backward pass needs it).
+@discardableResult
+public func layerNormRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int,
+                         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float) -> Float {
+    let xr = UnsafeRawPointer(x)
+    var acc = Vec16()
+    var i = 0
+    while i + 16 <= count { acc += xr.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self); i += 16 }
+    var sum = acc.sum()
+    while i < count { sum += x[i]; i += 1 }
+    let mean = sum / Float(count)
+    var acc2 = Vec16()
+    i = 0
+    while i + 16 <= count {
+        let d = xr.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self) - mean
+        acc2.addProduct(d, d)
+        i += 16
+    }
+    var sq = acc2.sum()
+    while i < count { let d = x[i] - mean; sq += d * d; i += 1 }
+    let rstd = 1 / (sq / Float(count) + eps).squareRoot()
+    let o = UnsafeMutableRawPointer(out)
+    let g = UnsafeRawPointer(gamma)
+    let b = UnsafeRawPointer(beta)
+    i = 0
+    while i + 16 <= count {
+        let v = (xr.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self) - mean) * rstd
+        var r = b.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)
+        r.addProduct(v, g.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self))
+        o.storeBytes(of: r, toByteOffset: i * 4, as: Vec16.self)
+        i += 16
+    }
+    while i < count { out[i] = (x[i] - mean) * rstd * gamma[i] + beta[i]; i += 1 }
+    return rstd
+}
+
+/// LayerNorm over `rows` rows of `count` values (row stride `count`), rows spread over the pool.
+public func layerNorm(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, count: Int,
+                      gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float,
+                      pool: ThreadPool = .shared) {
+    let chunk = 64
+    let xa = UInt(bitPattern: x), oa = UInt(bitPattern: out), ga = UInt(bitPattern: gamma), ba = UInt(bitPattern: beta)
+    pool.parallelFor((rows + chunk - 1) / chunk) { c in
+        let x = UnsafePointer<Float>(bitPattern: xa)!, out = UnsafeMutablePointer<Float>(bitPattern: oa)!
+        let g = UnsafePointer<Float>(bitPattern: ga)!, b = UnsafePointer<Float>(bitPattern: ba)!
+        for r in (c * chunk)..<min(rows, (c + 1) * chunk) {
+            layerNormRow(x + r * count, out + r * count, count: count, gamma: g, beta: b, eps: eps)
+        }
+    }
+}
+
+public func layerNormReference(_ x: [Float], gamma: [Float], beta: [Float], eps: Float) -> [Float] {
+    let n = Double(x.count)
+    let mean = x.reduce(0.0) { $0 + Double($1) } / n
+    let variance = x.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / n
+    let rstd = 1 / (variance + Double(eps)).squareRoot()
+    return x.indices.map { Float((Double(x[$0]) - mean) * rstd * Double(gamma[$0]) + Double(beta[$0])) }
+}
+
+// MARK: softmax
+
+/// In-place softmax of one row: exp(x − max) / Σ.
+public func softmaxRow(_ p: UnsafeMutablePointer<Float>, count: Int) {
+    let raw = UnsafeMutableRawPointer(p)
+    var mv = Vec16(repeating: -.infinity)
+    var i = 0
+    while i + 16 <= count { mv = pointwiseMax(mv, raw.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)); i += 16 }
+    var m = mv.max()
+    while i < count { m = max(m, p[i]); i += 1 }
+    var sv = Vec16()
+    i = 0
+    while i + 16 <= count {
+        let e = exp16(raw.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self) - m)
+        raw.storeBytes(of: e, toByteOffset: i * 4, as: Vec16.self)
+        sv += e
+        i += 16
+    }
+    var s = sv.sum()
+    while i < count { let e = exp1(p[i] - m); p[i] = e; s += e; i += 1 }
+    let inv = 1 / s
+    i = 0
+    while i + 16 <= count {
+        raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self) * inv, toByteOffset: i * 4, as: Vec16.self)
+        i += 16
+    }
+    while i < count { p[i] *= inv; i += 1 }
+}
+
+public func softmaxReference(_ x: [Float]) -> [Float] {
+    let m = x.max() ?? 0
+    let e = x.map { exp(Double($0 - m)) }
+    let s = e.reduce(0, +)
+    return e.map { Float($0 / s) }
+}

@@ -1,0 +1,300 @@
+// y = x · Wᵀ + b  — the one matrix product every BERT layer is made of (HF Linear layout, W is [out, in]).
+//
+// GotoBLAS/BLIS structure, specialised for weights that never change:
+//   * W is packed once, at load time, into panels of NR output columns: panel p holds, for every k,
+//     the NR values W[p·NR ..< p·NR+NR][k] next to each other ([panels][K][NR], zero-padded past N).
+//     The micro-kernel then reads B with aligned vector loads and never touches W's original layout.
+//   * The output is cut into tiles of MC rows × NC columns; tiles are the unit of parallel work.
+//     Inside a tile: for each KC-slice of K, for each panel, for each MR-row strip → micro-kernel.
+//     A KC×NR panel slice stays in L1/L2 while all MR-row strips of the tile stream past it.
+//   * The micro-kernel keeps an MR×NR block of C in registers: 6 × (4 × SIMD16) = 24 zmm
+//     accumulators with AVX-512, 6 × (2 × SIMD8) = 12 ymm accumulators otherwise.
+//   * An epilogue (bias, bias+GELU, bias+residual) runs on each finished tile while it is in cache.
+// Every output element is summed in one fixed order (k ascending inside a KC slice, slices added in
+// order) whatever the tiling or thread count, so results do not depend on the number of threads.
+
+#if HCORE_AVX512
+public typealias GemmVec = SIMD16<Float>
+public let gemmVectorsPerRow = 4
+#else
+public typealias GemmVec = SIMD8<Float>
+public let gemmVectorsPerRow = 2
+#endif
+/// Columns of one packed panel.
+public let gemmNR = GemmVec.scalarCount * gemmVectorsPerRow
+/// Rows of one micro-kernel strip.
+public let gemmMR = 6
+/// Depth of one K slice.
+public let gemmKC = 384
+
+/// A Linear layer's weight [n, k] (and optional bias [n]) packed into NR-column panels.
+public final class PackedLinear: @unchecked Sendable {
+    public let n: Int          // output features
+    public let k: Int          // input features
+    public let panelCount: Int
+    /// [panelCount][k][gemmNR], 64-byte aligned, zero past column n.
+    public let panels: UnsafeMutablePointer<Float>
+    /// [n] or nil.
+    public let bias: UnsafeMutablePointer<Float>?
+
+    /// Packs `weight` ([n, k] row-major, PyTorch Linear layout) and copies `bias` ([n]).
+    public init(weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, n: Int, k: Int) {
+        precondition(n > 0 && k > 0, "PackedLinear needs n, k > 0")
+        self.n = n
+        self.k = k
+        panelCount = (n + gemmNR - 1) / gemmNR
+        panels = PackedLinear.pack(weight, n: n, k: k)
+        self.bias = bias.map { b in
+            let copy = allocateFloats(n)
+            copy.update(from: b, count: n)
+            return copy
+        }
+    }
+
+    /// Convenience for arrays: `weight.count == n*k`, `bias?.count == n`.
+    public init(weight: [Float], bias: [Float]?, n: Int, k: Int) {
+        precondition(n > 0 && k > 0 && weight.count == n * k && (bias == nil || bias!.count == n))
+        self.n = n
+        self.k = k
+        panelCount = (n + gemmNR - 1) / gemmNR
+        panels = weight.withUnsafeBufferPointer { PackedLinear.pack($0.baseAddress!, n: n, k: k) }
+        self.bias = bias.map { b in
+            let copy = allocateFloats(n)
+            b.withUnsafeBufferPointer { copy.update(from: $0.baseAddress!, count: n) }
+            return copy
+        }
+    }
+
+    private static func pack(_ weight: UnsafePointer<Float>, n: Int, k: Int) -> UnsafeMutablePointer<Float> {
+        let panelCount = (n + gemmNR - 1) / gemmNR
+        let panels = allocateFloats(panelCount * k * gemmNR)
+        for p in 0..<panelCount {
+            let dst = panels + p * k * gemmNR
+            for j in 0..<gemmNR {
+                let row = p * gemmNR + j
+                if row < n {
+                    let src = weight + row * k
+                    for kk in 0..<k { dst[kk * gemmNR + j] = src[kk] }
+                } else {
+                    for kk in 0..<k { dst[kk * gemmNR + j] = 0 }
+                }
+            }
+        }
+        return panels
+    }
+
+    /// The original weight element W[row][col] (for tests and for unpacking).
+    public func weight(_ row: Int, _ col: Int) -> Float {
+        panels[(row / gemmNR) * k * gemmNR + col * gemmNR + row % gemmNR]
+    }
+
+    /// Bytes held by the packed panels and bias.
+    public var byteCount: Int { (panelCount * k * gemmNR + (bias == nil ? 0 : n)) * 4 }
+
+    deinit {
+        panels.deallocate()
+        bias?.deallocate()
+    }
+}
+
+/// What is applied to each output element after the product.
+public enum GemmEpilogue {
+    /// y = x·Wᵀ (bias ignored even if present).
+    case none
+    /// y = x·Wᵀ + b
+    case bias
+    /// y = gelu_erf(x·Wᵀ + b)
+    case biasGELU
+    /// y = x·Wᵀ + b + residual, residual [m, n] with row stride `ld`.
+    case biasResidual(UnsafePointer<Float>, ld: Int)
+}
+
+/// out[m, n] (row stride ldc) = epilogue(x[m, k] (row stride lda) · Wᵀ).
+public func gemm(_ x: UnsafePointer<Float>, rows m: Int, lda: Int,
+                 _ w: PackedLinear, out: UnsafeMutablePointer<Float>, ldc: Int,
+                 epilogue: GemmEpilogue = .bias, pool: ThreadPool = .shared) {
+    if m == 0 { return }
+    let n = w.n
+    let k = w.k
+    // Tile sizes: MC rows (a multiple of MR) × NC panels. Smaller tiles when there are few rows, so
+    // that short batches still give every thread work.
+    let mc = gemmMR * 12
+    let rowTiles = (m + mc - 1) / mc
+    var panelsPerTile = max(1, 256 / gemmNR)
+    while panelsPerTile > 1 && rowTiles * ((w.panelCount + panelsPerTile - 1) / panelsPerTile) < 4 * pool.threadCount {
+        panelsPerTile /= 2
+    }
+    let colTiles = (w.panelCount + panelsPerTile - 1) / panelsPerTile
+    let xAddress = UInt(bitPattern: x)
+    let outAddress = UInt(bitPattern: out)
+    pool.parallelFor(rowTiles * colTiles) { t in
+        let x = UnsafePointer<Float>(bitPattern: xAddress)!
+        let out = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
+        let rt = t / colTiles
+        let ct = t % colTiles
+        let row0 = rt * mc
+        let rows = min(mc, m - row0)
+        let p0 = ct * panelsPerTile
+        let p1 = min(w.panelCount, p0 + panelsPerTile)
+        var k0 = 0
+        while k0 < k {
+            let kc = min(gemmKC, k - k0)
+            for p in p0..<p1 {
+                let b = UnsafePointer(w.panels + p * k * gemmNR + k0 * gemmNR)
+                let col0 = p * gemmNR
+                let cols = min(gemmNR, n - col0)
+                var r = 0
+                while r < rows {
+                    let strip = min(gemmMR, rows - r)
+                    microKernel(kc: kc, a: x + (row0 + r) * lda + k0, lda: lda, rows: strip,
+                                b: b, c: out + (row0 + r) * ldc + col0, ldc: ldc, cols: cols,
+                                accumulate: k0 > 0)
+                    r += gemmMR
+                }
+            }
+            k0 += kc
+        }
+        let col0 = p0 * gemmNR
+        let cols = min(n, p1 * gemmNR) - col0
+        applyEpilogue(epilogue, w: w, c: out + row0 * ldc + col0, ldc: ldc, rows: rows,
+                      col0: col0, cols: cols, row0: row0)
+    }
+}
+
+@inline(__always)
+private func applyEpilogue(_ e: GemmEpilogue, w: PackedLinear, c: UnsafeMutablePointer<Float>, ldc: Int,
+                           rows: Int, col0: Int, cols: Int, row0: Int) {
+    switch e {
+    case .none:
+        return
+    case .bias:
+        guard let b = w.bias else { return }
+        for i in 0..<rows { addVectors(c + i * ldc, b + col0, count: cols) }
+    case .biasGELU:
+        for i in 0..<rows {
+            if let b = w.bias { addVectors(c + i * ldc, b + col0, count: cols) }
+            geluInPlace(c + i * ldc, count: cols)
+        }
+    case .biasResidual(let res, let ld):
+        for i in 0..<rows {
+            if let b = w.bias { addVectors(c + i * ldc, b + col0, count: cols) }
+            addVectors(c + i * ldc, res + (row0 + i) * ld + col0, count: cols)
+        }
+    }
+}
+
+/// C[rows ≤ MR, cols ≤ NR] (+)= A[rows, kc] · B-panel slice[kc, NR].
+@inline(__always)
+private func microKernel(kc: Int, a: UnsafePointer<Float>, lda: Int, rows: Int,
+                         b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, cols: Int,
+                         accumulate: Bool) {
+    // Rows past `rows` re-read the last valid row; their results are discarded.
+    let a0 = a
+    let a1 = a + min(1, rows - 1) * lda
+    let a2 = a + min(2, rows - 1) * lda
+    let a3 = a + min(3, rows - 1) * lda
+    let a4 = a + min(4, rows - 1) * lda
+    let a5 = a + min(5, rows - 1) * lda
+    let bv = UnsafeRawPointer(b)
+    let stride = gemmNR * 4
+    #if HCORE_AVX512
+    var c00 = GemmVec(), c01 = GemmVec(), c02 = GemmVec(), c03 = GemmVec()
+    var c10 = GemmVec(), c11 = GemmVec(), c12 = GemmVec(), c13 = GemmVec()
+    var c20 = GemmVec(), c21 = GemmVec(), c22 = GemmVec(), c23 = GemmVec()
+    var c30 = GemmVec(), c31 = GemmVec(), c32 = GemmVec(), c33 = GemmVec()
+    var c40 = GemmVec(), c41 = GemmVec(), c42 = GemmVec(), c43 = GemmVec()
+    var c50 = GemmVec(), c51 = GemmVec(), c52 = GemmVec(), c53 = GemmVec()
+    for kk in 0..<kc {
+        let p = bv + kk * stride
+        let b0 = p.load(as: GemmVec.self)
+        let b1 = p.load(fromByteOffset: 64, as: GemmVec.self)
+        let b2 = p.load(fromByteOffset: 128, as: GemmVec.self)
+        let b3 = p.load(fromByteOffset: 192, as: GemmVec.self)
+        var s = a0[kk]
+        c00.addProduct(s, b0); c01.addProduct(s, b1); c02.addProduct(s, b2); c03.addProduct(s, b3)
+        s = a1[kk]
+        c10.addProduct(s, b0); c11.addProduct(s, b1); c12.addProduct(s, b2); c13.addProduct(s, b3)
+        s = a2[kk]
+        c20.addProduct(s, b0); c21.addProduct(s, b1); c22.addProduct(s, b2); c23.addProduct(s, b3)
+        s = a3[kk]
+        c30.addProduct(s, b0); c31.addProduct(s, b1); c32.addProduct(s, b2); c33.addProduct(s, b3)
+        s = a4[kk]
+        c40.addProduct(s, b0); c41.addProduct(s, b1); c42.addProduct(s, b2); c43.addProduct(s, b3)
+        s = a5[kk]
+        c50.addProduct(s, b0); c51.addProduct(s, b1); c52.addProduct(s, b2); c53.addProduct(s, b3)
+    }
+    let full = rows == gemmMR && cols == gemmNR
+    withUnsafeTemporaryAllocation(of: GemmVec.self, capacity: 24) { t in
+        t[0] = c00; t[1] = c01; t[2] = c02; t[3] = c03
+        t[4] = c10; t[5] = c11; t[6] = c12; t[7] = c13
+        t[8] = c20; t[9] = c21; t[10] = c22; t[11] = c23
+        t[12] = c30; t[13] = c31; t[14] = c32; t[15] = c33
+        t[16] = c40; t[17] = c41; t[18] = c42; t[19] = c43
+        t[20] = c50; t[21] = c51; t[22] = c52; t[23] = c53
+        storeTile(UnsafeRawPointer(t.baseAddress!).assumingMemoryBound(to: Float.self),
+                  c: c, ldc: ldc, rows: rows, cols: cols, full: full, accumulate: accumulate)
+    }
+    #else
+    var c00 = GemmVec(), c01 = GemmVec()
+    var c10 = GemmVec(), c11 = GemmVec()
+    var c20 = GemmVec(), c21 = GemmVec()
+    var c30 = GemmVec(), c31 = GemmVec()
+    var c40 = GemmVec(), c41 = GemmVec()
+    var c50 = GemmVec(), c51 = GemmVec()
+    let half = GemmVec.scalarCount * 4
+    for kk in 0..<kc {
+        let p = bv + kk * stride
+        let b0 = p.loadUnaligned(as: GemmVec.self)
+        let b1 = p.loadUnaligned(fromByteOffset: half, as: GemmVec.self)
+        var s = a0[kk]
+        c00.addProduct(s, b0); c01.addProduct(s, b1)
+        s = a1[kk]
+        c10.addProduct(s, b0); c11.addProduct(s, b1)
+        s = a2[kk]
+        c20.addProduct(s, b0); c21.addProduct(s, b1)
+        s = a3[kk]
+        c30.addProduct(s, b0); c31.addProduct(s, b1)
+        s = a4[kk]
+        c40.addProduct(s, b0); c41.addProduct(s, b1)
+        s = a5[kk]
+        c50.addProduct(s, b0); c51.addProduct(s, b1)
+    }
+    let full = rows == gemmMR && cols == gemmNR
+    withUnsafeTemporaryAllocation(of: GemmVec.self, capacity: 12) { t in
+        t[0] = c00; t[1] = c01; t[2] = c10; t[3] = c11; t[4] = c20; t[5] = c21
+        t[6] = c30; t[7] = c31; t[8] = c40; t[9] = c41; t[10] = c50; t[11] = c51
+        storeTile(UnsafeRawPointer(t.baseAddress!).assumingMemoryBound(to: Float.self),
+                  c: c, ldc: ldc, rows: rows, cols: cols, full: full, accumulate: accumulate)
+    }
+    #endif
+}
+
+/// Writes an MR×NR register tile (row-major in `t`) into C, only the valid rows × cols.
+@inline(__always)
+private func storeTile(_ t: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int,
+                       rows: Int, cols: Int, full: Bool, accumulate: Bool) {
+    for i in 0..<rows {
+        let src = t + i * gemmNR
+        let dst = c + i * ldc
+        if accumulate {
+            addVectors(dst, src, count: cols)
+        } else {
+            dst.update(from: src, count: cols)
+        }
+    }
+}
+
+/// Naive twin of `gemm`: out[i][j] = Σ_k x[i][k]·W[j][k] (+ bias[j]) accumulated in Double.
+/// Written plainly so that it can be trusted; tests compare every fast path against it.
+public func gemmReference(x: [Float], m: Int, k: Int, weight: [Float], bias: [Float]?, n: Int) -> [Float] {
+    var out = [Float](repeating: 0, count: m * n)
+    for i in 0..<m {
+        for j in 0..<n {
+            var s = 0.0
+            for kk in 0..<k { s += Double(x[i * k + kk]) * Double(weight[j * k + kk]) }
+            if let bias { s += Double(bias[j]) }
+            out[i * n + j] = Float(s)
+        }
+    }
+    return out
+}

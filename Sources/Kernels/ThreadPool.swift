@@ -1,0 +1,98 @@
+// A persistent pool of worker threads for data-parallel loops.
+//
+// Why not DispatchQueue.concurrentPerform: on these 2-core machines it was measured spinning visibly
+// under contention, and it gives no control over the number of threads. Here `parallelFor(n)` hands
+// indices 0..<n to the caller's thread plus (threads - 1) parked workers through one atomic counter.
+// Which thread runs an index never changes what is computed for it, so results do not depend on the
+// thread count (every kernel below is written so that each output element has one fixed order of
+// floating-point operations).
+import Foundation
+import Synchronization
+
+public final class ThreadPool: @unchecked Sendable {
+    /// The process-wide pool. Size: `HCORE_THREADS` if set, else the number of active processors.
+    public static let shared: ThreadPool = {
+        if let s = ProcessInfo.processInfo.environment["HCORE_THREADS"], let n = Int(s), n > 0 {
+            return ThreadPool(threads: n)
+        }
+        return ThreadPool(threads: ProcessInfo.processInfo.activeProcessorCount)
+    }()
+
+    /// A pool that runs everything on the calling thread.
+    public static let serial = ThreadPool(threads: 1)
+
+    nonisolated(unsafe) private static var cache: [Int: ThreadPool] = [:]
+    private static let cacheLock = NSLock()
+
+    /// One process-wide pool per size (pools and their threads are never torn down, so share them).
+    public static func sized(_ threads: Int) -> ThreadPool {
+        cacheLock.lock()
+        defer { cacheLock.unlock() }
+        if let p = cache[threads] { return p }
+        let p = ThreadPool(threads: threads)
+        cache[threads] = p
+        return p
+    }
+
+    public let threadCount: Int
+
+    private let next = Atomic<Int>(0)
+    private let pending = Atomic<Int>(0)
+    private var jobCount = 0
+    private var job: ((Int) -> Void)?
+    private let wake: [DispatchSemaphore]
+    private let finished = DispatchSemaphore(value: 0)
+    private let submit = NSLock()  // one parallelFor at a time; nested calls run serially
+
+    /// Starts `threads - 1` worker threads that live as long as the process. Prefer `sized(_:)`.
+    public init(threads: Int) {
+        threadCount = max(1, threads)
+        wake = (0..<max(0, threadCount - 1)).map { _ in DispatchSemaphore(value: 0) }
+        for w in 0..<wake.count {
+            let t = Thread { self.workerLoop(w) }  // workers keep their pool alive: pools live for the process
+            t.stackSize = 1 << 22
+            t.name = "hcore-worker-\(w)"
+            t.start()
+        }
+    }
+
+    private func workerLoop(_ w: Int) {
+        while true {
+            wake[w].wait()
+            drain()
+            if pending.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { finished.signal() }
+        }
+    }
+
+    private func drain() {
+        guard let body = job else { return }
+        let n = jobCount
+        while true {
+            let i = next.add(1, ordering: .relaxed).oldValue
+            if i >= n { break }
+            body(i)
+        }
+    }
+
+    /// Runs `body(i)` for every i in 0..<n, spread over the pool, and returns when all are done.
+    /// A call made from inside a running `body` (or while another call is in flight) runs serially.
+    public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
+        if n <= 0 { return }
+        if threadCount == 1 || n == 1 || !submit.try() {
+            for i in 0..<n { body(i) }
+            return
+        }
+        defer { submit.unlock() }
+        withoutActuallyEscaping(body) { escaping in
+            job = escaping
+            jobCount = n
+            next.store(0, ordering: .relaxed)
+            let helpers = min(wake.count, n - 1)
+            pending.store(helpers, ordering: .releasing)
+            for w in 0..<helpers { wake[w].signal() }
+            drain()
+            if helpers > 0 { finished.wait() }
+            job = nil
+        }
+    }
+}

@@ -1,0 +1,167 @@
+// Every fast kernel against its naive twin, on ragged shapes, with 1 and 2 threads.
+import XCTest
+@testable import Kernels
+
+/// Deterministic pseudo-random numbers (SplitMix64) so failures reproduce.
+struct TestRNG {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
+    mutating func normal() -> Float {
+        let u1 = max(1e-7, Double(uniform())), u2 = Double(uniform())
+        return Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * .pi * u2))
+    }
+    mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in normal() * scale } }
+}
+
+func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count)
+    return zip(a, b).map { abs($0 - $1) }.max() ?? 0
+}
+
+final class GEMMTests: XCTestCase {
+    func runGemm(m: Int, n: Int, k: Int, epilogue: String, threads: Int, seed: UInt64) -> ([Float], [Float]) {
+        var rng = TestRNG(seed)
+        let x = rng.floats(m * k), w = rng.floats(n * k, scale: 0.1), b = rng.floats(n)
+        let res = rng.floats(m * n)
+        let packed = PackedLinear(weight: w, bias: b, n: n, k: k)
+        var out = [Float](repeating: .nan, count: m * n)
+        let pool = ThreadPool.sized(threads)
+        x.withUnsafeBufferPointer { xp in
+            res.withUnsafeBufferPointer { rp in
+                out.withUnsafeMutableBufferPointer { op in
+                    let e: GemmEpilogue
+                    switch epilogue {
+                    case "none": e = .none
+                    case "gelu": e = .biasGELU
+                    case "residual": e = .biasResidual(rp.baseAddress!, ld: n)
+                    default: e = .bias
+                    }
+                    gemm(xp.baseAddress!, rows: m, lda: k, packed, out: op.baseAddress!, ldc: n, epilogue: e, pool: pool)
+                }
+            }
+        }
+        var ref = gemmReference(x: x, m: m, k: k, weight: w, bias: epilogue == "none" ? nil : b, n: n)
+        if epilogue == "gelu" { ref = ref.map(geluReference) }
+        if epilogue == "residual" { for i in ref.indices { ref[i] += res[i] } }
+        return (out, ref)
+    }
+
+    func testRaggedShapesAgainstNaive() {
+        // M, N, K deliberately not multiples of MR, NR or KC; K > KC exercises slice accumulation.
+        let shapes = [(1, 1, 1), (5, 7, 3), (6, 64, 384), (7, 65, 385), (13, 130, 800), (97, 33, 17), (200, 200, 769)]
+        for (i, (m, n, k)) in shapes.enumerated() {
+            for e in ["none", "bias", "gelu", "residual"] {
+                for threads in [1, 2] {
+                    let (out, ref) = runGemm(m: m, n: n, k: k, epilogue: e, threads: threads, seed: UInt64(i * 10 + 1))
+                    // Error bound: fp32 accumulation over k terms of magnitude ~0.1·|x|.
+                    let tol = Float(2e-6) * Float(k).squareRoot() * 4
+                    XCTAssertLessThan(maxAbsDiff(out, ref), tol, "m=\(m) n=\(n) k=\(k) epilogue=\(e) threads=\(threads)")
+                }
+            }
+        }
+    }
+
+    func testIndependentOfThreadCount() {
+        let (one, _) = runGemm(m: 301, n: 777, k: 1000, epilogue: "gelu", threads: 1, seed: 7)
+        let (two, _) = runGemm(m: 301, n: 777, k: 1000, epilogue: "gelu", threads: 2, seed: 7)
+        let (three, _) = runGemm(m: 301, n: 777, k: 1000, epilogue: "gelu", threads: 3, seed: 7)
+        XCTAssertEqual(one, two)
+        XCTAssertEqual(one, three)
+    }
+
+    func testPackedWeightRoundTrip() {
+        var rng = TestRNG(3)
+        let w = rng.floats(70 * 9)
+        let p = PackedLinear(weight: w, bias: nil, n: 70, k: 9)
+        for r in 0..<70 { for c in 0..<9 { XCTAssertEqual(p.weight(r, c), w[r * 9 + c]) } }
+    }
+}
+
+final class ElementwiseTests: XCTestCase {
+    func testExpMatchesLibm() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            let v = exp1(x), r = Float(Foundation.exp(Double(x)))
+            worst = max(worst, abs(v - r) / r)
+            x += 0.0137
+        }
+        XCTAssertLessThan(worst, 4e-7)
+        XCTAssertEqual(exp1(-100), 0)
+        XCTAssertEqual(exp1(0), 1)
+    }
+
+    func testGELUMatchesErfForm() {
+        var x: Float = -12
+        while x < 12 {
+            let v = gelu16(Vec16(repeating: x))[0], r = geluReference(x)
+            XCTAssertLessThan(abs(v - r), 2e-7 * max(1, abs(x)), "gelu(\(x))")
+            let g = geluGrad16(Vec16(repeating: x))[0], gr = geluGradReference(x)
+            XCTAssertLessThan(abs(g - gr), 5e-7 * max(1, abs(x)), "gelu'(\(x))")
+            x += 0.00731
+        }
+        var buf: [Float] = (0..<37).map { Float($0) * 0.3 - 5 }
+        let want = buf.map(geluReference)
+        buf.withUnsafeMutableBufferPointer { geluInPlace($0.baseAddress!, count: 37) }
+        XCTAssertLessThan(maxAbsDiff(buf, want), 1e-6)
+    }
+
+    func testLayerNormAgainstNaive() {
+        var rng = TestRNG(11)
+        for count in [1, 8, 17, 32, 384, 1000] {
+            let x = rng.floats(count, scale: 3).map { $0 + 2 }, g = rng.floats(count), b = rng.floats(count)
+            var out = [Float](repeating: 0, count: count)
+            x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in b.withUnsafeBufferPointer { bp in
+                out.withUnsafeMutableBufferPointer { op in
+                    layerNormRow(xp.baseAddress!, op.baseAddress!, count: count, gamma: gp.baseAddress!, beta: bp.baseAddress!, eps: 1e-12)
+                }
+            } } }
+            let ref = layerNormReference(x, gamma: g, beta: b, eps: 1e-12)
+            if count == 1 { XCTAssertEqual(out, b); continue }  // variance 0 → x − mean = 0
+            XCTAssertLessThan(maxAbsDiff(out, ref), 2e-5, "count \(count)")
+        }
+    }
+
+    func testSoftmaxAgainstNaive() {
+        var rng = TestRNG(5)
+        for count in [1, 2, 15, 16, 17, 100, 129] {
+            var x = rng.floats(count, scale: 5)
+            let ref = softmaxReference(x)
+            x.withUnsafeMutableBufferPointer { softmaxRow($0.baseAddress!, count: count) }
+            XCTAssertLessThan(maxAbsDiff(x, ref), 1e-6, "count \(count)")
+        }
+    }
+}
+
+final class AttentionTests: XCTestCase {
+    func testPackedSequencesAgainstNaive() {
+        var rng = TestRNG(9)
+        for (heads, d) in [(4, 8), (12, 32), (3, 20), (2, 64)] {
+            let lengths = [1, 7, 16, 17, 40]
+            let offsets = lengths.reduce(into: [0]) { $0.append($0.last! + $1) }
+            let tokens = offsets.last!, ld = 3 * heads * d
+            let qkv = rng.floats(tokens * ld)
+            for threads in [1, 2] {
+                var ctx = [Float](repeating: .nan, count: tokens * heads * d)
+                qkv.withUnsafeBufferPointer { q in ctx.withUnsafeMutableBufferPointer { c in
+                    attention(qkv: q.baseAddress!, ldqkv: ld, heads: heads, headDim: d, offsets: offsets,
+                              ctx: c.baseAddress!, ldctx: heads * d, pool: ThreadPool.sized(threads))
+                } }
+                for s in 0..<lengths.count {
+                    let rows = Array(qkv[(offsets[s] * ld)..<(offsets[s + 1] * ld)])
+                    let ref = attentionReference(qkv: rows, ldqkv: ld, t: lengths[s], heads: heads, headDim: d)
+                    let got = Array(ctx[(offsets[s] * heads * d)..<(offsets[s + 1] * heads * d)])
+                    XCTAssertLessThan(maxAbsDiff(got, ref), 2e-5, "heads \(heads) d \(d) seq \(s)")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,2 @@
+import XCTest
+final class PModelTests: XCTestCase { func testNothing() {} }

@@ -1,0 +1,2 @@
+import XCTest
+final class PTokenizerTests: XCTestCase { func testNothing() {} }
