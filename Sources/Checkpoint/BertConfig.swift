@@ -1,0 +1,131 @@
+// config.json of a Hugging Face BERT (BertConfig). Only what the forward pass depends on is required;
+// settings hcore cannot honour are refused with a message instead of silently giving other numbers.
+import Foundation
+
+public struct BertConfig: Sendable, Equatable, Codable {
+    public var vocabSize: Int
+    public var hiddenSize: Int
+    public var numHiddenLayers: Int
+    public var numAttentionHeads: Int
+    public var intermediateSize: Int
+    public var maxPositionEmbeddings: Int
+    public var typeVocabSize: Int
+    public var layerNormEps: Float
+    public var hiddenAct: String
+    public var hiddenDropoutProb: Float
+    public var attentionProbsDropoutProb: Float
+    public var padTokenId: Int
+    /// Labels in class-index order ("LABEL_0"… when config.json has none).
+    public var labels: [String]
+    public var architectures: [String]
+
+    public var headDim: Int { hiddenSize / numAttentionHeads }
+    public var numLabels: Int { labels.count }
+
+    public init(vocabSize: Int = 30522, hiddenSize: Int, numHiddenLayers: Int, numAttentionHeads: Int,
+                intermediateSize: Int, maxPositionEmbeddings: Int = 512, typeVocabSize: Int = 2,
+                layerNormEps: Float = 1e-12, hiddenDropoutProb: Float = 0.1, attentionProbsDropoutProb: Float = 0.1,
+                labels: [String] = ["LABEL_0", "LABEL_1"]) {
+        self.vocabSize = vocabSize
+        self.hiddenSize = hiddenSize
+        self.numHiddenLayers = numHiddenLayers
+        self.numAttentionHeads = numAttentionHeads
+        self.intermediateSize = intermediateSize
+        self.maxPositionEmbeddings = maxPositionEmbeddings
+        self.typeVocabSize = typeVocabSize
+        self.layerNormEps = layerNormEps
+        self.hiddenAct = "gelu"
+        self.hiddenDropoutProb = hiddenDropoutProb
+        self.attentionProbsDropoutProb = attentionProbsDropoutProb
+        self.padTokenId = 0
+        self.labels = labels
+        self.architectures = ["BertForSequenceClassification"]
+    }
+
+    public static func load(path: String) throws -> BertConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CheckpointError.cannotOpen(path: path, reason: "no such file (a model folder needs config.json)")
+        }
+        let any: Any
+        do { any = try JSONSerialization.jsonObject(with: data) } catch {
+            throw CheckpointError.malformed(path: path, offset: nil, reason: "not valid JSON: \(error.localizedDescription)")
+        }
+        guard let j = any as? [String: Any] else {
+            throw CheckpointError.malformed(path: path, offset: nil, reason: "config.json is not a JSON object")
+        }
+        return try BertConfig(json: j, path: path)
+    }
+
+    public init(json j: [String: Any], path: String) throws {
+        func int(_ key: String, default d: Int? = nil) throws -> Int {
+            if let n = j[key] as? NSNumber, n.doubleValue == n.doubleValue.rounded(), n.intValue > 0 || key == "pad_token_id" {
+                return n.intValue
+            }
+            if j[key] == nil || j[key] is NSNull, let d { return d }
+            throw CheckpointError.malformed(path: path, offset: nil, reason: "'\(key)' must be a positive integer")
+        }
+        func float(_ key: String, default d: Float) throws -> Float {
+            if let n = j[key] as? NSNumber { return n.floatValue }
+            if j[key] == nil || j[key] is NSNull { return d }
+            throw CheckpointError.malformed(path: path, offset: nil, reason: "'\(key)' must be a number")
+        }
+        if let t = j["model_type"] as? String, t != "bert" {
+            throw CheckpointError.unsupported(path: path, reason: "model_type '\(t)'; hcore runs BERT (model_type \"bert\")")
+        }
+        vocabSize = try int("vocab_size")
+        hiddenSize = try int("hidden_size")
+        numHiddenLayers = try int("num_hidden_layers")
+        numAttentionHeads = try int("num_attention_heads")
+        intermediateSize = try int("intermediate_size")
+        maxPositionEmbeddings = try int("max_position_embeddings", default: 512)
+        typeVocabSize = try int("type_vocab_size", default: 2)
+        layerNormEps = try float("layer_norm_eps", default: 1e-12)
+        hiddenDropoutProb = try float("hidden_dropout_prob", default: 0.1)
+        attentionProbsDropoutProb = try float("attention_probs_dropout_prob", default: 0.1)
+        padTokenId = (j["pad_token_id"] as? NSNumber)?.intValue ?? 0
+        hiddenAct = (j["hidden_act"] as? String) ?? "gelu"
+        guard hiddenAct == "gelu" else {
+            throw CheckpointError.unsupported(path: path, reason: "hidden_act '\(hiddenAct)'; hcore implements BERT's exact erf GELU (\"gelu\") only")
+        }
+        if let p = j["position_embedding_type"] as? String, p != "absolute" {
+            throw CheckpointError.unsupported(path: path, reason: "position_embedding_type '\(p)'; hcore implements \"absolute\" only")
+        }
+        if let dec = j["is_decoder"] as? Bool, dec {
+            throw CheckpointError.unsupported(path: path, reason: "is_decoder: true; hcore runs bidirectional encoders")
+        }
+        guard hiddenSize % numAttentionHeads == 0 else {
+            throw CheckpointError.malformed(path: path, offset: nil, reason: "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
+        }
+        architectures = (j["architectures"] as? [String]) ?? []
+        // Labels: id2label (keys are strings of ints), else num_labels, else 2.
+        if let id2label = j["id2label"] as? [String: Any], !id2label.isEmpty {
+            var labels = [String](repeating: "", count: id2label.count)
+            for (k, v) in id2label {
+                guard let i = Int(k), i >= 0, i < id2label.count, let name = v as? String else {
+                    throw CheckpointError.malformed(path: path, offset: nil, reason: "id2label must map \"0\"…\"\(id2label.count - 1)\" to strings")
+                }
+                labels[i] = name
+            }
+            self.labels = labels
+        } else {
+            let n = (j["num_labels"] as? NSNumber)?.intValue ?? 2
+            labels = (0..<max(1, n)).map { "LABEL_\($0)" }
+        }
+    }
+
+    /// A config.json that transformers loads as BertForSequenceClassification.
+    public func jsonObject() -> [String: Any] {
+        var id2label: [String: String] = [:], label2id: [String: Int] = [:]
+        for (i, l) in labels.enumerated() { id2label[String(i)] = l; label2id[l] = i }
+        return [
+            "architectures": architectures.isEmpty ? ["BertForSequenceClassification"] : architectures,
+            "model_type": "bert", "vocab_size": vocabSize, "hidden_size": hiddenSize,
+            "num_hidden_layers": numHiddenLayers, "num_attention_heads": numAttentionHeads,
+            "intermediate_size": intermediateSize, "max_position_embeddings": maxPositionEmbeddings,
+            "type_vocab_size": typeVocabSize, "layer_norm_eps": Double(layerNormEps), "hidden_act": hiddenAct,
+            "hidden_dropout_prob": Double(hiddenDropoutProb), "attention_probs_dropout_prob": Double(attentionProbsDropoutProb),
+            "pad_token_id": padTokenId, "position_embedding_type": "absolute", "id2label": id2label, "label2id": label2id,
+            "initializer_range": 0.02, "classifier_dropout": NSNull(),
+        ]
+    }
+}

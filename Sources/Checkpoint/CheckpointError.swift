@@ -1,0 +1,45 @@
+// One error type for everything that reads or writes files. Each case names the file and, where it
+// makes sense, the byte offset or line, and its message says what to do about it.
+import Foundation
+
+public enum CheckpointError: Error, CustomStringConvertible, Equatable {
+    /// The file is missing or unreadable.
+    case cannotOpen(path: String, reason: String)
+    /// The bytes do not follow the format (truncated, bad length, bad JSON, bad ranges…).
+    case malformed(path: String, offset: Int?, reason: String)
+    /// The format is valid but uses something hcore does not support.
+    case unsupported(path: String, reason: String)
+    /// A pickle asked for a global outside the tensor-rebuilding subset. Nothing was executed.
+    case forbiddenGlobal(path: String, offset: Int, name: String)
+    /// A tensor the model needs is absent, or has the wrong shape.
+    case missingTensor(path: String, name: String)
+    case shapeMismatch(path: String, name: String, expected: [Int], found: [Int])
+    /// Writing failed (disk full, permissions…).
+    case writeFailed(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .cannotOpen(path, reason):
+            return "\(path): cannot open: \(reason)"
+        case let .malformed(path, offset, reason):
+            let at = offset.map { " at byte \($0)" } ?? ""
+            return "\(path)\(at): malformed: \(reason). The file may be truncated or corrupt; re-export it."
+        case let .unsupported(path, reason):
+            return "\(path): unsupported: \(reason)"
+        case let .forbiddenGlobal(path, offset, name):
+            return "\(path) at pickle byte \(offset): refused global '\(name)'. hcore only understands the "
+                + "tensor-rebuilding subset of pickle (OrderedDict, torch._utils._rebuild_tensor_v2, typed storages) "
+                + "and never executes code; re-save the weights as a plain state dict or as model.safetensors."
+        case let .missingTensor(path, name):
+            return "\(path): tensor '\(name)' not found. Is this a BERT checkpoint (BertModel or BertForSequenceClassification)?"
+        case let .shapeMismatch(path, name, expected, found):
+            return "\(path): tensor '\(name)' has shape \(found), config.json implies \(expected)"
+        case let .writeFailed(path, reason):
+            return "\(path): write failed: \(reason)"
+        }
+    }
+}
+
+extension CheckpointError: LocalizedError {
+    public var errorDescription: String? { description }
+}

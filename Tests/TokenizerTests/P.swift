@@ -1,2 +1,0 @@
-import XCTest
-final class PTokenizerTests: XCTestCase { func testNothing() {} }
