@@ -38,6 +38,11 @@ public struct Encoding: Equatable, Sendable {
     public var inputIds: [Int32]
     public var tokenTypeIds: [Int32]
     public var count: Int { inputIds.count }
+
+    public init(inputIds: [Int32], tokenTypeIds: [Int32]) {
+        self.inputIds = inputIds
+        self.tokenTypeIds = tokenTypeIds
+    }
 }
 
 public final class BertTokenizer: @unchecked Sendable {

@@ -1,0 +1,287 @@
+// The BERT forward pass, reading like the paper's model:
+//
+//   x   = LayerNorm(word[ids] + token_type[tt] + position[0..<T])
+//   per layer l (with an ExecutionPlan deciding which heads and MLPs exist):
+//     qkv = x · W_qkvᵀ + b                       [N, 3·H·d]  (kept heads only)
+//     ctx = softmax(Q Kᵀ/√d) V per (sequence, head)   [N, H·d]
+//           (soft masks: ctx_h ← (ctx_h − avg_h)·z_h + avg_h, or ctx_h·z_h for zero ablation)
+//     a   = LayerNorm(ctx · W_Oᵀ + b_O + x)       (a plan folds pruned heads' W_O·avg_h into b_O)
+//     m   = gelu(a · W_iᵀ + b_i) · W_2ᵀ + b_2     (the "MLP output"; soft mask as for heads)
+//     x   = LayerNorm(m + a)
+//   pooled = tanh(x[CLS] · W_pᵀ + b_p);  logits = pooled · W_cᵀ + b_c
+//
+// Activations are [tokens, features] with the sequences of a batch concatenated (TokenBatch.offsets),
+// so GEMMs never multiply padding and attention never sees a padded key.
+import Checkpoint
+import Foundation
+import Kernels
+import Tokenizer
+
+/// Sequences of a batch, concatenated. Sequence s owns tokens offsets[s] ..< offsets[s+1].
+public struct TokenBatch: Sendable {
+    public var inputIds: [Int32] = []
+    public var tokenTypeIds: [Int32] = []
+    public var offsets: [Int] = [0]
+
+    public init() {}
+
+    public init(_ encodings: [Encoding]) {
+        for e in encodings { append(e) }
+    }
+
+    public mutating func append(_ e: Encoding) {
+        inputIds += e.inputIds
+        tokenTypeIds += e.tokenTypeIds
+        offsets.append(inputIds.count)
+    }
+
+    public var count: Int { offsets.count - 1 }
+    public var tokenCount: Int { inputIds.count }
+    public func length(_ s: Int) -> Int { offsets[s + 1] - offsets[s] }
+}
+
+/// Sees intermediate activations during a forward pass (hidden states, mean activations, circuits).
+/// Pointers are valid only during the call. Rows are tokens of the batch, concatenated.
+public protocol ForwardObserver: AnyObject {
+    /// Embedding output after LayerNorm, [N, D].
+    func embeddings(_ x: UnsafePointer<Float>, tokens: Int)
+    /// Per-head attention context before any mask, [N, H·d] (only with every head present).
+    func attentionContext(layer: Int, _ ctx: UnsafePointer<Float>, tokens: Int)
+    /// MLP output m (second dense + bias) before mask and residual, [N, D].
+    func mlpOutput(layer: Int, _ m: UnsafePointer<Float>, tokens: Int)
+    /// Layer output after the final LayerNorm, [N, D].
+    func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int)
+    /// Pooler output, [B, D].
+    func pooled(_ p: UnsafePointer<Float>, sequences: Int)
+}
+
+public extension ForwardObserver {
+    func embeddings(_ x: UnsafePointer<Float>, tokens: Int) {}
+    func attentionContext(layer: Int, _ ctx: UnsafePointer<Float>, tokens: Int) {}
+    func mlpOutput(layer: Int, _ m: UnsafePointer<Float>, tokens: Int) {}
+    func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int) {}
+    func pooled(_ p: UnsafePointer<Float>, sequences: Int) {}
+}
+
+/// Continuous mask values, one per head [L][H] and per MLP [L], 1 = kept, 0 = pruned.
+public struct MaskValues: Equatable, Sendable {
+    public var heads: [[Float]]
+    public var mlps: [Float]
+
+    public init(heads: [[Float]], mlps: [Float]) {
+        self.heads = heads
+        self.mlps = mlps
+    }
+
+    public static func ones(layers: Int, heads: Int) -> MaskValues {
+        MaskValues(heads: Array(repeating: Array(repeating: 1, count: heads), count: layers), mlps: Array(repeating: 1, count: layers))
+    }
+
+    public var isBinary: Bool { (heads.joined() + mlps).allSatisfy { $0 == 0 || $0 == 1 } }
+    public var unitCount: Int { heads.reduce(0) { $0 + $1.count } + mlps.count }
+    public var keptCount: Float { heads.joined().reduce(0, +) + mlps.reduce(0, +) }
+}
+
+/// Mean activations for mean ablation: avg_head [L, H, d] and avg_mlp [L, D], flattened row-major.
+public struct MeanActivations: Sendable {
+    public var avgHead: [Float]
+    public var avgMLP: [Float]
+    public var fingerprint: String?
+
+    public init(avgHead: [Float], avgMLP: [Float], fingerprint: String? = nil) {
+        self.avgHead = avgHead
+        self.avgMLP = avgMLP
+        self.fingerprint = fingerprint
+    }
+}
+
+/// What replaces a pruned unit's output.
+public enum Ablation: Sendable {
+    case mean(MeanActivations)
+    case zero
+}
+
+extension BertModel {
+    /// Checks ids, token types and lengths against the model before anything runs.
+    public func validate(_ batch: TokenBatch) throws {
+        for s in 0..<batch.count {
+            let n = batch.length(s)
+            if n < 1 { throw ModelError.badInput("sequence \(s) is empty") }
+            if n > config.maxPositionEmbeddings {
+                throw ModelError.badInput("sequence \(s) has \(n) tokens but the model has \(config.maxPositionEmbeddings) positions; lower --max-length")
+            }
+        }
+        for (i, id) in batch.inputIds.enumerated() where id < 0 || Int(id) >= config.vocabSize {
+            throw ModelError.badInput("token \(i) has id \(id), outside the vocabulary of \(config.vocabSize)")
+        }
+        for (i, t) in batch.tokenTypeIds.enumerated() where t < 0 || Int(t) >= config.typeVocabSize {
+            throw ModelError.badInput("token \(i) has token type \(t); the model has \(config.typeVocabSize)")
+        }
+    }
+
+    /// Logits [B, C] for a batch. `plan` (default: the whole model) decides which units exist;
+    /// `soft` applies continuous masks on top of the full model (the general path).
+    public func forward(_ batch: TokenBatch, plan: ExecutionPlan? = nil,
+                        soft: (masks: MaskValues, ablation: Ablation)? = nil,
+                        observer: ForwardObserver? = nil, pool: ThreadPool = .shared) throws -> [Float] {
+        guard let classifier else { throw ModelError.noClassifier(path: folder) }
+        let x = try encode(batch, plan: plan, soft: soft, observer: observer, pool: pool)
+        defer { x.deallocate() }
+        return classify(x, batch: batch, classifier: classifier, observer: observer, pool: pool)
+    }
+
+    /// Runs embeddings and every layer; returns the final hidden states [N, D] (caller deallocates).
+    public func encode(_ batch: TokenBatch, plan: ExecutionPlan? = nil,
+                       soft: (masks: MaskValues, ablation: Ablation)? = nil,
+                       observer: ForwardObserver? = nil, pool: ThreadPool = .shared) throws -> UnsafeMutablePointer<Float> {
+        try validate(batch)
+        if let soft { try checkMasks(soft.masks, soft.ablation) }
+        let plan = plan ?? fullPlan
+        let N = batch.tokenCount, D = hidden, I = config.intermediateSize
+        let x = allocateFloats(N * D)
+        let qkv = allocateFloats(N * 3 * D), ctx = allocateFloats(N * D)
+        let a = allocateFloats(N * D), inter = allocateFloats(N * I), m = allocateFloats(N * D)
+        defer { for p in [qkv, ctx, a, inter, m] { p.deallocate() } }
+
+        embed(batch, into: x, pool: pool)
+        observer?.embeddings(x, tokens: N)
+        for (l, layer) in layers.enumerated() {
+            let lp = plan.layers[l]
+            // Self-attention over the kept heads.
+            let kept = lp.keptHeads.count
+            if kept > 0, let wqkv = lp.qkv, let wo = lp.attentionOutput {
+                gemm(x, rows: N, lda: D, wqkv, out: qkv, ldc: 3 * kept * headDim, epilogue: .bias, pool: pool)
+                attention(qkv: qkv, ldqkv: 3 * kept * headDim, heads: kept, headDim: headDim, offsets: batch.offsets,
+                          ctx: ctx, ldctx: kept * headDim, pool: pool)
+                if kept == headCount { observer?.attentionContext(layer: l, ctx, tokens: N) }
+                if let soft { applyHeadMasks(ctx, tokens: N, layer: l, soft.masks, soft.ablation) }
+                gemm(ctx, rows: N, lda: kept * headDim, wo, out: a, ldc: D, epilogue: .biasResidual(x, ld: D), pool: pool)
+            } else {
+                addRowConstant(x, lp.attentionConstant ?? [Float](repeating: 0, count: D), out: a, rows: N, cols: D)
+            }
+            layerNorm(a, a, rows: N, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta,
+                      eps: config.layerNormEps, pool: pool)
+            // Feed-forward block.
+            if let constant = lp.mlpConstant {
+                addRowConstant(a, constant, out: m, rows: N, cols: D)
+            } else {
+                gemm(a, rows: N, lda: D, layer.intermediate, out: inter, ldc: I, epilogue: .biasGELU, pool: pool)
+                if soft != nil || observer != nil {
+                    gemm(inter, rows: N, lda: I, layer.output, out: m, ldc: D, epilogue: .bias, pool: pool)
+                    observer?.mlpOutput(layer: l, m, tokens: N)
+                    if let soft { applyMLPMask(m, tokens: N, layer: l, soft.masks, soft.ablation) }
+                    addVectors(m, a, count: N * D)
+                } else {
+                    gemm(inter, rows: N, lda: I, layer.output, out: m, ldc: D, epilogue: .biasResidual(a, ld: D), pool: pool)
+                }
+            }
+            layerNorm(m, x, rows: N, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta,
+                      eps: config.layerNormEps, pool: pool)
+            observer?.layerOutput(layer: l, x, tokens: N)
+        }
+        return x
+    }
+
+    /// x[t] = LayerNorm(word[id] + token_type[tt] + position[p]), p counted from each sequence's start.
+    func embed(_ batch: TokenBatch, into x: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+        let D = hidden
+        wordEmbeddings.withUnsafeBufferPointer { word in
+            tokenTypeEmbeddings.withUnsafeBufferPointer { type in
+                positionEmbeddings.withUnsafeBufferPointer { pos in
+                    for s in 0..<batch.count {
+                        for t in batch.offsets[s]..<batch.offsets[s + 1] {
+                            let row = x + t * D
+                            let w = word.baseAddress! + Int(batch.inputIds[t]) * D
+                            let ty = type.baseAddress! + Int(batch.tokenTypeIds[t]) * D
+                            let p = pos.baseAddress! + (t - batch.offsets[s]) * D
+                            for c in 0..<D { row[c] = (w[c] + ty[c]) + p[c] }
+                        }
+                    }
+                }
+            }
+        }
+        layerNorm(x, x, rows: batch.tokenCount, count: D, gamma: embeddingsLayerNorm.gamma, beta: embeddingsLayerNorm.beta,
+                  eps: config.layerNormEps, pool: pool)
+    }
+
+    /// pooled = tanh(W_p · x[CLS] + b_p); logits = W_c · pooled + b_c.
+    func classify(_ x: UnsafePointer<Float>, batch: TokenBatch, classifier: PackedLinear,
+                  observer: ForwardObserver?, pool: ThreadPool) -> [Float] {
+        let B = batch.count, D = hidden, C = classifier.n
+        let cls = allocateFloats(B * D), pooled = allocateFloats(B * D)
+        defer { cls.deallocate(); pooled.deallocate() }
+        for s in 0..<B { (cls + s * D).update(from: x + batch.offsets[s] * D, count: D) }
+        if let pooler {
+            gemm(cls, rows: B, lda: D, pooler, out: pooled, ldc: D, epilogue: .bias, pool: pool)
+            for i in 0..<(B * D) { pooled[i] = tanh(pooled[i]) }
+        } else {
+            pooled.update(from: cls, count: B * D)
+        }
+        observer?.pooled(pooled, sequences: B)
+        var logits = [Float](repeating: 0, count: B * C)
+        logits.withUnsafeMutableBufferPointer { gemm(pooled, rows: B, lda: D, classifier, out: $0.baseAddress!, ldc: C, epilogue: .bias, pool: pool) }
+        return logits
+    }
+
+    func checkMasks(_ masks: MaskValues, _ ablation: Ablation) throws {
+        guard masks.heads.count == layerCount, masks.heads.allSatisfy({ $0.count == headCount }), masks.mlps.count == layerCount else {
+            throw ModelError.badInput("mask shape: expected heads [\(layerCount)][\(headCount)] and mlps [\(layerCount)], got heads \(masks.heads.map(\.count)) and mlps [\(masks.mlps.count)]")
+        }
+        for v in masks.heads.joined() + masks.mlps where !(v >= 0 && v <= 1) {
+            throw ModelError.badInput("mask value \(v) is outside [0, 1]")
+        }
+        if case .mean(let avg) = ablation {
+            try checkActivations(avg)
+        }
+    }
+
+    public func checkActivations(_ avg: MeanActivations) throws {
+        guard avg.avgHead.count == layerCount * headCount * headDim, avg.avgMLP.count == layerCount * hidden else {
+            throw ModelError.badInput("mean activations have avg_head of \(avg.avgHead.count) values and avg_mlp of \(avg.avgMLP.count); this model needs [\(layerCount), \(headCount), \(headDim)] and [\(layerCount), \(hidden)]")
+        }
+        if let f = avg.fingerprint, f != fingerprint {
+            throw ModelError.badInput("mean activations were computed for model \(f), not this one (\(fingerprint)); run `hcore activations` for this model")
+        }
+    }
+
+    func applyHeadMasks(_ ctx: UnsafeMutablePointer<Float>, tokens: Int, layer l: Int, _ masks: MaskValues, _ ablation: Ablation) {
+        let H = headCount, d = headDim
+        for h in 0..<H {
+            let z = masks.heads[l][h]
+            if z == 1 { continue }
+            switch ablation {
+            case .zero:
+                for t in 0..<tokens { let p = ctx + t * H * d + h * d; for c in 0..<d { p[c] *= z } }
+            case .mean(let avg):
+                avg.avgHead.withUnsafeBufferPointer { a in
+                    let mean = a.baseAddress! + (l * H + h) * d
+                    for t in 0..<tokens { let p = ctx + t * H * d + h * d; for c in 0..<d { p[c] = (p[c] - mean[c]) * z + mean[c] } }
+                }
+            }
+        }
+    }
+
+    func applyMLPMask(_ m: UnsafeMutablePointer<Float>, tokens: Int, layer l: Int, _ masks: MaskValues, _ ablation: Ablation) {
+        let z = masks.mlps[l], D = hidden
+        if z == 1 { return }
+        switch ablation {
+        case .zero:
+            for i in 0..<(tokens * D) { m[i] *= z }
+        case .mean(let avg):
+            avg.avgMLP.withUnsafeBufferPointer { a in
+                let mean = a.baseAddress! + l * D
+                for t in 0..<tokens { let p = m + t * D; for c in 0..<D { p[c] = (p[c] - mean[c]) * z + mean[c] } }
+            }
+        }
+    }
+}
+
+/// out[r] = x[r] + constant, for every row r.
+func addRowConstant(_ x: UnsafePointer<Float>, _ constant: [Float], out: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+    constant.withUnsafeBufferPointer { c in
+        for r in 0..<rows {
+            (out + r * cols).update(from: x + r * cols, count: cols)
+            addVectors(out + r * cols, c.baseAddress!, count: cols)
+        }
+    }
+}

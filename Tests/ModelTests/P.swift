@@ -1,2 +1,0 @@
-import XCTest
-final class PModelTests: XCTestCase { func testNothing() {} }
