@@ -26,33 +26,24 @@ public enum Zstd {
         var buffer = [UInt8](repeating: 0, count: chunk)
         try input.withUnsafeBytes { src in
             var inBuf = ZSTD_inBuffer(src: src.baseAddress, size: input.count, pos: 0)
-            var last: Int = 0
-            while inBuf.pos < inBuf.size {
-                let r = buffer.withUnsafeMutableBytes { dst -> Int in
+            var last = 0
+            var outputWasFull = false
+            // Feed all input; keep calling while the decoder fills whole output chunks (it may hold more).
+            while inBuf.pos < inBuf.size || outputWasFull {
+                let (r, produced) = buffer.withUnsafeMutableBytes { dst -> (Int, Int) in
                     var outBuf = ZSTD_outBuffer(dst: dst.baseAddress, size: chunk, pos: 0)
                     let r = ZSTD_decompressStream(dctx, &outBuf, &inBuf)
                     if ZSTD_isError(r) == 0 { out += dst[0..<outBuf.pos] }
-                    return r
+                    return (r, outBuf.pos)
                 }
                 if ZSTD_isError(r) != 0 {
                     throw CheckpointError.malformed(path: name, offset: nil, reason: "zstd: \(String(cString: ZSTD_getErrorName(r)))")
                 }
                 if out.count > limit { throw CheckpointError.malformed(path: name, offset: nil, reason: "zstd: output larger than \(limit) bytes") }
                 last = r
+                outputWasFull = produced == chunk
             }
-            // Flush whatever is still buffered in the decoder.
-            while true {
-                var produced = 0
-                let r = buffer.withUnsafeMutableBytes { dst -> Int in
-                    var outBuf = ZSTD_outBuffer(dst: dst.baseAddress, size: chunk, pos: 0)
-                    let r = ZSTD_decompressStream(dctx, &outBuf, &inBuf)
-                    if ZSTD_isError(r) == 0 { out += dst[0..<outBuf.pos]; produced = outBuf.pos }
-                    return r
-                }
-                if ZSTD_isError(r) != 0 { throw CheckpointError.malformed(path: name, offset: nil, reason: "zstd: \(String(cString: ZSTD_getErrorName(r)))") }
-                last = r
-                if produced == 0 { break }
-            }
+            // 0 means the last frame was complete.
             if last != 0 { throw CheckpointError.malformed(path: name, offset: nil, reason: "zstd: truncated frame") }
         }
         return out

@@ -1,2 +1,0 @@
-import XCTest
-final class PCheckpointTests: XCTestCase { func testNothing() {} }
