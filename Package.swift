@@ -2,7 +2,7 @@
 //
 // hcore — run, prune and dissect finetuned BERT classifiers on CPUs.
 //
-// Arrows run one way:  Kernels ← Model ← (Circuits, hcore) ;  Checkpoint ← Model ;  Tokenizer ← Model.
+// Arrows run one way:  Kernels ← Model ← (Eval, Circuits) ← hcore ;  Checkpoint, Tokenizer ← Model.
 //
 // Release builds compile the numeric targets for a CPU so that SIMD16<Float> becomes real vector code
 // (without a target CPU Swift lowers `addProduct` to scalar fmaf calls):
@@ -57,9 +57,10 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["CZstd"]),
         .target(name: "Tokenizer"),
         .target(name: "Model", dependencies: ["Kernels", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
+        .target(name: "Eval", dependencies: ["Model", "Checkpoint", "Tokenizer"]),
         .target(name: "Circuits", dependencies: ["Model"], swiftSettings: numericFlags),
         .executableTarget(name: "hcore", dependencies: [
-            "Model", "Circuits", "Checkpoint", "Tokenizer",
+            "Model", "Eval", "Circuits", "Checkpoint", "Tokenizer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "hcore-bench", dependencies: ["Model", "Kernels"], path: "Benchmarks/hcore-bench",
@@ -68,5 +69,6 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Checkpoint"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels"], swiftSettings: numericFlags),
+        .testTarget(name: "EvalTests", dependencies: ["Eval", "Model", "Checkpoint", "Tokenizer"]),
     ]
 )
