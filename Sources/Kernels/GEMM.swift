@@ -298,3 +298,52 @@ public func gemmReference(x: [Float], m: Int, k: Int, weight: [Float], bias: [Fl
     }
     return out
 }
+
+// MARK: gathering sub-matrices of packed weights (subnetwork plans)
+
+extension PackedLinear {
+    /// A new PackedLinear made of the given output rows (in order) of this one, with their biases.
+    public func gatherRows(_ rows: [Int]) -> PackedLinear {
+        precondition(!rows.isEmpty && rows.allSatisfy { $0 >= 0 && $0 < n })
+        let w = allocateFloats(rows.count * k)
+        defer { w.deallocate() }
+        for (i, r) in rows.enumerated() {
+            let src = panels + (r / gemmNR) * k * gemmNR + r % gemmNR
+            let dst = w + i * k
+            for kk in 0..<k { dst[kk] = src[kk * gemmNR] }
+        }
+        if let bias {
+            let b = rows.map { bias[$0] }
+            return b.withUnsafeBufferPointer { PackedLinear(weight: w, bias: $0.baseAddress!, n: rows.count, k: k) }
+        }
+        return PackedLinear(weight: w, bias: nil, n: rows.count, k: k)
+    }
+
+    /// A new PackedLinear made of the given input columns (in order), keeping all output rows; the bias
+    /// is `bias` if given, else this one's.
+    public func gatherColumns(_ cols: [Int], bias newBias: [Float]? = nil) -> PackedLinear {
+        precondition(!cols.isEmpty && cols.allSatisfy { $0 >= 0 && $0 < k })
+        let w = allocateFloats(n * cols.count)
+        defer { w.deallocate() }
+        for r in 0..<n {
+            let src = panels + (r / gemmNR) * k * gemmNR + r % gemmNR
+            let dst = w + r * cols.count
+            for (j, c) in cols.enumerated() { dst[j] = src[c * gemmNR] }
+        }
+        let b = newBias ?? bias.map { Array(UnsafeBufferPointer(start: $0, count: n)) }
+        if let b { return b.withUnsafeBufferPointer { PackedLinear(weight: w, bias: $0.baseAddress!, n: n, k: cols.count) } }
+        return PackedLinear(weight: w, bias: nil, n: n, k: cols.count)
+    }
+
+    /// The weight as a plain row-major [n, k] array (circuits, tests, export).
+    public func unpacked() -> [Float] {
+        var out = [Float](repeating: 0, count: n * k)
+        for r in 0..<n {
+            let src = panels + (r / gemmNR) * k * gemmNR + r % gemmNR
+            for kk in 0..<k { out[r * k + kk] = src[kk * gemmNR] }
+        }
+        return out
+    }
+
+    public var biasArray: [Float]? { bias.map { Array(UnsafeBufferPointer(start: $0, count: n)) } }
+}

@@ -1,0 +1,181 @@
+// Subnetworks: masks, mean activations, and compiled execution plans.
+//
+// Semantics (Heuristic-Core's modeling code; ../shared/golden/README.md §4):
+//   head h of layer l:  ctx_h ← (ctx_h − avg_head[l,h])·z + avg_head[l,h]   (mean ablation)
+//                       ctx_h ← ctx_h · z                                   (zero ablation)
+//   MLP of layer l:     m ← (m − avg_mlp[l])·z + avg_mlp[l]   or   m · z
+// For binary masks the plan below computes the same function without computing pruned units:
+//   pruned head h → its context is the constant avg_h, so W_O·ctx gains the constant W_O[:, h]·avg_h,
+//   folded into the output bias; pruned MLP → the constant avg_mlp[l] (or 0) added to the residual.
+import Checkpoint
+import Foundation
+import Kernels
+
+extension ExecutionPlan {
+    /// Compiles binary masks into a plan that computes only kept units. Throws for non-binary masks.
+    public static func compile(model: BertModel, masks: MaskValues, ablation: Ablation) throws -> ExecutionPlan {
+        try model.checkMasks(masks, ablation)
+        guard masks.isBinary else {
+            throw ModelError.badInput("a compiled plan needs binary masks (0 or 1); use the general path for fractional masks")
+        }
+        let H = model.headCount, d = model.headDim, D = model.hidden
+        var layers: [LayerPlan] = []
+        for (l, layer) in model.layers.enumerated() {
+            let kept = (0..<H).filter { masks.heads[l][$0] == 1 }
+            let pruned = (0..<H).filter { masks.heads[l][$0] == 0 }
+            // b_O + Σ_pruned W_O[:, h·d ..< (h+1)·d] · avg_h   (accumulated in Double)
+            var bias = (layer.attentionOutput.biasArray ?? [Float](repeating: 0, count: D)).map(Double.init)
+            if case .mean(let avg) = ablation, !pruned.isEmpty {
+                let wo = layer.attentionOutput
+                for h in pruned {
+                    for c in 0..<d {
+                        let a = Double(avg.avgHead[(l * H + h) * d + c])
+                        let col = h * d + c
+                        for r in 0..<D { bias[r] += Double(wo.weight(r, col)) * a }
+                    }
+                }
+            }
+            let foldedBias = bias.map(Float.init)
+            let mlpConstant: [Float]?
+            if masks.mlps[l] == 0 {
+                if case .mean(let avg) = ablation { mlpConstant = Array(avg.avgMLP[(l * D)..<((l + 1) * D)]) }
+                else { mlpConstant = [Float](repeating: 0, count: D) }
+            } else {
+                mlpConstant = nil
+            }
+            if kept.isEmpty {
+                layers.append(LayerPlan(keptHeads: [], qkv: nil, attentionOutput: nil, attentionConstant: foldedBias, mlpConstant: mlpConstant))
+            } else if kept.count == H {
+                layers.append(LayerPlan(keptHeads: kept, qkv: layer.qkv, attentionOutput: layer.attentionOutput,
+                                        attentionConstant: nil, mlpConstant: mlpConstant))
+            } else {
+                let headRows = kept.flatMap { h in (h * d)..<((h + 1) * d) }
+                let qkvRows = headRows + headRows.map { $0 + D } + headRows.map { $0 + 2 * D }
+                layers.append(LayerPlan(keptHeads: kept, qkv: layer.qkv.gatherRows(qkvRows),
+                                        attentionOutput: layer.attentionOutput.gatherColumns(headRows, bias: foldedBias),
+                                        attentionConstant: nil, mlpConstant: mlpConstant))
+            }
+        }
+        return ExecutionPlan(layers: layers)
+    }
+
+    /// Multiply-adds of one token through the encoder under this plan, excluding attention's T-dependent
+    /// part (see `flops(model:sequenceLengths:)`).
+    public func denseMACsPerToken(model: BertModel) -> Int {
+        let D = model.hidden, I = model.config.intermediateSize, d = model.headDim
+        var macs = 0
+        for lp in layers {
+            let k = lp.keptHeads.count * d
+            macs += 3 * k * D + k * D
+            if lp.mlpConstant == nil { macs += 2 * D * I }
+        }
+        return macs
+    }
+
+    /// FLOPs (2 × multiply-adds) of the encoder on sequences of the given lengths: dense layers plus
+    /// attention's QKᵀ and PV products for kept heads.
+    public func flops(model: BertModel, sequenceLengths: [Int]) -> Double {
+        let tokens = sequenceLengths.reduce(0, +)
+        var attention = 0
+        for lp in layers { for t in sequenceLengths { attention += 2 * t * t * model.headDim * lp.keptHeads.count } }
+        return 2 * Double(denseMACsPerToken(model: model) * tokens + attention)
+    }
+}
+
+// MARK: mask files
+
+extension MaskValues {
+    /// {"heads": [[L rows of H values]], "mlps": [L values]}
+    public static func load(path: String) throws -> MaskValues {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CheckpointError.cannotOpen(path: path, reason: "no such file")
+        }
+        guard let j = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw CheckpointError.malformed(path: path, offset: nil, reason: "a mask file is a JSON object {\"heads\": [[…]], \"mlps\": […]}")
+        }
+        return try MaskValues(json: j, path: path)
+    }
+
+    public init(json j: [String: Any], path: String) throws {
+        func numbers(_ v: Any?, _ what: String) throws -> [Float] {
+            guard let a = v as? [Any] else { throw CheckpointError.malformed(path: path, offset: nil, reason: "\(what) is not a list of numbers") }
+            return try a.map {
+                guard let n = $0 as? NSNumber else { throw CheckpointError.malformed(path: path, offset: nil, reason: "\(what) holds a non-number") }
+                return n.floatValue
+            }
+        }
+        guard let rows = j["heads"] as? [Any] else {
+            throw CheckpointError.malformed(path: path, offset: nil, reason: "no \"heads\" list of per-layer lists")
+        }
+        let heads = try rows.enumerated().map { try numbers($0.element, "heads[\($0.offset)]") }
+        let mlps = try numbers(j["mlps"], "\"mlps\"")
+        self.init(heads: heads, mlps: mlps)
+    }
+
+    public var json: JSONValue {
+        .object([("heads", .array(heads.map { JSONValue.floats($0) })), ("mlps", .floats(mlps))])
+    }
+}
+
+// MARK: mean activation files
+
+extension MeanActivations {
+    /// A safetensors file with avg_head [L, H, d] and avg_mlp [L, D] (F32), fingerprint in metadata.
+    public static func load(path: String, model: BertModel) throws -> (MeanActivations, warning: String?) {
+        let f = try SafetensorsFile(path: path)
+        let L = model.layerCount, H = model.headCount, d = model.headDim, D = model.hidden
+        for (name, shape) in [("avg_head", [L, H, d]), ("avg_mlp", [L, D])] {
+            guard let i = f.info(name) else { throw CheckpointError.missingTensor(path: path, name: name) }
+            guard i.shape == shape else { throw CheckpointError.shapeMismatch(path: path, name: name, expected: shape, found: i.shape) }
+        }
+        let acts = MeanActivations(avgHead: try f.floats("avg_head"), avgMLP: try f.floats("avg_mlp"), fingerprint: f.metadata["model_fingerprint"])
+        try model.checkActivations(acts)
+        let warning = acts.fingerprint == nil ? "\(path) carries no model fingerprint; assuming it was computed for this model" : nil
+        return (acts, warning)
+    }
+
+    public func write(path: String, model: BertModel, extraMetadata: [String: String] = [:]) throws {
+        var w = SafetensorsWriter()
+        w.metadata = extraMetadata.merging(["model_fingerprint": model.fingerprint, "format": "hcore-activations-1"]) { $1 }
+        w.add("avg_head", shape: [model.layerCount, model.headCount, model.headDim], avgHead)
+        w.add("avg_mlp", shape: [model.layerCount, model.hidden], avgMLP)
+        try w.write(to: path)
+    }
+}
+
+/// Accumulates mean activations (per-head context and MLP output) over every token of every batch,
+/// in Double, as the golden procedure does.
+public final class ActivationAccumulator: ForwardObserver {
+    let L: Int, H: Int, d: Int, D: Int
+    var headSums: [Double]
+    var mlpSums: [Double]
+    public private(set) var tokens = 0
+
+    public init(model: BertModel) {
+        L = model.layerCount; H = model.headCount; d = model.headDim; D = model.hidden
+        headSums = [Double](repeating: 0, count: L * H * d)
+        mlpSums = [Double](repeating: 0, count: L * D)
+    }
+
+    public func embeddings(_ x: UnsafePointer<Float>, tokens n: Int) { tokens += n }
+
+    public func attentionContext(layer: Int, _ ctx: UnsafePointer<Float>, tokens n: Int) {
+        let width = H * d
+        headSums.withUnsafeMutableBufferPointer { s in
+            let base = s.baseAddress! + layer * width
+            for t in 0..<n { let row = ctx + t * width; for c in 0..<width { base[c] += Double(row[c]) } }
+        }
+    }
+
+    public func mlpOutput(layer: Int, _ m: UnsafePointer<Float>, tokens n: Int) {
+        mlpSums.withUnsafeMutableBufferPointer { s in
+            let base = s.baseAddress! + layer * D
+            for t in 0..<n { let row = m + t * D; for c in 0..<D { base[c] += Double(row[c]) } }
+        }
+    }
+
+    public func result(fingerprint: String) -> MeanActivations {
+        let n = Double(max(1, tokens))
+        return MeanActivations(avgHead: headSums.map { Float($0 / n) }, avgMLP: mlpSums.map { Float($0 / n) }, fingerprint: fingerprint)
+    }
+}

@@ -1,0 +1,129 @@
+// Masked forward (general path and compiled plans) against ../shared/golden/minilm-nli_pruning
+// (GOLDEN-README.md §4): logits max|Δ| ≤ 1e-4 with the stored averages; mean activations over the first
+// 2000 HANS rows |Δ| ≤ 1e-4·max(1, |ref|).
+import Checkpoint
+import Foundation
+import Kernels
+import Model
+import Tokenizer
+import XCTest
+
+struct PruningGolden {
+    let tensors: SafetensorsFile
+    let sets: [(name: String, mean: Bool)]
+
+    init() throws {
+        tensors = try SafetensorsFile(path: fixtures + "/golden/minilm-nli_pruning.safetensors")
+        let j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixtures + "/golden/minilm-nli_pruning.json"))) as! [String: Any]
+        sets = (j["mask_sets"] as! [[String: Any]]).map { ($0["name"] as! String, $0["mean_ablation"] as! Bool) }
+    }
+
+    func masks(_ set: String) throws -> MaskValues {
+        let h = try tensors.floats("\(set).head_mask"), m = try tensors.floats("\(set).mlp_mask")
+        return MaskValues(heads: stride(from: 0, to: h.count, by: 12).map { Array(h[$0..<($0 + 12)]) }, mlps: m)
+    }
+
+    func activations() throws -> MeanActivations {
+        MeanActivations(avgHead: try tensors.floats("avg_head"), avgMLP: try tensors.floats("avg_mlp"))
+    }
+}
+
+final class SubnetworkGoldenTests: XCTestCase {
+    func testMaskedLogitsGeneralPath() throws {
+        let model = try cachedModel(try minilmFolder())
+        let golden = try GoldenOutputs("minilm-nli")
+        let pruning = try PruningGolden()
+        XCTAssertEqual(pruning.sets.count, 6)
+        let avg = try pruning.activations()
+        for (set, mean) in pruning.sets {
+            let masks = try pruning.masks(set)
+            let ablation: Ablation = mean ? .mean(avg) : .zero
+            var logits: [Float] = []
+            for b in golden.batches {
+                logits += try model.forward(TokenBatch(b.map(golden.encoding)), soft: (masks, ablation))
+            }
+            let want = try pruning.tensors.floats("\(set).logits")
+            XCTAssertLessThanOrEqual(maxAbs(logits, want), 1e-4, set)
+            print("masked golden \(set) (general path): max|Δ| = \(maxAbs(logits, want))")
+        }
+    }
+
+    func testCompiledPlansEqualGoldenAndGeneralPath() throws {
+        let model = try cachedModel(try minilmFolder())
+        let golden = try GoldenOutputs("minilm-nli")
+        let pruning = try PruningGolden()
+        let avg = try pruning.activations()
+        var compiled = 0
+        for (set, mean) in pruning.sets {
+            let masks = try pruning.masks(set)
+            guard masks.isBinary else { continue }
+            let ablation: Ablation = mean ? .mean(avg) : .zero
+            let plan = try ExecutionPlan.compile(model: model, masks: masks, ablation: ablation)
+            var viaPlan: [Float] = [], viaGeneral: [Float] = []
+            for b in golden.batches {
+                let batch = TokenBatch(b.map(golden.encoding))
+                viaPlan += try model.forward(batch, plan: plan)
+                viaGeneral += try model.forward(batch, soft: (masks, ablation))
+            }
+            let want = try pruning.tensors.floats("\(set).logits")
+            XCTAssertLessThanOrEqual(maxAbs(viaPlan, want), 1e-4, set)
+            XCTAssertLessThanOrEqual(maxAbs(viaPlan, viaGeneral), 1e-5, set)
+            compiled += 1
+        }
+        XCTAssertEqual(compiled, 5)  // all but the fractional set
+    }
+
+    func testPlanSkipsPrunedWork() throws {
+        let model = try cachedModel(try minilmFolder())
+        let pruning = try PruningGolden()
+        let masks = try pruning.masks("b_heads_pruned")  // layer 2 has no heads left
+        let plan = try ExecutionPlan.compile(model: model, masks: masks, ablation: .mean(try pruning.activations()))
+        XCTAssertEqual(plan.layers[0].keptHeads, [0, 2, 3, 4, 6, 7, 8, 9, 10, 11])
+        XCTAssertEqual(plan.layers[0].qkv?.n, 3 * 10 * 32)
+        XCTAssertEqual(plan.layers[0].attentionOutput?.k, 10 * 32)
+        XCTAssertNil(plan.layers[2].qkv)
+        XCTAssertNotNil(plan.layers[2].attentionConstant)
+        let full = model.fullPlan.denseMACsPerToken(model: model)
+        XCTAssertEqual(plan.denseMACsPerToken(model: model), full - 15 * 4 * 32 * 384)
+    }
+
+    func testMeanActivationsOverFirst2000HANSRows() throws {
+        let model = try cachedModel(try minilmFolder())
+        let tok = try BertTokenizer.load(folder: try minilmFolder())
+        let pruning = try PruningGolden()
+        // The HANS file ships zstd-compressed; read it through Checkpoint's reader.
+        let text = String(decoding: try readDataFile(fixtures + "/../../data/hans/heuristics_evaluation_set.txt.zst"), as: UTF8.self)
+        let rows = text.split(separator: "\n").dropFirst().prefix(2000).map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
+        let encodings = try rows.map { try tok.encode(String($0[5]), pair: String($0[6]), maxLength: 128) }
+        XCTAssertEqual(encodings.reduce(0) { $0 + $1.count }, 35_203)
+        let acc = ActivationAccumulator(model: model)
+        for start in stride(from: 0, to: encodings.count, by: 64) {
+            let batch = TokenBatch(Array(encodings[start..<min(encodings.count, start + 64)]))
+            let x = try model.encode(batch, observer: acc)
+            x.deallocate()
+        }
+        let got = acc.result(fingerprint: model.fingerprint)
+        let wantHead = try pruning.tensors.floats("avg_head"), wantMLP = try pruning.tensors.floats("avg_mlp")
+        func worst(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max()! }
+        XCTAssertLessThanOrEqual(worst(got.avgHead, wantHead), 1e-4)
+        XCTAssertLessThanOrEqual(worst(got.avgMLP, wantMLP), 1e-4)
+        print("mean activations: max rel Δ head \(worst(got.avgHead, wantHead)), mlp \(worst(got.avgMLP, wantMLP))")
+    }
+
+    func testBadMasksAndForeignActivationsRefused() throws {
+        let model = try cachedModel(fixtures + "/models/tiny-bert")
+        let batch = TokenBatch([Encoding(inputIds: [101, 2000, 102], tokenTypeIds: [0, 0, 0])])
+        let wrongShape = MaskValues(heads: [[1, 1, 1]], mlps: [1, 1])
+        XCTAssertThrowsError(try model.forward(batch, soft: (wrongShape, .zero))) { XCTAssert("\($0)".contains("mask shape")) }
+        var outOfRange = MaskValues.ones(layers: 2, heads: 4)
+        outOfRange.heads[1][2] = 1.5
+        XCTAssertThrowsError(try model.forward(batch, soft: (outOfRange, .zero))) { XCTAssert("\($0)".contains("outside [0, 1]")) }
+        outOfRange.heads[1][2] = .nan
+        XCTAssertThrowsError(try model.forward(batch, soft: (outOfRange, .zero)))
+        let foreign = MeanActivations(avgHead: [Float](repeating: 0, count: 2 * 4 * 8), avgMLP: [Float](repeating: 0, count: 2 * 32), fingerprint: "hc1-0000000000000000")
+        XCTAssertThrowsError(try model.forward(batch, soft: (.ones(layers: 2, heads: 4), .mean(foreign)))) { XCTAssert("\($0)".contains("computed for model")) }
+        var fractional = MaskValues.ones(layers: 2, heads: 4)
+        fractional.mlps[0] = 0.5
+        XCTAssertThrowsError(try ExecutionPlan.compile(model: model, masks: fractional, ablation: .zero))
+    }
+}
