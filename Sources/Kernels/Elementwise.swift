@@ -30,10 +30,16 @@ public func addVectors(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<
 /// (truncation error r⁸/8! < 6e-9 relative) and 2ⁿ built in the exponent bits. Below −87.3 → 0.
 @inline(__always)
 public func exp16(_ x: Vec16) -> Vec16 {
-    let clamped = x.clamped(lowerBound: Vec16(repeating: -87.3), upperBound: Vec16(repeating: 88.7))
-    let n = (clamped * 1.442695040888963).rounded(.toNearestOrEven)
+    // (SIMD's generic clamped/pointwiseMin are not inlined; `replacing(with:where:)` is a blend.)
+    let low = x.replacing(with: -87.3, where: x .< -87.3)
+    let clamped = low.replacing(with: 88.7, where: low .> 88.7)
+    // Round x·log2(e) to an integer n with the 1.5·2²³ trick: adding it leaves n in the low mantissa bits.
+    // (Swift's generic SIMD float→int conversion compiles to a scalar loop; this stays in vector registers.)
+    let magic = Vec16(repeating: 12_582_912)
+    let shifted = clamped * 1.442695040888963 + magic
+    let n = shifted - magic
     var r = clamped
-    r.addProduct(n, Vec16(repeating: -0.693145751953125))      // ln2 high part (exact in fp32)
+    r.addProduct(n, Vec16(repeating: -0.693145751953125))      // ln2 high part (n·hi exact in fp32)
     r.addProduct(n, Vec16(repeating: -1.428606765330187e-06))  // ln2 low part
     var p = Vec16(repeating: 1.0 / 5040)
     p = p * r + 1.0 / 720
@@ -43,9 +49,9 @@ public func exp16(_ x: Vec16) -> Vec16 {
     p = p * r + 0.5
     p = p * r + 1
     p = p * r + 1
-    let bits = (SIMD16<Int32>(n, rounding: .toNearestOrEven) &+ 127) &<< 23
-    let scaled = p * unsafeBitCast(bits, to: Vec16.self)
-    return scaled.replacing(with: 0, where: x .< -87.3)
+    let ni = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000
+    let scale = unsafeBitCast((ni &+ 127) &<< 23, to: Vec16.self)
+    return (p * scale).replacing(with: 0, where: x .< -87.3)
 }
 
 /// e^x for one value through the same vector code (so scalar tails round like vector bodies).
@@ -185,7 +191,11 @@ public func softmaxRow(_ p: UnsafeMutablePointer<Float>, count: Int) {
     let raw = UnsafeMutableRawPointer(p)
     var mv = Vec16(repeating: -.infinity)
     var i = 0
-    while i + 16 <= count { mv = pointwiseMax(mv, raw.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)); i += 16 }
+    while i + 16 <= count {
+        let v = raw.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)
+        mv = mv.replacing(with: v, where: v .> mv)
+        i += 16
+    }
     var m = mv.max()
     while i < count { m = max(m, p[i]); i += 1 }
     var sv = Vec16()

@@ -223,17 +223,14 @@ private func microKernel(kc: Int, a: UnsafePointer<Float>, lda: Int, rows: Int,
         s = a5[kk]
         c50.addProduct(s, b0); c51.addProduct(s, b1); c52.addProduct(s, b2); c53.addProduct(s, b3)
     }
-    let full = rows == gemmMR && cols == gemmNR
-    withUnsafeTemporaryAllocation(of: GemmVec.self, capacity: 24) { t in
-        t[0] = c00; t[1] = c01; t[2] = c02; t[3] = c03
-        t[4] = c10; t[5] = c11; t[6] = c12; t[7] = c13
-        t[8] = c20; t[9] = c21; t[10] = c22; t[11] = c23
-        t[12] = c30; t[13] = c31; t[14] = c32; t[15] = c33
-        t[16] = c40; t[17] = c41; t[18] = c42; t[19] = c43
-        t[20] = c50; t[21] = c51; t[22] = c52; t[23] = c53
-        storeTile(UnsafeRawPointer(t.baseAddress!).assumingMemoryBound(to: Float.self),
-                  c: c, ldc: ldc, rows: rows, cols: cols, full: full, accumulate: accumulate)
-    }
+    // Rows are stored straight from registers; only ragged tiles go through a small stack buffer.
+    let rowPtrs = (c, c + ldc, c + 2 * ldc, c + 3 * ldc, c + 4 * ldc, c + 5 * ldc)
+    storeRow(rowPtrs.0, c00, c01, c02, c03, cols: cols, accumulate: accumulate)
+    if rows > 1 { storeRow(rowPtrs.1, c10, c11, c12, c13, cols: cols, accumulate: accumulate) }
+    if rows > 2 { storeRow(rowPtrs.2, c20, c21, c22, c23, cols: cols, accumulate: accumulate) }
+    if rows > 3 { storeRow(rowPtrs.3, c30, c31, c32, c33, cols: cols, accumulate: accumulate) }
+    if rows > 4 { storeRow(rowPtrs.4, c40, c41, c42, c43, cols: cols, accumulate: accumulate) }
+    if rows > 5 { storeRow(rowPtrs.5, c50, c51, c52, c53, cols: cols, accumulate: accumulate) }
     #else
     var c00 = GemmVec(), c01 = GemmVec()
     var c10 = GemmVec(), c11 = GemmVec()
@@ -259,27 +256,59 @@ private func microKernel(kc: Int, a: UnsafePointer<Float>, lda: Int, rows: Int,
         s = a5[kk]
         c50.addProduct(s, b0); c51.addProduct(s, b1)
     }
-    let full = rows == gemmMR && cols == gemmNR
-    withUnsafeTemporaryAllocation(of: GemmVec.self, capacity: 12) { t in
-        t[0] = c00; t[1] = c01; t[2] = c10; t[3] = c11; t[4] = c20; t[5] = c21
-        t[6] = c30; t[7] = c31; t[8] = c40; t[9] = c41; t[10] = c50; t[11] = c51
-        storeTile(UnsafeRawPointer(t.baseAddress!).assumingMemoryBound(to: Float.self),
-                  c: c, ldc: ldc, rows: rows, cols: cols, full: full, accumulate: accumulate)
-    }
+    storeRow(c, c00, c01, cols: cols, accumulate: accumulate)
+    if rows > 1 { storeRow(c + ldc, c10, c11, cols: cols, accumulate: accumulate) }
+    if rows > 2 { storeRow(c + 2 * ldc, c20, c21, cols: cols, accumulate: accumulate) }
+    if rows > 3 { storeRow(c + 3 * ldc, c30, c31, cols: cols, accumulate: accumulate) }
+    if rows > 4 { storeRow(c + 4 * ldc, c40, c41, cols: cols, accumulate: accumulate) }
+    if rows > 5 { storeRow(c + 5 * ldc, c50, c51, cols: cols, accumulate: accumulate) }
     #endif
 }
 
-/// Writes an MR×NR register tile (row-major in `t`) into C, only the valid rows × cols.
+/// Writes one row of the register tile: NR values as 4 (AVX-512) or 2 vectors, only `cols` of them.
 @inline(__always)
-private func storeTile(_ t: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int,
-                       rows: Int, cols: Int, full: Bool, accumulate: Bool) {
-    for i in 0..<rows {
-        let src = t + i * gemmNR
-        let dst = c + i * ldc
+private func storeRow(_ dst: UnsafeMutablePointer<Float>, _ v0: GemmVec, _ v1: GemmVec, _ v2: GemmVec, _ v3: GemmVec,
+                      cols: Int, accumulate: Bool) {
+    let w = GemmVec.scalarCount
+    let raw = UnsafeMutableRawPointer(dst)
+    if cols == 4 * w {
         if accumulate {
-            addVectors(dst, src, count: cols)
+            raw.storeBytes(of: raw.loadUnaligned(as: GemmVec.self) + v0, as: GemmVec.self)
+            raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: 4 * w, as: GemmVec.self) + v1, toByteOffset: 4 * w, as: GemmVec.self)
+            raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: 8 * w, as: GemmVec.self) + v2, toByteOffset: 8 * w, as: GemmVec.self)
+            raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: 12 * w, as: GemmVec.self) + v3, toByteOffset: 12 * w, as: GemmVec.self)
         } else {
-            dst.update(from: src, count: cols)
+            raw.storeBytes(of: v0, as: GemmVec.self)
+            raw.storeBytes(of: v1, toByteOffset: 4 * w, as: GemmVec.self)
+            raw.storeBytes(of: v2, toByteOffset: 8 * w, as: GemmVec.self)
+            raw.storeBytes(of: v3, toByteOffset: 12 * w, as: GemmVec.self)
+        }
+        return
+    }
+    for (i, v) in [v0, v1, v2, v3].enumerated() where i * w < cols {
+        for j in 0..<min(w, cols - i * w) {
+            if accumulate { dst[i * w + j] += v[j] } else { dst[i * w + j] = v[j] }
+        }
+    }
+}
+
+@inline(__always)
+private func storeRow(_ dst: UnsafeMutablePointer<Float>, _ v0: GemmVec, _ v1: GemmVec, cols: Int, accumulate: Bool) {
+    let w = GemmVec.scalarCount
+    let raw = UnsafeMutableRawPointer(dst)
+    if cols == 2 * w {
+        if accumulate {
+            raw.storeBytes(of: raw.loadUnaligned(as: GemmVec.self) + v0, as: GemmVec.self)
+            raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: 4 * w, as: GemmVec.self) + v1, toByteOffset: 4 * w, as: GemmVec.self)
+        } else {
+            raw.storeBytes(of: v0, as: GemmVec.self)
+            raw.storeBytes(of: v1, toByteOffset: 4 * w, as: GemmVec.self)
+        }
+        return
+    }
+    for (i, v) in [v0, v1].enumerated() where i * w < cols {
+        for j in 0..<min(w, cols - i * w) {
+            if accumulate { dst[i * w + j] += v[j] } else { dst[i * w + j] = v[j] }
         }
     }
 }

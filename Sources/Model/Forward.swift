@@ -223,7 +223,7 @@ extension BertModel {
         return logits
     }
 
-    func checkMasks(_ masks: MaskValues, _ ablation: Ablation) throws {
+    public func checkMasks(_ masks: MaskValues, _ ablation: Ablation) throws {
         guard masks.heads.count == layerCount, masks.heads.allSatisfy({ $0.count == headCount }), masks.mlps.count == layerCount else {
             throw ModelError.badInput("mask shape: expected heads [\(layerCount)][\(headCount)] and mlps [\(layerCount)], got heads \(masks.heads.map(\.count)) and mlps [\(masks.mlps.count)]")
         }

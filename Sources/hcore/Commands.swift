@@ -1,0 +1,275 @@
+import ArgumentParser
+import Checkpoint
+import Eval
+import Foundation
+import Kernels
+import Model
+import Tokenizer
+
+struct HCore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hcore",
+        abstract: "Run, prune and dissect finetuned BERT classifiers on CPUs.",
+        discussion: """
+        hcore loads Hugging Face BERT folders unchanged and implements "The Heuristic Core" (Bhaskar,
+        Friedman, Chen, ACL 2024): subnetworks as head/MLP masks with mean ablation, evaluated exactly and
+        with pruned units really skipped.
+
+        Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input file, 4 model/mask/activation mismatch,
+        5 write failed, 130 interrupted.
+        """,
+        subcommands: [Eval.self, Predict.self, Tokenize.self, Info.self, Activations.self])
+}
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Architecture, sizes, parameter count and weight fingerprint of a model folder.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let model = try BertModel.load(folder: modelOptions.model)
+        let c = model.config
+        let packed = model.layers.reduce(0) { $0 + $1.qkv.byteCount + $1.attentionOutput.byteCount + $1.intermediate.byteCount + $1.output.byteCount }
+        let doc: JSONValue = .object([
+            ("model", .string(modelOptions.model)), ("weights", .string(model.weightsPath)),
+            ("fingerprint", .string(model.fingerprint)),
+            ("architecture", .string(model.classifier == nil ? "BertModel" : "BertForSequenceClassification")),
+            ("layers", .int(c.numHiddenLayers)), ("heads", .int(c.numAttentionHeads)), ("head_dim", .int(c.headDim)),
+            ("hidden", .int(c.hiddenSize)), ("intermediate", .int(c.intermediateSize)),
+            ("vocab", .int(c.vocabSize)), ("max_positions", .int(c.maxPositionEmbeddings)),
+            ("layer_norm_eps", .float32(c.layerNormEps)), ("labels", .array(c.labels.map { .string($0) })),
+            ("parameters", .int(model.parameterCount)), ("prunable_units", .int(c.numHiddenLayers * (c.numAttentionHeads + 1))),
+            ("packed_encoder_bytes", .int(packed)), ("simd", .string("\(GemmVec.scalarCount)-wide, micro-kernel \(gemmMR)×\(gemmNR)")),
+        ])
+        if json { emit(doc.pretty); return }
+        emit("""
+        model         \(modelOptions.model)
+        weights       \(model.weightsPath)
+        fingerprint   \(model.fingerprint)
+        architecture  \(model.classifier == nil ? "BertModel (no classifier)" : "BertForSequenceClassification")
+        encoder       \(c.numHiddenLayers) layers × \(c.numAttentionHeads) heads (head dim \(c.headDim)), hidden \(c.hiddenSize), intermediate \(c.intermediateSize)
+        embeddings    vocab \(c.vocabSize), \(c.maxPositionEmbeddings) positions, \(c.typeVocabSize) token types, LayerNorm eps \(c.layerNormEps)
+        labels        \(c.labels.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ", "))
+        parameters    \(model.parameterCount)
+        prunable      \(c.numHiddenLayers * c.numAttentionHeads) heads + \(c.numHiddenLayers) MLPs
+        """)
+    }
+}
+
+struct Tokenize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print input_ids and token_type_ids exactly as the model sees them (compare with Python's tokenizer).",
+        discussion: "Examples:\n  hcore tokenize --model DIR \"The doctor saw the lawyer.\" \"The lawyer saw the doctor.\"\n  hcore tokenize --model DIR --jsonl pairs.jsonl")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var inputs: TextInputOptions
+    @OptionGroup var tokenization: TokenizationOptions
+    @Flag(help: "Also print the token strings.") var tokens = false
+
+    func run() throws {
+        let tok = try BertTokenizer.load(folder: modelOptions.model)
+        let strategy = try tokenization.strategy()
+        for ex in try inputs.examples() {
+            let e = try tok.encode(ex.text, pair: ex.pair, maxLength: tokenization.maxLength, truncation: strategy)
+            var fields: [(String, JSONValue)] = [
+                ("input_ids", .array(e.inputIds.map { .int(Int($0)) })),
+                ("token_type_ids", .array(e.tokenTypeIds.map { .int(Int($0)) })),
+            ]
+            if tokens { fields.append(("tokens", .array(e.inputIds.map { .string(tok.token($0)) }))) }
+            emit(JSONValue.object(fields).compact)
+        }
+    }
+}
+
+/// --mask / --activations / --zero-ablation, shared by predict and eval.
+struct MaskOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Subnetwork mask: JSON {\"heads\": [[L rows of H values]], \"mlps\": [L values]}, values in [0, 1].", valueName: "file"))
+    var mask: String?
+
+    @Option(name: .long, help: ArgumentHelp("Mean activations (safetensors from `hcore activations`) for mean ablation.", valueName: "file"))
+    var activations: String?
+
+    @Flag(name: .long, help: "Replace pruned units by zero instead of their mean activation.")
+    var zeroAblation = false
+
+    /// Binary masks → compiled plan; fractional → the general path.
+    func resolve(model: BertModel) throws -> (plan: ExecutionPlan?, soft: (masks: MaskValues, ablation: Ablation)?) {
+        guard let mask else {
+            if activations != nil || zeroAblation { throw CLIError("--activations and --zero-ablation go with --mask") }
+            return (nil, nil)
+        }
+        let masks = try MaskValues.load(path: mask)
+        let ablation: Ablation
+        if zeroAblation {
+            if activations != nil { throw CLIError("--zero-ablation and --activations exclude each other") }
+            ablation = .zero
+        } else {
+            guard let activations else { throw CLIError("--mask needs --activations FILE (mean ablation, as the paper) or --zero-ablation") }
+            let (acts, warning) = try MeanActivations.load(path: activations, model: model)
+            if let warning { warn("warning: \(warning)") }
+            ablation = .mean(acts)
+        }
+        do { try model.checkMasks(masks, ablation) } catch { throw CLIError("\(mask): \(error)", code: .mismatch) }
+        if masks.isBinary { return (try ExecutionPlan.compile(model: model, masks: masks, ablation: ablation), nil) }
+        return (nil, (masks, ablation))
+    }
+}
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Classify a pair (or a JSONL file of pairs): label, probabilities and logits.",
+        discussion: """
+        Examples:
+          hcore predict --model DIR "The doctor saw the lawyer." "The lawyer saw the doctor."
+          hcore predict --model DIR --jsonl pairs.jsonl > predictions.jsonl
+          hcore predict --model DIR --jsonl pairs.jsonl --mask sub.json --activations acts.safetensors
+        With --jsonl, one JSON line per input, in input order: {"label", "probs", "logits"}.
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var inputs: TextInputOptions
+    @OptionGroup var tokenization: TokenizationOptions
+    @OptionGroup var maskOptions: MaskOptions
+    @Option(help: "Sequences per forward pass (batches are length-sorted and packed, no padding is computed).")
+    var batchSize: Int = 32
+
+    func run() throws {
+        guard batchSize >= 1 else { throw CLIError("--batch-size must be at least 1") }
+        let (model, tok) = try modelOptions.load()
+        let (plan, soft) = try maskOptions.resolve(model: model)
+        let examples = try inputs.examples()
+        let opts = PredictionOptions(maxLength: tokenization.maxLength, batchSize: batchSize, truncation: try tokenization.strategy())
+        let encodings = try encodeAll(examples, tokenizer: tok, options: opts)
+        let progress = Progress("predict", total: encodings.count)
+        let logits = try predictLogits(model: model, encodings: encodings, batchSize: batchSize, plan: plan, soft: soft,
+                                       progress: examples.count > 1000 ? progress.update : nil)
+        let labels = model.config.labels
+        for l in logits {
+            let p = softmax(l)
+            if inputs.jsonl == nil {
+                emit("\(labels[argmax(l)])")
+                let width = labels.map(\.count).max() ?? 0
+                for (i, name) in labels.enumerated() {
+                    emit("  " + name.padding(toLength: width, withPad: " ", startingAt: 0) + String(format: "  p=%.4f  logit=%+.5f", p[i], l[i]))
+                }
+            } else {
+                emit(JSONValue.object([("label", .string(labels[argmax(l)])), ("probs", .floats(p)), ("logits", .floats(l))]).compact)
+            }
+        }
+    }
+}
+
+struct Activations: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Mean activations for mean ablation: per-head context and per-MLP output, averaged over all tokens.",
+        discussion: """
+        Averages every non-padding token of every example ([CLS]/[SEP] included), in float64, over the
+        unpruned model — Heuristic-Core's procedure. Output: safetensors with avg_head [L, H, head_dim] and
+        avg_mlp [L, hidden] (F32) and the model fingerprint in its metadata.
+          hcore activations --model DIR --data data/hans/heuristics_evaluation_set.txt.zst --max-examples 2000 --out acts.safetensors
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: ArgumentHelp("Dataset (HANS/GLUE TSV, PAWS, JSONL, CSV; .zst accepted).", valueName: "file")) var data: String
+    @Option(help: "Use only the first N examples.") var maxExamples: Int?
+    @Option(help: ArgumentHelp("Output safetensors file.", valueName: "file")) var out: String
+    @OptionGroup var tokenization: TokenizationOptions
+    @Option(help: "Sequences per forward pass.") var batchSize: Int = 32
+
+    func run() throws {
+        let (model, tok) = try modelOptions.load()
+        let ds = try Dataset.load(data, limit: maxExamples)
+        guard ds.count > 0 else { throw CLIError("\(data) has no examples", code: .badInput) }
+        let opts = PredictionOptions(maxLength: tokenization.maxLength, batchSize: batchSize, truncation: try tokenization.strategy())
+        let acc = ActivationAccumulator(model: model)
+        let progress = Progress("activations", total: ds.count)
+        var done = 0
+        // Streaming: tokenize and run one batch at a time.
+        for start in stride(from: 0, to: ds.count, by: batchSize) {
+            let chunk = Array(ds.examples[start..<min(ds.count, start + batchSize)])
+            let batch = TokenBatch(try encodeAll(chunk, tokenizer: tok, options: opts))
+            let x = try model.encode(batch, observer: acc)
+            x.deallocate()
+            done += chunk.count
+            progress.update(done)
+        }
+        try acc.result(fingerprint: model.fingerprint).write(path: out, model: model,
+                                                              extraMetadata: ["dataset": ds.path, "examples": String(ds.count), "tokens": String(acc.tokens)])
+        warn("wrote \(out): mean activations over \(ds.count) examples, \(acc.tokens) tokens")
+    }
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a model (or a subnetwork of it) on in-domain and out-of-domain sets.",
+        discussion: """
+        Prints one JSON document: per dataset accuracy, counts, confusion matrix; for HANS the six cells
+        heuristic × gold label and the 30 subcases (neutral/contradiction count as non-entailment); F1 for
+        QQP/PAWS. Formats are detected from the header (HANS, GLUE MNLI/QQP TSV, PAWS TSV) or extension
+        (.jsonl, .csv); .zst files are read directly.
+          hcore eval --model DIR --data data/hans/heuristics_evaluation_set.txt.zst --data dev_matched.tsv
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(name: .long, help: ArgumentHelp("Evaluation set (repeat for several).", valueName: "file")) var data: [String]
+    @OptionGroup var maskOptions: MaskOptions
+    @OptionGroup var tokenization: TokenizationOptions
+    @Option(help: "Sequences per forward pass.") var batchSize: Int = 32
+    @Option(help: "Use only the first N examples of each set.") var maxExamples: Int?
+    @Flag(help: "Skip malformed rows (reported on stderr) instead of stopping.") var skipBadRows = false
+    @Option(help: ArgumentHelp("Write per-example predictions as JSON lines {index, pred, label, logits}.", valueName: "file"))
+    var predictions: String?
+    @Option(name: .long, help: ArgumentHelp("JSON key of the text for .jsonl/.csv sets.", valueName: "key")) var textKey = "text"
+    @Option(name: .long, help: ArgumentHelp("JSON key of the pair.", valueName: "key")) var pairKey = "text_pair"
+    @Option(name: .long, help: ArgumentHelp("JSON key of the gold label.", valueName: "key")) var labelKey = "label"
+
+    func run() throws {
+        guard !data.isEmpty else { throw CLIError("give at least one --data FILE") }
+        guard batchSize >= 1 else { throw CLIError("--batch-size must be at least 1") }
+        let started = Date()
+        let (model, tok) = try modelOptions.load()
+        let (plan, soft) = try maskOptions.resolve(model: model)
+        let opts = PredictionOptions(maxLength: tokenization.maxLength, batchSize: batchSize, truncation: try tokenization.strategy())
+        var results: [(String, JSONValue)] = []
+        var predictionLines: [String] = []
+        for path in data {
+            let ds = try Dataset.load(path, keys: .init(text: textKey, pair: pairKey, label: labelKey), skipBadRows: skipBadRows, limit: maxExamples)
+            for s in ds.skipped { warn("skipped \(s)") }
+            let mapping = try LabelMapping.make(for: ds, modelLabels: model.config.labels)
+            let t0 = Date()
+            let encodings = try encodeAll(ds.examples, tokenizer: tok, options: opts)
+            let t1 = Date()
+            let progress = Progress(ds.name, total: encodings.count)
+            let logits = try predictLogits(model: model, encodings: encodings, batchSize: batchSize, plan: plan, soft: soft, progress: progress.update)
+            let t2 = Date()
+            let preds = logits.map(argmax)
+            let metrics = Metrics.compute(dataset: ds, predictions: preds, mapping: mapping)
+            if predictions != nil {
+                for (i, l) in logits.enumerated() {
+                    predictionLines.append(JSONValue.object([("dataset", .string(ds.name)), ("index", .int(i)), ("pred", .string(model.config.labels[preds[i]])),
+                                                             ("label", ds.examples[i].label.map { .string($0) } ?? .null), ("logits", .floats(l))]).compact)
+                }
+            }
+            results.append((ds.name, .object([
+                ("path", .string(path)), ("format", .string(ds.format.rawValue)), ("examples", .int(ds.count)),
+                ("skipped_rows", .int(ds.skipped.count)), ("metrics", metrics.json(classes: mapping.classes)),
+                ("timings", .object([("tokenize_s", .float(t1.timeIntervalSince(t0))), ("forward_s", .float(t2.timeIntervalSince(t1))),
+                                     ("examples_per_s", .float(Double(ds.count) / max(1e-9, t2.timeIntervalSince(t0))))])),
+            ])))
+        }
+        if let predictions {
+            try writeAtomically(Array((predictionLines.joined(separator: "\n") + "\n").utf8), to: predictions)
+        }
+        let doc: JSONValue = .object([
+            ("model", .string(modelOptions.model)), ("fingerprint", .string(model.fingerprint)),
+            ("subnetwork", maskOptions.mask.map { .string($0) } ?? .null),
+            ("ablation", .string(maskOptions.mask == nil ? "none" : maskOptions.zeroAblation ? "zero" : "mean")),
+            ("max_length", .int(tokenization.maxLength)),
+            ("datasets", .object(results)),
+            ("seconds", .float(Date().timeIntervalSince(started))),
+        ])
+        emit(doc.pretty)
+    }
+}

@@ -1,0 +1,126 @@
+// What every command shares: exit codes, error reporting, model loading, inputs, progress.
+import ArgumentParser
+import Checkpoint
+import Eval
+import Foundation
+import Model
+import Tokenizer
+
+/// Documented exit codes (README "Exit codes").
+enum Exit: Int32 {
+    case ok = 0
+    case failure = 1          // unexpected internal error
+    case usage = 2            // bad flags or arguments
+    case badInput = 3         // unreadable, malformed or unsupported input file
+    case mismatch = 4         // masks/activations/store made for another model, wrong shapes
+    case writeFailed = 5      // could not write an output file
+    case interrupted = 130    // SIGINT
+}
+
+/// Errors raised by the CLI itself.
+struct CLIError: Error, CustomStringConvertible {
+    let message: String
+    let code: Exit
+    init(_ message: String, code: Exit = .usage) {
+        self.message = message
+        self.code = code
+    }
+    var description: String { message }
+}
+
+func exitCode(for error: Error) -> Exit {
+    switch error {
+    case let e as CLIError: return e.code
+    case let e as CheckpointError:
+        if case .writeFailed = e { return .writeFailed }
+        if case .shapeMismatch = e { return .mismatch }
+        return .badInput
+    case is TokenizerError, is DataError: return .badInput
+    case let e as ModelError:
+        if case .badInput(let s) = e, s.contains("computed for model") || s.contains("mask shape") || s.contains("outside [0, 1]") { return .mismatch }
+        return .badInput
+    default: return .failure
+    }
+}
+
+/// stderr, unbuffered.
+func warn(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
+
+func emit(_ s: String) {
+    FileHandle.standardOutput.write(Data((s + "\n").utf8))
+}
+
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Hugging Face model folder: config.json, model.safetensors or pytorch_model.bin, vocab.txt or tokenizer.json.", valueName: "dir"))
+    var model: String
+
+    func load() throws -> (BertModel, BertTokenizer) {
+        (try BertModel.load(folder: model), try BertTokenizer.load(folder: model))
+    }
+}
+
+struct TokenizationOptions: ParsableArguments {
+    @Option(name: .long, help: "Truncate pairs to this many tokens, [CLS]/[SEP] included (the paper uses 128).")
+    var maxLength: Int = 128
+
+    @Option(name: .long, help: ArgumentHelp("longest_first, only_first, only_second or do_not_truncate (as HF's truncation=).", valueName: "strategy"))
+    var truncation: String = "longest_first"
+
+    func strategy() throws -> TruncationStrategy {
+        guard let t = TruncationStrategy(rawValue: truncation) else {
+            throw CLIError("--truncation must be one of \(TruncationStrategy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard maxLength >= 3 else { throw CLIError("--max-length must be at least 3") }
+        return t
+    }
+}
+
+/// The two input forms of predict/tokenize: positional text (and pair), or --jsonl.
+struct TextInputOptions: ParsableArguments {
+    @Argument(help: "A text (premise); a second argument is the pair (hypothesis).")
+    var texts: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Read {\"text\", \"text_pair\"} objects, one per line (.zst accepted).", valueName: "file"))
+    var jsonl: String?
+
+    func examples() throws -> [Example] {
+        if let jsonl {
+            guard texts.isEmpty else { throw CLIError("give texts or --jsonl, not both") }
+            return try Dataset.load(jsonl, format: .jsonl).examples
+        }
+        guard (1...2).contains(texts.count) else { throw CLIError("give one text, a text and its pair, or --jsonl FILE") }
+        return [Example(text: texts[0], pair: texts.count == 2 ? texts[1] : nil)]
+    }
+}
+
+/// A one-line progress bar on a terminal's stderr; silent when stderr is not a terminal.
+final class Progress {
+    let total: Int
+    let label: String
+    let start = Date()
+    var last = Date.distantPast
+    let enabled: Bool
+
+    init(_ label: String, total: Int, force: Bool = false) {
+        self.label = label
+        self.total = total
+        enabled = force || isatty(2) == 1
+    }
+
+    func update(_ done: Int) {
+        guard enabled else { return }
+        let now = Date()
+        if done < total && now.timeIntervalSince(last) < 0.1 { return }
+        last = now
+        let elapsed = now.timeIntervalSince(start)
+        let rate = Double(done) / max(elapsed, 1e-9)
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        let width = 30
+        let filled = total > 0 ? min(width, width * done / total) : width
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+        FileHandle.standardError.write(Data(String(format: "\r%@ %@ %d/%d  %.0f/s  ETA %.0fs ", label, bar, done, total, rate, eta).utf8))
+        if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}

