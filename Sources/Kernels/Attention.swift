@@ -23,23 +23,25 @@ public func attention(qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim
     let scale = 1 / Float(d).squareRoot()
     let probBase = attentionProbOffsets(offsets: offsets, heads: heads)
     let qa = UInt(bitPattern: qkv), ca = UInt(bitPattern: ctx), pa = probs.map { UInt(bitPattern: $0) }
-    pool.parallelFor(sequences * heads) { task in
+    // One task per sequence (all its heads), so each task allocates its scratch once.
+    pool.parallelFor(sequences) { s in
         let qkv = UnsafePointer<Float>(bitPattern: qa)!
         let ctx = UnsafeMutablePointer<Float>(bitPattern: ca)!
-        let s = task / heads, h = task % heads
         let start = offsets[s], t = offsets[s + 1] - start
         if t == 0 { return }
         let tPad = (t + 15) & ~15
-        withUnsafeTemporaryAllocation(byteCount: (d * tPad + tPad) * 4, alignment: 64) { scratch in
-            let kT = scratch.baseAddress!.bindMemory(to: Float.self, capacity: d * tPad + tPad)  // [d, tPad]
-            let scores = kT + d * tPad             // [tPad]
+        let scratch = allocateFloats(d * tPad + tPad)
+        defer { scratch.deallocate() }
+        let kT = scratch                       // [d, tPad]: K_hᵀ, zero past t
+        let scores = scratch + d * tPad        // [tPad]
+        let kRaw = UnsafeRawPointer(kT)
+        let sRaw = UnsafeMutableRawPointer(scores)
+        for h in 0..<heads {
             for j in 0..<t {
                 let krow = qkv + (start + j) * ldqkv + (heads + h) * d
                 for c in 0..<d { kT[c * tPad + j] = krow[c] }
             }
             for c in 0..<d { for j in t..<tPad { kT[c * tPad + j] = 0 } }
-            let kRaw = UnsafeRawPointer(kT)
-            let sRaw = UnsafeMutableRawPointer(scores)
             for i in 0..<t {
                 let q = qkv + (start + i) * ldqkv + h * d
                 var j = 0

@@ -25,7 +25,7 @@ public let gemmNR = GemmVec.scalarCount * gemmVectorsPerRow
 /// Rows of one micro-kernel strip.
 public let gemmMR = 6
 /// Depth of one K slice.
-public let gemmKC = 384
+public let gemmKC = 192
 
 /// A Linear layer's weight [n, k] (and optional bias [n]) packed into NR-column panels.
 public final class PackedLinear: @unchecked Sendable {

@@ -36,19 +36,30 @@ public final class ThreadPool: @unchecked Sendable {
 
     public let threadCount: Int
 
+    // A job is published by bumping `generation`. Workers spin on it for a bounded time (a GEMM of a
+    // short batch lasts well under a millisecond, so waking a parked thread through the kernel would
+    // cost a noticeable share), then park on their semaphore. `state[w]` says whether worker w is
+    // parked; the publisher flips it back with an exchange and signals only parked workers, so every
+    // signal is consumed exactly once.
+    private let generation = Atomic<Int>(0)
     private let next = Atomic<Int>(0)
     private let pending = Atomic<Int>(0)
+    private final class Flag: Sendable { let value = Atomic<Int>(0) }
+    private let parked: [Flag]   // 1 = parked (waiting on its semaphore), 0 = awake
     private var jobCount = 0
     private var job: ((Int) -> Void)?
     private let wake: [DispatchSemaphore]
-    private let finished = DispatchSemaphore(value: 0)
     private let submit = NSLock()  // one parallelFor at a time; nested calls run serially
+    private static let spinIterations = 200_000
+
 
     /// Starts `threads - 1` worker threads that live as long as the process. Prefer `sized(_:)`.
     public init(threads: Int) {
         threadCount = max(1, threads)
-        wake = (0..<max(0, threadCount - 1)).map { _ in DispatchSemaphore(value: 0) }
-        for w in 0..<wake.count {
+        let workers = max(0, threadCount - 1)
+        wake = (0..<workers).map { _ in DispatchSemaphore(value: 0) }
+        parked = (0..<workers).map { _ in Flag() }
+        for w in 0..<workers {
             let t = Thread { self.workerLoop(w) }  // workers keep their pool alive: pools live for the process
             t.stackSize = 1 << 22
             t.name = "hcore-worker-\(w)"
@@ -57,10 +68,21 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     private func workerLoop(_ w: Int) {
+        var seen = 0
         while true {
-            wake[w].wait()
+            var spins = 0
+            while generation.load(ordering: .acquiring) == seen && spins < Self.spinIterations { spins += 1 }
+            if generation.load(ordering: .acquiring) == seen {
+                parked[w].value.store(1, ordering: .sequentiallyConsistent)
+                if generation.load(ordering: .sequentiallyConsistent) == seen {
+                    wake[w].wait()                       // the publisher cleared `parked` and signalled
+                } else if parked[w].value.exchange(0, ordering: .sequentiallyConsistent) == 0 {
+                    wake[w].wait()                       // the publisher beat us to it: consume its signal
+                }
+            }
+            seen = generation.load(ordering: .acquiring)
             drain()
-            if pending.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { finished.signal() }
+            pending.subtract(1, ordering: .releasing)
         }
     }
 
@@ -87,11 +109,17 @@ public final class ThreadPool: @unchecked Sendable {
             job = escaping
             jobCount = n
             next.store(0, ordering: .relaxed)
-            let helpers = min(wake.count, n - 1)
-            pending.store(helpers, ordering: .releasing)
-            for w in 0..<helpers { wake[w].signal() }
+            pending.store(wake.count, ordering: .relaxed)
+            generation.add(1, ordering: .sequentiallyConsistent)
+            for w in wake.indices where parked[w].value.exchange(0, ordering: .sequentiallyConsistent) == 1 {
+                wake[w].signal()
+            }
             drain()
-            if helpers > 0 { finished.wait() }
+            var spins = 0
+            while pending.load(ordering: .acquiring) > 0 {
+                spins += 1
+                if spins > 1000 { sched_yield() }
+            }
             job = nil
         }
     }
