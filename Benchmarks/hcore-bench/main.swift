@@ -1,47 +1,162 @@
+// hcore's side of BENCHMARKS.md. Each subcommand prints one JSON object per measurement.
+//   hcore-bench peak                      FMA peak probe (1 and 2 threads)
+//   hcore-bench gemm                      GEMM GFLOP/s on the BERT shapes, % of the probed peak
+//   hcore-bench bert-base [--batch 32 --length 128]   random-weight bert-base, sequences/s (+ subnetworks)
+//   hcore-bench hans MODEL_DIR [--pairs 2048]          HANS pairs/s, length-sorted batches of 32
+// Benchmarks/run.sh runs these and Benchmarks/peers.py (PyTorch, ONNX Runtime) in one go.
+import Checkpoint
 import Foundation
 import Kernels
+import Model
+import Tokenizer
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+func out(_ fields: [(String, JSONValue)]) { print(JSONValue.object(fields).compact) }
+func arg(_ name: String, _ def: Int) -> Int {
+    if let i = CommandLine.arguments.firstIndex(of: name), i + 1 < CommandLine.arguments.count, let v = Int(CommandLine.arguments[i + 1]) { return v }
+    return def
+}
 
-func benchGemm(m: Int, n: Int, k: Int, pool: ThreadPool, reps: Int = 5) -> Double {
-    let x = allocateFloats(m * k), out = allocateFloats(m * n)
+func benchGemm(m: Int, n: Int, k: Int, pool: ThreadPool, reps: Int = 7) -> Double {
+    let x = allocateFloats(m * k), y = allocateFloats(m * n)
+    defer { x.deallocate(); y.deallocate() }
     for i in 0..<(m * k) { x[i] = Float(i % 7) * 0.01 }
-    let w = [Float](repeating: 0.01, count: n * k), b = [Float](repeating: 0, count: n)
+    let w = (0..<(n * k)).map { Float($0 % 5) * 0.01 }, b = [Float](repeating: 0, count: n)
     let p = PackedLinear(weight: w, bias: b, n: n, k: k)
-    gemm(x, rows: m, lda: k, p, out: out, ldc: n, epilogue: .bias, pool: pool)
+    gemm(x, rows: m, lda: k, p, out: y, ldc: n, epilogue: .bias, pool: pool)
+    var times: [Double] = []
+    for _ in 0..<reps {
+        let t = now()
+        gemm(x, rows: m, lda: k, p, out: y, ldc: n, epilogue: .bias, pool: pool)
+        times.append(now() - t)
+    }
+    return 2 * Double(m * n * k) / times.sorted()[reps / 2] / 1e9   // median
+}
+
+/// A bert-base-sized BertForSequenceClassification with random weights (seeded), as an HF folder.
+func makeRandomBertBase(folder: String) throws {
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    let c = BertConfig(hiddenSize: 768, numHiddenLayers: 12, numAttentionHeads: 12, intermediateSize: 3072, labels: ["entailment", "neutral", "contradiction"])
+    let cfg = try JSONSerialization.data(withJSONObject: c.jsonObject(), options: [.prettyPrinted, .sortedKeys])
+    FileManager.default.createFile(atPath: folder + "/config.json", contents: cfg)
+    var state: UInt64 = 42
+    func rand(_ n: Int, _ scale: Float) -> [Float] {
+        (0..<n).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return (Float(state >> 40) / Float(1 << 24) - 0.5) * 2 * scale
+        }
+    }
+    var w = SafetensorsWriter()
+    let D = 768, I = 3072
+    w.add("bert.embeddings.word_embeddings.weight", shape: [30522, D], rand(30522 * D, 0.05))
+    w.add("bert.embeddings.position_embeddings.weight", shape: [512, D], rand(512 * D, 0.05))
+    w.add("bert.embeddings.token_type_embeddings.weight", shape: [2, D], rand(2 * D, 0.05))
+    w.add("bert.embeddings.LayerNorm.weight", shape: [D], [Float](repeating: 1, count: D))
+    w.add("bert.embeddings.LayerNorm.bias", shape: [D], [Float](repeating: 0, count: D))
+    for l in 0..<12 {
+        let p = "bert.encoder.layer.\(l)."
+        for (name, o, i) in [("attention.self.query", D, D), ("attention.self.key", D, D), ("attention.self.value", D, D),
+                             ("attention.output.dense", D, D), ("intermediate.dense", I, D), ("output.dense", D, I)] {
+            w.add(p + name + ".weight", shape: [o, i], rand(o * i, 0.036))
+            w.add(p + name + ".bias", shape: [o], rand(o, 0.02))
+        }
+        for ln in ["attention.output.LayerNorm", "output.LayerNorm"] {
+            w.add(p + ln + ".weight", shape: [D], [Float](repeating: 1, count: D))
+            w.add(p + ln + ".bias", shape: [D], [Float](repeating: 0, count: D))
+        }
+    }
+    w.add("bert.pooler.dense.weight", shape: [D, D], rand(D * D, 0.036))
+    w.add("bert.pooler.dense.bias", shape: [D], rand(D, 0.02))
+    w.add("classifier.weight", shape: [3, D], rand(3 * D, 0.036))
+    w.add("classifier.bias", shape: [3], rand(3, 0.02))
+    try w.write(to: folder + "/model.safetensors")
+    try Array(String(repeating: "[PAD]\n", count: 1).utf8).withUnsafeBufferPointer { _ in }
+}
+
+/// Random binary masks pruning `headFraction` of heads and `mlpFraction` of MLPs (seeded).
+func randomMasks(layers: Int, heads: Int, headFraction: Double, mlpFraction: Double, seed: UInt64) -> MaskValues {
+    var state = seed
+    func shuffled(_ n: Int) -> [Int] {
+        var a = Array(0..<n)
+        for i in stride(from: n - 1, to: 0, by: -1) {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            a.swapAt(i, Int(state >> 33) % (i + 1))
+        }
+        return a
+    }
+    var m = MaskValues.ones(layers: layers, heads: heads)
+    for u in shuffled(layers * heads).prefix(Int((Double(layers * heads) * headFraction).rounded())) { m.heads[u / heads][u % heads] = 0 }
+    for l in shuffled(layers).prefix(Int((Double(layers) * mlpFraction).rounded())) { m.mlps[l] = 0 }
+    return m
+}
+
+func timeForward(_ model: BertModel, batches: [TokenBatch], plan: ExecutionPlan?, reps: Int) throws -> Double {
+    _ = try model.forward(batches[0], plan: plan)  // warm-up
     var best = Double.infinity
     for _ in 0..<reps {
         let t = now()
-        gemm(x, rows: m, lda: k, p, out: out, ldc: n, epilogue: .bias, pool: pool)
+        for b in batches { _ = try model.forward(b, plan: plan) }
         best = min(best, now() - t)
     }
-    return 2 * Double(m * n * k) / best / 1e9
+    return best
 }
 
-if CommandLine.arguments.count == 1 { for threads in [1, 2] {
-    let pool = ThreadPool.sized(threads)
-    for (m, n, k) in [(4096, 2304, 768), (4096, 768, 768), (4096, 3072, 768), (4096, 768, 3072), (128, 768, 768), (600, 384, 384)] {
-        print("threads \(threads) \(m)x\(n)x\(k): \(String(format: "%.1f", benchGemm(m: m, n: n, k: k, pool: pool))) GFLOP/s")
+let command = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "gemm"
+switch command {
+case "peak":
+    for t in [1, 2] { out([("bench", "fma_peak"), ("threads", .int(t)), ("gflops", .float(fmaPeakGFLOPs(threads: t)))]) }
+case "gemm":
+    let peak2 = fmaPeakGFLOPs(threads: 2)
+    out([("bench", "fma_peak"), ("threads", 2), ("gflops", .float(peak2))])
+    for (m, n, k) in [(4096, 2304, 768), (4096, 768, 768), (4096, 3072, 768), (4096, 768, 3072), (128, 768, 768)] {
+        let g = benchGemm(m: m, n: n, k: k, pool: .sized(2))
+        out([("bench", "gemm"), ("shape", .string("\(m)x\(n)x\(k)")), ("threads", 2), ("gflops", .float(g)), ("pct_of_peak", .float(100 * g / peak2))])
     }
-} }
-
-import Model
-import Tokenizer
-import Checkpoint
-if CommandLine.arguments.count > 1 {
-    let folder = CommandLine.arguments[1]
+case "bert-base":
+    let folder = NSTemporaryDirectory() + "hcore-bert-base-random"
+    if !FileManager.default.fileExists(atPath: folder + "/model.safetensors") { try makeRandomBertBase(folder: folder) }
+    let model = try BertModel.load(folder: folder)
+    let B = arg("--batch", 32), T = arg("--length", 128), reps = arg("--reps", 3)
+    var state: UInt64 = 7
+    let batch = TokenBatch((0..<B).map { _ in
+        Encoding(inputIds: [101] + (0..<(T - 2)).map { _ in state = state &* 6364136223846793005 &+ 1; return Int32(1000 + Int(state >> 40) % 20000) } + [102],
+                 tokenTypeIds: [Int32](repeating: 0, count: T))
+    })
+    let full = model.fullPlan
+    let fullTime = try timeForward(model, batches: [batch], plan: nil, reps: reps)
+    let fullFlops = full.flops(model: model, sequenceLengths: [Int](repeating: T, count: B))
+    out([("bench", "bert_base"), ("subnetwork", "full"), ("batch", .int(B)), ("length", .int(T)), ("seconds", .float(fullTime)),
+         ("sequences_per_s", .float(Double(B) / fullTime)), ("gflops", .float(fullFlops / fullTime / 1e9))])
+    let zeros = MeanActivations(avgHead: [Float](repeating: 0.01, count: 12 * 12 * 64), avgMLP: [Float](repeating: 0.01, count: 12 * 768))
+    for (name, hf, mf) in [("heads50_mlps50", 0.5, 0.5), ("heads50", 0.5, 0.0), ("all90", 0.9, 0.9)] {
+        let masks = randomMasks(layers: 12, heads: 12, headFraction: hf, mlpFraction: mf, seed: 1)
+        let t0 = now()
+        let plan = try ExecutionPlan.compile(model: model, masks: masks, ablation: .mean(zeros))
+        let compile = now() - t0
+        let t = try timeForward(model, batches: [batch], plan: plan, reps: reps)
+        let flops = plan.flops(model: model, sequenceLengths: [Int](repeating: T, count: B))
+        out([("bench", "bert_base"), ("subnetwork", .string(name)), ("seconds", .float(t)), ("sequences_per_s", .float(Double(B) / t)),
+             ("speedup", .float(fullTime / t)), ("flop_ratio", .float(fullFlops / flops)), ("speedup_over_flop_ratio", .float(fullTime / t / (fullFlops / flops))),
+             ("plan_compile_ms", .float(compile * 1000)),
+             ("mask", .string(masks.json.compact))])
+    }
+case "hans":
+    let folder = CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : "Tests/Fixtures/models/minilm-nli"
+    let pairs = arg("--pairs", 2048), reps = arg("--reps", 3)
     let model = try BertModel.load(folder: folder)
     let tok = try BertTokenizer.load(folder: folder)
     let text = String(decoding: try readDataFile("data/hans/heuristics_evaluation_set.txt.zst"), as: UTF8.self)
-    let rows = text.split(separator: "\n").dropFirst().prefix(2048).map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
-    var t = now()
+    let rows = text.split(separator: "\n").dropFirst().prefix(pairs).map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
+    let t0 = now()
     let enc = try rows.map { try tok.encode(String($0[5]), pair: String($0[6]), maxLength: 128) }
-    print("tokenize \(now() - t)")
-    let order = enc.indices.sorted { enc[$0].count < enc[$1].count }
-    t = now()
-    for s in stride(from: 0, to: order.count, by: 32) {
-        _ = try model.forward(TokenBatch(order[s..<min(order.count, s + 32)].map { enc[$0] }))
-    }
-    let dt = now() - t
-    print("forward \(dt) s, \(Double(enc.count) / dt) pairs/s")
+    let tokenize = now() - t0
+    let order = enc.indices.sorted { (enc[$0].count, $0) < (enc[$1].count, $1) }
+    let batches = stride(from: 0, to: order.count, by: 32).map { TokenBatch(order[$0..<min(order.count, $0 + 32)].map { enc[$0] }) }
+    StageTimer.shared.reset()
+    let t = try timeForward(model, batches: batches, plan: nil, reps: reps)
+    out([("bench", "hans"), ("pairs", .int(enc.count)), ("tokens", .int(enc.reduce(0) { $0 + $1.count })), ("tokenize_s", .float(tokenize)),
+         ("forward_s", .float(t)), ("pairs_per_s", .float(Double(enc.count) / t))])
+    if StageTimer.shared.enabled { print(StageTimer.shared.report) }
+default:
+    print("usage: hcore-bench peak|gemm|bert-base|hans [MODEL_DIR]")
 }

@@ -130,8 +130,10 @@ public func gemm(_ x: UnsafePointer<Float>, rows m: Int, lda: Int,
     pool.parallelFor(rowTiles * colTiles) { t in
         let x = UnsafePointer<Float>(bitPattern: xAddress)!
         let out = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
-        let rt = t / colTiles
-        let ct = t % colTiles
+        // Row tiles vary fastest: consecutive tasks (on either thread) reuse the same packed weight
+        // chunk while it is in cache; the activations (rows) are the smaller operand for BERT shapes.
+        let ct = t / rowTiles
+        let rt = t % rowTiles
         let row0 = rt * mc
         let rows = min(mc, m - row0)
         let p0 = ct * panelsPerTile

@@ -143,40 +143,47 @@ extension BertModel {
         let a = allocateFloats(N * D), inter = allocateFloats(N * I), m = allocateFloats(N * D)
         defer { for p in [qkv, ctx, a, inter, m] { p.deallocate() } }
 
-        embed(batch, into: x, pool: pool)
+        let timer = StageTimer.shared
+        timer.measure("embeddings") { embed(batch, into: x, pool: pool) }
         observer?.embeddings(x, tokens: N)
         for (l, layer) in layers.enumerated() {
             let lp = plan.layers[l]
             // Self-attention over the kept heads.
             let kept = lp.keptHeads.count
             if kept > 0, let wqkv = lp.qkv, let wo = lp.attentionOutput {
-                gemm(x, rows: N, lda: D, wqkv, out: qkv, ldc: 3 * kept * headDim, epilogue: .bias, pool: pool)
-                attention(qkv: qkv, ldqkv: 3 * kept * headDim, heads: kept, headDim: headDim, offsets: batch.offsets,
-                          ctx: ctx, ldctx: kept * headDim, pool: pool)
+                timer.measure("qkv gemm") { gemm(x, rows: N, lda: D, wqkv, out: qkv, ldc: 3 * kept * headDim, epilogue: .bias, pool: pool) }
+                timer.measure("attention") {
+                    attention(qkv: qkv, ldqkv: 3 * kept * headDim, heads: kept, headDim: headDim, offsets: batch.offsets,
+                              ctx: ctx, ldctx: kept * headDim, pool: pool)
+                }
                 if kept == headCount { observer?.attentionContext(layer: l, ctx, tokens: N) }
                 if let soft { applyHeadMasks(ctx, tokens: N, layer: l, soft.masks, soft.ablation) }
-                gemm(ctx, rows: N, lda: kept * headDim, wo, out: a, ldc: D, epilogue: .biasResidual(x, ld: D), pool: pool)
+                timer.measure("out gemm") { gemm(ctx, rows: N, lda: kept * headDim, wo, out: a, ldc: D, epilogue: .biasResidual(x, ld: D), pool: pool) }
             } else {
                 addRowConstant(x, lp.attentionConstant ?? [Float](repeating: 0, count: D), out: a, rows: N, cols: D)
             }
-            layerNorm(a, a, rows: N, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta,
-                      eps: config.layerNormEps, pool: pool)
+            timer.measure("layernorm") {
+                layerNorm(a, a, rows: N, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta,
+                          eps: config.layerNormEps, pool: pool)
+            }
             // Feed-forward block.
             if let constant = lp.mlpConstant {
                 addRowConstant(a, constant, out: m, rows: N, cols: D)
             } else {
-                gemm(a, rows: N, lda: D, layer.intermediate, out: inter, ldc: I, epilogue: .biasGELU, pool: pool)
+                timer.measure("ffn1+gelu") { gemm(a, rows: N, lda: D, layer.intermediate, out: inter, ldc: I, epilogue: .biasGELU, pool: pool) }
                 if soft != nil || observer != nil {
                     gemm(inter, rows: N, lda: I, layer.output, out: m, ldc: D, epilogue: .bias, pool: pool)
                     observer?.mlpOutput(layer: l, m, tokens: N)
                     if let soft { applyMLPMask(m, tokens: N, layer: l, soft.masks, soft.ablation) }
                     addVectors(m, a, count: N * D)
                 } else {
-                    gemm(inter, rows: N, lda: I, layer.output, out: m, ldc: D, epilogue: .biasResidual(a, ld: D), pool: pool)
+                    timer.measure("ffn2 gemm") { gemm(inter, rows: N, lda: I, layer.output, out: m, ldc: D, epilogue: .biasResidual(a, ld: D), pool: pool) }
                 }
             }
-            layerNorm(m, x, rows: N, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta,
-                      eps: config.layerNormEps, pool: pool)
+            timer.measure("layernorm") {
+                layerNorm(m, x, rows: N, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta,
+                          eps: config.layerNormEps, pool: pool)
+            }
             observer?.layerOutput(layer: l, x, tokens: N)
         }
         return x

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""The peers' side of BENCHMARKS.md: PyTorch eager and ONNX Runtime on the workloads hcore-bench runs.
+
+Run it from a throwaway venv (pip install torch transformers onnxruntime onnx) — never part of hcore:
+    python Benchmarks/peers.py hans   --model Tests/Fixtures/models/minilm-nli [--pairs 2048]
+    python Benchmarks/peers.py bert-base --model /tmp/hcore-bert-base-random [--mask-json '{"heads":…}']
+Both engines use 2 threads; ONNX Runtime with all graph optimisations. Batches are identical to hcore's:
+HANS pairs tokenized by the HF fast tokenizer (max_length 128, longest_first), sorted by length (stable),
+cut into batches of 32, each padded to its longest sequence (dynamic padding).
+Prints one JSON object per measurement.
+"""
+import argparse, json, os, sys, tempfile, time
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+THREADS = 2
+torch.set_num_threads(THREADS)
+
+
+
+
+def read_hans(pairs):
+    import subprocess
+    raw = subprocess.run(["zstd", "-dc", "data/hans/heuristics_evaluation_set.txt.zst"], check=True, capture_output=True).stdout
+    rows = raw.decode().split("\n")[1:pairs + 1]
+    return [(r.split("\t")[5], r.split("\t")[6]) for r in rows]
+
+
+def make_batches(tok, pairs, batch_size=32):
+    t0 = time.perf_counter()
+    enc = [tok(a, b, truncation="longest_first", max_length=128) for a, b in pairs]
+    tokenize = time.perf_counter() - t0
+    order = sorted(range(len(enc)), key=lambda i: (len(enc[i]["input_ids"]), i))
+    batches = []
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        T = max(len(enc[i]["input_ids"]) for i in idx)
+        ids = np.zeros((len(idx), T), dtype=np.int64); tt = np.zeros_like(ids); am = np.zeros_like(ids)
+        for r, i in enumerate(idx):
+            n = len(enc[i]["input_ids"])
+            ids[r, :n] = enc[i]["input_ids"]; tt[r, :n] = enc[i]["token_type_ids"]; am[r, :n] = 1
+        batches.append((ids, tt, am))
+    return batches, tokenize
+
+
+def time_torch(model, batches, reps):
+    with torch.inference_mode():
+        model(input_ids=torch.from_numpy(batches[0][0]), token_type_ids=torch.from_numpy(batches[0][1]), attention_mask=torch.from_numpy(batches[0][2]))
+        best = float("inf")
+        for _ in range(reps):
+            t = time.perf_counter()
+            for ids, tt, am in batches:
+                model(input_ids=torch.from_numpy(ids), token_type_ids=torch.from_numpy(tt), attention_mask=torch.from_numpy(am))
+            best = min(best, time.perf_counter() - t)
+    return best
+
+
+def export_onnx(model, path):
+    ids = torch.ones((2, 16), dtype=torch.int64)
+    axes = {0: "batch", 1: "seq"}
+    with torch.no_grad():
+        torch.onnx.export(model, (ids, torch.zeros_like(ids), torch.ones_like(ids)), path, dynamo=False,
+                          input_names=["input_ids", "token_type_ids", "attention_mask"], output_names=["logits"],
+                          dynamic_axes={"input_ids": axes, "token_type_ids": axes, "attention_mask": axes}, opset_version=17)
+
+
+def time_ort(path, batches, reps):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = THREADS
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    feed = lambda b: {"input_ids": b[0], "token_type_ids": b[1], "attention_mask": b[2]}
+    sess.run(None, feed(batches[0]))
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        for b in batches:
+            sess.run(None, feed(b))
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def load(model_dir, attn="eager"):
+    m = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation=attn)
+    return m.eval()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workload", choices=["hans", "bert-base"])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--pairs", type=int, default=2048)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--length", type=int, default=128)
+    ap.add_argument("--mask-json", help="heads to remove physically (prune_heads), for the subnetwork comparison")
+    ap.add_argument("--engines", default="torch,ort")
+    a = ap.parse_args()
+    engines = a.engines.split(",")
+    info = {"torch": torch.__version__, "threads": THREADS}
+    try:
+        import onnxruntime
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+
+    if a.workload == "hans":
+        tok = AutoTokenizer.from_pretrained(a.model)
+        batches, tokenize = make_batches(tok, read_hans(a.pairs))
+        model = load(a.model)
+        label = "hans"
+        extra = {"pairs": a.pairs, "tokenize_s": tokenize}
+        count = a.pairs
+    else:
+        rng = np.random.default_rng(7)
+        ids = rng.integers(1000, 21000, size=(a.batch, a.length), dtype=np.int64)
+        ids[:, 0] = 101; ids[:, -1] = 102
+        batches = [(ids, np.zeros_like(ids), np.ones_like(ids))]
+        model = load(a.model)
+        label = "bert_base"
+        extra = {"batch": a.batch, "length": a.length}
+        count = a.batch
+        if a.mask_json:
+            mask = json.loads(a.mask_json)
+            prune = {l: [h for h, v in enumerate(row) if v == 0] for l, row in enumerate(mask["heads"])}
+            model.prune_heads({l: hs for l, hs in prune.items() if hs})
+            label = "bert_base_heads_removed"
+            extra["heads_removed"] = sum(len(v) for v in prune.values())
+    if "torch" in engines:
+        t = time_torch(model, batches, a.reps)
+        print(json.dumps({"bench": label, "engine": "pytorch-eager", "seconds": t, "per_s": count / t, **extra, **info}), flush=True)
+    if "ort" in engines:
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "model.onnx")
+            export_onnx(model, p)
+            t = time_ort(p, batches, a.reps)
+        print(json.dumps({"bench": label, "engine": "onnxruntime", "seconds": t, "per_s": count / t, **extra, **info}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

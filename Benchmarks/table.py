@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Turns the JSON lines of Benchmarks/run.sh into the ratios of BENCHMARKS.md (standard library only)."""
+import json, sys
+
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+def pick(**kw):
+    return [r for r in rows if all(r.get(k) == v for k, v in kw.items())]
+
+peak = pick(bench="fma_peak", threads=2)[-1]["gflops"]
+print(f"FMA peak probe, 2 threads: {peak:.0f} GFLOP/s (1 thread: {pick(bench='fma_peak', threads=1)[-1]['gflops']:.0f})\n")
+print("| GEMM (M×N×K), 2 threads | GFLOP/s | % of probed peak |\n|---|---|---|")
+for r in pick(bench="gemm"):
+    print(f"| {r['shape']} | {r['gflops']:.0f} | {100 * r['gflops'] / peak:.0f}% |")
+h = pick(bench="hans", engine=None)[-1] if pick(bench="hans", engine=None) else None
+print("\n| minilm-nli, 2,048 HANS pairs, length-sorted batches of 32 | pairs/s | hcore ÷ peer |\n|---|---|---|")
+if h:
+    print(f"| hcore | {h['pairs_per_s']:.0f} | — |")
+    for r in pick(bench="hans"):
+        if "engine" in r:
+            print(f"| {r['engine']} | {r['per_s']:.0f} | {h['pairs_per_s'] / r['per_s']:.2f}× |")
+    tok = [r["tokenize_s"] for r in pick(bench="hans") if "engine" in r]
+    if tok:
+        print(f"\nTokenizing the 2,048 pairs: hcore {h['tokenize_s'] * 1000:.0f} ms, HF fast tokenizer (per pair calls) {tok[0] * 1000:.0f} ms.")
+full = [r for r in pick(bench="bert_base") if r.get("subnetwork") == "full"]
+if full:
+    f = full[-1]
+    print("\n| bert-base, batch 32 × length 128 | sequences/s | hcore ÷ peer |\n|---|---|---|")
+    print(f"| hcore | {f['sequences_per_s']:.2f} ({f['gflops']:.0f} GFLOP/s, {100 * f['gflops'] / peak:.0f}% of peak) | — |")
+    for r in rows:
+        if r.get("bench") == "bert_base" and "engine" in r:
+            print(f"| {r['engine']} | {r['per_s']:.2f} | {f['sequences_per_s'] / r['per_s']:.2f}× |")
+    print("\n| subnetwork of bert-base (mean ablation, compiled plan) | sequences/s | speed-up over full | FLOP ratio | speed-up ÷ FLOP ratio |\n|---|---|---|---|---|")
+    for r in pick(bench="bert_base"):
+        if r.get("subnetwork") not in (None, "full"):
+            print(f"| {r['subnetwork']} | {r['sequences_per_s']:.2f} | {r['speedup']:.2f}× | {r['flop_ratio']:.2f} | {r['speedup_over_flop_ratio']:.2f} |")
+    sub = [r for r in pick(bench="bert_base") if r.get("subnetwork") == "heads50_mlps50"]
+    rem = [r for r in rows if r.get("bench") == "bert_base_heads_removed"]
+    if sub and rem:
+        print("\n| heads50_mlps50 subnetwork | sequences/s | hcore ÷ peer |\n|---|---|---|")
+        print(f"| hcore (heads and MLPs skipped) | {sub[-1]['sequences_per_s']:.2f} | — |")
+        for r in rem:
+            print(f"| {r['engine']}, same heads physically removed (MLPs kept) | {r['per_s']:.2f} | {sub[-1]['sequences_per_s'] / r['per_s']:.2f}× |")
