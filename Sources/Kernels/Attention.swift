@@ -57,9 +57,13 @@ public func attention(qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim
                     p.update(from: scores, count: t)
                 }
                 let out = ctx + (start + i) * ldctx + h * d
-                for c in 0..<d { out[c] = 0 }
-                for jj in 0..<t {
-                    axpy(scores[jj], qkv + (start + jj) * ldqkv + (2 * heads + h) * d, out, count: d)
+                let v = qkv + start * ldqkv + (2 * heads + h) * d
+                if d % 16 == 0 && d <= 64 {
+                    // ctx_i = Σ_j p_j V_j with the row held in (up to 4) vector registers.
+                    weightedRowSum(scores, v, ldv: ldqkv, t: t, d: d, out: out)
+                } else {
+                    for c in 0..<d { out[c] = 0 }
+                    for jj in 0..<t { axpy(scores[jj], v + jj * ldqkv, out, count: d) }
                 }
             }
         }
@@ -74,6 +78,26 @@ public func attentionProbOffsets(offsets: [Int], heads: Int) -> [Int] {
         base[s + 1] = base[s] + heads * t * t
     }
     return base
+}
+
+/// out[0..<d] = Σ_j p[j]·v[j·ldv ..< j·ldv + d], for d ∈ {16, 32, 48, 64}.
+@inline(__always)
+func weightedRowSum(_ p: UnsafePointer<Float>, _ v: UnsafePointer<Float>, ldv: Int, t: Int, d: Int, out: UnsafeMutablePointer<Float>) {
+    var a0 = Vec16(), a1 = Vec16(), a2 = Vec16(), a3 = Vec16()
+    let raw = UnsafeRawPointer(v)
+    for j in 0..<t {
+        let w = p[j]
+        let row = raw + j * ldv * 4
+        a0.addProduct(w, row.loadUnaligned(as: Vec16.self))
+        if d > 16 { a1.addProduct(w, row.loadUnaligned(fromByteOffset: 64, as: Vec16.self)) }
+        if d > 32 { a2.addProduct(w, row.loadUnaligned(fromByteOffset: 128, as: Vec16.self)) }
+        if d > 48 { a3.addProduct(w, row.loadUnaligned(fromByteOffset: 192, as: Vec16.self)) }
+    }
+    let o = UnsafeMutableRawPointer(out)
+    o.storeBytes(of: a0, as: Vec16.self)
+    if d > 16 { o.storeBytes(of: a1, toByteOffset: 64, as: Vec16.self) }
+    if d > 32 { o.storeBytes(of: a2, toByteOffset: 128, as: Vec16.self) }
+    if d > 48 { o.storeBytes(of: a3, toByteOffset: 192, as: Vec16.self) }
 }
 
 /// y[i] += a·x[i]
