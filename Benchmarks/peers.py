@@ -84,6 +84,29 @@ def time_ort(path, batches, reps):
     return best
 
 
+def remove_heads(model, prune):
+    """Physically removes heads: slices Q/K/V rows and the output projection's columns (what
+    transformers' old prune_heads did; transformers 5 no longer has it)."""
+    for l, heads in prune.items():
+        if not heads:
+            continue
+        att = model.bert.encoder.layer[l].attention
+        sa, d = att.self, att.self.attention_head_size
+        keep = [h for h in range(sa.num_attention_heads) if h not in heads]
+        idx = torch.tensor([h * d + c for h in keep for c in range(d)])
+        def rows(lin):
+            new = torch.nn.Linear(lin.in_features, len(idx))
+            new.weight.data = lin.weight.data[idx].clone(); new.bias.data = lin.bias.data[idx].clone()
+            return new
+        sa.query, sa.key, sa.value = rows(sa.query), rows(sa.key), rows(sa.value)
+        out = att.output.dense
+        new = torch.nn.Linear(len(idx), out.out_features)
+        new.weight.data = out.weight.data[:, idx].clone(); new.bias.data = out.bias.data.clone()
+        att.output.dense = new
+        sa.num_attention_heads = len(keep)
+        sa.all_head_size = len(idx)
+
+
 def load(model_dir, attn="eager"):
     m = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation=attn)
     return m.eval()
@@ -127,7 +150,7 @@ def main():
         if a.mask_json:
             mask = json.loads(a.mask_json)
             prune = {l: [h for h, v in enumerate(row) if v == 0] for l, row in enumerate(mask["heads"])}
-            model.prune_heads({l: hs for l, hs in prune.items() if hs})
+            remove_heads(model, prune)
             label = "bert_base_heads_removed"
             extra["heads_removed"] = sum(len(v) for v in prune.values())
     if "torch" in engines:

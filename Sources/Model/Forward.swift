@@ -192,16 +192,18 @@ extension BertModel {
     /// x[t] = LayerNorm(word[id] + token_type[tt] + position[p]), p counted from each sequence's start.
     func embed(_ batch: TokenBatch, into x: UnsafeMutablePointer<Float>, pool: ThreadPool) {
         let D = hidden
+        let xa = UInt(bitPattern: x)
         wordEmbeddings.withUnsafeBufferPointer { word in
             tokenTypeEmbeddings.withUnsafeBufferPointer { type in
                 positionEmbeddings.withUnsafeBufferPointer { pos in
-                    for s in 0..<batch.count {
+                    pool.parallelFor(batch.count) { s in
+                        let x = UnsafeMutablePointer<Float>(bitPattern: xa)!
                         for t in batch.offsets[s]..<batch.offsets[s + 1] {
                             let row = x + t * D
                             let w = word.baseAddress! + Int(batch.inputIds[t]) * D
                             let ty = type.baseAddress! + Int(batch.tokenTypeIds[t]) * D
                             let p = pos.baseAddress! + (t - batch.offsets[s]) * D
-                            for c in 0..<D { row[c] = (w[c] + ty[c]) + p[c] }
+                            for c in 0..<D { row[c] = (w[c] + ty[c]) + p[c] }  // HF's order: (word + type) + position
                         }
                     }
                 }

@@ -1,0 +1,94 @@
+// The hcore binary end to end: predict on the golden pairs gives transformers' labels, errors give the
+// documented exit codes. Runs the release binary built next to the tests (scripts/test.sh builds it).
+import Foundation
+import XCTest
+
+let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+func hcore(_ args: [String], stdin: String? = nil) throws -> (code: Int32, out: String, err: String) {
+    let candidates = [repo + "/.build/release/hcore", repo + "/.build/debug/hcore"]
+    guard let exe = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        XCTFail("hcore binary not built (swift build -c release)")
+        throw NSError(domain: "hcore", code: 1)
+    }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: exe)
+    p.arguments = args
+    p.currentDirectoryURL = URL(fileURLWithPath: repo)
+    let o = Pipe(), e = Pipe()
+    p.standardOutput = o
+    p.standardError = e
+    try p.run()
+    let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+}
+
+final class CLITests: XCTestCase {
+    let minilm = repo + "/Tests/Fixtures/models/minilm-nli"
+
+    func testPredictGivesTransformersLabelsOnGoldenPairs() throws {
+        let j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: repo + "/Tests/Fixtures/golden/minilm-nli_outputs.json"))) as! [String: Any]
+        let examples = j["examples"] as! [[String: Any]]
+        var lines: [String] = []
+        for ex in examples {
+            let obj: [String: Any] = ["text": ex["text"] as! String, "text_pair": ex["text_pair"] as! String]
+            lines.append(String(decoding: try JSONSerialization.data(withJSONObject: obj), as: UTF8.self))
+        }
+        let input = NSTemporaryDirectory() + "hcore-golden-pairs-\(getpid()).jsonl"
+        try (lines.joined(separator: "\n") + "\n").write(toFile: input, atomically: true, encoding: .utf8)
+        let r = try hcore(["predict", "--model", minilm, "--jsonl", input])
+        XCTAssertEqual(r.code, 0, r.err)
+        let outLines = r.out.split(separator: "\n")
+        XCTAssertEqual(outLines.count, examples.count)
+        // Golden labels: argmax of transformers' logits (Tests/Fixtures/golden/minilm-nli_outputs.safetensors).
+        let golden = try goldenLogits()
+        let names = ["entailment", "neutral", "contradiction"]
+        for (i, l) in outLines.enumerated() {
+            let o = try JSONSerialization.jsonObject(with: Data(l.utf8)) as! [String: Any]
+            let want = (0..<3).max { golden[i * 3 + $0] < golden[i * 3 + $1] }!
+            XCTAssertEqual(o["label"] as? String, names[want], "pair \(i)")
+            let logits = (o["logits"] as! [NSNumber]).map(\.floatValue)
+            for c in 0..<3 { XCTAssertEqual(logits[c], golden[i * 3 + c], accuracy: 1e-4) }
+        }
+    }
+
+    /// Reads the golden logits with a few lines of safetensors parsing (independent of hcore's reader).
+    func goldenLogits() throws -> [Float] {
+        let d = try Data(contentsOf: URL(fileURLWithPath: repo + "/Tests/Fixtures/golden/minilm-nli_outputs.safetensors"))
+        let n = d.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try JSONSerialization.jsonObject(with: d.subdata(in: 8..<(8 + n))) as! [String: Any]
+        let entry = header["logits"] as! [String: Any]
+        let offsets = entry["data_offsets"] as! [Int]
+        let bytes = d.subdata(in: (8 + n + offsets[0])..<(8 + n + offsets[1]))
+        return bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+
+    func testExitCodes() throws {
+        XCTAssertEqual(try hcore(["predict", "--model", "/nonexistent", "a"]).code, 3)
+        XCTAssertEqual(try hcore(["predict", "--model", minilm]).code, 2)
+        XCTAssertEqual(try hcore(["predict", "--bogus-flag"]).code, 2)
+        XCTAssertEqual(try hcore(["--help"]).code, 0)
+        let badMask = NSTemporaryDirectory() + "hcore-bad-mask-\(getpid()).json"
+        try #"{"heads": [[1, 1]], "mlps": [1]}"#.write(toFile: badMask, atomically: true, encoding: .utf8)
+        let r = try hcore(["predict", "--model", minilm, "--mask", badMask, "--zero-ablation", "a", "b"])
+        XCTAssertEqual(r.code, 4, r.err)
+        XCTAssert(r.err.contains("mask shape"), r.err)
+        let truncated = NSTemporaryDirectory() + "hcore-truncated-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: truncated, withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(atPath: truncated + "/config.json")
+        try FileManager.default.copyItem(atPath: minilm + "/config.json", toPath: truncated + "/config.json")
+        let st = try Data(contentsOf: URL(fileURLWithPath: repo + "/Tests/Fixtures/models/tiny-bert/model.safetensors"))
+        try st.prefix(5000).write(to: URL(fileURLWithPath: truncated + "/model.safetensors"))
+        let t = try hcore(["info", "--model", truncated])
+        XCTAssertEqual(t.code, 3, t.err)
+        XCTAssert(t.err.contains("model.safetensors"), t.err)
+    }
+
+    func testTokenizeMatchesGoldenCase() throws {
+        let r = try hcore(["tokenize", "--model", minilm, "The artist was admired by the tourists .", "The artist admired the tourists ."])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertEqual(r.out.trimmingCharacters(in: .whitespacesAndNewlines),
+                       #"{"input_ids":[101,1996,3063,2001,12749,2011,1996,9045,1012,102,1996,3063,12749,1996,9045,1012,102],"token_type_ids":[0,0,0,0,0,0,0,0,0,0,1,1,1,1,1,1,1]}"#)
+    }
+}
