@@ -1,0 +1,435 @@
+// The subnetwork store: docs/store-format.md is the specification; this file implements it.
+//
+// A store only grows by appending blocks (zstd payloads with CRC-32s) followed by a footer (the live
+// index) and a commit record. Readers take the last commit; a file cut short by a crash is read as of
+// its last complete commit, while damage (a failed CRC, a bad header) is an error naming the block.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct StoreLayout: Equatable, Sendable {
+    public let layers: Int
+    public let heads: Int
+    public var unitCount: Int { layers * heads + layers }
+
+    public init(layers: Int, heads: Int) {
+        self.layers = layers
+        self.heads = heads
+    }
+}
+
+/// One subnetwork as stored: binary masks over the units (heads layer-major, then MLPs), optional
+/// log-alphas, and free-form metadata (seed, sparsity, steps, source, created, tags, metrics…).
+public struct StoredSubnetwork: Sendable {
+    public var name: String
+    public var mask: [UInt8]
+    public var logAlpha: [Float]?
+    public var meta: JSONValue
+
+    public init(name: String, mask: [UInt8], logAlpha: [Float]? = nil, meta: JSONValue = .object([])) {
+        self.name = name
+        self.mask = mask
+        self.logAlpha = logAlpha
+        self.meta = meta
+    }
+}
+
+public final class SubnetworkStore {
+    public let path: String
+    public private(set) var fingerprint: String
+    public private(set) var layout: StoreLayout
+    public private(set) var created: String
+    /// Live subnetworks in insertion order.
+    public private(set) var subnetworks: [StoredSubnetwork] = []
+    /// Activation set names → block offsets.
+    public private(set) var activationSets: [(name: String, offset: Int)] = []
+    /// Set when the file ended inside an append and was read as of its last complete commit.
+    public private(set) var recoveryNote: String?
+    /// Bytes of the masks blocks' payloads on disk (compressed), for size reporting.
+    public private(set) var maskPayloadBytes = 0
+
+    // Index state carried from commit to commit.
+    private var metaOffset = 0
+    private var rows: [(name: String, masks: Int, row: Int, entries: Int)] = []
+    private var metadataUpdates: [(name: String, offset: Int)] = []
+    private var sequence = 0
+    private var committedLength = 0
+
+    static let fileMagic = Array("HCSTORE\0".utf8)
+    static let blockMagic = Array("HCB1".utf8)
+    static let maxPayload = 1 << 30
+    static let maxUncompressed = 1 << 32
+
+    enum Kind: UInt8 { case meta = 1, masks = 2, entries = 3, activations = 4, footer = 5, commit = 6 }
+
+    /// Test hook: make writes fail after this many bytes of an append (simulates a full disk).
+    public nonisolated(unsafe) static var failWritesAfterBytes: Int?
+
+    // MARK: create / open
+
+    public static func create(path: String, fingerprint: String, layout: StoreLayout) throws -> SubnetworkStore {
+        if FileManager.default.fileExists(atPath: path) {
+            throw CheckpointError.writeFailed(path: path, reason: "a file already exists there; remove it or choose another name")
+        }
+        var bytes = fileMagic
+        bytes += le32(1)
+        bytes += le32(crc32(bytes))
+        let created = ISO8601DateFormatter().string(from: Date())
+        let meta = JSONValue.object([
+            ("format", "hcore-store"), ("version", 1), ("model_fingerprint", .string(fingerprint)),
+            ("layout", .object([("layers", .int(layout.layers)), ("heads", .int(layout.heads)), ("mlps", true)])),
+            ("created", .string(created)),
+        ])
+        let metaOffset = bytes.count
+        bytes += block(.meta, Array(meta.compact.utf8))
+        let store = SubnetworkStore(path: path, fingerprint: fingerprint, layout: layout, created: created)
+        store.metaOffset = metaOffset
+        bytes += store.footerAndCommit(at: bytes.count)
+        try writeAtomically(bytes, to: path)
+        store.committedLength = bytes.count
+        return store
+    }
+
+    private init(path: String, fingerprint: String, layout: StoreLayout, created: String) {
+        self.path = path
+        self.fingerprint = fingerprint
+        self.layout = layout
+        self.created = created
+    }
+
+    public static func open(path: String) throws -> SubnetworkStore {
+        let file = try MappedFile(path: path)
+        let store = SubnetworkStore(path: path, fingerprint: "", layout: StoreLayout(layers: 0, heads: 0), created: "")
+        try store.load(file)
+        return store
+    }
+
+    // MARK: reading
+
+    private func damage(_ offset: Int?, _ reason: String) -> CheckpointError {
+        .malformed(path: path, offset: offset, reason: "store: \(reason)")
+    }
+
+    private struct BlockHeader { let kind: Kind; let payloadLength: Int; let rawLength: Int; let crc: UInt32 }
+
+    private enum HeaderRead { case ok(BlockHeader), truncated, damaged(String) }
+
+    private func readHeader(_ f: MappedFile, at o: Int) -> HeaderRead {
+        if o + 32 > f.count { return .truncated }
+        for k in 0..<4 where f[o + k] != Self.blockMagic[k] { return .damaged("bad block magic") }
+        let headerBytes = f.slice(o..<(o + 28))
+        guard crc32(headerBytes) == UInt32(f.uint(at: o + 28, size: 4)) else { return .damaged("block header checksum mismatch") }
+        guard let kind = Kind(rawValue: f[o + 4]) else { return .damaged("unknown block kind \(f[o + 4])") }
+        let len = f.uint(at: o + 8, size: 8), raw = f.uint(at: o + 16, size: 8)
+        guard len <= UInt64(Self.maxPayload), raw <= UInt64(Self.maxUncompressed) else { return .damaged("block lengths out of range") }
+        return .ok(BlockHeader(kind: kind, payloadLength: Int(len), rawLength: Int(raw), crc: UInt32(f.uint(at: o + 24, size: 4))))
+    }
+
+    /// The decompressed payload of the block at `o`, which must be of `kind`.
+    private func payload(_ f: MappedFile, at o: Int, kind: Kind) throws -> [UInt8] {
+        guard o >= 16, o < f.count else { throw damage(o, "reference to offset \(o) outside the file") }
+        switch readHeader(f, at: o) {
+        case .truncated: throw damage(o, "block at \(o) is cut off")
+        case .damaged(let r): throw damage(o, "\(r) (block at \(o))")
+        case .ok(let h):
+            guard h.kind == kind else { throw damage(o, "block at \(o) is a \(h.kind) block, expected \(kind)") }
+            guard o + 32 + h.payloadLength <= f.count else { throw damage(o, "\(kind) block at \(o) is cut off") }
+            let data = f.slice((o + 32)..<(o + 32 + h.payloadLength))
+            guard crc32(data) == h.crc else { throw damage(o, "\(kind) block at \(o): payload checksum mismatch") }
+            if kind == .commit { return data }
+            let raw: [UInt8]
+            do { raw = try Zstd.decompress(data, limit: h.rawLength, name: path) } catch {
+                throw damage(o, "\(kind) block at \(o): \(error)")
+            }
+            guard raw.count == h.rawLength else { throw damage(o, "\(kind) block at \(o): decompressed size differs from its header") }
+            return raw
+        }
+    }
+
+    private func load(_ f: MappedFile) throws {
+        guard f.count >= 16 else { throw damage(0, "file is \(f.count) bytes, shorter than the store header (cut during creation?)") }
+        for k in 0..<8 where f[k] != Self.fileMagic[k] { throw damage(0, "not an hcore store (bad magic)") }
+        guard crc32(f.slice(0..<12)) == UInt32(f.uint(at: 12, size: 4)) else { throw damage(0, "store header checksum mismatch") }
+        guard f.uint(at: 8, size: 4) == 1 else { throw damage(8, "store format version \(f.uint(at: 8, size: 4)); this hcore reads version 1") }
+        // Fast path: the file ends with a commit that says so.
+        var commitOffset: Int? = nil
+        if f.count >= 16 + 64, case .ok(let h) = readHeader(f, at: f.count - 64), h.kind == .commit, h.payloadLength == 32,
+           let c = try? payload(f, at: f.count - 64, kind: .commit), Int(le64(c, 24)) == f.count {
+            commitOffset = f.count - 64
+        }
+        if commitOffset == nil {
+            // Scan block by block; the last complete commit wins unless something is damaged.
+            var o = 16, lastCommit: Int? = nil
+            scan: while o < f.count {
+                switch readHeader(f, at: o) {
+                case .truncated: break scan
+                case .damaged(let r): throw damage(o, "\(r) at byte \(o)")
+                case .ok(let h):
+                    if o + 32 + h.payloadLength > f.count { break scan }
+                    guard crc32(f.slice((o + 32)..<(o + 32 + h.payloadLength))) == h.crc else {
+                        throw damage(o, "\(h.kind) block at \(o): payload checksum mismatch")
+                    }
+                    if h.kind == .commit { lastCommit = o }
+                    o += 32 + h.payloadLength
+                }
+            }
+            guard let lc = lastCommit else { throw damage(nil, "no complete commit in the file (cut during creation?)") }
+            let end = lc + 64
+            recoveryNote = "the file ends inside an append: read as of the last complete commit at byte \(lc); \(f.count - end) bytes after it are ignored (the next write removes them)"
+            commitOffset = lc
+        }
+        let c = try payload(f, at: commitOffset!, kind: .commit)
+        let footerOffset = Int(le64(c, 0))
+        sequence = Int(le64(c, 16))
+        committedLength = commitOffset! + 64
+        guard Int(le64(c, 24)) == committedLength else { throw damage(commitOffset, "commit record's file length disagrees with its position") }
+        let footer = try JSONValue.parse(String(decoding: try payload(f, at: footerOffset, kind: .footer), as: UTF8.self), path: path)
+        // Store-level metadata.
+        metaOffset = footer.get("meta")?.intValue ?? -1
+        let meta = try JSONValue.parse(String(decoding: try payload(f, at: metaOffset, kind: .meta), as: UTF8.self), path: path)
+        guard let fp = meta.get("model_fingerprint")?.stringValue, let lay = meta.get("layout"),
+              let L = lay.get("layers")?.intValue, let H = lay.get("heads")?.intValue, L > 0, H > 0, L * H < 1 << 20 else {
+            throw damage(metaOffset, "meta block lacks model_fingerprint or layout")
+        }
+        fingerprint = fp
+        layout = StoreLayout(layers: L, heads: H)
+        created = meta.get("created")?.stringValue ?? ""
+        // Subnetworks: decode each referenced masks block once.
+        var masksCache: [Int: (masks: [[UInt8]], alphas: [[Float]]?)] = [:]
+        var entriesCache: [Int: [JSONValue]] = [:]
+        var names = Set<String>()
+        maskPayloadBytes = 0
+        for item in footer.get("subnetworks")?.arrayValue ?? [] {
+            guard let name = item.get("name")?.stringValue, let mo = item.get("masks")?.intValue,
+                  let row = item.get("row")?.intValue, let eo = item.get("entries")?.intValue else {
+                throw damage(footerOffset, "footer entry without name/masks/row/entries")
+            }
+            guard names.insert(name).inserted else { throw damage(footerOffset, "footer lists '\(name)' twice") }
+            if masksCache[mo] == nil {
+                let p = try payload(f, at: mo, kind: .masks)
+                masksCache[mo] = try decodeMasks(p, at: mo)
+                if case .ok(let h) = readHeader(f, at: mo) { maskPayloadBytes += h.payloadLength }
+            }
+            if entriesCache[eo] == nil {
+                let e = try JSONValue.parse(String(decoding: try payload(f, at: eo, kind: .entries), as: UTF8.self), path: path)
+                guard let list = e.arrayValue else { throw damage(eo, "entries block is not a list") }
+                entriesCache[eo] = list
+            }
+            let block = masksCache[mo]!, entries = entriesCache[eo]!
+            guard row >= 0, row < block.masks.count, row < entries.count else { throw damage(mo, "row \(row) of '\(name)' is outside its block") }
+            guard entries[row].get("name")?.stringValue == name else { throw damage(eo, "entries row \(row) is not '\(name)'") }
+            subnetworks.append(StoredSubnetwork(name: name, mask: block.masks[row], logAlpha: block.alphas?[row],
+                                                meta: entries[row].get("meta") ?? .object([])))
+            rows.append((name, mo, row, eo))
+        }
+        for u in footer.get("metadata_updates")?.arrayValue ?? [] {
+            guard let name = u.get("name")?.stringValue, let o = u.get("offset")?.intValue else { throw damage(footerOffset, "bad metadata update entry") }
+            metadataUpdates.append((name, o))
+            if entriesCache[o] == nil {
+                let e = try JSONValue.parse(String(decoding: try payload(f, at: o, kind: .entries), as: UTF8.self), path: path)
+                entriesCache[o] = e.arrayValue ?? []
+            }
+            for upd in entriesCache[o]! where upd.get("name")?.stringValue == name {
+                if let i = subnetworks.firstIndex(where: { $0.name == name }), let m = upd.get("meta")?.objectValue {
+                    subnetworks[i].meta = subnetworks[i].meta.merging(m)
+                }
+            }
+        }
+        for a in footer.get("activations")?.arrayValue ?? [] {
+            guard let name = a.get("name")?.stringValue, let o = a.get("offset")?.intValue else { throw damage(footerOffset, "bad activations entry") }
+            activationSets.append((name, o))
+        }
+    }
+
+    private func decodeMasks(_ p: [UInt8], at o: Int) throws -> (masks: [[UInt8]], alphas: [[Float]]?) {
+        guard p.count >= 8 else { throw damage(o, "masks block too short") }
+        let n = Int(le32v(p, 0)), u = Int(le32v(p, 4))
+        guard u == layout.unitCount else { throw damage(o, "masks block has \(u) units; the layout has \(layout.unitCount)") }
+        let rowBytes = (n + 7) / 8
+        let bitsEnd = 8 + u * rowBytes
+        guard n <= 1 << 24, bitsEnd <= p.count else { throw damage(o, "masks block shorter than its \(n)×\(u) bits") }
+        var masks = [[UInt8]](repeating: [UInt8](repeating: 0, count: u), count: n)
+        for unit in 0..<u {
+            let base = 8 + unit * rowBytes
+            for s in 0..<n where p[base + s / 8] >> (s % 8) & 1 == 1 { masks[s][unit] = 1 }
+        }
+        var alphas: [[Float]]? = nil
+        if bitsEnd < p.count {
+            guard p[bitsEnd] == 1, p.count == bitsEnd + 1 + n * u * 4 else { throw damage(o, "masks block: bad log-alpha section") }
+            let count = n * u
+            var values = [UInt32](repeating: 0, count: count)
+            for plane in 0..<4 {
+                let base = bitsEnd + 1 + plane * count
+                for i in 0..<count { values[i] |= UInt32(p[base + i]) << (8 * UInt32(plane)) }
+            }
+            alphas = (0..<n).map { s in (0..<u).map { Float(bitPattern: values[s * u + $0]) } }
+        }
+        return (masks, alphas)
+    }
+
+    public func activationSet(_ name: String) throws -> [UInt8] {
+        guard let a = activationSets.last(where: { $0.name == name }) else {
+            throw CheckpointError.missingTensor(path: path, name: "activation set '\(name)'")
+        }
+        let f = try MappedFile(path: path)
+        let p = try payload(f, at: a.offset, kind: .activations)
+        guard let nl = p.firstIndex(of: 0x0A) else { throw damage(a.offset, "activations block without header line") }
+        return Array(p[(nl + 1)...])
+    }
+
+    // MARK: writing
+
+    static func block(_ kind: Kind, _ raw: [UInt8]) -> [UInt8] {
+        let data = kind == .commit ? raw : Zstd.compress(raw, level: 19)
+        var h = blockMagic + [kind.rawValue, 0, 0, 0] + le64(UInt64(data.count)) + le64(UInt64(raw.count)) + le32(crc32(data))
+        h += le32(crc32(h))
+        return h + data
+    }
+
+    private func footerAndCommit(at offset: Int) -> [UInt8] {
+        let footer = JSONValue.object([
+            ("sequence", .int(sequence + 1)), ("meta", .int(metaOffset)),
+            ("subnetworks", .array(rows.map { .object([("name", .string($0.name)), ("masks", .int($0.masks)), ("row", .int($0.row)), ("entries", .int($0.entries))]) })),
+            ("activations", .array(activationSets.map { .object([("name", .string($0.name)), ("offset", .int($0.offset))]) })),
+            ("metadata_updates", .array(metadataUpdates.map { .object([("name", .string($0.name)), ("offset", .int($0.offset))]) })),
+        ])
+        let fb = Self.block(.footer, Array(footer.compact.utf8))
+        let commitAt = offset + fb.count
+        let c = le64(UInt64(offset)) + le64(UInt64(fb.count)) + le64(UInt64(sequence + 1)) + le64(UInt64(commitAt + 64))
+        return fb + Self.block(.commit, c)
+    }
+
+    /// Appends blocks produced by `build` (given the file offset where they start), then a footer and
+    /// a commit. On failure the file is cut back to the last commit and the in-memory state restored.
+    private func append(_ build: (Int) throws -> [UInt8]) throws {
+        let saved = (rows, metadataUpdates, activationSets, subnetworks, sequence, maskPayloadBytes)
+        do {
+            let fd = Glibc.open(path, O_RDWR)
+            guard fd >= 0 else { throw CheckpointError.writeFailed(path: path, reason: String(cString: strerror(errno))) }
+            defer { Glibc.close(fd) }
+            // Drop an uncommitted tail left by an earlier crash.
+            guard ftruncate(fd, off_t(committedLength)) == 0 else { throw CheckpointError.writeFailed(path: path, reason: String(cString: strerror(errno))) }
+            var bytes = try build(committedLength)
+            bytes += footerAndCommit(at: committedLength + bytes.count)
+            var limit = bytes.count
+            if let fail = Self.failWritesAfterBytes { limit = min(limit, fail) }
+            let written = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, limit, off_t(committedLength)) }
+            guard written == bytes.count, fsync(fd) == 0 else {
+                _ = ftruncate(fd, off_t(committedLength))
+                throw CheckpointError.writeFailed(path: path, reason: "short write (disk full?); the store is unchanged")
+            }
+            committedLength += bytes.count
+            sequence += 1
+        } catch {
+            (rows, metadataUpdates, activationSets, subnetworks, sequence, maskPayloadBytes) = saved
+            throw error
+        }
+    }
+
+    /// Adds subnetworks in one append (one masks block, one entries block). Names must be new.
+    public func add(_ subs: [StoredSubnetwork]) throws {
+        guard !subs.isEmpty else { return }
+        var seen = Set(subnetworks.map(\.name))
+        let U = layout.unitCount
+        for s in subs {
+            guard !s.name.isEmpty else { throw CheckpointError.malformed(path: path, offset: nil, reason: "a subnetwork needs a non-empty name") }
+            guard seen.insert(s.name).inserted else { throw CheckpointError.malformed(path: path, offset: nil, reason: "subnetwork '\(s.name)' already exists in the store") }
+            guard s.mask.count == U, s.mask.allSatisfy({ $0 <= 1 }) else {
+                throw CheckpointError.malformed(path: path, offset: nil, reason: "'\(s.name)': expected \(U) binary mask values (\(layout.layers)×\(layout.heads) heads + \(layout.layers) MLPs)")
+            }
+            if let a = s.logAlpha, a.count != U || a.contains(where: { !$0.isFinite }) {
+                throw CheckpointError.malformed(path: path, offset: nil, reason: "'\(s.name)': log_alpha needs \(U) finite values")
+            }
+        }
+        let withAlphas = subs.allSatisfy { $0.logAlpha != nil }
+        let n = subs.count, rowBytes = (n + 7) / 8
+        var raw = le32(UInt32(n)) + le32(UInt32(U))
+        var bits = [UInt8](repeating: 0, count: U * rowBytes)
+        for (s, sub) in subs.enumerated() { for u in 0..<U where sub.mask[u] == 1 { bits[u * rowBytes + s / 8] |= 1 << (s % 8) } }
+        raw += bits
+        if withAlphas {
+            raw.append(1)
+            let values = subs.flatMap { $0.logAlpha!.map(\.bitPattern) }
+            for plane in 0..<4 { raw += values.map { UInt8(($0 >> (8 * UInt32(plane))) & 0xFF) } }
+        }
+        let entries = JSONValue.array(subs.map { .object([("name", .string($0.name)), ("meta", $0.meta)]) })
+        try append { start in
+            let mb = Self.block(.masks, raw)
+            let eb = Self.block(.entries, Array(entries.compact.utf8))
+            for (i, s) in subs.enumerated() {
+                rows.append((s.name, start, i, start + mb.count))
+                subnetworks.append(StoredSubnetwork(name: s.name, mask: s.mask, logAlpha: withAlphas ? s.logAlpha : nil, meta: s.meta))
+            }
+            maskPayloadBytes += mb.count - 32
+            return mb + eb
+        }
+    }
+
+    public func remove(_ names: [String]) throws {
+        let missing = names.filter { n in !subnetworks.contains { $0.name == n } }
+        guard missing.isEmpty else { throw CheckpointError.missingTensor(path: path, name: "subnetwork '\(missing[0])'") }
+        try append { _ in
+            rows.removeAll { names.contains($0.name) }
+            subnetworks.removeAll { names.contains($0.name) }
+            metadataUpdates.removeAll { names.contains($0.name) }
+            return []
+        }
+    }
+
+    /// Merges keys into subnetworks' metadata (e.g. metrics written back by `hcore eval`).
+    public func updateMeta(_ updates: [(name: String, meta: [(String, JSONValue)])]) throws {
+        for u in updates where !subnetworks.contains(where: { $0.name == u.name }) {
+            throw CheckpointError.missingTensor(path: path, name: "subnetwork '\(u.name)'")
+        }
+        let list = JSONValue.array(updates.map { .object([("name", .string($0.name)), ("meta", .object($0.meta))]) })
+        try append { start in
+            for u in updates {
+                metadataUpdates.append((u.name, start))
+                if let i = subnetworks.firstIndex(where: { $0.name == u.name }) { subnetworks[i].meta = subnetworks[i].meta.merging(u.meta) }
+            }
+            return Self.block(.entries, Array(list.compact.utf8))
+        }
+    }
+
+    /// Stores a named mean-activation set (safetensors bytes); a later set of the same name replaces it.
+    public func addActivations(name: String, safetensors: [UInt8]) throws {
+        let raw = Array((JSONValue.object([("name", .string(name))]).compact + "\n").utf8) + safetensors
+        try append { start in
+            activationSets.removeAll { $0.name == name }
+            activationSets.append((name, start))
+            return Self.block(.activations, raw)
+        }
+    }
+
+    /// Rewrites the live state into a fresh file (temp + fsync + rename).
+    public func compact() throws {
+        let tmp = path + ".compact-\(getpid())"
+        try? FileManager.default.removeItem(atPath: tmp)
+        let fresh = try SubnetworkStore.create(path: tmp, fingerprint: fingerprint, layout: layout)
+        do {
+            let f = try MappedFile(path: path)
+            for a in activationSets {
+                let p = try payload(f, at: a.offset, kind: .activations)
+                let nl = p.firstIndex(of: 0x0A) ?? 0
+                try fresh.addActivations(name: a.name, safetensors: Array(p[(nl + 1)...]))
+            }
+            try fresh.add(subnetworks)
+            guard rename(tmp, path) == 0 else { throw CheckpointError.writeFailed(path: path, reason: String(cString: strerror(errno))) }
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+        let reopened = try SubnetworkStore.open(path: path)
+        (rows, metadataUpdates, activationSets, subnetworks, sequence, committedLength, maskPayloadBytes) =
+            (reopened.rows, reopened.metadataUpdates, reopened.activationSets, reopened.subnetworks, reopened.sequence, reopened.committedLength, reopened.maskPayloadBytes)
+        recoveryNote = nil
+    }
+
+    public var fileSize: Int { committedLength }
+}
+
+func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8((v >> (8 * UInt32($0))) & 0xFF) } }
+func le64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8((v >> (8 * UInt64($0))) & 0xFF) } }
+func le64(_ b: [UInt8], _ o: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(b[o + $1]) << (8 * UInt64($1)) } }
+func le32v(_ b: [UInt8], _ o: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(b[o + $1]) << (8 * UInt32($1)) } }

@@ -1,0 +1,65 @@
+// Hard-concrete gates (Louizos et al. 2018) with the constants of Heuristic-Core's l0.py:
+// stretch limits (l, r) = (−0.1, 1.1), temperature T = 2/3, eps = 1e-6, deterministic factor 0.8.
+import Foundation
+
+public enum HardConcrete {
+    public static let limitLeft = -0.1
+    public static let limitRight = 1.1
+    public static let temperature = 2.0 / 3.0
+    public static let eps = 1e-6
+    public static let factor = 0.8
+
+    /// A training-time sample: clamp((r − l)·σ((log u − log(1−u) + log α)/T) + l, 0, 1), u ∈ (eps, 1−eps).
+    public static func sample(logAlpha: Float, u: Float) -> Float {
+        let uu = min(max(Double(u), eps), 1 - eps)
+        let s = sigmoid((log(uu) - log(1 - uu) + Double(logAlpha)) / temperature)
+        return Float(min(1, max(0, s * (limitRight - limitLeft) + limitLeft)))
+    }
+
+    /// P(gate = 0) = σ(T·log(x/(1−x)) − log α) with x = (0 − l)/(r − l), clamped to [eps, 1−eps].
+    public static func probabilityZero(logAlpha: Float) -> Double {
+        let x = (0 - limitLeft) / (limitRight - limitLeft)
+        return min(1 - eps, max(eps, sigmoid(temperature * log(x / (1 - x)) - Double(logAlpha))))
+    }
+
+    /// The expected number of kept gates, Σ (1 − P(gate = 0)) — the L0 norm the sparsity target uses.
+    public static func expectedKept(_ logAlpha: [Float]) -> Double {
+        logAlpha.reduce(0) { $0 + 1 - probabilityZero(logAlpha: $1) }
+    }
+
+    /// The deterministic evaluation mask over one group of gates: k = round(N − Σ(1 − q)) gates (the
+    /// expected number of zeros) with the smallest soft scores σ(log α / T · 0.8) become 0; the others keep
+    /// their soft score. Heuristic-Core applies it per module (each layer's head vector, each MLP's
+    /// single gate); ../shared/golden applies it to all units at once. Pass `threshold` for binary masks.
+    public static func deterministic(_ logAlpha: [Float], threshold: Float? = nil) -> (mask: [Float], zeros: Int) {
+        let n = logAlpha.count
+        let kept = expectedKept(logAlpha)
+        let k = max(0, min(n, Int((Double(n) - kept).rounded(.toNearestOrEven))))
+        var soft = logAlpha.map { Float(sigmoid(Double($0) / temperature * factor)) }
+        let order = soft.indices.sorted { (soft[$0], $0) < (soft[$1], $1) }
+        for i in order.prefix(k) { soft[i] = 0 }
+        if let threshold { soft = soft.map { $0 > threshold ? 1 : 0 } }
+        return (soft, k)
+    }
+
+    static func sigmoid(_ x: Double) -> Double { 1 / (1 + exp(-x)) }
+}
+
+extension MaskValues {
+    /// Units in store order (heads layer-major, then MLPs) ↔ MaskValues.
+    public init(units: [Float], layers: Int, heads: Int) {
+        self.init(heads: (0..<layers).map { Array(units[($0 * heads)..<(($0 + 1) * heads)]) },
+                  mlps: Array(units[(layers * heads)..<(layers * heads + layers)]))
+    }
+
+    public var units: [Float] { heads.flatMap { $0 } + mlps }
+
+    /// Heuristic-Core's evaluation masks from log-alphas in unit order: the deterministic rule per module
+    /// (each layer's heads together, each MLP alone), soft values, or binary at `threshold`.
+    public static func fromLogAlpha(_ logAlpha: [Float], layers: Int, heads: Int, threshold: Float?) -> MaskValues {
+        var units: [Float] = []
+        for l in 0..<layers { units += HardConcrete.deterministic(Array(logAlpha[(l * heads)..<((l + 1) * heads)]), threshold: threshold).mask }
+        for l in 0..<layers { units += HardConcrete.deterministic([logAlpha[layers * heads + l]], threshold: threshold).mask }
+        return MaskValues(units: units, layers: layers, heads: heads)
+    }
+}

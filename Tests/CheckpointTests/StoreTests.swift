@@ -1,0 +1,185 @@
+// The subnetwork store (docs/store-format.md): exact round trips, compact mask storage, and damage:
+// every byte flipped and every truncation end in a clean error or a committed state — never a wrong mask.
+import Checkpoint
+import Foundation
+import XCTest
+
+func tempPath(_ name: String) -> String {
+    let dir = NSTemporaryDirectory() + "hcore-store-tests-\(getpid())"
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let p = dir + "/" + name
+    try? FileManager.default.removeItem(atPath: p)
+    return p
+}
+
+/// SplitMix64, for reproducible subnetworks.
+struct StoreRNG {
+    var s: UInt64
+    mutating func next() -> UInt64 {
+        s &+= 0x9E37_79B9_7F4A_7C15
+        var z = s
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}
+
+/// Subnetworks "around a shared core": each unit has a keep probability — 35% of units always kept (the
+/// core), 35% almost always pruned (p = 0.05), 30% coin flips — as the paper's keep frequencies look.
+func coreSubnetworks(_ n: Int, layout: StoreLayout, seed: UInt64, alphas: Bool = false) -> [StoredSubnetwork] {
+    var rng = StoreRNG(s: seed)
+    let U = layout.unitCount
+    let p: [Double] = (0..<U).map { _ in let r = rng.uniform(); return r < 0.35 ? 1 : r < 0.7 ? 0.05 : 0.5 }
+    return (0..<n).map { i in
+        let mask = p.map { UInt8(rng.uniform() < $0 ? 1 : 0) }
+        let la: [Float]? = alphas ? mask.map { Float($0) * 4 - 2 + Float(rng.uniform()) } : nil
+        return StoredSubnetwork(name: "sub-\(i)", mask: mask, logAlpha: la,
+                                meta: .object([("seed", .int(i)), ("target_sparsity", 0.5), ("tags", .array(["core"]))]))
+    }
+}
+
+final class StoreTests: XCTestCase {
+    let layout = StoreLayout(layers: 12, heads: 12)
+
+    func testRoundTripIsExact() throws {
+        let path = tempPath("roundtrip.hcs")
+        let s = try SubnetworkStore.create(path: path, fingerprint: "hc1-0123456789abcdef", layout: layout)
+        let subs = coreSubnetworks(20, layout: layout, seed: 1, alphas: true)
+        try s.add(subs)
+        try s.updateMeta([("sub-3", [("hans_accuracy", 0.61), ("note", "é ✓ \"quoted\"")])])
+        try s.addActivations(name: "hans", safetensors: [1, 2, 3, 255])
+        let r = try SubnetworkStore.open(path: path)
+        XCTAssertNil(r.recoveryNote)
+        XCTAssertEqual(r.fingerprint, "hc1-0123456789abcdef")
+        XCTAssertEqual(r.layout, layout)
+        XCTAssertEqual(r.subnetworks.map(\.name), subs.map(\.name))
+        for (a, b) in zip(r.subnetworks, subs) {
+            XCTAssertEqual(a.mask, b.mask)
+            XCTAssertEqual(a.logAlpha!.map(\.bitPattern), b.logAlpha!.map(\.bitPattern))
+        }
+        XCTAssertEqual(r.subnetworks[3].meta.compact, #"{"seed":3,"target_sparsity":0.5,"tags":["core"],"hans_accuracy":0.61,"note":"é ✓ \"quoted\""}"#)
+        XCTAssertEqual(try r.activationSet("hans"), [1, 2, 3, 255])
+        try r.remove(["sub-0", "sub-7"])
+        let r2 = try SubnetworkStore.open(path: path)
+        XCTAssertEqual(r2.subnetworks.count, 18)
+        XCTAssertFalse(r2.subnetworks.contains { $0.name == "sub-7" })
+        XCTAssertThrowsError(try r2.add([subs[1]])) { XCTAssert("\($0)".contains("already exists")) }
+        let before = try Data(contentsOf: URL(fileURLWithPath: path)).count
+        try r2.compact()
+        let after = try SubnetworkStore.open(path: path)
+        XCTAssertLessThan(try Data(contentsOf: URL(fileURLWithPath: path)).count, before)
+        XCTAssertEqual(after.subnetworks.map(\.mask), r2.subnetworks.map(\.mask))
+        XCTAssertEqual(after.subnetworks.map(\.meta.compact), r2.subnetworks.map(\.meta.compact))
+        XCTAssertEqual(try after.activationSet("hans"), [1, 2, 3, 255])
+    }
+
+    func testThousandBertBaseSubnetworksFitInSixteenBytesEach() throws {
+        let path = tempPath("thousand.hcs")
+        let s = try SubnetworkStore.create(path: path, fingerprint: "hc1-0000000000000001", layout: layout)
+        let subs = coreSubnetworks(1000, layout: layout, seed: 2)
+        try s.add(subs)
+        let perSubnetwork = Double(s.maskPayloadBytes) / 1000
+        print("store: 1000 subnetworks × 156 units: \(s.maskPayloadBytes) bytes of mask data (\(perSubnetwork) per subnetwork), file \(s.fileSize) bytes")
+        XCTAssertLessThanOrEqual(perSubnetwork, 16)
+        let t = Date()
+        let r = try SubnetworkStore.open(path: path)
+        let listing = r.subnetworks.map { "\($0.name) \($0.mask.reduce(0) { $0 + Int($1) })" }
+        let elapsed = Date().timeIntervalSince(t)
+        XCTAssertEqual(listing.count, 1000)
+        XCTAssertEqual(r.subnetworks.map(\.mask), subs.map(\.mask))
+        XCTAssertEqual(r.maskPayloadBytes, s.maskPayloadBytes)
+        XCTAssertLessThan(elapsed, 0.1, "opening and listing 1000 entries took \(elapsed) s")
+    }
+
+    /// A small store with three commits after creation; returns the path, the file length after each
+    /// commit and the (name, mask, meta) state after each.
+    func smallStore() throws -> (String, [Int], [[String]]) {
+        let path = tempPath("small.hcs")
+        let small = StoreLayout(layers: 2, heads: 3)
+        let s = try SubnetworkStore.create(path: path, fingerprint: "hc1-00000000000000ff", layout: small)
+        func state() -> [String] { s.subnetworks.map { "\($0.name) \($0.mask) \($0.logAlpha ?? []) \($0.meta.compact)" } }
+        var lengths = [s.fileSize], states = [state()]
+        try s.add(coreSubnetworks(3, layout: small, seed: 3, alphas: true))
+        lengths.append(s.fileSize); states.append(state())
+        try s.updateMeta([("sub-1", [("acc", 0.5)])])
+        lengths.append(s.fileSize); states.append(state())
+        try s.add([StoredSubnetwork(name: "late", mask: [1, 0, 1, 1, 0, 1, 0, 1])])
+        lengths.append(s.fileSize); states.append(state())
+        return (path, lengths, states)
+    }
+
+    func describe(_ s: SubnetworkStore) -> [String] {
+        s.subnetworks.map { "\($0.name) \($0.mask) \($0.logAlpha ?? []) \($0.meta.compact)" }
+    }
+
+    func testEveryTruncationIsAnErrorOrACommittedState() throws {
+        let (path, lengths, states) = try smallStore()
+        let full = try Data(contentsOf: URL(fileURLWithPath: path))
+        XCTAssertEqual(full.count, lengths.last)
+        let cut = tempPath("cut.hcs")
+        var recovered = 0, errors = 0
+        for n in 0..<full.count {
+            try full.prefix(n).write(to: URL(fileURLWithPath: cut))
+            guard let s = try? SubnetworkStore.open(path: cut) else {
+                errors += 1
+                XCTAssertLessThan(n, lengths[0], "a cut at \(n) after the first commit must be readable")
+                continue
+            }
+            // The state is that of the last commit that fits in n bytes.
+            let k = lengths.lastIndex { $0 <= n }!
+            XCTAssertEqual(describe(s), states[k], "cut at \(n)")
+            if n != lengths[k] { XCTAssertNotNil(s.recoveryNote); recovered += 1 }
+        }
+        XCTAssertGreaterThan(recovered, 0)
+        XCTAssertGreaterThan(errors, 0)
+    }
+
+    func testEveryByteFlipIsAnErrorOrTheRightState() throws {
+        let (path, _, states) = try smallStore()
+        let full = try Data(contentsOf: URL(fileURLWithPath: path))
+        let flipped = tempPath("flipped.hcs")
+        for i in 0..<full.count {
+            var d = full
+            d[i] ^= 0x5A
+            try d.write(to: URL(fileURLWithPath: flipped))
+            do {
+                let s = try SubnetworkStore.open(path: flipped)
+                // Only bytes no commit refers to any more (superseded footers/commits) may go unnoticed.
+                XCTAssertEqual(describe(s), states.last!, "flip at byte \(i) gave a different state")
+                // The file header and the final commit are always read: a flip there must be caught.
+                XCTAssert(i >= 16 && i < full.count - 64, "flip at byte \(i) in the header or final commit went unnoticed")
+            } catch {
+                XCTAssert(error is CheckpointError, "\(error)")
+                XCTAssert("\(error)".contains("store"), "\(error)")
+            }
+        }
+    }
+
+    func testFullDiskMidAppendLeavesPreviousState() throws {
+        let path = tempPath("fulldisk.hcs")
+        let s = try SubnetworkStore.create(path: path, fingerprint: "hc1-00000000000000aa", layout: layout)
+        try s.add(coreSubnetworks(5, layout: layout, seed: 4))
+        let before = describe(try SubnetworkStore.open(path: path))
+        SubnetworkStore.failWritesAfterBytes = 100
+        defer { SubnetworkStore.failWritesAfterBytes = nil }
+        XCTAssertThrowsError(try s.add([StoredSubnetwork(name: "x", mask: [UInt8](repeating: 1, count: 156))])) {
+            XCTAssert("\($0)".contains("disk full"))
+        }
+        XCTAssertEqual(describe(s), before)
+        XCTAssertEqual(describe(try SubnetworkStore.open(path: path)), before)
+        SubnetworkStore.failWritesAfterBytes = nil
+        try s.add([StoredSubnetwork(name: "x", mask: [UInt8](repeating: 1, count: 156))])
+        XCTAssertEqual(try SubnetworkStore.open(path: path).subnetworks.count, 6)
+    }
+
+    func testBadInputRefused() throws {
+        let path = tempPath("bad.hcs")
+        let s = try SubnetworkStore.create(path: path, fingerprint: "hc1-00000000000000bb", layout: layout)
+        XCTAssertThrowsError(try s.add([StoredSubnetwork(name: "short", mask: [1, 0])]))
+        XCTAssertThrowsError(try s.add([StoredSubnetwork(name: "", mask: [UInt8](repeating: 1, count: 156))]))
+        XCTAssertThrowsError(try s.add([StoredSubnetwork(name: "two", mask: [UInt8](repeating: 2, count: 156))]))
+        XCTAssertThrowsError(try SubnetworkStore.create(path: path, fingerprint: "x", layout: layout)) { XCTAssert("\($0)".contains("already exists")) }
+        XCTAssertThrowsError(try SubnetworkStore.open(path: fixtures + "/models/tiny-bert/config.json")) { XCTAssert("\($0)".contains("not an hcore store")) }
+    }
+}
