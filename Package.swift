@@ -71,6 +71,6 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels"], swiftSettings: numericFlags),
         .testTarget(name: "EvalTests", dependencies: ["Eval", "Model", "Checkpoint", "Tokenizer"]),
         // Runs the built hcore binary; depends on it so that it is built first.
-        .testTarget(name: "CLITests", dependencies: ["hcore"]),
+        .testTarget(name: "CLITests", dependencies: ["hcore", "Checkpoint"]),
     ]
 )

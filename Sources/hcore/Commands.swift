@@ -18,7 +18,7 @@ struct HCore: ParsableCommand {
         Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input file, 4 model/mask/activation mismatch,
         5 write failed, 130 interrupted.
         """,
-        subcommands: [Eval.self, Predict.self, Tokenize.self, Info.self, Activations.self])
+        subcommands: [Eval.self, Predict.self, Tokenize.self, Info.self, Activations.self, StoreCommand.self])
 }
 
 struct Info: ParsableCommand {
@@ -201,75 +201,3 @@ struct Activations: ParsableCommand {
     }
 }
 
-struct Eval: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Evaluate a model (or a subnetwork of it) on in-domain and out-of-domain sets.",
-        discussion: """
-        Prints one JSON document: per dataset accuracy, counts, confusion matrix; for HANS the six cells
-        heuristic × gold label and the 30 subcases (neutral/contradiction count as non-entailment); F1 for
-        QQP/PAWS. Formats are detected from the header (HANS, GLUE MNLI/QQP TSV, PAWS TSV) or extension
-        (.jsonl, .csv); .zst files are read directly.
-          hcore eval --model DIR --data data/hans/heuristics_evaluation_set.txt.zst --data dev_matched.tsv
-        """)
-
-    @OptionGroup var modelOptions: ModelOptions
-    @Option(name: .long, help: ArgumentHelp("Evaluation set (repeat for several).", valueName: "file")) var data: [String]
-    @OptionGroup var maskOptions: MaskOptions
-    @OptionGroup var tokenization: TokenizationOptions
-    @Option(help: "Sequences per forward pass.") var batchSize: Int = 32
-    @Option(help: "Use only the first N examples of each set.") var maxExamples: Int?
-    @Flag(help: "Skip malformed rows (reported on stderr) instead of stopping.") var skipBadRows = false
-    @Option(help: ArgumentHelp("Write per-example predictions as JSON lines {index, pred, label, logits}.", valueName: "file"))
-    var predictions: String?
-    @Option(name: .long, help: ArgumentHelp("JSON key of the text for .jsonl/.csv sets.", valueName: "key")) var textKey = "text"
-    @Option(name: .long, help: ArgumentHelp("JSON key of the pair.", valueName: "key")) var pairKey = "text_pair"
-    @Option(name: .long, help: ArgumentHelp("JSON key of the gold label.", valueName: "key")) var labelKey = "label"
-
-    func run() throws {
-        guard !data.isEmpty else { throw CLIError("give at least one --data FILE") }
-        guard batchSize >= 1 else { throw CLIError("--batch-size must be at least 1") }
-        let started = Date()
-        let (model, tok) = try modelOptions.load()
-        let (plan, soft) = try maskOptions.resolve(model: model)
-        let opts = PredictionOptions(maxLength: tokenization.maxLength, batchSize: batchSize, truncation: try tokenization.strategy())
-        var results: [(String, JSONValue)] = []
-        var predictionLines: [String] = []
-        for path in data {
-            let ds = try Dataset.load(path, keys: .init(text: textKey, pair: pairKey, label: labelKey), skipBadRows: skipBadRows, limit: maxExamples)
-            for s in ds.skipped { warn("skipped \(s)") }
-            let mapping = try LabelMapping.make(for: ds, modelLabels: model.config.labels)
-            let t0 = Date()
-            let encodings = try encodeAll(ds.examples, tokenizer: tok, options: opts)
-            let t1 = Date()
-            let progress = Progress(ds.name, total: encodings.count)
-            let logits = try predictLogits(model: model, encodings: encodings, batchSize: batchSize, plan: plan, soft: soft, progress: progress.update)
-            let t2 = Date()
-            let preds = logits.map(argmax)
-            let metrics = Metrics.compute(dataset: ds, predictions: preds, mapping: mapping)
-            if predictions != nil {
-                for (i, l) in logits.enumerated() {
-                    predictionLines.append(JSONValue.object([("dataset", .string(ds.name)), ("index", .int(i)), ("pred", .string(model.config.labels[preds[i]])),
-                                                             ("label", ds.examples[i].label.map { .string($0) } ?? .null), ("logits", .floats(l))]).compact)
-                }
-            }
-            results.append((ds.name, .object([
-                ("path", .string(path)), ("format", .string(ds.format.rawValue)), ("examples", .int(ds.count)),
-                ("skipped_rows", .int(ds.skipped.count)), ("metrics", metrics.json(classes: mapping.classes)),
-                ("timings", .object([("tokenize_s", .float(t1.timeIntervalSince(t0))), ("forward_s", .float(t2.timeIntervalSince(t1))),
-                                     ("examples_per_s", .float(Double(ds.count) / max(1e-9, t2.timeIntervalSince(t0))))])),
-            ])))
-        }
-        if let predictions {
-            try writeAtomically(Array((predictionLines.joined(separator: "\n") + "\n").utf8), to: predictions)
-        }
-        let doc: JSONValue = .object([
-            ("model", .string(modelOptions.model)), ("fingerprint", .string(model.fingerprint)),
-            ("subnetwork", maskOptions.mask.map { .string($0) } ?? .null),
-            ("ablation", .string(maskOptions.mask == nil ? "none" : maskOptions.zeroAblation ? "zero" : "mean")),
-            ("max_length", .int(tokenization.maxLength)),
-            ("datasets", .object(results)),
-            ("seconds", .float(Date().timeIntervalSince(started))),
-        ])
-        emit(doc.pretty)
-    }
-}

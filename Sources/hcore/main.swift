@@ -8,6 +8,12 @@ signal(SIGINT) { _ in
 }
 
 do {
+    let args = Array(CommandLine.arguments.dropFirst())
+    if args.count >= 2 && args[0] == "eval" && args[1] == "merge" {
+        var merge = try Eval.Merge.parse(Array(args.dropFirst(2)))
+        try merge.run()
+        exit(0)
+    }
     var command = try HCore.parseAsRoot()
     try command.run()
 } catch let e as CleanExit {

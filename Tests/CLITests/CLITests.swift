@@ -53,8 +53,12 @@ final class CLITests: XCTestCase {
         }
     }
 
-    /// Reads the golden logits with a few lines of safetensors parsing (independent of hcore's reader).
-    func goldenLogits() throws -> [Float] {
+    func goldenLogits() throws -> [Float] { try goldenLogitsFromFixture() }
+}
+
+/// Reads the golden logits with a few lines of safetensors parsing (independent of hcore's reader).
+func goldenLogitsFromFixture() throws -> [Float] {
+    do {
         let d = try Data(contentsOf: URL(fileURLWithPath: repo + "/Tests/Fixtures/golden/minilm-nli_outputs.safetensors"))
         let n = d.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
         let header = try JSONSerialization.jsonObject(with: d.subdata(in: 8..<(8 + n))) as! [String: Any]
@@ -63,6 +67,9 @@ final class CLITests: XCTestCase {
         let bytes = d.subdata(in: (8 + n + offsets[0])..<(8 + n + offsets[1]))
         return bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
     }
+}
+
+extension CLITests {
 
     func testExitCodes() throws {
         XCTAssertEqual(try hcore(["predict", "--model", "/nonexistent", "a"]).code, 3)
