@@ -1,3 +1,4 @@
+import Foundation
 // y = x · Wᵀ + b  — the one matrix product every BERT layer is made of (HF Linear layout, W is [out, in]).
 //
 // GotoBLAS/BLIS structure, specialised for weights that never change:
@@ -24,8 +25,11 @@ public let gemmVectorsPerRow = 2
 public let gemmNR = GemmVec.scalarCount * gemmVectorsPerRow
 /// Rows of one micro-kernel strip.
 public let gemmMR = 6
-/// Depth of one K slice.
-public let gemmKC = 192
+/// Depth of one K slice: a KC × NR weight slice (48 KB at 192 × 64) stays in L1/L2 while every row strip
+/// of a tile streams past it. HCORE_GEMM_KC / HCORE_GEMM_MC override the tile sizes (for tuning only).
+public let gemmKC = Int(ProcessInfo.processInfo.environment["HCORE_GEMM_KC"] ?? "") ?? 192
+/// Rows of one tile (a multiple of MR).
+public let gemmMC = (Int(ProcessInfo.processInfo.environment["HCORE_GEMM_MC"] ?? "") ?? 72) / gemmMR * gemmMR
 
 /// A Linear layer's weight [n, k] (and optional bias [n]) packed into NR-column panels.
 public final class PackedLinear: @unchecked Sendable {
@@ -118,7 +122,7 @@ public func gemm(_ x: UnsafePointer<Float>, rows m: Int, lda: Int,
     let k = w.k
     // Tile sizes: MC rows (a multiple of MR) × NC panels. Smaller tiles when there are few rows, so
     // that short batches still give every thread work.
-    let mc = gemmMR * 12
+    let mc = max(gemmMR, gemmMC)
     let rowTiles = (m + mc - 1) / mc
     var panelsPerTile = max(1, 256 / gemmNR)
     while panelsPerTile > 1 && rowTiles * ((w.panelCount + panelsPerTile - 1) / panelsPerTile) < 4 * pool.threadCount {
@@ -127,17 +131,12 @@ public func gemm(_ x: UnsafePointer<Float>, rows m: Int, lda: Int,
     let colTiles = (w.panelCount + panelsPerTile - 1) / panelsPerTile
     let xAddress = UInt(bitPattern: x)
     let outAddress = UInt(bitPattern: out)
-    pool.parallelFor(rowTiles * colTiles) { t in
+
+    /// One tile: rows row0 ..< row0+rows, panels p0 ..< p1, all of K, then the epilogue.
+    @inline(__always)
+    func tile(_ row0: Int, _ rows: Int, _ p0: Int, _ p1: Int) {
         let x = UnsafePointer<Float>(bitPattern: xAddress)!
         let out = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
-        // Row tiles vary fastest: consecutive tasks (on either thread) reuse the same packed weight
-        // chunk while it is in cache; the activations (rows) are the smaller operand for BERT shapes.
-        let ct = t / rowTiles
-        let rt = t % rowTiles
-        let row0 = rt * mc
-        let rows = min(mc, m - row0)
-        let p0 = ct * panelsPerTile
-        let p1 = min(w.panelCount, p0 + panelsPerTile)
         var k0 = 0
         while k0 < k {
             let kc = min(gemmKC, k - k0)
@@ -158,8 +157,17 @@ public func gemm(_ x: UnsafePointer<Float>, rows m: Int, lda: Int,
         }
         let col0 = p0 * gemmNR
         let cols = min(n, p1 * gemmNR) - col0
-        applyEpilogue(epilogue, w: w, c: out + row0 * ldc + col0, ldc: ldc, rows: rows,
-                      col0: col0, cols: cols, row0: row0)
+        applyEpilogue(epilogue, w: w, c: out + row0 * ldc + col0, ldc: ldc, rows: rows, col0: col0, cols: cols, row0: row0)
+    }
+
+    pool.parallelFor(rowTiles * colTiles) { t in
+        // Row tiles vary fastest: consecutive tasks (on either thread) reuse the same packed weight
+        // chunk while it is in cache; the activations (rows) are the smaller operand for BERT shapes.
+        let ct = t / rowTiles
+        let rt = t % rowTiles
+        let row0 = rt * mc
+        let p0 = ct * panelsPerTile
+        tile(row0, min(mc, m - row0), p0, min(w.panelCount, p0 + panelsPerTile))
     }
 }
 
