@@ -62,35 +62,95 @@ public struct TargetResult {
     public var flops: Double
 }
 
-/// Evaluates every target on every dataset. `progress(done)` counts examples over all targets.
+/// Per-layer identity of a target's computation: targets whose first k keys are equal compute the same
+/// first k layers bit for bit (same masks, same ablation, same code path — a compiled plan folds pruned
+/// constants into biases and rounds differently from the general path), so their hidden states after
+/// layer k are shared.
+func layerKeys(_ t: EvalTarget, layers: Int, heads: Int) -> [String] {
+    let m = t.masks ?? MaskValues.ones(layers: layers, heads: heads)
+    let path = t.masks == nil ? "full" : m.isBinary ? "plan" : "general"
+    return (0..<layers).map { l in path + ":" + m.heads[l].map { String($0) }.joined(separator: ",") + "|" + String(m.mlps[l]) }
+}
+
+/// Statistics of one evaluation pass.
+public struct EvalStats {
+    public var layerRuns = 0        // layers actually computed (per batch)
+    public var layerRunsUnshared = 0 // layers that would be computed without prefix sharing
+    public init() {}
+}
+
+/// Evaluates every target on every dataset, batches outermost: for each batch, targets run in an order
+/// where neighbours share their leading layers, and a target starts from the cached hidden states of its
+/// predecessor after their common prefix (`prefixSharing`). Results are exact: a shared layer computes
+/// the same function. `progress(done)` counts examples over all targets.
 public func evaluateTargets(model: BertModel, datasets: [PreparedDataset], targets: [EvalTarget], ablation: Ablation,
-                            batchSize: Int, keepLogits: Bool, pool: ThreadPool = .shared,
+                            batchSize: Int, keepLogits: Bool, prefixSharing: Bool = true, planBudgetBytes: Int = 2 << 30,
+                            pool: ThreadPool = .shared, stats: UnsafeMutablePointer<EvalStats>? = nil,
                             progress: ((Int) -> Void)? = nil) throws -> [TargetResult] {
-    var results: [TargetResult] = []
+    let L = model.layerCount, D = model.hidden, C = model.config.numLabels
+    let keys = targets.map { layerKeys($0, layers: L, heads: model.headCount) }
+    let order = targets.indices.sorted { keys[$0].lexicographicallyPrecedes(keys[$1]) || (keys[$0] == keys[$1] && $0 < $1) }
+    var results = targets.map { TargetResult(target: $0, metrics: [], predictions: [], logits: [], seconds: 0, flops: 0) }
     var done = 0
-    for t in targets {
-        let start = Date()
-        var plan: ExecutionPlan? = nil
-        var soft: (masks: MaskValues, ablation: Ablation)? = nil
-        if let m = t.masks {
-            if m.isBinary { plan = try ExecutionPlan.compile(model: model, masks: m, ablation: ablation) }
-            else { soft = (m, ablation) }
+    // Groups of targets (in sharing order) whose compiled plans fit the memory budget together.
+    var groups: [[Int]] = [[]]
+    var groupBytes = 0
+    var plans = [ExecutionPlan?](repeating: nil, count: targets.count)
+    var softs = [(masks: MaskValues, ablation: Ablation)?](repeating: nil, count: targets.count)
+    func compile(_ i: Int) throws {
+        guard let m = targets[i].masks else { return }
+        if m.isBinary { plans[i] = try ExecutionPlan.compile(model: model, masks: m, ablation: ablation) }
+        else { softs[i] = (m, ablation) }
+    }
+    for i in order {
+        let bytes = targets[i].masks.map { $0.isBinary ? model.planBytes(masks: $0) : 0 } ?? 0
+        if groupBytes + bytes > planBudgetBytes && !groups[groups.count - 1].isEmpty { groups.append([]); groupBytes = 0 }
+        groups[groups.count - 1].append(i)
+        groupBytes += bytes
+    }
+    var perDataset = [[[Float]]](repeating: [], count: targets.count)   // logits of the current dataset
+    for d in datasets {
+        for i in targets.indices { perDataset[i] = [[Float]](repeating: [], count: d.encodings.count) }
+        let batches = lengthSortedBatches(d.encodings, batchSize: batchSize)
+        for group in groups {
+            for i in group { try compile(i) }
+            for b in batches {
+                let batch = TokenBatch(b.map { d.encodings[$0] })
+                let N = batch.tokenCount
+                let x0 = try model.embeddings(batch, pool: pool)
+                var states = [x0] + (0..<L).map { _ in allocateFloats(N * D) }
+                defer { for p in states { p.deallocate() } }
+                let work = allocateFloats(N * D)
+                defer { work.deallocate() }
+                for (pos, i) in group.enumerated() {
+                    let t0 = Date()
+                    var k = 0
+                    if prefixSharing && pos > 0 {
+                        let prev = keys[group[pos - 1]], cur = keys[i]
+                        while k < L && prev[k] == cur[k] { k += 1 }
+                    }
+                    work.update(from: states[k], count: N * D)
+                    try model.runLayers(work, batch: batch, range: k..<L, plan: plans[i], soft: softs[i], pool: pool) { l, h in
+                        states[l + 1].update(from: h, count: N * D)
+                    }
+                    stats?.pointee.layerRuns += L - k
+                    stats?.pointee.layerRunsUnshared += L
+                    let logits = try model.logits(fromHidden: work, batch: batch, pool: pool)
+                    for (r, e) in b.enumerated() { perDataset[i][e] = Array(logits[(r * C)..<((r + 1) * C)]) }
+                    results[i].seconds += Date().timeIntervalSince(t0)
+                    done += b.count
+                    progress?(done)
+                }
+            }
+            for i in group { plans[i] = nil; softs[i] = nil }
         }
-        var metrics: [Metrics] = [], preds: [[Int]] = [], allLogits: [[[Float]]] = []
-        var flops = 0.0
-        for d in datasets {
-            let base = done
-            let logits = try predictLogits(model: model, encodings: d.encodings, batchSize: batchSize, plan: plan, soft: soft, pool: pool,
-                                           progress: { progress?(base + $0) })
-            done += d.encodings.count
-            let p = logits.map(argmax)
-            metrics.append(Metrics.compute(dataset: d.dataset, predictions: p, mapping: d.mapping))
-            preds.append(p)
-            if keepLogits { allLogits.append(logits) }
-            flops += (plan ?? model.fullPlan).flops(model: model, sequenceLengths: d.encodings.map(\.count))
+        for i in targets.indices {
+            let p = perDataset[i].map(argmax)
+            results[i].metrics.append(Metrics.compute(dataset: d.dataset, predictions: p, mapping: d.mapping))
+            results[i].predictions.append(p)
+            if keepLogits { results[i].logits.append(perDataset[i]) }
+            results[i].flops += model.flops(masks: targets[i].masks, sequenceLengths: d.encodings.map(\.count))
         }
-        results.append(TargetResult(target: t, metrics: metrics, predictions: preds, logits: allLogits,
-                                    seconds: Date().timeIntervalSince(start), flops: flops))
     }
     return results
 }

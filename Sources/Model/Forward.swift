@@ -124,9 +124,16 @@ extension BertModel {
     public func forward(_ batch: TokenBatch, plan: ExecutionPlan? = nil,
                         soft: (masks: MaskValues, ablation: Ablation)? = nil,
                         observer: ForwardObserver? = nil, pool: ThreadPool = .shared) throws -> [Float] {
-        guard let classifier else { throw ModelError.noClassifier(path: folder) }
+        guard classifier != nil else { throw ModelError.noClassifier(path: folder) }
         let x = try encode(batch, plan: plan, soft: soft, observer: observer, pool: pool)
         defer { x.deallocate() }
+        return try logits(fromHidden: x, batch: batch, observer: observer, pool: pool)
+    }
+
+    /// Pooler and classifier on final hidden states [N, D].
+    public func logits(fromHidden x: UnsafePointer<Float>, batch: TokenBatch, observer: ForwardObserver? = nil,
+                       pool: ThreadPool = .shared) throws -> [Float] {
+        guard let classifier else { throw ModelError.noClassifier(path: folder) }
         return classify(x, batch: batch, classifier: classifier, observer: observer, pool: pool)
     }
 
@@ -134,19 +141,39 @@ extension BertModel {
     public func encode(_ batch: TokenBatch, plan: ExecutionPlan? = nil,
                        soft: (masks: MaskValues, ablation: Ablation)? = nil,
                        observer: ForwardObserver? = nil, pool: ThreadPool = .shared) throws -> UnsafeMutablePointer<Float> {
+        let x = try embeddings(batch, pool: pool)
+        observer?.embeddings(x, tokens: batch.tokenCount)
+        do {
+            try runLayers(x, batch: batch, range: 0..<layerCount, plan: plan, soft: soft, observer: observer, pool: pool)
+        } catch {
+            x.deallocate()
+            throw error
+        }
+        return x
+    }
+
+    /// The embedding output [N, D] of a validated batch (caller deallocates).
+    public func embeddings(_ batch: TokenBatch, pool: ThreadPool = .shared) throws -> UnsafeMutablePointer<Float> {
         try validate(batch)
+        let x = allocateFloats(batch.tokenCount * hidden)
+        StageTimer.shared.measure("embeddings") { embed(batch, into: x, pool: pool) }
+        return x
+    }
+
+    /// Runs layers `range` on hidden states `x` [N, D] in place; `afterLayer(l, x)` sees each layer's
+    /// output (prefix sharing keeps copies of them).
+    public func runLayers(_ x: UnsafeMutablePointer<Float>, batch: TokenBatch, range: Range<Int>, plan: ExecutionPlan? = nil,
+                          soft: (masks: MaskValues, ablation: Ablation)? = nil, observer: ForwardObserver? = nil,
+                          pool: ThreadPool = .shared, afterLayer: ((Int, UnsafePointer<Float>) -> Void)? = nil) throws {
         if let soft { try checkMasks(soft.masks, soft.ablation) }
         let plan = plan ?? fullPlan
         let N = batch.tokenCount, D = hidden, I = config.intermediateSize
-        let x = allocateFloats(N * D)
         let qkv = allocateFloats(N * 3 * D), ctx = allocateFloats(N * D)
         let a = allocateFloats(N * D), inter = allocateFloats(N * I), m = allocateFloats(N * D)
         defer { for p in [qkv, ctx, a, inter, m] { p.deallocate() } }
-
         let timer = StageTimer.shared
-        timer.measure("embeddings") { embed(batch, into: x, pool: pool) }
-        observer?.embeddings(x, tokens: N)
-        for (l, layer) in layers.enumerated() {
+        for l in range {
+            let layer = layers[l]
             let lp = plan.layers[l]
             // Self-attention over the kept heads.
             let kept = lp.keptHeads.count
@@ -185,8 +212,8 @@ extension BertModel {
                           eps: config.layerNormEps, pool: pool)
             }
             observer?.layerOutput(layer: l, x, tokens: N)
+            afterLayer?(l, x)
         }
-        return x
     }
 
     /// x[t] = LayerNorm(word[id] + token_type[tt] + position[p]), p counted from each sequence's start.

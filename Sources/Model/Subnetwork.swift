@@ -179,3 +179,29 @@ public final class ActivationAccumulator: ForwardObserver {
         return MeanActivations(avgHead: headSums.map { Float($0 / n) }, avgMLP: mlpSums.map { Float($0 / n) }, fingerprint: fingerprint)
     }
 }
+
+extension BertModel {
+    /// FLOPs (2 × multiply-adds) of the encoder for a subnetwork (nil: the full model) on sequences of
+    /// the given lengths — the same count as `ExecutionPlan.flops`, straight from the masks.
+    public func flops(masks: MaskValues?, sequenceLengths: [Int]) -> Double {
+        let D = hidden, I = config.intermediateSize, d = headDim
+        let tokens = sequenceLengths.reduce(0, +)
+        let squares = sequenceLengths.reduce(0) { $0 + $1 * $1 }
+        var macs = 0
+        for l in 0..<layerCount {
+            let kept = masks.map { m in m.heads[l].filter { $0 != 0 }.count } ?? headCount
+            let mlp = masks.map { $0.mlps[l] != 0 } ?? true
+            macs += (4 * kept * d * D + (mlp ? 2 * D * I : 0)) * tokens + 2 * squares * d * kept
+        }
+        return 2 * Double(macs)
+    }
+
+    /// Bytes a compiled plan of these binary masks allocates beyond the model's own weights.
+    public func planBytes(masks: MaskValues) -> Int {
+        let D = hidden, d = headDim
+        return (0..<layerCount).reduce(0) { acc, l in
+            let kept = masks.heads[l].filter { $0 != 0 }.count
+            return acc + (kept > 0 && kept < headCount ? 4 * (4 * kept * d * D + 3 * kept * d + D) : 0)
+        }
+    }
+}
