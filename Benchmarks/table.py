@@ -40,3 +40,21 @@ if full:
         print(f"| hcore (heads and MLPs skipped) | {sub[-1]['sequences_per_s']:.2f} | — |")
         for r in rem:
             print(f"| {r['engine']}, same heads physically removed (MLPs kept) | {r['per_s']:.2f} | {sub[-1]['sequences_per_s'] / r['per_s']:.2f}× |")
+
+e2e = [r for r in rows if r.get("bench") == "hans_e2e"]
+h = [r for r in e2e if r.get("engine") == "hcore"]
+if h:
+    hs = h[-1]["seconds"]
+    print("\n| full HANS (30,000 pairs), minilm-nli, end to end incl. tokenization | seconds | pairs/s | hcore ÷ peer (speed) |\n|---|---|---|---|")
+    print(f"| hcore eval (process wall time: load, tokenize, batches, metrics) | {hs:.1f} | {30000 / hs:.0f} | — |")
+    for r in e2e:
+        if r.get("engine") != "hcore":
+            print(f"| {r['engine']} | {r['seconds']:.1f} | {30000 / r['seconds']:.0f} | {r['seconds'] / hs:.2f}× |")
+for r in pick(bench="eval_many"):
+    print(f"\n{r['subnetworks']} random subnetworks (50% of heads, 50% of MLPs) on {r['pairs']} HANS pairs: {r['actual_s']:.1f} s; "
+          f"the sum of their FLOP-proportional times from the full model ({r['full_model_s']:.2f} s each at 100% FLOPs) is {r['flop_proportional_sum_s']:.1f} s: "
+          f"**{r['actual_over_predicted']:.2f}×**.")
+for r in pick(bench="prefix_sharing"):
+    print(f"\nPrefix sharing ({r['subnetworks']} subnetworks in groups of 10 agreeing on layers 0–2, {r['pairs']} pairs): "
+          f"{r['without_s']:.1f} s without, {r['with_s']:.1f} s with — **{100 * r['saving']:.0f}% saved** "
+          f"({r['layer_runs']} layer runs instead of {r['layer_runs_unshared']}).")

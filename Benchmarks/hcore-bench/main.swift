@@ -5,6 +5,7 @@
 //   hcore-bench hans MODEL_DIR [--pairs 2048]          HANS pairs/s, length-sorted batches of 32
 // Benchmarks/run.sh runs these and Benchmarks/peers.py (PyTorch, ONNX Runtime) in one go.
 import Checkpoint
+import Eval
 import Foundation
 import Kernels
 import Model
@@ -159,6 +160,45 @@ case "hans":
     out([("bench", "hans"), ("pairs", .int(enc.count)), ("tokens", .int(enc.reduce(0) { $0 + $1.count })), ("tokenize_s", .float(tokenize)),
          ("forward_s", .float(t)), ("pairs_per_s", .float(Double(enc.count) / t))])
     if StageTimer.shared.enabled { print(StageTimer.shared.report) }
+case "eval-many":
+    // 100 random subnetworks (half the heads, half the MLPs) on HANS pairs: actual time vs the sum of
+    // FLOP-proportional times of the full model; then a store whose subnetworks share layers 0–2 in
+    // groups of 10, with and without prefix sharing.
+    let folder = "Tests/Fixtures/models/minilm-nli"
+    let model = try BertModel.load(folder: folder), tok = try BertTokenizer.load(folder: folder)
+    let ds = try Dataset.load("data/hans/heuristics_evaluation_set.txt.zst", limit: arg("--pairs", 512))
+    let prepared = try PreparedDataset(dataset: ds, model: model, tokenizer: tok, options: PredictionOptions())
+    let acts = MeanActivations(avgHead: [Float](repeating: 0.01, count: 6 * 12 * 32), avgMLP: [Float](repeating: 0.01, count: 6 * 384))
+    let lengths = prepared.encodings.map(\.count)
+    let n = arg("--subnetworks", 100)
+    func time(_ targets: [EvalTarget], sharing: Bool) throws -> (Double, EvalStats) {
+        var stats = EvalStats()
+        let t = now()
+        _ = try evaluateTargets(model: model, datasets: [prepared], targets: targets, ablation: .mean(acts), batchSize: 32,
+                                keepLogits: false, prefixSharing: sharing, stats: &stats)
+        return (now() - t, stats)
+    }
+    let full = [EvalTarget(name: "full", index: 0, sparsity: 0, seed: .null, masks: nil)]
+    _ = try time(full, sharing: false)
+    let fullTime = (0..<3).map { _ in (try? time(full, sharing: false).0) ?? .infinity }.min()!
+    let fullFlops = model.flops(masks: nil, sequenceLengths: lengths)
+    let random = (0..<n).map { i in EvalTarget(name: "r\(i)", index: i, sparsity: 0.5, seed: .int(i),
+                                              masks: randomMasks(layers: 6, heads: 12, headFraction: 0.5, mlpFraction: 0.5, seed: UInt64(i + 1))) }
+    let predicted = random.reduce(0.0) { $0 + fullTime * model.flops(masks: $1.masks, sequenceLengths: lengths) / fullFlops }
+    let (actual, _) = try time(random, sharing: false)
+    out([("bench", "eval_many"), ("pairs", .int(ds.count)), ("subnetworks", .int(n)), ("full_model_s", .float(fullTime)),
+         ("flop_proportional_sum_s", .float(predicted)), ("actual_s", .float(actual)), ("actual_over_predicted", .float(actual / predicted))])
+    // Shared early layers: 10 groups × 10 subnetworks; members of a group agree on layers 0–2.
+    let grouped = (0..<n).map { i -> EvalTarget in
+        let base = randomMasks(layers: 6, heads: 12, headFraction: 0.5, mlpFraction: 0.5, seed: UInt64(1000 + i / 10))
+        var m = randomMasks(layers: 6, heads: 12, headFraction: 0.5, mlpFraction: 0.5, seed: UInt64(5000 + i))
+        for l in 0..<3 { m.heads[l] = base.heads[l]; m.mlps[l] = base.mlps[l] }
+        return EvalTarget(name: "g\(i)", index: i, sparsity: 0.5, seed: .int(i), masks: m)
+    }
+    let (without, _) = try time(grouped, sharing: false)
+    let (with, stats) = try time(grouped, sharing: true)
+    out([("bench", "prefix_sharing"), ("pairs", .int(ds.count)), ("subnetworks", .int(n)), ("without_s", .float(without)), ("with_s", .float(with)),
+         ("saving", .float(1 - with / without)), ("layer_runs", .int(stats.layerRuns)), ("layer_runs_unshared", .int(stats.layerRunsUnshared))])
 default:
-    print("usage: hcore-bench peak|gemm|bert-base|hans [MODEL_DIR]")
+    print("usage: hcore-bench peak|gemm|bert-base|hans [MODEL_DIR]|eval-many")
 }
