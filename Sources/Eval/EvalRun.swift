@@ -122,16 +122,20 @@ public func evaluateTargets(model: BertModel, datasets: [PreparedDataset], targe
                 defer { for p in states { p.deallocate() } }
                 let work = allocateFloats(N * D)
                 defer { work.deallocate() }
+                func sharedPrefix(_ a: Int, _ b: Int) -> Int {
+                    guard prefixSharing else { return 0 }
+                    var k = 0
+                    while k < L && keys[a][k] == keys[b][k] { k += 1 }
+                    return k
+                }
                 for (pos, i) in group.enumerated() {
                     let t0 = Date()
-                    var k = 0
-                    if prefixSharing && pos > 0 {
-                        let prev = keys[group[pos - 1]], cur = keys[i]
-                        while k < L && prev[k] == cur[k] { k += 1 }
-                    }
+                    let k = pos > 0 ? sharedPrefix(group[pos - 1], i) : 0
+                    // Keep only the layer outputs the next target will start from.
+                    let keep = pos + 1 < group.count ? sharedPrefix(i, group[pos + 1]) : 0
                     work.update(from: states[k], count: N * D)
                     try model.runLayers(work, batch: batch, range: k..<L, plan: plans[i], soft: softs[i], pool: pool) { l, h in
-                        states[l + 1].update(from: h, count: N * D)
+                        if l + 1 <= keep { states[l + 1].update(from: h, count: N * D) }
                     }
                     stats?.pointee.layerRuns += L - k
                     stats?.pointee.layerRunsUnshared += L
