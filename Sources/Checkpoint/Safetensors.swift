@@ -5,7 +5,7 @@
 // section, and no two ranges overlap.
 import Foundation
 
-public final class SafetensorsFile: TensorSource {
+public final class SafetensorsFile: MappedTensorSource {
     public let file: MappedFile
     public var path: String { file.path }
     public let metadata: [String: String]
@@ -104,19 +104,6 @@ public final class SafetensorsFile: TensorSource {
 
     public func info(_ name: String) -> TensorInfo? { infos[name] }
 
-    public func floats(_ name: String) throws -> [Float] {
-        guard let i = infos[name] else { throw CheckpointError.missingTensor(path: path, name: name) }
-        return try convertFloats(file, i)
-    }
-
-    public func ints(_ name: String) throws -> [Int] {
-        guard let i = infos[name] else { throw CheckpointError.missingTensor(path: path, name: name) }
-        return try convertInts(file, i)
-    }
-
-    public func release(_ name: String) {
-        if let i = infos[name] { file.release(i.byteRange) }
-    }
 }
 
 private func intArray(_ a: [Any]) -> [Int]? {

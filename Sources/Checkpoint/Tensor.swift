@@ -39,6 +39,27 @@ public protocol TensorSource: AnyObject {
     func release(_ name: String)
 }
 
+/// A tensor source whose tensors are byte ranges of one memory-mapped file (safetensors, torch zip).
+public protocol MappedTensorSource: TensorSource {
+    var file: MappedFile { get }
+}
+
+extension MappedTensorSource {
+    public func floats(_ name: String) throws -> [Float] {
+        guard let i = info(name) else { throw CheckpointError.missingTensor(path: path, name: name) }
+        return try convertFloats(file, i)
+    }
+
+    public func ints(_ name: String) throws -> [Int] {
+        guard let i = info(name) else { throw CheckpointError.missingTensor(path: path, name: name) }
+        return try convertInts(file, i)
+    }
+
+    public func release(_ name: String) {
+        if let i = info(name) { file.release(i.byteRange) }
+    }
+}
+
 /// Shared conversion from raw little-endian bytes of a backing file.
 func convertFloats(_ file: MappedFile, _ info: TensorInfo) throws -> [Float] {
     let n = info.elementCount

@@ -2,7 +2,7 @@
 // state dict, pickled) and <prefix>/data/<key> (one raw little-endian storage per key).
 // The pickle is read by `Unpickler`, which never executes anything.
 
-public final class TorchCheckpoint: TensorSource {
+public final class TorchCheckpoint: MappedTensorSource {
     public let file: MappedFile
     public var path: String { file.path }
     private let infos: [String: TensorInfo]
@@ -69,17 +69,4 @@ public final class TorchCheckpoint: TensorSource {
 
     public func info(_ name: String) -> TensorInfo? { infos[name] }
 
-    public func floats(_ name: String) throws -> [Float] {
-        guard let i = infos[name] else { throw CheckpointError.missingTensor(path: path, name: name) }
-        return try convertFloats(file, i)
-    }
-
-    public func ints(_ name: String) throws -> [Int] {
-        guard let i = infos[name] else { throw CheckpointError.missingTensor(path: path, name: name) }
-        return try convertInts(file, i)
-    }
-
-    public func release(_ name: String) {
-        if let i = infos[name] { file.release(i.byteRange) }
-    }
 }
