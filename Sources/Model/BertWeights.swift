@@ -100,6 +100,9 @@ public final class BertModel: @unchecked Sendable {
     /// Content hash of every weight (names, shapes, values), "hc1-…"; see Checkpoint/Fingerprint.swift.
     public let fingerprint: String
     public let parameterCount: Int
+    /// Built on first use: the transposed weights of the backward pass.
+    let lazyLock = NSLock()
+    var lazyBackward: AnyObject?
 
     public var hidden: Int { config.hiddenSize }
     public var headCount: Int { config.numAttentionHeads }

@@ -1,0 +1,244 @@
+// Gradients of the pruning objective with respect to the mask values, masks held fixed — the backward
+// pass of the masked BERT, layer by layer, forward and backward side by side (llm.c style).
+//
+// Objective (Heuristic-Core's faithfulness term, ../shared/golden §5), for a batch of B sequences:
+//   kl: loss = (1/B) Σ_b Σ_c p_full[b,c] (log p_full[b,c] − log p_sub[b,c])     (full model unmasked, no grad)
+//   ce: loss = (1/B) Σ_b −log p_sub[b, label_b]
+// Both give dloss/dlogits_sub = (p_sub − target)/B with target = p_full or one-hot.
+// Mask gradients are reductions over tokens:  dz_h = Σ dctx_masked_h ⊙ (ctx_h − avg_h)  (zero ablation: ⊙ ctx_h)
+// and dz_mlp = Σ dm_masked ⊙ (m − avg_mlp).
+import Foundation
+import Kernels
+
+public enum ImportanceObjective: Sendable {
+    case kl
+    case crossEntropy(labels: [Int])
+}
+
+public struct MaskGradients: Sendable {
+    public var heads: [[Double]]
+    public var mlps: [Double]
+    public var loss: Double
+}
+
+/// Weights transposed and packed for dX = dY · W (PackedLinear computes x · Mᵀ; M = Wᵀ gives dY · W).
+final class BackwardWeights: @unchecked Sendable {
+    let qkvT: [PackedLinear], outT: [PackedLinear], inT: [PackedLinear], ffnOutT: [PackedLinear]
+    let poolerT: PackedLinear?, classifierT: PackedLinear
+
+    init(model: BertModel) {
+        func t(_ p: PackedLinear) -> PackedLinear {
+            let w = p.unpacked()
+            var wt = [Float](repeating: 0, count: w.count)
+            for r in 0..<p.n { for c in 0..<p.k { wt[c * p.n + r] = w[r * p.k + c] } }
+            return PackedLinear(weight: wt, bias: nil, n: p.k, k: p.n)
+        }
+        qkvT = model.layers.map { t($0.qkv) }
+        outT = model.layers.map { t($0.attentionOutput) }
+        inT = model.layers.map { t($0.intermediate) }
+        ffnOutT = model.layers.map { t($0.output) }
+        poolerT = model.pooler.map(t)
+        classifierT = t(model.classifier!)
+    }
+}
+
+/// What the forward keeps for the backward of one layer. Shapes in comments; N tokens, D hidden, I inner.
+final class LayerCache {
+    let xIn, qkv, ctx, ctxMasked, g, gMean, gRstd, a, u, m, h, hMean, hRstd: UnsafeMutablePointer<Float>
+    let probs: UnsafeMutablePointer<Float>
+    init(N: Int, D: Int, I: Int, probCount: Int) {
+        xIn = allocateFloats(N * D)        // [N, D] layer input
+        qkv = allocateFloats(N * 3 * D)    // [N, 3D]
+        ctx = allocateFloats(N * D)        // [N, D] per-head context before masks
+        ctxMasked = allocateFloats(N * D)  // [N, D] after masks (input of W_O)
+        g = allocateFloats(N * D)          // [N, D] attention output + residual (LayerNorm 1 input)
+        gMean = allocateFloats(N); gRstd = allocateFloats(N)
+        a = allocateFloats(N * D)          // [N, D] LayerNorm 1 output
+        u = allocateFloats(N * I)          // [N, I] pre-GELU
+        m = allocateFloats(N * D)          // [N, D] MLP output before mask
+        h = allocateFloats(N * D)          // [N, D] masked MLP output + residual (LayerNorm 2 input)
+        hMean = allocateFloats(N); hRstd = allocateFloats(N)
+        probs = allocateFloats(probCount)  // Σ_s H·T_s² attention probabilities
+    }
+    deinit { for p in [xIn, qkv, ctx, ctxMasked, g, gMean, gRstd, a, u, m, h, hMean, hRstd, probs] { p.deallocate() } }
+}
+
+extension BertModel {
+    /// Loss and d loss / d mask for fixed (continuous) masks on one batch (see the file comment).
+    public func maskGradients(_ batch: TokenBatch, masks: MaskValues, ablation: Ablation, objective: ImportanceObjective = .kl,
+                              pool: ThreadPool = .shared) throws -> MaskGradients {
+        guard let classifier else { throw ModelError.noClassifier(path: folder) }
+        try checkMasks(masks, ablation)
+        let B = batch.count, C = classifier.n, N = batch.tokenCount, D = hidden, I = config.intermediateSize, H = headCount, d = headDim
+        if case .crossEntropy(let labels) = objective, labels.count != B || labels.contains(where: { $0 < 0 || $0 >= C }) {
+            throw ModelError.badInput("cross-entropy needs one label in 0..<\(C) per sequence")
+        }
+        let back = backwardWeights
+        let avgHead: [Float]? = { if case .mean(let a) = ablation { return a.avgHead }; return nil }()
+        let avgMLP: [Float]? = { if case .mean(let a) = ablation { return a.avgMLP }; return nil }()
+        let probCount = attentionProbOffsets(offsets: batch.offsets, heads: H).last!
+
+        // ---- forward, keeping what the backward needs ----
+        let x = try embeddings(batch, pool: pool)
+        defer { x.deallocate() }
+        let caches = (0..<layerCount).map { _ in LayerCache(N: N, D: D, I: I, probCount: probCount) }
+        let inter = allocateFloats(N * I)
+        defer { inter.deallocate() }
+        for (l, layer) in layers.enumerated() {
+            let c = caches[l]
+            c.xIn.update(from: x, count: N * D)
+            gemm(x, rows: N, lda: D, layer.qkv, out: c.qkv, ldc: 3 * D, epilogue: .bias, pool: pool)
+            attention(qkv: c.qkv, ldqkv: 3 * D, heads: H, headDim: d, offsets: batch.offsets, ctx: c.ctx, ldctx: D, probs: c.probs, pool: pool)
+            c.ctxMasked.update(from: c.ctx, count: N * D)
+            applyHeadMasks(c.ctxMasked, tokens: N, layer: l, masks, ablation)
+            gemm(c.ctxMasked, rows: N, lda: D, layer.attentionOutput, out: c.g, ldc: D, epilogue: .biasResidual(x, ld: D), pool: pool)
+            layerNormForward(c.g, c.a, rows: N, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta,
+                             eps: config.layerNormEps, mean: c.gMean, rstd: c.gRstd)
+            gemm(c.a, rows: N, lda: D, layer.intermediate, out: c.u, ldc: I, epilogue: .bias, pool: pool)
+            inter.update(from: c.u, count: N * I)
+            geluInPlace(inter, count: N * I)
+            gemm(inter, rows: N, lda: I, layer.output, out: c.m, ldc: D, epilogue: .bias, pool: pool)
+            c.h.update(from: c.m, count: N * D)
+            applyMLPMask(c.h, tokens: N, layer: l, masks, ablation)
+            addVectors(c.h, c.a, count: N * D)
+            layerNormForward(c.h, x, rows: N, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta,
+                             eps: config.layerNormEps, mean: c.hMean, rstd: c.hRstd)
+        }
+        // Pooler and classifier.
+        let cls = allocateFloats(B * D), pooled = allocateFloats(B * D)
+        defer { cls.deallocate(); pooled.deallocate() }
+        for s in 0..<B { (cls + s * D).update(from: x + batch.offsets[s] * D, count: D) }
+        if let pooler {
+            gemm(cls, rows: B, lda: D, pooler, out: pooled, ldc: D, epilogue: .bias, pool: pool)
+            for i in 0..<(B * D) { pooled[i] = tanh(pooled[i]) }
+        } else {
+            pooled.update(from: cls, count: B * D)
+        }
+        var logits = [Float](repeating: 0, count: B * C)
+        logits.withUnsafeMutableBufferPointer { gemm(pooled, rows: B, lda: D, classifier, out: $0.baseAddress!, ldc: C, epilogue: .bias, pool: pool) }
+
+        // ---- loss and dloss/dlogits ----
+        let target: [Double]
+        switch objective {
+        case .kl:
+            let full = try forward(batch, pool: pool)
+            target = (0..<B).flatMap { b in softmaxDouble(Array(full[(b * C)..<((b + 1) * C)])) }
+        case .crossEntropy(let labels):
+            target = (0..<B).flatMap { b in (0..<C).map { $0 == labels[b] ? 1.0 : 0.0 } }
+        }
+        var loss = 0.0
+        var dlogits = [Float](repeating: 0, count: B * C)
+        for b in 0..<B {
+            let p = softmaxDouble(Array(logits[(b * C)..<((b + 1) * C)]))
+            let logp = logSoftmaxDouble(Array(logits[(b * C)..<((b + 1) * C)]))
+            for c in 0..<C {
+                let t = target[b * C + c]
+                if t > 0 { loss += t * ((objective.isKL ? log(t) : 0) - logp[c]) }
+                dlogits[b * C + c] = Float((p[c] - t) / Double(B))
+            }
+        }
+        loss /= Double(B)
+
+        // ---- backward ----
+        let dx = allocateFloats(N * D)                 // gradient w.r.t. the current layer's output
+        defer { dx.deallocate() }
+        for i in 0..<(N * D) { dx[i] = 0 }
+        let dpooled = allocateFloats(B * D), dcls = allocateFloats(B * D)
+        defer { dpooled.deallocate(); dcls.deallocate() }
+        dlogits.withUnsafeBufferPointer { gemm($0.baseAddress!, rows: B, lda: C, back.classifierT, out: dpooled, ldc: D, epilogue: .none, pool: pool) }
+        if let pT = back.poolerT {
+            for i in 0..<(B * D) { dpooled[i] *= 1 - pooled[i] * pooled[i] }      // tanh'
+            gemm(dpooled, rows: B, lda: D, pT, out: dcls, ldc: D, epilogue: .none, pool: pool)
+        } else {
+            dcls.update(from: dpooled, count: B * D)
+        }
+        for s in 0..<B { (dx + batch.offsets[s] * D).update(from: dcls + s * D, count: D) }
+
+        var gradHeads = [[Double]](repeating: [Double](repeating: 0, count: H), count: layerCount)
+        var gradMLP = [Double](repeating: 0, count: layerCount)
+        let dh = allocateFloats(N * D), dm = allocateFloats(N * D), dinter = allocateFloats(N * I), da = allocateFloats(N * D)
+        let dg = allocateFloats(N * D), dctx = allocateFloats(N * D), dqkv = allocateFloats(N * 3 * D)
+        defer { for p in [dh, dm, dinter, da, dg, dctx, dqkv] { p.deallocate() } }
+        for l in stride(from: layerCount - 1, through: 0, by: -1) {
+            let layer = layers[l], c = caches[l]
+            // x = LayerNorm2(h)
+            layerNormBackward(dx, x: c.h, mean: c.hMean, rstd: c.hRstd, gamma: layer.outputLayerNorm.gamma, rows: N, count: D, dx: dh, pool: pool)
+            // h = mask(m) + a ; mask(m) = (m − avg)·z + avg
+            var gz = 0.0
+            let z = masks.mlps[l]
+            for t in 0..<N {
+                for j in 0..<D {
+                    let centered = c.m[t * D + j] - (avgMLP?[l * D + j] ?? 0)
+                    gz += Double(dh[t * D + j]) * Double(centered)
+                    dm[t * D + j] = dh[t * D + j] * z
+                }
+            }
+            gradMLP[l] = gz
+            // m = gelu(u) W2ᵀ + b2 ; u = a W1ᵀ + b1
+            gemm(dm, rows: N, lda: D, back.ffnOutT[l], out: dinter, ldc: I, epilogue: .none, pool: pool)
+            geluBackwardInPlace(dinter, preActivation: c.u, count: N * I)
+            gemm(dinter, rows: N, lda: I, back.inT[l], out: da, ldc: D, epilogue: .biasResidual(dh, ld: D), pool: pool)
+            // a = LayerNorm1(g) ; g = ctxMasked W_Oᵀ + b_O + xIn
+            layerNormBackward(da, x: c.g, mean: c.gMean, rstd: c.gRstd, gamma: layer.attentionLayerNorm.gamma, rows: N, count: D, dx: dg, pool: pool)
+            gemm(dg, rows: N, lda: D, back.outT[l], out: dctx, ldc: D, epilogue: .none, pool: pool)
+            // head masks: ctxMasked_h = (ctx_h − avg_h)·z_h + avg_h
+            for hd in 0..<H {
+                var g = 0.0
+                let zh = masks.heads[l][hd]
+                for t in 0..<N {
+                    let base = t * D + hd * d
+                    for e in 0..<d {
+                        let centered = c.ctx[base + e] - (avgHead?[(l * H + hd) * d + e] ?? 0)
+                        g += Double(dctx[base + e]) * Double(centered)
+                        dctx[base + e] *= zh
+                    }
+                }
+                gradHeads[l][hd] = g
+            }
+            // attention, then the Q/K/V projections; dx ← dg + dqkv · W_qkv
+            attentionBackward(qkv: c.qkv, ldqkv: 3 * D, probs: c.probs, dctx: dctx, ldctx: D, heads: H, headDim: d,
+                              offsets: batch.offsets, dqkv: dqkv, pool: pool)
+            gemm(dqkv, rows: N, lda: 3 * D, back.qkvT[l], out: dx, ldc: D, epilogue: .biasResidual(dg, ld: D), pool: pool)
+        }
+        return MaskGradients(heads: gradHeads, mlps: gradMLP, loss: loss)
+    }
+
+    /// The transposed weights of the backward pass, built on first use and kept with the model.
+    var backwardWeights: BackwardWeights {
+        lazyLock.lock()
+        defer { lazyLock.unlock() }
+        if let w = lazyBackward as? BackwardWeights { return w }
+        let w = BackwardWeights(model: self)
+        lazyBackward = w
+        return w
+    }
+}
+
+extension ImportanceObjective {
+    var isKL: Bool { if case .kl = self { return true }; return false }
+}
+
+func softmaxDouble(_ v: [Float]) -> [Double] {
+    let m = Double(v.max() ?? 0)
+    let e = v.map { exp(Double($0) - m) }
+    let s = e.reduce(0, +)
+    return e.map { $0 / s }
+}
+
+func logSoftmaxDouble(_ v: [Float]) -> [Double] {
+    let m = Double(v.max() ?? 0)
+    let lse = m + log(v.reduce(0.0) { $0 + exp(Double($1) - m) })
+    return v.map { Double($0) - lse }
+}
+
+/// d ← d ⊙ gelu'(u)
+func geluBackwardInPlace(_ d: UnsafeMutablePointer<Float>, preActivation u: UnsafePointer<Float>, count: Int) {
+    var i = 0
+    while i + 16 <= count {
+        let g = geluGrad16(UnsafeRawPointer(u + i).loadUnaligned(as: Vec16.self))
+        let v = UnsafeRawPointer(d + i).loadUnaligned(as: Vec16.self) * g
+        UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: Vec16.self)
+        i += 16
+    }
+    while i < count { d[i] *= geluGrad16(Vec16(repeating: u[i]))[0]; i += 1 }
+}

@@ -1,0 +1,65 @@
+// Mask gradients against ../shared/golden/minilm-nli_gradients (autograd in float64; GOLDEN-README.md §5:
+// |Δ| ≤ 1e-6 + 1e-3·|ref| per entry, loss within 1e-6) and against finite differences on tiny-bert.
+import Checkpoint
+import Foundation
+import Model
+import XCTest
+
+final class GradientTests: XCTestCase {
+    func testGoldenMaskGradients() throws {
+        let model = try cachedModel(try minilmFolder())
+        let golden = try GoldenOutputs("minilm-nli")
+        let pruning = try PruningGolden()
+        let g = try SafetensorsFile(path: fixtures + "/golden/minilm-nli_gradients.safetensors")
+        let avg = try pruning.activations()
+        var worst = 0.0
+        for set in ["d_random50_mean", "f_fractional_mean"] {
+            let masks = try pruning.masks(set)
+            for (b, rows) in golden.batches.enumerated() {
+                let batch = TokenBatch(rows.map(golden.encoding))
+                let r = try model.maskGradients(batch, masks: masks, ablation: .mean(avg))
+                let wantLoss = Double(try g.floats("\(set).batch\(b).loss")[0])
+                XCTAssertEqual(r.loss, wantLoss, accuracy: 1e-6, "\(set) batch \(b) loss")
+                let wantHeads = try g.floats("\(set).batch\(b).grad_head_mask"), wantMLP = try g.floats("\(set).batch\(b).grad_mlp_mask")
+                for l in 0..<6 {
+                    for h in 0..<12 {
+                        let want = Double(wantHeads[l * 12 + h]), got = r.heads[l][h]
+                        XCTAssertLessThanOrEqual(abs(got - want), 1e-6 + 1e-3 * abs(want), "\(set) batch \(b) head (\(l),\(h))")
+                        worst = max(worst, abs(got - want))
+                    }
+                    let want = Double(wantMLP[l])
+                    XCTAssertLessThanOrEqual(abs(r.mlps[l] - want), 1e-6 + 1e-3 * abs(want), "\(set) batch \(b) mlp \(l)")
+                }
+            }
+        }
+        print("mask gradients: max |Δ| vs autograd = \(worst)")
+    }
+
+    /// Central differences of the loss on tiny-bert (zero and mean ablation, cross-entropy too).
+    func testFiniteDifferences() throws {
+        let model = try cachedModel(fixtures + "/models/tiny-bert")
+        let golden = try GoldenOutputs("tiny-bert")
+        let batch = TokenBatch(golden.batches[0].prefix(6).map(golden.encoding))
+        var masks = MaskValues(heads: [[0.9, 0.3, 0.7, 0.5], [0.6, 0.8, 0.2, 1.0]], mlps: [0.7, 0.4])
+        let acts = MeanActivations(avgHead: (0..<(2 * 4 * 8)).map { Float($0 % 7) * 0.05 - 0.1 }, avgMLP: (0..<64).map { Float($0 % 5) * 0.1 - 0.2 })
+        for (ablation, objective) in [(Ablation.zero, ImportanceObjective.kl), (.mean(acts), .kl), (.mean(acts), .crossEntropy(labels: [0, 1, 1, 0, 1, 0]))] {
+            let r = try model.maskGradients(batch, masks: masks, ablation: ablation, objective: objective)
+            func loss(_ m: MaskValues) throws -> Double { try model.maskGradients(batch, masks: m, ablation: ablation, objective: objective).loss }
+            let eps: Float = 1e-2
+            for (l, h) in [(0, 0), (0, 3), (1, 1), (1, 2)] {
+                var up = masks, down = masks
+                up.heads[l][h] += eps; down.heads[l][h] -= eps
+                let fd = (try loss(up) - loss(down)) / Double(2 * eps)
+                XCTAssertEqual(r.heads[l][h], fd, accuracy: 2e-3 * max(1, abs(fd)) + 2e-4, "head (\(l),\(h)) \(objective)")
+            }
+            for l in 0..<2 {
+                var up = masks, down = masks
+                up.mlps[l] += eps; down.mlps[l] -= eps
+                let fd = (try loss(up) - loss(down)) / Double(2 * eps)
+                XCTAssertEqual(r.mlps[l], fd, accuracy: 2e-3 * max(1, abs(fd)) + 2e-4, "mlp \(l) \(objective)")
+            }
+        }
+        masks.heads[0][0] = 2
+        XCTAssertThrowsError(try model.maskGradients(batch, masks: masks, ablation: .zero))
+    }
+}
