@@ -18,7 +18,7 @@ struct HCore: ParsableCommand {
         Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input file, 4 model/mask/activation mismatch,
         5 write failed, 130 interrupted.
         """,
-        subcommands: [Eval.self, Predict.self, Tokenize.self, Info.self, Activations.self, StoreCommand.self, CircuitsCommand.self])
+        subcommands: [Eval.self, Predict.self, Tokenize.self, Info.self, Activations.self, Importance.self, StoreCommand.self, CircuitsCommand.self])
 }
 
 struct Info: ParsableCommand {
@@ -201,3 +201,82 @@ struct Activations: ParsableCommand {
     }
 }
 
+
+struct Importance: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Gradient of the loss with respect to every head and MLP mask value, averaged over batches.",
+        discussion: """
+        The head-importance scores of Michel et al. (2019) and the signal L0 pruning follows, from one backward
+        pass per batch: by default KL(full model ‖ subnetwork) as in Heuristic-Core's pruning objective (zero at
+        the full model, so pass --mask to score a subnetwork), or cross-entropy with the gold labels
+        (--objective ce), which scores the full model too.
+          hcore importance --model DIR --data dev_matched.tsv --objective ce --json
+          hcore importance --model DIR --data hans.txt.zst --mask sub.json --activations acts.safetensors --json
+        Output: {"heads": [[L×H]], "mlps": [L], "loss": …, "batches": …, "examples": …}.
+        """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: ArgumentHelp("Dataset (labels needed for --objective ce).", valueName: "file")) var data: String
+    @OptionGroup var maskOptions: MaskOptions
+    @Option(help: ArgumentHelp("kl (to the full model, the default) or ce (with gold labels).", valueName: "objective")) var objective = "kl"
+    @Option(help: "Sequences per batch.") var batchSize: Int = 32
+    @Option(help: "Use only the first N examples.") var maxExamples: Int?
+    @OptionGroup var tokenization: TokenizationOptions
+    @Flag(help: "Print JSON (the default prints a table).") var json = false
+
+    func run() throws {
+        guard ["kl", "ce"].contains(objective) else { throw CLIError("--objective must be kl or ce") }
+        guard batchSize >= 1 else { throw CLIError("--batch-size must be at least 1") }
+        let (model, tok) = try modelOptions.load()
+        let ds = try Dataset.load(data, limit: maxExamples)
+        guard ds.count > 0 else { throw CLIError("\(data) has no examples", code: .badInput) }
+        var masks = MaskValues.ones(layers: model.layerCount, heads: model.headCount)
+        var ablation: Ablation = .zero
+        if let m = maskOptions.mask {
+            masks = try MaskValues.load(path: m)
+            if !maskOptions.zeroAblation {
+                guard let a = maskOptions.activations else { throw CLIError("--mask needs --activations FILE or --zero-ablation") }
+                ablation = .mean(try MeanActivations.load(path: a, model: model).0)
+            }
+            do { try model.checkMasks(masks, ablation) } catch { throw CLIError("\(m): \(error)", code: .mismatch) }
+        }
+        var labels: [Int] = []
+        if objective == "ce" {
+            let mapping = try LabelMapping.make(for: ds, modelLabels: model.config.labels)
+            labels = try ds.examples.map { ex in
+                guard let g = ex.label.flatMap({ mapping.gold[$0] }), let i = mapping.predicted.firstIndex(of: g) else {
+                    throw CLIError("\(data):\(ex.line): no usable gold label for cross-entropy", code: .badInput)
+                }
+                return i
+            }
+        }
+        let opts = PredictionOptions(maxLength: tokenization.maxLength, batchSize: batchSize, truncation: try tokenization.strategy())
+        let encodings = try encodeAll(ds.examples, tokenizer: tok, options: opts)
+        var heads = [[Double]](repeating: [Double](repeating: 0, count: model.headCount), count: model.layerCount)
+        var mlps = [Double](repeating: 0, count: model.layerCount), loss = 0.0
+        let progress = Progress("importance", total: encodings.count)
+        var batches = 0, done = 0
+        for start in stride(from: 0, to: encodings.count, by: batchSize) {
+            let idx = Array(start..<min(encodings.count, start + batchSize))
+            let g = try model.maskGradients(TokenBatch(idx.map { encodings[$0] }), masks: masks, ablation: ablation,
+                                            objective: objective == "kl" ? .kl : .crossEntropy(labels: idx.map { labels[$0] }))
+            for l in heads.indices { for h in heads[l].indices { heads[l][h] += g.heads[l][h] } ; mlps[l] += g.mlps[l] }
+            loss += g.loss
+            batches += 1
+            done += idx.count
+            progress.update(done)
+        }
+        let n = Double(batches)
+        heads = heads.map { $0.map { $0 / n } }
+        mlps = mlps.map { $0 / n }
+        if json {
+            emit(JSONValue.object([("heads", .array(heads.map { .array($0.map { .float($0) }) })), ("mlps", .array(mlps.map { .float($0) })),
+                                   ("loss", .float(loss / n)), ("objective", .string(objective)), ("batches", .int(batches)), ("examples", .int(ds.count))]).pretty)
+            return
+        }
+        emit("mean d\(objective == "kl" ? "KL" : "CE")/dmask over \(batches) batches (loss \(String(format: "%.5g", loss / n))); negative = the unit helps")
+        for l in 0..<model.layerCount {
+            emit("layer \(l): " + heads[l].map { String(format: "%+.2e", $0) }.joined(separator: " ") + "   mlp " + String(format: "%+.2e", mlps[l]))
+        }
+    }
+}
