@@ -59,8 +59,9 @@ let package = Package(
         .target(name: "Model", dependencies: ["Kernels", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
         .target(name: "Eval", dependencies: ["Model", "Checkpoint", "Tokenizer"]),
         .target(name: "Circuits", dependencies: ["Model", "Checkpoint"], swiftSettings: numericFlags),
+        .target(name: "Prune", dependencies: ["Model", "Kernels", "Tokenizer"], swiftSettings: numericFlags),
         .executableTarget(name: "hcore", dependencies: [
-            "Model", "Eval", "Circuits", "Checkpoint", "Tokenizer",
+            "Model", "Eval", "Circuits", "Prune", "Checkpoint", "Tokenizer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "hcore-bench", dependencies: ["Model", "Kernels", "Eval"], path: "Benchmarks/hcore-bench",
@@ -69,6 +70,7 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Checkpoint"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels"], swiftSettings: numericFlags),
+        .testTarget(name: "PruneTests", dependencies: ["Prune", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
         .testTarget(name: "CircuitsTests", dependencies: ["Circuits", "Model", "Checkpoint"], swiftSettings: numericFlags),
         .testTarget(name: "EvalTests", dependencies: ["Eval", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
         // Runs the built hcore binary; depends on it so that it is built first.

@@ -39,7 +39,7 @@ func makeRandomBertBase(folder: String) throws {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     let c = BertConfig(hiddenSize: 768, numHiddenLayers: 12, numAttentionHeads: 12, intermediateSize: 3072, labels: ["entailment", "neutral", "contradiction"])
     let cfg = try JSONSerialization.data(withJSONObject: c.jsonObject(), options: [.prettyPrinted, .sortedKeys])
-    FileManager.default.createFile(atPath: folder + "/config.json", contents: cfg)
+    _ = FileManager.default.createFile(atPath: folder + "/config.json", contents: cfg)
     var state: UInt64 = 42
     func rand(_ n: Int, _ scale: Float) -> [Float] {
         (0..<n).map { _ in
@@ -71,7 +71,6 @@ func makeRandomBertBase(folder: String) throws {
     w.add("classifier.weight", shape: [3, D], rand(3 * D, 0.036))
     w.add("classifier.bias", shape: [3], rand(3, 0.02))
     try w.write(to: folder + "/model.safetensors")
-    try Array(String(repeating: "[PAD]\n", count: 1).utf8).withUnsafeBufferPointer { _ in }
 }
 
 /// Random binary masks pruning `headFraction` of heads and `mlpFraction` of MLPs (seeded).

@@ -118,7 +118,7 @@ public func evaluateTargets(model: BertModel, datasets: [PreparedDataset], targe
                 let batch = TokenBatch(b.map { d.encodings[$0] })
                 let N = batch.tokenCount
                 let x0 = try model.embeddings(batch, pool: pool)
-                var states = [x0] + (0..<L).map { _ in allocateFloats(N * D) }
+                let states = [x0] + (0..<L).map { _ in allocateFloats(N * D) }
                 defer { for p in states { p.deallocate() } }
                 let work = allocateFloats(N * D)
                 defer { work.deallocate() }

@@ -1,0 +1,185 @@
+// L0 structured pruning of heads and MLP blocks with weights frozen (Heuristic-Core's method):
+//
+//   gates      one hard-concrete gate per head and per MLP, log α ~ N(10, 0.01) at the start;
+//              z = clamp((r − l)·σ((log u − log(1−u) + log α)/T) + l, 0, 1), u ~ U(eps, 1−eps)
+//   loss       KL(full ‖ subnetwork) (mean ablation) + λ1·(t − s) + λ2·(t − s)²,
+//              s = 1 − Σz/U over this step's sampled gates, t the target sparsity at this step
+//   optimiser  AdamW (β 0.9/0.999, eps 1e-8, weight decay 0.01) on log α (minimising) and on λ (maximising),
+//              learning rates with linear warm-up then linear decay; gradient accumulation
+//   target     start sparsity → target sparsity over the sparsity warm-up (linear, or logarithmic:
+//              1 − exp of the linear interpolation of log(1 − sparsity)), then constant
+// The gradient of the KL with respect to the gates comes from Model's backward pass (maskGradients);
+// dz/dlog α is the hard-concrete's reparameterised derivative (zero where the clamp is active).
+// Differences from the reference: the subnetwork runs without dropout (the reference trains it with
+// dropout 0.1); the random numbers are hcore's own (SplitMix64), so seeds do not reproduce PyTorch runs.
+import Foundation
+import Kernels
+import Model
+import Tokenizer
+
+public struct PruneConfig: Sendable {
+    public var targetSparsity = 0.5
+    public var startSparsity = 0.0
+    public var sparsityWarmupSteps = 9000
+    public var maxSteps = 9300
+    public var learningRate = 0.1
+    public var regLearningRate = 1.0
+    public var warmupSteps = 200
+    public var gradientAccumulationSteps = 4
+    public var batchSize = 32
+    public var warmupType = "linear"      // or "logarithmic"
+    public var seed: UInt64 = 42
+    public var threshold: Float = 0.5
+    public init() {}
+}
+
+public struct PruneStep: Sendable {
+    public var step: Int, kl: Double, lagrangian: Double, expectedSparsity: Double, sampledSparsity: Double
+    public var target: Double, lambda1: Double, lambda2: Double
+}
+
+public struct PruneResult: Sendable {
+    public var logAlpha: [Float]
+    public var masks: MaskValues               // binary, deterministic rule at the threshold
+    public var history: [PruneStep]
+    public var achievedSparsity: Double
+}
+
+/// SplitMix64: small, fast, reproducible across machines.
+public struct SplitMix64: Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    public mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    public mutating func normal() -> Double {
+        let u1 = max(1e-300, uniform()), u2 = uniform()
+        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+    }
+}
+
+/// AdamW exactly as torch.optim.AdamW updates one parameter vector.
+struct AdamW {
+    var m: [Double], v: [Double], t = 0
+    let beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay: Double
+    init(count: Int, weightDecay: Double = 0.01) {
+        m = [Double](repeating: 0, count: count); v = m
+        self.weightDecay = weightDecay
+    }
+    mutating func step(_ p: inout [Double], grad g: [Double], lr: Double) {
+        t += 1
+        let c1 = 1 - pow(beta1, Double(t)), c2 = 1 - pow(beta2, Double(t))
+        for i in p.indices {
+            p[i] -= lr * weightDecay * p[i]
+            m[i] = beta1 * m[i] + (1 - beta1) * g[i]
+            v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+            p[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
+        }
+    }
+}
+
+public func targetSparsity(step: Int, config c: PruneConfig) -> Double {
+    guard c.sparsityWarmupSteps > 0, step < c.sparsityWarmupSteps else { return c.targetSparsity }
+    let f = Double(step) / Double(c.sparsityWarmupSteps)
+    if c.warmupType == "logarithmic" {
+        let a = log(1 - c.startSparsity), b = log(1 - c.targetSparsity)
+        return 1 - exp(a + f * (b - a))
+    }
+    return c.startSparsity + f * (c.targetSparsity - c.startSparsity)
+}
+
+/// Linear warm-up to 1 over `warmup` steps, then linear decay to 0 at `total`.
+public func learningRateFactor(step: Int, warmup: Int, total: Int) -> Double {
+    if step < warmup { return Double(step + 1) / Double(warmup) }
+    return max(0, Double(total - step) / Double(max(1, total - warmup)))
+}
+
+/// One micro-batch of the pruning objective: gates sampled from `logAlpha` with uniforms `u`, the KL to the
+/// full model plus λ1·(t − s) + λ2·(t − s)², and its gradient with respect to log α (chain rule through
+/// the hard-concrete sample; zero where the clamp is active).
+public struct PruneObjective: Sendable {
+    public var kl: Double, lagrangian: Double, gap: Double, sampledSparsity: Double
+    public var gradLogAlpha: [Double]
+    public var loss: Double { kl + lagrangian }
+}
+
+public func pruneObjective(model: BertModel, batch: TokenBatch, logAlpha: [Double], u: [Double], lambdas: [Double], target t: Double,
+                           activations: MeanActivations, pool: ThreadPool = .shared) throws -> PruneObjective {
+    let L = model.layerCount, H = model.headCount, U = L * H + L
+    precondition(logAlpha.count == U && u.count == U && lambdas.count == 2)
+    var z = [Float](repeating: 0, count: U), dzda = [Double](repeating: 0, count: U)
+    for i in 0..<U {
+        let uu = min(max(u[i], HardConcrete.eps), 1 - HardConcrete.eps)
+        let sPre = (log(uu) - log(1 - uu) + logAlpha[i]) / HardConcrete.temperature
+        let sig = 1 / (1 + exp(-sPre))
+        let stretched = sig * (HardConcrete.limitRight - HardConcrete.limitLeft) + HardConcrete.limitLeft
+        z[i] = Float(min(1, max(0, stretched)))
+        dzda[i] = stretched > 0 && stretched < 1 ? (HardConcrete.limitRight - HardConcrete.limitLeft) * sig * (1 - sig) / HardConcrete.temperature : 0
+    }
+    let masks = MaskValues(units: z, layers: L, heads: H)
+    let g = try model.maskGradients(batch, masks: masks, ablation: .mean(activations), objective: .kl, pool: pool)
+    let s = 1 - Double(z.reduce(0, +)) / Double(U)
+    let gap = t - s
+    let lag = lambdas[0] * gap + lambdas[1] * gap * gap
+    // d lag / d z_i = (λ1 + 2 λ2 (t − s)) / U, since d(t − s)/dz_i = 1/U
+    let dLagdz = (lambdas[0] + 2 * lambdas[1] * gap) / Double(U)
+    let grad = (0..<U).map { i in ((i < L * H ? g.heads[i / H][i % H] : g.mlps[i - L * H]) + dLagdz) * dzda[i] }
+    return PruneObjective(kl: g.loss, lagrangian: lag, gap: gap, sampledSparsity: s, gradLogAlpha: grad)
+}
+
+public func prune(model: BertModel, encodings: [Encoding], activations: MeanActivations, config c: PruneConfig,
+                  initialLogAlpha: [Float]? = nil, pool: ThreadPool = .shared,
+                  onStep: ((PruneStep) -> Void)? = nil) throws -> PruneResult {
+    guard (0..<1).contains(c.targetSparsity), (0..<1).contains(c.startSparsity) else {
+        throw ModelError.badInput("target and start sparsity must lie in [0, 1)")
+    }
+    guard !encodings.isEmpty else { throw ModelError.badInput("the training file has no examples") }
+    guard c.maxSteps > 0, c.batchSize > 0, c.gradientAccumulationSteps > 0 else { throw ModelError.badInput("steps, batch size and accumulation must be positive") }
+    try model.checkActivations(activations)
+    let L = model.layerCount, H = model.headCount, U = L * H + L
+    var rng = SplitMix64(seed: c.seed)
+    var logAlpha: [Double] = initialLogAlpha.map { $0.map(Double.init) } ?? (0..<U).map { _ in 10 + 0.01 * rng.normal() }
+    var lambdas = [0.0, 0.0]
+    var optA = AdamW(count: U), optL = AdamW(count: 2)
+    var history: [PruneStep] = []
+    var order = Array(encodings.indices)
+    var cursor = order.count
+    for step in 0..<c.maxSteps {
+        let t = targetSparsity(step: step, config: c)
+        var gradA = [Double](repeating: 0, count: U), gradL = [0.0, 0.0]
+        var klSum = 0.0, lagSum = 0.0, sampledSum = 0.0
+        for _ in 0..<c.gradientAccumulationSteps {
+            // Next batch of a reshuffled pass over the data.
+            if cursor + c.batchSize > order.count {
+                for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+                cursor = 0
+            }
+            let idx = order[cursor..<min(order.count, cursor + c.batchSize)]
+            cursor += c.batchSize
+            let u = (0..<U).map { _ in rng.uniform() }
+            let o = try pruneObjective(model: model, batch: TokenBatch(idx.map { encodings[$0] }), logAlpha: logAlpha, u: u,
+                                       lambdas: lambdas, target: t, activations: activations, pool: pool)
+            let k = Double(c.gradientAccumulationSteps)
+            for i in 0..<U { gradA[i] += o.gradLogAlpha[i] / k }
+            gradL[0] += o.gap / k
+            gradL[1] += o.gap * o.gap / k
+            klSum += o.kl / k; lagSum += o.lagrangian / k; sampledSum += o.sampledSparsity / k
+        }
+        let f = learningRateFactor(step: step, warmup: c.warmupSteps, total: c.maxSteps)
+        optA.step(&logAlpha, grad: gradA, lr: c.learningRate * f)
+        optL.step(&lambdas, grad: gradL.map { -$0 }, lr: c.regLearningRate * f)   // gradient ascent on λ
+        let expected = 1 - HardConcrete.expectedKept(logAlpha.map(Float.init)) / Double(U)
+        let record = PruneStep(step: step, kl: klSum, lagrangian: lagSum, expectedSparsity: expected, sampledSparsity: sampledSum,
+                               target: t, lambda1: lambdas[0], lambda2: lambdas[1])
+        history.append(record)
+        onStep?(record)
+    }
+    let la = logAlpha.map(Float.init)
+    let masks = MaskValues.fromLogAlpha(la, layers: L, heads: H, threshold: c.threshold)
+    return PruneResult(logAlpha: la, masks: masks, history: history, achievedSparsity: 1 - Double(masks.keptCount) / Double(U))
+}
