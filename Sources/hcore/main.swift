@@ -10,7 +10,7 @@ signal(SIGINT) { _ in
 do {
     let args = Array(CommandLine.arguments.dropFirst())
     if args.count >= 2 && args[0] == "eval" && args[1] == "merge" {
-        var merge = try Eval.Merge.parse(Array(args.dropFirst(2)))
+        let merge = try Eval.Merge.parse(Array(args.dropFirst(2)))
         try merge.run()
         exit(0)
     }
