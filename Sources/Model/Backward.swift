@@ -104,18 +104,10 @@ extension BertModel {
             layerNormForward(c.h, x, rows: N, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta,
                              eps: config.layerNormEps, mean: c.hMean, rstd: c.hRstd)
         }
-        // Pooler and classifier.
-        let cls = allocateFloats(B * D), pooled = allocateFloats(B * D)
-        defer { cls.deallocate(); pooled.deallocate() }
-        for s in 0..<B { (cls + s * D).update(from: x + batch.offsets[s] * D, count: D) }
-        if let pooler {
-            gemm(cls, rows: B, lda: D, pooler, out: pooled, ldc: D, epilogue: .bias, pool: pool)
-            for i in 0..<(B * D) { pooled[i] = tanh(pooled[i]) }
-        } else {
-            pooled.update(from: cls, count: B * D)
-        }
-        var logits = [Float](repeating: 0, count: B * C)
-        logits.withUnsafeMutableBufferPointer { gemm(pooled, rows: B, lda: D, classifier, out: $0.baseAddress!, ldc: C, epilogue: .bias, pool: pool) }
+        // Pooler and classifier (the forward's own code; the pooled output is kept for tanh').
+        let keep = PooledRecorder(width: D)
+        let logits = classify(x, batch: batch, classifier: classifier, observer: keep, pool: pool)
+        let pooled = keep.values
 
         // ---- loss and dloss/dlogits ----
         let target: [Double]
@@ -241,4 +233,12 @@ func geluBackwardInPlace(_ d: UnsafeMutablePointer<Float>, preActivation u: Unsa
         i += 16
     }
     while i < count { d[i] *= geluGrad16(Vec16(repeating: u[i]))[0]; i += 1 }
+}
+
+/// Keeps a copy of the pooler output [B, D] seen during `classify` (the backward needs it for tanh').
+final class PooledRecorder: ForwardObserver {
+    var values: [Float] = []
+    let width: Int
+    init(width: Int) { self.width = width }
+    func pooled(_ p: UnsafePointer<Float>, sequences: Int) { values = Array(UnsafeBufferPointer(start: p, count: sequences * width)) }
 }
