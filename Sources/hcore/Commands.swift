@@ -67,8 +67,11 @@ struct Tokenize: ParsableCommand {
     @OptionGroup var inputs: TextInputOptions
     @OptionGroup var tokenization: TokenizationOptions
     @Flag(help: "Also print the token strings.") var tokens = false
+    @Option(help: "Accepted for symmetry with predict; tokenization does not depend on batching (no padding is printed).")
+    var batchSize: Int = 32
 
     func run() throws {
+        guard batchSize >= 1 else { throw CLIError("--batch-size must be at least 1") }
         let tok = try BertTokenizer.load(folder: modelOptions.model)
         let strategy = try tokenization.strategy()
         for ex in try inputs.examples() {
