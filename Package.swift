@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Checkpoint"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels"], swiftSettings: numericFlags),
         .testTarget(name: "PruneTests", dependencies: ["Prune", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
-        .testTarget(name: "CircuitsTests", dependencies: ["Circuits", "Model", "Checkpoint"], swiftSettings: numericFlags),
+        .testTarget(name: "CircuitsTests", dependencies: ["Circuits", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
         .testTarget(name: "EvalTests", dependencies: ["Eval", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
         // Runs the built hcore binary; depends on it so that it is built first.
         .testTarget(name: "CLITests", dependencies: ["hcore", "Checkpoint"]),

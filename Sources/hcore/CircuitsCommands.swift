@@ -1,6 +1,7 @@
 // `hcore circuits …`: the heuristic core of a store, and how later heads compose with it.
 import ArgumentParser
 import Checkpoint
+import Eval
 import Circuits
 import Foundation
 import Model
@@ -14,7 +15,7 @@ struct CircuitsCommand: ParsableCommand {
           hcore circuits compose --model DIR --json > composition.json
           hcore circuits compose --model DIR --store subs.hcs --svg compose.svg --dot core.dot
         """,
-        subcommands: [Core.self, Compose.self])
+        subcommands: [Core.self, Compose.self, Reads.self])
 
     struct Core: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -107,6 +108,77 @@ struct CircuitsCommand: ParsableCommand {
                 ("fold_layernorm", .bool(foldLayernorm)),
                 ("core", .array(core.sorted().map { .string($0) })),
             ]).pretty)
+        }
+    }
+}
+
+extension CircuitsCommand {
+    struct Reads: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Which later heads read from the core: B alone is given the input of a run with the core mean-ablated.",
+            discussion: """
+            For each head B after the first core layer, relative changes of B's query, key and value inputs and of
+            its output when only B sees the core-ablated layer input (all other heads and layers stay clean); and the
+            logit change when the core is ablated (see Sources/Circuits/Reads.swift).
+              hcore circuits reads --model DIR --store subs.hcs --data data/hans/heuristics_evaluation_set.txt.zst --max-examples 500 --activations acts.safetensors
+            The core comes from --store (units every subnetwork keeps, or --fraction) or --core "0.3 1.7 2.2" (layer.head).
+            """)
+        @OptionGroup var modelOptions: ModelOptions
+        @Option(help: ArgumentHelp("Dataset the reads are measured on.", valueName: "file")) var data: String
+        @Option(help: "Use only the first N examples.") var maxExamples: Int = 500
+        @Option(help: ArgumentHelp("Mean activations (`hcore activations`) used to ablate the core.", valueName: "file")) var activations: String
+        @Option(help: ArgumentHelp("A store whose core to use.", valueName: "store")) var store: String?
+        @Option(help: "Core threshold with --store.") var fraction: Double = 1.0
+        @Option(help: ArgumentHelp("Core heads as layer.head, space- or comma-separated.", valueName: "heads")) var core: String?
+        @Flag(help: "Print JSON (default: a table).") var json = false
+        @Flag(help: "Print CSV.") var csv = false
+        @OptionGroup var tokenization: TokenizationOptions
+
+        func run() throws {
+            let (model, tok) = try modelOptions.load()
+            let (acts, warning) = try MeanActivations.load(path: activations, model: model)
+            if let warning { warn("warning: \(warning)") }
+            var heads: [(layer: Int, head: Int)] = []
+            if let core {
+                for item in core.split(whereSeparator: { $0 == " " || $0 == "," }) {
+                    let p = item.split(separator: ".").compactMap { Int($0) }
+                    guard p.count == 2, (0..<model.layerCount).contains(p[0]), (0..<model.headCount).contains(p[1]) else {
+                        throw CLIError("--core: '\(item)' is not layer.head within \(model.layerCount)×\(model.headCount)")
+                    }
+                    heads.append((p[0], p[1]))
+                }
+            } else if let store {
+                let s = try SubnetworkStore.open(path: store)
+                try checkStore(s, model: model)
+                let r = findCore(s.subnetworks, layout: s.layout, fraction: fraction)
+                heads = r.core.compactMap { u in r.name(u).head.map { (r.name(u).layer, $0) } }
+            } else {
+                throw CLIError("give --store S or --core \"l.h …\"")
+            }
+            guard !heads.isEmpty else { throw CLIError("the core has no heads (lower --fraction?)", code: .badInput) }
+            let ds = try Dataset.load(data, limit: maxExamples)
+            let enc = try encodeAll(ds.examples, tokenizer: tok, options: PredictionOptions(maxLength: tokenization.maxLength, truncation: try tokenization.strategy()))
+            let batches = lengthSortedBatches(enc, batchSize: 32).map { TokenBatch($0.map { enc[$0] }) }
+            let r = try coreReads(model: model, batches: batches, core: heads, activations: acts)
+            if csv {
+                var rows = ["layer,head,dq,dk,dv,dout"]
+                for h in r.reads { rows.append("\(h.layer),\(h.head),\(h.dq),\(h.dk),\(h.dv),\(h.dout)") }
+                FileHandle.standardOutput.write(Data((rows.joined(separator: "\n") + "\n").utf8))
+                return
+            }
+            if json {
+                emit(JSONValue.object([
+                    ("core", .array(heads.map { .array([.int($0.layer), .int($0.head)]) })), ("examples", .int(r.examples)),
+                    ("mean_abs_logit_change", .float(r.meanAbsLogitChange)), ("kl_clean_to_ablated", .float(r.klCleanToAblated)),
+                    ("reads", .array(r.reads.map { .object([("layer", .int($0.layer)), ("head", .int($0.head)), ("dq", .float($0.dq)),
+                                                            ("dk", .float($0.dk)), ("dv", .float($0.dv)), ("dout", .float($0.dout))]) })),
+                ]).pretty)
+                return
+            }
+            emit("core: " + heads.map { "a\($0.layer).h\($0.head)" }.joined(separator: " ")
+                 + String(format: "   ablating it: mean |Δlogit| %.4f, KL %.5f over %d examples", r.meanAbsLogitChange, r.klCleanToAblated, r.examples))
+            emit("head      Δout    Δq      Δk      Δv")
+            for h in r.reads.prefix(20) { emit(String(format: "a%d.h%-3d  %.4f  %.4f  %.4f  %.4f", h.layer, h.head, h.dout, h.dq, h.dk, h.dv)) }
         }
     }
 }

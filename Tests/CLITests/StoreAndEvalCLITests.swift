@@ -15,8 +15,13 @@ final class StoreAndEvalCLITests: XCTestCase {
     let minilm = repo + "/Tests/Fixtures/models/minilm-nli"
     let hans = repo + "/data/hans/heuristics_evaluation_set.txt.zst"
 
-    /// A store of `n` random subnetworks of minilm-nli (6×12 heads + 6 MLPs), with an activation set.
-    func makeStore(_ name: String, n: Int) throws -> String {
+    func makeStore(_ name: String, n: Int) throws -> String { try makeTestStore(name, n: n) }
+}
+
+/// A store of `n` random subnetworks of minilm-nli (6×12 heads + 6 MLPs), with an activation set.
+func makeTestStore(_ name: String, n: Int) throws -> String {
+        let minilm = repo + "/Tests/Fixtures/models/minilm-nli"
+        let hans = repo + "/data/hans/heuristics_evaluation_set.txt.zst"
         let store = scratch(name)
         XCTAssertEqual(try hcore(["store", "create", store, "--model", minilm]).code, 0)
         var rng = SystemRandomNumberGenerator()
@@ -36,7 +41,9 @@ final class StoreAndEvalCLITests: XCTestCase {
         XCTAssertEqual(try hcore(["activations", "--model", minilm, "--data", hans, "--max-examples", "200", "--out", acts]).code, 0)
         XCTAssertEqual(try hcore(["store", "add-activations", store, "--name", "hans200", "--file", acts]).code, 0)
         return store
-    }
+}
+
+extension StoreAndEvalCLITests {
 
     func metricsOnly(_ json: String) throws -> [String] {
         let doc = try JSONValue.parse(json)
@@ -147,5 +154,32 @@ final class StoreAndEvalCLITests: XCTestCase {
         XCTAssert(r.err.contains("belongs to model"), r.err)
         let v = try hcore(["store", "verify", store, "--model", repo + "/Tests/Fixtures/models/tiny-bert"])
         XCTAssertEqual(v.code, 4)
+    }
+}
+
+final class CircuitsCLITests: XCTestCase {
+    func testCoreFrequenciesEqualADirectCountAndComposeRuns() throws {
+        let minilm = repo + "/Tests/Fixtures/models/minilm-nli"
+        let store = try makeTestStore("circuits.hcs", n: 24)
+        let exported = try JSONValue.parse(try hcore(["store", "export", store, "--json"]).out).arrayValue!
+        XCTAssertEqual(exported.count, 24)
+        let svgPath = scratch("core.svg")
+        let core = try hcore(["circuits", "core", "--store", store, "--json", "--svg", svgPath])
+        XCTAssertEqual(core.code, 0, core.err)
+        let freq = try JSONValue.parse(core.out).get("keep_frequency")!
+        for l in 0..<6 {
+            for h in 0..<12 {
+                let direct = exported.filter { $0.get("heads")!.arrayValue![l].arrayValue![h].intValue == 1 }.count
+                XCTAssertEqual(freq.get("a\(l).h\(h)")!.doubleValue!, Double(direct) / 24, accuracy: 1e-12)
+            }
+            let direct = exported.filter { $0.get("mlps")!.arrayValue![l].intValue == 1 }.count
+            XCTAssertEqual(freq.get("a\(l).mlp")!.doubleValue!, Double(direct) / 24, accuracy: 1e-12)
+        }
+        XCTAssert(try String(contentsOfFile: svgPath, encoding: .utf8).hasPrefix("<svg"))
+        let compose = try hcore(["circuits", "compose", "--model", minilm, "--json"])
+        XCTAssertEqual(compose.code, 0, compose.err)
+        let doc = try JSONValue.parse(compose.out)
+        XCTAssertEqual(doc.get("scores")?.arrayValue?.count, 2160)   // 12·12 pairs for each of the 15 layer pairs
+        XCTAssertGreaterThan(doc.get("baseline")?.get("q")?.doubleValue ?? 0, 0)
     }
 }

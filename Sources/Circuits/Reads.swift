@@ -1,0 +1,134 @@
+// Activation-based reading from the core: which later heads actually use what the core writes.
+//
+// For a batch, two runs: clean, and with the core heads mean-ablated (Heuristic-Core's ablation). For each
+// head B in a layer after the first core layer (core heads themselves excluded), B alone is given the
+// ablated run's layer input x′ — every other head, and every later layer, keeps the clean input x. The
+// measures are relative Frobenius changes over all tokens:
+//   Δq = ‖x′W_Q^B − xW_Q^B‖ / ‖xW_Q^B + b‖ (biases included), Δk, Δv likewise,
+//   Δout = ‖ctx_B(x′) − ctx_B(x)‖ / ‖ctx_B(x)‖  (B's attention output with all of Q, K, V from x′).
+// So Δ measures what reaches B's input from the core through every route, as consumed by B only. The
+// logit change of the full core ablation (mean |Δlogit| and KL(clean ‖ ablated)) is reported alongside.
+import Foundation
+import Kernels
+import Model
+
+public struct HeadRead: Sendable {
+    public let layer: Int, head: Int
+    public let dq: Double, dk: Double, dv: Double, dout: Double
+}
+
+public struct ReadsReport: Sendable {
+    public let core: [(layer: Int, head: Int)]
+    public let reads: [HeadRead]          // sorted by Δout, largest first
+    public let meanAbsLogitChange: Double
+    public let klCleanToAblated: Double
+    public let examples: Int
+}
+
+/// Records each layer's input (embeddings for layer 0) and each layer's pre-mask head contexts.
+final class LayerInputs: ForwardObserver {
+    var inputs: [[Float]] = []    // [L][N·D]
+    var contexts: [[Float]] = []  // [L][N·D]
+    let D: Int
+    init(D: Int) { self.D = D }
+    func embeddings(_ x: UnsafePointer<Float>, tokens: Int) { inputs = [Array(UnsafeBufferPointer(start: x, count: tokens * D))]; contexts = [] }
+    func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int) { inputs.append(Array(UnsafeBufferPointer(start: x, count: tokens * D))) }
+    func attentionContext(layer: Int, _ ctx: UnsafePointer<Float>, tokens: Int) { contexts.append(Array(UnsafeBufferPointer(start: ctx, count: tokens * D))) }
+}
+
+/// The core's heads mean-ablated, everything else kept.
+public func coreMasks(_ core: [(layer: Int, head: Int)], layers: Int, heads: Int) -> MaskValues {
+    var m = MaskValues.ones(layers: layers, heads: heads)
+    for (l, h) in core { m.heads[l][h] = 0 }
+    return m
+}
+
+/// Head `h` of layer `l` run alone on a layer input `x` [N, D]: its context [N, d] (what the model computes
+/// for that head when the whole layer sees `x`).
+public func headContext(model: BertModel, layer l: Int, head h: Int, input x: [Float], batch: TokenBatch,
+                        pool: ThreadPool = .shared) -> [Float] {
+    let d = model.headDim, D = model.hidden, N = batch.tokenCount
+    let rows = Array((h * d)..<((h + 1) * d))
+    let w = model.layers[l].qkv.gatherRows(rows + rows.map { $0 + D } + rows.map { $0 + 2 * D })
+    let qkv = allocateFloats(N * 3 * d)
+    defer { qkv.deallocate() }
+    x.withUnsafeBufferPointer { gemm($0.baseAddress!, rows: N, lda: D, w, out: qkv, ldc: 3 * d, epilogue: .bias, pool: pool) }
+    var ctx = [Float](repeating: 0, count: N * d)
+    ctx.withUnsafeMutableBufferPointer { attention(qkv: qkv, ldqkv: 3 * d, heads: 1, headDim: d, offsets: batch.offsets, ctx: $0.baseAddress!, ldctx: d, pool: pool) }
+    return ctx
+}
+
+/// Records the layer inputs and pre-mask head contexts of one forward pass (public for tests and scripts).
+public func recordLayers(model: BertModel, batch: TokenBatch, soft: (masks: MaskValues, ablation: Ablation)? = nil,
+                         pool: ThreadPool = .shared) throws -> (logits: [Float], inputs: [[Float]], contexts: [[Float]]) {
+    let rec = LayerInputs(D: model.hidden)
+    let logits = try model.forward(batch, soft: soft, observer: rec, pool: pool)
+    return (logits, rec.inputs, rec.contexts)
+}
+
+public func coreReads(model: BertModel, batches: [TokenBatch], core: [(layer: Int, head: Int)], activations: MeanActivations,
+                      pool: ThreadPool = .shared) throws -> ReadsReport {
+    let L = model.layerCount, H = model.headCount, d = model.headDim, D = model.hidden, C = model.config.numLabels
+    guard !core.isEmpty else { throw ModelError.badInput("the core is empty: nothing to ablate") }
+    let firstCoreLayer = core.map(\.layer).min()!
+    let coreSet = Set(core.map { $0.layer * H + $0.head })
+    let masks = coreMasks(core, layers: L, heads: H)
+    let readers = (0..<L).flatMap { l in (0..<H).map { (l, $0) } }.filter { $0.0 > firstCoreLayer && !coreSet.contains($0.0 * H + $0.1) }
+    // Per reader: Σ‖Δ‖² and Σ‖clean‖² for q, k, v, out.
+    var sums = [[Double]](repeating: [Double](repeating: 0, count: 8), count: readers.count)
+    let headWeights: [[PackedLinear]] = model.layers.map { layer in
+        (0..<H).map { h in
+            let rows = Array((h * d)..<((h + 1) * d))
+            return layer.qkv.gatherRows(rows + rows.map { $0 + D } + rows.map { $0 + 2 * D })
+        }
+    }
+    var absLogit = 0.0, kl = 0.0, examples = 0
+    for batch in batches {
+        let N = batch.tokenCount
+        let clean = LayerInputs(D: D), ablated = LayerInputs(D: D)
+        let cleanLogits = try model.forward(batch, observer: clean, pool: pool)
+        let ablatedLogits = try model.forward(batch, soft: (masks, .mean(activations)), observer: ablated, pool: pool)
+        for b in 0..<batch.count {
+            let p = softmax(Array(cleanLogits[(b * C)..<((b + 1) * C)])), q = softmax(Array(ablatedLogits[(b * C)..<((b + 1) * C)]))
+            for c in 0..<C {
+                absLogit += Double(abs(cleanLogits[b * C + c] - ablatedLogits[b * C + c])) / Double(C)
+                if p[c] > 0 { kl += p[c] * (log(p[c]) - log(max(q[c], 1e-300))) }
+            }
+        }
+        examples += batch.count
+        let qkvClean = allocateFloats(N * 3 * d), qkvAbl = allocateFloats(N * 3 * d), ctxAbl = allocateFloats(N * d)
+        defer { qkvClean.deallocate(); qkvAbl.deallocate(); ctxAbl.deallocate() }
+        for (r, (l, h)) in readers.enumerated() {
+            clean.inputs[l].withUnsafeBufferPointer { gemm($0.baseAddress!, rows: N, lda: D, headWeights[l][h], out: qkvClean, ldc: 3 * d, epilogue: .bias, pool: pool) }
+            ablated.inputs[l].withUnsafeBufferPointer { gemm($0.baseAddress!, rows: N, lda: D, headWeights[l][h], out: qkvAbl, ldc: 3 * d, epilogue: .bias, pool: pool) }
+            attention(qkv: qkvAbl, ldqkv: 3 * d, heads: 1, headDim: d, offsets: batch.offsets, ctx: ctxAbl, ldctx: d, pool: pool)
+            for t in 0..<N {
+                for part in 0..<3 {
+                    for e in 0..<d {
+                        let c = Double(qkvClean[t * 3 * d + part * d + e]), a = Double(qkvAbl[t * 3 * d + part * d + e])
+                        sums[r][2 * part] += (a - c) * (a - c)
+                        sums[r][2 * part + 1] += c * c
+                    }
+                }
+                for e in 0..<d {
+                    let c = Double(clean.contexts[l][t * D + h * d + e]), a = Double(ctxAbl[t * d + e])
+                    sums[r][6] += (a - c) * (a - c)
+                    sums[r][7] += c * c
+                }
+            }
+        }
+    }
+    func rel(_ s: [Double], _ i: Int) -> Double { (s[2 * i] / max(s[2 * i + 1], 1e-300)).squareRoot() }
+    let reads = readers.enumerated().map { (r, lh) in
+        HeadRead(layer: lh.0, head: lh.1, dq: rel(sums[r], 0), dk: rel(sums[r], 1), dv: rel(sums[r], 2), dout: rel(sums[r], 3))
+    }.sorted { $0.dout > $1.dout }
+    return ReadsReport(core: core, reads: reads, meanAbsLogitChange: absLogit / Double(max(1, examples)),
+                       klCleanToAblated: kl / Double(max(1, examples)), examples: examples)
+}
+
+func softmax(_ v: [Float]) -> [Double] {
+    let m = Double(v.max() ?? 0)
+    let e = v.map { exp(Double($0) - m) }
+    let s = e.reduce(0, +)
+    return e.map { $0 / s }
+}
