@@ -44,7 +44,23 @@ public func attention(qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim
             for c in 0..<d { for j in t..<tPad { kT[c * tPad + j] = 0 } }
             for i in 0..<t {
                 let q = qkv + (start + i) * ldqkv + h * d
+                // Scores for 64 keys at a time: four independent accumulator chains hide the FMA latency.
                 var j = 0
+                while j + 64 <= tPad {
+                    var a0 = Vec16(), a1 = Vec16(), a2 = Vec16(), a3 = Vec16()
+                    for c in 0..<d {
+                        let qc = q[c], row = kRaw + (c * tPad + j) * 4
+                        a0.addProduct(qc, row.load(as: Vec16.self))
+                        a1.addProduct(qc, row.load(fromByteOffset: 64, as: Vec16.self))
+                        a2.addProduct(qc, row.load(fromByteOffset: 128, as: Vec16.self))
+                        a3.addProduct(qc, row.load(fromByteOffset: 192, as: Vec16.self))
+                    }
+                    sRaw.storeBytes(of: a0 * scale, toByteOffset: j * 4, as: Vec16.self)
+                    sRaw.storeBytes(of: a1 * scale, toByteOffset: j * 4 + 64, as: Vec16.self)
+                    sRaw.storeBytes(of: a2 * scale, toByteOffset: j * 4 + 128, as: Vec16.self)
+                    sRaw.storeBytes(of: a3 * scale, toByteOffset: j * 4 + 192, as: Vec16.self)
+                    j += 64
+                }
                 while j < tPad {
                     var acc = Vec16()
                     for c in 0..<d { acc.addProduct(q[c], kRaw.load(fromByteOffset: (c * tPad + j) * 4, as: Vec16.self)) }
