@@ -2,7 +2,7 @@
 //
 // hcore — run, prune and dissect finetuned BERT classifiers on CPUs.
 //
-// Arrows run one way:  Kernels ← Model ← (Eval, Circuits) ← hcore ;  Checkpoint, Tokenizer ← Model.
+// Arrows run one way:  Kernels ← Model ← (Eval, Circuits, Prune, Train) ← hcore ;  Checkpoint, Tokenizer ← Model.
 //
 // Release builds compile the numeric targets for a CPU so that SIMD16<Float> becomes real vector code
 // (without a target CPU Swift lowers `addProduct` to scalar fmaf calls):
@@ -60,8 +60,10 @@ let package = Package(
         .target(name: "Eval", dependencies: ["Model", "Checkpoint", "Tokenizer"]),
         .target(name: "Circuits", dependencies: ["Model", "Checkpoint"], swiftSettings: numericFlags),
         .target(name: "Prune", dependencies: ["Model", "Kernels", "Tokenizer"], swiftSettings: numericFlags),
+        // Weight gradients, AdamW, fine-tuning loop; writes Hugging Face folders.
+        .target(name: "Train", dependencies: ["Model", "Kernels", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
         .executableTarget(name: "hcore", dependencies: [
-            "Model", "Eval", "Circuits", "Prune", "Checkpoint", "Tokenizer",
+            "Model", "Eval", "Circuits", "Prune", "Train", "Checkpoint", "Tokenizer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "hcore-bench", dependencies: ["Model", "Kernels", "Eval"], path: "Benchmarks/hcore-bench",
@@ -70,7 +72,8 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Checkpoint"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels"], swiftSettings: numericFlags),
-        .testTarget(name: "PruneTests", dependencies: ["Prune", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
+        .testTarget(name: "PruneTests", dependencies: ["Prune", "Model", "Checkpoint", "Tokenizer", "Kernels"], swiftSettings: numericFlags),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Model", "Checkpoint", "Tokenizer", "Kernels"], swiftSettings: numericFlags),
         .testTarget(name: "CircuitsTests", dependencies: ["Circuits", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
         .testTarget(name: "EvalTests", dependencies: ["Eval", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
         // Runs the built hcore binary; depends on it so that it is built first.

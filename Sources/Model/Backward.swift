@@ -27,12 +27,7 @@ final class BackwardWeights: @unchecked Sendable {
     let poolerT: PackedLinear?, classifierT: PackedLinear
 
     init(model: BertModel) {
-        func t(_ p: PackedLinear) -> PackedLinear {
-            let w = p.unpacked()
-            var wt = [Float](repeating: 0, count: w.count)
-            for r in 0..<p.n { for c in 0..<p.k { wt[c * p.n + r] = w[r * p.k + c] } }
-            return PackedLinear(weight: wt, bias: nil, n: p.k, k: p.n)
-        }
+        func t(_ p: PackedLinear) -> PackedLinear { p.transposedForBackward() }
         qkvT = model.layers.map { t($0.qkv) }
         outT = model.layers.map { t($0.attentionOutput) }
         inT = model.layers.map { t($0.intermediate) }

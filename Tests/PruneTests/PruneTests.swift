@@ -1,6 +1,7 @@
 // L0 pruning on tiny-bert (8 heads + 2 MLPs): reaches the target, beats random subnetworks, reproducible.
 import Checkpoint
 import Foundation
+import Kernels
 import Model
 import Prune
 import Tokenizer

@@ -1,0 +1,20 @@
+// Reproducible random numbers shared by pruning (gate noise, shuffles) and fine-tuning (init, dropout).
+import Foundation
+
+/// SplitMix64: small, fast, reproducible across machines.
+public struct SplitMix64: Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    public mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    public mutating func normal() -> Double {
+        let u1 = max(1e-300, uniform()), u2 = uniform()
+        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+    }
+}
