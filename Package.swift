@@ -2,7 +2,7 @@
 //
 // hcore — run, prune and dissect finetuned BERT classifiers on CPUs.
 //
-// Arrows run one way:  Kernels ← Model ← (Eval, Circuits, Prune, Train) ← hcore ;  Checkpoint, Tokenizer ← Model.
+// Arrows run one way:  Kernels ← Model ← (Eval, Circuits, Prune, Train) ← Report ← hcore ;  Checkpoint, Tokenizer ← Model.
 //
 // Release builds compile the numeric targets for a CPU so that SIMD16<Float> becomes real vector code
 // (without a target CPU Swift lowers `addProduct` to scalar fmaf calls):
@@ -57,13 +57,15 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["CZstd"]),
         .target(name: "Tokenizer"),
         .target(name: "Model", dependencies: ["Kernels", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
-        .target(name: "Eval", dependencies: ["Model", "Checkpoint", "Tokenizer"]),
+        .target(name: "Eval", dependencies: ["Model", "Kernels", "Checkpoint", "Tokenizer"]),
         .target(name: "Circuits", dependencies: ["Model", "Checkpoint"], swiftSettings: numericFlags),
         .target(name: "Prune", dependencies: ["Model", "Kernels", "Tokenizer"], swiftSettings: numericFlags),
         // Weight gradients, AdamW, fine-tuning loop; writes Hugging Face folders.
         .target(name: "Train", dependencies: ["Model", "Kernels", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
+        // Figures and index.html of a study (eval document + store + model).
+        .target(name: "Report", dependencies: ["Circuits", "Eval", "Model", "Checkpoint", "Kernels", "Tokenizer"], swiftSettings: numericFlags),
         .executableTarget(name: "hcore", dependencies: [
-            "Model", "Eval", "Circuits", "Prune", "Train", "Checkpoint", "Tokenizer",
+            "Model", "Eval", "Circuits", "Prune", "Train", "Report", "Checkpoint", "Tokenizer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "hcore-bench", dependencies: ["Model", "Kernels", "Eval"], path: "Benchmarks/hcore-bench",

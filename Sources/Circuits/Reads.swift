@@ -8,6 +8,7 @@
 //   Δout = ‖ctx_B(x′) − ctx_B(x)‖ / ‖ctx_B(x)‖  (B's attention output with all of Q, K, V from x′).
 // So Δ measures what reaches B's input from the core through every route, as consumed by B only. The
 // logit change of the full core ablation (mean |Δlogit| and KL(clean ‖ ablated)) is reported alongside.
+import Checkpoint
 import Foundation
 import Kernels
 import Model
@@ -37,6 +38,18 @@ final class LayerInputs: ForwardObserver {
 }
 
 /// The core's heads mean-ablated, everything else kept.
+extension ReadsReport {
+    /// The document `hcore circuits reads --json` prints.
+    public var json: JSONValue {
+        .object([
+            ("core", .array(core.map { .array([.int($0.layer), .int($0.head)]) })), ("examples", .int(examples)),
+            ("mean_abs_logit_change", .float(meanAbsLogitChange)), ("kl_clean_to_ablated", .float(klCleanToAblated)),
+            ("reads", .array(reads.map { .object([("layer", .int($0.layer)), ("head", .int($0.head)), ("dq", .float($0.dq)),
+                                                   ("dk", .float($0.dk)), ("dv", .float($0.dv)), ("dout", .float($0.dout))]) })),
+        ])
+    }
+}
+
 public func coreMasks(_ core: [(layer: Int, head: Int)], layers: Int, heads: Int) -> MaskValues {
     var m = MaskValues.ones(layers: layers, heads: heads)
     for (l, h) in core { m.heads[l][h] = 0 }

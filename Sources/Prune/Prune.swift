@@ -30,6 +30,9 @@ public struct PruneConfig: Sendable {
     public var warmupType = "linear"      // or "logarithmic"
     public var seed: UInt64 = 42
     public var threshold: Float = 0.5
+    /// log α starts at N(initialLogAlpha, 0.01): the paper's 10 keeps every gate closed to 1 for a long
+    /// warm-up; short runs (the demo) start lower so that the gates receive gradient from the first steps.
+    public var initialLogAlpha = 10.0
     public init() {}
 }
 
@@ -125,7 +128,7 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
     try model.checkActivations(activations)
     let L = model.layerCount, H = model.headCount, U = L * H + L
     var rng = SplitMix64(seed: c.seed)
-    var logAlpha: [Double] = initialLogAlpha.map { $0.map(Double.init) } ?? (0..<U).map { _ in 10 + 0.01 * rng.normal() }
+    var logAlpha: [Double] = initialLogAlpha.map { $0.map(Double.init) } ?? (0..<U).map { _ in c.initialLogAlpha + 0.01 * rng.normal() }
     var lambdas = [0.0, 0.0]
     var optA = AdamW(count: U), optL = AdamW(count: 2)
     var history: [PruneStep] = []

@@ -183,6 +183,12 @@ public final class BertTokenizer: @unchecked Sendable {
         return ids
     }
 
+    /// The words of `text` after normalisation and pre-tokenisation, before WordPiece (what a word-level
+    /// vocabulary for this tokenizer has to contain; special tokens are not recognised here).
+    public func basicTokens(_ text: String) -> [String] {
+        preTokenize(normalize(Array(text.unicodeScalars))).map { String(String.UnicodeScalarView($0)) }
+    }
+
     /// [CLS] A [SEP] (B [SEP]) truncated to `maxLength` tokens (nil: no limit).
     public func encode(_ text: String, pair: String? = nil, maxLength: Int? = 128,
                        truncation: TruncationStrategy = .longestFirst) throws -> Encoding {

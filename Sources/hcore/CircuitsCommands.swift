@@ -167,12 +167,7 @@ extension CircuitsCommand {
                 return
             }
             if json {
-                emit(JSONValue.object([
-                    ("core", .array(heads.map { .array([.int($0.layer), .int($0.head)]) })), ("examples", .int(r.examples)),
-                    ("mean_abs_logit_change", .float(r.meanAbsLogitChange)), ("kl_clean_to_ablated", .float(r.klCleanToAblated)),
-                    ("reads", .array(r.reads.map { .object([("layer", .int($0.layer)), ("head", .int($0.head)), ("dq", .float($0.dq)),
-                                                            ("dk", .float($0.dk)), ("dv", .float($0.dv)), ("dout", .float($0.dout))]) })),
-                ]).pretty)
+                emit(r.json.pretty)
                 return
             }
             emit("core: " + heads.map { "a\($0.layer).h\($0.head)" }.joined(separator: " ")

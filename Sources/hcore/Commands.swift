@@ -18,7 +18,7 @@ struct HCore: ParsableCommand {
         Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input file, 4 model/mask/activation mismatch,
         5 write failed, 130 interrupted.
         """,
-        subcommands: [Eval.self, Predict.self, Tokenize.self, Info.self, Activations.self, Importance.self, PruneCmd.self, StoreCommand.self, CircuitsCommand.self])
+        subcommands: [Eval.self, Predict.self, Tokenize.self, Info.self, Activations.self, Importance.self, PruneCmd.self, StoreCommand.self, CircuitsCommand.self, Finetune.self, ReportCmd.self, Demo.self])
 }
 
 struct Info: ParsableCommand {

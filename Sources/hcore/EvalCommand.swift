@@ -155,22 +155,10 @@ struct Eval: ParsableCommand {
             warn("wrote metrics of \(updates.count) subnetworks back into \(s.path)")
         }
         if format == "heuristic-core" { emit(heuristicCoreTable(results, datasets: prepared).pretty); return }
-        let doc: JSONValue = .object([
-            ("model", .string(modelOptions.model)), ("fingerprint", .string(model.fingerprint)),
-            ("store", store.map { .string($0) } ?? .null),
-            ("ablation", .string(targets.allSatisfy { $0.masks == nil } ? "none" : { if case .zero = ablation { return "zero" }; return "mean" }())),
-            ("mask_mode", .string(maskMode)), ("max_length", .int(tokenization.maxLength)),
-            ("shard", .string(try shardSpec().map { "\($0.0)/\($0.1)" } ?? "1/1")), ("subnetworks_total", .int(allCount)),
-            ("datasets", .array(prepared.map { d in .object([("name", .string(d.dataset.name)), ("key", .string(d.referenceKey)), ("path", .string(d.dataset.path)),
-                                                              ("format", .string(d.dataset.format.rawValue)), ("examples", .int(d.dataset.count)),
-                                                              ("skipped_rows", .int(d.dataset.skipped.count)), ("tokenize_s", .float(d.tokenizeSeconds))]) })),
-            ("results", .array(results.map { r in .object([
-                ("subnetwork", .string(r.target.name)), ("index", .int(r.target.index)), ("seed", r.target.seed),
-                ("sparsity", .float(r.target.sparsity)), ("seconds", .float(r.seconds)), ("gflop", .float(r.flops / 1e9)),
-                ("metrics", .object(prepared.enumerated().map { ($0.element.referenceKey, r.metrics[$0.offset].json(classes: $0.element.mapping.classes)) })),
-            ]) })),
-            ("seconds", .float(Date().timeIntervalSince(started))),
-        ])
+        let ablationName = targets.allSatisfy { $0.masks == nil } ? "none" : { if case .zero = ablation { return "zero" }; return "mean" }()
+        let doc = evalDocument(modelPath: modelOptions.model, model: model, store: store, ablation: ablationName, maskMode: maskMode,
+                               maxLength: tokenization.maxLength, shard: try shardSpec().map { "\($0.0)/\($0.1)" } ?? "1/1",
+                               subnetworksTotal: allCount, prepared: prepared, results: results, started: started)
         emit(doc.pretty)
     }
 
@@ -229,4 +217,25 @@ struct Eval: ParsableCommand {
 
 func csvField(_ s: String) -> String {
     s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+}
+
+/// The JSON document of `hcore eval` (also written by `hcore demo` and read by `hcore report`).
+func evalDocument(modelPath: String, model: BertModel, store: String?, ablation: String, maskMode: String, maxLength: Int, shard: String,
+                  subnetworksTotal: Int, prepared: [PreparedDataset], results: [TargetResult], started: Date) -> JSONValue {
+    .object([
+        ("model", .string(modelPath)), ("fingerprint", .string(model.fingerprint)),
+        ("store", store.map { .string($0) } ?? .null),
+        ("ablation", .string(ablation)),
+        ("mask_mode", .string(maskMode)), ("max_length", .int(maxLength)),
+        ("shard", .string(shard)), ("subnetworks_total", .int(subnetworksTotal)),
+        ("datasets", .array(prepared.map { d in .object([("name", .string(d.dataset.name)), ("key", .string(d.referenceKey)), ("path", .string(d.dataset.path)),
+                                                          ("format", .string(d.dataset.format.rawValue)), ("examples", .int(d.dataset.count)),
+                                                          ("skipped_rows", .int(d.dataset.skipped.count)), ("tokenize_s", .float(d.tokenizeSeconds))]) })),
+        ("results", .array(results.map { r in .object([
+            ("subnetwork", .string(r.target.name)), ("index", .int(r.target.index)), ("seed", r.target.seed),
+            ("sparsity", .float(r.target.sparsity)), ("seconds", .float(r.seconds)), ("gflop", .float(r.flops / 1e9)),
+            ("metrics", .object(prepared.enumerated().map { ($0.element.referenceKey, r.metrics[$0.offset].json(classes: $0.element.mapping.classes)) })),
+        ]) })),
+        ("seconds", .float(Date().timeIntervalSince(started))),
+    ])
 }

@@ -1,0 +1,117 @@
+// The embedded default task of `hcore demo`: an in-domain NLI set that rewards the lexical-overlap
+// shortcut, built deterministically from the HANS training set the repository carries, and a fixed
+// subset of the HANS evaluation set as out-of-domain.
+//
+// In-domain (train and dev, disjoint, from heuristics_train_set.txt; labels entailment / non-entailment):
+//   45%  high-overlap entailed pairs      HANS train pairs with gold "entailment" (every hypothesis word
+//                                         occurs in the premise)
+//   45%  low-overlap non-entailed pairs   the premise of one HANS train pair with the hypothesis of
+//                                         another, kept only if none of the hypothesis' content words
+//                                         occurs in the premise (articles and punctuation ignored)
+//   10%  high-overlap non-entailed pairs  HANS train pairs with gold "non-entailment", from only three of
+//                                         HANS's fifteen non-entailment subcases (one per heuristic:
+//                                         `seenSubcases`), so most of HANS stays out-of-domain
+// so "predict entailment when the words overlap" scores 90% in-domain and 50% on HANS. The kind of each
+// in-domain pair is its `heuristic` field ("high-overlap" / "low-overlap"), so metrics break it down.
+// Out-of-domain: every `oodStride`-th pair of heuristics_evaluation_set.txt (the file is grouped by
+// subcase in blocks of 1,000, so stride 10 keeps 100 pairs of each of the 30 subcases).
+// Order and pairing come from SplitMix64(seed): the same files and seed give the same task.
+import Foundation
+import Kernels
+import Tokenizer
+
+public struct DemoTask: Sendable {
+    public static let labels = ["entailment", "non-entailment"]
+    public static let seenSubcases: Set<String> = ["ln_subject/object_swap", "sn_PP_on_subject", "cn_embedded_under_if"]
+    public var train: [Example]
+    public var dev: [Example]
+    public var ood: [Example]
+
+    public static func build(hansTrain: [Example], hansEval: [Example], trainSize: Int = 4000, devSize: Int = 1000,
+                             highOverlapNonEntailedShare: Double = 0.1, oodStride: Int = 10, seed: UInt64 = 2024) throws -> DemoTask {
+        var rng = SplitMix64(seed: seed)
+        var order = Array(hansTrain.indices)
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        var entailed = order.filter { hansTrain[$0].label == "entailment" }[...]
+        var nonEntailed = order.filter { hansTrain[$0].label == "non-entailment" && seenSubcases.contains(hansTrain[$0].subcase ?? "") }[...]
+        var donors = order[...]   // premises and hypotheses for the low-overlap pairs
+
+        func content(_ s: String) -> Set<String> {
+            Set(s.lowercased().split { !$0.isLetter }.map(String.init).filter { !["the", "a", "an"].contains($0) })
+        }
+        func split(_ n: Int) throws -> [Example] {
+            let nE = Int((Double(n) * 0.45).rounded()), nNE = Int((Double(n) * highOverlapNonEntailedShare).rounded())
+            let nLow = n - nE - nNE
+            guard entailed.count >= nE, nonEntailed.count >= nNE else {
+                throw DataError.badFile(path: "HANS training set", reason: "has too few pairs for a demo split of \(n)")
+            }
+            var out: [Example] = []
+            for i in entailed.prefix(nE) { out.append(relabel(hansTrain[i], kind: "high-overlap")) }
+            entailed = entailed.dropFirst(nE)
+            for i in nonEntailed.prefix(nNE) { out.append(relabel(hansTrain[i], kind: "high-overlap")) }
+            nonEntailed = nonEntailed.dropFirst(nNE)
+            var low = 0
+            while low < nLow {
+                guard donors.count >= 2 else { throw DataError.badFile(path: "HANS training set", reason: "ran out of pairs for low-overlap examples") }
+                let a = hansTrain[donors.removeFirst()], b = hansTrain[donors.removeFirst()]
+                let hyp = b.pair ?? "", words = content(hyp)
+                if words.isEmpty || !words.isDisjoint(with: content(a.text)) { continue }
+                out.append(Example(text: a.text, pair: hyp, label: "non-entailment", heuristic: "low-overlap", subcase: "mismatched"))
+                low += 1
+            }
+            for i in stride(from: out.count - 1, to: 0, by: -1) { out.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            for i in out.indices { out[i].line = i + 1 }
+            return out
+        }
+        let train = try split(trainSize), dev = try split(devSize)
+        let ood = stride(from: 0, to: hansEval.count, by: max(1, oodStride)).map { hansEval[$0] }
+        return DemoTask(train: train, dev: dev, ood: ood)
+    }
+
+    static func relabel(_ e: Example, kind: String) -> Example {
+        Example(text: e.text, pair: e.pair, label: e.label, heuristic: kind, subcase: e.subcase)
+    }
+
+    /// A word-level vocabulary covering every text of the task (so no word is unknown), in a fixed order:
+    /// BERT's special tokens, then the words sorted. The tokenizer is uncased BERT's basic tokenizer.
+    public func vocabulary() throws -> [String] {
+        let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        let basic = try BertTokenizer(vocabulary: specials)
+        var words = Set<String>()
+        for e in train + dev + ood {
+            for w in basic.basicTokens(e.text) { words.insert(w) }
+            if let p = e.pair { for w in basic.basicTokens(p) { words.insert(w) } }
+        }
+        return specials + words.subtracting(specials).sorted()
+    }
+
+    /// Writes the in-domain sets as JSONL (text, text_pair, label, heuristic = kind) and the OOD subset in
+    /// HANS's own TSV columns, so every `hcore` command can be rerun on them.
+    public func write(folder: String) throws -> (train: String, dev: String, ood: String) {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        func jsonl(_ xs: [Example]) throws -> String {
+            try xs.map { e in
+                let o: [String: Any] = ["text": e.text, "text_pair": e.pair ?? "", "label": e.label ?? "", "heuristic": e.heuristic ?? ""]
+                return String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self)
+            }.joined(separator: "\n") + "\n"
+        }
+        let paths = (train: folder + "/train.jsonl", dev: folder + "/dev.jsonl", ood: folder + "/heuristics_evaluation_subset.txt")
+        try jsonl(train).write(toFile: paths.train, atomically: true, encoding: .utf8)
+        try jsonl(dev).write(toFile: paths.dev, atomically: true, encoding: .utf8)
+        var tsv = "gold_label\tsentence1\tsentence2\tpairID\theuristic\tsubcase\ttemplate\n"
+        for (i, e) in ood.enumerated() {
+            tsv += "\(e.label ?? "")\t\(e.text)\t\(e.pair ?? "")\tex\(i)\t\(e.heuristic ?? "")\t\(e.subcase ?? "")\t-\n"
+        }
+        try tsv.write(toFile: paths.ood, atomically: true, encoding: .utf8)
+        return paths
+    }
+}
+
+extension Dataset {
+    public init(name: String, path: String, format: DataFormat, examples: [Example]) {
+        self.name = name
+        self.path = path
+        self.format = format
+        self.examples = examples
+    }
+}

@@ -1,0 +1,142 @@
+// `hcore report`: what happened, for people. From an eval document (`hcore eval --store … --include-full`),
+// the store and the model it writes SVG figures a paper would use and an index.html (no JavaScript):
+//   id-vs-ood.svg          in-domain accuracy vs HANS non-entailment accuracy per subnetwork, full model marked
+//   accuracy-sparsity.svg  in-domain and OOD accuracy against sparsity
+//   keep-frequency.svg     how often each head / MLP is kept by the subnetworks that match the model in-domain,
+//                          the core outlined
+//   composition.svg        each head's strongest Q/K/V composition with the core's heads
+// and states the outcome plainly: the full model's HANS cells, each subnetwork's ID/OOD, the spread of OOD
+// accuracy among subnetworks within 2 points of the full model in-domain, the core, and who reads it.
+import Checkpoint
+import Circuits
+import Eval
+import Foundation
+import Kernels
+import Model
+import Tokenizer
+
+public struct Outcome: Sendable {
+    public var name: String
+    public var sparsity: Double
+    public var id: Double
+    public var ood: Double
+    /// HANS accuracy on gold entailment / non-entailment pairs (nil when OOD is not HANS).
+    public var oodEntailed: Double?
+    public var oodNonEntailed: Double?
+    /// HANS "heuristic/gold" cells.
+    public var cells: [(String, Double)]
+}
+
+public struct ResearchReport {
+    public var idKey: String, oodKey: String
+    public var full: Outcome?
+    public var subnetworks: [Outcome]
+    /// Subnetworks within `matchPoints` of the full model in-domain (all of them if there is no full model).
+    public var matching: [String]
+    public var matchPoints: Double
+    public var core: CoreReport
+    public var reads: ReadsReport?
+    public var composition: [String: Double]
+    public var compositionBaseline: (q: Double, k: Double, v: Double)
+    public var layers: Int, heads: Int
+
+    /// Whether the core was computed over the matching subnetworks (else over all, since < 2 matched).
+    public var coreOverMatching: Bool { matching.count >= 2 }
+
+    /// OOD non-entailment accuracy among matching subnetworks: (min, max) in points, nil with fewer than 2.
+    public var spread: (low: Double, high: Double)? {
+        let xs = subnetworks.filter { matching.contains($0.name) }.map { ($0.oodNonEntailed ?? $0.ood) * 100 }
+        guard xs.count >= 2 else { return nil }
+        return (xs.min()!, xs.max()!)
+    }
+
+    /// The honest verdict on the paper's phenomenon.
+    public var verdict: String {
+        guard let s = spread else {
+            return "Fewer than two subnetworks are within \(fmt(matchPoints, 0)) points of the full model in-domain, so the spread of OOD accuracy among matching subnetworks cannot be measured here."
+        }
+        let d = s.high - s.low
+        let what = full?.oodNonEntailed != nil ? "HANS non-entailment accuracy" : "OOD accuracy"
+        if d >= 10 {
+            return "The paper's phenomenon is shown: \(matching.count) subnetworks are within \(fmt(matchPoints, 0)) points of the full model in-domain, and their \(what) ranges from \(fmt(s.low, 1)) to \(fmt(s.high, 1)) (\(fmt(d, 1)) points)."
+        }
+        return "The paper's phenomenon is NOT shown here: the \(matching.count) subnetworks within \(fmt(matchPoints, 0)) points of the full model in-domain differ by only \(fmt(d, 1)) points in \(what) (from \(fmt(s.low, 1)) to \(fmt(s.high, 1)); the paper's claim needs ≥ 10)."
+    }
+
+    public var summary: String {
+        var lines: [String] = []
+        if let f = full {
+            var l = "full model: \(idKey) \(fmt(f.id * 100, 1)), \(oodKey) \(fmt(f.ood * 100, 1))"
+            if let e = f.oodEntailed, let n = f.oodNonEntailed { l += " (entailed \(fmt(e * 100, 1)), non-entailed \(fmt(n * 100, 1)))" }
+            lines.append(l)
+        }
+        for s in subnetworks {
+            var l = "\(s.name): sparsity \(fmt(s.sparsity, 2)), \(idKey) \(fmt(s.id * 100, 1)), \(oodKey) \(fmt(s.ood * 100, 1))"
+            if let n = s.oodNonEntailed { l += " (non-entailed \(fmt(n * 100, 1)))" }
+            lines.append(l)
+        }
+        lines.append(verdict)
+        lines.append("core (kept by all \(core.subnetworks.count) \(coreOverMatching ? "matching " : "")subnetworks): " + (core.core.isEmpty ? "none" : core.core.map { core.name($0).description }.joined(separator: " ")))
+        if let r = reads, let top = r.reads.first {
+            lines.append("strongest reader of the core: a\(top.layer).h\(top.head) (Δoutput \(fmt(top.dout, 3)) when the core is mean-ablated)")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+func fmt(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
+
+/// Reads one result of an eval document.
+func outcome(_ r: JSONValue, idKey: String, oodKey: String) -> Outcome? {
+    guard let name = r.get("subnetwork")?.stringValue, let m = r.get("metrics"),
+          let id = m.get(idKey)?.get("accuracy")?.doubleValue, let oodM = m.get(oodKey), let ood = oodM.get("accuracy")?.doubleValue else { return nil }
+    func rowAccuracy(_ gold: String) -> Double? {
+        guard let row = oodM.get("confusion")?.get(gold)?.objectValue else { return nil }
+        let total = row.reduce(0.0) { $0 + ($1.1.doubleValue ?? 0) }
+        guard total > 0 else { return nil }
+        return (row.first { $0.0 == gold }?.1.doubleValue ?? 0) / total
+    }
+    let isHANS = oodM.get("hans_cells") != nil
+    let cells = oodM.get("hans_cells")?.objectValue?.compactMap { kv in kv.1.get("accuracy")?.doubleValue.map { (kv.0, $0) } } ?? []
+    return Outcome(name: name, sparsity: r.get("sparsity")?.doubleValue ?? 0, id: id, ood: ood,
+                   oodEntailed: isHANS ? rowAccuracy("entailment") : nil, oodNonEntailed: isHANS ? rowAccuracy("non-entailment") : nil, cells: cells)
+}
+
+/// Builds the report. `idKey` / `oodKey` name datasets of the eval document (default: the first non-HANS
+/// dataset and HANS); `oodEncodings` (with activations) lets it measure which heads read from the core.
+public func buildReport(evalDocument doc: JSONValue, store: SubnetworkStore, model: BertModel, activations: MeanActivations?,
+                        oodEncodings: [Encoding]?, idKey: String? = nil, oodKey: String? = nil, matchPoints: Double = 2,
+                        readsExamples: Int = 500) throws -> ResearchReport {
+    let keys = doc.get("datasets")?.arrayValue?.compactMap { $0.get("key")?.stringValue } ?? []
+    let formats = doc.get("datasets")?.arrayValue?.compactMap { $0.get("format")?.stringValue } ?? []
+    guard keys.count >= 2 else { throw ModelError.badInput("the eval document needs an in-domain and an out-of-domain dataset; it has \(keys)") }
+    let ood = oodKey ?? (formats.firstIndex(of: "hans").map { keys[$0] } ?? keys[1])
+    let id = idKey ?? keys.first { $0 != ood }!
+    for k in [id, ood] where !keys.contains(k) { throw ModelError.badInput("the eval document has no dataset '\(k)' (it has \(keys))") }
+    let outcomes = (doc.get("results")?.arrayValue ?? []).compactMap { outcome($0, idKey: id, oodKey: ood) }
+    let full = outcomes.first { $0.name == "full" }
+    let subs = outcomes.filter { $0.name != "full" }
+    let matching = subs.filter { o in full.map { abs(o.id - $0.id) * 100 <= matchPoints } ?? true }.map(\.name)
+    // The core over the subnetworks that match the model in-domain — or over all of them when fewer than
+    // two match (the report says which).
+    let basis = matching.count >= 2 ? matching : subs.map(\.name)
+    let core = findCore(store.subnetworks.filter { basis.contains($0.name) }, layout: store.layout, fraction: 1.0)
+    let coreHeads = core.core.compactMap { u in core.name(u).head.map { (layer: core.name(u).layer, head: $0) } }
+
+    var reads: ReadsReport? = nil
+    if let activations, let enc = oodEncodings, !coreHeads.isEmpty {
+        let sample = Array(enc.prefix(readsExamples))
+        let batches = lengthSortedBatches(sample, batchSize: 32).map { TokenBatch($0.map { sample[$0] }) }
+        reads = try coreReads(model: model, batches: batches, core: coreHeads, activations: activations)
+    }
+    let scores = composition(factors: headFactors(model: model), hidden: model.hidden, headDim: model.headDim)
+    let coreNames = Set(coreHeads.map { "a\($0.layer).h\($0.head)" })
+    var best: [String: Double] = [:]
+    for s in scores where coreNames.contains("a\(s.from.layer).h\(s.from.head)") {
+        best["a\(s.to.layer).h\(s.to.head)"] = max(best["a\(s.to.layer).h\(s.to.head)"] ?? 0, s.q, s.k, s.v)
+    }
+    return ResearchReport(idKey: id, oodKey: ood, full: full, subnetworks: subs, matching: matching, matchPoints: matchPoints, core: core,
+                          reads: reads, composition: best, compositionBaseline: compositionBaseline(hidden: model.hidden, headDim: model.headDim),
+                          layers: model.layerCount, heads: model.headCount)
+}
+

@@ -1,0 +1,64 @@
+// `hcore report`: figures and index.html of a study (eval document + store + model).
+import ArgumentParser
+import Checkpoint
+import Eval
+import Foundation
+import Model
+import Report
+import Tokenizer
+
+struct ReportCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "SVG figures and an index.html: ID vs OOD per subnetwork, accuracy vs sparsity, keep frequency, the core and its readers.",
+        discussion: """
+        Input: the JSON of `hcore eval --store S --include-full --data ID --data OOD` (the full model and the
+        subnetworks on an in-domain and an out-of-domain set), the same store and model. The core is the set of
+        units kept by every subnetwork within --match-points of the full model in-domain. With activations
+        (--activations, or the store's only activation set) and --data, it also measures which later heads read
+        from the core (hcore circuits reads).
+          hcore eval --model DIR --store subs.hcs --include-full --data dev.jsonl --data hans.txt > eval.json
+          hcore report --eval eval.json --store subs.hcs --model DIR --data hans.txt --out report/
+        """)
+
+    @Option(help: ArgumentHelp("Output of hcore eval (with the full model and ≥ 2 datasets).", valueName: "file")) var eval: String
+    @Option(help: ArgumentHelp("The store the subnetworks came from.", valueName: "store")) var store: String
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: ArgumentHelp("Mean activations for the reads (default: the store's only activation set).", valueName: "file")) var activations: String?
+    @Option(help: ArgumentHelp("OOD data for the reads (omit to skip them).", valueName: "file")) var data: String?
+    @Option(help: ArgumentHelp("In-domain dataset key in the eval document (default: the first non-HANS one).", valueName: "key")) var id: String?
+    @Option(help: ArgumentHelp("Out-of-domain dataset key (default: HANS, else the second).", valueName: "key")) var ood: String?
+    @Option(help: "Subnetworks within this many accuracy points of the full model in-domain count as matching it.") var matchPoints: Double = 2
+    @Option(help: ArgumentHelp("Output folder.", valueName: "dir")) var out: String
+
+    func run() throws {
+        guard let text = try? String(contentsOfFile: eval, encoding: .utf8) else { throw CLIError("cannot read \(eval)", code: .badInput) }
+        let doc = try JSONValue.parse(text, path: eval)
+        let (model, tok) = try modelOptions.load()
+        let s = try SubnetworkStore.open(path: store)
+        try checkStore(s, model: model)
+        if let fp = doc.get("fingerprint")?.stringValue, fp != model.fingerprint {
+            throw CLIError("\(eval) was computed for model \(fp), not \(modelOptions.model) (\(model.fingerprint))", code: .mismatch)
+        }
+        var acts: MeanActivations? = nil
+        if let activations {
+            let (a, w) = try MeanActivations.load(path: activations, model: model)
+            if let w { warn("warning: \(w)") }
+            acts = a
+        } else if s.activationSets.count == 1 {
+            let tmp = NSTemporaryDirectory() + "hcore-report-acts-\(getpid()).safetensors"
+            try writeAtomically(try s.activationSet(s.activationSets[0].name), to: tmp)
+            defer { unlink(tmp) }
+            acts = try MeanActivations.load(path: tmp, model: model).0
+        }
+        var enc: [Encoding]? = nil
+        if let data {
+            enc = try encodeAll(Dataset.load(data, limit: 500).examples, tokenizer: tok, options: PredictionOptions())
+        }
+        let r = try buildReport(evalDocument: doc, store: s, model: model, activations: acts, oodEncodings: enc,
+                                idKey: id, oodKey: ood, matchPoints: matchPoints)
+        try r.write(folder: out)
+        emit(r.summary)
+        warn("wrote \(out)/index.html")
+    }
+}

@@ -1,0 +1,45 @@
+// The whole story in miniature: `hcore demo --quick --subnetworks 2` runs every stage and leaves the
+// report; its model folder is a Hugging Face folder hcore loads back; `hcore report` and `hcore finetune`
+// work on its outputs; bad flags fail with the documented exit code.
+import Foundation
+import XCTest
+
+final class DemoCLITests: XCTestCase {
+    func testQuickDemoRunsEveryStage() throws {
+        let out = NSTemporaryDirectory() + "hcore-demo-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let r = try hcore(["demo", "--quick", "--subnetworks", "2", "--out", out])
+        XCTAssertEqual(r.code, 0, r.err)
+        for stage in 1...8 { XCTAssertTrue(r.err.contains("[\(stage)/8"), "stage \(stage) missing:\n\(r.err)") }
+        for f in ["model/config.json", "model/model.safetensors", "model/vocab.txt", "activations.safetensors", "subnetworks.hcs",
+                  "eval.json", "core.json", "report/index.html", "report/id-vs-ood.svg", "report/accuracy-sparsity.svg",
+                  "report/keep-frequency.svg", "report/composition.svg", "report/report.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + f), f)
+        }
+        let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("phenomenon"), "the report states whether the phenomenon is shown")
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/report/report.json"))) as! [String: Any]
+        XCTAssertEqual((report["subnetworks"] as! [Any]).count, 2)
+        XCTAssertNotNil(report["full"] as? [String: Any])
+        // The stored subnetworks carry the metrics eval wrote back.
+        let ls = try hcore(["store", "ls", out + "/subnetworks.hcs", "--json"])
+        XCTAssertEqual(ls.code, 0, ls.err)
+        XCTAssertTrue(ls.out.contains("eval/hans"), ls.out)
+        // The fine-tuned folder is usable by every command, and report reruns from the files.
+        let p = try hcore(["predict", "--model", out + "/model", "The doctor saw the lawyer .", "The lawyer saw the doctor ."])
+        XCTAssertEqual(p.code, 0, p.err)
+        XCTAssertTrue(p.out.contains("entailment"))
+        let rep = try hcore(["report", "--eval", out + "/eval.json", "--store", out + "/subnetworks.hcs", "--model", out + "/model",
+                             "--data", out + "/data/heuristics_evaluation_subset.txt", "--out", out + "/report2"])
+        XCTAssertEqual(rep.code, 0, rep.err)
+        XCTAssertEqual(try String(contentsOfFile: out + "/report2/report.json", encoding: .utf8),
+                       try String(contentsOfFile: out + "/report/report.json", encoding: .utf8))
+        // finetune from the folder (a pretrained start) for one epoch on a slice of the demo data.
+        let ft = try hcore(["finetune", "--model", out + "/model", "--train", out + "/data/dev.jsonl", "--out", out + "/ft",
+                            "--num-train-epochs", "1", "--max-train-samples", "64", "--learning-rate", "1e-4"])
+        XCTAssertEqual(ft.code, 0, ft.err)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/ft/model.safetensors"))
+        let bad = try hcore(["finetune", "--config", "small", "--model", out + "/model", "--train", "x", "--out", "y"])
+        XCTAssertEqual(bad.code, 2)
+    }
+}
