@@ -2,8 +2,9 @@
 import Foundation
 
 /// SplitMix64: small, fast, reproducible across machines.
-public struct SplitMix64: Sendable {
-    var state: UInt64
+public struct SplitMix64: Sendable, Codable {
+    /// The whole generator state (saved in checkpoints to resume a run exactly).
+    public var state: UInt64
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15

@@ -7,6 +7,11 @@
 // Both give dloss/dlogits_sub = (p_sub − target)/B with target = p_full or one-hot.
 // Mask gradients are reductions over tokens:  dz_h = Σ dctx_masked_h ⊙ (ctx_h − avg_h)  (zero ablation: ⊙ ctx_h)
 // and dz_mlp = Σ dm_masked ⊙ (m − avg_mlp).
+// Dropout (`dropout` > 0, the reference trains the subnetwork in training mode) is BERT's hidden dropout where
+// the reference's modeling code applies it: after the embeddings, after the attention output projection
+// (before the residual), after the MLP's second dense layer (before the mask: m is the dropped output), and
+// on the pooled output before the classifier — inverted, masks drawn from SplitMix64(dropoutSeed).
+// Attention-probability dropout is not applied.
 import Foundation
 import Kernels
 
@@ -61,7 +66,7 @@ final class LayerCache {
 extension BertModel {
     /// Loss and d loss / d mask for fixed (continuous) masks on one batch (see the file comment).
     public func maskGradients(_ batch: TokenBatch, masks: MaskValues, ablation: Ablation, objective: ImportanceObjective = .kl,
-                              pool: ThreadPool = .shared) throws -> MaskGradients {
+                              dropout: Float = 0, dropoutSeed: UInt64 = 0, pool: ThreadPool = .shared) throws -> MaskGradients {
         guard let classifier else { throw ModelError.noClassifier(path: folder) }
         try checkMasks(masks, ablation)
         let B = batch.count, C = classifier.n, N = batch.tokenCount, D = hidden, I = config.intermediateSize, H = headCount, d = headDim
@@ -73,9 +78,27 @@ extension BertModel {
         let avgMLP: [Float]? = { if case .mean(let a) = ablation { return a.avgMLP }; return nil }()
         let probCount = attentionProbOffsets(offsets: batch.offsets, heads: H).last!
 
+        // Inverted-dropout multipliers, one buffer per site, or nil when dropout is off.
+        var rng = SplitMix64(seed: dropoutSeed)
+        var dropBuffers: [UnsafeMutablePointer<Float>] = []
+        defer { for b in dropBuffers { b.deallocate() } }
+        func dropoutMask(_ n: Int) -> UnsafeMutablePointer<Float>? {
+            guard dropout > 0 else { return nil }
+            let m = allocateFloats(n)
+            dropBuffers.append(m)
+            for i in 0..<n { m[i] = rng.uniform() < Double(dropout) ? 0 : 1 / (1 - dropout) }
+            return m
+        }
+        func multiply(_ x: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>?, _ n: Int) {
+            guard let m else { return }
+            for i in 0..<n { x[i] *= m[i] }
+        }
+
         // ---- forward, keeping what the backward needs ----
         let x = try embeddings(batch, pool: pool)
         defer { x.deallocate() }
+        multiply(x, dropoutMask(N * D), N * D)
+        let dropAttention = (0..<layerCount).map { _ in dropoutMask(N * D) }, dropMLP = (0..<layerCount).map { _ in dropoutMask(N * D) }
         let caches = (0..<layerCount).map { _ in LayerCache(N: N, D: D, I: I, probCount: probCount) }
         let inter = allocateFloats(N * I)
         defer { inter.deallocate() }
@@ -86,13 +109,20 @@ extension BertModel {
             attention(qkv: c.qkv, ldqkv: 3 * D, heads: H, headDim: d, offsets: batch.offsets, ctx: c.ctx, ldctx: D, probs: c.probs, pool: pool)
             c.ctxMasked.update(from: c.ctx, count: N * D)
             applyHeadMasks(c.ctxMasked, tokens: N, layer: l, masks, ablation)
-            gemm(c.ctxMasked, rows: N, lda: D, layer.attentionOutput, out: c.g, ldc: D, epilogue: .biasResidual(x, ld: D), pool: pool)
+            if let drop = dropAttention[l] {
+                gemm(c.ctxMasked, rows: N, lda: D, layer.attentionOutput, out: c.g, ldc: D, epilogue: .bias, pool: pool)
+                multiply(c.g, drop, N * D)
+                addVectors(c.g, x, count: N * D)
+            } else {
+                gemm(c.ctxMasked, rows: N, lda: D, layer.attentionOutput, out: c.g, ldc: D, epilogue: .biasResidual(x, ld: D), pool: pool)
+            }
             layerNormForward(c.g, c.a, rows: N, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta,
                              eps: config.layerNormEps, mean: c.gMean, rstd: c.gRstd)
             gemm(c.a, rows: N, lda: D, layer.intermediate, out: c.u, ldc: I, epilogue: .bias, pool: pool)
             inter.update(from: c.u, count: N * I)
             geluInPlace(inter, count: N * I)
             gemm(inter, rows: N, lda: I, layer.output, out: c.m, ldc: D, epilogue: .bias, pool: pool)
+            multiply(c.m, dropMLP[l], N * D)
             c.h.update(from: c.m, count: N * D)
             applyMLPMask(c.h, tokens: N, layer: l, masks, ablation)
             addVectors(c.h, c.a, count: N * D)
@@ -100,8 +130,8 @@ extension BertModel {
                              eps: config.layerNormEps, mean: c.hMean, rstd: c.hRstd)
         }
         // Pooler and classifier (the forward's own code; the pooled output is kept for tanh').
-        let keep = PooledRecorder(width: D)
-        let logits = classify(x, batch: batch, classifier: classifier, observer: keep, pool: pool)
+        let keep = PooledRecorder(width: D), dropPooled = dropoutMask(B * D)
+        let logits = classify(x, batch: batch, classifier: classifier, observer: keep, pooledDropout: dropPooled, pool: pool)
         let pooled = keep.values
 
         // ---- loss and dloss/dlogits ----
@@ -133,6 +163,7 @@ extension BertModel {
         let dpooled = allocateFloats(B * D), dcls = allocateFloats(B * D)
         defer { dpooled.deallocate(); dcls.deallocate() }
         dlogits.withUnsafeBufferPointer { gemm($0.baseAddress!, rows: B, lda: C, back.classifierT, out: dpooled, ldc: D, epilogue: .none, pool: pool) }
+        multiply(dpooled, dropPooled, B * D)
         if let pT = back.poolerT {
             for i in 0..<(B * D) { dpooled[i] *= 1 - pooled[i] * pooled[i] }      // tanh'
             gemm(dpooled, rows: B, lda: D, pT, out: dcls, ldc: D, epilogue: .none, pool: pool)
@@ -160,6 +191,7 @@ extension BertModel {
                     dm[t * D + j] = dh[t * D + j] * z
                 }
             }
+            multiply(dm, dropMLP[l], N * D)
             gradMLP[l] = gz
             // m = gelu(u) W2ᵀ + b2 ; u = a W1ᵀ + b1
             gemm(dm, rows: N, lda: D, back.ffnOutT[l], out: dinter, ldc: I, epilogue: .none, pool: pool)
@@ -167,7 +199,14 @@ extension BertModel {
             gemm(dinter, rows: N, lda: I, back.inT[l], out: da, ldc: D, epilogue: .biasResidual(dh, ld: D), pool: pool)
             // a = LayerNorm1(g) ; g = ctxMasked W_Oᵀ + b_O + xIn
             layerNormBackward(da, x: c.g, mean: c.gMean, rstd: c.gRstd, gamma: layer.attentionLayerNorm.gamma, rows: N, count: D, dx: dg, pool: pool)
-            gemm(dg, rows: N, lda: D, back.outT[l], out: dctx, ldc: D, epilogue: .none, pool: pool)
+            if let drop = dropAttention[l] {
+                let dgDropped = dm   // dm is free until the next layer
+                dgDropped.update(from: dg, count: N * D)
+                multiply(dgDropped, drop, N * D)
+                gemm(dgDropped, rows: N, lda: D, back.outT[l], out: dctx, ldc: D, epilogue: .none, pool: pool)
+            } else {
+                gemm(dg, rows: N, lda: D, back.outT[l], out: dctx, ldc: D, epilogue: .none, pool: pool)
+            }
             // head masks: ctxMasked_h = (ctx_h − avg_h)·z_h + avg_h
             for hd in 0..<H {
                 var g = 0.0

@@ -241,8 +241,9 @@ extension BertModel {
     }
 
     /// pooled = tanh(W_p · x[CLS] + b_p); logits = W_c · pooled + b_c.
+    /// `pooledDropout` (training only): multipliers applied to the pooled output before the classifier.
     func classify(_ x: UnsafePointer<Float>, batch: TokenBatch, classifier: PackedLinear,
-                  observer: ForwardObserver?, pool: ThreadPool) -> [Float] {
+                  observer: ForwardObserver?, pooledDropout: UnsafePointer<Float>? = nil, pool: ThreadPool) -> [Float] {
         let B = batch.count, D = hidden, C = classifier.n
         let cls = allocateFloats(B * D), pooled = allocateFloats(B * D)
         defer { cls.deallocate(); pooled.deallocate() }
@@ -254,6 +255,7 @@ extension BertModel {
             pooled.update(from: cls, count: B * D)
         }
         observer?.pooled(pooled, sequences: B)
+        if let pooledDropout { for i in 0..<(B * D) { pooled[i] *= pooledDropout[i] } }
         var logits = [Float](repeating: 0, count: B * C)
         logits.withUnsafeMutableBufferPointer { gemm(pooled, rows: B, lda: D, classifier, out: $0.baseAddress!, ldc: C, epilogue: .bias, pool: pool) }
         return logits

@@ -10,8 +10,12 @@
 //              1 − exp of the linear interpolation of log(1 − sparsity)), then constant
 // The gradient of the KL with respect to the gates comes from Model's backward pass (maskGradients);
 // dz/dlog α is the hard-concrete's reparameterised derivative (zero where the clamp is active).
-// Differences from the reference: the subnetwork runs without dropout (the reference trains it with
-// dropout 0.1); the random numbers are hcore's own (SplitMix64), so seeds do not reproduce PyTorch runs.
+// The subnetwork runs in training mode as in the reference: hidden dropout (`dropout`, default the model
+// config's hidden_dropout_prob) while the full model it is compared with runs without; attention-probability
+// dropout is not applied. The random numbers are hcore's own (SplitMix64), so seeds do not reproduce
+// PyTorch runs, but the same seed reproduces an hcore run exactly — also across an interruption: the whole
+// state (log α, λ, both optimisers, the generator, the data order) is a `PruneState` that `prune` hands to
+// `checkpoint` and accepts back as `resume`.
 import Foundation
 import Kernels
 import Model
@@ -33,10 +37,12 @@ public struct PruneConfig: Sendable {
     /// log α starts at N(initialLogAlpha, 0.01): the paper's 10 keeps every gate closed to 1 for a long
     /// warm-up; short runs (the demo) start lower so that the gates receive gradient from the first steps.
     public var initialLogAlpha = 10.0
+    /// Hidden dropout in the subnetwork; nil: the model config's hidden_dropout_prob (the reference's training mode).
+    public var dropout: Float? = nil
     public init() {}
 }
 
-public struct PruneStep: Sendable {
+public struct PruneStep: Sendable, Codable {
     public var step: Int, kl: Double, lagrangian: Double, expectedSparsity: Double, sampledSparsity: Double
     public var target: Double, lambda1: Double, lambda2: Double
 }
@@ -49,9 +55,9 @@ public struct PruneResult: Sendable {
 }
 
 /// AdamW exactly as torch.optim.AdamW updates one parameter vector.
-struct AdamW {
+public struct AdamW: Sendable, Codable {
     var m: [Double], v: [Double], t = 0
-    let beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay: Double
+    var beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay: Double
     init(count: Int, weightDecay: Double = 0.01) {
         m = [Double](repeating: 0, count: count); v = m
         self.weightDecay = weightDecay
@@ -94,7 +100,8 @@ public struct PruneObjective: Sendable {
 }
 
 public func pruneObjective(model: BertModel, batch: TokenBatch, logAlpha: [Double], u: [Double], lambdas: [Double], target t: Double,
-                           activations: MeanActivations, pool: ThreadPool = .shared) throws -> PruneObjective {
+                           activations: MeanActivations, dropout: Float = 0, dropoutSeed: UInt64 = 0,
+                           pool: ThreadPool = .shared) throws -> PruneObjective {
     let L = model.layerCount, H = model.headCount, U = L * H + L
     precondition(logAlpha.count == U && u.count == U && lambdas.count == 2)
     var z = [Float](repeating: 0, count: U), dzda = [Double](repeating: 0, count: U)
@@ -107,7 +114,8 @@ public func pruneObjective(model: BertModel, batch: TokenBatch, logAlpha: [Doubl
         dzda[i] = stretched > 0 && stretched < 1 ? (HardConcrete.limitRight - HardConcrete.limitLeft) * sig * (1 - sig) / HardConcrete.temperature : 0
     }
     let masks = MaskValues(units: z, layers: L, heads: H)
-    let g = try model.maskGradients(batch, masks: masks, ablation: .mean(activations), objective: .kl, pool: pool)
+    let g = try model.maskGradients(batch, masks: masks, ablation: .mean(activations), objective: .kl,
+                                    dropout: dropout, dropoutSeed: dropoutSeed, pool: pool)
     let s = 1 - Double(z.reduce(0, +)) / Double(U)
     let gap = t - s
     let lag = lambdas[0] * gap + lambdas[1] * gap * gap
@@ -117,38 +125,61 @@ public func pruneObjective(model: BertModel, batch: TokenBatch, logAlpha: [Doubl
     return PruneObjective(kl: g.loss, lagrangian: lag, gap: gap, sampledSparsity: s, gradLogAlpha: grad)
 }
 
+/// Everything a run needs to continue exactly where it stopped.
+public struct PruneState: Sendable, Codable {
+    public var step: Int
+    public var logAlpha: [Double]
+    public var lambdas: [Double]
+    public var optimizerLogAlpha: AdamW
+    public var optimizerLambda: AdamW
+    public var rng: SplitMix64
+    public var order: [Int]
+    public var cursor: Int
+    public var history: [PruneStep]
+}
+
 public func prune(model: BertModel, encodings: [Encoding], activations: MeanActivations, config c: PruneConfig,
-                  initialLogAlpha: [Float]? = nil, pool: ThreadPool = .shared,
+                  initialLogAlpha: [Float]? = nil, resume: PruneState? = nil, checkpointEvery: Int = 100,
+                  checkpoint: ((PruneState) throws -> Void)? = nil, pool: ThreadPool = .shared,
                   onStep: ((PruneStep) -> Void)? = nil) throws -> PruneResult {
     guard (0..<1).contains(c.targetSparsity), (0..<1).contains(c.startSparsity) else {
         throw ModelError.badInput("target and start sparsity must lie in [0, 1)")
     }
     guard !encodings.isEmpty else { throw ModelError.badInput("the training file has no examples") }
     guard c.maxSteps > 0, c.batchSize > 0, c.gradientAccumulationSteps > 0 else { throw ModelError.badInput("steps, batch size and accumulation must be positive") }
+    let dropout = c.dropout ?? model.config.hiddenDropoutProb
+    guard (0..<1).contains(dropout) else { throw ModelError.badInput("dropout must lie in [0, 1)") }
     try model.checkActivations(activations)
     let L = model.layerCount, H = model.headCount, U = L * H + L
-    var rng = SplitMix64(seed: c.seed)
-    var logAlpha: [Double] = initialLogAlpha.map { $0.map(Double.init) } ?? (0..<U).map { _ in c.initialLogAlpha + 0.01 * rng.normal() }
-    var lambdas = [0.0, 0.0]
-    var optA = AdamW(count: U), optL = AdamW(count: 2)
-    var history: [PruneStep] = []
-    var order = Array(encodings.indices)
-    var cursor = order.count
-    for step in 0..<c.maxSteps {
+    var state: PruneState
+    if let resume {
+        guard resume.logAlpha.count == U, resume.order.count == encodings.count, resume.step <= c.maxSteps else {
+            throw ModelError.badInput("the checkpoint was made for another model, training set or step count")
+        }
+        state = resume
+    } else {
+        var rng = SplitMix64(seed: c.seed)
+        let la: [Double] = initialLogAlpha.map { $0.map(Double.init) } ?? (0..<U).map { _ in c.initialLogAlpha + 0.01 * rng.normal() }
+        state = PruneState(step: 0, logAlpha: la, lambdas: [0, 0], optimizerLogAlpha: AdamW(count: U), optimizerLambda: AdamW(count: 2),
+                           rng: rng, order: Array(encodings.indices), cursor: encodings.count, history: [])
+    }
+    while state.step < c.maxSteps {
+        let step = state.step
         let t = targetSparsity(step: step, config: c)
         var gradA = [Double](repeating: 0, count: U), gradL = [0.0, 0.0]
         var klSum = 0.0, lagSum = 0.0, sampledSum = 0.0
         for _ in 0..<c.gradientAccumulationSteps {
             // Next batch of a reshuffled pass over the data.
-            if cursor + c.batchSize > order.count {
-                for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-                cursor = 0
+            if state.cursor + c.batchSize > state.order.count {
+                for i in stride(from: state.order.count - 1, to: 0, by: -1) { state.order.swapAt(i, Int(state.rng.next() % UInt64(i + 1))) }
+                state.cursor = 0
             }
-            let idx = order[cursor..<min(order.count, cursor + c.batchSize)]
-            cursor += c.batchSize
-            let u = (0..<U).map { _ in rng.uniform() }
-            let o = try pruneObjective(model: model, batch: TokenBatch(idx.map { encodings[$0] }), logAlpha: logAlpha, u: u,
-                                       lambdas: lambdas, target: t, activations: activations, pool: pool)
+            let idx = state.order[state.cursor..<min(state.order.count, state.cursor + c.batchSize)]
+            state.cursor += c.batchSize
+            let u = (0..<U).map { _ in state.rng.uniform() }
+            let dropoutSeed = state.rng.next()
+            let o = try pruneObjective(model: model, batch: TokenBatch(idx.map { encodings[$0] }), logAlpha: state.logAlpha, u: u,
+                                       lambdas: state.lambdas, target: t, activations: activations, dropout: dropout, dropoutSeed: dropoutSeed, pool: pool)
             let k = Double(c.gradientAccumulationSteps)
             for i in 0..<U { gradA[i] += o.gradLogAlpha[i] / k }
             gradL[0] += o.gap / k
@@ -156,15 +187,17 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
             klSum += o.kl / k; lagSum += o.lagrangian / k; sampledSum += o.sampledSparsity / k
         }
         let f = learningRateFactor(step: step, warmup: c.warmupSteps, total: c.maxSteps)
-        optA.step(&logAlpha, grad: gradA, lr: c.learningRate * f)
-        optL.step(&lambdas, grad: gradL.map { -$0 }, lr: c.regLearningRate * f)   // gradient ascent on λ
-        let expected = 1 - HardConcrete.expectedKept(logAlpha.map(Float.init)) / Double(U)
+        state.optimizerLogAlpha.step(&state.logAlpha, grad: gradA, lr: c.learningRate * f)
+        state.optimizerLambda.step(&state.lambdas, grad: gradL.map { -$0 }, lr: c.regLearningRate * f)   // gradient ascent on λ
+        let expected = 1 - HardConcrete.expectedKept(state.logAlpha.map(Float.init)) / Double(U)
         let record = PruneStep(step: step, kl: klSum, lagrangian: lagSum, expectedSparsity: expected, sampledSparsity: sampledSum,
-                               target: t, lambda1: lambdas[0], lambda2: lambdas[1])
-        history.append(record)
+                               target: t, lambda1: state.lambdas[0], lambda2: state.lambdas[1])
+        state.history.append(record)
+        state.step += 1
         onStep?(record)
+        if let checkpoint, checkpointEvery > 0, state.step % checkpointEvery == 0, state.step < c.maxSteps { try checkpoint(state) }
     }
-    let la = logAlpha.map(Float.init)
+    let la = state.logAlpha.map(Float.init)
     let masks = MaskValues.fromLogAlpha(la, layers: L, heads: H, threshold: c.threshold)
-    return PruneResult(logAlpha: la, masks: masks, history: history, achievedSparsity: 1 - Double(masks.keptCount) / Double(U))
+    return PruneResult(logAlpha: la, masks: masks, history: state.history, achievedSparsity: 1 - Double(masks.keptCount) / Double(U))
 }

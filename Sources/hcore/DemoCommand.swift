@@ -127,12 +127,13 @@ struct Demo: ParsableCommand {
         pc.warmupSteps = max(1, pc.maxSteps / 15)
         pc.gradientAccumulationSteps = 1
         pc.batchSize = 32
-        pc.initialLogAlpha = 3
+        pc.initialLogAlpha = 3      // a 300-step run cannot wait for gates started at the paper's 10 to open
+        pc.dropout = fc.dropout      // the subnetwork in training mode, with the dropout the model was trained with
         let progress = Progress("prune", total: subnetworks * pc.maxSteps)
         for k in 0..<subnetworks {
             pc.seed = seed + UInt64(k)
             let t0 = Date()
-            let r = try prune(model: bert, encodings: trainEnc, activations: activations, config: pc) { st in progress.update(k * pc.maxSteps + st.step + 1) }
+            let r = try prune(model: bert, encodings: trainEnc, activations: activations, config: pc, onStep: { st in progress.update(k * pc.maxSteps + st.step + 1) })
             let last = r.history.last!
             try store.add([StoredSubnetwork(name: "seed\(pc.seed)", mask: r.masks.units.map { UInt8($0) }, logAlpha: r.logAlpha, meta: .object([
                 ("seed", .int(Int(pc.seed))), ("target_sparsity", .float(targetSparsity)), ("sparsity", .float(r.achievedSparsity)),

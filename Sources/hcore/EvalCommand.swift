@@ -49,18 +49,7 @@ struct Eval: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("JSON/CSV key of the pair.", valueName: "key")) var pairKey = "text_pair"
     @Option(name: .long, help: ArgumentHelp("JSON/CSV key of the gold label.", valueName: "key")) var labelKey = "label"
 
-    func shardSpec() throws -> (Int, Int)? {
-        var spec = shard
-        let env = ProcessInfo.processInfo.environment
-        if spec == nil, let id = env["SLURM_ARRAY_TASK_ID"], let count = env["SLURM_ARRAY_TASK_COUNT"] {
-            let min = Int(env["SLURM_ARRAY_TASK_MIN"] ?? "0") ?? 0
-            spec = "\((Int(id) ?? 0) - min + 1)/\(count)"
-        }
-        guard let spec else { return nil }
-        let parts = spec.split(separator: "/").compactMap { Int($0) }
-        guard parts.count == 2, parts[1] >= 1, (1...parts[1]).contains(parts[0]) else { throw CLIError("--shard must be i/n with 1 ≤ i ≤ n, got \(spec)") }
-        return (parts[0], parts[1])
-    }
+    func shardSpec() throws -> (Int, Int)? { try parseShard(shard) }
 
     func run() throws {
         guard !data.isEmpty else { throw CLIError("give at least one --data FILE") }

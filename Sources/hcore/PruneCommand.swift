@@ -18,8 +18,12 @@ struct PruneCmd: ParsableCommand {
           hcore prune --model DIR --train train.tsv --activations acts.safetensors --store subs.hcs \\
                       --target-sparsity 0.5 --seeds 42-53
         The defaults equal the paper's: sparsity warm-up 6500 + 50·50 steps, total = warm-up + 6·50, learning
-        rate 0.1 (log α) and 1 (λ), 200 warm-up steps, batch 32, accumulation 4, max length 128.
-        Not yet supported: dropout in the subnetwork (the reference trains it with dropout 0.1), resuming.
+        rate 0.1 (log α) and 1 (λ), 200 warm-up steps, batch 32, accumulation 4, max length 128, and the
+        subnetwork in training mode (hidden dropout from config.json; --dropout 0 turns it off).
+        Interruptions lose little: every --checkpoint-steps the run's whole state goes to STORE.prune-NAME.json,
+        and rerunning the same command continues from it (seeds already in the store are skipped).
+        Clusters: --shard i/n (or a Slurm array) takes every n-th seed and writes STORE.shard-i-of-n, so that
+        parallel jobs never write one file; combine them with `hcore store merge STORE STORE.shard-*`.
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -42,6 +46,10 @@ struct PruneCmd: ParsableCommand {
     @Option(name: .customLong("max-train-samples")) var maxTrainSamples: Int?
     @Option(name: .customLong("max-seq-length")) var maxLength: Int = 128
     @Option(help: "Name prefix of the stored subnetworks.") var name: String = "prune"
+    @Option(help: "Hidden dropout in the subnetwork (default: the config's hidden_dropout_prob, as the reference).") var dropout: Float?
+    @Option(name: .customLong("initial-log-alpha"), help: "Mean of the initial log α (the paper's 10; lower for short runs).") var initialLogAlpha: Double = 10
+    @Option(name: .customLong("checkpoint-steps"), help: "Save the run's state every N steps (0: never).") var checkpointSteps: Int = 100
+    @Option(help: ArgumentHelp("Run only shard i of n of the seeds (default from SLURM_ARRAY_TASK_ID/COUNT).", valueName: "i/n")) var shard: String?
 
     func seedList() throws -> [UInt64] {
         guard let seeds else { return [seed] }
@@ -56,40 +64,67 @@ struct PruneCmd: ParsableCommand {
     func run() throws {
         guard (0..<1).contains(targetSparsity), (0..<1).contains(startSparsity) else { throw CLIError("--target-sparsity and --start-sparsity must lie in [0, 1)") }
         guard ["linear", "logarithmic"].contains(warmupType) else { throw CLIError("--warmup-type must be linear or logarithmic") }
+        if let dropout, !(0..<1).contains(dropout) { throw CLIError("--dropout must lie in [0, 1)") }
         let (model, tok) = try modelOptions.load()
         let (acts, warning) = try MeanActivations.load(path: activations, model: model)
         if let warning { warn("warning: \(warning)") }
         let ds = try Dataset.load(train, limit: maxTrainSamples)
         guard ds.count > 0 else { throw CLIError("\(train) has no examples", code: .badInput) }
         let encodings = try encodeAll(ds.examples, tokenizer: tok, options: PredictionOptions(maxLength: maxLength))
-        let s = FileManager.default.fileExists(atPath: store) ? try SubnetworkStore.open(path: store)
-            : try SubnetworkStore.create(path: store, fingerprint: model.fingerprint, layout: StoreLayout(layers: model.layerCount, heads: model.headCount))
+        // Shards write their own store file; `hcore store merge` combines them.
+        var seeds = try seedList()
+        var storePath = store
+        if let (i, n) = try parseShard(shard) {
+            seeds = seeds.enumerated().filter { $0.offset % n == i - 1 }.map(\.element)
+            storePath = "\(store).shard-\(i)-of-\(n)"
+            warn("shard \(i)/\(n): seeds \(seeds.map(String.init).joined(separator: ",")) → \(storePath)")
+        }
+        let s = FileManager.default.fileExists(atPath: storePath) ? try SubnetworkStore.open(path: storePath)
+            : try SubnetworkStore.create(path: storePath, fingerprint: model.fingerprint, layout: StoreLayout(layers: model.layerCount, heads: model.headCount))
         try checkStore(s, model: model)
-        for sd in try seedList() {
+        for sd in seeds {
+            let runName = "\(name)-t\(targetSparsity)-seed\(sd)"
+            if s.subnetworks.contains(where: { $0.name == runName }) {
+                warn("seed \(sd): '\(runName)' is already in \(storePath); skipped")
+                continue
+            }
             var c = PruneConfig()
             c.targetSparsity = targetSparsity; c.startSparsity = startSparsity; c.sparsityWarmupSteps = sparsityWarmup
             c.maxSteps = maxSteps ?? sparsityWarmup + 6 * 50; c.learningRate = learningRate; c.regLearningRate = regLearningRate
             c.warmupSteps = warmupSteps; c.gradientAccumulationSteps = accumulation; c.batchSize = batchSize
-            c.warmupType = warmupType; c.seed = sd; c.threshold = threshold
+            c.warmupType = warmupType; c.seed = sd; c.threshold = threshold; c.dropout = dropout; c.initialLogAlpha = initialLogAlpha
+            // Resume from this run's checkpoint if one exists.
+            let checkpointPath = "\(storePath).prune-\(runName).json"
+            var resume: PruneState? = nil
+            if let data = FileManager.default.contents(atPath: checkpointPath) {
+                do { resume = try JSONDecoder().decode(PruneState.self, from: data) } catch {
+                    throw CLIError("\(checkpointPath) is not a readable checkpoint (\(error)); delete it to start over", code: .badInput)
+                }
+                warn("seed \(sd): resuming from \(checkpointPath) at step \(resume!.step)")
+            }
             let progress = Progress("prune seed \(sd)", total: c.maxSteps)
             let started = Date()
-            let r = try prune(model: model, encodings: encodings, activations: acts, config: c) { st in
+            let r = try prune(model: model, encodings: encodings, activations: acts, config: c, resume: resume, checkpointEvery: checkpointSteps,
+                              checkpoint: { state in try writeAtomically(Array(try JSONEncoder().encode(state)), to: checkpointPath) },
+                              onStep: { st in
                 progress.update(st.step + 1)
                 if st.step % 100 == 0 || st.step == c.maxSteps - 1 {
                     warn(String(format: "step %d  kl %.5f  lagrangian %+.4f  target %.3f  expected %.3f  sampled %.3f  λ %.3f %.3f",
                                 st.step, st.kl, st.lagrangian, st.target, st.expectedSparsity, st.sampledSparsity, st.lambda1, st.lambda2))
                 }
-            }
+            })
             let history = JSONValue.array(r.history.filter { $0.step % 50 == 0 || $0.step == c.maxSteps - 1 }.map { st in
                 .object([("step", .int(st.step)), ("kl", .float(st.kl)), ("expected_sparsity", .float(st.expectedSparsity)), ("target", .float(st.target))])
             })
-            try s.add([StoredSubnetwork(name: "\(name)-t\(targetSparsity)-seed\(sd)", mask: r.masks.units.map { UInt8($0) }, logAlpha: r.logAlpha, meta: .object([
+            try s.add([StoredSubnetwork(name: runName, mask: r.masks.units.map { UInt8($0) }, logAlpha: r.logAlpha, meta: .object([
                 ("seed", .int(Int(sd))), ("target_sparsity", .float(targetSparsity)), ("sparsity", .float(r.achievedSparsity)),
                 ("steps", .int(c.maxSteps)), ("source", .string("hcore prune \(train)")), ("threshold", .float32(threshold)),
+                ("dropout", .float32(c.dropout ?? model.config.hiddenDropoutProb)),
                 ("created", .string(ISO8601DateFormatter().string(from: Date()))), ("seconds", .float(Date().timeIntervalSince(started))),
                 ("history", history),
             ]))])
-            warn("seed \(sd): \(String(format: "%.3f", r.achievedSparsity)) sparsity, stored in \(store)")
+            unlink(checkpointPath)
+            warn("seed \(sd): \(String(format: "%.3f", r.achievedSparsity)) sparsity, stored in \(storePath)")
         }
     }
 }

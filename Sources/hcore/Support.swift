@@ -124,3 +124,18 @@ final class Progress {
         if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }
+
+/// `--shard i/n`, or from a Slurm array (SLURM_ARRAY_TASK_ID relative to SLURM_ARRAY_TASK_MIN, of
+/// SLURM_ARRAY_TASK_COUNT) when the flag is absent; nil when neither is given.
+func parseShard(_ flag: String?) throws -> (Int, Int)? {
+    var spec = flag
+    let env = ProcessInfo.processInfo.environment
+    if spec == nil, let id = env["SLURM_ARRAY_TASK_ID"], let count = env["SLURM_ARRAY_TASK_COUNT"] {
+        let min = Int(env["SLURM_ARRAY_TASK_MIN"] ?? "0") ?? 0
+        spec = "\((Int(id) ?? 0) - min + 1)/\(count)"
+    }
+    guard let spec else { return nil }
+    let parts = spec.split(separator: "/").compactMap { Int($0) }
+    guard parts.count == 2, parts[1] >= 1, (1...parts[1]).contains(parts[0]) else { throw CLIError("--shard must be i/n with 1 ≤ i ≤ n, got \(spec)") }
+    return (parts[0], parts[1])
+}

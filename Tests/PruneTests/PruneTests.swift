@@ -60,6 +60,26 @@ final class PruneTests: XCTestCase {
         XCTAssertThrowsError(try prune(model: model, encodings: [], activations: acts, config: c))
     }
 
+    /// An interrupted run resumed from its checkpoint (through the JSON file format) ends exactly like the
+    /// uninterrupted run; dropout is on (the reference's training mode), so its random stream must resume too.
+    func testResumeFromCheckpointEqualsUninterruptedRun() throws {
+        let (model, train, _, acts) = try setup()
+        var c = PruneConfig()
+        c.targetSparsity = 0.4; c.sparsityWarmupSteps = 20; c.maxSteps = 40; c.warmupSteps = 4
+        c.learningRate = 0.3; c.batchSize = 8; c.gradientAccumulationSteps = 2; c.seed = 5; c.dropout = 0.1; c.initialLogAlpha = 3
+        var saved: [PruneState] = []
+        let whole = try prune(model: model, encodings: train, activations: acts, config: c, checkpointEvery: 15, checkpoint: { saved.append($0) })
+        XCTAssertEqual(saved.map(\.step), [15, 30])
+        let file = try JSONDecoder().decode(PruneState.self, from: try JSONEncoder().encode(saved[0]))
+        let resumed = try prune(model: model, encodings: train, activations: acts, config: c, resume: file)
+        XCTAssertEqual(resumed.logAlpha, whole.logAlpha)
+        XCTAssertEqual(resumed.masks, whole.masks)
+        XCTAssertEqual(resumed.history.map(\.kl), whole.history.map(\.kl))
+        // Dropout changes the run (it is really applied).
+        c.dropout = 0
+        XCTAssertNotEqual(try prune(model: model, encodings: train, activations: acts, config: c).logAlpha, whole.logAlpha)
+    }
+
     func testSchedules() {
         var c = PruneConfig()
         c.startSparsity = 0; c.targetSparsity = 0.5; c.sparsityWarmupSteps = 100
