@@ -68,7 +68,7 @@ let package = Package(
             "Model", "Eval", "Circuits", "Prune", "Train", "Report", "Checkpoint", "Tokenizer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "hcore-bench", dependencies: ["Model", "Kernels", "Eval"], path: "Benchmarks/hcore-bench",
+        .executableTarget(name: "hcore-bench", dependencies: ["Model", "Kernels", "Eval", "Prune"], path: "Benchmarks/hcore-bench",
                           swiftSettings: numericFlags),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: numericFlags),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),

@@ -4,6 +4,7 @@
 Run it from a throwaway venv (pip install torch transformers onnxruntime onnx) — never part of hcore:
     python Benchmarks/peers.py hans   --model Tests/Fixtures/models/minilm-nli [--pairs 2048]
     python Benchmarks/peers.py bert-base --model /tmp/hcore-bert-base-random [--mask-json '{"heads":…}']
+    python Benchmarks/peers.py prune-step --model Tests/Fixtures/models/minilm-nli [--batch 32 --length 128]
 Both engines use 2 threads; ONNX Runtime with all graph optimisations. Batches are identical to hcore's:
 HANS pairs tokenized by the HF fast tokenizer (max_length 128, longest_first), sorted by length (stable),
 cut into batches of 32, each padded to its longest sequence (dynamic padding).
@@ -112,9 +113,80 @@ def load(model_dir, attn="eager"):
     return m.eval()
 
 
+def prune_step_time(model_dir, batch, length, reps):
+    """One L0 pruning step with the reference modeling code's semantics (princeton-nlp/Heuristic-Core,
+    src/pruning/modeling_pert.py): hard-concrete gates z sampled from log α (stretch (-0.1, 1.1), T 2/3) on
+    every head's attention context before the output projection and on every MLP's output after its dense
+    layer and dropout, with mean ablation; the subnetwork in training mode (dropout on), the full model in
+    eval mode without gradients; loss KL(full || sub) + λ1 (t - s) + λ2 (t - s)^2; backward to log α and λ,
+    weights frozen. Hooks on Hugging Face's BertForSequenceClassification give exactly those semantics."""
+    model = load(model_dir)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    cfg = model.config
+    L, H, D = cfg.num_hidden_layers, cfg.num_attention_heads, cfg.hidden_size
+    d = D // H
+    rng = np.random.default_rng(11)
+    ids = rng.integers(1000, 21000, size=(batch, length), dtype=np.int64)
+    ids[:, 0] = 101; ids[:, -1] = 102
+    tt = np.zeros_like(ids); tt[:, length // 2:] = 1
+    inputs = dict(input_ids=torch.from_numpy(ids), token_type_ids=torch.from_numpy(tt), attention_mask=torch.ones_like(torch.from_numpy(ids)))
+    log_alpha_heads = torch.full((L, H), 10.0).normal_(10.0, 0.01).requires_grad_(True)
+    log_alpha_mlp = torch.full((L,), 10.0).normal_(10.0, 0.01).requires_grad_(True)
+    lambdas = torch.zeros(2, requires_grad=True)
+    avg_head = torch.randn(L, H, d) * 0.1
+    avg_mlp = torch.randn(L, D) * 0.1
+    state = {"zh": None, "zm": None}
+
+    def sample(log_alpha):
+        u = torch.zeros_like(log_alpha).uniform_(1e-6, 1 - 1e-6)
+        s = torch.sigmoid((torch.log(u / (1 - u)) + log_alpha) / (2 / 3))
+        return torch.clamp(s * 1.2 - 0.1, 0, 1)
+
+    hooks = []
+    for l, layer in enumerate(model.bert.encoder.layer):
+        def head_hook(module, args, l=l):
+            if state["zh"] is None:
+                return None
+            ctx = args[0]
+            B, T, _ = ctx.shape
+            c = ctx.view(B, T, H, d)
+            c = (c - avg_head[l]) * state["zh"][l].view(1, 1, H, 1) + avg_head[l]
+            return (c.reshape(B, T, D),) + args[1:]
+        def mlp_hook(module, args, output, l=l):
+            if state["zm"] is None:
+                return None
+            return (output - avg_mlp[l]) * state["zm"][l] + avg_mlp[l]
+        hooks.append(layer.attention.output.dense.register_forward_pre_hook(head_hook))
+        hooks.append(layer.output.dropout.register_forward_hook(mlp_hook))
+
+    def step():
+        model.eval()
+        state["zh"] = state["zm"] = None
+        with torch.no_grad():
+            full = torch.log_softmax(model(**inputs).logits, -1)
+        model.train()
+        state["zh"], state["zm"] = sample(log_alpha_heads), sample(log_alpha_mlp)
+        sub = torch.log_softmax(model(**inputs).logits, -1)
+        kl = torch.nn.functional.kl_div(sub, full, log_target=True, reduction="batchmean")
+        s = 1 - (state["zh"].sum() + state["zm"].sum()) / (L * H + L)
+        gap = 0.3 - s
+        loss = kl + lambdas[0] * gap + lambdas[1] * gap * gap
+        loss.backward()
+        log_alpha_heads.grad = None; log_alpha_mlp.grad = None; lambdas.grad = None
+
+    step()
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("workload", choices=["hans", "bert-base", "hans-e2e"])
+    ap.add_argument("workload", choices=["hans", "bert-base", "hans-e2e", "prune-step"])
     ap.add_argument("--model", required=True)
     ap.add_argument("--pairs", type=int, default=2048)
     ap.add_argument("--reps", type=int, default=3)
@@ -131,6 +203,10 @@ def main():
     except ImportError:
         pass
 
+    if a.workload == "prune-step":
+        t = prune_step_time(a.model, a.batch, a.length, max(3, a.reps))
+        print(json.dumps({"bench": "prune_step", "engine": "pytorch-eager", "batch": a.batch, "length": a.length, "seconds": t, **info}), flush=True)
+        return
     if a.workload == "hans-e2e":
         # Full HANS end to end, tokenization included: sorted batches (ORT, PyTorch) and a plain
         # transformers evaluation loop in file order (batch 32, each padded to its longest).

@@ -3,12 +3,15 @@
 //   hcore-bench gemm                      GEMM GFLOP/s on the BERT shapes, % of the probed peak
 //   hcore-bench bert-base [--batch 32 --length 128]   random-weight bert-base, sequences/s (+ subnetworks)
 //   hcore-bench hans MODEL_DIR [--pairs 2048]          HANS pairs/s, length-sorted batches of 32
+//   hcore-bench prune-step MODEL_DIR [--batch 32 --length 128]   one L0 pruning step (gates sampled, full-model
+//                                                      KL target, masked forward with dropout, backward to log α)
 // Benchmarks/run.sh runs these and Benchmarks/peers.py (PyTorch, ONNX Runtime) in one go.
 import Checkpoint
 import Eval
 import Foundation
 import Kernels
 import Model
+import Prune
 import Tokenizer
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
@@ -198,6 +201,30 @@ case "eval-many":
     let (with, stats) = try time(grouped, sharing: true)
     out([("bench", "prefix_sharing"), ("pairs", .int(ds.count)), ("subnetworks", .int(n)), ("without_s", .float(without)), ("with_s", .float(with)),
          ("saving", .float(1 - with / without)), ("layer_runs", .int(stats.layerRuns)), ("layer_runs_unshared", .int(stats.layerRunsUnshared))])
+case "prune-step":
+    let folder = CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--") ? CommandLine.arguments[2] : "Tests/Fixtures/models/minilm-nli"
+    let model = try BertModel.load(folder: folder)
+    let B = arg("--batch", 32), T = arg("--length", 128), reps = arg("--reps", 5)
+    var state: UInt64 = 11
+    let batch = TokenBatch((0..<B).map { _ in
+        Encoding(inputIds: [101] + (0..<(T - 2)).map { _ in state = state &* 6364136223846793005 &+ 1; return Int32(1000 + Int(state >> 40) % 20000) } + [102],
+                 tokenTypeIds: (0..<T).map { $0 < T / 2 ? 0 : 1 })
+    })
+    let acc = ActivationAccumulator(model: model)
+    try model.encode(batch, observer: acc).deallocate()
+    let acts = acc.result(fingerprint: model.fingerprint)
+    let U = model.layerCount * model.headCount + model.layerCount
+    var rng = SplitMix64(seed: 1)
+    let logAlpha = (0..<U).map { _ in 10 + 0.01 * rng.normal() }
+    var best = Double.infinity
+    for r in 0..<(reps + 1) {
+        let u = (0..<U).map { _ in rng.uniform() }
+        let t0 = now()
+        _ = try pruneObjective(model: model, batch: batch, logAlpha: logAlpha, u: u, lambdas: [0.1, 0.1], target: 0.3,
+                               activations: acts, dropout: model.config.hiddenDropoutProb, dropoutSeed: rng.next())
+        if r > 0 { best = min(best, now() - t0) }   // the first step builds the transposed weights once
+    }
+    out([("bench", "prune_step"), ("engine", "hcore"), ("batch", .int(B)), ("length", .int(T)), ("seconds", .float(best))])
 default:
-    print("usage: hcore-bench peak|gemm|bert-base|hans [MODEL_DIR]|eval-many")
+    print("usage: hcore-bench peak|gemm|bert-base|hans [MODEL_DIR]|eval-many|prune-step [MODEL_DIR]")
 }

@@ -16,7 +16,11 @@ import Foundation
 import Kernels
 
 public enum ImportanceObjective: Sendable {
+    /// KL to the full model's distribution, computed here with a forward pass of the unmasked model.
     case kl
+    /// KL to given full-model probabilities [B·C] (the same numbers `.kl` computes; pruning caches them
+    /// per example, since the full model never changes).
+    case klToProbabilities([Double])
     case crossEntropy(labels: [Int])
 }
 
@@ -138,8 +142,10 @@ extension BertModel {
         let target: [Double]
         switch objective {
         case .kl:
-            let full = try forward(batch, pool: pool)
-            target = (0..<B).flatMap { b in softmaxDouble(Array(full[(b * C)..<((b + 1) * C)])) }
+            target = try fullModelProbabilities(batch, pool: pool).flatMap { $0 }
+        case .klToProbabilities(let p):
+            guard p.count == B * C else { throw ModelError.badInput("klToProbabilities needs \(B * C) probabilities, got \(p.count)") }
+            target = p
         case .crossEntropy(let labels):
             target = (0..<B).flatMap { b in (0..<C).map { $0 == labels[b] ? 1.0 : 0.0 } }
         }
@@ -241,7 +247,22 @@ extension BertModel {
 }
 
 extension ImportanceObjective {
-    var isKL: Bool { if case .kl = self { return true }; return false }
+    var isKL: Bool {
+        switch self {
+        case .kl, .klToProbabilities: return true
+        case .crossEntropy: return false
+        }
+    }
+}
+
+extension BertModel {
+    /// softmax of the unmasked model's logits, per sequence, in double precision (the KL target). A row
+    /// does not depend on which other sequences share the batch (packed rows, fixed summation order).
+    public func fullModelProbabilities(_ batch: TokenBatch, pool: ThreadPool = .shared) throws -> [[Double]] {
+        let C = config.numLabels
+        let full = try forward(batch, pool: pool)
+        return (0..<batch.count).map { b in softmaxDouble(Array(full[(b * C)..<((b + 1) * C)])) }
+    }
 }
 
 func softmaxDouble(_ v: [Float]) -> [Double] {

@@ -101,7 +101,7 @@ public struct PruneObjective: Sendable {
 
 public func pruneObjective(model: BertModel, batch: TokenBatch, logAlpha: [Double], u: [Double], lambdas: [Double], target t: Double,
                            activations: MeanActivations, dropout: Float = 0, dropoutSeed: UInt64 = 0,
-                           pool: ThreadPool = .shared) throws -> PruneObjective {
+                           fullProbabilities: [Double]? = nil, pool: ThreadPool = .shared) throws -> PruneObjective {
     let L = model.layerCount, H = model.headCount, U = L * H + L
     precondition(logAlpha.count == U && u.count == U && lambdas.count == 2)
     var z = [Float](repeating: 0, count: U), dzda = [Double](repeating: 0, count: U)
@@ -114,7 +114,8 @@ public func pruneObjective(model: BertModel, batch: TokenBatch, logAlpha: [Doubl
         dzda[i] = stretched > 0 && stretched < 1 ? (HardConcrete.limitRight - HardConcrete.limitLeft) * sig * (1 - sig) / HardConcrete.temperature : 0
     }
     let masks = MaskValues(units: z, layers: L, heads: H)
-    let g = try model.maskGradients(batch, masks: masks, ablation: .mean(activations), objective: .kl,
+    let g = try model.maskGradients(batch, masks: masks, ablation: .mean(activations),
+                                    objective: fullProbabilities.map { .klToProbabilities($0) } ?? .kl,
                                     dropout: dropout, dropoutSeed: dropoutSeed, pool: pool)
     let s = 1 - Double(z.reduce(0, +)) / Double(U)
     let gap = t - s
@@ -163,6 +164,9 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
         state = PruneState(step: 0, logAlpha: la, lambdas: [0, 0], optimizerLogAlpha: AdamW(count: U), optimizerLambda: AdamW(count: 2),
                            rng: rng, order: Array(encodings.indices), cursor: encodings.count, history: [])
     }
+    // The full model's distribution per example, computed the first time the example is drawn (the
+    // weights are frozen, so it never changes): a third of a step's work in later epochs.
+    var fullCache = [[Double]?](repeating: nil, count: encodings.count)
     while state.step < c.maxSteps {
         let step = state.step
         let t = targetSparsity(step: step, config: c)
@@ -178,8 +182,13 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
             state.cursor += c.batchSize
             let u = (0..<U).map { _ in state.rng.uniform() }
             let dropoutSeed = state.rng.next()
+            let missing = idx.filter { fullCache[$0] == nil }
+            if !missing.isEmpty {
+                for (i, p) in zip(missing, try model.fullModelProbabilities(TokenBatch(missing.map { encodings[$0] }), pool: pool)) { fullCache[i] = p }
+            }
             let o = try pruneObjective(model: model, batch: TokenBatch(idx.map { encodings[$0] }), logAlpha: state.logAlpha, u: u,
-                                       lambdas: state.lambdas, target: t, activations: activations, dropout: dropout, dropoutSeed: dropoutSeed, pool: pool)
+                                       lambdas: state.lambdas, target: t, activations: activations, dropout: dropout, dropoutSeed: dropoutSeed,
+                                       fullProbabilities: idx.flatMap { fullCache[$0]! }, pool: pool)
             let k = Double(c.gradientAccumulationSteps)
             for i in 0..<U { gradA[i] += o.gradLogAlpha[i] / k }
             gradL[0] += o.gap / k

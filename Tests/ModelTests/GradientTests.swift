@@ -90,4 +90,21 @@ final class GradientTests: XCTestCase {
             XCTAssertEqual(r.mlps[l], fd, accuracy: 0.03 * abs(fd) + 3e-5, "mlp \(l)")
         }
     }
+
+    /// Pruning caches the full model's distribution per example: the cached target must give exactly what
+    /// `.kl` computes, and a row must not depend on the other sequences of its batch.
+    func testCachedFullModelTargetIsExact() throws {
+        let model = try cachedModel(fixtures + "/models/tiny-bert")
+        let golden = try GoldenOutputs("tiny-bert")
+        let encodings = golden.batches[0].prefix(6).map(golden.encoding)
+        let batch = TokenBatch(Array(encodings))
+        let masks = MaskValues(heads: [[0.9, 0.3, 0.7, 0.5], [0.6, 0.8, 0.2, 1.0]], mlps: [0.7, 0.4])
+        let together = try model.fullModelProbabilities(batch)
+        for (i, e) in encodings.enumerated() { XCTAssertEqual(try model.fullModelProbabilities(TokenBatch([e]))[0], together[i], "row \(i)") }
+        let a = try model.maskGradients(batch, masks: masks, ablation: .zero, objective: .kl)
+        let b = try model.maskGradients(batch, masks: masks, ablation: .zero, objective: .klToProbabilities(together.flatMap { $0 }))
+        XCTAssertEqual(a.loss, b.loss)
+        XCTAssertEqual(a.heads, b.heads)
+        XCTAssertEqual(a.mlps, b.mlps)
+    }
 }

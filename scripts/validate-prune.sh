@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Issue 8's check, reproducible: prune minilm-nli to a target sparsity on HANS training pairs, then compare
+# the KL to the full model of the found subnetwork with that of random subnetworks keeping exactly as many
+# heads and MLPs, on held-out HANS evaluation pairs. Prints one JSON line per subnetwork.
+#   scripts/validate-prune.sh [TARGET=0.5] [STEPS=900]        (~15 minutes on 2 cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TARGET=${1:-0.5}; STEPS=${2:-900}; WARMUP=$((STEPS * 2 / 3))
+M=Tests/Fixtures/models/minilm-nli
+W=${WORK:-/tmp/hcore-validate-prune}
+mkdir -p "$W"; rm -f "$W"/subs.hcs*
+bash scripts/setup-fixtures.sh >/dev/null
+swift build -c release --product hcore >/dev/null
+H=.build/release/hcore
+$H activations --model $M --data data/hans/heuristics_train_set.txt.zst --max-examples 2000 --out "$W/acts.safetensors"
+$H prune --model $M --train data/hans/heuristics_train_set.txt.zst --max-train-samples 8000 --activations "$W/acts.safetensors" \
+  --store "$W/subs.hcs" --target-sparsity "$TARGET" --num-sparsity-warmup-steps $WARMUP --max-steps "$STEPS" --warmup-steps 50 \
+  --gradient-accumulation-steps 1 --initial-log-alpha 3 --seed 1
+$H store export "$W/subs.hcs" --json > "$W/pruned.json"
+python3 - "$W" "$TARGET" <<'PY'
+import json, random, subprocess, sys
+w = sys.argv[1]
+sub = json.load(open(f"{w}/pruned.json"))[0]
+heads, mlps = sub["heads"], sub["mlps"]
+L, H = len(heads), len(heads[0])
+kept_h, kept_m = sum(map(sum, heads)), sum(mlps)
+def kl(mask, name):
+    p = f"{w}/{name}.json"
+    json.dump(mask, open(p, "w"))
+    out = subprocess.run([".build/release/hcore", "importance", "--model", "Tests/Fixtures/models/minilm-nli",
+                          "--data", "data/hans/heuristics_evaluation_set.txt.zst", "--max-examples", "1000",
+                          "--mask", p, "--activations", f"{w}/acts.safetensors", "--json"], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["loss"]
+units = L * H + L
+print(json.dumps({"subnetwork": "pruned", "kept_heads": kept_h, "kept_mlps": kept_m, "sparsity": 1 - (kept_h + kept_m) / units,
+                  "target": float(sys.argv[2]) if len(sys.argv) > 2 else None, "kl": kl({"heads": heads, "mlps": mlps}, "pruned-mask")}))
+rng = random.Random(0)
+for r in range(5):
+    hs = set(rng.sample(range(L * H), kept_h)); ms = set(rng.sample(range(L), kept_m))
+    m = {"heads": [[1 if l * H + h in hs else 0 for h in range(H)] for l in range(L)], "mlps": [1 if l in ms else 0 for l in range(L)]}
+    print(json.dumps({"subnetwork": f"random{r}", "kept_heads": kept_h, "kept_mlps": kept_m, "kl": kl(m, f"random{r}")}))
+PY
