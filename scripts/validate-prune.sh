@@ -2,22 +2,25 @@
 # Issue 8's check, reproducible: prune minilm-nli to a target sparsity on HANS training pairs, then compare
 # the KL to the full model of the found subnetwork with that of random subnetworks keeping exactly as many
 # heads and MLPs, on held-out HANS evaluation pairs. Prints one JSON line per subnetwork.
-#   scripts/validate-prune.sh [TARGET=0.5] [STEPS=900]        (~15 minutes on 2 cores)
+#   scripts/validate-prune.sh [TARGET=0.5] [STEPS=900]        (~10 minutes on 2 cores)
+# Another model: MODEL=demo-out/model TRAIN=demo-out/data/train.jsonl EVAL=demo-out/data/dev.jsonl scripts/validate-prune.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${1:-0.5}; STEPS=${2:-900}; WARMUP=$((STEPS * 2 / 3))
-M=Tests/Fixtures/models/minilm-nli
+M=${MODEL:-Tests/Fixtures/models/minilm-nli}
+TRAIN=${TRAIN:-data/hans/heuristics_train_set.txt.zst}
+EVAL=${EVAL:-data/hans/heuristics_evaluation_set.txt.zst}
 W=${WORK:-/tmp/hcore-validate-prune}
 mkdir -p "$W"; rm -f "$W"/subs.hcs*
 bash scripts/setup-fixtures.sh >/dev/null
 swift build -c release --product hcore >/dev/null
 H=.build/release/hcore
-$H activations --model $M --data data/hans/heuristics_train_set.txt.zst --max-examples 2000 --out "$W/acts.safetensors"
-$H prune --model $M --train data/hans/heuristics_train_set.txt.zst --max-train-samples 8000 --activations "$W/acts.safetensors" \
+$H activations --model "$M" --data "$TRAIN" --max-examples 2000 --out "$W/acts.safetensors"
+$H prune --model "$M" --train "$TRAIN" --max-train-samples 8000 --activations "$W/acts.safetensors" \
   --store "$W/subs.hcs" --target-sparsity "$TARGET" --num-sparsity-warmup-steps $WARMUP --max-steps "$STEPS" --warmup-steps 50 \
   --gradient-accumulation-steps 1 --initial-log-alpha 3 --seed 1
 $H store export "$W/subs.hcs" --json > "$W/pruned.json"
-python3 - "$W" "$TARGET" <<'PY'
+python3 - "$W" "$TARGET" "$M" "$EVAL" <<'PY'
 import json, random, subprocess, sys
 w = sys.argv[1]
 sub = json.load(open(f"{w}/pruned.json"))[0]
@@ -27,8 +30,8 @@ kept_h, kept_m = sum(map(sum, heads)), sum(mlps)
 def kl(mask, name):
     p = f"{w}/{name}.json"
     json.dump(mask, open(p, "w"))
-    out = subprocess.run([".build/release/hcore", "importance", "--model", "Tests/Fixtures/models/minilm-nli",
-                          "--data", "data/hans/heuristics_evaluation_set.txt.zst", "--max-examples", "1000",
+    out = subprocess.run([".build/release/hcore", "importance", "--model", sys.argv[3],
+                          "--data", sys.argv[4], "--max-examples", "1000",
                           "--mask", p, "--activations", f"{w}/acts.safetensors", "--json"], check=True, capture_output=True, text=True).stdout
     return json.loads(out)["loss"]
 units = L * H + L

@@ -16,16 +16,18 @@ struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fine-tune, prune into subnetworks, evaluate in-domain and on HANS, find the core, write the report.",
         discussion: """
-        Stages (outputs in --out):
-          1 data         the embedded task from data/hans (see Sources/Eval/DemoTask.swift):     data/
-          2 finetune     a small BERT from scratch (or --model DIR, fine-tuned further)          model/
-          3 activations  mean activations on the training set                                     activations.safetensors
-          4 prune        --subnetworks seeds of L0 pruning at --target-sparsity                   subnetworks.hcs
-          5 eval         full model and every subnetwork on dev (ID) and the HANS subset (OOD)   eval.json
-          6 core         heads and MLPs kept by every subnetwork that matches the model ID         core.json
-          7 reads        which later heads read from the core                                     reads.json
-          8 report       SVG figures and index.html                                               report/
+        Stages, each leaving its output in --out:
+          1 data         the embedded task from data/hans (Sources/Eval/DemoTask.swift) → data/
+          2 finetune     a small BERT from scratch, or --model DIR fine-tuned → model/
+          3 activations  mean activations on the training set → activations.safetensors
+          4 prune        one L0 run per seed at --target-sparsity → subnetworks.hcs
+          5 eval         full model and subnetworks on dev (ID) and HANS (OOD) → eval.json
+          6 core         units kept by every subnetwork matching the model ID → core.json
+          7 reads        which later heads read from the core → reads.json
+          8 report       SVG figures and index.html → report/
         With the defaults it takes about two minutes on 2 cores. --quick shrinks every stage (for tests).
+        With --model (e.g. Tests/Fixtures/models/minilm-nli after scripts/setup-fixtures.sh) expect ~4 minutes of
+        fine-tuning and ~3.5 minutes of pruning per subnetwork on 2 cores; --subnetworks 6 is a good start.
         """)
 
     @Option(help: ArgumentHelp("Output folder.", valueName: "dir")) var out: String = "demo-out"
@@ -33,10 +35,13 @@ struct Demo: ParsableCommand {
     @Option(help: ArgumentHelp("Start from this pretrained folder instead of a small BERT from scratch.", valueName: "dir")) var model: String?
     @Option(help: ArgumentHelp("Folder holding hans/heuristics_{train,evaluation}_set.txt(.zst) (default: the repository's data/).", valueName: "dir")) var dataDir: String?
     @Option(help: "In-domain training pairs.") var trainSize: Int = 4000
-    @Option(name: .customLong("num-train-epochs")) var epochs: Int = 10
-    @Option(name: .customLong("learning-rate"), help: "Fine-tuning learning rate (default 1e-3 from scratch, 3e-5 with --model).") var learningRate: Double?
-    @Option(name: .customLong("target-sparsity")) var targetSparsity: Double = 0.35
-    @Option(name: .customLong("prune-steps")) var pruneSteps: Int = 300
+    @Option(name: .customLong("num-train-epochs"), help: "Default 10 from scratch, 2 with --model.") var epochsOption: Int?
+    var epochs: Int { epochsOption ?? (model == nil ? 10 : 2) }
+    @Option(name: .customLong("learning-rate"), help: "Fine-tuning learning rate (default 1e-3 from scratch, 5e-5 with --model).") var learningRate: Double?
+    @Option(name: .customLong("target-sparsity"), help: "Default 0.35 from scratch, 0.4 with --model.") var targetSparsityOption: Double?
+    @Option(name: .customLong("prune-steps"), help: "Pruning steps per subnetwork (default 300 from scratch, 600 with --model: larger models need longer runs).") var pruneStepsOption: Int?
+    var targetSparsity: Double { targetSparsityOption ?? (model == nil ? 0.35 : 0.4) }
+    var pruneSteps: Int { pruneStepsOption ?? (model == nil ? 300 : 600) }
     @Option var seed: UInt64 = 42
     @Flag(help: "A tiny model and a few steps everywhere (seconds; for tests).") var quick = false
 
@@ -88,7 +93,7 @@ struct Demo: ParsableCommand {
             tokenizer = try BertTokenizer.load(folder: model)
             vocabulary = tokenizer.idToToken
             trainable = try TrainableBert(model: m, labels: DemoTask.labels, seed: seed)
-            fc.learningRate = learningRate ?? 3e-5
+            fc.learningRate = learningRate ?? 5e-5
         } else {
             vocabulary = try task.vocabulary()
             tokenizer = try BertTokenizer(vocabulary: vocabulary)
