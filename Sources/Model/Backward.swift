@@ -227,7 +227,9 @@ extension BertModel {
                 }
                 gradHeads[l][hd] = g
             }
-            // attention, then the Q/K/V projections; dx ← dg + dqkv · W_qkv
+            // attention, then the Q/K/V projections; dx ← dg + dqkv · W_qkv. Below layer 0 nothing has a
+            // mask, so layer 0's attention and Q/K/V backward would compute a gradient nobody reads.
+            if l == 0 { break }
             attentionBackward(qkv: c.qkv, ldqkv: 3 * D, probs: c.probs, dctx: dctx, ldctx: D, heads: H, headDim: d,
                               offsets: batch.offsets, dqkv: dqkv, pool: pool)
             gemm(dqkv, rows: N, lda: 3 * D, back.qkvT[l], out: dx, ldc: D, epilogue: .biasResidual(dg, ld: D), pool: pool)
