@@ -53,14 +53,14 @@ public struct ResearchReport {
     /// The honest verdict on the paper's phenomenon.
     public var verdict: String {
         guard let s = spread else {
-            return "Fewer than two subnetworks are within \(fmt(matchPoints, 0)) points of the full model in-domain, so the spread of OOD accuracy among matching subnetworks cannot be measured here."
+            return "Fewer than two subnetworks are within \(String(format: "%g", matchPoints)) points of the full model in-domain, so the spread of OOD accuracy among matching subnetworks cannot be measured here."
         }
         let d = s.high - s.low
         let what = full?.oodNonEntailed != nil ? "HANS non-entailment accuracy" : "OOD accuracy"
         if d >= 10 {
-            return "The paper's phenomenon is shown: \(matching.count) subnetworks are within \(fmt(matchPoints, 0)) points of the full model in-domain, and their \(what) ranges from \(fmt(s.low, 1)) to \(fmt(s.high, 1)) (\(fmt(d, 1)) points)."
+            return "The paper's phenomenon is shown: \(matching.count) subnetworks are within \(String(format: "%g", matchPoints)) points of the full model in-domain, and their \(what) ranges from \(fmt(s.low, 1)) to \(fmt(s.high, 1)) (\(fmt(d, 1)) points)."
         }
-        return "The paper's phenomenon is NOT shown here: the \(matching.count) subnetworks within \(fmt(matchPoints, 0)) points of the full model in-domain differ by only \(fmt(d, 1)) points in \(what) (from \(fmt(s.low, 1)) to \(fmt(s.high, 1)); the paper's claim needs ≥ 10)."
+        return "The paper's phenomenon is NOT shown here: the \(matching.count) subnetworks within \(String(format: "%g", matchPoints)) points of the full model in-domain differ by only \(fmt(d, 1)) points in \(what) (from \(fmt(s.low, 1)) to \(fmt(s.high, 1)); the paper's claim needs ≥ 10)."
     }
 
     public var summary: String {

@@ -76,7 +76,7 @@ extension ResearchReport {
         let band = full.map { ($0.id - matchPoints / 100)...($0.id + matchPoints / 100) }
         try save("id-vs-ood.svg", svgScatter(title: "In-domain vs out-of-domain, per subnetwork", xLabel: "\(idKey) accuracy", yLabel: oodName,
                                              series: series, x: unitRange(all.map(\.id) + (band.map { [$0.lowerBound, $0.upperBound] } ?? [])),
-                                             y: unitRange(all.map(oodY)), band: band, bandLabel: "within \(fmt(matchPoints, 0)) points of the full model"))
+                                             y: unitRange(all.map(oodY)), band: band, bandLabel: "within \(String(format: "%g", matchPoints)) points of the full model"))
         // Figure 2: accuracy vs sparsity.
         try save("accuracy-sparsity.svg", svgScatter(
             title: "Accuracy against sparsity", xLabel: "sparsity (fraction of heads and MLPs pruned)", yLabel: "accuracy",
@@ -137,7 +137,7 @@ extension ResearchReport {
             }
         }
         h += "<h2>Figures</h2>\n"
-        for (file, caption) in [("id-vs-ood.svg", "Each subnetwork's in-domain accuracy against its out-of-domain accuracy; the shaded band is the full model ± \(fmt(matchPoints, 0)) points in-domain."),
+        for (file, caption) in [("id-vs-ood.svg", "Each subnetwork's in-domain accuracy against its out-of-domain accuracy; the shaded band is the full model ± \(String(format: "%g", matchPoints)) points in-domain."),
                                 ("accuracy-sparsity.svg", "Accuracy against sparsity."),
                                 ("keep-frequency.svg", "How often each head and MLP is kept by the subnetworks that match the model in-domain; outlined: the core."),
                                 ("composition.svg", "Each head's strongest composition with a core head (Q, K or V).")] {
