@@ -97,6 +97,27 @@ public func geluGrad16(_ x: Vec16) -> Vec16 {
     return phi + x * density
 }
 
+/// out = gelu(u) and u ← gelu'(u) in one pass (one erfc per element instead of two): the forward of a
+/// layer whose backward needs only the derivative.
+public func geluWithDerivative(_ u: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i + 16 <= count {
+        let x = UnsafeRawPointer(u + i).loadUnaligned(as: Vec16.self)
+        let e = erfcNonNegative16(x.replacing(with: -x, where: x .< 0) * 0.70710678118654752)
+        let phi = (1 - 0.5 * e).replacing(with: 0.5 * e, where: x .< 0)
+        let density = exp16(-0.5 * x * x) * 0.3989422804014327
+        UnsafeMutableRawPointer(out + i).storeBytes(of: x * phi, as: Vec16.self)
+        UnsafeMutableRawPointer(u + i).storeBytes(of: phi + x * density, as: Vec16.self)
+        i += 16
+    }
+    while i < count {
+        let x = Vec16(repeating: u[i])
+        out[i] = gelu16(x)[0]
+        u[i] = geluGrad16(x)[0]
+        i += 1
+    }
+}
+
 public func geluInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) {
     let raw = UnsafeMutableRawPointer(p)
     var i = 0

@@ -58,7 +58,7 @@ final class LayerCache {
         g = allocateFloats(N * D)          // [N, D] attention output + residual (LayerNorm 1 input)
         gMean = allocateFloats(N); gRstd = allocateFloats(N)
         a = allocateFloats(N * D)          // [N, D] LayerNorm 1 output
-        u = allocateFloats(N * I)          // [N, I] pre-GELU
+        u = allocateFloats(N * I)          // [N, I] pre-GELU, then gelu'(pre-GELU) (all the backward needs)
         m = allocateFloats(N * D)          // [N, D] MLP output before mask
         h = allocateFloats(N * D)          // [N, D] masked MLP output + residual (LayerNorm 2 input)
         hMean = allocateFloats(N); hRstd = allocateFloats(N)
@@ -123,8 +123,7 @@ extension BertModel {
             layerNormForward(c.g, c.a, rows: N, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta,
                              eps: config.layerNormEps, mean: c.gMean, rstd: c.gRstd)
             gemm(c.a, rows: N, lda: D, layer.intermediate, out: c.u, ldc: I, epilogue: .bias, pool: pool)
-            inter.update(from: c.u, count: N * I)
-            geluInPlace(inter, count: N * I)
+            geluWithDerivative(c.u, out: inter, count: N * I)     // c.u now holds gelu'(u)
             gemm(inter, rows: N, lda: I, layer.output, out: c.m, ldc: D, epilogue: .bias, pool: pool)
             multiply(c.m, dropMLP[l], N * D)
             c.h.update(from: c.m, count: N * D)
@@ -201,7 +200,7 @@ extension BertModel {
             gradMLP[l] = gz
             // m = gelu(u) W2ᵀ + b2 ; u = a W1ᵀ + b1
             gemm(dm, rows: N, lda: D, back.ffnOutT[l], out: dinter, ldc: I, epilogue: .none, pool: pool)
-            geluBackwardInPlace(dinter, preActivation: c.u, count: N * I)
+            for i in 0..<(N * I) { dinter[i] *= c.u[i] }
             gemm(dinter, rows: N, lda: I, back.inT[l], out: da, ldc: D, epilogue: .biasResidual(dh, ld: D), pool: pool)
             // a = LayerNorm1(g) ; g = ctxMasked W_Oᵀ + b_O + xIn
             layerNormBackward(da, x: c.g, mean: c.gMean, rstd: c.gRstd, gamma: layer.attentionLayerNorm.gamma, rows: N, count: D, dx: dg, pool: pool)
@@ -278,18 +277,6 @@ func logSoftmaxDouble(_ v: [Float]) -> [Double] {
     let m = Double(v.max() ?? 0)
     let lse = m + log(v.reduce(0.0) { $0 + exp(Double($1) - m) })
     return v.map { Double($0) - lse }
-}
-
-/// d ← d ⊙ gelu'(u)
-func geluBackwardInPlace(_ d: UnsafeMutablePointer<Float>, preActivation u: UnsafePointer<Float>, count: Int) {
-    var i = 0
-    while i + 16 <= count {
-        let g = geluGrad16(UnsafeRawPointer(u + i).loadUnaligned(as: Vec16.self))
-        let v = UnsafeRawPointer(d + i).loadUnaligned(as: Vec16.self) * g
-        UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: Vec16.self)
-        i += 16
-    }
-    while i < count { d[i] *= geluGrad16(Vec16(repeating: u[i]))[0]; i += 1 }
 }
 
 /// Keeps a copy of the pooler output [B, D] seen during `classify` (the backward needs it for tanh').

@@ -112,6 +112,12 @@ final class ElementwiseTests: XCTestCase {
         let want = buf.map(geluReference)
         buf.withUnsafeMutableBufferPointer { geluInPlace($0.baseAddress!, count: 37) }
         XCTAssertLessThan(maxAbsDiff(buf, want), 1e-6)
+        // Value and derivative in one pass (37: a ragged tail after two vectors).
+        var u: [Float] = (0..<37).map { Float($0) * 0.3 - 5 }, out = [Float](repeating: .nan, count: 37)
+        let wantGrad = u.map(geluGradReference)
+        u.withUnsafeMutableBufferPointer { uu in out.withUnsafeMutableBufferPointer { geluWithDerivative(uu.baseAddress!, out: $0.baseAddress!, count: 37) } }
+        XCTAssertLessThan(maxAbsDiff(out, want), 1e-6)
+        XCTAssertLessThan(maxAbsDiff(u, wantGrad), 2e-6)
     }
 
     func testLayerNormAgainstNaive() {
