@@ -44,72 +44,99 @@ public func layerNormBackward(_ dy: UnsafePointer<Float>, x: UnsafePointer<Float
 /// Attention backward for one layer, given the forward's probabilities (`attention(…, probs:)`):
 ///   ctx = P V  →  dP = dctx Vᵀ, dV = Pᵀ dctx
 ///   P = softmax(S) → dS = P ⊙ (dP − rowsum(dP ⊙ P));  S = scale · Q Kᵀ → dQ = scale · dS K, dK = scale · dSᵀ Q
-/// `dqkv` ([N, 3·heads·d], same layout as qkv) is overwritten. Per (sequence, head), two passes keep every
-/// accumulator in a row that is written once: by rows i (dP, dS into a [T, T] scratch, dQ_i), then by
-/// columns j (dV_j and dK_j). Naive twin: `attentionBackwardReference`.
+/// `dqkv` ([N, 3·heads·d], same layout as qkv) is overwritten. Per (sequence, head): a row pass (dP row as a
+/// vector–matrix product with Vᵀ, dS row, dQ_i) then a column pass over Pᵀ and dSᵀ (dV_j, dK_j), every
+/// accumulator in registers for d ∈ {16, 32, 48, 64}; other head sizes take a plain path.
+/// Naive twin: `attentionBackwardReference`.
 public func attentionBackward(qkv: UnsafePointer<Float>, ldqkv: Int, probs: UnsafePointer<Float>, dctx: UnsafePointer<Float>, ldctx: Int,
                               heads: Int, headDim d: Int, offsets: [Int], dqkv: UnsafeMutablePointer<Float>,
                               pool: ThreadPool = .shared) {
     let probBase = attentionProbOffsets(offsets: offsets, heads: heads)
     let scale = 1 / Float(d).squareRoot()
+    let fast = d % 16 == 0 && d <= 64
     let qa = UInt(bitPattern: qkv), pa = UInt(bitPattern: probs), da = UInt(bitPattern: dctx), ga = UInt(bitPattern: dqkv)
     pool.parallelFor(offsets.count - 1) { s in
         let qkv = UnsafePointer<Float>(bitPattern: qa)!, probs = UnsafePointer<Float>(bitPattern: pa)!
         let dctx = UnsafePointer<Float>(bitPattern: da)!, dqkv = UnsafeMutablePointer<Float>(bitPattern: ga)!
         let start = offsets[s], t = offsets[s + 1] - start
-        let dS = UnsafeMutablePointer<Float>.allocate(capacity: t * t), acc = UnsafeMutablePointer<Float>.allocate(capacity: 2 * d)
-        defer { dS.deallocate(); acc.deallocate() }
+        let tPad = (t + 15) / 16 * 16
+        // Scratch: dS [t, tPad] (a padded row each), Pᵀ and dSᵀ [t, t], Vᵀ [d, tPad], one accumulator row.
+        let dS = UnsafeMutablePointer<Float>.allocate(capacity: t * tPad), pT = UnsafeMutablePointer<Float>.allocate(capacity: t * t)
+        let dST = UnsafeMutablePointer<Float>.allocate(capacity: t * t), vT = UnsafeMutablePointer<Float>.allocate(capacity: d * tPad)
+        let acc = UnsafeMutablePointer<Float>.allocate(capacity: 2 * d)
+        defer { dS.deallocate(); pT.deallocate(); dST.deallocate(); vT.deallocate(); acc.deallocate() }
+        vT.update(repeating: 0, count: d * tPad)
         for h in 0..<heads {
             let P = probs + probBase[s] + h * t * t
             let q = qkv + start * ldqkv + h * d, k = qkv + start * ldqkv + (heads + h) * d, v = qkv + start * ldqkv + (2 * heads + h) * d
             let dq = dqkv + start * ldqkv + h * d, dk = dqkv + start * ldqkv + (heads + h) * d, dv = dqkv + start * ldqkv + (2 * heads + h) * d
             let dc = dctx + start * ldctx + h * d
-            // Rows: dP_ij = dctx_i · V_j; dS_ij = P_ij (dP_ij − Σ_j' dP_ij' P_ij') · scale; dQ_i = Σ_j dS_ij K_j.
+            for j in 0..<t { for c in 0..<d { vT[c * tPad + j] = v[j * ldqkv + c] } }
+            // Rows: dP_i = dctx_i Vᵀ; dS_ij = P_ij (dP_ij − Σ_j' dP_ij' P_ij') · scale; dQ_i = Σ_j dS_ij K_j.
             for i in 0..<t {
-                let row = dS + i * t, pRow = P + i * t, dci = dc + i * ldctx
+                let row = dS + i * tPad, pRow = P + i * t, dci = dc + i * ldctx
+                vectorTimesMatrix(dci, vT, rows: d, cols: tPad, out: row)
                 var rowDot: Float = 0
+                for j in 0..<t { rowDot += row[j] * pRow[j] }
                 for j in 0..<t {
-                    let x = dot(dci, v + j * ldqkv, count: d)
+                    let x = pRow[j] * (row[j] - rowDot) * scale
                     row[j] = x
-                    rowDot += x * pRow[j]
+                    dST[j * t + i] = x
+                    pT[j * t + i] = pRow[j]
                 }
-                for j in 0..<t { row[j] = pRow[j] * (row[j] - rowDot) * scale }
-                acc.update(repeating: 0, count: d)
-                for j in 0..<t { axpy(row[j], k + j * ldqkv, acc, count: d) }
-                (dq + i * ldqkv).update(from: acc, count: d)
+                if fast {
+                    weightedRowSum(row, k, ldv: ldqkv, t: t, d: d, out: dq + i * ldqkv)
+                } else {
+                    acc.update(repeating: 0, count: d)
+                    for j in 0..<t { axpy(row[j], k + j * ldqkv, acc, count: d) }
+                    (dq + i * ldqkv).update(from: acc, count: d)
+                }
             }
             // Columns: dV_j = Σ_i P_ij dctx_i; dK_j = Σ_i dS_ij Q_i.
             for j in 0..<t {
-                acc.update(repeating: 0, count: 2 * d)
-                for i in 0..<t {
-                    axpy(P[i * t + j], dc + i * ldctx, acc, count: d)
-                    axpy(dS[i * t + j], q + i * ldqkv, acc + d, count: d)
+                if fast {
+                    weightedRowSum(pT + j * t, dc, ldv: ldctx, t: t, d: d, out: dv + j * ldqkv)
+                    weightedRowSum(dST + j * t, q, ldv: ldqkv, t: t, d: d, out: dk + j * ldqkv)
+                } else {
+                    acc.update(repeating: 0, count: 2 * d)
+                    for i in 0..<t {
+                        axpy(pT[j * t + i], dc + i * ldctx, acc, count: d)
+                        axpy(dST[j * t + i], q + i * ldqkv, acc + d, count: d)
+                    }
+                    (dv + j * ldqkv).update(from: acc, count: d)
+                    (dk + j * ldqkv).update(from: acc + d, count: d)
                 }
-                (dv + j * ldqkv).update(from: acc, count: d)
-                (dk + j * ldqkv).update(from: acc + d, count: d)
             }
         }
     }
 }
 
-/// x · y over `count` floats, 16 lanes at a time with two independent chains.
+/// out[0..<cols] = Σ_r x[r] · m[r·cols ..< (r+1)·cols], cols a multiple of 16; 64 columns at a time in registers.
 @inline(__always)
-func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) -> Float {
-    let xr = UnsafeRawPointer(x), yr = UnsafeRawPointer(y)
-    var a0 = Vec16(repeating: 0), a1 = Vec16(repeating: 0)
-    var i = 0
-    while i + 32 <= count {
-        a0.addProduct(xr.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self), yr.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self))
-        a1.addProduct(xr.loadUnaligned(fromByteOffset: i * 4 + 64, as: Vec16.self), yr.loadUnaligned(fromByteOffset: i * 4 + 64, as: Vec16.self))
-        i += 32
+func vectorTimesMatrix(_ x: UnsafePointer<Float>, _ m: UnsafePointer<Float>, rows: Int, cols: Int, out: UnsafeMutablePointer<Float>) {
+    let raw = UnsafeRawPointer(m), o = UnsafeMutableRawPointer(out)
+    var c0 = 0
+    while c0 + 64 <= cols {
+        var a0 = Vec16(), a1 = Vec16(), a2 = Vec16(), a3 = Vec16()
+        for r in 0..<rows {
+            let w = x[r], base = (r * cols + c0) * 4
+            a0.addProduct(w, raw.loadUnaligned(fromByteOffset: base, as: Vec16.self))
+            a1.addProduct(w, raw.loadUnaligned(fromByteOffset: base + 64, as: Vec16.self))
+            a2.addProduct(w, raw.loadUnaligned(fromByteOffset: base + 128, as: Vec16.self))
+            a3.addProduct(w, raw.loadUnaligned(fromByteOffset: base + 192, as: Vec16.self))
+        }
+        o.storeBytes(of: a0, toByteOffset: c0 * 4, as: Vec16.self)
+        o.storeBytes(of: a1, toByteOffset: c0 * 4 + 64, as: Vec16.self)
+        o.storeBytes(of: a2, toByteOffset: c0 * 4 + 128, as: Vec16.self)
+        o.storeBytes(of: a3, toByteOffset: c0 * 4 + 192, as: Vec16.self)
+        c0 += 64
     }
-    if i + 16 <= count {
-        a0.addProduct(xr.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self), yr.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self))
-        i += 16
+    while c0 < cols {
+        var a = Vec16()
+        for r in 0..<rows { a.addProduct(x[r], raw.loadUnaligned(fromByteOffset: (r * cols + c0) * 4, as: Vec16.self)) }
+        o.storeBytes(of: a, toByteOffset: c0 * 4, as: Vec16.self)
+        c0 += 16
     }
-    var sum = (a0 + a1).sum()
-    while i < count { sum += x[i] * y[i]; i += 1 }
-    return sum
 }
 
 /// Naive twin of `attentionBackward` for one sequence of length t (rows 0..<t, row stride ldqkv = 3·heads·d,
