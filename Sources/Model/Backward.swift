@@ -46,25 +46,45 @@ final class BackwardWeights: @unchecked Sendable {
     }
 }
 
+/// Buffers of the mask-gradient pass kept between calls: pruning calls it thousands of times with similar
+/// sizes, and fresh multi-megabyte allocations cost a page fault and a page clear per 4 KB every step.
+/// Buffers are handed out in call order, so the same code path gets the same buffer back; uninitialised.
+final class ScratchArena {
+    private var buffers: [(pointer: UnsafeMutablePointer<Float>, capacity: Int)] = []
+    private var next = 0
+    func reset() { next = 0 }
+    func take(_ count: Int) -> UnsafeMutablePointer<Float> {
+        defer { next += 1 }
+        if next < buffers.count {
+            if buffers[next].capacity >= count { return buffers[next].pointer }
+            buffers[next].pointer.deallocate()
+            buffers[next] = (allocateFloats(count * 5 / 4 + 16), count * 5 / 4 + 16)
+            return buffers[next].pointer
+        }
+        buffers.append((allocateFloats(count * 5 / 4 + 16), count * 5 / 4 + 16))
+        return buffers[next].pointer
+    }
+    deinit { for b in buffers { b.pointer.deallocate() } }
+}
+
 /// What the forward keeps for the backward of one layer. Shapes in comments; N tokens, D hidden, I inner.
-final class LayerCache {
+struct LayerCache {
     let xIn, qkv, ctx, ctxMasked, g, gMean, gRstd, a, u, m, h, hMean, hRstd: UnsafeMutablePointer<Float>
     let probs: UnsafeMutablePointer<Float>
-    init(N: Int, D: Int, I: Int, probCount: Int) {
-        xIn = allocateFloats(N * D)        // [N, D] layer input
-        qkv = allocateFloats(N * 3 * D)    // [N, 3D]
-        ctx = allocateFloats(N * D)        // [N, D] per-head context before masks
-        ctxMasked = allocateFloats(N * D)  // [N, D] after masks (input of W_O)
-        g = allocateFloats(N * D)          // [N, D] attention output + residual (LayerNorm 1 input)
-        gMean = allocateFloats(N); gRstd = allocateFloats(N)
-        a = allocateFloats(N * D)          // [N, D] LayerNorm 1 output
-        u = allocateFloats(N * I)          // [N, I] pre-GELU, then gelu'(pre-GELU) (all the backward needs)
-        m = allocateFloats(N * D)          // [N, D] MLP output before mask
-        h = allocateFloats(N * D)          // [N, D] masked MLP output + residual (LayerNorm 2 input)
-        hMean = allocateFloats(N); hRstd = allocateFloats(N)
-        probs = allocateFloats(probCount)  // Σ_s H·T_s² attention probabilities
+    init(arena: ScratchArena, N: Int, D: Int, I: Int, probCount: Int) {
+        xIn = arena.take(N * D)        // [N, D] layer input
+        qkv = arena.take(N * 3 * D)    // [N, 3D]
+        ctx = arena.take(N * D)        // [N, D] per-head context before masks
+        ctxMasked = arena.take(N * D)  // [N, D] after masks (input of W_O)
+        g = arena.take(N * D)          // [N, D] attention output + residual (LayerNorm 1 input)
+        gMean = arena.take(N); gRstd = arena.take(N)
+        a = arena.take(N * D)          // [N, D] LayerNorm 1 output
+        u = arena.take(N * I)          // [N, I] pre-GELU, then gelu'(pre-GELU) (all the backward needs)
+        m = arena.take(N * D)          // [N, D] MLP output before mask
+        h = arena.take(N * D)          // [N, D] masked MLP output + residual (LayerNorm 2 input)
+        hMean = arena.take(N); hRstd = arena.take(N)
+        probs = arena.take(probCount)  // Σ_s H·T_s² attention probabilities
     }
-    deinit { for p in [xIn, qkv, ctx, ctxMasked, g, gMean, gRstd, a, u, m, h, hMean, hRstd, probs] { p.deallocate() } }
 }
 
 extension BertModel {
@@ -82,14 +102,20 @@ extension BertModel {
         let avgMLP: [Float]? = { if case .mean(let a) = ablation { return a.avgMLP }; return nil }()
         let probCount = attentionProbOffsets(offsets: batch.offsets, heads: H).last!
 
+        // Scratch buffers from the model's arena (another caller running at the same time gets its own).
+        let arena: ScratchArena = {
+            lazyLock.lock(); defer { lazyLock.unlock() }
+            let a = (lazyArena as? ScratchArena) ?? ScratchArena()
+            lazyArena = nil
+            return a
+        }()
+        defer { lazyLock.lock(); lazyArena = arena; lazyLock.unlock() }
+        arena.reset()
         // Inverted-dropout multipliers, one buffer per site, or nil when dropout is off.
         var rng = SplitMix64(seed: dropoutSeed)
-        var dropBuffers: [UnsafeMutablePointer<Float>] = []
-        defer { for b in dropBuffers { b.deallocate() } }
         func dropoutMask(_ n: Int) -> UnsafeMutablePointer<Float>? {
             guard dropout > 0 else { return nil }
-            let m = allocateFloats(n)
-            dropBuffers.append(m)
+            let m = arena.take(n)
             for i in 0..<n { m[i] = rng.uniform() < Double(dropout) ? 0 : 1 / (1 - dropout) }
             return m
         }
@@ -103,9 +129,8 @@ extension BertModel {
         defer { x.deallocate() }
         multiply(x, dropoutMask(N * D), N * D)
         let dropAttention = (0..<layerCount).map { _ in dropoutMask(N * D) }, dropMLP = (0..<layerCount).map { _ in dropoutMask(N * D) }
-        let caches = (0..<layerCount).map { _ in LayerCache(N: N, D: D, I: I, probCount: probCount) }
-        let inter = allocateFloats(N * I)
-        defer { inter.deallocate() }
+        let caches = (0..<layerCount).map { _ in LayerCache(arena: arena, N: N, D: D, I: I, probCount: probCount) }
+        let inter = arena.take(N * I)
         for (l, layer) in layers.enumerated() {
             let c = caches[l]
             c.xIn.update(from: x, count: N * D)
@@ -162,11 +187,9 @@ extension BertModel {
         loss /= Double(B)
 
         // ---- backward ----
-        let dx = allocateFloats(N * D)                 // gradient w.r.t. the current layer's output
-        defer { dx.deallocate() }
+        let dx = arena.take(N * D)                     // gradient w.r.t. the current layer's output
         for i in 0..<(N * D) { dx[i] = 0 }
-        let dpooled = allocateFloats(B * D), dcls = allocateFloats(B * D)
-        defer { dpooled.deallocate(); dcls.deallocate() }
+        let dpooled = arena.take(B * D), dcls = arena.take(B * D)
         dlogits.withUnsafeBufferPointer { gemm($0.baseAddress!, rows: B, lda: C, back.classifierT, out: dpooled, ldc: D, epilogue: .none, pool: pool) }
         multiply(dpooled, dropPooled, B * D)
         if let pT = back.poolerT {
@@ -179,9 +202,8 @@ extension BertModel {
 
         var gradHeads = [[Double]](repeating: [Double](repeating: 0, count: H), count: layerCount)
         var gradMLP = [Double](repeating: 0, count: layerCount)
-        let dh = allocateFloats(N * D), dm = allocateFloats(N * D), dinter = allocateFloats(N * I), da = allocateFloats(N * D)
-        let dg = allocateFloats(N * D), dctx = allocateFloats(N * D), dqkv = allocateFloats(N * 3 * D)
-        defer { for p in [dh, dm, dinter, da, dg, dctx, dqkv] { p.deallocate() } }
+        let dh = arena.take(N * D), dm = arena.take(N * D), dinter = arena.take(N * I), da = arena.take(N * D)
+        let dg = arena.take(N * D), dctx = arena.take(N * D), dqkv = arena.take(N * 3 * D)
         for l in stride(from: layerCount - 1, through: 0, by: -1) {
             let layer = layers[l], c = caches[l]
             // x = LayerNorm2(h)
