@@ -111,11 +111,17 @@ case "peak":
 case "gemm":
     let peak2 = fmaPeakGFLOPs(threads: 2)
     out([("bench", "fma_peak"), ("threads", 2), ("gflops", .float(peak2))])
-    let shapes = CommandLine.arguments.contains("--small") ? [(576, 1152, 384), (576, 384, 384), (576, 1536, 384), (576, 384, 1536)]
+    var shapes = CommandLine.arguments.contains("--small") ? [(576, 1152, 384), (576, 384, 384), (576, 1536, 384), (576, 384, 1536)]
         : [(4096, 2304, 768), (4096, 768, 768), (4096, 3072, 768), (4096, 768, 3072), (128, 768, 768)]
+    // --shape MxNxK measures one shape only; --threads T (default 2) for tuning on one core.
+    if let i = CommandLine.arguments.firstIndex(of: "--shape"), i + 1 < CommandLine.arguments.count {
+        let d = CommandLine.arguments[i + 1].split(separator: "x").compactMap { Int($0) }
+        if d.count == 3 { shapes = [(d[0], d[1], d[2])] }
+    }
+    let threads = arg("--threads", 2)
     for (m, n, k) in shapes {
-        let g = benchGemm(m: m, n: n, k: k, pool: .sized(2))
-        out([("bench", "gemm"), ("shape", .string("\(m)x\(n)x\(k)")), ("threads", 2), ("gflops", .float(g)), ("pct_of_peak", .float(100 * g / peak2))])
+        let g = benchGemm(m: m, n: n, k: k, pool: .sized(threads))
+        out([("bench", "gemm"), ("shape", .string("\(m)x\(n)x\(k)")), ("threads", .int(threads)), ("gflops", .float(g)), ("pct_of_peak", .float(100 * g / peak2))])
     }
 case "bert-base":
     let folder = NSTemporaryDirectory() + "hcore-bert-base-random"
@@ -128,7 +134,9 @@ case "bert-base":
                  tokenTypeIds: [Int32](repeating: 0, count: T))
     })
     let full = model.fullPlan
+    StageTimer.shared.reset()
     let fullTime = try timeForward(model, batches: [batch], plan: nil, reps: reps)
+    if StageTimer.shared.enabled { print(StageTimer.shared.report); StageTimer.shared.enabled = false }
     let fullFlops = full.flops(model: model, sequenceLengths: [Int](repeating: T, count: B))
     out([("bench", "bert_base"), ("subnetwork", "full"), ("batch", .int(B)), ("length", .int(T)), ("seconds", .float(fullTime)),
          ("sequences_per_s", .float(Double(B) / fullTime)), ("gflops", .float(fullFlops / fullTime / 1e9))])

@@ -30,60 +30,185 @@ public func attention(qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim
         let start = offsets[s], t = offsets[s + 1] - start
         if t == 0 { return }
         let tPad = (t + 15) & ~15
-        let scratch = allocateFloats(d * tPad + tPad)
+        let scratch = allocateFloats(d * tPad + attentionQueryBlock * tPad)
         defer { scratch.deallocate() }
         let kT = scratch                       // [d, tPad]: K_hᵀ, zero past t
-        let scores = scratch + d * tPad        // [tPad]
+        let scores = scratch + d * tPad        // [4, tPad]: one score row per query of the block
         let kRaw = UnsafeRawPointer(kT)
-        let sRaw = UnsafeMutableRawPointer(scores)
         for h in 0..<heads {
             for j in 0..<t {
                 let krow = qkv + (start + j) * ldqkv + (heads + h) * d
                 for c in 0..<d { kT[c * tPad + j] = krow[c] }
             }
             for c in 0..<d { for j in t..<tPad { kT[c * tPad + j] = 0 } }
-            for i in 0..<t {
-                let q = qkv + (start + i) * ldqkv + h * d
-                // Scores for 64 keys at a time: four independent accumulator chains hide the FMA latency.
-                var j = 0
-                while j + 64 <= tPad {
-                    var a0 = Vec16(), a1 = Vec16(), a2 = Vec16(), a3 = Vec16()
-                    for c in 0..<d {
-                        let qc = q[c], row = kRaw + (c * tPad + j) * 4
-                        a0.addProduct(qc, row.load(as: Vec16.self))
-                        a1.addProduct(qc, row.load(fromByteOffset: 64, as: Vec16.self))
-                        a2.addProduct(qc, row.load(fromByteOffset: 128, as: Vec16.self))
-                        a3.addProduct(qc, row.load(fromByteOffset: 192, as: Vec16.self))
+            let v = qkv + start * ldqkv + (2 * heads + h) * d
+            // Query rows four at a time: every K (or V) vector loaded serves four rows — 16 FMAs per 8 loads
+            // on 64 keys — so the loops are bound by the FMA units rather than by loads.
+            var i = 0
+            while i < t {
+                let rows = min(attentionQueryBlock, t - i)
+                // Rows past `rows` repeat the last valid row; their results are never read.
+                let q0 = qkv + (start + i) * ldqkv + h * d
+                let q1 = qkv + (start + i + min(1, rows - 1)) * ldqkv + h * d
+                let q2 = qkv + (start + i + min(2, rows - 1)) * ldqkv + h * d
+                let q3 = qkv + (start + i + min(3, rows - 1)) * ldqkv + h * d
+                scoreBlock(q0, q1, q2, q3, kT: kRaw, tPad: tPad, d: d, scale: scale, scores: scores)
+                for r in 0..<rows {
+                    let row = scores + r * tPad
+                    softmaxRow(row, count: t)
+                    if let pa {
+                        let p = UnsafeMutablePointer<Float>(bitPattern: pa)! + probBase[s] + h * t * t + (i + r) * t
+                        p.update(from: row, count: t)
                     }
-                    sRaw.storeBytes(of: a0 * scale, toByteOffset: j * 4, as: Vec16.self)
-                    sRaw.storeBytes(of: a1 * scale, toByteOffset: j * 4 + 64, as: Vec16.self)
-                    sRaw.storeBytes(of: a2 * scale, toByteOffset: j * 4 + 128, as: Vec16.self)
-                    sRaw.storeBytes(of: a3 * scale, toByteOffset: j * 4 + 192, as: Vec16.self)
-                    j += 64
-                }
-                while j < tPad {
-                    var acc = Vec16()
-                    for c in 0..<d { acc.addProduct(q[c], kRaw.load(fromByteOffset: (c * tPad + j) * 4, as: Vec16.self)) }
-                    sRaw.storeBytes(of: acc * scale, toByteOffset: j * 4, as: Vec16.self)
-                    j += 16
-                }
-                softmaxRow(scores, count: t)
-                if let pa {
-                    let p = UnsafeMutablePointer<Float>(bitPattern: pa)! + probBase[s] + h * t * t + i * t
-                    p.update(from: scores, count: t)
                 }
                 let out = ctx + (start + i) * ldctx + h * d
-                let v = qkv + start * ldqkv + (2 * heads + h) * d
                 if d % 16 == 0 && d <= 64 {
-                    // ctx_i = Σ_j p_j V_j with the row held in (up to 4) vector registers.
-                    weightedRowSum(scores, v, ldv: ldqkv, t: t, d: d, out: out)
+                    weightedRowSum4(scores, ldp: tPad, rows: rows, v, ldv: ldqkv, t: t, d: d, out: out, ldout: ldctx)
                 } else {
-                    for c in 0..<d { out[c] = 0 }
-                    for jj in 0..<t { axpy(scores[jj], v + jj * ldqkv, out, count: d) }
+                    for r in 0..<rows {
+                        let o = out + r * ldctx
+                        for c in 0..<d { o[c] = 0 }
+                        for jj in 0..<t { axpy(scores[r * tPad + jj], v + jj * ldqkv, o, count: d) }
+                    }
                 }
+                i += attentionQueryBlock
             }
         }
     }
+}
+
+/// Query rows processed together by `attention`.
+let attentionQueryBlock = 4
+
+/// scores[r·tPad + j] = scale · Σ_c q_r[c]·Kᵀ[c][j] for the four query rows q0…q3 and every key j < tPad
+/// (Kᵀ is zero past the sequence, so padded columns score 0 and are ignored by the softmax's count).
+/// Each score is summed over c in ascending order, the same order as the one-row loop it replaced.
+@inline(__always)
+func scoreBlock(_ q0: UnsafePointer<Float>, _ q1: UnsafePointer<Float>, _ q2: UnsafePointer<Float>, _ q3: UnsafePointer<Float>,
+                kT: UnsafeRawPointer, tPad: Int, d: Int, scale: Float, scores: UnsafeMutablePointer<Float>) {
+    let out = UnsafeMutableRawPointer(scores)
+    let ld = tPad * 4
+    var j = 0
+    while j + 64 <= tPad {
+        // 4 rows × 64 keys: 16 accumulators, 4 loads + 4 broadcasts per 16 FMAs.
+        var a00 = Vec16(), a01 = Vec16(), a02 = Vec16(), a03 = Vec16()
+        var a10 = Vec16(), a11 = Vec16(), a12 = Vec16(), a13 = Vec16()
+        var a20 = Vec16(), a21 = Vec16(), a22 = Vec16(), a23 = Vec16()
+        var a30 = Vec16(), a31 = Vec16(), a32 = Vec16(), a33 = Vec16()
+        for c in 0..<d {
+            let row = kT + (c * tPad + j) * 4
+            let k0 = row.load(as: Vec16.self), k1 = row.load(fromByteOffset: 64, as: Vec16.self)
+            let k2 = row.load(fromByteOffset: 128, as: Vec16.self), k3 = row.load(fromByteOffset: 192, as: Vec16.self)
+            var x = q0[c]; a00.addProduct(x, k0); a01.addProduct(x, k1); a02.addProduct(x, k2); a03.addProduct(x, k3)
+            x = q1[c]; a10.addProduct(x, k0); a11.addProduct(x, k1); a12.addProduct(x, k2); a13.addProduct(x, k3)
+            x = q2[c]; a20.addProduct(x, k0); a21.addProduct(x, k1); a22.addProduct(x, k2); a23.addProduct(x, k3)
+            x = q3[c]; a30.addProduct(x, k0); a31.addProduct(x, k1); a32.addProduct(x, k2); a33.addProduct(x, k3)
+        }
+        storeScaled(out + j * 4, a00, a01, a02, a03, scale)
+        storeScaled(out + ld + j * 4, a10, a11, a12, a13, scale)
+        storeScaled(out + 2 * ld + j * 4, a20, a21, a22, a23, scale)
+        storeScaled(out + 3 * ld + j * 4, a30, a31, a32, a33, scale)
+        j += 64
+    }
+    while j + 32 <= tPad {
+        // 4 rows × 32 keys: 8 accumulators, 2 loads + 4 broadcasts per 8 FMAs.
+        var a00 = Vec16(), a01 = Vec16(), a10 = Vec16(), a11 = Vec16()
+        var a20 = Vec16(), a21 = Vec16(), a30 = Vec16(), a31 = Vec16()
+        for c in 0..<d {
+            let row = kT + (c * tPad + j) * 4
+            let k0 = row.load(as: Vec16.self), k1 = row.load(fromByteOffset: 64, as: Vec16.self)
+            var x = q0[c]; a00.addProduct(x, k0); a01.addProduct(x, k1)
+            x = q1[c]; a10.addProduct(x, k0); a11.addProduct(x, k1)
+            x = q2[c]; a20.addProduct(x, k0); a21.addProduct(x, k1)
+            x = q3[c]; a30.addProduct(x, k0); a31.addProduct(x, k1)
+        }
+        let o = j * 4
+        out.storeBytes(of: a00 * scale, toByteOffset: o, as: Vec16.self)
+        out.storeBytes(of: a01 * scale, toByteOffset: o + 64, as: Vec16.self)
+        out.storeBytes(of: a10 * scale, toByteOffset: ld + o, as: Vec16.self)
+        out.storeBytes(of: a11 * scale, toByteOffset: ld + o + 64, as: Vec16.self)
+        out.storeBytes(of: a20 * scale, toByteOffset: 2 * ld + o, as: Vec16.self)
+        out.storeBytes(of: a21 * scale, toByteOffset: 2 * ld + o + 64, as: Vec16.self)
+        out.storeBytes(of: a30 * scale, toByteOffset: 3 * ld + o, as: Vec16.self)
+        out.storeBytes(of: a31 * scale, toByteOffset: 3 * ld + o + 64, as: Vec16.self)
+        j += 32
+    }
+    while j < tPad {
+        var a0 = Vec16(), a1 = Vec16(), a2 = Vec16(), a3 = Vec16()
+        for c in 0..<d {
+            let k0 = (kT + (c * tPad + j) * 4).load(as: Vec16.self)
+            a0.addProduct(q0[c], k0); a1.addProduct(q1[c], k0); a2.addProduct(q2[c], k0); a3.addProduct(q3[c], k0)
+        }
+        let o = j * 4
+        out.storeBytes(of: a0 * scale, toByteOffset: o, as: Vec16.self)
+        out.storeBytes(of: a1 * scale, toByteOffset: ld + o, as: Vec16.self)
+        out.storeBytes(of: a2 * scale, toByteOffset: 2 * ld + o, as: Vec16.self)
+        out.storeBytes(of: a3 * scale, toByteOffset: 3 * ld + o, as: Vec16.self)
+        j += 16
+    }
+}
+
+@inline(__always)
+func storeScaled(_ o: UnsafeMutableRawPointer, _ v0: Vec16, _ v1: Vec16, _ v2: Vec16, _ v3: Vec16, _ scale: Float) {
+    o.storeBytes(of: v0 * scale, as: Vec16.self)
+    o.storeBytes(of: v1 * scale, toByteOffset: 64, as: Vec16.self)
+    o.storeBytes(of: v2 * scale, toByteOffset: 128, as: Vec16.self)
+    o.storeBytes(of: v3 * scale, toByteOffset: 192, as: Vec16.self)
+}
+
+/// For r < rows (≤ 4): out[r·ldout ..< +d] = Σ_j p[r·ldp + j]·v[j·ldv ..< +d], d ∈ {16, 32, 48, 64}.
+/// Rows past `rows` are computed from row rows−1's weights and discarded.
+@inline(__always)
+func weightedRowSum4(_ p: UnsafePointer<Float>, ldp: Int, rows: Int, _ v: UnsafePointer<Float>, ldv: Int, t: Int, d: Int,
+                     out: UnsafeMutablePointer<Float>, ldout: Int) {
+    let p0 = p, p1 = p + min(1, rows - 1) * ldp, p2 = p + min(2, rows - 1) * ldp, p3 = p + min(3, rows - 1) * ldp
+    let raw = UnsafeRawPointer(v)
+    if d <= 32 {
+        var a00 = Vec16(), a01 = Vec16(), a10 = Vec16(), a11 = Vec16()
+        var a20 = Vec16(), a21 = Vec16(), a30 = Vec16(), a31 = Vec16()
+        for j in 0..<t {
+            let row = raw + j * ldv * 4
+            let v0 = row.loadUnaligned(as: Vec16.self)
+            let v1 = d > 16 ? row.loadUnaligned(fromByteOffset: 64, as: Vec16.self) : Vec16()
+            var w = p0[j]; a00.addProduct(w, v0); a01.addProduct(w, v1)
+            w = p1[j]; a10.addProduct(w, v0); a11.addProduct(w, v1)
+            w = p2[j]; a20.addProduct(w, v0); a21.addProduct(w, v1)
+            w = p3[j]; a30.addProduct(w, v0); a31.addProduct(w, v1)
+        }
+        storeHeadRow(out, a00, a01, Vec16(), Vec16(), d: d)
+        if rows > 1 { storeHeadRow(out + ldout, a10, a11, Vec16(), Vec16(), d: d) }
+        if rows > 2 { storeHeadRow(out + 2 * ldout, a20, a21, Vec16(), Vec16(), d: d) }
+        if rows > 3 { storeHeadRow(out + 3 * ldout, a30, a31, Vec16(), Vec16(), d: d) }
+        return
+    }
+    var a00 = Vec16(), a01 = Vec16(), a02 = Vec16(), a03 = Vec16()
+    var a10 = Vec16(), a11 = Vec16(), a12 = Vec16(), a13 = Vec16()
+    var a20 = Vec16(), a21 = Vec16(), a22 = Vec16(), a23 = Vec16()
+    var a30 = Vec16(), a31 = Vec16(), a32 = Vec16(), a33 = Vec16()
+    for j in 0..<t {
+        let row = raw + j * ldv * 4
+        let v0 = row.loadUnaligned(as: Vec16.self), v1 = row.loadUnaligned(fromByteOffset: 64, as: Vec16.self)
+        let v2 = row.loadUnaligned(fromByteOffset: 128, as: Vec16.self)
+        let v3 = d > 48 ? row.loadUnaligned(fromByteOffset: 192, as: Vec16.self) : Vec16()
+        var w = p0[j]; a00.addProduct(w, v0); a01.addProduct(w, v1); a02.addProduct(w, v2); a03.addProduct(w, v3)
+        w = p1[j]; a10.addProduct(w, v0); a11.addProduct(w, v1); a12.addProduct(w, v2); a13.addProduct(w, v3)
+        w = p2[j]; a20.addProduct(w, v0); a21.addProduct(w, v1); a22.addProduct(w, v2); a23.addProduct(w, v3)
+        w = p3[j]; a30.addProduct(w, v0); a31.addProduct(w, v1); a32.addProduct(w, v2); a33.addProduct(w, v3)
+    }
+    storeHeadRow(out, a00, a01, a02, a03, d: d)
+    if rows > 1 { storeHeadRow(out + ldout, a10, a11, a12, a13, d: d) }
+    if rows > 2 { storeHeadRow(out + 2 * ldout, a20, a21, a22, a23, d: d) }
+    if rows > 3 { storeHeadRow(out + 3 * ldout, a30, a31, a32, a33, d: d) }
+}
+
+/// Stores the first d (∈ {16, 32, 48, 64}) lanes of v0…v3 at out.
+@inline(__always)
+func storeHeadRow(_ out: UnsafeMutablePointer<Float>, _ v0: Vec16, _ v1: Vec16, _ v2: Vec16, _ v3: Vec16, d: Int) {
+    let o = UnsafeMutableRawPointer(out)
+    o.storeBytes(of: v0, as: Vec16.self)
+    if d > 16 { o.storeBytes(of: v1, toByteOffset: 64, as: Vec16.self) }
+    if d > 32 { o.storeBytes(of: v2, toByteOffset: 128, as: Vec16.self) }
+    if d > 48 { o.storeBytes(of: v3, toByteOffset: 192, as: Vec16.self) }
 }
 
 /// Start of sequence s's probability block in the `probs` buffer: Σ_{s'<s} heads·len(s')².

@@ -41,17 +41,26 @@ public func exp16(_ x: Vec16) -> Vec16 {
     var r = clamped
     r.addProduct(n, Vec16(repeating: -0.693145751953125))      // ln2 high part (n·hi exact in fp32)
     r.addProduct(n, Vec16(repeating: -1.428606765330187e-06))  // ln2 low part
+    // Horner steps as fused multiply-adds (`p * r + c` would compile to a separate multiply and add).
     var p = Vec16(repeating: 1.0 / 5040)
-    p = p * r + 1.0 / 720
-    p = p * r + 1.0 / 120
-    p = p * r + 1.0 / 24
-    p = p * r + 1.0 / 6
-    p = p * r + 0.5
-    p = p * r + 1
-    p = p * r + 1
+    p = horner(p, r, 1.0 / 720)
+    p = horner(p, r, 1.0 / 120)
+    p = horner(p, r, 1.0 / 24)
+    p = horner(p, r, 1.0 / 6)
+    p = horner(p, r, 0.5)
+    p = horner(p, r, 1)
+    p = horner(p, r, 1)
     let ni = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000
     let scale = unsafeBitCast((ni &+ 127) &<< 23, to: Vec16.self)
     return (p * scale).replacing(with: 0, where: x .< -87.3)
+}
+
+/// One Horner step p·x + c as a single fused multiply-add.
+@inline(__always)
+func horner(_ p: Vec16, _ x: Vec16, _ c: Float) -> Vec16 {
+    var out = Vec16(repeating: c)
+    out.addProduct(p, x)
+    return out
 }
 
 /// e^x for one value through the same vector code (so scalar tails round like vector bodies).
@@ -65,17 +74,19 @@ public func exp1(_ x: Float) -> Float { exp16(Vec16(repeating: x))[0] }
 @inline(__always)
 func erfcNonNegative16(_ z: Vec16) -> Vec16 {
     let t = 1 / (1 + 0.5 * z)
-    var p = Vec16(repeating: 0.17087277)
-    p = p * t - 0.82215223
-    p = p * t + 1.48851587
-    p = p * t - 1.13520398
-    p = p * t + 0.27886807
-    p = p * t - 0.18628806
-    p = p * t + 0.09678418
-    p = p * t + 0.37409196
-    p = p * t + 1.00002368
-    p = p * t - 1.26551223
-    return t * exp16(p - z * z)
+    var p = Vec16(repeating: -0.82215223)
+    p.addProduct(Vec16(repeating: 0.17087277), t)   // p = 0.17087277·t − 0.82215223
+    p = horner(p, t, 1.48851587)
+    p = horner(p, t, -1.13520398)
+    p = horner(p, t, 0.27886807)
+    p = horner(p, t, -0.18628806)
+    p = horner(p, t, 0.09678418)
+    p = horner(p, t, 0.37409196)
+    p = horner(p, t, 1.00002368)
+    p = horner(p, t, -1.26551223)
+    var e = p
+    e.addProduct(-z, z)                              // p − z²
+    return t * exp16(e)
 }
 
 /// gelu(x) = x·Φ(x) = x·½·erfc(−x/√2), the exact (erf) GELU of BERT's `hidden_act: "gelu"`.
@@ -210,32 +221,37 @@ public func layerNormReference(_ x: [Float], gamma: [Float], beta: [Float], eps:
 /// In-place softmax of one row: exp(x − max) / Σ.
 public func softmaxRow(_ p: UnsafeMutablePointer<Float>, count: Int) {
     let raw = UnsafeMutableRawPointer(p)
-    var mv = Vec16(repeating: -.infinity)
+    let body = count & ~15, tail = count - body
+    // The last count mod 16 values go through one vector too, padded with −∞ (whose exp is exactly 0):
+    // short rows (HANS attention, T ≈ 25) would otherwise spend most of their time in scalar tails.
+    var tv = Vec16(repeating: -.infinity)
+    for j in 0..<tail { tv[j] = p[body + j] }
+    var mv = tv
     var i = 0
-    while i + 16 <= count {
+    while i < body {
         let v = raw.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)
         mv = mv.replacing(with: v, where: v .> mv)
         i += 16
     }
-    var m = mv.max()
-    while i < count { m = max(m, p[i]); i += 1 }
+    let m = mv.max()
     var sv = Vec16()
     i = 0
-    while i + 16 <= count {
+    while i < body {
         let e = exp16(raw.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self) - m)
         raw.storeBytes(of: e, toByteOffset: i * 4, as: Vec16.self)
         sv += e
         i += 16
     }
-    var s = sv.sum()
-    while i < count { let e = exp1(p[i] - m); p[i] = e; s += e; i += 1 }
-    let inv = 1 / s
+    let te = exp16(tv - m)
+    sv += te
+    let inv = 1 / sv.sum()
     i = 0
-    while i + 16 <= count {
+    while i < body {
         raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self) * inv, toByteOffset: i * 4, as: Vec16.self)
         i += 16
     }
-    while i < count { p[i] *= inv; i += 1 }
+    let ts = te * inv
+    for j in 0..<tail { p[body + j] = ts[j] }
 }
 
 public func softmaxReference(_ x: [Float]) -> [Float] {

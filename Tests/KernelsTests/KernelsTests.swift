@@ -151,16 +151,30 @@ final class AttentionTests: XCTestCase {
     func testPackedSequencesAgainstNaive() {
         var rng = TestRNG(9)
         for (heads, d) in [(4, 8), (12, 32), (3, 20), (2, 64)] {
-            let lengths = [1, 7, 16, 17, 40]
+            // Lengths cover every query-block remainder (t mod 4) and every key stage (64, 32, 16 keys).
+            let lengths = [1, 2, 3, 7, 16, 17, 40, 66, 130]
             let offsets = lengths.reduce(into: [0]) { $0.append($0.last! + $1) }
             let tokens = offsets.last!, ld = 3 * heads * d
             let qkv = rng.floats(tokens * ld)
+            var firstCtx: [Float]?
             for threads in [1, 2] {
                 var ctx = [Float](repeating: .nan, count: tokens * heads * d)
-                qkv.withUnsafeBufferPointer { q in ctx.withUnsafeMutableBufferPointer { c in
+                var probs = [Float](repeating: .nan, count: attentionProbOffsets(offsets: offsets, heads: heads).last!)
+                qkv.withUnsafeBufferPointer { q in ctx.withUnsafeMutableBufferPointer { c in probs.withUnsafeMutableBufferPointer { p in
                     attention(qkv: q.baseAddress!, ldqkv: ld, heads: heads, headDim: d, offsets: offsets,
-                              ctx: c.baseAddress!, ldctx: heads * d, pool: ThreadPool.sized(threads))
-                } }
+                              ctx: c.baseAddress!, ldctx: heads * d, probs: p.baseAddress!, pool: ThreadPool.sized(threads))
+                } } }
+                // Every stored probability row is a distribution; thread count changes nothing.
+                XCTAssertFalse(probs.contains { $0.isNaN }, "every probability written")
+                if let firstCtx { XCTAssertEqual(firstCtx, ctx, "1 and 2 threads agree bit for bit") } else { firstCtx = ctx }
+                let base = attentionProbOffsets(offsets: offsets, heads: heads)
+                for s in 0..<lengths.count {
+                    let t = lengths[s]
+                    for r in 0..<(heads * t) {
+                        let row = probs[(base[s] + r * t)..<(base[s] + (r + 1) * t)]
+                        XCTAssertEqual(row.reduce(0, +), 1, accuracy: 1e-5)
+                    }
+                }
                 for s in 0..<lengths.count {
                     let rows = Array(qkv[(offsets[s] * ld)..<(offsets[s + 1] * ld)])
                     let ref = attentionReference(qkv: rows, ldqkv: ld, t: lengths[s], heads: heads, headDim: d)
