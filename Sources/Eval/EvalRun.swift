@@ -112,16 +112,16 @@ public func evaluateTargets(model: BertModel, datasets: [PreparedDataset], targe
     for d in datasets {
         for i in targets.indices { perDataset[i] = [[Float]](repeating: [], count: d.encodings.count) }
         let batches = lengthSortedBatches(d.encodings, batchSize: batchSize)
+        let scratch = ScratchArena()   // reused by every batch (see Model/Scratch.swift)
         for group in groups {
             for i in group { try compile(i) }
             for b in batches {
                 let batch = TokenBatch(b.map { d.encodings[$0] })
                 let N = batch.tokenCount
-                let x0 = try model.embeddings(batch, pool: pool)
-                let states = [x0] + (0..<L).map { _ in allocateFloats(N * D) }
-                defer { for p in states { p.deallocate() } }
-                let work = allocateFloats(N * D)
-                defer { work.deallocate() }
+                scratch.reset()
+                let states = (0...L).map { _ in scratch.take(N * D) }   // [L+1][N, D]: embeddings, then each layer's output
+                let work = scratch.take(N * D)                          // [N, D]
+                try model.embeddings(batch, into: states[0], pool: pool)
                 func sharedPrefix(_ a: Int, _ b: Int) -> Int {
                     guard prefixSharing else { return 0 }
                     var k = 0

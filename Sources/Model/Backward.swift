@@ -46,27 +46,6 @@ final class BackwardWeights: @unchecked Sendable {
     }
 }
 
-/// Buffers of the mask-gradient pass kept between calls: pruning calls it thousands of times with similar
-/// sizes, and fresh multi-megabyte allocations cost a page fault and a page clear per 4 KB every step.
-/// Buffers are handed out in call order, so the same code path gets the same buffer back; uninitialised.
-final class ScratchArena {
-    private var buffers: [(pointer: UnsafeMutablePointer<Float>, capacity: Int)] = []
-    private var next = 0
-    func reset() { next = 0 }
-    func take(_ count: Int) -> UnsafeMutablePointer<Float> {
-        defer { next += 1 }
-        if next < buffers.count {
-            if buffers[next].capacity >= count { return buffers[next].pointer }
-            buffers[next].pointer.deallocate()
-            buffers[next] = (allocateFloats(count * 5 / 4 + 16), count * 5 / 4 + 16)
-            return buffers[next].pointer
-        }
-        buffers.append((allocateFloats(count * 5 / 4 + 16), count * 5 / 4 + 16))
-        return buffers[next].pointer
-    }
-    deinit { for b in buffers { b.pointer.deallocate() } }
-}
-
 /// What the forward keeps for the backward of one layer. Shapes in comments; N tokens, D hidden, I inner.
 struct LayerCache {
     let xIn, qkv, ctx, ctxMasked, g, gMean, gRstd, a, u, m, h, hMean, hRstd: UnsafeMutablePointer<Float>
@@ -102,15 +81,9 @@ extension BertModel {
         let avgMLP: [Float]? = { if case .mean(let a) = ablation { return a.avgMLP }; return nil }()
         let probCount = attentionProbOffsets(offsets: batch.offsets, heads: H).last!
 
-        // Scratch buffers from the model's arena (another caller running at the same time gets its own).
-        let arena: ScratchArena = {
-            lazyLock.lock(); defer { lazyLock.unlock() }
-            let a = (lazyArena as? ScratchArena) ?? ScratchArena()
-            lazyArena = nil
-            return a
-        }()
-        defer { lazyLock.lock(); lazyArena = arena; lazyLock.unlock() }
-        arena.reset()
+        // Scratch buffers from the model's arenas (another caller running at the same time gets its own).
+        let arena = takeArena()
+        defer { returnArena(arena) }
         // Inverted-dropout multipliers, one buffer per site, or nil when dropout is off.
         var rng = SplitMix64(seed: dropoutSeed)
         func dropoutMask(_ n: Int) -> UnsafeMutablePointer<Float>? {

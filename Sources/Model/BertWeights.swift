@@ -103,8 +103,8 @@ public final class BertModel: @unchecked Sendable {
     /// Built on first use: the transposed weights of the backward pass.
     let lazyLock = NSLock()
     var lazyBackward: AnyObject?
-    /// Scratch buffers of the mask-gradient pass, reused between calls (Backward.swift's ScratchArena).
-    var lazyArena: AnyObject?
+    /// Scratch buffers of the forward and mask-gradient passes, reused between calls (Scratch.swift).
+    var arenaPool: [ScratchArena] = []
 
     public var hidden: Int { config.hiddenSize }
     public var headCount: Int { config.numAttentionHeads }

@@ -125,8 +125,13 @@ extension BertModel {
                         soft: (masks: MaskValues, ablation: Ablation)? = nil,
                         observer: ForwardObserver? = nil, pool: ThreadPool = .shared) throws -> [Float] {
         guard classifier != nil else { throw ModelError.noClassifier(path: folder) }
-        let x = try encode(batch, plan: plan, soft: soft, observer: observer, pool: pool)
-        defer { x.deallocate() }
+        try validate(batch)
+        let arena = takeArena()
+        defer { returnArena(arena) }
+        let x = arena.take(batch.tokenCount * hidden)   // [N, D]
+        StageTimer.shared.measure("embeddings") { embed(batch, into: x, pool: pool) }
+        observer?.embeddings(x, tokens: batch.tokenCount)
+        try runLayers(x, batch: batch, range: 0..<layerCount, plan: plan, soft: soft, observer: observer, pool: pool)
         return try logits(fromHidden: x, batch: batch, observer: observer, pool: pool)
     }
 
@@ -154,10 +159,15 @@ extension BertModel {
 
     /// The embedding output [N, D] of a validated batch (caller deallocates).
     public func embeddings(_ batch: TokenBatch, pool: ThreadPool = .shared) throws -> UnsafeMutablePointer<Float> {
-        try validate(batch)
         let x = allocateFloats(batch.tokenCount * hidden)
-        StageTimer.shared.measure("embeddings") { embed(batch, into: x, pool: pool) }
+        do { try embeddings(batch, into: x, pool: pool) } catch { x.deallocate(); throw error }
         return x
+    }
+
+    /// Writes the embedding output of a validated batch into x [N, D].
+    public func embeddings(_ batch: TokenBatch, into x: UnsafeMutablePointer<Float>, pool: ThreadPool = .shared) throws {
+        try validate(batch)
+        StageTimer.shared.measure("embeddings") { embed(batch, into: x, pool: pool) }
     }
 
     /// Runs layers `range` on hidden states `x` [N, D] in place; `afterLayer(l, x)` sees each layer's
@@ -168,9 +178,13 @@ extension BertModel {
         if let soft { try checkMasks(soft.masks, soft.ablation) }
         let plan = plan ?? fullPlan
         let N = batch.tokenCount, D = hidden, I = config.intermediateSize
-        let qkv = allocateFloats(N * 3 * D), ctx = allocateFloats(N * D)
-        let a = allocateFloats(N * D), inter = allocateFloats(N * I), m = allocateFloats(N * D)
-        defer { for p in [qkv, ctx, a, inter, m] { p.deallocate() } }
+        let arena = takeArena()
+        defer { returnArena(arena) }
+        let qkv = arena.take(N * 3 * D)   // [N, 3D] (a plan's kept heads use the first columns)
+        let ctx = arena.take(N * D)       // [N, D] attention context, head-major
+        let a = arena.take(N * D)         // [N, D] attention block output (LayerNorm 1)
+        let inter = arena.take(N * I)     // [N, I] GELU(intermediate)
+        let m = arena.take(N * D)         // [N, D] MLP output + residual
         let timer = StageTimer.shared
         for l in range {
             let layer = layers[l]

@@ -84,6 +84,31 @@ final class ModelGoldenTests: XCTestCase {
         XCTAssertEqual(together, three)
     }
 
+    /// Scratch buffers are reused between calls (Model/Scratch.swift): a batch gives bit-identical logits
+    /// whether the buffers are fresh, left over from a larger batch, or grown since; two callers at once
+    /// each get their own.
+    func testReusedScratchChangesNothing() throws {
+        let model = try BertModel.load(folder: fixtures + "/models/tiny-bert")   // a fresh model: empty arenas
+        let golden = try GoldenOutputs("tiny-bert")
+        let small = TokenBatch([golden.encoding(0)])
+        let large = TokenBatch(golden.examples.indices.map(golden.encoding))
+        let first = try model.forward(small)
+        let largeFirst = try model.forward(large)
+        XCTAssertEqual(try model.forward(small), first)
+        XCTAssertEqual(try model.forward(large), largeFirst)
+        final class Results: @unchecked Sendable { var values = [[Float]](repeating: [], count: 4); let lock = NSLock() }
+        let results = Results()
+        DispatchQueue.concurrentPerform(iterations: 4) { i in
+            let r = try! model.forward(i % 2 == 0 ? small : large, pool: .sized(1))
+            results.lock.lock(); results.values[i] = r; results.lock.unlock()
+        }
+        let concurrent = results.values
+        XCTAssertLessThanOrEqual(maxAbs(concurrent[0], first), 1e-6)
+        XCTAssertLessThanOrEqual(maxAbs(concurrent[1], largeFirst), 1e-6)
+        XCTAssertEqual(concurrent[0], concurrent[2])
+        XCTAssertEqual(concurrent[1], concurrent[3])
+    }
+
     func testBadBatchesAreRefused() throws {
         let model = try cachedModel(fixtures + "/models/tiny-bert")
         var b = TokenBatch()
