@@ -101,6 +101,9 @@ public enum Ablation: Sendable {
     case zero
 }
 
+/// HCORE_ALL_ROWS=1 computes every row of the last layer (benchmarks use it to compare like with like).
+public let defaultCLSOnlyLastLayer = ProcessInfo.processInfo.environment["HCORE_ALL_ROWS"] != "1"
+
 extension BertModel {
     /// Checks ids, token types and lengths against the model before anything runs.
     public func validate(_ batch: TokenBatch) throws {
@@ -121,9 +124,12 @@ extension BertModel {
 
     /// Logits [B, C] for a batch. `plan` (default: the whole model) decides which units exist;
     /// `soft` applies continuous masks on top of the full model (the general path).
+    /// The last layer runs for the [CLS] rows only unless an observer is given or `clsOnlyLastLayer` is
+    /// false (see `runLayers`); the logits are the same either way.
     public func forward(_ batch: TokenBatch, plan: ExecutionPlan? = nil,
                         soft: (masks: MaskValues, ablation: Ablation)? = nil,
-                        observer: ForwardObserver? = nil, pool: ThreadPool = .shared) throws -> [Float] {
+                        observer: ForwardObserver? = nil, clsOnlyLastLayer: Bool = defaultCLSOnlyLastLayer,
+                        pool: ThreadPool = .shared) throws -> [Float] {
         guard classifier != nil else { throw ModelError.noClassifier(path: folder) }
         try validate(batch)
         let arena = takeArena()
@@ -131,7 +137,8 @@ extension BertModel {
         let x = arena.take(batch.tokenCount * hidden)   // [N, D]
         StageTimer.shared.measure("embeddings") { embed(batch, into: x, pool: pool) }
         observer?.embeddings(x, tokens: batch.tokenCount)
-        try runLayers(x, batch: batch, range: 0..<layerCount, plan: plan, soft: soft, observer: observer, pool: pool)
+        try runLayers(x, batch: batch, range: 0..<layerCount, plan: plan, soft: soft, observer: observer,
+                      clsOnlyLastLayer: observer == nil && clsOnlyLastLayer, pool: pool)
         return try logits(fromHidden: x, batch: batch, observer: observer, pool: pool)
     }
 
@@ -172,12 +179,20 @@ extension BertModel {
 
     /// Runs layers `range` on hidden states `x` [N, D] in place; `afterLayer(l, x)` sees each layer's
     /// output (prefix sharing keeps copies of them).
+    ///
+    /// `clsOnlyLastLayer`: the classifier reads only each sequence's first ([CLS]) row of the last layer's
+    /// output, so that layer computes K and V for every token but its query, attention, output projection,
+    /// LayerNorms and MLP for the [CLS] rows only — exact (the same per-row arithmetic), and 75% of the last
+    /// layer's work saved. The other rows of `x` then hold the last layer's *input*; callers that read them
+    /// (observers, hidden-state dumps) must pass false.
     public func runLayers(_ x: UnsafeMutablePointer<Float>, batch: TokenBatch, range: Range<Int>, plan: ExecutionPlan? = nil,
                           soft: (masks: MaskValues, ablation: Ablation)? = nil, observer: ForwardObserver? = nil,
+                          clsOnlyLastLayer: Bool = false,
                           pool: ThreadPool = .shared, afterLayer: ((Int, UnsafePointer<Float>) -> Void)? = nil) throws {
         if let soft { try checkMasks(soft.masks, soft.ablation) }
+        precondition(!(clsOnlyLastLayer && observer != nil), "observers need every row of the last layer")
         let plan = plan ?? fullPlan
-        let N = batch.tokenCount, D = hidden, I = config.intermediateSize
+        let N = batch.tokenCount, B = batch.count, D = hidden, I = config.intermediateSize
         let arena = takeArena()
         defer { returnArena(arena) }
         let qkv = arena.take(N * 3 * D)   // [N, 3D] (a plan's kept heads use the first columns)
@@ -185,46 +200,57 @@ extension BertModel {
         let a = arena.take(N * D)         // [N, D] attention block output (LayerNorm 1)
         let inter = arena.take(N * I)     // [N, I] GELU(intermediate)
         let m = arena.take(N * D)         // [N, D] MLP output + residual
+        let ctxCLS = arena.take(B * D)    // [B, D] the [CLS] rows of ctx (last layer, clsOnlyLastLayer)
+        let xCLS = arena.take(B * D)      // [B, D] the [CLS] rows of x
         let timer = StageTimer.shared
         for l in range {
             let layer = layers[l]
             let lp = plan.layers[l]
+            // Rows this layer computes after attention: all N, or the B [CLS] rows gathered into xCLS.
+            let clsOnly = clsOnlyLastLayer && l == layerCount - 1
+            let R = clsOnly ? B : N
+            let xIn = clsOnly ? xCLS : x
+            if clsOnly { for s in 0..<B { (xCLS + s * D).update(from: x + batch.offsets[s] * D, count: D) } }
             // Self-attention over the kept heads.
             let kept = lp.keptHeads.count
             if kept > 0, let wqkv = lp.qkv, let wo = lp.attentionOutput {
-                timer.measure("qkv gemm") { gemm(x, rows: N, lda: D, wqkv, out: qkv, ldc: 3 * kept * headDim, epilogue: .bias, pool: pool) }
+                let width = kept * headDim
+                timer.measure("qkv gemm") { gemm(x, rows: N, lda: D, wqkv, out: qkv, ldc: 3 * width, epilogue: .bias, pool: pool) }
                 timer.measure("attention") {
-                    attention(qkv: qkv, ldqkv: 3 * kept * headDim, heads: kept, headDim: headDim, offsets: batch.offsets,
-                              ctx: ctx, ldctx: kept * headDim, pool: pool)
+                    attention(qkv: qkv, ldqkv: 3 * width, heads: kept, headDim: headDim, offsets: batch.offsets,
+                              ctx: ctx, ldctx: width, firstQueryOnly: clsOnly, pool: pool)
                 }
+                let ctxIn = clsOnly ? ctxCLS : ctx
+                if clsOnly { for s in 0..<B { (ctxCLS + s * width).update(from: ctx + batch.offsets[s] * width, count: width) } }
                 if kept == headCount { observer?.attentionContext(layer: l, ctx, tokens: N) }
-                if let soft { applyHeadMasks(ctx, tokens: N, layer: l, soft.masks, soft.ablation) }
-                timer.measure("out gemm") { gemm(ctx, rows: N, lda: kept * headDim, wo, out: a, ldc: D, epilogue: .biasResidual(x, ld: D), pool: pool) }
+                if let soft { applyHeadMasks(ctxIn, tokens: R, layer: l, soft.masks, soft.ablation) }
+                timer.measure("out gemm") { gemm(ctxIn, rows: R, lda: width, wo, out: a, ldc: D, epilogue: .biasResidual(xIn, ld: D), pool: pool) }
             } else {
-                addRowConstant(x, lp.attentionConstant ?? [Float](repeating: 0, count: D), out: a, rows: N, cols: D)
+                addRowConstant(xIn, lp.attentionConstant ?? [Float](repeating: 0, count: D), out: a, rows: R, cols: D)
             }
             timer.measure("layernorm") {
-                layerNorm(a, a, rows: N, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta,
+                layerNorm(a, a, rows: R, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta,
                           eps: config.layerNormEps, pool: pool)
             }
             // Feed-forward block.
             if let constant = lp.mlpConstant {
-                addRowConstant(a, constant, out: m, rows: N, cols: D)
+                addRowConstant(a, constant, out: m, rows: R, cols: D)
             } else {
-                timer.measure("ffn1+gelu") { gemm(a, rows: N, lda: D, layer.intermediate, out: inter, ldc: I, epilogue: .biasGELU, pool: pool) }
+                timer.measure("ffn1+gelu") { gemm(a, rows: R, lda: D, layer.intermediate, out: inter, ldc: I, epilogue: .biasGELU, pool: pool) }
                 if soft != nil || observer != nil {
-                    gemm(inter, rows: N, lda: I, layer.output, out: m, ldc: D, epilogue: .bias, pool: pool)
+                    gemm(inter, rows: R, lda: I, layer.output, out: m, ldc: D, epilogue: .bias, pool: pool)
                     observer?.mlpOutput(layer: l, m, tokens: N)
-                    if let soft { applyMLPMask(m, tokens: N, layer: l, soft.masks, soft.ablation) }
-                    addVectors(m, a, count: N * D)
+                    if let soft { applyMLPMask(m, tokens: R, layer: l, soft.masks, soft.ablation) }
+                    addVectors(m, a, count: R * D)
                 } else {
-                    timer.measure("ffn2 gemm") { gemm(inter, rows: N, lda: I, layer.output, out: m, ldc: D, epilogue: .biasResidual(a, ld: D), pool: pool) }
+                    timer.measure("ffn2 gemm") { gemm(inter, rows: R, lda: I, layer.output, out: m, ldc: D, epilogue: .biasResidual(a, ld: D), pool: pool) }
                 }
             }
             timer.measure("layernorm") {
-                layerNorm(m, x, rows: N, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta,
+                layerNorm(m, xIn, rows: R, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta,
                           eps: config.layerNormEps, pool: pool)
             }
+            if clsOnly { for s in 0..<B { (x + batch.offsets[s] * D).update(from: xCLS + s * D, count: D) } }
             observer?.layerOutput(layer: l, x, tokens: N)
             afterLayer?(l, x)
         }

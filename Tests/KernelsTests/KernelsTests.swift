@@ -164,6 +164,16 @@ final class AttentionTests: XCTestCase {
                     attention(qkv: q.baseAddress!, ldqkv: ld, heads: heads, headDim: d, offsets: offsets,
                               ctx: c.baseAddress!, ldctx: heads * d, probs: p.baseAddress!, pool: ThreadPool.sized(threads))
                 } } }
+                // firstQueryOnly: each sequence's first row exactly as in the full computation.
+                var first = [Float](repeating: .nan, count: tokens * heads * d)
+                qkv.withUnsafeBufferPointer { q in first.withUnsafeMutableBufferPointer { c in
+                    attention(qkv: q.baseAddress!, ldqkv: ld, heads: heads, headDim: d, offsets: offsets,
+                              ctx: c.baseAddress!, ldctx: heads * d, firstQueryOnly: true, pool: ThreadPool.sized(threads))
+                } }
+                for s in 0..<lengths.count {
+                    let row = (offsets[s] * heads * d)..<((offsets[s] + 1) * heads * d)
+                    XCTAssertEqual(Array(first[row]), Array(ctx[row]), "first query of sequence \(s)")
+                }
                 // Every stored probability row is a distribution; thread count changes nothing.
                 XCTAssertFalse(probs.contains { $0.isNaN }, "every probability written")
                 if let firstCtx { XCTAssertEqual(firstCtx, ctx, "1 and 2 threads agree bit for bit") } else { firstCtx = ctx }

@@ -73,6 +73,34 @@ final class SubnetworkGoldenTests: XCTestCase {
         XCTAssertEqual(compiled, 5)  // all but the fractional set
     }
 
+    /// The last layer computed for the [CLS] rows only gives bit-identical logits to computing every row:
+    /// full model, compiled plans (including one whose last layer keeps no head) and soft masks.
+    func testCLSOnlyLastLayerIsExact() throws {
+        let model = try cachedModel(try minilmFolder())
+        let golden = try GoldenOutputs("minilm-nli")
+        let pruning = try PruningGolden()
+        let avg = try pruning.activations()
+        var lastLayerEmpty = MaskValues.ones(layers: 6, heads: 12)
+        lastLayerEmpty.heads[5] = [Float](repeating: 0, count: 12)
+        lastLayerEmpty.mlps[2] = 0
+        var cases: [(String, ExecutionPlan?, (masks: MaskValues, ablation: Ablation)?)] = [("full", nil, nil)]
+        cases.append(("no heads in the last layer", try ExecutionPlan.compile(model: model, masks: lastLayerEmpty, ablation: .mean(avg)), nil))
+        for (set, mean) in pruning.sets {
+            let masks = try pruning.masks(set)
+            let ablation: Ablation = mean ? .mean(avg) : .zero
+            if masks.isBinary { cases.append(("\(set) plan", try ExecutionPlan.compile(model: model, masks: masks, ablation: ablation), nil)) }
+            cases.append(("\(set) soft", nil, (masks, ablation)))
+        }
+        for (name, plan, soft) in cases {
+            for b in golden.batches {
+                let batch = TokenBatch(b.map(golden.encoding))
+                let cls = try model.forward(batch, plan: plan, soft: soft, clsOnlyLastLayer: true)
+                let all = try model.forward(batch, plan: plan, soft: soft, clsOnlyLastLayer: false)
+                XCTAssertEqual(cls, all, name)
+            }
+        }
+    }
+
     func testPlanSkipsPrunedWork() throws {
         let model = try cachedModel(try minilmFolder())
         let pruning = try PruningGolden()
