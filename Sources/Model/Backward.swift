@@ -69,7 +69,8 @@ struct LayerCache {
 extension BertModel {
     /// Loss and d loss / d mask for fixed (continuous) masks on one batch (see the file comment).
     public func maskGradients(_ batch: TokenBatch, masks: MaskValues, ablation: Ablation, objective: ImportanceObjective = .kl,
-                              dropout: Float = 0, dropoutSeed: UInt64 = 0, pool: ThreadPool = .shared) throws -> MaskGradients {
+                              dropout: Float = 0, dropoutSeed: UInt64 = 0, clsOnlyLastLayer: Bool = true,
+                              pool: ThreadPool = .shared) throws -> MaskGradients {
         guard let classifier else { throw ModelError.noClassifier(path: folder) }
         try checkMasks(masks, ablation)
         let B = batch.count, C = classifier.n, N = batch.tokenCount, D = hidden, I = config.intermediateSize, H = headCount, d = headDim
@@ -101,34 +102,63 @@ extension BertModel {
         let x = try embeddings(batch, pool: pool)
         defer { x.deallocate() }
         multiply(x, dropoutMask(N * D), N * D)
-        let dropAttention = (0..<layerCount).map { _ in dropoutMask(N * D) }, dropMLP = (0..<layerCount).map { _ in dropoutMask(N * D) }
+        var dropAttention = (0..<layerCount).map { _ in dropoutMask(N * D) }, dropMLP = (0..<layerCount).map { _ in dropoutMask(N * D) }
         let caches = (0..<layerCount).map { _ in LayerCache(arena: arena, N: N, D: D, I: I, probCount: probCount) }
         let inter = arena.take(N * I)
+        // The last layer after attention runs on the B [CLS] rows only (as in `runLayers`): nothing else
+        // reaches the classifier, so the other rows would carry zero gradient. Its rows are gathered into
+        // xCLS and its caches hold B compact rows; dropout multipliers are still drawn for all N rows (the
+        // random stream does not depend on this) and gathered.
+        let last = layerCount - 1
+        let xCLS = arena.take(B * D)
+        func gatherCLS(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, width: Int) {
+            for s in 0..<B { (dst + s * width).update(from: src + batch.offsets[s] * width, count: width) }
+        }
+        func compactDrop(_ m: UnsafeMutablePointer<Float>?) -> UnsafeMutablePointer<Float>? {
+            guard let m else { return nil }
+            let c = arena.take(B * D)
+            gatherCLS(m, into: c, width: D)
+            return c
+        }
         for (l, layer) in layers.enumerated() {
             let c = caches[l]
+            let compact = clsOnlyLastLayer && l == last
+            let R = compact ? B : N                 // rows after attention
+            let xr = compact ? xCLS : x             // this layer's input rows (residual) and output rows
             c.xIn.update(from: x, count: N * D)
             gemm(x, rows: N, lda: D, layer.qkv, out: c.qkv, ldc: 3 * D, epilogue: .bias, pool: pool)
             attention(qkv: c.qkv, ldqkv: 3 * D, heads: H, headDim: d, offsets: batch.offsets, ctx: c.ctx, ldctx: D, probs: c.probs, pool: pool)
-            c.ctxMasked.update(from: c.ctx, count: N * D)
-            applyHeadMasks(c.ctxMasked, tokens: N, layer: l, masks, ablation)
-            if let drop = dropAttention[l] {
-                gemm(c.ctxMasked, rows: N, lda: D, layer.attentionOutput, out: c.g, ldc: D, epilogue: .bias, pool: pool)
-                multiply(c.g, drop, N * D)
-                addVectors(c.g, x, count: N * D)
-            } else {
-                gemm(c.ctxMasked, rows: N, lda: D, layer.attentionOutput, out: c.g, ldc: D, epilogue: .biasResidual(x, ld: D), pool: pool)
+            if compact {
+                gatherCLS(x, into: xCLS, width: D)
+                gatherCLS(c.ctx, into: c.ctx, width: D)   // in place: row s ← row offsets[s] ≥ s, ascending
             }
-            layerNormForward(c.g, c.a, rows: N, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta,
+            let dropA = compact ? compactDrop(dropAttention[l]) : dropAttention[l]
+            let dropM = compact ? compactDrop(dropMLP[l]) : dropMLP[l]
+            c.ctxMasked.update(from: c.ctx, count: R * D)
+            applyHeadMasks(c.ctxMasked, tokens: R, layer: l, masks, ablation)
+            if let drop = dropA {
+                gemm(c.ctxMasked, rows: R, lda: D, layer.attentionOutput, out: c.g, ldc: D, epilogue: .bias, pool: pool)
+                multiply(c.g, drop, R * D)
+                addVectors(c.g, xr, count: R * D)
+            } else {
+                gemm(c.ctxMasked, rows: R, lda: D, layer.attentionOutput, out: c.g, ldc: D, epilogue: .biasResidual(xr, ld: D), pool: pool)
+            }
+            layerNormForward(c.g, c.a, rows: R, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta,
                              eps: config.layerNormEps, mean: c.gMean, rstd: c.gRstd)
-            gemm(c.a, rows: N, lda: D, layer.intermediate, out: c.u, ldc: I, epilogue: .bias, pool: pool)
-            geluWithDerivative(c.u, out: inter, count: N * I)     // c.u now holds gelu'(u)
-            gemm(inter, rows: N, lda: I, layer.output, out: c.m, ldc: D, epilogue: .bias, pool: pool)
-            multiply(c.m, dropMLP[l], N * D)
-            c.h.update(from: c.m, count: N * D)
-            applyMLPMask(c.h, tokens: N, layer: l, masks, ablation)
-            addVectors(c.h, c.a, count: N * D)
-            layerNormForward(c.h, x, rows: N, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta,
+            gemm(c.a, rows: R, lda: D, layer.intermediate, out: c.u, ldc: I, epilogue: .bias, pool: pool)
+            geluWithDerivative(c.u, out: inter, count: R * I)     // c.u now holds gelu'(u)
+            gemm(inter, rows: R, lda: I, layer.output, out: c.m, ldc: D, epilogue: .bias, pool: pool)
+            multiply(c.m, dropM, R * D)
+            if compact { dropMLP[l] = dropM }               // the backward multiplies by the same rows
+            c.h.update(from: c.m, count: R * D)
+            applyMLPMask(c.h, tokens: R, layer: l, masks, ablation)
+            addVectors(c.h, c.a, count: R * D)
+            layerNormForward(c.h, xr, rows: R, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta,
                              eps: config.layerNormEps, mean: c.hMean, rstd: c.hRstd)
+            if compact {
+                dropAttention[l] = dropA
+                for s in 0..<B { (x + batch.offsets[s] * D).update(from: xCLS + s * D, count: D) }
+            }
         }
         // Pooler and classifier (the forward's own code; the pooled output is kept for tanh').
         let keep = PooledRecorder(width: D), dropPooled = dropoutMask(B * D)
@@ -177,41 +207,45 @@ extension BertModel {
         var gradMLP = [Double](repeating: 0, count: layerCount)
         let dh = arena.take(N * D), dm = arena.take(N * D), dinter = arena.take(N * I), da = arena.take(N * D)
         let dg = arena.take(N * D), dctx = arena.take(N * D), dqkv = arena.take(N * 3 * D)
+        let dgFull = arena.take(N * D), dctxFull = arena.take(N * D)   // the compact last layer's rows scattered back
         for l in stride(from: layerCount - 1, through: 0, by: -1) {
             let layer = layers[l], c = caches[l]
-            // x = LayerNorm2(h)
-            layerNormBackward(dx, x: c.h, mean: c.hMean, rstd: c.hRstd, gamma: layer.outputLayerNorm.gamma, rows: N, count: D, dx: dh, pool: pool)
+            let compact = clsOnlyLastLayer && l == last
+            let R = compact ? B : N
+            // x = LayerNorm2(h)   (the compact last layer's output gradient is dcls itself)
+            layerNormBackward(compact ? dcls : dx, x: c.h, mean: c.hMean, rstd: c.hRstd, gamma: layer.outputLayerNorm.gamma,
+                              rows: R, count: D, dx: dh, pool: pool)
             // h = mask(m) + a ; mask(m) = (m − avg)·z + avg
             var gz = 0.0
             let z = masks.mlps[l]
-            for t in 0..<N {
+            for t in 0..<R {
                 for j in 0..<D {
                     let centered = c.m[t * D + j] - (avgMLP?[l * D + j] ?? 0)
                     gz += Double(dh[t * D + j]) * Double(centered)
                     dm[t * D + j] = dh[t * D + j] * z
                 }
             }
-            multiply(dm, dropMLP[l], N * D)
+            multiply(dm, dropMLP[l], R * D)
             gradMLP[l] = gz
             // m = gelu(u) W2ᵀ + b2 ; u = a W1ᵀ + b1
-            gemm(dm, rows: N, lda: D, back.ffnOutT[l], out: dinter, ldc: I, epilogue: .none, pool: pool)
-            for i in 0..<(N * I) { dinter[i] *= c.u[i] }
-            gemm(dinter, rows: N, lda: I, back.inT[l], out: da, ldc: D, epilogue: .biasResidual(dh, ld: D), pool: pool)
+            gemm(dm, rows: R, lda: D, back.ffnOutT[l], out: dinter, ldc: I, epilogue: .none, pool: pool)
+            for i in 0..<(R * I) { dinter[i] *= c.u[i] }
+            gemm(dinter, rows: R, lda: I, back.inT[l], out: da, ldc: D, epilogue: .biasResidual(dh, ld: D), pool: pool)
             // a = LayerNorm1(g) ; g = ctxMasked W_Oᵀ + b_O + xIn
-            layerNormBackward(da, x: c.g, mean: c.gMean, rstd: c.gRstd, gamma: layer.attentionLayerNorm.gamma, rows: N, count: D, dx: dg, pool: pool)
+            layerNormBackward(da, x: c.g, mean: c.gMean, rstd: c.gRstd, gamma: layer.attentionLayerNorm.gamma, rows: R, count: D, dx: dg, pool: pool)
             if let drop = dropAttention[l] {
                 let dgDropped = dm   // dm is free until the next layer
-                dgDropped.update(from: dg, count: N * D)
-                multiply(dgDropped, drop, N * D)
-                gemm(dgDropped, rows: N, lda: D, back.outT[l], out: dctx, ldc: D, epilogue: .none, pool: pool)
+                dgDropped.update(from: dg, count: R * D)
+                multiply(dgDropped, drop, R * D)
+                gemm(dgDropped, rows: R, lda: D, back.outT[l], out: dctx, ldc: D, epilogue: .none, pool: pool)
             } else {
-                gemm(dg, rows: N, lda: D, back.outT[l], out: dctx, ldc: D, epilogue: .none, pool: pool)
+                gemm(dg, rows: R, lda: D, back.outT[l], out: dctx, ldc: D, epilogue: .none, pool: pool)
             }
             // head masks: ctxMasked_h = (ctx_h − avg_h)·z_h + avg_h
             for hd in 0..<H {
                 var g = 0.0
                 let zh = masks.heads[l][hd]
-                for t in 0..<N {
+                for t in 0..<R {
                     let base = t * D + hd * d
                     for e in 0..<d {
                         let centered = c.ctx[base + e] - (avgHead?[(l * H + hd) * d + e] ?? 0)
@@ -224,9 +258,20 @@ extension BertModel {
             // attention, then the Q/K/V projections; dx ← dg + dqkv · W_qkv. Below layer 0 nothing has a
             // mask, so layer 0's attention and Q/K/V backward would compute a gradient nobody reads.
             if l == 0 { break }
-            attentionBackward(qkv: c.qkv, ldqkv: 3 * D, probs: c.probs, dctx: dctx, ldctx: D, heads: H, headDim: d,
+            var dctxAll = dctx, dgAll = dg
+            if compact {
+                // Back to N rows: only the [CLS] rows have a gradient.
+                dctxFull.update(repeating: 0, count: N * D)
+                dgFull.update(repeating: 0, count: N * D)
+                for s in 0..<B {
+                    (dctxFull + batch.offsets[s] * D).update(from: dctx + s * D, count: D)
+                    (dgFull + batch.offsets[s] * D).update(from: dg + s * D, count: D)
+                }
+                dctxAll = dctxFull; dgAll = dgFull
+            }
+            attentionBackward(qkv: c.qkv, ldqkv: 3 * D, probs: c.probs, dctx: dctxAll, ldctx: D, heads: H, headDim: d,
                               offsets: batch.offsets, dqkv: dqkv, pool: pool)
-            gemm(dqkv, rows: N, lda: 3 * D, back.qkvT[l], out: dx, ldc: D, epilogue: .biasResidual(dg, ld: D), pool: pool)
+            gemm(dqkv, rows: N, lda: 3 * D, back.qkvT[l], out: dx, ldc: D, epilogue: .biasResidual(dgAll, ld: D), pool: pool)
         }
         return MaskGradients(heads: gradHeads, mlps: gradMLP, loss: loss)
     }

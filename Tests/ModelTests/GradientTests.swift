@@ -107,4 +107,23 @@ final class GradientTests: XCTestCase {
         XCTAssertEqual(a.heads, b.heads)
         XCTAssertEqual(a.mlps, b.mlps)
     }
+
+    /// The last layer after attention runs on the [CLS] rows only (every other row has zero gradient):
+    /// the loss and every mask gradient equal the all-rows computation, with and without dropout.
+    func testCLSOnlyLastLayerGradientsAreExact() throws {
+        let model = try cachedModel(fixtures + "/models/tiny-bert")
+        let golden = try GoldenOutputs("tiny-bert")
+        let batch = TokenBatch(golden.batches[0].prefix(6).map(golden.encoding))
+        let masks = MaskValues(heads: [[0.9, 0.3, 0.7, 0.5], [0.6, 0.8, 0.2, 1.0]], mlps: [0.7, 0.4])
+        let acts = MeanActivations(avgHead: (0..<(2 * 4 * 8)).map { Float($0 % 7) * 0.05 - 0.1 }, avgMLP: (0..<64).map { Float($0 % 5) * 0.1 - 0.2 })
+        for p: Float in [0, 0.3] {
+            let cls = try model.maskGradients(batch, masks: masks, ablation: .mean(acts), dropout: p, dropoutSeed: 5, clsOnlyLastLayer: true)
+            let all = try model.maskGradients(batch, masks: masks, ablation: .mean(acts), dropout: p, dropoutSeed: 5, clsOnlyLastLayer: false)
+            XCTAssertEqual(cls.loss, all.loss, accuracy: 1e-12 * max(1, abs(all.loss)), "dropout \(p)")
+            for l in 0..<2 {
+                for h in 0..<4 { XCTAssertEqual(cls.heads[l][h], all.heads[l][h], accuracy: 1e-7 * max(1e-3, abs(all.heads[l][h])), "head (\(l),\(h)) dropout \(p)") }
+                XCTAssertEqual(cls.mlps[l], all.mlps[l], accuracy: 1e-7 * max(1e-3, abs(all.mlps[l])), "mlp \(l) dropout \(p)")
+            }
+        }
+    }
 }
