@@ -194,16 +194,27 @@ public func layerNormRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<
 }
 
 /// LayerNorm over `rows` rows of `count` values (row stride `count`), rows spread over the pool.
+/// `adding`: a row [count] added to every row of x first — a pruned attention block's or MLP's constant
+/// contribution, folded into the LayerNorm pass instead of a separate sweep over [rows, count].
 public func layerNorm(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, count: Int,
+                      adding: UnsafePointer<Float>? = nil,
                       gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float,
                       pool: ThreadPool = .shared) {
     let chunk = 64
     let xa = UInt(bitPattern: x), oa = UInt(bitPattern: out), ga = UInt(bitPattern: gamma), ba = UInt(bitPattern: beta)
+    let aa = adding.map { UInt(bitPattern: $0) }
     pool.parallelFor((rows + chunk - 1) / chunk) { c in
         let x = UnsafePointer<Float>(bitPattern: xa)!, out = UnsafeMutablePointer<Float>(bitPattern: oa)!
         let g = UnsafePointer<Float>(bitPattern: ga)!, b = UnsafePointer<Float>(bitPattern: ba)!
         for r in (c * chunk)..<min(rows, (c + 1) * chunk) {
-            layerNormRow(x + r * count, out + r * count, count: count, gamma: g, beta: b, eps: eps)
+            if let aa {
+                let row = out + r * count
+                if row != UnsafeMutablePointer(mutating: x + r * count) { row.update(from: x + r * count, count: count) }
+                addVectors(row, UnsafePointer<Float>(bitPattern: aa)!, count: count)
+                layerNormRow(row, row, count: count, gamma: g, beta: b, eps: eps)
+            } else {
+                layerNormRow(x + r * count, out + r * count, count: count, gamma: g, beta: b, eps: eps)
+            }
         }
     }
 }

@@ -225,16 +225,25 @@ extension BertModel {
                 if kept == headCount { observer?.attentionContext(layer: l, ctx, tokens: N) }
                 if let soft { applyHeadMasks(ctxIn, tokens: R, layer: l, soft.masks, soft.ablation) }
                 timer.measure("out gemm") { gemm(ctxIn, rows: R, lda: width, wo, out: a, ldc: D, epilogue: .biasResidual(xIn, ld: D), pool: pool) }
+                timer.measure("layernorm") {
+                    layerNorm(a, a, rows: R, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta,
+                              eps: config.layerNormEps, pool: pool)
+                }
             } else {
-                addRowConstant(xIn, lp.attentionConstant ?? [Float](repeating: 0, count: D), out: a, rows: R, cols: D)
-            }
-            timer.measure("layernorm") {
-                layerNorm(a, a, rows: R, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta,
-                          eps: config.layerNormEps, pool: pool)
+                // No head kept: the block's output is x + a constant row (pruned heads' W_O·avg + b_O).
+                let constant = lp.attentionConstant ?? [Float](repeating: 0, count: D)
+                timer.measure("layernorm") {
+                    layerNorm(xIn, a, rows: R, count: D, adding: constant, gamma: layer.attentionLayerNorm.gamma,
+                              beta: layer.attentionLayerNorm.beta, eps: config.layerNormEps, pool: pool)
+                }
             }
             // Feed-forward block.
             if let constant = lp.mlpConstant {
-                addRowConstant(a, constant, out: m, rows: R, cols: D)
+                // Pruned MLP: output = LayerNorm(a + its mean output), no matrix product.
+                timer.measure("layernorm") {
+                    layerNorm(a, xIn, rows: R, count: D, adding: constant, gamma: layer.outputLayerNorm.gamma,
+                              beta: layer.outputLayerNorm.beta, eps: config.layerNormEps, pool: pool)
+                }
             } else {
                 timer.measure("ffn1+gelu") { gemm(a, rows: R, lda: D, layer.intermediate, out: inter, ldc: I, epilogue: .biasGELU, pool: pool) }
                 if soft != nil || observer != nil {
@@ -245,10 +254,10 @@ extension BertModel {
                 } else {
                     timer.measure("ffn2 gemm") { gemm(inter, rows: R, lda: I, layer.output, out: m, ldc: D, epilogue: .biasResidual(a, ld: D), pool: pool) }
                 }
-            }
-            timer.measure("layernorm") {
-                layerNorm(m, xIn, rows: R, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta,
-                          eps: config.layerNormEps, pool: pool)
+                timer.measure("layernorm") {
+                    layerNorm(m, xIn, rows: R, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta,
+                              eps: config.layerNormEps, pool: pool)
+                }
             }
             if clsOnly { for s in 0..<B { (x + batch.offsets[s] * D).update(from: xCLS + s * D, count: D) } }
             observer?.layerOutput(layer: l, x, tokens: N)
@@ -350,16 +359,6 @@ extension BertModel {
                 let mean = a.baseAddress! + l * D
                 for t in 0..<tokens { let p = m + t * D; for c in 0..<D { p[c] = (p[c] - mean[c]) * z + mean[c] } }
             }
-        }
-    }
-}
-
-/// out[r] = x[r] + constant, for every row r.
-func addRowConstant(_ x: UnsafePointer<Float>, _ constant: [Float], out: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
-    constant.withUnsafeBufferPointer { c in
-        for r in 0..<rows {
-            (out + r * cols).update(from: x + r * cols, count: cols)
-            addVectors(out + r * cols, c.baseAddress!, count: cols)
         }
     }
 }

@@ -136,6 +136,27 @@ final class ElementwiseTests: XCTestCase {
         }
     }
 
+    /// The batched LayerNorm with a constant row added first (pruned units), in place and out of place,
+    /// 1 and 2 threads, against the naive twin on x + c.
+    func testLayerNormAddingRowAgainstNaive() {
+        var rng = TestRNG(12)
+        for (rows, count) in [(1, 17), (70, 384), (130, 33)] {
+            let x = rng.floats(rows * count, scale: 3), c = rng.floats(count), g = rng.floats(count), b = rng.floats(count)
+            var want: [Float] = []
+            for r in 0..<rows { want += layerNormReference((0..<count).map { x[r * count + $0] + c[$0] }, gamma: g, beta: b, eps: 1e-5) }
+            for threads in [1, 2] {
+                for inPlace in [false, true] {
+                    var buf = x, out = [Float](repeating: .nan, count: rows * count)
+                    buf.withUnsafeMutableBufferPointer { xp in out.withUnsafeMutableBufferPointer { op in
+                        layerNorm(xp.baseAddress!, inPlace ? xp.baseAddress! : op.baseAddress!, rows: rows, count: count, adding: c,
+                                  gamma: g, beta: b, eps: 1e-5, pool: ThreadPool.sized(threads))
+                    } }
+                    XCTAssertLessThan(maxAbsDiff(inPlace ? buf : out, want), 2e-5, "\(rows)x\(count) threads \(threads) in place \(inPlace)")
+                }
+            }
+        }
+    }
+
     func testSoftmaxAgainstNaive() {
         var rng = TestRNG(5)
         for count in [1, 2, 15, 16, 17, 100, 129] {
