@@ -137,9 +137,12 @@ case "bert-base":
     StageTimer.shared.reset()
     let fullTime = try timeForward(model, batches: [batch], plan: nil, reps: reps)
     if StageTimer.shared.enabled { print(StageTimer.shared.report); StageTimer.shared.enabled = false }
-    let fullFlops = full.flops(model: model, sequenceLengths: [Int](repeating: T, count: B))
+    // FLOPs of the work done (the last layer for [CLS] rows unless HCORE_ALL_ROWS=1); "gflops" below uses them too.
+    let fullFlops = full.flops(model: model, sequenceLengths: [Int](repeating: T, count: B), clsOnlyLastLayer: defaultCLSOnlyLastLayer)
+    let standardFlops = full.flops(model: model, sequenceLengths: [Int](repeating: T, count: B))
     out([("bench", "bert_base"), ("subnetwork", "full"), ("batch", .int(B)), ("length", .int(T)), ("seconds", .float(fullTime)),
-         ("sequences_per_s", .float(Double(B) / fullTime)), ("gflops", .float(fullFlops / fullTime / 1e9))])
+         ("sequences_per_s", .float(Double(B) / fullTime)), ("gflops", .float(fullFlops / fullTime / 1e9)),
+         ("gflops_standard_count", .float(standardFlops / fullTime / 1e9))])
     let zeros = MeanActivations(avgHead: [Float](repeating: 0.01, count: 12 * 12 * 64), avgMLP: [Float](repeating: 0.01, count: 12 * 768))
     for (name, hf, mf) in [("heads50_mlps50", 0.5, 0.5), ("heads50", 0.5, 0.0), ("all90", 0.9, 0.9)] {
         let masks = randomMasks(layers: 12, heads: 12, headFraction: hf, mlpFraction: mf, seed: 1)
@@ -147,7 +150,7 @@ case "bert-base":
         let plan = try ExecutionPlan.compile(model: model, masks: masks, ablation: .mean(zeros))
         let compile = now() - t0
         let t = try timeForward(model, batches: [batch], plan: plan, reps: reps)
-        let flops = plan.flops(model: model, sequenceLengths: [Int](repeating: T, count: B))
+        let flops = plan.flops(model: model, sequenceLengths: [Int](repeating: T, count: B), clsOnlyLastLayer: defaultCLSOnlyLastLayer)
         out([("bench", "bert_base"), ("subnetwork", .string(name)), ("seconds", .float(t)), ("sequences_per_s", .float(Double(B) / t)),
              ("speedup", .float(fullTime / t)), ("flop_ratio", .float(fullFlops / flops)), ("speedup_over_flop_ratio", .float(fullTime / t / (fullFlops / flops))),
              ("plan_compile_ms", .float(compile * 1000)),
@@ -191,10 +194,10 @@ case "eval-many":
     let full = [EvalTarget(name: "full", index: 0, sparsity: 0, seed: .null, masks: nil)]
     _ = try time(full, sharing: false)
     let fullTime = (0..<3).map { _ in (try? time(full, sharing: false).0) ?? .infinity }.min()!
-    let fullFlops = model.flops(masks: nil, sequenceLengths: lengths)
+    let fullFlops = model.flops(masks: nil, sequenceLengths: lengths, clsOnlyLastLayer: defaultCLSOnlyLastLayer)
     let random = (0..<n).map { i in EvalTarget(name: "r\(i)", index: i, sparsity: 0.5, seed: .int(i),
                                               masks: randomMasks(layers: 6, heads: 12, headFraction: 0.5, mlpFraction: 0.5, seed: UInt64(i + 1))) }
-    let predicted = random.reduce(0.0) { $0 + fullTime * model.flops(masks: $1.masks, sequenceLengths: lengths) / fullFlops }
+    let predicted = random.reduce(0.0) { $0 + fullTime * model.flops(masks: $1.masks, sequenceLengths: lengths, clsOnlyLastLayer: defaultCLSOnlyLastLayer) / fullFlops }
     let (actual, _) = try time(random, sharing: false)
     out([("bench", "eval_many"), ("pairs", .int(ds.count)), ("subnetworks", .int(n)), ("full_model_s", .float(fullTime)),
          ("flop_proportional_sum_s", .float(predicted)), ("actual_s", .float(actual)), ("actual_over_predicted", .float(actual / predicted))])

@@ -73,12 +73,11 @@ extension ExecutionPlan {
     }
 
     /// FLOPs (2 × multiply-adds) of the encoder on sequences of the given lengths: dense layers plus
-    /// attention's QKᵀ and PV products for kept heads.
-    public func flops(model: BertModel, sequenceLengths: [Int]) -> Double {
-        let tokens = sequenceLengths.reduce(0, +)
-        var attention = 0
-        for lp in layers { for t in sequenceLengths { attention += 2 * t * t * model.headDim * lp.keptHeads.count } }
-        return 2 * Double(denseMACsPerToken(model: model) * tokens + attention)
+    /// attention's QKᵀ and PV products for kept heads. `clsOnlyLastLayer`: count the work hcore actually
+    /// does when only logits are needed (the last layer's Q/K/V for every token, the rest for [CLS] rows).
+    public func flops(model: BertModel, sequenceLengths: [Int], clsOnlyLastLayer: Bool = false) -> Double {
+        model.flops(keptHeads: layers.map { $0.keptHeads.count }, mlps: layers.map { $0.mlpConstant == nil },
+                    sequenceLengths: sequenceLengths, clsOnlyLastLayer: clsOnlyLastLayer)
     }
 }
 
@@ -183,15 +182,26 @@ public final class ActivationAccumulator: ForwardObserver {
 extension BertModel {
     /// FLOPs (2 × multiply-adds) of the encoder for a subnetwork (nil: the full model) on sequences of
     /// the given lengths — the same count as `ExecutionPlan.flops`, straight from the masks.
-    public func flops(masks: MaskValues?, sequenceLengths: [Int]) -> Double {
+    public func flops(masks: MaskValues?, sequenceLengths: [Int], clsOnlyLastLayer: Bool = false) -> Double {
+        flops(keptHeads: (0..<layerCount).map { l in masks.map { m in m.heads[l].filter { $0 != 0 }.count } ?? headCount },
+              mlps: (0..<layerCount).map { l in masks.map { $0.mlps[l] != 0 } ?? true },
+              sequenceLengths: sequenceLengths, clsOnlyLastLayer: clsOnlyLastLayer)
+    }
+
+    /// FLOPs with `keptHeads[l]` heads and MLP `mlps[l]` present in layer l (see ExecutionPlan.flops).
+    public func flops(keptHeads: [Int], mlps: [Bool], sequenceLengths: [Int], clsOnlyLastLayer: Bool = false) -> Double {
         let D = hidden, I = config.intermediateSize, d = headDim
-        let tokens = sequenceLengths.reduce(0, +)
+        let tokens = sequenceLengths.reduce(0, +), sequences = sequenceLengths.count
         let squares = sequenceLengths.reduce(0) { $0 + $1 * $1 }
         var macs = 0
         for l in 0..<layerCount {
-            let kept = masks.map { m in m.heads[l].filter { $0 != 0 }.count } ?? headCount
-            let mlp = masks.map { $0.mlps[l] != 0 } ?? true
-            macs += (4 * kept * d * D + (mlp ? 2 * D * I : 0)) * tokens + 2 * squares * d * kept
+            let kept = keptHeads[l], mlp = mlps[l]
+            if clsOnlyLastLayer && l == layerCount - 1 {
+                // Q/K/V for every token; scores and context for one query per sequence; W_O and MLP on [CLS] rows.
+                macs += 3 * kept * d * D * tokens + 2 * tokens * d * kept + (kept * d * D + (mlp ? 2 * D * I : 0)) * sequences
+            } else {
+                macs += (4 * kept * d * D + (mlp ? 2 * D * I : 0)) * tokens + 2 * squares * d * kept
+            }
         }
         return 2 * Double(macs)
     }

@@ -41,7 +41,23 @@ final class PrefixSharingTests: XCTestCase {
             let direct = try model.forward(TokenBatch(Array(enc[0..<5])), plan: plan, soft: m.isBinary ? nil : (m, .mean(acts)))
             for e in 0..<5 { for c in 0..<3 { XCTAssertEqual(r.logits[0][e][c], direct[e * 3 + c], accuracy: 2e-5) } }
             // FLOPs from masks equal the compiled plan's count.
-            if let plan { XCTAssertEqual(model.flops(masks: m, sequenceLengths: [7, 30]), plan.flops(model: model, sequenceLengths: [7, 30])) }
+            if let plan {
+                XCTAssertEqual(model.flops(masks: m, sequenceLengths: [7, 30]), plan.flops(model: model, sequenceLengths: [7, 30]))
+                XCTAssertEqual(model.flops(masks: m, sequenceLengths: [7, 30], clsOnlyLastLayer: true),
+                               plan.flops(model: model, sequenceLengths: [7, 30], clsOnlyLastLayer: true))
+            }
         }
+    }
+
+    /// The FLOPs of the [CLS]-only last layer, counted by hand for minilm-nli (D 384, 12 heads of 32, I 1536)
+    /// on two sequences of 7 and 30 tokens: the other layers unchanged; the last one keeps Q/K/V for all
+    /// 37 tokens, one query per sequence in attention, W_O and the MLP on 2 rows.
+    func testCLSOnlyFLOPCount() throws {
+        let model = try BertModel.load(folder: repoRoot + "/Tests/Fixtures/models/minilm-nli")
+        let full = model.flops(masks: MaskValues?.none, sequenceLengths: [7, 30])
+        let perLayer = 2.0 * Double((4 * 384 * 384 + 2 * 384 * 1536) * 37 + 2 * (49 + 900) * 384)
+        XCTAssertEqual(full, 6 * perLayer)
+        let lastCLS = 2.0 * Double(3 * 384 * 384 * 37 + 2 * 37 * 384 + (384 * 384 + 2 * 384 * 1536) * 2)
+        XCTAssertEqual(model.flops(masks: MaskValues?.none, sequenceLengths: [7, 30], clsOnlyLastLayer: true), 5 * perLayer + lastCLS)
     }
 }
