@@ -144,7 +144,9 @@ case "bert-base":
          ("sequences_per_s", .float(Double(B) / fullTime)), ("gflops", .float(fullFlops / fullTime / 1e9)),
          ("gflops_standard_count", .float(standardFlops / fullTime / 1e9))])
     let zeros = MeanActivations(avgHead: [Float](repeating: 0.01, count: 12 * 12 * 64), avgMLP: [Float](repeating: 0.01, count: 12 * 768))
-    for (name, hf, mf) in [("heads50_mlps50", 0.5, 0.5), ("heads50", 0.5, 0.0), ("all90", 0.9, 0.9)] {
+    // --full-only: the full model alone (for a peak-memory reading with /usr/bin/time -v).
+    let subnetworks = CommandLine.arguments.contains("--full-only") ? [] : [("heads50_mlps50", 0.5, 0.5), ("heads50", 0.5, 0.0), ("all90", 0.9, 0.9)]
+    for (name, hf, mf) in subnetworks {
         let masks = randomMasks(layers: 12, heads: 12, headFraction: hf, mlpFraction: mf, seed: 1)
         let t0 = now()
         let plan = try ExecutionPlan.compile(model: model, masks: masks, ablation: .mean(zeros))
