@@ -55,6 +55,19 @@ public final class PackedLinear: @unchecked Sendable {
         }
     }
 
+    /// Takes ownership of already packed panels ([panelCount][k][gemmNR], zero past column n) and a bias copy.
+    init(packedPanels: UnsafeMutablePointer<Float>, bias: [Float]?, n: Int, k: Int) {
+        self.n = n
+        self.k = k
+        panelCount = (n + gemmNR - 1) / gemmNR
+        panels = packedPanels
+        self.bias = bias.map { b in
+            let copy = allocateFloats(n)
+            b.withUnsafeBufferPointer { copy.update(from: $0.baseAddress!, count: n) }
+            return copy
+        }
+    }
+
     /// Convenience for arrays: `weight.count == n*k`, `bias?.count == n`.
     public init(weight: [Float], bias: [Float]?, n: Int, k: Int) {
         precondition(n > 0 && k > 0 && weight.count == n * k && (bias == nil || bias!.count == n))
@@ -342,36 +355,57 @@ public func gemmReference(x: [Float], m: Int, k: Int, weight: [Float], bias: [Fl
 
 extension PackedLinear {
     /// A new PackedLinear made of the given output rows (in order) of this one, with their biases.
+    /// Copied panel to panel (a subnetwork plan is compiled in milliseconds): a destination panel whose 64
+    /// rows are one whole source panel — a kept head of size 64 — is a single block copy, others are
+    /// gathered lane by lane.
     public func gatherRows(_ rows: [Int]) -> PackedLinear {
         precondition(!rows.isEmpty && rows.allSatisfy { $0 >= 0 && $0 < n })
-        let w = allocateFloats(rows.count * k)
-        defer { w.deallocate() }
-        for (i, r) in rows.enumerated() {
-            let src = panels + (r / gemmNR) * k * gemmNR + r % gemmNR
-            let dst = w + i * k
-            for kk in 0..<k { dst[kk] = src[kk * gemmNR] }
+        let newN = rows.count
+        let newPanels = (newN + gemmNR - 1) / gemmNR
+        let dst = allocateFloats(newPanels * k * gemmNR)
+        for p in 0..<newPanels {
+            let out = dst + p * k * gemmNR
+            let lanes = min(gemmNR, newN - p * gemmNR)
+            let first = rows[p * gemmNR]
+            if lanes == gemmNR && first % gemmNR == 0 && (0..<gemmNR).allSatisfy({ rows[p * gemmNR + $0] == first + $0 }) {
+                out.update(from: panels + (first / gemmNR) * k * gemmNR, count: k * gemmNR)
+                continue
+            }
+            for kk in 0..<k {
+                let o = out + kk * gemmNR
+                for j in 0..<lanes {
+                    let r = rows[p * gemmNR + j]
+                    o[j] = panels[(r / gemmNR) * k * gemmNR + kk * gemmNR + r % gemmNR]
+                }
+                for j in lanes..<gemmNR { o[j] = 0 }
+            }
         }
-        if let bias {
-            let b = rows.map { bias[$0] }
-            return b.withUnsafeBufferPointer { PackedLinear(weight: w, bias: $0.baseAddress!, n: rows.count, k: k) }
-        }
-        return PackedLinear(weight: w, bias: nil, n: rows.count, k: k)
+        return PackedLinear(packedPanels: dst, bias: bias.map { b in rows.map { b[$0] } }, n: newN, k: k)
     }
 
     /// A new PackedLinear made of the given input columns (in order), keeping all output rows; the bias
-    /// is `bias` if given, else this one's.
+    /// is `bias` if given, else this one's. Each (panel, column) is one contiguous copy of NR values.
     public func gatherColumns(_ cols: [Int], bias newBias: [Float]? = nil) -> PackedLinear {
         precondition(!cols.isEmpty && cols.allSatisfy { $0 >= 0 && $0 < k })
-        let w = allocateFloats(n * cols.count)
-        defer { w.deallocate() }
-        for r in 0..<n {
-            let src = panels + (r / gemmNR) * k * gemmNR + r % gemmNR
-            let dst = w + r * cols.count
-            for (j, c) in cols.enumerated() { dst[j] = src[c * gemmNR] }
+        let newK = cols.count
+        let dst = allocateFloats(panelCount * newK * gemmNR)
+        for p in 0..<panelCount {
+            let src = panels + p * k * gemmNR, out = dst + p * newK * gemmNR
+            for (j, c) in cols.enumerated() { (out + j * gemmNR).update(from: src + c * gemmNR, count: gemmNR) }
         }
-        let b = newBias ?? bias.map { Array(UnsafeBufferPointer(start: $0, count: n)) }
-        if let b { return b.withUnsafeBufferPointer { PackedLinear(weight: w, bias: $0.baseAddress!, n: n, k: cols.count) } }
-        return PackedLinear(weight: w, bias: nil, n: n, k: cols.count)
+        return PackedLinear(packedPanels: dst, bias: newBias ?? biasArray, n: n, k: newK)
+    }
+
+    /// out[r] += Σ_i W[r][cols[i]] · values[i] in Double, i ascending, for every output row r (a pruned
+    /// head's constant contribution W_O·avg folded into a bias). Reads the panels in order.
+    public func accumulateColumns(_ cols: [Int], times values: [Double], into out: inout [Double]) {
+        precondition(cols.count == values.count && out.count == n)
+        for (c, a) in zip(cols, values) {
+            for p in 0..<panelCount {
+                let src = panels + p * k * gemmNR + c * gemmNR
+                for j in 0..<min(gemmNR, n - p * gemmNR) { out[p * gemmNR + j] += Double(src[j]) * a }
+            }
+        }
     }
 
     /// The weight as a plain row-major [n, k] array (circuits, tests, export).

@@ -26,14 +26,8 @@ extension ExecutionPlan {
             // b_O + Σ_pruned W_O[:, h·d ..< (h+1)·d] · avg_h   (accumulated in Double)
             var bias = (layer.attentionOutput.biasArray ?? [Float](repeating: 0, count: D)).map(Double.init)
             if case .mean(let avg) = ablation, !pruned.isEmpty {
-                let wo = layer.attentionOutput
-                for h in pruned {
-                    for c in 0..<d {
-                        let a = Double(avg.avgHead[(l * H + h) * d + c])
-                        let col = h * d + c
-                        for r in 0..<D { bias[r] += Double(wo.weight(r, col)) * a }
-                    }
-                }
+                let cols = pruned.flatMap { h in (h * d)..<((h + 1) * d) }
+                layer.attentionOutput.accumulateColumns(cols, times: cols.map { Double(avg.avgHead[l * H * d + $0]) }, into: &bias)
             }
             let foldedBias = bias.map(Float.init)
             let mlpConstant: [Float]?
