@@ -6,6 +6,15 @@ import Model
 import XCTest
 
 final class GradientTests: XCTestCase {
+    /// tiny-bert, six golden sequences, fractional masks and made-up mean activations: the shared setup of
+    /// the finite-difference and equivalence tests below.
+    func tinySetup() throws -> (BertModel, TokenBatch, MeanActivations) {
+        let golden = try GoldenOutputs("tiny-bert")
+        return (try cachedModel(fixtures + "/models/tiny-bert"), TokenBatch(golden.batches[0].prefix(6).map(golden.encoding)),
+                MeanActivations(avgHead: (0..<(2 * 4 * 8)).map { Float($0 % 7) * 0.05 - 0.1 }, avgMLP: (0..<64).map { Float($0 % 5) * 0.1 - 0.2 }))
+    }
+    let tinyMasks = MaskValues(heads: [[0.9, 0.3, 0.7, 0.5], [0.6, 0.8, 0.2, 1.0]], mlps: [0.7, 0.4])
+
     func testGoldenMaskGradients() throws {
         let model = try cachedModel(try minilmFolder())
         let golden = try GoldenOutputs("minilm-nli")
@@ -37,11 +46,8 @@ final class GradientTests: XCTestCase {
 
     /// Central differences of the loss on tiny-bert (zero and mean ablation, cross-entropy too).
     func testFiniteDifferences() throws {
-        let model = try cachedModel(fixtures + "/models/tiny-bert")
-        let golden = try GoldenOutputs("tiny-bert")
-        let batch = TokenBatch(golden.batches[0].prefix(6).map(golden.encoding))
-        var masks = MaskValues(heads: [[0.9, 0.3, 0.7, 0.5], [0.6, 0.8, 0.2, 1.0]], mlps: [0.7, 0.4])
-        let acts = MeanActivations(avgHead: (0..<(2 * 4 * 8)).map { Float($0 % 7) * 0.05 - 0.1 }, avgMLP: (0..<64).map { Float($0 % 5) * 0.1 - 0.2 })
+        let (model, batch, acts) = try tinySetup()
+        var masks = tinyMasks
         for (ablation, objective) in [(Ablation.zero, ImportanceObjective.kl), (.mean(acts), .kl), (.mean(acts), .crossEntropy(labels: [0, 1, 1, 0, 1, 0]))] {
             let r = try model.maskGradients(batch, masks: masks, ablation: ablation, objective: objective)
             func loss(_ m: MaskValues) throws -> Double { try model.maskGradients(batch, masks: m, ablation: ablation, objective: objective).loss }
@@ -66,11 +72,8 @@ final class GradientTests: XCTestCase {
     /// With the reference's training-mode dropout on, the same seed draws the same masks, so central
     /// differences see one function; the analytic gradient must match them (and differ from dropout off).
     func testFiniteDifferencesWithDropout() throws {
-        let model = try cachedModel(fixtures + "/models/tiny-bert")
-        let golden = try GoldenOutputs("tiny-bert")
-        let batch = TokenBatch(golden.batches[0].prefix(6).map(golden.encoding))
-        let masks = MaskValues(heads: [[0.9, 0.3, 0.7, 0.5], [0.6, 0.8, 0.2, 1.0]], mlps: [0.7, 0.4])
-        let acts = MeanActivations(avgHead: (0..<(2 * 4 * 8)).map { Float($0 % 7) * 0.05 - 0.1 }, avgMLP: (0..<64).map { Float($0 % 5) * 0.1 - 0.2 })
+        let (model, batch, acts) = try tinySetup()
+        let masks = tinyMasks
         func run(_ m: MaskValues, _ p: Float) throws -> MaskGradients {
             try model.maskGradients(batch, masks: m, ablation: .mean(acts), objective: .crossEntropy(labels: [0, 1, 1, 0, 1, 0]), dropout: p, dropoutSeed: 99)
         }
@@ -94,11 +97,10 @@ final class GradientTests: XCTestCase {
     /// Pruning caches the full model's distribution per example: the cached target must give exactly what
     /// `.kl` computes, and a row must not depend on the other sequences of its batch.
     func testCachedFullModelTargetIsExact() throws {
-        let model = try cachedModel(fixtures + "/models/tiny-bert")
+        let (model, batch, _) = try tinySetup()
+        let masks = tinyMasks
         let golden = try GoldenOutputs("tiny-bert")
-        let encodings = golden.batches[0].prefix(6).map(golden.encoding)
-        let batch = TokenBatch(Array(encodings))
-        let masks = MaskValues(heads: [[0.9, 0.3, 0.7, 0.5], [0.6, 0.8, 0.2, 1.0]], mlps: [0.7, 0.4])
+        let encodings = golden.batches[0].prefix(6).map(golden.encoding)   // the sequences of `batch`
         let together = try model.fullModelProbabilities(batch)
         for (i, e) in encodings.enumerated() { XCTAssertEqual(try model.fullModelProbabilities(TokenBatch([e]))[0], together[i], "row \(i)") }
         let a = try model.maskGradients(batch, masks: masks, ablation: .zero, objective: .kl)
@@ -111,11 +113,8 @@ final class GradientTests: XCTestCase {
     /// The last layer after attention runs on the [CLS] rows only (every other row has zero gradient):
     /// the loss and every mask gradient equal the all-rows computation, with and without dropout.
     func testCLSOnlyLastLayerGradientsAreExact() throws {
-        let model = try cachedModel(fixtures + "/models/tiny-bert")
-        let golden = try GoldenOutputs("tiny-bert")
-        let batch = TokenBatch(golden.batches[0].prefix(6).map(golden.encoding))
-        let masks = MaskValues(heads: [[0.9, 0.3, 0.7, 0.5], [0.6, 0.8, 0.2, 1.0]], mlps: [0.7, 0.4])
-        let acts = MeanActivations(avgHead: (0..<(2 * 4 * 8)).map { Float($0 % 7) * 0.05 - 0.1 }, avgMLP: (0..<64).map { Float($0 % 5) * 0.1 - 0.2 })
+        let (model, batch, acts) = try tinySetup()
+        let masks = tinyMasks
         for p: Float in [0, 0.3] {
             let cls = try model.maskGradients(batch, masks: masks, ablation: .mean(acts), dropout: p, dropoutSeed: 5, clsOnlyLastLayer: true)
             let all = try model.maskGradients(batch, masks: masks, ablation: .mean(acts), dropout: p, dropoutSeed: 5, clsOnlyLastLayer: false)
