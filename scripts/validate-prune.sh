@@ -4,7 +4,8 @@
 # heads and MLPs, on held-out HANS evaluation pairs. Prints one JSON line per subnetwork.
 #   scripts/validate-prune.sh [TARGET=0.5] [STEPS=900]        (~10 minutes on 2 cores)
 # Another model: MODEL=demo-out/model TRAIN=demo-out/data/train.jsonl EVAL=demo-out/data/dev.jsonl scripts/validate-prune.sh
-# DROPOUT=0 turns the subnetwork's dropout off (default: the reference's 0.1); PRUNE_ARGS adds flags to `hcore prune`.
+# DROPOUT=0 turns the subnetwork's dropout off (default: the reference's 0.1); ACCUM=4 accumulates gradients over 4
+# batches as the paper does (default 1); PRUNE_ARGS adds flags to `hcore prune`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${1:-0.5}; STEPS=${2:-900}; WARMUP=$((STEPS * 2 / 3))
@@ -19,7 +20,7 @@ H=.build/release/hcore
 $H activations --model "$M" --data "$TRAIN" --max-examples 2000 --out "$W/acts.safetensors"
 $H prune --model "$M" --train "$TRAIN" --max-train-samples 8000 --activations "$W/acts.safetensors" \
   --store "$W/subs.hcs" --target-sparsity "$TARGET" --num-sparsity-warmup-steps $WARMUP --max-steps "$STEPS" --warmup-steps 50 \
-  --gradient-accumulation-steps 1 --initial-log-alpha 3 --seed 1 ${DROPOUT:+--dropout "$DROPOUT"} ${PRUNE_ARGS:-}
+  --gradient-accumulation-steps "${ACCUM:-1}" --initial-log-alpha 3 --seed 1 ${DROPOUT:+--dropout "$DROPOUT"} ${PRUNE_ARGS:-}
 $H store export "$W/subs.hcs" --json > "$W/pruned.json"
 python3 - "$W" "$TARGET" "$M" "$EVAL" <<'PY'
 import json, random, subprocess, sys
