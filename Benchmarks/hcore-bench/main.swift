@@ -13,6 +13,7 @@ import Kernels
 import Model
 import Prune
 import Tokenizer
+import Synchronization
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 func out(_ fields: [(String, JSONValue)]) { print(JSONValue.object(fields).compact) }
@@ -93,6 +94,24 @@ func randomMasks(layers: Int, heads: Int, headFraction: Double, mlpFraction: Dou
     return m
 }
 
+/// Batches spread over `workers` threads, each running whole batches on its own (serial) kernels.
+func timeForwardBatchParallel(_ model: BertModel, batches: [TokenBatch], workers: Int, reps: Int) throws -> Double {
+    var best = Double.infinity
+    for _ in 0..<reps {
+        let next = Atomic<Int>(0)
+        let t = now()
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let i = next.add(1, ordering: .relaxed).oldValue
+                if i >= batches.count { break }
+                _ = try? model.forward(batches[i], pool: .serial)
+            }
+        }
+        best = min(best, now() - t)
+    }
+    return best
+}
+
 func timeForward(_ model: BertModel, batches: [TokenBatch], plan: ExecutionPlan?, reps: Int) throws -> Double {
     _ = try model.forward(batches[0], plan: plan)  // warm-up
     var best = Double.infinity
@@ -129,6 +148,36 @@ case "gemm":
         out([("bench", "gemm"), ("shape", .string("\(m)x\(n)x\(k)")), ("threads", .int(threads)), ("gflops", .float(g)),
              ("adjacent_peak", .float(local)), ("pct_of_peak", .float(100 * g / local))])
         peak2 = after
+    }
+case "gemm-ab":
+    // Tuning: GEMM variants measured in interleaved rounds on one shape, so that the machine's drift hits
+    // every variant alike; prints each variant's best and median GFLOP/s. A variant is
+    // threads:kc:panelsPerTile:mc (e.g. --variants 2:192:4:72,2:128:4:72,1:192:4:72).
+    var dims = [576, 1536, 384]
+    if let i = CommandLine.arguments.firstIndex(of: "--shape"), i + 1 < CommandLine.arguments.count {
+        dims = CommandLine.arguments[i + 1].split(separator: "x").compactMap { Int($0) }
+    }
+    var variants = [[1, 192, 4, 72], [2, 192, 4, 72]]
+    if let i = CommandLine.arguments.firstIndex(of: "--variants"), i + 1 < CommandLine.arguments.count {
+        variants = CommandLine.arguments[i + 1].split(separator: ",").map { $0.split(separator: ":").compactMap { Int($0) } }
+    }
+    let (m, n, k) = (dims[0], dims[1], dims[2])
+    let x = allocateFloats(m * k), y = allocateFloats(m * n)
+    for i in 0..<(m * k) { x[i] = Float(i % 7) * 0.01 }
+    let w = PackedLinear(weight: (0..<(n * k)).map { Float($0 % 5) * 0.01 }, bias: [Float](repeating: 0, count: n), n: n, k: k)
+    var times = [[Double]](repeating: [], count: variants.count)
+    for _ in 0..<arg("--rounds", 30) {
+        for (i, v) in variants.enumerated() {
+            let t = now()
+            gemm(x, rows: m, lda: k, w, out: y, ldc: n, epilogue: CommandLine.arguments.contains("--gelu") ? .biasGELU : .bias,
+                 pool: .sized(v[0]), kc: v[1], tilePanels: v[2], mc: v[3])
+            times[i].append(now() - t)
+        }
+    }
+    for (i, v) in variants.enumerated() {
+        let s = times[i].sorted()
+        out([("bench", "gemm-ab"), ("shape", .string("\(m)x\(n)x\(k)")), ("variant", .string(v.map(String.init).joined(separator: ":"))),
+             ("best_gflops", .float(2 * Double(m * n * k) / s[0] / 1e9)), ("median_gflops", .float(2 * Double(m * n * k) / s[s.count / 2] / 1e9))])
     }
 case "bert-base":
     let folder = NSTemporaryDirectory() + "hcore-bert-base-random"
@@ -189,6 +238,13 @@ case "hans":
     let order = enc.indices.sorted { (enc[$0].count, $0) < (enc[$1].count, $1) }
     let batches = stride(from: 0, to: order.count, by: 32).map { TokenBatch(order[$0..<min(order.count, $0 + 32)].map { enc[$0] }) }
     StageTimer.shared.reset()
+    if CommandLine.arguments.contains("--batch-parallel-ab") {
+        for _ in 0..<reps {
+            let a = try timeForward(model, batches: batches, plan: nil, reps: 1)
+            let b = try timeForwardBatchParallel(model, batches: batches, workers: 2, reps: 1)
+            print("intra-op \(Double(enc.count) / a) pairs/s, batch-parallel \(Double(enc.count) / b) pairs/s")
+        }
+    }
     let t = try timeForward(model, batches: batches, plan: nil, reps: reps)
     out([("bench", "hans"), ("pairs", .int(enc.count)), ("tokens", .int(enc.reduce(0) { $0 + $1.count })), ("tokenize_s", .float(tokenize)),
          ("forward_s", .float(t)), ("pairs_per_s", .float(Double(enc.count) / t))])

@@ -129,15 +129,19 @@ public enum GemmEpilogue {
 /// out[m, n] (row stride ldc) = epilogue(x[m, k] (row stride lda) · Wᵀ).
 public func gemm(_ x: UnsafePointer<Float>, rows m: Int, lda: Int,
                  _ w: PackedLinear, out: UnsafeMutablePointer<Float>, ldc: Int,
-                 epilogue: GemmEpilogue = .bias, pool: ThreadPool = .shared) {
+                 epilogue: GemmEpilogue = .bias, pool: ThreadPool = .shared,
+                 kc kcMax: Int = gemmKC, tilePanels: Int? = nil, mc mcOverride: Int? = nil) {
+    // kc, tilePanels, mc: tile-size overrides for `hcore-bench gemm-ab` tuning. tilePanels and mc never change
+    // a result; kc does (it sets where partial sums are stored and added), so the model never passes it.
     if m == 0 { return }
+    precondition(kcMax > 0 && (tilePanels ?? 1) > 0)
     let n = w.n
     let k = w.k
     // Tile sizes: MC rows (a multiple of MR) × NC panels. Smaller tiles when there are few rows, so
     // that short batches still give every thread work.
-    let mc = max(gemmMR, gemmMC)
+    let mc = max(gemmMR, (mcOverride ?? gemmMC) / gemmMR * gemmMR)
     let rowTiles = (m + mc - 1) / mc
-    var panelsPerTile = max(1, 256 / gemmNR)
+    var panelsPerTile = tilePanels ?? max(1, 256 / gemmNR)
     while panelsPerTile > 1 && rowTiles * ((w.panelCount + panelsPerTile - 1) / panelsPerTile) < 4 * pool.threadCount {
         panelsPerTile /= 2
     }
@@ -146,13 +150,15 @@ public func gemm(_ x: UnsafePointer<Float>, rows m: Int, lda: Int,
     let outAddress = UInt(bitPattern: out)
 
     /// One tile: rows row0 ..< row0+rows, panels p0 ..< p1, all of K, then the epilogue.
+    /// (Applying the epilogue in the micro-kernel's registers, or to each MR×NR block while in L1, was
+    /// measured: no faster — slower with GELU in registers.)
     @inline(__always)
     func tile(_ row0: Int, _ rows: Int, _ p0: Int, _ p1: Int) {
         let x = UnsafePointer<Float>(bitPattern: xAddress)!
         let out = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
         var k0 = 0
         while k0 < k {
-            let kc = min(gemmKC, k - k0)
+            let kc = min(kcMax, k - k0)
             for p in p0..<p1 {
                 let b = UnsafePointer(w.panels + p * k * gemmNR + k0 * gemmNR)
                 let col0 = p * gemmNR
@@ -160,9 +166,9 @@ public func gemm(_ x: UnsafePointer<Float>, rows m: Int, lda: Int,
                 var r = 0
                 while r < rows {
                     let strip = min(gemmMR, rows - r)
+                    let c = out + (row0 + r) * ldc + col0
                     microKernel(kc: kc, a: x + (row0 + r) * lda + k0, lda: lda, rows: strip,
-                                b: b, c: out + (row0 + r) * ldc + col0, ldc: ldc, cols: cols,
-                                accumulate: k0 > 0)
+                                b: b, c: c, ldc: ldc, cols: cols, accumulate: k0 > 0)
                     r += gemmMR
                 }
             }

@@ -69,6 +69,42 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// The epilogues must round exactly like the product followed by separate passes (bias add, residual
+    /// add, GELU) — bit for bit, ragged tiles included, for other tile sizes too (a guard for any future
+    /// fusion of the epilogue into the micro-kernel).
+    func testFusedEpilogueEqualsSeparatePasses() {
+        for (i, (m, n, k, kc, panels)) in [(7, 65, 385, 192, 4), (13, 130, 800, 128, 1), (97, 200, 17, 192, 2), (64, 256, 384, 96, 4)].enumerated() {
+            var rng = TestRNG(UInt64(100 + i))
+            let x = rng.floats(m * k), w = rng.floats(n * k, scale: 0.1), b = rng.floats(n), res = rng.floats(m * n)
+            let packed = PackedLinear(weight: w, bias: b, n: n, k: k)
+            var plain = [Float](repeating: .nan, count: m * n)
+            x.withUnsafeBufferPointer { xp in plain.withUnsafeMutableBufferPointer { gemm(xp.baseAddress!, rows: m, lda: k, packed, out: $0.baseAddress!, ldc: n, epilogue: .none, kc: kc, tilePanels: panels) } }
+            for e in ["bias", "gelu", "residual"] {
+                var expected = plain
+                expected.withUnsafeMutableBufferPointer { o in
+                    for r in 0..<m {
+                        addVectors(o.baseAddress! + r * n, b, count: n)
+                        if e == "gelu" { geluInPlace(o.baseAddress! + r * n, count: n) }
+                        if e == "residual" { res.withUnsafeBufferPointer { addVectors(o.baseAddress! + r * n, $0.baseAddress! + r * n, count: n) } }
+                    }
+                }
+                for threads in [1, 2] {
+                    var out = [Float](repeating: .nan, count: m * n)
+                    x.withUnsafeBufferPointer { xp in
+                        res.withUnsafeBufferPointer { rp in
+                            out.withUnsafeMutableBufferPointer { op in
+                                let epilogue: GemmEpilogue = e == "gelu" ? .biasGELU : e == "residual" ? .biasResidual(rp.baseAddress!, ld: n) : .bias
+                                gemm(xp.baseAddress!, rows: m, lda: k, packed, out: op.baseAddress!, ldc: n, epilogue: epilogue,
+                                     pool: .sized(threads), kc: kc, tilePanels: panels)
+                            }
+                        }
+                    }
+                    XCTAssertEqual(out, expected, "m=\(m) n=\(n) k=\(k) kc=\(kc) epilogue=\(e) threads=\(threads)")
+                }
+            }
+        }
+    }
+
     func testIndependentOfThreadCount() {
         let (one, _) = runGemm(m: 301, n: 777, k: 1000, epilogue: "gelu", threads: 1, seed: 7)
         let (two, _) = runGemm(m: 301, n: 777, k: 1000, epilogue: "gelu", threads: 2, seed: 7)
