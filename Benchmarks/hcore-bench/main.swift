@@ -166,14 +166,21 @@ case "gemm-ab":
     for i in 0..<(m * k) { x[i] = Float(i % 7) * 0.01 }
     let w = PackedLinear(weight: (0..<(n * k)).map { Float($0 % 5) * 0.01 }, bias: [Float](repeating: 0, count: n), n: n, k: k)
     var times = [[Double]](repeating: [], count: variants.count)
+    // --cold: evict the weights from L2 (and most of L3's share) before each call, as in a model whose
+    // layers' weights do not all fit in cache.
+    let cold = CommandLine.arguments.contains("--cold")
+    let flush = allocateFloats(cold ? 16 << 20 : 1)
+    var sink: Float = 0
     for _ in 0..<arg("--rounds", 30) {
         for (i, v) in variants.enumerated() {
+            if cold { for j in stride(from: 0, to: 16 << 20, by: 16) { flush[j] += 1; sink += flush[j] } }
             let t = now()
             gemm(x, rows: m, lda: k, w, out: y, ldc: n, epilogue: CommandLine.arguments.contains("--gelu") ? .biasGELU : .bias,
                  pool: .sized(v[0]), kc: v[1], tilePanels: v[2], mc: v[3])
             times[i].append(now() - t)
         }
     }
+    if sink == -1 { print(sink) }
     for (i, v) in variants.enumerated() {
         let s = times[i].sorted()
         out([("bench", "gemm-ab"), ("shape", .string("\(m)x\(n)x\(k)")), ("variant", .string(v.map(String.init).joined(separator: ":"))),

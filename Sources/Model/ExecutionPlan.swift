@@ -4,6 +4,7 @@
 // is compiled: kept heads' Q/K/V rows and W_O columns gathered into compact packed matrices, every
 // pruned head's constant contribution W_O·avg_h folded into the output bias, a pruned MLP replaced by
 // its constant, a layer without heads skipping attention entirely. Pruned work is then not done at all.
+import Foundation
 import Kernels
 
 public final class LayerPlan: @unchecked Sendable {
@@ -24,6 +25,23 @@ public final class LayerPlan: @unchecked Sendable {
         self.attentionOutput = attentionOutput
         self.attentionConstant = attentionConstant
         self.mlpConstant = mlpConstant
+    }
+
+    private let splitLock = NSLock()
+    private var split: (query: PackedLinear, keyValue: PackedLinear)?
+
+    /// `qkv` cut into its Q rows [kept·d, D] and its K/V rows [2·kept·d, D], made on first use (the last
+    /// layer when only the [CLS] rows are needed: keys and values for every token, queries for [CLS]).
+    /// Same weight rows, so every product is rounded exactly as through `qkv`.
+    public func queryAndKeyValue() -> (query: PackedLinear, keyValue: PackedLinear)? {
+        guard let qkv else { return nil }
+        splitLock.lock()
+        defer { splitLock.unlock() }
+        if let split { return split }
+        let width = qkv.n / 3
+        let made = (qkv.gatherRows(Array(0..<width)), qkv.gatherRows(Array(width..<(3 * width))))
+        split = made
+        return made
     }
 }
 

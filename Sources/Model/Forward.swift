@@ -182,7 +182,7 @@ extension BertModel {
     ///
     /// `clsOnlyLastLayer`: the classifier reads only each sequence's first ([CLS]) row of the last layer's
     /// output, so that layer computes K and V for every token but its query, attention, output projection,
-    /// LayerNorms and MLP for the [CLS] rows only — exact (the same per-row arithmetic), and 75% of the last
+    /// LayerNorms and MLP for the [CLS] rows only — exact (the same per-row arithmetic), and ~80% of the last
     /// layer's work saved. The other rows of `x` then hold the last layer's *input*; callers that read them
     /// (observers, hidden-state dumps) must pass false.
     public func runLayers(_ x: UnsafeMutablePointer<Float>, batch: TokenBatch, range: Range<Int>, plan: ExecutionPlan? = nil,
@@ -215,7 +215,18 @@ extension BertModel {
             let kept = lp.keptHeads.count
             if kept > 0, let wqkv = lp.qkv, let wo = lp.attentionOutput {
                 let width = kept * headDim
-                timer.measure("qkv gemm") { gemm(x, rows: N, lda: D, wqkv, out: qkv, ldc: 3 * width, epilogue: .bias, pool: pool) }
+                if clsOnly, let (wq, wkv) = lp.queryAndKeyValue() {
+                    // Keys and values for every token; queries only for the [CLS] rows (in xCLS), scattered
+                    // into their rows of qkv, which is all that first-query attention reads.
+                    let qCLS = ctxCLS   // [B, width] scratch, free until the context is gathered below
+                    timer.measure("qkv gemm") {
+                        gemm(x, rows: N, lda: D, wkv, out: qkv + width, ldc: 3 * width, epilogue: .bias, pool: pool)
+                        gemm(xCLS, rows: B, lda: D, wq, out: qCLS, ldc: width, epilogue: .bias, pool: pool)
+                    }
+                    for s in 0..<B { (qkv + batch.offsets[s] * 3 * width).update(from: qCLS + s * width, count: width) }
+                } else {
+                    timer.measure("qkv gemm") { gemm(x, rows: N, lda: D, wqkv, out: qkv, ldc: 3 * width, epilogue: .bias, pool: pool) }
+                }
                 timer.measure("attention") {
                     attention(qkv: qkv, ldqkv: 3 * width, heads: kept, headDim: headDim, offsets: batch.offsets,
                               ctx: ctx, ldctx: width, firstQueryOnly: clsOnly, pool: pool)

@@ -68,7 +68,7 @@ extension ExecutionPlan {
 
     /// FLOPs (2 × multiply-adds) of the encoder on sequences of the given lengths: dense layers plus
     /// attention's QKᵀ and PV products for kept heads. `clsOnlyLastLayer`: count the work hcore actually
-    /// does when only logits are needed (the last layer's Q/K/V for every token, the rest for [CLS] rows).
+    /// does when only logits are needed (the last layer's K/V for every token, the rest for [CLS] rows).
     public func flops(model: BertModel, sequenceLengths: [Int], clsOnlyLastLayer: Bool = false) -> Double {
         model.flops(keptHeads: layers.map { $0.keptHeads.count }, mlps: layers.map { $0.mlpConstant == nil },
                     sequenceLengths: sequenceLengths, clsOnlyLastLayer: clsOnlyLastLayer)
@@ -191,8 +191,9 @@ extension BertModel {
         for l in 0..<layerCount {
             let kept = keptHeads[l], mlp = mlps[l]
             if clsOnlyLastLayer && l == layerCount - 1 {
-                // Q/K/V for every token; scores and context for one query per sequence; W_O and MLP on [CLS] rows.
-                macs += 3 * kept * d * D * tokens + 2 * tokens * d * kept + (kept * d * D + (mlp ? 2 * D * I : 0)) * sequences
+                // K/V for every token; Q, W_O and the MLP on the [CLS] rows; scores and context for one
+                // query per sequence.
+                macs += 2 * kept * d * D * tokens + 2 * tokens * d * kept + (2 * kept * d * D + (mlp ? 2 * D * I : 0)) * sequences
             } else {
                 macs += (4 * kept * d * D + (mlp ? 2 * D * I : 0)) * tokens + 2 * squares * d * kept
             }
@@ -203,9 +204,12 @@ extension BertModel {
     /// Bytes a compiled plan of these binary masks allocates beyond the model's own weights.
     public func planBytes(masks: MaskValues) -> Int {
         let D = hidden, d = headDim
-        return (0..<layerCount).reduce(0) { acc, l in
+        let compiled = (0..<layerCount).reduce(0) { acc, l in
             let kept = masks.heads[l].filter { $0 != 0 }.count
             return acc + (kept > 0 && kept < headCount ? 4 * (4 * kept * d * D + 3 * kept * d + D) : 0)
         }
+        // The last layer's Q/K/V split into Q and K/V copies for [CLS]-only evaluation, made on first use.
+        let lastKept = masks.heads[layerCount - 1].filter { $0 != 0 }.count
+        return compiled + 4 * (3 * lastKept * d * D + 3 * lastKept * d)
     }
 }
