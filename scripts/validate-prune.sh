@@ -4,7 +4,7 @@
 # heads and MLPs, on held-out HANS evaluation pairs. Prints one JSON line per subnetwork.
 #   scripts/validate-prune.sh [TARGET=0.5] [STEPS=900]        (~10 minutes on 2 cores)
 # Another model: MODEL=demo-out/model TRAIN=demo-out/data/train.jsonl EVAL=demo-out/data/dev.jsonl scripts/validate-prune.sh
-# DROPOUT=0 turns the subnetwork's dropout off (default: the reference's 0.1); ACCUM=4 accumulates gradients over 4
+# HCORE=path runs that binary instead of building. DROPOUT=0 turns the subnetwork's dropout off (default: the reference's 0.1); ACCUM=4 accumulates gradients over 4
 # batches as the paper does (default 1); PRUNE_ARGS adds flags to `hcore prune`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,14 +15,15 @@ EVAL=${EVAL:-data/hans/heuristics_evaluation_set.txt.zst}
 W=${WORK:-/tmp/hcore-validate-prune}
 mkdir -p "$W"; rm -f "$W"/subs.hcs*
 bash scripts/setup-fixtures.sh >/dev/null
-swift build -c release --product hcore >/dev/null
-H=.build/release/hcore
+# HCORE=path uses an already built binary (e.g. a copy, so that later builds cannot change it mid-run).
+if [ -z "${HCORE:-}" ]; then swift build -c release --product hcore >/dev/null; fi
+H=${HCORE:-.build/release/hcore}
 $H activations --model "$M" --data "$TRAIN" --max-examples 2000 --out "$W/acts.safetensors"
 $H prune --model "$M" --train "$TRAIN" --max-train-samples 8000 --activations "$W/acts.safetensors" \
   --store "$W/subs.hcs" --target-sparsity "$TARGET" --num-sparsity-warmup-steps $WARMUP --max-steps "$STEPS" --warmup-steps 50 \
   --gradient-accumulation-steps "${ACCUM:-1}" --initial-log-alpha 3 --seed 1 ${DROPOUT:+--dropout "$DROPOUT"} ${PRUNE_ARGS:-}
 $H store export "$W/subs.hcs" --json > "$W/pruned.json"
-python3 - "$W" "$TARGET" "$M" "$EVAL" <<'PY'
+python3 - "$W" "$TARGET" "$M" "$EVAL" "$H" <<'PY'
 import json, random, subprocess, sys
 w = sys.argv[1]
 sub = json.load(open(f"{w}/pruned.json"))[0]
@@ -32,7 +33,7 @@ kept_h, kept_m = sum(map(sum, heads)), sum(mlps)
 def kl(mask, name):
     p = f"{w}/{name}.json"
     json.dump(mask, open(p, "w"))
-    out = subprocess.run([".build/release/hcore", "importance", "--model", sys.argv[3],
+    out = subprocess.run([sys.argv[5], "importance", "--model", sys.argv[3],
                           "--data", sys.argv[4], "--max-examples", "1000",
                           "--mask", p, "--activations", f"{w}/acts.safetensors", "--json"], check=True, capture_output=True, text=True).stdout
     return json.loads(out)["loss"]

@@ -162,8 +162,11 @@ case "gemm-ab":
         variants = CommandLine.arguments[i + 1].split(separator: ",").map { $0.split(separator: ":").compactMap { Int($0) } }
     }
     let (m, n, k) = (dims[0], dims[1], dims[2])
-    let x = allocateFloats(m * k), y = allocateFloats(m * n)
-    for i in 0..<(m * k) { x[i] = Float(i % 7) * 0.01 }
+    // An optional 5th field pads the input's row stride (lda = k + pad): strides that are multiples of 4 KB
+    // put every row of a micro-kernel strip in the same L1 set.
+    let maxPad = variants.map { $0.count > 4 ? $0[4] : 0 }.max() ?? 0
+    let x = allocateFloats(m * (k + maxPad)), y = allocateFloats(m * n)
+    for i in 0..<(m * (k + maxPad)) { x[i] = Float(i % 7) * 0.01 }
     let w = PackedLinear(weight: (0..<(n * k)).map { Float($0 % 5) * 0.01 }, bias: [Float](repeating: 0, count: n), n: n, k: k)
     var times = [[Double]](repeating: [], count: variants.count)
     // --cold: evict the weights from L2 (and most of L3's share) before each call, as in a model whose
@@ -175,7 +178,7 @@ case "gemm-ab":
         for (i, v) in variants.enumerated() {
             if cold { for j in stride(from: 0, to: 16 << 20, by: 16) { flush[j] += 1; sink += flush[j] } }
             let t = now()
-            gemm(x, rows: m, lda: k, w, out: y, ldc: n, epilogue: CommandLine.arguments.contains("--gelu") ? .biasGELU : .bias,
+            gemm(x, rows: m, lda: k + (v.count > 4 ? v[4] : 0), w, out: y, ldc: n, epilogue: CommandLine.arguments.contains("--gelu") ? .biasGELU : .bias,
                  pool: .sized(v[0]), kc: v[1], tilePanels: v[2], mc: v[3])
             times[i].append(now() - t)
         }
