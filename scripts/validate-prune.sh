@@ -4,7 +4,7 @@
 # heads and MLPs, on held-out HANS evaluation pairs. Prints one JSON line per subnetwork.
 #   scripts/validate-prune.sh [TARGET=0.5] [STEPS=900]        (~10 minutes on 2 cores)
 # Another model: MODEL=demo-out/model TRAIN=demo-out/data/train.jsonl EVAL=demo-out/data/dev.jsonl scripts/validate-prune.sh
-# HCORE=path runs that binary instead of building. DROPOUT=0 turns the subnetwork's dropout off (default: the reference's 0.1); ACCUM=4 accumulates gradients over 4
+# HCORE=path runs that binary instead of building; SEED sets the seed (default 1). DROPOUT=0 turns the subnetwork's dropout off (default: the reference's 0.1); ACCUM=4 accumulates gradients over 4
 # batches as the paper does (default 1); PRUNE_ARGS adds flags to `hcore prune`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ H=${HCORE:-.build/release/hcore}
 $H activations --model "$M" --data "$TRAIN" --max-examples 2000 --out "$W/acts.safetensors"
 $H prune --model "$M" --train "$TRAIN" --max-train-samples 8000 --activations "$W/acts.safetensors" \
   --store "$W/subs.hcs" --target-sparsity "$TARGET" --num-sparsity-warmup-steps $WARMUP --max-steps "$STEPS" --warmup-steps 50 \
-  --gradient-accumulation-steps "${ACCUM:-1}" --initial-log-alpha 3 --seed 1 ${DROPOUT:+--dropout "$DROPOUT"} ${PRUNE_ARGS:-}
+  --gradient-accumulation-steps "${ACCUM:-1}" --initial-log-alpha 3 --seed "${SEED:-1}" ${DROPOUT:+--dropout "$DROPOUT"} ${PRUNE_ARGS:-}
 $H store export "$W/subs.hcs" --json > "$W/pruned.json"
 python3 - "$W" "$TARGET" "$M" "$EVAL" "$H" <<'PY'
 import json, random, subprocess, sys

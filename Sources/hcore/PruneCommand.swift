@@ -35,7 +35,11 @@ struct PruneCmd: ParsableCommand {
     @Option(name: .customLong("num-sparsity-warmup-steps")) var sparsityWarmup: Int = 6500 + 50 * 50
     @Option(name: .customLong("max-steps"), help: "Default: the sparsity warm-up + 6·50.") var maxSteps: Int?
     @Option(name: .customLong("learning-rate")) var learningRate: Double = 0.1
-    @Option(name: .customLong("reg-learning-rate")) var regLearningRate: Double = 1.0
+    @Option(name: .customLong("reg-learning-rate"), help: """
+        Learning rate of λ1, λ2 (the paper's 1 suits KLs of order 0.1–1). Scale it with the KL: on a model whose \
+        predictions barely vary (minilm-nli's untrained head: KL of a constant output 0.007), λ at 1 swamps the KL \
+        term and the gates close at random; 0.01 finds subnetworks 3–4× below random ones (BENCHMARKS.md).
+        """) var regLearningRate: Double = 1.0
     @Option(name: .customLong("warmup-steps")) var warmupSteps: Int = 200
     @Option(name: .customLong("gradient-accumulation-steps")) var accumulation: Int = 4
     @Option(name: .customLong("per-device-train-batch-size")) var batchSize: Int = 32
