@@ -38,7 +38,7 @@ struct PruneCmd: ParsableCommand {
     @Option(name: .customLong("reg-learning-rate"), help: """
         Learning rate of λ1, λ2 (the paper's 1 suits KLs of order 0.1–1). Scale it with the KL: on a model whose \
         predictions barely vary (minilm-nli's untrained head: KL of a constant output 0.007), λ at 1 swamps the KL \
-        term and the gates close at random; 0.01 finds subnetworks 3–4× below random ones (BENCHMARKS.md).
+        term and the gates close at random; 0.01 finds subnetworks with KLs 4–6× below random ones' (BENCHMARKS.md).
         """) var regLearningRate: Double = 1.0
     @Option(name: .customLong("warmup-steps")) var warmupSteps: Int = 200
     @Option(name: .customLong("gradient-accumulation-steps")) var accumulation: Int = 4
