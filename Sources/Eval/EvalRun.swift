@@ -135,7 +135,7 @@ public func evaluateTargets(model: BertModel, datasets: [PreparedDataset], targe
                     let keep = pos + 1 < group.count ? sharedPrefix(i, group[pos + 1]) : 0
                     work.update(from: states[k], count: N * D)
                     try model.runLayers(work, batch: batch, range: k..<L, plan: plans[i], soft: softs[i],
-                                        clsOnlyLastLayer: defaultCLSOnlyLastLayer, pool: pool) { l, h in
+                                        clsOnlyLastLayer: defaultCLSOnlyLastLayer, xHoldsEmbeddings: k == 0, pool: pool) { l, h in
                         if l + 1 <= keep { states[l + 1].update(from: h, count: N * D) }
                     }
                     stats?.pointee.layerRuns += L - k

@@ -15,8 +15,28 @@ public struct PredictionOptions: Sendable {
     }
 }
 
-public func encodeAll(_ examples: [Example], tokenizer: BertTokenizer, options: PredictionOptions) throws -> [Encoding] {
-    try examples.map { try tokenizer.encode($0.text, pair: $0.pair, maxLength: options.maxLength, truncation: options.truncation) }
+/// Every example tokenized, in order. Examples are independent and the tokenizer is immutable, so chunks
+/// of them run on the pool (30,000 HANS pairs take 0.8 s on one core). An error is the first failing
+/// example's: chunks are read back in order and each stops at its first failure.
+public func encodeAll(_ examples: [Example], tokenizer: BertTokenizer, options: PredictionOptions,
+                      pool: ThreadPool = .shared) throws -> [Encoding] {
+    let chunk = 256, chunks = (examples.count + chunk - 1) / chunk
+    var parts = [Result<[Encoding], any Error>?](repeating: nil, count: chunks)
+    parts.withUnsafeMutableBufferPointer { slots in
+        let base = UInt(bitPattern: slots.baseAddress)
+        pool.parallelFor(chunks) { c in
+            let slot = UnsafeMutablePointer<Result<[Encoding], any Error>?>(bitPattern: base)! + c
+            slot.pointee = Result {
+                try examples[(c * chunk)..<min(examples.count, (c + 1) * chunk)].map {
+                    try tokenizer.encode($0.text, pair: $0.pair, maxLength: options.maxLength, truncation: options.truncation)
+                }
+            }
+        }
+    }
+    var encodings: [Encoding] = []
+    encodings.reserveCapacity(examples.count)
+    for part in parts { encodings += try part!.get() }
+    return encodings
 }
 
 /// Batches of example indices, each batch of similar lengths (sorted by length, stable), so that

@@ -101,6 +101,54 @@ final class SubnetworkGoldenTests: XCTestCase {
         }
     }
 
+    func testDistinctEmbeddingRows() {
+        // Two sequences: [7, 8, 9] and [7, 8, 5, 9] with types [0, 0, 1] and [0, 0, 1, 1]. Rows 3 and 4 repeat
+        // rows 0 and 1 (same id, position, type); row 6 has id 9 like row 2 but another position.
+        var batch = TokenBatch()
+        batch.append(Encoding(inputIds: [7, 8, 9], tokenTypeIds: [0, 0, 1]))
+        batch.append(Encoding(inputIds: [7, 8, 5, 9], tokenTypeIds: [0, 0, 1, 1]))
+        let (unique, source) = batch.distinctEmbeddingRows()
+        XCTAssertEqual(unique, [0, 1, 2, 5, 6])
+        XCTAssertEqual(source, [0, 1, 2, 0, 1, 3, 4])
+        // Same id and position, another token type: distinct.
+        var typed = TokenBatch()
+        typed.append(Encoding(inputIds: [7, 8], tokenTypeIds: [0, 0]))
+        typed.append(Encoding(inputIds: [7, 8], tokenTypeIds: [0, 1]))
+        XCTAssertEqual(typed.distinctEmbeddingRows().unique, [0, 1, 3])
+    }
+
+    /// Layer 0 computing Q/K/V once per distinct embedding row changes no bit of the logits: full model,
+    /// a compiled plan and soft masks, on golden pairs with repeated sequences and shared template words.
+    func testRepeatedEmbeddingRowsAreExact() throws {
+        let model = try cachedModel(try minilmFolder())
+        let golden = try GoldenOutputs("minilm-nli")
+        let pruning = try PruningGolden()
+        let avg = try pruning.activations()
+        let masks = try pruning.masks(pruning.sets[0].name)
+        var binary = MaskValues.ones(layers: 6, heads: 12)
+        binary.heads[0] = (0..<12).map { $0 % 3 == 0 ? 0 : 1 }
+        binary.mlps[3] = 0
+        let cases: [(String, ExecutionPlan?, (masks: MaskValues, ablation: Ablation)?)] = [
+            ("full", nil, nil),
+            ("plan", try ExecutionPlan.compile(model: model, masks: binary, ablation: .mean(avg)), nil),
+            ("soft", nil, (masks, .mean(avg))),
+        ]
+        let examples = Array(0..<min(12, golden.examples.count))
+        let batch = TokenBatch((examples + examples.prefix(5) + examples.reversed()).map(golden.encoding))
+        let (unique, _) = batch.distinctEmbeddingRows()
+        XCTAssertLessThan(unique.count * 10, batch.tokenCount * 9, "the batch must take the repeated-row path")
+        for (name, plan, soft) in cases {
+            for cls in [true, false] {
+                let fast = try model.forward(batch, plan: plan, soft: soft, clsOnlyLastLayer: cls)
+                let x = try model.embeddings(batch)
+                defer { x.deallocate() }
+                try model.runLayers(x, batch: batch, range: 0..<model.layerCount, plan: plan, soft: soft,
+                                    clsOnlyLastLayer: cls, xHoldsEmbeddings: false)
+                XCTAssertEqual(fast, try model.logits(fromHidden: x, batch: batch), "\(name), clsOnly \(cls)")
+            }
+        }
+    }
+
     func testPlanSkipsPrunedWork() throws {
         let model = try cachedModel(try minilmFolder())
         let pruning = try PruningGolden()
