@@ -14,7 +14,7 @@ for round in 1 2; do
   $PY Benchmarks/peers.py hans --model $M 2>/dev/null | tee -a $OUT
   $B bert-base | tee -a $OUT
   $PY Benchmarks/peers.py bert-base --model "$BB" 2>/dev/null | tee -a $OUT
-  MASK=$(python3 -c "import json,sys; [print(json.loads(l)['mask']) for l in open('$OUT') if '\"heads50_mlps50\"' in l][:1]" | head -1)
+  MASK=$(python3 -c "import json; print(next(json.loads(l)['mask'] for l in open('$OUT') if '\"heads50_mlps50\"' in l))")
   $PY Benchmarks/peers.py bert-base --model "$BB" --mask-json "$MASK" 2>/dev/null | tee -a $OUT
   /usr/bin/time -f '{"bench":"hans_e2e","engine":"hcore","seconds":%e}' .build/release/hcore eval \
     --model $M --data data/hans/heuristics_evaluation_set.txt.zst 2>&1 >/dev/null | grep '^{' | tee -a $OUT

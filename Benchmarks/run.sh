@@ -26,7 +26,7 @@ for round in $(seq "$ROUNDS"); do
   $B bert-base | tee -a "$OUT"
   HCORE_ALL_ROWS=1 $B bert-base --full-only | tag all_rows | tee -a "$OUT"
   $PY Benchmarks/peers.py bert-base --model "$BB" 2>/dev/null | tee -a "$OUT"
-  MASK=$(python3 -c "import json,sys; [print(json.loads(l)['mask']) for l in open('$OUT') if '\"heads50_mlps50\"' in l][:1]" | head -1)
+  MASK=$(python3 -c "import json; print(next(json.loads(l)['mask'] for l in open('$OUT') if '\"heads50_mlps50\"' in l))")
   $PY Benchmarks/peers.py bert-base --model "$BB" --mask-json "$MASK" 2>/dev/null | tee -a "$OUT"
   $B prune-step | tee -a "$OUT"
   $PY Benchmarks/peers.py prune-step --model $M 2>/dev/null | tee -a "$OUT"
