@@ -32,17 +32,25 @@ public func attention(qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim
         let start = offsets[s], t = offsets[s + 1] - start
         if t == 0 { return }
         let tPad = (t + 15) & ~15
-        let scratch = allocateFloats(d * tPad + attentionQueryBlock * tPad)
+        // Short sequences (HANS: t ≈ 18) transpose every head's keys in one pass: each key row's
+        // heads·d values are then read front to back, where one head's d values (128 bytes) per row
+        // left the loads waiting on a new cache line every few elements.
+        let headsPerTranspose = tPad <= 64 ? heads : 1
+        let scratch = allocateFloats(headsPerTranspose * d * tPad + attentionQueryBlock * tPad)
         defer { scratch.deallocate() }
-        let kT = scratch                       // [d, tPad]: K_hᵀ, zero past t
-        let scores = scratch + d * tPad        // [4, tPad]: one score row per query of the block
-        let kRaw = UnsafeRawPointer(kT)
+        let scores = scratch + headsPerTranspose * d * tPad  // [4, tPad]: one score row per query of the block
         for h in 0..<heads {
-            for j in 0..<t {
-                let krow = qkv + (start + j) * ldqkv + (heads + h) * d
-                for c in 0..<d { kT[c * tPad + j] = krow[c] }
+            // kT: [d, tPad], K_hᵀ, zero past t.
+            let kT = scratch + (h % headsPerTranspose) * d * tPad
+            if h % headsPerTranspose == 0 {
+                let width = headsPerTranspose * d
+                for j in 0..<t {
+                    let krow = qkv + (start + j) * ldqkv + (heads + h) * d
+                    for c in 0..<width { kT[c * tPad + j] = krow[c] }
+                }
+                for c in 0..<width { for j in t..<tPad { kT[c * tPad + j] = 0 } }
             }
-            for c in 0..<d { for j in t..<tPad { kT[c * tPad + j] = 0 } }
+            let kRaw = UnsafeRawPointer(kT)
             let v = qkv + start * ldqkv + (2 * heads + h) * d
             // Query rows four at a time: every K (or V) vector loaded serves four rows — 16 FMAs per 8 loads
             // on 64 keys — so the loops are bound by the FMA units rather than by loads.
