@@ -64,9 +64,9 @@ public func attention(qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim
                 let q2 = qkv + (start + i + min(2, rows - 1)) * ldqkv + h * d
                 let q3 = qkv + (start + i + min(3, rows - 1)) * ldqkv + h * d
                 scoreBlock(q0, q1, q2, q3, kT: kRaw, tPad: tPad, d: d, scale: scale, scores: scores)
+                softmaxRows(scores, ld: tPad, rows: rows, count: t)
                 for r in 0..<rows {
                     let row = scores + r * tPad
-                    softmaxRow(row, count: t)
                     if let pa {
                         let p = UnsafeMutablePointer<Float>(bitPattern: pa)! + probBase[s] + h * t * t + (i + r) * t
                         p.update(from: row, count: t)
@@ -85,6 +85,72 @@ public func attention(qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim
                 i += attentionQueryBlock
             }
         }
+    }
+}
+
+/// `softmaxRow` on `rows` (≤ 4) score rows at once, row r at p + r·ld, each padded to a multiple of 16
+/// floats (ld ≥ that): the rows' dependency chains (horizontal max, exponentials, horizontal sum) run
+/// side by side instead of one after another — short HANS rows are almost all latency. Every row gets
+/// exactly softmaxRow's operations in its order, so the values are bit-identical; the padding past
+/// `count` is overwritten with zeros.
+@inline(__always)
+func softmaxRows(_ p: UnsafeMutablePointer<Float>, ld: Int, rows: Int, count: Int) {
+    let raw = UnsafeMutableRawPointer(p)
+    let body = count & ~15, tail = count - body
+    // The last vector: the `tail` valid lanes, −∞ past them (exp(−∞) = 0), as in softmaxRow.
+    let lanes = Vec16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+    let pastTail = lanes .>= Float(tail)
+    let r1 = min(1, rows - 1) * ld * 4, r2 = min(2, rows - 1) * ld * 4, r3 = min(3, rows - 1) * ld * 4
+    @inline(__always) func tailVector(_ offset: Int) -> Vec16 {
+        tail == 0 ? Vec16(repeating: -.infinity)
+                  : raw.loadUnaligned(fromByteOffset: offset + body * 4, as: Vec16.self).replacing(with: -.infinity, where: pastTail)
+    }
+    let t0 = tailVector(0), t1 = tailVector(r1), t2 = tailVector(r2), t3 = tailVector(r3)
+    var m0 = t0, m1 = t1, m2 = t2, m3 = t3
+    var i = 0
+    while i < body {
+        let o = i * 4
+        let v0 = raw.loadUnaligned(fromByteOffset: o, as: Vec16.self), v1 = raw.loadUnaligned(fromByteOffset: r1 + o, as: Vec16.self)
+        let v2 = raw.loadUnaligned(fromByteOffset: r2 + o, as: Vec16.self), v3 = raw.loadUnaligned(fromByteOffset: r3 + o, as: Vec16.self)
+        m0 = m0.replacing(with: v0, where: v0 .> m0); m1 = m1.replacing(with: v1, where: v1 .> m1)
+        m2 = m2.replacing(with: v2, where: v2 .> m2); m3 = m3.replacing(with: v3, where: v3 .> m3)
+        i += 16
+    }
+    let x0 = m0.max(), x1 = m1.max(), x2 = m2.max(), x3 = m3.max()
+    var s0 = Vec16(), s1 = Vec16(), s2 = Vec16(), s3 = Vec16()
+    i = 0
+    while i < body {
+        let o = i * 4
+        let e0 = exp16(raw.loadUnaligned(fromByteOffset: o, as: Vec16.self) - x0)
+        let e1 = exp16(raw.loadUnaligned(fromByteOffset: r1 + o, as: Vec16.self) - x1)
+        let e2 = exp16(raw.loadUnaligned(fromByteOffset: r2 + o, as: Vec16.self) - x2)
+        let e3 = exp16(raw.loadUnaligned(fromByteOffset: r3 + o, as: Vec16.self) - x3)
+        // Rows past `rows` alias row rows−1: only the real rows are written.
+        raw.storeBytes(of: e0, toByteOffset: o, as: Vec16.self)
+        if rows > 1 { raw.storeBytes(of: e1, toByteOffset: r1 + o, as: Vec16.self) }
+        if rows > 2 { raw.storeBytes(of: e2, toByteOffset: r2 + o, as: Vec16.self) }
+        if rows > 3 { raw.storeBytes(of: e3, toByteOffset: r3 + o, as: Vec16.self) }
+        s0 += e0; s1 += e1; s2 += e2; s3 += e3
+        i += 16
+    }
+    let te0 = exp16(t0 - x0), te1 = exp16(t1 - x1), te2 = exp16(t2 - x2), te3 = exp16(t3 - x3)
+    s0 += te0; s1 += te1; s2 += te2; s3 += te3
+    let inv0 = 1 / s0.sum(), inv1 = 1 / s1.sum(), inv2 = 1 / s2.sum(), inv3 = 1 / s3.sum()
+    i = 0
+    while i < body {
+        let o = i * 4
+        raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: o, as: Vec16.self) * inv0, toByteOffset: o, as: Vec16.self)
+        if rows > 1 { raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: r1 + o, as: Vec16.self) * inv1, toByteOffset: r1 + o, as: Vec16.self) }
+        if rows > 2 { raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: r2 + o, as: Vec16.self) * inv2, toByteOffset: r2 + o, as: Vec16.self) }
+        if rows > 3 { raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: r3 + o, as: Vec16.self) * inv3, toByteOffset: r3 + o, as: Vec16.self) }
+        i += 16
+    }
+    if tail > 0 {
+        let o = body * 4
+        raw.storeBytes(of: te0 * inv0, toByteOffset: o, as: Vec16.self)
+        if rows > 1 { raw.storeBytes(of: te1 * inv1, toByteOffset: r1 + o, as: Vec16.self) }
+        if rows > 2 { raw.storeBytes(of: te2 * inv2, toByteOffset: r2 + o, as: Vec16.self) }
+        if rows > 3 { raw.storeBytes(of: te3 * inv3, toByteOffset: r3 + o, as: Vec16.self) }
     }
 }
 

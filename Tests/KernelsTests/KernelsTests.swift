@@ -236,6 +236,30 @@ final class ElementwiseTests: XCTestCase {
             XCTAssertLessThan(maxAbsDiff(x, ref), 1e-6, "count \(count)")
         }
     }
+
+    /// Attention's four-rows-at-once softmax gives softmaxRow's values bit for bit, and zeros in the padding.
+    func testSoftmaxRowsMatchOneRowBitForBit() {
+        var rng = TestRNG(6)
+        for count in [1, 2, 15, 16, 17, 31, 33, 64, 100] {
+            let ld = (count + 15) & ~15 + 16
+            for rows in 1...4 {
+                var block = rng.floats(4 * ld, scale: 6)
+                var want = block
+                for r in 0..<rows { want.withUnsafeMutableBufferPointer { softmaxRow($0.baseAddress! + r * ld, count: count) } }
+                block.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, ld: ld, rows: rows, count: count) }
+                for r in 0..<4 {
+                    let valid = (r * ld)..<(r * ld + count)
+                    if r < rows {
+                        XCTAssertEqual(Array(block[valid]), Array(want[valid]), "count \(count) rows \(rows) row \(r)")
+                        let pad = (r * ld + count)..<(r * ld + (count + 15) & ~15)
+                        XCTAssertTrue(block[pad].allSatisfy { $0 == 0 }, "padding zeroed, count \(count)")
+                    } else {
+                        XCTAssertEqual(Array(block[(r * ld)..<((r + 1) * ld)]), Array(want[(r * ld)..<((r + 1) * ld)]), "row \(r) untouched")
+                    }
+                }
+            }
+        }
+    }
 }
 
 final class AttentionTests: XCTestCase {
