@@ -4,7 +4,8 @@ import Foundation
 // Tokens of a batch are concatenated without padding: sequence s owns rows offsets[s] ..< offsets[s+1]
 // of every activation matrix. A query therefore only ever sees its own sequence's keys — padded keys
 // get exactly zero attention, as with HF's additive float-min mask — and no [B, H, T, T] tensor exists.
-// Work is split into (sequence, head) tasks; each keeps K_hᵀ [d, T] and one score row [T] in cache.
+// Work is split into one task per sequence; for each head it keeps K_hᵀ [d, T] (every head's, for
+// T ≤ 64) and four score rows [4, T] in cache.
 //
 // Column layout of the fused projection output `qkv` (row stride ldqkv), for `heads` heads of size d:
 //   Q of head h: columns h·d ..< (h+1)·d
