@@ -117,7 +117,7 @@ func softmaxRows(_ p: UnsafeMutablePointer<Float>, ld: Int, rows: Int, count: In
         m2 = m2.replacing(with: v2, where: v2 .> m2); m3 = m3.replacing(with: v3, where: v3 .> m3)
         i += 16
     }
-    let x0 = m0.max(), x1 = m1.max(), x2 = m2.max(), x3 = m3.max()
+    let x0 = horizontalMax(m0), x1 = horizontalMax(m1), x2 = horizontalMax(m2), x3 = horizontalMax(m3)
     var s0 = Vec16(), s1 = Vec16(), s2 = Vec16(), s3 = Vec16()
     i = 0
     while i < body {

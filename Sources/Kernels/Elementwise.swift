@@ -229,6 +229,20 @@ public func layerNormReference(_ x: [Float], gamma: [Float], beta: [Float], eps:
 
 // MARK: softmax
 
+/// The largest lane, by halving (the standard library's `max()` is a generic call here, not inlined —
+/// visible in profiles of short softmax rows). Exact, so any order gives the same value.
+@inline(__always)
+public func horizontalMax(_ v: Vec16) -> Float {
+    var a8 = v.lowHalf
+    let b8 = v.highHalf
+    a8 = a8.replacing(with: b8, where: b8 .> a8)
+    var a4 = a8.lowHalf
+    let b4 = a8.highHalf
+    a4 = a4.replacing(with: b4, where: b4 .> a4)
+    let m01 = a4[0] > a4[1] ? a4[0] : a4[1], m23 = a4[2] > a4[3] ? a4[2] : a4[3]
+    return m01 > m23 ? m01 : m23
+}
+
 /// In-place softmax of one row: exp(x − max) / Σ.
 public func softmaxRow(_ p: UnsafeMutablePointer<Float>, count: Int) {
     let raw = UnsafeMutableRawPointer(p)
@@ -244,7 +258,7 @@ public func softmaxRow(_ p: UnsafeMutablePointer<Float>, count: Int) {
         mv = mv.replacing(with: v, where: v .> mv)
         i += 16
     }
-    let m = mv.max()
+    let m = horizontalMax(mv)
     var sv = Vec16()
     i = 0
     while i < body {

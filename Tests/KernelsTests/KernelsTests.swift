@@ -237,6 +237,16 @@ final class ElementwiseTests: XCTestCase {
         }
     }
 
+    func testHorizontalMax() {
+        var rng = TestRNG(8)
+        for trial in 0..<200 {
+            var lanes = rng.floats(16, scale: 10)
+            if trial % 3 == 0 { for j in 0..<(trial % 16) { lanes[j] = -.infinity } }
+            let v = Vec16(lanes)
+            XCTAssertEqual(horizontalMax(v), lanes.max()!, "trial \(trial)")
+        }
+    }
+
     /// Attention's four-rows-at-once softmax gives softmaxRow's values bit for bit, and zeros in the padding.
     func testSoftmaxRowsMatchOneRowBitForBit() {
         var rng = TestRNG(6)
