@@ -4,8 +4,8 @@ import Foundation
 // Tokens of a batch are concatenated without padding: sequence s owns rows offsets[s] ..< offsets[s+1]
 // of every activation matrix. A query therefore only ever sees its own sequence's keys — padded keys
 // get exactly zero attention, as with HF's additive float-min mask — and no [B, H, T, T] tensor exists.
-// Work is split into one task per sequence; for each head it keeps K_hᵀ [d, T] (every head's, for
-// T ≤ 64) and four score rows [4, T] in cache.
+// Work is split into one task per sequence; for each head it keeps K_hᵀ [d, T] (every head's at once
+// while they fit in 512 KB: T ≤ 128 for bert-base) and four score rows [4, T] in cache.
 //
 // Column layout of the fused projection output `qkv` (row stride ldqkv), for `heads` heads of size d:
 //   Q of head h: columns h·d ..< (h+1)·d
@@ -33,10 +33,11 @@ public func attention(qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim
         let start = offsets[s], t = offsets[s + 1] - start
         if t == 0 { return }
         let tPad = (t + 15) & ~15
-        // Short sequences (HANS: t ≈ 18) transpose every head's keys in one pass: each key row's
-        // heads·d values are then read front to back, where one head's d values (128 bytes) per row
-        // left the loads waiting on a new cache line every few elements.
-        let headsPerTranspose = tPad <= 64 ? heads : 1
+        // Every head's keys are transposed in one pass when they fit (HANS t ≈ 18; bert-base t = 128): each
+        // key row's heads·d values are then read front to back, where one head's d values (128–256 bytes)
+        // per row left the loads waiting on a new cache line every few elements (35% of the kernel's
+        // samples at t = 128).
+        let headsPerTranspose = heads * d * tPad <= attentionTransposeFloats ? heads : 1
         let scratch = allocateFloats(headsPerTranspose * d * tPad + attentionQueryBlock * tPad)
         defer { scratch.deallocate() }
         let scores = scratch + headsPerTranspose * d * tPad  // [4, tPad]: one score row per query of the block
@@ -47,12 +48,8 @@ public func attention(qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim
                 let width = headsPerTranspose * d
                 // The zero padding past t: short rows are mostly padding (t ≈ 18 of 32), so clear the whole
                 // block with one vectorised fill first rather than element by element after.
-                if headsPerTranspose > 1 { kT.update(repeating: 0, count: width * tPad) }
-                for j in 0..<t {
-                    let krow = qkv + (start + j) * ldqkv + (heads + h) * d
-                    for c in 0..<width { kT[c * tPad + j] = krow[c] }
-                }
-                if headsPerTranspose == 1 { for c in 0..<width { for j in t..<tPad { kT[c * tPad + j] = 0 } } }
+                if t < tPad { kT.update(repeating: 0, count: width * tPad) }
+                transposeRows(qkv + start * ldqkv + (heads + h) * d, ld: ldqkv, rows: t, width: width, into: kT, ldT: tPad)
             }
             let kRaw = UnsafeRawPointer(kT)
             let v = qkv + start * ldqkv + (2 * heads + h) * d
@@ -89,6 +86,38 @@ public func attention(qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim
                 i += attentionQueryBlock
             }
         }
+    }
+}
+
+/// Floats of transposed keys `attention` keeps per sequence: every head's at once up to this (512 KB — bert-base's
+/// 12 heads at T = 128 — within a 1 MB L2), else one head at a time.
+let attentionTransposeFloats = 131_072
+
+/// dst[c·ldT + j] = src[j·ld + c] for j < rows, c < width, sixteen source rows at a time: each destination
+/// line is then written whole (16 consecutive j), and the sixteen source rows are read front to back side by
+/// side — where one row at a time wrote `width` lines one float each and waited on every new source row.
+@inline(__always)
+func transposeRows(_ src: UnsafePointer<Float>, ld: Int, rows: Int, width: Int, into dst: UnsafeMutablePointer<Float>, ldT: Int) {
+    var j0 = 0
+    while j0 < rows {
+        let n = min(16, rows - j0)
+        let block = src + j0 * ld
+        if n == 16 {
+            for c in 0..<width {
+                let o = dst + c * ldT + j0
+                let p = block + c
+                o[0] = p[0]; o[1] = p[ld]; o[2] = p[2 * ld]; o[3] = p[3 * ld]
+                o[4] = p[4 * ld]; o[5] = p[5 * ld]; o[6] = p[6 * ld]; o[7] = p[7 * ld]
+                o[8] = p[8 * ld]; o[9] = p[9 * ld]; o[10] = p[10 * ld]; o[11] = p[11 * ld]
+                o[12] = p[12 * ld]; o[13] = p[13 * ld]; o[14] = p[14 * ld]; o[15] = p[15 * ld]
+            }
+        } else {
+            for c in 0..<width {
+                let o = dst + c * ldT + j0
+                for jj in 0..<n { o[jj] = block[jj * ld + c] }
+            }
+        }
+        j0 += 16
     }
 }
 

@@ -273,11 +273,36 @@ final class ElementwiseTests: XCTestCase {
 }
 
 final class AttentionTests: XCTestCase {
+    func testTransposeRowsAgainstNaive() {
+        var rng = TestRNG(31)
+        for rows in [1, 5, 15, 16, 17, 33, 48] {
+            for width in [1, 7, 64, 100] {
+                let ld = width + 3, ldT = (rows + 15) & ~15
+                let src = rng.floats(rows * ld)
+                var dst = [Float](repeating: .nan, count: width * ldT)
+                src.withUnsafeBufferPointer { s in dst.withUnsafeMutableBufferPointer { d in
+                    transposeRows(s.baseAddress!, ld: ld, rows: rows, width: width, into: d.baseAddress!, ldT: ldT)
+                } }
+                for c in 0..<width {
+                    for j in 0..<ldT {
+                        if j < rows {
+                            XCTAssertEqual(dst[c * ldT + j], src[j * ld + c], "rows \(rows) width \(width) c \(c) j \(j)")
+                        } else {
+                            XCTAssertTrue(dst[c * ldT + j].isNaN, "past the rows untouched")
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(12 * 64 * 192, attentionTransposeFloats, "the attention test's t = 180 case takes the one-head path")
+    }
+
     func testPackedSequencesAgainstNaive() {
         var rng = TestRNG(9)
-        for (heads, d) in [(4, 8), (12, 32), (3, 20), (2, 64)] {
-            // Lengths cover every query-block remainder (t mod 4) and every key stage (64, 32, 16 keys).
-            let lengths = [1, 2, 3, 7, 16, 17, 40, 66, 130]
+        for (heads, d) in [(4, 8), (12, 32), (3, 20), (2, 64), (12, 64)] {
+            // Lengths cover every query-block remainder (t mod 4) and every key stage (64, 32, 16 keys);
+            // 12 heads of 64 at t = 180 exceed `attentionTransposeFloats`, so keys go one head at a time there.
+            let lengths = [1, 2, 3, 7, 16, 17, 40, 66, 130] + (heads * d == 768 ? [180] : [])
             let offsets = lengths.reduce(into: [0]) { $0.append($0.last! + $1) }
             let tokens = offsets.last!, ld = 3 * heads * d
             let qkv = rng.floats(tokens * ld)
