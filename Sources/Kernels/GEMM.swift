@@ -10,8 +10,9 @@ import Foundation
 //     A KC×NR panel slice stays in L1/L2 while all MR-row strips of the tile stream past it.
 //   * The micro-kernel keeps an MR×NR block of C in registers: 6 × (4 × SIMD16) = 24 zmm
 //     accumulators with AVX-512, 6 × (2 × SIMD8) = 12 ymm accumulators otherwise.
-//   * An epilogue (bias, bias+GELU, bias+residual) runs on each finished tile while it is in cache.
-// Every output element is summed in one fixed order (k ascending inside a KC slice, slices added in
+//   * The bias is where the accumulators start (y = b + Σ x·w: no separate pass over C for it); an
+//     epilogue (GELU, residual) runs on each finished tile while it is in cache.
+// Every output element is summed in one fixed order (bias first, k ascending inside a KC slice, slices added in
 // order) whatever the tiling or thread count, so results do not depend on the number of threads.
 
 #if HCORE_AVX512
@@ -38,7 +39,7 @@ public final class PackedLinear: @unchecked Sendable {
     public let panelCount: Int
     /// [panelCount][k][gemmNR], 64-byte aligned, zero past column n.
     public let panels: UnsafeMutablePointer<Float>
-    /// [n] or nil.
+    /// [n] (zero-padded to panelCount·NR) or nil.
     public let bias: UnsafeMutablePointer<Float>?
 
     /// Packs `weight` ([n, k] row-major, PyTorch Linear layout) and copies `bias` ([n]).
@@ -48,11 +49,7 @@ public final class PackedLinear: @unchecked Sendable {
         self.k = k
         panelCount = (n + gemmNR - 1) / gemmNR
         panels = PackedLinear.pack(weight, n: n, k: k)
-        self.bias = bias.map { b in
-            let copy = allocateFloats(n)
-            copy.update(from: b, count: n)
-            return copy
-        }
+        self.bias = bias.map { PackedLinear.paddedBias($0, n: n) }
     }
 
     /// Takes ownership of already packed panels ([panelCount][k][gemmNR], zero past column n) and a bias copy.
@@ -61,11 +58,7 @@ public final class PackedLinear: @unchecked Sendable {
         self.k = k
         panelCount = (n + gemmNR - 1) / gemmNR
         panels = packedPanels
-        self.bias = bias.map { b in
-            let copy = allocateFloats(n)
-            b.withUnsafeBufferPointer { copy.update(from: $0.baseAddress!, count: n) }
-            return copy
-        }
+        self.bias = bias.map { b in b.withUnsafeBufferPointer { PackedLinear.paddedBias($0.baseAddress!, n: n) } }
     }
 
     /// Convenience for arrays: `weight.count == n*k`, `bias?.count == n`.
@@ -75,11 +68,17 @@ public final class PackedLinear: @unchecked Sendable {
         self.k = k
         panelCount = (n + gemmNR - 1) / gemmNR
         panels = weight.withUnsafeBufferPointer { PackedLinear.pack($0.baseAddress!, n: n, k: k) }
-        self.bias = bias.map { b in
-            let copy = allocateFloats(n)
-            b.withUnsafeBufferPointer { copy.update(from: $0.baseAddress!, count: n) }
-            return copy
-        }
+        self.bias = bias.map { b in b.withUnsafeBufferPointer { PackedLinear.paddedBias($0.baseAddress!, n: n) } }
+    }
+
+    /// A copy of `bias` ([n]) zero-padded to whole panels, so the micro-kernel can start its accumulators
+    /// from the bias with full-width vector loads on the last, ragged panel too.
+    private static func paddedBias(_ bias: UnsafePointer<Float>, n: Int) -> UnsafeMutablePointer<Float> {
+        let padded = (n + gemmNR - 1) / gemmNR * gemmNR
+        let copy = allocateFloats(padded)
+        copy.update(from: bias, count: n)
+        (copy + n).update(repeating: 0, count: padded - n)
+        return copy
     }
 
     private static func pack(_ weight: UnsafePointer<Float>, n: Int, k: Int) -> UnsafeMutablePointer<Float> {
@@ -106,7 +105,7 @@ public final class PackedLinear: @unchecked Sendable {
     }
 
     /// Bytes held by the packed panels and bias.
-    public var byteCount: Int { (panelCount * k * gemmNR + (bias == nil ? 0 : n)) * 4 }
+    public var byteCount: Int { (panelCount * k * gemmNR + (bias == nil ? 0 : panelCount * gemmNR)) * 4 }
 
     deinit {
         panels.deallocate()
@@ -146,6 +145,11 @@ public func gemm(_ x: UnsafePointer<Float>, rows m: Int, lda: Int,
         panelsPerTile /= 2
     }
     let colTiles = (w.panelCount + panelsPerTile - 1) / panelsPerTile
+    let addsBias: Bool
+    switch epilogue {
+    case .none: addsBias = false
+    default: addsBias = w.bias != nil
+    }
     let xAddress = UInt(bitPattern: x)
     let outAddress = UInt(bitPattern: out)
 
@@ -163,12 +167,14 @@ public func gemm(_ x: UnsafePointer<Float>, rows m: Int, lda: Int,
                 let b = UnsafePointer(w.panels + p * k * gemmNR + k0 * gemmNR)
                 let col0 = p * gemmNR
                 let cols = min(gemmNR, n - col0)
+                // The first K slice starts its accumulators from the bias (b + Σ x·w, one pass over C fewer).
+                let start = k0 == 0 && addsBias ? UnsafePointer(w.bias! + col0) : nil
                 var r = 0
                 while r < rows {
                     let strip = min(gemmMR, rows - r)
                     let c = out + (row0 + r) * ldc + col0
                     microKernel(kc: kc, a: x + (row0 + r) * lda + k0, lda: lda, rows: strip,
-                                b: b, c: c, ldc: ldc, cols: cols, accumulate: k0 > 0)
+                                b: b, c: c, ldc: ldc, cols: cols, accumulate: k0 > 0, start: start)
                     r += gemmMR
                 }
             }
@@ -176,7 +182,7 @@ public func gemm(_ x: UnsafePointer<Float>, rows m: Int, lda: Int,
         }
         let col0 = p0 * gemmNR
         let cols = min(n, p1 * gemmNR) - col0
-        applyEpilogue(epilogue, w: w, c: out + row0 * ldc + col0, ldc: ldc, rows: rows, col0: col0, cols: cols, row0: row0)
+        applyEpilogue(epilogue, c: out + row0 * ldc + col0, ldc: ldc, rows: rows, col0: col0, cols: cols, row0: row0)
     }
 
     pool.parallelFor(rowTiles * colTiles) { t in
@@ -191,32 +197,25 @@ public func gemm(_ x: UnsafePointer<Float>, rows m: Int, lda: Int,
 }
 
 @inline(__always)
-private func applyEpilogue(_ e: GemmEpilogue, w: PackedLinear, c: UnsafeMutablePointer<Float>, ldc: Int,
+private func applyEpilogue(_ e: GemmEpilogue, c: UnsafeMutablePointer<Float>, ldc: Int,
                            rows: Int, col0: Int, cols: Int, row0: Int) {
+    // The bias is already in: the micro-kernel started the accumulators from it.
     switch e {
-    case .none:
+    case .none, .bias:
         return
-    case .bias:
-        guard let b = w.bias else { return }
-        for i in 0..<rows { addVectors(c + i * ldc, b + col0, count: cols) }
     case .biasGELU:
-        for i in 0..<rows {
-            if let b = w.bias { addVectors(c + i * ldc, b + col0, count: cols) }
-            geluInPlace(c + i * ldc, count: cols)
-        }
+        for i in 0..<rows { geluInPlace(c + i * ldc, count: cols) }
     case .biasResidual(let res, let ld):
-        for i in 0..<rows {
-            if let b = w.bias { addVectors(c + i * ldc, b + col0, count: cols) }
-            addVectors(c + i * ldc, res + (row0 + i) * ld + col0, count: cols)
-        }
+        for i in 0..<rows { addVectors(c + i * ldc, res + (row0 + i) * ld + col0, count: cols) }
     }
 }
 
-/// C[rows ≤ MR, cols ≤ NR] (+)= A[rows, kc] · B-panel slice[kc, NR].
+/// C[rows ≤ MR, cols ≤ NR] (+)= start + A[rows, kc] · B-panel slice[kc, NR]; `start` (NR values, the bias)
+/// is each row's initial accumulator, zero if nil.
 @inline(__always)
 private func microKernel(kc: Int, a: UnsafePointer<Float>, lda: Int, rows: Int,
                          b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, cols: Int,
-                         accumulate: Bool) {
+                         accumulate: Bool, start: UnsafePointer<Float>?) {
     // Rows past `rows` re-read the last valid row; their results are discarded.
     let a0 = a
     let a1 = a + min(1, rows - 1) * lda
@@ -227,12 +226,18 @@ private func microKernel(kc: Int, a: UnsafePointer<Float>, lda: Int, rows: Int,
     let bv = UnsafeRawPointer(b)
     let stride = gemmNR * 4
     #if HCORE_AVX512
-    var c00 = GemmVec(), c01 = GemmVec(), c02 = GemmVec(), c03 = GemmVec()
-    var c10 = GemmVec(), c11 = GemmVec(), c12 = GemmVec(), c13 = GemmVec()
-    var c20 = GemmVec(), c21 = GemmVec(), c22 = GemmVec(), c23 = GemmVec()
-    var c30 = GemmVec(), c31 = GemmVec(), c32 = GemmVec(), c33 = GemmVec()
-    var c40 = GemmVec(), c41 = GemmVec(), c42 = GemmVec(), c43 = GemmVec()
-    var c50 = GemmVec(), c51 = GemmVec(), c52 = GemmVec(), c53 = GemmVec()
+    var i0 = GemmVec(), i1 = GemmVec(), i2 = GemmVec(), i3 = GemmVec()
+    if let start {
+        let s = UnsafeRawPointer(start)
+        i0 = s.loadUnaligned(as: GemmVec.self); i1 = s.loadUnaligned(fromByteOffset: 64, as: GemmVec.self)
+        i2 = s.loadUnaligned(fromByteOffset: 128, as: GemmVec.self); i3 = s.loadUnaligned(fromByteOffset: 192, as: GemmVec.self)
+    }
+    var c00 = i0, c01 = i1, c02 = i2, c03 = i3
+    var c10 = i0, c11 = i1, c12 = i2, c13 = i3
+    var c20 = i0, c21 = i1, c22 = i2, c23 = i3
+    var c30 = i0, c31 = i1, c32 = i2, c33 = i3
+    var c40 = i0, c41 = i1, c42 = i2, c43 = i3
+    var c50 = i0, c51 = i1, c52 = i2, c53 = i3
     for kk in 0..<kc {
         let p = bv + kk * stride
         let b0 = p.load(as: GemmVec.self)
@@ -261,13 +266,18 @@ private func microKernel(kc: Int, a: UnsafePointer<Float>, lda: Int, rows: Int,
     if rows > 4 { storeRow(rowPtrs.4, c40, c41, c42, c43, cols: cols, accumulate: accumulate) }
     if rows > 5 { storeRow(rowPtrs.5, c50, c51, c52, c53, cols: cols, accumulate: accumulate) }
     #else
-    var c00 = GemmVec(), c01 = GemmVec()
-    var c10 = GemmVec(), c11 = GemmVec()
-    var c20 = GemmVec(), c21 = GemmVec()
-    var c30 = GemmVec(), c31 = GemmVec()
-    var c40 = GemmVec(), c41 = GemmVec()
-    var c50 = GemmVec(), c51 = GemmVec()
     let half = GemmVec.scalarCount * 4
+    var i0 = GemmVec(), i1 = GemmVec()
+    if let start {
+        let s = UnsafeRawPointer(start)
+        i0 = s.loadUnaligned(as: GemmVec.self); i1 = s.loadUnaligned(fromByteOffset: half, as: GemmVec.self)
+    }
+    var c00 = i0, c01 = i1
+    var c10 = i0, c11 = i1
+    var c20 = i0, c21 = i1
+    var c30 = i0, c31 = i1
+    var c40 = i0, c41 = i1
+    var c50 = i0, c51 = i1
     for kk in 0..<kc {
         let p = bv + kk * stride
         let b0 = p.loadUnaligned(as: GemmVec.self)

@@ -69,23 +69,30 @@ final class GEMMTests: XCTestCase {
         }
     }
 
-    /// The epilogues must round exactly like the product followed by separate passes (bias add, residual
-    /// add, GELU) — bit for bit, ragged tiles included, for other tile sizes too (a guard for any future
-    /// fusion of the epilogue into the micro-kernel).
-    func testFusedEpilogueEqualsSeparatePasses() {
+    /// The fast path must round exactly as documented in GEMM.swift — each output starts from its bias, adds
+    /// x·w by fused multiply-adds with k ascending inside a KC slice, each later slice's partial sum (from
+    /// zero) is added to C, then GELU or the residual — checked bit for bit against a scalar twin of that
+    /// order, ragged tiles included, other tile sizes too, 1 and 2 threads.
+    func testEpiloguesRoundInTheDocumentedOrder() {
         for (i, (m, n, k, kc, panels)) in [(7, 65, 385, 192, 4), (13, 130, 800, 128, 1), (97, 200, 17, 192, 2), (64, 256, 384, 96, 4)].enumerated() {
             var rng = TestRNG(UInt64(100 + i))
             let x = rng.floats(m * k), w = rng.floats(n * k, scale: 0.1), b = rng.floats(n), res = rng.floats(m * n)
             let packed = PackedLinear(weight: w, bias: b, n: n, k: k)
-            var plain = [Float](repeating: .nan, count: m * n)
-            x.withUnsafeBufferPointer { xp in plain.withUnsafeMutableBufferPointer { gemm(xp.baseAddress!, rows: m, lda: k, packed, out: $0.baseAddress!, ldc: n, epilogue: .none, kc: kc, tilePanels: panels) } }
-            for e in ["bias", "gelu", "residual"] {
-                var expected = plain
-                expected.withUnsafeMutableBufferPointer { o in
-                    for r in 0..<m {
-                        addVectors(o.baseAddress! + r * n, b, count: n)
-                        if e == "gelu" { geluInPlace(o.baseAddress! + r * n, count: n) }
-                        if e == "residual" { res.withUnsafeBufferPointer { addVectors(o.baseAddress! + r * n, $0.baseAddress! + r * n, count: n) } }
+            for e in ["none", "bias", "gelu", "residual"] {
+                var expected = [Float](repeating: 0, count: m * n)
+                for r in 0..<m {
+                    for j in 0..<n {
+                        var c: Float = e == "none" ? 0 : b[j]
+                        var k0 = 0
+                        while k0 < k {
+                            var slice: Float = k0 == 0 ? c : 0
+                            for kk in k0..<min(k, k0 + kc) { slice = slice.addingProduct(x[r * k + kk], w[j * k + kk]) }
+                            c = k0 == 0 ? slice : c + slice
+                            k0 += kc
+                        }
+                        if e == "gelu" { c = gelu16(Vec16(repeating: c))[0] }
+                        if e == "residual" { c += res[r * n + j] }
+                        expected[r * n + j] = c
                     }
                 }
                 for threads in [1, 2] {
@@ -93,7 +100,8 @@ final class GEMMTests: XCTestCase {
                     x.withUnsafeBufferPointer { xp in
                         res.withUnsafeBufferPointer { rp in
                             out.withUnsafeMutableBufferPointer { op in
-                                let epilogue: GemmEpilogue = e == "gelu" ? .biasGELU : e == "residual" ? .biasResidual(rp.baseAddress!, ld: n) : .bias
+                                let epilogue: GemmEpilogue = e == "none" ? .none : e == "gelu" ? .biasGELU
+                                    : e == "residual" ? .biasResidual(rp.baseAddress!, ld: n) : .bias
                                 gemm(xp.baseAddress!, rows: m, lda: k, packed, out: op.baseAddress!, ldc: n, epilogue: epilogue,
                                      pool: .sized(threads), kc: kc, tilePanels: panels)
                             }
