@@ -16,11 +16,9 @@ import Foundation
 
 /// ctx = softmax(Q Kᵀ · scale) V per (sequence, head). `probs`, if given, receives every P row:
 /// the (s, h) block starts at probOffsets[s]·heads + h·len² … see `attentionProbOffset`.
-/// `firstQueryOnly`: only the first row of each sequence gets its context (a classifier's last layer).
 public func attention(qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim d: Int,
                       offsets: [Int], ctx: UnsafeMutablePointer<Float>, ldctx: Int,
-                      probs: UnsafeMutablePointer<Float>? = nil, firstQueryOnly: Bool = false, pool: ThreadPool = .shared) {
-    precondition(!(firstQueryOnly && probs != nil), "probabilities are stored for every query")
+                      probs: UnsafeMutablePointer<Float>? = nil, pool: ThreadPool = .shared) {
     let sequences = offsets.count - 1
     if sequences <= 0 || heads == 0 { return }
     let scale = 1 / Float(d).squareRoot()
@@ -55,10 +53,9 @@ public func attention(qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim
             let v = qkv + start * ldqkv + (2 * heads + h) * d
             // Query rows four at a time: every K (or V) vector loaded serves four rows — 16 FMAs per 8 loads
             // on 64 keys — so the loops are bound by the FMA units rather than by loads.
-            let queries = firstQueryOnly ? 1 : t   // firstQueryOnly: only each sequence's first row ([CLS])
             var i = 0
-            while i < queries {
-                let rows = min(attentionQueryBlock, queries - i)
+            while i < t {
+                let rows = min(attentionQueryBlock, t - i)
                 // Rows past `rows` repeat the last valid row; their results are never read.
                 let q0 = qkv + (start + i) * ldqkv + h * d
                 let q1 = qkv + (start + i + min(1, rows - 1)) * ldqkv + h * d

@@ -103,6 +103,7 @@ public final class BertModel: @unchecked Sendable {
     /// Built on first use: the transposed weights of the backward pass.
     let lazyLock = NSLock()
     var lazyBackward: AnyObject?
+    var lazyFullPlan: ExecutionPlan?
     /// Scratch buffers of the forward and mask-gradient passes, reused between calls (Scratch.swift).
     var arenaPool: [ScratchArena] = []
 

@@ -27,20 +27,31 @@ public final class LayerPlan: @unchecked Sendable {
         self.mlpConstant = mlpConstant
     }
 
-    private let splitLock = NSLock()
-    private var split: (query: PackedLinear, keyValue: PackedLinear)?
+    /// The weights of `firstQueryAttention` (the last layer when only the [CLS] rows are needed): W_Q's rows
+    /// packed for the [CLS] rows' queries, W_K [kept·d, D] row-major, W_Vᵀ [D, kept·d] and b_V.
+    public struct FirstQueryWeights: @unchecked Sendable {
+        public let query: PackedLinear
+        public let key: [Float]
+        public let valueT: [Float]
+        public let valueBias: [Float]?
+    }
 
-    /// `qkv` cut into its Q rows [kept·d, D] and its K/V rows [2·kept·d, D], made on first use (the last
-    /// layer when only the [CLS] rows are needed: keys and values for every token, queries for [CLS]).
-    /// Same weight rows, so every product is rounded exactly as through `qkv`.
-    public func queryAndKeyValue() -> (query: PackedLinear, keyValue: PackedLinear)? {
+    private let firstQueryLock = NSLock()
+    private var firstQuery: FirstQueryWeights?
+
+    /// Made from `qkv` on first use and kept (≈ the size of `qkv`; the K/V rows' packed copy is not needed).
+    public func firstQueryWeights(features D: Int) -> FirstQueryWeights? {
         guard let qkv else { return nil }
-        splitLock.lock()
-        defer { splitLock.unlock() }
-        if let split { return split }
+        firstQueryLock.lock()
+        defer { firstQueryLock.unlock() }
+        if let firstQuery { return firstQuery }
         let width = qkv.n / 3
-        let made = (qkv.gatherRows(Array(0..<width)), qkv.gatherRows(Array(width..<(3 * width))))
-        split = made
+        let key = (0..<(width * D)).map { qkv.weight(width + $0 / D, $0 % D) }
+        var valueT = [Float](repeating: 0, count: D * width)
+        for o in 0..<width { for i in 0..<D { valueT[i * width + o] = qkv.weight(2 * width + o, i) } }
+        let made = FirstQueryWeights(query: qkv.gatherRows(Array(0..<width)), key: key, valueT: valueT,
+                                     valueBias: qkv.biasArray.map { Array($0[(2 * width)...]) })
+        firstQuery = made
         return made
     }
 }
@@ -55,10 +66,16 @@ public final class ExecutionPlan: @unchecked Sendable {
 
 extension BertModel {
     /// Every head and MLP present, on the model's own weights (no copy).
+    /// Made once and kept, so what a plan builds on first use (`firstQueryWeights`) is built once per model.
     public var fullPlan: ExecutionPlan {
-        ExecutionPlan(layers: layers.map {
+        lazyLock.lock()
+        defer { lazyLock.unlock() }
+        if let lazyFullPlan { return lazyFullPlan }
+        let plan = ExecutionPlan(layers: layers.map {
             LayerPlan(keptHeads: Array(0..<headCount), qkv: $0.qkv, attentionOutput: $0.attentionOutput,
                       attentionConstant: nil, mlpConstant: nil)
         })
+        lazyFullPlan = plan
+        return plan
     }
 }

@@ -150,7 +150,7 @@ extension BertModel {
     /// Logits [B, C] for a batch. `plan` (default: the whole model) decides which units exist;
     /// `soft` applies continuous masks on top of the full model (the general path).
     /// The last layer runs for the [CLS] rows only unless an observer is given or `clsOnlyLastLayer` is
-    /// false (see `runLayers`); the logits are the same either way.
+    /// false (see `runLayers`); the logits are the same either way, to rounding.
     public func forward(_ batch: TokenBatch, plan: ExecutionPlan? = nil,
                         soft: (masks: MaskValues, ablation: Ablation)? = nil,
                         observer: ForwardObserver? = nil, clsOnlyLastLayer: Bool = defaultCLSOnlyLastLayer,
@@ -207,9 +207,11 @@ extension BertModel {
     /// output (prefix sharing keeps copies of them).
     ///
     /// `clsOnlyLastLayer`: the classifier reads only each sequence's first ([CLS]) row of the last layer's
-    /// output, so that layer computes K and V for every token but its query, attention, output projection,
-    /// LayerNorms and MLP for the [CLS] rows only — exact (the same per-row arithmetic), and ~80% of the last
-    /// layer's work saved. The other rows of `x` then hold the last layer's *input*; callers that read them
+    /// output, so that layer runs its query, attention, output projection, LayerNorms and MLP for the [CLS]
+    /// rows only, and forms no keys or values: `firstQueryAttention` scores every token's input row against
+    /// W_Kᵀq and applies W_V once to the probability-weighted sum of those rows. ~99% of the last layer's
+    /// work saved (bert-base at T = 128); the logits agree with the every-row path to rounding (~5e-7,
+    /// tested), not bit for bit. The other rows of `x` then hold the last layer's *input*; callers that read them
     /// (observers, hidden-state dumps) must pass false.
     ///
     /// `xHoldsEmbeddings`: x is the embedding output of `batch` (range starts at 0), so rows with the same
@@ -244,15 +246,23 @@ extension BertModel {
             let kept = lp.keptHeads.count
             if kept > 0, let wqkv = lp.qkv, let wo = lp.attentionOutput {
                 let width = kept * headDim
-                if clsOnly, let (wq, wkv) = lp.queryAndKeyValue() {
-                    // Keys and values for every token; queries only for the [CLS] rows (in xCLS), scattered
-                    // into their rows of qkv, which is all that first-query attention reads.
-                    let qCLS = ctxCLS   // [B, width] scratch, free until the context is gathered below
-                    timer.measure("qkv gemm") {
-                        gemm(x, rows: N, lda: D, wkv, out: qkv + width, ldc: 3 * width, epilogue: .bias, pool: pool)
-                        gemm(xCLS, rows: B, lda: D, wq, out: qCLS, ldc: width, epilogue: .bias, pool: pool)
+                if clsOnly, let weights = lp.firstQueryWeights(features: D) {
+                    // Queries for the [CLS] rows only; their attention over every token's input row without
+                    // forming keys or values (Kernels/FirstQueryAttention.swift), straight into ctxCLS.
+                    let qCLS = m   // [B, width] scratch: m is free until the MLP
+                    timer.measure("qkv gemm") { gemm(xCLS, rows: B, lda: D, weights.query, out: qCLS, ldc: width, epilogue: .bias, pool: pool) }
+                    timer.measure("attention") {
+                        weights.key.withUnsafeBufferPointer { wk in
+                            weights.valueT.withUnsafeBufferPointer { wvT in
+                                let run = { (bv: UnsafePointer<Float>?) in
+                                    firstQueryAttention(x: x, ldx: D, features: D, offsets: batch.offsets, queries: qCLS,
+                                                        heads: kept, headDim: self.headDim, keyWeight: wk.baseAddress!,
+                                                        valueWeightT: wvT.baseAddress!, valueBias: bv, ctx: ctxCLS, ldctx: width, pool: pool)
+                                }
+                                if let bias = weights.valueBias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+                            }
+                        }
                     }
-                    for s in 0..<B { (qkv + batch.offsets[s] * 3 * width).update(from: qCLS + s * width, count: width) }
                 } else if l == 0, xHoldsEmbeddings, case let (unique, source) = batch.distinctEmbeddingRows(), unique.count * 10 < N * 9 {
                     // Layer 0 with repeated rows: Q/K/V of each distinct row once, then copied to its repeats —
                     // bit-identical, as every row's product is rounded alike whichever rows share the GEMM call.
@@ -274,12 +284,13 @@ extension BertModel {
                 } else {
                     timer.measure("qkv gemm") { gemm(x, rows: N, lda: D, wqkv, out: qkv, ldc: 3 * width, epilogue: .bias, pool: pool) }
                 }
-                timer.measure("attention") {
-                    attention(qkv: qkv, ldqkv: 3 * width, heads: kept, headDim: headDim, offsets: batch.offsets,
-                              ctx: ctx, ldctx: width, firstQueryOnly: clsOnly, pool: pool)
+                if !clsOnly {
+                    timer.measure("attention") {
+                        attention(qkv: qkv, ldqkv: 3 * width, heads: kept, headDim: headDim, offsets: batch.offsets,
+                                  ctx: ctx, ldctx: width, pool: pool)
+                    }
                 }
                 let ctxIn = clsOnly ? ctxCLS : ctx
-                if clsOnly { for s in 0..<B { (ctxCLS + s * width).update(from: ctx + batch.offsets[s] * width, count: width) } }
                 if kept == headCount { observer?.attentionContext(layer: l, ctx, tokens: N) }
                 if let soft { applyHeadMasks(ctxIn, tokens: R, layer: l, soft.masks, soft.ablation) }
                 timer.measure("out gemm") { gemm(ctxIn, rows: R, lda: width, wo, out: a, ldc: D, epilogue: .biasResidual(xIn, ld: D), pool: pool) }

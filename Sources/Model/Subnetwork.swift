@@ -191,9 +191,9 @@ extension BertModel {
         for l in 0..<layerCount {
             let kept = keptHeads[l], mlp = mlps[l]
             if clsOnlyLastLayer && l == layerCount - 1 {
-                // K/V for every token; Q, W_O and the MLP on the [CLS] rows; scores and context for one
-                // query per sequence.
-                macs += 2 * kept * d * D * tokens + 2 * tokens * d * kept + (2 * kept * d * D + (mlp ? 2 * D * I : 0)) * sequences
+                // firstQueryAttention: scores u_h·x_t and sums Σ p_t x_t over every token, per kept head; per
+                // sequence the query, u_h = W_K,hᵀ q_h, W_V,h r_h, W_O and the MLP on the [CLS] row.
+                macs += 2 * kept * D * tokens + (4 * kept * d * D + (mlp ? 2 * D * I : 0)) * sequences
             } else {
                 macs += (4 * kept * d * D + (mlp ? 2 * D * I : 0)) * tokens + 2 * squares * d * kept
             }
@@ -208,8 +208,9 @@ extension BertModel {
             let kept = masks.heads[l].filter { $0 != 0 }.count
             return acc + (kept > 0 && kept < headCount ? 4 * (4 * kept * d * D + 3 * kept * d + D) : 0)
         }
-        // The last layer's Q/K/V split into Q and K/V copies for [CLS]-only evaluation, made on first use.
+        // The last layer's W_Q (packed, with its bias), W_K and W_Vᵀ (plain) and b_V for [CLS]-only evaluation
+        // (LayerPlan.firstQueryWeights), made on first use.
         let lastKept = masks.heads[layerCount - 1].filter { $0 != 0 }.count
-        return compiled + 4 * (3 * lastKept * d * D + 3 * lastKept * d)
+        return compiled + 4 * (3 * lastKept * d * D + 2 * lastKept * d)
     }
 }

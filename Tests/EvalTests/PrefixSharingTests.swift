@@ -50,14 +50,15 @@ final class PrefixSharingTests: XCTestCase {
     }
 
     /// The FLOPs of the [CLS]-only last layer, counted by hand for minilm-nli (D 384, 12 heads of 32, I 1536)
-    /// on two sequences of 7 and 30 tokens: the other layers unchanged; the last one keeps K/V for all
-    /// 37 tokens, one query per sequence in attention, Q, W_O and the MLP on 2 rows.
+    /// on two sequences of 7 and 30 tokens: the other layers unchanged; the last one has 12 heads' scores and
+    /// weighted sums over the 384 features of all 37 tokens (no keys or values), and per sequence (2 rows) Q,
+    /// u = W_Kᵀq, W_V·r and W_O (each 384 × 384) and the MLP.
     func testCLSOnlyFLOPCount() throws {
         let model = try BertModel.load(folder: repoRoot + "/Tests/Fixtures/models/minilm-nli")
         let full = model.flops(masks: MaskValues?.none, sequenceLengths: [7, 30])
         let perLayer = 2.0 * Double((4 * 384 * 384 + 2 * 384 * 1536) * 37 + 2 * (49 + 900) * 384)
         XCTAssertEqual(full, 6 * perLayer)
-        let lastCLS = 2.0 * Double(2 * 384 * 384 * 37 + 2 * 37 * 384 + (2 * 384 * 384 + 2 * 384 * 1536) * 2)
+        let lastCLS = 2.0 * Double(2 * 12 * 384 * 37 + (4 * 384 * 384 + 2 * 384 * 1536) * 2)
         XCTAssertEqual(model.flops(masks: MaskValues?.none, sequenceLengths: [7, 30], clsOnlyLastLayer: true), 5 * perLayer + lastCLS)
     }
 }

@@ -73,9 +73,10 @@ final class SubnetworkGoldenTests: XCTestCase {
         XCTAssertEqual(compiled, 5)  // all but the fractional set
     }
 
-    /// The last layer computed for the [CLS] rows only gives bit-identical logits to computing every row:
-    /// full model, compiled plans (including one whose last layer keeps no head) and soft masks.
-    func testCLSOnlyLastLayerIsExact() throws {
+    /// The last layer computed for the [CLS] rows only — keys and values never formed (firstQueryAttention) —
+    /// gives the logits of computing every row to rounding: full model, compiled plans (including one whose last
+    /// layer keeps no head) and soft masks. Worst difference measured: 5.4e-7 (bound 2e-6).
+    func testCLSOnlyLastLayerMatchesEveryRow() throws {
         let model = try cachedModel(try minilmFolder())
         let golden = try GoldenOutputs("minilm-nli")
         let pruning = try PruningGolden()
@@ -96,7 +97,7 @@ final class SubnetworkGoldenTests: XCTestCase {
                 let batch = TokenBatch(b.map(golden.encoding))
                 let cls = try model.forward(batch, plan: plan, soft: soft, clsOnlyLastLayer: true)
                 let all = try model.forward(batch, plan: plan, soft: soft, clsOnlyLastLayer: false)
-                XCTAssertEqual(cls, all, name)
+                XCTAssertLessThanOrEqual(maxAbs(cls, all), 2e-6, name)
             }
         }
     }
