@@ -178,9 +178,12 @@ final class ElementwiseTests: XCTestCase {
     }
 
     func testGELUMatchesErfForm() {
-        // Every 1e-4 over [−14, 14] (a 0.0073 step once missed a 2.1e-7 peak of a cheaper erf near x = 5.17).
-        // Measured worst: 1.08e-7·max(1, |x|); transformers' own fp32 formula with a correctly rounded erf
-        // is 1.02e-7 from the true value.
+        // Every 1e-4 over [−14, 14] (a 0.0073 step once missed the rational erf's peak near x = 5.17), against
+        // the correctly rounded value. Measured worst: 2.10e-7·max(1, |x|) for gelu16's rational erf (the
+        // erfc/exp form it replaced: 1.08e-7; transformers' fp32 formula with a correctly rounded erf: 1.02e-7;
+        // PyTorch's own F.gelu on this machine: 3.5e-7, see BENCHMARKS.md). The bound sits between ours and
+        // PyTorch's: a coefficient changed in its 7th digit (5e-7 to 1.2e-6) or a clamp at 3.5 instead of 3.9
+        // (4.4e-7) fails it. geluGrad16 keeps the erfc/exp form.
         var worst: Float = 0, worstGrad: Float = 0
         for i in -140_000..<140_000 {
             let x = Float(i) * 1e-4
@@ -189,7 +192,7 @@ final class ElementwiseTests: XCTestCase {
             let g = geluGrad16(Vec16(repeating: x))[0], gr = geluGradReference(x)
             worstGrad = max(worstGrad, abs(g - gr) / max(1, abs(x)))
         }
-        XCTAssertLessThan(worst, 1.5e-7, "gelu: worst error / max(1, |x|) \(worst)")
+        XCTAssertLessThan(worst, 2.5e-7, "gelu: worst error / max(1, |x|) \(worst)")
         XCTAssertLessThan(worstGrad, 5e-7, "gelu': worst error / max(1, |x|)")
         var buf: [Float] = (0..<37).map { Float($0) * 0.3 - 5 }
         let want = buf.map(geluReference)
