@@ -125,7 +125,7 @@ func timeForward(_ model: BertModel, batches: [TokenBatch], plan: ExecutionPlan?
 
 let command = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "gemm"
 // The workloads read the repository's fixtures and data by relative path.
-if !["peak", "gemm", "gemm-ab", "bert-base"].contains(command) && !FileManager.default.fileExists(atPath: "data/hans/heuristics_evaluation_set.txt.zst") {
+if !["peak", "gemm", "gemm-ab", "bert-base", "attention"].contains(command) && !FileManager.default.fileExists(atPath: "data/hans/heuristics_evaluation_set.txt.zst") {
     FileHandle.standardError.write(Data("hcore-bench: data/hans/heuristics_evaluation_set.txt.zst not found: run it from the repository root (cd to the folder with Package.swift)\n".utf8))
     exit(2)
 }
@@ -154,6 +154,23 @@ case "gemm":
              ("adjacent_peak", .float(local)), ("pct_of_peak", .float(100 * g / local))])
         peak2 = after
     }
+case "attention":
+    // The attention kernel alone on bert-base's shape (default 32 sequences × 128 tokens, 12 heads of 64),
+    // Q/K/V random: GFLOP/s of its two products (4·T²·H·d per sequence), best of --reps.
+    let B = arg("--batch", 32), T = arg("--length", 128), H = arg("--heads", 12), d = arg("--head-dim", 64)
+    let ld = 3 * H * d, N = B * T
+    let qkv = allocateFloats(N * ld), ctx = allocateFloats(N * H * d)
+    var state: UInt64 = 3
+    for i in 0..<(N * ld) { state = state &* 6364136223846793005 &+ 1; qkv[i] = Float(Int(state >> 41) % 2001 - 1000) / 1000 }
+    let offsets = (0...B).map { $0 * T }
+    var best = Double.infinity
+    for _ in 0..<arg("--reps", 20) {
+        let t = now()
+        attention(qkv: qkv, ldqkv: ld, heads: H, headDim: d, offsets: offsets, ctx: ctx, ldctx: H * d)
+        best = min(best, now() - t)
+    }
+    out([("bench", "attention"), ("batch", .int(B)), ("length", .int(T)), ("heads", .int(H)), ("head_dim", .int(d)),
+         ("seconds", .float(best)), ("gflops", .float(4 * Double(B * T * T * H * d) / best / 1e9))])
 case "gemm-ab":
     // Tuning: GEMM variants measured in interleaved rounds on one shape, so that the machine's drift hits
     // every variant alike; prints each variant's best and median GFLOP/s. A variant is
