@@ -49,19 +49,16 @@ public func attention(qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim
                 if t < tPad { kT.update(repeating: 0, count: width * tPad) }
                 transposeRows(qkv + start * ldqkv + (heads + h) * d, ld: ldqkv, rows: t, width: width, into: kT, ldT: tPad)
             }
-            let kRaw = UnsafeRawPointer(kT)
             let v = qkv + start * ldqkv + (2 * heads + h) * d
             // Query rows four at a time: every K (or V) vector loaded serves four rows — 16 FMAs per 8 loads
             // on 64 keys — so the loops are bound by the FMA units rather than by loads.
             var i = 0
             while i < t {
                 let rows = min(attentionQueryBlock, t - i)
-                // Rows past `rows` repeat the last valid row; their results are never read.
-                let q0 = qkv + (start + i) * ldqkv + h * d
-                let q1 = qkv + (start + i + min(1, rows - 1)) * ldqkv + h * d
-                let q2 = qkv + (start + i + min(2, rows - 1)) * ldqkv + h * d
-                let q3 = qkv + (start + i + min(3, rows - 1)) * ldqkv + h * d
-                scoreBlock(q0, q1, q2, q3, kT: kRaw, tPad: tPad, d: d, scale: scale, scores: scores)
+                // scores [rows, tPad] = scale · Q rows · Kᵀ (Kᵀ is zero past t, so padded columns score 0 and the
+                // softmax's count ignores them); each summed over c in ascending order.
+                rowMajorProduct(m: rows, n: tPad, k: d, a: qkv + (start + i) * ldqkv + h * d, lda: ldqkv,
+                                b: kT, ldb: tPad, scale: scale, out: scores, ldo: tPad)
                 softmaxRows(scores, ld: tPad, rows: rows, count: t)
                 for r in 0..<rows {
                     let row = scores + r * tPad
@@ -186,82 +183,6 @@ func softmaxRows(_ p: UnsafeMutablePointer<Float>, ld: Int, rows: Int, count: In
 
 /// Query rows processed together by `attention`.
 let attentionQueryBlock = 4
-
-/// scores[r·tPad + j] = scale · Σ_c q_r[c]·Kᵀ[c][j] for the four query rows q0…q3 and every key j < tPad
-/// (Kᵀ is zero past the sequence, so padded columns score 0 and are ignored by the softmax's count).
-/// Each score is summed over c in ascending order, the same order as the one-row loop it replaced.
-@inline(__always)
-func scoreBlock(_ q0: UnsafePointer<Float>, _ q1: UnsafePointer<Float>, _ q2: UnsafePointer<Float>, _ q3: UnsafePointer<Float>,
-                kT: UnsafeRawPointer, tPad: Int, d: Int, scale: Float, scores: UnsafeMutablePointer<Float>) {
-    let out = UnsafeMutableRawPointer(scores)
-    let ld = tPad * 4
-    var j = 0
-    while j + 64 <= tPad {
-        // 4 rows × 64 keys: 16 accumulators, 4 loads + 4 broadcasts per 16 FMAs.
-        var a00 = Vec16(), a01 = Vec16(), a02 = Vec16(), a03 = Vec16()
-        var a10 = Vec16(), a11 = Vec16(), a12 = Vec16(), a13 = Vec16()
-        var a20 = Vec16(), a21 = Vec16(), a22 = Vec16(), a23 = Vec16()
-        var a30 = Vec16(), a31 = Vec16(), a32 = Vec16(), a33 = Vec16()
-        for c in 0..<d {
-            let row = kT + (c * tPad + j) * 4
-            let k0 = row.load(as: Vec16.self), k1 = row.load(fromByteOffset: 64, as: Vec16.self)
-            let k2 = row.load(fromByteOffset: 128, as: Vec16.self), k3 = row.load(fromByteOffset: 192, as: Vec16.self)
-            var x = q0[c]; a00.addProduct(x, k0); a01.addProduct(x, k1); a02.addProduct(x, k2); a03.addProduct(x, k3)
-            x = q1[c]; a10.addProduct(x, k0); a11.addProduct(x, k1); a12.addProduct(x, k2); a13.addProduct(x, k3)
-            x = q2[c]; a20.addProduct(x, k0); a21.addProduct(x, k1); a22.addProduct(x, k2); a23.addProduct(x, k3)
-            x = q3[c]; a30.addProduct(x, k0); a31.addProduct(x, k1); a32.addProduct(x, k2); a33.addProduct(x, k3)
-        }
-        storeScaled(out + j * 4, a00, a01, a02, a03, scale)
-        storeScaled(out + ld + j * 4, a10, a11, a12, a13, scale)
-        storeScaled(out + 2 * ld + j * 4, a20, a21, a22, a23, scale)
-        storeScaled(out + 3 * ld + j * 4, a30, a31, a32, a33, scale)
-        j += 64
-    }
-    while j + 32 <= tPad {
-        // 4 rows × 32 keys: 8 accumulators, 2 loads + 4 broadcasts per 8 FMAs.
-        var a00 = Vec16(), a01 = Vec16(), a10 = Vec16(), a11 = Vec16()
-        var a20 = Vec16(), a21 = Vec16(), a30 = Vec16(), a31 = Vec16()
-        for c in 0..<d {
-            let row = kT + (c * tPad + j) * 4
-            let k0 = row.load(as: Vec16.self), k1 = row.load(fromByteOffset: 64, as: Vec16.self)
-            var x = q0[c]; a00.addProduct(x, k0); a01.addProduct(x, k1)
-            x = q1[c]; a10.addProduct(x, k0); a11.addProduct(x, k1)
-            x = q2[c]; a20.addProduct(x, k0); a21.addProduct(x, k1)
-            x = q3[c]; a30.addProduct(x, k0); a31.addProduct(x, k1)
-        }
-        let o = j * 4
-        out.storeBytes(of: a00 * scale, toByteOffset: o, as: Vec16.self)
-        out.storeBytes(of: a01 * scale, toByteOffset: o + 64, as: Vec16.self)
-        out.storeBytes(of: a10 * scale, toByteOffset: ld + o, as: Vec16.self)
-        out.storeBytes(of: a11 * scale, toByteOffset: ld + o + 64, as: Vec16.self)
-        out.storeBytes(of: a20 * scale, toByteOffset: 2 * ld + o, as: Vec16.self)
-        out.storeBytes(of: a21 * scale, toByteOffset: 2 * ld + o + 64, as: Vec16.self)
-        out.storeBytes(of: a30 * scale, toByteOffset: 3 * ld + o, as: Vec16.self)
-        out.storeBytes(of: a31 * scale, toByteOffset: 3 * ld + o + 64, as: Vec16.self)
-        j += 32
-    }
-    while j < tPad {
-        var a0 = Vec16(), a1 = Vec16(), a2 = Vec16(), a3 = Vec16()
-        for c in 0..<d {
-            let k0 = (kT + (c * tPad + j) * 4).load(as: Vec16.self)
-            a0.addProduct(q0[c], k0); a1.addProduct(q1[c], k0); a2.addProduct(q2[c], k0); a3.addProduct(q3[c], k0)
-        }
-        let o = j * 4
-        out.storeBytes(of: a0 * scale, toByteOffset: o, as: Vec16.self)
-        out.storeBytes(of: a1 * scale, toByteOffset: ld + o, as: Vec16.self)
-        out.storeBytes(of: a2 * scale, toByteOffset: 2 * ld + o, as: Vec16.self)
-        out.storeBytes(of: a3 * scale, toByteOffset: 3 * ld + o, as: Vec16.self)
-        j += 16
-    }
-}
-
-@inline(__always)
-func storeScaled(_ o: UnsafeMutableRawPointer, _ v0: Vec16, _ v1: Vec16, _ v2: Vec16, _ v3: Vec16, _ scale: Float) {
-    o.storeBytes(of: v0 * scale, as: Vec16.self)
-    o.storeBytes(of: v1 * scale, toByteOffset: 64, as: Vec16.self)
-    o.storeBytes(of: v2 * scale, toByteOffset: 128, as: Vec16.self)
-    o.storeBytes(of: v3 * scale, toByteOffset: 192, as: Vec16.self)
-}
 
 /// For r < rows (≤ 4): out[r·ldout ..< +d] = Σ_j p[r·ldp + j]·v[j·ldv ..< +d], d ∈ {16, 32, 48, 64}.
 /// Rows past `rows` are computed from row rows−1's weights and discarded.

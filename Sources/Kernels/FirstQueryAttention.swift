@@ -73,21 +73,25 @@ public func firstQueryAttention(x: UnsafePointer<Float>, ldx: Int, features D: I
     }
 }
 
-/// out[i·ldo + j] = Σ_k a[i·lda + k] · b[k·ldb + j] for i < m, j < n (k ascending): a small product of
-/// row-major matrices. Columns 64 at a time (then 16, then one), four rows of A per pass over a column block
-/// of B, so each loaded B vector serves four rows — 16 FMAs per 4 loads and 4 broadcasts.
+/// out[i·ldo + j] = scale · Σ_k a[i·lda + k] · b[k·ldb + j] for i < m, j < n: a small product of row-major
+/// matrices — here u, r and ctx, and in `attention` the scores Q·Kᵀ (B = Kᵀ). Rows four at a time; columns 64
+/// at a time (then 32, 16, one), so each loaded B vector serves four rows: 16 FMAs per 4 loads and 4 broadcasts.
+/// Every output is summed over k in ascending order and multiplied by `scale` once (× 1 is exact).
 @inline(__always)
 func rowMajorProduct(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                     out: UnsafeMutablePointer<Float>, ldo: Int) {
+                     scale: Float = 1, out: UnsafeMutablePointer<Float>, ldo: Int) {
     let braw = UnsafeRawPointer(b), oraw = UnsafeMutableRawPointer(out)
-    var j = 0
-    while j + 64 <= n {
-        var i = 0
-        while i < m {
-            let rows = min(4, m - i)
-            // Rows past `rows` repeat the last real row; their sums are not stored.
-            let a0 = a + i * lda, a1 = a + (i + min(1, rows - 1)) * lda
-            let a2 = a + (i + min(2, rows - 1)) * lda, a3 = a + (i + min(3, rows - 1)) * lda
+    var i = 0
+    while i < m {
+        let rows = min(4, m - i)
+        // Rows past `rows` repeat the last real row; their sums are not stored.
+        let a0 = a + i * lda, a1 = a + (i + min(1, rows - 1)) * lda
+        let a2 = a + (i + min(2, rows - 1)) * lda, a3 = a + (i + min(3, rows - 1)) * lda
+        @inline(__always) func store(_ r: Int, _ j: Int, _ v: Vec16) {
+            if r < rows { (oraw + ((i + r) * ldo + j) * 4).storeBytes(of: v * scale, as: Vec16.self) }
+        }
+        var j = 0
+        while j + 64 <= n {
             var c00 = Vec16(), c01 = Vec16(), c02 = Vec16(), c03 = Vec16()
             var c10 = Vec16(), c11 = Vec16(), c12 = Vec16(), c13 = Vec16()
             var c20 = Vec16(), c21 = Vec16(), c22 = Vec16(), c23 = Vec16()
@@ -101,46 +105,45 @@ func rowMajorProduct(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, 
                 w = a2[kk]; c20.addProduct(w, b0); c21.addProduct(w, b1); c22.addProduct(w, b2); c23.addProduct(w, b3)
                 w = a3[kk]; c30.addProduct(w, b0); c31.addProduct(w, b1); c32.addProduct(w, b2); c33.addProduct(w, b3)
             }
-            @inline(__always) func store(_ r: Int, _ v0: Vec16, _ v1: Vec16, _ v2: Vec16, _ v3: Vec16) {
-                let o = oraw + ((i + r) * ldo + j) * 4
-                o.storeBytes(of: v0, as: Vec16.self); o.storeBytes(of: v1, toByteOffset: 64, as: Vec16.self)
-                o.storeBytes(of: v2, toByteOffset: 128, as: Vec16.self); o.storeBytes(of: v3, toByteOffset: 192, as: Vec16.self)
-            }
-            store(0, c00, c01, c02, c03)
-            if rows > 1 { store(1, c10, c11, c12, c13) }
-            if rows > 2 { store(2, c20, c21, c22, c23) }
-            if rows > 3 { store(3, c30, c31, c32, c33) }
-            i += 4
+            store(0, j, c00); store(0, j + 16, c01); store(0, j + 32, c02); store(0, j + 48, c03)
+            store(1, j, c10); store(1, j + 16, c11); store(1, j + 32, c12); store(1, j + 48, c13)
+            store(2, j, c20); store(2, j + 16, c21); store(2, j + 32, c22); store(2, j + 48, c23)
+            store(3, j, c30); store(3, j + 16, c31); store(3, j + 32, c32); store(3, j + 48, c33)
+            j += 64
         }
-        j += 64
-    }
-    while j + 16 <= n {
-        var i = 0
-        while i < m {
-            let rows = min(4, m - i)
-            let a0 = a + i * lda, a1 = a + (i + min(1, rows - 1)) * lda
-            let a2 = a + (i + min(2, rows - 1)) * lda, a3 = a + (i + min(3, rows - 1)) * lda
+        while j + 32 <= n {
+            var c00 = Vec16(), c01 = Vec16(), c10 = Vec16(), c11 = Vec16()
+            var c20 = Vec16(), c21 = Vec16(), c30 = Vec16(), c31 = Vec16()
+            for kk in 0..<k {
+                let row = braw + (kk * ldb + j) * 4
+                let b0 = row.loadUnaligned(as: Vec16.self), b1 = row.loadUnaligned(fromByteOffset: 64, as: Vec16.self)
+                var w = a0[kk]; c00.addProduct(w, b0); c01.addProduct(w, b1)
+                w = a1[kk]; c10.addProduct(w, b0); c11.addProduct(w, b1)
+                w = a2[kk]; c20.addProduct(w, b0); c21.addProduct(w, b1)
+                w = a3[kk]; c30.addProduct(w, b0); c31.addProduct(w, b1)
+            }
+            store(0, j, c00); store(0, j + 16, c01); store(1, j, c10); store(1, j + 16, c11)
+            store(2, j, c20); store(2, j + 16, c21); store(3, j, c30); store(3, j + 16, c31)
+            j += 32
+        }
+        while j + 16 <= n {
             var c0 = Vec16(), c1 = Vec16(), c2 = Vec16(), c3 = Vec16()
             for kk in 0..<k {
                 let bv = (braw + (kk * ldb + j) * 4).loadUnaligned(as: Vec16.self)
                 c0.addProduct(a0[kk], bv); c1.addProduct(a1[kk], bv); c2.addProduct(a2[kk], bv); c3.addProduct(a3[kk], bv)
             }
-            let o = oraw + (i * ldo + j) * 4
-            o.storeBytes(of: c0, as: Vec16.self)
-            if rows > 1 { o.storeBytes(of: c1, toByteOffset: ldo * 4, as: Vec16.self) }
-            if rows > 2 { o.storeBytes(of: c2, toByteOffset: 2 * ldo * 4, as: Vec16.self) }
-            if rows > 3 { o.storeBytes(of: c3, toByteOffset: 3 * ldo * 4, as: Vec16.self) }
-            i += 4
+            store(0, j, c0); store(1, j, c1); store(2, j, c2); store(3, j, c3)
+            j += 16
         }
-        j += 16
-    }
-    while j < n {
-        for i in 0..<m {
-            var sum: Float = 0
-            for kk in 0..<k { sum += a[i * lda + kk] * b[kk * ldb + j] }
-            out[i * ldo + j] = sum
+        while j < n {
+            for r in 0..<rows {
+                var sum: Float = 0
+                for kk in 0..<k { sum = sum.addingProduct(a[(i + r) * lda + kk], b[kk * ldb + j]) }
+                out[(i + r) * ldo + j] = sum * scale
+            }
+            j += 1
         }
-        j += 1
+        i += 4
     }
 }
 
