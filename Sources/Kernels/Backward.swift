@@ -172,3 +172,16 @@ public func attentionBackwardReference(qkv: [Float], dctx: [Float], t: Int, head
     }
     return out
 }
+
+/// dγ += Σ_t dy ⊙ x̂ and dβ += Σ_t dy, x̂ = (x − mean)·rstd: LayerNorm's parameter gradients.
+public func layerNormParameterGradients(_ dy: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+                                        rows: Int, count: Int, dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>) {
+    for t in 0..<rows {
+        let mu = mean[t], rs = rstd[t]
+        for j in 0..<count {
+            let g = dy[t * count + j]
+            dGamma[j] += g * (x[t * count + j] - mu) * rs
+            dBeta[j] += g
+        }
+    }
+}

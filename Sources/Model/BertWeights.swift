@@ -27,6 +27,7 @@ public enum ModelError: Error, CustomStringConvertible {
 public struct LayerNormWeights: Sendable {
     public let gamma: [Float]
     public let beta: [Float]
+    public init(gamma: [Float], beta: [Float]) { self.gamma = gamma; self.beta = beta }
 }
 
 public final class BertLayer: @unchecked Sendable {

@@ -241,7 +241,7 @@ extension BertModel {
             let clsOnly = clsOnlyLastLayer && l == layerCount - 1
             let R = clsOnly ? B : N
             let xIn = clsOnly ? xCLS : x
-            if clsOnly { for s in 0..<B { (xCLS + s * D).update(from: x + batch.offsets[s] * D, count: D) } }
+            if clsOnly { gatherCLS(x, into: xCLS, offsets: batch.offsets, width: D) }
             // Self-attention over the kept heads.
             let kept = lp.keptHeads.count
             if kept > 0, let wqkv = lp.qkv, let wo = lp.attentionOutput {
@@ -292,7 +292,7 @@ extension BertModel {
                 }
                 let ctxIn = clsOnly ? ctxCLS : ctx
                 if kept == headCount { observer?.attentionContext(layer: l, ctx, tokens: N) }
-                if let soft { applyHeadMasks(ctxIn, tokens: R, layer: l, soft.masks, soft.ablation) }
+                if let soft { SoftMasks(masks: soft.masks, ablation: soft.ablation).applyHeads(ctxIn, rows: R, layer: l, headDim: headDim) }
                 timer.measure("out gemm") { gemm(ctxIn, rows: R, lda: width, wo, out: a, ldc: D, epilogue: .biasResidual(xIn, ld: D), pool: pool) }
                 timer.measure("layernorm") {
                     layerNorm(a, a, rows: R, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta,
@@ -318,7 +318,7 @@ extension BertModel {
                 if soft != nil || observer != nil {
                     gemm(inter, rows: R, lda: I, layer.output, out: m, ldc: D, epilogue: .bias, pool: pool)
                     observer?.mlpOutput(layer: l, m, tokens: N)
-                    if let soft { applyMLPMask(m, tokens: R, layer: l, soft.masks, soft.ablation) }
+                    if let soft { SoftMasks(masks: soft.masks, ablation: soft.ablation).applyMLP(m, rows: R, layer: l, hidden: D) }
                     addVectors(m, a, count: R * D)
                 } else {
                     timer.measure("ffn2 gemm") { gemm(inter, rows: R, lda: I, layer.output, out: m, ldc: D, epilogue: .biasResidual(a, ld: D), pool: pool) }
@@ -328,55 +328,35 @@ extension BertModel {
                               eps: config.layerNormEps, pool: pool)
                 }
             }
-            if clsOnly { for s in 0..<B { (x + batch.offsets[s] * D).update(from: xCLS + s * D, count: D) } }
+            if clsOnly { scatterCLS(xCLS, into: x, offsets: batch.offsets, width: D) }
             observer?.layerOutput(layer: l, x, tokens: N)
             afterLayer?(l, x)
         }
     }
 
-    /// x[t] = LayerNorm(word[id] + token_type[tt] + position[p]), p counted from each sequence's start.
+    /// x[t] = LayerNorm(word[id] + token_type[tt] + position[p]) (Blocks/EmbeddingsBlock.swift).
     func embed(_ batch: TokenBatch, into x: UnsafeMutablePointer<Float>, pool: ThreadPool) {
-        let D = hidden
-        let xa = UInt(bitPattern: x)
         wordEmbeddings.withUnsafeBufferPointer { word in
             tokenTypeEmbeddings.withUnsafeBufferPointer { type in
                 positionEmbeddings.withUnsafeBufferPointer { pos in
-                    pool.parallelFor(batch.count) { s in
-                        let x = UnsafeMutablePointer<Float>(bitPattern: xa)!
-                        for t in batch.offsets[s]..<batch.offsets[s + 1] {
-                            let row = x + t * D
-                            let w = word.baseAddress! + Int(batch.inputIds[t]) * D
-                            let ty = type.baseAddress! + Int(batch.tokenTypeIds[t]) * D
-                            let p = pos.baseAddress! + (t - batch.offsets[s]) * D
-                            for c in 0..<D { row[c] = (w[c] + ty[c]) + p[c] }  // HF's order: (word + type) + position
-                        }
-                    }
+                    let tables = EmbeddingTables(word: word.baseAddress!, tokenType: type.baseAddress!, position: pos.baseAddress!)
+                    embeddingSum(batch, tables, hidden: hidden, into: x, pool: pool)
                 }
             }
         }
-        layerNorm(x, x, rows: batch.tokenCount, count: D, gamma: embeddingsLayerNorm.gamma, beta: embeddingsLayerNorm.beta,
+        layerNorm(x, x, rows: batch.tokenCount, count: hidden, gamma: embeddingsLayerNorm.gamma, beta: embeddingsLayerNorm.beta,
                   eps: config.layerNormEps, pool: pool)
     }
 
-    /// pooled = tanh(W_p · x[CLS] + b_p); logits = W_c · pooled + b_c.
-    /// `pooledDropout` (training only): multipliers applied to the pooled output before the classifier.
+    /// pooled = tanh(W_p · x[CLS] + b_p); logits = W_c · pooled + b_c (Blocks/ClassifierHeadBlock.swift).
     func classify(_ x: UnsafePointer<Float>, batch: TokenBatch, classifier: PackedLinear,
-                  observer: ForwardObserver?, pooledDropout: UnsafePointer<Float>? = nil, pool: ThreadPool) -> [Float] {
-        let B = batch.count, D = hidden, C = classifier.n
-        let cls = allocateFloats(B * D), pooled = allocateFloats(B * D)
-        defer { cls.deallocate(); pooled.deallocate() }
-        for s in 0..<B { (cls + s * D).update(from: x + batch.offsets[s] * D, count: D) }
-        if let pooler {
-            gemm(cls, rows: B, lda: D, pooler, out: pooled, ldc: D, epilogue: .bias, pool: pool)
-            for i in 0..<(B * D) { pooled[i] = tanh(pooled[i]) }
-        } else {
-            pooled.update(from: cls, count: B * D)
-        }
-        observer?.pooled(pooled, sequences: B)
-        if let pooledDropout { for i in 0..<(B * D) { pooled[i] *= pooledDropout[i] } }
-        var logits = [Float](repeating: 0, count: B * C)
-        logits.withUnsafeMutableBufferPointer { gemm(pooled, rows: B, lda: D, classifier, out: $0.baseAddress!, ldc: C, epilogue: .bias, pool: pool) }
-        return logits
+                  observer: ForwardObserver?, pool: ThreadPool) -> [Float] {
+        let arena = takeArena()
+        defer { returnArena(arena) }
+        let cache = HeadCache(arena: arena, sequences: batch.count, hidden: hidden)
+        let see: ((UnsafePointer<Float>) -> Void)? = observer.map { o in { o.pooled($0, sequences: batch.count) } }
+        return classifierHeadForward(x, offsets: batch.offsets, HeadParameters(pooler: pooler, classifier: classifier), cache,
+                                     hidden: hidden, seePooled: see, pool: pool)
     }
 
     public func checkMasks(_ masks: MaskValues, _ ablation: Ablation) throws {
@@ -397,37 +377,6 @@ extension BertModel {
         }
         if let f = avg.fingerprint, f != fingerprint {
             throw ModelError.badInput("mean activations were computed for model \(f), not this one (\(fingerprint)); run `hcore activations` for this model")
-        }
-    }
-
-    func applyHeadMasks(_ ctx: UnsafeMutablePointer<Float>, tokens: Int, layer l: Int, _ masks: MaskValues, _ ablation: Ablation) {
-        let H = headCount, d = headDim
-        for h in 0..<H {
-            let z = masks.heads[l][h]
-            if z == 1 { continue }
-            switch ablation {
-            case .zero:
-                for t in 0..<tokens { let p = ctx + t * H * d + h * d; for c in 0..<d { p[c] *= z } }
-            case .mean(let avg):
-                avg.avgHead.withUnsafeBufferPointer { a in
-                    let mean = a.baseAddress! + (l * H + h) * d
-                    for t in 0..<tokens { let p = ctx + t * H * d + h * d; for c in 0..<d { p[c] = (p[c] - mean[c]) * z + mean[c] } }
-                }
-            }
-        }
-    }
-
-    func applyMLPMask(_ m: UnsafeMutablePointer<Float>, tokens: Int, layer l: Int, _ masks: MaskValues, _ ablation: Ablation) {
-        let z = masks.mlps[l], D = hidden
-        if z == 1 { return }
-        switch ablation {
-        case .zero:
-            for i in 0..<(tokens * D) { m[i] *= z }
-        case .mean(let avg):
-            avg.avgMLP.withUnsafeBufferPointer { a in
-                let mean = a.baseAddress! + l * D
-                for t in 0..<tokens { let p = m + t * D; for c in 0..<D { p[c] = (p[c] - mean[c]) * z + mean[c] } }
-            }
         }
     }
 }

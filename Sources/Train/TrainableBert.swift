@@ -1,7 +1,7 @@
 // A BERT classifier whose weights train: every parameter in one flat fp32 buffer (with its gradient and
-// the Hugging Face name of each slice), the forward pass with dropout, and the backward pass with respect
-// to every weight — each layer's forward and backward side by side, as in Model/Backward.swift (which
-// does the same with respect to the mask values, weights frozen).
+// the Hugging Face name of each slice), and the training step — the forward pass with dropout and the
+// backward pass with respect to every weight, driving the same blocks as Model/MaskGradients.swift (which
+// differentiates with respect to the mask values, weights frozen).
 //
 //   x0  = Dropout(LayerNorm(word[ids] + position[0..<T] + token_type[tt]))
 //   per layer:  qkv = x Wqkvᵀ + b;  ctx = softmax(QKᵀ/√d) V;  g = Dropout(ctx W_Oᵀ + b_O) + x;  a = LN1(g)
@@ -10,6 +10,7 @@
 //
 // Dropout is BERT's hidden dropout (embeddings, attention output, MLP output, classifier input), inverted
 // (kept values scaled by 1/(1−p)). Attention-probability dropout is not applied (documented in --help).
+// The math lives in Model's blocks (Sources/Model/Blocks); this file owns the parameter layout and the driver.
 import Checkpoint
 import Foundation
 import Kernels
@@ -29,6 +30,8 @@ public final class TrainableBert: @unchecked Sendable {
     /// All weights, flat fp32; `grads` has the same layout.
     public let params: UnsafeMutablePointer<Float>
     public let grads: UnsafeMutablePointer<Float>
+    /// Buffers of the training step, kept between steps.
+    let arena = ScratchArena()
 
     let word, position, tokenType: Int
     let embeddingNorm: NormSlot
@@ -154,19 +157,6 @@ public final class TrainableBert: @unchecked Sendable {
 
 // MARK: - training step
 
-/// Per-step state: packed weights (forward and transposed) and every activation the backward needs.
-final class StepBuffers {
-    var all: [UnsafeMutablePointer<Float>] = []
-    func make(_ n: Int) -> UnsafeMutablePointer<Float> { let p = allocateFloats(max(1, n)); all.append(p); return p }
-    deinit { for p in all { p.deallocate() } }
-}
-
-/// What one layer's forward keeps. N tokens, D hidden, I inner.
-struct LayerActivations {
-    let xIn, qkv, probs, ctx, g, gMean, gRstd, a, u, gu, h, hMean, hRstd: UnsafeMutablePointer<Float>
-    let dropAttention, dropMLP: UnsafeMutablePointer<Float>?   // [N, D] inverted-dropout multipliers
-}
-
 public struct StepResult: Sendable {
     public var loss: Double
     public var logits: [Float]   // [B, C]
@@ -174,189 +164,85 @@ public struct StepResult: Sendable {
 
 extension TrainableBert {
     /// Cross-entropy of `labels` on `batch`, and its gradient with respect to every parameter added into
-    /// `grads` (scaled by `gradientScale`, e.g. 1/accumulation). `dropout` 0 disables it.
+    /// `grads` (scaled by `gradientScale`, e.g. 1/accumulation). `dropout` 0 disables it. A driver over
+    /// Model's blocks (embeddings, encoder layer, classifier head, loss), as `BertModel.maskGradients` is.
     public func trainingStep(_ batch: TokenBatch, labels: [Int], dropout: Float, rng: inout SplitMix64,
                              gradientScale: Float = 1, pool: ThreadPool = .shared) throws -> StepResult {
-        let B = batch.count, N = batch.tokenCount, D = config.hiddenSize, I = config.intermediateSize
-        let H = config.numAttentionHeads, d = config.headDim, C = config.numLabels, eps = config.layerNormEps
-        guard B > 0, labels.count == B, labels.allSatisfy({ (0..<C).contains($0) }) else {
+        try validate(batch, labels: labels)
+        let B = batch.count, N = batch.tokenCount, D = config.hiddenSize, I = config.intermediateSize, C = config.numLabels
+        let shape = BlockShape(offsets: batch.offsets, hidden: D, inner: I, heads: config.numAttentionHeads, headDim: config.headDim,
+                               eps: config.layerNormEps)
+        arena.reset()
+        let (layerParameters, head) = (layers.map(parameters), HeadParameters(pooler: packed(pooler), classifier: packed(classifier), transposed: true))
+        // Forward (dropout multipliers drawn in the order embeddings, each layer's attention and MLP, pooled).
+        let e = arena.take(N * D), eMean = arena.take(N), eRstd = arena.take(N), x = arena.take(N * D)
+        embeddingSum(batch, tables(params), hidden: D, into: e, pool: pool)
+        layerNormForward(e, x, rows: N, count: D, gamma: params + embeddingNorm.g, beta: params + embeddingNorm.b, eps: config.layerNormEps,
+                         mean: eMean, rstd: eRstd)
+        let dropEmbeddings = dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena)
+        multiply(x, by: dropEmbeddings, count: N * D)
+        let probCount = attentionProbOffsets(offsets: batch.offsets, heads: config.numAttentionHeads).last!
+        let caches = layers.map { _ in
+            LayerCache(arena: arena, tokens: N, hidden: D, inner: I, probCount: probCount, geluOutput: nil,
+                       dropAttention: dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena),
+                       dropMLP: dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena))
+        }
+        let xCLS = arena.take(B * D)
+        for l in layers.indices {
+            encoderLayerForward(x, layer: l, layerParameters[l], caches[l], shape: shape, masks: nil, compact: false, xCLS: xCLS, pool: pool)
+        }
+        let dropPooled = dropoutMultipliers(B * D, p: dropout, rng: &rng, arena: arena), headCache = HeadCache(arena: arena, sequences: B, hidden: D)
+        let logits = classifierHeadForward(x, offsets: batch.offsets, head, headCache, hidden: D, drop: dropPooled, pool: pool)
+        let (loss, dlogits) = distributionLoss(logits: logits, targets: oneHot(labels, classes: C), classes: C, kl: false)
+
+        // Backward: head, layers last to first, embeddings.
+        let dpooled = arena.take(B * D), dcls = arena.take(B * D), dx = arena.take(N * D)
+        classifierHeadBackward(dlogits.map { $0 * gradientScale }, head, headCache, hidden: D, drop: dropPooled,
+                               grads: (pooler: gradientSlot(pooler), classifier: gradientSlot(classifier)), dpooled: dpooled, dcls: dcls, pool: pool)
+        scatterCLS(dcls, into: dx, offsets: batch.offsets, width: D, zeroOthers: true)
+        let scratch = LayerBackwardScratch(arena: arena, tokens: N, hidden: D, inner: I)
+        var noMasks = (heads: [Double](), mlp: 0.0)
+        for l in layers.indices.reversed() {
+            encoderLayerBackward(dx, layer: l, layerParameters[l], caches[l], shape: shape, masks: nil, compact: false, scratch: scratch,
+                                 maskGradients: &noMasks, grads: gradients(layers[l]), dx: dx, pool: pool)
+        }
+        multiply(dx, by: dropEmbeddings, count: N * D)
+        layerNormParameterGradients(dx, x: e, mean: eMean, rstd: eRstd, rows: N, count: D, dGamma: grads + embeddingNorm.g, dBeta: grads + embeddingNorm.b)
+        layerNormBackward(dx, x: e, mean: eMean, rstd: eRstd, gamma: params + embeddingNorm.g, rows: N, count: D, dx: dx, pool: pool)
+        embeddingSumBackward(dx, batch, hidden: D, gradients: tables(grads))
+        return StepResult(loss: loss, logits: logits)
+    }
+
+    func validate(_ batch: TokenBatch, labels: [Int]) throws {
+        let C = config.numLabels
+        guard batch.count > 0, labels.count == batch.count, labels.allSatisfy({ (0..<C).contains($0) }) else {
             throw ModelError.badInput("a training batch needs one label in 0..<\(C) per sequence")
         }
-        for s in 0..<B where batch.length(s) > config.maxPositionEmbeddings || batch.length(s) < 1 {
+        for s in 0..<batch.count where batch.length(s) > config.maxPositionEmbeddings || batch.length(s) < 1 {
             throw ModelError.badInput("sequence of \(batch.length(s)) tokens; the model has \(config.maxPositionEmbeddings) positions")
         }
         for id in batch.inputIds where id < 0 || Int(id) >= config.vocabSize { throw ModelError.badInput("token id \(id) outside the vocabulary") }
         for t in batch.tokenTypeIds where t < 0 || Int(t) >= config.typeVocabSize { throw ModelError.badInput("token type \(t) outside the model's") }
-
-        let buf = StepBuffers()
-        let keep = 1 - dropout
-        /// An inverted-dropout multiplier mask, or nil when dropout is off.
-        func dropoutMask(_ n: Int) -> UnsafeMutablePointer<Float>? {
-            guard dropout > 0 else { return nil }
-            let m = buf.make(n)
-            for i in 0..<n { m[i] = rng.uniform() < Double(dropout) ? 0 : 1 / keep }
-            return m
-        }
-        func multiply(_ x: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>?, _ n: Int) {
-            guard let m else { return }
-            for i in 0..<n { x[i] *= m[i] }
-        }
-        func packed(_ s: LinearSlot) -> PackedLinear { PackedLinear(weight: UnsafePointer(params + s.w), bias: UnsafePointer(params + s.b), n: s.out, k: s.inp) }
-
-        // ---- embeddings ----
-        let e = buf.make(N * D), eMean = buf.make(N), eRstd = buf.make(N), x = buf.make(N * D)
-        for s in 0..<B {
-            for p in 0..<batch.length(s) {
-                let t = batch.offsets[s] + p
-                let w = params + word + Int(batch.inputIds[t]) * D, pe = params + position + p * D
-                let te = params + tokenType + Int(batch.tokenTypeIds[t]) * D
-                for j in 0..<D { e[t * D + j] = w[j] + te[j] + pe[j] }
-            }
-        }
-        layerNormForward(e, x, rows: N, count: D, gamma: params + embeddingNorm.g, beta: params + embeddingNorm.b, eps: eps, mean: eMean, rstd: eRstd)
-        let dropEmbeddings = dropoutMask(N * D)
-        multiply(x, dropEmbeddings, N * D)
-
-        // ---- layers ----
-        let probCount = attentionProbOffsets(offsets: batch.offsets, heads: H).last!
-        var acts: [LayerActivations] = []
-        var forwardPacks: [(qkv: PackedLinear, out: PackedLinear, inter: PackedLinear, ffn: PackedLinear)] = []
-        for s in layers {
-            let c = LayerActivations(xIn: buf.make(N * D), qkv: buf.make(N * 3 * D), probs: buf.make(probCount), ctx: buf.make(N * D),
-                                     g: buf.make(N * D), gMean: buf.make(N), gRstd: buf.make(N), a: buf.make(N * D),
-                                     u: buf.make(N * I), gu: buf.make(N * I), h: buf.make(N * D), hMean: buf.make(N), hRstd: buf.make(N),
-                                     dropAttention: dropoutMask(N * D), dropMLP: dropoutMask(N * D))
-            let p = (qkv: packed(s.qkv), out: packed(s.attentionOutput), inter: packed(s.intermediate), ffn: packed(s.output))
-            c.xIn.update(from: x, count: N * D)
-            gemm(x, rows: N, lda: D, p.qkv, out: c.qkv, ldc: 3 * D, epilogue: .bias, pool: pool)          // [N, 3D]
-            attention(qkv: c.qkv, ldqkv: 3 * D, heads: H, headDim: d, offsets: batch.offsets, ctx: c.ctx, ldctx: D, probs: c.probs, pool: pool)
-            gemm(c.ctx, rows: N, lda: D, p.out, out: c.g, ldc: D, epilogue: .bias, pool: pool)             // [N, D]
-            multiply(c.g, c.dropAttention, N * D)
-            addVectors(c.g, c.xIn, count: N * D)
-            layerNormForward(c.g, c.a, rows: N, count: D, gamma: params + s.attentionNorm.g, beta: params + s.attentionNorm.b,
-                             eps: eps, mean: c.gMean, rstd: c.gRstd)
-            gemm(c.a, rows: N, lda: D, p.inter, out: c.u, ldc: I, epilogue: .bias, pool: pool)            // [N, I]
-            c.gu.update(from: c.u, count: N * I)
-            geluInPlace(c.gu, count: N * I)
-            gemm(c.gu, rows: N, lda: I, p.ffn, out: c.h, ldc: D, epilogue: .bias, pool: pool)              // m [N, D]
-            multiply(c.h, c.dropMLP, N * D)
-            addVectors(c.h, c.a, count: N * D)
-            layerNormForward(c.h, x, rows: N, count: D, gamma: params + s.outputNorm.g, beta: params + s.outputNorm.b,
-                             eps: eps, mean: c.hMean, rstd: c.hRstd)
-            acts.append(c)
-            forwardPacks.append(p)
-        }
-
-        // ---- pooler, classifier, loss ----
-        let cls = buf.make(B * D), pooled = buf.make(B * D), pooledDropped = buf.make(B * D), logits = buf.make(B * C)
-        for s in 0..<B { (cls + s * D).update(from: x + batch.offsets[s] * D, count: D) }
-        let poolerPack = packed(pooler), classifierPack = packed(classifier)
-        gemm(cls, rows: B, lda: D, poolerPack, out: pooled, ldc: D, epilogue: .bias, pool: pool)
-        for i in 0..<(B * D) { pooled[i] = tanhf(pooled[i]) }
-        pooledDropped.update(from: pooled, count: B * D)
-        let dropPooled = dropoutMask(B * D)
-        multiply(pooledDropped, dropPooled, B * D)
-        gemm(pooledDropped, rows: B, lda: D, classifierPack, out: logits, ldc: C, epilogue: .bias, pool: pool)
-        var loss = 0.0
-        let dlogits = buf.make(B * C)
-        for b in 0..<B {
-            let row = (0..<C).map { Double(logits[b * C + $0]) }
-            let m = row.max()!
-            let lse = m + log(row.reduce(0) { $0 + exp($1 - m) })
-            loss -= row[labels[b]] - lse
-            for c in 0..<C { dlogits[b * C + c] = Float((exp(row[c] - lse) - (c == labels[b] ? 1 : 0)) / Double(B)) * gradientScale }
-        }
-        loss /= Double(B)
-
-        // ---- backward: classifier and pooler ----
-        func grad(_ s: LinearSlot) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) { (grads + s.w, grads + s.b) }
-        func linearBackward(dy: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int, _ s: LinearSlot, forward: PackedLinear,
-                            dx: UnsafeMutablePointer<Float>?, residual: UnsafePointer<Float>? = nil) {
-            let (dW, db) = grad(s)
-            accumulateLinearGradients(dy: dy, ldy: s.out, x: x, ldx: s.inp, rows: rows, out: s.out, inp: s.inp, dW: dW, db: db, pool: pool)
-            if let dx {
-                gemm(dy, rows: rows, lda: s.out, forward.transposedForBackward(), out: dx, ldc: s.inp,
-                     epilogue: residual.map { .biasResidual($0, ld: s.inp) } ?? .none, pool: pool)
-            }
-        }
-        let dpooled = buf.make(B * D), dcls = buf.make(B * D)
-        linearBackward(dy: dlogits, x: pooledDropped, rows: B, classifier, forward: classifierPack, dx: dpooled)
-        multiply(dpooled, dropPooled, B * D)
-        for i in 0..<(B * D) { dpooled[i] *= 1 - pooled[i] * pooled[i] }                                 // tanh'
-        linearBackward(dy: dpooled, x: cls, rows: B, pooler, forward: poolerPack, dx: dcls)
-        let dx = buf.make(N * D)
-        dx.update(repeating: 0, count: N * D)
-        for s in 0..<B { (dx + batch.offsets[s] * D).update(from: dcls + s * D, count: D) }
-
-        // ---- backward: layers, last to first ----
-        let dh = buf.make(N * D), dgu = buf.make(N * I), da = buf.make(N * D), dg = buf.make(N * D)
-        let dctx = buf.make(N * D), dqkv = buf.make(N * 3 * D)
-        for l in stride(from: layers.count - 1, through: 0, by: -1) {
-            let s = layers[l], c = acts[l], p = forwardPacks[l]
-            // x = LN2(h)
-            layerNormParameterGradients(dx, x: c.h, mean: c.hMean, rstd: c.hRstd, rows: N, count: D,
-                                        dGamma: grads + s.outputNorm.g, dBeta: grads + s.outputNorm.b)
-            layerNormBackward(dx, x: c.h, mean: c.hMean, rstd: c.hRstd, gamma: params + s.outputNorm.g, rows: N, count: D, dx: dh, pool: pool)
-            // h = Dropout(gu W2ᵀ + b2) + a
-            let dm = dx   // reuse: dx is dead until the Q/K/V backward writes it again
-            dm.update(from: dh, count: N * D)
-            multiply(dm, c.dropMLP, N * D)
-            linearBackward(dy: dm, x: c.gu, rows: N, s.output, forward: p.ffn, dx: dgu)
-            geluBackward(dgu, preActivation: c.u, count: N * I)
-            // u = a Wiᵀ + bi ; da = du Wi + dh (the residual path)
-            linearBackward(dy: dgu, x: c.a, rows: N, s.intermediate, forward: p.inter, dx: da, residual: dh)
-            // a = LN1(g)
-            layerNormParameterGradients(da, x: c.g, mean: c.gMean, rstd: c.gRstd, rows: N, count: D,
-                                        dGamma: grads + s.attentionNorm.g, dBeta: grads + s.attentionNorm.b)
-            layerNormBackward(da, x: c.g, mean: c.gMean, rstd: c.gRstd, gamma: params + s.attentionNorm.g, rows: N, count: D, dx: dg, pool: pool)
-            // g = Dropout(ctx W_Oᵀ + b_O) + xIn
-            let dout = dh  // reuse
-            dout.update(from: dg, count: N * D)
-            multiply(dout, c.dropAttention, N * D)
-            linearBackward(dy: dout, x: c.ctx, rows: N, s.attentionOutput, forward: p.out, dx: dctx)
-            attentionBackward(qkv: c.qkv, ldqkv: 3 * D, probs: c.probs, dctx: dctx, ldctx: D, heads: H, headDim: d,
-                              offsets: batch.offsets, dqkv: dqkv, pool: pool)
-            // qkv = xIn Wqkvᵀ + b ; dx = dqkv Wqkv + dg
-            linearBackward(dy: dqkv, x: c.xIn, rows: N, s.qkv, forward: p.qkv, dx: dx, residual: dg)
-        }
-
-        // ---- backward: embeddings ----
-        multiply(dx, dropEmbeddings, N * D)
-        layerNormParameterGradients(dx, x: e, mean: eMean, rstd: eRstd, rows: N, count: D, dGamma: grads + embeddingNorm.g, dBeta: grads + embeddingNorm.b)
-        layerNormBackward(dx, x: e, mean: eMean, rstd: eRstd, gamma: params + embeddingNorm.g, rows: N, count: D, dx: dx, pool: pool)
-        for s in 0..<B {
-            for p in 0..<batch.length(s) {
-                let t = batch.offsets[s] + p
-                addVectors(grads + word + Int(batch.inputIds[t]) * D, dx + t * D, count: D)
-                addVectors(grads + position + p * D, dx + t * D, count: D)
-                addVectors(grads + tokenType + Int(batch.tokenTypeIds[t]) * D, dx + t * D, count: D)
-            }
-        }
-        return StepResult(loss: loss, logits: Array(UnsafeBufferPointer(start: logits, count: B * C)))
     }
-}
 
-/// dγ += Σ_t dy ⊙ x̂ and dβ += Σ_t dy, x̂ = (x − mean)·rstd.
-func layerNormParameterGradients(_ dy: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
-                                 rows: Int, count: Int, dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>) {
-    for t in 0..<rows {
-        let mu = mean[t], rs = rstd[t]
-        for j in 0..<count {
-            let g = dy[t * count + j]
-            dGamma[j] += g * (x[t * count + j] - mu) * rs
-            dBeta[j] += g
-        }
+    // Views of the flat buffers as the blocks take them. Weights are packed afresh each step (they change).
+    func packed(_ s: LinearSlot) -> PackedLinear { PackedLinear(weight: UnsafePointer(params + s.w), bias: UnsafePointer(params + s.b), n: s.out, k: s.inp) }
+    func norm(_ s: NormSlot) -> LayerNormWeights {
+        LayerNormWeights(gamma: Array(UnsafeBufferPointer(start: params + s.g, count: config.hiddenSize)),
+                         beta: Array(UnsafeBufferPointer(start: params + s.b, count: config.hiddenSize)))
     }
-}
-
-/// d ← d ⊙ gelu'(u) (exact-erf GELU).
-func geluBackward(_ d: UnsafeMutablePointer<Float>, preActivation u: UnsafePointer<Float>, count: Int) {
-    var i = 0
-    while i + 16 <= count {
-        let g = geluGrad16(UnsafeRawPointer(u + i).loadUnaligned(as: Vec16.self))
-        let v = UnsafeRawPointer(d + i).loadUnaligned(as: Vec16.self) * g
-        UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: Vec16.self)
-        i += 16
+    func parameters(_ s: LayerSlots) -> LayerParameters {
+        LayerParameters(qkv: packed(s.qkv), attentionOutput: packed(s.attentionOutput), intermediate: packed(s.intermediate),
+                        output: packed(s.output), attentionNorm: norm(s.attentionNorm), outputNorm: norm(s.outputNorm))
     }
-    while i < count { d[i] *= geluGradReference(u[i]); i += 1 }
+    func gradientSlot(_ s: LinearSlot) -> LinearGradientSlot { LinearGradientSlot(weight: grads + s.w, bias: grads + s.b) }
+    func gradients(_ s: LayerSlots) -> LayerGradients {
+        LayerGradients(qkv: gradientSlot(s.qkv), attentionOutput: gradientSlot(s.attentionOutput),
+                       attentionNorm: NormGradientSlot(gamma: grads + s.attentionNorm.g, beta: grads + s.attentionNorm.b),
+                       intermediate: gradientSlot(s.intermediate), output: gradientSlot(s.output),
+                       outputNorm: NormGradientSlot(gamma: grads + s.outputNorm.g, beta: grads + s.outputNorm.b))
+    }
+    func tables(_ base: UnsafeMutablePointer<Float>) -> EmbeddingTables {
+        EmbeddingTables(word: base + word, tokenType: base + tokenType, position: base + position)
+    }
 }

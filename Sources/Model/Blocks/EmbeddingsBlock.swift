@@ -1,0 +1,41 @@
+// BERT's embeddings: x[t] = LayerNorm((word[id_t] + token_type[tt_t]) + position[p_t]), p counted from each
+// sequence's start — the sum in Hugging Face's order. Inference (`BertModel.embed`) and fine-tuning share
+// the sum; fine-tuning also scatters the gradient back into the three tables.
+import Kernels
+
+/// The three tables as pointers: word [V, D], token type [T, D], position [P, D].
+package struct EmbeddingTables {
+    package let word, tokenType, position: UnsafePointer<Float>
+    package init(word: UnsafePointer<Float>, tokenType: UnsafePointer<Float>, position: UnsafePointer<Float>) {
+        (self.word, self.tokenType, self.position) = (word, tokenType, position)
+    }
+}
+
+/// e [N, D] ← word[id] + token_type[tt] + position[p] for every token of the batch.
+package func embeddingSum(_ batch: TokenBatch, _ tables: EmbeddingTables, hidden D: Int, into e: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+    let ea = UInt(bitPattern: e)
+    pool.parallelFor(batch.count) { s in
+        let e = UnsafeMutablePointer<Float>(bitPattern: ea)!
+        for t in batch.offsets[s]..<batch.offsets[s + 1] {
+            let row = e + t * D
+            let w = tables.word + Int(batch.inputIds[t]) * D
+            let ty = tables.tokenType + Int(batch.tokenTypeIds[t]) * D
+            let p = tables.position + (t - batch.offsets[s]) * D
+            for c in 0..<D { row[c] = (w[c] + ty[c]) + p[c] }
+        }
+    }
+}
+
+/// Adds de [N, D] (the gradient with respect to the sum) into the rows of the tables' gradients that the
+/// batch used. Sequential: tokens of a batch share rows.
+package func embeddingSumBackward(_ de: UnsafePointer<Float>, _ batch: TokenBatch, hidden D: Int, gradients g: EmbeddingTables) {
+    let word = UnsafeMutablePointer(mutating: g.word), type = UnsafeMutablePointer(mutating: g.tokenType)
+    let position = UnsafeMutablePointer(mutating: g.position)
+    for s in 0..<batch.count {
+        for t in batch.offsets[s]..<batch.offsets[s + 1] {
+            addVectors(word + Int(batch.inputIds[t]) * D, de + t * D, count: D)
+            addVectors(position + (t - batch.offsets[s]) * D, de + t * D, count: D)
+            addVectors(type + Int(batch.tokenTypeIds[t]) * D, de + t * D, count: D)
+        }
+    }
+}
