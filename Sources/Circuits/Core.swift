@@ -1,12 +1,7 @@
 // The heuristic core: which units (heads, MLPs) every good subnetwork keeps.
 import Checkpoint
 import Foundation
-
-public struct UnitName: Hashable, Sendable, CustomStringConvertible {
-    public let layer: Int
-    public let head: Int?   // nil: the layer's MLP
-    public var description: String { head.map { "a\(layer).h\($0)" } ?? "a\(layer).mlp" }
-}
+import Model
 
 public struct CoreReport: Sendable {
     public let layout: StoreLayout
@@ -21,10 +16,7 @@ public struct CoreReport: Sendable {
     public let metric: String?
     public let correlation: [Double?]
 
-    public func name(_ unit: Int) -> UnitName {
-        let H = layout.heads, LH = layout.layers * layout.heads
-        return unit < LH ? UnitName(layer: unit / H, head: unit % H) : UnitName(layer: unit - LH, head: nil)
-    }
+    public func name(_ unit: Int) -> PrunableUnit { PrunableUnit(index: unit, layers: layout.layers, heads: layout.heads) }
 
     public var json: JSONValue {
         .object([

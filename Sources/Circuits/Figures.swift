@@ -1,6 +1,7 @@
 // SVG heatmaps (layers × heads, plus an MLP column) and DOT graphs, dependency-free and readable in any
 // browser.
 import Foundation
+import Model
 
 public func svgHeatmap(title: String, layers: Int, heads: Int, values: (Int, Int) -> Double?, mlp: ((Int) -> Double?)? = nil,
                        highlight: Set<String> = [], maxValue: Double = 1, legend: String = "") -> String {
@@ -22,7 +23,7 @@ public func svgHeatmap(title: String, layers: Int, heads: Int, values: (Int, Int
         s += "<text x=\"\(left - 8)\" y=\"\(top + l * cell + cell / 2 + 4)\" text-anchor=\"end\">layer \(l)</text>\n"
         for c in 0..<cols {
             let v = c < heads ? values(l, c) : mlp!(l)
-            let key = c < heads ? "a\(l).h\(c)" : "a\(l).mlp"
+            let key = (c < heads ? PrunableUnit.head(l, c) : PrunableUnit.mlp(l)).description
             let x = left + c * cell, y = top + l * cell
             s += "<rect x=\"\(x)\" y=\"\(y)\" width=\"\(cell - 2)\" height=\"\(cell - 2)\" fill=\"\(color(v))\""
             s += highlight.contains(key) ? " stroke=\"#d62728\" stroke-width=\"2.5\"" : " stroke=\"#cccccc\""

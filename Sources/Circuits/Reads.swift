@@ -102,7 +102,7 @@ public func coreReads(model: BertModel, batches: [TokenBatch], core: [(layer: In
         let cleanLogits = try model.forward(batch, observer: clean, pool: pool)
         let ablatedLogits = try model.forward(batch, soft: (masks, .mean(activations)), observer: ablated, pool: pool)
         for b in 0..<batch.count {
-            let p = softmax(Array(cleanLogits[(b * C)..<((b + 1) * C)])), q = softmax(Array(ablatedLogits[(b * C)..<((b + 1) * C)]))
+            let p = softmaxDouble(Array(cleanLogits[(b * C)..<((b + 1) * C)])), q = softmaxDouble(Array(ablatedLogits[(b * C)..<((b + 1) * C)]))
             for c in 0..<C {
                 absLogit += Double(abs(cleanLogits[b * C + c] - ablatedLogits[b * C + c])) / Double(C)
                 if p[c] > 0 { kl += p[c] * (log(p[c]) - log(max(q[c], 1e-300))) }
@@ -137,11 +137,4 @@ public func coreReads(model: BertModel, batches: [TokenBatch], core: [(layer: In
     }.sorted { $0.dout > $1.dout }
     return ReadsReport(core: core, reads: reads, meanAbsLogitChange: absLogit / Double(max(1, examples)),
                        klCleanToAblated: kl / Double(max(1, examples)), examples: examples)
-}
-
-func softmax(_ v: [Float]) -> [Double] {
-    let m = Double(v.max() ?? 0)
-    let e = v.map { exp(Double($0) - m) }
-    let s = e.reduce(0, +)
-    return e.map { $0 / s }
 }

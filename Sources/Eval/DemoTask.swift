@@ -31,7 +31,7 @@ public struct DemoTask: Sendable {
                              highOverlapNonEntailedShare: Double = 0.1, oodStride: Int = 10, seed: UInt64 = 2024) throws -> DemoTask {
         var rng = SplitMix64(seed: seed)
         var order = Array(hansTrain.indices)
-        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        rng.shuffle(&order)
         var entailed = order.filter { hansTrain[$0].label == "entailment" }[...]
         var nonEntailed = order.filter { hansTrain[$0].label == "non-entailment" && seenSubcases.contains(hansTrain[$0].subcase ?? "") }[...]
         var donors = order[...]   // premises and hypotheses for the low-overlap pairs
@@ -59,7 +59,7 @@ public struct DemoTask: Sendable {
                 out.append(Example(text: a.text, pair: hyp, label: "non-entailment", heuristic: "low-overlap", subcase: "mismatched"))
                 low += 1
             }
-            for i in stride(from: out.count - 1, to: 0, by: -1) { out.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            rng.shuffle(&out)
             for i in out.indices { out[i].line = i + 1 }
             return out
         }

@@ -62,12 +62,7 @@ public func predictLogits(model: BertModel, encodings: [Encoding], batchSize: In
     return out
 }
 
-public func softmax(_ logits: [Float]) -> [Float] {
-    let m = logits.max() ?? 0
-    let e = logits.map { Foundation.exp(Double($0 - m)) }
-    let s = e.reduce(0, +)
-    return e.map { Float($0 / s) }
-}
+public func softmax(_ logits: [Float]) -> [Float] { softmaxDouble(logits).map(Float.init) }
 
 public func argmax(_ v: [Float]) -> Int {
     var best = 0

@@ -11,9 +11,16 @@ public enum HardConcrete {
 
     /// A training-time sample: clamp((r − l)·σ((log u − log(1−u) + log α)/T) + l, 0, 1), u ∈ (eps, 1−eps).
     public static func sample(logAlpha: Float, u: Float) -> Float {
-        let uu = min(max(Double(u), eps), 1 - eps)
-        let s = sigmoid((log(uu) - log(1 - uu) + Double(logAlpha)) / temperature)
-        return Float(min(1, max(0, s * (limitRight - limitLeft) + limitLeft)))
+        sampleWithDerivative(logAlpha: Double(logAlpha), u: Double(u)).z
+    }
+
+    /// The sample and its reparameterised derivative dz/dlog α = (r − l)·σ'(·)/T, zero where the clamp is active.
+    public static func sampleWithDerivative(logAlpha: Double, u: Double) -> (z: Float, dzda: Double) {
+        let uu = min(max(u, eps), 1 - eps)
+        let s = sigmoid((log(uu) - log(1 - uu) + logAlpha) / temperature)
+        let stretched = s * (limitRight - limitLeft) + limitLeft
+        let dzda = stretched > 0 && stretched < 1 ? (limitRight - limitLeft) * s * (1 - s) / temperature : 0
+        return (Float(min(1, max(0, stretched))), dzda)
     }
 
     /// P(gate = 0) = σ(T·log(x/(1−x)) − log α) with x = (0 − l)/(r − l), clamped to [eps, 1−eps].

@@ -54,26 +54,6 @@ public struct PruneResult: Sendable {
     public var achievedSparsity: Double
 }
 
-/// AdamW exactly as torch.optim.AdamW updates one parameter vector.
-public struct AdamW: Sendable, Codable {
-    var m: [Double], v: [Double], t = 0
-    var beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay: Double
-    init(count: Int, weightDecay: Double = 0.01) {
-        m = [Double](repeating: 0, count: count); v = m
-        self.weightDecay = weightDecay
-    }
-    mutating func step(_ p: inout [Double], grad g: [Double], lr: Double) {
-        t += 1
-        let c1 = 1 - pow(beta1, Double(t)), c2 = 1 - pow(beta2, Double(t))
-        for i in p.indices {
-            p[i] -= lr * weightDecay * p[i]
-            m[i] = beta1 * m[i] + (1 - beta1) * g[i]
-            v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
-            p[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
-        }
-    }
-}
-
 public func targetSparsity(step: Int, config c: PruneConfig) -> Double {
     guard c.sparsityWarmupSteps > 0, step < c.sparsityWarmupSteps else { return c.targetSparsity }
     let f = Double(step) / Double(c.sparsityWarmupSteps)
@@ -82,12 +62,6 @@ public func targetSparsity(step: Int, config c: PruneConfig) -> Double {
         return 1 - exp(a + f * (b - a))
     }
     return c.startSparsity + f * (c.targetSparsity - c.startSparsity)
-}
-
-/// Linear warm-up to 1 over `warmup` steps, then linear decay to 0 at `total`.
-public func learningRateFactor(step: Int, warmup: Int, total: Int) -> Double {
-    if step < warmup { return Double(step + 1) / Double(warmup) }
-    return max(0, Double(total - step) / Double(max(1, total - warmup)))
 }
 
 /// One micro-batch of the pruning objective: gates sampled from `logAlpha` with uniforms `u`, the KL to the
@@ -105,14 +79,7 @@ public func pruneObjective(model: BertModel, batch: TokenBatch, logAlpha: [Doubl
     let L = model.layerCount, H = model.headCount, U = L * H + L
     precondition(logAlpha.count == U && u.count == U && lambdas.count == 2)
     var z = [Float](repeating: 0, count: U), dzda = [Double](repeating: 0, count: U)
-    for i in 0..<U {
-        let uu = min(max(u[i], HardConcrete.eps), 1 - HardConcrete.eps)
-        let sPre = (log(uu) - log(1 - uu) + logAlpha[i]) / HardConcrete.temperature
-        let sig = 1 / (1 + exp(-sPre))
-        let stretched = sig * (HardConcrete.limitRight - HardConcrete.limitLeft) + HardConcrete.limitLeft
-        z[i] = Float(min(1, max(0, stretched)))
-        dzda[i] = stretched > 0 && stretched < 1 ? (HardConcrete.limitRight - HardConcrete.limitLeft) * sig * (1 - sig) / HardConcrete.temperature : 0
-    }
+    for i in 0..<U { (z[i], dzda[i]) = HardConcrete.sampleWithDerivative(logAlpha: logAlpha[i], u: u[i]) }
     let masks = MaskValues(units: z, layers: L, heads: H)
     let g = try model.maskGradients(batch, masks: masks, ablation: .mean(activations),
                                     objective: fullProbabilities.map { .klToProbabilities($0) } ?? .kl,
@@ -131,8 +98,8 @@ public struct PruneState: Sendable, Codable {
     public var step: Int
     public var logAlpha: [Double]
     public var lambdas: [Double]
-    public var optimizerLogAlpha: AdamW
-    public var optimizerLambda: AdamW
+    public var optimizerLogAlpha: AdamWState
+    public var optimizerLambda: AdamWState
     public var rng: SplitMix64
     public var order: [Int]
     public var cursor: Int
@@ -161,7 +128,7 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
     } else {
         var rng = SplitMix64(seed: c.seed)
         let la: [Double] = initialLogAlpha.map { $0.map(Double.init) } ?? (0..<U).map { _ in c.initialLogAlpha + 0.01 * rng.normal() }
-        state = PruneState(step: 0, logAlpha: la, lambdas: [0, 0], optimizerLogAlpha: AdamW(count: U), optimizerLambda: AdamW(count: 2),
+        state = PruneState(step: 0, logAlpha: la, lambdas: [0, 0], optimizerLogAlpha: AdamWState(count: U), optimizerLambda: AdamWState(count: 2),
                            rng: rng, order: Array(encodings.indices), cursor: encodings.count, history: [])
     }
     // The full model's distribution per example, computed the first time the example is drawn (the
@@ -175,7 +142,7 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
         for _ in 0..<c.gradientAccumulationSteps {
             // Next batch of a reshuffled pass over the data.
             if state.cursor + c.batchSize > state.order.count {
-                for i in stride(from: state.order.count - 1, to: 0, by: -1) { state.order.swapAt(i, Int(state.rng.next() % UInt64(i + 1))) }
+                state.rng.shuffle(&state.order)
                 state.cursor = 0
             }
             let idx = state.order[state.cursor..<min(state.order.count, state.cursor + c.batchSize)]

@@ -78,7 +78,7 @@ public struct ResearchReport {
         lines.append(verdict)
         lines.append("core (kept by all \(core.subnetworks.count) \(coreOverMatching ? "matching " : "")subnetworks): " + (core.core.isEmpty ? "none" : core.core.map { core.name($0).description }.joined(separator: " ")))
         if let r = reads, let top = r.reads.first {
-            lines.append("strongest reader of the core: a\(top.layer).h\(top.head) (Δoutput \(fmt(top.dout, 3)) when the core is mean-ablated)")
+            lines.append("strongest reader of the core: \(PrunableUnit.head(top.layer, top.head)) (Δoutput \(fmt(top.dout, 3)) when the core is mean-ablated)")
         }
         return lines.joined(separator: "\n")
     }
@@ -130,10 +130,11 @@ public func buildReport(evalDocument doc: JSONValue, store: SubnetworkStore, mod
         reads = try coreReads(model: model, batches: batches, core: coreHeads, activations: activations)
     }
     let scores = composition(factors: headFactors(model: model), hidden: model.hidden, headDim: model.headDim)
-    let coreNames = Set(coreHeads.map { "a\($0.layer).h\($0.head)" })
+    let coreNames = Set(coreHeads.map { PrunableUnit.head($0.layer, $0.head).description })
     var best: [String: Double] = [:]
-    for s in scores where coreNames.contains("a\(s.from.layer).h\(s.from.head)") {
-        best["a\(s.to.layer).h\(s.to.head)"] = max(best["a\(s.to.layer).h\(s.to.head)"] ?? 0, s.q, s.k, s.v)
+    for s in scores where coreNames.contains(PrunableUnit.head(s.from.layer, s.from.head).description) {
+        let to = PrunableUnit.head(s.to.layer, s.to.head).description
+        best[to] = max(best[to] ?? 0, s.q, s.k, s.v)
     }
     return ResearchReport(idKey: id, oodKey: ood, full: full, subnetworks: subs, matching: matching, matchPoints: matchPoints, core: core,
                           reads: reads, composition: best, compositionBaseline: compositionBaseline(hidden: model.hidden, headDim: model.headDim),

@@ -3,6 +3,7 @@
 import Checkpoint
 import Circuits
 import Foundation
+import Model
 
 /// One series of a scatter plot.
 struct Series {
@@ -94,7 +95,7 @@ extension ResearchReport {
         let maxC = max(0.1, composition.values.max() ?? 0.1)
         try save("composition.svg", svgHeatmap(
             title: coreSet.isEmpty ? "Composition with the core (the core has no heads)" : "Strongest Q/K/V composition with the core",
-            layers: layers, heads: heads, values: { composition["a\($0).h\($1)"] }, highlight: coreSet, maxValue: maxC,
+            layers: layers, heads: heads, values: { composition[PrunableUnit.head($0, $1).description] }, highlight: coreSet, maxValue: maxC,
             legend: "random baseline Q \(fmt(compositionBaseline.q, 3)) K \(fmt(compositionBaseline.k, 3)) V \(fmt(compositionBaseline.v, 3))"))
         try save("report.json", json.pretty + "\n")
         try save("index.html", html)
@@ -154,7 +155,7 @@ extension ResearchReport {
         if let r = reads {
             h += "<p>Mean-ablating the core's heads changes the logits by \(fmt(r.meanAbsLogitChange, 4)) on average (KL \(fmt(r.klCleanToAblated, 5))) over \(r.examples) \(escapeXML(oodKey)) examples. Heads that read most from the core (output change when only their input loses the core):</p>"
             h += "<table><tr><th>head</th><th>Δ output</th><th>Δ Q input</th><th>Δ K input</th><th>Δ V input</th></tr>"
-            for x in r.reads.prefix(10) { h += "<tr><td>a\(x.layer).h\(x.head)</td><td>\(fmt(x.dout, 4))</td><td>\(fmt(x.dq, 4))</td><td>\(fmt(x.dk, 4))</td><td>\(fmt(x.dv, 4))</td></tr>" }
+            for x in r.reads.prefix(10) { h += "<tr><td>\(PrunableUnit.head(x.layer, x.head))</td><td>\(fmt(x.dout, 4))</td><td>\(fmt(x.dq, 4))</td><td>\(fmt(x.dk, 4))</td><td>\(fmt(x.dv, 4))</td></tr>" }
             h += "</table>\n"
         }
         h += "<p style=\"color:#777\">Written by hcore report. Data: report.json.</p></body></html>\n"

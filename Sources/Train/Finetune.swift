@@ -29,35 +29,27 @@ public struct FinetuneRecord: Sendable {
     public var devAccuracy: Double?
 }
 
-/// AdamW over the flat parameter buffer (fp32 state), the update of torch.optim.AdamW.
+/// AdamW over the flat parameter buffer (fp32 moments); weight decay only where `decay` says.
 final class FlatAdamW {
     let m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, decay: [Bool], count: Int
-    var t = 0
+    var optimizer: AdamW
     init(model: TrainableBert, weightDecay: Double) {
         count = model.parameterCount
         m = allocateFloats(count); v = allocateFloats(count)
         m.update(repeating: 0, count: count); v.update(repeating: 0, count: count)
         var d = [Bool](repeating: false, count: count)
-        for t in model.tensors where !(t.name.hasSuffix(".bias") || t.name.contains("LayerNorm")) {
+        for t in model.tensors where weightDecay > 0 && !(t.name.hasSuffix(".bias") || t.name.contains("LayerNorm")) {
             for i in t.offset..<(t.offset + t.shape.reduce(1, *)) { d[i] = true }
         }
-        decay = weightDecay > 0 ? d : [Bool](repeating: false, count: count)
-        self.weightDecay = Float(weightDecay)
+        decay = d
+        optimizer = AdamW(weightDecay: weightDecay)
     }
-    let weightDecay: Float
     deinit { m.deallocate(); v.deallocate() }
 
     func step(_ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, lr: Double) {
-        t += 1
-        let b1: Float = 0.9, b2: Float = 0.999, eps: Float = 1e-8
-        let c1 = Float(1 - pow(0.9, Double(t))), c2 = Float(1 - pow(0.999, Double(t)))
-        let lr = Float(lr)
-        for i in 0..<count {
-            if decay[i] { p[i] -= lr * weightDecay * p[i] }
-            m[i] = b1 * m[i] + (1 - b1) * g[i]
-            v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
-            p[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
-        }
+        let (c1, c2) = optimizer.nextStep()
+        let (lr, c1f, c2f) = (Float(lr), Float(c1), Float(c2))
+        for i in 0..<count { optimizer.update(&p[i], m: &m[i], v: &v[i], grad: g[i], lr: lr, c1: c1f, c2: c2f, decay: decay[i]) }
     }
 }
 
@@ -95,12 +87,12 @@ public func finetune(_ model: TrainableBert, train: [Encoding], labels: [Int], d
     var order = Array(train.indices)
     var step = 0
     for epoch in 0..<c.epochs {
-        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        rng.shuffle(&order)
         for start in stride(from: 0, to: order.count, by: c.batchSize) {
             let idx = order[start..<min(order.count, start + c.batchSize)]
             model.zeroGradients()
             let r = try model.trainingStep(TokenBatch(idx.map { train[$0] }), labels: idx.map { labels[$0] }, dropout: dropout, rng: &rng, pool: pool)
-            let lr = c.learningRate * (step < warmup ? Double(step + 1) / Double(max(1, warmup)) : max(0, Double(total - step) / Double(max(1, total - warmup))))
+            let lr = c.learningRate * learningRateFactor(step: step, warmup: warmup, total: total)
             opt.step(model.params, model.grads, lr: lr)
             step += 1
             var record = FinetuneRecord(step: step, epoch: epoch, loss: r.loss, learningRate: lr, devAccuracy: nil)

@@ -76,16 +76,16 @@ struct CircuitsCommand: ParsableCommand {
                 let s = try SubnetworkStore.open(path: store)
                 try checkStore(s, model: model)
                 let r = findCore(s.subnetworks, layout: s.layout, fraction: fraction)
-                core = Set(r.core.compactMap { u in r.name(u).head.map { "a\(r.name(u).layer).h\($0)" } })
+                core = Set(r.core.map(r.name).filter { !$0.isMLP }.map(\.description))
             }
-            func name(_ p: (layer: Int, head: Int)) -> String { "a\(p.layer).h\(p.head)" }
+            func name(_ p: (layer: Int, head: Int)) -> String { PrunableUnit.head(p.layer, p.head).description }
             let fromCore = core.isEmpty ? scores : scores.filter { core.contains(name($0.from)) }
             if let svg {
                 var best = [String: Double]()
                 for s in fromCore { best[name(s.to)] = max(best[name(s.to)] ?? 0, s.q, s.k, s.v) }
                 let maxV = max(0.1, best.values.max() ?? 0.1)
                 let text = svgHeatmap(title: core.isEmpty ? "Strongest composition with any earlier head" : "Strongest composition with the core",
-                                      layers: model.layerCount, heads: model.headCount, values: { best["a\($0).h\($1)"] }, highlight: core, maxValue: maxV,
+                                      layers: model.layerCount, heads: model.headCount, values: { best[PrunableUnit.head($0, $1).description] }, highlight: core, maxValue: maxV,
                                       legend: String(format: "max of Q/K/V scores; random baseline Q %.3f K %.3f V %.3f", base.q, base.k, base.v))
                 try writeAtomically(Array(text.utf8), to: svg)
             }
@@ -170,7 +170,7 @@ extension CircuitsCommand {
                 emit(r.json.pretty)
                 return
             }
-            emit("core: " + heads.map { "a\($0.layer).h\($0.head)" }.joined(separator: " ")
+            emit("core: " + heads.map { PrunableUnit.head($0.layer, $0.head).description }.joined(separator: " ")
                  + String(format: "   ablating it: mean |Δlogit| %.4f, KL %.5f over %d examples", r.meanAbsLogitChange, r.klCleanToAblated, r.examples))
             emit("head      Δout    Δq      Δk      Δv")
             for h in r.reads.prefix(20) { emit(String(format: "a%d.h%-3d  %.4f  %.4f  %.4f  %.4f", h.layer, h.head, h.dout, h.dq, h.dk, h.dv)) }

@@ -1,0 +1,59 @@
+// What the training loops share: torch.optim.AdamW's update and the linear warm-up/decay schedule.
+// Pruning keeps its few hundred log α in Double, fine-tuning its millions of weights in Float; both run
+// this one update.
+import Foundation
+
+/// AdamW's constants and step count. `step` updates one parameter vector (and its two moments).
+public struct AdamW: Sendable, Codable {
+    public var beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay: Double
+    /// Steps taken so far (bias correction uses t after the increment).
+    public var t = 0
+
+    public init(weightDecay: Double) { self.weightDecay = weightDecay }
+
+    /// Starts the next step; returns the bias corrections 1 − β1ᵗ, 1 − β2ᵗ.
+    public mutating func nextStep() -> (c1: Double, c2: Double) {
+        t += 1
+        return (1 - pow(beta1, Double(t)), 1 - pow(beta2, Double(t)))
+    }
+
+    /// torch.optim.AdamW for one value: decoupled weight decay (when `decay`), then the Adam update with
+    /// bias-corrected moments, all in T's precision.
+    @inline(__always)
+    public func update<T: BinaryFloatingPoint>(_ p: inout T, m: inout T, v: inout T, grad g: T, lr: T, c1: T, c2: T, decay: Bool = true) {
+        let b1 = T(beta1), b2 = T(beta2)
+        if decay { p -= lr * T(weightDecay) * p }
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p -= lr * (m / c1) / ((v / c2).squareRoot() + T(eps))
+    }
+}
+
+/// AdamW with its moments for a vector of Double parameters (pruning's log α and λ).
+public struct AdamWState: Sendable, Codable {
+    public var optimizer: AdamW
+    var m: [Double], v: [Double]
+
+    public init(count: Int, weightDecay: Double = 0.01) {
+        optimizer = AdamW(weightDecay: weightDecay)
+        m = [Double](repeating: 0, count: count); v = m
+    }
+
+    public mutating func step(_ p: inout [Double], grad g: [Double], lr: Double) {
+        let (c1, c2) = optimizer.nextStep()
+        for i in p.indices { optimizer.update(&p[i], m: &m[i], v: &v[i], grad: g[i], lr: lr, c1: c1, c2: c2) }
+    }
+}
+
+/// Linear warm-up to 1 over `warmup` steps, then linear decay to 0 at `total` (step counted from 0).
+public func learningRateFactor(step: Int, warmup: Int, total: Int) -> Double {
+    if step < warmup { return Double(step + 1) / Double(warmup) }
+    return max(0, Double(total - step) / Double(max(1, total - warmup)))
+}
+
+extension SplitMix64 {
+    /// Fisher–Yates shuffle in place, from the last element down (the order every hcore loop has used).
+    public mutating func shuffle<T>(_ a: inout [T]) {
+        for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, Int(next() % UInt64(i + 1))) }
+    }
+}
