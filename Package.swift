@@ -2,7 +2,8 @@
 //
 // hcore — run, prune and dissect finetuned BERT classifiers on CPUs.
 //
-// Arrows run one way:  Kernels ← Model ← (Eval, Circuits, Prune, Train) ← Report ← hcore ;  Checkpoint, Tokenizer ← Model.
+// Arrows run one way:  Kernels ← Model ← (Eval, Circuits, Prune, Train) ← Report ← hcore ;  Checkpoint, Tokenizer ← Model;
+// Failures (the kinds of error behind the exit codes) below Checkpoint, Tokenizer and Model.
 //
 // Release builds compile the numeric targets for a CPU so that SIMD16<Float> becomes real vector code
 // (without a target CPU Swift lowers `addProduct` to scalar fmaf calls):
@@ -53,25 +54,27 @@ let package = Package(
         // The system libzstd (apt-get install libzstd-dev).
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
+        // What kind of failure an error is (→ the CLI's exit codes); every library's error type conforms.
+        .target(name: "Failures"),
         .target(name: "Kernels", swiftSettings: numericFlags),
-        .target(name: "Checkpoint", dependencies: ["CZstd"]),
-        .target(name: "Tokenizer"),
-        .target(name: "Model", dependencies: ["Kernels", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
-        .target(name: "Eval", dependencies: ["Model", "Kernels", "Checkpoint", "Tokenizer"]),
-        .target(name: "Circuits", dependencies: ["Model", "Checkpoint"], swiftSettings: numericFlags),
+        .target(name: "Checkpoint", dependencies: ["CZstd", "Failures"]),
+        .target(name: "Tokenizer", dependencies: ["Failures"]),
+        .target(name: "Model", dependencies: ["Kernels", "Checkpoint", "Tokenizer", "Failures"], swiftSettings: numericFlags),
+        .target(name: "Eval", dependencies: ["Model", "Kernels", "Checkpoint", "Tokenizer", "Failures"]),
+        .target(name: "Circuits", dependencies: ["Model", "Checkpoint", "Kernels"], swiftSettings: numericFlags),
         .target(name: "Prune", dependencies: ["Model", "Kernels", "Tokenizer"], swiftSettings: numericFlags),
         // Weight gradients, AdamW, fine-tuning loop; writes Hugging Face folders.
         .target(name: "Train", dependencies: ["Model", "Kernels", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
         // Figures and index.html of a study (eval document + store + model).
         .target(name: "Report", dependencies: ["Circuits", "Eval", "Model", "Checkpoint", "Kernels", "Tokenizer"], swiftSettings: numericFlags),
         .executableTarget(name: "hcore", dependencies: [
-            "Model", "Eval", "Circuits", "Prune", "Train", "Report", "Checkpoint", "Tokenizer",
+            "Model", "Eval", "Circuits", "Prune", "Train", "Report", "Checkpoint", "Tokenizer", "Kernels", "Failures",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "hcore-bench", dependencies: ["Model", "Kernels", "Eval", "Prune"], path: "Benchmarks/hcore-bench",
                           swiftSettings: numericFlags),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: numericFlags),
-        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Failures"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Checkpoint"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Checkpoint", "Kernels"], swiftSettings: numericFlags),
         .testTarget(name: "PruneTests", dependencies: ["Prune", "Model", "Checkpoint", "Tokenizer", "Kernels"], swiftSettings: numericFlags),

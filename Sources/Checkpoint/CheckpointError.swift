@@ -1,8 +1,9 @@
 // One error type for everything that reads or writes files. Each case names the file and, where it
 // makes sense, the byte offset or line, and its message says what to do about it.
+import Failures
 import Foundation
 
-public enum CheckpointError: Error, CustomStringConvertible, Equatable {
+public enum CheckpointError: ClassifiedError, Equatable {
     /// The file is missing or unreadable.
     case cannotOpen(path: String, reason: String)
     /// The bytes do not follow the format (truncated, bad length, bad JSON, bad ranges…).
@@ -36,6 +37,16 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
             return "\(path): tensor '\(name)' has shape \(found), config.json implies \(expected)"
         case let .writeFailed(path, reason):
             return "\(path): write failed: \(reason)"
+        }
+    }
+}
+
+extension CheckpointError {
+    public var kind: FailureKind {
+        switch self {
+        case .writeFailed: return .writeFailed
+        case .shapeMismatch: return .mismatch
+        case .cannotOpen, .malformed, .unsupported, .forbiddenGlobal, .missingTensor: return .badInput
         }
     }
 }

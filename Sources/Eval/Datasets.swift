@@ -7,6 +7,7 @@
 //   JSONL one object per line; CSV with a header row — keys chosen by --text-key/--pair-key/--label-key
 // GLUE TSVs are split on tabs only, with no quote processing (as GLUE's own readers do). Files ending
 // in .zst are decompressed transparently. A bad row names its file and line.
+import Failures
 import Checkpoint
 import Foundation
 
@@ -35,7 +36,8 @@ public enum DataFormat: String, CaseIterable, Sendable {
     case auto, hans, mnli, qqp, paws, jsonl, csv
 }
 
-public enum DataError: Error, CustomStringConvertible {
+public enum DataError: ClassifiedError {
+    public var kind: FailureKind { .badInput }
     case badRow(path: String, line: Int, reason: String)
     case badFile(path: String, reason: String)
 

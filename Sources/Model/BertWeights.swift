@@ -6,20 +6,28 @@
 //   bert.encoder.layer.N.intermediate.dense, bert.encoder.layer.N.output.{dense,LayerNorm}
 //   bert.pooler.dense, classifier
 // Accepted variants: no `bert.` prefix (a bare BertModel), LayerNorm `gamma`/`beta` (old TF ports).
+import Failures
 import Checkpoint
 import Foundation
 import Kernels
 
-public enum ModelError: Error, CustomStringConvertible {
+public enum ModelError: ClassifiedError {
     case notAModelFolder(path: String, reason: String)
     case noClassifier(path: String)
     case badInput(String)
+    /// Masks, activations or a plan made for another model (or of the wrong shape).
+    case mismatch(String)
+
+    public var kind: FailureKind {
+        if case .mismatch = self { return .mismatch }
+        return .badInput
+    }
 
     public var description: String {
         switch self {
         case let .notAModelFolder(path, reason): return "\(path): \(reason)"
         case let .noClassifier(path): return "\(path): the checkpoint has no classifier (classifier.weight/bias); it is a bare BertModel — use a BertForSequenceClassification checkpoint for predict/eval"
-        case let .badInput(s): return s
+        case let .badInput(s), let .mismatch(s): return s
         }
     }
 }

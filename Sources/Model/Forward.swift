@@ -361,10 +361,10 @@ extension BertModel {
 
     public func checkMasks(_ masks: MaskValues, _ ablation: Ablation) throws {
         guard masks.heads.count == layerCount, masks.heads.allSatisfy({ $0.count == headCount }), masks.mlps.count == layerCount else {
-            throw ModelError.badInput("mask shape: expected heads [\(layerCount)][\(headCount)] and mlps [\(layerCount)], got heads \(masks.heads.map(\.count)) and mlps [\(masks.mlps.count)]")
+            throw ModelError.mismatch("mask shape: expected heads [\(layerCount)][\(headCount)] and mlps [\(layerCount)], got heads \(masks.heads.map(\.count)) and mlps [\(masks.mlps.count)]")
         }
         for v in masks.heads.joined() + masks.mlps where !(v >= 0 && v <= 1) {
-            throw ModelError.badInput("mask value \(v) is outside [0, 1]")
+            throw ModelError.mismatch("mask value \(v) is outside [0, 1]")
         }
         if case .mean(let avg) = ablation {
             try checkActivations(avg)
@@ -373,10 +373,10 @@ extension BertModel {
 
     public func checkActivations(_ avg: MeanActivations) throws {
         guard avg.avgHead.count == layerCount * headCount * headDim, avg.avgMLP.count == layerCount * hidden else {
-            throw ModelError.badInput("mean activations have avg_head of \(avg.avgHead.count) values and avg_mlp of \(avg.avgMLP.count); this model needs [\(layerCount), \(headCount), \(headDim)] and [\(layerCount), \(hidden)]")
+            throw ModelError.mismatch("mean activations have avg_head of \(avg.avgHead.count) values and avg_mlp of \(avg.avgMLP.count); this model needs [\(layerCount), \(headCount), \(headDim)] and [\(layerCount), \(hidden)]")
         }
         if let f = avg.fingerprint, f != fingerprint {
-            throw ModelError.badInput("mean activations were computed for model \(f), not this one (\(fingerprint)); run `hcore activations` for this model")
+            throw ModelError.mismatch("mean activations were computed for model \(f), not this one (\(fingerprint)); run `hcore activations` for this model")
         }
     }
 }

@@ -10,9 +10,11 @@
 //   4. WordPiece: greedy longest-match-first with "##" continuations; a word longer than 100 scalars,
 //      or with no segmentation, becomes [UNK];
 //   5. template: [CLS] A [SEP] (B [SEP]), token types 0 for A, 1 for B, truncation to max_length.
+import Failures
 import Foundation
 
-public enum TokenizerError: Error, CustomStringConvertible {
+public enum TokenizerError: ClassifiedError {
+    public var kind: FailureKind { .badInput }
     case cannotRead(path: String, reason: String)
     case unsupported(path: String, reason: String)
     case cannotTruncate(reason: String)

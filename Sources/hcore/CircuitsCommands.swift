@@ -3,6 +3,7 @@ import ArgumentParser
 import Checkpoint
 import Eval
 import Circuits
+import Failures
 import Foundation
 import Model
 
@@ -11,8 +12,8 @@ struct CircuitsCommand: ParsableCommand {
         commandName: "circuits",
         abstract: "Find the heuristic core of a store and measure which heads compose with it.",
         discussion: """
-          hcore circuits core --store subs.hcs --where 'eval/mnli-matched>=0.80' --metric eval/hans --svg core.svg
-          hcore circuits compose --model DIR --json > composition.json
+          hcore circuits core --store subs.hcs --where 'eval/mnli-matched>=0.80' --metric eval/hans --svg core.svg \
+          hcore circuits compose --model DIR --json > composition.json \
           hcore circuits compose --model DIR --store subs.hcs --svg compose.svg --dot core.dot
         """,
         subcommands: [Core.self, Compose.self, Reads.self])
@@ -117,8 +118,8 @@ extension CircuitsCommand {
         static let configuration = CommandConfiguration(
             abstract: "Which later heads read from the core: B alone is given the input of a run with the core mean-ablated.",
             discussion: """
-            For each head B after the first core layer, relative changes of B's query, key and value inputs and of
-            its output when only B sees the core-ablated layer input (all other heads and layers stay clean); and the
+            For each head B after the first core layer, relative changes of B's query, key and value inputs and of \
+            its output when only B sees the core-ablated layer input (all other heads and layers stay clean); and the \
             logit change when the core is ablated (see Sources/Circuits/Reads.swift).
               hcore circuits reads --model DIR --store subs.hcs --data data/hans/heuristics_evaluation_set.txt.zst --max-examples 500 --activations acts.safetensors
             The core comes from --store (units every subnetwork keeps, or --fraction) or --core "0.3 1.7 2.2" (layer.head).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoint
 import Eval
+import Failures
 import Foundation
 import Kernels
 import Model
@@ -11,14 +12,14 @@ struct HCore: ParsableCommand {
         commandName: "hcore",
         abstract: "Run, prune and dissect finetuned BERT classifiers on CPUs.",
         discussion: """
-        hcore loads Hugging Face BERT folders unchanged and implements "The Heuristic Core" (Bhaskar,
-        Friedman, Chen, ACL 2024): subnetworks as head/MLP masks with mean ablation, evaluated exactly and
+        hcore loads Hugging Face BERT folders unchanged and implements "The Heuristic Core" (Bhaskar, \
+        Friedman, Chen, ACL 2024): subnetworks as head/MLP masks with mean ablation, evaluated exactly and \
         with pruned units really skipped.
 
-        Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input file, 4 model/mask/activation mismatch,
+        Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input file, 4 model/mask/activation mismatch, \
         5 write failed, 130 interrupted.
         """,
-        subcommands: [Eval.self, Predict.self, Tokenize.self, Info.self, Activations.self, Importance.self, PruneCmd.self, StoreCommand.self, CircuitsCommand.self, Finetune.self, ReportCmd.self, Demo.self])
+        subcommands: [EvalCommand.self, Predict.self, Tokenize.self, Info.self, Activations.self, Importance.self, PruneCmd.self, StoreCommand.self, CircuitsCommand.self, Finetune.self, ReportCmd.self, Demo.self])
 }
 
 struct Info: ParsableCommand {
@@ -168,8 +169,8 @@ struct Activations: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Mean activations for mean ablation: per-head context and per-MLP output, averaged over all tokens.",
         discussion: """
-        Averages every non-padding token of every example ([CLS]/[SEP] included), in float64, over the
-        unpruned model — Heuristic-Core's procedure. Output: safetensors with avg_head [L, H, head_dim] and
+        Averages every non-padding token of every example ([CLS]/[SEP] included), in float64, over the \
+        unpruned model — Heuristic-Core's procedure. Output: safetensors with avg_head [L, H, head_dim] and \
         avg_mlp [L, hidden] (F32) and the model fingerprint in its metadata.
           hcore activations --model DIR --data data/hans/heuristics_evaluation_set.txt.zst --max-examples 2000 --out acts.safetensors
         """)
@@ -209,9 +210,9 @@ struct Importance: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Gradient of the loss with respect to every head and MLP mask value, averaged over batches.",
         discussion: """
-        The head-importance scores of Michel et al. (2019) and the signal L0 pruning follows, from one backward
-        pass per batch: by default KL(full model ‖ subnetwork) as in Heuristic-Core's pruning objective (zero at
-        the full model, so pass --mask to score a subnetwork), or cross-entropy with the gold labels
+        The head-importance scores of Michel et al. (2019) and the signal L0 pruning follows, from one backward \
+        pass per batch: by default KL(full model ‖ subnetwork) as in Heuristic-Core's pruning objective (zero at \
+        the full model, so pass --mask to score a subnetwork), or cross-entropy with the gold labels \
         (--objective ce), which scores the full model too.
           hcore importance --model DIR --data dev_matched.tsv --objective ce --json
           hcore importance --model DIR --data hans.txt.zst --mask sub.json --activations acts.safetensors --json

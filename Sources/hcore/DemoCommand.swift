@@ -4,6 +4,7 @@ import ArgumentParser
 import Checkpoint
 import Circuits
 import Eval
+import Failures
 import Foundation
 import Kernels
 import Model
@@ -25,8 +26,8 @@ struct Demo: ParsableCommand {
           6 core         units kept by every subnetwork matching the model ID → core.json
           7 reads        which later heads read from the core → reads.json
           8 report       SVG figures and index.html → report/
-        With the defaults it takes about two minutes on 2 cores. --quick shrinks every stage (for tests).
-        With --model (e.g. Tests/Fixtures/models/minilm-nli after scripts/setup-fixtures.sh) expect ~4 minutes of
+        With the defaults it takes about two minutes on 2 cores. --quick shrinks every stage (for tests). \
+        With --model (e.g. Tests/Fixtures/models/minilm-nli after scripts/setup-fixtures.sh) expect ~4 minutes of \
         fine-tuning and ~3.5 minutes of pruning per subnetwork on 2 cores; --subnetworks 6 is a good start.
         """)
 

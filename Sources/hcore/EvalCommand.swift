@@ -2,23 +2,34 @@
 import ArgumentParser
 import Checkpoint
 import Eval
+import Failures
 import Foundation
 import Kernels
 import Model
 
-struct Eval: ParsableCommand {
+/// `hcore eval` is a group: `hcore eval …` runs (the default subcommand), `hcore eval merge FILE…` merges.
+struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "eval",
         abstract: "Evaluate a model and many of its subnetworks on in-domain and out-of-domain sets.",
+        discussion: "`hcore eval --model DIR --data FILE …` runs an evaluation (its flags: `hcore eval run --help`); `hcore eval merge FILE…` combines the documents of sharded runs.",
+        subcommands: [EvalRun.self, EvalMerge.self], defaultSubcommand: EvalRun.self)
+}
+
+struct EvalRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Evaluate a model and many of its subnetworks on in-domain and out-of-domain sets (the default of `hcore eval`).",
         discussion: """
-        Each dataset is tokenized once; each subnetwork runs through a compiled plan that skips its pruned
-        heads and MLPs. Prints one JSON document (per subnetwork and dataset: accuracy, counts, confusion
-        matrix; for HANS the six heuristic × label cells and 30 subcases, where neutral/contradiction count as
-        non-entailment; F1 for QQP/PAWS). Formats are detected from the header (HANS, GLUE MNLI/QQP, PAWS) or
+        Each dataset is tokenized once; each subnetwork runs through a compiled plan that skips its pruned \
+        heads and MLPs. Prints one JSON document (per subnetwork and dataset: accuracy, counts, confusion \
+        matrix; for HANS the six heuristic × label cells and 30 subcases, where neutral/contradiction count as \
+        non-entailment; F1 for QQP/PAWS). Formats are detected from the header (HANS, GLUE MNLI/QQP, PAWS) or \
         extension (.jsonl, .csv); .zst files are read directly.
           hcore eval --model DIR --data dev_matched.tsv --data data/hans/heuristics_evaluation_set.txt.zst
           hcore eval --model DIR --store subs.hcs --activation-set mnli --data … --write-back
           hcore eval --model DIR --store subs.hcs --shard 2/8 … > part2.json && hcore eval merge part*.json
-        --format heuristic-core writes the column-per-metric JSON of the reference repository's data/eval files.
+        --format heuristic-core writes the column-per-metric JSON of the reference repository's data/eval files. \
         `hcore eval merge FILE…` combines the JSON documents of sharded runs.
         """)
 
@@ -177,32 +188,32 @@ struct Eval: ParsableCommand {
         try writeAtomically(Array((rows.joined(separator: "\n") + "\n").utf8), to: path)
     }
 
-    /// `hcore eval merge`: dispatched by main.swift (a subcommand of a command with required options
-    /// cannot be reached through ArgumentParser).
-    struct Merge: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "hcore eval merge", abstract: "Combine the JSON outputs of sharded `hcore eval` runs into one document.")
-        @Argument(help: "Result files of the shards.") var files: [String]
-        func run() throws {
-            guard !files.isEmpty else { throw CLIError("give the shards' result files") }
-            var base: JSONValue? = nil
-            var results: [JSONValue] = []
-            for f in files {
-                let doc = try JSONValue.parse(String(decoding: try readDataFile(f), as: UTF8.self), path: f)
-                guard let r = doc.get("results")?.arrayValue else { throw CLIError("\(f) is not an `hcore eval` JSON document", code: .badInput) }
-                if let b = base {
-                    guard b.get("fingerprint")?.stringValue == doc.get("fingerprint")?.stringValue else {
-                        throw CLIError("\(f) evaluated another model than \(files[0])", code: .mismatch)
-                    }
-                } else { base = doc }
-                results += r
-            }
-            results.sort { ($0.get("index")?.intValue ?? 0) < ($1.get("index")?.intValue ?? 0) }
-            var seen = Set<Int>()
-            for r in results { guard seen.insert(r.get("index")?.intValue ?? -1).inserted else { throw CLIError("subnetwork index \(r.get("index")?.intValue ?? -1) appears in two shards", code: .badInput) } }
-            emit(base!.merging([("shard", "merged"), ("results", .array(results))]).pretty)
-        }
-    }
 }
+
+/// `hcore eval merge`.
+struct EvalMerge: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "merge", abstract: "Combine the JSON outputs of sharded `hcore eval` runs into one document.")
+    @Argument(help: "Result files of the shards.") var files: [String]
+    func run() throws {
+        guard !files.isEmpty else { throw CLIError("give the shards' result files") }
+        var base: JSONValue? = nil
+        var results: [JSONValue] = []
+        for f in files {
+            let doc = try JSONValue.parse(String(decoding: try readDataFile(f), as: UTF8.self), path: f)
+            guard let r = doc.get("results")?.arrayValue else { throw CLIError("\(f) is not an `hcore eval` JSON document", code: .badInput) }
+            if let b = base {
+                guard b.get("fingerprint")?.stringValue == doc.get("fingerprint")?.stringValue else {
+                    throw CLIError("\(f) evaluated another model than \(files[0])", code: .mismatch)
+                }
+            } else { base = doc }
+            results += r
+        }
+        results.sort { ($0.get("index")?.intValue ?? 0) < ($1.get("index")?.intValue ?? 0) }
+        var seen = Set<Int>()
+        for r in results { guard seen.insert(r.get("index")?.intValue ?? -1).inserted else { throw CLIError("subnetwork index \(r.get("index")?.intValue ?? -1) appears in two shards", code: .badInput) } }
+        emit(base!.merging([("shard", "merged"), ("results", .array(results))]).pretty)
+    }
+    }
 
 func csvField(_ s: String) -> String {
     s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Checkpoint
 import Eval
+import Failures
 import Foundation
 import Kernels
 import Model
@@ -59,11 +60,11 @@ struct Finetune: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fine-tune a BERT classifier (all weights) and write a Hugging Face folder.",
         discussion: """
-        Starts from a pretrained folder (--model) or from scratch (--config tiny|small|config.json, with a
-        word-level vocabulary built from the training and dev files unless --vocab is given). Cross-entropy,
+        Starts from a pretrained folder (--model) or from scratch (--config tiny|small|config.json, with a \
+        word-level vocabulary built from the training and dev files unless --vocab is given). Cross-entropy, \
         AdamW with weight decay on every weight except biases and LayerNorm weights, linear warm-up over
-        --warmup-ratio of the steps then linear decay, BERT's hidden dropout (attention-probability dropout is
-        not applied). The output folder (config.json, model.safetensors, vocab.txt, tokenizer_config.json)
+        --warmup-ratio of the steps then linear decay, BERT's hidden dropout (attention-probability dropout is \
+        not applied). The output folder (config.json, model.safetensors, vocab.txt, tokenizer_config.json) \
         loads in transformers and in every hcore command.
           hcore finetune --config small --train train.jsonl --dev dev.jsonl --out runs/small --num-train-epochs 4
           hcore finetune --model Tests/Fixtures/models/minilm-nli --train train.jsonl --out runs/minilm --learning-rate 3e-5

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Checkpoint
 import Eval
+import Failures
 import Foundation
 import Model
 import Prune
@@ -11,18 +12,18 @@ struct PruneCmd: ParsableCommand {
         commandName: "prune",
         abstract: "L0 structured pruning of heads and MLPs, weights frozen, mean ablation, KL to the full model.",
         discussion: """
-        One hard-concrete gate per head and per MLP block; loss = KL(full ‖ subnetwork) + λ1·(t − s) + λ2·(t − s)²
-        with λ trained by gradient ascent; AdamW on log α and λ with linear warm-up and decay. Flags keep the
-        names of the reference script (src/pruning/prune-glue.py). Each seed's final masks (the deterministic
+        One hard-concrete gate per head and per MLP block; loss = KL(full ‖ subnetwork) + λ1·(t − s) + λ2·(t − s)² \
+        with λ trained by gradient ascent; AdamW on log α and λ with linear warm-up and decay. Flags keep the \
+        names of the reference script (src/pruning/prune-glue.py). Each seed's final masks (the deterministic \
         rule at --threshold), log-alphas and training history are written into --store.
           hcore prune --model DIR --train train.tsv --activations acts.safetensors --store subs.hcs \\
                       --target-sparsity 0.5 --seeds 42-53
-        The defaults equal the paper's: sparsity warm-up 6500 + 50·50 steps, total = warm-up + 6·50, learning
-        rate 0.1 (log α) and 1 (λ), 200 warm-up steps, batch 32, accumulation 4, max length 128, and the
-        subnetwork in training mode (hidden dropout from config.json; --dropout 0 turns it off).
-        Interruptions lose little: every --checkpoint-steps the run's whole state goes to STORE.prune-NAME.json,
-        and rerunning the same command continues from it (seeds already in the store are skipped).
-        Clusters: --shard i/n (or a Slurm array) takes every n-th seed and writes STORE.shard-i-of-n, so that
+        The defaults equal the paper's: sparsity warm-up 6500 + 50·50 steps, total = warm-up + 6·50, learning \
+        rate 0.1 (log α) and 1 (λ), 200 warm-up steps, batch 32, accumulation 4, max length 128, and the \
+        subnetwork in training mode (hidden dropout from config.json; --dropout 0 turns it off). \
+        Interruptions lose little: every --checkpoint-steps the run's whole state goes to STORE.prune-NAME.json, \
+        and rerunning the same command continues from it (seeds already in the store are skipped). \
+        Clusters: --shard i/n (or a Slurm array) takes every n-th seed and writes STORE.shard-i-of-n, so that \
         parallel jobs never write one file; combine them with `hcore store merge STORE STORE.shard-*`.
         """)
 

@@ -2,45 +2,20 @@
 import ArgumentParser
 import Checkpoint
 import Eval
+import Failures
 import Foundation
 import Model
 import Tokenizer
 
-/// Documented exit codes (README "Exit codes").
-enum Exit: Int32 {
-    case ok = 0
-    case failure = 1          // unexpected internal error
-    case usage = 2            // bad flags or arguments
-    case badInput = 3         // unreadable, malformed or unsupported input file
-    case mismatch = 4         // masks/activations/store made for another model, wrong shapes
-    case writeFailed = 5      // could not write an output file
-    case interrupted = 130    // SIGINT
-}
-
-/// Errors raised by the CLI itself.
-struct CLIError: Error, CustomStringConvertible {
+/// Errors raised by the CLI itself (bad flags by default).
+struct CLIError: ClassifiedError {
     let message: String
-    let code: Exit
-    init(_ message: String, code: Exit = .usage) {
+    let kind: FailureKind
+    init(_ message: String, code: FailureKind = .usage) {
         self.message = message
-        self.code = code
+        self.kind = code
     }
     var description: String { message }
-}
-
-func exitCode(for error: Error) -> Exit {
-    switch error {
-    case let e as CLIError: return e.code
-    case let e as CheckpointError:
-        if case .writeFailed = e { return .writeFailed }
-        if case .shapeMismatch = e { return .mismatch }
-        return .badInput
-    case is TokenizerError, is DataError: return .badInput
-    case let e as ModelError:
-        if case .badInput(let s) = e, s.contains("computed for model") || s.contains("mask shape") || s.contains("outside [0, 1]") { return .mismatch }
-        return .badInput
-    default: return .failure
-    }
 }
 
 /// stderr, unbuffered.

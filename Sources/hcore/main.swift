@@ -1,31 +1,32 @@
-// hcore's entry point: parse, run, map errors to the documented exit codes.
+// hcore's entry point: parse, run, and turn errors into the documented exit codes (README "Exit codes"):
+// a parse error is usage (2); an error from a command ends with its kind's code (Failures); SIGINT is 130.
 import ArgumentParser
+import Failures
 import Foundation
 
 signal(SIGINT) { _ in
     FileHandle.standardError.write(Data("\nhcore: interrupted\n".utf8))
-    exit(Exit.interrupted.rawValue)
+    exit(FailureKind.interrupted.rawValue)
 }
 
+/// Parse errors and help requests: ArgumentParser's own message (with usage); exit 0 for help, else 2.
+func exitParsing(_ error: Error) -> Never {
+    let success = HCore.exitCode(for: error) == .success
+    let message = HCore.fullMessage(for: error)
+    (success ? FileHandle.standardOutput : FileHandle.standardError).write(Data((message + "\n").utf8))
+    exit(success ? 0 : FailureKind.usage.rawValue)
+}
+
+var command: ParsableCommand
+do { command = try HCore.parseAsRoot() } catch { exitParsing(error) }
 do {
-    let args = Array(CommandLine.arguments.dropFirst())
-    if args.count >= 2 && args[0] == "eval" && args[1] == "merge" {
-        let merge = try Eval.Merge.parse(Array(args.dropFirst(2)))
-        try merge.run()
-        exit(0)
-    }
-    var command = try HCore.parseAsRoot()
     try command.run()
-} catch let e as CleanExit {
-    HCore.exit(withError: e)
-} catch {
-    let code = HCore.exitCode(for: error)
-    if code == .success || code == .validationFailure || error is ValidationError || "\(type(of: error))".contains("CommandError") {
-        // Parsing problems: ArgumentParser's message (with usage), exit 2.
-        let message = HCore.fullMessage(for: error)
-        FileHandle.standardError.write(Data((message + "\n").utf8))
-        exit(code == .success ? 0 : Exit.usage.rawValue)
-    }
+} catch let error as ClassifiedError {
     FileHandle.standardError.write(Data("hcore: error: \(error)\n".utf8))
-    exit(exitCode(for: error).rawValue)
+    exit(error.kind.rawValue)
+} catch {
+    // ArgumentParser's own errors (help requests, validation) carry its classification.
+    if [ExitCode.success, .validationFailure].contains(HCore.exitCode(for: error)) { exitParsing(error) }
+    FileHandle.standardError.write(Data("hcore: internal error (please report it): \(error)\n".utf8))
+    exit(FailureKind.internalError.rawValue)
 }

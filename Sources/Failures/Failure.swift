@@ -1,0 +1,31 @@
+// What kind of failure an error is. Every error type of hcore's libraries conforms to ClassifiedError,
+// and the CLI turns the kind into its documented exit code (README "Exit codes") in one place — never by
+// reading an error's message.
+
+/// The kinds of failure, with the exit code each one ends the process with.
+public enum FailureKind: Int32, Sendable, CaseIterable {
+    /// An unexpected internal error (a bug: please report it).
+    case internalError = 1
+    /// Bad flags or arguments.
+    case usage = 2
+    /// An input file that cannot be read, is malformed, or uses something unsupported.
+    case badInput = 3
+    /// Inputs that do not belong together: masks, activations or a store made for another model, wrong shapes.
+    case mismatch = 4
+    /// An output that could not be written.
+    case writeFailed = 5
+    /// Interrupted (SIGINT).
+    case interrupted = 130
+}
+
+/// An error that says what kind of failure it is.
+public protocol ClassifiedError: Error, CustomStringConvertible {
+    var kind: FailureKind { get }
+}
+
+extension FailureKind {
+    /// The kind of any error: its own for a ClassifiedError, otherwise an internal error.
+    public static func of(_ error: Error) -> FailureKind {
+        (error as? ClassifiedError)?.kind ?? .internalError
+    }
+}
