@@ -55,11 +55,13 @@ extension BertModel {
         guard let classifier else { throw ModelError.noClassifier(path: folder) }
         try checkMasks(masks, ablation)
         let B = batch.count, C = classifier.n, N = batch.tokenCount, D = hidden, I = config.intermediateSize, L = layerCount
-        let targets = try objectiveTargets(objective, batch: batch, classes: C, pool: pool)
         let weights = backwardWeights, soft = SoftMasks(masks: masks, ablation: ablation)
         let shape = BlockShape(offsets: batch.offsets, hidden: D, inner: I, heads: headCount, headDim: headDim, eps: config.layerNormEps)
+        // This pass's arena is taken first: the full model's forward (the KL target) then runs on other arenas of
+        // the pool, so each keeps buffers of the sizes its own code path asks for (no reallocation per step).
         let arena = takeArena()
         defer { returnArena(arena) }
+        let targets = try objectiveTargets(objective, batch: batch, classes: C, pool: pool)
         var rng = SplitMix64(seed: dropoutSeed)
         let dropEmbeddings = dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena)
         let dropAttention = (0..<L).map { _ in dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena) }
