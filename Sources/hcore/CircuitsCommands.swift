@@ -12,8 +12,8 @@ struct CircuitsCommand: ParsableCommand {
         commandName: "circuits",
         abstract: "Find the heuristic core of a store and measure which heads compose with it.",
         discussion: """
-          hcore circuits core --store subs.hcs --where 'eval/mnli-matched>=0.80' --metric eval/hans --svg core.svg \
-          hcore circuits compose --model DIR --json > composition.json \
+          hcore circuits core --store subs.hcs --where 'eval/mnli-matched>=0.80' --metric eval/hans --svg core.svg
+          hcore circuits compose --model DIR --json > composition.json
           hcore circuits compose --model DIR --store subs.hcs --svg compose.svg --dot core.dot
         """,
         subcommands: [Core.self, Compose.self, Reads.self])
