@@ -7,8 +7,8 @@
 //   JSONL one object per line; CSV with a header row — keys chosen by --text-key/--pair-key/--label-key
 // GLUE TSVs are split on tabs only, with no quote processing (as GLUE's own readers do). Files ending
 // in .zst are decompressed transparently. A bad row names its file and line.
-import Failures
 import Checkpoint
+import Failures
 import Foundation
 
 public struct Example: Sendable, Equatable {

@@ -6,8 +6,8 @@
 //   bert.encoder.layer.N.intermediate.dense, bert.encoder.layer.N.output.{dense,LayerNorm}
 //   bert.pooler.dense, classifier
 // Accepted variants: no `bert.` prefix (a bare BertModel), LayerNorm `gamma`/`beta` (old TF ports).
-import Failures
 import Checkpoint
+import Failures
 import Foundation
 import Kernels
 

@@ -221,6 +221,7 @@ extension BertModel {
                           clsOnlyLastLayer: Bool = false, xHoldsEmbeddings: Bool = false,
                           pool: ThreadPool = .shared, afterLayer: ((Int, UnsafePointer<Float>) -> Void)? = nil) throws {
         if let soft { try checkMasks(soft.masks, soft.ablation) }
+        let softMasks = soft.map { SoftMasks(masks: $0.masks, ablation: $0.ablation) }
         precondition(!(clsOnlyLastLayer && observer != nil), "observers need every row of the last layer")
         let plan = plan ?? fullPlan
         let N = batch.tokenCount, B = batch.count, D = hidden, I = config.intermediateSize
@@ -292,7 +293,7 @@ extension BertModel {
                 }
                 let ctxIn = clsOnly ? ctxCLS : ctx
                 if kept == headCount { observer?.attentionContext(layer: l, ctx, tokens: N) }
-                if let soft { SoftMasks(masks: soft.masks, ablation: soft.ablation).applyHeads(ctxIn, rows: R, layer: l, headDim: headDim) }
+                softMasks?.applyHeads(ctxIn, rows: R, layer: l, headDim: headDim)
                 timer.measure("out gemm") { gemm(ctxIn, rows: R, lda: width, wo, out: a, ldc: D, epilogue: .biasResidual(xIn, ld: D), pool: pool) }
                 timer.measure("layernorm") {
                     layerNorm(a, a, rows: R, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta,
@@ -318,7 +319,7 @@ extension BertModel {
                 if soft != nil || observer != nil {
                     gemm(inter, rows: R, lda: I, layer.output, out: m, ldc: D, epilogue: .bias, pool: pool)
                     observer?.mlpOutput(layer: l, m, tokens: N)
-                    if let soft { SoftMasks(masks: soft.masks, ablation: soft.ablation).applyMLP(m, rows: R, layer: l, hidden: D) }
+                    softMasks?.applyMLP(m, rows: R, layer: l, hidden: D)
                     addVectors(m, a, count: R * D)
                 } else {
                     timer.measure("ffn2 gemm") { gemm(inter, rows: R, lda: I, layer.output, out: m, ldc: D, epilogue: .biasResidual(a, ld: D), pool: pool) }

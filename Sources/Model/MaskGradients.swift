@@ -89,18 +89,15 @@ extension BertModel {
         let scratch = LayerBackwardScratch(arena: arena, tokens: N, hidden: D, inner: I)
         classifierHeadBackward(dlogits, weights.head, head, hidden: D, drop: dropPooled, grads: nil, dpooled: dpooled, dcls: dcls, pool: pool)
         scatterCLS(dcls, into: dx, offsets: batch.offsets, width: D, zeroOthers: true)
-        var result = MaskGradients(heads: [], mlps: [Double](repeating: 0, count: L), loss: loss)
-        result.heads = [[Double]](repeating: [], count: L)
+        var heads = [[Double]](repeating: [], count: L), mlps = [Double](repeating: 0, count: L)
         for l in stride(from: L - 1, through: 0, by: -1) {
             let compact = clsOnlyLastLayer && l == L - 1
-            var g = (heads: [Double](repeating: 0, count: headCount), mlp: 0.0)
             // Below layer 0 nothing has a mask: its input gradient would be computed for nobody.
-            encoderLayerBackward(compact ? dcls : dx, layer: l, weights.layers[l], caches[l], shape: shape, masks: soft, compact: compact,
-                                 scratch: scratch, maskGradients: &g, grads: nil, dx: l == 0 ? nil : dx, pool: pool)
-            result.heads[l] = g.heads
-            result.mlps[l] = g.mlp
+            let g = encoderLayerBackward(compact ? dcls : dx, layer: l, weights.layers[l], caches[l], shape: shape, masks: soft,
+                                         compact: compact, scratch: scratch, grads: nil, dx: l == 0 ? nil : dx, pool: pool)!
+            (heads[l], mlps[l]) = (g.heads, g.mlp)
         }
-        return result
+        return MaskGradients(heads: heads, mlps: mlps, loss: loss)
     }
 
     /// The target distributions [B·C] of an objective (the full model's, given ones, or one-hot labels).

@@ -201,10 +201,9 @@ extension TrainableBert {
                                grads: (pooler: gradientSlot(pooler), classifier: gradientSlot(classifier)), dpooled: dpooled, dcls: dcls, pool: pool)
         scatterCLS(dcls, into: dx, offsets: batch.offsets, width: D, zeroOthers: true)
         let scratch = LayerBackwardScratch(arena: arena, tokens: N, hidden: D, inner: I)
-        var noMasks = (heads: [Double](), mlp: 0.0)
         for l in layers.indices.reversed() {
             encoderLayerBackward(dx, layer: l, layerParameters[l], caches[l], shape: shape, masks: nil, compact: false, scratch: scratch,
-                                 maskGradients: &noMasks, grads: gradients(layers[l]), dx: dx, pool: pool)
+                                 grads: gradients(layers[l]), dx: dx, pool: pool)
         }
         multiply(dx, by: dropEmbeddings, count: N * D)
         layerNormParameterGradients(dx, x: e, mean: eMean, rstd: eRstd, rows: N, count: D, dGamma: grads + embeddingNorm.g, dBeta: grads + embeddingNorm.b)

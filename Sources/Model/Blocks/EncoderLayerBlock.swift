@@ -140,14 +140,20 @@ package struct LayerBackwardScratch {
     }
 }
 
+/// d loss / d mask of one layer: each head's, then its MLP's.
+package struct LayerMaskGradients {
+    package var heads: [Double]
+    package var mlp: Double
+}
+
 /// Backward of layer `l`. `dy` [R, D] is the gradient with respect to the layer's output rows (for
-/// `compact`, the B [CLS] rows). Adds d loss / d mask into `maskGradients` (heads of layer l, then its MLP)
-/// when masks are given, and every weight gradient into `grads` when given. Writes d loss / d x [N, D] into
-/// `dx` unless it is nil (nothing below needs it). `dy` may alias `dx`.
+/// `compact`, the B [CLS] rows). Returns d loss / d mask of this layer when masks are given (nil without);
+/// adds every weight gradient into `grads` when given. Writes d loss / d x [N, D] into `dx` unless it is nil
+/// (nothing below needs it). `dy` may alias `dx`.
+@discardableResult
 package func encoderLayerBackward(_ dy: UnsafePointer<Float>, layer l: Int, _ p: LayerParameters, _ c: LayerCache,
                           shape s: BlockShape, masks: SoftMasks?, compact: Bool, scratch w: LayerBackwardScratch,
-                          maskGradients: inout (heads: [Double], mlp: Double), grads: LayerGradients?,
-                          dx: UnsafeMutablePointer<Float>?, pool: ThreadPool) {
+                          grads: LayerGradients?, dx: UnsafeMutablePointer<Float>?, pool: ThreadPool) -> LayerMaskGradients? {
     let N = s.tokens, D = s.hidden, I = s.inner, H = s.heads, d = s.headDim
     let R = compact ? s.sequences : N
     func linearBackward(_ dout: UnsafePointer<Float>, input: UnsafePointer<Float>, _ slot: LinearGradientSlot?, _ forward: PackedLinear) {
@@ -162,9 +168,10 @@ package func encoderLayerBackward(_ dy: UnsafePointer<Float>, layer l: Int, _ p:
     layerNormBackward(dy, x: c.h, mean: c.hMean, rstd: c.hRstd, gamma: p.outputNorm.gamma, rows: R, count: D, dx: w.dh, pool: pool)
     // h = mask(m) + a
     w.dm.update(from: w.dh, count: R * D)
+    var maskGradients = masks.map { _ in LayerMaskGradients(heads: [Double](repeating: 0, count: H), mlp: 0) }
     if let masks {
-        maskGradients.mlp = SoftMasks.backward(dy: w.dm, y: c.m, rows: R, width: D, stride: D, z: masks.masks.mlps[l],
-                                               mean: masks.mlpMean(layer: l, hidden: D))
+        maskGradients?.mlp = SoftMasks.backward(dy: w.dm, y: c.m, rows: R, width: D, stride: D, z: masks.masks.mlps[l],
+                                                mean: masks.mlpMean(layer: l, hidden: D))
     }
     multiply(w.dm, by: c.dropMLP, count: R * D)
     // m = gu W₂ᵀ + b₂ ; u = a W_iᵀ + b_i ; da = du W_i + dh
@@ -189,11 +196,11 @@ package func encoderLayerBackward(_ dy: UnsafePointer<Float>, layer l: Int, _ p:
     // ĉ_h = mask(ctx_h)
     if let masks {
         for hd in 0..<H {
-            maskGradients.heads[hd] = SoftMasks.backward(dy: w.dctx + hd * d, y: c.ctx + hd * d, rows: R, width: d, stride: D,
+            maskGradients?.heads[hd] = SoftMasks.backward(dy: w.dctx + hd * d, y: c.ctx + hd * d, rows: R, width: d, stride: D,
                                                          z: masks.masks.heads[l][hd], mean: masks.headMean(layer: l, head: hd, heads: H, headDim: d))
         }
     }
-    guard let dx else { return }
+    guard let dx else { return maskGradients }
     // Attention, then the Q/K/V projections: dx = dqkv W_qkv + dg.
     var dctxAll = UnsafePointer(w.dctx), dgAll = UnsafePointer(w.dg)
     if compact {   // back to N rows: only the [CLS] rows have a gradient
@@ -208,4 +215,5 @@ package func encoderLayerBackward(_ dy: UnsafePointer<Float>, layer l: Int, _ p:
                                   dW: grads.qkv.weight, db: grads.qkv.bias, pool: pool)
     }
     gemm(w.dqkv, rows: N, lda: 3 * D, p.qkvT, out: dx, ldc: D, epilogue: .biasResidual(dgAll, ld: D), pool: pool)
+    return maskGradients
 }

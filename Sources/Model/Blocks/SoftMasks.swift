@@ -5,11 +5,11 @@
 import Kernels
 
 /// Continuous masks with what replaces a pruned unit's output.
-public struct SoftMasks: Sendable {
-    public var masks: MaskValues
-    public var ablation: Ablation
+package struct SoftMasks: Sendable {
+    package var masks: MaskValues
+    package var ablation: Ablation
 
-    public init(masks: MaskValues, ablation: Ablation) {
+    package init(masks: MaskValues, ablation: Ablation) {
         self.masks = masks
         self.ablation = ablation
     }
