@@ -61,14 +61,16 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["Failures"]),
         .target(name: "Model", dependencies: ["Kernels", "Checkpoint", "Tokenizer", "Failures"], swiftSettings: numericFlags),
         .target(name: "Eval", dependencies: ["Model", "Kernels", "Checkpoint", "Tokenizer", "Failures"]),
-        .target(name: "Circuits", dependencies: ["Model", "Checkpoint", "Kernels"], swiftSettings: numericFlags),
-        .target(name: "Prune", dependencies: ["Model", "Kernels", "Tokenizer"], swiftSettings: numericFlags),
+        .target(name: "Circuits", dependencies: ["Model", "Checkpoint", "Kernels", "Failures"], swiftSettings: numericFlags),
+        .target(name: "Prune", dependencies: ["Model", "Kernels", "Tokenizer", "Checkpoint"], swiftSettings: numericFlags),
         // Weight gradients, AdamW, fine-tuning loop; writes Hugging Face folders.
-        .target(name: "Train", dependencies: ["Model", "Kernels", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
+        .target(name: "Train", dependencies: ["Model", "Eval", "Kernels", "Checkpoint", "Tokenizer", "Failures"], swiftSettings: numericFlags),
         // Figures and index.html of a study (eval document + store + model).
         .target(name: "Report", dependencies: ["Circuits", "Eval", "Model", "Checkpoint", "Kernels", "Tokenizer"], swiftSettings: numericFlags),
+        // The demo's pipeline: every stage above, in order, on the embedded task.
+        .target(name: "Study", dependencies: ["Eval", "Model", "Prune", "Train", "Report", "Checkpoint", "Tokenizer", "Failures"]),
         .executableTarget(name: "hcore", dependencies: [
-            "Model", "Eval", "Circuits", "Prune", "Train", "Report", "Checkpoint", "Tokenizer", "Kernels", "Failures",
+            "Model", "Eval", "Circuits", "Prune", "Train", "Report", "Study", "Checkpoint", "Tokenizer", "Kernels", "Failures",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "hcore-bench", dependencies: ["Model", "Kernels", "Eval", "Prune"], path: "Benchmarks/hcore-bench",

@@ -15,6 +15,10 @@ public enum CheckpointError: ClassifiedError, Equatable {
     /// A tensor the model needs is absent, or has the wrong shape.
     case missingTensor(path: String, name: String)
     case shapeMismatch(path: String, name: String, expected: [Int], found: [Int])
+    /// The file is fine but lacks what was asked for (a subnetwork name, an activation set).
+    case notFound(path: String, reason: String)
+    /// A file made for another model or layout (a store, a mask, a subnetwork list).
+    case mismatch(path: String, reason: String)
     /// Writing failed (disk full, permissions…).
     case writeFailed(path: String, reason: String)
 
@@ -37,6 +41,10 @@ public enum CheckpointError: ClassifiedError, Equatable {
             return "\(path): tensor '\(name)' has shape \(found), config.json implies \(expected)"
         case let .writeFailed(path, reason):
             return "\(path): write failed: \(reason)"
+        case let .notFound(path, reason):
+            return "\(path): \(reason)"
+        case let .mismatch(path, reason):
+            return "\(path): \(reason)"
         }
     }
 }
@@ -45,8 +53,8 @@ extension CheckpointError {
     public var kind: FailureKind {
         switch self {
         case .writeFailed: return .writeFailed
-        case .shapeMismatch: return .mismatch
-        case .cannotOpen, .malformed, .unsupported, .forbiddenGlobal, .missingTensor: return .badInput
+        case .shapeMismatch, .mismatch: return .mismatch
+        case .cannotOpen, .malformed, .notFound, .unsupported, .forbiddenGlobal, .missingTensor: return .badInput
         }
     }
 }

@@ -75,14 +75,7 @@ public struct DemoTask: Sendable {
     /// A word-level vocabulary covering every text of the task (so no word is unknown), in a fixed order:
     /// BERT's special tokens, then the words sorted. The tokenizer is uncased BERT's basic tokenizer.
     public func vocabulary() throws -> [String] {
-        let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        let basic = try BertTokenizer(vocabulary: specials)
-        var words = Set<String>()
-        for e in train + dev + ood {
-            for w in basic.basicTokens(e.text) { words.insert(w) }
-            if let p = e.pair { for w in basic.basicTokens(p) { words.insert(w) } }
-        }
-        return specials + words.subtracting(specials).sorted()
+        try BertTokenizer.wordVocabulary((train + dev + ood).flatMap { [$0.text] + ($0.pair.map { [$0] } ?? []) })
     }
 
     /// Writes the in-domain sets as JSONL (text, text_pair, label, heuristic = kind) and the OOD subset in

@@ -7,7 +7,7 @@ import Model
 import Tokenizer
 
 /// One thing to evaluate: the full model or a subnetwork.
-public struct EvalTarget {
+public struct EvalTarget: Sendable {
     public var name: String
     public var index: Int
     public var sparsity: Double
@@ -50,6 +50,16 @@ public struct PreparedDataset {
         case (.hans, _): return "hans"
         default: return base
         }
+    }
+}
+
+/// Loads each dataset and tokenizes it once for an evaluation; skipped rows go to `warn`.
+public func prepareDatasets(_ paths: [String], keys: Dataset.Keys, skipBadRows: Bool, limit: Int?, model: BertModel,
+                            tokenizer: BertTokenizer, options: PredictionOptions, warn: (String) -> Void) throws -> [PreparedDataset] {
+    try paths.map { path in
+        let ds = try Dataset.load(path, keys: keys, skipBadRows: skipBadRows, limit: limit)
+        for s in ds.skipped { warn("skipped \(s)") }
+        return try PreparedDataset(dataset: ds, model: model, tokenizer: tokenizer, options: options)
     }
 }
 

@@ -47,6 +47,19 @@ public struct LabelMapping: Sendable {
     }
 }
 
+extension LabelMapping {
+    /// Each example's gold label as the model's class index (for cross-entropy); an example without a usable
+    /// label names its file and line.
+    public func classIndices(_ ds: Dataset) throws -> [Int] {
+        try ds.examples.map { ex in
+            guard let g = ex.label.flatMap({ gold[$0] }), let i = predicted.firstIndex(of: g) else {
+                throw DataError.badRow(path: ds.path, line: ex.line, reason: "no usable gold label for cross-entropy")
+            }
+            return i
+        }
+    }
+}
+
 public struct Metrics: Sendable {
     public var count = 0
     public var correct = 0

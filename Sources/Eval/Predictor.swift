@@ -1,4 +1,5 @@
 // Tokenize once, batch by length, run the model, put the logits back in input order.
+import Checkpoint
 import Foundation
 import Kernels
 import Model
@@ -68,4 +69,17 @@ public func argmax(_ v: [Float]) -> Int {
     var best = 0
     for i in v.indices where v[i] > v[best] { best = i }
     return best
+}
+
+/// What `hcore predict` prints per input: as JSON lines {"label", "probs", "logits"}, or for people the
+/// label and then every class with its probability and logit.
+public func predictionLines(_ logits: [[Float]], labels: [String], json: Bool) -> [String] {
+    let width = labels.map(\.count).max() ?? 0
+    return logits.flatMap { l -> [String] in
+        let p = softmax(l)
+        if json { return [JSONValue.object([("label", .string(labels[argmax(l)])), ("probs", .floats(p)), ("logits", .floats(l))]).compact] }
+        return [labels[argmax(l)]] + labels.enumerated().map { i, name in
+            "  " + name.padding(toLength: width, withPad: " ", startingAt: 0) + String(format: "  p=%.4f  logit=%+.5f", p[i], l[i])
+        }
+    }
 }

@@ -29,3 +29,12 @@ extension FailureKind {
         (error as? ClassifiedError)?.kind ?? .internalError
     }
 }
+
+/// Flags that contradict each other or are missing (exit code 2), raised by a library that is handed the
+/// user's choices as they were given.
+public struct UsageError: ClassifiedError {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var kind: FailureKind { .usage }
+    public var description: String { message }
+}

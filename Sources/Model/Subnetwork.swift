@@ -115,7 +115,16 @@ extension MaskValues {
 extension MeanActivations {
     /// A safetensors file with avg_head [L, H, d] and avg_mlp [L, D] (F32), fingerprint in metadata.
     public static func load(path: String, model: BertModel) throws -> (MeanActivations, warning: String?) {
-        let f = try SafetensorsFile(path: path)
+        try load(SafetensorsFile(path: path), model: model)
+    }
+
+    /// A set stored inside a subnetwork store (`SubnetworkStore.activationSet`), read without a temporary file.
+    public static func load(bytes: [UInt8], name: String, model: BertModel) throws -> (MeanActivations, warning: String?) {
+        try load(SafetensorsFile(file: MappedFile(data: bytes, name: name)), model: model)
+    }
+
+    static func load(_ f: SafetensorsFile, model: BertModel) throws -> (MeanActivations, warning: String?) {
+        let path = f.path
         let L = model.layerCount, H = model.headCount, d = model.headDim, D = model.hidden
         for (name, shape) in [("avg_head", [L, H, d]), ("avg_mlp", [L, D])] {
             guard let i = f.info(name) else { throw CheckpointError.missingTensor(path: path, name: name) }

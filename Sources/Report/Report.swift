@@ -86,34 +86,30 @@ public struct ResearchReport {
 
 func fmt(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
 
-/// Reads one result of an eval document.
-func outcome(_ r: JSONValue, idKey: String, oodKey: String) -> Outcome? {
-    guard let name = r.get("subnetwork")?.stringValue, let m = r.get("metrics"),
-          let id = m.get(idKey)?.get("accuracy")?.doubleValue, let oodM = m.get(oodKey), let ood = oodM.get("accuracy")?.doubleValue else { return nil }
-    func rowAccuracy(_ gold: String) -> Double? {
-        guard let row = oodM.get("confusion")?.get(gold)?.objectValue else { return nil }
-        let total = row.reduce(0.0) { $0 + ($1.1.doubleValue ?? 0) }
-        guard total > 0 else { return nil }
-        return (row.first { $0.0 == gold }?.1.doubleValue ?? 0) / total
-    }
-    let isHANS = oodM.get("hans_cells") != nil
-    let cells = oodM.get("hans_cells")?.objectValue?.compactMap { kv in kv.1.get("accuracy")?.doubleValue.map { (kv.0, $0) } } ?? []
-    return Outcome(name: name, sparsity: r.get("sparsity")?.doubleValue ?? 0, id: id, ood: ood,
-                   oodEntailed: isHANS ? rowAccuracy("entailment") : nil, oodNonEntailed: isHANS ? rowAccuracy("non-entailment") : nil, cells: cells)
+/// One result of an eval document on the chosen datasets (nil when it lacks either).
+func outcome(_ r: EvalDocument.Result, idKey: String, oodKey: String) -> Outcome? {
+    guard let id = r.metrics[idKey], let ood = r.metrics[oodKey] else { return nil }
+    let cells = (ood.hansCells ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value.accuracy) }
+    let isHANS = ood.hansCells != nil
+    return Outcome(name: r.subnetwork, sparsity: r.sparsity, id: id.accuracy, ood: ood.accuracy,
+                   oodEntailed: isHANS ? ood.accuracy(onGold: "entailment") : nil,
+                   oodNonEntailed: isHANS ? ood.accuracy(onGold: "non-entailment") : nil, cells: cells)
 }
 
 /// Builds the report. `idKey` / `oodKey` name datasets of the eval document (default: the first non-HANS
 /// dataset and HANS); `oodEncodings` (with activations) lets it measure which heads read from the core.
-public func buildReport(evalDocument doc: JSONValue, store: SubnetworkStore, model: BertModel, activations: MeanActivations?,
+public func buildReport(evalDocument doc: EvalDocument, store: SubnetworkStore, model: BertModel, activations: MeanActivations?,
                         oodEncodings: [Encoding]?, idKey: String? = nil, oodKey: String? = nil, matchPoints: Double = 2,
                         readsExamples: Int = 500) throws -> ResearchReport {
-    let keys = doc.get("datasets")?.arrayValue?.compactMap { $0.get("key")?.stringValue } ?? []
-    let formats = doc.get("datasets")?.arrayValue?.compactMap { $0.get("format")?.stringValue } ?? []
+    if doc.fingerprint != model.fingerprint {
+        throw ModelError.mismatch("the eval document was computed for model \(doc.fingerprint), not \(model.folder) (\(model.fingerprint))")
+    }
+    let keys = doc.datasets.map(\.key)
     guard keys.count >= 2 else { throw ModelError.badInput("the eval document needs an in-domain and an out-of-domain dataset; it has \(keys)") }
-    let ood = oodKey ?? (formats.firstIndex(of: "hans").map { keys[$0] } ?? keys[1])
+    let ood = oodKey ?? (doc.datasets.first { $0.format == "hans" }?.key ?? keys[1])
     let id = idKey ?? keys.first { $0 != ood }!
     for k in [id, ood] where !keys.contains(k) { throw ModelError.badInput("the eval document has no dataset '\(k)' (it has \(keys))") }
-    let outcomes = (doc.get("results")?.arrayValue ?? []).compactMap { outcome($0, idKey: id, oodKey: ood) }
+    let outcomes = doc.results.compactMap { outcome($0, idKey: id, oodKey: ood) }
     let full = outcomes.first { $0.name == "full" }
     let subs = outcomes.filter { $0.name != "full" }
     let matching = subs.filter { o in full.map { abs(o.id - $0.id) * 100 <= matchPoints } ?? true }.map(\.name)

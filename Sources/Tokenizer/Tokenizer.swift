@@ -392,3 +392,15 @@ func isChineseChar(_ c: Unicode.Scalar) -> Bool {
         || (0x2A700...0x2B73F).contains(v) || (0x2B740...0x2B81F).contains(v) || (0x2B820...0x2CEAF).contains(v)
         || (0xF900...0xFAFF).contains(v) || (0x2F800...0x2FA1F).contains(v)
 }
+
+extension BertTokenizer {
+    /// A word-level vocabulary for training from scratch: BERT's special tokens, then every word of `texts`
+    /// after basic tokenization (lower-cased, punctuation split), sorted.
+    public static func wordVocabulary(_ texts: [String]) throws -> [String] {
+        let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        let basic = try BertTokenizer(vocabulary: specials)
+        var words = Set<String>()
+        for t in texts { for w in basic.basicTokens(t) { words.insert(w) } }
+        return specials + words.subtracting(specials).sorted()
+    }
+}

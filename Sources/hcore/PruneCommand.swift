@@ -7,7 +7,7 @@ import Foundation
 import Model
 import Prune
 
-struct PruneCmd: ParsableCommand {
+struct PruneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
         abstract: "L0 structured pruning of heads and MLPs, weights frozen, mean ablation, KL to the full model.",
@@ -62,74 +62,37 @@ struct PruneCmd: ParsableCommand {
             return Array(a...b)
         }
         let list = seeds.split(separator: ",").compactMap { UInt64($0) }
-        guard !list.isEmpty else { throw CLIError("--seeds takes A-B or a comma-separated list") }
+        guard !list.isEmpty else { throw UsageError("--seeds takes A-B or a comma-separated list") }
         return list
     }
 
+    var config: PruneConfig {
+        var c = PruneConfig()
+        c.targetSparsity = targetSparsity; c.startSparsity = startSparsity; c.sparsityWarmupSteps = sparsityWarmup
+        c.maxSteps = maxSteps ?? sparsityWarmup + 6 * 50; c.learningRate = learningRate; c.regLearningRate = regLearningRate
+        c.warmupSteps = warmupSteps; c.gradientAccumulationSteps = accumulation; c.batchSize = batchSize
+        c.warmupType = warmupType; c.threshold = threshold; c.dropout = dropout; c.initialLogAlpha = initialLogAlpha
+        return c
+    }
+
     func run() throws {
-        guard (0..<1).contains(targetSparsity), (0..<1).contains(startSparsity) else { throw CLIError("--target-sparsity and --start-sparsity must lie in [0, 1)") }
-        guard ["linear", "logarithmic"].contains(warmupType) else { throw CLIError("--warmup-type must be linear or logarithmic") }
-        if let dropout, !(0..<1).contains(dropout) { throw CLIError("--dropout must lie in [0, 1)") }
-        let (model, tok) = try modelOptions.load()
-        let (acts, warning) = try MeanActivations.load(path: activations, model: model)
-        if let warning { warn("warning: \(warning)") }
-        let ds = try Dataset.load(train, limit: maxTrainSamples)
-        guard ds.count > 0 else { throw CLIError("\(train) has no examples", code: .badInput) }
-        let encodings = try encodeAll(ds.examples, tokenizer: tok, options: PredictionOptions(maxLength: maxLength))
+        guard (0..<1).contains(targetSparsity), (0..<1).contains(startSparsity) else { throw UsageError("--target-sparsity and --start-sparsity must lie in [0, 1)") }
+        guard ["linear", "logarithmic"].contains(warmupType) else { throw UsageError("--warmup-type must be linear or logarithmic") }
+        if let dropout, !(0..<1).contains(dropout) { throw UsageError("--dropout must lie in [0, 1)") }
+        var seeds = try seedList(), storePath = store
         // Shards write their own store file; `hcore store merge` combines them.
-        var seeds = try seedList()
-        var storePath = store
         if let (i, n) = try parseShard(shard) {
             seeds = seeds.enumerated().filter { $0.offset % n == i - 1 }.map(\.element)
             storePath = "\(store).shard-\(i)-of-\(n)"
             warn("shard \(i)/\(n): seeds \(seeds.map(String.init).joined(separator: ",")) → \(storePath)")
         }
-        let s = FileManager.default.fileExists(atPath: storePath) ? try SubnetworkStore.open(path: storePath)
-            : try SubnetworkStore.create(path: storePath, fingerprint: model.fingerprint, layout: StoreLayout(layers: model.layerCount, heads: model.headCount))
-        try checkStore(s, model: model)
-        for sd in seeds {
-            let runName = "\(name)-t\(targetSparsity)-seed\(sd)"
-            if s.subnetworks.contains(where: { $0.name == runName }) {
-                warn("seed \(sd): '\(runName)' is already in \(storePath); skipped")
-                continue
-            }
-            var c = PruneConfig()
-            c.targetSparsity = targetSparsity; c.startSparsity = startSparsity; c.sparsityWarmupSteps = sparsityWarmup
-            c.maxSteps = maxSteps ?? sparsityWarmup + 6 * 50; c.learningRate = learningRate; c.regLearningRate = regLearningRate
-            c.warmupSteps = warmupSteps; c.gradientAccumulationSteps = accumulation; c.batchSize = batchSize
-            c.warmupType = warmupType; c.seed = sd; c.threshold = threshold; c.dropout = dropout; c.initialLogAlpha = initialLogAlpha
-            // Resume from this run's checkpoint if one exists.
-            let checkpointPath = "\(storePath).prune-\(runName).json"
-            var resume: PruneState? = nil
-            if let data = FileManager.default.contents(atPath: checkpointPath) {
-                do { resume = try JSONDecoder().decode(PruneState.self, from: data) } catch {
-                    throw CLIError("\(checkpointPath) is not a readable checkpoint (\(error)); delete it to start over", code: .badInput)
-                }
-                warn("seed \(sd): resuming from \(checkpointPath) at step \(resume!.step)")
-            }
-            let progress = Progress("prune seed \(sd)", total: c.maxSteps)
-            let started = Date()
-            let r = try prune(model: model, encodings: encodings, activations: acts, config: c, resume: resume, checkpointEvery: checkpointSteps,
-                              checkpoint: { state in try writeAtomically(Array(try JSONEncoder().encode(state)), to: checkpointPath) },
-                              onStep: { st in
-                progress.update(st.step + 1)
-                if st.step % 100 == 0 || st.step == c.maxSteps - 1 {
-                    warn(String(format: "step %d  kl %.5f  lagrangian %+.4f  target %.3f  expected %.3f  sampled %.3f  λ %.3f %.3f",
-                                st.step, st.kl, st.lagrangian, st.target, st.expectedSparsity, st.sampledSparsity, st.lambda1, st.lambda2))
-                }
-            })
-            let history = JSONValue.array(r.history.filter { $0.step % 50 == 0 || $0.step == c.maxSteps - 1 }.map { st in
-                .object([("step", .int(st.step)), ("kl", .float(st.kl)), ("expected_sparsity", .float(st.expectedSparsity)), ("target", .float(st.target))])
-            })
-            try s.add([StoredSubnetwork(name: runName, mask: r.masks.units.map { UInt8($0) }, logAlpha: r.logAlpha, meta: .object([
-                ("seed", .int(Int(sd))), ("target_sparsity", .float(targetSparsity)), ("sparsity", .float(r.achievedSparsity)),
-                ("steps", .int(c.maxSteps)), ("source", .string("hcore prune \(train)")), ("threshold", .float32(threshold)),
-                ("dropout", .float32(c.dropout ?? model.config.hiddenDropoutProb)),
-                ("created", .string(ISO8601DateFormatter().string(from: Date()))), ("seconds", .float(Date().timeIntervalSince(started))),
-                ("history", history),
-            ]))])
-            unlink(checkpointPath)
-            warn("seed \(sd): \(String(format: "%.3f", r.achievedSparsity)) sparsity, stored in \(storePath)")
-        }
+        let (model, tok) = try modelOptions.load()
+        let acts = try MeanActivations.load(path: activations, model: model)
+        if let warning = acts.warning { warn("warning: \(warning)") }
+        let encodings = try encodeAll(try loadExamples(train, limit: maxTrainSamples).examples, tokenizer: tok, options: PredictionOptions(maxLength: maxLength))
+        let s = try SubnetworkStore.openOrCreate(path: storePath, for: model)
+        let runs = PruneRuns(config: config, seeds: seeds, namePrefix: name, source: "hcore prune \(train)", checkpointEvery: checkpointSteps)
+        let bars = seeds.map { Progress("prune seed \($0)", total: runs.config.maxSteps) }
+        try runs.run(into: s, model: model, encodings: encodings, activations: acts.0, log: warn, onStep: { k, st in bars[k].update(st.step + 1) })
     }
 }

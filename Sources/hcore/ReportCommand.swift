@@ -2,13 +2,12 @@
 import ArgumentParser
 import Checkpoint
 import Eval
-import Failures
 import Foundation
 import Model
 import Report
 import Tokenizer
 
-struct ReportCmd: ParsableCommand {
+struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
         abstract: "SVG figures and an index.html: ID vs OOD per subnetwork, accuracy vs sparsity, keep frequency, the core and its readers.",
@@ -33,31 +32,13 @@ struct ReportCmd: ParsableCommand {
     @Option(help: ArgumentHelp("Output folder.", valueName: "dir")) var out: String
 
     func run() throws {
-        guard let text = try? String(contentsOfFile: eval, encoding: .utf8) else { throw CLIError("cannot read \(eval)", code: .badInput) }
-        let doc = try JSONValue.parse(text, path: eval)
+        let doc = try EvalDocument.read(path: eval)
         let (model, tok) = try modelOptions.load()
         let s = try SubnetworkStore.open(path: store)
-        try checkStore(s, model: model)
-        if let fp = doc.get("fingerprint")?.stringValue, fp != model.fingerprint {
-            throw CLIError("\(eval) was computed for model \(fp), not \(modelOptions.model) (\(model.fingerprint))", code: .mismatch)
-        }
-        var acts: MeanActivations? = nil
-        if let activations {
-            let (a, w) = try MeanActivations.load(path: activations, model: model)
-            if let w { warn("warning: \(w)") }
-            acts = a
-        } else if s.activationSets.count == 1 {
-            let tmp = NSTemporaryDirectory() + "hcore-report-acts-\(getpid()).safetensors"
-            try writeAtomically(try s.activationSet(s.activationSets[0].name), to: tmp)
-            defer { unlink(tmp) }
-            acts = try MeanActivations.load(path: tmp, model: model).0
-        }
-        var enc: [Encoding]? = nil
-        if let data {
-            enc = try encodeAll(Dataset.load(data, limit: 500).examples, tokenizer: tok, options: PredictionOptions())
-        }
-        let r = try buildReport(evalDocument: doc, store: s, model: model, activations: acts, oodEncodings: enc,
-                                idKey: id, oodKey: ood, matchPoints: matchPoints)
+        try s.check(against: model)
+        let acts = try s.meanActivations(file: activations, set: nil, model: model, required: false, warn: warn)
+        let enc = try data.map { try encodeAll(Dataset.load($0, limit: 500).examples, tokenizer: tok, options: PredictionOptions()) }
+        let r = try buildReport(evalDocument: doc, store: s, model: model, activations: acts, oodEncodings: enc, idKey: id, oodKey: ood, matchPoints: matchPoints)
         try r.write(folder: out)
         emit(r.summary)
         warn("wrote \(out)/index.html")

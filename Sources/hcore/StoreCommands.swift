@@ -26,8 +26,7 @@ struct StoreCommand: ParsableCommand {
         @OptionGroup var modelOptions: ModelOptions
         func run() throws {
             let model = try BertModel.load(folder: modelOptions.model)
-            let s = try SubnetworkStore.create(path: store, fingerprint: model.fingerprint,
-                                               layout: StoreLayout(layers: model.layerCount, heads: model.headCount))
+            let s = try SubnetworkStore.create(path: store, fingerprint: model.fingerprint, layout: StoreLayout(model))
             warn("created \(store) for model \(s.fingerprint) (\(s.layout.layers) layers × \(s.layout.heads) heads + \(s.layout.layers) MLPs)")
         }
     }
@@ -45,22 +44,16 @@ struct StoreCommand: ParsableCommand {
         func run() throws {
             let s = try SubnetworkStore.open(path: store)
             if let note = s.recoveryNote { warn("warning: \(store): \(note)") }
-            var subs: [StoredSubnetwork] = []
-            if let jsonl {
-                guard mask == nil else { throw CLIError("give --mask or --jsonl, not both") }
-                let text = String(decoding: try readDataFile(jsonl), as: UTF8.self)
-                for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-                    do { subs.append(try parseSubnetwork(JSONValue.parse(String(line), path: "\(jsonl):\(i + 1)"), layout: s.layout, threshold: threshold, defaultName: nil)) }
-                    catch { throw CLIError("\(jsonl):\(i + 1): \(error)", code: .badInput) }
-                }
-            } else if let mask {
-                guard let name else { throw CLIError("--mask needs --name") }
-                var obj = try JSONValue.parse(String(decoding: try readDataFile(mask), as: UTF8.self), path: mask)
-                obj = obj.merging([("name", .string(name))])
+            let subs: [StoredSubnetwork]
+            switch (mask, jsonl, name) {
+            case (nil, let jsonl?, _):
+                subs = try SubnetworkStore.subnetworks(jsonl: jsonl, layout: s.layout, threshold: threshold)
+            case (let mask?, nil, let name?):
+                var obj = try JSONValue.parse(String(decoding: try readDataFile(mask), as: UTF8.self), path: mask).merging([("name", .string(name))])
                 if let meta { obj = obj.merging([("meta", try JSONValue.parse(meta, path: "--meta"))]) }
-                subs.append(try parseSubnetwork(obj, layout: s.layout, threshold: threshold, defaultName: name))
-            } else {
-                throw CLIError("give --mask FILE --name NAME, or --jsonl FILE")
+                subs = [try StoredSubnetwork(json: obj, layout: s.layout, threshold: threshold, source: mask)]
+            default:
+                throw UsageError("give --mask FILE --name NAME, or --jsonl FILE")
             }
             try s.add(subs)
             warn("added \(subs.count) subnetwork(s); \(store) now holds \(s.subnetworks.count)")
@@ -75,19 +68,12 @@ struct StoreCommand: ParsableCommand {
         func run() throws {
             let s = try SubnetworkStore.open(path: store)
             if let note = s.recoveryNote { warn("warning: \(store): \(note)") }
-            let subs = try filter.apply(s.subnetworks)
+            let subs = try filter.filter().apply(s)
             if json {
-                emit(JSONValue.array(subs.map { summary($0, layout: s.layout) }).pretty)
+                emit(JSONValue.array(subs.map(\.summaryJSON)).pretty)
                 return
             }
-            emit("name".padding(toLength: 28, withPad: " ", startingAt: 0) + " heads  mlps  sparsity  meta")
-            for sub in subs {
-                let heads = sub.mask.prefix(s.layout.layers * s.layout.heads).reduce(0) { $0 + Int($1) }
-                let mlps = sub.mask.suffix(s.layout.layers).reduce(0) { $0 + Int($1) }
-                let sparsity = 1 - Double(heads + mlps) / Double(s.layout.unitCount)
-                emit(sub.name.padding(toLength: 28, withPad: " ", startingAt: 0)
-                     + String(format: " %5d  %4d  %8.3f  ", heads, mlps, sparsity) + String(sub.meta.compact.prefix(100)))
-            }
+            s.table(subs).forEach(emit)
             warn("\(subs.count) of \(s.subnetworks.count) subnetworks · model \(s.fingerprint) · \(s.fileSize) bytes")
         }
     }
@@ -98,10 +84,8 @@ struct StoreCommand: ParsableCommand {
         @Argument(help: "The subnetwork's name.") var name: String
         func run() throws {
             let s = try SubnetworkStore.open(path: store)
-            guard let sub = s.subnetworks.first(where: { $0.name == name }) else {
-                throw CLIError("\(store) has no subnetwork '\(name)' (see `hcore store ls`)", code: .badInput)
-            }
-            emit(full(sub, layout: s.layout).pretty)
+            let sub = try SubnetworkFilter(names: [name]).apply(s)[0]
+            emit(sub.json(layout: s.layout).pretty)
         }
     }
 
@@ -115,21 +99,13 @@ struct StoreCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Write .npy files into this folder.", valueName: "dir")) var npy: String?
         func run() throws {
             let s = try SubnetworkStore.open(path: store)
-            let subs = try filter.apply(s.subnetworks)
+            let subs = try filter.filter().apply(s)
             if let npy {
-                try FileManager.default.createDirectory(atPath: npy, withIntermediateDirectories: true)
-                let U = s.layout.unitCount
-                try writeAtomically(npyFile(descr: "|u1", shape: [subs.count, U], data: subs.flatMap(\.mask)), to: npy + "/masks.npy")
-                if !subs.isEmpty, subs.allSatisfy({ $0.logAlpha != nil }) {
-                    let bytes = subs.flatMap { $0.logAlpha! }.withUnsafeBytes { Array($0) }
-                    try writeAtomically(npyFile(descr: "<f4", shape: [subs.count, U], data: bytes), to: npy + "/log_alpha.npy")
-                }
-                try writeAtomically(Array(JSONValue.array(subs.map { .string($0.name) }).pretty.utf8), to: npy + "/names.json")
-                try writeAtomically(Array(JSONValue.array(subs.map(\.meta)).pretty.utf8), to: npy + "/meta.json")
+                try writeNpy(subs, layout: s.layout, folder: npy)
                 warn("wrote \(subs.count) subnetworks to \(npy)/masks.npy, names.json, meta.json")
                 return
             }
-            emit(JSONValue.array(subs.map { full($0, layout: s.layout) }).pretty)
+            emit(JSONValue.array(subs.map { $0.json(layout: s.layout) }).pretty)
         }
     }
 
@@ -164,7 +140,7 @@ struct StoreCommand: ParsableCommand {
             for a in s.activationSets { _ = try s.activationSet(a.name) }
             if let model {
                 let m = try BertModel.load(folder: model)
-                try checkStore(s, model: m)
+                try s.check(against: m)
             }
             emit("ok: \(s.subnetworks.count) subnetworks, \(s.activationSets.count) activation sets, model \(s.fingerprint), \(s.fileSize) bytes, \(s.maskPayloadBytes) bytes of mask data")
             if let note = s.recoveryNote { emit("recovered: \(note)") }
@@ -176,26 +152,11 @@ struct StoreCommand: ParsableCommand {
         @Argument(help: "The output store.") var output: String
         @Argument(help: "Input stores (same model).") var inputs: [String]
         func run() throws {
-            guard !inputs.isEmpty else { throw CLIError("give at least one input store") }
+            guard !inputs.isEmpty else { throw UsageError("give at least one input store") }
             let sources = try inputs.map { try SubnetworkStore.open(path: $0) }
-            let first = sources[0]
             let out = FileManager.default.fileExists(atPath: output) ? try SubnetworkStore.open(path: output)
-                : try SubnetworkStore.create(path: output, fingerprint: first.fingerprint, layout: first.layout)
-            var seen = Set(out.subnetworks.map(\.name))
-            var subs: [StoredSubnetwork] = []
-            for (path, s) in zip(inputs, sources) {
-                guard s.fingerprint == out.fingerprint, s.layout == out.layout else {
-                    throw CLIError("\(path) belongs to model \(s.fingerprint), \(output) to \(out.fingerprint)", code: .mismatch)
-                }
-                for sub in s.subnetworks {
-                    guard seen.insert(sub.name).inserted else { throw CLIError("subnetwork '\(sub.name)' of \(path) already exists; rename before merging", code: .badInput) }
-                    subs.append(sub)
-                }
-                for a in s.activationSets where !out.activationSets.contains(where: { $0.name == a.name }) {
-                    try out.addActivations(name: a.name, safetensors: try s.activationSet(a.name))
-                }
-            }
-            try out.add(subs)
+                : try SubnetworkStore.create(path: output, fingerprint: sources[0].fingerprint, layout: sources[0].layout)
+            let subs = try out.merge(sources)
             warn("merged \(subs.count) subnetworks into \(output) (\(out.subnetworks.count) in all)")
         }
     }
@@ -216,29 +177,7 @@ struct StoreCommand: ParsableCommand {
         @Option(help: "Kept if the deterministic soft value exceeds this (the reference's --threshold).") var threshold: Float = 0.5
         func run() throws {
             let s = try SubnetworkStore.open(path: store)
-            var subs: [StoredSubnetwork] = []
-            for folder in folders {
-                let st = folder + "/model.safetensors", bin = folder + "/pytorch_model.bin"
-                let source: TensorSource = FileManager.default.fileExists(atPath: st) ? try SafetensorsFile(path: st) : try TorchCheckpoint(path: bin)
-                let L = s.layout.layers, H = s.layout.heads
-                var la: [Float] = []
-                for l in 0..<L {
-                    let n = "bert.encoder.layer.\(l).attention.self.log_alpha_heads"
-                    guard let i = source.info(n), i.elementCount == H else { throw CLIError("\(source.path): no \(n) of \(H) values", code: .badInput) }
-                    la += try source.floats(n)
-                }
-                for l in 0..<L {
-                    let n = "bert.encoder.layer.\(l).output.log_alpha_mlp"
-                    guard let i = source.info(n), i.elementCount == 1 else { throw CLIError("\(source.path): no \(n) of 1 value", code: .badInput) }
-                    la += try source.floats(n)
-                }
-                let m = MaskValues.fromLogAlpha(la, layers: L, heads: H, threshold: threshold)
-                let name = (folder as NSString).standardizingPath.split(separator: "/").suffix(2).joined(separator: "/")
-                subs.append(StoredSubnetwork(name: name, mask: m.units.map { UInt8($0) }, logAlpha: la, meta: .object([
-                    ("source", .string(folder)), ("threshold", .float32(threshold)),
-                    ("sparsity", .float(1 - Double(m.keptCount) / Double(s.layout.unitCount))), ("imported", .string(ISO8601DateFormatter().string(from: Date()))),
-                ])))
-            }
+            let subs = try folders.map { try importHeuristicCoreCheckpoint(folder: $0, layout: s.layout, threshold: threshold) }
             try s.add(subs)
             warn("imported \(subs.count) subnetwork(s) into \(store)")
         }
@@ -250,113 +189,9 @@ struct StoreCommand: ParsableCommand {
         @Option(help: "Name of the set, e.g. the dataset it was computed on.") var name: String
         @Option(help: ArgumentHelp("safetensors file from `hcore activations`.", valueName: "file")) var file: String
         func run() throws {
-            let s = try SubnetworkStore.open(path: store)
-            let st = try SafetensorsFile(path: file)
-            if let fp = st.metadata["model_fingerprint"], fp != s.fingerprint {
-                throw CLIError("\(file) was computed for model \(fp); \(store) belongs to \(s.fingerprint)", code: .mismatch)
-            }
-            try s.addActivations(name: name, safetensors: st.file.slice(0..<st.file.count))
+            try SubnetworkStore.open(path: store).addActivations(name: name, file: file)
             warn("stored activation set '\(name)' in \(store)")
         }
     }
 }
 
-/// Filters shared by ls and export.
-struct StoreFilter: ParsableArguments {
-    @Option(help: "Only subnetworks whose meta.tags contains this tag.") var tag: String?
-    @Option(name: .customLong("where"), help: ArgumentHelp("Metadata condition KEY=VALUE, KEY>=NUMBER or KEY<=NUMBER (repeatable).", valueName: "cond"))
-    var conditions: [String] = []
-    @Option(help: "Only subnetworks with at least this achieved sparsity (fraction of units pruned).") var minSparsity: Double?
-    @Option(help: "Only subnetworks with at most this achieved sparsity.") var maxSparsity: Double?
-
-    func apply(_ subs: [StoredSubnetwork]) throws -> [StoredSubnetwork] {
-        try subs.filter { sub in
-            if let tag, !(sub.meta.get("tags")?.arrayValue ?? []).contains(where: { $0.stringValue == tag }) { return false }
-            let sparsity = 1 - Double(sub.mask.reduce(0) { $0 + Int($1) }) / Double(max(1, sub.mask.count))
-            if let minSparsity, sparsity < minSparsity - 1e-9 { return false }
-            if let maxSparsity, sparsity > maxSparsity + 1e-9 { return false }
-            for c in conditions {
-                for op in [">=", "<=", "="] {
-                    guard let r = c.range(of: op) else { continue }
-                    let key = String(c[..<r.lowerBound]), value = String(c[r.upperBound...])
-                    let v = sub.meta.get(key)
-                    if op == "=" {
-                        let s = v?.stringValue ?? v.map { $0.compact } ?? ""
-                        if s != value && !(Double(value) != nil && v?.doubleValue == Double(value)) { return false }
-                    } else {
-                        guard let x = Double(value) else { throw CLIError("--where \(c): \(value) is not a number") }
-                        guard let d = v?.doubleValue else { return false }
-                        if op == ">=" ? d < x : d > x { return false }
-                    }
-                    break
-                }
-            }
-            return true
-        }
-    }
-}
-
-func parseSubnetwork(_ obj: JSONValue, layout: StoreLayout, threshold: Float?, defaultName: String?) throws -> StoredSubnetwork {
-    guard let name = obj.get("name")?.stringValue ?? defaultName else { throw CLIError("no \"name\"", code: .badInput) }
-    guard let heads = obj.get("heads")?.arrayValue, heads.count == layout.layers,
-          let mlps = obj.get("mlps")?.arrayValue, mlps.count == layout.layers else {
-        throw CLIError("'\(name)': needs \"heads\" [\(layout.layers)][\(layout.heads)] and \"mlps\" [\(layout.layers)]", code: .mismatch)
-    }
-    var units: [Double] = []
-    for row in heads {
-        guard let r = row.arrayValue, r.count == layout.heads else { throw CLIError("'\(name)': each heads row needs \(layout.heads) values", code: .mismatch) }
-        units += try r.map { guard let d = $0.doubleValue else { throw CLIError("'\(name)': non-number in heads", code: .badInput) }; return d }
-    }
-    units += try mlps.map { guard let d = $0.doubleValue else { throw CLIError("'\(name)': non-number in mlps", code: .badInput) }; return d }
-    guard units.allSatisfy({ $0 >= 0 && $0 <= 1 }) else { throw CLIError("'\(name)': mask values must lie in [0, 1]", code: .mismatch) }
-    let mask: [UInt8] = try units.map {
-        if let threshold { return $0 > Double(threshold) ? 1 : 0 }
-        guard $0 == 0 || $0 == 1 else { throw CLIError("'\(name)': fractional mask value \($0); pass --threshold to binarize", code: .badInput) }
-        return UInt8($0)
-    }
-    var logAlpha: [Float]? = nil
-    if let la = obj.get("log_alpha") {
-        let flat = (la.arrayValue ?? []).flatMap { $0.arrayValue ?? [$0] }
-        guard flat.count == layout.unitCount else { throw CLIError("'\(name)': log_alpha needs \(layout.unitCount) values", code: .mismatch) }
-        logAlpha = try flat.map { guard let d = $0.doubleValue else { throw CLIError("'\(name)': non-number in log_alpha", code: .badInput) }; return Float(d) }
-    }
-    var meta = obj.get("meta") ?? .object([])
-    if meta.get("sparsity") == nil {
-        meta = meta.merging([("sparsity", .float(1 - Double(mask.reduce(0) { $0 + Int($1) }) / Double(layout.unitCount)))])
-    }
-    if meta.get("created") == nil { meta = meta.merging([("created", .string(ISO8601DateFormatter().string(from: Date())))]) }
-    return StoredSubnetwork(name: name, mask: mask, logAlpha: logAlpha, meta: meta)
-}
-
-func summary(_ s: StoredSubnetwork, layout: StoreLayout) -> JSONValue {
-    let kept = s.mask.reduce(0) { $0 + Int($1) }
-    return .object([("name", .string(s.name)), ("kept_units", .int(kept)), ("sparsity", .float(1 - Double(kept) / Double(layout.unitCount))), ("meta", s.meta)])
-}
-
-func full(_ s: StoredSubnetwork, layout: StoreLayout) -> JSONValue {
-    let m = MaskValues(units: s.mask.map(Float.init), layers: layout.layers, heads: layout.heads)
-    var fields: [(String, JSONValue)] = [("name", .string(s.name)), ("heads", .array(m.heads.map { .array($0.map { .int(Int($0)) }) })),
-                                         ("mlps", .array(m.mlps.map { .int(Int($0)) }))]
-    if let la = s.logAlpha { fields.append(("log_alpha", .floats(la))) }
-    fields.append(("meta", s.meta))
-    return .object(fields)
-}
-
-/// Refuses a store made for another model.
-func checkStore(_ s: SubnetworkStore, model: BertModel) throws {
-    guard s.fingerprint == model.fingerprint else {
-        throw CLIError("\(s.path) belongs to model \(s.fingerprint), but \(model.folder) is \(model.fingerprint); use the model the subnetworks were pruned from", code: .mismatch)
-    }
-    guard s.layout == StoreLayout(layers: model.layerCount, heads: model.headCount) else {
-        throw CLIError("\(s.path) has a \(s.layout.layers)×\(s.layout.heads) layout; the model has \(model.layerCount)×\(model.headCount)", code: .mismatch)
-    }
-}
-
-/// A .npy (format 1.0) file.
-func npyFile(descr: String, shape: [Int], data: [UInt8]) -> [UInt8] {
-    var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': (\(shape.map(String.init).joined(separator: ", "))\(shape.count == 1 ? "," : "")), }"
-    while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
-    header += "\n"
-    let n = header.utf8.count
-    return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(n & 0xFF), UInt8(n >> 8)] + Array(header.utf8) + data
-}

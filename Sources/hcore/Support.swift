@@ -1,4 +1,4 @@
-// What every command shares: exit codes, error reporting, model loading, inputs, progress.
+// What every command shares: output streams, the flag groups several commands take, progress, shards.
 import ArgumentParser
 import Checkpoint
 import Eval
@@ -6,17 +6,6 @@ import Failures
 import Foundation
 import Model
 import Tokenizer
-
-/// Errors raised by the CLI itself (bad flags by default).
-struct CLIError: ClassifiedError {
-    let message: String
-    let kind: FailureKind
-    init(_ message: String, code: FailureKind = .usage) {
-        self.message = message
-        self.kind = code
-    }
-    var description: String { message }
-}
 
 /// stderr, unbuffered.
 func warn(_ s: String) {
@@ -43,12 +32,13 @@ struct TokenizationOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("longest_first, only_first, only_second or do_not_truncate (as HF's truncation=).", valueName: "strategy"))
     var truncation: String = "longest_first"
 
-    func strategy() throws -> TruncationStrategy {
+    func options(batchSize: Int = 32) throws -> PredictionOptions {
         guard let t = TruncationStrategy(rawValue: truncation) else {
-            throw CLIError("--truncation must be one of \(TruncationStrategy.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw UsageError("--truncation must be one of \(TruncationStrategy.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard maxLength >= 3 else { throw CLIError("--max-length must be at least 3") }
-        return t
+        guard maxLength >= 3 else { throw UsageError("--max-length must be at least 3") }
+        guard batchSize >= 1 else { throw UsageError("--batch-size must be at least 1") }
+        return PredictionOptions(maxLength: maxLength, batchSize: batchSize, truncation: t)
     }
 }
 
@@ -62,11 +52,42 @@ struct TextInputOptions: ParsableArguments {
 
     func examples() throws -> [Example] {
         if let jsonl {
-            guard texts.isEmpty else { throw CLIError("give texts or --jsonl, not both") }
+            guard texts.isEmpty else { throw UsageError("give texts or --jsonl, not both") }
             return try Dataset.load(jsonl, format: .jsonl).examples
         }
-        guard (1...2).contains(texts.count) else { throw CLIError("give one text, a text and its pair, or --jsonl FILE") }
+        guard (1...2).contains(texts.count) else { throw UsageError("give one text, a text and its pair, or --jsonl FILE") }
         return [Example(text: texts[0], pair: texts.count == 2 ? texts[1] : nil)]
+    }
+}
+
+/// --mask / --activations / --zero-ablation, shared by predict, importance and eval.
+struct MaskOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Subnetwork mask: JSON {\"heads\": [[L rows of H values]], \"mlps\": [L values]}, values in [0, 1].", valueName: "file"))
+    var mask: String?
+
+    @Option(name: .long, help: ArgumentHelp("Mean activations (safetensors from `hcore activations`) for mean ablation.", valueName: "file"))
+    var activations: String?
+
+    @Flag(name: .long, help: "Replace pruned units by zero instead of their mean activation.")
+    var zeroAblation = false
+
+    var choice: MaskChoice { MaskChoice(mask: mask, activations: activations, zeroAblation: zeroAblation) }
+}
+
+/// Filters shared by store ls/export, eval and circuits core.
+struct StoreFilter: ParsableArguments {
+    @Option(help: "Only subnetworks whose meta.tags contains this tag.") var tag: String?
+    @Option(name: .customLong("where"), help: ArgumentHelp("Metadata condition KEY=VALUE, KEY>=NUMBER or KEY<=NUMBER (repeatable).", valueName: "cond"))
+    var conditions: [String] = []
+    @Option(help: "Only subnetworks with at least this achieved sparsity (fraction of units pruned).") var minSparsity: Double?
+    @Option(help: "Only subnetworks with at most this achieved sparsity.") var maxSparsity: Double?
+
+    func filter(names: [String]? = nil) throws -> SubnetworkFilter {
+        let parsed = try conditions.map { c in
+            guard let condition = SubnetworkFilter.Condition(c) else { throw UsageError("--where \(c): use KEY=VALUE, KEY>=NUMBER or KEY<=NUMBER") }
+            return condition
+        }
+        return SubnetworkFilter(tag: tag, conditions: parsed, minSparsity: minSparsity, maxSparsity: maxSparsity, names: names)
     }
 }
 
@@ -100,17 +121,14 @@ final class Progress {
     }
 }
 
-/// `--shard i/n`, or from a Slurm array (SLURM_ARRAY_TASK_ID relative to SLURM_ARRAY_TASK_MIN, of
-/// SLURM_ARRAY_TASK_COUNT) when the flag is absent; nil when neither is given.
+/// `--shard i/n`, or the Slurm array this process belongs to; nil when neither is given.
 func parseShard(_ flag: String?) throws -> (Int, Int)? {
-    var spec = flag
-    let env = ProcessInfo.processInfo.environment
-    if spec == nil, let id = env["SLURM_ARRAY_TASK_ID"], let count = env["SLURM_ARRAY_TASK_COUNT"] {
-        let min = Int(env["SLURM_ARRAY_TASK_MIN"] ?? "0") ?? 0
-        spec = "\((Int(id) ?? 0) - min + 1)/\(count)"
-    }
-    guard let spec else { return nil }
-    let parts = spec.split(separator: "/").compactMap { Int($0) }
-    guard parts.count == 2, parts[1] >= 1, (1...parts[1]).contains(parts[0]) else { throw CLIError("--shard must be i/n with 1 ≤ i ≤ n, got \(spec)") }
-    return (parts[0], parts[1])
+    try ShardSpec.parse(flag, environment: ProcessInfo.processInfo.environment).map { ($0.index, $0.count) }
+}
+
+/// A dataset that must not be empty.
+func loadExamples(_ path: String, limit: Int?) throws -> Dataset {
+    let ds = try Dataset.load(path, limit: limit)
+    guard ds.count > 0 else { throw DataError.badFile(path: path, reason: "has no examples") }
+    return ds
 }

@@ -1,0 +1,122 @@
+// What `hcore circuits` prints and draws from a core, a composition analysis or a reads measurement:
+// tables for people, CSV for spreadsheets, SVG heatmaps and DOT graphs. The analyses themselves live in
+// Core.swift, Composition.swift and Reads.swift.
+import Checkpoint
+import Failures
+import Foundation
+import Model
+
+extension CoreReport {
+    /// The core's heads (its MLPs left out), as the reads and composition analyses take them.
+    public var coreHeads: [(layer: Int, head: Int)] {
+        core.compactMap { u in name(u).head.map { (name(u).layer, $0) } }
+    }
+
+    /// One line for the core, one per layer of keep frequencies, and with a metric its ten most correlated units.
+    public var table: [String] {
+        let L = layout.layers, H = layout.heads
+        var lines = ["core (kept by ≥ \(fraction * 100)% of \(subnetworks.count) subnetworks): \(core.map { name($0).description }.joined(separator: " "))"]
+        for l in 0..<L {
+            let row = (0..<H).map { fmt4(keepFrequency[l * H + $0]) }.joined(separator: " ")
+            lines.append("layer \(l): \(row)   mlp \(fmt4(keepFrequency[L * H + l]))")
+        }
+        if let metric {
+            let ranked = correlation.indices.compactMap { u in correlation[u].map { (u, $0) } }.sorted { abs($0.1) > abs($1.1) }.prefix(10)
+            lines.append("units whose presence tracks \(metric) most: " + ranked.map { "\(name($0.0)) \(signed2($0.1))" }.joined(separator: ", "))
+        }
+        return lines
+    }
+
+    /// Keep frequencies as a heatmap, the core outlined.
+    public var svg: String {
+        let H = layout.heads, LH = layout.layers * H
+        return svgHeatmap(title: "Keep frequency over \(subnetworks.count) subnetworks", layers: layout.layers, heads: H,
+                          values: { keepFrequency[$0 * H + $1] }, mlp: { keepFrequency[LH + $0] },
+                          highlight: Set(core.map { name($0).description }), legend: "fraction of subnetworks keeping the unit")
+    }
+}
+
+/// Core heads written as `layer.head` (or any PrunableUnit spelling: a4.h3, L4H3, 4:3), space- or comma-separated.
+public func parseCoreHeads(_ text: String, layers: Int, heads: Int) throws -> [(layer: Int, head: Int)] {
+    try text.split(whereSeparator: { $0 == " " || $0 == "," }).map { item in
+        guard let u = PrunableUnit(String(item)), let h = u.head, (0..<layers).contains(u.layer), (0..<heads).contains(h) else {
+            throw UsageError("--core: '\(item)' is not a head (layer.head) within \(layers)×\(heads)")
+        }
+        return (u.layer, h)
+    }
+}
+
+extension CompositionReport {
+    /// Every pair's Q/K/V composition scores for `model`, with a random baseline.
+    public init(model: BertModel, foldLayerNorm: Bool) {
+        self.init(scores: composition(factors: headFactors(model: model, foldLayerNorm: foldLayerNorm), hidden: model.hidden, headDim: model.headDim),
+                  baseline: compositionBaseline(hidden: model.hidden, headDim: model.headDim), foldLayerNorm: foldLayerNorm)
+    }
+
+    /// Scores whose reading head is fed by `core` (all scores when the core is empty).
+    func fromCore(_ core: Set<String>) -> [CompositionScore] {
+        core.isEmpty ? scores : scores.filter { core.contains(headName($0.from)) }
+    }
+
+    public func json(core: Set<String>) -> JSONValue {
+        .object([
+            ("scores", .array(scores.map { s in .object([("from", [.int(s.from.layer), .int(s.from.head)]), ("to", [.int(s.to.layer), .int(s.to.head)]),
+                                                      ("q", .float(s.q)), ("k", .float(s.k)), ("v", .float(s.v))]) })),
+            ("baseline", .object([("q", .float(baseline.q)), ("k", .float(baseline.k)), ("v", .float(baseline.v))])),
+            ("fold_layernorm", .bool(foldLayerNorm)),
+            ("core", .array(core.sorted().map { .string($0) })),
+        ])
+    }
+
+    public var csv: String {
+        var rows = ["from_layer,from_head,to_layer,to_head,q,k,v"]
+        for s in scores { rows.append("\(s.from.layer),\(s.from.head),\(s.to.layer),\(s.to.head),\(s.q),\(s.k),\(s.v)") }
+        return rows.joined(separator: "\n") + "\n"
+    }
+
+    /// Each head's strongest composition with the core (or with any earlier head when the core is empty).
+    public func svg(core: Set<String>, layers: Int, heads: Int) -> String {
+        var best = [String: Double]()
+        for s in fromCore(core) { best[headName(s.to)] = max(best[headName(s.to)] ?? 0, s.q, s.k, s.v) }
+        let legend = "max of Q/K/V scores; random baseline Q \(fmt3(baseline.q)) K \(fmt3(baseline.k)) V \(fmt3(baseline.v))"
+        return svgHeatmap(title: core.isEmpty ? "Strongest composition with any earlier head" : "Strongest composition with the core",
+                          layers: layers, heads: heads, values: { best[PrunableUnit.head($0, $1).description] }, highlight: core,
+                          maxValue: max(0.1, best.values.max() ?? 0.1), legend: legend)
+    }
+
+    /// The `top` strongest core → head edges as a DOT graph.
+    public func dot(core: Set<String>, top: Int) -> String {
+        let edges = fromCore(core).flatMap { s in [("Q", s.q), ("K", s.k), ("V", s.v)].map { (s, $0.0, $0.1) } }
+            .sorted { $0.2 > $1.2 }.prefix(top)
+            .map { (from: headName($0.0.from), to: headName($0.0.to), label: "\($0.1) \(fmt2($0.2))", weight: $0.2) }
+        return dotGraph(name: "composition", edges: Array(edges), core: core)
+    }
+}
+
+extension ReadsReport {
+    public var csv: String {
+        var rows = ["layer,head,dq,dk,dv,dout"]
+        for h in reads { rows.append("\(h.layer),\(h.head),\(h.dq),\(h.dk),\(h.dv),\(h.dout)") }
+        return rows.joined(separator: "\n") + "\n"
+    }
+
+    /// The core, the effect of ablating it, and the 20 heads that read it most.
+    public var table: [String] {
+        var lines = ["core: " + core.map { headName($0) }.joined(separator: " ")
+                     + "   ablating it: mean |Δlogit| \(fmt4(meanAbsLogitChange)), KL \(fmt5(klCleanToAblated)) over \(examples) examples",
+                     "head      Δout    Δq      Δk      Δv"]
+        for h in reads.prefix(20) {
+            lines.append(headName((h.layer, h.head)).padding(toLength: 8, withPad: " ", startingAt: 0)
+                         + "  \(fmt4(h.dout))  \(fmt4(h.dq))  \(fmt4(h.dk))  \(fmt4(h.dv))")
+        }
+        return lines
+    }
+}
+
+func headName(_ p: (layer: Int, head: Int)) -> String { PrunableUnit.head(p.layer, p.head).description }
+private func fixed(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
+private func fmt2(_ x: Double) -> String { fixed(x, 2) }
+private func fmt3(_ x: Double) -> String { fixed(x, 3) }
+private func fmt4(_ x: Double) -> String { fixed(x, 4) }
+private func fmt5(_ x: Double) -> String { fixed(x, 5) }
+private func signed2(_ x: Double) -> String { String(format: "%+.2f", x) }

@@ -1,0 +1,87 @@
+// A subnetwork store belongs to one model: its fingerprint and its layers × heads layout. This file binds
+// the two: checking a store against a model, making a store for one, reading its activation sets, and
+// importing the reference's pruned checkpoints into it.
+import Checkpoint
+import Foundation
+
+extension StoreLayout {
+    public init(_ model: BertModel) { self.init(layers: model.layerCount, heads: model.headCount) }
+}
+
+extension SubnetworkStore {
+    /// Refuses a store made for another model.
+    public func check(against model: BertModel) throws {
+        guard fingerprint == model.fingerprint else {
+            throw CheckpointError.mismatch(path: path, reason: "belongs to model \(fingerprint), but \(model.folder) is \(model.fingerprint); use the model the subnetworks were pruned from")
+        }
+        guard layout == StoreLayout(model) else {
+            throw CheckpointError.mismatch(path: path, reason: "has a \(layout.layers)×\(layout.heads) layout; the model has \(model.layerCount)×\(model.headCount)")
+        }
+    }
+
+    /// Opens the store at `path` (checked against `model`), or creates an empty one for it.
+    public static func openOrCreate(path: String, for model: BertModel) throws -> SubnetworkStore {
+        let s = FileManager.default.fileExists(atPath: path) ? try open(path: path)
+            : try create(path: path, fingerprint: model.fingerprint, layout: StoreLayout(model))
+        try s.check(against: model)
+        return s
+    }
+
+    /// The named activation set (default: the only one), for `model`.
+    public func meanActivations(_ name: String?, model: BertModel) throws -> MeanActivations {
+        guard let name = name ?? (activationSets.count == 1 ? activationSets[0].name : nil) else {
+            throw CheckpointError.notFound(path: path, reason: activationSets.isEmpty
+                ? "holds no activation set: pass --activations FILE, or --zero-ablation, or store one with `hcore store add-activations`"
+                : "holds several activation sets (\(activationSets.map(\.name).joined(separator: ", "))); choose one with --activation-set")
+        }
+        guard activationSets.contains(where: { $0.name == name }) else {
+            throw CheckpointError.notFound(path: path, reason: "has no activation set '\(name)' (it has: \(activationSets.map(\.name).joined(separator: ", ")))")
+        }
+        return try MeanActivations.load(bytes: try activationSet(name), name: "\(path)[\(name)]", model: model).0
+    }
+
+    /// Mean activations from `file` when given, else the store's activation set `name` (default: its only
+    /// one). With `required` false, a store without a single set gives nil instead of an error.
+    public func meanActivations(file: String?, set name: String?, model: BertModel, required: Bool, warn: (String) -> Void) throws -> MeanActivations? {
+        if let file {
+            let (a, w) = try MeanActivations.load(path: file, model: model)
+            if let w { warn("warning: \(w)") }
+            return a
+        }
+        guard required || name != nil || activationSets.count == 1 else { return nil }
+        return try meanActivations(name, model: model)
+    }
+
+    /// Adds a safetensors file of mean activations under `name`, refusing one computed for another model.
+    public func addActivations(name: String, file: String) throws {
+        let st = try SafetensorsFile(path: file)
+        if let fp = st.metadata["model_fingerprint"], fp != fingerprint {
+            throw CheckpointError.mismatch(path: file, reason: "was computed for model \(fp); \(path) belongs to \(fingerprint)")
+        }
+        try addActivations(name: name, safetensors: st.file.slice(0..<st.file.count))
+    }
+}
+
+/// One pruned checkpoint of the reference's PyTorch code (its folder's model.safetensors or
+/// pytorch_model.bin) as a stored subnetwork: the log-alphas
+/// `bert.encoder.layer.N.attention.self.log_alpha_heads` [H] and `bert.encoder.layer.N.output.log_alpha_mlp` [1],
+/// made binary by the reference's deterministic rule at `threshold` (MaskValues.fromLogAlpha).
+public func importHeuristicCoreCheckpoint(folder: String, layout: StoreLayout, threshold: Float) throws -> StoredSubnetwork {
+    let st = folder + "/model.safetensors", bin = folder + "/pytorch_model.bin"
+    let source: TensorSource = FileManager.default.fileExists(atPath: st) ? try SafetensorsFile(path: st) : try TorchCheckpoint(path: bin)
+    let L = layout.layers, H = layout.heads
+    func logAlphas(_ name: String, count: Int) throws -> [Float] {
+        guard let i = source.info(name) else { throw CheckpointError.missingTensor(path: source.path, name: name) }
+        guard i.elementCount == count else { throw CheckpointError.shapeMismatch(path: source.path, name: name, expected: [count], found: i.shape) }
+        return try source.floats(name)
+    }
+    var la: [Float] = []
+    for l in 0..<L { la += try logAlphas("bert.encoder.layer.\(l).attention.self.log_alpha_heads", count: H) }
+    for l in 0..<L { la += try logAlphas("bert.encoder.layer.\(l).output.log_alpha_mlp", count: 1) }
+    let m = MaskValues.fromLogAlpha(la, layers: L, heads: H, threshold: threshold)
+    let name = (folder as NSString).standardizingPath.split(separator: "/").suffix(2).joined(separator: "/")
+    return StoredSubnetwork(name: name, mask: m.units.map { UInt8($0) }, logAlpha: la, meta: .object([
+        ("source", .string(folder)), ("threshold", .float32(threshold)), ("sparsity", .float(m.sparsity)),
+        ("imported", .string(ISO8601DateFormatter().string(from: Date()))),
+    ]))
+}

@@ -1,0 +1,42 @@
+// Head-importance scores (Michel et al., 2019): the gradient of a loss with respect to every head and MLP
+// mask value, averaged over batches — the signal L0 pruning follows, from one backward pass per batch.
+import Checkpoint
+import Model
+import Tokenizer
+
+public struct ImportanceScores: Sendable {
+    /// [L][H] and [L]: mean d(loss)/d(mask); negative means the unit lowers the loss (it helps).
+    public var heads: [[Double]], mlps: [Double]
+    public var loss: Double
+    public var batches: Int, examples: Int
+
+    public func json(objective: String) -> JSONValue {
+        .object([("heads", .array(heads.map { .array($0.map { .float($0) }) })), ("mlps", .array(mlps.map { .float($0) })),
+                 ("loss", .float(loss)), ("objective", .string(objective)), ("batches", .int(batches)), ("examples", .int(examples))])
+    }
+}
+
+/// Mean mask gradients over `encodings` in batches of `batchSize`: KL(full ‖ subnetwork) when `labels` is
+/// nil (zero at the full model, so score a subnetwork), else cross-entropy with those gold class indices.
+public func maskImportance(model: BertModel, encodings: [Encoding], labels: [Int]?, masks: MaskValues, ablation: Ablation,
+                           batchSize: Int, progress: ((Int) -> Void)? = nil) throws -> ImportanceScores {
+    var s = ImportanceScores(heads: [[Double]](repeating: [Double](repeating: 0, count: model.headCount), count: model.layerCount),
+                             mlps: [Double](repeating: 0, count: model.layerCount), loss: 0, batches: 0, examples: encodings.count)
+    for start in stride(from: 0, to: encodings.count, by: max(1, batchSize)) {
+        let idx = Array(start..<min(encodings.count, start + max(1, batchSize)))
+        let g = try model.maskGradients(TokenBatch(idx.map { encodings[$0] }), masks: masks, ablation: ablation,
+                                        objective: labels.map { l in .crossEntropy(labels: idx.map { l[$0] }) } ?? .kl)
+        for l in 0..<model.layerCount {
+            for h in 0..<model.headCount { s.heads[l][h] += g.heads[l][h] }
+            s.mlps[l] += g.mlps[l]
+        }
+        s.loss += g.loss
+        s.batches += 1
+        progress?(start + idx.count)
+    }
+    let n = Double(max(1, s.batches))
+    s.heads = s.heads.map { $0.map { $0 / n } }
+    s.mlps = s.mlps.map { $0 / n }
+    s.loss /= n
+    return s
+}
