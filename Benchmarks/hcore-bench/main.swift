@@ -7,6 +7,7 @@
 //                                                      KL target, masked forward with dropout, backward to log α)
 // Benchmarks/run.sh runs these and Benchmarks/peers.py (PyTorch, ONNX Runtime) in one go.
 import Checkpoint
+import Circuits
 import Eval
 import Foundation
 import Kernels
@@ -125,7 +126,7 @@ func timeForward(_ model: BertModel, batches: [TokenBatch], plan: ExecutionPlan?
 
 let command = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "gemm"
 // The workloads read the repository's fixtures and data by relative path.
-if !["peak", "gemm", "gemm-ab", "bert-base", "attention"].contains(command) && !FileManager.default.fileExists(atPath: "data/hans/heuristics_evaluation_set.txt.zst") {
+if !["peak", "gemm", "gemm-ab", "bert-base", "attention", "store-open"].contains(command) && !FileManager.default.fileExists(atPath: "data/hans/heuristics_evaluation_set.txt.zst") {
     FileHandle.standardError.write(Data("hcore-bench: data/hans/heuristics_evaluation_set.txt.zst not found: run it from the repository root (cd to the folder with Package.swift)\n".utf8))
     exit(2)
 }
@@ -379,6 +380,38 @@ case "prune-step":
         }
         out([("bench", "prune_step"), ("engine", .string(label)), ("batch", .int(B)), ("length", .int(T)), ("seconds", .float(best))])
     }
+case "store-open":
+    // Opening a store of 1000 BERT-base subnetworks and listing every name and kept count (the part of
+    // `hcore store ls` and of every --store command that scales with the store).
+    let path = NSTemporaryDirectory() + "hcore-bench-\(getpid()).hcs"
+    defer { unlink(path) }
+    let layout = StoreLayout(layers: 12, heads: 12)
+    var state: UInt64 = 3
+    let subs = (0..<1000).map { i in
+        StoredSubnetwork(name: "sub\(i)", mask: (0..<layout.unitCount).map { _ in state = state &* 6364136223846793005 &+ 1; return UInt8(state >> 63) })
+    }
+    let store = try SubnetworkStore.create(path: path, fingerprint: "hc1-0000000000000001", layout: layout)
+    try store.add(subs)
+    var best = Double.infinity
+    for _ in 0..<arg("--reps", 5) {
+        let t0 = now()
+        let listing = try SubnetworkStore.open(path: path).subnetworks.map { "\($0.name) \($0.mask.reduce(0) { $0 + Int($1) })" }
+        best = min(best, now() - t0)
+        precondition(listing.count == 1000)
+    }
+    out([("bench", "store_open"), ("subnetworks", 1000), ("seconds", .float(best))])
+case "reads":
+    // `hcore circuits reads` on 500 HANS pairs with a three-head core (as CircuitsTests, timed here).
+    let folder = CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--") ? CommandLine.arguments[2] : "Tests/Fixtures/models/minilm-nli"
+    let model = try BertModel.load(folder: folder), tok = try BertTokenizer.load(folder: folder)
+    let examples = Array(try Dataset.load("data/hans/heuristics_evaluation_set.txt.zst", limit: 500).examples)
+    let enc = try encodeAll(examples, tokenizer: tok, options: PredictionOptions())
+    let batches = lengthSortedBatches(enc, batchSize: 32).map { TokenBatch($0.map { enc[$0] }) }
+    let acc = ActivationAccumulator(model: model)
+    for b in batches { try model.encode(b, observer: acc).deallocate() }
+    let t0 = now()
+    let r = try coreReads(model: model, batches: batches, core: [(0, 3), (1, 7), (2, 2)], activations: acc.result(fingerprint: model.fingerprint))
+    out([("bench", "reads"), ("examples", .int(r.examples)), ("seconds", .float(now() - t0))])
 default:
-    print("usage: hcore-bench peak|gemm|bert-base|hans [MODEL_DIR]|eval-many|prune-step [MODEL_DIR]")
+    print("usage: hcore-bench peak|gemm|gemm-ab|attention|bert-base|hans [MODEL_DIR]|eval-many|prune-step [MODEL_DIR]|store-open|reads [MODEL_DIR]")
 }

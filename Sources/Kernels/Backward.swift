@@ -185,3 +185,30 @@ public func layerNormParameterGradients(_ dy: UnsafePointer<Float>, x: UnsafePoi
         }
     }
 }
+
+/// Naive twin of `layerNormBackward` and `layerNormParameterGradients`, in Double through the explicit
+/// Jacobian ∂y_i/∂x_k = γ_i · rstd · (δ_ik − 1/n − x̂_i x̂_k / n) with the statistics recomputed from x:
+/// a different route to the same numbers. Returns dx [rows, count], dγ and dβ [count].
+public func layerNormBackwardReference(dy: [Float], x: [Float], gamma: [Float], rows: Int, count n: Int, eps: Float)
+    -> (dx: [Float], dGamma: [Float], dBeta: [Float]) {
+    var dx = [Float](repeating: 0, count: rows * n)
+    var dGamma = [Double](repeating: 0, count: n), dBeta = [Double](repeating: 0, count: n)
+    for r in 0..<rows {
+        let row = (0..<n).map { Double(x[r * n + $0]) }
+        let mean = row.reduce(0, +) / Double(n)
+        let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(n)
+        let rstd = 1 / (variance + Double(eps)).squareRoot()
+        let xh = row.map { ($0 - mean) * rstd }
+        for k in 0..<n {
+            var s = 0.0
+            for i in 0..<n {
+                let jacobian = Double(gamma[i]) * rstd * ((i == k ? 1 : 0) - 1 / Double(n) - xh[i] * xh[k] / Double(n))
+                s += Double(dy[r * n + i]) * jacobian
+            }
+            dx[r * n + k] = Float(s)
+            dGamma[k] += Double(dy[r * n + k]) * xh[k]
+            dBeta[k] += Double(dy[r * n + k])
+        }
+    }
+    return (dx, dGamma.map(Float.init), dBeta.map(Float.init))
+}

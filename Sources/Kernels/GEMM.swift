@@ -28,12 +28,11 @@ public let gemmNR = GemmVec.scalarCount * gemmVectorsPerRow
 public let gemmMR = 6
 /// Depth of one K slice: a KC × NR weight slice (192 KB at 768 × 64) stays in L2 while every row strip of a
 /// tile streams past it, and BERT's K = 768 products (384 for MiniLM) finish in registers, with no partial sums
-/// stored and reloaded. (192 — a 48 KB slice, L1-sized — was the default up to session 8; on the Zen 4 machine
-/// 768 measured 1.5–2% faster best-to-best on all four BERT shapes and 3–7% on medians; HCORE_GEMM_KC /
-/// HCORE_GEMM_MC override the tile sizes, for tuning only.)
-public let gemmKC = Int(ProcessInfo.processInfo.environment["HCORE_GEMM_KC"] ?? "") ?? 768
+/// stored and reloaded. An L1-sized slice (KC 192) measured 1.5–2% slower on all four BERT shapes (BENCHMARKS.md).
+/// Settings (HCORE_GEMM_KC / HCORE_GEMM_MC) override the tile sizes, for tuning only.
+public let gemmKC = Settings.gemmKC
 /// Rows of one tile (a multiple of MR).
-public let gemmMC = (Int(ProcessInfo.processInfo.environment["HCORE_GEMM_MC"] ?? "") ?? 72) / gemmMR * gemmMR
+public let gemmMC = max(1, Settings.gemmMC / gemmMR) * gemmMR
 
 /// A Linear layer's weight [n, k] (and optional bias [n]) packed into NR-column panels.
 public final class PackedLinear: @unchecked Sendable {

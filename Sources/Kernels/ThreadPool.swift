@@ -10,13 +10,8 @@ import Foundation
 import Synchronization
 
 public final class ThreadPool: @unchecked Sendable {
-    /// The process-wide pool. Size: `HCORE_THREADS` if set, else the number of active processors.
-    public static let shared: ThreadPool = {
-        if let s = ProcessInfo.processInfo.environment["HCORE_THREADS"], let n = Int(s), n > 0 {
-            return ThreadPool(threads: n)
-        }
-        return ThreadPool(threads: ProcessInfo.processInfo.activeProcessorCount)
-    }()
+    /// The process-wide pool: `Settings.threads` threads (HCORE_THREADS, else the active processors).
+    public static let shared = ThreadPool(threads: Settings.threads)
 
     /// A pool that runs everything on the calling thread.
     public static let serial = ThreadPool(threads: 1)

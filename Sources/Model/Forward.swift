@@ -127,7 +127,7 @@ public enum Ablation: Sendable {
 }
 
 /// HCORE_ALL_ROWS=1 computes every row of the last layer (benchmarks use it to compare like with like).
-public let defaultCLSOnlyLastLayer = ProcessInfo.processInfo.environment["HCORE_ALL_ROWS"] != "1"
+public let defaultCLSOnlyLastLayer = !Settings.allRows
 
 extension BertModel {
     /// Checks ids, token types and lengths against the model before anything runs.

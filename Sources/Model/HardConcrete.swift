@@ -37,7 +37,7 @@ public enum HardConcrete {
     /// The deterministic evaluation mask over one group of gates: k = round(N − Σ(1 − q)) gates (the
     /// expected number of zeros) with the smallest soft scores σ(log α / T · 0.8) become 0; the others keep
     /// their soft score. Heuristic-Core applies it per module (each layer's head vector, each MLP's
-    /// single gate); ../shared/golden applies it to all units at once. Pass `threshold` for binary masks.
+    /// single gate); the golden files (Tests/Fixtures/golden) apply it to all units at once. Pass `threshold` for binary masks.
     public static func deterministic(_ logAlpha: [Float], threshold: Float? = nil) -> (mask: [Float], zeros: Int) {
         let n = logAlpha.count
         let kept = expectedKept(logAlpha)

@@ -1,6 +1,6 @@
 // Subnetworks: masks, mean activations, and compiled execution plans.
 //
-// Semantics (Heuristic-Core's modeling code; ../shared/golden/README.md §4):
+// Semantics (Heuristic-Core's modeling code; Tests/Fixtures/golden/GOLDEN-README.md §4):
 //   head h of layer l:  ctx_h ← (ctx_h − avg_head[l,h])·z + avg_head[l,h]   (mean ablation)
 //                       ctx_h ← ctx_h · z                                   (zero ablation)
 //   MLP of layer l:     m ← (m − avg_mlp[l])·z + avg_mlp[l]   or   m · z

@@ -220,7 +220,7 @@ public final class BertTokenizer: @unchecked Sendable {
         return Encoding(inputIds: ids, tokenTypeIds: types)
     }
 
-    /// HF fast tokenizer's pair truncation (see ../shared/golden/README.md §2 for the rule).
+    /// HF fast tokenizer's pair truncation (Tests/Fixtures/golden/GOLDEN-README.md §2 states the rule).
     func truncatePair(_ a: inout [Int32], _ b: inout [Int32], budget: Int, strategy: TruncationStrategy) throws {
         switch strategy {
         case .none: return

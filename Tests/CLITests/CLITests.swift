@@ -2,8 +2,9 @@
 // documented exit codes. Runs the release binary built next to the tests (scripts/test.sh builds it).
 import Foundation
 import XCTest
+import TestSupport
 
-let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+let repo = repositoryRoot.path
 
 func hcore(_ args: [String], stdin: String? = nil) throws -> (code: Int32, out: String, err: String) {
     let candidates = [repo + "/.build/release/hcore", repo + "/.build/debug/hcore"]

@@ -3,6 +3,7 @@
 import Checkpoint
 import Foundation
 import XCTest
+import TestSupport
 
 final class SafetensorsTests: XCTestCase {
     func sample() -> [UInt8] {
@@ -205,8 +206,7 @@ final class TorchBinTests: XCTestCase {
     }
 }
 
-let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("Fixtures").path
+let fixtures = fixturesFolder.path
 
 final class ConfigTests: XCTestCase {
     func config(_ json: String) throws -> BertConfig {

@@ -3,6 +3,7 @@
 import Checkpoint
 import Foundation
 import XCTest
+import TestSupport
 
 func tempPath(_ name: String) -> String {
     let dir = NSTemporaryDirectory() + "hcore-store-tests-\(getpid())"
@@ -12,28 +13,15 @@ func tempPath(_ name: String) -> String {
     return p
 }
 
-/// SplitMix64, for reproducible subnetworks.
-struct StoreRNG {
-    var s: UInt64
-    mutating func next() -> UInt64 {
-        s &+= 0x9E37_79B9_7F4A_7C15
-        var z = s
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
-}
-
 /// Subnetworks "around a shared core": each unit has a keep probability — 35% of units always kept (the
 /// core), 35% almost always pruned (p = 0.05), 30% coin flips — as the paper's keep frequencies look.
 func coreSubnetworks(_ n: Int, layout: StoreLayout, seed: UInt64, alphas: Bool = false) -> [StoredSubnetwork] {
-    var rng = StoreRNG(s: seed)
+    var rng = SeededRNG(seed)
     let U = layout.unitCount
-    let p: [Double] = (0..<U).map { _ in let r = rng.uniform(); return r < 0.35 ? 1 : r < 0.7 ? 0.05 : 0.5 }
+    let p: [Double] = (0..<U).map { _ in let r = rng.uniformDouble(); return r < 0.35 ? 1 : r < 0.7 ? 0.05 : 0.5 }
     return (0..<n).map { i in
-        let mask = p.map { UInt8(rng.uniform() < $0 ? 1 : 0) }
-        let la: [Float]? = alphas ? mask.map { Float($0) * 4 - 2 + Float(rng.uniform()) } : nil
+        let mask = p.map { UInt8(rng.uniformDouble() < $0 ? 1 : 0) }
+        let la: [Float]? = alphas ? mask.map { Float($0) * 4 - 2 + Float(rng.uniformDouble()) } : nil
         return StoredSubnetwork(name: "sub-\(i)", mask: mask, logAlpha: la,
                                 meta: .object([("seed", .int(i)), ("target_sparsity", 0.5), ("tags", .array(["core"]))]))
     }
@@ -82,14 +70,12 @@ final class StoreTests: XCTestCase {
         let perSubnetwork = Double(s.maskPayloadBytes) / 1000
         print("store: 1000 subnetworks × 156 units: \(s.maskPayloadBytes) bytes of mask data (\(perSubnetwork) per subnetwork), file \(s.fileSize) bytes")
         XCTAssertLessThanOrEqual(perSubnetwork, 16)
-        let t = Date()
+        // Its speed is `hcore-bench store-open` (BENCHMARKS.md), not a test.
         let r = try SubnetworkStore.open(path: path)
         let listing = r.subnetworks.map { "\($0.name) \($0.mask.reduce(0) { $0 + Int($1) })" }
-        let elapsed = Date().timeIntervalSince(t)
         XCTAssertEqual(listing.count, 1000)
         XCTAssertEqual(r.subnetworks.map(\.mask), subs.map(\.mask))
         XCTAssertEqual(r.maskPayloadBytes, s.maskPayloadBytes)
-        XCTAssertLessThan(elapsed, 0.1, "opening and listing 1000 entries took \(elapsed) s")
     }
 
     /// A small store with three commits after creation; returns the path, the file length after each

@@ -6,8 +6,9 @@ import Foundation
 import Model
 import Tokenizer
 import XCTest
+import TestSupport
 
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+let repoRoot = repositoryRoot.path
 
 final class CompositionTests: XCTestCase {
     func testAgainstNaiveHiddenByHiddenProducts() throws {
@@ -112,20 +113,17 @@ final class ReadsTests: XCTestCase {
         XCTAssertLessThan(zip(viaPlan, ablated.logits).map { abs($0 - $1) }.max()!, 1e-5)
     }
 
-    func testReadsOn500HANSPairsInUnderAMinute() throws {
+    /// Its speed is `hcore-bench reads` (BENCHMARKS.md), not a test.
+    func testReadsOn500HANSPairs() throws {
         let model = try BertModel.load(folder: folder)
         let g = try SafetensorsFile(path: repoRoot + "/Tests/Fixtures/golden/minilm-nli_pruning.safetensors")
         let acts = MeanActivations(avgHead: try g.floats("avg_head"), avgMLP: try g.floats("avg_mlp"))
         let b = try batches(model, pairs: 500)
-        let start = Date()
         let r = try coreReads(model: model, batches: b, core: [(0, 3), (1, 7), (2, 2)], activations: acts)
-        let seconds = Date().timeIntervalSince(start)
         XCTAssertEqual(r.examples, 500)
         XCTAssertEqual(r.reads.count, 5 * 12 - 2)   // every head of layers 1–5 (after the first core layer) but core heads 1.7 and 2.2
         XCTAssert(r.reads.allSatisfy { $0.layer > 0 && $0.dq >= 0 && $0.dout.isFinite })
         XCTAssertGreaterThan(r.reads.first!.dout, 0)
         XCTAssertGreaterThan(r.klCleanToAblated, 0)
-        XCTAssertLessThan(seconds, 60)
-        print("reads: 500 pairs in \(seconds) s; strongest reader a\(r.reads[0].layer).h\(r.reads[0].head) Δout \(r.reads[0].dout)")
     }
 }

@@ -2,8 +2,9 @@
 import Eval
 import Foundation
 import XCTest
+import TestSupport
 
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+let repoRoot = repositoryRoot.path
 
 func tempFile(_ name: String, _ contents: String) -> String {
     let dir = NSTemporaryDirectory() + "hcore-tests-\(getpid())"

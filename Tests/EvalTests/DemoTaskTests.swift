@@ -5,10 +5,11 @@ import Checkpoint
 import Eval
 import Foundation
 import XCTest
+import TestSupport
 
 final class DemoTaskTests: XCTestCase {
     func testBuiltAsDocumented() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let root = repositoryRoot.path
         let train = try Dataset.load(root + "/data/hans/heuristics_train_set.txt.zst").examples
         let eval = try Dataset.load(root + "/data/hans/heuristics_evaluation_set.txt.zst").examples
         let task = try DemoTask.build(hansTrain: train, hansEval: eval, trainSize: 1000, devSize: 200)

@@ -1,34 +1,11 @@
 // Every fast kernel against its naive twin, on ragged shapes, with 1 and 2 threads.
 import XCTest
 @testable import Kernels
-
-/// Deterministic pseudo-random numbers (SplitMix64) so failures reproduce.
-struct TestRNG {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
-    mutating func normal() -> Float {
-        let u1 = max(1e-7, Double(uniform())), u2 = Double(uniform())
-        return Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * .pi * u2))
-    }
-    mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in normal() * scale } }
-}
-
-func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
-    precondition(a.count == b.count)
-    return zip(a, b).map { abs($0 - $1) }.max() ?? 0
-}
+import TestSupport
 
 final class GEMMTests: XCTestCase {
     func runGemm(m: Int, n: Int, k: Int, epilogue: String, threads: Int, seed: UInt64) -> ([Float], [Float]) {
-        var rng = TestRNG(seed)
+        var rng = SeededRNG(seed)
         let x = rng.floats(m * k), w = rng.floats(n * k, scale: 0.1), b = rng.floats(n)
         let res = rng.floats(m * n)
         let packed = PackedLinear(weight: w, bias: b, n: n, k: k)
@@ -75,7 +52,7 @@ final class GEMMTests: XCTestCase {
     /// order, ragged tiles included, other tile sizes too, 1 and 2 threads.
     func testEpiloguesRoundInTheDocumentedOrder() {
         for (i, (m, n, k, kc, panels)) in [(7, 65, 385, 192, 4), (13, 130, 800, 128, 1), (97, 200, 17, 192, 2), (64, 256, 384, 96, 4)].enumerated() {
-            var rng = TestRNG(UInt64(100 + i))
+            var rng = SeededRNG(UInt64(100 + i))
             let x = rng.floats(m * k), w = rng.floats(n * k, scale: 0.1), b = rng.floats(n), res = rng.floats(m * n)
             let packed = PackedLinear(weight: w, bias: b, n: n, k: k)
             for e in ["none", "bias", "gelu", "residual"] {
@@ -122,7 +99,7 @@ final class GEMMTests: XCTestCase {
     }
 
     func testPackedWeightRoundTrip() {
-        var rng = TestRNG(3)
+        var rng = SeededRNG(3)
         let w = rng.floats(70 * 9)
         let p = PackedLinear(weight: w, bias: nil, n: 70, k: 9)
         for r in 0..<70 { for c in 0..<9 { XCTAssertEqual(p.weight(r, c), w[r * 9 + c]) } }
@@ -133,7 +110,7 @@ final class GEMMTests: XCTestCase {
 /// pruned columns into a bias: each against the plain [n, k] weight.
 final class GatherTests: XCTestCase {
     func testGathersAgainstPlainWeight() {
-        var rng = TestRNG(31)
+        var rng = SeededRNG(31)
         let nr = gemmNR
         for (n, k) in [(3 * nr, 19), (2 * nr + 7, 33), (5, 8)] {
             let w = rng.floats(n * k), b = rng.floats(n)
@@ -207,7 +184,7 @@ final class ElementwiseTests: XCTestCase {
     }
 
     func testLayerNormAgainstNaive() {
-        var rng = TestRNG(11)
+        var rng = SeededRNG(11)
         for count in [1, 8, 17, 32, 384, 1000] {
             let x = rng.floats(count, scale: 3).map { $0 + 2 }, g = rng.floats(count), b = rng.floats(count)
             var out = [Float](repeating: 0, count: count)
@@ -225,7 +202,7 @@ final class ElementwiseTests: XCTestCase {
     /// The batched LayerNorm with a constant row added first (pruned units), in place and out of place,
     /// 1 and 2 threads, against the naive twin on x + c.
     func testLayerNormAddingRowAgainstNaive() {
-        var rng = TestRNG(12)
+        var rng = SeededRNG(12)
         for (rows, count) in [(1, 17), (70, 384), (130, 33)] {
             let x = rng.floats(rows * count, scale: 3), c = rng.floats(count), g = rng.floats(count), b = rng.floats(count)
             var want: [Float] = []
@@ -244,7 +221,7 @@ final class ElementwiseTests: XCTestCase {
     }
 
     func testSoftmaxAgainstNaive() {
-        var rng = TestRNG(5)
+        var rng = SeededRNG(5)
         for count in [1, 2, 15, 16, 17, 100, 129] {
             var x = rng.floats(count, scale: 5)
             let ref = softmaxReference(x)
@@ -254,7 +231,7 @@ final class ElementwiseTests: XCTestCase {
     }
 
     func testHorizontalMax() {
-        var rng = TestRNG(8)
+        var rng = SeededRNG(8)
         for trial in 0..<200 {
             var lanes = rng.floats(16, scale: 10)
             if trial % 3 == 0 { for j in 0..<(trial % 16) { lanes[j] = -.infinity } }
@@ -265,7 +242,7 @@ final class ElementwiseTests: XCTestCase {
 
     /// Attention's four-rows-at-once softmax gives softmaxRow's values bit for bit, and zeros in the padding.
     func testSoftmaxRowsMatchOneRowBitForBit() {
-        var rng = TestRNG(6)
+        var rng = SeededRNG(6)
         for count in [1, 2, 15, 16, 17, 31, 33, 64, 100] {
             let ld = (count + 15) & ~15 + 16
             for rows in 1...4 {
@@ -290,7 +267,7 @@ final class ElementwiseTests: XCTestCase {
 
 final class AttentionTests: XCTestCase {
     func testTransposeRowsAgainstNaive() {
-        var rng = TestRNG(31)
+        var rng = SeededRNG(31)
         for rows in [1, 5, 15, 16, 17, 33, 48] {
             for width in [1, 7, 64, 100] {
                 let ld = width + 3, ldT = (rows + 15) & ~15
@@ -314,7 +291,7 @@ final class AttentionTests: XCTestCase {
     }
 
     func testPackedSequencesAgainstNaive() {
-        var rng = TestRNG(9)
+        var rng = SeededRNG(9)
         for (heads, d) in [(4, 8), (12, 32), (3, 20), (2, 64), (12, 64)] {
             // Lengths cover every query-block remainder (t mod 4) and every key stage (64, 32, 16 keys);
             // 12 heads of 64 at t = 180 exceed `attentionTransposeFloats`, so keys go one head at a time there.
@@ -356,7 +333,7 @@ final class AttentionTests: XCTestCase {
 /// shapes, 1 and 2 threads; and dx through the transposed pack against a plain loop.
 final class LinearBackwardTests: XCTestCase {
     func testWeightGradientsAgainstNaive() {
-        var rng = TestRNG(77)
+        var rng = SeededRNG(77)
         for (rows, out, inp) in [(1, 1, 1), (7, 5, 3), (33, 70, 19), (130, 65, 129), (5, 200, 7)] {
             let dy = rng.floats(rows * out), x = rng.floats(rows * inp)
             let ref = linearGradientsReference(dy: dy, x: x, rows: rows, out: out, inp: inp)
@@ -385,7 +362,7 @@ final class LinearBackwardTests: XCTestCase {
 /// that recomputes P: ragged packed sequences, head sizes that are and are not multiples of 16, 1 and 2 threads.
 final class AttentionBackwardTests: XCTestCase {
     func testAgainstNaive() {
-        var rng = TestRNG(21)
+        var rng = SeededRNG(21)
         for (heads, d) in [(2, 8), (3, 32), (2, 20), (1, 64)] {
             let lengths = [1, 5, 16, 23]
             let offsets = lengths.reduce(into: [0]) { $0.append($0.last! + $1) }
@@ -420,7 +397,7 @@ final class FirstQueryAttentionTests: XCTestCase {
     /// The two small products it is made of, against plain loops, on ragged shapes (rows past a block of 4,
     /// columns past 64/16, k not a multiple of 16) — Float accumulation in the same k order, so a tight bound.
     func testSmallProductsAgainstNaive() {
-        var rng = TestRNG(41)
+        var rng = SeededRNG(41)
         for m in [1, 3, 4, 5, 9] {
             for n in [1, 15, 16, 17, 63, 64, 65, 130] {
                 for k in [1, 7, 16, 33] {
@@ -462,7 +439,7 @@ final class FirstQueryAttentionTests: XCTestCase {
     /// bit for bit. Scores are ~N(0, 1) as in a trained model. Worst error measured: 2.6e-6 on outputs up to 5.2
     /// (bound 1e-5); mutation-checked (bias of V left out, a scale of 1/d, the last head group not normalised).
     func testAgainstKeysAndValuesFormed() {
-        var rng = TestRNG(43)
+        var rng = SeededRNG(43)
         for (heads, d, D, lengths) in [(4, 8, 32, [1, 2, 3, 7, 16, 17, 40]), (3, 20, 50, [1, 5, 33, 66]),
                                         (12, 32, 384, [1, 7, 18, 40, 130]), (2, 64, 130, [2, 17, 64]),
                                         (12, 64, 768, [1, 5, 128])] {
@@ -496,5 +473,42 @@ final class FirstQueryAttentionTests: XCTestCase {
                 if let first { XCTAssertEqual(first, got, "1 and 2 threads agree bit for bit") } else { first = got }
             }
         }
+    }
+}
+
+/// LayerNorm's backward (input gradient, and γ/β gradients) against the Double Jacobian twin, on row
+/// widths that are and are not multiples of 16, 1 and 2 threads; the forward's recorded statistics too.
+final class LayerNormBackwardTests: XCTestCase {
+    func testAgainstJacobianTwin() {
+        var rng = SeededRNG(31)
+        for (rows, n) in [(1, 1), (3, 7), (5, 16), (9, 33), (4, 384)] {
+            let x = rng.floats(rows * n, scale: 2).map { $0 + 0.5 }, dy = rng.floats(rows * n)
+            let gamma = rng.floats(n).map { 1 + 0.2 * $0 }, beta = rng.floats(n), eps: Float = 1e-12
+            var y = [Float](repeating: 0, count: rows * n), mean = [Float](repeating: 0, count: rows), rstd = mean
+            layerNormForward(x, &y, rows: rows, count: n, gamma: gamma, beta: beta, eps: eps, mean: &mean, rstd: &rstd)
+            let forward = (0..<rows).flatMap { r in layerNormReference(Array(x[r * n..<(r + 1) * n]), gamma: gamma, beta: beta, eps: eps) }
+            assertClose(y, forward, bound: 2e-5, "forward \(rows)×\(n)")
+            let ref = layerNormBackwardReference(dy: dy, x: x, gamma: gamma, rows: rows, count: n, eps: eps)
+            for threads in [1, 2] {
+                var dx = [Float](repeating: .nan, count: rows * n)
+                layerNormBackward(dy, x: x, mean: mean, rstd: rstd, gamma: gamma, rows: rows, count: n, dx: &dx, pool: .sized(threads))
+                assertClose(dx, ref.dx, bound: 1e-5 * Float(n).squareRoot(), "dx \(rows)×\(n), \(threads) threads")
+            }
+            var dGamma = [Float](repeating: 0.25, count: n), dBeta = [Float](repeating: -0.5, count: n)   // accumulates onto these
+            layerNormParameterGradients(dy, x: x, mean: mean, rstd: rstd, rows: rows, count: n, dGamma: &dGamma, dBeta: &dBeta)
+            assertClose(dGamma, ref.dGamma.map { $0 + 0.25 }, bound: 1e-5 * Float(rows), "dγ \(rows)×\(n)")
+            assertClose(dBeta, ref.dBeta.map { $0 - 0.5 }, bound: 1e-5 * Float(rows), "dβ \(rows)×\(n)")
+        }
+    }
+
+    /// A constant row has x̂ = 0 and rstd = 1/√eps: the backward stays finite and matches the twin.
+    func testConstantRowIsFinite() {
+        let x: [Float] = [3, 3, 3, 3], dy: [Float] = [1, -2, 0.5, 4], g: [Float] = [1, 1, 1, 1]
+        let ref = layerNormBackwardReference(dy: dy, x: x, gamma: g, rows: 1, count: 4, eps: 1e-5)
+        var y = [Float](repeating: 0, count: 4), mean: [Float] = [0], rstd: [Float] = [0], dx = y
+        layerNormForward(x, &y, rows: 1, count: 4, gamma: g, beta: [0, 0, 0, 0], eps: 1e-5, mean: &mean, rstd: &rstd)
+        layerNormBackward(dy, x: x, mean: mean, rstd: rstd, gamma: g, rows: 1, count: 4, dx: &dx)
+        XCTAssertTrue(dx.allSatisfy(\.isFinite))
+        assertClose(dx, ref.dx, bound: 1e-3, "constant row")
     }
 }

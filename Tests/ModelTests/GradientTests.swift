@@ -1,4 +1,4 @@
-// Mask gradients against ../shared/golden/minilm-nli_gradients (autograd in float64; GOLDEN-README.md §5:
+// Mask gradients against Tests/Fixtures/golden/minilm-nli_gradients (autograd in float64; GOLDEN-README.md §5:
 // |Δ| ≤ 1e-6 + 1e-3·|ref| per entry, loss within 1e-6) and against finite differences on tiny-bert.
 import Checkpoint
 import Foundation

@@ -1,4 +1,4 @@
-// Hard-concrete sampling and the deterministic rule against ../shared/golden/minilm-nli_gradients
+// Hard-concrete sampling and the deterministic rule against Tests/Fixtures/golden/minilm-nli_gradients
 // (cases hc0…hc3, GOLDEN-README.md §5).
 import Checkpoint
 import Foundation

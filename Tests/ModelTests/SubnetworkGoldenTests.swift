@@ -1,4 +1,4 @@
-// Masked forward (general path and compiled plans) against ../shared/golden/minilm-nli_pruning
+// Masked forward (general path and compiled plans) against Tests/Fixtures/golden/minilm-nli_pruning
 // (GOLDEN-README.md §4): logits max|Δ| ≤ 1e-4 with the stored averages; mean activations over the first
 // 2000 HANS rows |Δ| ≤ 1e-4·max(1, |ref|).
 import Checkpoint

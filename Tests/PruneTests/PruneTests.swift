@@ -6,8 +6,9 @@ import Model
 import Prune
 import Tokenizer
 import XCTest
+import TestSupport
 
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+let repoRoot = repositoryRoot.path
 
 final class PruneTests: XCTestCase {
     func setup() throws -> (BertModel, [Encoding], [Encoding], MeanActivations) {

@@ -1,11 +1,11 @@
 // The tokenizer against Hugging Face's fast tokenizer on all 411 golden cases
-// (Tests/Fixtures/golden/tokenization.jsonl, copied from ../shared/golden; see GOLDEN-README.md §2).
+// (Tests/Fixtures/golden/tokenization.jsonl; Tests/Fixtures/golden/GOLDEN-README.md §2).
 import Foundation
 import XCTest
 @testable import Tokenizer
+import TestSupport
 
-let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("Fixtures").path
+let fixtures = fixturesFolder.path
 
 struct GoldenCase {
     let line: Int, text: String, pair: String?, maxLength: Int, ids: [Int32], types: [Int32], category: String

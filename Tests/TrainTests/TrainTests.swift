@@ -8,8 +8,9 @@ import Model
 import Tokenizer
 import Train
 import XCTest
+import TestSupport
 
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+let repoRoot = repositoryRoot.path
 
 func tinyConfig() -> BertConfig {
     BertConfig(vocabSize: 23, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 24,

@@ -1,0 +1,23 @@
+// The one place hcore's libraries read the environment. Every variable is for benchmarking or tuning;
+// none changes a result beyond rounding (README "Settings").
+//   HCORE_THREADS=n     worker threads of the shared pool (default: the active processors)
+//   HCORE_GEMM_KC=k     depth of one GEMM K slice (default 768)
+//   HCORE_GEMM_MC=m     rows of one GEMM tile, rounded down to a multiple of the micro-kernel's rows (default 72)
+//   HCORE_ALL_ROWS=1    compute every row of the last layer, not only [CLS] (to compare like with like)
+//   HCORE_PROFILE=1     per-stage wall-clock accounting of the forward pass (StageTimer)
+// The CLI reads SLURM_ARRAY_TASK_* itself, for --shard.
+import Foundation
+
+public enum Settings {
+    static let environment = ProcessInfo.processInfo.environment
+
+    static func positiveInt(_ name: String) -> Int? {
+        environment[name].flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil }
+    }
+
+    public static let threads = positiveInt("HCORE_THREADS") ?? ProcessInfo.processInfo.activeProcessorCount
+    public static let gemmKC = positiveInt("HCORE_GEMM_KC") ?? 768
+    public static let gemmMC = positiveInt("HCORE_GEMM_MC") ?? 72
+    public static let allRows = environment["HCORE_ALL_ROWS"] == "1"
+    public static let profile = environment["HCORE_PROFILE"] == "1"
+}
