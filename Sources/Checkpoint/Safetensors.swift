@@ -60,37 +60,9 @@ public final class SafetensorsFile: MappedTensorSource {
                 }
                 continue
             }
-            guard let entry = value as? [String: Any] else {
-                throw CheckpointError.malformed(path: path, offset: 8, reason: "entry '\(name)' is not an object")
-            }
-            guard let dtypeName = entry["dtype"] as? String else {
-                throw CheckpointError.malformed(path: path, offset: 8, reason: "entry '\(name)' has no dtype")
-            }
-            guard let dtype = DType(rawValue: dtypeName) else {
-                throw CheckpointError.unsupported(path: path, reason: "tensor '\(name)' has dtype '\(dtypeName)'; hcore reads \(DType.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            guard let shapeAny = entry["shape"] as? [Any], let shape = intArray(shapeAny), shape.allSatisfy({ $0 >= 0 }) else {
-                throw CheckpointError.malformed(path: path, offset: 8, reason: "entry '\(name)' has no valid shape (a list of non-negative integers)")
-            }
-            guard let offsetsAny = entry["data_offsets"] as? [Any], let offsets = intArray(offsetsAny), offsets.count == 2,
-                  offsets[0] >= 0, offsets[0] <= offsets[1] else {
-                throw CheckpointError.malformed(path: path, offset: 8, reason: "entry '\(name)' has no valid data_offsets [begin, end]")
-            }
-            var bytes = dtype.size
-            for d in shape {
-                let (p, overflow) = bytes.multipliedReportingOverflow(by: d)
-                if overflow { throw CheckpointError.malformed(path: path, offset: 8, reason: "tensor '\(name)' shape \(shape) overflows") }
-                bytes = p
-            }
-            guard offsets[1] - offsets[0] == bytes else {
-                throw CheckpointError.malformed(path: path, offset: 8, reason: "tensor '\(name)': data_offsets span \(offsets[1] - offsets[0]) bytes but shape \(shape) × \(dtype.rawValue) needs \(bytes)")
-            }
-            guard offsets[1] <= dataSize else {
-                throw CheckpointError.malformed(path: path, offset: dataStart + offsets[0], reason: "tensor '\(name)' ends at data byte \(offsets[1]), past the end of the data section (\(dataSize) bytes)")
-            }
-            let range = (dataStart + offsets[0])..<(dataStart + offsets[1])
-            infos[name] = TensorInfo(name: name, dtype: dtype, shape: shape, byteRange: range)
-            ranges.append((range, name))
+            let info = try Self.tensorInfo(name, value, path: path, dataStart: dataStart, dataSize: dataSize)
+            infos[name] = info
+            ranges.append((info.byteRange, name))
         }
         ranges.sort { $0.0.lowerBound < $1.0.lowerBound || ($0.0.lowerBound == $1.0.lowerBound && $0.0.upperBound < $1.0.upperBound) }
         for i in ranges.indices.dropFirst() where ranges[i].0.lowerBound < ranges[i - 1].0.upperBound {
@@ -103,6 +75,40 @@ public final class SafetensorsFile: MappedTensorSource {
     }
 
     public func info(_ name: String) -> TensorInfo? { infos[name] }
+
+    /// One header entry {"dtype", "shape", "data_offsets"}, its byte count checked against its shape and its
+    /// range against the data section (dataStart, dataSize bytes).
+    static func tensorInfo(_ name: String, _ value: Any, path: String, dataStart: Int, dataSize: Int) throws -> TensorInfo {
+        guard let entry = value as? [String: Any] else {
+            throw CheckpointError.malformed(path: path, offset: 8, reason: "entry '\(name)' is not an object")
+        }
+        guard let dtypeName = entry["dtype"] as? String else {
+            throw CheckpointError.malformed(path: path, offset: 8, reason: "entry '\(name)' has no dtype")
+        }
+        guard let dtype = DType(rawValue: dtypeName) else {
+            throw CheckpointError.unsupported(path: path, reason: "tensor '\(name)' has dtype '\(dtypeName)'; hcore reads \(DType.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let shapeAny = entry["shape"] as? [Any], let shape = intArray(shapeAny), shape.allSatisfy({ $0 >= 0 }) else {
+            throw CheckpointError.malformed(path: path, offset: 8, reason: "entry '\(name)' has no valid shape (a list of non-negative integers)")
+        }
+        guard let offsetsAny = entry["data_offsets"] as? [Any], let offsets = intArray(offsetsAny), offsets.count == 2,
+              offsets[0] >= 0, offsets[0] <= offsets[1] else {
+            throw CheckpointError.malformed(path: path, offset: 8, reason: "entry '\(name)' has no valid data_offsets [begin, end]")
+        }
+        var bytes = dtype.size
+        for d in shape {
+            let (p, overflow) = bytes.multipliedReportingOverflow(by: d)
+            if overflow { throw CheckpointError.malformed(path: path, offset: 8, reason: "tensor '\(name)' shape \(shape) overflows") }
+            bytes = p
+        }
+        guard offsets[1] - offsets[0] == bytes else {
+            throw CheckpointError.malformed(path: path, offset: 8, reason: "tensor '\(name)': data_offsets span \(offsets[1] - offsets[0]) bytes but shape \(shape) × \(dtype.rawValue) needs \(bytes)")
+        }
+        guard offsets[1] <= dataSize else {
+            throw CheckpointError.malformed(path: path, offset: dataStart + offsets[0], reason: "tensor '\(name)' ends at data byte \(offsets[1]), past the end of the data section (\(dataSize) bytes)")
+        }
+        return TensorInfo(name: name, dtype: dtype, shape: shape, byteRange: (dataStart + offsets[0])..<(dataStart + offsets[1]))
+    }
 
 }
 

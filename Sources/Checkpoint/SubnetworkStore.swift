@@ -152,7 +152,35 @@ public final class SubnetworkStore {
         for k in 0..<8 where f[k] != Self.fileMagic[k] { throw damage(0, "not an hcore store (bad magic)") }
         guard crc32(f.slice(0..<12)) == UInt32(f.uint(at: 12, size: 4)) else { throw damage(0, "store header checksum mismatch") }
         guard f.uint(at: 8, size: 4) == 1 else { throw damage(8, "store format version \(f.uint(at: 8, size: 4)); this hcore reads version 1") }
-        // Fast path: the file ends with a commit that says so.
+        let commitOffset = try lastCommit(f)
+        let c = try payload(f, at: commitOffset, kind: .commit)
+        let footerOffset = Int(le64(c, 0))
+        sequence = Int(le64(c, 16))
+        committedLength = commitOffset + 64
+        guard Int(le64(c, 24)) == committedLength else { throw damage(commitOffset, "commit record's file length disagrees with its position") }
+        let footer = try JSONValue.parse(String(decoding: try payload(f, at: footerOffset, kind: .footer), as: UTF8.self), path: path)
+        // Store-level metadata.
+        metaOffset = footer.get("meta")?.intValue ?? -1
+        let meta = try JSONValue.parse(String(decoding: try payload(f, at: metaOffset, kind: .meta), as: UTF8.self), path: path)
+        guard let fp = meta.get("model_fingerprint")?.stringValue, let lay = meta.get("layout"),
+              let L = lay.get("layers")?.intValue, let H = lay.get("heads")?.intValue, L > 0, H > 0, L * H < 1 << 20 else {
+            throw damage(metaOffset, "meta block lacks model_fingerprint or layout")
+        }
+        fingerprint = fp
+        layout = StoreLayout(layers: L, heads: H)
+        created = meta.get("created")?.stringValue ?? ""
+        var entriesCache: [Int: [JSONValue]] = [:]
+        try readSubnetworks(f, footer: footer, footerOffset: footerOffset, entriesCache: &entriesCache)
+        try readMetadataUpdates(f, footer: footer, footerOffset: footerOffset, entriesCache: &entriesCache)
+        for a in footer.get("activations")?.arrayValue ?? [] {
+            guard let name = a.get("name")?.stringValue, let o = a.get("offset")?.intValue else { throw damage(footerOffset, "bad activations entry") }
+            activationSets.append((name, o))
+        }
+    }
+
+    /// The offset of the commit to read: the file's last 64 bytes when they are a commit that says the file
+    /// ends there (the usual case), else the last complete commit found block by block (an append was cut).
+    private func lastCommit(_ f: MappedFile) throws -> Int {
         var commitOffset: Int? = nil
         if f.count >= 16 + 64, case .ok(let h) = readHeader(f, at: f.count - 64), h.kind == .commit, h.payloadLength == 32,
            let c = try? payload(f, at: f.count - 64, kind: .commit), Int(le64(c, 24)) == f.count {
@@ -179,25 +207,12 @@ public final class SubnetworkStore {
             recoveryNote = "the file ends inside an append: read as of the last complete commit at byte \(lc); \(f.count - end) bytes after it are ignored (the next write removes them)"
             commitOffset = lc
         }
-        let c = try payload(f, at: commitOffset!, kind: .commit)
-        let footerOffset = Int(le64(c, 0))
-        sequence = Int(le64(c, 16))
-        committedLength = commitOffset! + 64
-        guard Int(le64(c, 24)) == committedLength else { throw damage(commitOffset, "commit record's file length disagrees with its position") }
-        let footer = try JSONValue.parse(String(decoding: try payload(f, at: footerOffset, kind: .footer), as: UTF8.self), path: path)
-        // Store-level metadata.
-        metaOffset = footer.get("meta")?.intValue ?? -1
-        let meta = try JSONValue.parse(String(decoding: try payload(f, at: metaOffset, kind: .meta), as: UTF8.self), path: path)
-        guard let fp = meta.get("model_fingerprint")?.stringValue, let lay = meta.get("layout"),
-              let L = lay.get("layers")?.intValue, let H = lay.get("heads")?.intValue, L > 0, H > 0, L * H < 1 << 20 else {
-            throw damage(metaOffset, "meta block lacks model_fingerprint or layout")
-        }
-        fingerprint = fp
-        layout = StoreLayout(layers: L, heads: H)
-        created = meta.get("created")?.stringValue ?? ""
-        // Subnetworks: decode each referenced masks block once.
+        return commitOffset!
+    }
+
+    /// The footer's subnetworks, each masks and entries block decoded once.
+    private func readSubnetworks(_ f: MappedFile, footer: JSONValue, footerOffset: Int, entriesCache: inout [Int: [JSONValue]]) throws {
         var masksCache: [Int: (masks: [[UInt8]], alphas: [[Float]]?)] = [:]
-        var entriesCache: [Int: [JSONValue]] = [:]
         var names = Set<String>()
         maskPayloadBytes = 0
         for item in footer.get("subnetworks")?.arrayValue ?? [] {
@@ -223,6 +238,10 @@ public final class SubnetworkStore {
                                                 meta: entries[row].get("meta") ?? .object([])))
             rows.append((name, mo, row, eo))
         }
+    }
+
+    /// Metadata updates (`updateMeta`) merged into the subnetworks they name, in commit order.
+    private func readMetadataUpdates(_ f: MappedFile, footer: JSONValue, footerOffset: Int, entriesCache: inout [Int: [JSONValue]]) throws {
         for u in footer.get("metadata_updates")?.arrayValue ?? [] {
             guard let name = u.get("name")?.stringValue, let o = u.get("offset")?.intValue else { throw damage(footerOffset, "bad metadata update entry") }
             metadataUpdates.append((name, o))
@@ -235,10 +254,6 @@ public final class SubnetworkStore {
                     subnetworks[i].meta = subnetworks[i].meta.merging(m)
                 }
             }
-        }
-        for a in footer.get("activations")?.arrayValue ?? [] {
-            guard let name = a.get("name")?.stringValue, let o = a.get("offset")?.intValue else { throw damage(footerOffset, "bad activations entry") }
-            activationSets.append((name, o))
         }
     }
 

@@ -24,6 +24,13 @@ public struct TensorInfo: Sendable, Equatable {
     public let byteRange: Range<Int>
 
     public var elementCount: Int { shape.reduce(1, *) }
+
+    public init(name: String, dtype: DType, shape: [Int], byteRange: Range<Int>) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.byteRange = byteRange
+    }
 }
 
 /// A set of named tensors backed by a file.

@@ -14,12 +14,28 @@ public struct ZipArchive {
 
     public init(file: MappedFile) throws {
         self.file = file
-        let path = file.path
-        func fail(_ offset: Int?, _ reason: String) -> CheckpointError {
-            .malformed(path: path, offset: offset, reason: reason)
+        let (entryCount, cdOffset, cdSize) = try Self.centralDirectory(file)
+        var entries: [String: ZipEntry] = [:]
+        var names: [String] = []
+        var p = cdOffset
+        for _ in 0..<entryCount {
+            let (entry, next) = try Self.entry(file, at: p, directoryEnd: cdOffset + cdSize)
+            entries[entry.name] = entry
+            names.append(entry.name)
+            p = next
         }
-        // End of central directory: 22 bytes + comment (≤ 65535), searched backwards.
-        guard file.count >= 22 else { throw fail(0, "too short to be a zip archive (\(file.count) bytes)") }
+        self.entries = entries
+        self.names = names
+    }
+
+    static func fail(_ file: MappedFile, _ offset: Int?, _ reason: String) -> CheckpointError {
+        .malformed(path: file.path, offset: offset, reason: reason)
+    }
+
+    /// The end-of-central-directory record (22 bytes + a comment of ≤ 65535, searched backwards), through
+    /// its ZIP64 locator when a field overflows: entry count, directory offset and size, all within the file.
+    static func centralDirectory(_ file: MappedFile) throws -> (count: Int, offset: Int, size: Int) {
+        guard file.count >= 22 else { throw fail(file, 0, "too short to be a zip archive (\(file.count) bytes)") }
         var eocd = -1
         var i = file.count - 22
         let lowest = max(0, file.count - 22 - 65535)
@@ -27,7 +43,7 @@ public struct ZipArchive {
             if file.uint(at: i, size: 4) == 0x0605_4B50 { eocd = i; break }
             i -= 1
         }
-        guard eocd >= 0 else { throw fail(nil, "no zip end-of-central-directory record (not a torch.save zip file?)") }
+        guard eocd >= 0 else { throw fail(file, nil, "no zip end-of-central-directory record (not a torch.save zip file?)") }
         var entryCount = Int(file.uint(at: eocd + 10, size: 2))
         var cdSize = Int(file.uint(at: eocd + 12, size: 4))
         var cdOffset = Int(file.uint(at: eocd + 16, size: 4))
@@ -35,80 +51,70 @@ public struct ZipArchive {
             // ZIP64: locator right before the EOCD points at the ZIP64 EOCD record.
             let locator = eocd - 20
             guard locator >= 0, file.uint(at: locator, size: 4) == 0x0706_4B50 else {
-                throw fail(eocd, "ZIP64 fields without a ZIP64 locator")
+                throw fail(file, eocd, "ZIP64 fields without a ZIP64 locator")
             }
             let rec = file.uint(at: locator + 8, size: 8)
             guard rec <= UInt64(file.count - 56), file.uint(at: Int(rec), size: 4) == 0x0606_4B50 else {
-                throw fail(locator, "ZIP64 end-of-central-directory record out of range")
+                throw fail(file, locator, "ZIP64 end-of-central-directory record out of range")
             }
             let r = Int(rec)
             let count64 = file.uint(at: r + 32, size: 8), size64 = file.uint(at: r + 40, size: 8), off64 = file.uint(at: r + 48, size: 8)
             guard count64 < 1 << 32, size64 < UInt64(file.count), off64 < UInt64(file.count) else {
-                throw fail(r, "ZIP64 central directory fields out of range")
+                throw fail(file, r, "ZIP64 central directory fields out of range")
             }
             entryCount = Int(count64); cdSize = Int(size64); cdOffset = Int(off64)
         }
         guard cdOffset <= file.count, cdSize <= file.count - cdOffset else {
-            throw fail(eocd, "central directory (offset \(cdOffset), \(cdSize) bytes) lies outside the file")
+            throw fail(file, eocd, "central directory (offset \(cdOffset), \(cdSize) bytes) lies outside the file")
         }
-        var entries: [String: ZipEntry] = [:]
-        var names: [String] = []
-        var p = cdOffset
-        let cdEnd = cdOffset + cdSize
-        for _ in 0..<entryCount {
-            guard p + 46 <= cdEnd, file.uint(at: p, size: 4) == 0x0201_4B50 else {
-                throw fail(p, "bad central directory entry")
-            }
-            let method = file.uint(at: p + 10, size: 2)
-            var compressedSize = file.uint(at: p + 20, size: 4)
-            var size = file.uint(at: p + 24, size: 4)
-            let nameLength = Int(file.uint(at: p + 28, size: 2))
-            let extraLength = Int(file.uint(at: p + 30, size: 2))
-            let commentLength = Int(file.uint(at: p + 32, size: 2))
-            var localOffset = file.uint(at: p + 42, size: 4)
-            let next = p + 46 + nameLength + extraLength + commentLength
-            guard next <= cdEnd else { throw fail(p, "central directory entry runs past the directory") }
-            guard let name = String(validating: file.slice((p + 46)..<(p + 46 + nameLength)), as: UTF8.self) else {
-                throw fail(p + 46, "entry name is not UTF-8")
-            }
-            // ZIP64 extra field (id 1): the 0xFFFFFFFF fields, in order size, compressed, offset.
-            var e = p + 46 + nameLength
-            let extraEnd = e + extraLength
-            while e + 4 <= extraEnd {
-                let id = file.uint(at: e, size: 2), len = Int(file.uint(at: e + 2, size: 2))
-                guard e + 4 + len <= extraEnd else { throw fail(e, "extra field of '\(name)' runs past its entry") }
-                if id == 1 {
-                    var q = e + 4
-                    func take() throws -> UInt64 {
-                        guard q + 8 <= e + 4 + len else { throw fail(q, "short ZIP64 extra field in '\(name)'") }
-                        defer { q += 8 }
-                        return file.uint(at: q, size: 8)
-                    }
-                    if size == 0xFFFF_FFFF { size = try take() }
-                    if compressedSize == 0xFFFF_FFFF { compressedSize = try take() }
-                    if localOffset == 0xFFFF_FFFF { localOffset = try take() }
+        return (entryCount, cdOffset, cdSize)
+    }
+
+    /// The central-directory entry at `p` and its stored data (checked against the local header and the
+    /// file), and where the next entry starts.
+    static func entry(_ file: MappedFile, at p: Int, directoryEnd cdEnd: Int) throws -> (ZipEntry, next: Int) {
+        guard p + 46 <= cdEnd, file.uint(at: p, size: 4) == 0x0201_4B50 else { throw fail(file, p, "bad central directory entry") }
+        let method = file.uint(at: p + 10, size: 2)
+        var compressedSize = file.uint(at: p + 20, size: 4)
+        var size = file.uint(at: p + 24, size: 4)
+        let nameLength = Int(file.uint(at: p + 28, size: 2))
+        let extraLength = Int(file.uint(at: p + 30, size: 2))
+        let commentLength = Int(file.uint(at: p + 32, size: 2))
+        var localOffset = file.uint(at: p + 42, size: 4)
+        let next = p + 46 + nameLength + extraLength + commentLength
+        guard next <= cdEnd else { throw fail(file, p, "central directory entry runs past the directory") }
+        guard let name = String(validating: file.slice((p + 46)..<(p + 46 + nameLength)), as: UTF8.self) else {
+            throw fail(file, p + 46, "entry name is not UTF-8")
+        }
+        // ZIP64 extra field (id 1): the 0xFFFFFFFF fields, in order size, compressed, offset.
+        var e = p + 46 + nameLength
+        let extraEnd = e + extraLength
+        while e + 4 <= extraEnd {
+            let id = file.uint(at: e, size: 2), len = Int(file.uint(at: e + 2, size: 2))
+            guard e + 4 + len <= extraEnd else { throw fail(file, e, "extra field of '\(name)' runs past its entry") }
+            if id == 1 {
+                var q = e + 4
+                func take() throws -> UInt64 {
+                    guard q + 8 <= e + 4 + len else { throw fail(file, q, "short ZIP64 extra field in '\(name)'") }
+                    defer { q += 8 }
+                    return file.uint(at: q, size: 8)
                 }
-                e += 4 + len
+                if size == 0xFFFF_FFFF { size = try take() }
+                if compressedSize == 0xFFFF_FFFF { compressedSize = try take() }
+                if localOffset == 0xFFFF_FFFF { localOffset = try take() }
             }
-            guard file.count >= 30, localOffset <= UInt64(file.count - 30) else {
-                throw fail(p, "local header of '\(name)' lies outside the file")
-            }
-            let lo = Int(localOffset)
-            guard lo + 30 <= file.count, file.uint(at: lo, size: 4) == 0x0403_4B50 else {
-                throw fail(lo, "bad local header for '\(name)'")
-            }
-            let dataStart = lo + 30 + Int(file.uint(at: lo + 26, size: 2)) + Int(file.uint(at: lo + 28, size: 2))
-            if method != 0 {
-                throw CheckpointError.unsupported(path: path, reason: "zip entry '\(name)' is compressed (method \(method)); torch.save writes stored entries — re-save with torch.save or as safetensors")
-            }
-            guard compressedSize == size, dataStart <= file.count, size <= UInt64(file.count - dataStart) else {
-                throw fail(lo, "data of '\(name)' (\(size) bytes at \(dataStart)) runs past the end of the file")
-            }
-            entries[name] = ZipEntry(name: name, dataRange: dataStart..<(dataStart + Int(size)))
-            names.append(name)
-            p = next
+            e += 4 + len
         }
-        self.entries = entries
-        self.names = names
+        guard file.count >= 30, localOffset <= UInt64(file.count - 30) else { throw fail(file, p, "local header of '\(name)' lies outside the file") }
+        let lo = Int(localOffset)
+        guard lo + 30 <= file.count, file.uint(at: lo, size: 4) == 0x0403_4B50 else { throw fail(file, lo, "bad local header for '\(name)'") }
+        let dataStart = lo + 30 + Int(file.uint(at: lo + 26, size: 2)) + Int(file.uint(at: lo + 28, size: 2))
+        if method != 0 {
+            throw CheckpointError.unsupported(path: file.path, reason: "zip entry '\(name)' is compressed (method \(method)); torch.save writes stored entries — re-save with torch.save or as safetensors")
+        }
+        guard compressedSize == size, dataStart <= file.count, size <= UInt64(file.count - dataStart) else {
+            throw fail(file, lo, "data of '\(name)' (\(size) bytes at \(dataStart)) runs past the end of the file")
+        }
+        return (ZipEntry(name: name, dataRange: dataStart..<(dataStart + Int(size))), next)
     }
 }

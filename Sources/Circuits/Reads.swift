@@ -60,14 +60,12 @@ public func coreMasks(_ core: [(layer: Int, head: Int)], layers: Int, heads: Int
 /// for that head when the whole layer sees `x`).
 public func headContext(model: BertModel, layer l: Int, head h: Int, input x: [Float], batch: TokenBatch,
                         pool: ThreadPool = .shared) -> [Float] {
-    let d = model.headDim, D = model.hidden, N = batch.tokenCount
-    let rows = Array((h * d)..<((h + 1) * d))
-    let w = model.layers[l].qkv.gatherRows(rows + rows.map { $0 + D } + rows.map { $0 + 2 * D })
-    let qkv = allocateFloats(N * 3 * d)
+    let qkv = allocateFloats(batch.tokenCount * 3 * model.headDim)
     defer { qkv.deallocate() }
-    x.withUnsafeBufferPointer { gemm($0.baseAddress!, rows: N, lda: D, w, out: qkv, ldc: 3 * d, epilogue: .bias, pool: pool) }
-    var ctx = [Float](repeating: 0, count: N * d)
-    ctx.withUnsafeMutableBufferPointer { attention(qkv: qkv, ldqkv: 3 * d, heads: 1, headDim: d, offsets: batch.offsets, ctx: $0.baseAddress!, ldctx: d, pool: pool) }
+    var ctx = [Float](repeating: 0, count: batch.tokenCount * model.headDim)
+    x.withUnsafeBufferPointer { xp in ctx.withUnsafeMutableBufferPointer {
+        model.headForward(xp.baseAddress!, weights: model.headQKVWeights(layer: l, head: h), batch: batch, qkv: qkv, context: $0.baseAddress!, pool: pool)
+    } }
     return ctx
 }
 
@@ -89,12 +87,7 @@ public func coreReads(model: BertModel, batches: [TokenBatch], core: [(layer: In
     let readers = (0..<L).flatMap { l in (0..<H).map { (l, $0) } }.filter { $0.0 > firstCoreLayer && !coreSet.contains($0.0 * H + $0.1) }
     // Per reader: Σ‖Δ‖² and Σ‖clean‖² for q, k, v, out.
     var sums = [[Double]](repeating: [Double](repeating: 0, count: 8), count: readers.count)
-    let headWeights: [[PackedLinear]] = model.layers.map { layer in
-        (0..<H).map { h in
-            let rows = Array((h * d)..<((h + 1) * d))
-            return layer.qkv.gatherRows(rows + rows.map { $0 + D } + rows.map { $0 + 2 * D })
-        }
-    }
+    let headWeights = (0..<L).map { l in (0..<H).map { model.headQKVWeights(layer: l, head: $0) } }
     var absLogit = 0.0, kl = 0.0, examples = 0
     for batch in batches {
         let N = batch.tokenCount
@@ -112,9 +105,8 @@ public func coreReads(model: BertModel, batches: [TokenBatch], core: [(layer: In
         let qkvClean = allocateFloats(N * 3 * d), qkvAbl = allocateFloats(N * 3 * d), ctxAbl = allocateFloats(N * d)
         defer { qkvClean.deallocate(); qkvAbl.deallocate(); ctxAbl.deallocate() }
         for (r, (l, h)) in readers.enumerated() {
-            clean.inputs[l].withUnsafeBufferPointer { gemm($0.baseAddress!, rows: N, lda: D, headWeights[l][h], out: qkvClean, ldc: 3 * d, epilogue: .bias, pool: pool) }
-            ablated.inputs[l].withUnsafeBufferPointer { gemm($0.baseAddress!, rows: N, lda: D, headWeights[l][h], out: qkvAbl, ldc: 3 * d, epilogue: .bias, pool: pool) }
-            attention(qkv: qkvAbl, ldqkv: 3 * d, heads: 1, headDim: d, offsets: batch.offsets, ctx: ctxAbl, ldctx: d, pool: pool)
+            clean.inputs[l].withUnsafeBufferPointer { model.headForward($0.baseAddress!, weights: headWeights[l][h], batch: batch, qkv: qkvClean, context: nil, pool: pool) }
+            ablated.inputs[l].withUnsafeBufferPointer { model.headForward($0.baseAddress!, weights: headWeights[l][h], batch: batch, qkv: qkvAbl, context: ctxAbl, pool: pool) }
             for t in 0..<N {
                 for part in 0..<3 {
                     for e in 0..<d {

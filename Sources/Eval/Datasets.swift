@@ -82,81 +82,99 @@ public struct Dataset: Sendable {
         var fmt = format
         if fmt == .auto { fmt = detect(base: base, header: String(text.prefix { $0 != "\n" && $0 != "\r\n" })) }
         var ds = Dataset(name: base, path: path, format: fmt, examples: [])
-        func bad(_ line: Int, _ reason: String) throws {
-            let e = DataError.badRow(path: path, line: line, reason: reason)
-            if skipBadRows { ds.skipped.append("\(path):\(line): \(reason)") } else { throw e }
-        }
+        ds.skipBadRows = skipBadRows
         switch fmt {
-        case .jsonl:
-            for (i, row) in splitLines(bytes).enumerated() {
-                let l = String(decoding: bytes[row], as: UTF8.self)
-                if let limit, ds.examples.count >= limit { break }
-                if l.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
-                guard let obj = (try? JSONSerialization.jsonObject(with: Data(l.utf8))) as? [String: Any] else {
-                    try bad(i + 1, "not a JSON object"); continue
-                }
-                guard let t = obj[keys.text] as? String else { try bad(i + 1, "no string field '\(keys.text)'"); continue }
-                var ex = Example(text: t, line: i + 1)
-                if let pk = keys.pair, let p = obj[pk] {
-                    if let ps = p as? String { ex.pair = ps } else if !(p is NSNull) { try bad(i + 1, "'\(pk)' is not a string"); continue }
-                }
-                if let lk = keys.label, let v = obj[lk], !(v is NSNull) { ex.label = "\(v)" }
-                ex.heuristic = obj["heuristic"] as? String
-                ex.subcase = obj["subcase"] as? String
-                ds.examples.append(ex)
-            }
-        case .csv:
-            let rows = try parseCSV(text, path: path)
-            guard let header = rows.first else { break }
-            guard let ti = header.firstIndex(of: keys.text) else { throw DataError.badFile(path: path, reason: "no column '\(keys.text)' in header \(header)") }
-            let pi = keys.pair.flatMap { header.firstIndex(of: $0) }, li = keys.label.flatMap { header.firstIndex(of: $0) }
-            for (n, (line, r)) in rows.dropFirst().enumerated().map({ ($0.offset, $0.element) }).enumerated() {
-                _ = n
-                if let limit, ds.examples.count >= limit { break }
-                guard r.count == header.count else { try bad(line + 2, "\(r.count) fields, header has \(header.count)"); continue }
-                ds.examples.append(Example(text: r[ti], pair: pi.map { r[$0] }, label: li.map { r[$0] }, line: line + 2))
-            }
-        default:
-            // TSV: split on bytes (a 15 MB HANS file would take seconds through String APIs).
-            let rows = splitLines(bytes)
-            guard let headerRow = rows.first else { break }
-            let header = splitTabs(bytes, headerRow).map { String(decoding: bytes[$0], as: UTF8.self) }
-            func col(_ names: [String]) throws -> Int {
-                for n in names { if let i = header.firstIndex(of: n) { return i } }
-                throw DataError.badFile(path: path, reason: "\(fmt.rawValue) file without a '\(names[0])' column (header: \(header.joined(separator: ", ")))")
-            }
-            let (ti, pi, li): (Int, Int, Int)
-            var hi: Int? = nil, si: Int? = nil
-            switch fmt {
-            case .hans:
-                ti = try col(["sentence1"]); pi = try col(["sentence2"]); li = try col(["gold_label"])
-                hi = header.firstIndex(of: "heuristic"); si = header.firstIndex(of: "subcase")
-            case .mnli: ti = try col(["sentence1"]); pi = try col(["sentence2"]); li = try col(["gold_label"])
-            case .qqp: ti = try col(["question1"]); pi = try col(["question2"]); li = try col(["is_duplicate"])
-            default: ti = try col(["sentence1"]); pi = try col(["sentence2"]); li = try col(["label"])
-            }
-            let needed = [ti, pi, li, hi ?? 0, si ?? 0].max()!
-            for (i, row) in rows.enumerated().dropFirst() {
-                if let limit, ds.examples.count >= limit { break }
-                if row.isEmpty { continue }
-                let f = splitTabs(bytes, row)
-                func field(_ k: Int) -> String { String(decoding: bytes[f[k]], as: UTF8.self) }
-                guard f.count > needed else { try bad(i + 1, "\(f.count) tab-separated fields, expected at least \(needed + 1)"); continue }
-                let label = field(li)
-                if fmt == .mnli && !["entailment", "neutral", "contradiction"].contains(label) {
-                    try bad(i + 1, "gold_label '\(label)' is not entailment/neutral/contradiction"); continue
-                }
-                if fmt == .hans && !["entailment", "non-entailment"].contains(label) {
-                    try bad(i + 1, "gold_label '\(label)' is not entailment/non-entailment"); continue
-                }
-                if (fmt == .qqp || fmt == .paws) && label != "0" && label != "1" {
-                    try bad(i + 1, "label '\(label)' is not 0 or 1"); continue
-                }
-                ds.examples.append(Example(text: field(ti), pair: field(pi), label: label,
-                                           heuristic: hi.map(field), subcase: si.map(field), line: i + 1))
-            }
+        case .jsonl: try ds.readJSONL(bytes, keys: keys, limit: limit)
+        case .csv: try ds.readCSV(text, keys: keys, limit: limit)
+        default: try ds.readTSV(bytes, limit: limit)
         }
         return ds
+    }
+
+    /// With --skip-bad-rows a malformed row is noted in `skipped`; without, it stops the load.
+    private var skipBadRows = false
+
+    private mutating func reject(_ line: Int, _ reason: String) throws {
+        guard skipBadRows else { throw DataError.badRow(path: path, line: line, reason: reason) }
+        skipped.append("\(path):\(line): \(reason)")
+    }
+
+    /// One JSON object per line: the text, pair and label under `keys`, optional heuristic and subcase.
+    private mutating func readJSONL(_ bytes: [UInt8], keys: Keys, limit: Int?) throws {
+        for (i, row) in splitLines(bytes).enumerated() {
+            let l = String(decoding: bytes[row], as: UTF8.self)
+            if let limit, examples.count >= limit { break }
+            if l.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
+            guard let obj = (try? JSONSerialization.jsonObject(with: Data(l.utf8))) as? [String: Any] else {
+                try reject(i + 1, "not a JSON object"); continue
+            }
+            guard let t = obj[keys.text] as? String else { try reject(i + 1, "no string field '\(keys.text)'"); continue }
+            var ex = Example(text: t, line: i + 1)
+            if let pk = keys.pair, let p = obj[pk] {
+                if let ps = p as? String { ex.pair = ps } else if !(p is NSNull) { try reject(i + 1, "'\(pk)' is not a string"); continue }
+            }
+            if let lk = keys.label, let v = obj[lk], !(v is NSNull) { ex.label = "\(v)" }
+            ex.heuristic = obj["heuristic"] as? String
+            ex.subcase = obj["subcase"] as? String
+            examples.append(ex)
+        }
+    }
+
+    /// A header row naming the columns, then one example per row (RFC 4180 quoting).
+    private mutating func readCSV(_ text: String, keys: Keys, limit: Int?) throws {
+        let rows = try parseCSV(text, path: path)
+        guard let header = rows.first else { return }
+        guard let ti = header.firstIndex(of: keys.text) else { throw DataError.badFile(path: path, reason: "no column '\(keys.text)' in header \(header)") }
+        let pi = keys.pair.flatMap { header.firstIndex(of: $0) }, li = keys.label.flatMap { header.firstIndex(of: $0) }
+        for (n, (line, r)) in rows.dropFirst().enumerated().map({ ($0.offset, $0.element) }).enumerated() {
+            _ = n
+            if let limit, examples.count >= limit { break }
+            guard r.count == header.count else { try reject(line + 2, "\(r.count) fields, header has \(header.count)"); continue }
+            examples.append(Example(text: r[ti], pair: pi.map { r[$0] }, label: li.map { r[$0] }, line: line + 2))
+        }
+    }
+
+    /// GLUE / HANS / PAWS tab-separated files, split on bytes (a 15 MB HANS file would take seconds through
+    /// String APIs); the columns by the format's names, the labels checked against the format's.
+    private mutating func readTSV(_ bytes: [UInt8], limit: Int?) throws {
+        let fmt = format
+        let rows = splitLines(bytes)
+        guard let headerRow = rows.first else { return }
+        let header = splitTabs(bytes, headerRow).map { String(decoding: bytes[$0], as: UTF8.self) }
+        func col(_ names: [String]) throws -> Int {
+            for n in names { if let i = header.firstIndex(of: n) { return i } }
+            throw DataError.badFile(path: path, reason: "\(fmt.rawValue) file without a '\(names[0])' column (header: \(header.joined(separator: ", ")))")
+        }
+        let (ti, pi, li): (Int, Int, Int)
+        var hi: Int? = nil, si: Int? = nil
+        switch fmt {
+        case .hans:
+            ti = try col(["sentence1"]); pi = try col(["sentence2"]); li = try col(["gold_label"])
+            hi = header.firstIndex(of: "heuristic"); si = header.firstIndex(of: "subcase")
+        case .mnli: ti = try col(["sentence1"]); pi = try col(["sentence2"]); li = try col(["gold_label"])
+        case .qqp: ti = try col(["question1"]); pi = try col(["question2"]); li = try col(["is_duplicate"])
+        default: ti = try col(["sentence1"]); pi = try col(["sentence2"]); li = try col(["label"])
+        }
+        let needed = [ti, pi, li, hi ?? 0, si ?? 0].max()!
+        for (i, row) in rows.enumerated().dropFirst() {
+            if let limit, examples.count >= limit { break }
+            if row.isEmpty { continue }
+            let f = splitTabs(bytes, row)
+            func field(_ k: Int) -> String { String(decoding: bytes[f[k]], as: UTF8.self) }
+            guard f.count > needed else { try reject(i + 1, "\(f.count) tab-separated fields, expected at least \(needed + 1)"); continue }
+            let label = field(li)
+            if fmt == .mnli && !["entailment", "neutral", "contradiction"].contains(label) {
+                try reject(i + 1, "gold_label '\(label)' is not entailment/neutral/contradiction"); continue
+            }
+            if fmt == .hans && !["entailment", "non-entailment"].contains(label) {
+                try reject(i + 1, "gold_label '\(label)' is not entailment/non-entailment"); continue
+            }
+            if (fmt == .qqp || fmt == .paws) && label != "0" && label != "1" {
+                try reject(i + 1, "label '\(label)' is not 0 or 1"); continue
+            }
+            examples.append(Example(text: field(ti), pair: field(pi), label: label,
+                                       heuristic: hi.map(field), subcase: si.map(field), line: i + 1))
+        }
     }
 
     static func detect(base: String, header: String) -> DataFormat {

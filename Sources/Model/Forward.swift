@@ -221,115 +221,22 @@ extension BertModel {
                           clsOnlyLastLayer: Bool = false, xHoldsEmbeddings: Bool = false,
                           pool: ThreadPool = .shared, afterLayer: ((Int, UnsafePointer<Float>) -> Void)? = nil) throws {
         if let soft { try checkMasks(soft.masks, soft.ablation) }
-        let softMasks = soft.map { SoftMasks(masks: $0.masks, ablation: $0.ablation) }
         precondition(!(clsOnlyLastLayer && observer != nil), "observers need every row of the last layer")
         let plan = plan ?? fullPlan
-        let N = batch.tokenCount, B = batch.count, D = hidden, I = config.intermediateSize
+        let N = batch.tokenCount, B = batch.count, D = hidden
         let arena = takeArena()
         defer { returnArena(arena) }
-        let qkv = arena.take(N * 3 * D)   // [N, 3D] (a plan's kept heads use the first columns)
-        let ctx = arena.take(N * D)       // [N, D] attention context, head-major
-        let a = arena.take(N * D)         // [N, D] attention block output (LayerNorm 1)
-        let inter = arena.take(N * I)     // [N, I] GELU(intermediate)
-        let m = arena.take(N * D)         // [N, D] MLP output + residual
-        let ctxCLS = arena.take(B * D)    // [B, D] the [CLS] rows of ctx (last layer, clsOnlyLastLayer)
-        let xCLS = arena.take(B * D)      // [B, D] the [CLS] rows of x
-        let timer = StageTimer.shared
+        let run = LayerRun(model: self, batch: batch, arena: arena, soft: soft.map { SoftMasks(masks: $0.masks, ablation: $0.ablation) },
+                           observer: observer, pool: pool)
         for l in range {
-            let layer = layers[l]
-            let lp = plan.layers[l]
             // Rows this layer computes after attention: all N, or the B [CLS] rows gathered into xCLS.
             let clsOnly = clsOnlyLastLayer && l == layerCount - 1
-            let R = clsOnly ? B : N
-            let xIn = clsOnly ? xCLS : x
-            if clsOnly { gatherCLS(x, into: xCLS, offsets: batch.offsets, width: D) }
-            // Self-attention over the kept heads.
-            let kept = lp.keptHeads.count
-            if kept > 0, let wqkv = lp.qkv, let wo = lp.attentionOutput {
-                let width = kept * headDim
-                if clsOnly, let weights = lp.firstQueryWeights(features: D) {
-                    // Queries for the [CLS] rows only; their attention over every token's input row without
-                    // forming keys or values (Kernels/FirstQueryAttention.swift), straight into ctxCLS.
-                    let qCLS = m   // [B, width] scratch: m is free until the MLP
-                    timer.measure("qkv gemm") { gemm(xCLS, rows: B, lda: D, weights.query, out: qCLS, ldc: width, epilogue: .bias, pool: pool) }
-                    timer.measure("attention") {
-                        weights.key.withUnsafeBufferPointer { wk in
-                            weights.valueT.withUnsafeBufferPointer { wvT in
-                                let run = { (bv: UnsafePointer<Float>?) in
-                                    firstQueryAttention(x: x, ldx: D, features: D, offsets: batch.offsets, queries: qCLS,
-                                                        heads: kept, headDim: self.headDim, keyWeight: wk.baseAddress!,
-                                                        valueWeightT: wvT.baseAddress!, valueBias: bv, ctx: ctxCLS, ldctx: width, pool: pool)
-                                }
-                                if let bias = weights.valueBias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
-                            }
-                        }
-                    }
-                } else if l == 0, xHoldsEmbeddings, case let (unique, source) = batch.distinctEmbeddingRows(), unique.count * 10 < N * 9 {
-                    // Layer 0 with repeated rows: Q/K/V of each distinct row once, then copied to its repeats —
-                    // bit-identical, as every row's product is rounded alike whichever rows share the GEMM call.
-                    // (Two more arena buffers, after the fixed ones, so the other buffers keep their order.)
-                    let U = unique.count, ld = 3 * width
-                    let xu = arena.take(U * D), qkvU = arena.take(U * ld)   // [U, D], [U, 3·width]
-                    let (qa, ua) = (UInt(bitPattern: qkv), UInt(bitPattern: qkvU))
-                    timer.measure("qkv gemm") {
-                        for (i, r) in unique.enumerated() { (xu + i * D).update(from: x + r * D, count: D) }
-                        gemm(xu, rows: U, lda: D, wqkv, out: qkvU, ldc: ld, epilogue: .bias, pool: pool)
-                        source.withUnsafeBufferPointer { src in
-                            let chunk = 64
-                            pool.parallelFor((N + chunk - 1) / chunk) { c in
-                                let out = UnsafeMutablePointer<Float>(bitPattern: qa)!, from = UnsafePointer<Float>(bitPattern: ua)!
-                                for r in (c * chunk)..<min(N, (c + 1) * chunk) { (out + r * ld).update(from: from + Int(src[r]) * ld, count: ld) }
-                            }
-                        }
-                    }
-                } else {
-                    timer.measure("qkv gemm") { gemm(x, rows: N, lda: D, wqkv, out: qkv, ldc: 3 * width, epilogue: .bias, pool: pool) }
-                }
-                if !clsOnly {
-                    timer.measure("attention") {
-                        attention(qkv: qkv, ldqkv: 3 * width, heads: kept, headDim: headDim, offsets: batch.offsets,
-                                  ctx: ctx, ldctx: width, pool: pool)
-                    }
-                }
-                let ctxIn = clsOnly ? ctxCLS : ctx
-                if kept == headCount { observer?.attentionContext(layer: l, ctx, tokens: N) }
-                softMasks?.applyHeads(ctxIn, rows: R, layer: l, headDim: headDim)
-                timer.measure("out gemm") { gemm(ctxIn, rows: R, lda: width, wo, out: a, ldc: D, epilogue: .biasResidual(xIn, ld: D), pool: pool) }
-                timer.measure("layernorm") {
-                    layerNorm(a, a, rows: R, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta,
-                              eps: config.layerNormEps, pool: pool)
-                }
-            } else {
-                // No head kept: the block's output is x + a constant row (pruned heads' W_O·avg + b_O).
-                let constant = lp.attentionConstant ?? [Float](repeating: 0, count: D)
-                timer.measure("layernorm") {
-                    layerNorm(xIn, a, rows: R, count: D, adding: constant, gamma: layer.attentionLayerNorm.gamma,
-                              beta: layer.attentionLayerNorm.beta, eps: config.layerNormEps, pool: pool)
-                }
-            }
-            // Feed-forward block.
-            if let constant = lp.mlpConstant {
-                // Pruned MLP: output = LayerNorm(a + its mean output), no matrix product.
-                timer.measure("layernorm") {
-                    layerNorm(a, xIn, rows: R, count: D, adding: constant, gamma: layer.outputLayerNorm.gamma,
-                              beta: layer.outputLayerNorm.beta, eps: config.layerNormEps, pool: pool)
-                }
-            } else {
-                timer.measure("ffn1+gelu") { gemm(a, rows: R, lda: D, layer.intermediate, out: inter, ldc: I, epilogue: .biasGELU, pool: pool) }
-                if soft != nil || observer != nil {
-                    gemm(inter, rows: R, lda: I, layer.output, out: m, ldc: D, epilogue: .bias, pool: pool)
-                    observer?.mlpOutput(layer: l, m, tokens: N)
-                    softMasks?.applyMLP(m, rows: R, layer: l, hidden: D)
-                    addVectors(m, a, count: R * D)
-                } else {
-                    timer.measure("ffn2 gemm") { gemm(inter, rows: R, lda: I, layer.output, out: m, ldc: D, epilogue: .biasResidual(a, ld: D), pool: pool) }
-                }
-                timer.measure("layernorm") {
-                    layerNorm(m, xIn, rows: R, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta,
-                              eps: config.layerNormEps, pool: pool)
-                }
-            }
-            if clsOnly { scatterCLS(xCLS, into: x, offsets: batch.offsets, width: D) }
+            let xIn = clsOnly ? run.xCLS : x
+            if clsOnly { gatherCLS(x, into: run.xCLS, offsets: batch.offsets, width: D) }
+            run.attentionBlock(layer: l, plan: plan.layers[l], x: x, rows: clsOnly ? B : N, clsOnly: clsOnly,
+                               sharedEmbeddingRows: l == 0 && xHoldsEmbeddings)
+            run.feedForwardBlock(layer: l, plan: plan.layers[l], into: xIn, rows: clsOnly ? B : N)
+            if clsOnly { scatterCLS(run.xCLS, into: x, offsets: batch.offsets, width: D) }
             observer?.layerOutput(layer: l, x, tokens: N)
             afterLayer?(l, x)
         }
@@ -378,6 +285,132 @@ extension BertModel {
         }
         if let f = avg.fingerprint, f != fingerprint {
             throw ModelError.mismatch("mean activations were computed for model \(f), not this one (\(fingerprint)); run `hcore activations` for this model")
+        }
+    }
+}
+
+/// The buffers and settings of one `runLayers` call, and the two halves of an encoder layer over them:
+/// self-attention (with its fast variants) and the feed-forward block, each ending in its LayerNorm.
+/// The variants are the block they speed up, with the same result: `firstQueryAttention` for the [CLS]
+/// rows of the last layer (naive twin: Kernels' attention over every row, tested to rounding) and layer 0's
+/// distinct embedding rows (bit-identical).
+struct LayerRun {
+    let model: BertModel
+    let batch: TokenBatch
+    let arena: ScratchArena
+    let soft: SoftMasks?
+    let observer: ForwardObserver?
+    let pool: ThreadPool
+    let qkv, ctx, a, inter, m, ctxCLS, xCLS: UnsafeMutablePointer<Float>
+    let timer = StageTimer.shared
+
+    init(model: BertModel, batch: TokenBatch, arena: ScratchArena, soft: SoftMasks?, observer: ForwardObserver?, pool: ThreadPool) {
+        (self.model, self.batch, self.arena, self.soft, self.observer, self.pool) = (model, batch, arena, soft, observer, pool)
+        let N = batch.tokenCount, B = batch.count, D = model.hidden, I = model.config.intermediateSize
+        qkv = arena.take(N * 3 * D)   // [N, 3D] (a plan's kept heads use the first columns)
+        ctx = arena.take(N * D)       // [N, D] attention context, head-major
+        a = arena.take(N * D)         // [N, D] attention block output (LayerNorm 1)
+        inter = arena.take(N * I)     // [N, I] GELU(intermediate)
+        m = arena.take(N * D)         // [N, D] MLP output + residual
+        ctxCLS = arena.take(B * D)    // [B, D] the [CLS] rows of ctx (last layer, clsOnlyLastLayer)
+        xCLS = arena.take(B * D)      // [B, D] the [CLS] rows of x
+    }
+
+    /// a [R, D] ← LayerNorm1(x + attention over the kept heads), R = N or the B [CLS] rows (input xCLS).
+    func attentionBlock(layer l: Int, plan lp: LayerPlan, x: UnsafeMutablePointer<Float>, rows R: Int, clsOnly: Bool, sharedEmbeddingRows: Bool) {
+        let layer = model.layers[l], D = model.hidden, N = batch.tokenCount, eps = model.config.layerNormEps
+        let xIn = clsOnly ? xCLS : x
+        let kept = lp.keptHeads.count
+        guard kept > 0, let wqkv = lp.qkv, let wo = lp.attentionOutput else {
+            // No head kept: the block's output is x + a constant row (pruned heads' W_O·avg + b_O).
+            let constant = lp.attentionConstant ?? [Float](repeating: 0, count: D)
+            timer.measure("layernorm") {
+                layerNorm(xIn, a, rows: R, count: D, adding: constant, gamma: layer.attentionLayerNorm.gamma,
+                          beta: layer.attentionLayerNorm.beta, eps: eps, pool: pool)
+            }
+            return
+        }
+        let width = kept * model.headDim
+        if clsOnly, let weights = lp.firstQueryWeights(features: D) {
+            firstQueryContext(x: x, weights: weights, heads: kept, width: width)
+        } else if sharedEmbeddingRows, case let (unique, source) = batch.distinctEmbeddingRows(), unique.count * 10 < N * 9 {
+            distinctRowsQKV(x: x, weight: wqkv, unique: unique, source: source, width: width)
+        } else {
+            timer.measure("qkv gemm") { gemm(x, rows: N, lda: D, wqkv, out: qkv, ldc: 3 * width, epilogue: .bias, pool: pool) }
+        }
+        if !clsOnly {
+            timer.measure("attention") {
+                attention(qkv: qkv, ldqkv: 3 * width, heads: kept, headDim: model.headDim, offsets: batch.offsets, ctx: ctx, ldctx: width, pool: pool)
+            }
+        }
+        let ctxIn = clsOnly ? ctxCLS : ctx
+        if kept == model.headCount { observer?.attentionContext(layer: l, ctx, tokens: N) }
+        soft?.applyHeads(ctxIn, rows: R, layer: l, headDim: model.headDim)
+        timer.measure("out gemm") { gemm(ctxIn, rows: R, lda: width, wo, out: a, ldc: D, epilogue: .biasResidual(xIn, ld: D), pool: pool) }
+        timer.measure("layernorm") {
+            layerNorm(a, a, rows: R, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta, eps: eps, pool: pool)
+        }
+    }
+
+    /// The [CLS] rows' context without forming keys or values: queries for the [CLS] rows only, then
+    /// their attention over every token's input row (Kernels/FirstQueryAttention.swift), into ctxCLS.
+    func firstQueryContext(x: UnsafeMutablePointer<Float>, weights: LayerPlan.FirstQueryWeights, heads kept: Int, width: Int) {
+        let D = model.hidden, B = batch.count, headDim = model.headDim
+        let qCLS = m   // [B, width] scratch: m is free until the MLP
+        timer.measure("qkv gemm") { gemm(xCLS, rows: B, lda: D, weights.query, out: qCLS, ldc: width, epilogue: .bias, pool: pool) }
+        timer.measure("attention") {
+            weights.key.withUnsafeBufferPointer { wk in
+                weights.valueT.withUnsafeBufferPointer { wvT in
+                    let run = { (bv: UnsafePointer<Float>?) in
+                        firstQueryAttention(x: x, ldx: D, features: D, offsets: batch.offsets, queries: qCLS, heads: kept, headDim: headDim,
+                                            keyWeight: wk.baseAddress!, valueWeightT: wvT.baseAddress!, valueBias: bv, ctx: ctxCLS, ldctx: width, pool: pool)
+                    }
+                    if let bias = weights.valueBias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+                }
+            }
+        }
+    }
+
+    /// Layer 0 with repeated rows: Q/K/V of each distinct row once, then copied to its repeats —
+    /// bit-identical, as every row's product is rounded alike whichever rows share the GEMM call.
+    /// (Two more arena buffers, after the fixed ones, so the other buffers keep their order.)
+    func distinctRowsQKV(x: UnsafeMutablePointer<Float>, weight wqkv: PackedLinear, unique: [Int], source: [Int32], width: Int) {
+        let D = model.hidden, N = batch.tokenCount, U = unique.count, ld = 3 * width
+        let xu = arena.take(U * D), qkvU = arena.take(U * ld)   // [U, D], [U, 3·width]
+        let (qa, ua) = (UInt(bitPattern: qkv), UInt(bitPattern: qkvU))
+        timer.measure("qkv gemm") {
+            for (i, r) in unique.enumerated() { (xu + i * D).update(from: x + r * D, count: D) }
+            gemm(xu, rows: U, lda: D, wqkv, out: qkvU, ldc: ld, epilogue: .bias, pool: pool)
+            source.withUnsafeBufferPointer { src in
+                let chunk = 64
+                pool.parallelFor((N + chunk - 1) / chunk) { c in
+                    let out = UnsafeMutablePointer<Float>(bitPattern: qa)!, from = UnsafePointer<Float>(bitPattern: ua)!
+                    for r in (c * chunk)..<min(N, (c + 1) * chunk) { (out + r * ld).update(from: from + Int(src[r]) * ld, count: ld) }
+                }
+            }
+        }
+    }
+
+    /// out [R, D] ← LayerNorm2(a + MLP(a)); a pruned MLP adds its mean output instead (no product).
+    func feedForwardBlock(layer l: Int, plan lp: LayerPlan, into out: UnsafeMutablePointer<Float>, rows R: Int) {
+        let layer = model.layers[l], D = model.hidden, I = model.config.intermediateSize, eps = model.config.layerNormEps
+        if let constant = lp.mlpConstant {
+            timer.measure("layernorm") {
+                layerNorm(a, out, rows: R, count: D, adding: constant, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta, eps: eps, pool: pool)
+            }
+            return
+        }
+        timer.measure("ffn1+gelu") { gemm(a, rows: R, lda: D, layer.intermediate, out: inter, ldc: I, epilogue: .biasGELU, pool: pool) }
+        if soft != nil || observer != nil {
+            gemm(inter, rows: R, lda: I, layer.output, out: m, ldc: D, epilogue: .bias, pool: pool)
+            observer?.mlpOutput(layer: l, m, tokens: batch.tokenCount)
+            soft?.applyMLP(m, rows: R, layer: l, hidden: D)
+            addVectors(m, a, count: R * D)
+        } else {
+            timer.measure("ffn2 gemm") { gemm(inter, rows: R, lda: I, layer.output, out: m, ldc: D, epilogue: .biasResidual(a, ld: D), pool: pool) }
+        }
+        timer.measure("layernorm") {
+            layerNorm(m, out, rows: R, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta, eps: eps, pool: pool)
         }
     }
 }

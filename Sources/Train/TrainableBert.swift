@@ -148,11 +148,38 @@ public final class TrainableBert: @unchecked Sendable {
         return w
     }
 
-    /// The current weights as an inference model (packed; for evaluation during training).
+    /// The current weights as an inference model (packed; for evaluation during training), read straight
+    /// from the parameter buffer through `TrainingWeights` — the loader every checkpoint goes through.
     public func inferenceModel(folder: String = "<training>") throws -> BertModel {
-        let bytes = safetensors().serialized()
-        return try BertModel(config: config, source: try SafetensorsFile(file: MappedFile(data: bytes, name: folder + "/model.safetensors")), folder: folder)
+        try BertModel(config: config, source: TrainingWeights(self, path: folder), folder: folder)
     }
+}
+
+/// A TrainableBert's parameter buffer seen as a checkpoint (Hugging Face names, F32), so that
+/// `BertModel`'s one loader builds the inference model from it without writing or parsing bytes.
+final class TrainingWeights: TensorSource {
+    let model: TrainableBert
+    let path: String
+    init(_ model: TrainableBert, path: String) { self.model = model; self.path = path }
+
+    var names: [String] { model.tensors.map(\.name) }
+
+    func info(_ name: String) -> TensorInfo? {
+        guard let t = model.tensors.first(where: { $0.name == name }) else { return nil }
+        let n = t.shape.reduce(1, *)
+        return TensorInfo(name: name, dtype: .f32, shape: t.shape, byteRange: (t.offset * 4)..<((t.offset + n) * 4))
+    }
+
+    func floats(_ name: String) throws -> [Float] {
+        guard let v = model.values(name) else { throw CheckpointError.missingTensor(path: path, name: name) }
+        return v
+    }
+
+    func ints(_ name: String) throws -> [Int] {
+        throw CheckpointError.unsupported(path: path, reason: "'\(name)' is a float parameter")
+    }
+
+    func release(_ name: String) {}
 }
 
 // MARK: - training step
