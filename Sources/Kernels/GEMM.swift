@@ -310,44 +310,35 @@ private func microKernel(kc: Int, a: UnsafePointer<Float>, lda: Int, rows: Int,
 @inline(__always)
 private func storeRow(_ dst: UnsafeMutablePointer<Float>, _ v0: GemmVec, _ v1: GemmVec, _ v2: GemmVec, _ v3: GemmVec,
                       cols: Int, accumulate: Bool) {
-    let w = GemmVec.scalarCount
-    let raw = UnsafeMutableRawPointer(dst)
-    if cols == 4 * w {
-        if accumulate {
-            raw.storeBytes(of: raw.loadUnaligned(as: GemmVec.self) + v0, as: GemmVec.self)
-            raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: 4 * w, as: GemmVec.self) + v1, toByteOffset: 4 * w, as: GemmVec.self)
-            raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: 8 * w, as: GemmVec.self) + v2, toByteOffset: 8 * w, as: GemmVec.self)
-            raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: 12 * w, as: GemmVec.self) + v3, toByteOffset: 12 * w, as: GemmVec.self)
-        } else {
-            raw.storeBytes(of: v0, as: GemmVec.self)
-            raw.storeBytes(of: v1, toByteOffset: 4 * w, as: GemmVec.self)
-            raw.storeBytes(of: v2, toByteOffset: 8 * w, as: GemmVec.self)
-            raw.storeBytes(of: v3, toByteOffset: 12 * w, as: GemmVec.self)
-        }
-        return
-    }
-    for (i, v) in [v0, v1, v2, v3].enumerated() where i * w < cols {
-        for j in 0..<min(w, cols - i * w) {
-            if accumulate { dst[i * w + j] += v[j] } else { dst[i * w + j] = v[j] }
-        }
-    }
+    guard cols == 4 * GemmVec.scalarCount else { return storePartialRow(dst, [v0, v1, v2, v3], cols: cols, accumulate: accumulate) }
+    storeVector(dst, 0, v0, accumulate: accumulate)
+    storeVector(dst, 1, v1, accumulate: accumulate)
+    storeVector(dst, 2, v2, accumulate: accumulate)
+    storeVector(dst, 3, v3, accumulate: accumulate)
 }
 
 @inline(__always)
 private func storeRow(_ dst: UnsafeMutablePointer<Float>, _ v0: GemmVec, _ v1: GemmVec, cols: Int, accumulate: Bool) {
-    let w = GemmVec.scalarCount
-    let raw = UnsafeMutableRawPointer(dst)
-    if cols == 2 * w {
-        if accumulate {
-            raw.storeBytes(of: raw.loadUnaligned(as: GemmVec.self) + v0, as: GemmVec.self)
-            raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: 4 * w, as: GemmVec.self) + v1, toByteOffset: 4 * w, as: GemmVec.self)
-        } else {
-            raw.storeBytes(of: v0, as: GemmVec.self)
-            raw.storeBytes(of: v1, toByteOffset: 4 * w, as: GemmVec.self)
-        }
-        return
+    guard cols == 2 * GemmVec.scalarCount else { return storePartialRow(dst, [v0, v1], cols: cols, accumulate: accumulate) }
+    storeVector(dst, 0, v0, accumulate: accumulate)
+    storeVector(dst, 1, v1, accumulate: accumulate)
+}
+
+/// Vector `i` of a row, stored or added onto what is there.
+@inline(__always)
+private func storeVector(_ dst: UnsafeMutablePointer<Float>, _ i: Int, _ v: GemmVec, accumulate: Bool) {
+    let raw = UnsafeMutableRawPointer(dst), offset = i * 4 * GemmVec.scalarCount
+    if accumulate {
+        raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: offset, as: GemmVec.self) + v, toByteOffset: offset, as: GemmVec.self)
+    } else {
+        raw.storeBytes(of: v, toByteOffset: offset, as: GemmVec.self)
     }
-    for (i, v) in [v0, v1].enumerated() where i * w < cols {
+}
+
+/// The ragged right edge of a tile: only the first `cols` values.
+private func storePartialRow(_ dst: UnsafeMutablePointer<Float>, _ vectors: [GemmVec], cols: Int, accumulate: Bool) {
+    let w = GemmVec.scalarCount
+    for (i, v) in vectors.enumerated() where i * w < cols {
         for j in 0..<min(w, cols - i * w) {
             if accumulate { dst[i * w + j] += v[j] } else { dst[i * w + j] = v[j] }
         }
