@@ -65,9 +65,18 @@ public final class SafetensorsFile: MappedTensorSource {
             ranges.append((info.byteRange, name))
         }
         ranges.sort { $0.0.lowerBound < $1.0.lowerBound || ($0.0.lowerBound == $1.0.lowerBound && $0.0.upperBound < $1.0.upperBound) }
-        for i in ranges.indices.dropFirst() where ranges[i].0.lowerBound < ranges[i - 1].0.upperBound {
-            throw CheckpointError.malformed(path: path, offset: ranges[i].0.lowerBound,
-                                            reason: "tensors '\(ranges[i - 1].1)' and '\(ranges[i].1)' overlap")
+        // The tensors must tile the data section exactly, as the format's reference implementation demands:
+        // a header length a few bytes off would otherwise shift every tensor into plausible garbage.
+        var expected = dataStart
+        for (i, (range, name)) in ranges.enumerated() {
+            guard range.lowerBound == expected else {
+                let what = range.lowerBound < expected ? "overlaps '\(ranges[i - 1].1)'" : "starts \(range.lowerBound - expected) bytes after the previous tensor ends"
+                throw CheckpointError.malformed(path: path, offset: range.lowerBound, reason: "tensor '\(name)' \(what); the data section must be tiled exactly")
+            }
+            expected = range.upperBound
+        }
+        guard expected == file.count else {
+            throw CheckpointError.malformed(path: path, offset: expected, reason: "\(file.count - expected) bytes after the last tensor (the header length may be wrong)")
         }
         self.metadata = metadata
         self.infos = infos
@@ -204,23 +213,4 @@ public func jsonString(_ s: String) -> String {
         }
     }
     return out + "\""
-}
-
-/// Writes bytes to `path` through a temporary file in the same folder, fsync, then rename.
-public func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-    let tmp = path + ".tmp-\(getpid())"
-    guard let f = fopen(tmp, "wb") else {
-        throw CheckpointError.writeFailed(path: path, reason: String(cString: strerror(errno)))
-    }
-    let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, bytes.count, f) }
-    let flushed = fflush(f) == 0 && fsync(fileno(f)) == 0
-    fclose(f)
-    guard written == bytes.count, flushed else {
-        unlink(tmp)
-        throw CheckpointError.writeFailed(path: path, reason: "short write (disk full?)")
-    }
-    guard rename(tmp, path) == 0 else {
-        unlink(tmp)
-        throw CheckpointError.writeFailed(path: path, reason: String(cString: strerror(errno)))
-    }
 }

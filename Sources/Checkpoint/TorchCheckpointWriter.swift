@@ -140,16 +140,3 @@ public struct ZipBuilder {
     func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8)] }
     func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8((v >> (8 * UInt32($0))) & 0xFF) } }
 }
-
-/// CRC-32 (IEEE, as zip uses).
-public func crc32(_ data: [UInt8]) -> UInt32 {
-    var table = [UInt32](repeating: 0, count: 256)
-    for i in 0..<256 {
-        var c = UInt32(i)
-        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        table[i] = c
-    }
-    var crc: UInt32 = 0xFFFF_FFFF
-    for b in data { crc = table[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
-    return crc ^ 0xFFFF_FFFF
-}

@@ -16,6 +16,7 @@
 // Out-of-domain: every `oodStride`-th pair of heuristics_evaluation_set.txt (the file is grouped by
 // subcase in blocks of 1,000, so stride 10 keeps 100 pairs of each of the 30 subcases).
 // Order and pairing come from SplitMix64(seed): the same files and seed give the same task.
+import Checkpoint
 import Foundation
 import Kernels
 import Tokenizer
@@ -81,7 +82,7 @@ public struct DemoTask: Sendable {
     /// Writes the in-domain sets as JSONL (text, text_pair, label, heuristic = kind) and the OOD subset in
     /// HANS's own TSV columns, so every `hcore` command can be rerun on them.
     public func write(folder: String) throws -> (train: String, dev: String, ood: String) {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try makeFolder(folder)
         func jsonl(_ xs: [Example]) throws -> String {
             try xs.map { e in
                 let o: [String: Any] = ["text": e.text, "text_pair": e.pair ?? "", "label": e.label ?? "", "heuristic": e.heuristic ?? ""]
@@ -89,13 +90,13 @@ public struct DemoTask: Sendable {
             }.joined(separator: "\n") + "\n"
         }
         let paths = (train: folder + "/train.jsonl", dev: folder + "/dev.jsonl", ood: folder + "/heuristics_evaluation_subset.txt")
-        try jsonl(train).write(toFile: paths.train, atomically: true, encoding: .utf8)
-        try jsonl(dev).write(toFile: paths.dev, atomically: true, encoding: .utf8)
+        try writeAtomically(Array(try jsonl(train).utf8), to: paths.train)
+        try writeAtomically(Array(try jsonl(dev).utf8), to: paths.dev)
         var tsv = "gold_label\tsentence1\tsentence2\tpairID\theuristic\tsubcase\ttemplate\n"
         for (i, e) in ood.enumerated() {
             tsv += "\(e.label ?? "")\t\(e.text)\t\(e.pair ?? "")\tex\(i)\t\(e.heuristic ?? "")\t\(e.subcase ?? "")\t-\n"
         }
-        try tsv.write(toFile: paths.ood, atomically: true, encoding: .utf8)
+        try writeAtomically(Array(tsv.utf8), to: paths.ood)
         return paths
     }
 }

@@ -2,6 +2,7 @@
 // the two: checking a store against a model, making a store for one, reading its activation sets, and
 // importing the reference's pruned checkpoints into it.
 import Checkpoint
+import Failures
 import Foundation
 
 extension StoreLayout {
@@ -21,8 +22,16 @@ extension SubnetworkStore {
 
     /// Opens the store at `path` (checked against `model`), or creates an empty one for it.
     public static func openOrCreate(path: String, for model: BertModel) throws -> SubnetworkStore {
-        let s = FileManager.default.fileExists(atPath: path) ? try open(path: path)
-            : try create(path: path, fingerprint: model.fingerprint, layout: StoreLayout(model))
+        var s: SubnetworkStore
+        if FileManager.default.fileExists(atPath: path) {
+            s = try open(path: path)
+        } else {
+            // Another process may create it first (two jobs starting together): then open theirs.
+            do { s = try create(path: path, fingerprint: model.fingerprint, layout: StoreLayout(model)) } catch {
+                guard FileManager.default.fileExists(atPath: path) else { throw error }
+                s = try open(path: path)
+            }
+        }
         try s.check(against: model)
         return s
     }
@@ -58,6 +67,12 @@ extension SubnetworkStore {
         if let fp = st.metadata["model_fingerprint"], fp != fingerprint {
             throw CheckpointError.mismatch(path: file, reason: "was computed for model \(fp); \(path) belongs to \(fingerprint)")
         }
+        // The set's shapes must fit this store's layout: avg_head [L, H, d], avg_mlp [L, H·d].
+        let L = layout.layers, H = layout.heads
+        guard let head = st.info("avg_head"), head.shape.count == 3, head.shape[0] == L, head.shape[1] == H,
+              let mlp = st.info("avg_mlp"), mlp.shape == [L, H * head.shape[2]] else {
+            throw CheckpointError.mismatch(path: file, reason: "is not a mean-activation set for a \(L)×\(H) model (needs avg_head [\(L), \(H), d] and avg_mlp [\(L), \(H)·d]; make it with `hcore activations`)")
+        }
         try addActivations(name: name, safetensors: st.file.slice(0..<st.file.count))
     }
 }
@@ -67,6 +82,7 @@ extension SubnetworkStore {
 /// `bert.encoder.layer.N.attention.self.log_alpha_heads` [H] and `bert.encoder.layer.N.output.log_alpha_mlp` [1],
 /// made binary by the reference's deterministic rule at `threshold` (MaskValues.fromLogAlpha).
 public func importHeuristicCoreCheckpoint(folder: String, layout: StoreLayout, threshold: Float) throws -> StoredSubnetwork {
+    guard threshold.isFinite, (0...1).contains(threshold) else { throw UsageError("--threshold must be a number in [0, 1], got \(threshold)") }
     let st = folder + "/model.safetensors", bin = folder + "/pytorch_model.bin"
     let source: TensorSource = FileManager.default.fileExists(atPath: st) ? try SafetensorsFile(path: st) : try TorchCheckpoint(path: bin)
     let L = layout.layers, H = layout.heads

@@ -65,7 +65,7 @@ func unitRange(_ values: [Double]) -> ClosedRange<Double> {
 extension ResearchReport {
     /// Writes the figures, report.json and index.html into `folder`.
     public func write(folder: String) throws {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try makeFolder(folder)
         func save(_ name: String, _ text: String) throws { try writeAtomically(Array(text.utf8), to: folder + "/" + name) }
         let oodY: (Outcome) -> Double = { $0.oodNonEntailed ?? $0.ood }
         let oodName = full?.oodNonEntailed != nil || subnetworks.first?.oodNonEntailed != nil ? "\(oodKey) non-entailment accuracy" : "\(oodKey) accuracy"

@@ -74,7 +74,7 @@ public struct DemoStudy {
 
     /// Runs every stage. `stage` gets one line per finished stage; `progress` the pruning steps done of all.
     public func run(stage: (Int, String, String) -> Void, progress: ((Int, _ total: Int) -> Void)? = nil) throws -> ResearchReport {
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try makeFolder(out)
         let (task, sets) = try makeData()
         stage(1, "data", "\(task.train.count) train / \(task.dev.count) dev in-domain pairs (45% high-overlap entailed, 45% low-overlap non-entailed, 10% high-overlap non-entailed from 3 HANS subcases), \(task.ood.count) HANS pairs → \(out)/data")
         let (start, history, dropout) = try finetuneModel(task, sets)

@@ -110,7 +110,7 @@ extension TrainableBert {
     /// Writes a Hugging Face folder: config.json, model.safetensors, and the tokenizer as vocab.txt with
     /// tokenizer_config.json and special_tokens_map.json. Each file is written atomically.
     public func save(folder: String, vocabulary: [String], lowercase: Bool = true, metadata: [String: String] = [:]) throws {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try makeFolder(folder)
         var meta = metadata
         meta["format"] = "pt"
         try safetensors(metadata: meta).write(to: folder + "/model.safetensors")

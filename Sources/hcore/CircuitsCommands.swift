@@ -30,12 +30,12 @@ struct CircuitsCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Write an SVG heatmap of keep frequencies.", valueName: "file")) var svg: String?
         func run() throws {
             guard (0...1).contains(fraction) else { throw UsageError("--fraction must lie in [0, 1]") }
-            let s = try SubnetworkStore.open(path: store)
+            let s = try openStore(store)
             let subs = try filter.filter().apply(s)
             guard !subs.isEmpty else { throw CheckpointError.notFound(path: store, reason: "no subnetworks match the filters") }
             let r = findCore(subs, layout: s.layout, fraction: fraction, metric: metric)
             if let svg { try writeAtomically(Array(r.svg.utf8), to: svg) }
-            if json { emit(r.json.pretty) } else if csv { FileHandle.standardOutput.write(Data(r.csv.utf8)) } else { r.table.forEach(emit) }
+            if json { emit(r.json.pretty) } else if csv { emit(bytes: Array(r.csv.utf8)) } else { r.table.forEach(emit) }
         }
     }
 
@@ -57,13 +57,13 @@ struct CircuitsCommand: ParsableCommand {
             let report = CompositionReport(model: model, foldLayerNorm: foldLayernorm)
             var core = Set<String>()
             if let store {
-                let s = try SubnetworkStore.open(path: store)
+                let s = try openStore(store)
                 try s.check(against: model)
                 core = Set(findCore(s.subnetworks, layout: s.layout, fraction: fraction).coreHeads.map { PrunableUnit.head($0.layer, $0.head).description })
             }
             if let svg { try writeAtomically(Array(report.svg(core: core, layers: model.layerCount, heads: model.headCount).utf8), to: svg) }
             if let dot { try writeAtomically(Array(report.dot(core: core, top: top).utf8), to: dot) }
-            if csv { FileHandle.standardOutput.write(Data(report.csv.utf8)) } else { emit(report.json(core: core).pretty) }
+            if csv { emit(bytes: Array(report.csv.utf8)) } else { emit(report.json(core: core).pretty) }
         }
     }
 }
@@ -100,13 +100,13 @@ extension CircuitsCommand {
             let enc = try encodeAll(try loadExamples(data, limit: maxExamples).examples, tokenizer: tok, options: opts)
             let batches = lengthSortedBatches(enc, batchSize: 32).map { TokenBatch($0.map { enc[$0] }) }
             let r = try coreReads(model: model, batches: batches, core: heads, activations: acts.0)
-            if csv { FileHandle.standardOutput.write(Data(r.csv.utf8)) } else if json { emit(r.json.pretty) } else { r.table.forEach(emit) }
+            if csv { emit(bytes: Array(r.csv.utf8)) } else if json { emit(r.json.pretty) } else { r.table.forEach(emit) }
         }
 
         func coreHeads(_ model: BertModel) throws -> [(layer: Int, head: Int)] {
             if let core { return try parseCoreHeads(core, layers: model.layerCount, heads: model.headCount) }
             guard let store else { throw UsageError("give --store S or --core \"l.h …\"") }
-            let s = try SubnetworkStore.open(path: store)
+            let s = try openStore(store)
             try s.check(against: model)
             return findCore(s.subnetworks, layout: s.layout, fraction: fraction).coreHeads
         }

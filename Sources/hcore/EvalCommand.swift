@@ -86,7 +86,7 @@ struct EvalRun: ParsableCommand {
         let doc = EvalDocument(modelPath: modelOptions.model, fingerprint: model.fingerprint, store: store, ablation: selection.ablationName,
                                maskMode: maskMode, maxLength: opts.maxLength, shard: shardSpec.map { "\($0.0)/\($0.1)" } ?? "1/1",
                                subnetworksTotal: selection.total, prepared: prepared, results: results, seconds: Date().timeIntervalSince(started))
-        FileHandle.standardOutput.write(Data(doc.encoded))
+        emit(bytes: doc.encoded)
     }
 }
 
@@ -98,6 +98,6 @@ struct EvalMerge: ParsableCommand {
     func run() throws {
         guard !files.isEmpty else { throw UsageError("give the shards' result files") }
         let merged = try EvalDocument.merge(try files.map { (path: $0, document: try EvalDocument.read(path: $0)) })
-        FileHandle.standardOutput.write(Data(merged.encoded))
+        emit(bytes: merged.encoded)
     }
 }

@@ -7,13 +7,23 @@ import Foundation
 import Model
 import Tokenizer
 
-/// stderr, unbuffered.
+/// stderr, unbuffered. A failing stderr is ignored: there is nowhere left to report it.
 func warn(_ s: String) {
-    FileHandle.standardError.write(Data((s + "\n").utf8))
+    try? writeAll(2, Array((s + "\n").utf8), shownAs: "standard error")
 }
 
+/// A line to stdout.
 func emit(_ s: String) {
-    FileHandle.standardOutput.write(Data((s + "\n").utf8))
+    emit(bytes: Array((s + "\n").utf8))
+}
+
+/// Bytes to stdout. If stdout cannot take them (a full disk, /dev/full, a closed pipe) the command ends
+/// with exit code 5 naming it: output that was asked for and not written is a failure, never a crash.
+func emit(bytes: [UInt8]) {
+    do { try writeAll(1, bytes, shownAs: "standard output") } catch {
+        warn("hcore: error: \(error)")
+        exit(FailureKind.writeFailed.rawValue)
+    }
 }
 
 struct ModelOptions: ParsableArguments {
@@ -116,14 +126,21 @@ final class Progress {
         let width = 30
         let filled = total > 0 ? min(width, width * done / total) : width
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-        FileHandle.standardError.write(Data(String(format: "\r%@ %@ %d/%d  %.0f/s  ETA %.0fs ", label, bar, done, total, rate, eta).utf8))
-        if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
+        let line = String(format: "\r%@ %@ %d/%d  %.0f/s  ETA %.0fs ", label, bar, done, total, rate, eta)
+        try? writeAll(2, Array((done >= total ? line + "\n" : line).utf8), shownAs: "standard error")
     }
 }
 
 /// `--shard i/n`, or the Slurm array this process belongs to; nil when neither is given.
 func parseShard(_ flag: String?) throws -> (Int, Int)? {
     try ShardSpec.parse(flag, environment: ProcessInfo.processInfo.environment).map { ($0.index, $0.count) }
+}
+
+/// Opens a store, saying in one line when it was read as of an earlier commit (an append was cut off).
+func openStore(_ path: String) throws -> SubnetworkStore {
+    let s = try SubnetworkStore.open(path: path)
+    if let note = s.recoveryNote { warn("warning: \(path): \(note)") }
+    return s
 }
 
 /// A dataset that must not be empty.

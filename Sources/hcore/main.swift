@@ -4,16 +4,21 @@ import ArgumentParser
 import Failures
 import Foundation
 
+// A closed pipe (`hcore eval … | head`) is a write failure (exit 5), not a signal.
+signal(SIGPIPE, SIG_IGN)
 signal(SIGINT) { _ in
-    FileHandle.standardError.write(Data("\nhcore: interrupted\n".utf8))
-    exit(FailureKind.interrupted.rawValue)
+    // Only async-signal-safe calls here: write(2) and _exit(2). Every store and output write is a
+    // transaction or a temp-file rename, so stopping at any point loses nothing committed.
+    let message: StaticString = "\nhcore: interrupted\n"
+    _ = write(2, message.utf8Start, message.utf8CodeUnitCount)
+    _exit(FailureKind.interrupted.rawValue)
 }
 
 /// Parse errors and help requests: ArgumentParser's own message (with usage); exit 0 for help, else 2.
 func exitParsing(_ error: Error) -> Never {
     let success = HCore.exitCode(for: error) == .success
     let message = HCore.fullMessage(for: error)
-    (success ? FileHandle.standardOutput : FileHandle.standardError).write(Data((message + "\n").utf8))
+    if success { emit(message) } else { warn(message) }
     exit(success ? 0 : FailureKind.usage.rawValue)
 }
 
@@ -22,11 +27,11 @@ do { command = try HCore.parseAsRoot() } catch { exitParsing(error) }
 do {
     try command.run()
 } catch let error as ClassifiedError {
-    FileHandle.standardError.write(Data("hcore: error: \(error)\n".utf8))
+    warn("hcore: error: \(error)")
     exit(error.kind.rawValue)
 } catch {
     // ArgumentParser's own errors (help requests, validation) carry its classification.
     if [ExitCode.success, .validationFailure].contains(HCore.exitCode(for: error)) { exitParsing(error) }
-    FileHandle.standardError.write(Data("hcore: internal error (please report it): \(error)\n".utf8))
+    warn("hcore: internal error (please report it): \(error)")
     exit(FailureKind.internalError.rawValue)
 }
