@@ -57,32 +57,39 @@ public struct BertConfig: Sendable, Equatable, Codable {
     }
 
     public init(json j: [String: Any], path: String) throws {
-        func int(_ key: String, default d: Int? = nil) throws -> Int {
-            if let n = j[key] as? NSNumber, n.doubleValue == n.doubleValue.rounded(), n.intValue > 0 || key == "pad_token_id" {
+        // Every size is bounded before anything is allocated from it (a hostile config.json must not ask for
+        // terabytes); the bounds are far above any BERT's.
+        func int(_ key: String, default d: Int? = nil, max limit: Int = 1 << 20) throws -> Int {
+            if let n = j[key] as? NSNumber, n.doubleValue.isFinite, n.doubleValue == n.doubleValue.rounded(),
+               n.doubleValue > 0, n.doubleValue <= Double(limit) {
                 return n.intValue
             }
             if j[key] == nil || j[key] is NSNull, let d { return d }
-            throw CheckpointError.malformed(path: path, offset: nil, reason: "'\(key)' must be a positive integer")
+            throw CheckpointError.malformed(path: path, offset: nil, reason: "'\(key)' must be an integer from 1 to \(limit)")
         }
-        func float(_ key: String, default d: Float) throws -> Float {
-            if let n = j[key] as? NSNumber { return n.floatValue }
+        func float(_ key: String, default d: Float, in range: ClosedRange<Float>) throws -> Float {
+            if let n = j[key] as? NSNumber, range.contains(n.floatValue) { return n.floatValue }
             if j[key] == nil || j[key] is NSNull { return d }
-            throw CheckpointError.malformed(path: path, offset: nil, reason: "'\(key)' must be a number")
+            throw CheckpointError.malformed(path: path, offset: nil, reason: "'\(key)' must be a number in [\(range.lowerBound), \(range.upperBound)]")
         }
         if let t = j["model_type"] as? String, t != "bert" {
             throw CheckpointError.unsupported(path: path, reason: "model_type '\(t)'; hcore runs BERT (model_type \"bert\")")
         }
-        vocabSize = try int("vocab_size")
-        hiddenSize = try int("hidden_size")
-        numHiddenLayers = try int("num_hidden_layers")
-        numAttentionHeads = try int("num_attention_heads")
-        intermediateSize = try int("intermediate_size")
-        maxPositionEmbeddings = try int("max_position_embeddings", default: 512)
-        typeVocabSize = try int("type_vocab_size", default: 2)
-        layerNormEps = try float("layer_norm_eps", default: 1e-12)
-        hiddenDropoutProb = try float("hidden_dropout_prob", default: 0.1)
-        attentionProbsDropoutProb = try float("attention_probs_dropout_prob", default: 0.1)
-        padTokenId = (j["pad_token_id"] as? NSNumber)?.intValue ?? 0
+        vocabSize = try int("vocab_size", max: 1 << 24)
+        hiddenSize = try int("hidden_size", max: 1 << 16)
+        numHiddenLayers = try int("num_hidden_layers", max: 1 << 10)
+        numAttentionHeads = try int("num_attention_heads", max: 1 << 10)
+        intermediateSize = try int("intermediate_size", max: 1 << 18)
+        maxPositionEmbeddings = try int("max_position_embeddings", default: 512, max: 1 << 16)
+        typeVocabSize = try int("type_vocab_size", default: 2, max: 1 << 10)
+        layerNormEps = try float("layer_norm_eps", default: 1e-12, in: Float.leastNonzeroMagnitude...1)
+        hiddenDropoutProb = try float("hidden_dropout_prob", default: 0.1, in: 0...0.999)
+        attentionProbsDropoutProb = try float("attention_probs_dropout_prob", default: 0.1, in: 0...0.999)
+        let pad = (j["pad_token_id"] as? NSNumber)?.doubleValue ?? 0
+        guard pad.isFinite, pad >= 0, pad < Double(vocabSize), pad == pad.rounded() else {
+            throw CheckpointError.malformed(path: path, offset: nil, reason: "'pad_token_id' must be a token id below vocab_size \(vocabSize)")
+        }
+        padTokenId = Int(pad)
         hiddenAct = (j["hidden_act"] as? String) ?? "gelu"
         guard hiddenAct == "gelu" else {
             throw CheckpointError.unsupported(path: path, reason: "hidden_act '\(hiddenAct)'; hcore implements BERT's exact erf GELU (\"gelu\") only")
@@ -99,6 +106,7 @@ public struct BertConfig: Sendable, Equatable, Codable {
         architectures = (j["architectures"] as? [String]) ?? []
         // Labels: id2label (keys are strings of ints), else num_labels, else 2.
         if let id2label = j["id2label"] as? [String: Any], !id2label.isEmpty {
+            guard id2label.count <= 1 << 16 else { throw CheckpointError.malformed(path: path, offset: nil, reason: "id2label has \(id2label.count) labels (at most 65536)") }
             var labels = [String](repeating: "", count: id2label.count)
             for (k, v) in id2label {
                 guard let i = Int(k), i >= 0, i < id2label.count, let name = v as? String else {
@@ -108,8 +116,8 @@ public struct BertConfig: Sendable, Equatable, Codable {
             }
             self.labels = labels
         } else {
-            let n = (j["num_labels"] as? NSNumber)?.intValue ?? 2
-            labels = (0..<max(1, n)).map { "LABEL_\($0)" }
+            let n = j["num_labels"] == nil ? 2 : try int("num_labels", max: 1 << 16)
+            labels = (0..<n).map { "LABEL_\($0)" }
         }
     }
 

@@ -56,9 +56,14 @@ public struct Unpickler {
         "torch.DoubleStorage": .f64, "torch.LongStorage": .i64, "torch.IntStorage": .i32,
         "torch.ShortStorage": .i16, "torch.CharStorage": .i8, "torch.ByteStorage": .u8, "torch.BoolStorage": .bool,
     ]
-    /// Bounds against hostile inputs that are valid pickle but absurd.
+    /// Bounds against hostile inputs that are valid pickle but absurd: stack and memo sizes, how deeply
+    /// containers nest (a state dict nests 4 levels; deeper values would also overflow the native stack
+    /// when compared or freed), and the total work — elements copied into containers — which may not
+    /// exceed a multiple of the file's size (quadratic DUP/APPEND or SETITEM games end here, in time).
     static let maxStack = 1 << 20
     static let maxMemo = 1 << 22
+    static let maxDepth = 64
+    static func workBudget(bytes: Int) -> Int { 64 * bytes + (1 << 20) }
 
     let bytes: [UInt8]
     let path: String
@@ -70,8 +75,12 @@ public struct Unpickler {
 
     public func load() throws -> PickleValue {
         var stack: [PickleValue] = []
-        var memo: [Int: PickleValue] = [:]
+        var depths: [Int] = []            // nesting depth of each stack entry
+        var memo: [Int: (PickleValue, Int)] = [:]
         var pos = 0
+        var work = 0
+        var lastPoppedDepth = 0          // depth of what pop()/popToMark() just removed
+        let budget = Self.workBudget(bytes: bytes.count)
         func fail(_ reason: String) -> CheckpointError { .malformed(path: path, offset: pos, reason: "pickle: " + reason) }
         func need(_ n: Int) throws {
             guard n >= 0, n <= bytes.count - pos else { throw fail("truncated (needs \(n) more bytes)") }
@@ -85,17 +94,29 @@ public struct Unpickler {
         }
         func pop() throws -> PickleValue {
             guard let v = stack.popLast() else { throw fail("stack underflow") }
+            lastPoppedDepth = depths.removeLast()
             return v
         }
         func popToMark() throws -> [PickleValue] {
-            guard let m = stack.lastIndex(of: .mark) else { throw fail("no MARK on the stack") }
+            guard let m = stack.lastIndex(where: { if case .mark = $0 { return true }; return false }) else { throw fail("no MARK on the stack") }
             let items = Array(stack[(m + 1)...])
+            lastPoppedDepth = depths[(m + 1)...].max() ?? 0
             stack.removeSubrange(m...)
+            depths.removeSubrange(m...)
+            try spend(items.count)
             return items
         }
-        func push(_ v: PickleValue) throws {
+        /// Pushes `v`; a container's depth is one more than its deepest element's (`childDepth`).
+        func push(_ v: PickleValue, childDepth: Int? = nil) throws {
             guard stack.count < Self.maxStack else { throw fail("stack deeper than \(Self.maxStack)") }
+            let d = childDepth.map { $0 + 1 } ?? 0
+            guard d <= Self.maxDepth else { throw fail("containers nested more than \(Self.maxDepth) deep") }
             stack.append(v)
+            depths.append(d)
+        }
+        func spend(_ n: Int) throws {
+            work += n
+            guard work <= budget else { throw fail("the pickle does more work than a file of \(bytes.count) bytes can describe (nested copies); refused") }
         }
         func text(_ n: Int) throws -> String {
             try need(n)
@@ -120,7 +141,7 @@ public struct Unpickler {
         func memoize(_ key: Int) throws {
             guard let top = stack.last else { throw fail("PUT on an empty stack") }
             guard memo.count < Self.maxMemo else { throw fail("memo larger than \(Self.maxMemo)") }
-            memo[key] = top
+            memo[key] = (top, depths.last!)
         }
 
         while true {
@@ -133,13 +154,20 @@ public struct Unpickler {
             case 0x95: _ = try u(8)                                   // FRAME (length hint)
             case 0x2E: return try pop()                               // STOP
             case 0x28: try push(.mark)                                // MARK
-            case 0x7D: try push(.dict([]))                            // EMPTY_DICT
-            case 0x5D: try push(.list([]))                            // EMPTY_LIST
-            case 0x29: try push(.tuple([]))                           // EMPTY_TUPLE
-            case 0x74: try push(.tuple(try popToMark()))              // TUPLE
-            case 0x85: try push(.tuple([try pop()]))                  // TUPLE1
-            case 0x86: let b = try pop(), a = try pop(); try push(.tuple([a, b]))       // TUPLE2
-            case 0x87: let c = try pop(), b = try pop(), a = try pop(); try push(.tuple([a, b, c]))  // TUPLE3
+            case 0x7D: try push(.dict([]), childDepth: 0)             // EMPTY_DICT
+            case 0x5D: try push(.list([]), childDepth: 0)             // EMPTY_LIST
+            case 0x29: try push(.tuple([]), childDepth: 0)            // EMPTY_TUPLE
+            case 0x74: let items = try popToMark(); try push(.tuple(items), childDepth: lastPoppedDepth)   // TUPLE
+            case 0x85: let a = try pop(); try push(.tuple([a]), childDepth: lastPoppedDepth)          // TUPLE1
+            case 0x86:                                                // TUPLE2
+                let b = try pop(); let db = lastPoppedDepth
+                let a = try pop()
+                try push(.tuple([a, b]), childDepth: max(db, lastPoppedDepth))
+            case 0x87:                                                // TUPLE3
+                let c = try pop(); let dc = lastPoppedDepth
+                let b = try pop(); let db = lastPoppedDepth
+                let a = try pop()
+                try push(.tuple([a, b, c]), childDepth: max(dc, db, lastPoppedDepth))
             case 0x4E: try push(.none)                                // NONE
             case 0x88: try push(.bool(true))                          // NEWTRUE
             case 0x89: try push(.bool(false))                         // NEWFALSE
@@ -177,8 +205,8 @@ public struct Unpickler {
             case 0x94: try memoize(memo.count)                        // MEMOIZE
             case 0x68, 0x6A:                                          // BINGET, LONG_BINGET
                 let k = try u(op == 0x68 ? 1 : 4)
-                guard let v = memo[k] else { throw fail("memo key \(k) was never stored") }
-                try push(v)
+                guard let (v, d) = memo[k] else { throw fail("memo key \(k) was never stored") }
+                try push(v, childDepth: d > 0 ? d - 1 : nil)
             case 0x63:                                                // GLOBAL "module\nname\n"
                 let module = try line(), name = try line()
                 try push(try global(module, name, at: start))
@@ -189,44 +217,70 @@ public struct Unpickler {
             case 0x51:                                                // BINPERSID
                 try push(try persistentStorage(try pop(), at: start))
             case 0x52:                                                // REDUCE
-                let args = try pop(), callable = try pop()
-                try push(try reduce(callable, args, at: start))
+                let args = try pop(); let da = lastPoppedDepth
+                let callable = try pop()
+                try push(try reduce(callable, args, at: start), childDepth: da)
             case 0x62:                                                // BUILD: state is ignored
                 _ = try pop()                                         // (OrderedDict._metadata, tensor hooks)
                 guard !stack.isEmpty else { throw fail("BUILD on an empty stack") }
             case 0x73:                                                // SETITEM
-                let v = try pop(), k = try pop()
-                try setItems([k, v], at: start)
+                let v = try pop(); let dv = lastPoppedDepth
+                let k = try pop()
+                try setItems([k, v], childDepth: max(dv, lastPoppedDepth), at: start)
             case 0x75:                                                // SETITEMS
-                try setItems(try popToMark(), at: start)
-            case 0x61:                                                // APPEND
-                let v = try pop()
-                guard case .list(var l) = try pop() else { throw fail("APPEND to a non-list") }
-                l.append(v)
-                try push(.list(l))
-            case 0x65:                                                // APPENDS
                 let items = try popToMark()
+                try setItems(items, childDepth: lastPoppedDepth, at: start)
+            case 0x61:                                                // APPEND
+                let v = try pop(); let dv = lastPoppedDepth
+                guard case .list(var l) = try pop() else { throw fail("APPEND to a non-list") }
+                let dl = lastPoppedDepth
+                try spend(l.count + 1)
+                l.append(v)
+                try push(.list(l), childDepth: max(dv, dl - 1))
+            case 0x65:                                                // APPENDS
+                let items = try popToMark(); let di = lastPoppedDepth
                 guard case .list(var l) = try pop() else { throw fail("APPENDS to a non-list") }
+                let dl = lastPoppedDepth
+                try spend(l.count + items.count)
                 l += items
-                try push(.list(l))
+                try push(.list(l), childDepth: max(di, dl - 1))
             case 0x30: _ = try pop()                                  // POP
             case 0x31: _ = try popToMark()                            // POP_MARK
-            case 0x32: guard let t = stack.last else { throw fail("DUP on an empty stack") }; try push(t)  // DUP
+            case 0x32:                                                // DUP
+                guard let t = stack.last else { throw fail("DUP on an empty stack") }
+                let d = depths.last!
+                try push(t, childDepth: d > 0 ? d - 1 : nil)
             default:
                 throw CheckpointError.unsupported(path: path, reason: String(format: "pickle opcode 0x%02x at byte %d is outside the state-dict subset hcore reads (it may instantiate objects); re-save the weights as safetensors", op, start))
             }
         }
 
-        func setItems(_ items: [PickleValue], at start: Int) throws {
+        /// Keys are strings or integers (what state dicts and their metadata use), so a key is found through
+        /// a hash index in constant time, never by comparing deep values.
+        func setItems(_ items: [PickleValue], childDepth: Int, at start: Int) throws {
             guard items.count % 2 == 0 else { throw fail("SETITEMS with an odd number of items") }
             guard case .dict(var d) = try pop() else { throw fail("SETITEM(S) on a non-dict") }
+            let dd = lastPoppedDepth
+            try spend(d.count + items.count)
+            func key(_ v: PickleValue) throws -> String {
+                switch v {
+                case .string(let s): return "s" + s
+                case .int(let i): return "i\(i)"
+                default: throw fail("dict key that is neither a string nor an integer")
+                }
+            }
+            var index = [String: Int](minimumCapacity: d.count + items.count / 2)
+            for (j, e) in d.enumerated() { index[try key(e.key)] = j }
             var i = 0
             while i < items.count {
-                if let j = d.firstIndex(where: { $0.key == items[i] }) { d[j].value = items[i + 1] }
-                else { d.append(PickleDictEntry(key: items[i], value: items[i + 1])) }
+                let k = try key(items[i])
+                if let j = index[k] { d[j].value = items[i + 1] } else {
+                    index[k] = d.count
+                    d.append(PickleDictEntry(key: items[i], value: items[i + 1]))
+                }
                 i += 2
             }
-            try push(.dict(d))
+            try push(.dict(d), childDepth: max(childDepth, dd - 1))
         }
     }
 

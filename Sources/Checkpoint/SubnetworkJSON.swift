@@ -1,6 +1,7 @@
 // A subnetwork as JSON, the form `hcore store add` reads and `store show` / `store export` print:
 //   {"name", "heads": [[L rows of H values]], "mlps": [L values], "log_alpha": [U values]?, "meta": {…}?}
 // Unit order everywhere: heads layer-major, then one MLP per layer (StoreLayout).
+import Failures
 import Foundation
 
 extension StoredSubnetwork {
@@ -13,6 +14,7 @@ extension StoredSubnetwork {
     /// binary unless `threshold` is given (values above it are kept).
     public init(json obj: JSONValue, layout: StoreLayout, threshold: Float?, defaultName: String? = nil, source: String) throws {
         func bad(_ reason: String) -> CheckpointError { .malformed(path: source, offset: nil, reason: reason) }
+        if let threshold, !(threshold.isFinite && (0...1).contains(threshold)) { throw UsageError("--threshold must be a number in [0, 1], got \(threshold)") }
         func wrongShape(_ reason: String) -> CheckpointError { .mismatch(path: source, reason: reason) }
         guard let name = obj.get("name")?.stringValue ?? defaultName else { throw bad("no \"name\"") }
         guard let heads = obj.get("heads")?.arrayValue, heads.count == layout.layers,
@@ -82,9 +84,7 @@ extension SubnetworkStore {
 /// masks.npy (uint8 [N, U]), log_alpha.npy (float32 [N, U], when every subnetwork has log-alphas),
 /// names.json and meta.json in `folder`, for Python.
 public func writeNpy(_ subs: [StoredSubnetwork], layout: StoreLayout, folder: String) throws {
-    do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
-        throw CheckpointError.writeFailed(path: folder, reason: error.localizedDescription)
-    }
+    try makeFolder(folder)
     let U = layout.unitCount
     try writeAtomically(npyFile(descr: "|u1", shape: [subs.count, U], data: subs.flatMap(\.mask)), to: folder + "/masks.npy")
     if !subs.isEmpty, subs.allSatisfy({ $0.logAlpha != nil }) {

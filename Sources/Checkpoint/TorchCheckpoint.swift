@@ -26,11 +26,13 @@ public final class TorchCheckpoint: MappedTensorSource {
                 : "zip archive has \(pickles.count) data.pkl entries")
         }
         let prefix = String(pklName.dropLast("data.pkl".count))
+        try zip.verify(pkl)
         let root = try Unpickler(bytes: file.slice(pkl.dataRange), path: path).load()
         guard case .dict(let entries) = root else {
             throw CheckpointError.unsupported(path: path, reason: "the pickle is not a state dict (a dict of tensors); save model.state_dict(), not the model object")
         }
         var infos: [String: TensorInfo] = [:]
+        var verified = Set<String>()
         for e in entries {
             guard case .string(let name) = e.key else {
                 throw CheckpointError.malformed(path: path, offset: nil, reason: "state dict key is not a string")
@@ -40,8 +42,10 @@ public final class TorchCheckpoint: MappedTensorSource {
             guard let storage = zip.entries[entryName] else {
                 throw CheckpointError.malformed(path: path, offset: nil, reason: "tensor '\(name)' refers to storage '\(t.storage.key)' but '\(entryName)' is not in the archive")
             }
+            if verified.insert(entryName).inserted { try zip.verify(storage) }
             let dsize = t.storage.dtype.size
-            guard storage.dataRange.count == t.storage.elementCount * dsize else {
+            let (storageBytes, overflow) = t.storage.elementCount.multipliedReportingOverflow(by: dsize)
+            guard !overflow, storage.dataRange.count == storageBytes else {
                 throw CheckpointError.malformed(path: path, offset: storage.dataRange.lowerBound, reason: "storage '\(t.storage.key)' holds \(storage.dataRange.count) bytes, expected \(t.storage.elementCount) × \(dsize)")
             }
             var numel = 1
@@ -55,7 +59,9 @@ public final class TorchCheckpoint: MappedTensorSource {
                 if t.shape[axis] > 1 && t.stride[axis] != expected {
                     throw CheckpointError.unsupported(path: path, reason: "tensor '\(name)' is not contiguous (stride \(t.stride) for shape \(t.shape)); call .contiguous() before saving")
                 }
-                expected *= t.shape[axis]
+                let (next, o) = expected.multipliedReportingOverflow(by: t.shape[axis])
+                guard !o else { throw CheckpointError.malformed(path: path, offset: nil, reason: "tensor '\(name)' shape overflows") }
+                expected = next
             }
             guard t.offset <= t.storage.elementCount, numel <= t.storage.elementCount - t.offset else {
                 throw CheckpointError.malformed(path: path, offset: nil, reason: "tensor '\(name)' (offset \(t.offset), \(numel) elements) runs past its storage of \(t.storage.elementCount)")

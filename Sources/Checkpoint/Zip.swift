@@ -5,6 +5,20 @@ public struct ZipEntry: Sendable {
     public let name: String
     /// Absolute byte range of the entry's stored data.
     public let dataRange: Range<Int>
+    /// The CRC-32 the central directory records for the data.
+    public let crc: UInt32
+}
+
+extension ZipArchive {
+    /// Checks an entry's data against its recorded CRC-32 (a corrupt download or a flipped bit in a
+    /// weight must not load as a plausible model).
+    public func verify(_ entry: ZipEntry) throws {
+        let actual = crc32(file.bytes + entry.dataRange.lowerBound, count: entry.dataRange.count)
+        guard actual == entry.crc else {
+            throw CheckpointError.malformed(path: file.path, offset: entry.dataRange.lowerBound,
+                                            reason: "zip entry '\(entry.name)' fails its CRC-32 (recorded \(String(entry.crc, radix: 16)), computed \(String(actual, radix: 16)))")
+        }
+    }
 }
 
 public struct ZipArchive {
@@ -54,7 +68,7 @@ public struct ZipArchive {
                 throw fail(file, eocd, "ZIP64 fields without a ZIP64 locator")
             }
             let rec = file.uint(at: locator + 8, size: 8)
-            guard rec <= UInt64(file.count - 56), file.uint(at: Int(rec), size: 4) == 0x0606_4B50 else {
+            guard file.count >= 56, rec <= UInt64(file.count - 56), file.uint(at: Int(rec), size: 4) == 0x0606_4B50 else {
                 throw fail(file, locator, "ZIP64 end-of-central-directory record out of range")
             }
             let r = Int(rec)
@@ -75,6 +89,7 @@ public struct ZipArchive {
     static func entry(_ file: MappedFile, at p: Int, directoryEnd cdEnd: Int) throws -> (ZipEntry, next: Int) {
         guard p + 46 <= cdEnd, file.uint(at: p, size: 4) == 0x0201_4B50 else { throw fail(file, p, "bad central directory entry") }
         let method = file.uint(at: p + 10, size: 2)
+        let crc = UInt32(file.uint(at: p + 16, size: 4))
         var compressedSize = file.uint(at: p + 20, size: 4)
         var size = file.uint(at: p + 24, size: 4)
         let nameLength = Int(file.uint(at: p + 28, size: 2))
@@ -115,6 +130,6 @@ public struct ZipArchive {
         guard compressedSize == size, dataStart <= file.count, size <= UInt64(file.count - dataStart) else {
             throw fail(file, lo, "data of '\(name)' (\(size) bytes at \(dataStart)) runs past the end of the file")
         }
-        return (ZipEntry(name: name, dataRange: dataStart..<(dataStart + Int(size))), next)
+        return (ZipEntry(name: name, dataRange: dataStart..<(dataStart + Int(size)), crc: crc), next)
     }
 }

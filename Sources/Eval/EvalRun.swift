@@ -59,6 +59,10 @@ public func prepareDatasets(_ paths: [String], keys: Dataset.Keys, skipBadRows: 
     try paths.map { path in
         let ds = try Dataset.load(path, keys: keys, skipBadRows: skipBadRows, limit: limit)
         for s in ds.skipped { warn("skipped \(s)") }
+        // An empty set would score "accuracy 0" for every subnetwork: refuse it.
+        guard ds.count > 0 else {
+            throw DataError.badFile(path: path, reason: ds.skipped.isEmpty ? "has no examples" : "has no usable examples (\(ds.skipped.count) malformed rows skipped)")
+        }
         return try PreparedDataset(dataset: ds, model: model, tokenizer: tokenizer, options: options)
     }
 }

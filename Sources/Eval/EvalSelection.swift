@@ -17,6 +17,7 @@ extension EvalTarget {
 
     /// A stored subnetwork; `.soft` needs its log-alphas (`threshold` then makes the soft values binary).
     public init(_ sub: StoredSubnetwork, index: Int, layout: StoreLayout, mode: MaskMode, threshold: Float?) throws {
+        if let threshold, !(threshold.isFinite && (0...1).contains(threshold)) { throw UsageError("--threshold must be a number in [0, 1], got \(threshold)") }
         var masks = MaskValues(units: sub.mask.map(Float.init), layers: layout.layers, heads: layout.heads)
         if mode == .soft {
             guard let la = sub.logAlpha else {

@@ -12,8 +12,12 @@ public struct ShardSpec: Sendable, Equatable {
     public static func parse(_ flag: String?, environment: [String: String]) throws -> ShardSpec? {
         var spec = flag
         if spec == nil, let id = environment["SLURM_ARRAY_TASK_ID"], let count = environment["SLURM_ARRAY_TASK_COUNT"] {
-            let min = Int(environment["SLURM_ARRAY_TASK_MIN"] ?? "0") ?? 0
-            spec = "\((Int(id) ?? 0) - min + 1)/\(count)"
+            // Slurm's values are small; anything outside 0…2³¹ is refused before any arithmetic on it.
+            let bound = 0...(1 << 31)
+            guard let i = Int(id), let first = Int(environment["SLURM_ARRAY_TASK_MIN"] ?? "0"), bound.contains(i), bound.contains(first), i >= first else {
+                throw UsageError("SLURM_ARRAY_TASK_ID=\(id) (SLURM_ARRAY_TASK_MIN=\(environment["SLURM_ARRAY_TASK_MIN"] ?? "unset")) is not a task of this array; pass --shard i/n")
+            }
+            spec = "\(i - first + 1)/\(count)"
         }
         guard let spec else { return nil }
         let parts = spec.split(separator: "/").map { Int($0) }

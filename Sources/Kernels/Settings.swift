@@ -1,6 +1,7 @@
 // The one place hcore's libraries read the environment. Every variable is for benchmarking or tuning;
 // none changes a result beyond rounding (README "Settings").
-//   HCORE_THREADS=n     worker threads of the shared pool (default: the active processors)
+//   HCORE_THREADS=n     worker threads of the shared pool (default: the active processors; at most 8 per
+//                       processor and 256, since a thread that cannot start would leave the pool waiting)
 //   HCORE_GEMM_KC=k     depth of one GEMM K slice (default 768)
 //   HCORE_GEMM_MC=m     rows of one GEMM tile, rounded down to a multiple of the micro-kernel's rows (default 72)
 //   HCORE_ALL_ROWS=1    compute every row of the last layer, not only [CLS] (to compare like with like)
@@ -15,9 +16,12 @@ public enum Settings {
         environment[name].flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil }
     }
 
-    public static let threads = positiveInt("HCORE_THREADS") ?? ProcessInfo.processInfo.activeProcessorCount
-    public static let gemmKC = positiveInt("HCORE_GEMM_KC") ?? 768
-    public static let gemmMC = positiveInt("HCORE_GEMM_MC") ?? 72
+    public static let threads: Int = {
+        let processors = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        return min(positiveInt("HCORE_THREADS") ?? processors, 8 * processors, 256)
+    }()
+    public static let gemmKC = min(positiveInt("HCORE_GEMM_KC") ?? 768, 1 << 16)
+    public static let gemmMC = min(positiveInt("HCORE_GEMM_MC") ?? 72, 1 << 16)
     public static let allRows = environment["HCORE_ALL_ROWS"] == "1"
     public static let profile = environment["HCORE_PROFILE"] == "1"
 }

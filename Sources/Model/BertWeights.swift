@@ -150,6 +150,10 @@ public final class BertModel: @unchecked Sendable {
         var params = 0
         func load(_ name: String, _ shape: [Int], top: Bool = false) throws -> [Float] {
             let v = try t.floats(name, shape: shape, top: top)
+            // A NaN or infinity in any weight makes every logit NaN, which would be scored as label 0.
+            if let bad = v.firstIndex(where: { !$0.isFinite }) {
+                throw ModelError.badInput("\(source.path): tensor '\(t.resolve(name, top: top) ?? name)' holds \(v[bad]) at index \(bad); non-finite weights make every prediction NaN — re-export the checkpoint")
+            }
             v.withUnsafeBufferPointer { fp.add(name: name, shape: shape, values: $0) }
             params += v.count
             if let n = t.resolve(name, top: top) { source.release(n) }
@@ -186,6 +190,12 @@ public final class BertModel: @unchecked Sendable {
         self.layers = layers
         pooler = t.resolve("pooler.dense.weight") != nil ? try linear("pooler.dense", out: D, inp: D) : nil
         if source.info("classifier.weight") != nil {
+            // The classifier reads the pooled [CLS]: without the pooler the logits would be silently wrong.
+            guard pooler != nil else {
+                let unknown = source.names.filter { $0.contains("pool") }
+                throw CheckpointError.missingTensor(path: source.path, name: t.prefix + "pooler.dense.weight"
+                    + (unknown.isEmpty ? "" : " (the checkpoint has \(unknown.joined(separator: ", ")) instead: misspelt?)"))
+            }
             guard let shape = source.info("classifier.weight")?.shape, shape.count == 2, shape[1] == D else {
                 throw CheckpointError.shapeMismatch(path: source.path, name: "classifier.weight", expected: [c.numLabels, D],
                                                     found: source.info("classifier.weight")?.shape ?? [])

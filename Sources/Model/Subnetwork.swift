@@ -131,6 +131,11 @@ extension MeanActivations {
             guard i.shape == shape else { throw CheckpointError.shapeMismatch(path: path, name: name, expected: shape, found: i.shape) }
         }
         let acts = MeanActivations(avgHead: try f.floats("avg_head"), avgMLP: try f.floats("avg_mlp"), fingerprint: f.metadata["model_fingerprint"])
+        for (name, values) in [("avg_head", acts.avgHead), ("avg_mlp", acts.avgMLP)] {
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw ModelError.badInput("\(path): \(name) holds \(values[bad]) at index \(bad); mean activations must be finite (recompute them with `hcore activations`)")
+            }
+        }
         try model.checkActivations(acts)
         let warning = acts.fingerprint == nil ? "\(path) carries no model fingerprint; assuming it was computed for this model" : nil
         return (acts, warning)

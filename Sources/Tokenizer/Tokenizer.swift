@@ -121,7 +121,9 @@ public final class BertTokenizer: @unchecked Sendable {
         guard let text = String(data: d, encoding: .utf8) else {
             throw TokenizerError.cannotRead(path: path, reason: "not UTF-8")
         }
-        var lines = text.components(separatedBy: "\n").map { $0.hasSuffix("\r") ? String($0.dropLast()) : $0 }
+        // "\r\n" is one Character in Swift: split on both line ends, or a Windows vocab.txt would be one line.
+        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+            .map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
         if lines.last == "" { lines.removeLast() }
         guard !lines.isEmpty else { throw TokenizerError.cannotRead(path: path, reason: "empty vocabulary") }
         return try BertTokenizer(vocabulary: lines, lowercase: lowercase, stripAccents: stripAccents, handleChineseChars: handleChineseChars)
@@ -160,7 +162,11 @@ public final class BertTokenizer: @unchecked Sendable {
         }
         var specials: [String: Int32] = [:]
         for a in (j["added_tokens"] as? [[String: Any]]) ?? [] {
-            if let c = a["content"] as? String, let i = (a["id"] as? NSNumber)?.intValue { specials[c] = Int32(i) }
+            guard let c = a["content"] as? String, let n = a["id"] as? NSNumber else { continue }
+            guard let i = Int32(exactly: n.doubleValue), i >= 0 else {
+                throw TokenizerError.cannotRead(path: path, reason: "added token '\(c)' has id \(n), not a token id")
+            }
+            specials[c] = i
         }
         return try BertTokenizer(vocabulary: vocabulary, lowercase: lower, stripAccents: strip, handleChineseChars: chinese,
                                  cleanText: clean, maxInputCharsPerWord: (model["max_input_chars_per_word"] as? Int) ?? 100,
