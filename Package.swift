@@ -46,6 +46,8 @@ let package = Package(
     products: [
         .executable(name: "hcore", targets: ["hcore"]),
         .executable(name: "hcore-bench", targets: ["hcore-bench"]),
+        // Every untrusted-input parser behind one signature, for Fuzz/ (libFuzzer) and the corpus replay tests.
+        .library(name: "ParserHarness", targets: ["ParserHarness"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -67,6 +69,7 @@ let package = Package(
         .target(name: "Train", dependencies: ["Model", "Eval", "Kernels", "Checkpoint", "Tokenizer", "Failures"], swiftSettings: numericFlags),
         // Figures and index.html of a study (eval document + store + model).
         .target(name: "Report", dependencies: ["Circuits", "Eval", "Model", "Checkpoint", "Kernels", "Tokenizer"], swiftSettings: numericFlags),
+        .target(name: "ParserHarness", dependencies: ["Checkpoint", "Eval", "Model", "Tokenizer"]),
         // The demo's pipeline: every stage above, in order, on the embedded task.
         .target(name: "Study", dependencies: ["Eval", "Model", "Prune", "Train", "Report", "Checkpoint", "Tokenizer", "Failures"]),
         .executableTarget(name: "hcore", dependencies: [
@@ -78,7 +81,7 @@ let package = Package(
         // Repository root, seeded random numbers, assertClose: shared by every test target.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"], swiftSettings: numericFlags),
-        .testTarget(name: "CheckpointTests", dependencies: ["TestSupport", "Checkpoint", "Failures"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["TestSupport", "Checkpoint", "Failures", "ParserHarness"]),
         .testTarget(name: "TokenizerTests", dependencies: ["TestSupport", "Tokenizer", "Checkpoint"]),
         .testTarget(name: "ModelTests", dependencies: ["TestSupport", "Model", "Checkpoint", "Kernels"], swiftSettings: numericFlags),
         .testTarget(name: "PruneTests", dependencies: ["TestSupport", "Prune", "Model", "Checkpoint", "Tokenizer", "Kernels"], swiftSettings: numericFlags),

@@ -126,7 +126,7 @@ func timeForward(_ model: BertModel, batches: [TokenBatch], plan: ExecutionPlan?
 
 let command = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "gemm"
 // The workloads read the repository's fixtures and data by relative path.
-if !["peak", "gemm", "gemm-ab", "bert-base", "attention", "store-open"].contains(command) && !FileManager.default.fileExists(atPath: "data/hans/heuristics_evaluation_set.txt.zst") {
+if !["peak", "gemm", "gemm-ab", "bert-base", "attention", "store-open", "store-adds", "fuzz-seeds"].contains(command) && !FileManager.default.fileExists(atPath: "data/hans/heuristics_evaluation_set.txt.zst") {
     FileHandle.standardError.write(Data("hcore-bench: data/hans/heuristics_evaluation_set.txt.zst not found: run it from the repository root (cd to the folder with Package.swift)\n".utf8))
     exit(2)
 }
@@ -400,6 +400,59 @@ case "store-open":
         precondition(listing.count == 1000)
     }
     out([("bench", "store_open"), ("subnetworks", 1000), ("seconds", .float(best))])
+case "store-adds":
+    // 10,000 one-subnetwork `add`s to a bert-base store, as a job committing one subnetwork at a time does:
+    // total time and final size (the incremental index and automatic compaction keep both proportional).
+    let path = NSTemporaryDirectory() + "hcore-bench-adds-\(getpid()).hcs"
+    defer { unlink(path) }
+    let layout = StoreLayout(layers: 12, heads: 12), count = arg("--count", 10_000)
+    let store = try SubnetworkStore.create(path: path, fingerprint: "hc1-0000000000000001", layout: layout)
+    var state: UInt64 = 5
+    let t0 = now()
+    for i in 0..<count {
+        let mask = (0..<layout.unitCount).map { _ in state = state &* 6364136223846793005 &+ 1; return UInt8(state >> 63) }
+        try store.add([StoredSubnetwork(name: "sub\(i)", mask: mask, meta: .object([("seed", .int(i))]))])
+    }
+    let seconds = now() - t0
+    let reread = try SubnetworkStore.open(path: path).subnetworks.count
+    precondition(reread == count)
+    out([("bench", "store_adds"), ("subnetworks", .int(count)), ("seconds", .float(seconds)), ("bytes", .int(store.fileSize))])
+case "fuzz-seeds":
+    // Small valid inputs for every fuzz target (Fuzz/corpus/<target>/seed-*), written by hcore's own writers.
+    let root = CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : "Fuzz/corpus"
+    func seed(_ target: String, _ name: String, _ bytes: [UInt8]) throws {
+        try FileManager.default.createDirectory(atPath: "\(root)/\(target)", withIntermediateDirectories: true)
+        try writeAtomically(bytes, to: "\(root)/\(target)/seed-\(name)")
+    }
+    var st = SafetensorsWriter()
+    st.metadata = ["format": "pt"]
+    st.add("avg_head", shape: [2, 3, 4], (0..<24).map(Float.init))
+    st.add("avg_mlp", shape: [2, 12], (0..<24).map { Float($0) / 8 })
+    try seed("safetensors", "activations", st.serialized())
+    var tw = TorchCheckpointWriter()
+    tw.add("bert.embeddings.LayerNorm.weight", shape: [4], [1, 1, 1, 1])
+    tw.add("bert.embeddings.position_ids", shape: [1, 4], int64: [0, 1, 2, 3])
+    try seed("torch-bin", "small", tw.serialized())
+    try seed("zip", "small", tw.serialized())
+    try seed("pickle", "state-dict", tw.pickle())
+    try seed("json", "object", Array(#"{"a": [1, 2.5, "x", null, true, {"b": []}], "c": "\u00e9"}"#.utf8))
+    try seed("config", "bert", Array(#"{"model_type": "bert", "vocab_size": 30, "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 16, "id2label": {"0": "entailment", "1": "neutral", "2": "contradiction"}}"#.utf8))
+    try seed("vocab", "small", Array("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ndoctor\n##s\nsaw\n.\n".utf8))
+    try seed("tokenizer-json", "small", Array(###"{"model": {"type": "WordPiece", "vocab": {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "the": 4, "##s": 5}}, "normalizer": {"type": "BertNormalizer", "lowercase": true}, "added_tokens": [{"id": 0, "content": "[PAD]"}]}"###.utf8))
+    let storePath = NSTemporaryDirectory() + "hcore-seed-\(getpid()).hcs"
+    let store = try SubnetworkStore.create(path: storePath, fingerprint: "hc1-0000000000000001", layout: StoreLayout(layers: 2, heads: 3))
+    try store.add([StoredSubnetwork(name: "a", mask: [1, 0, 1, 1, 1, 0, 1, 0], logAlpha: [Float](repeating: 1, count: 8), meta: .object([("seed", 1)]))])
+    try store.updateMeta([("a", [("eval/hans", 0.5)])])
+    try store.add([StoredSubnetwork(name: "b", mask: [0, 0, 1, 1, 1, 0, 1, 1])])
+    try seed("store", "small", Array(try Data(contentsOf: URL(fileURLWithPath: storePath))))
+    unlink(storePath)
+    try seed("tsv", "mnli", Array("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label\n0\t1\t1e\tfiction\tx\tx\tx\tx\tThe doctor saw the lawyer.\tThe lawyer saw the doctor.\tneutral\tneutral\n".utf8))
+    try seed("hans", "two-rows", Array("gold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tpairID\theuristic\tsubcase\ttemplate\nnon-entailment\tx\tx\tx\tx\tThe doctor saw the lawyer .\tThe lawyer saw the doctor .\tex0\tlexical_overlap\tln_subject/object_swap\ttemp1\n".utf8))
+    try seed("jsonl", "pairs", Array("{\"text\": \"a b\", \"text_pair\": \"b a\", \"label\": \"entailment\"}\n{\"text\": \"c\", \"label\": 1}\n".utf8))
+    try seed("csv", "pairs", Array("text,text_pair,label\n\"a, b\",b a,entailment\nc,\"d \"\"e\"\"\",neutral\n".utf8))
+    try seed("mask", "small", Array(#"{"heads": [[1, 0, 1], [1, 0.5, 0]], "mlps": [1, 0]}"#.utf8))
+    try seed("subnetwork-jsonl", "two", Array(#"{"name": "a", "heads": [[1, 0, 1], [1, 1, 0]], "mlps": [1, 0], "meta": {"x": 1}}"#.utf8 + [0x0A] + #"{"name": "b", "heads": [[0, 0, 1], [1, 1, 0]], "mlps": [1, 1], "log_alpha": [1, 2, 3, 4, 5, 6, 7, 8]}"#.utf8))
+    print("wrote seeds under \(root)")
 case "reads":
     // `hcore circuits reads` on 500 HANS pairs with a three-head core (as CircuitsTests, timed here).
     let folder = CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--") ? CommandLine.arguments[2] : "Tests/Fixtures/models/minilm-nli"
@@ -413,5 +466,5 @@ case "reads":
     let r = try coreReads(model: model, batches: batches, core: [(0, 3), (1, 7), (2, 2)], activations: acc.result(fingerprint: model.fingerprint))
     out([("bench", "reads"), ("examples", .int(r.examples)), ("seconds", .float(now() - t0))])
 default:
-    print("usage: hcore-bench peak|gemm|gemm-ab|attention|bert-base|hans [MODEL_DIR]|eval-many|prune-step [MODEL_DIR]|store-open|reads [MODEL_DIR]")
+    print("usage: hcore-bench peak|gemm|gemm-ab|attention|bert-base|hans [MODEL_DIR]|eval-many|prune-step [MODEL_DIR]|store-open|store-adds|reads [MODEL_DIR]")
 }

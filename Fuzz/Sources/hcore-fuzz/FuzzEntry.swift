@@ -1,0 +1,22 @@
+// One libFuzzer entry point for all parsers; HCORE_FUZZ_TARGET chooses which (Sources/ParserHarness lists
+// them). A parser may throw — that is the expected answer to garbage — but must never crash, hang or
+// allocate without bound. Built with -parse-as-library: libFuzzer provides main().
+import Foundation
+import ParserHarness
+
+enum Selected {
+    static let parse: ([UInt8]) -> Void = {
+        let name = ProcessInfo.processInfo.environment["HCORE_FUZZ_TARGET"] ?? ""
+        guard let p = ParserHarness.targets[name] else {
+            FileHandle.standardError.write(Data("set HCORE_FUZZ_TARGET to one of: \(ParserHarness.targets.keys.sorted().joined(separator: ", "))\n".utf8))
+            exit(2)
+        }
+        return p
+    }()
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    Selected.parse(Array(UnsafeBufferPointer(start: data, count: size)))
+    return 0
+}
