@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${2:-60}
 swift build -c release --package-path Fuzz -Xswiftc -sanitize=fuzzer,address 2>&1 | tail -1
+.build/release/hcore-bench fuzz-seeds >/dev/null 2>&1 || true   # seeds are committed; this refreshes them when the writers change
 BIN=Fuzz/.build/release/hcore-fuzz
 TARGETS=${1:-$(ls Fuzz/corpus)}
 for t in $TARGETS; do
