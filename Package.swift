@@ -79,7 +79,7 @@ let package = Package(
         .executableTarget(name: "hcore-bench", dependencies: ["Model", "Kernels", "Eval", "Prune", "Circuits", "Checkpoint", "Tokenizer"], path: "Benchmarks/hcore-bench",
                           swiftSettings: numericFlags),
         // Repository root, seeded random numbers, assertClose: shared by every test target.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Kernels"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"], swiftSettings: numericFlags),
         .testTarget(name: "CheckpointTests", dependencies: ["TestSupport", "Checkpoint", "Failures", "ParserHarness"]),
         .testTarget(name: "TokenizerTests", dependencies: ["TestSupport", "Tokenizer", "Checkpoint"]),

@@ -2,6 +2,7 @@
 // numbers, and one comparison that says how far apart two arrays are and where (in the spirit of ggml's
 // test-backend-ops: every op against its reference, with its stated error bound).
 import Foundation
+import Kernels
 import XCTest
 
 /// The repository's root folder (this file is Tests/TestSupport/TestSupport.swift).
@@ -10,18 +11,13 @@ public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComp
 /// Tests/Fixtures.
 public let fixturesFolder = repositoryRoot.appendingPathComponent("Tests/Fixtures")
 
-/// SplitMix64: the same numbers on every machine, so a failure reproduces from its seed.
+/// Kernels' SplitMix64 with the float helpers tests use: the same numbers on every machine, so a failure
+/// reproduces from its seed.
 public struct SeededRNG {
-    public var state: UInt64
-    public init(_ seed: UInt64) { state = seed }
+    var generator: SplitMix64
+    public init(_ seed: UInt64) { generator = SplitMix64(seed: seed) }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { generator.next() }
 
     /// Uniform in [0, 1) with 24 bits.
     public mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
