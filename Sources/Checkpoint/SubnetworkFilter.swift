@@ -1,4 +1,5 @@
 // Choosing subnetworks of a store by tag, metadata and sparsity (`store ls`, `store export`, `eval`).
+import Failures
 
 public struct SubnetworkFilter: Sendable {
     /// One metadata condition: KEY=VALUE (string or number), KEY>=NUMBER, KEY<=NUMBER.
@@ -49,6 +50,15 @@ public struct SubnetworkFilter: Sendable {
         self.minSparsity = minSparsity
         self.maxSparsity = maxSparsity
         self.names = names
+    }
+
+    /// The filter as flags spell it: conditions as text (`--where KEY=VALUE`, `KEY>=N`, `KEY<=N`).
+    public init(tag: String?, conditions: [String], minSparsity: Double?, maxSparsity: Double?, names: [String]?) throws {
+        let parsed = try conditions.map { c in
+            guard let condition = Condition(c) else { throw UsageError("--where \(c): use KEY=VALUE, KEY>=NUMBER or KEY<=NUMBER") }
+            return condition
+        }
+        self.init(tag: tag, conditions: parsed, minSparsity: minSparsity, maxSparsity: maxSparsity, names: names)
     }
 
     public func apply(_ store: SubnetworkStore) throws -> [StoredSubnetwork] {

@@ -51,6 +51,14 @@ extension StoredSubnetwork {
         self.meta = meta
     }
 
+    /// A mask file ({"heads", "mlps"}, as `hcore predict --mask` takes) stored as `name`, with `meta` (the text
+    /// of a JSON object) as its metadata.
+    public init(maskFile path: String, name: String, meta: String?, layout: StoreLayout, threshold: Float?) throws {
+        var obj = try JSONValue.parse(String(decoding: try readDataFile(path), as: UTF8.self), path: path).merging([("name", .string(name))])
+        if let meta { obj = obj.merging([("meta", try JSONValue.parse(meta, path: "--meta"))]) }
+        try self.init(json: obj, layout: layout, threshold: threshold, source: path)
+    }
+
     /// The whole subnetwork: name, masks as [L][H] and [L], log-alphas, metadata.
     public func json(layout: StoreLayout) -> JSONValue {
         let heads = (0..<layout.layers).map { l in JSONValue.array(mask[l * layout.heads..<(l + 1) * layout.heads].map { .int(Int($0)) }) }

@@ -1,5 +1,6 @@
 // Tokenize once, batch by length, run the model, put the logits back in input order.
 import Checkpoint
+import Failures
 import Foundation
 import Kernels
 import Model
@@ -13,6 +14,17 @@ public struct PredictionOptions: Sendable {
         self.maxLength = maxLength
         self.batchSize = batchSize
         self.truncation = truncation
+    }
+
+    /// The options as a user spelled them (flags): a strategy name as HF's `truncation=` takes it; every
+    /// value checked, naming the flag.
+    public init(maxLength: Int, batchSize: Int, truncation name: String) throws {
+        guard let t = TruncationStrategy(rawValue: name) else {
+            throw UsageError("--truncation must be one of \(TruncationStrategy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard maxLength >= 3 else { throw UsageError("--max-length must be at least 3") }
+        guard batchSize >= 1 else { throw UsageError("--batch-size must be at least 1") }
+        self.init(maxLength: maxLength, batchSize: batchSize, truncation: t)
     }
 }
 

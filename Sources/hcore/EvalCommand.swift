@@ -35,16 +35,13 @@ struct EvalRun: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Evaluation set (repeat for several).", valueName: "file")) var data: [String] = []
     @OptionGroup var maskOptions: MaskOptions
     @Option(help: ArgumentHelp("Evaluate the subnetworks of this store.", valueName: "store")) var store: String?
-    @Option(parsing: .upToNextOption, help: ArgumentHelp("Names of subnetworks to evaluate (default: all that pass the filters).", valueName: "name"))
-    var subnetworks: [String] = []
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("Names of subnetworks to evaluate (default: all that pass the filters).", valueName: "name")) var subnetworks: [String] = []
     @OptionGroup var filter: StoreFilter
     @Flag(help: "With --store, also evaluate the full model (first row).") var includeFull = false
     @Option(help: ArgumentHelp("Mean-activation set stored in --store (default: the only one there).", valueName: "name")) var activationSet: String?
-    @Option(help: ArgumentHelp("binary (masks as stored) or soft (the reference's deterministic soft values from log-alphas).", valueName: "mode"))
-    var maskMode: String = "binary"
+    @Option(help: ArgumentHelp("binary (masks as stored) or soft (the reference's deterministic soft values from log-alphas).", valueName: "mode")) var maskMode: String = "binary"
     @Option(help: "With --mask-mode soft: make the soft masks binary at this threshold instead.") var threshold: Float?
-    @Option(help: ArgumentHelp("Evaluate only shard i of n (i = 1…n) of the subnetworks; defaults from SLURM_ARRAY_TASK_ID/COUNT.", valueName: "i/n"))
-    var shard: String?
+    @Option(help: ArgumentHelp("Evaluate only shard i of n (i = 1…n) of the subnetworks; defaults from SLURM_ARRAY_TASK_ID/COUNT.", valueName: "i/n")) var shard: String?
     @Flag(help: "Write each subnetwork's metrics back into the store's metadata.") var writeBack = false
     @OptionGroup var tokenization: TokenizationOptions
     @Option(help: "Sequences per forward pass.") var batchSize: Int = 32
@@ -52,8 +49,7 @@ struct EvalRun: ParsableCommand {
     @Flag(help: "Skip malformed rows (reported on stderr) instead of stopping.") var skipBadRows = false
     @Option(help: ArgumentHelp("json (default) or heuristic-core.", valueName: "format")) var format: String = "json"
     @Option(help: ArgumentHelp("Also write one CSV row per subnetwork × dataset.", valueName: "file")) var csv: String?
-    @Option(help: ArgumentHelp("Write per-example predictions as JSON lines {subnetwork, dataset, index, pred, label, logits}.", valueName: "file"))
-    var predictions: String?
+    @Option(help: ArgumentHelp("Write per-example predictions as JSON lines {subnetwork, dataset, index, pred, label, logits}.", valueName: "file")) var predictions: String?
     @Option(name: .long, help: ArgumentHelp("JSON/CSV key of the text for .jsonl/.csv sets.", valueName: "key")) var textKey = "text"
     @Option(name: .long, help: ArgumentHelp("JSON/CSV key of the pair.", valueName: "key")) var pairKey = "text_pair"
     @Option(name: .long, help: ArgumentHelp("JSON/CSV key of the gold label.", valueName: "key")) var labelKey = "label"
@@ -62,13 +58,13 @@ struct EvalRun: ParsableCommand {
         guard !data.isEmpty else { throw UsageError("give at least one --data FILE") }
         guard ["json", "heuristic-core"].contains(format) else { throw UsageError("--format must be json or heuristic-core") }
         guard let mode = MaskMode(rawValue: maskMode) else { throw UsageError("--mask-mode must be binary or soft") }
-        let opts = try tokenization.options(batchSize: batchSize), shardSpec = try parseShard(shard), started = Date()
+        let opts = try tokenization.options(batchSize: batchSize), shardSpec = try shardSpec(shard), started = Date()
         let (model, tok) = try modelOptions.load()
         var selection = try store.map { try EvalSelection.fromStore($0, model: model, filter: try filter.filter(names: subnetworks.isEmpty || subnetworks == ["all"] ? nil : subnetworks),
                                                                     includeFull: includeFull, mode: mode, threshold: threshold, mask: maskOptions.choice,
                                                                     activationSet: activationSet, warn: warn) }
             ?? EvalSelection.fromMask(maskOptions.choice, model: model, warn: warn)
-        if let (i, n) = shardSpec { selection.keepShard(i, of: n) }
+        if let s = shardSpec { selection.keepShard(s.index, of: s.count) }
         let prepared = try prepareDatasets(data, keys: .init(text: textKey, pair: pairKey, label: labelKey), skipBadRows: skipBadRows, limit: maxExamples,
                                            model: model, tokenizer: tok, options: opts, warn: warn)
         let progress = Progress("eval \(selection.targets.count) × \(prepared.reduce(0) { $0 + $1.encodings.count })",
@@ -84,7 +80,7 @@ struct EvalRun: ParsableCommand {
         }
         if format == "heuristic-core" { emit(heuristicCoreTable(results, datasets: prepared).pretty); return }
         let doc = EvalDocument(modelPath: modelOptions.model, fingerprint: model.fingerprint, store: store, ablation: selection.ablationName,
-                               maskMode: maskMode, maxLength: opts.maxLength, shard: shardSpec.map { "\($0.0)/\($0.1)" } ?? "1/1",
+                               maskMode: maskMode, maxLength: opts.maxLength, shard: shardSpec.map { "\($0.index)/\($0.count)" } ?? "1/1",
                                subnetworksTotal: selection.total, prepared: prepared, results: results, seconds: Date().timeIntervalSince(started))
         emit(bytes: doc.encoded)
     }

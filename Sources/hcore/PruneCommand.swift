@@ -81,10 +81,10 @@ struct PruneCommand: ParsableCommand {
         if let dropout, !(0..<1).contains(dropout) { throw UsageError("--dropout must lie in [0, 1)") }
         var seeds = try seedList(), storePath = store
         // Shards write their own store file; `hcore store merge` combines them.
-        if let (i, n) = try parseShard(shard) {
-            seeds = seeds.enumerated().filter { $0.offset % n == i - 1 }.map(\.element)
-            storePath = "\(store).shard-\(i)-of-\(n)"
-            warn("shard \(i)/\(n): seeds \(seeds.map(String.init).joined(separator: ",")) → \(storePath)")
+        if let s = try shardSpec(shard) {
+            seeds = seeds.enumerated().filter { $0.offset % s.count == s.index - 1 }.map(\.element)
+            storePath = "\(store).shard-\(s.index)-of-\(s.count)"
+            warn("shard \(s.index)/\(s.count): seeds \(seeds.map(String.init).joined(separator: ",")) → \(storePath)")
         }
         let (model, tok) = try modelOptions.load()
         let acts = try MeanActivations.load(path: activations, model: model)

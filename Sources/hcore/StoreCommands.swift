@@ -48,9 +48,7 @@ struct StoreCommand: ParsableCommand {
             case (nil, let jsonl?, _):
                 subs = try SubnetworkStore.subnetworks(jsonl: jsonl, layout: s.layout, threshold: threshold)
             case (let mask?, nil, let name?):
-                var obj = try JSONValue.parse(String(decoding: try readDataFile(mask), as: UTF8.self), path: mask).merging([("name", .string(name))])
-                if let meta { obj = obj.merging([("meta", try JSONValue.parse(meta, path: "--meta"))]) }
-                subs = [try StoredSubnetwork(json: obj, layout: s.layout, threshold: threshold, source: mask)]
+                subs = [try StoredSubnetwork(maskFile: mask, name: name, meta: meta, layout: s.layout, threshold: threshold)]
             default:
                 throw UsageError("give --mask FILE --name NAME, or --jsonl FILE")
             }

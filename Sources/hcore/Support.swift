@@ -43,12 +43,7 @@ struct TokenizationOptions: ParsableArguments {
     var truncation: String = "longest_first"
 
     func options(batchSize: Int = 32) throws -> PredictionOptions {
-        guard let t = TruncationStrategy(rawValue: truncation) else {
-            throw UsageError("--truncation must be one of \(TruncationStrategy.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        guard maxLength >= 3 else { throw UsageError("--max-length must be at least 3") }
-        guard batchSize >= 1 else { throw UsageError("--batch-size must be at least 1") }
-        return PredictionOptions(maxLength: maxLength, batchSize: batchSize, truncation: t)
+        try PredictionOptions(maxLength: maxLength, batchSize: batchSize, truncation: truncation)
     }
 }
 
@@ -93,21 +88,15 @@ struct StoreFilter: ParsableArguments {
     @Option(help: "Only subnetworks with at most this achieved sparsity.") var maxSparsity: Double?
 
     func filter(names: [String]? = nil) throws -> SubnetworkFilter {
-        let parsed = try conditions.map { c in
-            guard let condition = SubnetworkFilter.Condition(c) else { throw UsageError("--where \(c): use KEY=VALUE, KEY>=NUMBER or KEY<=NUMBER") }
-            return condition
-        }
-        return SubnetworkFilter(tag: tag, conditions: parsed, minSparsity: minSparsity, maxSparsity: maxSparsity, names: names)
+        try SubnetworkFilter(tag: tag, conditions: conditions, minSparsity: minSparsity, maxSparsity: maxSparsity, names: names)
     }
 }
 
 /// A one-line progress bar on a terminal's stderr; silent when stderr is not a terminal.
 final class Progress {
-    let total: Int
-    let label: String
+    let total: Int, label: String, enabled: Bool
     let start = Date()
     var last = Date.distantPast
-    let enabled: Bool
 
     init(_ label: String, total: Int, force: Bool = false) {
         self.label = label
@@ -131,10 +120,8 @@ final class Progress {
     }
 }
 
-/// `--shard i/n`, or the Slurm array this process belongs to; nil when neither is given.
-func parseShard(_ flag: String?) throws -> (Int, Int)? {
-    try ShardSpec.parse(flag, environment: ProcessInfo.processInfo.environment).map { ($0.index, $0.count) }
-}
+/// `--shard i/n`, or the Slurm array this process belongs to (the one place the CLI reads the environment).
+func shardSpec(_ flag: String?) throws -> ShardSpec? { try ShardSpec.parse(flag, environment: ProcessInfo.processInfo.environment) }
 
 /// Opens a store, saying in one line when it was read as of an earlier commit (an append was cut off).
 func openStore(_ path: String) throws -> SubnetworkStore {
