@@ -94,13 +94,10 @@ public func coreReads(model: BertModel, batches: [TokenBatch], core: [(layer: In
         let clean = LayerInputs(D: D), ablated = LayerInputs(D: D)
         let cleanLogits = try model.forward(batch, observer: clean, pool: pool)
         let ablatedLogits = try model.forward(batch, soft: (masks, .mean(activations)), observer: ablated, pool: pool)
-        for b in 0..<batch.count {
-            let p = softmaxDouble(Array(cleanLogits[(b * C)..<((b + 1) * C)])), q = softmaxDouble(Array(ablatedLogits[(b * C)..<((b + 1) * C)]))
-            for c in 0..<C {
-                absLogit += Double(abs(cleanLogits[b * C + c] - ablatedLogits[b * C + c])) / Double(C)
-                if p[c] > 0 { kl += p[c] * (log(p[c]) - log(max(q[c], 1e-300))) }
-            }
-        }
+        for i in cleanLogits.indices { absLogit += Double(abs(cleanLogits[i] - ablatedLogits[i])) / Double(C) }
+        // KL(clean ‖ ablated), the pruning objective's loss (Model/Blocks/Losses.swift), summed over the batch.
+        let target = (0..<batch.count).flatMap { b in softmaxDouble(Array(cleanLogits[(b * C)..<((b + 1) * C)])) }
+        kl += distributionLoss(logits: ablatedLogits, targets: target, classes: C, kl: true).loss * Double(batch.count)
         examples += batch.count
         let qkvClean = allocateFloats(N * 3 * d), qkvAbl = allocateFloats(N * 3 * d), ctxAbl = allocateFloats(N * d)
         defer { qkvClean.deallocate(); qkvAbl.deallocate(); ctxAbl.deallocate() }
