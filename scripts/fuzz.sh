@@ -16,7 +16,7 @@ TARGETS=${1:-$(ls Fuzz/corpus)}
 for t in $TARGETS; do
   mkdir -p "Fuzz/crashes/$t" "${TMPDIR:-/tmp}/hcore-fuzz-corpus/$t"
   echo "== $t (${SECONDS_EACH}s)"
-  HCORE_FUZZ_TARGET=$t $BIN "${TMPDIR:-/tmp}/hcore-fuzz-corpus/$t" "Fuzz/corpus/$t" -max_total_time="$SECONDS_EACH" \
-    -rss_limit_mb=2048 -timeout=5 -max_len=65536 -detect_leaks=0 -artifact_prefix="Fuzz/crashes/$t/" -print_final_stats=1 2>&1 \
+  ASAN_OPTIONS=detect_leaks=0 HCORE_FUZZ_TARGET=$t $BIN "${TMPDIR:-/tmp}/hcore-fuzz-corpus/$t" "Fuzz/corpus/$t" -max_total_time="$SECONDS_EACH" \
+    -rss_limit_mb=2048 -timeout=5 -max_len=65536 -artifact_prefix="Fuzz/crashes/$t/" -print_final_stats=1 2>&1 \
     | grep -E "stat::number_of_executed_units|stat::peak_rss_mb|ERROR|SUMMARY|crash-|timeout-|oom-" || true
 done
