@@ -46,9 +46,10 @@ public struct AdamWState: Sendable, Codable {
     }
 }
 
-/// Linear warm-up to 1 over `warmup` steps, then linear decay to 0 at `total` (step counted from 0).
+/// transformers' get_linear_schedule_with_warmup: step/warmup during the warm-up (so the first optimizer
+/// step, step 0, runs at factor 0), then linear decay to 0 at `total`.
 public func learningRateFactor(step: Int, warmup: Int, total: Int) -> Double {
-    if step < warmup { return Double(step + 1) / Double(warmup) }
+    if step < warmup { return Double(step) / Double(warmup) }
     return max(0, Double(total - step) / Double(max(1, total - warmup)))
 }
 

@@ -39,12 +39,23 @@ public struct PruneConfig: Sendable {
     public var initialLogAlpha = 10.0
     /// Hidden dropout in the subnetwork; nil: the model config's hidden_dropout_prob (the reference's training mode).
     public var dropout: Float? = nil
+    /// One global L2 norm over every log α and both λ, clipped after accumulation and before the optimizer
+    /// step, as HF's Trainer does (its max_grad_norm, default 1.0); 0 turns clipping off.
+    public var maxGradNorm = 1.0
+    /// Reshuffle the training set every pass (the Trainer's sampler); false takes batches in file order.
+    public var shuffle = true
     public init() {}
 }
 
 public struct PruneStep: Sendable, Codable {
     public var step: Int, kl: Double, lagrangian: Double, expectedSparsity: Double, sampledSparsity: Double
     public var target: Double, lambda1: Double, lambda2: Double
+    /// The gradient norm before clipping, the learning rate of log α, and each micro-batch's KL and sampled
+    /// sparsity (optional only so that older checkpoints still decode).
+    public var gradNorm: Double? = nil
+    public var learningRate: Double? = nil
+    public var microKL: [Double]? = nil
+    public var microSparsity: [Double]? = nil
 }
 
 public struct PruneResult: Sendable {
@@ -106,8 +117,10 @@ public struct PruneState: Sendable, Codable {
     public var history: [PruneStep]
 }
 
+/// `noise`, when given, replaces the hard-concrete noise: one row of U uniforms per micro-batch, in order
+/// (a reference run replayed exactly); it must cover every micro-batch of the run.
 public func prune(model: BertModel, encodings: [Encoding], activations: MeanActivations, config c: PruneConfig,
-                  initialLogAlpha: [Float]? = nil, resume: PruneState? = nil, checkpointEvery: Int = 100,
+                  initialLogAlpha: [Float]? = nil, noise: [[Double]]? = nil, resume: PruneState? = nil, checkpointEvery: Int = 100,
                   checkpoint: ((PruneState) throws -> Void)? = nil, pool: ThreadPool = .shared,
                   onStep: ((PruneStep) -> Void)? = nil) throws -> PruneResult {
     guard (0..<1).contains(c.targetSparsity), (0..<1).contains(c.startSparsity) else {
@@ -115,6 +128,7 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
     }
     guard !encodings.isEmpty else { throw ModelError.badInput("the training file has no examples") }
     guard c.maxSteps > 0, c.batchSize > 0, c.gradientAccumulationSteps > 0 else { throw ModelError.badInput("steps, batch size and accumulation must be positive") }
+    guard c.maxGradNorm >= 0, c.maxGradNorm.isFinite else { throw ModelError.badInput("max_grad_norm must be ≥ 0") }
     let dropout = c.dropout ?? model.config.hiddenDropoutProb
     guard (0..<1).contains(dropout) else { throw ModelError.badInput("dropout must lie in [0, 1)") }
     try model.checkActivations(activations)
@@ -138,16 +152,21 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
         let step = state.step
         let t = targetSparsity(step: step, config: c)
         var gradA = [Double](repeating: 0, count: U), gradL = [0.0, 0.0]
-        var klSum = 0.0, lagSum = 0.0, sampledSum = 0.0
-        for _ in 0..<c.gradientAccumulationSteps {
-            // Next batch of a reshuffled pass over the data.
+        var klSum = 0.0, lagSum = 0.0, sampledSum = 0.0, microKL: [Double] = [], microSparsity: [Double] = []
+        for micro in 0..<c.gradientAccumulationSteps {
+            // Next batch of a reshuffled pass over the data (in file order without shuffling).
             if state.cursor + c.batchSize > state.order.count {
-                state.rng.shuffle(&state.order)
+                if c.shuffle { state.rng.shuffle(&state.order) }
                 state.cursor = 0
             }
             let idx = state.order[state.cursor..<min(state.order.count, state.cursor + c.batchSize)]
             state.cursor += c.batchSize
-            let u = (0..<U).map { _ in state.rng.uniform() }
+            var u = (0..<U).map { _ in state.rng.uniform() }
+            if let noise {
+                let m = step * c.gradientAccumulationSteps + micro
+                guard m < noise.count, noise[m].count == U else { throw ModelError.badInput("the noise has no row of \(U) values for micro-batch \(m)") }
+                u = noise[m]
+            }
             let dropoutSeed = state.rng.next()
             let missing = idx.filter { fullCache[$0] == nil }
             if !missing.isEmpty {
@@ -161,13 +180,24 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
             gradL[0] += o.gap / k
             gradL[1] += o.gap * o.gap / k
             klSum += o.kl / k; lagSum += o.lagrangian / k; sampledSum += o.sampledSparsity / k
+            microKL.append(o.kl); microSparsity.append(o.sampledSparsity)
+        }
+        // One global L2 norm over every trainable parameter's gradient, clipped as torch's clip_grad_norm_.
+        let norm = (gradA.reduce(0) { $0 + $1 * $1 } + gradL.reduce(0) { $0 + $1 * $1 }).squareRoot()
+        if c.maxGradNorm > 0 {
+            let coefficient = c.maxGradNorm / (norm + 1e-6)
+            if coefficient < 1 {
+                for i in gradA.indices { gradA[i] *= coefficient }
+                for i in gradL.indices { gradL[i] *= coefficient }
+            }
         }
         let f = learningRateFactor(step: step, warmup: c.warmupSteps, total: c.maxSteps)
         state.optimizerLogAlpha.step(&state.logAlpha, grad: gradA, lr: c.learningRate * f)
         state.optimizerLambda.step(&state.lambdas, grad: gradL.map { -$0 }, lr: c.regLearningRate * f)   // gradient ascent on λ
         let expected = 1 - HardConcrete.expectedKept(state.logAlpha.map(Float.init)) / Double(U)
         let record = PruneStep(step: step, kl: klSum, lagrangian: lagSum, expectedSparsity: expected, sampledSparsity: sampledSum,
-                               target: t, lambda1: state.lambdas[0], lambda2: state.lambdas[1])
+                               target: t, lambda1: state.lambdas[0], lambda2: state.lambdas[1], gradNorm: norm,
+                               learningRate: c.learningRate * f, microKL: microKL, microSparsity: microSparsity)
         state.history.append(record)
         state.step += 1
         onStep?(record)

@@ -20,7 +20,8 @@ struct PruneCommand: ParsableCommand {
                       --target-sparsity 0.5 --seeds 42-53
         The defaults equal the paper's: sparsity warm-up 6500 + 50·50 steps, total = warm-up + 6·50, learning \
         rate 0.1 (log α) and 1 (λ), 200 warm-up steps, batch 32, accumulation 4, max length 128, and the \
-        subnetwork in training mode (hidden dropout from config.json; --dropout 0 turns it off). \
+        subnetwork in training mode (hidden dropout from config.json; --dropout 0 turns it off), a global gradient-norm clip at 1.0 \
+        (--max-grad-norm), and get_linear_schedule_with_warmup's learning rate (step/warm-up: step 0 runs at 0). \
         Interruptions lose little: every --checkpoint-steps the run's whole state goes to STORE.prune-NAME.json, \
         and rerunning the same command continues from it (seeds already in the store are skipped). \
         Clusters: --shard i/n (or a Slurm array) takes every n-th seed and writes STORE.shard-i-of-n, so that \
@@ -54,6 +55,7 @@ struct PruneCommand: ParsableCommand {
     @Option(help: "Hidden dropout in the subnetwork (default: the config's hidden_dropout_prob, as the reference).") var dropout: Float?
     @Option(name: .customLong("initial-log-alpha"), help: "Mean of the initial log α (the paper's 10; lower for short runs).") var initialLogAlpha: Double = 10
     @Option(name: .customLong("checkpoint-steps"), help: "Save the run's state every N steps (0: never).") var checkpointSteps: Int = 100
+    @Option(name: .customLong("max-grad-norm"), help: "Clip the global gradient norm (log α and λ) to this after accumulation, as the reference's Trainer (--max_grad_norm); 0 turns clipping off.") var maxGradNorm: Double = 1.0
     @Option(help: ArgumentHelp("Run only shard i of n of the seeds (default from SLURM_ARRAY_TASK_ID/COUNT).", valueName: "i/n")) var shard: String?
 
     func seedList() throws -> [UInt64] {
@@ -71,7 +73,7 @@ struct PruneCommand: ParsableCommand {
         c.targetSparsity = targetSparsity; c.startSparsity = startSparsity; c.sparsityWarmupSteps = sparsityWarmup
         c.maxSteps = maxSteps ?? sparsityWarmup + 6 * 50; c.learningRate = learningRate; c.regLearningRate = regLearningRate
         c.warmupSteps = warmupSteps; c.gradientAccumulationSteps = accumulation; c.batchSize = batchSize
-        c.warmupType = warmupType; c.threshold = threshold; c.dropout = dropout; c.initialLogAlpha = initialLogAlpha
+        c.warmupType = warmupType; c.threshold = threshold; c.dropout = dropout; c.initialLogAlpha = initialLogAlpha; c.maxGradNorm = maxGradNorm
         return c
     }
 

@@ -45,9 +45,11 @@ final class SharedPiecesTests: XCTestCase {
         XCTAssertEqual(pf, Float(expected[0]), accuracy: 1e-6)
     }
 
+    /// transformers' get_linear_schedule_with_warmup (values from its formula, as the trajectory golden records).
     func testScheduleWarmsUpThenDecays() {
-        XCTAssertEqual(learningRateFactor(step: 0, warmup: 4, total: 12), 0.25)
-        XCTAssertEqual(learningRateFactor(step: 3, warmup: 4, total: 12), 1)
+        XCTAssertEqual(learningRateFactor(step: 0, warmup: 4, total: 12), 0)
+        XCTAssertEqual(learningRateFactor(step: 3, warmup: 4, total: 12), 0.75)
+        XCTAssertEqual(learningRateFactor(step: 4, warmup: 4, total: 12), 1)
         XCTAssertEqual(learningRateFactor(step: 8, warmup: 4, total: 12), 0.5)
         XCTAssertEqual(learningRateFactor(step: 12, warmup: 4, total: 12), 0)
         XCTAssertEqual(learningRateFactor(step: 0, warmup: 0, total: 10), 1)

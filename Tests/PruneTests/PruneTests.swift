@@ -88,7 +88,7 @@ final class PruneTests: XCTestCase {
         XCTAssertEqual(targetSparsity(step: 500, config: c), 0.5)
         c.warmupType = "logarithmic"
         XCTAssertEqual(targetSparsity(step: 50, config: c), 1 - exp(0.5 * log(0.5)), accuracy: 1e-12)
-        XCTAssertEqual(learningRateFactor(step: 0, warmup: 10, total: 110), 0.1, accuracy: 1e-12)
+        XCTAssertEqual(learningRateFactor(step: 1, warmup: 10, total: 110), 0.1, accuracy: 1e-12)
         XCTAssertEqual(learningRateFactor(step: 60, warmup: 10, total: 110), 0.5, accuracy: 1e-12)
     }
 }
