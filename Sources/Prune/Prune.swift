@@ -117,6 +117,19 @@ public struct PruneState: Sendable, Codable {
     public var history: [PruneStep]
 }
 
+/// One global L2 norm over every trainable parameter's gradient (log α and λ), clipped to `maxNorm` as torch's
+/// clip_grad_norm_ does (scale max/(norm + 1e-6) when below 1; `maxNorm` 0: no clipping). Returns the norm
+/// before clipping.
+func clipGlobalNorm(_ a: inout [Double], _ b: inout [Double], maxNorm: Double) -> Double {
+    let norm = (a.reduce(0) { $0 + $1 * $1 } + b.reduce(0) { $0 + $1 * $1 }).squareRoot()
+    let coefficient = maxNorm / (norm + 1e-6)
+    if maxNorm > 0 && coefficient < 1 {
+        for i in a.indices { a[i] *= coefficient }
+        for i in b.indices { b[i] *= coefficient }
+    }
+    return norm
+}
+
 /// `noise`, when given, replaces the hard-concrete noise: one row of U uniforms per micro-batch, in order
 /// (a reference run replayed exactly); it must cover every micro-batch of the run.
 public func prune(model: BertModel, encodings: [Encoding], activations: MeanActivations, config c: PruneConfig,
@@ -182,15 +195,7 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
             klSum += o.kl / k; lagSum += o.lagrangian / k; sampledSum += o.sampledSparsity / k
             microKL.append(o.kl); microSparsity.append(o.sampledSparsity)
         }
-        // One global L2 norm over every trainable parameter's gradient, clipped as torch's clip_grad_norm_.
-        let norm = (gradA.reduce(0) { $0 + $1 * $1 } + gradL.reduce(0) { $0 + $1 * $1 }).squareRoot()
-        if c.maxGradNorm > 0 {
-            let coefficient = c.maxGradNorm / (norm + 1e-6)
-            if coefficient < 1 {
-                for i in gradA.indices { gradA[i] *= coefficient }
-                for i in gradL.indices { gradL[i] *= coefficient }
-            }
-        }
+        let norm = clipGlobalNorm(&gradA, &gradL, maxNorm: c.maxGradNorm)
         let f = learningRateFactor(step: step, warmup: c.warmupSteps, total: c.maxSteps)
         state.optimizerLogAlpha.step(&state.logAlpha, grad: gradA, lr: c.learningRate * f)
         state.optimizerLambda.step(&state.lambdas, grad: gradL.map { -$0 }, lr: c.regLearningRate * f)   // gradient ascent on λ
