@@ -65,6 +65,13 @@ public struct PruneResult: Sendable {
     public var achievedSparsity: Double
 }
 
+/// The step counts of the reference's scripts/pruning/prune-all-*.sh for a target sparsity: with sp the
+/// target in percent, a sparsity warm-up of 6500 + 50·sp steps and 6·sp more at the target.
+public func referenceRecipe(targetSparsity t: Double) -> (warmup: Int, total: Int) {
+    let sp = Int((t * 100).rounded())
+    return (6500 + 50 * sp, 6500 + 50 * sp + 6 * sp)
+}
+
 public func targetSparsity(step: Int, config c: PruneConfig) -> Double {
     guard c.sparsityWarmupSteps > 0, step < c.sparsityWarmupSteps else { return c.targetSparsity }
     let f = Double(step) / Double(c.sparsityWarmupSteps)

@@ -18,7 +18,7 @@ struct PruneCommand: ParsableCommand {
         rule at --threshold), log-alphas and training history are written into --store.
           hcore prune --model DIR --train train.tsv --activations acts.safetensors --store subs.hcs \\
                       --target-sparsity 0.5 --seeds 42-53
-        The defaults equal the paper's: sparsity warm-up 6500 + 50·50 steps, total = warm-up + 6·50, learning \
+        The defaults equal the paper's: sparsity warm-up 6500 + 50·sp steps, total = warm-up + 6·sp (sp: the target in percent), learning \
         rate 0.1 (log α) and 1 (λ), 200 warm-up steps, batch 32, accumulation 4, max length 128, and the \
         subnetwork in training mode (hidden dropout from config.json; --dropout 0 turns it off), a global gradient-norm clip at 1.0 \
         (--max-grad-norm), and get_linear_schedule_with_warmup's learning rate (step/warm-up: step 0 runs at 0). \
@@ -34,8 +34,8 @@ struct PruneCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Store to write the subnetworks into (created if missing).", valueName: "store")) var store: String
     @Option(name: .customLong("target-sparsity")) var targetSparsity: Double = 0.5
     @Option(name: .customLong("start-sparsity")) var startSparsity: Double = 0.0
-    @Option(name: .customLong("num-sparsity-warmup-steps")) var sparsityWarmup: Int = 6500 + 50 * 50
-    @Option(name: .customLong("max-steps"), help: "Default: the sparsity warm-up + 6·50.") var maxSteps: Int?
+    @Option(name: .customLong("num-sparsity-warmup-steps"), help: "Default: 6500 + 50·sp, sp the target in percent (scripts/pruning/prune-all-*.sh).") var sparsityWarmup: Int?
+    @Option(name: .customLong("max-steps"), help: "Default: the sparsity warm-up + 6·sp (the same scripts).") var maxSteps: Int?
     @Option(name: .customLong("learning-rate")) var learningRate: Double = 0.1
     @Option(name: .customLong("reg-learning-rate"), help: """
         Learning rate of λ1, λ2 (the paper's 1 suits KLs of order 0.1–1). Scale it with the KL: on a model whose \
@@ -70,8 +70,9 @@ struct PruneCommand: ParsableCommand {
 
     var config: PruneConfig {
         var c = PruneConfig()
-        c.targetSparsity = targetSparsity; c.startSparsity = startSparsity; c.sparsityWarmupSteps = sparsityWarmup
-        c.maxSteps = maxSteps ?? sparsityWarmup + 6 * 50; c.learningRate = learningRate; c.regLearningRate = regLearningRate
+        let recipe = referenceRecipe(targetSparsity: targetSparsity)
+        c.targetSparsity = targetSparsity; c.startSparsity = startSparsity; c.sparsityWarmupSteps = sparsityWarmup ?? recipe.warmup
+        c.maxSteps = maxSteps ?? c.sparsityWarmupSteps + recipe.total - recipe.warmup; c.learningRate = learningRate; c.regLearningRate = regLearningRate
         c.warmupSteps = warmupSteps; c.gradientAccumulationSteps = accumulation; c.batchSize = batchSize
         c.warmupType = warmupType; c.threshold = threshold; c.dropout = dropout; c.initialLogAlpha = initialLogAlpha; c.maxGradNorm = maxGradNorm
         return c

@@ -7,8 +7,7 @@ import Foundation
 // A closed pipe (`hcore eval … | head`) is a write failure (exit 5), not a signal.
 signal(SIGPIPE, SIG_IGN)
 signal(SIGINT) { _ in
-    // Only async-signal-safe calls here: write(2) and _exit(2). Every store and output write is a
-    // transaction or a temp-file rename, so stopping at any point loses nothing committed.
+    // Only async-signal-safe calls; every store and output write is a transaction or a rename: nothing committed is lost.
     let message: StaticString = "\nhcore: interrupted\n"
     _ = write(2, message.utf8Start, message.utf8CodeUnitCount)
     _exit(FailureKind.interrupted.rawValue)

@@ -89,6 +89,10 @@ final class PruneTests: XCTestCase {
         c.warmupType = "logarithmic"
         XCTAssertEqual(targetSparsity(step: 50, config: c), 1 - exp(0.5 * log(0.5)), accuracy: 1e-12)
         XCTAssertEqual(learningRateFactor(step: 1, warmup: 10, total: 110), 0.1, accuracy: 1e-12)
+        // prune-all-*.sh: warm-up 6500 + 50·sp, total warm-up + 6·sp.
+        XCTAssertTrue(referenceRecipe(targetSparsity: 0.3) == (8000, 8180))
+        XCTAssertTrue(referenceRecipe(targetSparsity: 0.5) == (9000, 9300))
+        XCTAssertTrue(referenceRecipe(targetSparsity: 0.7) == (10000, 10420))
         XCTAssertEqual(learningRateFactor(step: 60, warmup: 10, total: 110), 0.5, accuracy: 1e-12)
     }
 }
