@@ -18,8 +18,11 @@ public struct ImportanceScores: Sendable {
 
 /// Mean mask gradients over `encodings` in batches of `batchSize`: KL(full ‖ subnetwork) when `labels` is
 /// nil (zero at the full model, so score a subnetwork), else cross-entropy with those gold class indices.
+/// `signed` false gives Michel et al.'s head importance: the mean over batches of |∂L/∂ξ| (their code takes the
+/// absolute value of each batch's gradient), each layer's heads then divided by their L2 norm; MLPs get the
+/// mean |∂L/∂ξ| unnormalised. `signed` true keeps the signed mean (the direction pruning follows).
 public func maskImportance(model: BertModel, encodings: [Encoding], labels: [Int]?, masks: MaskValues, ablation: Ablation,
-                           batchSize: Int, progress: ((Int) -> Void)? = nil) throws -> ImportanceScores {
+                           batchSize: Int, signed: Bool = false, progress: ((Int) -> Void)? = nil) throws -> ImportanceScores {
     var s = ImportanceScores(heads: [[Double]](repeating: [Double](repeating: 0, count: model.headCount), count: model.layerCount),
                              mlps: [Double](repeating: 0, count: model.layerCount), loss: 0, batches: 0, examples: encodings.count)
     for start in stride(from: 0, to: encodings.count, by: max(1, batchSize)) {
@@ -27,8 +30,8 @@ public func maskImportance(model: BertModel, encodings: [Encoding], labels: [Int
         let g = try model.maskGradients(TokenBatch(idx.map { encodings[$0] }), masks: masks, ablation: ablation,
                                         objective: labels.map { l in .crossEntropy(labels: idx.map { l[$0] }) } ?? .kl)
         for l in 0..<model.layerCount {
-            for h in 0..<model.headCount { s.heads[l][h] += g.heads[l][h] }
-            s.mlps[l] += g.mlps[l]
+            for h in 0..<model.headCount { s.heads[l][h] += signed ? g.heads[l][h] : abs(g.heads[l][h]) }
+            s.mlps[l] += signed ? g.mlps[l] : abs(g.mlps[l])
         }
         s.loss += g.loss
         s.batches += 1
@@ -38,5 +41,11 @@ public func maskImportance(model: BertModel, encodings: [Encoding], labels: [Int
     s.heads = s.heads.map { $0.map { $0 / n } }
     s.mlps = s.mlps.map { $0 / n }
     s.loss /= n
+    if !signed {
+        s.heads = s.heads.map { row in
+            let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            return norm > 0 ? row.map { $0 / norm } : row
+        }
+    }
     return s
 }

@@ -115,8 +115,8 @@ struct Importance: ParsableCommand {
     @Option(help: "Sequences per batch.") var batchSize: Int = 32
     @Option(help: "Use only the first N examples.") var maxExamples: Int?
     @OptionGroup var tokenization: TokenizationOptions
+    @Flag(help: "The signed mean of ∂L/∂ξ instead of Michel et al.'s per-layer-normalised mean |∂L/∂ξ|.") var signed = false
     @Flag(help: "Print JSON (the default prints a table).") var json = false
-
     func run() throws {
         guard ["kl", "ce"].contains(objective) else { throw UsageError("--objective must be kl or ce") }
         let opts = try tokenization.options(batchSize: batchSize)
@@ -126,9 +126,9 @@ struct Importance: ParsableCommand {
         let labels = objective == "ce" ? try LabelMapping.make(for: ds, modelLabels: model.config.labels).classIndices(ds) : nil
         let progress = Progress("importance", total: ds.count)
         let s = try maskImportance(model: model, encodings: try encodeAll(ds.examples, tokenizer: tok, options: opts), labels: labels,
-                                   masks: masks, ablation: ablation, batchSize: batchSize, progress: progress.update)
+                                   masks: masks, ablation: ablation, batchSize: batchSize, signed: signed, progress: progress.update)
         if json { emit(s.json(objective: objective).pretty); return }
-        emit("mean d\(objective == "kl" ? "KL" : "CE")/dmask over \(s.batches) batches (loss \(String(format: "%.5g", s.loss))); negative = the unit helps")
+        emit((signed ? "mean d" : "Michel et al. importance: mean |d") + (objective == "kl" ? "KL" : "CE") + (signed ? "/dmask" : "/dmask|, heads L2-normalised per layer") + " over \(s.batches) batches (loss \(String(format: "%.5g", s.loss)))")
         for l in 0..<model.layerCount {
             emit("layer \(l): " + s.heads[l].map { String(format: "%+.2e", $0) }.joined(separator: " ") + "   mlp " + String(format: "%+.2e", s.mlps[l]))
         }
