@@ -4,19 +4,12 @@ import CZstd
 import Foundation
 
 public enum Zstd {
-    /// One compression context for the process, reused: creating one per call (ZSTD_compress) allocates and
-    /// clears its tables every time, which dominated a store commit of a single subnetwork.
-    nonisolated(unsafe) private static let context = ZSTD_createCCtx()
-    private static let contextLock = NSLock()
-
     public static func compress(_ input: [UInt8], level: Int32 = 19) -> [UInt8] {
         let bound = ZSTD_compressBound(input.count)
         var out = [UInt8](repeating: 0, count: bound)
-        contextLock.lock()
-        defer { contextLock.unlock() }
         let n = input.withUnsafeBytes { src in
             out.withUnsafeMutableBytes { dst in
-                ZSTD_compressCCtx(context, dst.baseAddress, bound, src.baseAddress, input.count, level)
+                ZSTD_compress(dst.baseAddress, bound, src.baseAddress, input.count, level)
             }
         }
         precondition(ZSTD_isError(n) == 0, "zstd compression failed: \(String(cString: ZSTD_getErrorName(n)))")

@@ -15,3 +15,12 @@ public func meanActivations(model: BertModel, examples: [Example], tokenizer: Be
     }
     return (acc.result(fingerprint: model.fingerprint), acc.tokens)
 }
+
+/// The same over encodings already made (the demo tokenizes its training set once for pruning and this).
+public func meanActivations(model: BertModel, encodings: [Encoding], batchSize: Int) throws -> (MeanActivations, tokens: Int) {
+    let acc = ActivationAccumulator(model: model)
+    for start in stride(from: 0, to: encodings.count, by: max(1, batchSize)) {
+        try model.encode(TokenBatch(Array(encodings[start..<min(encodings.count, start + max(1, batchSize))])), observer: acc).deallocate()
+    }
+    return (acc.result(fingerprint: model.fingerprint), acc.tokens)
+}

@@ -29,9 +29,7 @@ public struct MaskChoice: Sendable {
             ablation = .zero
         } else {
             guard let activations else { throw UsageError("--mask needs --activations FILE (mean ablation, as the paper) or --zero-ablation") }
-            let (acts, warning) = try MeanActivations.load(path: activations, model: model)
-            if let warning { warn("warning: \(warning)") }
-            ablation = .mean(acts)
+            ablation = .mean(try MeanActivations.load(path: activations, model: model, warn: warn))
         }
         do { try model.checkMasks(masks, ablation) } catch { throw ModelError.mismatch("\(mask): \(error)") }
         return (masks, ablation)

@@ -52,11 +52,7 @@ extension SubnetworkStore {
     /// Mean activations from `file` when given, else the store's activation set `name` (default: its only
     /// one). With `required` false, a store without a single set gives nil instead of an error.
     public func meanActivations(file: String?, set name: String?, model: BertModel, required: Bool, warn: (String) -> Void) throws -> MeanActivations? {
-        if let file {
-            let (a, w) = try MeanActivations.load(path: file, model: model)
-            if let w { warn("warning: \(w)") }
-            return a
-        }
+        if let file { return try MeanActivations.load(path: file, model: model, warn: warn) }
         guard required || name != nil || activationSets.count == 1 else { return nil }
         return try meanActivations(name, model: model)
     }

@@ -118,6 +118,13 @@ extension MeanActivations {
         try load(SafetensorsFile(path: path), model: model)
     }
 
+    /// The same, handing the warning (a file without a model fingerprint) to `warn`.
+    public static func load(path: String, model: BertModel, warn: (String) -> Void) throws -> MeanActivations {
+        let (acts, warning) = try load(path: path, model: model)
+        if let warning { warn("warning: \(warning)") }
+        return acts
+    }
+
     /// A set stored inside a subnetwork store (`SubnetworkStore.activationSet`), read without a temporary file.
     public static func load(bytes: [UInt8], name: String, model: BertModel) throws -> (MeanActivations, warning: String?) {
         try load(SafetensorsFile(file: MappedFile(data: bytes, name: name)), model: model)

@@ -82,8 +82,7 @@ public struct DemoStudy {
                                     start.model.parameterCount, history.count, history.last?.loss ?? .nan, history.last?.devAccuracy ?? .nan, out))
         let bert = try BertModel.load(folder: out + "/model")
         let trainEnc = try encodeAll(task.train, tokenizer: start.tokenizer, options: PredictionOptions(maxLength: 128))
-        let (activations, tokens) = try meanActivations(model: bert, examples: task.train, tokenizer: start.tokenizer,
-                                                        options: PredictionOptions(maxLength: 128), batchSize: 64)
+        let (activations, tokens) = try meanActivations(model: bert, encodings: trainEnc, batchSize: 64)
         try activations.write(path: out + "/activations.safetensors", model: bert, extraMetadata: ["dataset": sets.train.path])
         stage(3, "activations", "mean activations over \(tokens) tokens → \(out)/activations.safetensors (hcore activations)")
         let store = try pruneSubnetworks(bert, encodings: trainEnc, activations: activations, dropout: dropout, progress: progress)

@@ -93,13 +93,12 @@ extension CircuitsCommand {
         func run() throws {
             let opts = try tokenization.options()
             let (model, tok) = try modelOptions.load()
-            let acts = try MeanActivations.load(path: activations, model: model)
-            if let warning = acts.warning { warn("warning: \(warning)") }
+            let acts = try MeanActivations.load(path: activations, model: model, warn: warn)
             let heads = try coreHeads(model)
             guard !heads.isEmpty else { throw UsageError("the core has no heads (lower --fraction?)") }
             let enc = try encodeAll(try loadExamples(data, limit: maxExamples).examples, tokenizer: tok, options: opts)
             let batches = lengthSortedBatches(enc, batchSize: 32).map { TokenBatch($0.map { enc[$0] }) }
-            let r = try coreReads(model: model, batches: batches, core: heads, activations: acts.0)
+            let r = try coreReads(model: model, batches: batches, core: heads, activations: acts)
             if csv { emit(bytes: Array(r.csv.utf8)) } else if json { emit(r.json.pretty) } else { r.table.forEach(emit) }
         }
 

@@ -90,12 +90,11 @@ struct PruneCommand: ParsableCommand {
             warn("shard \(s.index)/\(s.count): seeds \(seeds.map(String.init).joined(separator: ",")) → \(storePath)")
         }
         let (model, tok) = try modelOptions.load()
-        let acts = try MeanActivations.load(path: activations, model: model)
-        if let warning = acts.warning { warn("warning: \(warning)") }
+        let acts = try MeanActivations.load(path: activations, model: model, warn: warn)
         let encodings = try encodeAll(try loadExamples(train, limit: maxTrainSamples).examples, tokenizer: tok, options: PredictionOptions(maxLength: maxLength))
         let s = try SubnetworkStore.openOrCreate(path: storePath, for: model)
         let runs = PruneRuns(config: config, seeds: seeds, namePrefix: name, source: "hcore prune \(train)", checkpointEvery: checkpointSteps)
         let bars = seeds.map { Progress("prune seed \($0)", total: runs.config.maxSteps) }
-        try runs.run(into: s, model: model, encodings: encodings, activations: acts.0, log: warn, onStep: { k, st in bars[k].update(st.step + 1) })
+        try runs.run(into: s, model: model, encodings: encodings, activations: acts, log: warn, onStep: { k, st in bars[k].update(st.step + 1) })
     }
 }
