@@ -249,6 +249,34 @@ public func attentionProbOffsets(offsets: [Int], heads: Int) -> [Int] {
     return base
 }
 
+/// Attention-probability dropout in training mode: ctx_i = Σ_j (P_ij · M_ij) V_j per (sequence, head), from the
+/// probabilities `attention` kept and multipliers M laid out as they are (Σ_s heads·t_s²). It recomputes the
+/// context `attention` wrote, so inference never pays for it.
+public func droppedAttentionContext(qkv: UnsafePointer<Float>, ldqkv: Int, probs: UnsafePointer<Float>, drop: UnsafePointer<Float>,
+                                    heads: Int, headDim d: Int, offsets: [Int], ctx: UnsafeMutablePointer<Float>, ldctx: Int,
+                                    pool: ThreadPool = .shared) {
+    let probBase = attentionProbOffsets(offsets: offsets, heads: heads)
+    let qa = UInt(bitPattern: qkv), pa = UInt(bitPattern: probs), ma = UInt(bitPattern: drop), ca = UInt(bitPattern: ctx)
+    pool.parallelFor(offsets.count - 1) { s in
+        let qkv = UnsafePointer<Float>(bitPattern: qa)!, probs = UnsafePointer<Float>(bitPattern: pa)!
+        let drop = UnsafePointer<Float>(bitPattern: ma)!, ctx = UnsafeMutablePointer<Float>(bitPattern: ca)!
+        let start = offsets[s], t = offsets[s + 1] - start
+        if t == 0 { return }
+        let row = allocateFloats(t)
+        defer { row.deallocate() }
+        for h in 0..<heads {
+            let v = qkv + start * ldqkv + (2 * heads + h) * d
+            for i in 0..<t {
+                let base = probBase[s] + (h * t + i) * t
+                for j in 0..<t { row[j] = probs[base + j] * drop[base + j] }
+                let out = ctx + (start + i) * ldctx + h * d
+                out.update(repeating: 0, count: d)
+                for j in 0..<t { axpy(row[j], v + j * ldqkv, out, count: d) }
+            }
+        }
+    }
+}
+
 /// out[0..<d] = Σ_j p[j]·v[j·ldv ..< j·ldv + d], for d ∈ {16, 32, 48, 64}.
 @inline(__always)
 func weightedRowSum(_ p: UnsafePointer<Float>, _ v: UnsafePointer<Float>, ldv: Int, t: Int, d: Int, out: UnsafeMutablePointer<Float>) {

@@ -50,12 +50,14 @@ public func layerNormBackward(_ dy: UnsafePointer<Float>, x: UnsafePointer<Float
 /// Naive twin: `attentionBackwardReference`.
 public func attentionBackward(qkv: UnsafePointer<Float>, ldqkv: Int, probs: UnsafePointer<Float>, dctx: UnsafePointer<Float>, ldctx: Int,
                               heads: Int, headDim d: Int, offsets: [Int], dqkv: UnsafeMutablePointer<Float>,
-                              pool: ThreadPool = .shared) {
+                              probDropout: UnsafePointer<Float>? = nil, pool: ThreadPool = .shared) {
     let probBase = attentionProbOffsets(offsets: offsets, heads: heads)
     let scale = 1 / Float(d).squareRoot()
     let fast = d % 16 == 0 && d <= 64
     let qa = UInt(bitPattern: qkv), pa = UInt(bitPattern: probs), da = UInt(bitPattern: dctx), ga = UInt(bitPattern: dqkv)
+    let ma = probDropout.map { UInt(bitPattern: $0) }
     pool.parallelFor(offsets.count - 1) { s in
+        let drop = ma.map { UnsafePointer<Float>(bitPattern: $0)! }
         let qkv = UnsafePointer<Float>(bitPattern: qa)!, probs = UnsafePointer<Float>(bitPattern: pa)!
         let dctx = UnsafePointer<Float>(bitPattern: da)!, dqkv = UnsafeMutablePointer<Float>(bitPattern: ga)!
         let start = offsets[s], t = offsets[s + 1] - start
@@ -67,22 +69,25 @@ public func attentionBackward(qkv: UnsafePointer<Float>, ldqkv: Int, probs: Unsa
         defer { dS.deallocate(); pT.deallocate(); dST.deallocate(); vT.deallocate(); acc.deallocate() }
         vT.update(repeating: 0, count: d * tPad)
         for h in 0..<heads {
-            let P = probs + probBase[s] + h * t * t
+            let P = probs + probBase[s] + h * t * t, M = drop.map { $0 + probBase[s] + h * t * t }
             let q = qkv + start * ldqkv + h * d, k = qkv + start * ldqkv + (heads + h) * d, v = qkv + start * ldqkv + (2 * heads + h) * d
             let dq = dqkv + start * ldqkv + h * d, dk = dqkv + start * ldqkv + (heads + h) * d, dv = dqkv + start * ldqkv + (2 * heads + h) * d
             let dc = dctx + start * ldctx + h * d
             for j in 0..<t { for c in 0..<d { vT[c * tPad + j] = v[j * ldqkv + c] } }
             // Rows: dP_i = dctx_i Vᵀ; dS_ij = P_ij (dP_ij − Σ_j' dP_ij' P_ij') · scale; dQ_i = Σ_j dS_ij K_j.
+            // With dropout multipliers M on the probabilities (ctx = (P ⊙ M) V): dP ← dP ⊙ M before the
+            // softmax's backward, and dV reads P ⊙ M.
             for i in 0..<t {
                 let row = dS + i * tPad, pRow = P + i * t, dci = dc + i * ldctx
                 vectorTimesMatrix(dci, vT, rows: d, cols: tPad, out: row)
+                if let M { for j in 0..<t { row[j] *= M[i * t + j] } }
                 var rowDot: Float = 0
                 for j in 0..<t { rowDot += row[j] * pRow[j] }
                 for j in 0..<t {
                     let x = pRow[j] * (row[j] - rowDot) * scale
                     row[j] = x
                     dST[j * t + i] = x
-                    pT[j * t + i] = pRow[j]
+                    pT[j * t + i] = M.map { pRow[j] * $0[i * t + j] } ?? pRow[j]
                 }
                 if fast {
                     weightedRowSum(row, k, ldv: ldqkv, t: t, d: d, out: dq + i * ldqkv)
@@ -140,8 +145,9 @@ func vectorTimesMatrix(_ x: UnsafePointer<Float>, _ m: UnsafePointer<Float>, row
 }
 
 /// Naive twin of `attentionBackward` for one sequence of length t (rows 0..<t, row stride ldqkv = 3·heads·d,
-/// dctx row stride heads·d), in Double, recomputing P from Q and K.
-public func attentionBackwardReference(qkv: [Float], dctx: [Float], t: Int, heads: Int, headDim d: Int) -> [Float] {
+/// dctx row stride heads·d), in Double, recomputing P from Q and K. `drop`: probability-dropout multipliers
+/// [heads, t, t] (ctx = (P ⊙ drop) V), nil for none.
+public func attentionBackwardReference(qkv: [Float], dctx: [Float], t: Int, heads: Int, headDim d: Int, drop: [Float]? = nil) -> [Float] {
     let ld = 3 * heads * d, scale = 1 / Double(d).squareRoot()
     var out = [Float](repeating: 0, count: t * ld)
     for h in 0..<heads {
@@ -156,9 +162,10 @@ public func attentionBackwardReference(qkv: [Float], dctx: [Float], t: Int, head
             let e = sc.map { exp($0 - m) }, z = e.reduce(0, +)
             P[i] = e.map { $0 / z }
         }
+        func m(_ i: Int, _ j: Int) -> Double { drop.map { Double($0[(h * t + i) * t + j]) } ?? 1 }
         var dS = P
         for i in 0..<t {
-            let dP = (0..<t).map { j in (0..<d).reduce(0.0) { $0 + g(i, $1) * v(j, $1) } }
+            let dP = (0..<t).map { j in (0..<d).reduce(0.0) { $0 + g(i, $1) * v(j, $1) } * m(i, j) }
             let rowDot = (0..<t).reduce(0.0) { $0 + dP[$1] * P[i][$1] }
             for j in 0..<t { dS[i][j] = P[i][j] * (dP[j] - rowDot) * scale }
         }
@@ -166,7 +173,7 @@ public func attentionBackwardReference(qkv: [Float], dctx: [Float], t: Int, head
             for c in 0..<d {
                 out[i * ld + h * d + c] = Float((0..<t).reduce(0.0) { $0 + dS[i][$1] * k($1, c) })
                 out[i * ld + (heads + h) * d + c] = Float((0..<t).reduce(0.0) { $0 + dS[$1][i] * q($1, c) })
-                out[i * ld + (2 * heads + h) * d + c] = Float((0..<t).reduce(0.0) { $0 + P[$1][i] * g($1, c) })
+                out[i * ld + (2 * heads + h) * d + c] = Float((0..<t).reduce(0.0) { $0 + P[$1][i] * m($1, i) * g($1, c) })
             }
         }
     }

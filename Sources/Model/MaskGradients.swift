@@ -11,8 +11,9 @@
 // the reference's modeling code applies it: after the embeddings, after the attention output projection
 // (before the residual), after the MLP's second dense layer (before the mask: m is the dropped output), and
 // on the pooled output before the classifier — inverted, masks drawn from SplitMix64(dropoutSeed) in that
-// order (embeddings, every layer's attention, every layer's MLP, pooled). Attention-probability dropout is
-// not applied.
+// order (embeddings, every layer's attention, every layer's MLP, pooled). `attentionDropout` > 0 adds the
+// reference's dropout on the attention probabilities (ctx = Dropout(softmax(QKᵀ/√d)) V), its multipliers drawn
+// after those, layer by layer.
 import Foundation
 import Kernels
 
@@ -50,7 +51,7 @@ extension BertModel {
     /// `clsOnlyLastLayer`: the last layer after attention runs for the [CLS] rows only (exact: no other row
     /// reaches the classifier).
     public func maskGradients(_ batch: TokenBatch, masks: MaskValues, ablation: Ablation, objective: ImportanceObjective = .kl,
-                              dropout: Float = 0, dropoutSeed: UInt64 = 0, clsOnlyLastLayer: Bool = true,
+                              dropout: Float = 0, attentionDropout: Float = 0, dropoutSeed: UInt64 = 0, clsOnlyLastLayer: Bool = true,
                               pool: ThreadPool = .shared) throws -> MaskGradients {
         guard let classifier else { throw ModelError.noClassifier(path: folder) }
         try checkMasks(masks, ablation)
@@ -68,10 +69,11 @@ extension BertModel {
         let dropMLP = (0..<L).map { _ in dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena) }
         let dropPooled = dropoutMultipliers(B * D, p: dropout, rng: &rng, arena: arena)
         let probCount = attentionProbOffsets(offsets: batch.offsets, heads: headCount).last!
+        let dropProbs = (0..<L).map { _ in dropoutMultipliers(probCount, p: attentionDropout, rng: &rng, arena: arena) }
         let geluOutput = arena.take(N * I)   // nothing reads gelu(u) after a layer's forward: one buffer for all
         let caches = (0..<L).map {
             LayerCache(arena: arena, tokens: N, hidden: D, inner: I, probCount: probCount, geluOutput: geluOutput,
-                       dropAttention: dropAttention[$0], dropMLP: dropMLP[$0])
+                       dropAttention: dropAttention[$0], dropMLP: dropMLP[$0], dropProbs: dropProbs[$0])
         }
         let x = arena.take(N * D), xCLS = arena.take(B * D), head = HeadCache(arena: arena, sequences: B, hidden: D)
         try embeddings(batch, into: x, pool: pool)

@@ -94,6 +94,34 @@ final class GradientTests: XCTestCase {
         }
     }
 
+    /// Attention-probability dropout (the reference's attention_probs_dropout_prob in training mode), alone and
+    /// with hidden dropout: at a fixed seed the multipliers are fixed, so central differences see one function.
+    func testFiniteDifferencesWithAttentionDropout() throws {
+        let (model, batch, acts) = try tinySetup()
+        let masks = tinyMasks
+        for hidden: Float in [0, 0.2] {
+            func run(_ m: MaskValues, _ p: Float) throws -> MaskGradients {
+                try model.maskGradients(batch, masks: m, ablation: .mean(acts), objective: .crossEntropy(labels: [0, 1, 1, 0, 1, 0]),
+                                        dropout: hidden, attentionDropout: p, dropoutSeed: 77)
+            }
+            let r = try run(masks, 0.3), off = try run(masks, 0)
+            XCTAssertNotEqual(r.loss, off.loss, "attention dropout must change the subnetwork's output")
+            let eps: Float = 1e-2
+            for (l, h) in [(0, 0), (0, 3), (1, 1), (1, 2)] {
+                var up = masks, down = masks
+                up.heads[l][h] += eps; down.heads[l][h] -= eps
+                let fd = (try run(up, 0.3).loss - run(down, 0.3).loss) / Double(2 * eps)
+                XCTAssertEqual(r.heads[l][h], fd, accuracy: 0.03 * abs(fd) + 3e-5, "head (\(l),\(h)) hidden dropout \(hidden)")
+            }
+            for l in 0..<2 {
+                var up = masks, down = masks
+                up.mlps[l] += eps; down.mlps[l] -= eps
+                let fd = (try run(up, 0.3).loss - run(down, 0.3).loss) / Double(2 * eps)
+                XCTAssertEqual(r.mlps[l], fd, accuracy: 0.03 * abs(fd) + 3e-5, "mlp \(l) hidden dropout \(hidden)")
+            }
+        }
+    }
+
     /// Pruning caches the full model's distribution per example: the cached target must give exactly what
     /// `.kl` computes, and a row must not depend on the other sequences of its batch.
     func testCachedFullModelTargetIsExact() throws {

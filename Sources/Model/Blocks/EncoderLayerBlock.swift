@@ -4,7 +4,7 @@
 // loops over this pair; inference runs the fast variant of the same math, `BertModel.runLayers`.
 //
 //   qkv = x W_qkvᵀ + b                              [N, 3D]
-//   ctx = softmax(Q Kᵀ/√d) V  per (sequence, head)   [N, D]   probs kept
+//   ctx = Dropout(softmax(Q Kᵀ/√d)) V  per (seq, head) [N, D]   probs kept (and their dropout multipliers)
 //   ĉ   = mask(ctx)                                   [R, D]   soft head masks (SoftMasks)
 //   g   = Dropout(ĉ W_Oᵀ + b_O) + x                   [R, D]
 //   a   = LayerNorm₁(g)                               [R, D]   mean, 1/std kept
@@ -65,11 +65,14 @@ package struct LayerCache {
     package let m, h, hMean, hRstd: UnsafeMutablePointer<Float>   // [R, D], [R, D], [R], [R]
     /// Inverted-dropout multipliers [N, D] as drawn (the forward compacts them to [R, D] in place); nil: off.
     package let dropAttention, dropMLP: UnsafeMutablePointer<Float>?
+    /// Attention-probability dropout multipliers, laid out as `probs`; nil: off.
+    package let dropProbs: UnsafeMutablePointer<Float>?
 
     /// `geluOutput`: a buffer [N, I] to share between layers when nothing reads gelu(u) after the forward
     /// (mask gradients); nil gives this layer its own (weight gradients read it).
     package init(arena: ScratchArena, tokens N: Int, hidden D: Int, inner I: Int, probCount: Int,
-         geluOutput: UnsafeMutablePointer<Float>?, dropAttention: UnsafeMutablePointer<Float>?, dropMLP: UnsafeMutablePointer<Float>?) {
+         geluOutput: UnsafeMutablePointer<Float>?, dropAttention: UnsafeMutablePointer<Float>?, dropMLP: UnsafeMutablePointer<Float>?,
+         dropProbs: UnsafeMutablePointer<Float>? = nil) {
         xIn = arena.take(N * D); qkv = arena.take(N * 3 * D); probs = arena.take(probCount)
         ctx = arena.take(N * D); ctxMasked = arena.take(N * D); g = arena.take(N * D)
         gMean = arena.take(N); gRstd = arena.take(N); a = arena.take(N * D)
@@ -77,6 +80,7 @@ package struct LayerCache {
         m = arena.take(N * D); h = arena.take(N * D); hMean = arena.take(N); hRstd = arena.take(N)
         self.dropAttention = dropAttention
         self.dropMLP = dropMLP
+        self.dropProbs = dropProbs
     }
 }
 
@@ -102,6 +106,10 @@ package func encoderLayerForward(_ x: UnsafeMutablePointer<Float>, layer l: Int,
     gemm(x, rows: N, lda: D, p.qkv, out: c.qkv, ldc: 3 * D, epilogue: .bias, pool: pool)
     attention(qkv: c.qkv, ldqkv: 3 * D, heads: s.heads, headDim: s.headDim, offsets: s.offsets, ctx: c.ctx, ldctx: D,
               probs: c.probs, pool: pool)
+    if let drop = c.dropProbs {
+        droppedAttentionContext(qkv: c.qkv, ldqkv: 3 * D, probs: c.probs, drop: drop, heads: s.heads, headDim: s.headDim,
+                                offsets: s.offsets, ctx: c.ctx, ldctx: D, pool: pool)
+    }
     if compact {
         gatherCLS(x, into: xCLS, offsets: s.offsets, width: D)
         gatherCLS(c.ctx, into: c.ctx, offsets: s.offsets, width: D)
@@ -209,7 +217,7 @@ package func encoderLayerBackward(_ dy: UnsafePointer<Float>, layer l: Int, _ p:
         dctxAll = UnsafePointer(w.dctxFull); dgAll = UnsafePointer(w.dgFull)
     }
     attentionBackward(qkv: c.qkv, ldqkv: 3 * D, probs: c.probs, dctx: dctxAll, ldctx: D, heads: H, headDim: d,
-                      offsets: s.offsets, dqkv: w.dqkv, pool: pool)
+                      offsets: s.offsets, dqkv: w.dqkv, probDropout: c.dropProbs, pool: pool)
     if let grads {
         accumulateLinearGradients(dy: w.dqkv, ldy: 3 * D, x: c.xIn, ldx: D, rows: N, out: 3 * D, inp: D,
                                   dW: grads.qkv.weight, db: grads.qkv.bias, pool: pool)
