@@ -64,7 +64,7 @@ let package = Package(
         .target(name: "Model", dependencies: ["Kernels", "Checkpoint", "Tokenizer", "Failures"], swiftSettings: numericFlags),
         .target(name: "Eval", dependencies: ["Model", "Kernels", "Checkpoint", "Tokenizer", "Failures"]),
         .target(name: "Circuits", dependencies: ["Model", "Checkpoint", "Kernels", "Failures"], swiftSettings: numericFlags),
-        .target(name: "Prune", dependencies: ["Model", "Kernels", "Tokenizer", "Checkpoint"], swiftSettings: numericFlags),
+        .target(name: "Prune", dependencies: ["Model", "Eval", "Kernels", "Tokenizer", "Checkpoint", "Failures"], swiftSettings: numericFlags),
         // Weight gradients, AdamW, fine-tuning loop; writes Hugging Face folders.
         .target(name: "Train", dependencies: ["Model", "Eval", "Kernels", "Checkpoint", "Tokenizer", "Failures"], swiftSettings: numericFlags),
         // Figures and index.html of a study (eval document + store + model).

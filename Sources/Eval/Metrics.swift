@@ -6,6 +6,14 @@ import Foundation
 
 /// How a dataset's gold labels and the model's predicted classes are compared.
 public struct LabelMapping: Sendable {
+    /// Gold labels as scoring-class indices (nil unless every example has a known one), and each model
+    /// class's scoring index: what accuracy needs when the model's labels collapse (HANS).
+    public func indices(for examples: [Example]) -> (gold: [Int]?, predicted: [Int]) {
+        let predictedIndex = predicted.map { classes.firstIndex(of: $0)! }
+        let gold = examples.map { $0.label.flatMap { self.gold[$0] }.flatMap { classes.firstIndex(of: $0) } }
+        return (gold.contains(nil) ? nil : gold.map { $0! }, predictedIndex)
+    }
+
     /// Gold label string → class name used for scoring.
     public let gold: [String: String]
     /// Model class index → class name used for scoring.

@@ -11,8 +11,8 @@
 // The gradient of the KL with respect to the gates comes from Model's backward pass (maskGradients);
 // dz/dlog α is the hard-concrete's reparameterised derivative (zero where the clamp is active).
 // The subnetwork runs in training mode as in the reference: hidden dropout (`dropout`, default the model
-// config's hidden_dropout_prob) while the full model it is compared with runs without; attention-probability
-// dropout is not applied. The random numbers are hcore's own (SplitMix64), so seeds do not reproduce
+// config's hidden_dropout_prob) and attention-probability dropout (`attentionDropout`, default the config's
+// attention_probs_dropout_prob), while the full model it is compared with runs without. The random numbers are hcore's own (SplitMix64), so seeds do not reproduce
 // PyTorch runs, but the same seed reproduces an hcore run exactly — also across an interruption: the whole
 // state (log α, λ, both optimisers, the generator, the data order) is a `PruneState` that `prune` hands to
 // `checkpoint` and accepts back as `resume`.
@@ -39,6 +39,9 @@ public struct PruneConfig: Sendable {
     public var initialLogAlpha = 10.0
     /// Hidden dropout in the subnetwork; nil: the model config's hidden_dropout_prob (the reference's training mode).
     public var dropout: Float? = nil
+    /// Attention-probability dropout in the subnetwork; nil: `dropout` when that is set (so dropout 0 turns both
+    /// off), else the config's attention_probs_dropout_prob.
+    public var attentionDropout: Float? = nil
     /// One global L2 norm over every log α and both λ, clipped after accumulation and before the optimizer
     /// step, as HF's Trainer does (its max_grad_norm, default 1.0); 0 turns clipping off.
     public var maxGradNorm = 1.0
@@ -56,6 +59,37 @@ public struct PruneStep: Sendable, Codable {
     public var learningRate: Double? = nil
     public var microKL: [Double]? = nil
     public var microSparsity: [Double]? = nil
+    /// The learning rate of λ at this step.
+    public var regLearningRate: Double? = nil
+    /// The periodic evaluation after this step, when one ran (`PruneEvaluation`).
+    public var evaluation: PruneEvaluationResult? = nil
+    /// log α after this step: set on the record `onStep` receives (the trace), never kept in the history.
+    public var logAlpha: [Double]? = nil
+}
+
+/// The reference's periodic evaluation (its --do_eval with --eval_steps): after every `every` optimizer steps
+/// and after the last, the current log α's deterministic masks (the reference's rule: per layer the k smallest
+/// soft values zeroed, the others keeping their soft value) run on `encodings` with mean ablation.
+public struct PruneEvaluation: Sendable {
+    public var encodings: [Encoding]
+    /// Gold labels, one scoring-class index per encoding, for accuracy; nil: KL only.
+    public var labels: [Int]?
+    /// Each model class's scoring class (HANS collapses neutral and contradiction); nil: the identity.
+    public var predictedClass: [Int]?
+    public var every: Int
+    public init(encodings: [Encoding], labels: [Int]?, predictedClass: [Int]? = nil, every: Int) {
+        self.encodings = encodings
+        self.labels = labels
+        self.predictedClass = predictedClass
+        self.every = every
+    }
+}
+
+public struct PruneEvaluationResult: Sendable, Codable {
+    /// Mean KL(full ‖ subnetwork) over the examples, and accuracy against the labels (nil without).
+    public var kl: Double, accuracy: Double?
+    /// The deterministic masks' sparsity (fraction of units at exactly 0).
+    public var sparsity: Double
 }
 
 public struct PruneResult: Sendable {
@@ -92,7 +126,7 @@ public struct PruneObjective: Sendable {
 }
 
 public func pruneObjective(model: BertModel, batch: TokenBatch, logAlpha: [Double], u: [Double], lambdas: [Double], target t: Double,
-                           activations: MeanActivations, dropout: Float = 0, dropoutSeed: UInt64 = 0,
+                           activations: MeanActivations, dropout: Float = 0, attentionDropout: Float = 0, dropoutSeed: UInt64 = 0,
                            fullProbabilities: [Double]? = nil, pool: ThreadPool = .shared) throws -> PruneObjective {
     let L = model.layerCount, H = model.headCount, U = L * H + L
     precondition(logAlpha.count == U && u.count == U && lambdas.count == 2)
@@ -101,7 +135,7 @@ public func pruneObjective(model: BertModel, batch: TokenBatch, logAlpha: [Doubl
     let masks = MaskValues(units: z, layers: L, heads: H)
     let g = try model.maskGradients(batch, masks: masks, ablation: .mean(activations),
                                     objective: fullProbabilities.map { .klToProbabilities($0) } ?? .kl,
-                                    dropout: dropout, dropoutSeed: dropoutSeed, pool: pool)
+                                    dropout: dropout, attentionDropout: attentionDropout, dropoutSeed: dropoutSeed, pool: pool)
     let s = 1 - Double(z.reduce(0, +)) / Double(U)
     let gap = t - s
     let lag = lambdas[0] * gap + lambdas[1] * gap * gap
@@ -138,9 +172,12 @@ func clipGlobalNorm(_ a: inout [Double], _ b: inout [Double], maxNorm: Double) -
 }
 
 /// `noise`, when given, replaces the hard-concrete noise: one row of U uniforms per micro-batch, in order
-/// (a reference run replayed exactly); it must cover every micro-batch of the run.
+/// (a reference run replayed exactly); it must cover every micro-batch of the run. `reference`, when given, is
+/// the model whose distribution the subnetwork is pulled towards (the reference's --ref_initialize_from);
+/// default: the full `model`.
 public func prune(model: BertModel, encodings: [Encoding], activations: MeanActivations, config c: PruneConfig,
-                  initialLogAlpha: [Float]? = nil, noise: [[Double]]? = nil, resume: PruneState? = nil, checkpointEvery: Int = 100,
+                  initialLogAlpha: [Float]? = nil, noise: [[Double]]? = nil, reference: BertModel? = nil,
+                  evaluation: PruneEvaluation? = nil, resume: PruneState? = nil, checkpointEvery: Int = 100,
                   checkpoint: ((PruneState) throws -> Void)? = nil, pool: ThreadPool = .shared,
                   onStep: ((PruneStep) -> Void)? = nil) throws -> PruneResult {
     guard (0..<1).contains(c.targetSparsity), (0..<1).contains(c.startSparsity) else {
@@ -150,9 +187,18 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
     guard c.maxSteps > 0, c.batchSize > 0, c.gradientAccumulationSteps > 0 else { throw ModelError.badInput("steps, batch size and accumulation must be positive") }
     guard c.maxGradNorm >= 0, c.maxGradNorm.isFinite else { throw ModelError.badInput("max_grad_norm must be ≥ 0") }
     let dropout = c.dropout ?? model.config.hiddenDropoutProb
-    guard (0..<1).contains(dropout) else { throw ModelError.badInput("dropout must lie in [0, 1)") }
+    let attentionDropout = c.attentionDropout ?? c.dropout ?? model.config.attentionProbsDropoutProb
+    guard (0..<1).contains(dropout), (0..<1).contains(attentionDropout) else { throw ModelError.badInput("dropout must lie in [0, 1)") }
     try model.checkActivations(activations)
+    let target = reference ?? model
+    guard target.config.numLabels == model.config.numLabels else {
+        throw ModelError.badInput("the reference model has \(target.config.numLabels) labels, the pruned one \(model.config.numLabels)")
+    }
     let L = model.layerCount, H = model.headCount, U = L * H + L
+    if let initialLogAlpha, initialLogAlpha.count != U || initialLogAlpha.contains(where: { !$0.isFinite }) {
+        throw ModelError.badInput("the initial log α has \(initialLogAlpha.count) values; this model has \(U) units (\(L * H) heads, then \(L) MLPs), all finite")
+    }
+    let evaluator = try evaluation.map { try PruneEvaluator($0, model: model, reference: target, activations: activations, pool: pool) }
     var state: PruneState
     if let resume {
         guard resume.logAlpha.count == U, resume.order.count == encodings.count, resume.step <= c.maxSteps else {
@@ -190,10 +236,11 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
             let dropoutSeed = state.rng.next()
             let missing = idx.filter { fullCache[$0] == nil }
             if !missing.isEmpty {
-                for (i, p) in zip(missing, try model.fullModelProbabilities(TokenBatch(missing.map { encodings[$0] }), pool: pool)) { fullCache[i] = p }
+                for (i, p) in zip(missing, try target.fullModelProbabilities(TokenBatch(missing.map { encodings[$0] }), pool: pool)) { fullCache[i] = p }
             }
             let o = try pruneObjective(model: model, batch: TokenBatch(idx.map { encodings[$0] }), logAlpha: state.logAlpha, u: u,
-                                       lambdas: state.lambdas, target: t, activations: activations, dropout: dropout, dropoutSeed: dropoutSeed,
+                                       lambdas: state.lambdas, target: t, activations: activations, dropout: dropout,
+                                       attentionDropout: attentionDropout, dropoutSeed: dropoutSeed,
                                        fullProbabilities: idx.flatMap { fullCache[$0]! }, pool: pool)
             let k = Double(c.gradientAccumulationSteps)
             for i in 0..<U { gradA[i] += o.gradLogAlpha[i] / k }
@@ -207,11 +254,15 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
         state.optimizerLogAlpha.step(&state.logAlpha, grad: gradA, lr: c.learningRate * f)
         state.optimizerLambda.step(&state.lambdas, grad: gradL.map { -$0 }, lr: c.regLearningRate * f)   // gradient ascent on λ
         let expected = 1 - HardConcrete.expectedKept(state.logAlpha.map(Float.init)) / Double(U)
-        let record = PruneStep(step: step, kl: klSum, lagrangian: lagSum, expectedSparsity: expected, sampledSparsity: sampledSum,
+        var record = PruneStep(step: step, kl: klSum, lagrangian: lagSum, expectedSparsity: expected, sampledSparsity: sampledSum,
                                target: t, lambda1: state.lambdas[0], lambda2: state.lambdas[1], gradNorm: norm,
-                               learningRate: c.learningRate * f, microKL: microKL, microSparsity: microSparsity)
-        state.history.append(record)
+                               learningRate: c.learningRate * f, microKL: microKL, microSparsity: microSparsity, regLearningRate: c.regLearningRate * f)
         state.step += 1
+        if let evaluator, state.step % evaluator.every == 0 || state.step == c.maxSteps {
+            record.evaluation = try evaluator.run(logAlpha: state.logAlpha)
+        }
+        state.history.append(record)
+        record.logAlpha = state.logAlpha
         onStep?(record)
         if let checkpoint, checkpointEvery > 0, state.step % checkpointEvery == 0, state.step < c.maxSteps { try checkpoint(state) }
     }

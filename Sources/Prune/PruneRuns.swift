@@ -2,6 +2,7 @@
 // thinned history. A run interrupted part-way resumes from its checkpoint file next to the store; a seed
 // whose subnetwork is already stored is skipped, so rerunning the same command finishes the job.
 import Checkpoint
+import Failures
 import Foundation
 import Model
 import Tokenizer
@@ -15,6 +16,16 @@ public struct PruneRuns {
     public var source: String
     /// Save the run's state every this many steps (0: never).
     public var checkpointEvery: Int
+    /// A log line every this many steps (the reference's --logging_steps).
+    public var logEvery = 100
+    /// Replay inputs (one seed): the starting log α and the hard-concrete noise (`prune`).
+    public var initialLogAlpha: [Float]? = nil
+    public var noise: [[Double]]? = nil
+    /// The model the KL pulls towards (--ref-initialize-from); nil: the pruned model itself.
+    public var reference: BertModel? = nil
+    public var evaluation: PruneEvaluation? = nil
+    /// Where the per-step trace goes (`PruneTrace`); with several seeds each gets "-seedN" before the extension.
+    public var tracePath: String? = nil
 
     public init(config: PruneConfig, seeds: [UInt64], namePrefix: String, source: String, checkpointEvery: Int) {
         self.config = config
@@ -22,6 +33,16 @@ public struct PruneRuns {
         self.namePrefix = namePrefix
         self.source = source
         self.checkpointEvery = checkpointEvery
+    }
+
+    /// `--seeds` as written: "A-B" (inclusive) or "a,b,c"; nil: the one `seed`.
+    public static func seedList(_ list: String?, default seed: UInt64) throws -> [UInt64] {
+        guard let list else { return [seed] }
+        let parts = list.split(separator: "-", omittingEmptySubsequences: false)
+        if parts.count == 2, let a = UInt64(parts[0]), let b = UInt64(parts[1]), a <= b, b - a < 100_000 { return Array(a...b) }
+        let seeds = list.split(separator: ",", omittingEmptySubsequences: false).map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+        guard !seeds.isEmpty, !seeds.contains(nil) else { throw UsageError("--seeds takes A-B (A ≤ B) or a comma-separated list of seeds, got '\(list)'") }
+        return seeds.map { $0! }
     }
 
     public func name(seed: UInt64) -> String { "\(namePrefix)-t\(config.targetSparsity)-seed\(seed)" }
@@ -42,16 +63,30 @@ public struct PruneRuns {
             let resume = try Self.readCheckpoint(checkpointPath)
             if let resume { log("seed \(seed): resuming from \(checkpointPath) at step \(resume.step)") }
             let started = Date()
-            let r = try prune(model: model, encodings: encodings, activations: activations, config: c, resume: resume, checkpointEvery: checkpointEvery,
-                              checkpoint: { state in try writeAtomically(Array(try JSONEncoder().encode(state)), to: checkpointPath) },
-                              onStep: { st in
+            let trace = try tracePath.map { try PruneTrace(path: traceFile($0, seed: seed), resumeStep: resume?.step ?? 0) }
+            var traceError: Error?
+            let r = try prune(model: model, encodings: encodings, activations: activations, config: c, initialLogAlpha: initialLogAlpha,
+                              noise: noise, reference: reference, evaluation: evaluation, resume: resume, checkpointEvery: checkpointEvery,
+                              checkpoint: { state in
+                if let traceError { throw traceError }
+                try writeAtomically(Array(try JSONEncoder().encode(state)), to: checkpointPath)
+            }, onStep: { st in
                 onStep?(k, st)
-                if st.step % 100 == 0 || st.step == c.maxSteps - 1 { log(Self.describe(st)) }
+                do { try trace?.append(st) } catch { traceError = traceError ?? error }
+                if st.step % max(1, logEvery) == 0 || st.step == c.maxSteps - 1 { log(Self.describe(st)) }
             })
-            try store.add([stored(r, name: runName, config: c, seconds: Date().timeIntervalSince(started), dropout: c.dropout ?? model.config.hiddenDropoutProb)])
+            if let traceError { throw traceError }
+            try store.add([stored(r, name: runName, config: c, seconds: Date().timeIntervalSince(started),
+                                 dropout: (c.dropout ?? model.config.hiddenDropoutProb, c.attentionDropout ?? c.dropout ?? model.config.attentionProbsDropoutProb))])
             unlink(checkpointPath)
             log("seed \(seed): \(String(format: "%.3f", r.achievedSparsity)) sparsity, stored in \(store.path)")
         }
+    }
+
+    func traceFile(_ path: String, seed: UInt64) -> String {
+        guard seeds.count > 1 else { return path }
+        let ext = (path as NSString).pathExtension
+        return ext.isEmpty ? "\(path)-seed\(seed)" : "\((path as NSString).deletingPathExtension)-seed\(seed).\(ext)"
     }
 
     static func readCheckpoint(_ path: String) throws -> PruneState? {
@@ -62,18 +97,24 @@ public struct PruneRuns {
     }
 
     static func describe(_ st: PruneStep) -> String {
-        String(format: "step %d  kl %.5f  lagrangian %+.4f  target %.3f  expected %.3f  sampled %.3f  λ %.3f %.3f",
-               st.step, st.kl, st.lagrangian, st.target, st.expectedSparsity, st.sampledSparsity, st.lambda1, st.lambda2)
+        var line = String(format: "step %d  kl %.5f  lagrangian %+.4f  target %.3f  expected %.3f  sampled %.3f  λ %.3f %.3f",
+                          st.step, st.kl, st.lagrangian, st.target, st.expectedSparsity, st.sampledSparsity, st.lambda1, st.lambda2)
+        if let e = st.evaluation {
+            line += String(format: "  eval kl %.5f sparsity %.3f", e.kl, e.sparsity) + (e.accuracy.map { String(format: " accuracy %.4f", $0) } ?? "")
+        }
+        return line
     }
 
-    func stored(_ r: PruneResult, name: String, config c: PruneConfig, seconds: Double, dropout: Float) -> StoredSubnetwork {
-        let history = JSONValue.array(r.history.filter { $0.step % 50 == 0 || $0.step == c.maxSteps - 1 }.map { st in
-            .object([("step", .int(st.step)), ("kl", .float(st.kl)), ("expected_sparsity", .float(st.expectedSparsity)), ("target", .float(st.target))])
+    func stored(_ r: PruneResult, name: String, config c: PruneConfig, seconds: Double, dropout: (hidden: Float, attention: Float)) -> StoredSubnetwork {
+        let history = JSONValue.array(r.history.filter { $0.step % 50 == 0 || $0.step == c.maxSteps - 1 || $0.evaluation != nil }.map { st in
+            var fields: [(String, JSONValue)] = [("step", .int(st.step)), ("kl", .float(st.kl)), ("expected_sparsity", .float(st.expectedSparsity)), ("target", .float(st.target))]
+            if let e = st.evaluation { fields += [("eval_kl", .float(e.kl)), ("eval_accuracy", e.accuracy.map { .float($0) } ?? .null)] }
+            return .object(fields)
         })
         return StoredSubnetwork(name: name, mask: r.masks.units.map { UInt8($0) }, logAlpha: r.logAlpha, meta: .object([
             ("seed", .int(Int(c.seed))), ("target_sparsity", .float(c.targetSparsity)), ("sparsity", .float(r.achievedSparsity)),
             ("steps", .int(c.maxSteps)), ("final_kl", .float(r.history.last?.kl ?? .nan)), ("source", .string(source)),
-            ("threshold", .float32(c.threshold)), ("dropout", .float32(dropout)),
+            ("threshold", .float32(c.threshold)), ("dropout", .float32(dropout.hidden)), ("attention_dropout", .float32(dropout.attention)),
             ("created", .string(ISO8601DateFormatter().string(from: Date()))), ("seconds", .float(seconds)), ("history", history),
         ]))
     }

@@ -1,6 +1,7 @@
 // `hcore demo`: the paper's whole story on the embedded default, one stage after another, every stage's
 // output left in --out so each can be rerun by hand with the command it names.
 import ArgumentParser
+import Eval
 import Foundation
 import Study
 
@@ -40,10 +41,10 @@ struct Demo: ParsableCommand {
                                   epochs: epochsOption, learningRate: learningRate, targetSparsity: targetSparsityOption, pruneSteps: pruneStepsOption,
                                   seed: seed, quick: quick)
         let started = Date()
-        var bar: Progress? = nil
+        var bar: ProgressBar? = nil
         let report = try study.run(stage: { i, name, detail in
             warn(String(format: "[%d/8 %5.1fs] %@: %@", i, Date().timeIntervalSince(started), name, detail))
-        }, progress: { done, total in bar = bar ?? Progress("prune", total: total); bar?.update(done) })
+        }, progress: { done, total in bar = bar ?? ProgressBar("prune", total: total); bar?.update(done) })
         emit(report.summary)
     }
 }

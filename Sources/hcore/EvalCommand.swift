@@ -67,7 +67,7 @@ struct EvalRun: ParsableCommand {
         if let s = shardSpec { selection.keepShard(s.index, of: s.count) }
         let prepared = try prepareDatasets(data, keys: .init(text: textKey, pair: pairKey, label: labelKey), skipBadRows: skipBadRows, limit: maxExamples,
                                            model: model, tokenizer: tok, options: opts, warn: warn)
-        let progress = Progress("eval \(selection.targets.count) × \(prepared.reduce(0) { $0 + $1.encodings.count })",
+        let progress = ProgressBar("eval \(selection.targets.count) × \(prepared.reduce(0) { $0 + $1.encodings.count })",
                                 total: selection.targets.count * prepared.reduce(0) { $0 + $1.encodings.count })
         let results = try evaluateTargets(model: model, datasets: prepared, targets: selection.targets, ablation: selection.ablation,
                                           batchSize: batchSize, keepLogits: predictions != nil, progress: progress.update)

@@ -57,9 +57,9 @@ struct Finetune: ParsableCommand {
         c.epochs = epochs; c.batchSize = batchSize; c.learningRate = learningRate; c.weightDecay = weightDecay
         c.warmupRatio = warmupRatio; c.dropout = dropout; c.seed = seed; c.evalEvery = evalSteps
         let started = Date()
-        var bar: Progress? = nil
+        var bar: ProgressBar? = nil
         let history = try finetuneAndSave(start, train: trainSet, dev: devSet, config: c, maxLength: maxLength, out: out,
-                                          progress: { step, total in bar = bar ?? Progress("finetune", total: total); bar?.update(step) }, log: warn)
+                                          progress: { step, total in bar = bar ?? ProgressBar("finetune", total: total); bar?.update(step) }, log: warn)
         emit(JSONValue.object([
             ("out", .string(out)), ("parameters", .int(start.model.parameterCount)), ("steps", .int(history.count)),
             ("final_loss", .float(history.last?.loss ?? .nan)), ("dev_accuracy", history.last?.devAccuracy.map { .float($0) } ?? .null),

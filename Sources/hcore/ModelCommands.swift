@@ -62,7 +62,7 @@ struct Predict: ParsableCommand {
         let (model, tok) = try modelOptions.load()
         let (plan, soft) = try maskOptions.choice.compile(model: model, warn: warn)
         let encodings = try encodeAll(try inputs.examples(), tokenizer: tok, options: opts)
-        let progress = Progress("predict", total: encodings.count)
+        let progress = ProgressBar("predict", total: encodings.count)
         let logits = try predictLogits(model: model, encodings: encodings, batchSize: batchSize, plan: plan, soft: soft,
                                        progress: encodings.count > 1000 ? progress.update : nil)
         predictionLines(logits, labels: model.config.labels, json: inputs.jsonl != nil).forEach(emit)
@@ -89,7 +89,7 @@ struct Activations: ParsableCommand {
         let opts = try tokenization.options(batchSize: batchSize)
         let (model, tok) = try modelOptions.load()
         let ds = try loadExamples(data, limit: maxExamples)
-        let progress = Progress("activations", total: ds.count)
+        let progress = ProgressBar("activations", total: ds.count)
         let (acts, tokens) = try meanActivations(model: model, examples: ds.examples, tokenizer: tok, options: opts, batchSize: batchSize, progress: progress.update)
         try acts.write(path: out, model: model, extraMetadata: ["dataset": ds.path, "examples": String(ds.count), "tokens": String(tokens)])
         warn("wrote \(out): mean activations over \(ds.count) examples, \(tokens) tokens")
@@ -124,7 +124,7 @@ struct Importance: ParsableCommand {
         let ds = try loadExamples(data, limit: maxExamples)
         let (masks, ablation) = try maskOptions.choice.resolve(model: model, warn: warn) ?? (.ones(layers: model.layerCount, heads: model.headCount), .zero)
         let labels = objective == "ce" ? try LabelMapping.make(for: ds, modelLabels: model.config.labels).classIndices(ds) : nil
-        let progress = Progress("importance", total: ds.count)
+        let progress = ProgressBar("importance", total: ds.count)
         let s = try maskImportance(model: model, encodings: try encodeAll(ds.examples, tokenizer: tok, options: opts), labels: labels,
                                    masks: masks, ablation: ablation, batchSize: batchSize, signed: signed, progress: progress.update)
         if json { emit(s.json(objective: objective).pretty); return }

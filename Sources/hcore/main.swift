@@ -3,6 +3,7 @@
 import ArgumentParser
 import Failures
 import Foundation
+import Prune
 
 // A closed pipe (`hcore eval … | head`) is a write failure (exit 5), not a signal.
 signal(SIGPIPE, SIG_IGN)
@@ -22,7 +23,14 @@ func exitParsing(_ error: Error) -> Never {
 }
 
 var command: ParsableCommand
-do { command = try HCore.parseAsRoot() } catch { exitParsing(error) }
+do {
+    let (arguments, notes) = try ReferenceFlags.translate(Array(CommandLine.arguments.dropFirst()))   // the reference's spellings
+    notes.forEach { warn("hcore: \($0)") }
+    command = try HCore.parseAsRoot(arguments)
+} catch let error as UsageError {
+    warn("hcore: error: \(error)")
+    exit(FailureKind.usage.rawValue)
+} catch { exitParsing(error) }
 do {
     try command.run()
 } catch let error as ClassifiedError {

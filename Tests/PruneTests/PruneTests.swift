@@ -3,7 +3,7 @@ import Checkpoint
 import Foundation
 import Kernels
 import Model
-import Prune
+@testable import Prune
 import Tokenizer
 import XCTest
 import TestSupport
@@ -81,6 +81,37 @@ final class PruneTests: XCTestCase {
         XCTAssertNotEqual(try prune(model: model, encodings: train, activations: acts, config: c).logAlpha, whole.logAlpha)
     }
 
+    /// --ref-initialize-from: the KL pulls towards another model's distribution. The same weights loaded again
+    /// give the very same run; a copy whose classifier bias differs gives another; a reference with another
+    /// label count is refused.
+    func testReferenceModelIsTheKLTarget() throws {
+        let (model, train, _, acts) = try setup()
+        var c = PruneConfig()
+        c.targetSparsity = 0.3; c.sparsityWarmupSteps = 3; c.maxSteps = 4; c.warmupSteps = 1; c.batchSize = 8; c.gradientAccumulationSteps = 1
+        c.dropout = 0; c.initialLogAlpha = 2
+        let own = try prune(model: model, encodings: train, activations: acts, config: c)
+        let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
+        let same = try prune(model: model, encodings: train, activations: acts, config: c, reference: try BertModel.load(folder: folder))
+        XCTAssertEqual(same.history.map(\.kl), own.history.map(\.kl))
+        // A copy with the classifier's bias shifted: its distribution differs, so does every KL.
+        let dir = NSTemporaryDirectory() + "hcore-ref-model-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for f in ["config.json", "vocab.txt"] { try FileManager.default.copyItem(atPath: folder + "/" + f, toPath: dir + "/" + f) }
+        let weights = try SafetensorsFile(path: folder + "/model.safetensors")
+        var w = SafetensorsWriter()
+        for n in weights.names {
+            var v = try weights.floats(n)
+            if n == "classifier.bias" { v[0] += 2 }
+            w.add(n, shape: weights.info(n)!.shape, v)
+        }
+        try Data(w.serialized()).write(to: URL(fileURLWithPath: dir + "/model.safetensors"))
+        let other = try prune(model: model, encodings: train, activations: acts, config: c, reference: try BertModel.load(folder: dir))
+        XCTAssertTrue(zip(other.history, own.history).allSatisfy { $0.kl > $1.kl + 1e-4 }, "\(other.history.map(\.kl)) vs \(own.history.map(\.kl))")
+        let minilm = try BertModel.load(folder: repoRoot + "/Tests/Fixtures/models/minilm-nli")
+        XCTAssertThrowsError(try prune(model: model, encodings: train, activations: acts, config: c, reference: minilm))
+    }
+
     func testSchedules() {
         var c = PruneConfig()
         c.startSparsity = 0; c.targetSparsity = 0.5; c.sparsityWarmupSteps = 100
@@ -115,5 +146,41 @@ final class ImportanceTests: XCTestCase {
         XCTAssertEqual(signed.batches, 3)
         XCTAssertEqual(signed.loss, michel.loss, accuracy: 1e-12)
         XCTAssertNotEqual(signed.heads, michel.heads)
+    }
+}
+
+/// The reference's spellings on hcore's command line, and the trace a resumed run continues.
+final class PruneCommandLineTests: XCTestCase {
+    func testReferenceFlagsTranslate() throws {
+        let (args, warnings) = try ReferenceFlags.translate([
+            "prune", "--target_sparsity=0.7", "--initialize_from", "m", "--avg_activation_path", "a.pkl", "--save_steps", "512",
+            "--dataloader_num_workers", "32", "--do_train", "--remove_unused_columns=false", "--seed", "43", "--max_grad_norm", "0",
+        ])
+        XCTAssertEqual(args, ["prune", "--target-sparsity=0.7", "--model", "m", "--activations", "a.pkl", "--checkpoint-steps", "512",
+                              "--seed", "43", "--max-grad-norm", "0"])
+        XCTAssertEqual(warnings.count, 3)
+        XCTAssertThrowsError(try ReferenceFlags.translate(["prune", "--output_dir", "x"]))
+        // Other commands keep their arguments as written.
+        XCTAssertEqual(try ReferenceFlags.translate(["eval", "--output_dir", "x"]).arguments, ["eval", "--output_dir", "x"])
+    }
+
+    func testTraceDropsStepsPastTheCheckpointOnResume() throws {
+        let path = NSTemporaryDirectory() + "hcore-trace-\(getpid()).jsonl"
+        defer { unlink(path) }
+        func step(_ k: Int) -> PruneStep {
+            PruneStep(step: k, kl: 0.1, lagrangian: 0, expectedSparsity: 0, sampledSparsity: 0, target: 0, lambda1: 0, lambda2: 0, logAlpha: [1, 2])
+        }
+        do {
+            let t = try PruneTrace(path: path, resumeStep: 0)
+            for k in 0..<5 { try t.append(step(k)) }
+        }
+        do {
+            let t = try PruneTrace(path: path, resumeStep: 3)   // the checkpoint holds steps 0–2
+            try t.append(step(3))
+        }
+        let steps = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
+            (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["step"] as! Int
+        }
+        XCTAssertEqual(steps, [0, 1, 2, 3])
     }
 }
