@@ -56,6 +56,8 @@ public struct EvalDocument: Codable, Sendable {
         public var sparsity: Double, seconds: Double, gflop: Double
         /// Keyed by the dataset's key (DatasetEntry.key).
         public var metrics: [String: DatasetMetrics]
+        /// The threshold that made the soft masks binary (--threshold, a --step-size sweep); absent otherwise.
+        public var threshold: Float? = nil
     }
 
     public var model: String, fingerprint: String, store: String?
@@ -90,7 +92,7 @@ extension EvalDocument {
                              seconds: r.seconds, gflop: r.flops / 1e9,
                              metrics: Dictionary(uniqueKeysWithValues: prepared.enumerated().map { (i, d) in
                                  (d.referenceKey, DatasetMetrics(r.metrics[i], classes: d.mapping.classes))
-                             }))
+                             }), threshold: r.target.threshold)
                   },
                   seconds: seconds)
     }

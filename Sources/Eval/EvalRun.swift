@@ -14,6 +14,8 @@ public struct EvalTarget: Sendable {
     public var seed: JSONValue
     /// nil: the full model.
     public var masks: MaskValues?
+    /// The threshold that made soft values binary, when one did (a --step-size sweep, --threshold).
+    public var threshold: Float? = nil
 
     public init(name: String, index: Int, sparsity: Double, seed: JSONValue, masks: MaskValues?) {
         self.name = name

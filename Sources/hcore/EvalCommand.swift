@@ -40,7 +40,10 @@ struct EvalRun: ParsableCommand {
     @Flag(help: "With --store, also evaluate the full model (first row).") var includeFull = false
     @Option(help: ArgumentHelp("Mean-activation set stored in --store (default: the only one there).", valueName: "name")) var activationSet: String?
     @Option(help: ArgumentHelp("binary (masks as stored) or soft (the reference's deterministic soft values from log-alphas).", valueName: "mode")) var maskMode: String = "binary"
-    @Option(help: "With --mask-mode soft: make the soft masks binary at this threshold instead.") var threshold: Float?
+    @Option(help: "With --mask-mode soft: make the soft masks binary at this threshold instead (the reference's --threshold-for-deterministic).") var threshold: Float?
+    @Option(name: .customLong("step-size"), help: "Sweep the threshold: every subnetwork at 0, S, 2S, … < 1 (soft values from its log α made binary), one result each, named NAME@t=T (the reference's --step-size).") var stepSize: Double?
+    @Option(name: .customLong("force-include"), parsing: .upToNextOption, help: ArgumentHelp("Units kept in every subnetwork evaluated (a4.h3, a2.mlp): log α set to +10 before the deterministic rule, as the reference's --force-include; masks without log α get the unit set.", valueName: "unit")) var forceInclude: [String] = []
+    @Option(name: .customLong("force-exclude"), parsing: .upToNextOption, help: ArgumentHelp("Units removed from every subnetwork evaluated: log α −10 (the reference's --force-exclude).", valueName: "unit")) var forceExclude: [String] = []
     @Option(help: ArgumentHelp("Evaluate only shard i of n (i = 1…n) of the subnetworks; defaults from SLURM_ARRAY_TASK_ID/COUNT.", valueName: "i/n")) var shard: String?
     @Flag(help: "Write each subnetwork's metrics back into the store's metadata.") var writeBack = false
     @OptionGroup var tokenization: TokenizationOptions
@@ -60,10 +63,12 @@ struct EvalRun: ParsableCommand {
         guard let mode = MaskMode(rawValue: maskMode) else { throw UsageError("--mask-mode must be binary or soft") }
         let opts = try tokenization.options(batchSize: batchSize), shardSpec = try shardSpec(shard), started = Date()
         let (model, tok) = try modelOptions.load()
+        let forcing = try UnitForcing(include: forceInclude, exclude: forceExclude, layers: model.layerCount, heads: model.headCount)
+        let thresholds = try stepSize.map { try thresholdSweep(stepSize: $0, store: store) }
         var selection = try store.map { try EvalSelection.fromStore($0, model: model, filter: try filter.filter(names: subnetworks.isEmpty || subnetworks == ["all"] ? nil : subnetworks),
                                                                     includeFull: includeFull, mode: mode, threshold: threshold, mask: maskOptions.choice,
-                                                                    activationSet: activationSet, warn: warn) }
-            ?? EvalSelection.fromMask(maskOptions.choice, model: model, warn: warn)
+                                                                    activationSet: activationSet, forcing: forcing, thresholds: thresholds, warn: warn) }
+            ?? EvalSelection.fromMask(maskOptions.choice, model: model, forcing: forcing, warn: warn)
         if let s = shardSpec { selection.keepShard(s.index, of: s.count) }
         let prepared = try prepareDatasets(data, keys: .init(text: textKey, pair: pairKey, label: labelKey), skipBadRows: skipBadRows, limit: maxExamples,
                                            model: model, tokenizer: tok, options: opts, warn: warn)

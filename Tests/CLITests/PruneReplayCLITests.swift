@@ -109,5 +109,12 @@ final class PruneReplayCLITests: XCTestCase {
         XCTAssertEqual(r.err.components(separatedBy: "eval kl").count - 1, 3, r.err)
         let show = try hcore(["store", "show", dir + "/s.hcs", "prune-t0.5-seed42"])
         XCTAssertTrue(show.out.contains("eval_accuracy"), show.out)
+        // The stored log α drives the reference eval's threshold sweep and unit forcing.
+        let sweep = try hcore(["eval", "--model", tiny, "--store", dir + "/s.hcs", "--activations", dir + "/acts.safetensors", "--data", hans,
+                               "--max-examples", "40", "--step-size", "0.5", "--force-exclude", "a0.mlp"])
+        XCTAssertEqual(sweep.code, 0, sweep.err)
+        let results = (try JSONSerialization.jsonObject(with: Data(sweep.out.utf8)) as! [String: Any])["results"] as! [[String: Any]]
+        XCTAssertEqual(results.map { $0["subnetwork"] as! String }, ["prune-t0.5-seed42@t=0", "prune-t0.5-seed42@t=0.5"])
+        XCTAssertEqual(results.map { $0["threshold"] as! Double }, [0, 0.5])
     }
 }
