@@ -58,6 +58,8 @@ public struct EvalDocument: Codable, Sendable {
         public var metrics: [String: DatasetMetrics]
         /// The threshold that made the soft masks binary (--threshold, a --step-size sweep); absent otherwise.
         public var threshold: Float? = nil
+        /// The fine-tuning step of a checkpoint (`hcore eval --checkpoints`); absent otherwise.
+        public var step: Int? = nil
     }
 
     public var model: String, fingerprint: String, store: String?
@@ -92,7 +94,7 @@ extension EvalDocument {
                              seconds: r.seconds, gflop: r.flops / 1e9,
                              metrics: Dictionary(uniqueKeysWithValues: prepared.enumerated().map { (i, d) in
                                  (d.referenceKey, DatasetMetrics(r.metrics[i], classes: d.mapping.classes))
-                             }), threshold: r.target.threshold)
+                             }), threshold: r.target.threshold, step: r.target.step)
                   },
                   seconds: seconds)
     }

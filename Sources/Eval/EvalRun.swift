@@ -16,6 +16,8 @@ public struct EvalTarget: Sendable {
     public var masks: MaskValues?
     /// The threshold that made soft values binary, when one did (a --step-size sweep, --threshold).
     public var threshold: Float? = nil
+    /// The fine-tuning step of a checkpoint evaluated as the full model (`evaluateCheckpoints`).
+    public var step: Int? = nil
 
     public init(name: String, index: Int, sparsity: Double, seed: JSONValue, masks: MaskValues?) {
         self.name = name

@@ -111,7 +111,7 @@ public struct DemoStudy {
 
     func finetuneModel(_ task: DemoTask, _ sets: Sets) throws -> (FinetuneStart, [FinetuneRecord], dropout: Float?) {
         var fc = FinetuneConfig()
-        fc.epochs = quick ? 1 : epochs; fc.batchSize = 32; fc.seed = seed; fc.warmupRatio = 0.1
+        fc.epochs = quick ? 1 : epochs; fc.batchSize = 32; fc.seed = seed; fc.warmupRatio = 0.1; fc.weightDecay = 0.01   // the demo's recipe
         fc.learningRate = learningRate
         let start: FinetuneStart
         if let pretrained {

@@ -1,7 +1,9 @@
-// Full fine-tuning of a BERT classifier, as Hugging Face's Trainer does it by default:
-//   AdamW (β 0.9/0.999, eps 1e-8), weight decay on every weight except biases and LayerNorm weights,
-//   learning rate warmed up linearly over `warmupRatio` of the steps then decayed linearly to 0,
-//   mini-batches shuffled every epoch, BERT's hidden dropout on.
+// Full fine-tuning of a BERT classifier, as Hugging Face's Trainer does it for the reference's run_glue.py:
+//   AdamW (β 0.9/0.999, eps 1e-8), weight decay (run_glue's default 0) on every weight except biases and
+//   LayerNorm weights, learning rate warmed up linearly over `warmupRatio` of the steps (default 0) then
+//   decayed linearly to 0, mini-batches shuffled every epoch, gradients accumulated over
+//   `gradientAccumulationSteps` batches (each scaled by 1/accumulation) and clipped to one global L2 norm of
+//   `maxGradNorm` (1.0) before each optimizer step, BERT's hidden dropout on.
 // The result is written as a Hugging Face folder (config.json, model.safetensors, vocab.txt,
 // tokenizer_config.json, special_tokens_map.json) that transformers and hcore both load.
 import Checkpoint
@@ -12,10 +14,15 @@ import Tokenizer
 
 public struct FinetuneConfig: Sendable {
     public var epochs = 3
+    /// When set, the run stops after this many optimizer steps (epochs repeat as needed), as --max_steps.
+    public var maxSteps: Int? = nil
     public var batchSize = 32
+    public var gradientAccumulationSteps = 1
     public var learningRate = 5e-5
-    public var weightDecay = 0.01
-    public var warmupRatio = 0.1
+    public var weightDecay = 0.0
+    public var warmupRatio = 0.0
+    /// One global L2 norm over every parameter's gradient, clipped before each step (0: off).
+    public var maxGradNorm = 1.0
     /// nil: the model config's hidden_dropout_prob.
     public var dropout: Float? = nil
     public var seed: UInt64 = 42
@@ -70,38 +77,72 @@ public func accuracy(of model: TrainableBert, encodings: [Encoding], labels: [In
     return Double(correct) / Double(encodings.count)
 }
 
-/// Trains `model` in place. `onRecord` sees every step (and the dev accuracy when evaluated).
+extension FinetuneConfig {
+    /// Optimizer steps of one pass over `examples`: batches, grouped by the accumulation (a last short group
+    /// still steps, as the Trainer does at an epoch's end).
+    public func stepsPerEpoch(examples n: Int) -> Int {
+        ((n + batchSize - 1) / batchSize + gradientAccumulationSteps - 1) / gradientAccumulationSteps
+    }
+    /// The run's optimizer steps: --max-steps, else epochs × steps per epoch.
+    public func totalSteps(examples n: Int) -> Int { maxSteps ?? epochs * stepsPerEpoch(examples: n) }
+}
+
+/// Clips the global L2 norm of `count` gradients (accumulated in Double) to `maxNorm` as torch's
+/// clip_grad_norm_ does (scale max/(norm + 1e-6) when below 1; 0: never). Returns the norm before clipping.
+@discardableResult
+func clipGlobalNorm(_ g: UnsafeMutablePointer<Float>, count: Int, maxNorm: Double) -> Double {
+    var sum = 0.0
+    for i in 0..<count { sum += Double(g[i]) * Double(g[i]) }
+    let norm = sum.squareRoot(), coefficient = maxNorm / (norm + 1e-6)
+    if maxNorm > 0 && coefficient < 1 { for i in 0..<count { g[i] *= Float(coefficient) } }
+    return norm
+}
+
+/// Trains `model` in place. `onRecord` sees every optimizer step (and the dev accuracy when evaluated);
+/// `checkpoint` is called after every `saveEvery` steps with the step (0: never).
 @discardableResult
 public func finetune(_ model: TrainableBert, train: [Encoding], labels: [Int], dev: (encodings: [Encoding], labels: [Int])? = nil,
-                     config c: FinetuneConfig, pool: ThreadPool = .shared,
+                     config c: FinetuneConfig, saveEvery: Int = 0, checkpoint: ((Int) throws -> Void)? = nil, pool: ThreadPool = .shared,
                      onRecord: ((FinetuneRecord) -> Void)? = nil) throws -> [FinetuneRecord] {
     guard !train.isEmpty, train.count == labels.count else { throw ModelError.badInput("the training set is empty or its labels do not match") }
-    guard c.epochs > 0, c.batchSize > 0, c.learningRate > 0 else { throw ModelError.badInput("epochs, batch size and learning rate must be positive") }
-    let stepsPerEpoch = (train.count + c.batchSize - 1) / c.batchSize
-    let total = stepsPerEpoch * c.epochs
+    guard c.epochs > 0, c.batchSize > 0, c.learningRate > 0, c.gradientAccumulationSteps > 0, (c.maxSteps ?? 1) > 0 else {
+        throw ModelError.badInput("epochs, steps, batch size, accumulation and learning rate must be positive")
+    }
+    guard c.maxGradNorm >= 0, c.maxGradNorm.isFinite else { throw ModelError.badInput("max_grad_norm must be ≥ 0") }
+    let total = c.totalSteps(examples: train.count)
     let warmup = Int((Double(total) * c.warmupRatio).rounded())
     let dropout = c.dropout ?? model.config.hiddenDropoutProb
     let opt = FlatAdamW(model: model, weightDecay: c.weightDecay)
     var rng = SplitMix64(seed: c.seed)
     var history: [FinetuneRecord] = []
     var order = Array(train.indices)
-    var step = 0
-    for epoch in 0..<c.epochs {
+    var step = 0, epoch = 0
+    let batchStarts = Array(stride(from: 0, to: order.count, by: c.batchSize))
+    while step < total {
         rng.shuffle(&order)
-        for start in stride(from: 0, to: order.count, by: c.batchSize) {
-            let idx = order[start..<min(order.count, start + c.batchSize)]
+        // Each optimizer step takes the next `gradientAccumulationSteps` batches of this pass.
+        for group in stride(from: 0, to: batchStarts.count, by: c.gradientAccumulationSteps) where step < total {
             model.zeroGradients()
-            let r = try model.trainingStep(TokenBatch(idx.map { train[$0] }), labels: idx.map { labels[$0] }, dropout: dropout, rng: &rng, pool: pool)
+            var loss = 0.0
+            let micro = batchStarts[group..<min(batchStarts.count, group + c.gradientAccumulationSteps)]
+            for start in micro {
+                let idx = order[start..<min(order.count, start + c.batchSize)]
+                loss += try model.trainingStep(TokenBatch(idx.map { train[$0] }), labels: idx.map { labels[$0] }, dropout: dropout, rng: &rng,
+                                               gradientScale: 1 / Float(c.gradientAccumulationSteps), pool: pool).loss / Double(micro.count)
+            }
+            clipGlobalNorm(model.grads, count: model.parameterCount, maxNorm: c.maxGradNorm)
             let lr = c.learningRate * learningRateFactor(step: step, warmup: warmup, total: total)
             opt.step(model.params, model.grads, lr: lr)
             step += 1
-            var record = FinetuneRecord(step: step, epoch: epoch, loss: r.loss, learningRate: lr, devAccuracy: nil)
+            var record = FinetuneRecord(step: step, epoch: epoch, loss: loss, learningRate: lr, devAccuracy: nil)
             if let dev, (c.evalEvery > 0 && step % c.evalEvery == 0) || step == total {
                 record.devAccuracy = try accuracy(of: model, encodings: dev.encodings, labels: dev.labels, pool: pool)
             }
             history.append(record)
             onRecord?(record)
+            if let checkpoint, saveEvery > 0, step % saveEvery == 0 { try checkpoint(step) }
         }
+        epoch += 1
     }
     return history
 }

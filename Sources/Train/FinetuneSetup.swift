@@ -82,16 +82,23 @@ public func wordVocabulary(_ examples: [Example]) throws -> [String] {
 
 /// Trains `start.model` on `train` (reporting `dev` accuracy through `log` when given), then saves the
 /// folder `out`. `progress` receives the step number.
+/// `saveSteps` > 0 also writes the model every that many steps into OUT/checkpoint-STEP/ (the Trainer's layout),
+/// for the learning-dynamics experiments (`hcore eval --checkpoints OUT`).
 public func finetuneAndSave(_ start: FinetuneStart, train: Dataset, dev: Dataset?, config: FinetuneConfig, maxLength: Int, out: String,
-                            progress: ((Int, _ total: Int) -> Void)? = nil, log: ((String) -> Void)? = nil) throws -> [FinetuneRecord] {
+                            saveSteps: Int = 0, progress: ((Int, _ total: Int) -> Void)? = nil, log: ((String) -> Void)? = nil) throws -> [FinetuneRecord] {
     let model = start.model, tokenizer = start.tokenizer
     let opts = PredictionOptions(maxLength: maxLength)
     let trainEnc = try encodeAll(train.examples, tokenizer: tokenizer, options: opts)
     let trainLabels = try labelIndices(train, labels: model.config.labels)
     let devPair = try dev.map { (try encodeAll($0.examples, tokenizer: tokenizer, options: opts), try labelIndices($0, labels: model.config.labels)) }
-    let steps = (train.count + config.batchSize - 1) / config.batchSize * config.epochs
+    let steps = config.totalSteps(examples: train.count)
     var lossSum = 0.0, lossCount = 0
-    let history = try finetune(model, train: trainEnc, labels: trainLabels, dev: devPair, config: config) { r in
+    let save = { (step: Int) throws in
+        try model.save(folder: out + "/checkpoint-\(step)", vocabulary: start.vocabulary, lowercase: tokenizer.lowercase,
+                       metadata: ["hcore": "finetune", "step": String(step), "seed": String(config.seed)])
+    }
+    try makeFolder(out)
+    let history = try finetune(model, train: trainEnc, labels: trainLabels, dev: devPair, config: config, saveEvery: saveSteps, checkpoint: save) { r in
         progress?(r.step, steps)
         lossSum += r.loss; lossCount += 1
         if let acc = r.devAccuracy, let log {

@@ -5,6 +5,7 @@ import Eval
 import Failures
 import Foundation
 import Model
+import Tokenizer
 
 /// `hcore eval` is a group: `hcore eval …` runs (the default subcommand), `hcore eval merge FILE…` merges.
 struct EvalCommand: ParsableCommand {
@@ -31,7 +32,8 @@ struct EvalRun: ParsableCommand {
         --format heuristic-core writes the column-per-metric JSON of the reference repository's data/eval files.
         """)
 
-    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: ArgumentHelp("Hugging Face model folder: config.json, model.safetensors or pytorch_model.bin, vocab.txt or tokenizer.json.", valueName: "dir")) var model: String?
+    @Option(help: ArgumentHelp("Instead of --model: every checkpoint-STEP folder a fine-tuning run kept here (`hcore finetune --save-steps`), each as the full model, one result per checkpoint with its step (the reference's eval-mnli-all-checkpts.py, acc_over_ft).", valueName: "dir")) var checkpoints: String?
     @Option(name: .long, help: ArgumentHelp("Evaluation set (repeat for several).", valueName: "file")) var data: [String] = []
     @OptionGroup var maskOptions: MaskOptions
     @Option(help: ArgumentHelp("Evaluate the subnetworks of this store.", valueName: "store")) var store: String?
@@ -62,7 +64,13 @@ struct EvalRun: ParsableCommand {
         guard ["json", "heuristic-core"].contains(format) else { throw UsageError("--format must be json or heuristic-core") }
         guard let mode = MaskMode(rawValue: maskMode) else { throw UsageError("--mask-mode must be binary or soft") }
         let opts = try tokenization.options(batchSize: batchSize), shardSpec = try shardSpec(shard), started = Date()
-        let (model, tok) = try modelOptions.load()
+        if let checkpoints {
+            guard store == nil, maskOptions.mask == nil else { throw UsageError("--checkpoints evaluates full models: drop --store/--mask") }
+            return emit(bytes: try checkpointsDocument(checkpoints, data: data, keys: .init(text: textKey, pair: pairKey, label: labelKey), skipBadRows: skipBadRows,
+                                                       limit: maxExamples, options: opts, warn: warn).encoded)
+        }
+        guard let modelPath = model else { throw UsageError("give --model DIR (or --checkpoints DIR)") }
+        let (model, tok) = (try BertModel.load(folder: modelPath), try BertTokenizer.load(folder: modelPath))
         let forcing = try UnitForcing(include: forceInclude, exclude: forceExclude, layers: model.layerCount, heads: model.headCount)
         let thresholds = try stepSize.map { try thresholdSweep(stepSize: $0, store: store) }
         var selection = try store.map { try EvalSelection.fromStore($0, model: model, filter: try filter.filter(names: subnetworks.isEmpty || subnetworks == ["all"] ? nil : subnetworks),
@@ -84,7 +92,7 @@ struct EvalRun: ParsableCommand {
             warn("wrote metrics of \(updates.count) subnetworks back into \(s.path)")
         }
         if format == "heuristic-core" { emit(heuristicCoreTable(results, datasets: prepared).pretty); return }
-        let doc = EvalDocument(modelPath: modelOptions.model, fingerprint: model.fingerprint, store: store, ablation: selection.ablationName,
+        let doc = EvalDocument(modelPath: modelPath, fingerprint: model.fingerprint, store: store, ablation: selection.ablationName,
                                maskMode: maskMode, maxLength: opts.maxLength, shard: shardSpec.map { "\($0.index)/\($0.count)" } ?? "1/1",
                                subnetworksTotal: selection.total, prepared: prepared, results: results, seconds: Date().timeIntervalSince(started))
         emit(bytes: doc.encoded)

@@ -10,14 +10,10 @@ struct Finetune: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fine-tune a BERT classifier (all weights) and write a Hugging Face folder.",
         discussion: """
-        Starts from a pretrained folder (--model) or from scratch (--config tiny|small|config.json, with a \
-        word-level vocabulary built from the training and dev files unless --vocab is given). Cross-entropy, \
-        AdamW with weight decay on every weight except biases and LayerNorm weights, linear warm-up over \
-        --warmup-ratio of the steps then linear decay, BERT's hidden dropout (attention-probability dropout is \
-        not applied). The output folder (config.json, model.safetensors, vocab.txt, tokenizer_config.json) \
-        loads in transformers and in every hcore command.
+        Starts from a pretrained folder (--model) or from scratch (--config tiny|small|config.json, with a word-level vocabulary built from the training and dev files unless --vocab is given). Cross-entropy, AdamW with weight decay on every weight except biases and LayerNorm weights, linear warm-up over --warmup-ratio of the steps then linear decay, gradients accumulated over --gradient-accumulation-steps batches and clipped to a global norm of --max-grad-norm, BERT's hidden dropout (attention-probability dropout is not applied). The defaults are those of the reference's src/ft/run_glue.py under HF's Trainer (learning rate 5e-5, 3 epochs, weight decay 0, no warm-up, clipping at 1.0); flags keep its names. The output folder (config.json, model.safetensors, vocab.txt, tokenizer_config.json) loads in transformers and in every hcore command; --save-steps N also keeps OUT/checkpoint-STEP/ folders every N steps, for the paper's learning-dynamics grid (`hcore eval --checkpoints OUT`).
+
           hcore finetune --config small --train train.jsonl --dev dev.jsonl --out runs/small --num-train-epochs 4
-          hcore finetune --model Tests/Fixtures/models/minilm-nli --train train.jsonl --out runs/minilm --learning-rate 3e-5
+          hcore finetune --model Tests/Fixtures/models/minilm-nli --train train.jsonl --out runs/minilm --learning-rate 3e-5 --save-steps 500
         """)
 
     @Option(help: ArgumentHelp("Pretrained folder to start from.", valueName: "dir")) var model: String?
@@ -30,8 +26,12 @@ struct Finetune: ParsableCommand {
     @Option(name: .customLong("num-train-epochs")) var epochs: Int = 3
     @Option(name: .customLong("per-device-train-batch-size")) var batchSize: Int = 32
     @Option(name: .customLong("learning-rate")) var learningRate: Double = 5e-5
-    @Option(name: .customLong("weight-decay")) var weightDecay: Double = 0.01
-    @Option(name: .customLong("warmup-ratio")) var warmupRatio: Double = 0.1
+    @Option(name: .customLong("weight-decay")) var weightDecay: Double = 0
+    @Option(name: .customLong("warmup-ratio")) var warmupRatio: Double = 0
+    @Option(name: .customLong("max-steps"), help: "Stop after N optimizer steps (epochs repeat as needed; overrides --num-train-epochs).") var maxSteps: Int?
+    @Option(name: .customLong("gradient-accumulation-steps")) var accumulation: Int = 1
+    @Option(name: .customLong("max-grad-norm"), help: "Clip the global gradient norm to this before each step (0: off).") var maxGradNorm: Double = 1.0
+    @Option(name: .customLong("save-steps"), help: "Also write OUT/checkpoint-STEP/ every N steps (0: only the final model).") var saveSteps: Int = 0
     @Option(help: "Hidden dropout probability (default: the config's hidden_dropout_prob).") var dropout: Float?
     @Option(name: .customLong("eval-steps"), help: "Evaluate on --dev every N steps (0: at the end only).") var evalSteps: Int = 0
     @Option var seed: UInt64 = 42
@@ -40,8 +40,8 @@ struct Finetune: ParsableCommand {
 
     func run() throws {
         guard (model == nil) != (config == nil) else { throw UsageError("give --model DIR (fine-tune a checkpoint) or --config PRESET (from scratch), not both") }
-        guard epochs >= 1, batchSize >= 1, learningRate > 0, (0..<1).contains(warmupRatio) else {
-            throw UsageError("--num-train-epochs and --per-device-train-batch-size must be ≥ 1, --learning-rate > 0, --warmup-ratio in [0, 1)")
+        guard epochs >= 1, batchSize >= 1, accumulation >= 1, (maxSteps ?? 1) >= 1, saveSteps >= 0, learningRate > 0, maxGradNorm >= 0, (0..<1).contains(warmupRatio) else {
+            throw UsageError("--num-train-epochs, --max-steps, --per-device-train-batch-size and --gradient-accumulation-steps must be ≥ 1, --save-steps and --max-grad-norm ≥ 0, --learning-rate > 0, --warmup-ratio in [0, 1)")
         }
         if let dropout, !(0..<1).contains(dropout) { throw UsageError("--dropout must lie in [0, 1)") }
         let trainSet = try loadExamples(train, limit: maxTrainSamples)
@@ -56,9 +56,10 @@ struct Finetune: ParsableCommand {
         var c = FinetuneConfig()
         c.epochs = epochs; c.batchSize = batchSize; c.learningRate = learningRate; c.weightDecay = weightDecay
         c.warmupRatio = warmupRatio; c.dropout = dropout; c.seed = seed; c.evalEvery = evalSteps
+        c.maxSteps = maxSteps; c.gradientAccumulationSteps = accumulation; c.maxGradNorm = maxGradNorm
         let started = Date()
         var bar: ProgressBar? = nil
-        let history = try finetuneAndSave(start, train: trainSet, dev: devSet, config: c, maxLength: maxLength, out: out,
+        let history = try finetuneAndSave(start, train: trainSet, dev: devSet, config: c, maxLength: maxLength, out: out, saveSteps: saveSteps,
                                           progress: { step, total in bar = bar ?? ProgressBar("finetune", total: total); bar?.update(step) }, log: warn)
         emit(JSONValue.object([
             ("out", .string(out)), ("parameters", .int(start.model.parameterCount)), ("steps", .int(history.count)),

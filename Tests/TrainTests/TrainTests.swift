@@ -137,4 +137,42 @@ final class TrainTests: XCTestCase {
         XCTAssertLessThan(history.last!.loss, history.first!.loss)
         XCTAssertGreaterThan(history.last!.devAccuracy!, 0.95, "accuracy before training \(before)")
     }
+
+    /// The Trainer's step: two batches of 4 accumulated (each scaled by ½) are one batch of 8; --max-steps runs
+    /// past the epoch; clipping the global norm really reaches the update (Adam is scale-free, so a norm far
+    /// below eps shrinks the step); checkpoints come every --save-steps.
+    func testAccumulationMaxStepsClippingAndCheckpoints() throws {
+        var rb = SplitMix64(seed: 12)
+        let batch = randomBatch(&rb, sequences: 16, vocab: 23, maxLen: 10)
+        let labels = (0..<16).map { $0 % 3 }
+        let enc = (0..<16).map { s in Encoding(inputIds: Array(batch.inputIds[batch.offsets[s]..<batch.offsets[s + 1]]),
+                                               tokenTypeIds: Array(batch.tokenTypeIds[batch.offsets[s]..<batch.offsets[s + 1]])) }
+        func train(batch: Int, accumulation: Int, maxSteps: Int? = nil, clip: Double = 1, saveEvery: Int = 0) throws -> (TrainableBert, [FinetuneRecord], [Int]) {
+            let model = TrainableBert(config: tinyConfig(), seed: 4)
+            var c = FinetuneConfig(); c.epochs = 2; c.batchSize = batch; c.gradientAccumulationSteps = accumulation; c.learningRate = 1e-2
+            c.dropout = 0; c.maxSteps = maxSteps; c.maxGradNorm = clip
+            var saved: [Int] = []
+            let h = try finetune(model, train: enc, labels: labels, config: c, saveEvery: saveEvery, checkpoint: { saved.append($0) })
+            return (model, h, saved)
+        }
+        let (one, h1, _) = try train(batch: 8, accumulation: 1)
+        let (two, h2, _) = try train(batch: 4, accumulation: 2)
+        XCTAssertEqual(h1.count, 4)
+        XCTAssertEqual(h2.count, 4)
+        for (a, b) in zip(h1, h2) { XCTAssertEqual(a.loss, b.loss, accuracy: 1e-5) }
+        for t in one.tensors {
+            XCTAssertLessThan(maxAbsDiff(one.values(t.name)!, two.values(t.name)!), 1e-5, t.name)
+        }
+        let (_, long, saved) = try train(batch: 4, accumulation: 1, maxSteps: 9, saveEvery: 4)
+        XCTAssertEqual(long.count, 9)
+        XCTAssertEqual(long.map(\.epoch), [0, 0, 0, 0, 1, 1, 1, 1, 2])
+        XCTAssertEqual(saved, [4, 8])
+        let start = TrainableBert(config: tinyConfig(), seed: 4)
+        let (clipped, _, _) = try train(batch: 8, accumulation: 1, maxSteps: 1, clip: 1e-12)
+        let (free, _, _) = try train(batch: 8, accumulation: 1, maxSteps: 1, clip: 0)
+        let w = "bert.encoder.layer.0.attention.self.query.weight"
+        let moved = maxAbsDiff(free.values(w)!, start.values(w)!), movedClipped = maxAbsDiff(clipped.values(w)!, start.values(w)!)
+        XCTAssertGreaterThan(moved, 1e-3)
+        XCTAssertLessThan(movedClipped, moved / 100)
+    }
 }
