@@ -244,3 +244,12 @@ func parseCSV(_ text: String, path: String) throws -> [[String]] {
     if !field.isEmpty || !row.isEmpty { row.append(field); rows.append(row) }
     return rows
 }
+
+extension Dataset {
+    /// A dataset that must not be empty (an empty one would score "accuracy 0").
+    public static func loadNonEmpty(_ path: String, limit: Int?) throws -> Dataset {
+        let ds = try Dataset.load(path, limit: limit)
+        guard ds.count > 0 else { throw DataError.badFile(path: path, reason: "has no examples") }
+        return ds
+    }
+}

@@ -107,8 +107,7 @@ public struct EvalSelection {
                                  threshold: Float?, mask: MaskChoice, activationSet: String?, forcing: UnitForcing = UnitForcing(),
                                  thresholds: [Float]? = nil, warn: (String) -> Void) throws -> EvalSelection {
         guard mask.mask == nil else { throw UsageError("give --store or --mask, not both") }
-        let store = try SubnetworkStore.open(path: path)
-        if let note = store.recoveryNote { warn("warning: \(path): \(note)") }
+        let store = try SubnetworkStore.open(path: path, warn: warn)
         try store.check(against: model)
         var targets = includeFull ? [EvalTarget.full] : []
         for sub in try filter.apply(store) {

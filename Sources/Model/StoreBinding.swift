@@ -36,6 +36,13 @@ extension SubnetworkStore {
         return s
     }
 
+    /// Opens a store, saying in one line through `warn` when it was read as of an earlier commit (an append was cut off).
+    public static func open(path: String, warn: (String) -> Void) throws -> SubnetworkStore {
+        let s = try SubnetworkStore.open(path: path)
+        if let note = s.recoveryNote { warn("warning: \(path): \(note)") }
+        return s
+    }
+
     /// The named activation set (default: the only one), for `model`.
     public func meanActivations(_ name: String?, model: BertModel) throws -> MeanActivations {
         guard let name = name ?? (activationSets.count == 1 ? activationSets[0].name : nil) else {

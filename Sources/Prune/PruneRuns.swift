@@ -24,6 +24,8 @@ public struct PruneRuns {
     /// The model the KL pulls towards (--ref-initialize-from); nil: the pruned model itself.
     public var reference: BertModel? = nil
     public var evaluation: PruneEvaluation? = nil
+    /// More metadata for every stored subnetwork (the grid's step and checkpoint).
+    public var extraMeta: [(String, JSONValue)] = []
     /// Where the per-step trace goes (`PruneTrace`); with several seeds each gets "-seedN" before the extension.
     public var tracePath: String? = nil
 
@@ -116,6 +118,6 @@ public struct PruneRuns {
             ("steps", .int(c.maxSteps)), ("final_kl", .float(r.history.last?.kl ?? .nan)), ("source", .string(source)),
             ("threshold", .float32(c.threshold)), ("dropout", .float32(dropout.hidden)), ("attention_dropout", .float32(dropout.attention)),
             ("created", .string(ISO8601DateFormatter().string(from: Date()))), ("seconds", .float(seconds)), ("history", history),
-        ]))
+        ] + extraMeta))
     }
 }

@@ -30,7 +30,7 @@ struct CircuitsCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Write an SVG heatmap of keep frequencies.", valueName: "file")) var svg: String?
         func run() throws {
             guard (0...1).contains(fraction) else { throw UsageError("--fraction must lie in [0, 1]") }
-            let s = try openStore(store)
+            let s = try SubnetworkStore.open(path: store, warn: warn)
             let subs = try filter.filter().apply(s)
             guard !subs.isEmpty else { throw CheckpointError.notFound(path: store, reason: "no subnetworks match the filters") }
             let r = findCore(subs, layout: s.layout, fraction: fraction, metric: metric)
@@ -57,7 +57,7 @@ struct CircuitsCommand: ParsableCommand {
             let report = CompositionReport(model: model, foldLayerNorm: foldLayernorm)
             var core = Set<String>()
             if let store {
-                let s = try openStore(store)
+                let s = try SubnetworkStore.open(path: store, warn: warn)
                 try s.check(against: model)
                 core = Set(findCore(s.subnetworks, layout: s.layout, fraction: fraction).coreHeads.map { PrunableUnit.head($0.layer, $0.head).description })
             }
@@ -96,7 +96,7 @@ extension CircuitsCommand {
             let acts = try MeanActivations.load(path: activations, model: model, warn: warn)
             let heads = try coreHeads(model)
             guard !heads.isEmpty else { throw UsageError("the core has no heads (lower --fraction?)") }
-            let enc = try encodeAll(try loadExamples(data, limit: maxExamples).examples, tokenizer: tok, options: opts)
+            let enc = try encodeAll(try Dataset.loadNonEmpty(data, limit: maxExamples).examples, tokenizer: tok, options: opts)
             let batches = lengthSortedBatches(enc, batchSize: 32).map { TokenBatch($0.map { enc[$0] }) }
             let r = try coreReads(model: model, batches: batches, core: heads, activations: acts)
             if csv { emit(bytes: Array(r.csv.utf8)) } else if json { emit(r.json.pretty) } else { r.table.forEach(emit) }
@@ -105,7 +105,7 @@ extension CircuitsCommand {
         func coreHeads(_ model: BertModel) throws -> [(layer: Int, head: Int)] {
             if let core { return try parseCoreHeads(core, layers: model.layerCount, heads: model.headCount) }
             guard let store else { throw UsageError("give --store S or --core \"l.h …\"") }
-            let s = try openStore(store)
+            let s = try SubnetworkStore.open(path: store, warn: warn)
             try s.check(against: model)
             return findCore(s.subnetworks, layout: s.layout, fraction: fraction).coreHeads
         }

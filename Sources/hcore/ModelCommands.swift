@@ -88,7 +88,7 @@ struct Activations: ParsableCommand {
     func run() throws {
         let opts = try tokenization.options(batchSize: batchSize)
         let (model, tok) = try modelOptions.load()
-        let ds = try loadExamples(data, limit: maxExamples)
+        let ds = try Dataset.loadNonEmpty(data, limit: maxExamples)
         let progress = ProgressBar("activations", total: ds.count)
         let (acts, tokens) = try meanActivations(model: model, examples: ds.examples, tokenizer: tok, options: opts, batchSize: batchSize, progress: progress.update)
         try acts.write(path: out, model: model, extraMetadata: ["dataset": ds.path, "examples": String(ds.count), "tokens": String(tokens)])
@@ -121,7 +121,7 @@ struct Importance: ParsableCommand {
         guard ["kl", "ce"].contains(objective) else { throw UsageError("--objective must be kl or ce") }
         let opts = try tokenization.options(batchSize: batchSize)
         let (model, tok) = try modelOptions.load()
-        let ds = try loadExamples(data, limit: maxExamples)
+        let ds = try Dataset.loadNonEmpty(data, limit: maxExamples)
         let (masks, ablation) = try maskOptions.choice.resolve(model: model, warn: warn) ?? (.ones(layers: model.layerCount, heads: model.headCount), .zero)
         let labels = objective == "ce" ? try LabelMapping.make(for: ds, modelLabels: model.config.labels).classIndices(ds) : nil
         let progress = ProgressBar("importance", total: ds.count)

@@ -6,6 +6,7 @@ import Failures
 import Foundation
 import Model
 import Prune
+import Tokenizer
 
 struct PruneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,10 +26,14 @@ struct PruneCommand: ParsableCommand {
         Interruptions lose little: every --checkpoint-steps the run's whole state goes to STORE.prune-NAME.json, and rerunning the same command continues from it (seeds already in the store are skipped). Clusters: --shard i/n (or a Slurm array) takes every n-th seed and writes STORE.shard-i-of-n, so that parallel jobs never write one file; combine them with `hcore store merge STORE STORE.shard-*`.
         """)
 
-    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: ArgumentHelp("Hugging Face model folder (the reference's --initialize_from).", valueName: "dir")) var model: String?
     @Option(help: ArgumentHelp("Training set (GLUE TSV, HANS, JSONL, CSV; .zst).", valueName: "file")) var train: String
-    @Option(help: ArgumentHelp("Mean activations (`hcore activations`); the reference's --avg_activation_path.", valueName: "file")) var activations: String
-    @Option(help: ArgumentHelp("Store to write the subnetworks into (created if missing).", valueName: "store")) var store: String
+    @Option(help: ArgumentHelp("Mean activations (`hcore activations`); the reference's --avg_activation_path.", valueName: "file")) var activations: String?
+    @Option(help: ArgumentHelp("Store to write the subnetworks into (created if missing).", valueName: "store")) var store: String?
+    @Option(help: ArgumentHelp("Grid mode, instead of --model: prune every checkpoint-STEP folder here (`hcore finetune --save-steps`) at every --target-sparsities value and seed; each cell is one run (and one Slurm array task with --shard), written into --grid-out/checkpoint-STEP.hcs with its step, target and seed; mean activations per checkpoint over the first --activation-examples training pairs.", valueName: "dir")) var checkpoints: String?
+    @Option(name: .customLong("target-sparsities"), help: ArgumentHelp("Grid mode: the targets, e.g. 0.3,0.5,0.7 (default: --target-sparsity).", valueName: "list")) var targetList: String?
+    @Option(name: .customLong("grid-out"), help: ArgumentHelp("Grid mode: the folder of the per-checkpoint stores.", valueName: "dir")) var gridOut: String?
+    @Option(name: .customLong("activation-examples")) var activationExamples: Int = 2000
     @Option(name: .customLong("target-sparsity")) var targetSparsity: Double = 0.5
     @Option(name: .customLong("start-sparsity")) var startSparsity: Double = 0.0
     @Option(name: .customLong("num-sparsity-warmup-steps"), help: "Default: 6500 + 50·sp, sp the target in percent (scripts/pruning/prune-all-*.sh).") var sparsityWarmup: Int?
@@ -59,7 +64,7 @@ struct PruneCommand: ParsableCommand {
     @Option(name: .customLong("max-grad-norm"), help: "Clip the global gradient norm (log α and λ) to this after accumulation, as the reference's Trainer (--max_grad_norm); 0 turns clipping off.") var maxGradNorm: Double = 1.0
     @Option(help: ArgumentHelp("Run only shard i of n of the seeds (default from SLURM_ARRAY_TASK_ID/COUNT).", valueName: "i/n")) var shard: String?
 
-    var config: PruneConfig {
+    func config(target targetSparsity: Double) -> PruneConfig {
         var c = PruneConfig()
         let recipe = referenceRecipe(targetSparsity: targetSparsity)
         c.targetSparsity = targetSparsity; c.startSparsity = startSparsity; c.sparsityWarmupSteps = sparsityWarmup ?? recipe.warmup
@@ -73,16 +78,18 @@ struct PruneCommand: ParsableCommand {
         guard (0..<1).contains(targetSparsity), (0..<1).contains(startSparsity) else { throw UsageError("--target-sparsity and --start-sparsity must lie in [0, 1)") }
         guard ["linear", "logarithmic"].contains(warmupType) else { throw UsageError("--warmup-type must be linear or logarithmic") }
         if let dropout, !(0..<1).contains(dropout) { throw UsageError("--dropout must lie in [0, 1)") }
+        if let checkpoints { return try runGrid(checkpoints) }
+        guard let modelPath = model, let store, let activations else { throw UsageError("give --model DIR, --store FILE and --activations FILE (or grid mode: --checkpoints DIR --grid-out DIR)") }
         var seeds = try PruneRuns.seedList(self.seeds, default: seed), storePath = store
         if let s = try shardSpec(shard) {   // shards write their own store file; `hcore store merge` combines them
             seeds = seeds.enumerated().filter { $0.offset % s.count == s.index - 1 }.map(\.element)
             storePath = "\(store).shard-\(s.index)-of-\(s.count)"
             warn("shard \(s.index)/\(s.count): seeds \(seeds.map(String.init).joined(separator: ",")) → \(storePath)")
         }
-        let (model, tok) = try modelOptions.load()
+        let (model, tok) = (try BertModel.load(folder: modelPath), try BertTokenizer.load(folder: modelPath))
         let options = try PredictionOptions(maxLength: maxLength)
-        let encodings = try encodeAll(try loadExamples(train, limit: maxTrainSamples).examples, tokenizer: tok, options: options)
-        var runs = PruneRuns(config: config, seeds: seeds, namePrefix: name, source: "hcore prune \(train)", checkpointEvery: checkpointSteps)
+        let encodings = try encodeAll(try Dataset.loadNonEmpty(train, limit: maxTrainSamples).examples, tokenizer: tok, options: options)
+        var runs = PruneRuns(config: config(target: targetSparsity), seeds: seeds, namePrefix: name, source: "hcore prune \(train)", checkpointEvery: checkpointSteps)
         try replayInputs(&runs, units: model.layerCount * (model.headCount + 1))
         runs.reference = try referenceModel.map { try BertModel.load(folder: $0) }
         runs.evaluation = try evalData.map { try PruneEvaluation(path: $0, limit: maxEvalSamples, every: evalSteps, model: model, tokenizer: tok, options: options) }
@@ -91,6 +98,16 @@ struct PruneCommand: ParsableCommand {
         let s = try SubnetworkStore.openOrCreate(path: storePath, for: model)
         let bars = seeds.map { ProgressBar("prune seed \($0)", total: runs.config.maxSteps) }
         try runs.run(into: s, model: model, encodings: encodings, activations: acts, log: warn, onStep: { k, st in bars[k].update(st.step + 1) })
+    }
+
+    /// Grid mode: this task's cells (all, or every n-th with --shard / a Slurm array), each resumable.
+    func runGrid(_ folder: String) throws {
+        guard model == nil, store == nil, activations == nil, let gridOut else { throw UsageError("grid mode takes --checkpoints DIR and --grid-out DIR instead of --model, --store and --activations") }
+        let targets = try targetList.map(PruneGrid.targets) ?? [targetSparsity]
+        let grid = PruneGrid(checkpoints: try checkpointFolders(folder), targets: targets, seeds: try PruneRuns.seedList(seeds, default: seed), folder: gridOut)
+        let mine = try shardSpec(shard).map { grid.cells(shard: $0.index, of: $0.count) } ?? grid.cells
+        try grid.run(mine, config: config(target:), examples: try Dataset.loadNonEmpty(train, limit: maxTrainSamples).examples, options: try PredictionOptions(maxLength: maxLength),
+                     activationExamples: activationExamples, namePrefix: name, checkpointEvery: checkpointSteps, log: warn)
     }
 
     /// --initial-log-alpha FILE and --noise: a replayed run (one seed).

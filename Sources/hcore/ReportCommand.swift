@@ -34,7 +34,7 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         let doc = try EvalDocument.read(path: eval)
         let (model, tok) = try modelOptions.load()
-        let s = try openStore(store)
+        let s = try SubnetworkStore.open(path: store, warn: warn)
         try s.check(against: model)
         let acts = try s.meanActivations(file: activations, set: nil, model: model, required: false, warn: warn)
         let enc = try data.map { try encodeAll(Dataset.load($0, limit: 500).examples, tokenizer: tok, options: PredictionOptions()) }

@@ -42,7 +42,7 @@ struct StoreCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Many subnetworks, one JSON object per line.", valueName: "file")) var jsonl: String?
         @Option(help: "Binarize fractional masks: values > threshold are kept.") var threshold: Float?
         func run() throws {
-            let s = try openStore(store)
+            let s = try SubnetworkStore.open(path: store, warn: warn)
             let subs: [StoredSubnetwork]
             switch (mask, jsonl, name) {
             case (nil, let jsonl?, _):
@@ -63,7 +63,7 @@ struct StoreCommand: ParsableCommand {
         @OptionGroup var filter: StoreFilter
         @Flag(help: "Print JSON.") var json = false
         func run() throws {
-            let s = try openStore(store)
+            let s = try SubnetworkStore.open(path: store, warn: warn)
             let subs = try filter.filter().apply(s)
             if json {
                 emit(JSONValue.array(subs.map(\.summaryJSON)).pretty)
@@ -79,7 +79,7 @@ struct StoreCommand: ParsableCommand {
         @Argument(help: "The store file.") var store: String
         @Argument(help: "The subnetwork's name.") var name: String
         func run() throws {
-            let s = try openStore(store)
+            let s = try SubnetworkStore.open(path: store, warn: warn)
             let sub = try SubnetworkFilter(names: [name]).apply(s)[0]
             emit(sub.json(layout: s.layout).pretty)
         }
@@ -94,7 +94,7 @@ struct StoreCommand: ParsableCommand {
         @Flag(help: "Print a JSON list of {name, heads, mlps, log_alpha, meta} (the default).") var json = false
         @Option(help: ArgumentHelp("Write .npy files into this folder.", valueName: "dir")) var npy: String?
         func run() throws {
-            let s = try openStore(store)
+            let s = try SubnetworkStore.open(path: store, warn: warn)
             let subs = try filter.filter().apply(s)
             if let npy {
                 try writeNpy(subs, layout: s.layout, folder: npy)
@@ -110,7 +110,7 @@ struct StoreCommand: ParsableCommand {
         @Argument(help: "The store file.") var store: String
         @Argument(help: "Names to remove.") var names: [String]
         func run() throws {
-            let s = try openStore(store)
+            let s = try SubnetworkStore.open(path: store, warn: warn)
             try s.remove(names)
             warn("removed \(names.count); \(s.subnetworks.count) left")
         }
@@ -120,7 +120,7 @@ struct StoreCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Rewrite the store with only its live contents (atomically: temp file + rename).")
         @Argument(help: "The store file.") var store: String
         func run() throws {
-            let s = try openStore(store)
+            let s = try SubnetworkStore.open(path: store, warn: warn)
             let before = s.fileSize
             try s.compact()
             warn("compacted \(store): \(before) → \(s.fileSize) bytes")
@@ -132,7 +132,7 @@ struct StoreCommand: ParsableCommand {
         @Argument(help: "The store file.") var store: String
         @Option(help: ArgumentHelp("Also check the store's model fingerprint against this model folder.", valueName: "dir")) var model: String?
         func run() throws {
-            let s = try openStore(store)
+            let s = try SubnetworkStore.open(path: store, warn: warn)
             for a in s.activationSets { _ = try s.activationSet(a.name) }
             if let model {
                 let m = try BertModel.load(folder: model)
@@ -149,8 +149,8 @@ struct StoreCommand: ParsableCommand {
         @Argument(help: "Input stores (same model).") var inputs: [String]
         func run() throws {
             guard !inputs.isEmpty else { throw UsageError("give at least one input store") }
-            let sources = try inputs.map { try openStore($0) }
-            let out = FileManager.default.fileExists(atPath: output) ? try openStore(output)
+            let sources = try inputs.map { try SubnetworkStore.open(path: $0, warn: warn) }
+            let out = FileManager.default.fileExists(atPath: output) ? try SubnetworkStore.open(path: output, warn: warn)
                 : try SubnetworkStore.create(path: output, fingerprint: sources[0].fingerprint, layout: sources[0].layout)
             let subs = try out.merge(sources)
             warn("merged \(subs.count) subnetworks into \(output) (\(out.subnetworks.count) in all)")
@@ -172,7 +172,7 @@ struct StoreCommand: ParsableCommand {
         @Argument(help: "Checkpoint folders of pruned runs.") var folders: [String]
         @Option(help: "Kept if the deterministic soft value exceeds this (the reference's --threshold).") var threshold: Float = 0.5
         func run() throws {
-            let s = try openStore(store)
+            let s = try SubnetworkStore.open(path: store, warn: warn)
             let subs = try folders.map { try importHeuristicCoreCheckpoint(folder: $0, layout: s.layout, threshold: threshold) }
             try s.add(subs)
             warn("imported \(subs.count) subnetwork(s) into \(store)")
@@ -185,7 +185,7 @@ struct StoreCommand: ParsableCommand {
         @Option(help: "Name of the set, e.g. the dataset it was computed on.") var name: String
         @Option(help: ArgumentHelp("safetensors file from `hcore activations`.", valueName: "file")) var file: String
         func run() throws {
-            try openStore(store).addActivations(name: name, file: file)
+            try SubnetworkStore.open(path: store, warn: warn).addActivations(name: name, file: file)
             warn("stored activation set '\(name)' in \(store)")
         }
     }

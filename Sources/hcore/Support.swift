@@ -94,17 +94,3 @@ struct StoreFilter: ParsableArguments {
 
 /// `--shard i/n`, or the Slurm array this process belongs to (the one place the CLI reads the environment).
 func shardSpec(_ flag: String?) throws -> ShardSpec? { try ShardSpec.parse(flag, environment: ProcessInfo.processInfo.environment) }
-
-/// Opens a store, saying in one line when it was read as of an earlier commit (an append was cut off).
-func openStore(_ path: String) throws -> SubnetworkStore {
-    let s = try SubnetworkStore.open(path: path)
-    if let note = s.recoveryNote { warn("warning: \(path): \(note)") }
-    return s
-}
-
-/// A dataset that must not be empty.
-func loadExamples(_ path: String, limit: Int?) throws -> Dataset {
-    let ds = try Dataset.load(path, limit: limit)
-    guard ds.count > 0 else { throw DataError.badFile(path: path, reason: "has no examples") }
-    return ds
-}
