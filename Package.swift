@@ -2,7 +2,7 @@
 //
 // hcore — run, prune and dissect finetuned BERT classifiers on CPUs.
 //
-// Arrows run one way:  Kernels ← Model ← (Eval, Circuits, Prune, Train) ← Report ← hcore ;  Checkpoint, Tokenizer ← Model;
+// Arrows run one way:  Kernels ← Model ← Eval ← (Circuits, Prune, Train) ← Report ← hcore ;  Checkpoint, Tokenizer ← Model;
 // Failures (the kinds of error behind the exit codes) below Checkpoint, Tokenizer and Model.
 //
 // Release builds compile the numeric targets for a CPU so that SIMD16<Float> becomes real vector code
@@ -63,7 +63,7 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["Failures"]),
         .target(name: "Model", dependencies: ["Kernels", "Checkpoint", "Tokenizer", "Failures"], swiftSettings: numericFlags),
         .target(name: "Eval", dependencies: ["Model", "Kernels", "Checkpoint", "Tokenizer", "Failures"]),
-        .target(name: "Circuits", dependencies: ["Model", "Checkpoint", "Kernels", "Failures"], swiftSettings: numericFlags),
+        .target(name: "Circuits", dependencies: ["Model", "Eval", "Checkpoint", "Kernels", "Failures"], swiftSettings: numericFlags),
         .target(name: "Prune", dependencies: ["Model", "Eval", "Kernels", "Tokenizer", "Checkpoint", "Failures"], swiftSettings: numericFlags),
         // Weight gradients, AdamW, fine-tuning loop; writes Hugging Face folders.
         .target(name: "Train", dependencies: ["Model", "Eval", "Kernels", "Checkpoint", "Tokenizer", "Failures"], swiftSettings: numericFlags),
@@ -86,7 +86,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["TestSupport", "Model", "Checkpoint", "Kernels"], swiftSettings: numericFlags),
         .testTarget(name: "PruneTests", dependencies: ["TestSupport", "Prune", "Model", "Checkpoint", "Tokenizer", "Kernels"], swiftSettings: numericFlags),
         .testTarget(name: "TrainTests", dependencies: ["TestSupport", "Train", "Model", "Checkpoint", "Tokenizer", "Kernels"], swiftSettings: numericFlags),
-        .testTarget(name: "CircuitsTests", dependencies: ["TestSupport", "Circuits", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
+        .testTarget(name: "CircuitsTests", dependencies: ["TestSupport", "Circuits", "Eval", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
         .testTarget(name: "EvalTests", dependencies: ["TestSupport", "Eval", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
         // Runs the built hcore binary; depends on it so that it is built first.
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "hcore", "Checkpoint"]),

@@ -149,3 +149,25 @@ public func thresholdSweep(stepSize s: Double, store: String?) throws -> [Float]
     guard store != nil else { throw UsageError("--step-size sweeps the thresholds of stored log-alphas: give --store") }
     return (0..<Int((1 / s).rounded(.up))).map { Float(Double($0) * s) }.filter { $0 < 1 }
 }
+
+extension EvalSelection {
+    /// One model to take apart (unit ablation): a stored subnetwork (`store` + `subnetwork`), a mask file, or
+    /// the full model; with the ablation that replaces removed units (mean activations from `mask.activations`
+    /// or the store's set; zero with `mask.zeroAblation`).
+    public static func single(store: String?, subnetwork: String?, mask: MaskChoice, activationSet: String?, model: BertModel,
+                              warn: (String) -> Void) throws -> (name: String, masks: MaskValues?, ablation: Ablation) {
+        if let store {
+            guard let subnetwork else { throw UsageError("with --store, name the subnetwork: --subnetwork NAME") }
+            let s = try fromStore(store, model: model, filter: try SubnetworkFilter(names: [subnetwork]), includeFull: false, mode: .binary,
+                                  threshold: nil, mask: mask, activationSet: activationSet, warn: warn)
+            return (subnetwork, s.targets[0].masks, s.ablation)
+        }
+        if let path = mask.mask {
+            let s = try fromMask(mask, model: model, warn: warn)
+            return (path, s.targets[0].masks, s.ablation)
+        }
+        if mask.zeroAblation { return ("full", nil, .zero) }
+        guard let file = mask.activations else { throw UsageError("removing units needs --activations FILE (mean ablation) or --zero-ablation") }
+        return ("full", nil, .mean(try MeanActivations.load(path: file, model: model, warn: warn)))
+    }
+}

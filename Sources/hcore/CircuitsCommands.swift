@@ -16,7 +16,7 @@ struct CircuitsCommand: ParsableCommand {
           hcore circuits compose --model DIR --json > composition.json
           hcore circuits compose --model DIR --store subs.hcs --svg compose.svg --dot core.dot
         """,
-        subcommands: [Core.self, Compose.self, Reads.self])
+        subcommands: [Core.self, Compose.self, Reads.self, Ablate.self])
 
     struct Core: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -73,9 +73,7 @@ extension CircuitsCommand {
         static let configuration = CommandConfiguration(
             abstract: "Which later heads read from the core: B alone is given the input of a run with the core mean-ablated.",
             discussion: """
-            For each head B after the first core layer, relative changes of B's query, key and value inputs and of \
-            its output when only B sees the core-ablated layer input (all other heads and layers stay clean); and the \
-            logit change when the core is ablated (see Sources/Circuits/Reads.swift).
+            For each head B after the first core layer, relative changes of B's query, key and value inputs and of its output when only B sees the core-ablated layer input (all other heads and layers stay clean); and the logit change when the core is ablated (see Sources/Circuits/Reads.swift).
               hcore circuits reads --model DIR --store subs.hcs --data data/hans/heuristics_evaluation_set.txt.zst --max-examples 500 --activations acts.safetensors
             The core comes from --store (units every subnetwork keeps, or --fraction) or --core "0.3 1.7 2.2" (layer.head).
             """)
@@ -89,7 +87,6 @@ extension CircuitsCommand {
         @Flag(help: "Print JSON (default: a table).") var json = false
         @Flag(help: "Print CSV.") var csv = false
         @OptionGroup var tokenization: TokenizationOptions
-
         func run() throws {
             let opts = try tokenization.options()
             let (model, tok) = try modelOptions.load()
@@ -108,6 +105,33 @@ extension CircuitsCommand {
             let s = try SubnetworkStore.open(path: store, warn: warn)
             try s.check(against: model)
             return findCore(s.subnetworks, layout: s.layout, fraction: fraction).coreHeads
+        }
+    }
+}
+
+extension CircuitsCommand {
+    struct Ablate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove each head and each MLP in turn; every unit's change in loss and accuracy per dataset.",
+            discussion: "Michel et al.'s ablation study (the reference's --try-removing-edges), on the full model or a subnetwork (--mask, or --store with --subnetwork), with mean ablation (--activations or the store's set) or --zero-ablation. Loss is the mean −log p(gold) over the dataset's scoring classes (HANS sums neutral and contradiction). Each variant is one compiled plan of one evaluation pass, so it runs at eval speed. Prints JSON; --svg writes a heatmap of Δloss per dataset (FILE, or FILE-KEY.svg for several).")
+        @OptionGroup var modelOptions: ModelOptions
+        @Option(help: ArgumentHelp("Dataset (repeat for several).", valueName: "file")) var data: [String] = []
+        @OptionGroup var maskOptions: MaskOptions
+        @Option(help: ArgumentHelp("A store holding the subnetwork to take apart.", valueName: "store")) var store: String?
+        @Option(help: ArgumentHelp("The subnetwork's name in --store.", valueName: "name")) var subnetwork: String?
+        @Option(help: ArgumentHelp("Mean-activation set of --store (default: its only one).", valueName: "name")) var activationSet: String?
+        @Option(help: "Use only the first N examples of each set.") var maxExamples: Int?
+        @Option(help: ArgumentHelp("Heatmap of Δloss (accuracy drop without labels).", valueName: "file")) var svg: String?
+        @OptionGroup var tokenization: TokenizationOptions
+        func run() throws {
+            guard !data.isEmpty else { throw UsageError("give at least one --data FILE") }
+            let (model, tok) = try modelOptions.load()
+            let base = try EvalSelection.single(store: store, subnetwork: subnetwork, mask: maskOptions.choice, activationSet: activationSet, model: model, warn: warn)
+            let prepared = try prepareDatasets(data, keys: .init(), skipBadRows: false, limit: maxExamples, model: model, tokenizer: tok, options: try tokenization.options(), warn: warn)
+            let bar = ProgressBar("ablate \(base.name)", total: (model.layerCount * (model.headCount + 1) + 1) * prepared.reduce(0) { $0 + $1.encodings.count })
+            let r = try ablateUnits(model: model, datasets: prepared, base: base.masks, baseName: base.name, ablation: base.ablation, batchSize: 32, progress: bar.update)
+            if let svg { try r.writeHeatmaps(svg) }
+            emit(r.json.pretty)
         }
     }
 }

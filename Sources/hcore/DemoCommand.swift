@@ -18,9 +18,7 @@ struct Demo: ParsableCommand {
           6 core         units kept by every subnetwork matching the model ID → core.json
           7 reads        which later heads read from the core → reads.json
           8 report       SVG figures and index.html → report/
-        With the defaults it takes about two minutes on 2 cores. --quick shrinks every stage (for tests). \
-        With --model (e.g. Tests/Fixtures/models/minilm-nli after scripts/setup-fixtures.sh) expect ~4 minutes of \
-        fine-tuning and ~3.5 minutes of pruning per subnetwork on 2 cores; --subnetworks 6 is a good start.
+        With the defaults it takes about two minutes on 2 cores. --quick shrinks every stage (for tests). With --model (e.g. Tests/Fixtures/models/minilm-nli after scripts/setup-fixtures.sh) expect ~4 minutes of fine-tuning and ~3.5 minutes of pruning per subnetwork on 2 cores; --subnetworks 6 is a good start.
         """)
 
     @Option(help: ArgumentHelp("Output folder.", valueName: "dir")) var out: String = "demo-out"

@@ -21,11 +21,7 @@ struct EvalRun: ParsableCommand {
         commandName: "run",
         abstract: "Evaluate a model and many of its subnetworks on in-domain and out-of-domain sets (the default of `hcore eval`).",
         discussion: """
-        Each dataset is tokenized once; each subnetwork runs through a compiled plan that skips its pruned \
-        heads and MLPs. Prints one JSON document (per subnetwork and dataset: accuracy, counts, confusion \
-        matrix; for HANS the six heuristic × label cells and 30 subcases, where neutral/contradiction count as \
-        non-entailment; F1 for QQP/PAWS). Formats are detected from the header (HANS, GLUE MNLI/QQP, PAWS) or \
-        extension (.jsonl, .csv); .zst files are read directly.
+        Each dataset is tokenized once; each subnetwork runs through a compiled plan that skips its pruned heads and MLPs. Prints one JSON document (per subnetwork and dataset: accuracy, counts, confusion matrix; for HANS the six heuristic × label cells and 30 subcases, where neutral/contradiction count as non-entailment; F1 for QQP/PAWS). Formats are detected from the header (HANS, GLUE MNLI/QQP, PAWS) or extension (.jsonl, .csv); .zst files are read directly.
           hcore eval --model DIR --data dev_matched.tsv --data data/hans/heuristics_evaluation_set.txt.zst
           hcore eval --model DIR --store subs.hcs --activation-set mnli --data … --write-back
           hcore eval --model DIR --store subs.hcs --shard 2/8 … > part2.json && hcore eval merge part*.json

@@ -73,9 +73,7 @@ struct Activations: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Mean activations for mean ablation: per-head context and per-MLP output, averaged over all tokens.",
         discussion: """
-        Averages every non-padding token of every example ([CLS]/[SEP] included), in float64, over the \
-        unpruned model — Heuristic-Core's procedure. Output: safetensors with avg_head [L, H, head_dim] and \
-        avg_mlp [L, hidden] (F32) and the model fingerprint in its metadata.
+        Averages every non-padding token of every example ([CLS]/[SEP] included), in float64, over the unpruned model — Heuristic-Core's procedure. Output: safetensors with avg_head [L, H, head_dim] and avg_mlp [L, hidden] (F32) and the model fingerprint in its metadata.
           hcore activations --model DIR --data data/hans/heuristics_evaluation_set.txt.zst --max-examples 2000 --out acts.safetensors
         """)
     @OptionGroup var modelOptions: ModelOptions
@@ -100,10 +98,7 @@ struct Importance: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Gradient of the loss with respect to every head and MLP mask value, averaged over batches.",
         discussion: """
-        The head-importance scores of Michel et al. (2019) and the signal L0 pruning follows, from one backward \
-        pass per batch: by default KL(full model ‖ subnetwork) as in Heuristic-Core's pruning objective (zero at \
-        the full model, so pass --mask to score a subnetwork), or cross-entropy with the gold labels \
-        (--objective ce), which scores the full model too.
+        The head-importance scores of Michel et al. (2019) and the signal L0 pruning follows, from one backward pass per batch: by default KL(full model ‖ subnetwork) as in Heuristic-Core's pruning objective (zero at the full model, so pass --mask to score a subnetwork), or cross-entropy with the gold labels (--objective ce), which scores the full model too.
           hcore importance --model DIR --data dev_matched.tsv --objective ce --json
           hcore importance --model DIR --data hans.txt.zst --mask sub.json --activations acts.safetensors --json
         Output: {"heads": [[L×H]], "mlps": [L], "loss": …, "batches": …, "examples": …}.

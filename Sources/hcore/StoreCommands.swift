@@ -10,8 +10,7 @@ struct StoreCommand: ParsableCommand {
         commandName: "store",
         abstract: "Hundreds of subnetworks of one model, their metadata and mean activations, in one small file.",
         discussion: """
-        A store is bound to one model (its fingerprint) and only grows by appending; a crash or a full disk \
-        during an append leaves everything committed before readable.
+        A store is bound to one model (its fingerprint) and only grows by appending; a crash or a full disk during an append leaves everything committed before readable.
           hcore store create subs.hcs --model DIR
           hcore store add subs.hcs --jsonl subnetworks.jsonl      # {"name", "heads", "mlps", "log_alpha"?, "meta"?} per line
           hcore store ls subs.hcs --where target_sparsity=0.5
@@ -162,11 +161,7 @@ struct StoreCommand: ParsableCommand {
             commandName: "import-heuristic-core",
             abstract: "Import pruned checkpoints of the Heuristic-Core PyTorch code (log-alphas → masks).",
             discussion: """
-            Reads bert.encoder.layer.N.attention.self.log_alpha_heads [H] and bert.encoder.layer.N.output.log_alpha_mlp [1] \
-            from each folder's pytorch_model.bin (or model.safetensors), and applies the reference's deterministic rule \
-            per module: the expected number of zero gates (stretched hard-concrete CDF at 0, limits (−0.1, 1.1), \
-            temperature 2/3), rounded; soft scores sigmoid(log_alpha / temperature × 0.8); that many smallest set to 0; \
-            binary at --threshold. The log-alphas are stored too, so soft masks stay available.
+            Reads bert.encoder.layer.N.attention.self.log_alpha_heads [H] and bert.encoder.layer.N.output.log_alpha_mlp [1] from each folder's pytorch_model.bin (or model.safetensors), and applies the reference's deterministic rule per module: the expected number of zero gates (stretched hard-concrete CDF at 0, limits (−0.1, 1.1), temperature 2/3), rounded; soft scores sigmoid(log_alpha / temperature × 0.8); that many smallest set to 0; binary at --threshold. The log-alphas are stored too, so soft masks stay available.
             """)
         @Argument(help: "The store file.") var store: String
         @Argument(help: "Checkpoint folders of pruned runs.") var folders: [String]

@@ -31,6 +31,13 @@ final class GridCLITests: XCTestCase {
         XCTAssertEqual(results.map { $0["step"] as? Int }, [2, 4])
         XCTAssertEqual(results.map { $0["subnetwork"] as! String }, ["checkpoint-2", "checkpoint-4"])
 
+        // Unit ablation of a checkpoint: every unit once, a heatmap.
+        let ab = try hcore(["circuits", "ablate", "--model", dir + "/ft/checkpoint-4", "--data", hans, "--max-examples", "16", "--zero-ablation", "--svg", dir + "/ablate.svg"])
+        XCTAssertEqual(ab.code, 0, ab.err)
+        let units = (try JSONSerialization.jsonObject(with: Data(ab.out.utf8)) as! [String: Any])["units"] as! [[String: Any]]
+        XCTAssertFalse(units.isEmpty)
+        XCTAssertTrue(try String(contentsOfFile: dir + "/ablate.svg", encoding: .utf8).contains("<svg"))
+
         let grid = ["prune", "--checkpoints", dir + "/ft", "--grid-out", dir + "/grid", "--train", hans, "--max-train-samples", "32",
                     "--activation-examples", "32", "--target_sparsities", "0.3,0.5", "--seed", "7", "--max-steps", "3", "--num-sparsity-warmup-steps", "2",
                     "--warmup-steps", "1", "--gradient-accumulation-steps", "1", "--per-device-train-batch-size", "8", "--initial-log-alpha", "2"]
