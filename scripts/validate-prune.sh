@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Issue 8's check, reproducible: prune minilm-nli to a target sparsity on HANS training pairs, then compare
+# Issues 8 and 21's check, reproducible: prune minilm-nli to a target sparsity on HANS training pairs, then compare
 # the KL to the full model of the found subnetwork with that of random subnetworks keeping exactly as many
 # heads and MLPs, on held-out HANS evaluation pairs. Prints one JSON line per subnetwork.
 #   scripts/validate-prune.sh [TARGET=0.5] [STEPS=900]        (~10 minutes on 2 cores)
 # Another model: MODEL=demo-out/model TRAIN=demo-out/data/train.jsonl EVAL=demo-out/data/dev.jsonl scripts/validate-prune.sh
-# HCORE=path runs that binary instead of building; SEED sets the seed (default 1). DROPOUT=0 turns the subnetwork's dropout off (default: the reference's 0.1); ACCUM=4 accumulates gradients over 4
+# HCORE=path runs that binary instead of building; SEED sets the seed (default 1). DROPOUT=0 turns the subnetwork's hidden and attention-probability dropout off (default: the config's, as the reference); ACCUM=4 accumulates gradients over 4
 # batches as the paper does (default 1); PRUNE_ARGS adds flags to `hcore prune`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
