@@ -23,20 +23,20 @@ struct Finetune: ParsableCommand {
     @Option(help: ArgumentHelp("Dev set, evaluated every --eval-steps and at the end.", valueName: "file")) var dev: String?
     @Option(help: ArgumentHelp("Output folder.", valueName: "dir")) var out: String
     @Option(help: ArgumentHelp("Label names in class order (default: the model's, or the training file's labels sorted).", valueName: "a,b,…")) var labels: String?
-    @Option(name: .customLong("num-train-epochs")) var epochs: Int = 3
-    @Option(name: .customLong("per-device-train-batch-size")) var batchSize: Int = 32
-    @Option(name: .customLong("learning-rate")) var learningRate: Double = 5e-5
-    @Option(name: .customLong("weight-decay")) var weightDecay: Double = 0
-    @Option(name: .customLong("warmup-ratio")) var warmupRatio: Double = 0
-    @Option(name: .customLong("max-steps"), help: "Stop after N optimizer steps (epochs repeat as needed; overrides --num-train-epochs).") var maxSteps: Int?
-    @Option(name: .customLong("gradient-accumulation-steps")) var accumulation: Int = 1
-    @Option(name: .customLong("max-grad-norm"), help: "Clip the global gradient norm to this before each step (0: off).") var maxGradNorm: Double = 1.0
-    @Option(name: .customLong("save-steps"), help: "Also write OUT/checkpoint-STEP/ every N steps (0: only the final model).") var saveSteps: Int = 0
+    @Option(name: .customLong("num-train-epochs"), help: "Passes over the training set (--num_train_epochs).") var epochs: Int = 3
+    @Option(name: .customLong("per-device-train-batch-size"), help: "Pairs per batch (--per_device_train_batch_size).") var batchSize: Int = 32
+    @Option(name: .customLong("learning-rate"), help: "Peak learning rate (--learning_rate).") var learningRate: Double = 5e-5
+    @Option(name: .customLong("weight-decay"), help: "AdamW weight decay, not on biases and LayerNorm weights (--weight_decay).") var weightDecay: Double = 0
+    @Option(name: .customLong("warmup-ratio"), help: "Fraction of the steps the learning rate warms up over (--warmup_ratio).") var warmupRatio: Double = 0
+    @Option(name: .customLong("max-steps"), help: "Stop after N optimizer steps (--max_steps; epochs repeat as needed, overrides --num-train-epochs).") var maxSteps: Int?
+    @Option(name: .customLong("gradient-accumulation-steps"), help: "Batches per optimizer step (--gradient_accumulation_steps).") var accumulation: Int = 1
+    @Option(name: .customLong("max-grad-norm"), help: "Clip the global gradient norm to this before each step (--max_grad_norm; 0: off).") var maxGradNorm: Double = 1.0
+    @Option(name: .customLong("save-steps"), help: "Also write OUT/checkpoint-STEP/ every N steps (--save_steps; 0: only the final model).") var saveSteps: Int = 0
     @Option(help: "Hidden dropout probability (default: the config's hidden_dropout_prob).") var dropout: Float?
     @Option(name: .customLong("eval-steps"), help: "Evaluate on --dev every N steps (0: at the end only).") var evalSteps: Int = 0
     @Option var seed: UInt64 = 42
-    @Option(name: .customLong("max-seq-length")) var maxLength: Int = 128
-    @Option(name: .customLong("max-train-samples")) var maxTrainSamples: Int?
+    @Option(name: .customLong("max-seq-length"), help: "Truncate pairs to this many tokens (--max_seq_length).") var maxLength: Int = 128
+    @Option(name: .customLong("max-train-samples"), help: "Use the first N training pairs (--max_train_samples).") var maxTrainSamples: Int?
 
     func run() throws {
         guard (model == nil) != (config == nil) else { throw UsageError("give --model DIR (fine-tune a checkpoint) or --config PRESET (from scratch), not both") }

@@ -33,22 +33,22 @@ struct PruneCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Grid mode, instead of --model: prune every checkpoint-STEP folder here (`hcore finetune --save-steps`) at every --target-sparsities value and seed; each cell is one run (and one Slurm array task with --shard), written into --grid-out/checkpoint-STEP.hcs with its step, target and seed; mean activations per checkpoint over the first --activation-examples training pairs.", valueName: "dir")) var checkpoints: String?
     @Option(name: .customLong("target-sparsities"), help: ArgumentHelp("Grid mode: the targets, e.g. 0.3,0.5,0.7 (default: --target-sparsity).", valueName: "list")) var targetList: String?
     @Option(name: .customLong("grid-out"), help: ArgumentHelp("Grid mode: the folder of the per-checkpoint stores.", valueName: "dir")) var gridOut: String?
-    @Option(name: .customLong("activation-examples")) var activationExamples: Int = 2000
-    @Option(name: .customLong("target-sparsity")) var targetSparsity: Double = 0.5
-    @Option(name: .customLong("start-sparsity")) var startSparsity: Double = 0.0
-    @Option(name: .customLong("num-sparsity-warmup-steps"), help: "Default: 6500 + 50·sp, sp the target in percent (scripts/pruning/prune-all-*.sh).") var sparsityWarmup: Int?
-    @Option(name: .customLong("max-steps"), help: "Default: the sparsity warm-up + 6·sp (the same scripts).") var maxSteps: Int?
-    @Option(name: .customLong("learning-rate")) var learningRate: Double = 0.1
-    @Option(name: .customLong("reg-learning-rate"), help: "Learning rate of λ1, λ2 (the paper's 1 suits KLs of order 0.1–1). Scale it with the KL: on a model whose predictions barely vary (minilm-nli's untrained head: KL of a constant output 0.007), λ at 1 swamps the KL term and the gates close at random; 0.01 finds subnetworks with KLs 4–6× below random ones' (BENCHMARKS.md).") var regLearningRate: Double = 1.0
-    @Option(name: .customLong("warmup-steps")) var warmupSteps: Int = 200
-    @Option(name: .customLong("gradient-accumulation-steps")) var accumulation: Int = 4
-    @Option(name: .customLong("per-device-train-batch-size")) var batchSize: Int = 32
-    @Option(name: .customLong("warmup-type"), help: "linear or logarithmic.") var warmupType: String = "linear"
-    @Option(help: "One seed.") var seed: UInt64 = 42
+    @Option(name: .customLong("activation-examples"), help: "Grid mode: training pairs averaged for each checkpoint's mean activations.") var activationExamples: Int = 2000
+    @Option(name: .customLong("target-sparsity"), help: "Fraction of heads and MLPs to remove (--target_sparsity; 0.5 = half).") var targetSparsity: Double = 0.5
+    @Option(name: .customLong("start-sparsity"), help: "Target at step 0, raised to --target-sparsity over the sparsity warm-up (--start_sparsity).") var startSparsity: Double = 0.0
+    @Option(name: .customLong("num-sparsity-warmup-steps"), help: "Steps over which the target rises (--num_sparsity_warmup_steps). Default: 6500 + 50·sp, sp the target in percent (scripts/pruning/prune-all-*.sh).") var sparsityWarmup: Int?
+    @Option(name: .customLong("max-steps"), help: "Optimizer steps in all (--max_steps). Default: the sparsity warm-up + 6·sp (the same scripts).") var maxSteps: Int?
+    @Option(name: .customLong("learning-rate"), help: "Peak learning rate of log α (--learning_rate).") var learningRate: Double = 0.1
+    @Option(name: .customLong("reg-learning-rate"), help: "Learning rate of λ1, λ2 (--reg_learning_rate; the paper's 1 suits KLs of order 0.1–1). Scale it with the KL: on a model whose predictions barely vary (minilm-nli's untrained head: KL of a constant output 0.007), λ at 1 swamps the KL term and the gates close at random; 0.01 finds subnetworks with KLs 4–6× below random ones' (BENCHMARKS.md).") var regLearningRate: Double = 1.0
+    @Option(name: .customLong("warmup-steps"), help: "Learning-rate warm-up steps (--warmup_steps).") var warmupSteps: Int = 200
+    @Option(name: .customLong("gradient-accumulation-steps"), help: "Batches per optimizer step (--gradient_accumulation_steps).") var accumulation: Int = 4
+    @Option(name: .customLong("per-device-train-batch-size"), help: "Pairs per batch (--per_device_train_batch_size).") var batchSize: Int = 32
+    @Option(name: .customLong("warmup-type"), help: "How the target rises: linear or logarithmic (--warmup_type).") var warmupType: String = "linear"
+    @Option(help: "One seed (--seed).") var seed: UInt64 = 42
     @Option(help: ArgumentHelp("Several seeds, e.g. 42-53 or 1,5,9 (one subnetwork each).", valueName: "list")) var seeds: String?
-    @Option(help: "Kept if the deterministic soft value exceeds this.") var threshold: Float = 0.5
-    @Option(name: .customLong("max-train-samples")) var maxTrainSamples: Int?
-    @Option(name: .customLong("max-seq-length")) var maxLength: Int = 128
+    @Option(help: "Stored masks: a unit is kept if its deterministic soft value exceeds this (the reference's eval --threshold-for-deterministic).") var threshold: Float = 0.5
+    @Option(name: .customLong("max-train-samples"), help: "Use the first N training pairs (--max_train_samples).") var maxTrainSamples: Int?
+    @Option(name: .customLong("max-seq-length"), help: "Truncate pairs to this many tokens (--max_seq_length).") var maxLength: Int = 128
     @Option(help: "Name prefix of the stored subnetworks.") var name: String = "prune"
     @Option(help: "Hidden and attention-probability dropout in the subnetwork (default: the config's hidden_dropout_prob and attention_probs_dropout_prob, as the reference's training mode); 0 turns both off.") var dropout: Float?
     @Option(name: .customLong("initial-log-alpha"), help: ArgumentHelp("A number: the mean of the initial log α (the paper's 10; lower for short runs). FILE or FILE:NAME: the starting log α itself (safetensors, heads layer-major then MLPs), to replay a run.", valueName: "value|file")) var initialLogAlpha: String = "10"
@@ -57,10 +57,10 @@ struct PruneCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write every optimizer step as a JSON line (target, learning rates, gradient norm before clipping, λ, each micro-batch's KL and sparsity, log α, evaluations).", valueName: "file")) var trace: String?
     @Option(name: .customLong("ref-initialize-from"), help: ArgumentHelp("Pull the subnetwork towards this model's predictions instead of the pruned model's own (the reference's --ref_initialize_from).", valueName: "dir")) var referenceModel: String?
     @Option(name: .customLong("eval-data"), help: ArgumentHelp("Evaluate the deterministic masks on this set every --eval-steps (KL to the full model; accuracy when it has labels).", valueName: "file")) var evalData: String?
-    @Option(name: .customLong("eval-steps"), help: "Steps between evaluations (with --eval-data; the reference's scripts use 512).") var evalSteps: Int = 512
-    @Option(name: .customLong("max-eval-samples"), help: "The first N examples of --eval-data (the reference's 2000).") var maxEvalSamples: Int = 2000
-    @Option(name: .customLong("logging-steps"), help: "Steps between log lines.") var loggingSteps: Int = 100
-    @Option(name: .customLong("checkpoint-steps"), help: "Save the run's state every N steps (0: never).") var checkpointSteps: Int = 100
+    @Option(name: .customLong("eval-steps"), help: "Steps between evaluations (with --eval-data; --eval_steps, 512 in the reference's scripts).") var evalSteps: Int = 512
+    @Option(name: .customLong("max-eval-samples"), help: "The first N examples of --eval-data (--max_eval_samples, 2000 in the reference's scripts).") var maxEvalSamples: Int = 2000
+    @Option(name: .customLong("logging-steps"), help: "Steps between log lines (--logging_steps).") var loggingSteps: Int = 100
+    @Option(name: .customLong("checkpoint-steps"), help: "Save the run's whole state every N steps, to resume from (0: never; --save_steps maps here).") var checkpointSteps: Int = 100
     @Option(name: .customLong("max-grad-norm"), help: "Clip the global gradient norm (log α and λ) to this after accumulation, as the reference's Trainer (--max_grad_norm); 0 turns clipping off.") var maxGradNorm: Double = 1.0
     @Option(help: ArgumentHelp("Run only shard i of n of the seeds (default from SLURM_ARRAY_TASK_ID/COUNT).", valueName: "i/n")) var shard: String?
 
