@@ -35,6 +35,8 @@ public struct ResearchReport {
     public var matching: [String]
     public var matchPoints: Double
     public var core: CoreReport
+    /// The core with its evidence: the permutation null of its size and each member's bootstrap stability.
+    public var coreEvidence: CoreEvidence
     public var reads: ReadsReport?
     public var composition: [String: Double]
     public var compositionBaseline: (q: Double, k: Double, v: Double)
@@ -76,7 +78,8 @@ public struct ResearchReport {
             lines.append(l)
         }
         lines.append(verdict)
-        lines.append("core (kept by all \(core.subnetworks.count) \(coreOverMatching ? "matching " : "")subnetworks): " + (core.core.isEmpty ? "none" : core.core.map { core.name($0).description }.joined(separator: " ")))
+        lines.append("core (kept by all \(core.subnetworks.count) \(coreOverMatching ? "matching " : "")subnetworks): " + (core.core.isEmpty ? "none" : core.core.map { core.name($0).description }.joined(separator: " "))
+                     + String(format: "; same-shape random masks share %.1f units (permutation null, p = %.3f)", coreEvidence.null.nullMean, coreEvidence.null.pValue))
         if let r = reads, let top = r.reads.first {
             lines.append("strongest reader of the core: \(PrunableUnit.head(top.layer, top.head)) (Δoutput \(fmt(top.dout, 3)) when the core is mean-ablated)")
         }
@@ -116,7 +119,10 @@ public func buildReport(evalDocument doc: EvalDocument, store: SubnetworkStore, 
     // The core over the subnetworks that match the model in-domain — or over all of them when fewer than
     // two match (the report says which).
     let basis = matching.count >= 2 ? matching : subs.map(\.name)
-    let core = findCore(store.subnetworks.filter { basis.contains($0.name) }, layout: store.layout, fraction: 1.0)
+    var evidence = try heuristicCore(store.subnetworks.filter { basis.contains($0.name) }, layout: store.layout, rule: nil, bootstraps: 200)
+    evidence.selection = matching.count >= 2 ? "the \(matching.count) subnetworks within \(matchPoints) points of the full model on \(id) (eval document)"
+        : "all \(subs.count) subnetworks (fewer than 2 within \(matchPoints) points of the full model on \(id))"
+    let core = evidence.report
     let coreHeads = core.core.compactMap { u in core.name(u).head.map { (layer: core.name(u).layer, head: $0) } }
 
     var reads: ReadsReport? = nil
@@ -133,7 +139,7 @@ public func buildReport(evalDocument doc: EvalDocument, store: SubnetworkStore, 
         best[to] = max(best[to] ?? 0, s.q, s.k, s.v)
     }
     return ResearchReport(idKey: id, oodKey: ood, full: full, subnetworks: subs, matching: matching, matchPoints: matchPoints, core: core,
-                          reads: reads, composition: best, compositionBaseline: compositionBaseline(hidden: model.hidden, headDim: model.headDim),
+                          coreEvidence: evidence, reads: reads, composition: best, compositionBaseline: compositionBaseline(hidden: model.hidden, headDim: model.headDim),
                           layers: model.layerCount, heads: model.headCount)
 }
 

@@ -168,8 +168,8 @@ public struct DemoStudy {
                 stage: (Int, String, String) -> Void) throws -> ResearchReport {
         let report = try buildReport(evalDocument: doc, store: store, model: model, activations: activations,
                                      oodEncodings: ood.encodings, idKey: doc.datasets[0].key, oodKey: "hans")
-        try writeAtomically(Array((report.core.json.pretty + "\n").utf8), to: out + "/core.json")
-        stage(6, "core", "\(report.core.core.count) units kept by all \(report.core.subnetworks.count) subnetworks" + (report.coreOverMatching ? " within 2 points of the full model in-domain" : " (fewer than 2 within 2 points in-domain)") + " → core.json (hcore circuits core)")
+        try writeAtomically(Array((report.coreEvidence.json.pretty + "\n").utf8), to: out + "/core.json")
+        stage(6, "core", "\(report.core.core.count) units kept by all \(report.core.subnetworks.count) subnetworks" + (report.coreOverMatching ? " within 2 points of the full model in-domain" : " (fewer than 2 within 2 points in-domain)") + String(format: "; random masks of the same shape share %.1f (p = %.3f)", report.coreEvidence.null.nullMean, report.coreEvidence.null.pValue) + " → core.json (hcore circuits core)")
         if let reads = report.reads {
             try writeAtomically(Array((reads.json.pretty + "\n").utf8), to: out + "/reads.json")
             stage(7, "reads", "\(reads.reads.count) later heads measured on \(reads.examples) HANS pairs → reads.json (hcore circuits reads)")

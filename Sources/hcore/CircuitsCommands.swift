@@ -20,22 +20,18 @@ struct CircuitsCommand: ParsableCommand {
 
     struct Core: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Keep frequency of every head and MLP across subnetworks; the core; presence–metric correlations.")
-        @Option(help: ArgumentHelp("The store.", valueName: "store")) var store: String
+            abstract: "The heuristic core of the subnetworks that match the full model in-domain, with a permutation null, bootstrap stability and a fraction sweep.",
+            discussion: "Keep frequency of every head and MLP over the matching subnetworks (stored metric --id-metric within --margin of --id-reference), the core (units kept by ≥ --fraction of them), the p-value of its size under a layer-stratified permutation null, each unit's bootstrap stability, and presence–metric correlations with --metric (definitions: Sources/Circuits/CoreEvidence.swift). compose, reads and the report choose their core the same way.")
+        @OptionGroup var coreOptions: CoreOptions
         @OptionGroup var filter: StoreFilter
-        @Option(help: "The core is the units kept by at least this fraction of the subnetworks.") var fraction: Double = 1.0
         @Option(help: ArgumentHelp("Correlate each unit's presence with this metadata key (e.g. eval/hans).", valueName: "key")) var metric: String?
         @Flag(help: "Print JSON (default: a table).") var json = false
         @Flag(help: "Print CSV.") var csv = false
         @Option(help: ArgumentHelp("Write an SVG heatmap of keep frequencies.", valueName: "file")) var svg: String?
         func run() throws {
-            guard (0...1).contains(fraction) else { throw UsageError("--fraction must lie in [0, 1]") }
-            let s = try SubnetworkStore.open(path: store, warn: warn)
-            let subs = try filter.filter().apply(s)
-            guard !subs.isEmpty else { throw CheckpointError.notFound(path: store, reason: "no subnetworks match the filters") }
-            let r = findCore(subs, layout: s.layout, fraction: fraction, metric: metric)
-            if let svg { try writeAtomically(Array(r.svg.utf8), to: svg) }
-            if json { emit(r.json.pretty) } else if csv { emit(bytes: Array(r.csv.utf8)) } else { r.table.forEach(emit) }
+            let e = try coreOptions.evidence(filter: try filter.filter(), metric: metric)
+            if let svg { try writeAtomically(Array(e.report.svg.utf8), to: svg) }
+            if json { emit(e.json.pretty) } else if csv { emit(bytes: Array(e.report.csv.utf8)) } else { e.table.forEach(emit) }
         }
     }
 
@@ -45,8 +41,7 @@ struct CircuitsCommand: ParsableCommand {
             discussion: "Scores are ‖W_OV^A W_QK^B‖_F / (‖W_OV^A‖_F ‖W_QK^B‖_F) and likewise (see Sources/Circuits/Composition.swift); biases are ignored. With --store, the core (units every subnetwork keeps, or --fraction) is highlighted and each later head's strongest composition with it is drawn.")
         @OptionGroup var modelOptions: ModelOptions
         @Flag(help: "Fold the gain of the LayerNorm before the reading head's layer into its weights.") var foldLayernorm = false
-        @Option(help: ArgumentHelp("A store whose core to highlight.", valueName: "store")) var store: String?
-        @Option(help: "Core threshold with --store.") var fraction: Double = 1.0
+        @OptionGroup var coreOptions: CoreOptions
         @Flag(help: "Print JSON (the default).") var json = false
         @Flag(help: "Print CSV instead.") var csv = false
         @Option(help: ArgumentHelp("SVG heatmap: each head's strongest composition with the core (or any earlier head).", valueName: "file")) var svg: String?
@@ -55,16 +50,31 @@ struct CircuitsCommand: ParsableCommand {
         func run() throws {
             let model = try BertModel.load(folder: modelOptions.model)
             let report = CompositionReport(model: model, foldLayerNorm: foldLayernorm)
-            var core = Set<String>()
-            if let store {
-                let s = try SubnetworkStore.open(path: store, warn: warn)
-                try s.check(against: model)
-                core = Set(findCore(s.subnetworks, layout: s.layout, fraction: fraction).coreHeads.map { PrunableUnit.head($0.layer, $0.head).description })
-            }
+            let core = Set(try coreOptions.store == nil ? [] : coreOptions.evidence(model: model).report.coreHeads.map { PrunableUnit.head($0.layer, $0.head).description })
             if let svg { try writeAtomically(Array(report.svg(core: core, layers: model.layerCount, heads: model.headCount).utf8), to: svg) }
             if let dot { try writeAtomically(Array(report.dot(core: core, top: top).utf8), to: dot) }
             if csv { emit(bytes: Array(report.csv.utf8)) } else { emit(report.json(core: core).pretty) }
         }
+    }
+}
+
+/// How every circuits command chooses its core (Circuits/CoreEvidence.swift).
+struct CoreOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The store whose subnetworks give the core.", valueName: "store")) var store: String?
+    @Option(help: "The core: units kept by at least this fraction of the matching subnetworks.") var fraction: Double = 1.0
+    @Option(name: .customLong("id-metric"), help: ArgumentHelp("Stored in-domain metric that decides which subnetworks match the full model (eval/DATASET from `hcore eval --write-back`; default: the store's one non-HANS eval/ key, else every subnetwork).", valueName: "key")) var idMetric: String?
+    @Option(name: .customLong("id-reference"), help: "The full model's value of --id-metric (default: the best subnetwork's).") var idReference: Double?
+    @Option(help: "Subnetworks within this of the reference match (0.02: 2 accuracy points).") var margin: Double = 0.02
+    @Option(name: .customLong("min-subnetworks"), help: "Refuse a core of fewer matching subnetworks.") var minSubnetworks: Int = 3
+    @Option(help: "Permutations of the null for the core's size.") var permutations: Int = 1000
+    @Option(help: "Bootstrap resamples for each unit's stability.") var bootstrap: Int = 1000
+    @Option(name: .customLong("null-seed"), help: "Seed of the permutations and resamples.") var nullSeed: UInt64 = 0
+
+    func evidence(model: BertModel? = nil, filter: SubnetworkFilter? = nil, metric: String? = nil) throws -> CoreEvidence {
+        guard let store else { throw UsageError("give --store STORE") }
+        var r = CoreRequest(store: store)
+        (r.fraction, r.idMetric, r.idReference, r.margin, r.minimumCount, r.permutations, r.bootstraps, r.seed) = (fraction, idMetric, idReference, margin, minSubnetworks, permutations, bootstrap, nullSeed)
+        return try r.evidence(model: model, filter: filter, metric: metric, warn: warn)
     }
 }
 
@@ -81,8 +91,7 @@ extension CircuitsCommand {
         @Option(help: ArgumentHelp("Dataset the reads are measured on.", valueName: "file")) var data: String
         @Option(help: "Use only the first N examples.") var maxExamples: Int = 500
         @Option(help: ArgumentHelp("Mean activations (`hcore activations`) used to ablate the core.", valueName: "file")) var activations: String
-        @Option(help: ArgumentHelp("A store whose core to use.", valueName: "store")) var store: String?
-        @Option(help: "Core threshold with --store.") var fraction: Double = 1.0
+        @OptionGroup var coreOptions: CoreOptions
         @Option(help: ArgumentHelp("Core heads as layer.head, space- or comma-separated.", valueName: "heads")) var core: String?
         @Flag(help: "Print JSON (default: a table).") var json = false
         @Flag(help: "Print CSV.") var csv = false
@@ -101,10 +110,8 @@ extension CircuitsCommand {
 
         func coreHeads(_ model: BertModel) throws -> [(layer: Int, head: Int)] {
             if let core { return try parseCoreHeads(core, layers: model.layerCount, heads: model.headCount) }
-            guard let store else { throw UsageError("give --store S or --core \"l.h …\"") }
-            let s = try SubnetworkStore.open(path: store, warn: warn)
-            try s.check(against: model)
-            return findCore(s.subnetworks, layout: s.layout, fraction: fraction).coreHeads
+            guard coreOptions.store != nil else { throw UsageError("give --store S or --core \"l.h …\"") }
+            return try coreOptions.evidence(model: model).report.coreHeads
         }
     }
 }

@@ -32,7 +32,6 @@ struct Demo: ParsableCommand {
     @Option(name: .customLong("prune-steps"), help: "Pruning steps per subnetwork (default 300 from scratch, 600 with --model: larger models need longer runs).") var pruneStepsOption: Int?
     @Option var seed: UInt64 = 42
     @Flag(help: "A tiny model and a few steps everywhere (seconds; for tests).") var quick = false
-
     func run() throws {
         let study = try DemoStudy(out: out, subnetworks: subnetworks, pretrained: model,
                                   dataRoot: try DemoStudy.findData(explicit: dataDir, executable: CommandLine.arguments[0]), trainSize: trainSize,

@@ -54,7 +54,6 @@ struct EvalRun: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("JSON/CSV key of the text for .jsonl/.csv sets.", valueName: "key")) var textKey = "text"
     @Option(name: .long, help: ArgumentHelp("JSON/CSV key of the pair.", valueName: "key")) var pairKey = "text_pair"
     @Option(name: .long, help: ArgumentHelp("JSON/CSV key of the gold label.", valueName: "key")) var labelKey = "label"
-
     func run() throws {
         guard !data.isEmpty else { throw UsageError("give at least one --data FILE") }
         guard ["json", "heuristic-core"].contains(format) else { throw UsageError("--format must be json or heuristic-core") }
@@ -99,7 +98,6 @@ struct EvalRun: ParsableCommand {
 struct EvalMerge: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "merge", abstract: "Combine the JSON outputs of sharded `hcore eval` runs into one document.")
     @Argument(help: "Result files of the shards.") var files: [String]
-
     func run() throws {
         guard !files.isEmpty else { throw UsageError("give the shards' result files") }
         let merged = try EvalDocument.merge(try files.map { (path: $0, document: try EvalDocument.read(path: $0)) })

@@ -37,7 +37,6 @@ struct Finetune: ParsableCommand {
     @Option var seed: UInt64 = 42
     @Option(name: .customLong("max-seq-length"), help: "Truncate pairs to this many tokens (--max_seq_length).") var maxLength: Int = 128
     @Option(name: .customLong("max-train-samples"), help: "Use the first N training pairs (--max_train_samples).") var maxTrainSamples: Int?
-
     func run() throws {
         guard (model == nil) != (config == nil) else { throw UsageError("give --model DIR (fine-tune a checkpoint) or --config PRESET (from scratch), not both") }
         guard epochs >= 1, batchSize >= 1, accumulation >= 1, (maxSteps ?? 1) >= 1, saveSteps >= 0, learningRate > 0, maxGradNorm >= 0, (0..<1).contains(warmupRatio) else {

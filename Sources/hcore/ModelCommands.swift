@@ -12,7 +12,6 @@ struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Architecture, sizes, parameter count and weight fingerprint of a model folder.")
     @OptionGroup var modelOptions: ModelOptions
     @Flag(help: "Print JSON.") var json = false
-
     func run() throws {
         let model = try BertModel.load(folder: modelOptions.model)
         emit(json ? model.infoJSON.pretty : model.infoText)
@@ -28,7 +27,6 @@ struct Tokenize: ParsableCommand {
     @OptionGroup var tokenization: TokenizationOptions
     @Flag(help: "Also print the token strings.") var tokens = false
     @Option(help: "Accepted for symmetry with predict; tokenization does not depend on batching (no padding is printed).") var batchSize: Int = 32
-
     func run() throws {
         let opts = try tokenization.options(batchSize: batchSize)
         let tok = try BertTokenizer.load(folder: modelOptions.model)
@@ -56,7 +54,6 @@ struct Predict: ParsableCommand {
     @OptionGroup var tokenization: TokenizationOptions
     @OptionGroup var maskOptions: MaskOptions
     @Option(help: "Sequences per forward pass (batches are length-sorted and packed, no padding is computed).") var batchSize: Int = 32
-
     func run() throws {
         let opts = try tokenization.options(batchSize: batchSize)
         let (model, tok) = try modelOptions.load()
@@ -82,7 +79,6 @@ struct Activations: ParsableCommand {
     @Option(help: ArgumentHelp("Output safetensors file.", valueName: "file")) var out: String
     @OptionGroup var tokenization: TokenizationOptions
     @Option(help: "Sequences per forward pass.") var batchSize: Int = 32
-
     func run() throws {
         let opts = try tokenization.options(batchSize: batchSize)
         let (model, tok) = try modelOptions.load()

@@ -26,7 +26,6 @@ struct ReportCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Out-of-domain dataset key (default: HANS, else the second).", valueName: "key")) var ood: String?
     @Option(help: "Subnetworks within this many accuracy points of the full model in-domain count as matching it.") var matchPoints: Double = 2
     @Option(help: ArgumentHelp("Output folder.", valueName: "dir")) var out: String
-
     func run() throws {
         let doc = try EvalDocument.read(path: eval)
         let (model, tok) = try modelOptions.load()

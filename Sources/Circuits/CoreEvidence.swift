@@ -1,0 +1,178 @@
+// One heuristic core, with its evidence — what `circuits core`, `compose`, `reads`, the report and the demo all use.
+//
+//   matching   the subnetworks that match the full model in-domain: stored metric `metric` (e.g. eval/dev,
+//              written by `hcore eval --write-back`) ≥ reference − margin, the reference being the full
+//              model's value when given, else the best subnetwork's (said in the output). Fewer than
+//              `minimumCount` matching: refused, since an intersection of one or two masks says nothing.
+//   core       units kept by ≥ `fraction` of the matching subnetworks (CoreReport).
+//   null       is the core larger than masks of the same shape would share by chance? Each permutation
+//              shuffles, inside every matching subnetwork, which heads of each layer are kept (same count
+//              per layer) and which layers keep their MLP (same count), and recounts the core; the p-value is
+//              (1 + #{null ≥ observed}) / (1 + permutations). Seeded, so it reproduces.
+//   stability  each unit's share of bootstrap resamples of the matching subnetworks (with replacement) in
+//              whose core it lies.
+//   sweep      core size, null mean and p-value at fractions 1.0, 0.9, …, 0.5.
+import Checkpoint
+import Failures
+import Foundation
+import Kernels
+import Model
+
+public struct MatchRule: Sendable {
+    public var metric: String
+    /// The full model's value of `metric`; nil: the best matching candidate's.
+    public var reference: Double?
+    /// Allowed shortfall, in the metric's units (accuracy 0.02 = 2 points).
+    public var margin: Double
+    public var minimumCount: Int
+    public init(metric: String, reference: Double? = nil, margin: Double = 0.02, minimumCount: Int = 3) {
+        (self.metric, self.reference, self.margin, self.minimumCount) = (metric, reference, margin, minimumCount)
+    }
+}
+
+public struct CoreEvidence: Sendable {
+    public struct NullResult: Sendable {
+        public var fraction: Double, observed: Int, nullMean: Double, pValue: Double
+    }
+    public var report: CoreReport
+    /// How the subnetworks were chosen, in words.
+    public var selection: String
+    public var excluded: [String]
+    public var null: NullResult
+    public var sweep: [NullResult]
+    /// Per unit (store order): share of bootstrap resamples whose core contains it.
+    public var stability: [Double]
+    public var permutations: Int, bootstraps: Int, seed: UInt64
+}
+
+/// Chooses the matching subnetworks by `rule` (nil: every subnetwork given) and measures their core.
+public func heuristicCore(_ subs: [StoredSubnetwork], layout: StoreLayout, rule: MatchRule?, fraction: Double = 1.0,
+                          metric: String? = nil, permutations: Int = 1000, bootstraps: Int = 1000, seed: UInt64 = 0) throws -> CoreEvidence {
+    guard (0...1).contains(fraction), fraction > 0 else { throw UsageError("--fraction must lie in (0, 1]") }
+    guard permutations >= 0, bootstraps >= 0 else { throw UsageError("--permutations and --bootstrap must be ≥ 0") }
+    var matching = subs, selection = "all \(subs.count) subnetworks (no in-domain rule given)"
+    if let rule {
+        let scored = subs.compactMap { s in s.meta.get(rule.metric)?.doubleValue.map { (s, $0) } }
+        guard !scored.isEmpty else {
+            throw UsageError("no subnetwork has the metric '\(rule.metric)' in its metadata; write it with `hcore eval --store S --write-back` (keys eval/DATASET)")
+        }
+        let reference = rule.reference ?? scored.map(\.1).max()!
+        matching = scored.filter { $0.1 >= reference - rule.margin - 1e-12 }.map(\.0)
+        selection = "\(matching.count) of \(subs.count) subnetworks with \(rule.metric) ≥ \(reference) − \(rule.margin) ("
+            + (rule.reference == nil ? "the best subnetwork's value; give the full model's with --id-reference" : "the full model's value") + ")"
+        guard matching.count >= rule.minimumCount else {
+            throw UsageError("only \(matching.count) subnetworks match in-domain (\(selection)); a core needs at least \(rule.minimumCount) — widen --margin or prune more seeds")
+        }
+    }
+    guard !matching.isEmpty else { throw UsageError("no subnetworks to find a core in") }
+    let names = Set(matching.map(\.name))
+    var rng = SplitMix64(seed: seed)
+    let masks = matching.map { $0.mask.map { $0 == 1 } }
+    let sweep = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5].map { f in intersectionNull(masks, layout: layout, fraction: f, permutations: permutations, rng: &rng) }
+    return CoreEvidence(report: findCore(matching, layout: layout, fraction: fraction, metric: metric), selection: selection,
+                        excluded: subs.map(\.name).filter { !names.contains($0) },
+                        null: intersectionNull(masks, layout: layout, fraction: fraction, permutations: permutations, rng: &rng),
+                        sweep: sweep, stability: bootstrapStability(masks, layout: layout, fraction: fraction, bootstraps: bootstraps, rng: &rng),
+                        permutations: permutations, bootstraps: bootstraps, seed: seed)
+}
+
+/// Units kept by ≥ `fraction` of `masks`.
+func coreSize(_ masks: [[Bool]], fraction: Double) -> Int {
+    guard let U = masks.first?.count else { return 0 }
+    let need = Int((fraction * Double(masks.count) - 1e-9).rounded(.up))
+    return (0..<U).filter { u in masks.reduce(0) { $0 + ($1[u] ? 1 : 0) } >= need }.count
+}
+
+/// The layer-stratified permutation null of the core's size (see the file comment).
+func intersectionNull(_ masks: [[Bool]], layout: StoreLayout, fraction: Double, permutations: Int, rng: inout SplitMix64) -> CoreEvidence.NullResult {
+    let observed = coreSize(masks, fraction: fraction)
+    let L = layout.layers, H = layout.heads
+    var atLeast = 0, total = 0
+    for _ in 0..<permutations {
+        let shuffled = masks.map { m -> [Bool] in
+            var out = m
+            for l in 0..<L {
+                var row = Array(m[(l * H)..<((l + 1) * H)])
+                rng.shuffle(&row)
+                out.replaceSubrange((l * H)..<((l + 1) * H), with: row)
+            }
+            var mlps = Array(m[(L * H)...])
+            rng.shuffle(&mlps)
+            out.replaceSubrange((L * H)..., with: mlps)
+            return out
+        }
+        let size = coreSize(shuffled, fraction: fraction)
+        total += size
+        if size >= observed { atLeast += 1 }
+    }
+    return .init(fraction: fraction, observed: observed, nullMean: permutations > 0 ? Double(total) / Double(permutations) : .nan,
+                 pValue: Double(1 + atLeast) / Double(1 + permutations))
+}
+
+/// Per unit: the share of bootstrap resamples (with replacement) whose core at `fraction` contains it.
+func bootstrapStability(_ masks: [[Bool]], layout: StoreLayout, fraction: Double, bootstraps: Int, rng: inout SplitMix64) -> [Double] {
+    let U = layout.unitCount, n = masks.count
+    var inCore = [Int](repeating: 0, count: U)
+    let need = Int((fraction * Double(n) - 1e-9).rounded(.up))
+    for _ in 0..<bootstraps {
+        var counts = [Int](repeating: 0, count: U)
+        for _ in 0..<n { let m = masks[Int(rng.next() % UInt64(n))]; for u in 0..<U where m[u] { counts[u] += 1 } }
+        for u in 0..<U where counts[u] >= need { inCore[u] += 1 }
+    }
+    return inCore.map { bootstraps > 0 ? Double($0) / Double(bootstraps) : .nan }
+}
+
+extension CoreEvidence {
+    public var json: JSONValue {
+        func n(_ r: NullResult) -> JSONValue {
+            .object([("fraction", .float(r.fraction)), ("core_size", .int(r.observed)), ("null_mean", .float(r.nullMean)), ("p_value", .float(r.pValue))])
+        }
+        guard case .object(var fields) = report.json else { return report.json }
+        fields += [
+            ("selection", .string(selection)), ("excluded", .array(excluded.map { .string($0) })),
+            ("null", n(null)), ("sweep", .array(sweep.map(n))), ("permutations", .int(permutations)), ("bootstraps", .int(bootstraps)), ("seed", .int(Int(seed))),
+            ("stability", .object(stability.indices.map { (report.name($0).description, .float(stability[$0])) })),
+        ]
+        return .object(fields)
+    }
+
+    public var table: [String] {
+        var lines = ["subnetworks: \(selection)"] + report.table
+        lines.append(String(format: "core size %d; same-shape random masks share %.1f on average (layer-stratified permutation null, %d permutations, seed %d): p = %.4f",
+                            null.observed, null.nullMean, permutations, seed, null.pValue))
+        let members = report.core.map { "\(report.name($0)) \(String(format: "%.2f", stability[$0]))" }
+        if !members.isEmpty { lines.append("bootstrap stability of the core's members (\(bootstraps) resamples): " + members.joined(separator: ", ")) }
+        lines.append("fraction sweep: " + sweep.map { String(format: "%.1f → %d (null %.1f, p %.3f)", $0.fraction, $0.observed, $0.nullMean, $0.pValue) }.joined(separator: "; "))
+        return lines
+    }
+}
+
+/// The stored in-domain metric when there is exactly one candidate: an eval/ key that is not HANS or PAWS.
+public func defaultInDomainMetric(_ subs: [StoredSubnetwork]) -> String? {
+    var keys = Set<String>()
+    for s in subs { if case .object(let kv) = s.meta { for (k, _) in kv where k.hasPrefix("eval/") { keys.insert(k) } } }
+    let candidates = keys.filter { k in !["hans", "paws"].contains { k.lowercased().contains($0) } }
+    return candidates.count == 1 ? candidates.first : nil
+}
+
+/// A core asked for from the command line: a store, how subnetworks match, and the null's settings.
+public struct CoreRequest: Sendable {
+    public var store: String
+    public var fraction = 1.0
+    /// nil: `defaultInDomainMetric`, else every subnetwork.
+    public var idMetric: String?, idReference: Double?
+    public var margin = 0.02
+    public var minimumCount = 3
+    public var permutations = 1000, bootstraps = 1000
+    public var seed: UInt64 = 0
+    public init(store: String) { self.store = store }
+
+    /// The evidence over the store's subnetworks (those `filter` keeps), checked against `model` when given.
+    public func evidence(model: BertModel? = nil, filter: SubnetworkFilter? = nil, metric: String? = nil, warn: (String) -> Void) throws -> CoreEvidence {
+        let s = try SubnetworkStore.open(path: store, warn: warn)
+        if let model { try s.check(against: model) }
+        let subs = try filter.map { try $0.apply(s) } ?? s.subnetworks
+        let rule = (idMetric ?? defaultInDomainMetric(subs)).map { MatchRule(metric: $0, reference: idReference, margin: margin, minimumCount: minimumCount) }
+        return try heuristicCore(subs, layout: s.layout, rule: rule, fraction: fraction, metric: metric, permutations: permutations, bootstraps: bootstraps, seed: seed)
+    }
+}
