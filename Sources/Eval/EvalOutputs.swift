@@ -51,3 +51,15 @@ public func metricsMeta(_ results: [TargetResult], datasets: [PreparedDataset]) 
         (name: r.target.name, meta: datasets.enumerated().map { (i, d) in ("eval/\(d.referenceKey)", JSONValue.float(r.metrics[i].accuracy)) })
     }
 }
+
+/// The side outputs of one evaluation: per-example predictions (JSON lines) and the CSV when asked, and with
+/// `writeBack` each subnetwork's metrics into the store's metadata.
+public func writeSideOutputs(_ results: [TargetResult], datasets: [PreparedDataset], labels: [String], predictions: String?, csv: String?,
+                             writeBack store: SubnetworkStore?, warn: (String) -> Void) throws {
+    if let predictions { try writeAtomically(predictionLines(results, datasets: datasets, labels: labels), to: predictions) }
+    if let csv { try writeAtomically(metricsCSV(results, datasets: datasets), to: csv) }
+    guard let store else { return }
+    let updates = metricsMeta(results, datasets: datasets)
+    try store.updateMeta(updates)
+    warn("wrote metrics of \(updates.count) subnetworks back into \(store.path)")
+}

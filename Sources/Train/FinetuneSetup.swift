@@ -110,3 +110,29 @@ public func finetuneAndSave(_ start: FinetuneStart, train: Dataset, dev: Dataset
                    metadata: ["hcore": "finetune", "steps": String(steps), "seed": String(config.seed)])
     return history
 }
+
+extension FinetuneStart {
+    /// From the command line's choice: a pretrained folder (`model`) or a preset from scratch (`config`), with
+    /// label names given or taken from the training file (sorted). Refuses a classifier of fewer than 2 labels.
+    public static func choose(model: String?, config: String?, vocab: String?, labels: String?, train: Dataset, dev: Dataset?,
+                              maxLength: Int, seed: UInt64) throws -> FinetuneStart {
+        guard (model == nil) != (config == nil) else { throw UsageError("give --model DIR (fine-tune a checkpoint) or --config PRESET (from scratch), not both") }
+        let dataLabels = Set(train.examples.compactMap(\.label)).sorted()
+        let names = labels.map { $0.split(separator: ",").map(String.init) }
+        let start = try model.map { try pretrained(folder: $0, labels: names, dataLabels: dataLabels, seed: seed) }
+            ?? scratch(config: config!, vocabFile: vocab, corpus: train.examples + (dev?.examples ?? []), labels: names ?? dataLabels, maxLength: maxLength, seed: seed)
+        guard start.model.config.numLabels >= 2 else { throw UsageError("a classifier needs at least two labels; the training file has \(dataLabels)") }
+        return start
+    }
+}
+
+extension FinetuneRecord {
+    /// The summary `hcore finetune` prints.
+    public static func summary(_ history: [FinetuneRecord], out: String, parameters: Int, seconds: Double) -> JSONValue {
+        .object([
+            ("out", .string(out)), ("parameters", .int(parameters)), ("steps", .int(history.count)),
+            ("final_loss", .float(history.last?.loss ?? .nan)), ("dev_accuracy", history.last?.devAccuracy.map { .float($0) } ?? .null),
+            ("seconds", .float(seconds)),
+        ])
+    }
+}

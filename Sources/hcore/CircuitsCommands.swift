@@ -16,7 +16,7 @@ struct CircuitsCommand: ParsableCommand {
           hcore circuits compose --model DIR --json > composition.json
           hcore circuits compose --model DIR --store subs.hcs --svg compose.svg --dot core.dot
         """,
-        subcommands: [Core.self, Compose.self, Reads.self, Ablate.self])
+        subcommands: [Core.self, Compose.self, Reads.self, Ablate.self, Attention.self])
 
     struct Core: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -139,6 +139,25 @@ extension CircuitsCommand {
             let r = try ablateUnits(model: model, datasets: prepared, base: base.masks, baseName: base.name, ablation: base.ablation, batchSize: 32, progress: bar.update)
             if let svg { try r.writeHeatmaps(svg) }
             emit(r.json.pretty)
+        }
+    }
+}
+
+extension CircuitsCommand {
+    struct Attention: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Every head's attention pattern on pairs: JSON lines, .npy files, or one head as an SVG.",
+            discussion: "One JSON line per pair: {\"tokens\", \"attentions\": [layer][head][query][key]} (transformers' output_attentions). --npy DIR writes attention-N.npy (float32 [layers, heads, T, T]) and tokens-N.json per pair; --svg FILE draws one head (--head a4.h3) of the first pair with its tokens.")
+        @OptionGroup var modelOptions: ModelOptions
+        @OptionGroup var inputs: TextInputOptions
+        @OptionGroup var tokenization: TokenizationOptions
+        @Option(help: ArgumentHelp("Write .npy files into this folder instead of JSON lines.", valueName: "dir")) var npy: String?
+        @Option(help: ArgumentHelp("Draw one head of the first pair.", valueName: "file")) var svg: String?
+        @Option(help: ArgumentHelp("The head --svg draws.", valueName: "unit")) var head: String = "a0.h0"
+        func run() throws {
+            let (model, tok) = try modelOptions.load()
+            let encodings = try encodeAll(try inputs.examples(), tokenizer: tok, options: try tokenization.options())
+            try dumpAttention(model: model, tokenizer: tok, encodings: encodings, npy: npy, svg: svg, head: head, emit: emit)
         }
     }
 }

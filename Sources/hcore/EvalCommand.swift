@@ -75,17 +75,10 @@ struct EvalRun: ParsableCommand {
         if let s = shardSpec { selection.keepShard(s.index, of: s.count) }
         let prepared = try prepareDatasets(data, keys: .init(text: textKey, pair: pairKey, label: labelKey), skipBadRows: skipBadRows, limit: maxExamples,
                                            model: model, tokenizer: tok, options: opts, warn: warn)
-        let progress = ProgressBar("eval \(selection.targets.count) × \(prepared.reduce(0) { $0 + $1.encodings.count })",
-                                total: selection.targets.count * prepared.reduce(0) { $0 + $1.encodings.count })
+        let examples = prepared.reduce(0) { $0 + $1.encodings.count }, progress = ProgressBar("eval \(selection.targets.count) × \(examples)", total: selection.targets.count * examples)
         let results = try evaluateTargets(model: model, datasets: prepared, targets: selection.targets, ablation: selection.ablation,
                                           batchSize: batchSize, keepLogits: predictions != nil, progress: progress.update)
-        if let predictions { try writeAtomically(predictionLines(results, datasets: prepared, labels: model.config.labels), to: predictions) }
-        if let csv { try writeAtomically(metricsCSV(results, datasets: prepared), to: csv) }
-        if writeBack, let s = selection.store {
-            let updates = metricsMeta(results, datasets: prepared)
-            try s.updateMeta(updates)
-            warn("wrote metrics of \(updates.count) subnetworks back into \(s.path)")
-        }
+        try writeSideOutputs(results, datasets: prepared, labels: model.config.labels, predictions: predictions, csv: csv, writeBack: writeBack ? selection.store : nil, warn: warn)
         if format == "heuristic-core" { emit(heuristicCoreTable(results, datasets: prepared).pretty); return }
         let doc = EvalDocument(modelPath: modelPath, fingerprint: model.fingerprint, store: store, ablation: selection.ablationName,
                                maskMode: maskMode, maxLength: opts.maxLength, shard: shardSpec.map { "\($0.index)/\($0.count)" } ?? "1/1",

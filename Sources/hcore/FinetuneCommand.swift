@@ -38,19 +38,13 @@ struct Finetune: ParsableCommand {
     @Option(name: .customLong("max-seq-length"), help: "Truncate pairs to this many tokens (--max_seq_length).") var maxLength: Int = 128
     @Option(name: .customLong("max-train-samples"), help: "Use the first N training pairs (--max_train_samples).") var maxTrainSamples: Int?
     func run() throws {
-        guard (model == nil) != (config == nil) else { throw UsageError("give --model DIR (fine-tune a checkpoint) or --config PRESET (from scratch), not both") }
         guard epochs >= 1, batchSize >= 1, accumulation >= 1, (maxSteps ?? 1) >= 1, saveSteps >= 0, learningRate > 0, maxGradNorm >= 0, (0..<1).contains(warmupRatio) else {
             throw UsageError("--num-train-epochs, --max-steps, --per-device-train-batch-size and --gradient-accumulation-steps must be ≥ 1, --save-steps and --max-grad-norm ≥ 0, --learning-rate > 0, --warmup-ratio in [0, 1)")
         }
         if let dropout, !(0..<1).contains(dropout) { throw UsageError("--dropout must lie in [0, 1)") }
         let trainSet = try Dataset.loadNonEmpty(train, limit: maxTrainSamples)
         let devSet = try dev.map { try Dataset.load($0) }
-        let dataLabels = Set(trainSet.examples.compactMap(\.label)).sorted()
-        let names = labels.map { $0.split(separator: ",").map(String.init) }
-        let start = try model.map { try FinetuneStart.pretrained(folder: $0, labels: names, dataLabels: dataLabels, seed: seed) }
-            ?? FinetuneStart.scratch(config: config!, vocabFile: vocab, corpus: trainSet.examples + (devSet?.examples ?? []), labels: names ?? dataLabels,
-                                     maxLength: maxLength, seed: seed)
-        guard start.model.config.numLabels >= 2 else { throw UsageError("a classifier needs at least two labels; the training file has \(dataLabels)") }
+        let start = try FinetuneStart.choose(model: model, config: config, vocab: vocab, labels: labels, train: trainSet, dev: devSet, maxLength: maxLength, seed: seed)
         warn("fine-tuning \(start.model.parameterCount) parameters on \(trainSet.count) examples, labels \(start.model.config.labels)")
         var c = FinetuneConfig()
         c.epochs = epochs; c.batchSize = batchSize; c.learningRate = learningRate; c.weightDecay = weightDecay
@@ -60,10 +54,6 @@ struct Finetune: ParsableCommand {
         var bar: ProgressBar? = nil
         let history = try finetuneAndSave(start, train: trainSet, dev: devSet, config: c, maxLength: maxLength, out: out, saveSteps: saveSteps,
                                           progress: { step, total in bar = bar ?? ProgressBar("finetune", total: total); bar?.update(step) }, log: warn)
-        emit(JSONValue.object([
-            ("out", .string(out)), ("parameters", .int(start.model.parameterCount)), ("steps", .int(history.count)),
-            ("final_loss", .float(history.last?.loss ?? .nan)), ("dev_accuracy", history.last?.devAccuracy.map { .float($0) } ?? .null),
-            ("seconds", .float(Date().timeIntervalSince(started))),
-        ]).pretty)
+        emit(FinetuneRecord.summary(history, out: out, parameters: start.model.parameterCount, seconds: Date().timeIntervalSince(started)).pretty)
     }
 }
