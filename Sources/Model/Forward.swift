@@ -78,6 +78,9 @@ public protocol ForwardObserver: AnyObject {
     func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int)
     /// Pooler output, [B, D].
     func pooled(_ p: UnsafePointer<Float>, sequences: Int)
+    /// May rewrite the per-head context [N, H·d] before masks and W_O (only with every head present):
+    /// interventions such as path patching (Circuits/PathPatching.swift).
+    func editContext(layer: Int, _ ctx: UnsafeMutablePointer<Float>, tokens: Int)
 }
 
 public extension ForwardObserver {
@@ -86,6 +89,7 @@ public extension ForwardObserver {
     func mlpOutput(layer: Int, _ m: UnsafePointer<Float>, tokens: Int) {}
     func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int) {}
     func pooled(_ p: UnsafePointer<Float>, sequences: Int) {}
+    func editContext(layer: Int, _ ctx: UnsafeMutablePointer<Float>, tokens: Int) {}
 }
 
 /// Continuous mask values, one per head [L][H] and per MLP [L], 1 = kept, 0 = pruned.
@@ -344,7 +348,7 @@ struct LayerRun {
             }
         }
         let ctxIn = clsOnly ? ctxCLS : ctx
-        if kept == model.headCount { observer?.attentionContext(layer: l, ctx, tokens: N) }
+        if kept == model.headCount { observer?.attentionContext(layer: l, ctx, tokens: N); observer?.editContext(layer: l, ctx, tokens: N) }
         soft?.applyHeads(ctxIn, rows: R, layer: l, headDim: model.headDim)
         timer.measure("out gemm") { gemm(ctxIn, rows: R, lda: width, wo, out: a, ldc: D, epilogue: .biasResidual(xIn, ld: D), pool: pool) }
         timer.measure("layernorm") {

@@ -221,3 +221,131 @@ final class AttentionPatternTests: XCTestCase {
         XCTAssertEqual(p.npy.count, 128 + 6 * 12 * p.length * p.length * 4)
     }
 }
+
+/// Path patching on tiny-bert (2 layers × 4 heads): patching nothing changes nothing; with no head frozen the
+/// logits receiver is the senders' total effect (the masked forward with the senders mean-ablated); a receiver
+/// head given the clean input is unchanged.
+final class PathPatchingTests: XCTestCase {
+    func setup() throws -> (BertModel, [TokenBatch], MeanActivations) {
+        let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
+        let model = try BertModel.load(folder: folder), tok = try BertTokenizer.load(folder: folder)
+        let data = try Dataset.load(repoRoot + "/data/hans/heuristics_evaluation_set.txt.zst", limit: 40)
+        let enc = try encodeAll(data.examples, tokenizer: tok, options: PredictionOptions(maxLength: 64))
+        let acc = ActivationAccumulator(model: model)
+        _ = try model.encode(TokenBatch(enc), observer: acc)
+        return (model, [TokenBatch(Array(enc[0..<24])), TokenBatch(Array(enc[24...]))], acc.result(fingerprint: model.fingerprint))
+    }
+
+    func testNothingIsZeroAndEverythingIsTheTotalEffect() throws {
+        let (model, batches, acts) = try setup()
+        let receivers = patchReceivers(senders: [(0, 1)], layers: 2, heads: 4)
+        XCTAssertEqual(receivers.count, 4 * 3 + 1)
+        let none = try pathPatch(model: model, batches: batches, senders: [], receivers: receivers, activations: acts, entailment: 0)
+        for r in receivers.indices { XCTAssertLessThan(none.deltas[r].map(abs).max()!, 1e-5, "\(receivers[r])") }
+        let senders = [(layer: 0, head: 1), (layer: 0, head: 3)]
+        let total = try pathPatch(model: model, batches: batches, senders: senders, receivers: [.logits], activations: acts, entailment: 0, freeze: false)
+        var masks = MaskValues.ones(layers: 2, heads: 4)
+        masks.heads[0][1] = 0; masks.heads[0][3] = 0
+        var want: [Double] = []
+        for b in batches {
+            let clean = try model.forward(b), ablated = try model.forward(b, soft: (masks, .mean(acts)))
+            want += zip(entailmentLogOdds(ablated, classes: 2, entailment: 0), entailmentLogOdds(clean, classes: 2, entailment: 0)).map { $0 - $1 }
+        }
+        XCTAssertGreaterThan(want.map(abs).max()!, 1e-3, "the senders must matter for the test to mean anything")
+        for (g, w) in zip(total.deltas[0], want) { XCTAssertEqual(g, w, accuracy: 1e-5) }
+        // With the other heads frozen, layer-1 receivers see only what the senders write; their effects differ
+        // from one another and are finite.
+        let frozen = try pathPatch(model: model, batches: batches, senders: senders, receivers: receivers, activations: acts, entailment: 0)
+        XCTAssertTrue(frozen.deltas.allSatisfy { $0.allSatisfy(\.isFinite) })
+        XCTAssertGreaterThan(Set(frozen.receivers.indices.map { (frozen.mean($0) * 1e6).rounded() }).count, 5)
+        // Controls: as many heads per layer, seeded.
+        let random = matchedRandomSenders(senders, heads: 4, count: 3, seed: 1)
+        XCTAssertTrue(random.allSatisfy { $0.count == 2 && $0.allSatisfy { $0.layer == 0 } && Set($0.map(\.head)).count == 2 })
+        XCTAssertEqual(random.map { $0.map(\.head) }, matchedRandomSenders(senders, heads: 4, count: 3, seed: 1).map { $0.map(\.head) })
+    }
+}
+
+/// An independent plain BERT in Double (tiny-bert's safetensors read directly, one sequence at a time) with
+/// two hooks — rewrite a layer's head contexts, give a head its q/k/v from another layer input — and path
+/// patching written with it the long way (one forward per path): one receiver's Δ must equal hcore's.
+final class PathPatchingNaiveTwinTests: XCTestCase {
+    struct NaiveBert {
+        let w: [String: [Double]], L = 2, H = 4, D = 32, d = 8, I = 64
+        init(_ path: String) throws {
+            let f = try SafetensorsFile(path: path)
+            w = Dictionary(uniqueKeysWithValues: try f.names.map { ($0, try f.floats($0).map(Double.init)) })
+        }
+        func linear(_ x: [Double], _ name: String, out: Int) -> [Double] {
+            let W = w[name + ".weight"]!, b = w[name + ".bias"]!, n = x.count
+            return (0..<out).map { o in b[o] + (0..<n).reduce(0.0) { $0 + W[o * n + $1] * x[$1] } }
+        }
+        func norm(_ x: [Double], _ name: String) -> [Double] {
+            let m = x.reduce(0, +) / Double(x.count), v = x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(x.count)
+            return x.indices.map { (x[$0] - m) / (v + 1e-12).squareRoot() * w[name + ".weight"]![$0] + w[name + ".bias"]![$0] }
+        }
+        /// Logits; `edit(l, ctx)` rewrites layer l's contexts [T][D]; `qkvFrom(l)` gives per head the inputs its q, k, v read.
+        func forward(_ e: Encoding, edit: (Int, inout [[Double]]) -> Void = { _, _ in }, qkvFrom: (Int, Int, [[Double]]) -> [[[Double]]] = { _, _, x in [x, x, x] },
+                     record: (Int, [[Double]], [[Double]]) -> Void = { _, _, _ in }) -> [Double] {
+            var x = e.inputIds.indices.map { t in
+                norm((0..<D).map { w["bert.embeddings.word_embeddings.weight"]![Int(e.inputIds[t]) * D + $0] + w["bert.embeddings.position_embeddings.weight"]![t * D + $0]
+                                   + w["bert.embeddings.token_type_embeddings.weight"]![Int(e.tokenTypeIds[t]) * D + $0] }, "bert.embeddings.LayerNorm")
+            }
+            let T = x.count
+            for l in 0..<L {
+                let p = "bert.encoder.layer.\(l)."
+                var ctx = [[Double]](repeating: [Double](repeating: 0, count: D), count: T)
+                for h in 0..<H {
+                    let inputs = qkvFrom(l, h, x)
+                    let q = inputs[0].map { linear($0, p + "attention.self.query", out: D) }, k = inputs[1].map { linear($0, p + "attention.self.key", out: D) }
+                    let v = inputs[2].map { linear($0, p + "attention.self.value", out: D) }
+                    for i in 0..<T {
+                        let s = (0..<T).map { j in (0..<d).reduce(0.0) { $0 + q[i][h * d + $1] * k[j][h * d + $1] } / Double(d).squareRoot() }
+                        let e = s.map { exp($0 - s.max()!) }, z = e.reduce(0, +)
+                        for c in 0..<d { ctx[i][h * d + c] = (0..<T).reduce(0.0) { $0 + e[$1] / z * v[$1][h * d + c] } }
+                    }
+                }
+                record(l, x, ctx)
+                edit(l, &ctx)
+                let a = (0..<T).map { t in norm(zip(linear(ctx[t], p + "attention.output.dense", out: D), x[t]).map(+), p + "attention.output.LayerNorm") }
+                x = a.map { at in
+                    let u = linear(at, p + "intermediate.dense", out: I).map { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) }
+                    return norm(zip(linear(u, p + "output.dense", out: D), at).map(+), p + "output.LayerNorm")
+                }
+            }
+            return linear(linear(x[0], "bert.pooler.dense", out: D).map(tanh), "classifier", out: 2)
+        }
+    }
+
+    func testOneReceiverAgainstTheNaiveTwin() throws {
+        let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
+        let model = try BertModel.load(folder: folder), tok = try BertTokenizer.load(folder: folder)
+        let data = try Dataset.load(repoRoot + "/data/hans/heuristics_evaluation_set.txt.zst", limit: 6)
+        let enc = try encodeAll(data.examples, tokenizer: tok, options: PredictionOptions(maxLength: 64))
+        let acc = ActivationAccumulator(model: model)
+        _ = try model.encode(TokenBatch(enc), observer: acc)
+        let acts = acc.result(fingerprint: model.fingerprint)
+        let senders = [(layer: 0, head: 2)]
+        let receivers: [PatchReceiver] = [.head(layer: 1, head: 0, input: "q"), .head(layer: 1, head: 3, input: "v"), .logits]
+        let got = try pathPatch(model: model, batches: [TokenBatch(enc)], senders: senders, receivers: receivers, activations: acts, entailment: 0)
+        let naive = try NaiveBert(folder + "/model.safetensors")
+        func ld(_ z: [Double]) -> Double { z[0] - z[1] }
+        for (n, e) in enc.enumerated() {
+            var cleanX: [[[Double]]] = [], cleanCtx: [[[Double]]] = []
+            let clean = ld(naive.forward(e, record: { _, x, c in cleanX.append(x); cleanCtx.append(c) }))
+            var patchedX: [[[Double]]] = []
+            let pz = naive.forward(e, edit: { l, ctx in
+                for t in ctx.indices { for h in 0..<4 { for c in 0..<8 { ctx[t][h * 8 + c] = l == 0 && h == 2 ? Double(acts.avgHead[(l * 4 + h) * 8 + c]) : cleanCtx[l][t][h * 8 + c] } } }
+            }, record: { _, x, _ in patchedX.append(x) })
+            for (r, receiver) in receivers.enumerated() {
+                var want = ld(pz) - clean
+                if case let .head(j, b, input) = receiver {
+                    want = ld(naive.forward(e, qkvFrom: { l, h, x in
+                        guard l == j, h == b else { return [x, x, x] }
+                        return (0..<3).map { $0 == ["q", "k", "v"].firstIndex(of: input)! ? patchedX[j] : x }
+                    })) - clean
+                }
+                XCTAssertEqual(got.deltas[r][n], want, accuracy: 2e-6 + 1e-2 * abs(want), "\(receiver) example \(n)")
+            }
+        }
+    }
+}

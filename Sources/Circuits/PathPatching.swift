@@ -1,0 +1,135 @@
+// Path patching (Wang et al. 2022; Goldowsky-Dill et al. 2023): how much of the senders' effect on the
+// prediction flows through one receiver.
+//
+//   senders    a set of heads (the core by default); corrupted = each sender's context replaced by its mean
+//              activation (the ablation the paper prunes with)
+//   run P      clean input, senders corrupted, every other head frozen at its clean context (`freeze`;
+//              MLPs and LayerNorms recompute): each layer's input x_j^P then differs from the clean x_j only
+//              by what the senders write, through the residual stream and the MLPs
+//   receivers  head B of a later layer j reading through its query, key or value input: B's q (or k, or v)
+//              computed from x_j^P, the other two from x_j; B's context from those; then the clean forward
+//              from layer j with only B's context changed, everything downstream recomputed. Or the logits:
+//              run P's own output (the senders' effect not passing through any later head)
+//   measure    LD = z_entailment − log Σ_{c ≠ entailment} exp z_c (entailment vs non-entailment log-odds);
+//              Δ = LD(patched) − LD(clean), averaged per HANS subcase and overall
+//   controls   random sender sets of the same size and layers (seeded); each receiver's Δ is placed among
+//              theirs as a percentile of |Δ|
+// With `freeze` off, run P is the plain ablation of the senders, so the logits receiver gives their total
+// effect (what the tests check).
+import Foundation
+import Kernels
+import Model
+
+/// Records contexts and layer inputs; edits contexts per layer.
+final class PatchingObserver: ForwardObserver {
+    let D: Int
+    var contexts: [[Float]] = [], inputs: [[Float]] = []
+    var edit: ((Int, UnsafeMutablePointer<Float>, Int) -> Void)?
+    init(D: Int, edit: ((Int, UnsafeMutablePointer<Float>, Int) -> Void)? = nil) { (self.D, self.edit) = (D, edit) }
+    func embeddings(_ x: UnsafePointer<Float>, tokens: Int) { inputs = [Array(UnsafeBufferPointer(start: x, count: tokens * D))] }
+    func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int) { inputs.append(Array(UnsafeBufferPointer(start: x, count: tokens * D))) }
+    func attentionContext(layer: Int, _ ctx: UnsafePointer<Float>, tokens: Int) { contexts.append(Array(UnsafeBufferPointer(start: ctx, count: tokens * D))) }
+    func editContext(layer: Int, _ ctx: UnsafeMutablePointer<Float>, tokens: Int) { edit?(layer, ctx, tokens) }
+}
+
+public enum PatchReceiver: Hashable, Sendable, CustomStringConvertible {
+    case head(layer: Int, head: Int, input: Character)   // input: "q", "k" or "v"
+    case logits
+    public var description: String {
+        switch self {
+        case let .head(l, h, i): return "a\(l).h\(h).\(i)"
+        case .logits: return "logits"
+        }
+    }
+}
+
+/// Mean Δ of the entailment log-odds per receiver, over `batches`, with each example's Δ also grouped by `groups`.
+public struct PatchEffects: Sendable {
+    public var receivers: [PatchReceiver]
+    /// [receiver][example], in the order of the batches' sequences.
+    public var deltas: [[Double]]
+    public func mean(_ r: Int, examples: [Int]? = nil) -> Double {
+        let xs = examples.map { $0.map { deltas[r][$0] } } ?? deltas[r]
+        return xs.isEmpty ? .nan : xs.reduce(0, +) / Double(xs.count)
+    }
+}
+
+/// Entailment-vs-rest log-odds of each row of logits [B, C].
+public func entailmentLogOdds(_ logits: [Float], classes C: Int, entailment e: Int) -> [Double] {
+    (0..<(logits.count / C)).map { b in
+        let row = (0..<C).map { Double(logits[b * C + $0]) }
+        let rest = (0..<C).filter { $0 != e }.map { row[$0] }
+        let m = rest.max() ?? 0
+        return row[e] - (m + log(rest.reduce(0) { $0 + exp($1 - m) }))
+    }
+}
+
+/// The receivers every sender set is measured on: each head of a layer after the senders' first layer (senders
+/// excluded) through q, k and v, then the logits.
+public func patchReceivers(senders: [(layer: Int, head: Int)], layers L: Int, heads H: Int) -> [PatchReceiver] {
+    let first = senders.map(\.layer).min() ?? L
+    let senderSet = Set(senders.map { $0.layer * H + $0.head })
+    var out: [PatchReceiver] = []
+    for l in 0..<L where l > first { for h in 0..<H where !senderSet.contains(l * H + h) { for i in "qkv" { out.append(.head(layer: l, head: h, input: i)) } } }
+    return out + [.logits]
+}
+
+/// Path patching of `senders` to every receiver in `receivers` (see the file comment).
+public func pathPatch(model: BertModel, batches: [TokenBatch], senders: [(layer: Int, head: Int)], receivers: [PatchReceiver],
+                      activations: MeanActivations, entailment: Int, freeze: Bool = true, pool: ThreadPool = .shared) throws -> PatchEffects {
+    let L = model.layerCount, H = model.headCount, d = model.headDim, D = model.hidden, C = model.config.numLabels
+    try model.checkActivations(activations)
+    let senderSet = Set(senders.map { $0.layer * H + $0.head })
+    let headWeights = (0..<L).map { l in (0..<H).map { model.headQKVWeights(layer: l, head: $0) } }
+    var deltas = [[Double]](repeating: [], count: receivers.count)
+    for batch in batches {
+        let N = batch.tokenCount
+        let clean = PatchingObserver(D: D)
+        let cleanLD = entailmentLogOdds(try model.forward(batch, observer: clean, pool: pool), classes: C, entailment: entailment)
+        // Run P: senders at their mean, the others at their clean context (or recomputed without `freeze`).
+        let patched = PatchingObserver(D: D) { l, ctx, tokens in
+            for h in 0..<H {
+                if senderSet.contains(l * H + h) {
+                    for t in 0..<tokens { for e in 0..<d { ctx[t * D + h * d + e] = activations.avgHead[(l * H + h) * d + e] } }
+                } else if freeze {
+                    for t in 0..<tokens { for e in 0..<d { ctx[t * D + h * d + e] = clean.contexts[l][t * D + h * d + e] } }
+                }
+            }
+        }
+        let pLogits = try model.forward(batch, observer: patched, pool: pool)
+        let qkvClean = allocateFloats(N * 3 * d), qkvPatched = allocateFloats(N * 3 * d), ctxB = allocateFloats(N * d)
+        defer { qkvClean.deallocate(); qkvPatched.deallocate(); ctxB.deallocate() }
+        for (r, receiver) in receivers.enumerated() {
+            guard case let .head(j, b, input) = receiver else {
+                deltas[r] += zip(entailmentLogOdds(pLogits, classes: C, entailment: entailment), cleanLD).map { $0 - $1 }
+                continue
+            }
+            // B's q/k/v: the chosen part from x_j^P, the others from the clean x_j; then B's context.
+            clean.inputs[j].withUnsafeBufferPointer { model.headForward($0.baseAddress!, weights: headWeights[j][b], batch: batch, qkv: qkvClean, context: nil, pool: pool) }
+            patched.inputs[j].withUnsafeBufferPointer { model.headForward($0.baseAddress!, weights: headWeights[j][b], batch: batch, qkv: qkvPatched, context: nil, pool: pool) }
+            let part = input == "q" ? 0 : input == "k" ? 1 : 2
+            for t in 0..<N { (qkvClean + t * 3 * d + part * d).update(from: qkvPatched + t * 3 * d + part * d, count: d) }
+            attention(qkv: qkvClean, ldqkv: 3 * d, heads: 1, headDim: d, offsets: batch.offsets, ctx: ctxB, ldctx: d, pool: pool)
+            let replace = PatchingObserver(D: D) { l, ctx, tokens in
+                guard l == j else { return }
+                for t in 0..<tokens { (ctx + t * D + b * d).update(from: ctxB + t * d, count: d) }
+            }
+            let logits = try model.forward(batch, observer: replace, pool: pool)
+            deltas[r] += zip(entailmentLogOdds(logits, classes: C, entailment: entailment), cleanLD).map { $0 - $1 }
+        }
+    }
+    return PatchEffects(receivers: receivers, deltas: deltas)
+}
+
+/// Random sender sets like `senders`: as many heads in each layer, drawn without replacement (seeded).
+public func matchedRandomSenders(_ senders: [(layer: Int, head: Int)], heads H: Int, count: Int, seed: UInt64) -> [[(layer: Int, head: Int)]] {
+    var rng = SplitMix64(seed: seed)
+    let perLayer = Dictionary(grouping: senders, by: \.layer).mapValues(\.count)
+    return (0..<count).map { _ in
+        perLayer.keys.sorted().flatMap { l -> [(layer: Int, head: Int)] in
+            var hs = Array(0..<H)
+            rng.shuffle(&hs)
+            return hs.prefix(perLayer[l]!).map { (layer: l, head: $0) }
+        }
+    }
+}
