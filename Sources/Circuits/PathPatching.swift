@@ -114,7 +114,12 @@ public func pathPatch(model: BertModel, batches: [TokenBatch], senders: [(layer:
                 guard l == j else { return }
                 for t in 0..<tokens { (ctx + t * D + b * d).update(from: ctxB + t * d, count: d) }
             }
-            let logits = try model.forward(batch, observer: replace, pool: pool)
+            // The clean run from layer j on (the layers below are unchanged).
+            let x = allocateFloats(N * D)
+            defer { x.deallocate() }
+            clean.inputs[j].withUnsafeBufferPointer { x.update(from: $0.baseAddress!, count: N * D) }
+            try model.runLayers(x, batch: batch, range: j..<L, observer: replace, pool: pool)
+            let logits = try model.logits(fromHidden: x, batch: batch, pool: pool)
             deltas[r] += zip(entailmentLogOdds(logits, classes: C, entailment: entailment), cleanLD).map { $0 - $1 }
         }
     }

@@ -16,7 +16,7 @@ struct CircuitsCommand: ParsableCommand {
           hcore circuits compose --model DIR --json > composition.json
           hcore circuits compose --model DIR --store subs.hcs --svg compose.svg --dot core.dot
         """,
-        subcommands: [Core.self, Compose.self, Reads.self, Ablate.self, Attention.self])
+        subcommands: [Core.self, Compose.self, Patch.self, Ablate.self, Attention.self])
 
     struct Core: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -79,39 +79,36 @@ struct CoreOptions: ParsableArguments {
 }
 
 extension CircuitsCommand {
-    struct Reads: ParsableCommand {
+    struct Patch: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Which later heads read from the core: B alone is given the input of a run with the core mean-ablated.",
+            commandName: "patch",
+            abstract: "Path patching: which later heads carry the core's effect on the prediction, against matched random senders.",
             discussion: """
-            For each head B after the first core layer, relative changes of B's query, key and value inputs and of its output when only B sees the core-ablated layer input (all other heads and layers stay clean); and the logit change when the core is ablated (see Sources/Circuits/Reads.swift).
-              hcore circuits reads --model DIR --store subs.hcs --data data/hans/heuristics_evaluation_set.txt.zst --max-examples 500 --activations acts.safetensors
-            The core comes from --store (units every subnetwork keeps, or --fraction) or --core "0.3 1.7 2.2" (layer.head).
-            """)
+            Senders (the core: --store, or --core "0.3 1.7") are mean-ablated while every other head stays at its clean context; each later head's query, key or value input then receives what the senders wrote (and nothing else changes), and the change of the entailment log-odds is measured — overall and on the paper's four plotted HANS subcases — beside the same for --controls random sender sets of the same size and layers (percentile of |Δ|). Definitions: Sources/Circuits/PathPatching.swift and docs/circuits.md. `circuits reads` is this command.
+
+              hcore circuits patch --model DIR --store subs.hcs --id-metric eval/dev --data data/hans/heuristics_evaluation_set.txt.zst --activations acts.safetensors
+            """,
+            aliases: ["reads"])
         @OptionGroup var modelOptions: ModelOptions
-        @Option(help: ArgumentHelp("Dataset the reads are measured on.", valueName: "file")) var data: String
-        @Option(help: "Use only the first N examples.") var maxExamples: Int = 500
-        @Option(help: ArgumentHelp("Mean activations (`hcore activations`) used to ablate the core.", valueName: "file")) var activations: String
+        @Option(help: ArgumentHelp("Pairs to patch on (HANS groups the result by subcase).", valueName: "file")) var data: String
+        @Option(help: "Use only the first N pairs.") var maxExamples: Int = 200
+        @Option(help: ArgumentHelp("Mean activations (`hcore activations`): the corrupted value of each sender.", valueName: "file")) var activations: String
         @OptionGroup var coreOptions: CoreOptions
-        @Option(help: ArgumentHelp("Core heads as layer.head, space- or comma-separated.", valueName: "heads")) var core: String?
-        @Flag(help: "Print JSON (default: a table).") var json = false
-        @Flag(help: "Print CSV.") var csv = false
+        @Option(help: ArgumentHelp("Sender heads as layer.head instead of a store's core, space- or comma-separated.", valueName: "heads")) var core: String?
+        @Option(help: "Matched random sender sets.") var controls: Int = 10
+        @Option(help: "Seed of the random sender sets.") var seed: UInt64 = 0
+        @Flag(help: "Let the other heads recompute (the senders' total effect) instead of freezing them.") var noFreeze = false
+        @Flag(help: "Print JSON (default: a table of the strongest receivers).") var json = false
         @OptionGroup var tokenization: TokenizationOptions
         func run() throws {
-            let opts = try tokenization.options()
             let (model, tok) = try modelOptions.load()
-            let acts = try MeanActivations.load(path: activations, model: model, warn: warn)
-            let heads = try coreHeads(model)
-            guard !heads.isEmpty else { throw UsageError("the core has no heads (lower --fraction?)") }
-            let enc = try encodeAll(try Dataset.loadNonEmpty(data, limit: maxExamples).examples, tokenizer: tok, options: opts)
-            let batches = lengthSortedBatches(enc, batchSize: 32).map { TokenBatch($0.map { enc[$0] }) }
-            let r = try coreReads(model: model, batches: batches, core: heads, activations: acts)
-            if csv { emit(bytes: Array(r.csv.utf8)) } else if json { emit(r.json.pretty) } else { r.table.forEach(emit) }
-        }
-
-        func coreHeads(_ model: BertModel) throws -> [(layer: Int, head: Int)] {
-            if let core { return try parseCoreHeads(core, layers: model.layerCount, heads: model.headCount) }
-            guard coreOptions.store != nil else { throw UsageError("give --store S or --core \"l.h …\"") }
-            return try coreOptions.evidence(model: model).report.coreHeads
+            let senders = try core.map { try parseCoreHeads($0, layers: model.layerCount, heads: model.headCount) } ?? coreOptions.evidence(model: model).report.coreHeads
+            guard let e = model.config.labels.map({ $0.lowercased() }).firstIndex(of: "entailment") else { throw UsageError("path patching measures the entailment log-odds: the model needs an 'entailment' label (it has \(model.config.labels))") }
+            let ds = try Dataset.loadNonEmpty(data, limit: maxExamples)
+            let r = try patchReport(model: model, encodings: try encodeAll(ds.examples, tokenizer: tok, options: try tokenization.options()), subcases: ds.examples.map(\.subcase),
+                                    senders: senders, activations: try MeanActivations.load(path: activations, model: model, warn: warn), entailment: e, controls: controls,
+                                    seed: seed, freeze: !noFreeze, progress: warn)
+            if json { emit(r.json.pretty) } else { r.table().forEach(emit) }
         }
     }
 }

@@ -144,3 +144,23 @@ final class AttentionCLITests: XCTestCase {
         XCTAssertEqual(try hcore(["circuits", "attention", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "a", "--head", "a9.h0"]).code, 2)
     }
 }
+
+/// `hcore circuits patch` (alias `reads`) end to end on minilm-nli: every later head's q, k and v and the logits as
+/// receivers, grouped by the plotted HANS subcases present, each with a percentile among the controls.
+final class PatchCLITests: XCTestCase {
+    func testPatchJSON() throws {
+        let r = try hcore(["circuits", "reads", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "--data", repo + "/data/hans/heuristics_evaluation_set.txt.zst",
+                           "--max-examples", "8", "--core", "0.1 0.5", "--activations", repo + "/Tests/Fixtures/golden/minilm-nli_pruning.safetensors",
+                           "--controls", "1", "--json"])
+        XCTAssertEqual(r.code, 0, r.err)
+        let doc = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        let receivers = doc["receivers"] as! [[String: Any]]
+        XCTAssertEqual(receivers.count, 5 * 12 * 3 + 1)
+        XCTAssertEqual(receivers.last?["receiver"] as? String, "logits")
+        XCTAssertTrue(receivers.allSatisfy { ($0["percentile"] as? Double).map { (0...1).contains($0) } ?? false })
+        XCTAssertEqual(doc["senders"] as? [String], ["a0.h1", "a0.h5"])
+        let bad = try hcore(["circuits", "patch", "--model", repo + "/Tests/Fixtures/models/tiny-bert", "--data", repo + "/data/hans/heuristics_evaluation_set.txt.zst",
+                             "--core", "0.1", "--activations", "x.safetensors"])
+        XCTAssertEqual(bad.code, 2, bad.err)   // no entailment label
+    }
+}
