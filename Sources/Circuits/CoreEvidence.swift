@@ -43,6 +43,8 @@ public struct CoreEvidence: Sendable {
     /// Per unit (store order): share of bootstrap resamples whose core contains it.
     public var stability: [Double]
     public var permutations: Int, bootstraps: Int, seed: UInt64
+    /// Presence against the OOD metric (`report.metric`), sparsity partialled out; empty without a metric.
+    public var presence: [PresenceStatistic] = []
 }
 
 /// Chooses the matching subnetworks by `rule` (nil: every subnetwork given) and measures their core.
@@ -69,11 +71,13 @@ public func heuristicCore(_ subs: [StoredSubnetwork], layout: StoreLayout, rule:
     var rng = SplitMix64(seed: seed)
     let masks = matching.map { $0.mask.map { $0 == 1 } }
     let sweep = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5].map { f in intersectionNull(masks, layout: layout, fraction: f, permutations: permutations, rng: &rng) }
-    return CoreEvidence(report: findCore(matching, layout: layout, fraction: fraction, metric: metric), selection: selection,
+    let oodMetric = metric ?? defaultOODMetric(matching)
+    return CoreEvidence(report: findCore(matching, layout: layout, fraction: fraction, metric: oodMetric), selection: selection,
                         excluded: subs.map(\.name).filter { !names.contains($0) },
                         null: intersectionNull(masks, layout: layout, fraction: fraction, permutations: permutations, rng: &rng),
                         sweep: sweep, stability: bootstrapStability(masks, layout: layout, fraction: fraction, bootstraps: bootstraps, rng: &rng),
-                        permutations: permutations, bootstraps: bootstraps, seed: seed)
+                        permutations: permutations, bootstraps: bootstraps, seed: seed,
+                        presence: oodMetric.map { presenceStatistics(matching, metric: $0, permutations: permutations, seed: seed) } ?? [])
 }
 
 /// Units kept by ≥ `fraction` of `masks`.
@@ -132,6 +136,7 @@ extension CoreEvidence {
             ("selection", .string(selection)), ("excluded", .array(excluded.map { .string($0) })),
             ("null", n(null)), ("sweep", .array(sweep.map(n))), ("permutations", .int(permutations)), ("bootstraps", .int(bootstraps)), ("seed", .int(Int(seed))),
             ("stability", .object(stability.indices.map { (report.name($0).description, .float(stability[$0])) })),
+            ("presence_vs_metric", .object(presence.map { (report.name($0.unit).description, .object([("partial_r", .float($0.r)), ("p", .float($0.p)), ("q_bh", .float($0.q))])) })),
         ]
         return .object(fields)
     }
@@ -142,6 +147,10 @@ extension CoreEvidence {
                             null.observed, null.nullMean, permutations, seed, null.pValue))
         let members = report.core.map { "\(report.name($0)) \(String(format: "%.2f", stability[$0]))" }
         if !members.isEmpty { lines.append("bootstrap stability of the core's members (\(bootstraps) resamples): " + members.joined(separator: ", ")) }
+        if let metric = report.metric, !presence.isEmpty {
+            let top = presence.sorted { $0.p < $1.p }.prefix(8).map { String(format: "%@ r %+.2f p %.3f q %.3f", report.name($0.unit).description, $0.r, $0.p, $0.q) }
+            lines.append("presence vs \(metric) over these subnetworks, sparsity partialled out (permutation p, Benjamini–Hochberg q): " + top.joined(separator: "; "))
+        }
         lines.append("fraction sweep: " + sweep.map { String(format: "%.1f → %d (null %.1f, p %.3f)", $0.fraction, $0.observed, $0.nullMean, $0.pValue) }.joined(separator: "; "))
         return lines
     }
@@ -175,4 +184,50 @@ public struct CoreRequest: Sendable {
         let rule = (idMetric ?? defaultInDomainMetric(subs)).map { MatchRule(metric: $0, reference: idReference, margin: margin, minimumCount: minimumCount) }
         return try heuristicCore(subs, layout: s.layout, rule: rule, fraction: fraction, metric: metric, permutations: permutations, bootstraps: bootstraps, seed: seed)
     }
+}
+
+/// One unit's presence against an out-of-domain metric over the matching subnetworks, sparsity partialled
+/// out: r is the correlation of the residuals of presence (0/1) and of the metric after each is regressed
+/// linearly on the subnetwork's sparsity; p from permuting the metric's residuals (Freedman–Lane), q the
+/// Benjamini–Hochberg adjustment over every unit whose presence varies.
+public struct PresenceStatistic: Sendable {
+    public var unit: Int
+    public var r: Double, p: Double, q: Double
+}
+
+public func presenceStatistics(_ subs: [StoredSubnetwork], metric: String, permutations: Int, seed: UInt64) -> [PresenceStatistic] {
+    let scored = subs.compactMap { s in s.meta.get(metric)?.doubleValue.map { (s, $0) } }
+    guard scored.count >= 4, let U = scored.first?.0.mask.count else { return [] }
+    let sparsity = scored.map { 1 - Double($0.0.mask.reduce(0) { $0 + Int($1) }) / Double(U) }
+    func residuals(_ y: [Double]) -> [Double] {
+        let mx = sparsity.reduce(0, +) / Double(y.count), my = y.reduce(0, +) / Double(y.count)
+        let sxx = sparsity.reduce(0) { $0 + ($1 - mx) * ($1 - mx) }
+        let b = sxx > 0 ? zip(sparsity, y).reduce(0) { $0 + ($1.0 - mx) * ($1.1 - my) } / sxx : 0
+        return zip(sparsity, y).map { $1 - my - b * ($0 - mx) }
+    }
+    let ry = residuals(scored.map(\.1))
+    var rng = SplitMix64(seed: seed)
+    let shuffles = (0..<permutations).map { _ -> [Double] in var y = ry; rng.shuffle(&y); return y }
+    var out: [PresenceStatistic] = []
+    for u in 0..<U {
+        let rx = residuals(scored.map { Double($0.0.mask[u]) })
+        guard let r = pearson(rx, ry) else { continue }
+        let extreme = shuffles.filter { abs(pearson(rx, $0) ?? 0) >= abs(r) - 1e-12 }.count
+        out.append(PresenceStatistic(unit: u, r: r, p: Double(1 + extreme) / Double(1 + permutations), q: 1))
+    }
+    // Benjamini–Hochberg: q_(i) = min over j ≥ i of p_(j)·m/j.
+    let order = out.indices.sorted { out[$0].p < out[$1].p }
+    var running = 1.0
+    for (rank, i) in order.enumerated().reversed() {
+        running = min(running, out[i].p * Double(out.count) / Double(rank + 1))
+        out[i].q = running
+    }
+    return out
+}
+
+/// The paper's OOD measure when the store has it: HANS non-entailment accuracy (eval/<hans key>/non-entailment).
+public func defaultOODMetric(_ subs: [StoredSubnetwork]) -> String? {
+    var keys = Set<String>()
+    for s in subs { if case .object(let kv) = s.meta { for (k, _) in kv where k.hasPrefix("eval/") && k.lowercased().contains("hans") && k.hasSuffix("/non-entailment") { keys.insert(k) } } }
+    return keys.count == 1 ? keys.first : nil
 }

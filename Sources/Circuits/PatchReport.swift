@@ -2,14 +2,15 @@
 // senders' effect flows only through it — overall and on each of the paper's four plotted HANS subcases —
 // beside the same measure for matched random sender sets, and the receiver's percentile among them.
 import Checkpoint
+import Eval
 import Foundation
 import Kernels
 import Model
 import Tokenizer
 
 public struct PatchReport: Sendable {
-    /// The HANS subcases the paper's MNLI figures plot (../shared/reference/README.md), as the HANS file spells them.
-    public static let plottedSubcases = ["ln_subject/object_swap", "ln_preposition", "cn_embedded_under_if", "cn_embedded_under_verb"]
+    /// The HANS subcases the paper's MNLI figures plot.
+    public static let plottedSubcases = plottedHANSSubcases
 
     public var senders: [(layer: Int, head: Int)]
     public var effects: PatchEffects

@@ -45,10 +45,22 @@ func csvField(_ s: String) -> String {
 }
 
 /// `eval/<dataset key>` = accuracy for every stored subnetwork among `results` (the full model excluded),
-/// ready for `SubnetworkStore.updateMeta`.
+/// ready for `SubnetworkStore.updateMeta`. HANS sets add `eval/<key>/non-entailment` (accuracy on the
+/// non-entailed pairs), `eval/<key>/<subcase>` for the paper's four plotted subcases and `eval/<key>/plotted`,
+/// their mean — the measures the paper's OOD claims use.
 public func metricsMeta(_ results: [TargetResult], datasets: [PreparedDataset]) -> [(name: String, meta: [(String, JSONValue)])] {
     results.filter { $0.target.masks != nil && $0.target.name != "full" }.map { r in
-        (name: r.target.name, meta: datasets.enumerated().map { (i, d) in ("eval/\(d.referenceKey)", JSONValue.float(r.metrics[i].accuracy)) })
+        (name: r.target.name, meta: datasets.enumerated().flatMap { (i, d) -> [(String, JSONValue)] in
+            let m = r.metrics[i], key = "eval/\(d.referenceKey)"
+            var fields: [(String, JSONValue)] = [(key, .float(m.accuracy))]
+            guard d.dataset.format == .hans else { return fields }
+            let row = m.confusion["non-entailment"] ?? [:], total = row.values.reduce(0, +)
+            if total > 0 { fields.append((key + "/non-entailment", .float(Double(row["non-entailment"] ?? 0) / Double(total)))) }
+            let plotted = m.subcases.filter { plottedHANSSubcases.contains($0.0) }
+            fields += plotted.map { (key + "/" + $0.0, .float($0.1)) }
+            if plotted.count == plottedHANSSubcases.count { fields.append((key + "/plotted", .float(plotted.map(\.1).reduce(0, +) / Double(plotted.count)))) }
+            return fields
+        })
     }
 }
 
