@@ -58,14 +58,31 @@ extension CompositionReport {
         core.isEmpty ? scores : scores.filter { core.contains(headName($0.from)) }
     }
 
-    public func json(core: Set<String>) -> JSONValue {
-        .object([
+    /// Every score with its percentile in the anti-causal null of its layer pair; with a core, each outside
+    /// receiver's strongest composition with it (against null maxima) and the core → core edges apart.
+    public func json(core: Set<String>, null: CompositionNull) -> JSONValue {
+        func pct(_ s: CompositionScore) -> JSONValue {
+            .array((0..<3).map { .float(null.percentile([s.q, s.k, s.v][$0], from: s.from.layer, to: s.to.layer, kind: $0)) })
+        }
+        var fields: [(String, JSONValue)] = [
             ("scores", .array(scores.map { s in .object([("from", [.int(s.from.layer), .int(s.from.head)]), ("to", [.int(s.to.layer), .int(s.to.head)]),
-                                                      ("q", .float(s.q)), ("k", .float(s.k)), ("v", .float(s.v))]) })),
-            ("baseline", .object([("q", .float(baseline.q)), ("k", .float(baseline.k)), ("v", .float(baseline.v))])),
+                                                      ("q", .float(s.q)), ("k", .float(s.k)), ("v", .float(s.v)), ("null_percentile_qkv", pct(s))]) })),
+            ("null", .string("anti-causal pairs of the same two layers (a later head 'writing' into an earlier one)")),
+            ("gaussian_baseline", .object([("q", .float(baseline.q)), ("k", .float(baseline.k)), ("v", .float(baseline.v))])),
             ("fold_layernorm", .bool(foldLayerNorm)),
             ("core", .array(core.sorted().map { .string($0) })),
-        ])
+        ]
+        if !core.isEmpty {
+            fields.append(("core_receivers", .array(coreReceivers(core: core, null: null).map { r in
+                .object([("head", .string(headName(r.head))), ("max_qkv", .array(r.best.map { .float($0) })),
+                         ("null_max_percentile_qkv", .array(r.percentile.map { .float($0) }))])
+            })))
+            fields.append(("core_edges", .array(coreEdges(core: core, null: null).map { e in
+                .object([("from", .string(headName(e.score.from))), ("to", .string(headName(e.score.to))),
+                         ("qkv", .array([e.score.q, e.score.k, e.score.v].map { .float($0) })), ("null_percentile_qkv", .array(e.percentile.map { .float($0) }))])
+            })))
+        }
+        return .object(fields)
     }
 
     public var csv: String {

@@ -79,27 +79,36 @@ func traceChain(_ m: [Double], _ a: [Double], _ b: [Double], d: Int) -> Double {
 }
 
 /// Composition scores for every pair (A in layer i, B in layer j > i).
-public func composition(factors f: [[HeadFactors]], hidden D: Int, headDim d: Int) -> [CompositionScore] {
-    let L = f.count, H = f.first?.count ?? 0
-    // Per head: Gram matrices and norms.
-    struct G { let vv: [Double], qq: [Double], kk: [Double], oo: [Double], ov: Double, qk: Double }
-    let g: [[G]] = f.map { layer in layer.map { h in
-        let vv = gram(h.v, h.v, n: D, d: d), qq = gram(h.q, h.q, n: D, d: d), kk = gram(h.k, h.k, n: D, d: d), oo = gram(h.oT, h.oT, n: D, d: d)
+/// Per head: Gram matrices and the Frobenius norms of W_OV and W_QK.
+struct HeadGrams {
+    let vv: [Double], qq: [Double], kk: [Double], oo: [Double], ov: Double, qk: Double
+    init(_ h: HeadFactors, hidden D: Int, headDim d: Int) {
+        vv = gram(h.v, h.v, n: D, d: d); qq = gram(h.q, h.q, n: D, d: d); kk = gram(h.k, h.k, n: D, d: d); oo = gram(h.oT, h.oT, n: D, d: d)
         var ov = 0.0, qk = 0.0
         for i in 0..<(d * d) { ov += vv[i] * oo[i]; qk += qq[i] * kk[i] }   // tr(G_V G_O) with symmetric Grams
-        return G(vv: vv, qq: qq, kk: kk, oo: oo, ov: ov.squareRoot(), qk: qk.squareRoot())
-    } }
+        (self.ov, self.qk) = (ov.squareRoot(), qk.squareRoot())
+    }
+}
+
+/// Q, K and V composition of head A (writing) into head B (reading), whatever their layers.
+func compositionScore(_ A: HeadFactors, _ GA: HeadGrams, _ B: HeadFactors, _ GB: HeadGrams, hidden D: Int, headDim d: Int) -> (q: Double, k: Double, v: Double) {
+    // M = W_O^A · X_B  with W_O^A = oTᵀ (d × D): M[i][j] = Σ_r oT[r][i] X_B[r][j]
+    let mq = gram(A.oT, B.q, n: D, d: d), mk = gram(A.oT, B.k, n: D, d: d), mv = gram(A.oT, B.v, n: D, d: d)
+    return (traceChain(mq, GA.vv, GB.kk, d: d).squareRoot() / (GA.ov * GB.qk),
+            traceChain(mk, GA.vv, GB.qq, d: d).squareRoot() / (GA.ov * GB.qk),
+            traceChain(mv, GA.vv, GB.oo, d: d).squareRoot() / (GA.ov * GB.ov))
+}
+
+/// Every pair with A in an earlier layer than B; with `antiCausal`, every pair with A in a later layer — a
+/// composition that cannot happen, so its scores are what the formula gives without any (the null).
+public func composition(factors f: [[HeadFactors]], hidden D: Int, headDim d: Int, antiCausal: Bool = false) -> [CompositionScore] {
+    let L = f.count, H = f.first?.count ?? 0
+    let g = f.map { layer in layer.map { HeadGrams($0, hidden: D, headDim: d) } }
     var scores: [CompositionScore] = []
     for la in 0..<L { for ha in 0..<H {
-        let A = f[la][ha], GA = g[la][ha]
-        for lb in (la + 1)..<max(la + 1, L) { for hb in 0..<H {
-            let B = f[lb][hb], GB = g[lb][hb]
-            // M = W_O^A · X_B  with W_O^A = oTᵀ (d × D): M[i][j] = Σ_r oT[r][i] X_B[r][j]
-            let mq = gram(A.oT, B.q, n: D, d: d), mk = gram(A.oT, B.k, n: D, d: d), mv = gram(A.oT, B.v, n: D, d: d)
-            let q = traceChain(mq, GA.vv, GB.kk, d: d).squareRoot() / (GA.ov * GB.qk)
-            let k = traceChain(mk, GA.vv, GB.qq, d: d).squareRoot() / (GA.ov * GB.qk)
-            let v = traceChain(mv, GA.vv, GB.oo, d: d).squareRoot() / (GA.ov * GB.ov)
-            scores.append(CompositionScore(from: (la, ha), to: (lb, hb), q: q, k: k, v: v))
+        for lb in 0..<L where antiCausal ? lb < la : lb > la { for hb in 0..<H {
+            let s = compositionScore(f[la][ha], g[la][ha], f[lb][hb], g[lb][hb], hidden: D, headDim: d)
+            scores.append(CompositionScore(from: (la, ha), to: (lb, hb), q: s.q, k: s.k, v: s.v))
         } }
     } }
     return scores

@@ -37,10 +37,10 @@ struct CircuitsCommand: ParsableCommand {
 
     struct Compose: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Weight-based Q/K/V composition between heads (Elhage et al. 2021), with a random baseline.",
-            discussion: "Scores are ‖W_OV^A W_QK^B‖_F / (‖W_OV^A‖_F ‖W_QK^B‖_F) and likewise (see Sources/Circuits/Composition.swift); biases are ignored. With --store, the core (units every subnetwork keeps, or --fraction) is highlighted and each later head's strongest composition with it is drawn.")
+            abstract: "Weight-based Q/K/V composition between heads (Elhage et al. 2021), each score placed in an anti-causal null.",
+            discussion: "Scores are ‖W_OV^A W_QK^B‖_F / (‖W_OV^A‖_F ‖W_QK^B‖_F) and likewise (see Sources/Circuits/Composition.swift); biases are ignored. Each score gets its percentile among the anti-causal scores of the same two layers (a later head 'writing' into an earlier one, which cannot happen: what the formula gives without composition). With --store, the core (chosen as by `circuits core`) is highlighted; each outside head's strongest composition with it is compared with the maximum of as many null draws, and core → core edges are listed apart.")
         @OptionGroup var modelOptions: ModelOptions
-        @Flag(help: "Fold the gain of the LayerNorm before the reading head's layer into its weights.") var foldLayernorm = false
+        @Flag(help: "Fold the gain of the LayerNorm right before the reading head's layer into its weights — an approximation: post-LN BERT passes 2(j − i) LayerNorms from layer i to layer j, each centring and scaling, and only this last gain is folded.") var foldLayernorm = false
         @OptionGroup var coreOptions: CoreOptions
         @Flag(help: "Print JSON (the default).") var json = false
         @Flag(help: "Print CSV instead.") var csv = false
@@ -53,7 +53,7 @@ struct CircuitsCommand: ParsableCommand {
             let core = Set(try coreOptions.store == nil ? [] : coreOptions.evidence(model: model).report.coreHeads.map { PrunableUnit.head($0.layer, $0.head).description })
             if let svg { try writeAtomically(Array(report.svg(core: core, layers: model.layerCount, heads: model.headCount).utf8), to: svg) }
             if let dot { try writeAtomically(Array(report.dot(core: core, top: top).utf8), to: dot) }
-            if csv { emit(bytes: Array(report.csv.utf8)) } else { emit(report.json(core: core).pretty) }
+            if csv { emit(bytes: Array(report.csv.utf8)) } else { emit(report.json(core: core, null: CompositionNull(model: model, foldLayerNorm: foldLayernorm)).pretty) }
         }
     }
 }
