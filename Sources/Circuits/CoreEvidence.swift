@@ -10,7 +10,8 @@
 //              per layer) and which layers keep their MLP (same count), and recounts the core; the p-value is
 //              (1 + #{null ≥ observed}) / (1 + permutations). Seeded, so it reproduces.
 //   stability  each unit's share of bootstrap resamples of the matching subnetworks (with replacement) in
-//              whose core it lies.
+//              whose core it lies. A resample holds only original masks, so at fraction 1 every member is
+//              always in: there it says which outside units would enter; below 1 it is each member's stability.
 //   sweep      core size, null mean and p-value at fractions 1.0, 0.9, …, 0.5.
 import Checkpoint
 import Failures
@@ -142,11 +143,21 @@ extension CoreEvidence {
     }
 
     public var table: [String] {
-        var lines = ["subnetworks: \(selection)"] + report.table
+        // The plain correlation line of CoreReport.table is replaced by the partialled statistics below.
+        var lines = ["subnetworks: \(selection)"] + report.table.filter { !$0.hasPrefix("units whose presence tracks") }
         lines.append(String(format: "core size %d; same-shape random masks share %.1f on average (layer-stratified permutation null, %d permutations, seed %d): p = %.4f",
                             null.observed, null.nullMean, permutations, seed, null.pValue))
+        // A resample holds only original masks, so at fraction 1 every member stays in its core: what the
+        // bootstrap tells there is which outside units enter (how easily the core would grow).
         let members = report.core.map { "\(report.name($0)) \(String(format: "%.2f", stability[$0]))" }
-        if !members.isEmpty { lines.append("bootstrap stability of the core's members (\(bootstraps) resamples): " + members.joined(separator: ", ")) }
+        if !members.isEmpty && report.fraction < 1 { lines.append("bootstrap stability of the core's members (\(bootstraps) resamples): " + members.joined(separator: ", ")) }
+        let outsiders = stability.indices.filter { !report.core.contains($0) && stability[$0] > 0 }.sorted { stability[$0] > stability[$1] }.prefix(8)
+        if !outsiders.isEmpty {
+            lines.append("units outside the core that enter it in bootstrap resamples (\(bootstraps)): " + outsiders.map { "\(report.name($0)) \(String(format: "%.2f", stability[$0]))" }.joined(separator: ", "))
+        }
+        if let metric = report.metric, presence.isEmpty {
+            lines.append("presence vs \(metric): needs at least 4 matching subnetworks with the metric (not computed)")
+        }
         if let metric = report.metric, !presence.isEmpty {
             let top = presence.sorted { $0.p < $1.p }.prefix(8).map { String(format: "%@ r %+.2f p %.3f q %.3f", report.name($0.unit).description, $0.r, $0.p, $0.q) }
             lines.append("presence vs \(metric) over these subnetworks, sparsity partialled out (permutation p, Benjamini–Hochberg q): " + top.joined(separator: "; "))
