@@ -112,11 +112,16 @@ public func finetuneAndSave(_ start: FinetuneStart, train: Dataset, dev: Dataset
 }
 
 extension FinetuneStart {
+    /// Exactly one of a pretrained folder and a preset (checked before any file is read).
+    public static func checkChoice(model: String?, config: String?) throws {
+        guard (model == nil) != (config == nil) else { throw UsageError("give --model DIR (fine-tune a checkpoint) or --config PRESET (from scratch), not both") }
+    }
+
     /// From the command line's choice: a pretrained folder (`model`) or a preset from scratch (`config`), with
     /// label names given or taken from the training file (sorted). Refuses a classifier of fewer than 2 labels.
     public static func choose(model: String?, config: String?, vocab: String?, labels: String?, train: Dataset, dev: Dataset?,
                               maxLength: Int, seed: UInt64) throws -> FinetuneStart {
-        guard (model == nil) != (config == nil) else { throw UsageError("give --model DIR (fine-tune a checkpoint) or --config PRESET (from scratch), not both") }
+        try checkChoice(model: model, config: config)
         let dataLabels = Set(train.examples.compactMap(\.label)).sorted()
         let names = labels.map { $0.split(separator: ",").map(String.init) }
         let start = try model.map { try pretrained(folder: $0, labels: names, dataLabels: dataLabels, seed: seed) }

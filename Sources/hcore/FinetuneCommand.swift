@@ -42,6 +42,7 @@ struct Finetune: ParsableCommand {
             throw UsageError("--num-train-epochs, --max-steps, --per-device-train-batch-size and --gradient-accumulation-steps must be ≥ 1, --save-steps and --max-grad-norm ≥ 0, --learning-rate > 0, --warmup-ratio in [0, 1)")
         }
         if let dropout, !(0..<1).contains(dropout) { throw UsageError("--dropout must lie in [0, 1)") }
+        try FinetuneStart.checkChoice(model: model, config: config)
         let trainSet = try Dataset.loadNonEmpty(train, limit: maxTrainSamples)
         let devSet = try dev.map { try Dataset.load($0) }
         let start = try FinetuneStart.choose(model: model, config: config, vocab: vocab, labels: labels, train: trainSet, dev: devSet, maxLength: maxLength, seed: seed)

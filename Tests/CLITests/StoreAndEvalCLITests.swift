@@ -180,6 +180,9 @@ final class CircuitsCLITests: XCTestCase {
         XCTAssertEqual(compose.code, 0, compose.err)
         let doc = try JSONValue.parse(compose.out)
         XCTAssertEqual(doc.get("scores")?.arrayValue?.count, 2160)   // 12·12 pairs for each of the 15 layer pairs
-        XCTAssertGreaterThan(doc.get("baseline")?.get("q")?.doubleValue ?? 0, 0)
+        XCTAssertGreaterThan(doc.get("gaussian_baseline")?.get("q")?.doubleValue ?? 0, 0)
+        // Every score is placed in the anti-causal null of its layer pair.
+        let pct = doc.get("scores")!.arrayValue!.map { $0.get("null_percentile_qkv")!.arrayValue!.map { $0.doubleValue! } }
+        XCTAssertTrue(pct.allSatisfy { $0.count == 3 && $0.allSatisfy { (0...1).contains($0) } })
     }
 }

@@ -226,15 +226,21 @@ final class AttentionPatternTests: XCTestCase {
 /// Path patching on tiny-bert (2 layers × 4 heads): patching nothing changes nothing; with no head frozen the
 /// logits receiver is the senders' total effect (the masked forward with the senders mean-ablated); a receiver
 /// head given the clean input is unchanged.
+/// tiny-bert, the first `count` HANS evaluation pairs and their mean activations.
+func tinyHANS(_ count: Int) throws -> (BertModel, [Encoding], MeanActivations) {
+    let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
+    let model = try BertModel.load(folder: folder), tok = try BertTokenizer.load(folder: folder)
+    let data = try Dataset.load(repoRoot + "/data/hans/heuristics_evaluation_set.txt.zst", limit: count)
+    let enc = try encodeAll(data.examples, tokenizer: tok, options: PredictionOptions(maxLength: 64))
+    let acc = ActivationAccumulator(model: model)
+    _ = try model.encode(TokenBatch(enc), observer: acc)
+    return (model, enc, acc.result(fingerprint: model.fingerprint))
+}
+
 final class PathPatchingTests: XCTestCase {
     func setup() throws -> (BertModel, [TokenBatch], MeanActivations) {
-        let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
-        let model = try BertModel.load(folder: folder), tok = try BertTokenizer.load(folder: folder)
-        let data = try Dataset.load(repoRoot + "/data/hans/heuristics_evaluation_set.txt.zst", limit: 40)
-        let enc = try encodeAll(data.examples, tokenizer: tok, options: PredictionOptions(maxLength: 64))
-        let acc = ActivationAccumulator(model: model)
-        _ = try model.encode(TokenBatch(enc), observer: acc)
-        return (model, [TokenBatch(Array(enc[0..<24])), TokenBatch(Array(enc[24...]))], acc.result(fingerprint: model.fingerprint))
+        let (model, enc, acts) = try tinyHANS(40)
+        return (model, [TokenBatch(Array(enc[0..<24])), TokenBatch(Array(enc[24...]))], acts)
     }
 
     func testNothingIsZeroAndEverythingIsTheTotalEffect() throws {
@@ -319,12 +325,7 @@ final class PathPatchingNaiveTwinTests: XCTestCase {
 
     func testOneReceiverAgainstTheNaiveTwin() throws {
         let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
-        let model = try BertModel.load(folder: folder), tok = try BertTokenizer.load(folder: folder)
-        let data = try Dataset.load(repoRoot + "/data/hans/heuristics_evaluation_set.txt.zst", limit: 6)
-        let enc = try encodeAll(data.examples, tokenizer: tok, options: PredictionOptions(maxLength: 64))
-        let acc = ActivationAccumulator(model: model)
-        _ = try model.encode(TokenBatch(enc), observer: acc)
-        let acts = acc.result(fingerprint: model.fingerprint)
+        let (model, enc, acts) = try tinyHANS(6)
         let senders = [(layer: 0, head: 2)]
         let receivers: [PatchReceiver] = [.head(layer: 1, head: 0, input: "q"), .head(layer: 1, head: 3, input: "v"), .logits]
         let got = try pathPatch(model: model, batches: [TokenBatch(enc)], senders: senders, receivers: receivers, activations: acts, entailment: 0)

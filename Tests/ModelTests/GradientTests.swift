@@ -79,18 +79,23 @@ final class GradientTests: XCTestCase {
         }
         let r = try run(masks, 0.3), off = try run(masks, 0)
         XCTAssertNotEqual(r.loss, off.loss, "dropout must change the subnetwork's output")
+        try assertMatchesCentralDifferences(r, at: masks, label: "hidden dropout") { try run($0, 0.3).loss }
+    }
+
+    /// `r`'s mask gradients at four heads and both MLPs of tiny-bert against central differences of `loss`.
+    func assertMatchesCentralDifferences(_ r: MaskGradients, at masks: MaskValues, label: String, loss: (MaskValues) throws -> Double) throws {
         let eps: Float = 1e-2
         for (l, h) in [(0, 0), (0, 3), (1, 1), (1, 2)] {
             var up = masks, down = masks
             up.heads[l][h] += eps; down.heads[l][h] -= eps
-            let fd = (try run(up, 0.3).loss - run(down, 0.3).loss) / Double(2 * eps)
-            XCTAssertEqual(r.heads[l][h], fd, accuracy: 0.03 * abs(fd) + 3e-5, "head (\(l),\(h))")
+            let fd = (try loss(up) - loss(down)) / Double(2 * eps)
+            XCTAssertEqual(r.heads[l][h], fd, accuracy: 0.03 * abs(fd) + 3e-5, "head (\(l),\(h)) \(label)")
         }
         for l in 0..<2 {
             var up = masks, down = masks
             up.mlps[l] += eps; down.mlps[l] -= eps
-            let fd = (try run(up, 0.3).loss - run(down, 0.3).loss) / Double(2 * eps)
-            XCTAssertEqual(r.mlps[l], fd, accuracy: 0.03 * abs(fd) + 3e-5, "mlp \(l)")
+            let fd = (try loss(up) - loss(down)) / Double(2 * eps)
+            XCTAssertEqual(r.mlps[l], fd, accuracy: 0.03 * abs(fd) + 3e-5, "mlp \(l) \(label)")
         }
     }
 
@@ -106,19 +111,7 @@ final class GradientTests: XCTestCase {
             }
             let r = try run(masks, 0.3), off = try run(masks, 0)
             XCTAssertNotEqual(r.loss, off.loss, "attention dropout must change the subnetwork's output")
-            let eps: Float = 1e-2
-            for (l, h) in [(0, 0), (0, 3), (1, 1), (1, 2)] {
-                var up = masks, down = masks
-                up.heads[l][h] += eps; down.heads[l][h] -= eps
-                let fd = (try run(up, 0.3).loss - run(down, 0.3).loss) / Double(2 * eps)
-                XCTAssertEqual(r.heads[l][h], fd, accuracy: 0.03 * abs(fd) + 3e-5, "head (\(l),\(h)) hidden dropout \(hidden)")
-            }
-            for l in 0..<2 {
-                var up = masks, down = masks
-                up.mlps[l] += eps; down.mlps[l] -= eps
-                let fd = (try run(up, 0.3).loss - run(down, 0.3).loss) / Double(2 * eps)
-                XCTAssertEqual(r.mlps[l], fd, accuracy: 0.03 * abs(fd) + 3e-5, "mlp \(l) hidden dropout \(hidden)")
-            }
+            try assertMatchesCentralDifferences(r, at: masks, label: "attention dropout, hidden dropout \(hidden)") { try run($0, 0.3).loss }
         }
     }
 
