@@ -375,7 +375,8 @@ case "prune-step":
             let u = (0..<U).map { _ in rng.uniform() }
             let t0 = now()
             _ = try pruneObjective(model: model, batch: batch, logAlpha: logAlpha, u: u, lambdas: [0.1, 0.1], target: 0.3,
-                                   activations: acts, dropout: model.config.hiddenDropoutProb, dropoutSeed: rng.next(), fullProbabilities: target)
+                                   activations: acts, dropout: model.config.hiddenDropoutProb,
+                                   attentionDropout: model.config.attentionProbsDropoutProb, dropoutSeed: rng.next(), fullProbabilities: target)
             if r > 0 { best = min(best, now() - t0) }   // the first step builds the transposed weights once
         }
         out([("bench", "prune_step"), ("engine", .string(label)), ("batch", .int(B)), ("length", .int(T)), ("seconds", .float(best))])
