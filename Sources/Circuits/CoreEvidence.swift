@@ -169,10 +169,15 @@ extension CoreEvidence {
 
 /// The stored in-domain metric when there is exactly one candidate: an eval/ key that is not HANS or PAWS.
 public func defaultInDomainMetric(_ subs: [StoredSubnetwork]) -> String? {
+    let candidates = evalKeys(subs).filter { k in !["hans", "paws"].contains { k.lowercased().contains($0) } }
+    return candidates.count == 1 ? candidates.first : nil
+}
+
+/// Every eval/… key in the subnetworks' metadata (what `hcore eval --write-back` stores).
+func evalKeys(_ subs: [StoredSubnetwork]) -> Set<String> {
     var keys = Set<String>()
     for s in subs { if case .object(let kv) = s.meta { for (k, _) in kv where k.hasPrefix("eval/") { keys.insert(k) } } }
-    let candidates = keys.filter { k in !["hans", "paws"].contains { k.lowercased().contains($0) } }
-    return candidates.count == 1 ? candidates.first : nil
+    return keys
 }
 
 /// A core asked for from the command line: a store, how subnetworks match, and the null's settings.
@@ -238,7 +243,6 @@ public func presenceStatistics(_ subs: [StoredSubnetwork], metric: String, permu
 
 /// The paper's OOD measure when the store has it: HANS non-entailment accuracy (eval/<hans key>/non-entailment).
 public func defaultOODMetric(_ subs: [StoredSubnetwork]) -> String? {
-    var keys = Set<String>()
-    for s in subs { if case .object(let kv) = s.meta { for (k, _) in kv where k.hasPrefix("eval/") && k.lowercased().contains("hans") && k.hasSuffix("/non-entailment") { keys.insert(k) } } }
+    let keys = evalKeys(subs).filter { $0.lowercased().contains("hans") && $0.hasSuffix("/non-entailment") }
     return keys.count == 1 ? keys.first : nil
 }

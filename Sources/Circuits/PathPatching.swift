@@ -20,18 +20,6 @@ import Foundation
 import Kernels
 import Model
 
-/// Records contexts and layer inputs; edits contexts per layer.
-final class PatchingObserver: ForwardObserver {
-    let D: Int
-    var contexts: [[Float]] = [], inputs: [[Float]] = []
-    var edit: ((Int, UnsafeMutablePointer<Float>, Int) -> Void)?
-    init(D: Int, edit: ((Int, UnsafeMutablePointer<Float>, Int) -> Void)? = nil) { (self.D, self.edit) = (D, edit) }
-    func embeddings(_ x: UnsafePointer<Float>, tokens: Int) { inputs = [Array(UnsafeBufferPointer(start: x, count: tokens * D))] }
-    func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int) { inputs.append(Array(UnsafeBufferPointer(start: x, count: tokens * D))) }
-    func attentionContext(layer: Int, _ ctx: UnsafePointer<Float>, tokens: Int) { contexts.append(Array(UnsafeBufferPointer(start: ctx, count: tokens * D))) }
-    func editContext(layer: Int, _ ctx: UnsafeMutablePointer<Float>, tokens: Int) { edit?(layer, ctx, tokens) }
-}
-
 public enum PatchReceiver: Hashable, Sendable, CustomStringConvertible {
     case head(layer: Int, head: Int, input: Character)   // input: "q", "k" or "v"
     case logits
@@ -84,10 +72,10 @@ public func pathPatch(model: BertModel, batches: [TokenBatch], senders: [(layer:
     var deltas = [[Double]](repeating: [], count: receivers.count)
     for batch in batches {
         let N = batch.tokenCount
-        let clean = PatchingObserver(D: D)
+        let clean = LayerInputs(D: D)
         let cleanLD = entailmentLogOdds(try model.forward(batch, observer: clean, pool: pool), classes: C, entailment: entailment)
         // Run P: senders at their mean, the others at their clean context (or recomputed without `freeze`).
-        let patched = PatchingObserver(D: D) { l, ctx, tokens in
+        let patched = LayerInputs(D: D) { l, ctx, tokens in
             for h in 0..<H {
                 if senderSet.contains(l * H + h) {
                     for t in 0..<tokens { for e in 0..<d { ctx[t * D + h * d + e] = activations.avgHead[(l * H + h) * d + e] } }
@@ -97,20 +85,26 @@ public func pathPatch(model: BertModel, batches: [TokenBatch], senders: [(layer:
             }
         }
         let pLogits = try model.forward(batch, observer: patched, pool: pool)
-        let qkvClean = allocateFloats(N * 3 * d), qkvPatched = allocateFloats(N * 3 * d), ctxB = allocateFloats(N * d)
-        defer { qkvClean.deallocate(); qkvPatched.deallocate(); ctxB.deallocate() }
+        let qkvClean = allocateFloats(N * 3 * d), qkvPatched = allocateFloats(N * 3 * d), qkvMixed = allocateFloats(N * 3 * d), ctxB = allocateFloats(N * d)
+        defer { qkvClean.deallocate(); qkvPatched.deallocate(); qkvMixed.deallocate(); ctxB.deallocate() }
+        var projected: (layer: Int, head: Int)? = nil   // the head whose clean and patched q/k/v the buffers hold
         for (r, receiver) in receivers.enumerated() {
             guard case let .head(j, b, input) = receiver else {
                 deltas[r] += zip(entailmentLogOdds(pLogits, classes: C, entailment: entailment), cleanLD).map { $0 - $1 }
                 continue
             }
-            // B's q/k/v: the chosen part from x_j^P, the others from the clean x_j; then B's context.
-            clean.inputs[j].withUnsafeBufferPointer { model.headForward($0.baseAddress!, weights: headWeights[j][b], batch: batch, qkv: qkvClean, context: nil, pool: pool) }
-            patched.inputs[j].withUnsafeBufferPointer { model.headForward($0.baseAddress!, weights: headWeights[j][b], batch: batch, qkv: qkvPatched, context: nil, pool: pool) }
+            // B's q/k/v from the clean x_j and from x_j^P, once per head (its three receivers share them).
+            if projected?.layer != j || projected?.head != b {
+                clean.inputs[j].withUnsafeBufferPointer { model.headForward($0.baseAddress!, weights: headWeights[j][b], batch: batch, qkv: qkvClean, context: nil, pool: pool) }
+                patched.inputs[j].withUnsafeBufferPointer { model.headForward($0.baseAddress!, weights: headWeights[j][b], batch: batch, qkv: qkvPatched, context: nil, pool: pool) }
+                projected = (j, b)
+            }
+            // The chosen part from x_j^P, the others from x_j; then B's context.
             let part = input == "q" ? 0 : input == "k" ? 1 : 2
-            for t in 0..<N { (qkvClean + t * 3 * d + part * d).update(from: qkvPatched + t * 3 * d + part * d, count: d) }
-            attention(qkv: qkvClean, ldqkv: 3 * d, heads: 1, headDim: d, offsets: batch.offsets, ctx: ctxB, ldctx: d, pool: pool)
-            let replace = PatchingObserver(D: D) { l, ctx, tokens in
+            qkvMixed.update(from: qkvClean, count: N * 3 * d)
+            for t in 0..<N { (qkvMixed + t * 3 * d + part * d).update(from: qkvPatched + t * 3 * d + part * d, count: d) }
+            attention(qkv: qkvMixed, ldqkv: 3 * d, heads: 1, headDim: d, offsets: batch.offsets, ctx: ctxB, ldctx: d, pool: pool)
+            let replace = LayerInputs(D: D) { l, ctx, tokens in
                 guard l == j else { return }
                 for t in 0..<tokens { (ctx + t * D + b * d).update(from: ctxB + t * d, count: d) }
             }

@@ -26,15 +26,18 @@ public struct ReadsReport: Sendable {
     public let examples: Int
 }
 
-/// Records each layer's input (embeddings for layer 0) and each layer's pre-mask head contexts.
+/// Records each layer's input (embeddings for layer 0) and each layer's pre-mask head contexts; `edit`, when
+/// given, then rewrites a layer's contexts (path patching's interventions).
 final class LayerInputs: ForwardObserver {
     var inputs: [[Float]] = []    // [L][N·D]
     var contexts: [[Float]] = []  // [L][N·D]
     let D: Int
-    init(D: Int) { self.D = D }
+    let edit: ((_ layer: Int, _ ctx: UnsafeMutablePointer<Float>, _ tokens: Int) -> Void)?
+    init(D: Int, edit: ((Int, UnsafeMutablePointer<Float>, Int) -> Void)? = nil) { (self.D, self.edit) = (D, edit) }
     func embeddings(_ x: UnsafePointer<Float>, tokens: Int) { inputs = [Array(UnsafeBufferPointer(start: x, count: tokens * D))]; contexts = [] }
     func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int) { inputs.append(Array(UnsafeBufferPointer(start: x, count: tokens * D))) }
     func attentionContext(layer: Int, _ ctx: UnsafePointer<Float>, tokens: Int) { contexts.append(Array(UnsafeBufferPointer(start: ctx, count: tokens * D))) }
+    func editContext(layer: Int, _ ctx: UnsafeMutablePointer<Float>, tokens: Int) { edit?(layer, ctx, tokens) }
 }
 
 /// The core's heads mean-ablated, everything else kept.

@@ -44,11 +44,7 @@ public struct EvalDocument: Codable, Sendable {
         }
 
         /// Accuracy on the examples whose gold label is `gold` (nil when there are none).
-        public func accuracy(onGold gold: String) -> Double? {
-            guard let row = confusion[gold] else { return nil }
-            let total = row.values.reduce(0, +)
-            return total > 0 ? Double(row[gold] ?? 0) / Double(total) : nil
-        }
+        public func accuracy(onGold gold: String) -> Double? { goldAccuracy(confusion, gold: gold) }
     }
 
     public struct Result: Codable, Sendable {

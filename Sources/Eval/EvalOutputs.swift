@@ -54,8 +54,7 @@ public func metricsMeta(_ results: [TargetResult], datasets: [PreparedDataset]) 
             let m = r.metrics[i], key = "eval/\(d.referenceKey)"
             var fields: [(String, JSONValue)] = [(key, .float(m.accuracy))]
             guard d.dataset.format == .hans else { return fields }
-            let row = m.confusion["non-entailment"] ?? [:], total = row.values.reduce(0, +)
-            if total > 0 { fields.append((key + "/non-entailment", .float(Double(row["non-entailment"] ?? 0) / Double(total)))) }
+            if let a = m.accuracy(onGold: "non-entailment") { fields.append((key + "/non-entailment", .float(a))) }
             let plotted = m.subcases.filter { plottedHANSSubcases.contains($0.0) }
             fields += plotted.map { (key + "/" + $0.0, .float($0.1)) }
             if plotted.count == plottedHANSSubcases.count { fields.append((key + "/plotted", .float(plotted.map(\.1).reduce(0, +) / Double(plotted.count)))) }

@@ -79,6 +79,8 @@ public struct Metrics: Sendable {
     public var f1: Double?
     /// confusion[gold][predicted]
     public var confusion: [String: [String: Int]] = [:]
+    /// Accuracy on the examples whose gold label is `gold` (nil when there are none).
+    public func accuracy(onGold gold: String) -> Double? { goldAccuracy(confusion, gold: gold) }
     /// HANS: "heuristic/gold" → accuracy and counts; subcases likewise.
     public var cells: [(String, Double, Int)] = []
     public var subcases: [(String, Double, Int)] = []
@@ -123,4 +125,11 @@ public struct Metrics: Sendable {
         fields.append(("confusion", .object(classes.map { g in (g, .object(classes.map { ($0, .int(confusion[g]?[$0] ?? 0)) })) })))
         return .object(fields)
     }
+}
+
+/// Accuracy on the rows of `confusion` ([gold][predicted] counts) whose gold label is `gold`; nil when none.
+func goldAccuracy(_ confusion: [String: [String: Int]], gold: String) -> Double? {
+    guard let row = confusion[gold] else { return nil }
+    let total = row.values.reduce(0, +)
+    return total > 0 ? Double(row[gold] ?? 0) / Double(total) : nil
 }

@@ -46,6 +46,14 @@ public struct AdamWState: Sendable, Codable {
     }
 }
 
+/// torch's clip_grad_norm_: the factor max/(norm + 1e-6) a gradient of global L2 norm `norm` is scaled by when
+/// that factor is below 1; nil when nothing is clipped (`maxNorm` 0 turns clipping off). Pruning and
+/// fine-tuning both clip with it.
+public func clipScale(norm: Double, maxNorm: Double) -> Double? {
+    let coefficient = maxNorm / (norm + 1e-6)
+    return maxNorm > 0 && coefficient < 1 ? coefficient : nil
+}
+
 /// transformers' get_linear_schedule_with_warmup: step/warmup during the warm-up (so the first optimizer
 /// step, step 0, runs at factor 0), then linear decay to 0 at `total`.
 public func learningRateFactor(step: Int, warmup: Int, total: Int) -> Double {

@@ -50,6 +50,13 @@ public struct PruneConfig: Sendable {
     public init() {}
 }
 
+extension PruneConfig {
+    /// The hidden and attention-probability dropout the subnetwork of `model` runs with (see the fields).
+    public func dropouts(for model: BertModel) -> (hidden: Float, attention: Float) {
+        (dropout ?? model.config.hiddenDropoutProb, attentionDropout ?? dropout ?? model.config.attentionProbsDropoutProb)
+    }
+}
+
 public struct PruneStep: Sendable, Codable {
     public var step: Int, kl: Double, lagrangian: Double, expectedSparsity: Double, sampledSparsity: Double
     public var target: Double, lambda1: Double, lambda2: Double
@@ -163,10 +170,9 @@ public struct PruneState: Sendable, Codable {
 /// before clipping.
 func clipGlobalNorm(_ a: inout [Double], _ b: inout [Double], maxNorm: Double) -> Double {
     let norm = (a.reduce(0) { $0 + $1 * $1 } + b.reduce(0) { $0 + $1 * $1 }).squareRoot()
-    let coefficient = maxNorm / (norm + 1e-6)
-    if maxNorm > 0 && coefficient < 1 {
-        for i in a.indices { a[i] *= coefficient }
-        for i in b.indices { b[i] *= coefficient }
+    if let scale = clipScale(norm: norm, maxNorm: maxNorm) {
+        for i in a.indices { a[i] *= scale }
+        for i in b.indices { b[i] *= scale }
     }
     return norm
 }
@@ -186,8 +192,7 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
     guard !encodings.isEmpty else { throw ModelError.badInput("the training file has no examples") }
     guard c.maxSteps > 0, c.batchSize > 0, c.gradientAccumulationSteps > 0 else { throw ModelError.badInput("steps, batch size and accumulation must be positive") }
     guard c.maxGradNorm >= 0, c.maxGradNorm.isFinite else { throw ModelError.badInput("max_grad_norm must be ≥ 0") }
-    let dropout = c.dropout ?? model.config.hiddenDropoutProb
-    let attentionDropout = c.attentionDropout ?? c.dropout ?? model.config.attentionProbsDropoutProb
+    let (dropout, attentionDropout) = c.dropouts(for: model)
     guard (0..<1).contains(dropout), (0..<1).contains(attentionDropout) else { throw ModelError.badInput("dropout must lie in [0, 1)") }
     try model.checkActivations(activations)
     let target = reference ?? model

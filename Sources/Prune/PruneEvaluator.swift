@@ -9,7 +9,7 @@ import Tokenizer
 struct PruneEvaluator {
     let evaluation: PruneEvaluation
     let model: BertModel, activations: MeanActivations, pool: ThreadPool
-    let batches: [[Int]]
+    /// The reference model's distribution per example, [example][class].
     let full: [[Double]]
     var every: Int { evaluation.every }
 
@@ -24,29 +24,19 @@ struct PruneEvaluator {
         }
         if let p = e.predictedClass, p.count != C { throw ModelError.badInput("the class mapping needs \(C) entries, has \(p.count)") }
         (evaluation, self.model, self.activations, self.pool) = (e, model, activations, pool)
-        batches = stride(from: 0, to: e.encodings.count, by: 32).map { Array($0..<min(e.encodings.count, $0 + 32)) }
-        var full: [[Double]] = []
-        for b in batches { full += try reference.fullModelProbabilities(TokenBatch(b.map { e.encodings[$0] }), pool: pool) }
-        self.full = full
+        full = try predictLogits(model: reference, encodings: e.encodings, batchSize: 32, pool: pool).map(softmaxDouble)
     }
 
     func run(logAlpha: [Double]) throws -> PruneEvaluationResult {
         let L = model.layerCount, H = model.headCount, C = model.config.numLabels
         let masks = MaskValues.fromLogAlpha(logAlpha.map(Float.init), layers: L, heads: H, threshold: nil)
-        var kl = 0.0, correct = 0
-        for b in batches {
-            let logits = try model.forward(TokenBatch(b.map { evaluation.encodings[$0] }), soft: (masks, .mean(activations)), pool: pool)
-            for (r, i) in b.enumerated() {
-                let row = Array(logits[(r * C)..<((r + 1) * C)])
-                let q = softmaxDouble(row)
-                for k in 0..<C where full[i][k] > 0 { kl += full[i][k] * (log(full[i][k]) - log(max(q[k], 1e-300))) }
-                if let labels = evaluation.labels, let top = row.indices.max(by: { row[$0] < row[$1] }),
-                   (evaluation.predictedClass?[top] ?? top) == labels[i] { correct += 1 }
-            }
+        let logits = try predictLogits(model: model, encodings: evaluation.encodings, batchSize: 32, soft: (masks, .mean(activations)), pool: pool)
+        // KL(full ‖ subnetwork), batch-mean over every example: the pruning objective's loss (Model/Blocks/Losses.swift).
+        let kl = distributionLoss(logits: logits.flatMap { $0 }, targets: full.flatMap { $0 }, classes: C, kl: true).loss
+        let accuracy = evaluation.labels.map { labels in
+            Double(zip(logits, labels).filter { row, gold in (evaluation.predictedClass?[argmax(row)] ?? argmax(row)) == gold }.count) / Double(labels.count)
         }
-        let n = Double(evaluation.encodings.count)
-        return PruneEvaluationResult(kl: kl / n, accuracy: evaluation.labels.map { _ in Double(correct) / n },
-                                     sparsity: Double(masks.units.filter { $0 == 0 }.count) / Double(masks.units.count))
+        return PruneEvaluationResult(kl: kl, accuracy: accuracy, sparsity: Double(masks.units.filter { $0 == 0 }.count) / Double(masks.units.count))
     }
 }
 
@@ -54,8 +44,7 @@ extension PruneEvaluation {
     /// The first `limit` examples of a dataset file, labels scored as eval scores them (HANS's collapse included).
     public init(path: String, limit: Int, every: Int, model: BertModel, tokenizer: BertTokenizer, options: PredictionOptions) throws {
         guard limit > 0, every > 0 else { throw ModelError.badInput("--eval-steps and --max-eval-samples must be positive") }
-        let dataset = try Dataset.load(path, limit: limit)
-        guard dataset.count > 0 else { throw DataError.badFile(path: path, reason: "has no examples") }
+        let dataset = try Dataset.loadNonEmpty(path, limit: limit)
         let encodings = try encodeAll(dataset.examples, tokenizer: tokenizer, options: options)
         let labelled = dataset.examples.allSatisfy { $0.label != nil }
         let indices = try labelled ? LabelMapping.make(for: dataset, modelLabels: model.config.labels).indices(for: dataset.examples) : nil

@@ -79,7 +79,7 @@ public struct PruneRuns {
             })
             if let traceError { throw traceError }
             try store.add([stored(r, name: runName, config: c, seconds: Date().timeIntervalSince(started),
-                                 dropout: (c.dropout ?? model.config.hiddenDropoutProb, c.attentionDropout ?? c.dropout ?? model.config.attentionProbsDropoutProb))])
+                                 dropout: c.dropouts(for: model))])
             unlink(checkpointPath)
             log("seed \(seed): \(String(format: "%.3f", r.achievedSparsity)) sparsity, stored in \(store.path)")
         }

@@ -93,8 +93,8 @@ extension FinetuneConfig {
 func clipGlobalNorm(_ g: UnsafeMutablePointer<Float>, count: Int, maxNorm: Double) -> Double {
     var sum = 0.0
     for i in 0..<count { sum += Double(g[i]) * Double(g[i]) }
-    let norm = sum.squareRoot(), coefficient = maxNorm / (norm + 1e-6)
-    if maxNorm > 0 && coefficient < 1 { for i in 0..<count { g[i] *= Float(coefficient) } }
+    let norm = sum.squareRoot()
+    if let scale = clipScale(norm: norm, maxNorm: maxNorm) { for i in 0..<count { g[i] *= Float(scale) } }
     return norm
 }
 
