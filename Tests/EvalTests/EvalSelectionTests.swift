@@ -1,5 +1,6 @@
 // The reference eval scripts' unit forcing and threshold sweep (scripts/eval/eval-*-pruned-model.py).
 import Checkpoint
+import Foundation
 import Eval
 import Model
 import XCTest
@@ -38,6 +39,19 @@ final class EvalSelectionTests: XCTestCase {
         XCTAssertEqual(try thresholdSweep(stepSize: 0.3, store: "s.hcs").count, 4)
         XCTAssertThrowsError(try thresholdSweep(stepSize: 0.1, store: nil))
         XCTAssertThrowsError(try thresholdSweep(stepSize: 0, store: "s.hcs"))
+    }
+
+    /// `eval --checkpoints`: only checkpoint-STEP folders, in step order; none, or no folder, is an error.
+    func testCheckpointFolders() throws {
+        let dir = NSTemporaryDirectory() + "hcore-ckpts-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        XCTAssertThrowsError(try checkpointFolders(dir))
+        XCTAssertThrowsError(try checkpointFolders(dir + "/absent"))
+        for n in ["checkpoint-500", "checkpoint-20", "checkpoint-x", "checkpoint--3", "other"] {
+            try FileManager.default.createDirectory(atPath: dir + "/" + n, withIntermediateDirectories: true)
+        }
+        XCTAssertEqual(try checkpointFolders(dir).map(\.step), [20, 500])
     }
 
     func assertClose(_ a: [Float], _ b: [Float], line: UInt = #line) {
