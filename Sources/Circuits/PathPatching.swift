@@ -2,10 +2,12 @@
 // prediction flows through one receiver.
 //
 //   senders    a set of heads (the core by default); corrupted = each sender's context replaced by its mean
-//              activation (the ablation the paper prunes with)
+//              activation (the ablation the paper prunes with), or by its context at the same position on a
+//              paired corrupted input of the same length (HANS: a pair of the other label, `pairHANS`)
 //   run P      clean input, senders corrupted, every other head frozen at its clean context (`freeze`;
-//              MLPs and LayerNorms recompute): each layer's input x_j^P then differs from the clean x_j only
-//              by what the senders write, through the residual stream and the MLPs
+//              MLPs recompute; LayerNorms recompute their scales, or with `frozenLayerNorm` keep the clean
+//              run's 1/σ per token and only centre): each layer's input x_j^P then differs from the clean x_j
+//              only by what the senders write, through the residual stream and the MLPs
 //   receivers  head B of a later layer j reading through its query, key or value input: B's q (or k, or v)
 //              computed from x_j^P, the other two from x_j; B's context from those; then the clean forward
 //              from layer j with only B's context changed, everything downstream recomputed. Or the logits:
@@ -15,7 +17,7 @@
 //   controls   random sender sets of the same size and layers (seeded); each receiver's Δ is placed among
 //              theirs as a percentile of |Δ|
 // With `freeze` off, run P is the plain ablation of the senders, so the logits receiver gives their total
-// effect (what the tests check).
+// effect (what the tests check). The receivers' runs use the same LayerNorm rule as run P.
 import Foundation
 import Kernels
 import Model
@@ -62,26 +64,41 @@ public func patchReceivers(senders: [(layer: Int, head: Int)], layers L: Int, he
     return out + [.logits]
 }
 
+/// What replaces a sender's output in run P.
+public enum PatchCorruption {
+    /// Its mean activation (one row per head, every position).
+    case mean(MeanActivations)
+    /// Its context on a corrupted input: one batch per clean batch, with the same sequence lengths.
+    case paired([TokenBatch])
+}
+
 /// Path patching of `senders` to every receiver in `receivers` (see the file comment).
 public func pathPatch(model: BertModel, batches: [TokenBatch], senders: [(layer: Int, head: Int)], receivers: [PatchReceiver],
-                      activations: MeanActivations, entailment: Int, freeze: Bool = true, pool: ThreadPool = .shared) throws -> PatchEffects {
+                      corruption: PatchCorruption, entailment: Int, freeze: Bool = true, frozenLayerNorm: Bool = false,
+                      pool: ThreadPool = .shared) throws -> PatchEffects {
     let L = model.layerCount, H = model.headCount, d = model.headDim, D = model.hidden, C = model.config.numLabels
-    try model.checkActivations(activations)
+    switch corruption {
+    case let .mean(activations): try model.checkActivations(activations)
+    case let .paired(corrupted):
+        guard corrupted.count == batches.count, zip(corrupted, batches).allSatisfy({ $0.offsets == $1.offsets }) else {
+            throw ModelError.badInput("paired corruption needs one corrupted sequence of the same length per clean sequence")
+        }
+    }
     let senderSet = Set(senders.map { $0.layer * H + $0.head })
     let headWeights = (0..<L).map { l in (0..<H).map { model.headQKVWeights(layer: l, head: $0) } }
     var deltas = [[Double]](repeating: [], count: receivers.count)
-    for batch in batches {
+    for (bi, batch) in batches.enumerated() {
         let N = batch.tokenCount
-        let clean = LayerInputs(D: D)
+        let clean = LayerInputs(D: D, recordScales: frozenLayerNorm)
         let cleanLD = entailmentLogOdds(try model.forward(batch, observer: clean, pool: pool), classes: C, entailment: entailment)
-        // Run P: senders at their mean, the others at their clean context (or recomputed without `freeze`).
-        let patched = LayerInputs(D: D) { l, ctx, tokens in
+        let scales = frozenLayerNorm ? clean : nil
+        let corruptedContexts = try sendersCorrupted(model: model, corruption: corruption, batch: bi, senders: senderSet, tokens: N, pool: pool)
+        // Run P: senders corrupted, the others at their clean context (or recomputed without `freeze`).
+        let patched = LayerInputs(D: D, frozenScales: scales) { l, ctx, tokens in
             for h in 0..<H {
-                if senderSet.contains(l * H + h) {
-                    for t in 0..<tokens { for e in 0..<d { ctx[t * D + h * d + e] = activations.avgHead[(l * H + h) * d + e] } }
-                } else if freeze {
-                    for t in 0..<tokens { for e in 0..<d { ctx[t * D + h * d + e] = clean.contexts[l][t * D + h * d + e] } }
-                }
+                let source = senderSet.contains(l * H + h) ? corruptedContexts[l] : freeze ? clean.contexts[l] : nil
+                guard let source else { continue }
+                for t in 0..<tokens { for e in 0..<d { ctx[t * D + h * d + e] = source[t * D + h * d + e] } }
             }
         }
         let pLogits = try model.forward(batch, observer: patched, pool: pool)
@@ -104,7 +121,7 @@ public func pathPatch(model: BertModel, batches: [TokenBatch], senders: [(layer:
             qkvMixed.update(from: qkvClean, count: N * 3 * d)
             for t in 0..<N { (qkvMixed + t * 3 * d + part * d).update(from: qkvPatched + t * 3 * d + part * d, count: d) }
             attention(qkv: qkvMixed, ldqkv: 3 * d, heads: 1, headDim: d, offsets: batch.offsets, ctx: ctxB, ldctx: d, pool: pool)
-            let replace = LayerInputs(D: D) { l, ctx, tokens in
+            let replace = LayerInputs(D: D, frozenScales: scales) { l, ctx, tokens in
                 guard l == j else { return }
                 for t in 0..<tokens { (ctx + t * D + b * d).update(from: ctxB + t * d, count: d) }
             }
@@ -118,6 +135,23 @@ public func pathPatch(model: BertModel, batches: [TokenBatch], senders: [(layer:
         }
     }
     return PatchEffects(receivers: receivers, deltas: deltas)
+}
+
+/// The senders' corrupted contexts [L][N·D] for batch `bi` (only the sender heads' columns are read).
+func sendersCorrupted(model: BertModel, corruption: PatchCorruption, batch bi: Int, senders: Set<Int>, tokens N: Int, pool: ThreadPool) throws -> [[Float]] {
+    let L = model.layerCount, H = model.headCount, d = model.headDim, D = model.hidden
+    switch corruption {
+    case let .mean(activations):
+        return (0..<L).map { l in
+            var c = [Float](repeating: 0, count: N * D)
+            for h in 0..<H where senders.contains(l * H + h) { for t in 0..<N { for e in 0..<d { c[t * D + h * d + e] = activations.avgHead[(l * H + h) * d + e] } } }
+            return c
+        }
+    case let .paired(corrupted):
+        let run = LayerInputs(D: D)
+        _ = try model.forward(corrupted[bi], observer: run, pool: pool)
+        return run.contexts
+    }
 }
 
 /// Random sender sets like `senders`: as many heads in each layer, drawn without replacement (seeded).

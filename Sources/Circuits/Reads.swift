@@ -27,17 +27,34 @@ public struct ReadsReport: Sendable {
 }
 
 /// Records each layer's input (embeddings for layer 0) and each layer's pre-mask head contexts; `edit`, when
-/// given, then rewrites a layer's contexts (path patching's interventions).
+/// given, then rewrites a layer's contexts (path patching's interventions). With `recordScales` it also keeps
+/// every LayerNorm's per-token scales; with `frozenScales` (a run that recorded them) its LayerNorms use
+/// those scales instead of their own.
 final class LayerInputs: ForwardObserver {
     var inputs: [[Float]] = []    // [L][N·D]
     var contexts: [[Float]] = []  // [L][N·D]
     let D: Int
     let edit: ((_ layer: Int, _ ctx: UnsafeMutablePointer<Float>, _ tokens: Int) -> Void)?
-    init(D: Int, edit: ((Int, UnsafeMutablePointer<Float>, Int) -> Void)? = nil) { (self.D, self.edit) = (D, edit) }
+    let recordScales: Bool
+    let frozenScales: LayerInputs?
+    private var scales: [Int: UnsafeMutablePointer<Float>] = [:]   // layer·2 + site → [N]
+    private var scaleRows: [Int: Int] = [:]
+
+    init(D: Int, recordScales: Bool = false, frozenScales: LayerInputs? = nil, edit: ((Int, UnsafeMutablePointer<Float>, Int) -> Void)? = nil) {
+        (self.D, self.recordScales, self.frozenScales, self.edit) = (D, recordScales, frozenScales, edit)
+    }
+    deinit { scales.values.forEach { $0.deallocate() } }
     func embeddings(_ x: UnsafePointer<Float>, tokens: Int) { inputs = [Array(UnsafeBufferPointer(start: x, count: tokens * D))]; contexts = [] }
     func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int) { inputs.append(Array(UnsafeBufferPointer(start: x, count: tokens * D))) }
     func attentionContext(layer: Int, _ ctx: UnsafePointer<Float>, tokens: Int) { contexts.append(Array(UnsafeBufferPointer(start: ctx, count: tokens * D))) }
     func editContext(layer: Int, _ ctx: UnsafeMutablePointer<Float>, tokens: Int) { edit?(layer, ctx, tokens) }
+    func layerNormScales(layer: Int, site: Int, tokens: Int) -> LayerNormScales? {
+        let key = layer * 2 + site
+        if let frozen = frozenScales, let p = frozen.scales[key], frozen.scaleRows[key] == tokens { return .fixed(p) }
+        guard recordScales else { return nil }
+        if scaleRows[key] != tokens { scales[key]?.deallocate(); scales[key] = allocateFloats(tokens); scaleRows[key] = tokens }
+        return .record(scales[key]!)
+    }
 }
 
 /// The core's heads mean-ablated, everything else kept.

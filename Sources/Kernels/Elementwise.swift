@@ -182,10 +182,11 @@ public func geluGradReference(_ x: Float) -> Float {
 
 /// out[i] = (x[i] − mean) / sqrt(var + eps) · gamma[i] + beta[i] over one row of `count` values,
 /// biased variance, both accumulated in fp32 as PyTorch does. `out` may equal `x`.
-/// Returns 1/sqrt(var + eps) (the backward pass needs it).
+/// Returns 1/sqrt(var + eps) (the backward pass needs it). With `scale`, that value is used instead of the
+/// row's own (centring still uses the row's mean): a LayerNorm frozen at another run's scale, linear in x.
 @discardableResult
 public func layerNormRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int,
-                         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float) -> Float {
+                         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float, scale: Float? = nil) -> Float {
     let xr = UnsafeRawPointer(x)
     var acc = Vec16()
     var i = 0
@@ -193,16 +194,7 @@ public func layerNormRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<
     var sum = acc.sum()
     while i < count { sum += x[i]; i += 1 }
     let mean = sum / Float(count)
-    var acc2 = Vec16()
-    i = 0
-    while i + 16 <= count {
-        let d = xr.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self) - mean
-        acc2.addProduct(d, d)
-        i += 16
-    }
-    var sq = acc2.sum()
-    while i < count { let d = x[i] - mean; sq += d * d; i += 1 }
-    let rstd = 1 / (sq / Float(count) + eps).squareRoot()
+    let rstd = scale ?? rowScale(x, mean: mean, count: count, eps: eps)
     let o = UnsafeMutableRawPointer(out)
     let g = UnsafeRawPointer(gamma)
     let b = UnsafeRawPointer(beta)
@@ -218,28 +210,59 @@ public func layerNormRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<
     return rstd
 }
 
+/// 1/sqrt(biased variance + eps) of one row with its mean.
+@inline(__always)
+func rowScale(_ x: UnsafePointer<Float>, mean: Float, count: Int, eps: Float) -> Float {
+    let xr = UnsafeRawPointer(x)
+    var i = 0
+    var acc2 = Vec16()
+    while i + 16 <= count {
+        let d = xr.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self) - mean
+        acc2.addProduct(d, d)
+        i += 16
+    }
+    var sq = acc2.sum()
+    while i < count { let d = x[i] - mean; sq += d * d; i += 1 }
+    return 1 / (sq / Float(count) + eps).squareRoot()
+}
+
+/// What a LayerNorm pass does with its per-row scales 1/sqrt(var + eps): nothing, write them out, or use
+/// given ones instead of its own (path patching with LayerNorm scales frozen at the clean run's).
+public enum LayerNormScales {
+    case record(UnsafeMutablePointer<Float>)   // [rows]
+    case fixed(UnsafePointer<Float>)           // [rows]
+}
+
 /// LayerNorm over `rows` rows of `count` values (row stride `count`), rows spread over the pool.
 /// `adding`: a row [count] added to every row of x first — a pruned attention block's or MLP's constant
 /// contribution, folded into the LayerNorm pass instead of a separate sweep over [rows, count].
 public func layerNorm(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, count: Int,
                       adding: UnsafePointer<Float>? = nil,
                       gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float,
-                      pool: ThreadPool = .shared) {
+                      scales: LayerNormScales? = nil, pool: ThreadPool = .shared) {
     let chunk = 64
     let xa = UInt(bitPattern: x), oa = UInt(bitPattern: out), ga = UInt(bitPattern: gamma), ba = UInt(bitPattern: beta)
     let aa = adding.map { UInt(bitPattern: $0) }
+    var recorded: UInt? = nil, fixed: UInt? = nil
+    switch scales {
+    case let .record(p)?: recorded = UInt(bitPattern: p)
+    case let .fixed(p)?: fixed = UInt(bitPattern: p)
+    case nil: break
+    }
     pool.parallelFor((rows + chunk - 1) / chunk) { c in
         let x = UnsafePointer<Float>(bitPattern: xa)!, out = UnsafeMutablePointer<Float>(bitPattern: oa)!
         let g = UnsafePointer<Float>(bitPattern: ga)!, b = UnsafePointer<Float>(bitPattern: ba)!
         for r in (c * chunk)..<min(rows, (c + 1) * chunk) {
+            let scale = fixed.map { UnsafePointer<Float>(bitPattern: $0)![r] }
+            var input = x + r * count
             if let aa {
                 let row = out + r * count
-                if row != UnsafeMutablePointer(mutating: x + r * count) { row.update(from: x + r * count, count: count) }
+                if row != UnsafeMutablePointer(mutating: input) { row.update(from: input, count: count) }
                 addVectors(row, UnsafePointer<Float>(bitPattern: aa)!, count: count)
-                layerNormRow(row, row, count: count, gamma: g, beta: b, eps: eps)
-            } else {
-                layerNormRow(x + r * count, out + r * count, count: count, gamma: g, beta: b, eps: eps)
+                input = UnsafePointer(row)
             }
+            let rstd = layerNormRow(input, out + r * count, count: count, gamma: g, beta: b, eps: eps, scale: scale)
+            if let recorded { UnsafeMutablePointer<Float>(bitPattern: recorded)![r] = rstd }
         }
     }
 }

@@ -81,6 +81,9 @@ public protocol ForwardObserver: AnyObject {
     /// May rewrite the per-head context [N, H·d] before masks and W_O (only with every head present):
     /// interventions such as path patching (Circuits/PathPatching.swift).
     func editContext(layer: Int, _ ctx: UnsafeMutablePointer<Float>, tokens: Int)
+    /// What layer `layer`'s LayerNorm `site` (0: attention.output.LayerNorm, 1: output.LayerNorm) does with its
+    /// per-token scales 1/σ [N]: record them, or use the given ones (path patching with frozen LayerNorms).
+    func layerNormScales(layer: Int, site: Int, tokens: Int) -> LayerNormScales?
 }
 
 public extension ForwardObserver {
@@ -90,6 +93,7 @@ public extension ForwardObserver {
     func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int) {}
     func pooled(_ p: UnsafePointer<Float>, sequences: Int) {}
     func editContext(layer: Int, _ ctx: UnsafeMutablePointer<Float>, tokens: Int) {}
+    func layerNormScales(layer: Int, site: Int, tokens: Int) -> LayerNormScales? { nil }
 }
 
 /// Continuous mask values, one per head [L][H] and per MLP [L], 1 = kept, 0 = pruned.
@@ -330,7 +334,7 @@ struct LayerRun {
             let constant = lp.attentionConstant ?? [Float](repeating: 0, count: D)
             timer.measure("layernorm") {
                 layerNorm(xIn, a, rows: R, count: D, adding: constant, gamma: layer.attentionLayerNorm.gamma,
-                          beta: layer.attentionLayerNorm.beta, eps: eps, pool: pool)
+                          beta: layer.attentionLayerNorm.beta, eps: eps, scales: observer?.layerNormScales(layer: l, site: 0, tokens: R), pool: pool)
             }
             return
         }
@@ -352,7 +356,8 @@ struct LayerRun {
         soft?.applyHeads(ctxIn, rows: R, layer: l, headDim: model.headDim)
         timer.measure("out gemm") { gemm(ctxIn, rows: R, lda: width, wo, out: a, ldc: D, epilogue: .biasResidual(xIn, ld: D), pool: pool) }
         timer.measure("layernorm") {
-            layerNorm(a, a, rows: R, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta, eps: eps, pool: pool)
+            layerNorm(a, a, rows: R, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta, eps: eps,
+                      scales: observer?.layerNormScales(layer: l, site: 0, tokens: R), pool: pool)
         }
     }
 
@@ -400,7 +405,8 @@ struct LayerRun {
         let layer = model.layers[l], D = model.hidden, I = model.config.intermediateSize, eps = model.config.layerNormEps
         if let constant = lp.mlpConstant {
             timer.measure("layernorm") {
-                layerNorm(a, out, rows: R, count: D, adding: constant, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta, eps: eps, pool: pool)
+                layerNorm(a, out, rows: R, count: D, adding: constant, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta, eps: eps,
+                          scales: observer?.layerNormScales(layer: l, site: 1, tokens: R), pool: pool)
             }
             return
         }
@@ -414,7 +420,8 @@ struct LayerRun {
             timer.measure("ffn2 gemm") { gemm(inter, rows: R, lda: I, layer.output, out: m, ldc: D, epilogue: .biasResidual(a, ld: D), pool: pool) }
         }
         timer.measure("layernorm") {
-            layerNorm(m, out, rows: R, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta, eps: eps, pool: pool)
+            layerNorm(m, out, rows: R, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta, eps: eps,
+                      scales: observer?.layerNormScales(layer: l, site: 1, tokens: R), pool: pool)
         }
     }
 }

@@ -25,8 +25,7 @@ struct CircuitsCommand: ParsableCommand {
         @OptionGroup var coreOptions: CoreOptions
         @OptionGroup var filter: StoreFilter
         @Option(help: ArgumentHelp("Correlate each unit's presence with this metadata key (e.g. eval/hans).", valueName: "key")) var metric: String?
-        @Flag(help: "Print JSON (default: a table).") var json = false
-        @Flag(help: "Print CSV.") var csv = false
+        @Flag(help: "Print JSON (default: a table).") var json = false; @Flag(help: "Print CSV.") var csv = false
         @Option(help: ArgumentHelp("Write an SVG heatmap of keep frequencies.", valueName: "file")) var svg: String?
         func run() throws {
             let e = try coreOptions.evidence(filter: try filter.filter(), metric: metric)
@@ -42,8 +41,7 @@ struct CircuitsCommand: ParsableCommand {
         @OptionGroup var modelOptions: ModelOptions
         @Flag(help: "Fold the gain of the LayerNorm right before the reading head's layer into its weights — an approximation: post-LN BERT passes 2(j − i) LayerNorms from layer i to layer j, each centring and scaling, and only this last gain is folded.") var foldLayernorm = false
         @OptionGroup var coreOptions: CoreOptions
-        @Flag(help: "Print JSON (the default).") var json = false
-        @Flag(help: "Print CSV instead.") var csv = false
+        @Flag(help: "Print JSON (the default).") var json = false; @Flag(help: "Print CSV instead.") var csv = false
         @Option(help: ArgumentHelp("SVG heatmap: each head's strongest composition with the core (or any earlier head).", valueName: "file")) var svg: String?
         @Option(help: ArgumentHelp("DOT graph of the strongest core → head edges.", valueName: "file")) var dot: String?
         @Option(help: "Edges in the DOT graph.") var top: Int = 20
@@ -84,7 +82,7 @@ extension CircuitsCommand {
             commandName: "patch",
             abstract: "Path patching: which later heads carry the core's effect on the prediction, against matched random senders.",
             discussion: """
-            Senders (the core: --store, or --core "0.3 1.7") are mean-ablated while every other head stays at its clean context; each later head's query, key or value input then receives what the senders wrote (and nothing else changes), and the change of the entailment log-odds is measured — overall and on the paper's four plotted HANS subcases — beside the same for --controls random sender sets of the same size and layers (percentile of |Δ|). Definitions: Sources/Circuits/PathPatching.swift and docs/circuits.md. `circuits reads` is this command.
+            Senders (the core: --store, or --core "0.3 1.7") are corrupted while every other head stays at its clean context; each later head's query, key or value input then receives what the senders wrote (and nothing else changes), and the change of the entailment log-odds is measured — overall and on the paper's four plotted HANS subcases — beside the same for --controls random sender sets of the same size and layers (percentile of |Δ|). Corruption: the senders' mean activation (--corrupt mean, with --activations), or their output on a paired input (--corrupt paired): a pair of the other label, the same heuristic and the same token count, drawn from --corrupt-data (default: the whole --data file). LayerNorms recompute their scales unless --freeze-layernorm keeps the clean run's. Definitions: Sources/Circuits/PathPatching.swift and docs/circuits.md. `circuits reads` is this command.
 
               hcore circuits patch --model DIR --store subs.hcs --id-metric eval/dev --data data/hans/heuristics_evaluation_set.txt.zst --activations acts.safetensors
             """,
@@ -92,22 +90,28 @@ extension CircuitsCommand {
         @OptionGroup var modelOptions: ModelOptions
         @Option(help: ArgumentHelp("Pairs to patch on (HANS groups the result by subcase).", valueName: "file")) var data: String
         @Option(help: "Use only the first N pairs.") var maxExamples: Int = 200
-        @Option(help: ArgumentHelp("Mean activations (`hcore activations`): the corrupted value of each sender.", valueName: "file")) var activations: String
+        @Option(help: ArgumentHelp("Mean activations (`hcore activations`): the senders' corrupted value with --corrupt mean.", valueName: "file")) var activations: String?
+        @Option(help: ArgumentHelp("mean (the senders' mean activation) or paired (their output on a paired input of the other label).", valueName: "kind")) var corrupt = "mean"
+        @Option(help: ArgumentHelp("The pairs --corrupt paired draws partners from (default: all of --data).", valueName: "file")) var corruptData: String?
+        @Flag(help: "Keep every LayerNorm's scale at its clean value (only centring recomputes), making the paths add up linearly through LayerNorm.") var freezeLayernorm = false
         @OptionGroup var coreOptions: CoreOptions
         @Option(help: ArgumentHelp("Sender heads as layer.head instead of a store's core, space- or comma-separated.", valueName: "heads")) var core: String?
         @Option(help: "Matched random sender sets.") var controls: Int = 10
-        @Option(help: "Seed of the random sender sets.") var seed: UInt64 = 0
+        @Option(help: "Seed of the random sender sets and of the pairing.") var seed: UInt64 = 0
         @Flag(help: "Let the other heads recompute (the senders' total effect) instead of freezing them.") var noFreeze = false
         @Flag(help: "Print JSON (default: a table of the strongest receivers).") var json = false
         @OptionGroup var tokenization: TokenizationOptions
         func run() throws {
             let (model, tok) = try modelOptions.load()
             let senders = try core.map { try parseCoreHeads($0, layers: model.layerCount, heads: model.headCount) } ?? coreOptions.evidence(model: model).report.coreHeads
-            guard let e = model.config.labels.map({ $0.lowercased() }).firstIndex(of: "entailment") else { throw UsageError("path patching measures the entailment log-odds: the model needs an 'entailment' label (it has \(model.config.labels))") }
-            let ds = try Dataset.loadNonEmpty(data, limit: maxExamples)
-            let r = try patchReport(model: model, encodings: try encodeAll(ds.examples, tokenizer: tok, options: try tokenization.options()), subcases: ds.examples.map(\.subcase),
-                                    senders: senders, activations: try MeanActivations.load(path: activations, model: model, warn: warn), entailment: e, controls: controls,
-                                    seed: seed, freeze: !noFreeze, progress: warn)
+            let (ds, options) = (try Dataset.loadNonEmpty(data, limit: maxExamples), try tokenization.options())
+            let source: PatchCorruptionSource
+            if corrupt == "paired", case let pool = try Dataset.loadNonEmpty(corruptData ?? data, limit: nil) {
+                source = .paired(pool: pool.examples, encodings: try encodeAll(pool.examples, tokenizer: tok, options: options), seed: seed)
+            } else if corrupt == "mean", let activations { source = .mean(try MeanActivations.load(path: activations, model: model, warn: warn)) }
+            else { throw UsageError(corrupt == "mean" ? "--corrupt mean needs --activations FILE (`hcore activations`)" : "--corrupt takes mean or paired, not '\(corrupt)'") }
+            let r = try patchReport(model: model, examples: ds.examples, encodings: try encodeAll(ds.examples, tokenizer: tok, options: options), senders: senders,
+                                    corruption: source, controls: controls, seed: seed, freeze: !noFreeze, frozenLayerNorm: freezeLayernorm, progress: warn)
             if json { emit(r.json.pretty) } else { r.table().forEach(emit) }
         }
     }
@@ -138,9 +142,7 @@ extension CircuitsCommand {
             emit(r.json.pretty)
         }
     }
-}
 
-extension CircuitsCommand {
     struct Attention: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Every head's attention pattern on pairs: JSON lines, .npy files, or one head as an SVG.",

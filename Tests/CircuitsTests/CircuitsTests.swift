@@ -247,10 +247,10 @@ final class PathPatchingTests: XCTestCase {
         let (model, batches, acts) = try setup()
         let receivers = patchReceivers(senders: [(0, 1)], layers: 2, heads: 4)
         XCTAssertEqual(receivers.count, 4 * 3 + 1)
-        let none = try pathPatch(model: model, batches: batches, senders: [], receivers: receivers, activations: acts, entailment: 0)
+        let none = try pathPatch(model: model, batches: batches, senders: [], receivers: receivers, corruption: .mean(acts), entailment: 0)
         for r in receivers.indices { XCTAssertLessThan(none.deltas[r].map(abs).max()!, 1e-5, "\(receivers[r])") }
         let senders = [(layer: 0, head: 1), (layer: 0, head: 3)]
-        let total = try pathPatch(model: model, batches: batches, senders: senders, receivers: [.logits], activations: acts, entailment: 0, freeze: false)
+        let total = try pathPatch(model: model, batches: batches, senders: senders, receivers: [.logits], corruption: .mean(acts), entailment: 0, freeze: false)
         var masks = MaskValues.ones(layers: 2, heads: 4)
         masks.heads[0][1] = 0; masks.heads[0][3] = 0
         var want: [Double] = []
@@ -262,7 +262,7 @@ final class PathPatchingTests: XCTestCase {
         for (g, w) in zip(total.deltas[0], want) { XCTAssertEqual(g, w, accuracy: 1e-5) }
         // With the other heads frozen, layer-1 receivers see only what the senders write; their effects differ
         // from one another and are finite.
-        let frozen = try pathPatch(model: model, batches: batches, senders: senders, receivers: receivers, activations: acts, entailment: 0)
+        let frozen = try pathPatch(model: model, batches: batches, senders: senders, receivers: receivers, corruption: .mean(acts), entailment: 0)
         XCTAssertTrue(frozen.deltas.allSatisfy { $0.allSatisfy(\.isFinite) })
         XCTAssertGreaterThan(Set(frozen.receivers.indices.map { (frozen.mean($0) * 1e6).rounded() }).count, 5)
         // Controls: as many heads per layer, seeded.
@@ -286,13 +286,16 @@ final class PathPatchingNaiveTwinTests: XCTestCase {
             let W = w[name + ".weight"]!, b = w[name + ".bias"]!, n = x.count
             return (0..<out).map { o in b[o] + (0..<n).reduce(0.0) { $0 + W[o * n + $1] * x[$1] } }
         }
-        func norm(_ x: [Double], _ name: String) -> [Double] {
+        /// LayerNorm; `scale` maps the row's own 1/σ to the one used.
+        func norm(_ x: [Double], _ name: String, scale: (Double) -> Double = { $0 }) -> [Double] {
             let m = x.reduce(0, +) / Double(x.count), v = x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(x.count)
-            return x.indices.map { (x[$0] - m) / (v + 1e-12).squareRoot() * w[name + ".weight"]![$0] + w[name + ".bias"]![$0] }
+            let s = scale(1 / (v + 1e-12).squareRoot())
+            return x.indices.map { (x[$0] - m) * s * w[name + ".weight"]![$0] + w[name + ".bias"]![$0] }
         }
-        /// Logits; `edit(l, ctx)` rewrites layer l's contexts [T][D]; `qkvFrom(l)` gives per head the inputs its q, k, v read.
+        /// Logits; `edit(l, ctx)` rewrites layer l's contexts [T][D]; `qkvFrom(l)` gives per head the inputs its q, k, v read;
+        /// `lnScale(l, site, t, own)` the scale layer l's LayerNorm `site` uses for token t.
         func forward(_ e: Encoding, edit: (Int, inout [[Double]]) -> Void = { _, _ in }, qkvFrom: (Int, Int, [[Double]]) -> [[[Double]]] = { _, _, x in [x, x, x] },
-                     record: (Int, [[Double]], [[Double]]) -> Void = { _, _, _ in }) -> [Double] {
+                     record: (Int, [[Double]], [[Double]]) -> Void = { _, _, _ in }, lnScale: (Int, Int, Int, Double) -> Double = { $3 }) -> [Double] {
             var x = e.inputIds.indices.map { t in
                 norm((0..<D).map { w["bert.embeddings.word_embeddings.weight"]![Int(e.inputIds[t]) * D + $0] + w["bert.embeddings.position_embeddings.weight"]![t * D + $0]
                                    + w["bert.embeddings.token_type_embeddings.weight"]![Int(e.tokenTypeIds[t]) * D + $0] }, "bert.embeddings.LayerNorm")
@@ -313,10 +316,10 @@ final class PathPatchingNaiveTwinTests: XCTestCase {
                 }
                 record(l, x, ctx)
                 edit(l, &ctx)
-                let a = (0..<T).map { t in norm(zip(linear(ctx[t], p + "attention.output.dense", out: D), x[t]).map(+), p + "attention.output.LayerNorm") }
-                x = a.map { at in
+                let a = (0..<T).map { t in norm(zip(linear(ctx[t], p + "attention.output.dense", out: D), x[t]).map(+), p + "attention.output.LayerNorm") { lnScale(l, 0, t, $0) } }
+                x = a.enumerated().map { t, at in
                     let u = linear(at, p + "intermediate.dense", out: I).map { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) }
-                    return norm(zip(linear(u, p + "output.dense", out: D), at).map(+), p + "output.LayerNorm")
+                    return norm(zip(linear(u, p + "output.dense", out: D), at).map(+), p + "output.LayerNorm") { lnScale(l, 1, t, $0) }
                 }
             }
             return linear(linear(x[0], "bert.pooler.dense", out: D).map(tanh), "classifier", out: 2)
@@ -328,7 +331,7 @@ final class PathPatchingNaiveTwinTests: XCTestCase {
         let (model, enc, acts) = try tinyHANS(6)
         let senders = [(layer: 0, head: 2)]
         let receivers: [PatchReceiver] = [.head(layer: 1, head: 0, input: "q"), .head(layer: 1, head: 3, input: "v"), .logits]
-        let got = try pathPatch(model: model, batches: [TokenBatch(enc)], senders: senders, receivers: receivers, activations: acts, entailment: 0)
+        let got = try pathPatch(model: model, batches: [TokenBatch(enc)], senders: senders, receivers: receivers, corruption: .mean(acts), entailment: 0)
         let naive = try NaiveBert(folder + "/model.safetensors")
         func ld(_ z: [Double]) -> Double { z[0] - z[1] }
         for (n, e) in enc.enumerated() {
@@ -349,6 +352,77 @@ final class PathPatchingNaiveTwinTests: XCTestCase {
                 XCTAssertEqual(got.deltas[r][n], want, accuracy: 2e-6 + 1e-2 * abs(want), "\(receiver) example \(n)")
             }
         }
+    }
+}
+
+extension PathPatchingNaiveTwinTests {
+    /// Paired corruption (each sender's context from a partner sequence of the same length) with LayerNorm
+    /// scales frozen at the clean run's, against the naive twin doing the same the long way; a partner equal
+    /// to the clean input changes nothing.
+    func testPairedCorruptionWithFrozenLayerNormAgainstTheNaiveTwin() throws {
+        let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
+        let (model, all, _) = try tinyHANS(40)
+        let byLength = Dictionary(grouping: all.indices, by: { all[$0].inputIds.count }).values.filter { $0.count >= 2 }.sorted { $0[0] < $1[0] }
+        let pairs = byLength.prefix(4).map { ($0[0], $0[1]) }
+        XCTAssertGreaterThanOrEqual(pairs.count, 2)
+        let clean = pairs.map { all[$0.0] }, partner = pairs.map { all[$0.1] }
+        let senders = [(layer: 0, head: 1), (layer: 0, head: 2)]
+        let receivers: [PatchReceiver] = [.head(layer: 1, head: 0, input: "k"), .head(layer: 1, head: 3, input: "q"), .logits]
+        let got = try pathPatch(model: model, batches: [TokenBatch(clean)], senders: senders, receivers: receivers,
+                                corruption: .paired([TokenBatch(partner)]), entailment: 0, frozenLayerNorm: true)
+        let itself = try pathPatch(model: model, batches: [TokenBatch(clean)], senders: senders, receivers: receivers,
+                                   corruption: .paired([TokenBatch(clean)]), entailment: 0, frozenLayerNorm: true)
+        XCTAssertLessThan(itself.deltas.flatMap { $0 }.map(abs).max()!, 1e-5)
+        let recomputed = try pathPatch(model: model, batches: [TokenBatch(clean)], senders: senders, receivers: receivers,
+                                       corruption: .paired([TokenBatch(partner)]), entailment: 0)
+        let naive = try NaiveBert(folder + "/model.safetensors")
+        func ld(_ z: [Double]) -> Double { z[0] - z[1] }
+        var frozenDiffers = false
+        for n in clean.indices {
+            var cleanX: [[[Double]]] = [], cleanCtx: [[[Double]]] = [], corruptCtx: [[[Double]]] = [], scales: [String: Double] = [:]
+            let base = ld(naive.forward(clean[n], record: { _, x, c in cleanX.append(x); cleanCtx.append(c) }, lnScale: { l, s, t, own in scales["\(l).\(s).\(t)"] = own; return own }))
+            _ = naive.forward(partner[n], record: { _, _, c in corruptCtx.append(c) })
+            let frozen: (Int, Int, Int, Double) -> Double = { l, s, t, _ in scales["\(l).\(s).\(t)"]! }
+            var patchedX: [[[Double]]] = []
+            let pz = naive.forward(clean[n], edit: { l, ctx in
+                for t in ctx.indices { for h in 0..<4 { for c in 0..<8 {
+                    ctx[t][h * 8 + c] = (l == 0 && (h == 1 || h == 2) ? corruptCtx : cleanCtx)[l][t][h * 8 + c]
+                } } }
+            }, record: { _, x, _ in patchedX.append(x) }, lnScale: frozen)
+            for (r, receiver) in receivers.enumerated() {
+                var want = ld(pz) - base
+                if case let .head(j, b, input) = receiver {
+                    want = ld(naive.forward(clean[n], qkvFrom: { l, h, x in
+                        guard l == j, h == b else { return [x, x, x] }
+                        return (0..<3).map { $0 == ["q", "k", "v"].firstIndex(of: input)! ? patchedX[j] : x }
+                    }, lnScale: frozen)) - base
+                }
+                XCTAssertEqual(got.deltas[r][n], want, accuracy: 2e-6 + 1e-2 * abs(want), "\(receiver) pair \(n)")
+                if abs(recomputed.deltas[r][n] - want) > 1e-4 { frozenDiffers = true }
+            }
+        }
+        XCTAssertTrue(frozenDiffers, "freezing the LayerNorm scales must change some effect, or the test checks nothing")
+    }
+
+    /// Partners are of another label, the same heuristic and the same token count; the draw is seeded; a pair
+    /// without a candidate is left out and counted.
+    func testHANSPairing() {
+        func ex(_ label: String, _ heuristic: String) -> Example { Example(text: "a", pair: "b", label: label, heuristic: heuristic) }
+        func enc(_ n: Int) -> Encoding { Encoding(inputIds: [Int32](repeating: 1, count: n), tokenTypeIds: [Int32](repeating: 0, count: n)) }
+        let clean = [ex("non-entailment", "lexical_overlap"), ex("non-entailment", "subsequence"), ex("entailment", "lexical_overlap")]
+        let cleanEnc = [enc(9), enc(9), enc(7)]
+        let pool = [ex("entailment", "lexical_overlap"), ex("entailment", "lexical_overlap"), ex("non-entailment", "lexical_overlap"),
+                    ex("entailment", "subsequence"), ex("entailment", "lexical_overlap"), ex("non-entailment", "lexical_overlap")]
+        let poolEnc = [enc(9), enc(9), enc(9), enc(8), enc(7), enc(7)]
+        let (pairs, unmatched) = pairHANS(clean, encodings: cleanEnc, pool: pool, poolEncodings: poolEnc, seed: 3)
+        XCTAssertEqual(unmatched, 1)                                   // the subsequence pair has no 9-token partner
+        XCTAssertEqual(pairs.map(\.clean), [0, 2])
+        XCTAssertTrue([0, 1].contains(pairs[0].corrupted))
+        XCTAssertEqual(pairs[1].corrupted, 5)
+        let again = pairHANS(clean, encodings: cleanEnc, pool: pool, poolEncodings: poolEnc, seed: 3)
+        XCTAssertEqual(again.pairs.map(\.corrupted), pairs.map(\.corrupted))
+        let draws = Set((0..<20).map { pairHANS(clean, encodings: cleanEnc, pool: pool, poolEncodings: poolEnc, seed: UInt64($0)).pairs[0].corrupted })
+        XCTAssertEqual(draws, [0, 1])
     }
 }
 

@@ -220,6 +220,33 @@ final class ElementwiseTests: XCTestCase {
         }
     }
 
+    /// Recorded scales are the rows' own 1/sqrt(var + eps) (Double twin); fixed scales replace them and keep
+    /// the centring: (x − mean(x)) · s · γ + β, with and without an added row.
+    func testLayerNormRecordedAndFixedScalesAgainstNaive() {
+        var rng = SeededRNG(13)
+        for (rows, count) in [(3, 17), (70, 384)] {
+            let x = rng.floats(rows * count, scale: 3), c = rng.floats(count), g = rng.floats(count), b = rng.floats(count)
+            let fixed = (0..<rows).map { Float($0 % 5 + 1) * 0.3 }
+            for adding in [nil, c] {
+                let rowsX = (0..<rows).map { r in (0..<count).map { x[r * count + $0] + (adding?[$0] ?? 0) } }
+                var recorded = [Float](repeating: .nan, count: rows), out = [Float](repeating: .nan, count: rows * count)
+                layerNorm(x, &out, rows: rows, count: count, adding: adding, gamma: g, beta: b, eps: 1e-5, scales: .record(&recorded), pool: .sized(2))
+                for r in 0..<rows {
+                    let m = rowsX[r].reduce(0.0) { $0 + Double($1) } / Double(count)
+                    let v = rowsX[r].reduce(0.0) { $0 + (Double($1) - m) * (Double($1) - m) } / Double(count)
+                    XCTAssertEqual(Double(recorded[r]), 1 / (v + 1e-5).squareRoot(), accuracy: 1e-5 / (v + 1e-5).squareRoot())
+                }
+                XCTAssertLessThan(maxAbsDiff(out, rowsX.flatMap { layerNormReference($0, gamma: g, beta: b, eps: 1e-5) }), 2e-5)
+                layerNorm(x, &out, rows: rows, count: count, adding: adding, gamma: g, beta: b, eps: 1e-5, scales: .fixed(fixed), pool: .sized(2))
+                let want = rowsX.enumerated().flatMap { r, row -> [Float] in
+                    let m = row.reduce(0.0) { $0 + Double($1) } / Double(count)
+                    return row.indices.map { Float((Double(row[$0]) - m) * Double(fixed[r]) * Double(g[$0]) + Double(b[$0])) }
+                }
+                XCTAssertLessThan(maxAbsDiff(out, want), 2e-5, "\(rows)x\(count) adding \(adding != nil)")
+            }
+        }
+    }
+
     func testSoftmaxAgainstNaive() {
         var rng = SeededRNG(5)
         for count in [1, 2, 15, 16, 17, 100, 129] {
