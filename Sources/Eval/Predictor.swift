@@ -28,6 +28,14 @@ public struct PredictionOptions: Sendable {
     }
 }
 
+/// One line of `hcore tokenize`: {"input_ids", "token_type_ids"} as the model sees them, and the token strings
+/// when a tokenizer is given.
+public func tokenizationLine(_ e: Encoding, tokens tok: BertTokenizer?) -> String {
+    var fields: [(String, JSONValue)] = [("input_ids", .array(e.inputIds.map { .int(Int($0)) })), ("token_type_ids", .array(e.tokenTypeIds.map { .int(Int($0)) }))]
+    if let tok { fields.append(("tokens", .array(e.inputIds.map { .string(tok.token($0)) }))) }
+    return JSONValue.object(fields).compact
+}
+
 /// Every example tokenized, in order. Examples are independent and the tokenizer is immutable, so chunks
 /// of them run on the pool (30,000 HANS pairs take 0.8 s on one core). An error is the first failing
 /// example's: chunks are read back in order and each stops at its first failure.

@@ -1,6 +1,7 @@
 // Head-importance scores (Michel et al., 2019): the gradient of a loss with respect to every head and MLP
 // mask value, averaged over batches — the signal L0 pruning follows, from one backward pass per batch.
 import Checkpoint
+import Foundation
 import Model
 import Tokenizer
 
@@ -13,6 +14,13 @@ public struct ImportanceScores: Sendable {
     public func json(objective: String) -> JSONValue {
         .object([("heads", .array(heads.map { .array($0.map { .float($0) }) })), ("mlps", .array(mlps.map { .float($0) })),
                  ("loss", .float(loss)), ("objective", .string(objective)), ("batches", .int(batches)), ("examples", .int(examples))])
+    }
+
+    /// What `hcore importance` prints without --json: a heading saying what the numbers are, then a line per layer.
+    public func table(objective: String, signed: Bool) -> [String] {
+        [(signed ? "mean d" : "Michel et al. importance: mean |d") + (objective == "kl" ? "KL" : "CE") + (signed ? "/dmask" : "/dmask|, heads L2-normalised per layer")
+            + " over \(batches) batches (loss \(String(format: "%.5g", loss)))"]
+            + heads.indices.map { l in "layer \(l): " + heads[l].map { String(format: "%+.2e", $0) }.joined(separator: " ") + "   mlp " + String(format: "%+.2e", mlps[l]) }
     }
 }
 

@@ -31,10 +31,7 @@ struct Tokenize: ParsableCommand {
         let opts = try tokenization.options(batchSize: batchSize)
         let tok = try BertTokenizer.load(folder: modelOptions.model)
         for ex in try inputs.examples() {
-            let e = try tok.encode(ex.text, pair: ex.pair, maxLength: opts.maxLength, truncation: opts.truncation)
-            var fields: [(String, JSONValue)] = [("input_ids", .array(e.inputIds.map { .int(Int($0)) })), ("token_type_ids", .array(e.tokenTypeIds.map { .int(Int($0)) }))]
-            if tokens { fields.append(("tokens", .array(e.inputIds.map { .string(tok.token($0)) }))) }
-            emit(JSONValue.object(fields).compact)
+            emit(tokenizationLine(try tok.encode(ex.text, pair: ex.pair, maxLength: opts.maxLength, truncation: opts.truncation), tokens: tokens ? tok : nil))
         }
     }
 }
@@ -118,10 +115,6 @@ struct Importance: ParsableCommand {
         let progress = ProgressBar("importance", total: ds.count)
         let s = try maskImportance(model: model, encodings: try encodeAll(ds.examples, tokenizer: tok, options: opts), labels: labels,
                                    masks: masks, ablation: ablation, batchSize: batchSize, signed: signed, progress: progress.update)
-        if json { emit(s.json(objective: objective).pretty); return }
-        emit((signed ? "mean d" : "Michel et al. importance: mean |d") + (objective == "kl" ? "KL" : "CE") + (signed ? "/dmask" : "/dmask|, heads L2-normalised per layer") + " over \(s.batches) batches (loss \(String(format: "%.5g", s.loss)))")
-        for l in 0..<model.layerCount {
-            emit("layer \(l): " + s.heads[l].map { String(format: "%+.2e", $0) }.joined(separator: " ") + "   mlp " + String(format: "%+.2e", s.mlps[l]))
-        }
+        if json { emit(s.json(objective: objective).pretty) } else { s.table(objective: objective, signed: signed).forEach(emit) }
     }
 }

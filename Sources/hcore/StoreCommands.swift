@@ -44,12 +44,9 @@ struct StoreCommand: ParsableCommand {
             let s = try SubnetworkStore.open(path: store, warn: warn)
             let subs: [StoredSubnetwork]
             switch (mask, jsonl, name) {
-            case (nil, let jsonl?, _):
-                subs = try SubnetworkStore.subnetworks(jsonl: jsonl, layout: s.layout, threshold: threshold)
-            case (let mask?, nil, let name?):
-                subs = [try StoredSubnetwork(maskFile: mask, name: name, meta: meta, layout: s.layout, threshold: threshold)]
-            default:
-                throw UsageError("give --mask FILE --name NAME, or --jsonl FILE")
+            case (nil, let jsonl?, _): subs = try SubnetworkStore.subnetworks(jsonl: jsonl, layout: s.layout, threshold: threshold)
+            case (let mask?, nil, let name?): subs = [try StoredSubnetwork(maskFile: mask, name: name, meta: meta, layout: s.layout, threshold: threshold)]
+            default: throw UsageError("give --mask FILE --name NAME, or --jsonl FILE")
             }
             try s.add(subs)
             warn("added \(subs.count) subnetwork(s); \(store) now holds \(s.subnetworks.count)")
@@ -64,10 +61,7 @@ struct StoreCommand: ParsableCommand {
         func run() throws {
             let s = try SubnetworkStore.open(path: store, warn: warn)
             let subs = try filter.filter().apply(s)
-            if json {
-                emit(JSONValue.array(subs.map(\.summaryJSON)).pretty)
-                return
-            }
+            if json { emit(JSONValue.array(subs.map(\.summaryJSON)).pretty); return }
             s.table(subs).forEach(emit)
             warn("\(subs.count) of \(s.subnetworks.count) subnetworks · model \(s.fingerprint) · \(s.fileSize) bytes")
         }
@@ -95,12 +89,9 @@ struct StoreCommand: ParsableCommand {
         func run() throws {
             let s = try SubnetworkStore.open(path: store, warn: warn)
             let subs = try filter.filter().apply(s)
-            if let npy {
-                try writeNpy(subs, layout: s.layout, folder: npy)
-                warn("wrote \(subs.count) subnetworks to \(npy)/masks.npy, names.json, meta.json")
-                return
-            }
-            emit(JSONValue.array(subs.map { $0.json(layout: s.layout) }).pretty)
+            guard let npy else { return emit(JSONValue.array(subs.map { $0.json(layout: s.layout) }).pretty) }
+            try writeNpy(subs, layout: s.layout, folder: npy)
+            warn("wrote \(subs.count) subnetworks to \(npy)/masks.npy, names.json, meta.json")
         }
     }
 
@@ -119,8 +110,7 @@ struct StoreCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Rewrite the store with only its live contents (atomically: temp file + rename).")
         @Argument(help: "The store file.") var store: String
         func run() throws {
-            let s = try SubnetworkStore.open(path: store, warn: warn)
-            let before = s.fileSize
+            let s = try SubnetworkStore.open(path: store, warn: warn), before = s.fileSize
             try s.compact()
             warn("compacted \(store): \(before) → \(s.fileSize) bytes")
         }
@@ -133,10 +123,7 @@ struct StoreCommand: ParsableCommand {
         func run() throws {
             let s = try SubnetworkStore.open(path: store, warn: warn)
             for a in s.activationSets { _ = try s.activationSet(a.name) }
-            if let model {
-                let m = try BertModel.load(folder: model)
-                try s.check(against: m)
-            }
+            if let model { try s.check(against: try BertModel.load(folder: model)) }
             emit("ok: \(s.subnetworks.count) subnetworks, \(s.activationSets.count) activation sets, model \(s.fingerprint), \(s.fileSize) bytes, \(s.maskPayloadBytes) bytes of mask data")
             if let note = s.recoveryNote { emit("recovered: \(note)") }
         }
@@ -149,8 +136,7 @@ struct StoreCommand: ParsableCommand {
         func run() throws {
             guard !inputs.isEmpty else { throw UsageError("give at least one input store") }
             let sources = try inputs.map { try SubnetworkStore.open(path: $0, warn: warn) }
-            let out = FileManager.default.fileExists(atPath: output) ? try SubnetworkStore.open(path: output, warn: warn)
-                : try SubnetworkStore.create(path: output, fingerprint: sources[0].fingerprint, layout: sources[0].layout)
+            let out = FileManager.default.fileExists(atPath: output) ? try SubnetworkStore.open(path: output, warn: warn) : try SubnetworkStore.create(path: output, fingerprint: sources[0].fingerprint, layout: sources[0].layout)
             let subs = try out.merge(sources)
             warn("merged \(subs.count) subnetworks into \(output) (\(out.subnetworks.count) in all)")
         }
