@@ -67,13 +67,15 @@ let package = Package(
         .target(name: "Prune", dependencies: ["Model", "Eval", "Kernels", "Tokenizer", "Checkpoint", "Failures"], swiftSettings: numericFlags),
         // Weight gradients, AdamW, fine-tuning loop; writes Hugging Face folders.
         .target(name: "Train", dependencies: ["Model", "Eval", "Kernels", "Checkpoint", "Tokenizer", "Failures"], swiftSettings: numericFlags),
+        // The paper's figures from numbers alone (the reference's results files or hcore's), as SVG.
+        .target(name: "Figures", dependencies: ["Checkpoint", "Failures"]),
         // Figures and index.html of a study (eval document + store + model).
-        .target(name: "Report", dependencies: ["Circuits", "Eval", "Model", "Checkpoint", "Kernels", "Tokenizer"], swiftSettings: numericFlags),
+        .target(name: "Report", dependencies: ["Figures", "Circuits", "Eval", "Model", "Checkpoint", "Kernels", "Tokenizer"], swiftSettings: numericFlags),
         .target(name: "ParserHarness", dependencies: ["Checkpoint", "Eval", "Model", "Tokenizer"]),
         // The demo's pipeline: every stage above, in order, on the embedded task.
         .target(name: "Study", dependencies: ["Eval", "Model", "Prune", "Train", "Report", "Checkpoint", "Tokenizer", "Failures"]),
         .executableTarget(name: "hcore", dependencies: [
-            "Model", "Eval", "Circuits", "Prune", "Train", "Report", "Study", "Checkpoint", "Tokenizer", "Kernels", "Failures",
+            "Model", "Eval", "Circuits", "Prune", "Train", "Report", "Figures", "Study", "Checkpoint", "Tokenizer", "Kernels", "Failures",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "hcore-bench", dependencies: ["Model", "Kernels", "Eval", "Prune", "Circuits", "Checkpoint", "Tokenizer"], path: "Benchmarks/hcore-bench",
@@ -87,6 +89,7 @@ let package = Package(
         .testTarget(name: "PruneTests", dependencies: ["TestSupport", "Prune", "Model", "Checkpoint", "Tokenizer", "Kernels"], swiftSettings: numericFlags),
         .testTarget(name: "TrainTests", dependencies: ["TestSupport", "Train", "Model", "Checkpoint", "Tokenizer", "Kernels"], swiftSettings: numericFlags),
         .testTarget(name: "CircuitsTests", dependencies: ["TestSupport", "Circuits", "Eval", "Kernels", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
+        .testTarget(name: "FiguresTests", dependencies: ["TestSupport", "Figures", "Checkpoint"]),
         .testTarget(name: "EvalTests", dependencies: ["TestSupport", "Eval", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
         // Runs the built hcore binary; depends on it so that it is built first.
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "hcore", "Checkpoint"]),

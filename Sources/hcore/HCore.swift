@@ -11,5 +11,5 @@ struct HCore: ParsableCommand {
         Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input file, 4 model/mask/activation mismatch, 5 write failed, 130 interrupted.
         """,
         subcommands: [EvalCommand.self, Predict.self, Tokenize.self, Info.self, Activations.self, Importance.self, PruneCommand.self,
-                      StoreCommand.self, CircuitsCommand.self, Finetune.self, ReportCommand.self, Demo.self])
+                      StoreCommand.self, CircuitsCommand.self, Finetune.self, ReportCommand.self, FiguresCommand.self, Demo.self])
 }

@@ -1,0 +1,125 @@
+// The reference repository's results files (data/eval/*.json), read into their four shapes. Accuracies are
+// fractions; keys are the reference's spellings (README of ../shared/reference, and `ReferenceCases`).
+//
+//   flat          {"seed": ["original", "42", …], "sparsity": […], "<case>": […]}   row 0 = the full model
+//   sweep         seed → target sparsity (integer percent, a string) → case → accuracy   (*-acc_vs_sparsity)
+//   grid          seed → fine-tuning step → target sparsity → case → accuracy, −1.0 = missing run (*-sparsity-grid-acc)
+//   curve         fine-tuning step → case → accuracy of the full model                  (*-acc_over_ft)
+import Checkpoint
+import Failures
+import Foundation
+
+/// A results file that is not one of the shapes (exit 3), or a figure's input that lacks what it needs (exit 4).
+public enum FiguresError: ClassifiedError {
+    case badFile(String, String)
+    case missing(String)
+    public var kind: FailureKind {
+        switch self {
+        case .badFile: return .badInput
+        case .missing: return .mismatch
+        }
+    }
+    public var description: String {
+        switch self {
+        case let .badFile(path, why): return "\(path): \(why)"
+        case let .missing(why): return why
+        }
+    }
+}
+
+/// A flat table: one row per model, row 0 the full model.
+public struct FlatResults: Sendable {
+    public var seeds: [String]
+    public var sparsity: [Double]
+    public var columns: [(name: String, values: [Double])]
+    public func column(_ name: String) -> [Double]? { columns.first { $0.name == name }?.values }
+}
+
+/// case → accuracy
+public typealias CaseAccuracies = [String: Double]
+
+public enum ResultsFile: Sendable {
+    case flat(FlatResults)
+    case sweep([String: [Int: CaseAccuracies]])            // seed → target % → cases
+    case grid([String: [Int: [Int: CaseAccuracies]]])      // seed → step → target % → cases
+    case curve([Int: CaseAccuracies])                      // step → cases
+
+    public var shapeName: String {
+        switch self {
+        case .flat: return "flat table (seed, sparsity, one column per case)"
+        case .sweep: return "seed → target sparsity → case"
+        case .grid: return "seed → step → target sparsity → case"
+        case .curve: return "step → case"
+        }
+    }
+
+    public static func load(path: String) throws -> ResultsFile {
+        guard let data = FileManager.default.contents(atPath: path) else { throw FiguresError.badFile(path, "cannot read the file") }
+        guard let text = String(data: data, encoding: .utf8) else { throw FiguresError.badFile(path, "not UTF-8 text") }
+        return try parse(try JSONValue.parse(text, path: path), path: path)
+    }
+
+    /// The shape is told by the nesting: a "seed" list → flat; otherwise the depth of objects above the numbers.
+    public static func parse(_ v: JSONValue, path: String) throws -> ResultsFile {
+        guard let top = v.objectValue, !top.isEmpty else { throw FiguresError.badFile(path, "expected a JSON object of results") }
+        if let seeds = v.get("seed")?.arrayValue {
+            let names = seeds.map { $0.stringValue ?? $0.intValue.map(String.init) ?? "?" }
+            var flat = FlatResults(seeds: names, sparsity: [], columns: [])
+            for (k, col) in top where k != "seed" {
+                guard let values = col.arrayValue?.map(\.doubleValue), !values.contains(where: { $0 == nil }), values.count == names.count else {
+                    throw FiguresError.badFile(path, "column '\(k)' must be \(names.count) numbers, one per seed")
+                }
+                if k == "sparsity" { flat.sparsity = values.map { $0! } } else { flat.columns.append((k, values.map { $0! })) }
+            }
+            return .flat(flat)
+        }
+        func cases(_ v: JSONValue, _ at: String) throws -> CaseAccuracies {
+            guard let o = v.objectValue else { throw FiguresError.badFile(path, "\(at): expected case → accuracy") }
+            return try Dictionary(o.map { k, x in
+                guard let d = x.doubleValue else { throw FiguresError.badFile(path, "\(at)/\(k): expected a number") }
+                return (k, d)
+            }, uniquingKeysWith: { a, _ in a })
+        }
+        func intKeyed<T>(_ v: JSONValue, _ at: String, _ inner: (JSONValue, String) throws -> T) throws -> [Int: T] {
+            guard let o = v.objectValue else { throw FiguresError.badFile(path, "\(at): expected an object") }
+            return try Dictionary(o.map { k, x in
+                guard let i = Int(k) else { throw FiguresError.badFile(path, "\(at): key '\(k)' is not an integer (a step or a sparsity in percent)") }
+                return (i, try inner(x, at + "/" + k))
+            }, uniquingKeysWith: { a, _ in a })
+        }
+        // Depth: how many object levels until numbers.
+        var depth = 0, probe: JSONValue = v
+        while let o = probe.objectValue, let first = o.first { depth += 1; probe = first.1 }
+        switch depth {
+        case 2: return .curve(try intKeyed(v, "", cases))
+        case 3: return .sweep(try Dictionary(top.map { ($0.0, try intKeyed($0.1, $0.0, cases)) }, uniquingKeysWith: { a, _ in a }))
+        case 4: return .grid(try Dictionary(top.map { s, x in (s, try intKeyed(x, s) { try intKeyed($0, $1, cases) }) }, uniquingKeysWith: { a, _ in a }))
+        default: throw FiguresError.badFile(path, "not one of the reference's results shapes (flat table, seed → sparsity → case, seed → step → sparsity → case, step → case)")
+        }
+    }
+}
+
+/// The reference's case names and the paper's labels for them.
+public enum ReferenceCases {
+    /// The in-domain cases of each shape (flat tables use the dataset names, the others the GLUE split names).
+    public static let mnliFlatID = ["mnli-matched", "mnli-mismatched"]
+    public static let mnliSplitID = ["validation_matched", "validation_mismatched"]
+    /// The four HANS subcases the MNLI figures plot, in the paper's order.
+    public static let hansPlotted = ["lexical_overlap_ln_subject-object_swap", "lexical_overlap_ln_preposition",
+                                     "constituent_cn_embedded_under_if", "constituent_cn_embedded_under_verb"]
+    public static let labels: [String: String] = [
+        "mnli-matched": "MNLI (matched)", "mnli-mismatched": "MNLI (mis.)", "validation_matched": "MNLI (matched)",
+        "validation_mismatched": "MNLI (mis.)", "lexical_overlap_ln_subject-object_swap": "SO-Swap [LO]",
+        "lexical_overlap_ln_preposition": "Prep [LO]", "constituent_cn_embedded_under_if": "Embed-If [C]",
+        "constituent_cn_embedded_under_verb": "Embed-Verb [C]", "qqp": "QQP", "paws-qqp": "PAWS-QQP", "paws-qqp_0": "PAWS-QQP (label 0)",
+    ]
+    public static func label(_ c: String) -> String { labels[c] ?? c }
+    /// In-domain cases of a file, by the reference's rule (validation_* / the task's own name), the rest OOD.
+    public static func isInDomain(_ c: String) -> Bool { c.hasPrefix("validation") || c.hasPrefix("mnli") || c == "qqp" }
+    /// The cases a figure of this file draws by default: the paper's (ID, then the plotted OOD cases).
+    public static func defaults(available: Set<String>) -> [String] {
+        if available.contains("qqp") { return ["qqp", "paws-qqp_0"].filter(available.contains) }
+        let id = available.contains("validation_matched") ? mnliSplitID : mnliFlatID
+        return (id + hansPlotted).filter(available.contains)
+    }
+}
