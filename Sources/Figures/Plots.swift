@@ -157,18 +157,32 @@ public func keepCountHeatmap(first: [[Bool]], second: [[Bool]], labels: (String,
     var grid = [[Int]](repeating: [Int](repeating: 0, count: B + 1), count: A + 1)
     for h in 0..<heads { grid[first.filter { $0[h] }.count][second.filter { $0[h] }.count] += 1 }
     let cell = min(34.0, 440 / Double(max(A, B) + 1)), left = 90.0, top = 30.0
-    var c = SVGCanvas(width: left + cell * Double(B + 1) + 40, height: top + cell * Double(A + 1) + 70)
+    var c = SVGCanvas(width: left + cell * Double(B + 1) + 70, height: top + cell * Double(A + 1) + 70)
     let peak = Double(grid.flatMap { $0 }.max() ?? 1)
     for a in 0...A { for b in 0...B {
         let v = grid[A - a][b], t = Double(v) / max(1, peak)   // row 0 at the top = count A
-        let color = String(format: "#%02x%02x%02x", Int(255 - t * 200), Int(245 - t * 170), Int(235 - t * 80))
+        let color = yellowGreenBlue(t)
         c.rect(left + cell * Double(b), top + cell * Double(a), cell - 1, cell - 1, fill: color, tip: "\(v) heads kept by \(A - a) of \(labels.0) and \(b) of \(labels.1)")
         if v > 0 { c.text("\(v)", left + cell * (Double(b) + 0.5), top + cell * (Double(a) + 0.5) + 4, size: min(11, cell * 0.4), color: t > 0.6 ? "white" : "#262626") }
     } }
     for a in 0...A where a % max(1, (A + 1) / 7) == 0 { c.text("\(A - a)", left - 6, top + cell * (Double(a) + 0.5) + 4, size: 10, anchor: "end") }
     for b in 0...B where b % max(1, (B + 1) / 7) == 0 { c.text("\(b)", left + cell * (Double(b) + 0.5), top + cell * Double(A + 1) + 14, size: 10) }
+    for k in 0...20 {   // colour bar
+        c.rect(left + cell * Double(B + 1) + 12, top + cell * Double(A + 1) * Double(20 - k) / 21, 12, cell * Double(A + 1) / 21 + 0.5, fill: yellowGreenBlue(Double(k) / 20))
+    }
+    c.text("\(Int(peak))", left + cell * Double(B + 1) + 28, top + 8, size: 10, anchor: "start")
+    c.text("0", left + cell * Double(B + 1) + 28, top + cell * Double(A + 1), size: 10, anchor: "start")
     c.text("kept by how many of \(labels.1)", left + cell * Double(B + 1) / 2, c.height - 16, size: 12)
     c.text("kept by how many of \(labels.0)", 24, top + cell * Double(A + 1) / 2, size: 12, rotate: -90)
     return Figure(name: name, canvas: c, numbers: .object([("kind", "keep_count_heatmap"), ("first", .string(labels.0)), ("second", .string(labels.1)),
                                                            ("subnetworks", .array([.int(A), .int(B)])), ("grid", .array(grid.map { .array($0.map { .int($0) }) }))]))
+}
+
+/// Matplotlib's YlGnBu colour map at t ∈ [0, 1] (its nine anchor colours, linearly interpolated).
+func yellowGreenBlue(_ t: Double) -> String {
+    let anchors: [(Double, Double, Double)] = [(255, 255, 217), (237, 248, 177), (199, 233, 180), (127, 205, 187), (65, 182, 196),
+                                               (29, 145, 192), (34, 94, 168), (37, 52, 148), (8, 29, 88)]
+    let x = max(0, min(1, t)) * Double(anchors.count - 1), i = min(anchors.count - 2, Int(x)), f = x - Double(i)
+    let (a, b) = (anchors[i], anchors[i + 1])
+    return String(format: "#%02x%02x%02x", Int(a.0 + f * (b.0 - a.0)), Int(a.1 + f * (b.1 - a.1)), Int(a.2 + f * (b.2 - a.2)))
 }
