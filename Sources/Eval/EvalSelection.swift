@@ -137,6 +137,11 @@ public struct EvalSelection {
                              ablation: ablation, total: 1, store: nil)
     }
 
+    /// The full model as the first target (the heuristic-core format's row 0), added when missing.
+    public mutating func includeFullModel() {
+        if targets.first?.masks != nil || targets.isEmpty { targets.insert(.full, at: 0); total += 1 }
+    }
+
     /// Keeps shard `i` of `n` (1-based): every n-th target, by index.
     public mutating func keepShard(_ i: Int, of n: Int) {
         targets = targets.filter { $0.index % n == i - 1 }

@@ -48,7 +48,8 @@ struct EvalRun: ParsableCommand {
     @Option(help: "Sequences per forward pass.") var batchSize: Int = 32
     @Option(help: "Use only the first N examples of each set.") var maxExamples: Int?
     @Flag(help: "Skip malformed rows (reported on stderr) instead of stopping.") var skipBadRows = false
-    @Option(help: ArgumentHelp("json (default) or heuristic-core.", valueName: "format")) var format: String = "json"
+    @Option(help: ArgumentHelp("json (default) or heuristic-core: the reference's flat data/eval table, the full model first (always evaluated), its key spellings.", valueName: "format")) var format: String = "json"
+    @Option(name: .customLong("id-name"), help: ArgumentHelp("Name of each in-domain (non-HANS, non-PAWS) --data set in the heuristic-core table, in order (e.g. mnli-matched); default from the file name.", valueName: "name")) var idNames: [String] = []
     @Option(help: ArgumentHelp("Also write one CSV row per subnetwork × dataset.", valueName: "file")) var csv: String?
     @Option(help: ArgumentHelp("Write per-example predictions as JSON lines {subnetwork, dataset, index, pred, label, logits}.", valueName: "file")) var predictions: String?
     @Option(name: .long, help: ArgumentHelp("JSON/CSV key of the text for .jsonl/.csv sets.", valueName: "key")) var textKey = "text"
@@ -72,18 +73,17 @@ struct EvalRun: ParsableCommand {
                                                                     includeFull: includeFull, mode: mode, threshold: threshold, mask: maskOptions.choice,
                                                                     activationSet: activationSet, forcing: forcing, thresholds: thresholds, warn: warn) }
             ?? EvalSelection.fromMask(maskOptions.choice, model: model, forcing: forcing, warn: warn)
+        if format == "heuristic-core" { selection.includeFullModel() }
         if let s = shardSpec { selection.keepShard(s.index, of: s.count) }
-        let prepared = try prepareDatasets(data, keys: .init(text: textKey, pair: pairKey, label: labelKey), skipBadRows: skipBadRows, limit: maxExamples,
-                                           model: model, tokenizer: tok, options: opts, warn: warn)
+        let prepared = try prepareDatasets(data, keys: .init(text: textKey, pair: pairKey, label: labelKey), skipBadRows: skipBadRows, limit: maxExamples, model: model, tokenizer: tok, options: opts, warn: warn)
         let examples = prepared.reduce(0) { $0 + $1.encodings.count }, progress = ProgressBar("eval \(selection.targets.count) × \(examples)", total: selection.targets.count * examples)
         let results = try evaluateTargets(model: model, datasets: prepared, targets: selection.targets, ablation: selection.ablation,
                                           batchSize: batchSize, keepLogits: predictions != nil, progress: progress.update)
         try writeSideOutputs(results, datasets: prepared, labels: model.config.labels, predictions: predictions, csv: csv, writeBack: writeBack ? selection.store : nil, warn: warn)
-        if format == "heuristic-core" { emit(heuristicCoreTable(results, datasets: prepared).pretty); return }
-        let doc = EvalDocument(modelPath: modelPath, fingerprint: model.fingerprint, store: store, ablation: selection.ablationName,
-                               maskMode: maskMode, maxLength: opts.maxLength, shard: shardSpec.map { "\($0.index)/\($0.count)" } ?? "1/1",
-                               subnetworksTotal: selection.total, prepared: prepared, results: results, seconds: Date().timeIntervalSince(started))
-        emit(bytes: doc.encoded)
+        if format == "heuristic-core" { return emit(try heuristicCoreTable(results, datasets: prepared, idNames: idNames).pretty) }
+        emit(bytes: EvalDocument(modelPath: modelPath, fingerprint: model.fingerprint, store: store, ablation: selection.ablationName,
+                                 maskMode: maskMode, maxLength: opts.maxLength, shard: shardSpec.map { "\($0.index)/\($0.count)" } ?? "1/1",
+                                 subnetworksTotal: selection.total, prepared: prepared, results: results, seconds: Date().timeIntervalSince(started)).encoded)
     }
 }
 
