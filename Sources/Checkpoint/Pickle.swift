@@ -8,6 +8,7 @@
 //   torch._utils._rebuild_tensor(storage, offset, size, stride)         → a tensor reference
 //   torch._utils._rebuild_parameter(tensor, requires_grad, hooks)       → the tensor
 //   torch.{Float,Half,BFloat16,Double,Long,Int,Short,Char,Byte,Bool}Storage → dtype tokens for storages
+//   numpy.core.multiarray._reconstruct / numpy.dtype (+ BUILD)           → a numpy array (numeric, C order)
 // Any other global is refused by name, at the moment it is read. Persistent ids (BINPERSID) become
 // storage references ('storage', type, key, location, numel) resolved against the zip's data/ entries.
 
@@ -38,7 +39,18 @@ public indirect enum PickleValue: Equatable, Sendable {
     case storageType(DType)
     case storage(StorageRef)
     case tensor(TensorRef)
+    /// A numpy array (`numpy.core.multiarray._reconstruct` + BUILD), its data little-endian and C-ordered.
+    case ndarray(NumpyArray)
+    /// A numpy dtype (`numpy.dtype('f4', False, True)`).
+    case numpyDType(DType)
     case mark
+}
+
+/// A numpy array read from a pickle: dtype nil until its BUILD state has been applied.
+public struct NumpyArray: Equatable, Sendable {
+    public var dtype: DType?
+    public var shape: [Int]
+    public var data: [UInt8]
 }
 
 public struct PickleDictEntry: Equatable, Sendable {
@@ -50,7 +62,11 @@ public struct Unpickler {
     public static let allowedGlobals: Set<String> = [
         "collections.OrderedDict",
         "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor", "torch._utils._rebuild_parameter",
+        // numpy arrays, as pickle.dump writes them (numpy 1.x `numpy.core`, numpy 2.x `numpy._core`)
+        "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype",
     ]
+    /// numpy dtype codes → element type (native little-endian on every platform hcore runs on).
+    static let numpyTypes: [String: DType] = ["f4": .f32, "f8": .f64, "f2": .f16, "i8": .i64, "i4": .i32, "i2": .i16, "i1": .i8, "u1": .u8, "b1": .bool]
     static let storageTypes: [String: DType] = [
         "torch.FloatStorage": .f32, "torch.HalfStorage": .f16, "torch.BFloat16Storage": .bf16,
         "torch.DoubleStorage": .f64, "torch.LongStorage": .i64, "torch.IntStorage": .i32,
@@ -220,9 +236,11 @@ public struct Unpickler {
                 let args = try pop(); let da = lastPoppedDepth
                 let callable = try pop()
                 try push(try reduce(callable, args, at: start), childDepth: da)
-            case 0x62:                                                // BUILD: state is ignored
-                _ = try pop()                                         // (OrderedDict._metadata, tensor hooks)
-                guard !stack.isEmpty else { throw fail("BUILD on an empty stack") }
+            case 0x62:                                                // BUILD: state ignored (OrderedDict._metadata,
+                let state = try pop()                                 // tensor hooks) except a numpy array's or dtype's
+                guard let top = stack.last else { throw fail("BUILD on an empty stack") }
+                if case .ndarray(let a) = top, a.dtype == nil { stack[stack.count - 1] = .ndarray(try buildArray(state, at: start)) }
+                if case .numpyDType = top { try checkByteOrder(state, at: start) }
             case 0x73:                                                // SETITEM
                 let v = try pop(); let dv = lastPoppedDepth
                 let k = try pop()
@@ -292,6 +310,29 @@ public struct Unpickler {
         return .storage(StorageRef(dtype: dtype, key: key, elementCount: n))
     }
 
+    /// A numpy array's state: (version, shape, dtype, is_fortran, raw bytes), every count checked against the data.
+    private func buildArray(_ state: PickleValue, at start: Int) throws -> NumpyArray {
+        func fail(_ r: String) -> CheckpointError { .malformed(path: path, offset: start, reason: "pickle: numpy array " + r) }
+        guard case .tuple(let t) = state, t.count == 5, case .tuple(let shapeV) = t[1], case .numpyDType(let dtype) = t[2], case .bool(let fortran) = t[3] else {
+            throw fail("state is not (version, shape, dtype, is_fortran, data)")
+        }
+        guard case .bytes(let data) = t[4] else { throw fail("holds Python objects instead of raw data (only numeric arrays are read)") }
+        let shape = try shapeV.map { v -> Int in guard case .int(let i) = v, i >= 0 else { throw fail("has a bad dimension") }; return i }
+        var count = 1
+        for n in shape { let (c, o) = count.multipliedReportingOverflow(by: n); guard !o else { throw fail("is too large") }; count = c }
+        let (bytes, o) = count.multipliedReportingOverflow(by: dtype.size)
+        guard !o, bytes == data.count else { throw fail("of shape \(shape) (\(dtype.rawValue)) needs \(o ? -1 : bytes) bytes of data, the pickle has \(data.count)") }
+        guard !fortran || shape.filter({ $0 > 1 }).count <= 1 else { throw fail("is Fortran-ordered; save it with numpy.ascontiguousarray") }
+        return NumpyArray(dtype: dtype, shape: shape, data: data)
+    }
+
+    /// A dtype's state (version, byte order, …): big-endian data is refused rather than misread.
+    private func checkByteOrder(_ state: PickleValue, at start: Int) throws {
+        guard case .tuple(let t) = state, t.count >= 2, case .string(let order) = t[1], ["<", "|", "="].contains(order) else {
+            throw CheckpointError.malformed(path: path, offset: start, reason: "pickle: numpy dtype that is not little-endian (byte order must be '<', '|' or '=')")
+        }
+    }
+
     private func reduce(_ callable: PickleValue, _ args: PickleValue, at start: Int) throws -> PickleValue {
         func fail(_ r: String) -> CheckpointError { .malformed(path: path, offset: start, reason: "pickle: " + r) }
         guard case .global(let name) = callable else { throw fail("REDUCE on something that is not an allowed global") }
@@ -309,6 +350,14 @@ public struct Unpickler {
             let stride = try strideV.map { v -> Int in guard case .int(let i) = v else { throw fail("bad tensor stride") }; return i }
             guard shape.count == stride.count, offset >= 0 else { throw fail("size and stride differ in length") }
             return .tensor(TensorRef(storage: s, offset: offset, shape: shape, stride: stride))
+        case "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct":
+            guard a.count == 3, a[0] == .global("numpy.ndarray") else { throw fail("_reconstruct of something other than numpy.ndarray") }
+            return .ndarray(NumpyArray(dtype: nil, shape: [0], data: []))
+        case "numpy.dtype":
+            guard let first = a.first, case .string(let code) = first, let d = Self.numpyTypes[code] else {
+                throw fail("numpy dtype \(a.first.map { "\($0)" } ?? "?") is not one of \(Self.numpyTypes.keys.sorted().joined(separator: ", "))")
+            }
+            return .numpyDType(d)
         case "torch._utils._rebuild_parameter":
             guard let first = a.first, case .tensor = first else { throw fail("_rebuild_parameter without a tensor") }
             return first

@@ -64,9 +64,9 @@ extension SubnetworkStore {
         return try meanActivations(name, model: model)
     }
 
-    /// Adds a safetensors file of mean activations under `name`, refusing one computed for another model.
+    /// Adds a safetensors file of mean activations (or the reference's pickle) under `name`, refusing one computed for another model.
     public func addActivations(name: String, file: String) throws {
-        let st = try SafetensorsFile(path: file)
+        let st = isPickleFile(file) ? try SafetensorsFile(file: MappedFile(data: try referenceActivationsSafetensors(pickle: file), name: file)) : try SafetensorsFile(path: file)
         if let fp = st.metadata["model_fingerprint"], fp != fingerprint {
             throw CheckpointError.mismatch(path: file, reason: "was computed for model \(fp); \(path) belongs to \(fingerprint)")
         }

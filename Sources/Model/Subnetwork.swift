@@ -113,9 +113,11 @@ extension MaskValues {
 // MARK: mean activation files
 
 extension MeanActivations {
-    /// A safetensors file with avg_head [L, H, d] and avg_mlp [L, D] (F32), fingerprint in metadata.
+    /// A safetensors file with avg_head [L, H, d] and avg_mlp [L, D] (F32), fingerprint in metadata; or the
+    /// reference's pickled activations (Checkpoint/ReferenceActivations.swift).
     public static func load(path: String, model: BertModel) throws -> (MeanActivations, warning: String?) {
-        try load(SafetensorsFile(path: path), model: model)
+        if isPickleFile(path) { return try load(bytes: try referenceActivationsSafetensors(pickle: path), name: path, model: model) }
+        return try load(SafetensorsFile(path: path), model: model)
     }
 
     /// The same, handing the warning (a file without a model fingerprint) to `warn`.

@@ -1,0 +1,65 @@
+// The reference repository's mean activations (data/activations/mnli.pkl, qqp.pkl): a pickled dict of
+// numpy arrays, module name → mean, read by the safe unpickler (nothing is executed):
+//   bert.encoder.layer.L.attention.self   [H, d]   mean per-head context (before the output projection)
+//   bert.encoder.layer.L.output           [D]      mean output of the MLP's second dense layer (before the residual)
+// — the same quantities as hcore's avg_head and avg_mlp (its PertSelfAttention and PertOutput), so the file
+// becomes a safetensors set that `--activations` and `store add-activations` take like their own.
+import Foundation
+
+/// Whether a file is a pickle (by name, or by its PROTO opcode).
+public func isPickleFile(_ path: String) -> Bool {
+    if path.hasSuffix(".pkl") || path.hasSuffix(".pickle") { return true }
+    guard let h = FileHandle(forReadingAtPath: path) else { return false }
+    defer { try? h.close() }
+    return (try? h.read(upToCount: 1)) == Data([0x80])
+}
+
+/// The pickle at `path` as the bytes of an hcore mean-activation safetensors set (avg_head [L, H, d],
+/// avg_mlp [L, D], no model fingerprint: the pickle carries none).
+public func referenceActivationsSafetensors(pickle path: String) throws -> [UInt8] {
+    func bad(_ why: String) -> CheckpointError { .malformed(path: path, offset: 0, reason: why) }
+    guard case .dict(let entries) = try Unpickler(bytes: try readDataFile(path), path: path).load() else {
+        throw bad("expected a pickled dict of module name → numpy array (the reference's data/activations/*.pkl)")
+    }
+    var heads: [Int: NumpyArray] = [:], mlps: [Int: NumpyArray] = [:]
+    for e in entries {
+        guard case .string(let key) = e.key, case .ndarray(let a) = e.value else { continue }
+        let parts = key.split(separator: ".")
+        guard parts.count >= 5, parts[0] == "bert", parts[1] == "encoder", parts[2] == "layer", let l = Int(parts[3]), l >= 0, l < 4096 else { continue }
+        switch parts.dropFirst(4).joined(separator: ".") {
+        case "attention.self": heads[l] = a
+        case "output": mlps[l] = a
+        default: continue
+        }
+    }
+    let L = heads.count
+    guard L > 0, Set(heads.keys) == Set(0..<L), Set(mlps.keys) == Set(0..<L) else {
+        throw bad("needs bert.encoder.layer.L.attention.self and bert.encoder.layer.L.output for every layer L = 0, 1, …; found layers \(heads.keys.sorted()) and \(mlps.keys.sorted())")
+    }
+    let shape = heads[0]!.shape, D = mlps[0]!.shape
+    guard shape.count == 2, D.count == 1, D[0] == shape[0] * shape[1] else {
+        throw bad("bert.encoder.layer.0: attention.self must be [heads, head_dim] and output [heads · head_dim]; found \(shape) and \(D)")
+    }
+    var avgHead: [Float] = [], avgMLP: [Float] = []
+    for l in 0..<L {
+        for (name, a, want) in [("attention.self", heads[l]!, shape), ("output", mlps[l]!, D)] {
+            guard a.shape == want else { throw bad("bert.encoder.layer.\(l).\(name) has shape \(a.shape), layer 0's has \(want)") }
+            let values = try floats(a, "bert.encoder.layer.\(l).\(name)", path: path)
+            if name == "output" { avgMLP += values } else { avgHead += values }
+        }
+    }
+    var w = SafetensorsWriter()
+    w.metadata = ["format": "hcore-activations-1", "source": "reference pickle " + (path as NSString).lastPathComponent]
+    w.add("avg_head", shape: [L, shape[0], shape[1]], avgHead)
+    w.add("avg_mlp", shape: [L, D[0]], avgMLP)
+    return w.serialized()
+}
+
+/// A float32 or float64 numpy array's values as Float (little-endian data).
+func floats(_ a: NumpyArray, _ name: String, path: String) throws -> [Float] {
+    switch a.dtype {
+    case .f32?: return stride(from: 0, to: a.data.count, by: 4).map { i in Float(bitPattern: UInt32(a.data[i]) | UInt32(a.data[i + 1]) << 8 | UInt32(a.data[i + 2]) << 16 | UInt32(a.data[i + 3]) << 24) }
+    case .f64?: return stride(from: 0, to: a.data.count, by: 8).map { i in Float(Double(bitPattern: (0..<8).reduce(UInt64(0)) { $0 | UInt64(a.data[i + $1]) << (8 * UInt64($1)) })) }
+    default: throw CheckpointError.malformed(path: path, offset: 0, reason: "\(name) is \(a.dtype?.rawValue ?? "an unbuilt array"), not float32 or float64")
+    }
+}
