@@ -71,6 +71,7 @@ public struct Dataset: Sendable {
 
     public static func load(_ path: String, format: DataFormat = .auto, keys: Keys = Keys(),
                             skipBadRows: Bool = false, limit: Int? = nil) throws -> Dataset {
+        if isDirectory(path) { return try loadArrowFolder(path, keys: keys, skipBadRows: skipBadRows, limit: limit) }   // a Hugging Face datasets folder
         let bytes: [UInt8]
         do { bytes = try readDataFile(path) } catch let e as CheckpointError {
             throw DataError.badFile(path: path, reason: "\(e)")
@@ -92,9 +93,9 @@ public struct Dataset: Sendable {
     }
 
     /// With --skip-bad-rows a malformed row is noted in `skipped`; without, it stops the load.
-    private var skipBadRows = false
+    var skipBadRows = false
 
-    private mutating func reject(_ line: Int, _ reason: String) throws {
+    mutating func reject(_ line: Int, _ reason: String) throws {
         guard skipBadRows else { throw DataError.badRow(path: path, line: line, reason: reason) }
         skipped.append("\(path):\(line): \(reason)")
     }

@@ -14,6 +14,7 @@ public enum ParserHarness {
         "zip": { _ = try? ZipArchive(file: MappedFile(data: $0, name: "fuzz.zip")) },
         "torch-bin": { _ = try? TorchCheckpoint(file: MappedFile(data: $0, name: "pytorch_model.bin")) },
         "pickle": { _ = try? Unpickler(bytes: $0, path: "fuzz.pkl").load() },
+        "arrow": { _ = try? ArrowTable(bytes: $0, path: "fuzz.arrow") },
         "activations-pickle": { bytes in withFile(bytes, "activations.pkl") { _ = try? referenceActivationsSafetensors(pickle: $0) } },
         "json": { _ = try? JSONValue.parse(String(decoding: $0, as: UTF8.self), path: "fuzz.json") },
         "config": { bytes in
