@@ -84,7 +84,7 @@ extension SubnetworkStore {
 /// pytorch_model.bin) as a stored subnetwork: the log-alphas
 /// `bert.encoder.layer.N.attention.self.log_alpha_heads` [H] and `bert.encoder.layer.N.output.log_alpha_mlp` [1],
 /// made binary by the reference's deterministic rule at `threshold` (MaskValues.fromLogAlpha).
-public func importHeuristicCoreCheckpoint(folder: String, layout: StoreLayout, threshold: Float) throws -> StoredSubnetwork {
+public func importHeuristicCoreCheckpoint(folder: String, layout: StoreLayout, threshold: Float, meta extra: [String] = []) throws -> StoredSubnetwork {
     guard threshold.isFinite, (0...1).contains(threshold) else { throw UsageError("--threshold must be a number in [0, 1], got \(threshold)") }
     let st = folder + "/model.safetensors", bin = folder + "/pytorch_model.bin"
     let source: TensorSource = FileManager.default.fileExists(atPath: st) ? try SafetensorsFile(path: st) : try TorchCheckpoint(path: bin)
@@ -98,9 +98,49 @@ public func importHeuristicCoreCheckpoint(folder: String, layout: StoreLayout, t
     for l in 0..<L { la += try logAlphas("bert.encoder.layer.\(l).attention.self.log_alpha_heads", count: H) }
     for l in 0..<L { la += try logAlphas("bert.encoder.layer.\(l).output.log_alpha_mlp", count: 1) }
     let m = MaskValues.fromLogAlpha(la, layers: L, heads: H, threshold: threshold)
-    let name = (folder as NSString).standardizingPath.split(separator: "/").suffix(2).joined(separator: "/")
-    return StoredSubnetwork(name: name, mask: m.units.map { UInt8($0) }, logAlpha: la, meta: .object([
+    let (name, run) = referenceRunMeta(folder)
+    let given = try extra.map { kv -> (String, JSONValue) in
+        guard let eq = kv.firstIndex(of: "="), eq != kv.startIndex else { throw UsageError("--meta \(kv): use KEY=VALUE") }
+        let value = String(kv[kv.index(after: eq)...])
+        return (String(kv[..<eq]), Int(value).map { .int($0) } ?? Double(value).map { .float($0) } ?? .string(value))
+    }
+    let fields = run.filter { k, _ in !given.contains { $0.0 == k } } + given
+    return StoredSubnetwork(name: name, mask: m.units.map { UInt8($0) }, logAlpha: la, meta: .object(fields + [
         ("source", .string(folder)), ("threshold", .float32(threshold)), ("sparsity", .float(m.sparsity)),
         ("imported", .string(ISO8601DateFormatter().string(from: Date()))),
     ]))
+}
+
+/// What the reference's run-folder names say (scripts/pruning/prune-all-*.sh write
+/// `models/pruned/<task>-seed<SEED><ablation>-<SPARSITY%>/`, checkpoints inside as `checkpoint-<STEP>`): the
+/// subnetwork's name (the run folder, with its checkpoint) and metadata task, seed, ablation, target_sparsity
+/// (a fraction) and step, for whichever parts the name has.
+public func referenceRunMeta(_ folder: String) -> (name: String, meta: [(String, JSONValue)]) {
+    var parts = (folder as NSString).standardizingPath.split(separator: "/").map(String.init)
+    var meta: [(String, JSONValue)] = []
+    if let last = parts.last, last.hasPrefix("checkpoint-"), parts.count > 1 {
+        if let step = Int(last.dropFirst("checkpoint-".count)) { meta.append(("step", .int(step))) }
+        parts.removeLast()
+        let name = parts.last! + "/" + last
+        return (name, runNameMeta(parts.last!) + meta)
+    }
+    let run = parts.last ?? folder
+    return (run, runNameMeta(run))
+}
+
+/// `mnli-seed42mean-50` → task mnli, seed 42, ablation mean, target_sparsity 0.5 (nothing when the name differs).
+func runNameMeta(_ run: String) -> [(String, JSONValue)] {
+    guard let r = run.range(of: "-seed") else { return [] }
+    let task = String(run[..<r.lowerBound]), rest = run[r.upperBound...]
+    let digits = rest.prefix { $0.isNumber }
+    guard let seed = Int(digits) else { return [] }
+    var meta: [(String, JSONValue)] = [("task", .string(task)), ("seed", .int(seed))]
+    let tail = rest.dropFirst(digits.count)
+    let ablation = tail.prefix { $0.isLetter }
+    if !ablation.isEmpty { meta.append(("ablation", .string(String(ablation)))) }
+    let after = tail.dropFirst(ablation.count)
+    if after.hasPrefix("-"), let pct = Int(after.dropFirst().prefix { $0.isNumber }), (0...100).contains(pct) {
+        meta.append(("target_sparsity", .float(Double(pct) / 100)))
+    }
+    return meta
 }

@@ -146,15 +146,14 @@ struct StoreCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "import-heuristic-core",
             abstract: "Import pruned checkpoints of the Heuristic-Core PyTorch code (log-alphas → masks).",
-            discussion: """
-            Reads bert.encoder.layer.N.attention.self.log_alpha_heads [H] and bert.encoder.layer.N.output.log_alpha_mlp [1] from each folder's pytorch_model.bin (or model.safetensors), and applies the reference's deterministic rule per module: the expected number of zero gates (stretched hard-concrete CDF at 0, limits (−0.1, 1.1), temperature 2/3), rounded; soft scores sigmoid(log_alpha / temperature × 0.8); that many smallest set to 0; binary at --threshold. The log-alphas are stored too, so soft masks stay available.
-            """)
+            discussion: "Reads bert.encoder.layer.N.attention.self.log_alpha_heads [H] and bert.encoder.layer.N.output.log_alpha_mlp [1] from each folder's pytorch_model.bin (or model.safetensors), and applies the reference's deterministic rule per module: the expected number of zero gates (stretched hard-concrete CDF at 0, limits (−0.1, 1.1), temperature 2/3), rounded; soft scores sigmoid(log_alpha / temperature × 0.8); that many smallest set to 0; binary at --threshold. The log-alphas are stored too, so soft masks stay available. The metadata takes task, seed, ablation and target_sparsity from the reference's run-folder names (models/pruned/mnli-seed42mean-50, and step from a checkpoint-STEP folder), and --meta KEY=VALUE adds or overrides keys.")
         @Argument(help: "The store file.") var store: String
         @Argument(help: "Checkpoint folders of pruned runs.") var folders: [String]
         @Option(help: "Kept if the deterministic soft value exceeds this (the reference's --threshold).") var threshold: Float = 0.5
+        @Option(help: ArgumentHelp("Metadata for every imported subnetwork (repeatable); numbers stay numbers.", valueName: "key=value")) var meta: [String] = []
         func run() throws {
             let s = try SubnetworkStore.open(path: store, warn: warn)
-            let subs = try folders.map { try importHeuristicCoreCheckpoint(folder: $0, layout: s.layout, threshold: threshold) }
+            let subs = try folders.map { try importHeuristicCoreCheckpoint(folder: $0, layout: s.layout, threshold: threshold, meta: meta) }
             try s.add(subs)
             warn("imported \(subs.count) subnetwork(s) into \(store)")
         }

@@ -123,14 +123,28 @@ extension StoreAndEvalCLITests {
             w.add("bert.encoder.layer.\(l).attention.self.log_alpha_heads", shape: [12], la)
             w.add("bert.encoder.layer.\(l).output.log_alpha_mlp", shape: [1], [l == 2 ? -6 : 6])
         }
-        let run = scratch("run-seed7")
-        try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+        // Folders named as the reference's prune-all-mnli.sh names them; a checkpoint folder inside one.
+        let run = scratch("pruned/mnli-seed42mean-50"), checkpoint = run + "/checkpoint-512"
+        try FileManager.default.createDirectory(atPath: checkpoint, withIntermediateDirectories: true)
         try w.write(to: run + "/pytorch_model.bin")
+        try w.write(to: checkpoint + "/pytorch_model.bin")
         let imp = try hcore(["store", "import-heuristic-core", store, run])
         XCTAssertEqual(imp.code, 0, imp.err)
-        let show = try hcore(["store", "show", store, (run as NSString).standardizingPath.split(separator: "/").suffix(2).joined(separator: "/")])
+        let impStep = try hcore(["store", "import-heuristic-core", store, checkpoint, "--meta", "seed=7", "--meta", "note=rerun"])
+        XCTAssertEqual(impStep.code, 0, impStep.err)
+        let show = try hcore(["store", "show", store, "mnli-seed42mean-50"])
         XCTAssertEqual(show.code, 0, show.err)
         let doc = try JSONValue.parse(show.out)
+        let meta = doc.get("meta")
+        XCTAssertEqual(meta?.get("seed")?.intValue, 42)
+        XCTAssertEqual(meta?.get("target_sparsity")?.doubleValue, 0.5)
+        XCTAssertEqual(meta?.get("task")?.stringValue, "mnli")
+        XCTAssertEqual(meta?.get("ablation")?.stringValue, "mean")
+        let stepMeta = try JSONValue.parse(try hcore(["store", "show", store, "mnli-seed42mean-50/checkpoint-512"]).out).get("meta")
+        XCTAssertEqual(stepMeta?.get("step")?.intValue, 512)
+        XCTAssertEqual(stepMeta?.get("seed")?.intValue, 7)                 // --meta overrides the folder name
+        XCTAssertEqual(stepMeta?.get("note")?.stringValue, "rerun")
+        XCTAssertEqual(stepMeta?.get("target_sparsity")?.doubleValue, 0.5)
         XCTAssertEqual(doc.get("heads")?.arrayValue?.map { $0.arrayValue!.map { $0.intValue! } }, expectedHeads)
         XCTAssertEqual(doc.get("mlps")?.arrayValue?.map { $0.intValue! }, [1, 1, 0, 1, 1, 1])
         // Export for Python: a valid .npy header and shape.
@@ -138,13 +152,13 @@ extension StoreAndEvalCLITests {
         XCTAssertEqual(try hcore(["store", "export", store, "--npy", dir]).code, 0)
         let npy = try Data(contentsOf: URL(fileURLWithPath: dir + "/masks.npy"))
         XCTAssertEqual(Array(npy.prefix(6)), [0x93] + Array("NUMPY".utf8))
-        XCTAssert(String(decoding: npy.prefix(128), as: UTF8.self).contains("'shape': (7, 78)"))
+        XCTAssert(String(decoding: npy.prefix(128), as: UTF8.self).contains("'shape': (8, 78)"))
         // Removing, compacting and verifying.
         XCTAssertEqual(try hcore(["store", "rm", store, "s0"]).code, 0)
         XCTAssertEqual(try hcore(["store", "compact", store]).code, 0)
         let v = try hcore(["store", "verify", store, "--model", minilm])
         XCTAssertEqual(v.code, 0, v.err)
-        XCTAssert(v.out.contains("ok: 6 subnetworks, 1 activation sets"), v.out)
+        XCTAssert(v.out.contains("ok: 7 subnetworks, 1 activation sets"), v.out)
     }
 
     func testStoreOfAnotherModelIsRefused() throws {
