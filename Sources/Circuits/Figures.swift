@@ -6,8 +6,11 @@ import Model
 public func svgHeatmap(title: String, layers: Int, heads: Int, values: (Int, Int) -> Double?, mlp: ((Int) -> Double?)? = nil,
                        highlight: Set<String> = [], maxValue: Double = 1, legend: String = "") -> String {
     let cell = 34, left = 70, top = 60, cols = heads + (mlp == nil ? 0 : 1)
-    let width = left + cols * cell + 40, height = top + layers * cell + 60
-    var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" font-family=\"Helvetica,Arial,sans-serif\" font-size=\"11\">\n"
+    // Wide enough for the grid, the title and the legend line (0.6 em per character, generous).
+    let note = legend + (highlight.isEmpty ? "" : " — red outline: the core")
+    let width = max(left + cols * cell + 40, left + Int(0.6 * 15 * Double(title.count)) + 20, left + Int(0.6 * 11 * Double(note.count)) + 20)
+    let height = top + layers * cell + 60
+    var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\" font-family=\"Helvetica,Arial,sans-serif\" font-size=\"11\">\n"
     s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
     s += "<text x=\"\(left)\" y=\"24\" font-size=\"15\" font-weight=\"bold\">\(escapeXML(title))</text>\n"
     for h in 0..<heads { s += "<text x=\"\(left + h * cell + cell / 2)\" y=\"\(top - 8)\" text-anchor=\"middle\">h\(h)</text>\n" }
@@ -31,7 +34,7 @@ public func svgHeatmap(title: String, layers: Int, heads: Int, values: (Int, Int
             if let v { s += "<text x=\"\(x + cell / 2 - 1)\" y=\"\(y + cell / 2 + 3)\" text-anchor=\"middle\" font-size=\"9\" fill=\"\(v / maxValue > 0.6 ? "white" : "#333333")\">\(String(format: "%.2f", v))</text>\n" }
         }
     }
-    s += "<text x=\"\(left)\" y=\"\(height - 20)\" fill=\"#555555\">\(escapeXML(legend))\(highlight.isEmpty ? "" : " — red outline: the core")</text>\n"
+    s += "<text x=\"\(left)\" y=\"\(height - 20)\" fill=\"#555555\">\(escapeXML(note))</text>\n"
     return s + "</svg>\n"
 }
 

@@ -16,7 +16,7 @@ func rounded(_ v: Double, _ digits: Double = 1e4) -> JSONValue { v.isFinite ? .f
 
 /// Subnetwork violins: per case the subnetworks' accuracies (rows 1…, cut at the data, points drawn), a black
 /// segment at the full model's (row 0), a dashed divider between in-domain and out-of-domain cases, y −1…100.
-public func violinFigure(_ t: FlatResults, cases: [String], name: String) throws -> Figure {
+public func violinFigure(_ t: FlatResults, cases: [String], name: String, inDomainCount: Int? = nil) throws -> Figure {
     let values = try cases.map { c -> [Double] in
         guard let v = t.column(c) else { throw FiguresError.missing("no column '\(c)' (it has \(t.columns.map(\.name).joined(separator: ", ")))") }
         guard v.count >= 2 else { throw FiguresError.missing("column '\(c)' has no subnetwork rows after the full model") }
@@ -50,7 +50,7 @@ public func violinFigure(_ t: FlatResults, cases: [String], name: String) throws
         numbers.append((cases[i], .object([("full", rounded(v[0])), ("subnetworks", .array(subs.map { rounded($0) })),
                                             ("min", rounded(subs.min()!)), ("max", rounded(subs.max()!)), ("mean", rounded(subs.reduce(0, +) / Double(subs.count)))])))
     }
-    let idCount = cases.prefix { ReferenceCases.isInDomain($0) }.count
+    let idCount = inDomainCount ?? cases.prefix { ReferenceCases.isInDomain($0) }.count
     if idCount > 0 && idCount < cases.count {
         let x = area.px(Double(idCount))
         c.line(x, area.top, x, area.top + area.height, stroke: "black", width: 1.2, dash: true)

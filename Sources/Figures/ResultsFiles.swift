@@ -33,6 +33,7 @@ public struct FlatResults: Sendable {
     public var sparsity: [Double]
     public var columns: [(name: String, values: [Double])]
     public func column(_ name: String) -> [Double]? { columns.first { $0.name == name }?.values }
+    public init(seeds: [String], sparsity: [Double], columns: [(name: String, values: [Double])]) { (self.seeds, self.sparsity, self.columns) = (seeds, sparsity, columns) }
 }
 
 /// case → accuracy

@@ -5,8 +5,9 @@
 //   keep-frequency.svg     how often each head / MLP is kept by the subnetworks that match the model in-domain,
 //                          the core outlined
 //   composition.svg        each head's strongest Q/K/V composition with the core's heads
-// and states the outcome plainly: the full model's HANS cells, each subnetwork's ID/OOD, the spread of OOD
-// accuracy among subnetworks within 2 points of the full model in-domain, the core, and who reads it.
+// and states the outcome plainly: the full model's HANS cells, each subnetwork's ID/OOD, the paper's measure —
+// the spread of the mean accuracy on its four plotted HANS subcases among subnetworks within 3 points of the
+// full model in-domain (the reference's effective-size margin) — the core, and who reads it.
 import Checkpoint
 import Circuits
 import Eval
@@ -23,8 +24,15 @@ public struct Outcome: Sendable {
     /// HANS accuracy on gold entailment / non-entailment pairs (nil when OOD is not HANS).
     public var oodEntailed: Double?
     public var oodNonEntailed: Double?
+    /// Mean accuracy on the paper's four plotted HANS subcases (those present), and each of them.
+    public var plotted: Double?
+    public var plottedSubcases: [(String, Double)] = []
     /// HANS "heuristic/gold" cells.
     public var cells: [(String, Double)]
+
+    /// The out-of-domain measure the verdict uses: the paper's (the four plotted subcases), else HANS
+    /// non-entailment, else the OOD set's accuracy.
+    public var oodMeasure: Double { plotted ?? oodNonEntailed ?? ood }
 }
 
 public struct ResearchReport {
@@ -45,11 +53,21 @@ public struct ResearchReport {
     /// Whether the core was computed over the matching subnetworks (else over all, since < 2 matched).
     public var coreOverMatching: Bool { matching.count >= 2 }
 
-    /// OOD non-entailment accuracy among matching subnetworks: (min, max) in points, nil with fewer than 2.
+    /// The OOD measure (`Outcome.oodMeasure`) among matching subnetworks: (min, max) in points, nil with fewer than 2.
     public var spread: (low: Double, high: Double)? {
-        let xs = subnetworks.filter { matching.contains($0.name) }.map { ($0.oodNonEntailed ?? $0.ood) * 100 }
+        let xs = subnetworks.filter { matching.contains($0.name) }.map { $0.oodMeasure * 100 }
         guard xs.count >= 2 else { return nil }
         return (xs.min()!, xs.max()!)
+    }
+
+    /// What `spread` measures, in words.
+    public var oodMeasureName: String {
+        let o = full ?? subnetworks.first
+        if let o, o.plotted != nil {
+            return o.plottedSubcases.count == 4 ? "mean accuracy on the paper's four plotted HANS subcases (SO-Swap, Prep, Embed-If, Embed-Verb)"
+                : "mean accuracy on \(o.plottedSubcases.count) of the paper's four plotted HANS subcases (\(o.plottedSubcases.map(\.0).joined(separator: ", ")))"
+        }
+        return o?.oodNonEntailed != nil ? "HANS non-entailment accuracy" : "\(oodKey) accuracy"
     }
 
     /// The honest verdict on the paper's phenomenon.
@@ -58,7 +76,7 @@ public struct ResearchReport {
             return "Fewer than two subnetworks are within \(String(format: "%g", matchPoints)) points of the full model in-domain, so the spread of OOD accuracy among matching subnetworks cannot be measured here."
         }
         let d = s.high - s.low
-        let what = full?.oodNonEntailed != nil ? "HANS non-entailment accuracy" : "OOD accuracy"
+        let what = oodMeasureName
         if d >= 10 {
             return "The paper's phenomenon is shown: \(matching.count) subnetworks are within \(String(format: "%g", matchPoints)) points of the full model in-domain, and their \(what) ranges from \(fmt(s.low, 1)) to \(fmt(s.high, 1)) (\(fmt(d, 1)) points)."
         }
@@ -94,15 +112,17 @@ func outcome(_ r: EvalDocument.Result, idKey: String, oodKey: String) -> Outcome
     guard let id = r.metrics[idKey], let ood = r.metrics[oodKey] else { return nil }
     let cells = (ood.hansCells ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value.accuracy) }
     let isHANS = ood.hansCells != nil
+    let plotted = plottedHANSSubcases.compactMap { c in ood.hansSubcases?[c].map { (c, $0.accuracy) } }
     return Outcome(name: r.subnetwork, sparsity: r.sparsity, id: id.accuracy, ood: ood.accuracy,
                    oodEntailed: isHANS ? ood.accuracy(onGold: "entailment") : nil,
-                   oodNonEntailed: isHANS ? ood.accuracy(onGold: "non-entailment") : nil, cells: cells)
+                   oodNonEntailed: isHANS ? ood.accuracy(onGold: "non-entailment") : nil,
+                   plotted: plotted.isEmpty ? nil : plotted.map(\.1).reduce(0, +) / Double(plotted.count), plottedSubcases: plotted, cells: cells)
 }
 
 /// Builds the report. `idKey` / `oodKey` name datasets of the eval document (default: the first non-HANS
 /// dataset and HANS); `oodEncodings` (with activations) lets it measure which heads read from the core.
 public func buildReport(evalDocument doc: EvalDocument, store: SubnetworkStore, model: BertModel, activations: MeanActivations?,
-                        oodEncodings: [Encoding]?, idKey: String? = nil, oodKey: String? = nil, matchPoints: Double = 2,
+                        oodEncodings: [Encoding]?, idKey: String? = nil, oodKey: String? = nil, matchPoints: Double = 3,
                         readsExamples: Int = 500) throws -> ResearchReport {
     if doc.fingerprint != model.fingerprint {
         throw ModelError.mismatch("the eval document was computed for model \(doc.fingerprint), not \(model.folder) (\(model.fingerprint))")

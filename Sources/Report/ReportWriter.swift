@@ -2,6 +2,7 @@
 // tables. Every figure states its axes and what the marks are.
 import Checkpoint
 import Circuits
+import Figures
 import Foundation
 import Model
 
@@ -16,11 +17,13 @@ struct Series {
 /// A scatter plot with axes, ticks, a legend and optional vertical band (e.g. "within 2 points of the full model").
 func svgScatter(title: String, xLabel: String, yLabel: String, series: [Series], x: ClosedRange<Double>, y: ClosedRange<Double>,
                 band: ClosedRange<Double>? = nil, bandLabel: String = "") -> String {
-    let w = 560.0, h = 420.0, left = 70.0, right = 170.0, top = 50.0, bottom = 60.0
+    // Room on the right for the longest legend entry, and for the title (0.6 em per character, generous).
+    let right = max(170, 50 + 0.6 * 11 * Double(series.map(\.name.count).max() ?? 0)), left = 70.0, top = 50.0, bottom = 60.0
+    let w = max(390 + right, left + 0.6 * 14 * Double(title.count) + 20), h = 420.0
     let pw = w - left - right, ph = h - top - bottom
     func px(_ v: Double) -> Double { left + (v - x.lowerBound) / max(1e-9, x.upperBound - x.lowerBound) * pw }
     func py(_ v: Double) -> Double { top + ph - (v - y.lowerBound) / max(1e-9, y.upperBound - y.lowerBound) * ph }
-    var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"Helvetica,Arial,sans-serif\" font-size=\"11\">\n"
+    var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(w)) \(Int(h))\" font-family=\"Helvetica,Arial,sans-serif\" font-size=\"11\">\n"
     s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
     s += "<text x=\"\(left)\" y=\"24\" font-size=\"14\" font-weight=\"bold\">\(escapeXML(title))</text>\n"
     if let b = band {
@@ -37,7 +40,7 @@ func svgScatter(title: String, xLabel: String, yLabel: String, series: [Series],
         s += "<text x=\"\(left - 7)\" y=\"\(py(vy) + 4)\" text-anchor=\"end\">\(fmt(vy, 2))</text>\n"
     }
     s += "<text x=\"\(left + pw / 2)\" y=\"\(h - 18)\" text-anchor=\"middle\">\(escapeXML(xLabel))</text>\n"
-    s += "<text transform=\"translate(18,\(top + ph / 2)) rotate(-90)\" text-anchor=\"middle\">\(escapeXML(yLabel))</text>\n"
+    s += "<text x=\"18\" y=\"\(top + ph / 2)\" transform=\"rotate(-90 18 \(top + ph / 2))\" text-anchor=\"middle\">\(escapeXML(yLabel))</text>\n"
     func mark(_ m: String, _ cx: Double, _ cy: Double, _ color: String, _ tip: String) -> String {
         let title = "<title>\(escapeXML(tip))</title>"
         switch m {
@@ -63,6 +66,20 @@ func unitRange(_ values: [Double]) -> ClosedRange<Double> {
 }
 
 extension ResearchReport {
+    /// The paper's violin figure for this run: the in-domain set and the four plotted HANS subcases (reference
+    /// spellings), the full model as the segment, over the matching subnetworks (all, when fewer than two match).
+    func paperViolin() throws -> Figure? {
+        guard let f = full, !f.plottedSubcases.isEmpty else { return nil }
+        let matched = subnetworks.filter { matching.contains($0.name) }
+        let rows = [f] + (matched.count >= 2 ? matched : subnetworks)
+        guard rows.count >= 3 else { return nil }
+        func key(_ subcase: String) -> String { (subcase.hasPrefix("ln_") ? "lexical_overlap_" : subcase.hasPrefix("cn_") ? "constituent_" : "") + subcase.replacingOccurrences(of: "/", with: "-") }
+        var columns = [(name: idKey, values: rows.map(\.id))]
+        for (c, _) in f.plottedSubcases { columns.append((key(c), rows.map { o in o.plottedSubcases.first { $0.0 == c }?.1 ?? .nan })) }
+        let table = FlatResults(seeds: ["original"] + rows.dropFirst().map(\.name), sparsity: rows.map(\.sparsity), columns: columns)
+        return try violinFigure(table, cases: columns.map(\.name), name: "subnetworks-vplot", inDomainCount: 1)
+    }
+
     /// Writes the figures, report.json and index.html into `folder`.
     public func write(folder: String) throws {
         try makeFolder(folder)
@@ -84,6 +101,8 @@ extension ResearchReport {
             series: [Series(name: idKey, color: "#2ca02c", points: all.map { ($0.sparsity, $0.id, $0.name) }),
                      Series(name: oodName, color: "#ff7f0e", points: all.map { ($0.sparsity, oodY($0), $0.name) }, marker: "triangle")],
             x: 0...max(0.1, (all.map(\.sparsity).max() ?? 1) + 0.05), y: unitRange(all.map(\.id) + all.map(oodY))))
+        // Figure 2b: the paper's violins of the subnetworks (matching ones when at least two match).
+        if let violin = try paperViolin() { try save("subnetworks-vplot.svg", violin.canvas.svg) }
         // Figure 3: keep frequency over matching subnetworks.
         let H = heads, LH = layers * heads
         let coreSet = Set(core.core.map { core.name($0).description })
@@ -139,9 +158,11 @@ extension ResearchReport {
         }
         h += "<h2>Figures</h2>\n"
         for (file, caption) in [("id-vs-ood.svg", "Each subnetwork's in-domain accuracy against its out-of-domain accuracy; the shaded band is the full model ± \(String(format: "%g", matchPoints)) points in-domain."),
-                                ("accuracy-sparsity.svg", "Accuracy against sparsity."),
+                                ("accuracy-sparsity.svg", "Accuracy against sparsity.")]
+            + ((try? paperViolin()) != nil ? [("subnetworks-vplot.svg", "The paper's violin figure for this run: the subnetworks' accuracy in-domain and on the four HANS subcases the paper plots; black segments: the full model; dashed: in-domain | out-of-domain.")] : [])
+            + [
                                 ("keep-frequency.svg", "How often each head and MLP is kept by the subnetworks that match the model in-domain; outlined: the core."),
-                                ("composition.svg", "Each head's strongest composition with a core head (Q, K or V).")] {
+                                ("composition.svg", "Each head's strongest composition with a core head (Q, K or V).")] as [(String, String)] {
             h += "<figure><img src=\"\(file)\" alt=\"\(file)\"><figcaption>\(escapeXML(caption))</figcaption></figure>\n"
         }
         h += "<h2>Subnetworks</h2><table><tr><th>name</th><th>sparsity</th><th>\(escapeXML(idKey))</th><th>Δ vs full</th><th>\(escapeXML(oodKey))</th><th>non-entailed</th><th>matches in-domain</th></tr>\n"

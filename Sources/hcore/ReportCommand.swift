@@ -24,7 +24,7 @@ struct ReportCommand: ParsableCommand {
     @Option(help: ArgumentHelp("OOD data for the reads (omit to skip them).", valueName: "file")) var data: String?
     @Option(help: ArgumentHelp("In-domain dataset key in the eval document (default: the first non-HANS one).", valueName: "key")) var id: String?
     @Option(help: ArgumentHelp("Out-of-domain dataset key (default: HANS, else the second).", valueName: "key")) var ood: String?
-    @Option(help: "Subnetworks within this many accuracy points of the full model in-domain count as matching it.") var matchPoints: Double = 2
+    @Option(help: "Subnetworks within this many accuracy points of the full model in-domain count as matching it (3: the reference's effective-size margin).") var matchPoints: Double = 3
     @Option(help: ArgumentHelp("Output folder.", valueName: "dir")) var out: String
     func run() throws {
         let doc = try EvalDocument.read(path: eval)

@@ -3,6 +3,7 @@
 // work on its outputs; bad flags fail with the documented exit code.
 import Foundation
 import XCTest
+import TestSupport
 
 final class DemoCLITests: XCTestCase {
     func testQuickDemoRunsEveryStage() throws {
@@ -15,6 +16,9 @@ final class DemoCLITests: XCTestCase {
                   "eval.json", "core.json", "report/index.html", "report/id-vs-ood.svg", "report/accuracy-sparsity.svg",
                   "report/keep-frequency.svg", "report/composition.svg", "report/report.json"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + f), f)
+        }
+        for svg in try FileManager.default.contentsOfDirectory(atPath: out + "/report").filter({ $0.hasSuffix(".svg") }) {
+            XCTAssertEqual(svgTextsOutside(try String(contentsOfFile: out + "/report/" + svg, encoding: .utf8)), [], "text outside \(svg)")
         }
         let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
         XCTAssertTrue(html.contains("phenomenon"), "the report states whether the phenomenon is shown")

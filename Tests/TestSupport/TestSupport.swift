@@ -55,3 +55,40 @@ public func assertClose(_ actual: [Float], _ expected: [Float], bound: Float, _ 
         XCTFail("\(what()): |Δ| = \(worstDiff) > \(bound) at \(worst) (\(actual[worst]) vs \(expected[worst]))", file: file, line: line)
     }
 }
+
+/// The texts of an SVG whose estimated extent leaves its picture: each <text>'s x, y, font-size and
+/// text-anchor (inherited from the <svg> element's font-size), 0.6 em per character, lines of <tspan>s;
+/// rotated texts (transform) are checked along their rotated axis. The estimate is generous for sans-serif
+/// fonts, so a text inside it is inside the picture.
+public func svgTextsOutside(_ svg: String) -> [String] {
+    func attr(_ tag: Substring, _ name: String) -> String? {
+        guard let r = tag.range(of: " \(name)=\"") else { return nil }
+        return String(tag[r.upperBound...].prefix { $0 != "\"" })
+    }
+    guard let root = svg.range(of: "<svg")?.upperBound, let close = svg[root...].firstIndex(of: ">") else { return ["no <svg> element"] }
+    let rootTag = svg[root..<close]
+    let viewBox = attr(rootTag, "viewBox")?.split(separator: " ").compactMap { Double($0) }
+    let width = viewBox.map { $0[2] } ?? Double(attr(rootTag, "width") ?? "") ?? 0
+    let height = viewBox.map { $0[3] } ?? Double(attr(rootTag, "height") ?? "") ?? 0
+    let defaultSize = Double(attr(rootTag, "font-size") ?? "") ?? 12
+    var out: [String] = []
+    var rest = svg[close...]
+    while let start = rest.range(of: "<text") {
+        guard let tagEnd = rest[start.upperBound...].firstIndex(of: ">"), let end = rest[tagEnd...].range(of: "</text>") else { break }
+        let tag = rest[start.upperBound..<tagEnd]
+        let inner = rest[rest.index(after: tagEnd)..<end.lowerBound]
+        rest = rest[end.upperBound...]
+        let lines = inner.components(separatedBy: "<tspan").map { $0.replacingOccurrences(of: #"<[^>]*>"#, with: "", options: .regularExpression)
+            .replacingOccurrences(of: #"^[^>]*>"#, with: "", options: .regularExpression) }
+        let plain = lines.map { $0.replacingOccurrences(of: "&amp;", with: "&").replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">") }
+        let x = Double(attr(tag, "x") ?? "0") ?? 0, y = Double(attr(tag, "y") ?? "0") ?? 0
+        let size = Double(attr(tag, "font-size") ?? "") ?? defaultSize
+        let w = Double(plain.map(\.count).max() ?? 0) * 0.6 * size, h = Double(plain.count) * size * 1.2
+        let anchor = attr(tag, "text-anchor") ?? "start"
+        let shift = anchor == "middle" ? w / 2 : anchor == "end" ? w : 0
+        let rotated = attr(tag, "transform")?.contains("rotate(-90") ?? false
+        let (x0, y0, x1, y1) = rotated ? (x - size, y - w + shift, x - size + h, y + shift) : (x - shift, y - size, x - shift + w, y - size + h)
+        if x0 < -0.5 || y0 < -0.5 || x1 > width + 0.5 || y1 > height + 0.5 { out.append(plain.joined(separator: " ")) }
+    }
+    return out
+}
