@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(name: "PruneTests", dependencies: ["TestSupport", "Prune", "Model", "Checkpoint", "Tokenizer", "Kernels"], swiftSettings: numericFlags),
         .testTarget(name: "TrainTests", dependencies: ["TestSupport", "Train", "Model", "Checkpoint", "Tokenizer", "Kernels"], swiftSettings: numericFlags),
         .testTarget(name: "CircuitsTests", dependencies: ["TestSupport", "Circuits", "Eval", "Kernels", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
-        .testTarget(name: "FiguresTests", dependencies: ["TestSupport", "Figures", "Checkpoint"]),
+        .testTarget(name: "FiguresTests", dependencies: ["TestSupport", "Figures", "Eval", "Checkpoint"]),
         .testTarget(name: "EvalTests", dependencies: ["TestSupport", "Eval", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
         // Runs the built hcore binary; depends on it so that it is built first.
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "hcore", "Checkpoint"]),

@@ -54,8 +54,15 @@ public struct EvalDocument: Codable, Sendable {
         public var metrics: [String: DatasetMetrics]
         /// The threshold that made the soft masks binary (--threshold, a --step-size sweep); absent otherwise.
         public var threshold: Float? = nil
-        /// The fine-tuning step of a checkpoint (`hcore eval --checkpoints`); absent otherwise.
+        /// The fine-tuning step of a checkpoint (`hcore eval --checkpoints`), or the one a stored subnetwork was
+        /// pruned from; absent otherwise.
         public var step: Int? = nil
+        /// The target sparsity a stored subnetwork was pruned for (its metadata); absent otherwise.
+        public var targetSparsity: Double? = nil
+        enum CodingKeys: String, CodingKey {
+            case subnetwork, index, seed, sparsity, seconds, gflop, metrics, threshold, step
+            case targetSparsity = "target_sparsity"
+        }
     }
 
     public var model: String, fingerprint: String, store: String?
@@ -90,7 +97,7 @@ extension EvalDocument {
                              seconds: r.seconds, gflop: r.flops / 1e9,
                              metrics: Dictionary(uniqueKeysWithValues: prepared.enumerated().map { (i, d) in
                                  (d.referenceKey, DatasetMetrics(r.metrics[i], classes: d.mapping.classes))
-                             }), threshold: r.target.threshold, step: r.target.step)
+                             }), threshold: r.target.threshold, step: r.target.step, targetSparsity: r.target.targetSparsity)
                   },
                   seconds: seconds)
     }

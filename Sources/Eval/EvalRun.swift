@@ -17,8 +17,11 @@ public struct EvalTarget: Sendable {
     public var masks: MaskValues?
     /// The threshold that made soft values binary, when one did (a --step-size sweep, --threshold).
     public var threshold: Float? = nil
-    /// The fine-tuning step of a checkpoint evaluated as the full model (`evaluateCheckpoints`).
+    /// The fine-tuning step: of a checkpoint evaluated as the full model (`evaluateCheckpoints`), or of the
+    /// checkpoint a stored subnetwork was pruned from (its metadata's `step`).
     public var step: Int? = nil
+    /// The target sparsity a stored subnetwork was pruned for (its metadata's `target_sparsity`).
+    public var targetSparsity: Double? = nil
 
     public init(name: String, index: Int, sparsity: Double, seed: JSONValue, masks: MaskValues?) {
         self.name = name
@@ -179,39 +182,3 @@ public func evaluateTargets(model: BertModel, datasets: [PreparedDataset], targe
     return results
 }
 
-/// The reference repository's flat data/eval shape (its `*-sp50.json`): {"seed": ["original", "42", …],
-/// "sparsity": […], "<in-domain set>": […], "<heuristic>_<subcase>": […], "paws-qqp": […], "paws-qqp_0": […]},
-/// one entry per model, the full model first. Spellings are the reference's: HANS subcases with "-" where the
-/// HANS file has "/" (`lexical_overlap_ln_subject-object_swap`), `paws-qqp_0` the accuracy on PAWS's label-0
-/// rows, in-domain sets named by `idNames` in the order given (else `referenceKey`: dev_matched.tsv →
-/// mnli-matched). The full model's row is required: the reference's scripts read row 0 as the full model.
-public func heuristicCoreTable(_ results: [TargetResult], datasets: [PreparedDataset], idNames: [String] = []) throws -> JSONValue {
-    guard let first = results.first, first.target.masks == nil else {
-        throw UsageError("the heuristic-core format starts with the full model's row: evaluate it too (--include-full with --store)")
-    }
-    func rounded(_ v: Double, _ scale: Double = 10_000) -> JSONValue { .float((v * scale).rounded() / scale) }
-    var columns: [(String, [JSONValue])] = [("seed", results.map { r in
-        if r.target.masks == nil { return .string("original") }
-        if case .string = r.target.seed { return r.target.seed }
-        if case .null = r.target.seed { return .string(r.target.name) }
-        return .string(r.target.seed.compact)
-    }), ("sparsity", results.map { rounded($0.target.sparsity) })]
-    var names = idNames[...]
-    for (i, d) in datasets.enumerated() {
-        switch d.dataset.format {
-        case .hans:
-            for (k, key) in first.metrics[i].subcases.map(\.0).enumerated() {
-                let heuristic = d.dataset.examples.first { $0.subcase == key }?.heuristic ?? "hans"
-                columns.append(("\(heuristic)_\(key.replacingOccurrences(of: "/", with: "-"))", results.map { rounded($0.metrics[i].subcases[k].1, 1000) }))
-            }
-        case .paws:
-            columns.append(("paws-qqp", results.map { rounded($0.metrics[i].accuracy) }))
-            if let zero = d.mapping.gold["0"] {
-                columns.append(("paws-qqp_0", results.map { r in r.metrics[i].accuracy(onGold: zero).map { rounded($0) } ?? .null }))
-            }
-        default:
-            columns.append((names.popFirst() ?? d.referenceKey, results.map { rounded($0.metrics[i].accuracy) }))
-        }
-    }
-    return .object(columns.map { ($0.0, .array($0.1)) })
-}

@@ -81,6 +81,7 @@ extension EvalTarget {
         let changed = !forcing.isEmpty || (mode == .soft && threshold != nil)   // else the stored achieved sparsity holds
         self.init(name: sub.name, index: index, sparsity: changed ? masks.sparsity : sub.sparsity, seed: sub.meta.get("seed") ?? .null, masks: masks)
         self.threshold = mode == .soft ? threshold : nil
+        (step, targetSparsity) = (sub.meta.get("step")?.intValue, sub.meta.get("target_sparsity")?.doubleValue)
     }
 }
 

@@ -25,9 +25,8 @@ struct EvalRun: ParsableCommand {
           hcore eval --model DIR --data dev_matched.tsv --data data/hans/heuristics_evaluation_set.txt.zst
           hcore eval --model DIR --store subs.hcs --activation-set mnli --data … --write-back
           hcore eval --model DIR --store subs.hcs --shard 2/8 … > part2.json && hcore eval merge part*.json
-        --format heuristic-core writes the column-per-metric JSON of the reference repository's data/eval files.
+        --format heuristic-core writes the reference repository's data/eval files (--shape), which its plotting scripts and `hcore figures` read. A directory as --data is read as a Hugging Face datasets folder.
         """)
-
     @Option(help: ArgumentHelp("Hugging Face model folder: config.json, model.safetensors or pytorch_model.bin, vocab.txt or tokenizer.json.", valueName: "dir")) var model: String?
     @Option(help: ArgumentHelp("Instead of --model: every checkpoint-STEP folder a fine-tuning run kept here (`hcore finetune --save-steps`), each as the full model, one result per checkpoint with its step (the reference's eval-mnli-all-checkpts.py, acc_over_ft).", valueName: "dir")) var checkpoints: String?
     @Option(name: .long, help: ArgumentHelp("Evaluation set (repeat for several).", valueName: "file")) var data: [String] = []
@@ -49,6 +48,7 @@ struct EvalRun: ParsableCommand {
     @Option(help: "Use only the first N examples of each set.") var maxExamples: Int?
     @Flag(help: "Skip malformed rows (reported on stderr) instead of stopping.") var skipBadRows = false
     @Option(help: ArgumentHelp("json (default) or heuristic-core: the reference's flat data/eval table, the full model first (always evaluated), its key spellings.", valueName: "format")) var format: String = "json"
+    @Option(help: ArgumentHelp("With --format heuristic-core: flat (*-sp50.json, the default), acc-vs-sparsity (seed → target → case), sparsity-grid (seed → step → target → case, −1.0 for a missing run; from results of several checkpoints' stores, combined by `hcore eval merge`) or acc-over-ft (step → case, from --checkpoints).", valueName: "shape")) var shape = "flat"
     @Option(name: .customLong("id-name"), help: ArgumentHelp("Name of each in-domain (non-HANS, non-PAWS) --data set in the heuristic-core table, in order (e.g. mnli-matched); default from the file name.", valueName: "name")) var idNames: [String] = []
     @Option(help: ArgumentHelp("Also write one CSV row per subnetwork × dataset.", valueName: "file")) var csv: String?
     @Option(help: ArgumentHelp("Write per-example predictions as JSON lines {subnetwork, dataset, index, pred, label, logits}.", valueName: "file")) var predictions: String?
@@ -57,13 +57,12 @@ struct EvalRun: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("JSON/CSV key of the gold label.", valueName: "key")) var labelKey = "label"
     func run() throws {
         guard !data.isEmpty else { throw UsageError("give at least one --data FILE") }
-        guard ["json", "heuristic-core"].contains(format) else { throw UsageError("--format must be json or heuristic-core") }
+        try EvalDocument.checkOutput(format: format, shape: shape)
         guard let mode = MaskMode(rawValue: maskMode) else { throw UsageError("--mask-mode must be binary or soft") }
         let opts = try tokenization.options(batchSize: batchSize), shardSpec = try shardSpec(shard), started = Date()
         if let checkpoints {
             guard store == nil, maskOptions.mask == nil else { throw UsageError("--checkpoints evaluates full models: drop --store/--mask") }
-            return emit(bytes: try checkpointsDocument(checkpoints, data: data, keys: .init(text: textKey, pair: pairKey, label: labelKey), skipBadRows: skipBadRows,
-                                                       limit: maxExamples, options: opts, warn: warn).encoded)
+            return emit(bytes: try EvalDocument.output([try checkpointsDocument(checkpoints, data: data, keys: .init(text: textKey, pair: pairKey, label: labelKey), skipBadRows: skipBadRows, limit: maxExamples, options: opts, warn: warn)], format: format, shape: shape, idNames: idNames))
         }
         guard let modelPath = model else { throw UsageError("give --model DIR (or --checkpoints DIR)") }
         let (model, tok) = (try BertModel.load(folder: modelPath), try BertTokenizer.load(folder: modelPath))
@@ -80,20 +79,23 @@ struct EvalRun: ParsableCommand {
         let results = try evaluateTargets(model: model, datasets: prepared, targets: selection.targets, ablation: selection.ablation,
                                           batchSize: batchSize, keepLogits: predictions != nil, progress: progress.update)
         try writeSideOutputs(results, datasets: prepared, labels: model.config.labels, predictions: predictions, csv: csv, writeBack: writeBack ? selection.store : nil, warn: warn)
-        if format == "heuristic-core" { return emit(try heuristicCoreTable(results, datasets: prepared, idNames: idNames).pretty) }
-        emit(bytes: EvalDocument(modelPath: modelPath, fingerprint: model.fingerprint, store: store, ablation: selection.ablationName,
+        emit(bytes: try EvalDocument.output([EvalDocument(modelPath: modelPath, fingerprint: model.fingerprint, store: store, ablation: selection.ablationName,
                                  maskMode: maskMode, maxLength: opts.maxLength, shard: shardSpec.map { "\($0.index)/\($0.count)" } ?? "1/1",
-                                 subnetworksTotal: selection.total, prepared: prepared, results: results, seconds: Date().timeIntervalSince(started)).encoded)
+                                 subnetworksTotal: selection.total, prepared: prepared, results: results, seconds: Date().timeIntervalSince(started))], format: format, shape: shape, idNames: idNames))
     }
 }
 
 /// `hcore eval merge`.
 struct EvalMerge: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "merge", abstract: "Combine the JSON outputs of sharded `hcore eval` runs into one document.")
-    @Argument(help: "Result files of the shards.") var files: [String]
+    @Argument(help: "Result files of the shards (or, with --format heuristic-core and a nested --shape, of several models' evaluations: checkpoints, the grid's per-checkpoint stores).") var files: [String]
+    @Option(help: ArgumentHelp("json, or heuristic-core: the reference's results file (see `hcore eval --help`).", valueName: "format")) var format = "json"
+    @Option(help: ArgumentHelp("flat, acc-vs-sparsity, sparsity-grid or acc-over-ft.", valueName: "shape")) var shape = "flat"
+    @Option(name: .customLong("id-name"), help: ArgumentHelp("Names of the in-domain sets, in order.", valueName: "name")) var idNames: [String] = []
     func run() throws {
         guard !files.isEmpty else { throw UsageError("give the shards' result files") }
-        let merged = try EvalDocument.merge(try files.map { (path: $0, document: try EvalDocument.read(path: $0)) })
-        emit(bytes: merged.encoded)
+        // Nested shapes put several models' results side by side (checkpoints, a grid); the rest merges shards of one evaluation.
+        let docs = try files.map { (path: $0, document: try EvalDocument.read(path: $0)) }, nested = format == "heuristic-core" && shape != "flat"
+        emit(bytes: try EvalDocument.output(nested ? docs.map(\.document) : [try EvalDocument.merge(docs)], format: format, shape: shape, idNames: idNames))
     }
 }

@@ -25,7 +25,6 @@ struct PruneCommand: ParsableCommand {
 
         Interruptions lose little: every --checkpoint-steps the run's whole state goes to STORE.prune-NAME.json, and rerunning the same command continues from it (seeds already in the store are skipped). Clusters: --shard i/n (or a Slurm array) takes every n-th seed and writes STORE.shard-i-of-n, so that parallel jobs never write one file; combine them with `hcore store merge STORE STORE.shard-*`.
         """)
-
     @Option(help: ArgumentHelp("Hugging Face model folder (the reference's --initialize_from).", valueName: "dir")) var model: String?
     @Option(help: ArgumentHelp("Training set (GLUE TSV, HANS, JSONL, CSV; .zst).", valueName: "file")) var train: String
     @Option(help: ArgumentHelp("Mean activations (`hcore activations`); the reference's --avg_activation_path.", valueName: "file")) var activations: String?
