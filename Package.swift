@@ -67,8 +67,8 @@ let package = Package(
         .target(name: "Prune", dependencies: ["Model", "Eval", "Kernels", "Tokenizer", "Checkpoint", "Failures"], swiftSettings: numericFlags),
         // Weight gradients, AdamW, fine-tuning loop; writes Hugging Face folders.
         .target(name: "Train", dependencies: ["Model", "Eval", "Kernels", "Checkpoint", "Tokenizer", "Failures"], swiftSettings: numericFlags),
-        // The paper's figures from numbers alone (the reference's results files or hcore's), as SVG.
-        .target(name: "Figures", dependencies: ["Checkpoint", "Failures"]),
+        // The paper's figures from numbers alone (the reference's results files, hcore's eval documents), as SVG.
+        .target(name: "Figures", dependencies: ["Eval", "Checkpoint", "Failures"]),
         // Figures and index.html of a study (eval document + store + model).
         .target(name: "Report", dependencies: ["Figures", "Circuits", "Eval", "Model", "Checkpoint", "Kernels", "Tokenizer"], swiftSettings: numericFlags),
         .target(name: "ParserHarness", dependencies: ["Checkpoint", "Eval", "Model", "Tokenizer"]),

@@ -5,7 +5,9 @@
 //   sweep         seed → target sparsity (integer percent, a string) → case → accuracy   (*-acc_vs_sparsity)
 //   grid          seed → fine-tuning step → target sparsity → case → accuracy, −1.0 = missing run (*-sparsity-grid-acc)
 //   curve         fine-tuning step → case → accuracy of the full model                  (*-acc_over_ft)
+// An `hcore eval` document is read as its flat table (Eval/HeuristicCoreFormat.swift).
 import Checkpoint
+import Eval
 import Failures
 import Foundation
 
@@ -57,7 +59,12 @@ public enum ResultsFile: Sendable {
     public static func load(path: String) throws -> ResultsFile {
         guard let data = FileManager.default.contents(atPath: path) else { throw FiguresError.badFile(path, "cannot read the file") }
         guard let text = String(data: data, encoding: .utf8) else { throw FiguresError.badFile(path, "not UTF-8 text") }
-        return try parse(try JSONValue.parse(text, path: path), path: path)
+        let json = try JSONValue.parse(text, path: path)
+        // An `hcore eval` document: its flat table (the full model first, the reference's spellings).
+        if json.get("results") != nil, json.get("fingerprint") != nil {
+            return try parse(try heuristicCoreDocument([try EvalDocument.read(path: path)], shape: .flat), path: path)
+        }
+        return try parse(json, path: path)
     }
 
     /// The shape is told by the nesting: a "seed" list → flat; otherwise the depth of objects above the numbers.
@@ -115,12 +122,18 @@ public enum ReferenceCases {
         "constituent_cn_embedded_under_verb": "Embed-Verb [C]", "qqp": "QQP", "paws-qqp": "PAWS-QQP", "paws-qqp_0": "PAWS-QQP (label 0)",
     ]
     public static func label(_ c: String) -> String { labels[c] ?? c }
-    /// In-domain cases of a file, by the reference's rule (validation_* / the task's own name), the rest OOD.
-    public static func isInDomain(_ c: String) -> Bool { c.hasPrefix("validation") || c.hasPrefix("mnli") || c == "qqp" }
+    /// In-domain cases of a file, by the reference's names: the OOD cases are HANS subcases and PAWS
+    /// (validation_*, mnli-*, qqp — and any other set that is neither a HANS subcase nor PAWS).
+    public static func isInDomain(_ c: String) -> Bool { !["lexical_overlap_", "subsequence_", "constituent_", "paws-qqp"].contains { c.hasPrefix($0) } }
     /// The cases a figure of this file draws by default: the paper's (ID, then the plotted OOD cases).
+    /// In a table of another task (an `hcore eval` document of the demo), the in-domain sets are the columns
+    /// that are neither HANS subcases nor PAWS.
     public static func defaults(available: Set<String>) -> [String] {
         if available.contains("qqp") { return ["qqp", "paws-qqp_0"].filter(available.contains) }
-        let id = available.contains("validation_matched") ? mnliSplitID : mnliFlatID
-        return (id + hansPlotted).filter(available.contains)
+        var id = (available.contains("validation_matched") ? mnliSplitID : mnliFlatID).filter(available.contains)
+        if id.isEmpty, available.contains(where: hansPlotted.contains) {
+            id = available.filter(isInDomain).sorted()
+        }
+        return id + hansPlotted.filter(available.contains)
     }
 }

@@ -63,4 +63,19 @@ final class HeuristicCoreShapesTests: XCTestCase {
         // missing (−1.0), 30 has 0.81 > 0.79 → 70.
         XCTAssertEqual(id.sizes, [[70], [70]])
     }
+
+    /// `hcore figures` takes an eval document as it is: read as its flat table, the in-domain set and the
+    /// plotted subcases by default, the divider after the in-domain set.
+    func testAnEvalDocumentIsReadAsItsFlatTable() throws {
+        let doc = try document([("full", nil, nil, nil, 0.83, 0.9, 0.4), ("s42", 42, 0.5, nil, 0.82, 0.5, 0.3), ("s43", 43, 0.5, nil, 0.80, 0.2, 0.1)])
+        let path = NSTemporaryDirectory() + "hcore-figures-doc-\(getpid()).json"
+        try Data(doc.encoded).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        guard case let .flat(t) = try ResultsFile.load(path: path) else { return XCTFail("not read as a flat table") }
+        let cases = ReferenceCases.defaults(available: Set(t.columns.map(\.name)))
+        XCTAssertEqual(cases, ["mnli-matched", "lexical_overlap_ln_subject-object_swap", "constituent_cn_embedded_under_if"])
+        let violin = try violinFigure(t, cases: cases, name: "v")
+        XCTAssertEqual(violin.numbers.get("cases")?.get("constituent_cn_embedded_under_if")?.get("full")?.doubleValue ?? 0, 40, accuracy: 1e-9)
+        XCTAssert(violin.canvas.svg.contains("Out of domain"))
+    }
 }
