@@ -64,6 +64,9 @@ public func heuristicCoreDocument(_ documents: [EvalDocument], shape: HeuristicC
     case .flat:
         guard documents.count == 1, let doc = documents.first else { throw UsageError("the flat shape takes one evaluation (merge shards with `hcore eval merge` first)") }
         guard let first = doc.results.first, first.subnetwork == "full" else {
+            if doc.shard != "1/1" && doc.shard != "merged" {
+                throw UsageError("shard \(doc.shard) lacks the full model's row (shard 1 has it): write the shards as JSON and combine them with `hcore eval merge --format heuristic-core`")
+            }
             throw UsageError("the heuristic-core format starts with the full model's row: evaluate it too (--include-full with --store)")
         }
         let table = doc.results.map { doc.referenceCases($0, idNames: idNames, splitNames: false) }
