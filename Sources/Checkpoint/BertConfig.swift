@@ -19,6 +19,9 @@ public struct BertConfig: Sendable, Equatable, Codable {
     public var labels: [String]
     public var architectures: [String]
 
+    /// Heads removed physically (transformers' `prune_heads`, config `pruned_heads`): layer → head indices.
+    /// Their rows of Q/K/V and columns of W_O are absent from the checkpoint.
+    public var prunedHeads: [Int: [Int]] = [:]
     public var headDim: Int { hiddenSize / numAttentionHeads }
     public var numLabels: Int { labels.count }
 
@@ -104,6 +107,19 @@ public struct BertConfig: Sendable, Equatable, Codable {
             throw CheckpointError.malformed(path: path, offset: nil, reason: "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
         }
         architectures = (j["architectures"] as? [String]) ?? []
+        if let pruned = j["pruned_heads"], !(pruned is NSNull) {
+            guard let dict = pruned as? [String: Any] else { throw CheckpointError.malformed(path: path, offset: nil, reason: "'pruned_heads' must map layer numbers to lists of heads") }
+            for (k, v) in dict {
+                guard let l = Int(k), l >= 0, l < numHiddenLayers, let list = v as? [NSNumber], list.count <= numAttentionHeads else {
+                    throw CheckpointError.malformed(path: path, offset: nil, reason: "'pruned_heads' key '\(k)' must be a layer below \(numHiddenLayers) with a list of at most \(numAttentionHeads) heads")
+                }
+                let heads = list.map(\.intValue), H = numAttentionHeads
+                guard heads.allSatisfy({ (0..<H).contains($0) }), Set(heads).count == heads.count else {
+                    throw CheckpointError.malformed(path: path, offset: nil, reason: "'pruned_heads' of layer \(l) must list distinct heads below \(numAttentionHeads), not \(heads)")
+                }
+                if !heads.isEmpty { prunedHeads[l] = heads.sorted() }
+            }
+        }
         // Labels: id2label (keys are strings of ints), else num_labels, else 2.
         if let id2label = j["id2label"] as? [String: Any], !id2label.isEmpty {
             guard id2label.count <= 1 << 16 else { throw CheckpointError.malformed(path: path, offset: nil, reason: "id2label has \(id2label.count) labels (at most 65536)") }

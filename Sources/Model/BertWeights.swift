@@ -174,14 +174,25 @@ public final class BertModel: @unchecked Sendable {
         var layers: [BertLayer] = []
         for l in 0..<c.numHiddenLayers {
             let p = "encoder.layer.\(l)."
+            // Physically pruned heads (config pruned_heads) are absent from the checkpoint; they come back as zero
+            // rows of Q/K/V and zero columns of W_O, so their context is 0 and adds nothing — as in transformers.
+            let present = (0..<c.numAttentionHeads).filter { !(c.prunedHeads[l] ?? []).contains($0) }, d = c.headDim, P = present.count * d
             var w: [Float] = [], b: [Float] = []
             for part in ["query", "key", "value"] {
-                w += try load(p + "attention.self.\(part).weight", [D, D])
-                b += try load(p + "attention.self.\(part).bias", [D])
+                let rows = try load(p + "attention.self.\(part).weight", [P, D]), bias = try load(p + "attention.self.\(part).bias", [P])
+                var fullW = [Float](repeating: 0, count: D * D), fullB = [Float](repeating: 0, count: D)
+                for (i, h) in present.enumerated() {
+                    fullW.replaceSubrange((h * d * D)..<((h + 1) * d * D), with: rows[(i * d * D)..<((i + 1) * d * D)])
+                    fullB.replaceSubrange((h * d)..<((h + 1) * d), with: bias[(i * d)..<((i + 1) * d)])
+                }
+                w += fullW; b += fullB
             }
+            let wo = try load(p + "attention.output.dense.weight", [D, P])
+            var fullWO = [Float](repeating: 0, count: D * D)
+            for r in 0..<D { for (i, h) in present.enumerated() { for e in 0..<d { fullWO[r * D + h * d + e] = wo[r * P + i * d + e] } } }
             layers.append(BertLayer(
                 qkv: PackedLinear(weight: w, bias: b, n: 3 * D, k: D),
-                attentionOutput: try linear(p + "attention.output.dense", out: D, inp: D),
+                attentionOutput: PackedLinear(weight: fullWO, bias: try load(p + "attention.output.dense.bias", [D]), n: D, k: D),
                 attentionLayerNorm: try layerNorm(p + "attention.output.LayerNorm"),
                 intermediate: try linear(p + "intermediate.dense", out: I, inp: D),
                 output: try linear(p + "output.dense", out: D, inp: I),

@@ -65,16 +65,22 @@ public final class ExecutionPlan: @unchecked Sendable {
 }
 
 extension BertModel {
-    /// Every head and MLP present, on the model's own weights (no copy).
+    /// Every head and MLP present, on the model's own weights (no copy); a physically pruned model's absent heads skipped.
     /// Made once and kept, so what a plan builds on first use (`firstQueryWeights`) is built once per model.
     public var fullPlan: ExecutionPlan {
         lazyLock.lock()
         defer { lazyLock.unlock() }
         if let lazyFullPlan { return lazyFullPlan }
-        let plan = ExecutionPlan(layers: layers.map {
+        var plan = ExecutionPlan(layers: layers.map {
             LayerPlan(keptHeads: Array(0..<headCount), qkv: $0.qkv, attentionOutput: $0.attentionOutput,
                       attentionConstant: nil, mlpConstant: nil)
         })
+        // A physically pruned model (config pruned_heads): the plan skips the absent heads, whose context is 0.
+        if !config.prunedHeads.isEmpty {
+            var masks = MaskValues.ones(layers: layerCount, heads: headCount)
+            for (l, hs) in config.prunedHeads { for h in hs { masks.heads[l][h] = 0 } }
+            if let compiled = try? ExecutionPlan.compile(model: self, masks: masks, ablation: .zero) { plan = compiled }
+        }
         lazyFullPlan = plan
         return plan
     }
