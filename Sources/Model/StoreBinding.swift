@@ -36,10 +36,12 @@ extension SubnetworkStore {
         return s
     }
 
-    /// Opens a store, saying in one line through `warn` when it was read as of an earlier commit (an append was cut off).
-    public static func open(path: String, warn: (String) -> Void) throws -> SubnetworkStore {
+    /// Opens a store, saying in one line through `warn` when it was read as of an earlier commit (an append was
+    /// cut off); with `model`, refuses a store of another model.
+    public static func open(path: String, model: BertModel? = nil, warn: (String) -> Void) throws -> SubnetworkStore {
         let s = try SubnetworkStore.open(path: path)
         if let note = s.recoveryNote { warn("warning: \(path): \(note)") }
+        if let model { try s.check(against: model) }
         return s
     }
 

@@ -7,12 +7,21 @@
 // The result is written as a Hugging Face folder (config.json, model.safetensors, vocab.txt,
 // tokenizer_config.json, special_tokens_map.json) that transformers and hcore both load.
 import Checkpoint
+import Failures
 import Foundation
 import Kernels
 import Model
 import Tokenizer
 
 public struct FinetuneConfig: Sendable {
+    /// The settings as flags give them, refused with one message naming the flags when out of range.
+    public func validate(saveSteps: Int) throws {
+        guard epochs >= 1, batchSize >= 1, gradientAccumulationSteps >= 1, (maxSteps ?? 1) >= 1, saveSteps >= 0, learningRate > 0, maxGradNorm >= 0, (0..<1).contains(warmupRatio) else {
+            throw UsageError("--num-train-epochs, --max-steps, --per-device-train-batch-size and --gradient-accumulation-steps must be ≥ 1, --save-steps and --max-grad-norm ≥ 0, --learning-rate > 0, --warmup-ratio in [0, 1)")
+        }
+        if let dropout, !(0..<1).contains(dropout) { throw UsageError("--dropout must lie in [0, 1)") }
+    }
+
     public var epochs = 3
     /// When set, the run stops after this many optimizer steps (epochs repeat as needed), as --max_steps.
     public var maxSteps: Int? = nil

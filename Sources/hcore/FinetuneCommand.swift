@@ -38,19 +38,16 @@ struct Finetune: ParsableCommand {
     @Option(name: .customLong("max-seq-length"), help: "Truncate pairs to this many tokens (--max_seq_length).") var maxLength: Int = 128
     @Option(name: .customLong("max-train-samples"), help: "Use the first N training pairs (--max_train_samples).") var maxTrainSamples: Int?
     func run() throws {
-        guard epochs >= 1, batchSize >= 1, accumulation >= 1, (maxSteps ?? 1) >= 1, saveSteps >= 0, learningRate > 0, maxGradNorm >= 0, (0..<1).contains(warmupRatio) else {
-            throw UsageError("--num-train-epochs, --max-steps, --per-device-train-batch-size and --gradient-accumulation-steps must be ≥ 1, --save-steps and --max-grad-norm ≥ 0, --learning-rate > 0, --warmup-ratio in [0, 1)")
-        }
-        if let dropout, !(0..<1).contains(dropout) { throw UsageError("--dropout must lie in [0, 1)") }
+        var c = FinetuneConfig()
+        c.epochs = epochs; c.batchSize = batchSize; c.learningRate = learningRate; c.weightDecay = weightDecay
+        c.warmupRatio = warmupRatio; c.dropout = dropout; c.seed = seed; c.evalEvery = evalSteps
+        c.maxSteps = maxSteps; c.gradientAccumulationSteps = accumulation; c.maxGradNorm = maxGradNorm
+        try c.validate(saveSteps: saveSteps)
         try FinetuneStart.checkChoice(model: model, config: config)
         let trainSet = try Dataset.loadNonEmpty(train, limit: maxTrainSamples)
         let devSet = try dev.map { try Dataset.load($0) }
         let start = try FinetuneStart.choose(model: model, config: config, vocab: vocab, labels: labels, train: trainSet, dev: devSet, maxLength: maxLength, seed: seed)
         warn("fine-tuning \(start.model.parameterCount) parameters on \(trainSet.count) examples, labels \(start.model.config.labels)")
-        var c = FinetuneConfig()
-        c.epochs = epochs; c.batchSize = batchSize; c.learningRate = learningRate; c.weightDecay = weightDecay
-        c.warmupRatio = warmupRatio; c.dropout = dropout; c.seed = seed; c.evalEvery = evalSteps
-        c.maxSteps = maxSteps; c.gradientAccumulationSteps = accumulation; c.maxGradNorm = maxGradNorm
         let started = Date()
         var bar: ProgressBar? = nil
         let history = try finetuneAndSave(start, train: trainSet, dev: devSet, config: c, maxLength: maxLength, out: out, saveSteps: saveSteps,

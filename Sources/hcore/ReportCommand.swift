@@ -27,15 +27,12 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Subnetworks within this many accuracy points of the full model in-domain count as matching it (3: the reference's effective-size margin).") var matchPoints: Double = 3
     @Option(help: ArgumentHelp("Output folder.", valueName: "dir")) var out: String
     func run() throws {
-        let doc = try EvalDocument.read(path: eval)
-        let (model, tok) = try modelOptions.load()
-        let s = try SubnetworkStore.open(path: store, warn: warn)
-        try s.check(against: model)
+        let (doc, (model, tok)) = (try EvalDocument.read(path: eval), try modelOptions.load())
+        let s = try SubnetworkStore.open(path: store, model: model, warn: warn)
         let acts = try s.meanActivations(file: activations, set: nil, model: model, required: false, warn: warn)
         let enc = try data.map { try encodeAll(Dataset.load($0, limit: 500).examples, tokenizer: tok, options: PredictionOptions()) }
         let r = try buildReport(evalDocument: doc, store: s, model: model, activations: acts, oodEncodings: enc, idKey: id, oodKey: ood, matchPoints: matchPoints)
         try r.write(folder: out)
-        emit(r.summary)
-        warn("wrote \(out)/index.html")
+        emit(r.summary + "\nwrote \(out)/index.html")
     }
 }

@@ -4,6 +4,7 @@ import Checkpoint
 import Failures
 import Foundation
 import Model
+import Train
 
 struct StoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -80,15 +81,21 @@ struct StoreCommand: ParsableCommand {
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Export subnetworks as a JSON list, or as .npy files for Python.",
-            discussion: "--npy DIR writes masks.npy (uint8 [N, U]), log_alpha.npy (float32 [N, U], if every subnetwork has them), names.json and meta.json. Unit order: heads layer-major, then one MLP per layer.")
-        @Argument(help: "The store file.") var store: String
+            abstract: "Export subnetworks as a JSON list, as .npy files for Python, or one as a smaller Hugging Face model.",
+            discussion: "--npy DIR writes masks.npy (uint8 [N, U]), log_alpha.npy (float32 [N, U], if every subnetwork has them), names.json and meta.json. Unit order: heads layer-major, then one MLP per layer. --hf-folder DIR --model DIR --name NAME (or --mask FILE without a store) writes the subnetwork as a Hugging Face BERT folder: its pruned heads physically removed (config pruned_heads, their Q/K/V rows and W_O columns dropped) with mean ablation folded exactly into W_O's bias (the store's activation set, --activations, or --zero-ablation); a pruned MLP cannot be removed in BERT's config, so its weights become zero and its mean output its output bias — exact, but not smaller. transformers 4.x loads it (transformers 5 dropped head pruning); hcore loads it like any model.")
+        @Argument(help: "The store file.") var store: String?
         @OptionGroup var filter: StoreFilter
         @Flag(help: "Print a JSON list of {name, heads, mlps, log_alpha, meta} (the default).") var json = false
         @Option(help: ArgumentHelp("Write .npy files into this folder.", valueName: "dir")) var npy: String?
+        @Option(name: .customLong("hf-folder"), help: ArgumentHelp("Write one subnetwork (--name, or --mask) as a Hugging Face model folder.", valueName: "dir")) var hfFolder: String?
+        @Option(help: ArgumentHelp("With --hf-folder: the model folder the subnetwork belongs to.", valueName: "dir")) var model: String?
+        @Option(help: "With --hf-folder: the subnetwork's name in the store.") var name: String?
+        @OptionGroup var maskOptions: MaskOptions
+        @Option(help: ArgumentHelp("With --hf-folder: the store's mean-activation set (default: its only one).", valueName: "name")) var activationSet: String?
         func run() throws {
-            let s = try SubnetworkStore.open(path: store, warn: warn)
-            let subs = try filter.filter().apply(s)
+            if let hfFolder { return emit(try exportSubnetwork(store: store, name: name, mask: maskOptions.choice, activationSet: activationSet, modelFolder: model, to: hfFolder, warn: warn).description) }
+            guard let store else { throw UsageError("give the store file") }
+            let s = try SubnetworkStore.open(path: store, warn: warn), subs = try filter.filter().apply(s)
             guard let npy else { return emit(JSONValue.array(subs.map { $0.json(layout: s.layout) }).pretty) }
             try writeNpy(subs, layout: s.layout, folder: npy)
             warn("wrote \(subs.count) subnetworks to \(npy)/masks.npy, names.json, meta.json")
@@ -121,9 +128,8 @@ struct StoreCommand: ParsableCommand {
         @Argument(help: "The store file.") var store: String
         @Option(help: ArgumentHelp("Also check the store's model fingerprint against this model folder.", valueName: "dir")) var model: String?
         func run() throws {
-            let s = try SubnetworkStore.open(path: store, warn: warn)
+            let s = try SubnetworkStore.open(path: store, model: try model.map { try BertModel.load(folder: $0) }, warn: warn)
             for a in s.activationSets { _ = try s.activationSet(a.name) }
-            if let model { try s.check(against: try BertModel.load(folder: model)) }
             emit("ok: \(s.subnetworks.count) subnetworks, \(s.activationSets.count) activation sets, model \(s.fingerprint), \(s.fileSize) bytes, \(s.maskPayloadBytes) bytes of mask data")
             if let note = s.recoveryNote { emit("recovered: \(note)") }
         }
