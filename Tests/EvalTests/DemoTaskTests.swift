@@ -15,6 +15,16 @@ final class DemoTaskTests: XCTestCase {
         let task = try DemoTask.build(hansTrain: train, hansEval: eval, trainSize: 1000, devSize: 200)
         XCTAssertEqual(task.train.count, 1000)
         XCTAssertEqual(task.dev.count, 200)
+        // The paper's four plotted subcases stay out of the in-domain task entirely: no pair of theirs, and no
+        // premise or hypothesis of theirs in a borrowed (low-overlap) pair.
+        let plotted = train.filter { plottedHANSSubcases.contains($0.subcase ?? "") }
+        let plottedTexts = Set(plotted.flatMap { [$0.text, $0.pair ?? ""] })
+        let others = Set(train.filter { !plottedHANSSubcases.contains($0.subcase ?? "") }.flatMap { [$0.text, $0.pair ?? ""] })
+        XCTAssertFalse(plotted.isEmpty)
+        for e in task.train + task.dev {
+            XCTAssertFalse(plottedHANSSubcases.contains(e.subcase ?? ""), "\(e.subcase ?? "")")
+            for t in [e.text, e.pair ?? ""] where plottedTexts.contains(t) && !others.contains(t) { XCTFail("'\(t)' comes from a plotted subcase") }
+        }
         XCTAssertEqual(task.ood.count, 3000)
         XCTAssertEqual(Dictionary(grouping: task.ood, by: { $0.subcase ?? "" }).mapValues(\.count).values.sorted(), [Int](repeating: 100, count: 30))
         func words(_ s: String) -> Set<String> { Set(s.lowercased().split { !$0.isLetter }.map(String.init).filter { !["the", "a", "an"].contains($0) }) }
