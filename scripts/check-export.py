@@ -2,8 +2,9 @@
 
   PYTHONPATH=/tmp/tf4 /tmp/peers/bin/python scripts/check-export.py EXPORT_DIR FULL_MODEL_DIR [HCORE]
 
-transformers 5 removed head pruning, so this needs transformers 4.x for the export (see
-scripts/make-pruned-fixture.py for the install). It loads EXPORT_DIR with AutoModelForSequenceClassification
+transformers 5 removed head pruning, so an export with removed heads needs transformers 4.x (see
+scripts/make-pruned-fixture.py for the install: PYTHONPATH=/tmp/tf4); an export made with --keep-shapes loads in
+transformers 5 (plain /tmp/peers/bin/python). It loads EXPORT_DIR with AutoModelForSequenceClassification
 (no weight may be missing or newly initialised), compares its logits on HANS pairs with `hcore predict` on the
 same folder, exports both models to ONNX and prints ONNX Runtime's time for each (one thread, batch 1) and the
 speed-up of the export. BENCHMARKS.md records one run.
@@ -26,7 +27,7 @@ with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
 ours = [json.loads(l)["logits"] for l in subprocess.run([hcore, "predict", "--model", export, "--jsonl", f.name], capture_output=True, text=True, check=True).stdout.splitlines()]
 with torch.no_grad():
     theirs = [model(**tok(a, b, return_tensors="pt")).logits[0].tolist() for a, b in pairs]
-print(f"pruned heads {model.config.pruned_heads}")
+print(f"transformers {__import__('transformers').__version__}, pruned heads {getattr(model.config, 'pruned_heads', None)}")
 print(f"max |logit difference| transformers vs hcore on the export: {np.abs(np.array(ours) - np.array(theirs)).max():.2e} over {len(pairs)} pairs")
 
 def onnx_time(folder, name):

@@ -6,7 +6,8 @@
 //   a layer with every head   one head stays, its weights zero (transformers cannot run a layer of zero heads):
 //   pruned                    its context is 0 and adds nothing; the folded constants carry the rest
 // So the exported model computes the masked model's function exactly (to rounding). Transformers 4.x reads
-// `pruned_heads` (its prune_heads); transformers 5 dropped head pruning and cannot load such a folder.
+// `pruned_heads` (its prune_heads); transformers 5 dropped head pruning and cannot load such a folder, so
+// `keepShapes` writes the same function with every head in place (pruned ones zero) for it.
 import Checkpoint
 import Eval
 import Failures
@@ -27,7 +28,9 @@ public struct ExportSummary: Sendable {
 
 /// Writes `model` with the binary `masks` (ablation: mean activations or zero) as a Hugging Face folder
 /// (see the file comment), with the model folder's tokenizer files.
-public func exportSubnetwork(model: BertModel, masks: MaskValues, ablation: Ablation, to folder: String) throws -> ExportSummary {
+/// With `keepShapes`, no head is removed: pruned heads keep their place with zero weights and the config no
+/// `pruned_heads` — the same function, not smaller, for transformers 5, which dropped head pruning.
+public func exportSubnetwork(model: BertModel, masks: MaskValues, ablation: Ablation, to folder: String, keepShapes: Bool = false) throws -> ExportSummary {
     try model.checkMasks(masks, ablation)
     guard masks.isBinary else { throw ModelError.badInput("only binary masks can be exported as a smaller model (this one has fractional values)") }
     let L = model.layerCount, H = model.headCount, d = model.headDim, D = model.hidden, I = model.config.intermediateSize
@@ -48,8 +51,8 @@ public func exportSubnetwork(model: BertModel, masks: MaskValues, ablation: Abla
         }
         tensors[p + "attention.output.dense.bias"]!.values = bias.map(Float.init)
         // One head stays (zeroed) when all would go; the others leave.
-        let keep = pruned.count == H ? [pruned[0]] : (0..<H).filter { !pruned.contains($0) }
-        let zeroed = pruned.count == H ? Set([pruned[0]]) : []
+        let keep = keepShapes ? Array(0..<H) : pruned.count == H ? [pruned[0]] : (0..<H).filter { !pruned.contains($0) }
+        let zeroed = keepShapes ? Set(pruned) : pruned.count == H ? Set([pruned[0]]) : []
         removed[l] = pruned.filter { !keep.contains($0) }
         /// Rows `h·width ..< (h+1)·width` of `values` (`width` each) for the kept heads, zero for a zeroed head.
         func headBlocks(_ values: [Float], width: Int) -> [Float] {
@@ -86,7 +89,7 @@ public func exportSubnetwork(model: BertModel, masks: MaskValues, ablation: Abla
     var full = MaskValues.ones(layers: L, heads: H)
     for (l, hs) in model.config.prunedHeads { for h in hs { full.heads[l][h] = 0 } }
     return ExportSummary(folder: folder, bytes: size(folder + "/model.safetensors"), fullBytes: size(model.weightsPath),
-                         gflops: model.flops(masks: masks, sequenceLengths: [128]) / 1e9, fullGflops: model.flops(masks: full, sequenceLengths: [128]) / 1e9,
+                         gflops: model.flops(masks: keepShapes ? full : masks, sequenceLengths: [128]) / 1e9, fullGflops: model.flops(masks: full, sequenceLengths: [128]) / 1e9,
                          removedHeads: removed.values.reduce(0) { $0 + $1.count }, zeroedMLPs: masks.mlps.filter { $0 == 0 }.count)
 }
 
@@ -102,10 +105,10 @@ func writeExportConfig(from path: String, prunedHeads: [Int: [Int]], to out: Str
 /// `hcore store export --hf-folder`: the subnetwork `name` of `store` (or a --mask file) of the model at
 /// `modelFolder`, ablated as the store's activation set, --activations, or zero says.
 public func exportSubnetwork(store: String?, name: String?, mask: MaskChoice, activationSet: String?, modelFolder: String?, to folder: String,
-                             warn: (String) -> Void) throws -> ExportSummary {
+                             keepShapes: Bool = false, warn: (String) -> Void) throws -> ExportSummary {
     guard let modelFolder else { throw UsageError("--hf-folder needs --model DIR: the model the subnetwork belongs to") }
     let model = try BertModel.load(folder: modelFolder)
     let chosen = try EvalSelection.single(store: store, subnetwork: name, mask: mask, activationSet: activationSet, model: model, warn: warn)
     guard let masks = chosen.masks else { throw UsageError("name the subnetwork to export: --name NAME (with a store) or --mask FILE") }
-    return try exportSubnetwork(model: model, masks: masks, ablation: chosen.ablation, to: folder)
+    return try exportSubnetwork(model: model, masks: masks, ablation: chosen.ablation, to: folder, keepShapes: keepShapes)
 }

@@ -24,8 +24,7 @@ struct FiguresCommand: ParsableCommand {
     @Flag(help: "Print the numbers each figure draws as JSON.") var json = false
     func run() throws {
         var o = FigureOptions()
-        (o.files, o.store, o.heatmap, o.margin, o.seed) = (files, store, heatmap, margin, seed)
-        (o.cases, o.idCases, o.oodCases) = (cases.isEmpty ? nil : cases, idCases.isEmpty ? nil : idCases, oodCases.isEmpty ? nil : oodCases)
+        (o.files, o.store, o.heatmap, o.margin, o.seed, o.cases, o.idCases, o.oodCases) = (files, store, heatmap, margin, seed, cases.isEmpty ? nil : cases, idCases.isEmpty ? nil : idCases, oodCases.isEmpty ? nil : oodCases)
         let figures = try drawFigures(o, warn: warn)
         try writeFigures(figures, to: out)
         if json { emit(JSONValue.object(figures.map { ($0.name, $0.numbers) }).pretty) }

@@ -92,8 +92,9 @@ struct StoreCommand: ParsableCommand {
         @Option(help: "With --hf-folder: the subnetwork's name in the store.") var name: String?
         @OptionGroup var maskOptions: MaskOptions
         @Option(help: ArgumentHelp("With --hf-folder: the store's mean-activation set (default: its only one).", valueName: "name")) var activationSet: String?
+        @Flag(help: "With --hf-folder: keep every head in place (pruned ones with zero weights, no pruned_heads) — the same function, not smaller, for transformers 5, which dropped head pruning.") var keepShapes = false
         func run() throws {
-            if let hfFolder { return emit(try exportSubnetwork(store: store, name: name, mask: maskOptions.choice, activationSet: activationSet, modelFolder: model, to: hfFolder, warn: warn).description) }
+            if let hfFolder { return emit(try exportSubnetwork(store: store, name: name, mask: maskOptions.choice, activationSet: activationSet, modelFolder: model, to: hfFolder, keepShapes: keepShapes, warn: warn).description) }
             guard let store else { throw UsageError("give the store file") }
             let s = try SubnetworkStore.open(path: store, warn: warn), subs = try filter.filter().apply(s)
             guard let npy else { return emit(JSONValue.array(subs.map { $0.json(layout: s.layout) }).pretty) }

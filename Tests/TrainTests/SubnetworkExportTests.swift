@@ -39,6 +39,14 @@ final class SubnetworkExportTests: XCTestCase {
             for (g, w) in zip(got, want) { XCTAssertEqual(g, w, accuracy: 1e-5, name) }
             for (g, w) in zip(got, general) { XCTAssertEqual(g, w, accuracy: 1e-5, name) }
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/vocab.txt"))
+            // Every head in place (transformers 5): full shapes, no pruned_heads, the same logits.
+            let kept = out + "-shapes"
+            defer { try? FileManager.default.removeItem(atPath: kept) }
+            _ = try exportSubnetwork(model: model, masks: masks, ablation: ablation, to: kept, keepShapes: true)
+            let same = try BertModel.load(folder: kept)
+            XCTAssertEqual(same.config.prunedHeads, [:])
+            XCTAssertEqual(try SafetensorsFile(path: kept + "/model.safetensors").info("bert.encoder.layer.1.attention.output.dense.weight")?.shape, [32, 32])
+            for (g, w) in zip(try same.forward(TokenBatch(enc)), want) { XCTAssertEqual(g, w, accuracy: 1e-5, name + " keeping shapes") }
         }
         XCTAssertThrowsError(try exportSubnetwork(model: model, masks: MaskValues(heads: [[1, 0.5, 1, 1], [1, 1, 1, 1]], mlps: [1, 1]), ablation: .zero, to: "/tmp/x")) {
             XCTAssert("\($0)".contains("binary"), "\($0)")
