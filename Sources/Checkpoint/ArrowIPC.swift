@@ -50,7 +50,7 @@ struct FlatBuffer {
     /// Little-endian unsigned value of `width` bytes at p.
     func le(_ p: Int, _ width: Int) throws -> UInt64 {
         guard p >= base, width <= end - p else { throw fail("flatbuffer read past its end") }
-        return (0..<width).reduce(UInt64(0)) { $0 | UInt64(bytes[p + $1]) << (8 * UInt64($1)) }
+        return littleEndian(bytes, p, width)
     }
     func u16(_ p: Int) throws -> Int { Int(try le(p, 2)) }
     func i32(_ p: Int) throws -> Int { Int(Int32(truncatingIfNeeded: try le(p, 4))) }
@@ -122,11 +122,11 @@ struct ArrowReader {
     /// The next message's flatbuffer and body, nil at the end-of-stream marker (or the end of the bytes).
     mutating func nextMessage() throws -> (FlatBuffer, Range<Int>)? {
         guard pos + 4 <= bytes.count else { return nil }
-        var length = Int(Int32(truncatingIfNeeded: UInt32(bytes[pos]) | UInt32(bytes[pos + 1]) << 8 | UInt32(bytes[pos + 2]) << 16 | UInt32(bytes[pos + 3]) << 24))
+        var length = Int(Int32(truncatingIfNeeded: littleEndian(bytes, pos, 4)))
         pos += 4
         if length == -1 {   // continuation marker, then the length
             guard pos + 4 <= bytes.count else { throw error("truncated after a continuation marker") }
-            length = Int(Int32(truncatingIfNeeded: UInt32(bytes[pos]) | UInt32(bytes[pos + 1]) << 8 | UInt32(bytes[pos + 2]) << 16 | UInt32(bytes[pos + 3]) << 24))
+            length = Int(Int32(truncatingIfNeeded: littleEndian(bytes, pos, 4)))
             pos += 4
         }
         if length == 0 { return nil }
@@ -214,7 +214,7 @@ struct ArrowReader {
     }
 
     func values(_ kind: Kind, column c: Int, rows n: Int, valid: (Int) throws -> Bool, buffer: () throws -> Range<Int>) throws -> [ArrowValue] {
-        func le(_ p: Int, _ width: Int) -> UInt64 { (0..<width).reduce(UInt64(0)) { $0 | UInt64(bytes[p + $1]) << (8 * UInt64($1)) } }
+        func le(_ p: Int, _ width: Int) -> UInt64 { littleEndian(bytes, p, width) }   // buffers are checked against the body first
         switch kind {
         case let .int(bits, signed):
             let data = try buffer(), w = bits / 8
@@ -248,6 +248,12 @@ struct ArrowReader {
 }
 
 enum ArrowValue { case null, string(String), int(Int), bool(Bool) }
+
+/// The little-endian unsigned value of `width` bytes at `p` (the caller has checked the range).
+@inline(__always)
+func littleEndian(_ bytes: [UInt8], _ p: Int, _ width: Int) -> UInt64 {
+    (0..<width).reduce(UInt64(0)) { $0 | UInt64(bytes[p + $1]) << (8 * UInt64($1)) }
+}
 
 /// A malformed or unsupported Arrow file (exit 3).
 public struct ArrowError: ClassifiedError {

@@ -16,6 +16,10 @@ public enum HeuristicCoreShape: String, CaseIterable, Sendable {
     case flat, accVsSparsity = "acc-vs-sparsity", sparsityGrid = "sparsity-grid", accOverFT = "acc-over-ft"
 }
 
+/// A HANS subcase as the reference's files name it: `<heuristic>_<subcase>` with "-" for "/"
+/// (`ln_subject/object_swap` → `lexical_overlap_ln_subject-object_swap`).
+public func referenceHANSKey(_ subcase: String) -> String { "\(hansHeuristic(subcase))_\(subcase.replacingOccurrences(of: "/", with: "-"))" }
+
 /// The HANS heuristic a subcase belongs to, from its prefix (le_/ln_, se_/sn_, ce_/cn_).
 func hansHeuristic(_ subcase: String) -> String {
     switch subcase.prefix(2) {
@@ -35,7 +39,7 @@ extension EvalDocument {
             switch d.format {
             case "hans":
                 for (subcase, cell) in (m.hansSubcases ?? [:]).sorted(by: { $0.key < $1.key }) {
-                    out.append(("\(hansHeuristic(subcase))_\(subcase.replacingOccurrences(of: "/", with: "-"))", cell.accuracy))
+                    out.append((referenceHANSKey(subcase), cell.accuracy))
                 }
             case "paws":
                 out.append(("paws-qqp", m.accuracy))

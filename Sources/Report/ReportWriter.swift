@@ -2,6 +2,7 @@
 // tables. Every figure states its axes and what the marks are.
 import Checkpoint
 import Circuits
+import Eval
 import Figures
 import Foundation
 import Model
@@ -73,9 +74,8 @@ extension ResearchReport {
         let matched = subnetworks.filter { matching.contains($0.name) }
         let rows = [f] + (matched.count >= 2 ? matched : subnetworks)
         guard rows.count >= 3 else { return nil }
-        func key(_ subcase: String) -> String { (subcase.hasPrefix("ln_") ? "lexical_overlap_" : subcase.hasPrefix("cn_") ? "constituent_" : "") + subcase.replacingOccurrences(of: "/", with: "-") }
         var columns = [(name: idKey, values: rows.map(\.id))]
-        for (c, _) in f.plottedSubcases { columns.append((key(c), rows.map { o in o.plottedSubcases.first { $0.0 == c }?.1 ?? .nan })) }
+        for (c, _) in f.plottedSubcases { columns.append((referenceHANSKey(c), rows.map { o in o.plottedSubcases.first { $0.0 == c }?.1 ?? .nan })) }
         let table = FlatResults(seeds: ["original"] + rows.dropFirst().map(\.name), sparsity: rows.map(\.sparsity), columns: columns)
         return try violinFigure(table, cases: columns.map(\.name), name: "subnetworks-vplot", inDomainCount: 1)
     }
