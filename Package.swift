@@ -72,8 +72,10 @@ let package = Package(
         // Figures and index.html of a study (eval document + store + model).
         .target(name: "Report", dependencies: ["Figures", "Circuits", "Eval", "Model", "Checkpoint", "Kernels", "Tokenizer"], swiftSettings: numericFlags),
         .target(name: "ParserHarness", dependencies: ["Checkpoint", "Eval", "Model", "Tokenizer"]),
+        // data/hans/*.zst compiled into the binary (C23 #embed), so `hcore demo` runs from any directory.
+        .target(name: "EmbeddedHANS"),
         // The demo's pipeline: every stage above, in order, on the embedded task.
-        .target(name: "Study", dependencies: ["Eval", "Model", "Prune", "Train", "Report", "Checkpoint", "Tokenizer", "Failures"]),
+        .target(name: "Study", dependencies: ["EmbeddedHANS", "Eval", "Model", "Prune", "Train", "Report", "Checkpoint", "Tokenizer", "Failures"]),
         .executableTarget(name: "hcore", dependencies: [
             "Model", "Eval", "Circuits", "Prune", "Train", "Report", "Figures", "Study", "Checkpoint", "Tokenizer", "Kernels", "Failures",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -89,6 +91,7 @@ let package = Package(
         .testTarget(name: "PruneTests", dependencies: ["TestSupport", "Prune", "Model", "Checkpoint", "Tokenizer", "Kernels"], swiftSettings: numericFlags),
         .testTarget(name: "TrainTests", dependencies: ["TestSupport", "Train", "Model", "Checkpoint", "Tokenizer", "Kernels"], swiftSettings: numericFlags),
         .testTarget(name: "CircuitsTests", dependencies: ["TestSupport", "Circuits", "Eval", "Kernels", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
+        .testTarget(name: "ReportTests", dependencies: ["Report"]),
         .testTarget(name: "FiguresTests", dependencies: ["TestSupport", "Figures", "Eval", "Checkpoint"]),
         .testTarget(name: "EvalTests", dependencies: ["TestSupport", "Eval", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
         // Runs the built hcore binary; depends on it so that it is built first.

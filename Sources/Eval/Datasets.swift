@@ -76,6 +76,13 @@ public struct Dataset: Sendable {
         do { bytes = try readDataFile(path) } catch let e as CheckpointError {
             throw DataError.badFile(path: path, reason: "\(e)")
         }
+        return try parse(bytes, path: path, format: format, keys: keys, skipBadRows: skipBadRows, limit: limit)
+    }
+
+    /// A data file's decompressed bytes, read as if from `path` (whose name picks the format under .auto
+    /// and names the file in errors): the embedded HANS files take this way.
+    public static func parse(_ bytes: [UInt8], path: String, format: DataFormat = .auto, keys: Keys = Keys(),
+                             skipBadRows: Bool = false, limit: Int? = nil) throws -> Dataset {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw DataError.badFile(path: path, reason: "not UTF-8 text")
         }

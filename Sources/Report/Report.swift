@@ -70,17 +70,29 @@ public struct ResearchReport {
         return o?.oodNonEntailed != nil ? "HANS non-entailment accuracy" : "\(oodKey) accuracy"
     }
 
-    /// The honest verdict on the paper's phenomenon.
+    /// The bar the verdict holds the run to: at least this many subnetworks within `matchPoints` of the full
+    /// model in-domain whose OOD measure spans at least `shownPoints` (the paper: ~25 points among 12
+    /// bert-base subnetworks at 50% sparsity).
+    public static let shownMatching = 6, shownPoints = 15.0
+
+    /// The honest verdict on the paper's phenomenon, in plain words, with the bar it was held to.
     public var verdict: String {
-        guard let s = spread else {
-            return "Fewer than two subnetworks are within \(String(format: "%g", matchPoints)) points of the full model in-domain, so the spread of OOD accuracy among matching subnetworks cannot be measured here."
+        Self.verdict(matchingMeasures: subnetworks.filter { matching.contains($0.name) }.map { $0.oodMeasure * 100 },
+                     matchPoints: matchPoints, measure: oodMeasureName)
+    }
+
+    /// The verdict from the OOD measure (in points) of the subnetworks within `matchPoints` in-domain.
+    public static func verdict(matchingMeasures xs: [Double], matchPoints: Double, measure what: String) -> String {
+        let margin = String(format: "%g", matchPoints)
+        let bar = "the bar: ≥ \(shownMatching) such subnetworks spanning ≥ \(fmt(shownPoints, 0)) points; the paper's 12 bert-base subnetworks span ~25"
+        guard xs.count >= 2, let low = xs.min(), let high = xs.max() else {
+            return "The paper's phenomenon is NOT shown here: fewer than two subnetworks are within \(margin) points of the full model in-domain, so the spread of OOD accuracy among matching subnetworks cannot be measured (\(bar))."
         }
-        let d = s.high - s.low
-        let what = oodMeasureName
-        if d >= 10 {
-            return "The paper's phenomenon is shown: \(matching.count) subnetworks are within \(String(format: "%g", matchPoints)) points of the full model in-domain, and their \(what) ranges from \(fmt(s.low, 1)) to \(fmt(s.high, 1)) (\(fmt(d, 1)) points)."
+        let d = high - low
+        if d >= shownPoints && xs.count >= shownMatching {
+            return "The paper's phenomenon is shown: \(xs.count) subnetworks are within \(margin) points of the full model in-domain, and their \(what) ranges from \(fmt(low, 1)) to \(fmt(high, 1)) (\(fmt(d, 1)) points; \(bar))."
         }
-        return "The paper's phenomenon is NOT shown here: the \(matching.count) subnetworks within \(String(format: "%g", matchPoints)) points of the full model in-domain differ by only \(fmt(d, 1)) points in \(what) (from \(fmt(s.low, 1)) to \(fmt(s.high, 1)); the paper's claim needs ≥ 10)."
+        return "The paper's phenomenon is NOT shown here: the \(xs.count) subnetworks within \(margin) points of the full model in-domain span \(fmt(d, 1)) points in \(what) (from \(fmt(low, 1)) to \(fmt(high, 1)); \(bar))."
     }
 
     public var summary: String {
