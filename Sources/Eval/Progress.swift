@@ -29,3 +29,13 @@ public final class ProgressBar {
         try? writeAll(2, Array((done >= total ? line + "\n" : line).utf8), shownAs: "standard error")
     }
 }
+
+/// One progress bar per named stage of long work, a new bar when the stage changes.
+public final class StageProgress {
+    var bar: ProgressBar?
+    public init() {}
+    public func update(_ label: String, _ done: Int, _ total: Int) {
+        if bar?.label != label { bar = ProgressBar(label, total: total) }
+        bar?.update(done)
+    }
+}

@@ -8,8 +8,11 @@
 //   6 core         units kept by every subnetwork matching the model ID → core.json
 //   7 reads        which later heads read from the core → reads.json
 //   8 report       SVG figures and index.html → report/
-// `hcore demo` is this type with its flags.
+// Every stage is resumable: a rerun with the same settings (study.json) keeps the fine-tuned model
+// (finetune.json marks it finished), the mean activations and every stored subnetwork, and continues an
+// interrupted pruning run from its checkpoint. `hcore demo` is this type with its flags.
 import Checkpoint
+import EmbeddedHANS
 import Eval
 import Failures
 import Foundation
@@ -24,7 +27,8 @@ public struct DemoStudy {
     public var subnetworks: Int
     /// A pretrained folder to fine-tune instead of training a small BERT from scratch.
     public var pretrained: String?
-    public var dataRoot: String
+    /// A folder holding hans/heuristics_{train,evaluation}_set.txt(.zst); nil: the copies compiled into hcore.
+    public var dataRoot: String?
     public var trainSize: Int
     public var epochs: Int
     public var learningRate: Double
@@ -36,7 +40,7 @@ public struct DemoStudy {
 
     /// The defaults differ between from-scratch and pretrained starts (a pretrained model needs a small
     /// learning rate and longer pruning); nil takes them.
-    public init(out: String, subnetworks: Int, pretrained: String?, dataRoot: String, trainSize: Int, epochs: Int?, learningRate: Double?,
+    public init(out: String, subnetworks: Int, pretrained: String?, dataRoot: String?, trainSize: Int, epochs: Int?, learningRate: Double?,
                 targetSparsity: Double?, pruneSteps: Int?, seed: UInt64, quick: Bool) throws {
         self.out = out
         self.subnetworks = subnetworks
@@ -54,40 +58,65 @@ public struct DemoStudy {
         }
     }
 
-    /// The folder holding hans/heuristics_train_set.txt(.zst): `explicit`, else ./data, else the data/ of the
-    /// repository whose .build/ holds `executable`.
-    public static func findData(explicit: String?, executable: String) throws -> String {
-        var candidates: [String] = []
-        if let explicit { candidates.append(explicit) }
-        candidates.append(FileManager.default.currentDirectoryPath + "/data")
+    /// The pretrained model `hcore demo` starts from when no --model is given: MiniLM-L6, which
+    /// scripts/setup-fixtures.sh fetches once (sha256-checked) into Tests/Fixtures/models/minilm-nli, looked
+    /// for in the current directory's repository and in the repository whose .build/ holds `executable`.
+    public static func defaultPretrained(executable: String) -> String? {
+        let tail = "/Tests/Fixtures/models/minilm-nli"
+        var candidates = [FileManager.default.currentDirectoryPath + tail]
         var folder = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
         for _ in 0..<4 {   // .build/<triple>/release/hcore → the repository
             folder = folder.deletingLastPathComponent()
-            candidates.append(folder.path + "/data")
+            candidates.append(folder.path + tail)
         }
-        for c in candidates {
-            for ext in ["", ".zst"] where FileManager.default.fileExists(atPath: c + "/hans/heuristics_train_set.txt" + ext) { return c }
-        }
-        throw DataError.badFile(path: candidates.joined(separator: ", "),
-                                reason: "no hans/heuristics_train_set.txt(.zst) here; run from the repository or pass --data-dir")
+        return candidates.first { FileManager.default.fileExists(atPath: $0 + "/model.safetensors") }
     }
 
-    /// Runs every stage. `stage` gets one line per finished stage; `progress` the pruning steps done of all.
-    public func run(stage: (Int, String, String) -> Void, progress: ((Int, _ total: Int) -> Void)? = nil) throws -> ResearchReport {
+    /// The model the demo fine-tunes: `model` if given; else nil with --quick (from scratch); else the default.
+    public static func pretrained(_ model: String?, quick: Bool, executable: String) throws -> String? {
+        if let model { return model }
+        if quick { return nil }
+        guard let found = defaultPretrained(executable: executable) else {
+            throw UsageError("hcore demo starts from MiniLM-L6, which is not here yet: run scripts/setup-fixtures.sh (or scripts/demo.sh), pass --model DIR, or --quick for the from-scratch demo")
+        }
+        return found
+    }
+
+    /// The settings that decide every stage's output, in study.json: a rerun with other settings would mix
+    /// two studies in one folder, so it is refused (more --subnetworks is fine: seeds are added).
+    var settings: JSONValue {
+        .object([("pretrained", pretrained.map { .string($0) } ?? .null), ("data", dataRoot.map { .string($0) } ?? "embedded"),
+                 ("train_size", .int(trainSize)), ("epochs", .int(epochs)), ("learning_rate", .float(learningRate)),
+                 ("target_sparsity", .float(targetSparsity)), ("prune_steps", .int(pruneSteps)), ("seed", .int(Int(seed))), ("quick", .bool(quick))])
+    }
+
+    func checkSettings() throws {
+        let path = out + "/study.json", mine = settings.pretty + "\n"
+        if let old = FileManager.default.contents(atPath: path) {
+            guard String(decoding: old, as: UTF8.self) == mine else {
+                throw UsageError("\(out) holds a demo run with other settings (\(path)); choose another --out, or remove the folder to start over")
+            }
+        } else {
+            try writeAtomically(Array(mine.utf8), to: path)
+        }
+    }
+
+    /// Runs every stage. `stage` gets one line per finished stage, `note` one per finished subnetwork,
+    /// `progress` the steps done of a long stage ("finetune", "prune").
+    public func run(stage: (Int, String, String) -> Void, note: @escaping (String) -> Void = { _ in },
+                    progress: ((String, Int, _ total: Int) -> Void)? = nil) throws -> ResearchReport {
         try makeFolder(out)
+        try checkSettings()
         let (task, sets) = try makeData()
-        stage(1, "data", "\(task.train.count) train / \(task.dev.count) dev in-domain pairs (45% high-overlap entailed, 45% low-overlap non-entailed, 10% high-overlap non-entailed from 3 HANS subcases), \(task.ood.count) HANS pairs → \(out)/data")
-        let (start, history, dropout) = try finetuneModel(task, sets)
-        stage(2, "finetune", String(format: "%d parameters, %d steps, final loss %.3f, dev accuracy %.3f → %@/model (hcore finetune)",
-                                    start.model.parameterCount, history.count, history.last?.loss ?? .nan, history.last?.devAccuracy ?? .nan, out))
+        stage(1, "data", "\(task.train.count) train / \(task.dev.count) dev in-domain pairs (45% high-overlap entailed, 45% low-overlap non-entailed, 10% high-overlap non-entailed from 3 HANS subcases; the paper's 4 plotted subcases held out), \(task.ood.count) HANS pairs → \(out)/data")
+        let (tokenizer, finetuned) = try finetuneModel(task, sets, progress: progress)
+        stage(2, "finetune", finetuned)
         let bert = try BertModel.load(folder: out + "/model")
-        let trainEnc = try encodeAll(task.train, tokenizer: start.tokenizer, options: PredictionOptions(maxLength: 128))
-        let (activations, tokens) = try meanActivations(model: bert, encodings: trainEnc, batchSize: 64)
-        try activations.write(path: out + "/activations.safetensors", model: bert, extraMetadata: ["dataset": sets.train.path])
-        stage(3, "activations", "mean activations over \(tokens) tokens → \(out)/activations.safetensors (hcore activations)")
-        let store = try pruneSubnetworks(bert, encodings: trainEnc, activations: activations, dropout: dropout, progress: progress)
-        stage(4, "prune", "\(subnetworks) subnetworks at target sparsity \(targetSparsity), \(quick ? 12 : pruneSteps) steps each → \(store.path) (hcore prune)")
-        let (doc, prepared) = try evaluate(bert, tokenizer: start.tokenizer, store: store, activations: activations, sets: sets)
+        let trainEnc = try encodeAll(task.train, tokenizer: tokenizer, options: PredictionOptions(maxLength: 128))
+        let activations = try meanActivations(bert, trainEnc, sets, stage: stage)
+        let store = try pruneSubnetworks(bert, encodings: trainEnc, activations: activations, note: note, progress: progress)
+        stage(4, "prune", "\(store.subnetworks.count) subnetworks at target sparsity \(targetSparsity), \(quick ? 12 : pruneSteps) steps each → \(store.path) (hcore prune)")
+        let (doc, prepared) = try evaluate(bert, tokenizer: tokenizer, store: store, activations: activations, sets: sets)
         let full = doc.results[0].metrics
         stage(5, "eval", String(format: "full model: dev %.3f, HANS %.3f; %d subnetworks → %@/eval.json (hcore eval)",
                                 full[prepared[0].referenceKey]?.accuracy ?? .nan, full["hans"]?.accuracy ?? .nan, store.subnetworks.count, out))
@@ -96,12 +125,23 @@ public struct DemoStudy {
 
     struct Sets { var train: Dataset, dev: Dataset, ood: Dataset }
 
-    func makeData() throws -> (DemoTask, Sets) {
-        func hans(_ base: String) throws -> Dataset {
+    /// HANS's training and evaluation files: from `dataRoot`, or the copies compiled into the binary.
+    func hansFiles() throws -> (train: Dataset, evaluation: Dataset) {
+        func load(_ base: String, _ embedded: (UnsafeMutablePointer<Int>) -> UnsafePointer<UInt8>?) throws -> Dataset {
+            guard let dataRoot else {
+                var size = 0
+                let bytes = try Zstd.decompress(Array(UnsafeBufferPointer(start: embedded(&size), count: size)), name: "embedded " + base)
+                return try Dataset.parse(bytes, path: "<embedded>/hans/" + base, format: .hans)
+            }
             let p = dataRoot + "/hans/" + base
             return try Dataset.load(FileManager.default.fileExists(atPath: p) ? p : p + ".zst")
         }
-        let task = try DemoTask.build(hansTrain: try hans("heuristics_train_set.txt").examples, hansEval: try hans("heuristics_evaluation_set.txt").examples,
+        return (try load("heuristics_train_set.txt", hcore_hans_train_zst), try load("heuristics_evaluation_set.txt", hcore_hans_evaluation_zst))
+    }
+
+    func makeData() throws -> (DemoTask, Sets) {
+        let hans = try hansFiles()
+        let task = try DemoTask.build(hansTrain: hans.train.examples, hansEval: hans.evaluation.examples,
                                       trainSize: quick ? min(trainSize, 400) : trainSize, devSize: quick ? 200 : 1000, oodStride: quick ? 100 : 10, seed: 2024)
         let paths = try task.write(folder: out + "/data")
         return (task, Sets(train: Dataset(name: "train.jsonl", path: paths.train, format: .jsonl, examples: task.train),
@@ -109,28 +149,62 @@ public struct DemoStudy {
                            ood: Dataset(name: "heuristics_evaluation_subset.txt", path: paths.ood, format: .hans, examples: task.ood)))
     }
 
-    func finetuneModel(_ task: DemoTask, _ sets: Sets) throws -> (FinetuneStart, [FinetuneRecord], dropout: Float?) {
+    /// From scratch, dropout only slows learning on a few thousand pairs (measured: dev 77% with 0.1, 86%
+    /// without); a pretrained model keeps its own. Pruning runs the subnetwork with the same dropout.
+    var dropout: Float? { pretrained == nil ? 0 : nil }
+
+    /// Fine-tunes into out/model, unless finetune.json says an earlier run finished it; returns the tokenizer
+    /// and the stage's line.
+    func finetuneModel(_ task: DemoTask, _ sets: Sets, progress: ((String, Int, Int) -> Void)?) throws -> (BertTokenizer, String) {
+        let marker = out + "/finetune.json"
+        if let done = FileManager.default.contents(atPath: marker) {
+            return (try BertTokenizer.load(folder: out + "/model"), String(decoding: done, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) + " (kept from an earlier run)")
+        }
         var fc = FinetuneConfig()
         fc.epochs = quick ? 1 : epochs; fc.batchSize = 32; fc.seed = seed; fc.warmupRatio = 0.1; fc.weightDecay = 0.01   // the demo's recipe
         fc.learningRate = learningRate
+        fc.dropout = dropout
         let start: FinetuneStart
         if let pretrained {
             start = try FinetuneStart.pretrained(folder: pretrained, labels: DemoTask.labels, dataLabels: DemoTask.labels, seed: seed)
         } else {
             start = try FinetuneStart.scratch(config: quick ? "tiny" : "small", vocabFile: nil, corpus: task.train + task.dev + task.ood,
                                               labels: DemoTask.labels, maxLength: 128, seed: seed)
-            fc.dropout = 0   // from scratch on a few thousand pairs, dropout only slows learning (measured: dev 77% with 0.1, 86% without)
         }
-        let history = try finetuneAndSave(start, train: sets.train, dev: sets.dev, config: fc, maxLength: 128, out: out + "/model")
-        return (start, history, fc.dropout)
+        let history = try finetuneAndSave(start, train: sets.train, dev: sets.dev, config: fc, maxLength: 128, out: out + "/model",
+                                          progress: { progress?("finetune", $0, $1) })
+        let line = String(format: "%d parameters, %d steps, final loss %.3f, dev accuracy %.3f → %@/model (hcore finetune)",
+                          start.model.parameterCount, history.count, history.last?.loss ?? .nan, history.last?.devAccuracy ?? .nan, out)
+        try writeAtomically(Array((line + "\n").utf8), to: marker)
+        return (start.tokenizer, line)
     }
 
-    func pruneSubnetworks(_ bert: BertModel, encodings: [Encoding], activations: MeanActivations, dropout: Float?,
-                          progress: ((Int, Int) -> Void)?) throws -> SubnetworkStore {
+    func meanActivations(_ bert: BertModel, _ trainEnc: [Encoding], _ sets: Sets, stage: (Int, String, String) -> Void) throws -> MeanActivations {
+        let path = out + "/activations.safetensors"
+        if FileManager.default.fileExists(atPath: path) {
+            let (acts, _) = try MeanActivations.load(path: path, model: bert)
+            stage(3, "activations", "\(path) (kept from an earlier run)")
+            return acts
+        }
+        let (activations, tokens) = try Eval.meanActivations(model: bert, encodings: trainEnc, batchSize: 64)
+        try activations.write(path: path, model: bert, extraMetadata: ["dataset": sets.train.path])
+        stage(3, "activations", "mean activations over \(tokens) tokens → \(path) (hcore activations)")
+        return activations
+    }
+
+    /// One L0 run per seed into subnetworks.hcs; seeds already stored are kept, an interrupted run resumes
+    /// from its checkpoint (every 50 steps).
+    func pruneSubnetworks(_ bert: BertModel, encodings: [Encoding], activations: MeanActivations,
+                          note: @escaping (String) -> Void, progress: ((String, Int, Int) -> Void)?) throws -> SubnetworkStore {
         let storePath = out + "/subnetworks.hcs"
-        if FileManager.default.fileExists(atPath: storePath) { try FileManager.default.removeItem(atPath: storePath) }
-        let store = try SubnetworkStore.create(path: storePath, fingerprint: bert.fingerprint, layout: StoreLayout(bert))
-        try store.addActivations(name: "train", file: out + "/activations.safetensors")
+        let store: SubnetworkStore
+        if FileManager.default.fileExists(atPath: storePath) {
+            store = try SubnetworkStore.open(path: storePath)
+            if let r = store.recoveryNote { note("\(storePath): \(r)") }
+        } else {
+            store = try SubnetworkStore.create(path: storePath, fingerprint: bert.fingerprint, layout: StoreLayout(bert))
+            try store.addActivations(name: "train", file: out + "/activations.safetensors")
+        }
         var pc = PruneConfig()
         pc.targetSparsity = targetSparsity
         pc.maxSteps = quick ? 12 : pruneSteps
@@ -138,12 +212,18 @@ public struct DemoStudy {
         pc.warmupSteps = max(1, pc.maxSteps / 15)
         pc.gradientAccumulationSteps = 1
         pc.batchSize = 32
-        pc.initialLogAlpha = 3      // a 300-step run cannot wait for gates started at the paper's 10 to open
-        pc.dropout = dropout         // the subnetwork in training mode, with the dropout the model was trained with
-        let runs = PruneRuns(config: pc, seeds: (0..<subnetworks).map { seed + UInt64($0) }, namePrefix: "demo", source: "hcore demo", checkpointEvery: 0)
+        pc.initialLogAlpha = 3      // a run of a few hundred steps cannot wait for gates started at the paper's 10 to open
+        pc.dropout = dropout
+        let seeds = (0..<subnetworks).map { seed + UInt64($0) }
+        let runs = PruneRuns(config: pc, seeds: seeds, namePrefix: "demo", source: "hcore demo", checkpointEvery: quick ? 0 : 50)
         let total = subnetworks * pc.maxSteps
-        try runs.run(into: store, model: bert, encodings: encodings, activations: activations, log: { _ in },
-                     onStep: { k, st in progress?(k * pc.maxSteps + st.step + 1, total) })
+        var finished = 0
+        try runs.run(into: store, model: bert, encodings: encodings, activations: activations, log: { line in
+            guard line.hasPrefix("seed "), line.contains("stored in") || line.contains("skipped") || line.contains("resuming") else { return }
+            if line.contains("resuming") { return note("  " + line) }
+            finished += 1
+            note("  subnetwork \(finished)/\(seeds.count), " + line)
+        }, onStep: { k, st in progress?("prune", k * pc.maxSteps + st.step + 1, total) })
         return store
     }
 

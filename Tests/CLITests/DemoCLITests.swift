@@ -1,17 +1,31 @@
-// The whole story in miniature: `hcore demo --quick --subnetworks 2` runs every stage and leaves the
-// report; its model folder is a Hugging Face folder hcore loads back; `hcore report` and `hcore finetune`
-// work on its outputs; bad flags fail with the documented exit code.
+// The whole story in miniature: `hcore demo --quick --subnetworks 2`, run from an empty folder (the HANS
+// files travel inside the binary), runs every stage and leaves the report; a rerun keeps every stage and
+// one with other settings is refused; its model folder is a Hugging Face folder hcore loads back;
+// `hcore report` and `hcore finetune` work on its outputs; bad flags fail with the documented exit code.
 import Foundation
 import XCTest
 import TestSupport
 
 final class DemoCLITests: XCTestCase {
     func testQuickDemoRunsEveryStage() throws {
-        let out = NSTemporaryDirectory() + "hcore-demo-\(getpid())"
-        defer { try? FileManager.default.removeItem(atPath: out) }
-        let r = try hcore(["demo", "--quick", "--subnetworks", "2", "--out", out])
+        let empty = NSTemporaryDirectory() + "hcore-demo-\(getpid())"
+        let out = empty + "/d"
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        let r = try hcore(["demo", "--quick", "--subnetworks", "2", "--out", "d"], in: empty)
         XCTAssertEqual(r.code, 0, r.err)
         for stage in 1...8 { XCTAssertTrue(r.err.contains("[\(stage)/8"), "stage \(stage) missing:\n\(r.err)") }
+        XCTAssertTrue(r.err.contains("subnetwork 2/2, seed 43"), r.err)
+        // A rerun keeps the finished stages and subnetworks and gives the same evaluation.
+        let evalBefore = try String(contentsOfFile: out + "/report/report.json", encoding: .utf8)
+        let again = try hcore(["demo", "--quick", "--subnetworks", "2", "--out", "d"], in: empty)
+        XCTAssertEqual(again.code, 0, again.err)
+        for kept in ["finetune", "activations"] { XCTAssertTrue(again.err.contains("] \(kept):") && again.err.contains("kept from an earlier run"), again.err) }
+        XCTAssertTrue(again.err.contains("already in d/subnetworks.hcs; skipped"), again.err)
+        XCTAssertEqual(try String(contentsOfFile: out + "/report/report.json", encoding: .utf8), evalBefore)
+        let other = try hcore(["demo", "--quick", "--subnetworks", "2", "--out", "d", "--seed", "7"], in: empty)
+        XCTAssertEqual(other.code, 2, other.err)
+        XCTAssertTrue(other.err.contains("other settings"), other.err)
         for f in ["model/config.json", "model/model.safetensors", "model/vocab.txt", "activations.safetensors", "subnetworks.hcs",
                   "eval.json", "core.json", "report/index.html", "report/id-vs-ood.svg", "report/accuracy-sparsity.svg",
                   "report/keep-frequency.svg", "report/composition.svg", "report/report.json"] {
