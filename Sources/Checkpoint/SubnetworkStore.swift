@@ -97,6 +97,16 @@ public final class SubnetworkStore {
     /// Test hook: make writes fail after this many bytes of an append (simulates a full disk).
     public nonisolated(unsafe) static var failWritesAfterBytes: Int?
 
+    /// The points of a write transaction after which a crash leaves a different file: the blocks written
+    /// (not yet durable), the blocks fsync'ed (committed), a compaction's new file complete beside the store,
+    /// and that file renamed over the store.
+    public enum WriterStep: String, CaseIterable, Sendable { case written, synced, compactionWritten, compactionRenamed }
+    /// Test hook: stop the writer at this step as if its process died there — nothing is cleaned up; the
+    /// operation throws `SimulatedCrash` and the test reopens the file.
+    public nonisolated(unsafe) static var crashAt: WriterStep?
+    public struct SimulatedCrash: Error {}
+    static func reach(_ step: WriterStep) throws { if crashAt == step { throw SimulatedCrash() } }
+
     // MARK: create / open
 
     public static func create(path: String, fingerprint: String, layout: StoreLayout) throws -> SubnetworkStore {
@@ -508,10 +518,12 @@ public final class SubnetworkStore {
             var limit = bytes.count
             if let fail = Self.failWritesAfterBytes { limit = min(limit, fail) }
             let written = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, limit, off_t(committedLength)) }
+            try Self.reach(.written)
             guard written == bytes.count, fsync(fd) == 0 else {
                 _ = ftruncate(fd, off_t(committedLength))
                 throw CheckpointError.writeFailed(path: path, reason: "short write (disk full?); the store is unchanged")
             }
+            try Self.reach(.synced)
             committedLength += bytes.count
             sequence += 1
         } catch {
@@ -637,10 +649,12 @@ public final class SubnetworkStore {
             fresh.compactedLength = fresh.committedLength + 2 * 4096   // + this last footer and commit, roughly
             fresh.forceFullFooter = true
             try fresh.append { _ in [] }
+            try Self.reach(.compactionWritten)
             guard rename(tmp, path) == 0 else { throw CheckpointError.writeFailed(path: path, reason: String(cString: strerror(errno))) }
+            try Self.reach(.compactionRenamed)
             try syncDirectory(of: path)
         } catch {
-            unlink(tmp)
+            if !(error is SimulatedCrash) { unlink(tmp) }
             throw error
         }
         try reload()

@@ -159,6 +159,44 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try SubnetworkStore.open(path: path).subnetworks.count, 6)
     }
 
+    /// The writer stopped at each of its steps as if its process died there — after a partial write, after
+    /// the whole write (not yet fsync'ed), after the fsync, and a compaction before and after its rename:
+    /// reopening gives the state before the transaction or after it, never a torn one, and reports a torn
+    /// tail; the next writer (a fresh open, as after a restart) goes on from there, and nothing is lost.
+    func testWriterStoppedAtEveryStepLosesNoCommit() throws {
+        let cases: [(SubnetworkStore.WriterStep, partial: Bool)] = [(.written, true), (.written, false), (.synced, false),
+                                                                    (.compactionWritten, false), (.compactionRenamed, false)]
+        for (step, partial) in cases {
+            let label = "\(step)\(partial ? " (partial write)" : "")"
+            let path = tempPath("crash-\(step.rawValue)-\(partial).hcs")
+            let s = try SubnetworkStore.create(path: path, fingerprint: "hc1-00000000000000aa", layout: layout)
+            try s.add(coreSubnetworks(5, layout: layout, seed: 9))
+            let before = describe(try SubnetworkStore.open(path: path))
+            let compacting = step == .compactionWritten || step == .compactionRenamed
+            SubnetworkStore.crashAt = step
+            SubnetworkStore.failWritesAfterBytes = partial ? 100 : nil
+            XCTAssertThrowsError(try compacting ? s.compact() : s.add([StoredSubnetwork(name: "late", mask: [UInt8](repeating: 1, count: layout.unitCount))]), label) {
+                XCTAssert($0 is SubnetworkStore.SimulatedCrash, "\(label): \($0)")
+            }
+            (SubnetworkStore.crashAt, SubnetworkStore.failWritesAfterBytes) = (nil, nil)
+            let reopened = try SubnetworkStore.open(path: path)
+            let names = reopened.subnetworks.map(\.name)
+            let committed = !compacting && !partial   // the whole transaction reached the file
+            XCTAssertEqual(names, (0..<5).map { "sub-\($0)" } + (committed ? ["late"] : []), label)
+            XCTAssertTrue(describe(reopened).prefix(5).elementsEqual(before), "\(label): the earlier commits are intact")
+            XCTAssertEqual(reopened.recoveryNote != nil, partial, "\(label): a torn tail, and only a torn tail, is reported")
+            XCTAssertEqual(FileManager.default.fileExists(atPath: path + ".compact-\(getpid())"), step == .compactionWritten,
+                           "\(label): a crash before the rename leaves the new file beside the store, nothing else")
+            try reopened.add([StoredSubnetwork(name: "next", mask: [UInt8](repeating: 0, count: layout.unitCount))])
+            let final = try SubnetworkStore.open(path: path)
+            XCTAssertEqual(final.subnetworks.map(\.name), names + ["next"], label)
+            XCTAssertNil(final.recoveryNote, label)
+            try final.compact()   // also removes a compaction file this process left behind
+            XCTAssertFalse(FileManager.default.fileExists(atPath: path + ".compact-\(getpid())"), label)
+            XCTAssertTrue(describe(try SubnetworkStore.open(path: path)) == describe(final), label)
+        }
+    }
+
     func testBadInputRefused() throws {
         let path = tempPath("bad.hcs")
         let s = try SubnetworkStore.create(path: path, fingerprint: "hc1-00000000000000bb", layout: layout)
