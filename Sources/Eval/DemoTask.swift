@@ -5,16 +5,19 @@
 // In-domain (train and dev, disjoint, from heuristics_train_set.txt; labels entailment / non-entailment):
 //   45%  high-overlap entailed pairs      HANS train pairs with gold "entailment" (every hypothesis word
 //                                         occurs in the premise)
-//   45%  low-overlap non-entailed pairs   the premise of one HANS train pair with the hypothesis of
+//   35%  low-overlap non-entailed pairs   the premise of one HANS train pair with the hypothesis of
 //                                         another, kept only if none of the hypothesis' content words
 //                                         occurs in the premise (articles and punctuation ignored)
-//   10%  high-overlap non-entailed pairs  HANS train pairs with gold "non-entailment", from only three of
-//                                         HANS's fifteen non-entailment subcases (one per heuristic:
-//                                         `seenSubcases`), so most of HANS stays out-of-domain
+//   20%  high-overlap non-entailed pairs  HANS train pairs with gold "non-entailment" from the eleven
+//                                         non-entailment subcases the paper does not plot (`seenSubcases`)
 // No in-domain pair — nor any premise or hypothesis a low-overlap pair borrows — comes from the four subcases
 // the paper plots (`plottedHANSSubcases`): they stay out-of-domain entirely, as the paper's measure needs.
-// so "predict entailment when the words overlap" scores 90% in-domain and 50% on HANS. The kind of each
-// in-domain pair is its `heuristic` field ("high-overlap" / "low-overlap"), so metrics break it down.
+// So "predict entailment when the words overlap" scores 80% in-domain, and a model that also learns the
+// exceptions it was shown still has to generalise them to the four held-out subcases — where, measured on
+// MiniLM, pruned subnetworks that match the full model in-domain disagree (README, "What the demo shows").
+// (With 10% from three seen subcases the fine-tuned MiniLM scores 4–7% on the four and its subnetworks
+// stay within a few points of each other.) The kind of each in-domain pair is its `heuristic` field
+// ("high-overlap" / "low-overlap"), so metrics break it down.
 // Out-of-domain: every `oodStride`-th pair of heuristics_evaluation_set.txt (the file is grouped by
 // subcase in blocks of 1,000, so stride 10 keeps 100 pairs of each of the 30 subcases).
 // Order and pairing come from SplitMix64(seed): the same files and seed give the same task.
@@ -25,18 +28,21 @@ import Tokenizer
 
 public struct DemoTask: Sendable {
     public static let labels = ["entailment", "non-entailment"]
-    public static let seenSubcases: Set<String> = ["ln_passive", "sn_PP_on_subject", "cn_adverb"]
+    /// HANS's fifteen non-entailment subcases less the four the paper plots.
+    public static let seenSubcases: Set<String> = ["ln_conjunction", "ln_passive", "ln_relative_clause",
+                                                   "sn_NP/S", "sn_NP/Z", "sn_PP_on_subject", "sn_past_participle", "sn_relative_clause_on_subject",
+                                                   "cn_adverb", "cn_after_if_clause", "cn_disjunction"]
     public var train: [Example]
     public var dev: [Example]
     public var ood: [Example]
 
     public static func build(hansTrain: [Example], hansEval: [Example], trainSize: Int = 4000, devSize: Int = 1000,
-                             highOverlapNonEntailedShare: Double = 0.1, oodStride: Int = 10, seed: UInt64 = 2024) throws -> DemoTask {
+                             highOverlapNonEntailedShare: Double = 0.2, seen: Set<String> = seenSubcases, oodStride: Int = 10, seed: UInt64 = 2024) throws -> DemoTask {
         var rng = SplitMix64(seed: seed)
         var order = Array(hansTrain.indices)
         rng.shuffle(&order)
         var entailed = order.filter { hansTrain[$0].label == "entailment" }[...]
-        var nonEntailed = order.filter { hansTrain[$0].label == "non-entailment" && seenSubcases.contains(hansTrain[$0].subcase ?? "") }[...]
+        var nonEntailed = order.filter { hansTrain[$0].label == "non-entailment" && seen.contains(hansTrain[$0].subcase ?? "") }[...]
         let heldOut = Set(plottedHANSSubcases)
         var donors = order.filter { !heldOut.contains(hansTrain[$0].subcase ?? "") }[...]   // premises and hypotheses for the low-overlap pairs
 

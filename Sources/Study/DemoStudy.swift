@@ -49,8 +49,8 @@ public struct DemoStudy {
         self.trainSize = trainSize
         self.epochs = epochs ?? (pretrained == nil ? 10 : 2)
         self.learningRate = learningRate ?? (pretrained == nil ? 1e-3 : 5e-5)
-        self.targetSparsity = targetSparsity ?? (pretrained == nil ? 0.35 : 0.4)
-        self.pruneSteps = pruneSteps ?? (pretrained == nil ? 300 : 600)
+        self.targetSparsity = targetSparsity ?? 0.35
+        self.pruneSteps = pruneSteps ?? (pretrained == nil ? 300 : 900)
         self.seed = seed
         self.quick = quick
         guard subnetworks >= 1, (0..<1).contains(self.targetSparsity), self.pruneSteps >= 1, trainSize >= 20, self.epochs >= 1 else {
@@ -108,7 +108,7 @@ public struct DemoStudy {
         try makeFolder(out)
         try checkSettings()
         let (task, sets) = try makeData()
-        stage(1, "data", "\(task.train.count) train / \(task.dev.count) dev in-domain pairs (45% high-overlap entailed, 45% low-overlap non-entailed, 10% high-overlap non-entailed from 3 HANS subcases; the paper's 4 plotted subcases held out), \(task.ood.count) HANS pairs → \(out)/data")
+        stage(1, "data", "\(task.train.count) train / \(task.dev.count) dev in-domain pairs (45% high-overlap entailed, 35% low-overlap non-entailed, 20% high-overlap non-entailed from the 11 HANS non-entailment subcases the paper does not plot; its 4 plotted subcases held out), \(task.ood.count) HANS pairs → \(out)/data")
         let (tokenizer, finetuned) = try finetuneModel(task, sets, progress: progress)
         stage(2, "finetune", finetuned)
         let bert = try BertModel.load(folder: out + "/model")

@@ -28,8 +28,8 @@ struct Demo: ParsableCommand {
     @Option(help: "In-domain training pairs.") var trainSize: Int = 4000
     @Option(name: .customLong("num-train-epochs"), help: "Default 2 (10 with --quick).") var epochsOption: Int?
     @Option(name: .customLong("learning-rate"), help: "Fine-tuning learning rate (default 5e-5; 1e-3 with --quick).") var learningRate: Double?
-    @Option(name: .customLong("target-sparsity"), help: "Default 0.4 (0.35 with --quick).") var targetSparsityOption: Double?
-    @Option(name: .customLong("prune-steps"), help: "Pruning steps per subnetwork (default 600).") var pruneStepsOption: Int?
+    @Option(name: .customLong("target-sparsity"), help: "Target fraction of heads and MLPs pruned (default 0.35).") var targetSparsityOption: Double?
+    @Option(name: .customLong("prune-steps"), help: "Pruning steps per subnetwork (default 900; 300 from scratch).") var pruneStepsOption: Int?
     @Option var seed: UInt64 = 42
     @Flag(help: "A tiny BERT trained from scratch and a few steps everywhere (seconds; for tests).") var quick = false
     func run() throws {

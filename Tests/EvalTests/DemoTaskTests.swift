@@ -1,5 +1,6 @@
 // The embedded demo task is built exactly as DemoTask.swift documents: proportions, label of each kind,
-// low-overlap pairs sharing no content word, only the three seen HANS subcases in-domain, train and dev
+// low-overlap pairs sharing no content word, high-overlap non-entailed pairs from exactly the non-entailment
+// subcases the paper does not plot, train and dev
 // disjoint, the OOD stride, and determinism.
 import Checkpoint
 import Eval
@@ -41,8 +42,13 @@ final class DemoTaskTests: XCTestCase {
                 XCTFail("unexpected kind \(e.heuristic ?? "nil") / \(e.label ?? "nil")")
             }
         }
+        // The seen subcases are HANS's non-entailment subcases less the plotted four, each of them used.
+        let nonEntailment = Set(train.filter { $0.label == "non-entailment" }.compactMap(\.subcase))
+        XCTAssertEqual(nonEntailment.count, 15)
+        XCTAssertEqual(DemoTask.seenSubcases, nonEntailment.subtracting(plottedHANSSubcases))
+        XCTAssertEqual(Set(task.train.filter { $0.heuristic == "high-overlap" && $0.label == "non-entailment" }.compactMap(\.subcase)), DemoTask.seenSubcases)
         let kinds = Dictionary(grouping: task.train, by: { "\($0.heuristic!)/\($0.label!)" }).mapValues(\.count)
-        XCTAssertEqual(kinds, ["high-overlap/entailment": 450, "high-overlap/non-entailment": 100, "low-overlap/non-entailment": 450])
+        XCTAssertEqual(kinds, ["high-overlap/entailment": 450, "high-overlap/non-entailment": 200, "low-overlap/non-entailment": 350])
         let trainPairs = Set(task.train.map { $0.text + "\t" + ($0.pair ?? "") })
         XCTAssertTrue(task.dev.filter { $0.heuristic == "high-overlap" }.allSatisfy { !trainPairs.contains($0.text + "\t" + $0.pair!) })
         let again = try DemoTask.build(hansTrain: train, hansEval: eval, trainSize: 1000, devSize: 200)
