@@ -250,7 +250,7 @@ public struct DemoStudy {
         let report = try buildReport(evalDocument: doc, store: store, model: model, activations: activations,
                                      oodEncodings: ood.encodings, idKey: doc.datasets[0].key, oodKey: "hans")
         try writeAtomically(Array((report.coreEvidence.json.pretty + "\n").utf8), to: out + "/core.json")
-        stage(6, "core", "\(report.core.core.count) units kept by all \(report.core.subnetworks.count) subnetworks" + (report.coreOverMatching ? " within 2 points of the full model in-domain" : " (fewer than 2 within 2 points in-domain)") + String(format: "; random masks of the same shape share %.1f (p = %.3f)", report.coreEvidence.null.nullMean, report.coreEvidence.null.pValue) + " → core.json (hcore circuits core)")
+        stage(6, "core", "\(report.core.core.count) units kept by all \(report.core.subnetworks.count) subnetworks" + (report.coreOverMatching ? " within \(String(format: "%g", report.matchPoints)) points of the full model in-domain" : " (fewer than 2 within \(String(format: "%g", report.matchPoints)) points in-domain)") + String(format: "; random masks of the same shape share %.1f (p = %.3f)", report.coreEvidence.null.nullMean, report.coreEvidence.null.pValue) + " → core.json (hcore circuits core)")
         if let reads = report.reads {
             try writeAtomically(Array((reads.json.pretty + "\n").utf8), to: out + "/reads.json")
             stage(7, "reads", "\(reads.reads.count) later heads measured on \(reads.examples) HANS pairs (activation reads; path patching: hcore circuits patch) → reads.json")
