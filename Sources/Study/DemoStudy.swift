@@ -1,7 +1,7 @@
 // The paper's whole story on a small task, one stage after another, each stage's output left in a folder
 // so it can be rerun by hand with the command it names:
-//   1 data         the embedded task from data/hans (Eval/DemoTask.swift) → data/
-//   2 finetune     a small BERT from scratch, or a pretrained folder fine-tuned → model/
+//   1 data         the task built from the HANS files compiled into hcore (Eval/DemoTask.swift) → data/
+//   2 finetune     a pretrained folder (MiniLM-L6 by default) fine-tuned, or a small BERT from scratch → model/
 //   3 activations  mean activations on the training set → activations.safetensors
 //   4 prune        one L0 run per seed at the target sparsity → subnetworks.hcs
 //   5 eval         full model and subnetworks on dev (ID) and HANS (OOD) → eval.json
