@@ -37,12 +37,12 @@ public struct DemoTask: Sendable {
     public var ood: [Example]
 
     public static func build(hansTrain: [Example], hansEval: [Example], trainSize: Int = 4000, devSize: Int = 1000,
-                             highOverlapNonEntailedShare: Double = 0.2, seen: Set<String> = seenSubcases, oodStride: Int = 10, seed: UInt64 = 2024) throws -> DemoTask {
+                             highOverlapNonEntailedShare: Double = 0.2, oodStride: Int = 10, seed: UInt64 = 2024) throws -> DemoTask {
         var rng = SplitMix64(seed: seed)
         var order = Array(hansTrain.indices)
         rng.shuffle(&order)
         var entailed = order.filter { hansTrain[$0].label == "entailment" }[...]
-        var nonEntailed = order.filter { hansTrain[$0].label == "non-entailment" && seen.contains(hansTrain[$0].subcase ?? "") }[...]
+        var nonEntailed = order.filter { hansTrain[$0].label == "non-entailment" && seenSubcases.contains(hansTrain[$0].subcase ?? "") }[...]
         let heldOut = Set(plottedHANSSubcases)
         var donors = order.filter { !heldOut.contains(hansTrain[$0].subcase ?? "") }[...]   // premises and hypotheses for the low-overlap pairs
 

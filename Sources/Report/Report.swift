@@ -55,7 +55,7 @@ public struct ResearchReport {
 
     /// The OOD measure (`Outcome.oodMeasure`) among matching subnetworks: (min, max) in points, nil with fewer than 2.
     public var spread: (low: Double, high: Double)? {
-        let xs = subnetworks.filter { matching.contains($0.name) }.map { $0.oodMeasure * 100 }
+        let xs = matchingMeasures
         guard xs.count >= 2 else { return nil }
         return (xs.min()!, xs.max()!)
     }
@@ -77,9 +77,11 @@ public struct ResearchReport {
 
     /// The honest verdict on the paper's phenomenon, in plain words, with the bar it was held to.
     public var verdict: String {
-        Self.verdict(matchingMeasures: subnetworks.filter { matching.contains($0.name) }.map { $0.oodMeasure * 100 },
-                     matchPoints: matchPoints, measure: oodMeasureName)
+        Self.verdict(matchingMeasures: matchingMeasures, matchPoints: matchPoints, measure: oodMeasureName)
     }
+
+    /// The OOD measure, in points, of each subnetwork within `matchPoints` in-domain.
+    var matchingMeasures: [Double] { subnetworks.filter { matching.contains($0.name) }.map { $0.oodMeasure * 100 } }
 
     /// The verdict from the OOD measure (in points) of the subnetworks within `matchPoints` in-domain.
     public static func verdict(matchingMeasures xs: [Double], matchPoints: Double, measure what: String) -> String {

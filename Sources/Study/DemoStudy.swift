@@ -199,8 +199,7 @@ public struct DemoStudy {
         let storePath = out + "/subnetworks.hcs"
         let store: SubnetworkStore
         if FileManager.default.fileExists(atPath: storePath) {
-            store = try SubnetworkStore.open(path: storePath)
-            if let r = store.recoveryNote { note("\(storePath): \(r)") }
+            store = try SubnetworkStore.open(path: storePath, model: bert, warn: note)
         } else {
             store = try SubnetworkStore.create(path: storePath, fingerprint: bert.fingerprint, layout: StoreLayout(bert))
             try store.addActivations(name: "train", file: out + "/activations.safetensors")
