@@ -7,6 +7,16 @@ import Foundation
 import Model
 import Tokenizer
 
+/// What happened to one seed, for drivers that print their own progress (the demo) instead of parsing log lines.
+public enum PruneRunEvent: Equatable {
+    /// The seed's subnetwork is already in the store.
+    case skipped(seed: UInt64, name: String)
+    /// An interrupted run continues from its checkpoint at `step`.
+    case resuming(seed: UInt64, step: Int)
+    /// The run finished and its subnetwork is committed to the store.
+    case stored(seed: UInt64, name: String, sparsity: Double, seconds: Double)
+}
+
 public struct PruneRuns {
     public var config: PruneConfig
     public var seeds: [UInt64]
@@ -50,20 +60,25 @@ public struct PruneRuns {
     public func name(seed: UInt64) -> String { "\(namePrefix)-t\(config.targetSparsity)-seed\(seed)" }
 
     /// Runs every seed not yet in `store`. `log` gets a line per run and every 100 steps; `onStep` every step
-    /// with the seed's position in `seeds`.
+    /// with the seed's position in `seeds`; `onRun` each seed's skip, resume and commit.
     public func run(into store: SubnetworkStore, model: BertModel, encodings: [Encoding], activations: MeanActivations,
-                    log: @escaping (String) -> Void, onStep: ((Int, PruneStep) -> Void)? = nil) throws {
+                    log: @escaping (String) -> Void, onStep: ((Int, PruneStep) -> Void)? = nil,
+                    onRun: ((PruneRunEvent) -> Void)? = nil) throws {
         for (k, seed) in seeds.enumerated() {
             let runName = name(seed: seed)
             if store.subnetworks.contains(where: { $0.name == runName }) {
                 log("seed \(seed): '\(runName)' is already in \(store.path); skipped")
+                onRun?(.skipped(seed: seed, name: runName))
                 continue
             }
             var c = config
             c.seed = seed
             let checkpointPath = "\(store.path).prune-\(runName).json"
             let resume = try Self.readCheckpoint(checkpointPath)
-            if let resume { log("seed \(seed): resuming from \(checkpointPath) at step \(resume.step)") }
+            if let resume {
+                log("seed \(seed): resuming from \(checkpointPath) at step \(resume.step)")
+                onRun?(.resuming(seed: seed, step: resume.step))
+            }
             let started = Date()
             let trace = try tracePath.map { try PruneTrace(path: traceFile($0, seed: seed), resumeStep: resume?.step ?? 0) }
             var traceError: Error?
@@ -78,10 +93,11 @@ public struct PruneRuns {
                 if st.step % max(1, logEvery) == 0 || st.step == c.maxSteps - 1 { log(Self.describe(st)) }
             })
             if let traceError { throw traceError }
-            try store.add([stored(r, name: runName, config: c, seconds: Date().timeIntervalSince(started),
-                                 dropout: c.dropouts(for: model))])
+            let seconds = Date().timeIntervalSince(started)
+            try store.add([stored(r, name: runName, config: c, seconds: seconds, dropout: c.dropouts(for: model))])
             unlink(checkpointPath)
             log("seed \(seed): \(String(format: "%.3f", r.achievedSparsity)) sparsity, stored in \(store.path)")
+            onRun?(.stored(seed: seed, name: runName, sparsity: r.achievedSparsity, seconds: seconds))
         }
     }
 

@@ -216,14 +216,20 @@ public struct DemoStudy {
         let seeds = (0..<subnetworks).map { seed + UInt64($0) }
         let runs = PruneRuns(config: pc, seeds: seeds, namePrefix: "demo", source: "hcore demo", checkpointEvery: quick ? 0 : 50)
         let total = subnetworks * pc.maxSteps
-        var finished = 0, started = Date()
-        try runs.run(into: store, model: bert, encodings: encodings, activations: activations, log: { line in
-            guard line.hasPrefix("seed "), line.contains("stored in") || line.contains("skipped") || line.contains("resuming") else { return }
-            if line.contains("resuming") { return note("  " + line) }
-            finished += 1
-            note("  subnetwork \(finished)/\(seeds.count), " + line + String(format: " (%.0f s)", Date().timeIntervalSince(started)))
-            started = Date()
-        }, onStep: { k, st in progress?("prune", k * pc.maxSteps + st.step + 1, total) })
+        var finished = 0
+        try runs.run(into: store, model: bert, encodings: encodings, activations: activations, log: { _ in },
+                     onStep: { k, st in progress?("prune", k * pc.maxSteps + st.step + 1, total) }, onRun: { event in
+            switch event {
+            case let .resuming(seed, step):
+                note("  seed \(seed): resuming from its checkpoint at step \(step)")
+            case let .skipped(seed, name):
+                finished += 1
+                note("  subnetwork \(finished)/\(seeds.count), seed \(seed): '\(name)' kept from an earlier run")
+            case let .stored(seed, _, sparsity, seconds):
+                finished += 1
+                note("  subnetwork \(finished)/\(seeds.count), seed \(seed): " + String(format: "%.3f sparsity, stored in %@ (%.0f s)", sparsity, storePath, seconds))
+            }
+        })
         return store
     }
 

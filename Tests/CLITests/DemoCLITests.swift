@@ -21,7 +21,8 @@ final class DemoCLITests: XCTestCase {
         let again = try hcore(["demo", "--quick", "--subnetworks", "2", "--out", "d"], in: empty)
         XCTAssertEqual(again.code, 0, again.err)
         for kept in ["finetune", "activations"] { XCTAssertTrue(again.err.contains("] \(kept):") && again.err.contains("kept from an earlier run"), again.err) }
-        XCTAssertTrue(again.err.contains("already in d/subnetworks.hcs; skipped"), again.err)
+        XCTAssertTrue(again.err.contains("subnetwork 2/2, seed 43: 'demo-t"), again.err)
+        XCTAssertEqual(again.err.components(separatedBy: "kept from an earlier run").count - 1, 4, again.err)   // finetune, activations, both seeds
         XCTAssertEqual(try String(contentsOfFile: out + "/report/report.json", encoding: .utf8), evalBefore)
         let other = try hcore(["demo", "--quick", "--subnetworks", "2", "--out", "d", "--seed", "7"], in: empty)
         XCTAssertEqual(other.code, 2, other.err)
