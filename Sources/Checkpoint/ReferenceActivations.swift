@@ -17,8 +17,13 @@ public func isPickleFile(_ path: String) -> Bool {
 /// The pickle at `path` as the bytes of an hcore mean-activation safetensors set (avg_head [L, H, d],
 /// avg_mlp [L, D], no model fingerprint: the pickle carries none).
 public func referenceActivationsSafetensors(pickle path: String) throws -> [UInt8] {
+    try referenceActivationsSafetensors(pickleBytes: try readDataFile(path), path: path)
+}
+
+/// The same from the pickle's (decompressed) bytes, read as if from `path` (named in errors).
+public func referenceActivationsSafetensors(pickleBytes bytes: [UInt8], path: String) throws -> [UInt8] {
     func bad(_ why: String) -> CheckpointError { .malformed(path: path, offset: 0, reason: why) }
-    guard case .dict(let entries) = try Unpickler(bytes: try readDataFile(path), path: path).load() else {
+    guard case .dict(let entries) = try Unpickler(bytes: bytes, path: path).load() else {
         throw bad("expected a pickled dict of module name → numpy array (the reference's data/activations/*.pkl)")
     }
     var heads: [Int: NumpyArray] = [:], mlps: [Int: NumpyArray] = [:]

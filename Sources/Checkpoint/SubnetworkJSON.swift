@@ -78,7 +78,12 @@ extension StoredSubnetwork {
 extension SubnetworkStore {
     /// Parses a JSON-lines file of subnetworks (blank lines skipped); errors name the file and line.
     public static func subnetworks(jsonl path: String, layout: StoreLayout, threshold: Float?) throws -> [StoredSubnetwork] {
-        let text = String(decoding: try readDataFile(path), as: UTF8.self)
+        try subnetworks(jsonlBytes: try readDataFile(path), path: path, layout: layout, threshold: threshold)
+    }
+
+    /// A JSON-lines file's (decompressed) bytes, read as if from `path` (named, with the line, in errors).
+    public static func subnetworks(jsonlBytes bytes: [UInt8], path: String, layout: StoreLayout, threshold: Float?) throws -> [StoredSubnetwork] {
+        let text = String(decoding: bytes, as: UTF8.self)
         var subs: [StoredSubnetwork] = []
         for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
         where !line.trimmingCharacters(in: .whitespaces).isEmpty {

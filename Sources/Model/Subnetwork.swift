@@ -83,6 +83,11 @@ extension MaskValues {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CheckpointError.cannotOpen(path: path, reason: "no such file")
         }
+        return try parse(data, path: path)
+    }
+
+    /// A mask file's bytes, read as if from `path` (named in errors).
+    public static func parse(_ data: Data, path: String) throws -> MaskValues {
         guard let j = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw CheckpointError.malformed(path: path, offset: nil, reason: "a mask file is a JSON object {\"heads\": [[…]], \"mlps\": […]}")
         }

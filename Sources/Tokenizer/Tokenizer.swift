@@ -118,6 +118,12 @@ public final class BertTokenizer: @unchecked Sendable {
         guard let d = FileManager.default.contents(atPath: path) else {
             throw TokenizerError.cannotRead(path: path, reason: "cannot read file")
         }
+        return try parse(vocabTxt: d, path: path, lowercase: lowercase, stripAccents: stripAccents, handleChineseChars: handleChineseChars)
+    }
+
+    /// A vocab.txt's bytes, read as if from `path` (named in errors).
+    public static func parse(vocabTxt d: Data, path: String, lowercase: Bool = true, stripAccents: Bool? = nil,
+                             handleChineseChars: Bool = true) throws -> BertTokenizer {
         guard let text = String(data: d, encoding: .utf8) else {
             throw TokenizerError.cannotRead(path: path, reason: "not UTF-8")
         }
@@ -133,6 +139,11 @@ public final class BertTokenizer: @unchecked Sendable {
         guard let d = FileManager.default.contents(atPath: path) else {
             throw TokenizerError.cannotRead(path: path, reason: "cannot read file")
         }
+        return try parse(tokenizerJSON: d, path: path)
+    }
+
+    /// A tokenizer.json's bytes, read as if from `path` (named in errors).
+    public static func parse(tokenizerJSON d: Data, path: String) throws -> BertTokenizer {
         guard let j = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
             throw TokenizerError.cannotRead(path: path, reason: "not a JSON object")
         }
