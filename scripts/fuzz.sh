@@ -6,6 +6,7 @@
 # docs/reliability.md (target, executions, seconds, findings).
 #   scripts/fuzz.sh                 # every target, 60 s each
 #   scripts/fuzz.sh pickle 600      # one target, 10 minutes
+#   RUNS=10500000 scripts/fuzz.sh pickle   # one target until ten and a half million executions (issue 24's bar)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${2:-60}
@@ -15,8 +16,8 @@ BIN=Fuzz/.build/release/hcore-fuzz
 TARGETS=${1:-$(ls Fuzz/corpus)}
 for t in $TARGETS; do
   mkdir -p "Fuzz/crashes/$t" "${TMPDIR:-/tmp}/hcore-fuzz-corpus/$t"
-  echo "== $t (${SECONDS_EACH}s)"
-  ASAN_OPTIONS=detect_leaks=0 HCORE_FUZZ_TARGET=$t $BIN "${TMPDIR:-/tmp}/hcore-fuzz-corpus/$t" "Fuzz/corpus/$t" -max_total_time="$SECONDS_EACH" \
+  if [ -n "${RUNS:-}" ]; then LIMIT="-runs=$RUNS"; echo "== $t ($RUNS executions)"; else LIMIT="-max_total_time=$SECONDS_EACH"; echo "== $t (${SECONDS_EACH}s)"; fi
+  ASAN_OPTIONS=detect_leaks=0 HCORE_FUZZ_TARGET=$t $BIN "${TMPDIR:-/tmp}/hcore-fuzz-corpus/$t" "Fuzz/corpus/$t" "$LIMIT" \
     -rss_limit_mb=2048 -timeout=5 -max_len=65536 -artifact_prefix="Fuzz/crashes/$t/" -print_final_stats=1 2>&1 \
     | grep -E "stat::number_of_executed_units|stat::peak_rss_mb|ERROR|SUMMARY|crash-|timeout-|oom-" || true
 done
