@@ -134,8 +134,7 @@ public struct Dataset: Sendable {
         guard let header = rows.first else { return }
         guard let ti = header.firstIndex(of: keys.text) else { throw DataError.badFile(path: path, reason: "no column '\(keys.text)' in header \(header)") }
         let pi = keys.pair.flatMap { header.firstIndex(of: $0) }, li = keys.label.flatMap { header.firstIndex(of: $0) }
-        for (n, (line, r)) in rows.dropFirst().enumerated().map({ ($0.offset, $0.element) }).enumerated() {
-            _ = n
+        for (line, r) in rows.dropFirst().enumerated() {
             if let limit, examples.count >= limit { break }
             guard r.count == header.count else { try reject(line + 2, "\(r.count) fields, header has \(header.count)"); continue }
             examples.append(Example(text: r[ti], pair: pi.map { r[$0] }, label: li.map { r[$0] }, line: line + 2))
