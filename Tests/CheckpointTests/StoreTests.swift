@@ -206,6 +206,25 @@ final class StoreTests: XCTestCase {
         XCTAssertThrowsError(try SubnetworkStore.create(path: path, fingerprint: "x", layout: layout)) { XCTAssert("\($0)".contains("already exists")) }
         XCTAssertThrowsError(try SubnetworkStore.open(path: fixtures + "/models/tiny-bert/config.json")) { XCTAssert("\($0)".contains("not an hcore store")) }
     }
+
+    /// A JSON-lines file of subnetworks: a "created" in the meta is kept, the others get the time of reading;
+    /// a bad line is named with its line number.
+    func testJSONLinesKeepTheirCreatedAndStampTheRest() throws {
+        let small = StoreLayout(layers: 2, heads: 3)
+        let line = { (name: String, meta: String) in "{\"name\": \"\(name)\", \"heads\": [[1, 0, 1], [0, 1, 1]], \"mlps\": [1, 0]\(meta)}" }
+        let text = [line("a", ", \"meta\": {\"created\": \"2024-01-01T00:00:00Z\"}"), line("b", ""), "", line("c", ", \"meta\": {}")].joined(separator: "\n")
+        let subs = try SubnetworkStore.subnetworks(jsonlBytes: Array(text.utf8), path: "subs.jsonl", layout: small, threshold: nil)
+        XCTAssertEqual(subs.map(\.name), ["a", "b", "c"])
+        XCTAssertEqual(subs[0].meta.get("created")?.stringValue, "2024-01-01T00:00:00Z")
+        let stamp = try XCTUnwrap(subs[1].meta.get("created")?.stringValue)
+        XCTAssertNotEqual(stamp, "2024-01-01T00:00:00Z")
+        XCTAssertEqual(subs[2].meta.get("created")?.stringValue, stamp)
+        XCTAssertEqual(subs[1].mask, [1, 0, 1, 0, 1, 1, 1, 0])
+        let bad = text + "\n" + line("d", ", \"meta\": 3")
+        XCTAssertThrowsError(try SubnetworkStore.subnetworks(jsonlBytes: Array(bad.utf8), path: "subs.jsonl", layout: small, threshold: nil)) {
+            XCTAssertTrue("\($0)".contains("subs.jsonl:5"), "\($0)")
+        }
+    }
 }
 
 /// The incremental index (delta footers) and automatic compaction: many small commits stay small and fast,
