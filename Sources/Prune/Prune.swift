@@ -177,6 +177,18 @@ func clipGlobalNorm(_ a: inout [Double], _ b: inout [Double], maxNorm: Double) -
     return norm
 }
 
+/// The frozen reference model's output distribution per training example, filled the first time an example
+/// is drawn. It depends on neither the seed nor the gates, so the runs of one `PruneRuns` share it: each
+/// run after the first skips the full model's forward pass entirely (a batch's rows are computed
+/// independently, so a distribution does not depend on which batch first computed it).
+public final class FullModelDistributions: @unchecked Sendable {
+    fileprivate var rows: [[Double]?]
+    public init(count: Int) { rows = [[Double]?](repeating: nil, count: count) }
+    public var count: Int { rows.count }
+    /// How many examples have their distribution.
+    public var filled: Int { rows.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
+}
+
 /// `noise`, when given, replaces the hard-concrete noise: one row of U uniforms per micro-batch, in order
 /// (a reference run replayed exactly); it must cover every micro-batch of the run. `reference`, when given, is
 /// the model whose distribution the subnetwork is pulled towards (the reference's --ref_initialize_from);
@@ -184,7 +196,7 @@ func clipGlobalNorm(_ a: inout [Double], _ b: inout [Double], maxNorm: Double) -
 public func prune(model: BertModel, encodings: [Encoding], activations: MeanActivations, config c: PruneConfig,
                   initialLogAlpha: [Float]? = nil, noise: [[Double]]? = nil, reference: BertModel? = nil,
                   evaluation: PruneEvaluation? = nil, resume: PruneState? = nil, checkpointEvery: Int = 100,
-                  checkpoint: ((PruneState) throws -> Void)? = nil, pool: ThreadPool = .shared,
+                  checkpoint: ((PruneState) throws -> Void)? = nil, fullDistributions: FullModelDistributions? = nil, pool: ThreadPool = .shared,
                   onStep: ((PruneStep) -> Void)? = nil) throws -> PruneResult {
     guard (0..<1).contains(c.targetSparsity), (0..<1).contains(c.startSparsity) else {
         throw ModelError.badInput("target and start sparsity must lie in [0, 1)")
@@ -218,7 +230,10 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
     }
     // The full model's distribution per example, computed the first time the example is drawn (the
     // weights are frozen, so it never changes): a third of a step's work in later epochs.
-    var fullCache = [[Double]?](repeating: nil, count: encodings.count)
+    let fullCache = fullDistributions ?? FullModelDistributions(count: encodings.count)
+    guard fullCache.count == encodings.count else {
+        throw ModelError.badInput("the shared full-model distributions cover \(fullCache.count) examples; the training set has \(encodings.count)")
+    }
     while state.step < c.maxSteps {
         let step = state.step
         let t = targetSparsity(step: step, config: c)
@@ -239,14 +254,14 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
                 u = noise[m]
             }
             let dropoutSeed = state.rng.next()
-            let missing = idx.filter { fullCache[$0] == nil }
+            let missing = idx.filter { fullCache.rows[$0] == nil }
             if !missing.isEmpty {
-                for (i, p) in zip(missing, try target.fullModelProbabilities(TokenBatch(missing.map { encodings[$0] }), pool: pool)) { fullCache[i] = p }
+                for (i, p) in zip(missing, try target.fullModelProbabilities(TokenBatch(missing.map { encodings[$0] }), pool: pool)) { fullCache.rows[i] = p }
             }
             let o = try pruneObjective(model: model, batch: TokenBatch(idx.map { encodings[$0] }), logAlpha: state.logAlpha, u: u,
                                        lambdas: state.lambdas, target: t, activations: activations, dropout: dropout,
                                        attentionDropout: attentionDropout, dropoutSeed: dropoutSeed,
-                                       fullProbabilities: idx.flatMap { fullCache[$0]! }, pool: pool)
+                                       fullProbabilities: idx.flatMap { fullCache.rows[$0]! }, pool: pool)
             let k = Double(c.gradientAccumulationSteps)
             for i in 0..<U { gradA[i] += o.gradLogAlpha[i] / k }
             gradL[0] += o.gap / k

@@ -64,6 +64,7 @@ public struct PruneRuns {
     public func run(into store: SubnetworkStore, model: BertModel, encodings: [Encoding], activations: MeanActivations,
                     log: @escaping (String) -> Void, onStep: ((Int, PruneStep) -> Void)? = nil,
                     onRun: ((PruneRunEvent) -> Void)? = nil) throws {
+        let fullDistributions = FullModelDistributions(count: encodings.count)   // one forward of the full model per example, for every seed
         for (k, seed) in seeds.enumerated() {
             let runName = name(seed: seed)
             if store.subnetworks.contains(where: { $0.name == runName }) {
@@ -87,7 +88,7 @@ public struct PruneRuns {
                               checkpoint: { state in
                 if let traceError { throw traceError }
                 try writeAtomically(Array(try JSONEncoder().encode(state)), to: checkpointPath)
-            }, onStep: { st in
+            }, fullDistributions: fullDistributions, onStep: { st in
                 onStep?(k, st)
                 do { try trace?.append(st) } catch { traceError = traceError ?? error }
                 if st.step % max(1, logEvery) == 0 || st.step == c.maxSteps - 1 { log(Self.describe(st)) }

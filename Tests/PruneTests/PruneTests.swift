@@ -61,6 +61,26 @@ final class PruneTests: XCTestCase {
         XCTAssertThrowsError(try prune(model: model, encodings: [], activations: acts, config: c))
     }
 
+    /// The seeds of one `PruneRuns` share the full model's distributions. A run that finds them filled by
+    /// another seed's batches (other sizes, other order) ends bit for bit as a run that computes its own:
+    /// a row's forward does not depend on the batch it was computed in.
+    func testSharedFullModelDistributionsChangeNothing() throws {
+        let (model, train, _, acts) = try setup()
+        var c = PruneConfig()
+        c.targetSparsity = 0.3; c.sparsityWarmupSteps = 20; c.maxSteps = 40; c.warmupSteps = 4
+        c.learningRate = 0.3; c.batchSize = 7; c.gradientAccumulationSteps = 1; c.seed = 5
+        let alone = try prune(model: model, encodings: train, activations: acts, config: c)
+        let shared = FullModelDistributions(count: train.count)
+        var other = c
+        other.seed = 9; other.batchSize = 5
+        _ = try prune(model: model, encodings: train, activations: acts, config: other, fullDistributions: shared)
+        XCTAssertEqual(shared.filled, 200)   // 40 batches of 5 distinct examples
+        let after = try prune(model: model, encodings: train, activations: acts, config: c, fullDistributions: shared)
+        XCTAssertGreaterThan(shared.filled, 200)
+        XCTAssertEqual(after.logAlpha, alone.logAlpha)
+        XCTAssertThrowsError(try prune(model: model, encodings: Array(train.prefix(10)), activations: acts, config: c, fullDistributions: shared))
+    }
+
     /// An interrupted run resumed from its checkpoint (through the JSON file format) ends exactly like the
     /// uninterrupted run; dropout is on (the reference's training mode), so its random stream must resume too.
     func testResumeFromCheckpointEqualsUninterruptedRun() throws {
