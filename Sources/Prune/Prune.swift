@@ -180,8 +180,8 @@ func clipGlobalNorm(_ a: inout [Double], _ b: inout [Double], maxNorm: Double) -
 /// The frozen reference model's output distribution per training example, filled the first time an example
 /// is drawn. It depends on neither the seed nor the gates, so the runs of one `PruneRuns` share it: each
 /// run after the first skips the full model's forward pass entirely (a batch's rows are computed
-/// independently, so a distribution does not depend on which batch first computed it).
-public final class FullModelDistributions: @unchecked Sendable {
+/// independently, so a distribution does not depend on which batch first computed it). One run at a time.
+public final class FullModelDistributions {
     fileprivate var rows: [[Double]?]
     public init(count: Int) { rows = [[Double]?](repeating: nil, count: count) }
     public var count: Int { rows.count }
