@@ -46,11 +46,17 @@ final class PruneTests: XCTestCase {
         XCTAssertGreaterThan(checked, 5)
     }
 
+    /// A run of a few dozen steps to target 0.3, the sparsity warmed up over its first half.
+    func shortRun(steps: Int, batchSize: Int, accumulation: Int, seed: UInt64) -> PruneConfig {
+        var c = PruneConfig()
+        c.targetSparsity = 0.3; c.sparsityWarmupSteps = steps / 2; c.maxSteps = steps; c.warmupSteps = steps / 12
+        c.learningRate = 0.3; c.batchSize = batchSize; c.gradientAccumulationSteps = accumulation; c.seed = seed
+        return c
+    }
+
     func testSameSeedSameMasks() throws {
         let (model, train, _, acts) = try setup()
-        var c = PruneConfig()
-        c.targetSparsity = 0.3; c.sparsityWarmupSteps = 30; c.maxSteps = 60; c.warmupSteps = 5
-        c.learningRate = 0.3; c.batchSize = 8; c.gradientAccumulationSteps = 2; c.seed = 3
+        var c = shortRun(steps: 60, batchSize: 8, accumulation: 2, seed: 3)
         let a = try prune(model: model, encodings: train, activations: acts, config: c)
         let b = try prune(model: model, encodings: train, activations: acts, config: c)
         XCTAssertEqual(a.logAlpha, b.logAlpha)
@@ -66,9 +72,7 @@ final class PruneTests: XCTestCase {
     /// a row's forward does not depend on the batch it was computed in.
     func testSharedFullModelDistributionsChangeNothing() throws {
         let (model, train, _, acts) = try setup()
-        var c = PruneConfig()
-        c.targetSparsity = 0.3; c.sparsityWarmupSteps = 20; c.maxSteps = 40; c.warmupSteps = 4
-        c.learningRate = 0.3; c.batchSize = 7; c.gradientAccumulationSteps = 1; c.seed = 5
+        let c = shortRun(steps: 40, batchSize: 7, accumulation: 1, seed: 5)
         let alone = try prune(model: model, encodings: train, activations: acts, config: c)
         let shared = FullModelDistributions(count: train.count)
         var other = c
