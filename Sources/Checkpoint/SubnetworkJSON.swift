@@ -12,9 +12,10 @@ extension StoredSubnetwork {
 
     /// Reads one subnetwork object. `source` names where it came from (file and line) in errors; masks must be
     /// binary unless `threshold` is given (values above it are kept). `created` stamps a subnetwork whose meta has
-    /// no "created" (default: now); a file of many passes one stamp, since a date formatter costs more than the parse.
+    /// no "created" (default: now), evaluated only then; a file of many passes one stamp for all, since a date
+    /// formatter costs more than the parse.
     public init(json obj: JSONValue, layout: StoreLayout, threshold: Float?, defaultName: String? = nil, source: String,
-                created: String? = nil) throws {
+                created: @autoclosure () -> String = ISO8601DateFormatter().string(from: Date())) throws {
         func bad(_ reason: String) -> CheckpointError { .malformed(path: source, offset: nil, reason: reason) }
         if let threshold, !(threshold.isFinite && (0...1).contains(threshold)) { throw UsageError("--threshold must be a number in [0, 1], got \(threshold)") }
         func wrongShape(_ reason: String) -> CheckpointError { .mismatch(path: source, reason: reason) }
@@ -49,7 +50,7 @@ extension StoredSubnetwork {
         guard meta.objectValue != nil else { throw bad("'\(name)': \"meta\" must be an object") }
         self.init(name: name, mask: mask, logAlpha: logAlpha, meta: meta)
         if meta.get("sparsity") == nil { meta = meta.merging([("sparsity", .float(sparsity))]) }
-        if meta.get("created") == nil { meta = meta.merging([("created", .string(created ?? ISO8601DateFormatter().string(from: Date())))]) }
+        if meta.get("created") == nil { meta = meta.merging([("created", .string(created()))]) }
         self.meta = meta
     }
 
@@ -88,12 +89,15 @@ extension SubnetworkStore {
         let text = String(decoding: bytes, as: UTF8.self)
         var subs: [StoredSubnetwork] = []
         var stamp: String? = nil   // one "created" for the file, made when a subnetwork first needs it
+        func fileStamp() -> String {
+            if stamp == nil { stamp = ISO8601DateFormatter().string(from: Date()) }
+            return stamp!
+        }
         for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
         where !line.trimmingCharacters(in: .whitespaces).isEmpty {
             let where_ = "\(path):\(i + 1)"
-            let obj = try JSONValue.parse(String(line), path: where_)
-            if stamp == nil, obj.get("meta")?.get("created") == nil { stamp = ISO8601DateFormatter().string(from: Date()) }
-            subs.append(try StoredSubnetwork(json: obj, layout: layout, threshold: threshold, source: where_, created: stamp))
+            subs.append(try StoredSubnetwork(json: JSONValue.parse(String(line), path: where_), layout: layout, threshold: threshold,
+                                             source: where_, created: fileStamp()))
         }
         return subs
     }

@@ -87,8 +87,8 @@ public struct DemoStudy {
     var settings: JSONValue {
         .object([("pretrained", pretrained.map { .string($0) } ?? .null), ("data", dataRoot.map { .string($0) } ?? "embedded"),
                  ("train_size", .int(trainSize)), ("epochs", .int(epochs)), ("learning_rate", .float(learningRate)),
-                 ("target_sparsity", .float(targetSparsity)), ("prune_steps", .int(pruneSteps)), ("initial_log_alpha", .float(initialLogAlpha)), ("seed", .int(Int(seed))),
-                 ("quick", .bool(quick))])
+                 ("target_sparsity", .float(targetSparsity)), ("prune_steps", .int(pruneSteps)),
+                 ("initial_log_alpha", .float(initialLogAlpha)), ("seed", .int(Int(seed))), ("quick", .bool(quick))])
     }
 
     func checkSettings() throws {
