@@ -3,6 +3,7 @@
 // beside the same measure for matched random sender sets, and the receiver's percentile among them.
 import Checkpoint
 import Eval
+import Failures
 import Foundation
 import Kernels
 import Model
@@ -66,6 +67,23 @@ public enum PatchCorruptionSource {
     case mean(MeanActivations)
     /// Each pair against a partner from `pool` of another label (`pairHANS`, seeded).
     case paired(pool: [Example], encodings: [Encoding], seed: UInt64)
+}
+
+extension PatchCorruptionSource {
+    /// The source `--corrupt KIND` names: "mean" takes the senders' mean activations (`activations`, which it
+    /// requires); "paired" draws partners from the pairs at `pool` (loaded and tokenized only then).
+    public static func named(_ kind: String, activations: () throws -> MeanActivations?, pool: String,
+                             tokenizer: BertTokenizer, options: PredictionOptions, seed: UInt64) throws -> PatchCorruptionSource {
+        switch kind {
+        case "paired":
+            let examples = try Dataset.loadNonEmpty(pool, limit: nil).examples
+            return .paired(pool: examples, encodings: try encodeAll(examples, tokenizer: tokenizer, options: options), seed: seed)
+        case "mean":
+            guard let a = try activations() else { throw UsageError("--corrupt mean needs --activations FILE (`hcore activations`)") }
+            return .mean(a)
+        default: throw UsageError("--corrupt takes mean or paired, not '\(kind)'")
+        }
+    }
 }
 
 /// Each clean example's corrupted partner in `pool`: a pair of another label, of the same heuristic when both

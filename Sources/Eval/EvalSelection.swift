@@ -164,7 +164,7 @@ extension EvalSelection {
                               warn: (String) -> Void) throws -> (name: String, masks: MaskValues?, ablation: Ablation) {
         if let store {
             guard let subnetwork else { throw UsageError("with --store, name the subnetwork: --subnetwork NAME") }
-            let s = try fromStore(store, model: model, filter: try SubnetworkFilter(names: [subnetwork]), includeFull: false, mode: .binary,
+            let s = try fromStore(store, model: model, filter: SubnetworkFilter(names: [subnetwork]), includeFull: false, mode: .binary,
                                   threshold: nil, mask: mask, activationSet: activationSet, warn: warn)
             return (subnetwork, s.targets[0].masks, s.ablation)
         }

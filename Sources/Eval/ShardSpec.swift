@@ -26,4 +26,9 @@ public struct ShardSpec: Sendable, Equatable {
         }
         return ShardSpec(index: i, count: n)
     }
+
+    /// This shard's share of `items`: every count-th one, from the (index − 1)-th.
+    public func share<T>(_ items: [T]) -> [T] {
+        items.enumerated().filter { $0.offset % count == index - 1 }.map(\.element)
+    }
 }

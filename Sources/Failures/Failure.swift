@@ -2,6 +2,8 @@
 // and the CLI turns the kind into its documented exit code (README "Exit codes") in one place — never by
 // reading an error's message.
 
+import Foundation
+
 /// The kinds of failure, with the exit code each one ends the process with.
 public enum FailureKind: Int32, Sendable, CaseIterable {
     /// An unexpected internal error (a bug: please report it).
@@ -37,4 +39,16 @@ public struct UsageError: ClassifiedError {
     public init(_ message: String) { self.message = message }
     public var kind: FailureKind { .usage }
     public var description: String { message }
+}
+
+/// The process's signal policy. A closed pipe (`hcore eval … | head`) is a write failure (exit 5), not a signal.
+/// SIGINT ends with 130 after one line on stderr, using only async-signal-safe calls; every store and output
+/// write is a transaction or a rename, so nothing committed is lost.
+public func installSignalHandlers() {
+    signal(SIGPIPE, SIG_IGN)
+    signal(SIGINT) { _ in
+        let message: StaticString = "\nhcore: interrupted\n"
+        _ = write(2, message.utf8Start, message.utf8CodeUnitCount)
+        _exit(FailureKind.interrupted.rawValue)
+    }
 }

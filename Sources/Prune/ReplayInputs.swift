@@ -2,6 +2,7 @@
 // safetensors file as `FILE` (the file's one tensor) or `FILE:NAME` (a named tensor, e.g. the trajectory
 // golden's `clip.u`), checked against the model's unit count before anything runs.
 import Checkpoint
+import Failures
 import Foundation
 import Model
 
@@ -42,5 +43,16 @@ public enum ReplayInputs {
         }
         guard v.allSatisfy({ $0 > 0 && $0 < 1 }) else { throw ModelError.badInput("\(spec): noise values must lie strictly between 0 and 1") }
         return (0..<shape[0]).map { r in v[(r * U)..<((r + 1) * U)].map(Double.init) }
+    }
+}
+
+extension PruneRuns {
+    /// The inputs of a replayed run: `initialLogAlpha` when it names a file rather than a number (a number is
+    /// the config's mean), and the noise file, which replays one seed.
+    public mutating func replay(initialLogAlpha spec: String, noise: String?, units U: Int) throws {
+        if Double(spec) == nil { initialLogAlpha = try ReplayInputs.initialLogAlpha(spec, units: U) }
+        guard let noise else { return }
+        guard seeds.count == 1 else { throw UsageError("--noise replays one run: give one --seed") }
+        self.noise = try ReplayInputs.noise(noise, units: U, microBatches: config.maxSteps * config.gradientAccumulationSteps)
     }
 }

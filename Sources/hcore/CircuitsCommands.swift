@@ -12,9 +12,10 @@ struct CircuitsCommand: ParsableCommand {
         commandName: "circuits",
         abstract: "Find the heuristic core of a store and measure which heads compose with it.",
         discussion: """
-          hcore circuits core --store subs.hcs --where 'eval/mnli-matched>=0.80' --metric eval/hans --svg core.svg
-          hcore circuits compose --model DIR --json > composition.json
-          hcore circuits compose --model DIR --store subs.hcs --svg compose.svg --dot core.dot
+          hcore circuits core --store subs.hcs --where 'eval/mnli-matched>=0.80' \\
+              --metric eval/hans --svg core.svg
+          hcore circuits compose --model DIR --store subs.hcs --svg compose.svg \\
+              --dot core.dot
         """,
         subcommands: [Core.self, Compose.self, Patch.self, Ablate.self, Attention.self])
 
@@ -84,7 +85,8 @@ extension CircuitsCommand {
             discussion: """
             Senders (the core: --store, or --core "0.3 1.7") are corrupted while every other head stays at its clean context; each later head's query, key or value input then receives what the senders wrote (and nothing else changes), and the change of the entailment log-odds is measured — overall and on the paper's four plotted HANS subcases — beside the same for --controls random sender sets of the same size and layers (percentile of |Δ|). Corruption: the senders' mean activation (--corrupt mean, with --activations), or their output on a paired input (--corrupt paired): a pair of the other label, the same heuristic and the same token count, drawn from --corrupt-data (default: the whole --data file). LayerNorms recompute their scales unless --freeze-layernorm keeps the clean run's. Definitions: Sources/Circuits/PathPatching.swift and docs/circuits.md. `circuits reads` is this command.
 
-              hcore circuits patch --model DIR --store subs.hcs --id-metric eval/dev --data data/hans/heuristics_evaluation_set.txt.zst --activations acts.safetensors
+              hcore circuits patch --model DIR --store subs.hcs --id-metric eval/dev \\
+                  --data hans.txt.zst --activations acts.safetensors
             """,
             aliases: ["reads"])
         @OptionGroup var modelOptions: ModelOptions
@@ -105,11 +107,8 @@ extension CircuitsCommand {
             let (model, tok) = try modelOptions.load()
             let senders = try core.map { try parseCoreHeads($0, layers: model.layerCount, heads: model.headCount) } ?? coreOptions.evidence(model: model).report.coreHeads
             let (ds, options) = (try Dataset.loadNonEmpty(data, limit: maxExamples), try tokenization.options())
-            let source: PatchCorruptionSource
-            if corrupt == "paired", case let pool = try Dataset.loadNonEmpty(corruptData ?? data, limit: nil) {
-                source = .paired(pool: pool.examples, encodings: try encodeAll(pool.examples, tokenizer: tok, options: options), seed: seed)
-            } else if corrupt == "mean", let activations { source = .mean(try MeanActivations.load(path: activations, model: model, warn: warn)) }
-            else { throw UsageError(corrupt == "mean" ? "--corrupt mean needs --activations FILE (`hcore activations`)" : "--corrupt takes mean or paired, not '\(corrupt)'") }
+            let source = try PatchCorruptionSource.named(corrupt, activations: { try activations.map { try MeanActivations.load(path: $0, model: model, warn: warn) } },
+                                                         pool: corruptData ?? data, tokenizer: tok, options: options, seed: seed)
             let r = try patchReport(model: model, examples: ds.examples, encodings: try encodeAll(ds.examples, tokenizer: tok, options: options), senders: senders,
                                     corruption: source, controls: controls, seed: seed, freeze: !noFreeze, frozenLayerNorm: freezeLayernorm, progress: warn)
             if json { emit(r.json.pretty) } else { r.table().forEach(emit) }

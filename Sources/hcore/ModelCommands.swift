@@ -21,7 +21,12 @@ struct Info: ParsableCommand {
 struct Tokenize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print input_ids and token_type_ids exactly as the model sees them (compare with Python's tokenizer).",
-        discussion: "Examples:\n  hcore tokenize --model DIR \"The doctor saw the lawyer.\" \"The lawyer saw the doctor.\"\n  hcore tokenize --model DIR --jsonl pairs.jsonl")
+        discussion: """
+        Examples:
+          hcore tokenize --model DIR "The doctor saw the lawyer." \\
+              "The lawyer saw the doctor."
+          hcore tokenize --model DIR --jsonl pairs.jsonl
+        """)
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var inputs: TextInputOptions
     @OptionGroup var tokenization: TokenizationOptions
@@ -41,9 +46,11 @@ struct Predict: ParsableCommand {
         abstract: "Classify a pair (or a JSONL file of pairs): label, probabilities and logits.",
         discussion: """
         Examples:
-          hcore predict --model DIR "The doctor saw the lawyer." "The lawyer saw the doctor."
+          hcore predict --model DIR "The doctor saw the lawyer." \\
+              "The lawyer saw the doctor."
           hcore predict --model DIR --jsonl pairs.jsonl > predictions.jsonl
-          hcore predict --model DIR --jsonl pairs.jsonl --mask sub.json --activations acts.safetensors
+          hcore predict --model DIR --jsonl pairs.jsonl --mask sub.json \\
+              --activations acts.safetensors
         With --jsonl, one JSON line per input, in input order: {"label", "probs", "logits"}.
         """)
     @OptionGroup var modelOptions: ModelOptions
@@ -68,7 +75,7 @@ struct Activations: ParsableCommand {
         abstract: "Mean activations for mean ablation: per-head context and per-MLP output, averaged over all tokens.",
         discussion: """
         Averages every non-padding token of every example ([CLS]/[SEP] included), in float64, over the unpruned model — Heuristic-Core's procedure. Output: safetensors with avg_head [L, H, head_dim] and avg_mlp [L, hidden] (F32) and the model fingerprint in its metadata.
-          hcore activations --model DIR --data data/hans/heuristics_evaluation_set.txt.zst --max-examples 2000 --out acts.safetensors
+          hcore activations --model DIR --data train.tsv --out acts.safetensors
         """)
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: ArgumentHelp("Dataset (HANS/GLUE TSV, PAWS, JSONL, CSV; .zst accepted).", valueName: "file")) var data: String
@@ -93,7 +100,8 @@ struct Importance: ParsableCommand {
         discussion: """
         The head-importance scores of Michel et al. (2019) and the signal L0 pruning follows, from one backward pass per batch: by default KL(full model ‖ subnetwork) as in Heuristic-Core's pruning objective (zero at the full model, so pass --mask to score a subnetwork), or cross-entropy with the gold labels (--objective ce), which scores the full model too.
           hcore importance --model DIR --data dev_matched.tsv --objective ce --json
-          hcore importance --model DIR --data hans.txt.zst --mask sub.json --activations acts.safetensors --json
+          hcore importance --model DIR --data hans.txt.zst --mask sub.json \\
+              --activations acts.safetensors --json
         Output: {"heads": [[L×H]], "mlps": [L], "loss": …, "batches": …, "examples": …}.
         """)
     @OptionGroup var modelOptions: ModelOptions

@@ -15,7 +15,8 @@ struct PruneCommand: ParsableCommand {
         discussion: """
         One hard-concrete gate per head and per MLP block; loss = KL(full ‖ subnetwork) + λ1·(t − s) + λ2·(t − s)² with λ trained by gradient ascent; AdamW on log α and λ with linear warm-up and decay: the training step of the reference's src/pruning/prune-glue.py under HF's Trainer, step for step (tested against its replayed trajectory). Each seed's final masks (the deterministic rule at --threshold), log-alphas and training history are written into --store.
 
-          hcore prune --model DIR --train train.tsv --activations acts.safetensors --store subs.hcs --target-sparsity 0.5 --seeds 42-53
+          hcore prune --model DIR --train train.tsv --activations acts.safetensors \\
+              --store subs.hcs --target-sparsity 0.5 --seeds 42-53
 
         The defaults equal the paper's: sparsity warm-up 6500 + 50·sp steps, total = warm-up + 6·sp (sp: the target in percent, as scripts/pruning/prune-all-*.sh), learning rate 0.1 (log α) and 1 (λ), 200 warm-up steps, batch 32, accumulation 4, max length 128, a global gradient-norm clip at 1.0, get_linear_schedule_with_warmup's learning rate (step/warm-up: step 0 runs at 0), and the subnetwork in training mode: the config's hidden and attention-probability dropout (the full model it is compared with runs without).
 
@@ -81,15 +82,15 @@ struct PruneCommand: ParsableCommand {
         guard let modelPath = model, let store, let activations else { throw UsageError("give --model DIR, --store FILE and --activations FILE (or grid mode: --checkpoints DIR --grid-out DIR)") }
         var seeds = try PruneRuns.seedList(self.seeds, default: seed), storePath = store
         if let s = try shardSpec(shard) {   // shards write their own store file; `hcore store merge` combines them
-            seeds = seeds.enumerated().filter { $0.offset % s.count == s.index - 1 }.map(\.element)
+            seeds = s.share(seeds)
             storePath = "\(store).shard-\(s.index)-of-\(s.count)"
             warn("shard \(s.index)/\(s.count): seeds \(seeds.map(String.init).joined(separator: ",")) → \(storePath)")
         }
         let (model, tok) = (try BertModel.load(folder: modelPath), try BertTokenizer.load(folder: modelPath))
-        let options = try PredictionOptions(maxLength: maxLength)
+        let options = PredictionOptions(maxLength: maxLength)
         let encodings = try encodeAll(try Dataset.loadNonEmpty(train, limit: maxTrainSamples).examples, tokenizer: tok, options: options)
         var runs = PruneRuns(config: config(target: targetSparsity), seeds: seeds, namePrefix: name, source: "hcore prune \(train)", checkpointEvery: checkpointSteps)
-        try replayInputs(&runs, units: model.layerCount * (model.headCount + 1))
+        try runs.replay(initialLogAlpha: initialLogAlpha, noise: noise, units: model.layerCount * (model.headCount + 1))
         runs.reference = try referenceModel.map { try BertModel.load(folder: $0) }
         runs.evaluation = try evalData.map { try PruneEvaluation(path: $0, limit: maxEvalSamples, every: evalSteps, model: model, tokenizer: tok, options: options) }
         (runs.tracePath, runs.logEvery) = (trace, loggingSteps)
@@ -105,15 +106,7 @@ struct PruneCommand: ParsableCommand {
         let targets = try targetList.map(PruneGrid.targets) ?? [targetSparsity]
         let grid = PruneGrid(checkpoints: try checkpointFolders(folder), targets: targets, seeds: try PruneRuns.seedList(seeds, default: seed), folder: gridOut)
         let mine = try shardSpec(shard).map { grid.cells(shard: $0.index, of: $0.count) } ?? grid.cells
-        try grid.run(mine, config: config(target:), examples: try Dataset.loadNonEmpty(train, limit: maxTrainSamples).examples, options: try PredictionOptions(maxLength: maxLength),
+        try grid.run(mine, config: config(target:), examples: try Dataset.loadNonEmpty(train, limit: maxTrainSamples).examples, options: PredictionOptions(maxLength: maxLength),
                      activationExamples: activationExamples, namePrefix: name, checkpointEvery: checkpointSteps, log: warn)
-    }
-
-    /// --initial-log-alpha FILE and --noise: a replayed run (one seed).
-    func replayInputs(_ runs: inout PruneRuns, units U: Int) throws {
-        if Double(initialLogAlpha) == nil { runs.initialLogAlpha = try ReplayInputs.initialLogAlpha(initialLogAlpha, units: U) }
-        guard let noise else { return }
-        guard runs.seeds.count == 1 else { throw UsageError("--noise replays one run: give one --seed") }
-        runs.noise = try ReplayInputs.noise(noise, units: U, microBatches: runs.config.maxSteps * runs.config.gradientAccumulationSteps)
     }
 }

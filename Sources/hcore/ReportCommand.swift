@@ -13,8 +13,10 @@ struct ReportCommand: ParsableCommand {
         abstract: "SVG figures and an index.html: ID vs OOD per subnetwork, accuracy vs sparsity, keep frequency, the core and its readers.",
         discussion: """
         Input: the JSON of `hcore eval --store S --include-full --data ID --data OOD` (the full model and the subnetworks on an in-domain and an out-of-domain set), the same store and model. The core is the set of units kept by every subnetwork within --match-points of the full model in-domain. With activations (--activations, or the store's only activation set) and --data, it also measures which later heads read from the core: each alone given the core-ablated layer input (Sources/Circuits/Reads.swift; `hcore circuits patch` measures it by path patching).
-          hcore eval --model DIR --store subs.hcs --include-full --data dev.jsonl --data hans.txt > eval.json
-          hcore report --eval eval.json --store subs.hcs --model DIR --data hans.txt --out report/
+          hcore eval --model DIR --store subs.hcs --include-full --data dev.jsonl \\
+              --data hans.txt > eval.json
+          hcore report --eval eval.json --store subs.hcs --model DIR --data hans.txt \\
+              --out report/
         """)
 
     @Option(help: ArgumentHelp("Output of hcore eval (with the full model and ≥ 2 datasets).", valueName: "file")) var eval: String

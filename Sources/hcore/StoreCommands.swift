@@ -13,7 +13,8 @@ struct StoreCommand: ParsableCommand {
         discussion: """
         A store is bound to one model (its fingerprint) and only grows by appending; a crash or a full disk during an append leaves everything committed before readable.
           hcore store create subs.hcs --model DIR
-          hcore store add subs.hcs --jsonl subnetworks.jsonl      # {"name", "heads", "mlps", "log_alpha"?, "meta"?} per line
+          hcore store add subs.hcs --jsonl subnetworks.jsonl
+              # one {"name", "heads", "mlps", "log_alpha"?, "meta"?} per line
           hcore store ls subs.hcs --where target_sparsity=0.5
           hcore store export subs.hcs --json > subs.json
         """,

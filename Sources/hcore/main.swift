@@ -5,14 +5,7 @@ import Failures
 import Foundation
 import Prune
 
-// A closed pipe (`hcore eval … | head`) is a write failure (exit 5), not a signal.
-signal(SIGPIPE, SIG_IGN)
-signal(SIGINT) { _ in
-    // Only async-signal-safe calls; every store and output write is a transaction or a rename: nothing committed is lost.
-    let message: StaticString = "\nhcore: interrupted\n"
-    _ = write(2, message.utf8Start, message.utf8CodeUnitCount)
-    _exit(FailureKind.interrupted.rawValue)
-}
+installSignalHandlers()
 
 /// Parse errors and help requests: ArgumentParser's own message (with usage); exit 0 for help, else 2.
 func exitParsing(_ error: Error) -> Never {

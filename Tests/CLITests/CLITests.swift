@@ -6,7 +6,7 @@ import TestSupport
 
 let repo = repositoryRoot.path
 
-func hcore(_ args: [String], stdin: String? = nil, in directory: String = repo) throws -> (code: Int32, out: String, err: String) {
+func hcore(_ args: [String], stdin: String? = nil, in directory: String = repo, environment: [String: String] = [:]) throws -> (code: Int32, out: String, err: String) {
     let candidates = [repo + "/.build/release/hcore", repo + "/.build/debug/hcore"]
     guard let exe = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
         XCTFail("hcore binary not built (swift build -c release)")
@@ -16,6 +16,7 @@ func hcore(_ args: [String], stdin: String? = nil, in directory: String = repo) 
     p.executableURL = URL(fileURLWithPath: exe)
     p.arguments = args
     p.currentDirectoryURL = URL(fileURLWithPath: directory)
+    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let o = Pipe(), e = Pipe()
     p.standardOutput = o
     p.standardError = e
