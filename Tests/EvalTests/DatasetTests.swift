@@ -10,7 +10,7 @@ func tempFile(_ name: String, _ contents: String) -> String {
     let dir = NSTemporaryDirectory() + "hcore-tests-\(getpid())"
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let p = dir + "/" + name
-    FileManager.default.createFile(atPath: p, contents: Data(contents.utf8))
+    XCTAssert(FileManager.default.createFile(atPath: p, contents: Data(contents.utf8)), "could not write \(p)")
     return p
 }
 

@@ -188,7 +188,7 @@ final class ElementwiseTests: XCTestCase {
         for count in [1, 8, 17, 32, 384, 1000] {
             let x = rng.floats(count, scale: 3).map { $0 + 2 }, g = rng.floats(count), b = rng.floats(count)
             var out = [Float](repeating: 0, count: count)
-            x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in b.withUnsafeBufferPointer { bp in
+            _ = x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in b.withUnsafeBufferPointer { bp in
                 out.withUnsafeMutableBufferPointer { op in
                     layerNormRow(xp.baseAddress!, op.baseAddress!, count: count, gamma: gp.baseAddress!, beta: bp.baseAddress!, eps: 1e-12)
                 }
@@ -230,14 +230,18 @@ final class ElementwiseTests: XCTestCase {
             for adding in [nil, c] {
                 let rowsX = (0..<rows).map { r in (0..<count).map { x[r * count + $0] + (adding?[$0] ?? 0) } }
                 var recorded = [Float](repeating: .nan, count: rows), out = [Float](repeating: .nan, count: rows * count)
-                layerNorm(x, &out, rows: rows, count: count, adding: adding, gamma: g, beta: b, eps: 1e-5, scales: .record(&recorded), pool: .sized(2))
+                recorded.withUnsafeMutableBufferPointer { rp in   // the pointer lives as long as the call that uses it
+                    layerNorm(x, &out, rows: rows, count: count, adding: adding, gamma: g, beta: b, eps: 1e-5, scales: .record(rp.baseAddress!), pool: .sized(2))
+                }
                 for r in 0..<rows {
                     let m = rowsX[r].reduce(0.0) { $0 + Double($1) } / Double(count)
                     let v = rowsX[r].reduce(0.0) { $0 + (Double($1) - m) * (Double($1) - m) } / Double(count)
                     XCTAssertEqual(Double(recorded[r]), 1 / (v + 1e-5).squareRoot(), accuracy: 1e-5 / (v + 1e-5).squareRoot())
                 }
                 XCTAssertLessThan(maxAbsDiff(out, rowsX.flatMap { layerNormReference($0, gamma: g, beta: b, eps: 1e-5) }), 2e-5)
-                layerNorm(x, &out, rows: rows, count: count, adding: adding, gamma: g, beta: b, eps: 1e-5, scales: .fixed(fixed), pool: .sized(2))
+                fixed.withUnsafeBufferPointer { fp in
+                    layerNorm(x, &out, rows: rows, count: count, adding: adding, gamma: g, beta: b, eps: 1e-5, scales: .fixed(fp.baseAddress!), pool: .sized(2))
+                }
                 let want = rowsX.enumerated().flatMap { r, row -> [Float] in
                     let m = row.reduce(0.0) { $0 + Double($1) } / Double(count)
                     return row.indices.map { Float((Double(row[$0]) - m) * Double(fixed[r]) * Double(g[$0]) + Double(b[$0])) }
