@@ -27,9 +27,6 @@ public struct PruneGrid {
 
     public func storePath(step: Int) -> String { folder + "/checkpoint-\(step).hcs" }
 
-    /// Shard `i` of `n` (1-based): every n-th cell.
-    public func cells(shard i: Int, of n: Int) -> [Cell] { cells.enumerated().filter { $0.offset % n == i - 1 }.map(\.element) }
-
     /// "0.3,0.5,0.7" → targets, each in [0, 1).
     public static func targets(_ list: String) throws -> [Double] {
         try list.split(separator: ",", omittingEmptySubsequences: false).map { t in

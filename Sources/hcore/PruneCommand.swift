@@ -105,7 +105,7 @@ struct PruneCommand: ParsableCommand {
         guard model == nil, store == nil, activations == nil, let gridOut else { throw UsageError("grid mode takes --checkpoints DIR and --grid-out DIR instead of --model, --store and --activations") }
         let targets = try targetList.map(PruneGrid.targets) ?? [targetSparsity]
         let grid = PruneGrid(checkpoints: try checkpointFolders(folder), targets: targets, seeds: try PruneRuns.seedList(seeds, default: seed), folder: gridOut)
-        let mine = try shardSpec(shard).map { grid.cells(shard: $0.index, of: $0.count) } ?? grid.cells
+        let mine = try shardSpec(shard).map { $0.share(grid.cells) } ?? grid.cells
         try grid.run(mine, config: config(target:), examples: try Dataset.loadNonEmpty(train, limit: maxTrainSamples).examples, options: PredictionOptions(maxLength: maxLength),
                      activationExamples: activationExamples, namePrefix: name, checkpointEvery: checkpointSteps, log: warn)
     }

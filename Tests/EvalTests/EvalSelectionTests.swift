@@ -58,4 +58,14 @@ final class EvalSelectionTests: XCTestCase {
         XCTAssertEqual(a.count, b.count, line: line)
         for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-3, "\(a) vs \(b)", line: line) }
     }
+
+    /// Shard i of n takes the items at positions i−1, i−1+n, …: the shards of 8 items into 3 are written out
+    /// by hand, and together they hold every item once.
+    func testShardShareTakesEveryNthItem() throws {
+        let items = Array(10..<18)
+        let shards = try (1...3).map { try XCTUnwrap(ShardSpec.parse("\($0)/3", environment: [:])).share(items) }
+        XCTAssertEqual(shards, [[10, 13, 16], [11, 14, 17], [12, 15]])
+        XCTAssertEqual(try XCTUnwrap(ShardSpec.parse("1/1", environment: [:])).share(items), items)
+        XCTAssertEqual(try XCTUnwrap(ShardSpec.parse("3/3", environment: [:])).share([1]), [])
+    }
 }
