@@ -7,35 +7,33 @@ import XCTest
 
 final class HelpTests: XCTestCase {
     /// `hcore`, then every subcommand and sub-subcommand its help lists (aliases such as "patch, reads" by
-    /// their first name).
-    func commands() throws -> [[String]] {
-        var all: [[String]] = [[]], i = 0
-        while i < all.count {
-            let path = all[i]
-            i += 1
-            guard path.count < 2 else { continue }
+    /// their first name), each with its help unwrapped (a very wide terminal: each source line of the overview
+    /// and discussion is one line).
+    func helps() throws -> [(path: [String], lines: [String])] {
+        var all: [(path: [String], lines: [String])] = [], queue: [[String]] = [[]]
+        while !queue.isEmpty {
+            let path = queue.removeFirst()
             let help = try hcore(path + ["--help"], environment: ["COLUMNS": "10000"])
             XCTAssertEqual(help.code, 0, "hcore \(path.joined(separator: " ")) --help: \(help.err)")
             let lines = help.out.components(separatedBy: "\n")
-            guard let start = lines.firstIndex(of: "SUBCOMMANDS:") else { continue }
+            all.append((path, lines))
+            guard path.count < 2, let start = lines.firstIndex(of: "SUBCOMMANDS:") else { continue }
             for line in lines[(start + 1)...] where line.hasPrefix("  ") && !line.hasPrefix("   ") {
                 let name = line.dropFirst(2).prefix { $0 != " " && $0 != "," }
                 // Command names are lowercase; the section ends with "See 'hcore help …'".
-                if let first = name.first, first.isLowercase { all.append(path + [String(name)]) }
+                if let first = name.first, first.isLowercase { queue.append(path + [String(name)]) }
             }
         }
         return all
     }
 
     func testEveryHelpFitsEightyColumns() throws {
-        let all = try commands()
-        XCTAssertGreaterThan(all.count, 25, "the walk found too few commands: \(all)")
-        XCTAssert(all.contains(["circuits", "patch"]) && all.contains(["store", "import-heuristic-core"]), "\(all)")
-        for path in all {
+        let all = try helps()
+        XCTAssertGreaterThan(all.count, 25, "the walk found too few commands: \(all.map(\.path))")
+        XCTAssert(all.contains { $0.path == ["circuits", "patch"] } && all.contains { $0.path == ["store", "import-heuristic-core"] }, "\(all.map(\.path))")
+        for (path, lines) in all {
             let name = (["hcore"] + path).joined(separator: " ")
-            // Unwrapped (a very wide terminal): each source line of the overview and discussion is one line.
-            let wide = try hcore(path + ["--help"], environment: ["COLUMNS": "10000"]).out.components(separatedBy: "\n")
-            let text = wide.prefix { !$0.hasPrefix("USAGE:") }
+            let text = lines.prefix { !$0.hasPrefix("USAGE:") }
             for line in text where line.hasPrefix(" ") {
                 XCTAssertLessThanOrEqual(line.count, 80, "\(name) --help: an indented line is \(line.count) columns, so an 80-column terminal breaks it at column 0:\n\(line)")
             }
