@@ -167,6 +167,9 @@ final class PatchCLITests: XCTestCase {
         let noActs = try hcore(["circuits", "patch", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "--data", repo + "/data/hans/heuristics_evaluation_set.txt.zst", "--core", "0.1"])
         XCTAssertEqual(noActs.code, 2, noActs.err)
         XCTAssert(noActs.err.contains("--corrupt mean needs --activations"), noActs.err)
+        let unknown = try hcore(["circuits", "patch", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "--data", repo + "/data/hans/heuristics_evaluation_set.txt.zst", "--core", "0.1", "--corrupt", "zero"])
+        XCTAssertEqual(unknown.code, 2, unknown.err)
+        XCTAssert(unknown.err.contains("--corrupt takes mean or paired, not 'zero'"), unknown.err)
     }
 
     /// Paired corruption with frozen LayerNorm scales: the document says so, and counts the pairs that found a partner.
