@@ -1,3 +1,4 @@
+import Foundation
 // swift-tools-version:6.0
 //
 // hcore — run, prune and dissect finetuned BERT classifiers on CPUs.
@@ -13,31 +14,32 @@
 // The GEMM micro-kernel shape follows the vector width: HCORE_AVX512 is defined only when the build
 // targets AVX-512 (native build on a CPU whose /proc/cpuinfo lists avx512f).
 import PackageDescription
-import Foundation
 
 let environment = ProcessInfo.processInfo.environment
 let portable = environment["HCORE_PORTABLE"].map { $0 != "0" && !$0.isEmpty } ?? false
 
 func hostHasAVX512() -> Bool {
     #if arch(x86_64)
-    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
-    return info.contains(" avx512f")
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
+        return info.contains(" avx512f")
     #else
-    return false
+        return false
     #endif
 }
 
 var numericFlags: [SwiftSetting] = []
 #if arch(x86_64)
-numericFlags.append(.unsafeFlags(["-Xcc", portable ? "-march=x86-64-v3" : "-march=native"],
-                                 .when(configuration: .release)))
-if !portable && hostHasAVX512() {
-    numericFlags.append(.define("HCORE_AVX512", .when(configuration: .release)))
-}
+    numericFlags.append(
+        .unsafeFlags(
+            ["-Xcc", portable ? "-march=x86-64-v3" : "-march=native"],
+            .when(configuration: .release)))
+    if !portable && hostHasAVX512() {
+        numericFlags.append(.define("HCORE_AVX512", .when(configuration: .release)))
+    }
 #elseif arch(arm64)
-if !portable {
-    numericFlags.append(.unsafeFlags(["-Xcc", "-mcpu=native"], .when(configuration: .release)))
-}
+    if !portable {
+        numericFlags.append(.unsafeFlags(["-Xcc", "-mcpu=native"], .when(configuration: .release)))
+    }
 #endif
 
 let package = Package(
@@ -50,50 +52,83 @@ let package = Package(
         .library(name: "ParserHarness", targets: ["ParserHarness"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         // The system libzstd (apt-get install libzstd-dev).
-        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
-                       providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
+        .systemLibrary(
+            name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
         // What kind of failure an error is (→ the CLI's exit codes); every library's error type conforms.
         .target(name: "Failures"),
         .target(name: "Kernels", swiftSettings: numericFlags),
         .target(name: "Checkpoint", dependencies: ["CZstd", "Failures"]),
         .target(name: "Tokenizer", dependencies: ["Failures"]),
-        .target(name: "Model", dependencies: ["Kernels", "Checkpoint", "Tokenizer", "Failures"], swiftSettings: numericFlags),
+        .target(
+            name: "Model", dependencies: ["Kernels", "Checkpoint", "Tokenizer", "Failures"], swiftSettings: numericFlags
+        ),
         .target(name: "Eval", dependencies: ["Model", "Kernels", "Checkpoint", "Tokenizer", "Failures"]),
-        .target(name: "Circuits", dependencies: ["Model", "Eval", "Checkpoint", "Kernels", "Failures"], swiftSettings: numericFlags),
-        .target(name: "Prune", dependencies: ["Model", "Eval", "Kernels", "Tokenizer", "Checkpoint", "Failures"], swiftSettings: numericFlags),
+        .target(
+            name: "Circuits", dependencies: ["Model", "Eval", "Checkpoint", "Kernels", "Failures"],
+            swiftSettings: numericFlags),
+        .target(
+            name: "Prune", dependencies: ["Model", "Eval", "Kernels", "Tokenizer", "Checkpoint", "Failures"],
+            swiftSettings: numericFlags),
         // Weight gradients, AdamW, fine-tuning loop; writes Hugging Face folders.
-        .target(name: "Train", dependencies: ["Model", "Eval", "Kernels", "Checkpoint", "Tokenizer", "Failures"], swiftSettings: numericFlags),
+        .target(
+            name: "Train", dependencies: ["Model", "Eval", "Kernels", "Checkpoint", "Tokenizer", "Failures"],
+            swiftSettings: numericFlags),
         // The paper's figures from numbers alone (the reference's results files, hcore's eval documents), as SVG.
         .target(name: "Figures", dependencies: ["Eval", "Checkpoint", "Failures"]),
         // Figures and index.html of a study (eval document + store + model).
-        .target(name: "Report", dependencies: ["Figures", "Circuits", "Eval", "Model", "Checkpoint", "Kernels", "Tokenizer"], swiftSettings: numericFlags),
+        .target(
+            name: "Report",
+            dependencies: ["Figures", "Circuits", "Eval", "Model", "Checkpoint", "Kernels", "Tokenizer"],
+            swiftSettings: numericFlags),
         .target(name: "ParserHarness", dependencies: ["Checkpoint", "Eval", "Model", "Tokenizer"]),
         // data/hans/*.zst compiled into the binary (C23 #embed), so `hcore demo` runs from any directory.
         .target(name: "EmbeddedHANS"),
         // The demo's pipeline: every stage above, in order, on the embedded task.
-        .target(name: "Study", dependencies: ["EmbeddedHANS", "Eval", "Model", "Prune", "Train", "Report", "Checkpoint", "Tokenizer", "Failures"]),
-        .executableTarget(name: "hcore", dependencies: [
-            "Model", "Eval", "Circuits", "Prune", "Train", "Report", "Figures", "Study", "Checkpoint", "Tokenizer", "Kernels", "Failures",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
-        .executableTarget(name: "hcore-bench", dependencies: ["Model", "Kernels", "Eval", "Prune", "Circuits", "Checkpoint", "Tokenizer"], path: "Benchmarks/hcore-bench",
-                          swiftSettings: numericFlags),
+        .target(
+            name: "Study",
+            dependencies: [
+                "EmbeddedHANS", "Eval", "Model", "Prune", "Train", "Report", "Checkpoint", "Tokenizer", "Failures",
+            ]),
+        .executableTarget(
+            name: "hcore",
+            dependencies: [
+                "Model", "Eval", "Circuits", "Prune", "Train", "Report", "Figures", "Study", "Checkpoint", "Tokenizer",
+                "Kernels", "Failures",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "hcore-bench",
+            dependencies: ["Model", "Kernels", "Eval", "Prune", "Circuits", "Checkpoint", "Tokenizer"],
+            path: "Benchmarks/hcore-bench",
+            swiftSettings: numericFlags),
         // Repository root, seeded random numbers, assertClose: shared by every test target.
         .target(name: "TestSupport", dependencies: ["Kernels"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"], swiftSettings: numericFlags),
         .testTarget(name: "CheckpointTests", dependencies: ["TestSupport", "Checkpoint", "Failures", "ParserHarness"]),
         .testTarget(name: "TokenizerTests", dependencies: ["TestSupport", "Tokenizer", "Checkpoint"]),
-        .testTarget(name: "ModelTests", dependencies: ["TestSupport", "Model", "Checkpoint", "Kernels"], swiftSettings: numericFlags),
-        .testTarget(name: "PruneTests", dependencies: ["TestSupport", "Prune", "Model", "Checkpoint", "Tokenizer", "Kernels"], swiftSettings: numericFlags),
-        .testTarget(name: "TrainTests", dependencies: ["TestSupport", "Train", "Model", "Checkpoint", "Tokenizer", "Kernels"], swiftSettings: numericFlags),
-        .testTarget(name: "CircuitsTests", dependencies: ["TestSupport", "Circuits", "Eval", "Kernels", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
+        .testTarget(
+            name: "ModelTests", dependencies: ["TestSupport", "Model", "Checkpoint", "Kernels"],
+            swiftSettings: numericFlags),
+        .testTarget(
+            name: "PruneTests", dependencies: ["TestSupport", "Prune", "Model", "Checkpoint", "Tokenizer", "Kernels"],
+            swiftSettings: numericFlags),
+        .testTarget(
+            name: "TrainTests", dependencies: ["TestSupport", "Train", "Model", "Checkpoint", "Tokenizer", "Kernels"],
+            swiftSettings: numericFlags),
+        .testTarget(
+            name: "CircuitsTests",
+            dependencies: ["TestSupport", "Circuits", "Eval", "Kernels", "Model", "Checkpoint", "Tokenizer"],
+            swiftSettings: numericFlags),
         .testTarget(name: "ReportTests", dependencies: ["Report"]),
         .testTarget(name: "FiguresTests", dependencies: ["TestSupport", "Figures", "Eval", "Checkpoint"]),
-        .testTarget(name: "EvalTests", dependencies: ["TestSupport", "Eval", "Model", "Checkpoint", "Tokenizer"], swiftSettings: numericFlags),
+        .testTarget(
+            name: "EvalTests", dependencies: ["TestSupport", "Eval", "Model", "Checkpoint", "Tokenizer"],
+            swiftSettings: numericFlags),
         // Runs the built hcore binary; depends on it so that it is built first.
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "hcore", "Checkpoint"]),
     ]

@@ -13,21 +13,30 @@ import Foundation
 import Kernels
 import Model
 import Prune
-import Tokenizer
 import Synchronization
+import Tokenizer
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 func out(_ fields: [(String, JSONValue)]) { print(JSONValue.object(fields).compact) }
 func arg(_ name: String, _ def: Int) -> Int {
-    if let i = CommandLine.arguments.firstIndex(of: name), i + 1 < CommandLine.arguments.count, let v = Int(CommandLine.arguments[i + 1]) { return v }
+    if let i = CommandLine.arguments.firstIndex(of: name), i + 1 < CommandLine.arguments.count,
+        let v = Int(CommandLine.arguments[i + 1])
+    {
+        return v
+    }
     return def
 }
 
 func benchGemm(m: Int, n: Int, k: Int, pool: ThreadPool, reps: Int = arg("--reps", 7)) -> Double {
-    let x = allocateFloats(m * k), y = allocateFloats(m * n)
-    defer { x.deallocate(); y.deallocate() }
+    let x = allocateFloats(m * k)
+    let y = allocateFloats(m * n)
+    defer {
+        x.deallocate()
+        y.deallocate()
+    }
     for i in 0..<(m * k) { x[i] = Float(i % 7) * 0.01 }
-    let w = (0..<(n * k)).map { Float($0 % 5) * 0.01 }, b = [Float](repeating: 0, count: n)
+    let w = (0..<(n * k)).map { Float($0 % 5) * 0.01 }
+    let b = [Float](repeating: 0, count: n)
     let p = PackedLinear(weight: w, bias: b, n: n, k: k)
     gemm(x, rows: m, lda: k, p, out: y, ldc: n, epilogue: .bias, pool: pool)
     var times: [Double] = []
@@ -36,24 +45,28 @@ func benchGemm(m: Int, n: Int, k: Int, pool: ThreadPool, reps: Int = arg("--reps
         gemm(x, rows: m, lda: k, p, out: y, ldc: n, epilogue: .bias, pool: pool)
         times.append(now() - t)
     }
-    return 2 * Double(m * n * k) / (CommandLine.arguments.contains("--min") ? times.min()! : times.sorted()[reps / 2]) / 1e9   // median (or best)
+    return 2 * Double(m * n * k) / (CommandLine.arguments.contains("--min") ? times.min()! : times.sorted()[reps / 2])
+        / 1e9  // median (or best)
 }
 
 /// A bert-base-sized BertForSequenceClassification with random weights (seeded), as an HF folder.
 func makeRandomBertBase(folder: String) throws {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    let c = BertConfig(hiddenSize: 768, numHiddenLayers: 12, numAttentionHeads: 12, intermediateSize: 3072, labels: ["entailment", "neutral", "contradiction"])
+    let c = BertConfig(
+        hiddenSize: 768, numHiddenLayers: 12, numAttentionHeads: 12, intermediateSize: 3072,
+        labels: ["entailment", "neutral", "contradiction"])
     let cfg = try JSONSerialization.data(withJSONObject: c.jsonObject(), options: [.prettyPrinted, .sortedKeys])
     _ = FileManager.default.createFile(atPath: folder + "/config.json", contents: cfg)
     var state: UInt64 = 42
     func rand(_ n: Int, _ scale: Float) -> [Float] {
         (0..<n).map { _ in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return (Float(state >> 40) / Float(1 << 24) - 0.5) * 2 * scale
         }
     }
     var w = SafetensorsWriter()
-    let D = 768, I = 3072
+    let D = 768
+    let I = 3072
     w.add("bert.embeddings.word_embeddings.weight", shape: [30522, D], rand(30522 * D, 0.05))
     w.add("bert.embeddings.position_embeddings.weight", shape: [512, D], rand(512 * D, 0.05))
     w.add("bert.embeddings.token_type_embeddings.weight", shape: [2, D], rand(2 * D, 0.05))
@@ -61,8 +74,10 @@ func makeRandomBertBase(folder: String) throws {
     w.add("bert.embeddings.LayerNorm.bias", shape: [D], [Float](repeating: 0, count: D))
     for l in 0..<12 {
         let p = "bert.encoder.layer.\(l)."
-        for (name, o, i) in [("attention.self.query", D, D), ("attention.self.key", D, D), ("attention.self.value", D, D),
-                             ("attention.output.dense", D, D), ("intermediate.dense", I, D), ("output.dense", D, I)] {
+        for (name, o, i) in [
+            ("attention.self.query", D, D), ("attention.self.key", D, D), ("attention.self.value", D, D),
+            ("attention.output.dense", D, D), ("intermediate.dense", I, D), ("output.dense", D, I),
+        ] {
             w.add(p + name + ".weight", shape: [o, i], rand(o * i, 0.036))
             w.add(p + name + ".bias", shape: [o], rand(o, 0.02))
         }
@@ -84,13 +99,15 @@ func randomMasks(layers: Int, heads: Int, headFraction: Double, mlpFraction: Dou
     func shuffled(_ n: Int) -> [Int] {
         var a = Array(0..<n)
         for i in stride(from: n - 1, to: 0, by: -1) {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             a.swapAt(i, Int(state >> 33) % (i + 1))
         }
         return a
     }
     var m = MaskValues.ones(layers: layers, heads: heads)
-    for u in shuffled(layers * heads).prefix(Int((Double(layers * heads) * headFraction).rounded())) { m.heads[u / heads][u % heads] = 0 }
+    for u in shuffled(layers * heads).prefix(Int((Double(layers * heads) * headFraction).rounded())) {
+        m.heads[u / heads][u % heads] = 0
+    }
     for l in shuffled(layers).prefix(Int((Double(layers) * mlpFraction).rounded())) { m.mlps[l] = 0 }
     return m
 }
@@ -126,19 +143,28 @@ func timeForward(_ model: BertModel, batches: [TokenBatch], plan: ExecutionPlan?
 
 let command = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "gemm"
 // The workloads read the repository's fixtures and data by relative path.
-if !["peak", "gemm", "gemm-ab", "bert-base", "attention", "store-open", "store-adds", "fuzz-seeds"].contains(command) && !FileManager.default.fileExists(atPath: "data/hans/heuristics_evaluation_set.txt.zst") {
-    FileHandle.standardError.write(Data("hcore-bench: data/hans/heuristics_evaluation_set.txt.zst not found: run it from the repository root (cd to the folder with Package.swift)\n".utf8))
+if !["peak", "gemm", "gemm-ab", "bert-base", "attention", "store-open", "store-adds", "fuzz-seeds"].contains(command)
+    && !FileManager.default.fileExists(atPath: "data/hans/heuristics_evaluation_set.txt.zst")
+{
+    FileHandle.standardError.write(
+        Data(
+            "hcore-bench: data/hans/heuristics_evaluation_set.txt.zst not found: run it from the repository root (cd to the folder with Package.swift)\n"
+                .utf8))
     exit(2)
 }
 switch command {
 case "peak":
-    for t in [1, 2] { out([("bench", "fma_peak"), ("threads", .int(t)), ("gflops", .float(fmaPeakGFLOPs(threads: t)))]) }
+    for t in [1, 2] {
+        out([("bench", "fma_peak"), ("threads", .int(t)), ("gflops", .float(fmaPeakGFLOPs(threads: t)))])
+    }
 case "gemm":
     // Each shape is measured between two FMA probes, and its % of peak is taken against the higher of
     // them: the machine's speed drifts, so a probe minutes away would say little about this shape's run.
     var peak2 = fmaPeakGFLOPs(threads: 2, iterations: 20_000_000)
     out([("bench", "fma_peak"), ("threads", 2), ("gflops", .float(peak2))])
-    var shapes = CommandLine.arguments.contains("--small") ? [(576, 1152, 384), (576, 384, 384), (576, 1536, 384), (576, 384, 1536)]
+    var shapes =
+        CommandLine.arguments.contains("--small")
+        ? [(576, 1152, 384), (576, 384, 384), (576, 1536, 384), (576, 384, 1536)]
         : [(4096, 2304, 768), (4096, 768, 768), (4096, 3072, 768), (4096, 768, 3072), (128, 768, 768)]
     // --shape MxNxK measures one shape only; --threads T (default 2) for tuning on one core.
     if let i = CommandLine.arguments.firstIndex(of: "--shape"), i + 1 < CommandLine.arguments.count {
@@ -151,18 +177,28 @@ case "gemm":
         let after = fmaPeakGFLOPs(threads: 2, iterations: 20_000_000)
         let local = max(peak2, after)
         out([("bench", "fma_peak"), ("threads", 2), ("gflops", .float(after))])
-        out([("bench", "gemm"), ("shape", .string("\(m)x\(n)x\(k)")), ("threads", .int(threads)), ("gflops", .float(g)),
-             ("adjacent_peak", .float(local)), ("pct_of_peak", .float(100 * g / local))])
+        out([
+            ("bench", "gemm"), ("shape", .string("\(m)x\(n)x\(k)")), ("threads", .int(threads)), ("gflops", .float(g)),
+            ("adjacent_peak", .float(local)), ("pct_of_peak", .float(100 * g / local)),
+        ])
         peak2 = after
     }
 case "attention":
     // The attention kernel alone on bert-base's shape (default 32 sequences × 128 tokens, 12 heads of 64),
     // Q/K/V random: GFLOP/s of its two products (4·T²·H·d per sequence), best of --reps.
-    let B = arg("--batch", 32), T = arg("--length", 128), H = arg("--heads", 12), d = arg("--head-dim", 64)
-    let ld = 3 * H * d, N = B * T
-    let qkv = allocateFloats(N * ld), ctx = allocateFloats(N * H * d)
+    let B = arg("--batch", 32)
+    let T = arg("--length", 128)
+    let H = arg("--heads", 12)
+    let d = arg("--head-dim", 64)
+    let ld = 3 * H * d
+    let N = B * T
+    let qkv = allocateFloats(N * ld)
+    let ctx = allocateFloats(N * H * d)
     var state: UInt64 = 3
-    for i in 0..<(N * ld) { state = state &* 6364136223846793005 &+ 1; qkv[i] = Float(Int(state >> 41) % 2001 - 1000) / 1000 }
+    for i in 0..<(N * ld) {
+        state = state &* 6_364_136_223_846_793_005 &+ 1
+        qkv[i] = Float(Int(state >> 41) % 2001 - 1000) / 1000
+    }
     let offsets = (0...B).map { $0 * T }
     var best = Double.infinity
     for _ in 0..<arg("--reps", 20) {
@@ -170,8 +206,10 @@ case "attention":
         attention(qkv: qkv, ldqkv: ld, heads: H, headDim: d, offsets: offsets, ctx: ctx, ldctx: H * d)
         best = min(best, now() - t)
     }
-    out([("bench", "attention"), ("batch", .int(B)), ("length", .int(T)), ("heads", .int(H)), ("head_dim", .int(d)),
-         ("seconds", .float(best)), ("gflops", .float(4 * Double(B * T * T * H * d) / best / 1e9))])
+    out([
+        ("bench", "attention"), ("batch", .int(B)), ("length", .int(T)), ("heads", .int(H)), ("head_dim", .int(d)),
+        ("seconds", .float(best)), ("gflops", .float(4 * Double(B * T * T * H * d) / best / 1e9)),
+    ])
 case "gemm-ab":
     // Tuning: GEMM variants measured in interleaved rounds on one shape, so that the machine's drift hits
     // every variant alike; prints each variant's best and median GFLOP/s. A variant is
@@ -182,15 +220,19 @@ case "gemm-ab":
     }
     var variants = [[1, 192, 4, 72], [2, 192, 4, 72]]
     if let i = CommandLine.arguments.firstIndex(of: "--variants"), i + 1 < CommandLine.arguments.count {
-        variants = CommandLine.arguments[i + 1].split(separator: ",").map { $0.split(separator: ":").compactMap { Int($0) } }
+        variants = CommandLine.arguments[i + 1].split(separator: ",").map {
+            $0.split(separator: ":").compactMap { Int($0) }
+        }
     }
     let (m, n, k) = (dims[0], dims[1], dims[2])
     // An optional 5th field pads the input's row stride (lda = k + pad): strides that are multiples of 4 KB
     // put every row of a micro-kernel strip in the same L1 set.
     let maxPad = variants.map { $0.count > 4 ? $0[4] : 0 }.max() ?? 0
-    let x = allocateFloats(m * (k + maxPad)), y = allocateFloats(m * n)
+    let x = allocateFloats(m * (k + maxPad))
+    let y = allocateFloats(m * n)
     for i in 0..<(m * (k + maxPad)) { x[i] = Float(i % 7) * 0.01 }
-    let w = PackedLinear(weight: (0..<(n * k)).map { Float($0 % 5) * 0.01 }, bias: [Float](repeating: 0, count: n), n: n, k: k)
+    let w = PackedLinear(
+        weight: (0..<(n * k)).map { Float($0 % 5) * 0.01 }, bias: [Float](repeating: 0, count: n), n: n, k: k)
     var times = [[Double]](repeating: [], count: variants.count)
     // --cold: evict the weights from L2 (and most of L3's share) before each call, as in a model whose
     // layers' weights do not all fit in cache.
@@ -199,36 +241,59 @@ case "gemm-ab":
     var sink: Float = 0
     for _ in 0..<arg("--rounds", 30) {
         for (i, v) in variants.enumerated() {
-            if cold { for j in stride(from: 0, to: 16 << 20, by: 16) { flush[j] += 1; sink += flush[j] } }
+            if cold {
+                for j in stride(from: 0, to: 16 << 20, by: 16) {
+                    flush[j] += 1
+                    sink += flush[j]
+                }
+            }
             let t = now()
-            gemm(x, rows: m, lda: k + (v.count > 4 ? v[4] : 0), w, out: y, ldc: n, epilogue: CommandLine.arguments.contains("--gelu") ? .biasGELU : .bias,
-                 pool: .sized(v[0]), kc: v[1], tilePanels: v[2], mc: v[3])
+            gemm(
+                x, rows: m, lda: k + (v.count > 4 ? v[4] : 0), w, out: y, ldc: n,
+                epilogue: CommandLine.arguments.contains("--gelu") ? .biasGELU : .bias,
+                pool: .sized(v[0]), kc: v[1], tilePanels: v[2], mc: v[3])
             times[i].append(now() - t)
         }
     }
     if sink == -1 { print(sink) }
     for (i, v) in variants.enumerated() {
         let s = times[i].sorted()
-        out([("bench", "gemm-ab"), ("shape", .string("\(m)x\(n)x\(k)")), ("variant", .string(v.map(String.init).joined(separator: ":"))),
-             ("best_gflops", .float(2 * Double(m * n * k) / s[0] / 1e9)), ("median_gflops", .float(2 * Double(m * n * k) / s[s.count / 2] / 1e9))])
+        out([
+            ("bench", "gemm-ab"), ("shape", .string("\(m)x\(n)x\(k)")),
+            ("variant", .string(v.map(String.init).joined(separator: ":"))),
+            ("best_gflops", .float(2 * Double(m * n * k) / s[0] / 1e9)),
+            ("median_gflops", .float(2 * Double(m * n * k) / s[s.count / 2] / 1e9)),
+        ])
     }
 case "bert-base":
     let folder = NSTemporaryDirectory() + "hcore-bert-base-random"
     if !FileManager.default.fileExists(atPath: folder + "/model.safetensors") { try makeRandomBertBase(folder: folder) }
     let model = try BertModel.load(folder: folder)
-    let B = arg("--batch", 32), T = arg("--length", 128), reps = arg("--reps", 3)
+    let B = arg("--batch", 32)
+    let T = arg("--length", 128)
+    let reps = arg("--reps", 3)
     var state: UInt64 = 7
-    let batch = TokenBatch((0..<B).map { _ in
-        Encoding(inputIds: [101] + (0..<(T - 2)).map { _ in state = state &* 6364136223846793005 &+ 1; return Int32(1000 + Int(state >> 40) % 20000) } + [102],
-                 tokenTypeIds: [Int32](repeating: 0, count: T))
-    })
+    let batch = TokenBatch(
+        (0..<B).map { _ in
+            Encoding(
+                inputIds: [101]
+                    + (0..<(T - 2)).map { _ in
+                        state = state &* 6_364_136_223_846_793_005 &+ 1
+                        return Int32(1000 + Int(state >> 40) % 20000)
+                    } + [102],
+                tokenTypeIds: [Int32](repeating: 0, count: T))
+        })
     let full = model.fullPlan
     // FLOPs of the work done (the last layer for [CLS] rows unless HCORE_ALL_ROWS=1); "gflops" below uses them too.
-    let fullFlops = full.flops(model: model, sequenceLengths: [Int](repeating: T, count: B), clsOnlyLastLayer: defaultCLSOnlyLastLayer)
+    let fullFlops = full.flops(
+        model: model, sequenceLengths: [Int](repeating: T, count: B), clsOnlyLastLayer: defaultCLSOnlyLastLayer)
     let standardFlops = full.flops(model: model, sequenceLengths: [Int](repeating: T, count: B))
-    let zeros = MeanActivations(avgHead: [Float](repeating: 0.01, count: 12 * 12 * 64), avgMLP: [Float](repeating: 0.01, count: 12 * 768))
+    let zeros = MeanActivations(
+        avgHead: [Float](repeating: 0.01, count: 12 * 12 * 64), avgMLP: [Float](repeating: 0.01, count: 12 * 768))
     // --full-only: the full model alone (for a peak-memory reading with /usr/bin/time -v).
-    let specs = CommandLine.arguments.contains("--full-only") ? [] : [("heads50_mlps50", 0.5, 0.5), ("heads50", 0.5, 0.0), ("all90", 0.9, 0.9)]
+    let specs =
+        CommandLine.arguments.contains("--full-only")
+        ? [] : [("heads50_mlps50", 0.5, 0.5), ("heads50", 0.5, 0.0), ("all90", 0.9, 0.9)]
     var subnetworks: [(name: String, masks: MaskValues, plan: ExecutionPlan, compileMs: Double)] = []
     for (name, hf, mf) in specs {
         let masks = randomMasks(layers: 12, heads: 12, headFraction: hf, mlpFraction: mf, seed: 1)
@@ -244,32 +309,52 @@ case "bert-base":
     _ = try model.forward(batch)
     for _ in 0..<reps {
         fullTime = min(fullTime, try timeForward(model, batches: [batch], plan: nil, reps: 1))
-        if StageTimer.shared.enabled { print(StageTimer.shared.report); StageTimer.shared.enabled = false }
-        for (i, sub) in subnetworks.enumerated() { subTimes[i] = min(subTimes[i], try timeForward(model, batches: [batch], plan: sub.plan, reps: 1)) }
+        if StageTimer.shared.enabled {
+            print(StageTimer.shared.report)
+            StageTimer.shared.enabled = false
+        }
+        for (i, sub) in subnetworks.enumerated() {
+            subTimes[i] = min(subTimes[i], try timeForward(model, batches: [batch], plan: sub.plan, reps: 1))
+        }
     }
-    out([("bench", "bert_base"), ("subnetwork", "full"), ("batch", .int(B)), ("length", .int(T)), ("seconds", .float(fullTime)),
-         ("sequences_per_s", .float(Double(B) / fullTime)), ("gflops", .float(fullFlops / fullTime / 1e9)),
-         ("gflops_standard_count", .float(standardFlops / fullTime / 1e9))])
+    out([
+        ("bench", "bert_base"), ("subnetwork", "full"), ("batch", .int(B)), ("length", .int(T)),
+        ("seconds", .float(fullTime)),
+        ("sequences_per_s", .float(Double(B) / fullTime)), ("gflops", .float(fullFlops / fullTime / 1e9)),
+        ("gflops_standard_count", .float(standardFlops / fullTime / 1e9)),
+    ])
     for (i, sub) in subnetworks.enumerated() {
         let t = subTimes[i]
-        let flops = sub.plan.flops(model: model, sequenceLengths: [Int](repeating: T, count: B), clsOnlyLastLayer: defaultCLSOnlyLastLayer)
-        out([("bench", "bert_base"), ("subnetwork", .string(sub.name)), ("seconds", .float(t)), ("sequences_per_s", .float(Double(B) / t)),
-             ("full_seconds", .float(fullTime)), ("speedup", .float(fullTime / t)), ("flop_ratio", .float(fullFlops / flops)),
-             ("speedup_over_flop_ratio", .float(fullTime / t / (fullFlops / flops))),
-             ("plan_compile_ms", .float(sub.compileMs)), ("mask", .string(sub.masks.json.compact))])
+        let flops = sub.plan.flops(
+            model: model, sequenceLengths: [Int](repeating: T, count: B), clsOnlyLastLayer: defaultCLSOnlyLastLayer)
+        out([
+            ("bench", "bert_base"), ("subnetwork", .string(sub.name)), ("seconds", .float(t)),
+            ("sequences_per_s", .float(Double(B) / t)),
+            ("full_seconds", .float(fullTime)), ("speedup", .float(fullTime / t)),
+            ("flop_ratio", .float(fullFlops / flops)),
+            ("speedup_over_flop_ratio", .float(fullTime / t / (fullFlops / flops))),
+            ("plan_compile_ms", .float(sub.compileMs)), ("mask", .string(sub.masks.json.compact)),
+        ])
     }
 case "hans":
-    let folder = CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--") ? CommandLine.arguments[2] : "Tests/Fixtures/models/minilm-nli"
-    let pairs = arg("--pairs", 2048), reps = arg("--reps", 3)
+    let folder =
+        CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--")
+        ? CommandLine.arguments[2] : "Tests/Fixtures/models/minilm-nli"
+    let pairs = arg("--pairs", 2048)
+    let reps = arg("--reps", 3)
     let model = try BertModel.load(folder: folder)
     let tok = try BertTokenizer.load(folder: folder)
     let text = String(decoding: try readDataFile("data/hans/heuristics_evaluation_set.txt.zst"), as: UTF8.self)
-    let rows = text.split(separator: "\n").dropFirst().prefix(pairs).map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
+    let rows = text.split(separator: "\n").dropFirst().prefix(pairs).map {
+        $0.split(separator: "\t", omittingEmptySubsequences: false)
+    }
     let t0 = now()
     let enc = try rows.map { try tok.encode(String($0[5]), pair: String($0[6]), maxLength: 128) }
     let tokenize = now() - t0
     let order = enc.indices.sorted { (enc[$0].count, $0) < (enc[$1].count, $1) }
-    let batches = stride(from: 0, to: order.count, by: 32).map { TokenBatch(order[$0..<min(order.count, $0 + 32)].map { enc[$0] }) }
+    let batches = stride(from: 0, to: order.count, by: 32).map {
+        TokenBatch(order[$0..<min(order.count, $0 + 32)].map { enc[$0] })
+    }
     StageTimer.shared.reset()
     if CommandLine.arguments.contains("--batch-parallel-ab") {
         for _ in 0..<reps {
@@ -287,7 +372,9 @@ case "hans":
                 let t = now()
                 for b in batches {
                     let x = try model.embeddings(b)
-                    try model.runLayers(x, batch: b, range: 0..<model.layerCount, clsOnlyLastLayer: defaultCLSOnlyLastLayer, xHoldsEmbeddings: skip)
+                    try model.runLayers(
+                        x, batch: b, range: 0..<model.layerCount, clsOnlyLastLayer: defaultCLSOnlyLastLayer,
+                        xHoldsEmbeddings: skip)
                     _ = try model.logits(fromHidden: x, batch: b)
                     x.deallocate()
                 }
@@ -295,71 +382,112 @@ case "hans":
             }
         }
         let unique = batches.reduce(0) { $0 + $1.distinctEmbeddingRows().unique.count }
-        let best = times.map { $0.min()! }, median = times.map { $0.sorted()[$0.count / 2] }
-        out([("bench", "hans_layer0_repeats"), ("rows", .int(enc.reduce(0) { $0 + $1.count })), ("distinct_rows", .int(unique)),
-             ("pairs_per_s_computed_once", .float(Double(enc.count) / best[0])), ("pairs_per_s_every_row", .float(Double(enc.count) / best[1])),
-             ("median_pairs_per_s_computed_once", .float(Double(enc.count) / median[0])), ("median_pairs_per_s_every_row", .float(Double(enc.count) / median[1])),
-             ("paired_wins_computed_once", .int(zip(times[0], times[1]).filter { $0 < $1 }.count)), ("rounds", .int(reps))])
+        let best = times.map { $0.min()! }
+        let median = times.map { $0.sorted()[$0.count / 2] }
+        out([
+            ("bench", "hans_layer0_repeats"), ("rows", .int(enc.reduce(0) { $0 + $1.count })),
+            ("distinct_rows", .int(unique)),
+            ("pairs_per_s_computed_once", .float(Double(enc.count) / best[0])),
+            ("pairs_per_s_every_row", .float(Double(enc.count) / best[1])),
+            ("median_pairs_per_s_computed_once", .float(Double(enc.count) / median[0])),
+            ("median_pairs_per_s_every_row", .float(Double(enc.count) / median[1])),
+            ("paired_wins_computed_once", .int(zip(times[0], times[1]).filter { $0 < $1 }.count)),
+            ("rounds", .int(reps)),
+        ])
     }
     let t = try timeForward(model, batches: batches, plan: nil, reps: reps)
-    out([("bench", "hans"), ("pairs", .int(enc.count)), ("tokens", .int(enc.reduce(0) { $0 + $1.count })), ("tokenize_s", .float(tokenize)),
-         ("forward_s", .float(t)), ("pairs_per_s", .float(Double(enc.count) / t))])
+    out([
+        ("bench", "hans"), ("pairs", .int(enc.count)), ("tokens", .int(enc.reduce(0) { $0 + $1.count })),
+        ("tokenize_s", .float(tokenize)),
+        ("forward_s", .float(t)), ("pairs_per_s", .float(Double(enc.count) / t)),
+    ])
     if StageTimer.shared.enabled { print(StageTimer.shared.report) }
 case "eval-many":
     // 100 random subnetworks (half the heads, half the MLPs) on HANS pairs: actual time vs the sum of
     // FLOP-proportional times of the full model; then a store whose subnetworks share layers 0–2 in
     // groups of 10, with and without prefix sharing.
     let folder = "Tests/Fixtures/models/minilm-nli"
-    let model = try BertModel.load(folder: folder), tok = try BertTokenizer.load(folder: folder)
+    let model = try BertModel.load(folder: folder)
+    let tok = try BertTokenizer.load(folder: folder)
     let ds = try Dataset.load("data/hans/heuristics_evaluation_set.txt.zst", limit: arg("--pairs", 512))
     let prepared = try PreparedDataset(dataset: ds, model: model, tokenizer: tok, options: PredictionOptions())
-    let acts = MeanActivations(avgHead: [Float](repeating: 0.01, count: 6 * 12 * 32), avgMLP: [Float](repeating: 0.01, count: 6 * 384))
+    let acts = MeanActivations(
+        avgHead: [Float](repeating: 0.01, count: 6 * 12 * 32), avgMLP: [Float](repeating: 0.01, count: 6 * 384))
     let lengths = prepared.encodings.map(\.count)
     let n = arg("--subnetworks", 100)
     func time(_ targets: [EvalTarget], sharing: Bool) throws -> (Double, EvalStats) {
         var stats = EvalStats()
         let t = now()
-        _ = try evaluateTargets(model: model, datasets: [prepared], targets: targets, ablation: .mean(acts), batchSize: 32,
-                                keepLogits: false, prefixSharing: sharing, stats: &stats)
+        _ = try evaluateTargets(
+            model: model, datasets: [prepared], targets: targets, ablation: .mean(acts), batchSize: 32,
+            keepLogits: false, prefixSharing: sharing, stats: &stats)
         return (now() - t, stats)
     }
     let full = [EvalTarget(name: "full", index: 0, sparsity: 0, seed: .null, masks: nil)]
     _ = try time(full, sharing: false)
     let fullTime = (0..<3).map { _ in (try? time(full, sharing: false).0) ?? .infinity }.min()!
     let fullFlops = model.flops(masks: nil, sequenceLengths: lengths, clsOnlyLastLayer: defaultCLSOnlyLastLayer)
-    let random = (0..<n).map { i in EvalTarget(name: "r\(i)", index: i, sparsity: 0.5, seed: .int(i),
-                                              masks: randomMasks(layers: 6, heads: 12, headFraction: 0.5, mlpFraction: 0.5, seed: UInt64(i + 1))) }
+    let random = (0..<n).map { i in
+        EvalTarget(
+            name: "r\(i)", index: i, sparsity: 0.5, seed: .int(i),
+            masks: randomMasks(layers: 6, heads: 12, headFraction: 0.5, mlpFraction: 0.5, seed: UInt64(i + 1)))
+    }
     // In chunks of 10 subnetworks, each followed by a timing of the full model: a chunk's FLOP-proportional
     // time uses the full model's speed of that moment (this machine drifts over the minute the run takes).
-    var predicted = 0.0, actual = 0.0
+    var predicted = 0.0
+    var actual = 0.0
     for chunk in stride(from: 0, to: random.count, by: 10) {
         let part = Array(random[chunk..<min(random.count, chunk + 10)])
         actual += try time(part, sharing: false).0
         let fullNow = try time(full, sharing: false).0
-        predicted += part.reduce(0.0) { $0 + fullNow * model.flops(masks: $1.masks, sequenceLengths: lengths, clsOnlyLastLayer: defaultCLSOnlyLastLayer) / fullFlops }
+        predicted += part.reduce(0.0) {
+            $0 + fullNow
+                * model.flops(masks: $1.masks, sequenceLengths: lengths, clsOnlyLastLayer: defaultCLSOnlyLastLayer)
+                / fullFlops
+        }
     }
-    out([("bench", "eval_many"), ("pairs", .int(ds.count)), ("subnetworks", .int(n)), ("full_model_s", .float(fullTime)),
-         ("flop_proportional_sum_s", .float(predicted)), ("actual_s", .float(actual)), ("actual_over_predicted", .float(actual / predicted))])
+    out([
+        ("bench", "eval_many"), ("pairs", .int(ds.count)), ("subnetworks", .int(n)), ("full_model_s", .float(fullTime)),
+        ("flop_proportional_sum_s", .float(predicted)), ("actual_s", .float(actual)),
+        ("actual_over_predicted", .float(actual / predicted)),
+    ])
     // Shared early layers: 10 groups × 10 subnetworks; members of a group agree on layers 0–2.
     let grouped = (0..<n).map { i -> EvalTarget in
         let base = randomMasks(layers: 6, heads: 12, headFraction: 0.5, mlpFraction: 0.5, seed: UInt64(1000 + i / 10))
         var m = randomMasks(layers: 6, heads: 12, headFraction: 0.5, mlpFraction: 0.5, seed: UInt64(5000 + i))
-        for l in 0..<3 { m.heads[l] = base.heads[l]; m.mlps[l] = base.mlps[l] }
+        for l in 0..<3 {
+            m.heads[l] = base.heads[l]
+            m.mlps[l] = base.mlps[l]
+        }
         return EvalTarget(name: "g\(i)", index: i, sparsity: 0.5, seed: .int(i), masks: m)
     }
     let (without, _) = try time(grouped, sharing: false)
     let (with, stats) = try time(grouped, sharing: true)
-    out([("bench", "prefix_sharing"), ("pairs", .int(ds.count)), ("subnetworks", .int(n)), ("without_s", .float(without)), ("with_s", .float(with)),
-         ("saving", .float(1 - with / without)), ("layer_runs", .int(stats.layerRuns)), ("layer_runs_unshared", .int(stats.layerRunsUnshared))])
+    out([
+        ("bench", "prefix_sharing"), ("pairs", .int(ds.count)), ("subnetworks", .int(n)),
+        ("without_s", .float(without)), ("with_s", .float(with)),
+        ("saving", .float(1 - with / without)), ("layer_runs", .int(stats.layerRuns)),
+        ("layer_runs_unshared", .int(stats.layerRunsUnshared)),
+    ])
 case "prune-step":
-    let folder = CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--") ? CommandLine.arguments[2] : "Tests/Fixtures/models/minilm-nli"
+    let folder =
+        CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--")
+        ? CommandLine.arguments[2] : "Tests/Fixtures/models/minilm-nli"
     let model = try BertModel.load(folder: folder)
-    let B = arg("--batch", 32), T = arg("--length", 128), reps = arg("--reps", 5)
+    let B = arg("--batch", 32)
+    let T = arg("--length", 128)
+    let reps = arg("--reps", 5)
     var state: UInt64 = 11
-    let batch = TokenBatch((0..<B).map { _ in
-        Encoding(inputIds: [101] + (0..<(T - 2)).map { _ in state = state &* 6364136223846793005 &+ 1; return Int32(1000 + Int(state >> 40) % 20000) } + [102],
-                 tokenTypeIds: (0..<T).map { $0 < T / 2 ? 0 : 1 })
-    })
+    let batch = TokenBatch(
+        (0..<B).map { _ in
+            Encoding(
+                inputIds: [101]
+                    + (0..<(T - 2)).map { _ in
+                        state = state &* 6_364_136_223_846_793_005 &+ 1
+                        return Int32(1000 + Int(state >> 40) % 20000)
+                    } + [102],
+                tokenTypeIds: (0..<T).map { $0 < T / 2 ? 0 : 1 })
+        })
     let acc = ActivationAccumulator(model: model)
     try model.encode(batch, observer: acc).deallocate()
     let acts = acc.result(fingerprint: model.fingerprint)
@@ -374,12 +502,17 @@ case "prune-step":
         for r in 0..<(reps + 1) {
             let u = (0..<U).map { _ in rng.uniform() }
             let t0 = now()
-            _ = try pruneObjective(model: model, batch: batch, logAlpha: logAlpha, u: u, lambdas: [0.1, 0.1], target: 0.3,
-                                   activations: acts, dropout: model.config.hiddenDropoutProb,
-                                   attentionDropout: model.config.attentionProbsDropoutProb, dropoutSeed: rng.next(), fullProbabilities: target)
-            if r > 0 { best = min(best, now() - t0) }   // the first step builds the transposed weights once
+            _ = try pruneObjective(
+                model: model, batch: batch, logAlpha: logAlpha, u: u, lambdas: [0.1, 0.1], target: 0.3,
+                activations: acts, dropout: model.config.hiddenDropoutProb,
+                attentionDropout: model.config.attentionProbsDropoutProb, dropoutSeed: rng.next(),
+                fullProbabilities: target)
+            if r > 0 { best = min(best, now() - t0) }  // the first step builds the transposed weights once
         }
-        out([("bench", "prune_step"), ("engine", .string(label)), ("batch", .int(B)), ("length", .int(T)), ("seconds", .float(best))])
+        out([
+            ("bench", "prune_step"), ("engine", .string(label)), ("batch", .int(B)), ("length", .int(T)),
+            ("seconds", .float(best)),
+        ])
     }
 case "store-open":
     // Opening a store of 1000 BERT-base subnetworks and listing every name and kept count (the part of
@@ -389,14 +522,21 @@ case "store-open":
     let layout = StoreLayout(layers: 12, heads: 12)
     var state: UInt64 = 3
     let subs = (0..<1000).map { i in
-        StoredSubnetwork(name: "sub\(i)", mask: (0..<layout.unitCount).map { _ in state = state &* 6364136223846793005 &+ 1; return UInt8(state >> 63) })
+        StoredSubnetwork(
+            name: "sub\(i)",
+            mask: (0..<layout.unitCount).map { _ in
+                state = state &* 6_364_136_223_846_793_005 &+ 1
+                return UInt8(state >> 63)
+            })
     }
     let store = try SubnetworkStore.create(path: path, fingerprint: "hc1-0000000000000001", layout: layout)
     try store.add(subs)
     var best = Double.infinity
     for _ in 0..<arg("--reps", 5) {
         let t0 = now()
-        let listing = try SubnetworkStore.open(path: path).subnetworks.map { "\($0.name) \($0.mask.reduce(0) { $0 + Int($1) })" }
+        let listing = try SubnetworkStore.open(path: path).subnetworks.map {
+            "\($0.name) \($0.mask.reduce(0) { $0 + Int($1) })"
+        }
         best = min(best, now() - t0)
         precondition(listing.count == 1000)
     }
@@ -406,18 +546,25 @@ case "store-adds":
     // total time and final size (the incremental index and automatic compaction keep both proportional).
     let path = NSTemporaryDirectory() + "hcore-bench-adds-\(getpid()).hcs"
     defer { unlink(path) }
-    let layout = StoreLayout(layers: 12, heads: 12), count = arg("--count", 10_000)
+    let layout = StoreLayout(layers: 12, heads: 12)
+    let count = arg("--count", 10_000)
     let store = try SubnetworkStore.create(path: path, fingerprint: "hc1-0000000000000001", layout: layout)
     var state: UInt64 = 5
     let t0 = now()
     for i in 0..<count {
-        let mask = (0..<layout.unitCount).map { _ in state = state &* 6364136223846793005 &+ 1; return UInt8(state >> 63) }
+        let mask = (0..<layout.unitCount).map { _ in
+            state = state &* 6_364_136_223_846_793_005 &+ 1
+            return UInt8(state >> 63)
+        }
         try store.add([StoredSubnetwork(name: "sub\(i)", mask: mask, meta: .object([("seed", .int(i))]))])
     }
     let seconds = now() - t0
     let reread = try SubnetworkStore.open(path: path).subnetworks.count
     precondition(reread == count)
-    out([("bench", "store_adds"), ("subnetworks", .int(count)), ("seconds", .float(seconds)), ("bytes", .int(store.fileSize))])
+    out([
+        ("bench", "store_adds"), ("subnetworks", .int(count)), ("seconds", .float(seconds)),
+        ("bytes", .int(store.fileSize)),
+    ])
 case "fuzz-seeds":
     // Small valid inputs for every fuzz target (Fuzz/corpus/<target>/seed-*), written by hcore's own writers.
     let root = CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : "Fuzz/corpus"
@@ -437,35 +584,72 @@ case "fuzz-seeds":
     try seed("zip", "small", tw.serialized())
     try seed("pickle", "state-dict", tw.pickle())
     try seed("json", "object", Array(#"{"a": [1, 2.5, "x", null, true, {"b": []}], "c": "\u00e9"}"#.utf8))
-    try seed("config", "bert", Array(#"{"model_type": "bert", "vocab_size": 30, "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 16, "id2label": {"0": "entailment", "1": "neutral", "2": "contradiction"}}"#.utf8))
+    try seed(
+        "config", "bert",
+        Array(
+            #"{"model_type": "bert", "vocab_size": 30, "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 16, "id2label": {"0": "entailment", "1": "neutral", "2": "contradiction"}}"#
+                .utf8))
     try seed("vocab", "small", Array("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ndoctor\n##s\nsaw\n.\n".utf8))
-    try seed("tokenizer-json", "small", Array(###"{"model": {"type": "WordPiece", "vocab": {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "the": 4, "##s": 5}}, "normalizer": {"type": "BertNormalizer", "lowercase": true}, "added_tokens": [{"id": 0, "content": "[PAD]"}]}"###.utf8))
+    try seed(
+        "tokenizer-json", "small",
+        Array(
+            ###"{"model": {"type": "WordPiece", "vocab": {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "the": 4, "##s": 5}}, "normalizer": {"type": "BertNormalizer", "lowercase": true}, "added_tokens": [{"id": 0, "content": "[PAD]"}]}"###
+                .utf8))
     let storePath = NSTemporaryDirectory() + "hcore-seed-\(getpid()).hcs"
-    let store = try SubnetworkStore.create(path: storePath, fingerprint: "hc1-0000000000000001", layout: StoreLayout(layers: 2, heads: 3))
-    try store.add([StoredSubnetwork(name: "a", mask: [1, 0, 1, 1, 1, 0, 1, 0], logAlpha: [Float](repeating: 1, count: 8), meta: .object([("seed", 1)]))])
+    let store = try SubnetworkStore.create(
+        path: storePath, fingerprint: "hc1-0000000000000001", layout: StoreLayout(layers: 2, heads: 3))
+    try store.add([
+        StoredSubnetwork(
+            name: "a", mask: [1, 0, 1, 1, 1, 0, 1, 0], logAlpha: [Float](repeating: 1, count: 8),
+            meta: .object([("seed", 1)]))
+    ])
     try store.updateMeta([("a", [("eval/hans", 0.5)])])
     try store.add([StoredSubnetwork(name: "b", mask: [0, 0, 1, 1, 1, 0, 1, 1])])
     try seed("store", "small", Array(try Data(contentsOf: URL(fileURLWithPath: storePath))))
     unlink(storePath)
-    try seed("tsv", "mnli", Array("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label\n0\t1\t1e\tfiction\tx\tx\tx\tx\tThe doctor saw the lawyer.\tThe lawyer saw the doctor.\tneutral\tneutral\n".utf8))
-    try seed("hans", "two-rows", Array("gold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tpairID\theuristic\tsubcase\ttemplate\nnon-entailment\tx\tx\tx\tx\tThe doctor saw the lawyer .\tThe lawyer saw the doctor .\tex0\tlexical_overlap\tln_subject/object_swap\ttemp1\n".utf8))
-    try seed("jsonl", "pairs", Array("{\"text\": \"a b\", \"text_pair\": \"b a\", \"label\": \"entailment\"}\n{\"text\": \"c\", \"label\": 1}\n".utf8))
+    try seed(
+        "tsv", "mnli",
+        Array(
+            "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label\n0\t1\t1e\tfiction\tx\tx\tx\tx\tThe doctor saw the lawyer.\tThe lawyer saw the doctor.\tneutral\tneutral\n"
+                .utf8))
+    try seed(
+        "hans", "two-rows",
+        Array(
+            "gold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tpairID\theuristic\tsubcase\ttemplate\nnon-entailment\tx\tx\tx\tx\tThe doctor saw the lawyer .\tThe lawyer saw the doctor .\tex0\tlexical_overlap\tln_subject/object_swap\ttemp1\n"
+                .utf8))
+    try seed(
+        "jsonl", "pairs",
+        Array(
+            "{\"text\": \"a b\", \"text_pair\": \"b a\", \"label\": \"entailment\"}\n{\"text\": \"c\", \"label\": 1}\n"
+                .utf8))
     try seed("csv", "pairs", Array("text,text_pair,label\n\"a, b\",b a,entailment\nc,\"d \"\"e\"\"\",neutral\n".utf8))
     try seed("mask", "small", Array(#"{"heads": [[1, 0, 1], [1, 0.5, 0]], "mlps": [1, 0]}"#.utf8))
-    try seed("subnetwork-jsonl", "two", Array(#"{"name": "a", "heads": [[1, 0, 1], [1, 1, 0]], "mlps": [1, 0], "meta": {"x": 1}}"#.utf8 + [0x0A] + #"{"name": "b", "heads": [[0, 0, 1], [1, 1, 0]], "mlps": [1, 1], "log_alpha": [1, 2, 3, 4, 5, 6, 7, 8]}"#.utf8))
+    try seed(
+        "subnetwork-jsonl", "two",
+        Array(
+            #"{"name": "a", "heads": [[1, 0, 1], [1, 1, 0]], "mlps": [1, 0], "meta": {"x": 1}}"#.utf8 + [0x0A]
+                + #"{"name": "b", "heads": [[0, 0, 1], [1, 1, 0]], "mlps": [1, 1], "log_alpha": [1, 2, 3, 4, 5, 6, 7, 8]}"#
+                .utf8))
     print("wrote seeds under \(root)")
 case "reads":
     // `hcore circuits reads` on 500 HANS pairs with a three-head core (as CircuitsTests, timed here).
-    let folder = CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--") ? CommandLine.arguments[2] : "Tests/Fixtures/models/minilm-nli"
-    let model = try BertModel.load(folder: folder), tok = try BertTokenizer.load(folder: folder)
+    let folder =
+        CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--")
+        ? CommandLine.arguments[2] : "Tests/Fixtures/models/minilm-nli"
+    let model = try BertModel.load(folder: folder)
+    let tok = try BertTokenizer.load(folder: folder)
     let examples = Array(try Dataset.load("data/hans/heuristics_evaluation_set.txt.zst", limit: 500).examples)
     let enc = try encodeAll(examples, tokenizer: tok, options: PredictionOptions())
     let batches = lengthSortedBatches(enc, batchSize: 32).map { TokenBatch($0.map { enc[$0] }) }
     let acc = ActivationAccumulator(model: model)
     for b in batches { try model.encode(b, observer: acc).deallocate() }
     let t0 = now()
-    let r = try coreReads(model: model, batches: batches, core: [(0, 3), (1, 7), (2, 2)], activations: acc.result(fingerprint: model.fingerprint))
+    let r = try coreReads(
+        model: model, batches: batches, core: [(0, 3), (1, 7), (2, 2)],
+        activations: acc.result(fingerprint: model.fingerprint))
     out([("bench", "reads"), ("examples", .int(r.examples)), ("seconds", .float(now() - t0))])
 default:
-    print("usage: hcore-bench peak|gemm|gemm-ab|attention|bert-base|hans [MODEL_DIR]|eval-many|prune-step [MODEL_DIR]|store-open|store-adds|reads [MODEL_DIR]")
+    print(
+        "usage: hcore-bench peak|gemm|gemm-ab|attention|bert-base|hans [MODEL_DIR]|eval-many|prune-step [MODEL_DIR]|store-open|store-adds|reads [MODEL_DIR]"
+    )
 }

@@ -25,10 +25,12 @@ public struct BertConfig: Sendable, Equatable, Codable {
     public var headDim: Int { hiddenSize / numAttentionHeads }
     public var numLabels: Int { labels.count }
 
-    public init(vocabSize: Int = 30522, hiddenSize: Int, numHiddenLayers: Int, numAttentionHeads: Int,
-                intermediateSize: Int, maxPositionEmbeddings: Int = 512, typeVocabSize: Int = 2,
-                layerNormEps: Float = 1e-12, hiddenDropoutProb: Float = 0.1, attentionProbsDropoutProb: Float = 0.1,
-                labels: [String] = ["LABEL_0", "LABEL_1"]) {
+    public init(
+        vocabSize: Int = 30522, hiddenSize: Int, numHiddenLayers: Int, numAttentionHeads: Int,
+        intermediateSize: Int, maxPositionEmbeddings: Int = 512, typeVocabSize: Int = 2,
+        layerNormEps: Float = 1e-12, hiddenDropoutProb: Float = 0.1, attentionProbsDropoutProb: Float = 0.1,
+        labels: [String] = ["LABEL_0", "LABEL_1"]
+    ) {
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
         self.numHiddenLayers = numHiddenLayers
@@ -51,7 +53,8 @@ public struct BertConfig: Sendable, Equatable, Codable {
         }
         let any: Any
         do { any = try JSONSerialization.jsonObject(with: data) } catch {
-            throw CheckpointError.malformed(path: path, offset: nil, reason: "not valid JSON: \(error.localizedDescription)")
+            throw CheckpointError.malformed(
+                path: path, offset: nil, reason: "not valid JSON: \(error.localizedDescription)")
         }
         guard let j = any as? [String: Any] else {
             throw CheckpointError.malformed(path: path, offset: nil, reason: "config.json is not a JSON object")
@@ -64,19 +67,24 @@ public struct BertConfig: Sendable, Equatable, Codable {
         // terabytes); the bounds are far above any BERT's.
         func int(_ key: String, default d: Int? = nil, max limit: Int = 1 << 20) throws -> Int {
             if let n = j[key] as? NSNumber, n.doubleValue.isFinite, n.doubleValue == n.doubleValue.rounded(),
-               n.doubleValue > 0, n.doubleValue <= Double(limit) {
+                n.doubleValue > 0, n.doubleValue <= Double(limit)
+            {
                 return n.intValue
             }
             if j[key] == nil || j[key] is NSNull, let d { return d }
-            throw CheckpointError.malformed(path: path, offset: nil, reason: "'\(key)' must be an integer from 1 to \(limit)")
+            throw CheckpointError.malformed(
+                path: path, offset: nil, reason: "'\(key)' must be an integer from 1 to \(limit)")
         }
         func float(_ key: String, default d: Float, in range: ClosedRange<Float>) throws -> Float {
             if let n = j[key] as? NSNumber, range.contains(n.floatValue) { return n.floatValue }
             if j[key] == nil || j[key] is NSNull { return d }
-            throw CheckpointError.malformed(path: path, offset: nil, reason: "'\(key)' must be a number in [\(range.lowerBound), \(range.upperBound)]")
+            throw CheckpointError.malformed(
+                path: path, offset: nil,
+                reason: "'\(key)' must be a number in [\(range.lowerBound), \(range.upperBound)]")
         }
         if let t = j["model_type"] as? String, t != "bert" {
-            throw CheckpointError.unsupported(path: path, reason: "model_type '\(t)'; hcore runs BERT (model_type \"bert\")")
+            throw CheckpointError.unsupported(
+                path: path, reason: "model_type '\(t)'; hcore runs BERT (model_type \"bert\")")
         }
         vocabSize = try int("vocab_size", max: 1 << 24)
         hiddenSize = try int("hidden_size", max: 1 << 16)
@@ -90,43 +98,66 @@ public struct BertConfig: Sendable, Equatable, Codable {
         attentionProbsDropoutProb = try float("attention_probs_dropout_prob", default: 0.1, in: 0...0.999)
         let pad = (j["pad_token_id"] as? NSNumber)?.doubleValue ?? 0
         guard pad.isFinite, pad >= 0, pad < Double(vocabSize), pad == pad.rounded() else {
-            throw CheckpointError.malformed(path: path, offset: nil, reason: "'pad_token_id' must be a token id below vocab_size \(vocabSize)")
+            throw CheckpointError.malformed(
+                path: path, offset: nil, reason: "'pad_token_id' must be a token id below vocab_size \(vocabSize)")
         }
         padTokenId = Int(pad)
         hiddenAct = (j["hidden_act"] as? String) ?? "gelu"
         guard hiddenAct == "gelu" else {
-            throw CheckpointError.unsupported(path: path, reason: "hidden_act '\(hiddenAct)'; hcore implements BERT's exact erf GELU (\"gelu\") only")
+            throw CheckpointError.unsupported(
+                path: path, reason: "hidden_act '\(hiddenAct)'; hcore implements BERT's exact erf GELU (\"gelu\") only")
         }
         if let p = j["position_embedding_type"] as? String, p != "absolute" {
-            throw CheckpointError.unsupported(path: path, reason: "position_embedding_type '\(p)'; hcore implements \"absolute\" only")
+            throw CheckpointError.unsupported(
+                path: path, reason: "position_embedding_type '\(p)'; hcore implements \"absolute\" only")
         }
         if let dec = j["is_decoder"] as? Bool, dec {
             throw CheckpointError.unsupported(path: path, reason: "is_decoder: true; hcore runs bidirectional encoders")
         }
         guard hiddenSize % numAttentionHeads == 0 else {
-            throw CheckpointError.malformed(path: path, offset: nil, reason: "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
+            throw CheckpointError.malformed(
+                path: path, offset: nil,
+                reason: "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
         }
         architectures = (j["architectures"] as? [String]) ?? []
         if let pruned = j["pruned_heads"], !(pruned is NSNull) {
-            guard let dict = pruned as? [String: Any] else { throw CheckpointError.malformed(path: path, offset: nil, reason: "'pruned_heads' must map layer numbers to lists of heads") }
+            guard let dict = pruned as? [String: Any] else {
+                throw CheckpointError.malformed(
+                    path: path, offset: nil, reason: "'pruned_heads' must map layer numbers to lists of heads")
+            }
             for (k, v) in dict {
-                guard let l = Int(k), l >= 0, l < numHiddenLayers, let list = v as? [NSNumber], list.count <= numAttentionHeads else {
-                    throw CheckpointError.malformed(path: path, offset: nil, reason: "'pruned_heads' key '\(k)' must be a layer below \(numHiddenLayers) with a list of at most \(numAttentionHeads) heads")
+                guard let l = Int(k), l >= 0, l < numHiddenLayers, let list = v as? [NSNumber],
+                    list.count <= numAttentionHeads
+                else {
+                    throw CheckpointError.malformed(
+                        path: path, offset: nil,
+                        reason:
+                            "'pruned_heads' key '\(k)' must be a layer below \(numHiddenLayers) with a list of at most \(numAttentionHeads) heads"
+                    )
                 }
-                let heads = list.map(\.intValue), H = numAttentionHeads
+                let heads = list.map(\.intValue)
+                let H = numAttentionHeads
                 guard heads.allSatisfy({ (0..<H).contains($0) }), Set(heads).count == heads.count else {
-                    throw CheckpointError.malformed(path: path, offset: nil, reason: "'pruned_heads' of layer \(l) must list distinct heads below \(numAttentionHeads), not \(heads)")
+                    throw CheckpointError.malformed(
+                        path: path, offset: nil,
+                        reason:
+                            "'pruned_heads' of layer \(l) must list distinct heads below \(numAttentionHeads), not \(heads)"
+                    )
                 }
                 if !heads.isEmpty { prunedHeads[l] = heads.sorted() }
             }
         }
         // Labels: id2label (keys are strings of ints), else num_labels, else 2.
         if let id2label = j["id2label"] as? [String: Any], !id2label.isEmpty {
-            guard id2label.count <= 1 << 16 else { throw CheckpointError.malformed(path: path, offset: nil, reason: "id2label has \(id2label.count) labels (at most 65536)") }
+            guard id2label.count <= 1 << 16 else {
+                throw CheckpointError.malformed(
+                    path: path, offset: nil, reason: "id2label has \(id2label.count) labels (at most 65536)")
+            }
             var labels = [String](repeating: "", count: id2label.count)
             for (k, v) in id2label {
                 guard let i = Int(k), i >= 0, i < id2label.count, let name = v as? String else {
-                    throw CheckpointError.malformed(path: path, offset: nil, reason: "id2label must map \"0\"…\"\(id2label.count - 1)\" to strings")
+                    throw CheckpointError.malformed(
+                        path: path, offset: nil, reason: "id2label must map \"0\"…\"\(id2label.count - 1)\" to strings")
                 }
                 labels[i] = name
             }
@@ -139,16 +170,22 @@ public struct BertConfig: Sendable, Equatable, Codable {
 
     /// A config.json that transformers loads as BertForSequenceClassification.
     public func jsonObject() -> [String: Any] {
-        var id2label: [String: String] = [:], label2id: [String: Int] = [:]
-        for (i, l) in labels.enumerated() { id2label[String(i)] = l; label2id[l] = i }
+        var id2label: [String: String] = [:]
+        var label2id: [String: Int] = [:]
+        for (i, l) in labels.enumerated() {
+            id2label[String(i)] = l
+            label2id[l] = i
+        }
         return [
             "architectures": architectures.isEmpty ? ["BertForSequenceClassification"] : architectures,
             "model_type": "bert", "vocab_size": vocabSize, "hidden_size": hiddenSize,
             "num_hidden_layers": numHiddenLayers, "num_attention_heads": numAttentionHeads,
             "intermediate_size": intermediateSize, "max_position_embeddings": maxPositionEmbeddings,
             "type_vocab_size": typeVocabSize, "layer_norm_eps": Double(layerNormEps), "hidden_act": hiddenAct,
-            "hidden_dropout_prob": Double(hiddenDropoutProb), "attention_probs_dropout_prob": Double(attentionProbsDropoutProb),
-            "pad_token_id": padTokenId, "position_embedding_type": "absolute", "id2label": id2label, "label2id": label2id,
+            "hidden_dropout_prob": Double(hiddenDropoutProb),
+            "attention_probs_dropout_prob": Double(attentionProbsDropoutProb),
+            "pad_token_id": padTokenId, "position_embedding_type": "absolute", "id2label": id2label,
+            "label2id": label2id,
             "initializer_range": 0.02, "classifier_dropout": NSNull(),
         ]
     }

@@ -15,14 +15,21 @@ private let crcTables: [[UInt32]] = {
 
 /// CRC-32 of `count` bytes at `p`.
 public func crc32(_ p: UnsafeRawPointer, count: Int) -> UInt32 {
-    let t0 = crcTables[0], t1 = crcTables[1], t2 = crcTables[2], t3 = crcTables[3]
-    let t4 = crcTables[4], t5 = crcTables[5], t6 = crcTables[6], t7 = crcTables[7]
+    let t0 = crcTables[0]
+    let t1 = crcTables[1]
+    let t2 = crcTables[2]
+    let t3 = crcTables[3]
+    let t4 = crcTables[4]
+    let t5 = crcTables[5]
+    let t6 = crcTables[6]
+    let t7 = crcTables[7]
     var crc: UInt32 = 0xFFFF_FFFF
     var i = 0
     while i + 8 <= count {
         let lo = p.loadUnaligned(fromByteOffset: i, as: UInt32.self).littleEndian ^ crc
         let hi = p.loadUnaligned(fromByteOffset: i + 4, as: UInt32.self).littleEndian
-        crc = t7[Int(lo & 0xFF)] ^ t6[Int((lo >> 8) & 0xFF)] ^ t5[Int((lo >> 16) & 0xFF)] ^ t4[Int(lo >> 24)]
+        crc =
+            t7[Int(lo & 0xFF)] ^ t6[Int((lo >> 8) & 0xFF)] ^ t5[Int((lo >> 16) & 0xFF)] ^ t4[Int(lo >> 24)]
             ^ t3[Int(hi & 0xFF)] ^ t2[Int((hi >> 8) & 0xFF)] ^ t1[Int((hi >> 16) & 0xFF)] ^ t0[Int(hi >> 24)]
         i += 8
     }

@@ -24,26 +24,27 @@ public enum CheckpointError: ClassifiedError, Equatable {
 
     public var description: String {
         switch self {
-        case let .cannotOpen(path, reason):
+        case .cannotOpen(let path, let reason):
             return "\(path): cannot open: \(reason)"
-        case let .malformed(path, offset, reason):
+        case .malformed(let path, let offset, let reason):
             let at = offset.map { " at byte \($0)" } ?? ""
             return "\(path)\(at): malformed: \(reason). The file may be truncated or corrupt; re-export it."
-        case let .unsupported(path, reason):
+        case .unsupported(let path, let reason):
             return "\(path): unsupported: \(reason)"
-        case let .forbiddenGlobal(path, offset, name):
+        case .forbiddenGlobal(let path, let offset, let name):
             return "\(path) at pickle byte \(offset): refused global '\(name)'. hcore only understands the "
                 + "tensor-rebuilding subset of pickle (OrderedDict, torch._utils._rebuild_tensor_v2, typed storages) "
                 + "and never executes code; re-save the weights as a plain state dict or as model.safetensors."
-        case let .missingTensor(path, name):
-            return "\(path): tensor '\(name)' not found. Is this a BERT checkpoint (BertModel or BertForSequenceClassification)?"
-        case let .shapeMismatch(path, name, expected, found):
+        case .missingTensor(let path, let name):
+            return
+                "\(path): tensor '\(name)' not found. Is this a BERT checkpoint (BertModel or BertForSequenceClassification)?"
+        case .shapeMismatch(let path, let name, let expected, let found):
             return "\(path): tensor '\(name)' has shape \(found), config.json implies \(expected)"
-        case let .writeFailed(path, reason):
+        case .writeFailed(let path, let reason):
             return "\(path): write failed: \(reason)"
-        case let .notFound(path, reason):
+        case .notFound(let path, let reason):
             return "\(path): \(reason)"
-        case let .mismatch(path, reason):
+        case .mismatch(let path, let reason):
             return "\(path): \(reason)"
         }
     }

@@ -3,8 +3,9 @@
 // survives a power cut. Only a regular file (or nothing) is replaced that way: a symlink is followed to its
 // target, and a device or FIFO (/dev/stdout, a pipe) is written directly — never replaced by a file.
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Writes `bytes` to `path` durably (see above); on failure the old file is untouched.
@@ -12,7 +13,9 @@ public func writeAtomically(_ bytes: [UInt8], to path: String) throws {
     let target = resolvedTarget(path)
     var st = stat()
     if lstat(target, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
-        guard (st.st_mode & S_IFMT) != S_IFDIR else { throw CheckpointError.writeFailed(path: path, reason: "is a folder") }
+        guard (st.st_mode & S_IFMT) != S_IFDIR else {
+            throw CheckpointError.writeFailed(path: path, reason: "is a folder")
+        }
         return try writeDirectly(bytes, to: target, shownAs: path)
     }
     let tmp = try writeTemporary(bytes, beside: target, shownAs: path)
@@ -30,7 +33,9 @@ public func writeNew(_ bytes: [UInt8], to path: String) throws {
     let tmp = try writeTemporary(bytes, beside: path, shownAs: path)
     defer { unlink(tmp) }
     guard link(tmp, path) == 0 else {
-        let reason = errno == EEXIST ? "a file already exists there; remove it or choose another name" : String(cString: strerror(errno))
+        let reason =
+            errno == EEXIST
+            ? "a file already exists there; remove it or choose another name" : String(cString: strerror(errno))
         throw CheckpointError.writeFailed(path: path, reason: reason)
     }
     try syncDirectory(of: path)
@@ -40,7 +45,7 @@ public func writeNew(_ bytes: [UInt8], to path: String) throws {
 func syncDirectory(of path: String) throws {
     let folder = (path as NSString).deletingLastPathComponent
     let fd = open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard fd >= 0 else { return }   // some filesystems cannot open folders; the rename is still atomic
+    guard fd >= 0 else { return }  // some filesystems cannot open folders; the rename is still atomic
     defer { close(fd) }
     _ = fsync(fd)
 }
@@ -50,7 +55,9 @@ func resolvedTarget(_ path: String) -> String {
     var current = path
     for _ in 0..<40 {
         guard let dest = try? FileManager.default.destinationOfSymbolicLink(atPath: current) else { return current }
-        current = dest.hasPrefix("/") ? dest : ((current as NSString).deletingLastPathComponent as NSString).appendingPathComponent(dest)
+        current =
+            dest.hasPrefix("/")
+            ? dest : ((current as NSString).deletingLastPathComponent as NSString).appendingPathComponent(dest)
     }
     return current
 }
@@ -63,7 +70,9 @@ func writeTemporary(_ bytes: [UInt8], beside path: String, shownAs shown: String
     let tmp = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     do {
         try writeAll(fd, bytes, shownAs: shown)
-        guard fsync(fd) == 0 else { throw CheckpointError.writeFailed(path: shown, reason: "fsync: \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else {
+            throw CheckpointError.writeFailed(path: shown, reason: "fsync: \(String(cString: strerror(errno)))")
+        }
         close(fd)
         return tmp
     } catch {
@@ -97,6 +106,7 @@ public func writeAll(_ fd: Int32, _ bytes: [UInt8], shownAs shown: String) throw
 /// Creates `path` (and its parents) as an output folder; failure is a write failure naming it (exit 5).
 public func makeFolder(_ path: String) throws {
     do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-        throw CheckpointError.writeFailed(path: path, reason: "cannot create the folder: \((error as NSError).localizedDescription)")
+        throw CheckpointError.writeFailed(
+            path: path, reason: "cannot create the folder: \((error as NSError).localizedDescription)")
     }
 }

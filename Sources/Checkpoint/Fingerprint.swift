@@ -17,7 +17,10 @@ public struct Fingerprinter {
         for b in name.utf8 { mix(UInt64(b)) }
         for d in shape { mix(UInt64(bitPattern: Int64(d))) }
         // Lanes of 4 independent accumulators keep this memory-bound rather than latency-bound.
-        var a0: UInt64 = 1, a1: UInt64 = 2, a2: UInt64 = 3, a3: UInt64 = 4
+        var a0: UInt64 = 1
+        var a1: UInt64 = 2
+        var a2: UInt64 = 3
+        var a3: UInt64 = 4
         let raw = UnsafeRawBufferPointer(values)
         let words = values.count / 2
         var i = 0
@@ -26,10 +29,16 @@ public struct Fingerprinter {
             a1 = (a1 ^ raw.loadUnaligned(fromByteOffset: i * 8 + 8, as: UInt64.self)) &* 0xC4CE_B9FE_1A85_EC53
             a2 = (a2 ^ raw.loadUnaligned(fromByteOffset: i * 8 + 16, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
             a3 = (a3 ^ raw.loadUnaligned(fromByteOffset: i * 8 + 24, as: UInt64.self)) &* 0xC4CE_B9FE_1A85_EC53
-            a0 ^= a0 >> 31; a1 ^= a1 >> 31; a2 ^= a2 >> 31; a3 ^= a3 >> 31
+            a0 ^= a0 >> 31
+            a1 ^= a1 >> 31
+            a2 ^= a2 >> 31
+            a3 ^= a3 >> 31
             i += 4
         }
-        mix(a0); mix(a1); mix(a2); mix(a3)
+        mix(a0)
+        mix(a1)
+        mix(a2)
+        mix(a3)
         for j in (i * 2)..<values.count { mix(UInt64(values[j].bitPattern)) }
     }
 

@@ -2,7 +2,8 @@
 // and whose floats print in their shortest round-trip form.
 
 public indirect enum JSONValue: Sendable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral,
-    ExpressibleByFloatLiteral, ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral {
+    ExpressibleByFloatLiteral, ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral
+{
     case null
     case bool(Bool)
     case int(Int)
@@ -45,14 +46,27 @@ public indirect enum JSONValue: Sendable, ExpressibleByStringLiteral, Expressibl
         case .bool(let b): s += b ? "true" : "false"
         case .int(let i): s += String(i)
         case .float(let d):
-            if d.isNaN || d.isInfinite { s += "null" }
-            else if d == d.rounded() && abs(d) < 1e15 { s += String(format: "%.1f", d) }
-            else if Double(Float(d)) == d { s += "\(Float(d))" }  // an fp32 value: shortest fp32 form
-            else { s += "\(d)" }
+            if d.isNaN || d.isInfinite {
+                s += "null"
+            } else if d == d.rounded() && abs(d) < 1e15 {
+                s += String(format: "%.1f", d)
+            } else if Double(Float(d)) == d {
+                s += "\(Float(d))"
+            }  // an fp32 value: shortest fp32 form
+            else {
+                s += "\(d)"
+            }
         case .string(let t): s += jsonString(t)
         case .array(let a):
-            if a.isEmpty { s += "[]"; return }
-            let simple = a.allSatisfy { if case .array = $0 { return false }; if case .object = $0 { return false }; return true }
+            if a.isEmpty {
+                s += "[]"
+                return
+            }
+            let simple = a.allSatisfy {
+                if case .array = $0 { return false }
+                if case .object = $0 { return false }
+                return true
+            }
             s += "["
             for (i, v) in a.enumerated() {
                 if i > 0 { s += indent == nil || simple ? (indent == nil ? "," : ", ") : "," }
@@ -62,7 +76,10 @@ public indirect enum JSONValue: Sendable, ExpressibleByStringLiteral, Expressibl
             if let indent, !simple { s += "\n" + String(repeating: indent, count: level) }
             s += "]"
         case .object(let kv):
-            if kv.isEmpty { s += "{}"; return }
+            if kv.isEmpty {
+                s += "{}"
+                return
+            }
             s += "{"
             for (i, (k, v)) in kv.enumerated() {
                 if i > 0 { s += indent == nil ? "," : "," }

@@ -1,10 +1,11 @@
 // A read-only memory map of a whole file. Large checkpoints are read in place; nothing is copied until a
 // tensor is converted to fp32.
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 public final class MappedFile: @unchecked Sendable {
@@ -19,7 +20,9 @@ public final class MappedFile: @unchecked Sendable {
         if fd < 0 { throw CheckpointError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
         var st = stat()
-        if fstat(fd, &st) != 0 { throw CheckpointError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        if fstat(fd, &st) != 0 {
+            throw CheckpointError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
+        }
         if (st.st_mode & S_IFMT) == S_IFDIR { throw CheckpointError.cannotOpen(path: path, reason: "is a directory") }
         count = Int(st.st_size)
         if count == 0 {

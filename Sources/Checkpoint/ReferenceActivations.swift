@@ -26,11 +26,14 @@ public func referenceActivationsSafetensors(pickleBytes bytes: [UInt8], path: St
     guard case .dict(let entries) = try Unpickler(bytes: bytes, path: path).load() else {
         throw bad("expected a pickled dict of module name → numpy array (the reference's data/activations/*.pkl)")
     }
-    var heads: [Int: NumpyArray] = [:], mlps: [Int: NumpyArray] = [:]
+    var heads: [Int: NumpyArray] = [:]
+    var mlps: [Int: NumpyArray] = [:]
     for e in entries {
         guard case .string(let key) = e.key, case .ndarray(let a) = e.value else { continue }
         let parts = key.split(separator: ".")
-        guard parts.count >= 5, parts[0] == "bert", parts[1] == "encoder", parts[2] == "layer", let l = Int(parts[3]), l >= 0, l < 4096 else { continue }
+        guard parts.count >= 5, parts[0] == "bert", parts[1] == "encoder", parts[2] == "layer", let l = Int(parts[3]),
+            l >= 0, l < 4096
+        else { continue }
         switch parts.dropFirst(4).joined(separator: ".") {
         case "attention.self": heads[l] = a
         case "output": mlps[l] = a
@@ -39,22 +42,32 @@ public func referenceActivationsSafetensors(pickleBytes bytes: [UInt8], path: St
     }
     let L = heads.count
     guard L > 0, Set(heads.keys) == Set(0..<L), Set(mlps.keys) == Set(0..<L) else {
-        throw bad("needs bert.encoder.layer.L.attention.self and bert.encoder.layer.L.output for every layer L = 0, 1, …; found layers \(heads.keys.sorted()) and \(mlps.keys.sorted())")
+        throw bad(
+            "needs bert.encoder.layer.L.attention.self and bert.encoder.layer.L.output for every layer L = 0, 1, …; found layers \(heads.keys.sorted()) and \(mlps.keys.sorted())"
+        )
     }
-    let shape = heads[0]!.shape, D = mlps[0]!.shape
+    let shape = heads[0]!.shape
+    let D = mlps[0]!.shape
     guard shape.count == 2, D.count == 1, D[0] == shape[0] * shape[1] else {
-        throw bad("bert.encoder.layer.0: attention.self must be [heads, head_dim] and output [heads · head_dim]; found \(shape) and \(D)")
+        throw bad(
+            "bert.encoder.layer.0: attention.self must be [heads, head_dim] and output [heads · head_dim]; found \(shape) and \(D)"
+        )
     }
-    var avgHead: [Float] = [], avgMLP: [Float] = []
+    var avgHead: [Float] = []
+    var avgMLP: [Float] = []
     for l in 0..<L {
         for (name, a, want) in [("attention.self", heads[l]!, shape), ("output", mlps[l]!, D)] {
-            guard a.shape == want else { throw bad("bert.encoder.layer.\(l).\(name) has shape \(a.shape), layer 0's has \(want)") }
+            guard a.shape == want else {
+                throw bad("bert.encoder.layer.\(l).\(name) has shape \(a.shape), layer 0's has \(want)")
+            }
             let values = try floats(a, "bert.encoder.layer.\(l).\(name)", path: path)
             if name == "output" { avgMLP += values } else { avgHead += values }
         }
     }
     var w = SafetensorsWriter()
-    w.metadata = ["format": "hcore-activations-1", "source": "reference pickle " + (path as NSString).lastPathComponent]
+    w.metadata = [
+        "format": "hcore-activations-1", "source": "reference pickle " + (path as NSString).lastPathComponent,
+    ]
     w.add("avg_head", shape: [L, shape[0], shape[1]], avgHead)
     w.add("avg_mlp", shape: [L, D[0]], avgMLP)
     return w.serialized()
@@ -63,8 +76,19 @@ public func referenceActivationsSafetensors(pickleBytes bytes: [UInt8], path: St
 /// A float32 or float64 numpy array's values as Float (little-endian data).
 func floats(_ a: NumpyArray, _ name: String, path: String) throws -> [Float] {
     switch a.dtype {
-    case .f32?: return stride(from: 0, to: a.data.count, by: 4).map { i in Float(bitPattern: UInt32(a.data[i]) | UInt32(a.data[i + 1]) << 8 | UInt32(a.data[i + 2]) << 16 | UInt32(a.data[i + 3]) << 24) }
-    case .f64?: return stride(from: 0, to: a.data.count, by: 8).map { i in Float(Double(bitPattern: (0..<8).reduce(UInt64(0)) { $0 | UInt64(a.data[i + $1]) << (8 * UInt64($1)) })) }
-    default: throw CheckpointError.malformed(path: path, offset: 0, reason: "\(name) is \(a.dtype?.rawValue ?? "an unbuilt array"), not float32 or float64")
+    case .f32?:
+        return stride(from: 0, to: a.data.count, by: 4).map { i in
+            Float(
+                bitPattern: UInt32(a.data[i]) | UInt32(a.data[i + 1]) << 8 | UInt32(a.data[i + 2]) << 16 | UInt32(
+                    a.data[i + 3]) << 24)
+        }
+    case .f64?:
+        return stride(from: 0, to: a.data.count, by: 8).map { i in
+            Float(Double(bitPattern: (0..<8).reduce(UInt64(0)) { $0 | UInt64(a.data[i + $1]) << (8 * UInt64($1)) }))
+        }
+    default:
+        throw CheckpointError.malformed(
+            path: path, offset: 0,
+            reason: "\(name) is \(a.dtype?.rawValue ?? "an unbuilt array"), not float32 or float64")
     }
 }

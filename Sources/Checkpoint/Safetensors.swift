@@ -23,14 +23,18 @@ public final class SafetensorsFile: MappedTensorSource {
         self.file = file
         let path = file.path
         guard file.count >= 8 else {
-            throw CheckpointError.malformed(path: path, offset: 0, reason: "file is \(file.count) bytes, shorter than the 8-byte header length")
+            throw CheckpointError.malformed(
+                path: path, offset: 0, reason: "file is \(file.count) bytes, shorter than the 8-byte header length")
         }
         let headerLength = file.uint(at: 0, size: 8)
         guard headerLength <= UInt64(file.count - 8) else {
-            throw CheckpointError.malformed(path: path, offset: 0, reason: "header length \(headerLength) runs past the end of the \(file.count)-byte file")
+            throw CheckpointError.malformed(
+                path: path, offset: 0,
+                reason: "header length \(headerLength) runs past the end of the \(file.count)-byte file")
         }
         guard headerLength <= UInt64(Self.maxHeaderBytes) else {
-            throw CheckpointError.malformed(path: path, offset: 0, reason: "header length \(headerLength) exceeds \(Self.maxHeaderBytes) bytes")
+            throw CheckpointError.malformed(
+                path: path, offset: 0, reason: "header length \(headerLength) exceeds \(Self.maxHeaderBytes) bytes")
         }
         let dataStart = 8 + Int(headerLength)
         let dataSize = file.count - dataStart
@@ -54,7 +58,8 @@ public final class SafetensorsFile: MappedTensorSource {
                 }
                 for (k, v) in m {
                     guard let s = v as? String else {
-                        throw CheckpointError.malformed(path: path, offset: 8, reason: "__metadata__['\(k)'] is not a string")
+                        throw CheckpointError.malformed(
+                            path: path, offset: 8, reason: "__metadata__['\(k)'] is not a string")
                     }
                     metadata[k] = s
                 }
@@ -64,19 +69,29 @@ public final class SafetensorsFile: MappedTensorSource {
             infos[name] = info
             ranges.append((info.byteRange, name))
         }
-        ranges.sort { $0.0.lowerBound < $1.0.lowerBound || ($0.0.lowerBound == $1.0.lowerBound && $0.0.upperBound < $1.0.upperBound) }
+        ranges.sort {
+            $0.0.lowerBound < $1.0.lowerBound
+                || ($0.0.lowerBound == $1.0.lowerBound && $0.0.upperBound < $1.0.upperBound)
+        }
         // The tensors must tile the data section exactly, as the format's reference implementation demands:
         // a header length a few bytes off would otherwise shift every tensor into plausible garbage.
         var expected = dataStart
         for (i, (range, name)) in ranges.enumerated() {
             guard range.lowerBound == expected else {
-                let what = range.lowerBound < expected ? "overlaps '\(ranges[i - 1].1)'" : "starts \(range.lowerBound - expected) bytes after the previous tensor ends"
-                throw CheckpointError.malformed(path: path, offset: range.lowerBound, reason: "tensor '\(name)' \(what); the data section must be tiled exactly")
+                let what =
+                    range.lowerBound < expected
+                    ? "overlaps '\(ranges[i - 1].1)'"
+                    : "starts \(range.lowerBound - expected) bytes after the previous tensor ends"
+                throw CheckpointError.malformed(
+                    path: path, offset: range.lowerBound,
+                    reason: "tensor '\(name)' \(what); the data section must be tiled exactly")
             }
             expected = range.upperBound
         }
         guard expected == file.count else {
-            throw CheckpointError.malformed(path: path, offset: expected, reason: "\(file.count - expected) bytes after the last tensor (the header length may be wrong)")
+            throw CheckpointError.malformed(
+                path: path, offset: expected,
+                reason: "\(file.count - expected) bytes after the last tensor (the header length may be wrong)")
         }
         self.metadata = metadata
         self.infos = infos
@@ -87,7 +102,9 @@ public final class SafetensorsFile: MappedTensorSource {
 
     /// One header entry {"dtype", "shape", "data_offsets"}, its byte count checked against its shape and its
     /// range against the data section (dataStart, dataSize bytes).
-    static func tensorInfo(_ name: String, _ value: Any, path: String, dataStart: Int, dataSize: Int) throws -> TensorInfo {
+    static func tensorInfo(_ name: String, _ value: Any, path: String, dataStart: Int, dataSize: Int) throws
+        -> TensorInfo
+    {
         guard let entry = value as? [String: Any] else {
             throw CheckpointError.malformed(path: path, offset: 8, reason: "entry '\(name)' is not an object")
         }
@@ -95,28 +112,48 @@ public final class SafetensorsFile: MappedTensorSource {
             throw CheckpointError.malformed(path: path, offset: 8, reason: "entry '\(name)' has no dtype")
         }
         guard let dtype = DType(rawValue: dtypeName) else {
-            throw CheckpointError.unsupported(path: path, reason: "tensor '\(name)' has dtype '\(dtypeName)'; hcore reads \(DType.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw CheckpointError.unsupported(
+                path: path,
+                reason:
+                    "tensor '\(name)' has dtype '\(dtypeName)'; hcore reads \(DType.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
-        guard let shapeAny = entry["shape"] as? [Any], let shape = intArray(shapeAny), shape.allSatisfy({ $0 >= 0 }) else {
-            throw CheckpointError.malformed(path: path, offset: 8, reason: "entry '\(name)' has no valid shape (a list of non-negative integers)")
+        guard let shapeAny = entry["shape"] as? [Any], let shape = intArray(shapeAny), shape.allSatisfy({ $0 >= 0 })
+        else {
+            throw CheckpointError.malformed(
+                path: path, offset: 8, reason: "entry '\(name)' has no valid shape (a list of non-negative integers)")
         }
         guard let offsetsAny = entry["data_offsets"] as? [Any], let offsets = intArray(offsetsAny), offsets.count == 2,
-              offsets[0] >= 0, offsets[0] <= offsets[1] else {
-            throw CheckpointError.malformed(path: path, offset: 8, reason: "entry '\(name)' has no valid data_offsets [begin, end]")
+            offsets[0] >= 0, offsets[0] <= offsets[1]
+        else {
+            throw CheckpointError.malformed(
+                path: path, offset: 8, reason: "entry '\(name)' has no valid data_offsets [begin, end]")
         }
         var bytes = dtype.size
         for d in shape {
             let (p, overflow) = bytes.multipliedReportingOverflow(by: d)
-            if overflow { throw CheckpointError.malformed(path: path, offset: 8, reason: "tensor '\(name)' shape \(shape) overflows") }
+            if overflow {
+                throw CheckpointError.malformed(
+                    path: path, offset: 8, reason: "tensor '\(name)' shape \(shape) overflows")
+            }
             bytes = p
         }
         guard offsets[1] - offsets[0] == bytes else {
-            throw CheckpointError.malformed(path: path, offset: 8, reason: "tensor '\(name)': data_offsets span \(offsets[1] - offsets[0]) bytes but shape \(shape) × \(dtype.rawValue) needs \(bytes)")
+            throw CheckpointError.malformed(
+                path: path, offset: 8,
+                reason:
+                    "tensor '\(name)': data_offsets span \(offsets[1] - offsets[0]) bytes but shape \(shape) × \(dtype.rawValue) needs \(bytes)"
+            )
         }
         guard offsets[1] <= dataSize else {
-            throw CheckpointError.malformed(path: path, offset: dataStart + offsets[0], reason: "tensor '\(name)' ends at data byte \(offsets[1]), past the end of the data section (\(dataSize) bytes)")
+            throw CheckpointError.malformed(
+                path: path, offset: dataStart + offsets[0],
+                reason:
+                    "tensor '\(name)' ends at data byte \(offsets[1]), past the end of the data section (\(dataSize) bytes)"
+            )
         }
-        return TensorInfo(name: name, dtype: dtype, shape: shape, byteRange: (dataStart + offsets[0])..<(dataStart + offsets[1]))
+        return TensorInfo(
+            name: name, dtype: dtype, shape: shape, byteRange: (dataStart + offsets[0])..<(dataStart + offsets[1]))
     }
 
 }
@@ -147,7 +184,8 @@ public struct SafetensorsWriter {
     public init() {}
 
     public mutating func add(_ name: String, shape: [Int], _ values: [Float]) {
-        precondition(shape.reduce(1, *) == values.count, "shape \(shape) does not match \(values.count) values for \(name)")
+        precondition(
+            shape.reduce(1, *) == values.count, "shape \(shape) does not match \(values.count) values for \(name)")
         tensors.append((name, shape, .f32(values)))
     }
 
@@ -161,7 +199,10 @@ public struct SafetensorsWriter {
         var offset = 0
         var first = true
         if !metadata.isEmpty {
-            header += "\"__metadata__\":{" + metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }.joined(separator: ",") + "}"
+            header +=
+                "\"__metadata__\":{"
+                + metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }.joined(separator: ",")
+                + "}"
             first = false
         }
         for t in tensors {
@@ -173,7 +214,8 @@ public struct SafetensorsWriter {
             }()
             if !first { header += "," }
             first = false
-            header += "\(jsonString(t.name)):{\"dtype\":\"\(dtype)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}"
+            header +=
+                "\(jsonString(t.name)):{\"dtype\":\"\(dtype)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}"
             offset += bytes
         }
         header += "}"
@@ -182,7 +224,10 @@ public struct SafetensorsWriter {
         var out = [UInt8]()
         out.reserveCapacity(8 + headerBytes.count + offset)
         var n = UInt64(headerBytes.count)
-        for _ in 0..<8 { out.append(UInt8(n & 0xFF)); n >>= 8 }
+        for _ in 0..<8 {
+            out.append(UInt8(n & 0xFF))
+            n >>= 8
+        }
         out += headerBytes
         for t in tensors {
             switch t.payload {

@@ -4,7 +4,11 @@ import Failures
 public struct SubnetworkFilter: Sendable {
     /// One metadata condition: KEY=VALUE (string or number), KEY>=NUMBER, KEY<=NUMBER.
     public struct Condition: Sendable {
-        public enum Comparison: Sendable { case equal(String), atLeast(Double), atMost(Double) }
+        public enum Comparison: Sendable {
+            case equal(String)
+            case atLeast(Double)
+            case atMost(Double)
+        }
         public let key: String
         public let comparison: Comparison
 
@@ -44,7 +48,10 @@ public struct SubnetworkFilter: Sendable {
     /// Only these names (nil: all); a name the store lacks is an error, not an empty result.
     public var names: [String]?
 
-    public init(tag: String? = nil, conditions: [Condition] = [], minSparsity: Double? = nil, maxSparsity: Double? = nil, names: [String]? = nil) {
+    public init(
+        tag: String? = nil, conditions: [Condition] = [], minSparsity: Double? = nil, maxSparsity: Double? = nil,
+        names: [String]? = nil
+    ) {
         self.tag = tag
         self.conditions = conditions
         self.minSparsity = minSparsity
@@ -53,9 +60,12 @@ public struct SubnetworkFilter: Sendable {
     }
 
     /// The filter as flags spell it: conditions as text (`--where KEY=VALUE`, `KEY>=N`, `KEY<=N`).
-    public init(tag: String?, conditions: [String], minSparsity: Double?, maxSparsity: Double?, names: [String]?) throws {
+    public init(tag: String?, conditions: [String], minSparsity: Double?, maxSparsity: Double?, names: [String]?) throws
+    {
         let parsed = try conditions.map { c in
-            guard let condition = Condition(c) else { throw UsageError("--where \(c): use KEY=VALUE, KEY>=NUMBER or KEY<=NUMBER") }
+            guard let condition = Condition(c) else {
+                throw UsageError("--where \(c): use KEY=VALUE, KEY>=NUMBER or KEY<=NUMBER")
+            }
             return condition
         }
         self.init(tag: tag, conditions: parsed, minSparsity: minSparsity, maxSparsity: maxSparsity, names: names)
@@ -63,14 +73,17 @@ public struct SubnetworkFilter: Sendable {
 
     public func apply(_ store: SubnetworkStore) throws -> [StoredSubnetwork] {
         for n in names ?? [] where !store.subnetworks.contains(where: { $0.name == n }) {
-            throw CheckpointError.notFound(path: store.path, reason: "no subnetwork '\(n)' (see `hcore store ls \(store.path)`)")
+            throw CheckpointError.notFound(
+                path: store.path, reason: "no subnetwork '\(n)' (see `hcore store ls \(store.path)`)")
         }
         return store.subnetworks.filter(accepts)
     }
 
     public func accepts(_ sub: StoredSubnetwork) -> Bool {
         if let names, !names.contains(sub.name) { return false }
-        if let tag, !(sub.meta.get("tags")?.arrayValue ?? []).contains(where: { $0.stringValue == tag }) { return false }
+        if let tag, !(sub.meta.get("tags")?.arrayValue ?? []).contains(where: { $0.stringValue == tag }) {
+            return false
+        }
         if let minSparsity, sub.sparsity < minSparsity - 1e-9 { return false }
         if let maxSparsity, sub.sparsity > maxSparsity + 1e-9 { return false }
         return conditions.allSatisfy { $0.holds(for: sub.meta) }

@@ -14,15 +14,22 @@ extension StoredSubnetwork {
     /// binary unless `threshold` is given (values above it are kept). `created` stamps a subnetwork whose meta has
     /// no "created" (default: now), evaluated only then; a file of many passes one stamp for all, since a date
     /// formatter costs more than the parse.
-    public init(json obj: JSONValue, layout: StoreLayout, threshold: Float?, defaultName: String? = nil, source: String,
-                created: @autoclosure () -> String = ISO8601DateFormatter().string(from: Date())) throws {
+    public init(
+        json obj: JSONValue, layout: StoreLayout, threshold: Float?, defaultName: String? = nil, source: String,
+        created: @autoclosure () -> String = ISO8601DateFormatter().string(from: Date())
+    ) throws {
         func bad(_ reason: String) -> CheckpointError { .malformed(path: source, offset: nil, reason: reason) }
-        if let threshold, !(threshold.isFinite && (0...1).contains(threshold)) { throw UsageError("--threshold must be a number in [0, 1], got \(threshold)") }
+        if let threshold, !(threshold.isFinite && (0...1).contains(threshold)) {
+            throw UsageError("--threshold must be a number in [0, 1], got \(threshold)")
+        }
         func wrongShape(_ reason: String) -> CheckpointError { .mismatch(path: source, reason: reason) }
         guard let name = obj.get("name")?.stringValue ?? defaultName else { throw bad("no \"name\"") }
         guard let heads = obj.get("heads")?.arrayValue, heads.count == layout.layers,
-              let mlps = obj.get("mlps")?.arrayValue, mlps.count == layout.layers else {
-            throw wrongShape("'\(name)' needs \"heads\" [\(layout.layers)][\(layout.heads)] and \"mlps\" [\(layout.layers)] for this store's model")
+            let mlps = obj.get("mlps")?.arrayValue, mlps.count == layout.layers
+        else {
+            throw wrongShape(
+                "'\(name)' needs \"heads\" [\(layout.layers)][\(layout.heads)] and \"mlps\" [\(layout.layers)] for this store's model"
+            )
         }
         func number(_ v: JSONValue, _ field: String) throws -> Double {
             guard let d = v.doubleValue, d.isFinite else { throw bad("'\(name)': non-number in \(field)") }
@@ -30,20 +37,26 @@ extension StoredSubnetwork {
         }
         var units: [Double] = []
         for row in heads {
-            guard let r = row.arrayValue, r.count == layout.heads else { throw wrongShape("'\(name)': each heads row needs \(layout.heads) values") }
+            guard let r = row.arrayValue, r.count == layout.heads else {
+                throw wrongShape("'\(name)': each heads row needs \(layout.heads) values")
+            }
             units += try r.map { try number($0, "heads") }
         }
         units += try mlps.map { try number($0, "mlps") }
         guard units.allSatisfy({ $0 >= 0 && $0 <= 1 }) else { throw bad("'\(name)': mask values must lie in [0, 1]") }
         let mask: [UInt8] = try units.map {
             if let threshold { return $0 > Double(threshold) ? 1 : 0 }
-            guard $0 == 0 || $0 == 1 else { throw bad("'\(name)': fractional mask value \($0); pass --threshold to binarize") }
+            guard $0 == 0 || $0 == 1 else {
+                throw bad("'\(name)': fractional mask value \($0); pass --threshold to binarize")
+            }
             return UInt8($0)
         }
         var logAlpha: [Float]? = nil
         if let la = obj.get("log_alpha") {
             let flat = (la.arrayValue ?? []).flatMap { $0.arrayValue ?? [$0] }
-            guard flat.count == layout.unitCount else { throw wrongShape("'\(name)': log_alpha needs \(layout.unitCount) values") }
+            guard flat.count == layout.unitCount else {
+                throw wrongShape("'\(name)': log_alpha needs \(layout.unitCount) values")
+            }
             logAlpha = try flat.map { Float(try number($0, "log_alpha")) }
         }
         var meta = obj.get("meta") ?? .object([])
@@ -57,16 +70,22 @@ extension StoredSubnetwork {
     /// A mask file ({"heads", "mlps"}, as `hcore predict --mask` takes) stored as `name`, with `meta` (the text
     /// of a JSON object) as its metadata.
     public init(maskFile path: String, name: String, meta: String?, layout: StoreLayout, threshold: Float?) throws {
-        var obj = try JSONValue.parse(String(decoding: try readDataFile(path), as: UTF8.self), path: path).merging([("name", .string(name))])
+        var obj = try JSONValue.parse(String(decoding: try readDataFile(path), as: UTF8.self), path: path).merging([
+            ("name", .string(name))
+        ])
         if let meta { obj = obj.merging([("meta", try JSONValue.parse(meta, path: "--meta"))]) }
         try self.init(json: obj, layout: layout, threshold: threshold, source: path)
     }
 
     /// The whole subnetwork: name, masks as [L][H] and [L], log-alphas, metadata.
     public func json(layout: StoreLayout) -> JSONValue {
-        let heads = (0..<layout.layers).map { l in JSONValue.array(mask[l * layout.heads..<(l + 1) * layout.heads].map { .int(Int($0)) }) }
-        var fields: [(String, JSONValue)] = [("name", .string(name)), ("heads", .array(heads)),
-                                             ("mlps", .array(mask.suffix(layout.layers).map { .int(Int($0)) }))]
+        let heads = (0..<layout.layers).map { l in
+            JSONValue.array(mask[l * layout.heads..<(l + 1) * layout.heads].map { .int(Int($0)) })
+        }
+        var fields: [(String, JSONValue)] = [
+            ("name", .string(name)), ("heads", .array(heads)),
+            ("mlps", .array(mask.suffix(layout.layers).map { .int(Int($0)) })),
+        ]
         if let logAlpha { fields.append(("log_alpha", .floats(logAlpha))) }
         fields.append(("meta", meta))
         return .object(fields)
@@ -74,21 +93,28 @@ extension StoredSubnetwork {
 
     /// One line of `store ls --json`: counts instead of masks.
     public var summaryJSON: JSONValue {
-        .object([("name", .string(name)), ("kept_units", .int(mask.reduce(0) { $0 + Int($1) })), ("sparsity", .float(sparsity)), ("meta", meta)])
+        .object([
+            ("name", .string(name)), ("kept_units", .int(mask.reduce(0) { $0 + Int($1) })),
+            ("sparsity", .float(sparsity)), ("meta", meta),
+        ])
     }
 }
 
 extension SubnetworkStore {
     /// Parses a JSON-lines file of subnetworks (blank lines skipped); errors name the file and line.
-    public static func subnetworks(jsonl path: String, layout: StoreLayout, threshold: Float?) throws -> [StoredSubnetwork] {
+    public static func subnetworks(jsonl path: String, layout: StoreLayout, threshold: Float?) throws
+        -> [StoredSubnetwork]
+    {
         try subnetworks(jsonlBytes: try readDataFile(path), path: path, layout: layout, threshold: threshold)
     }
 
     /// A JSON-lines file's (decompressed) bytes, read as if from `path` (named, with the line, in errors).
-    public static func subnetworks(jsonlBytes bytes: [UInt8], path: String, layout: StoreLayout, threshold: Float?) throws -> [StoredSubnetwork] {
+    public static func subnetworks(jsonlBytes bytes: [UInt8], path: String, layout: StoreLayout, threshold: Float?)
+        throws -> [StoredSubnetwork]
+    {
         let text = String(decoding: bytes, as: UTF8.self)
         var subs: [StoredSubnetwork] = []
-        var stamp: String? = nil   // one "created" for the file, made when a subnetwork first needs it
+        var stamp: String? = nil  // one "created" for the file, made when a subnetwork first needs it
         func fileStamp() -> String {
             if stamp == nil { stamp = ISO8601DateFormatter().string(from: Date()) }
             return stamp!
@@ -96,8 +122,10 @@ extension SubnetworkStore {
         for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
         where !line.trimmingCharacters(in: .whitespaces).isEmpty {
             let where_ = "\(path):\(i + 1)"
-            subs.append(try StoredSubnetwork(json: JSONValue.parse(String(line), path: where_), layout: layout, threshold: threshold,
-                                             source: where_, created: fileStamp()))
+            subs.append(
+                try StoredSubnetwork(
+                    json: JSONValue.parse(String(line), path: where_), layout: layout, threshold: threshold,
+                    source: where_, created: fileStamp()))
         }
         return subs
     }
@@ -108,7 +136,8 @@ extension SubnetworkStore {
 public func writeNpy(_ subs: [StoredSubnetwork], layout: StoreLayout, folder: String) throws {
     try makeFolder(folder)
     let U = layout.unitCount
-    try writeAtomically(npyFile(descr: "|u1", shape: [subs.count, U], data: subs.flatMap(\.mask)), to: folder + "/masks.npy")
+    try writeAtomically(
+        npyFile(descr: "|u1", shape: [subs.count, U], data: subs.flatMap(\.mask)), to: folder + "/masks.npy")
     if !subs.isEmpty, subs.allSatisfy({ $0.logAlpha != nil }) {
         let bytes = subs.flatMap { $0.logAlpha! }.withUnsafeBytes { Array($0) }
         try writeAtomically(npyFile(descr: "<f4", shape: [subs.count, U], data: bytes), to: folder + "/log_alpha.npy")
@@ -120,12 +149,14 @@ public func writeNpy(_ subs: [StoredSubnetwork], layout: StoreLayout, folder: St
 extension SubnetworkStore {
     /// `store ls`: a header, then name, kept heads, kept MLPs, sparsity and the start of the metadata per subnetwork.
     public func table(_ subs: [StoredSubnetwork]) -> [String] {
-        ["name".padding(toLength: 28, withPad: " ", startingAt: 0) + " heads  mlps  sparsity  meta"] + subs.map { sub in
-            let heads = sub.mask.prefix(layout.layers * layout.heads).reduce(0) { $0 + Int($1) }
-            let mlps = sub.mask.suffix(layout.layers).reduce(0) { $0 + Int($1) }
-            return sub.name.padding(toLength: 28, withPad: " ", startingAt: 0)
-                + String(format: " %5d  %4d  %8.3f  ", heads, mlps, sub.sparsity) + String(sub.meta.compact.prefix(100))
-        }
+        ["name".padding(toLength: 28, withPad: " ", startingAt: 0) + " heads  mlps  sparsity  meta"]
+            + subs.map { sub in
+                let heads = sub.mask.prefix(layout.layers * layout.heads).reduce(0) { $0 + Int($1) }
+                let mlps = sub.mask.suffix(layout.layers).reduce(0) { $0 + Int($1) }
+                return sub.name.padding(toLength: 28, withPad: " ", startingAt: 0)
+                    + String(format: " %5d  %4d  %8.3f  ", heads, mlps, sub.sparsity)
+                    + String(sub.meta.compact.prefix(100))
+            }
     }
 
     /// Appends the subnetworks and activation sets of stores written by parallel jobs (same model) in one
@@ -136,11 +167,16 @@ extension SubnetworkStore {
         var subs: [StoredSubnetwork] = []
         for s in sources {
             guard s.fingerprint == fingerprint, s.layout == layout else {
-                throw CheckpointError.mismatch(path: s.path, reason: "belongs to model \(s.fingerprint), \(path) to \(fingerprint)")
+                throw CheckpointError.mismatch(
+                    path: s.path, reason: "belongs to model \(s.fingerprint), \(path) to \(fingerprint)")
             }
             for sub in s.subnetworks {
                 guard seen.insert(sub.name).inserted else {
-                    throw CheckpointError.malformed(path: s.path, offset: nil, reason: "subnetwork '\(sub.name)' already exists in \(path) or an earlier input; rename it before merging")
+                    throw CheckpointError.malformed(
+                        path: s.path, offset: nil,
+                        reason:
+                            "subnetwork '\(sub.name)' already exists in \(path) or an earlier input; rename it before merging"
+                    )
                 }
                 subs.append(sub)
             }

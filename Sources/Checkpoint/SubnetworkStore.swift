@@ -11,8 +11,9 @@
 // the old one under the same exclusive lock; a process that still holds the old state notices the new
 // file (another inode) at its next transaction and re-reads it.
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public struct StoreLayout: Equatable, Sendable {
@@ -92,7 +93,14 @@ public final class SubnetworkStore {
     static let maxPayload = 1 << 30
     static let maxUncompressed = 1 << 32
 
-    enum Kind: UInt8 { case meta = 1, masks = 2, entries = 3, activations = 4, footer = 5, commit = 6 }
+    enum Kind: UInt8 {
+        case meta = 1
+        case masks = 2
+        case entries = 3
+        case activations = 4
+        case footer = 5
+        case commit = 6
+    }
 
     /// Test hook: make writes fail after this many bytes of an append (simulates a full disk).
     public nonisolated(unsafe) static var failWritesAfterBytes: Int?
@@ -100,7 +108,9 @@ public final class SubnetworkStore {
     /// The points of a write transaction after which a crash leaves a different file: the blocks written
     /// (not yet durable), the blocks fsync'ed (committed), a compaction's new file complete beside the store,
     /// and that file renamed over the store.
-    public enum WriterStep: String, CaseIterable, Sendable { case written, synced, compactionWritten, compactionRenamed }
+    public enum WriterStep: String, CaseIterable, Sendable {
+        case written, synced, compactionWritten, compactionRenamed
+    }
     /// Test hook: stop the writer at this step as if its process died there — nothing is cleaned up; the
     /// operation throws `SimulatedCrash` and the test reopens the file.
     public nonisolated(unsafe) static var crashAt: WriterStep?
@@ -111,7 +121,8 @@ public final class SubnetworkStore {
 
     public static func create(path: String, fingerprint: String, layout: StoreLayout) throws -> SubnetworkStore {
         if FileManager.default.fileExists(atPath: path) {
-            throw CheckpointError.writeFailed(path: path, reason: "a file already exists there; remove it or choose another name")
+            throw CheckpointError.writeFailed(
+                path: path, reason: "a file already exists there; remove it or choose another name")
         }
         var bytes = fileMagic
         bytes += le32(2)
@@ -151,12 +162,17 @@ public final class SubnetworkStore {
     /// Temporary files left beside the store by writers that died before their rename (".tmp-PID-…" of a
     /// create, ".compact-PID" of a compaction): removed when no process of that PID is alive.
     static func removeStaleTemporaries(of path: String) {
-        let folder = (path as NSString).deletingLastPathComponent, base = (path as NSString).lastPathComponent
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.isEmpty ? "." : folder) else { return }
+        let folder = (path as NSString).deletingLastPathComponent
+        let base = (path as NSString).lastPathComponent
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.isEmpty ? "." : folder) else {
+            return
+        }
         for name in names {
             for marker in [".tmp-", ".compact-"] where name.hasPrefix(base + marker) {
                 let rest = name.dropFirst(base.count + marker.count)
-                guard let pid = Int32(rest.prefix { $0.isNumber }), pid > 0, kill(pid, 0) != 0, errno == ESRCH else { continue }
+                guard let pid = Int32(rest.prefix { $0.isNumber }), pid > 0, kill(pid, 0) != 0, errno == ESRCH else {
+                    continue
+                }
                 unlink(folder.isEmpty ? name : folder + "/" + name)
             }
         }
@@ -170,16 +186,23 @@ public final class SubnetworkStore {
         let fd = Glibc.open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC)
         guard fd >= 0 else {
             let reason = String(cString: strerror(errno))
-            throw write ? CheckpointError.writeFailed(path: path, reason: reason) : CheckpointError.cannotOpen(path: path, reason: reason)
+            throw write
+                ? CheckpointError.writeFailed(path: path, reason: reason)
+                : CheckpointError.cannotOpen(path: path, reason: reason)
         }
         defer { Glibc.close(fd) }
         while flock(fd, operation) != 0 {
-            guard errno == EINTR else { throw CheckpointError.writeFailed(path: path, reason: "cannot lock the store: \(String(cString: strerror(errno)))") }
+            guard errno == EINTR else {
+                throw CheckpointError.writeFailed(
+                    path: path, reason: "cannot lock the store: \(String(cString: strerror(errno)))")
+            }
         }
         // A compaction may have renamed a new file over the path while this process waited: then the lock
         // (and the descriptor) belong to the old file. Start again on the new one.
         var held = stat()
-        guard fstat(fd, &held) == 0, let now = try? fileIdentity(path), UInt64(held.st_dev) == now.dev, UInt64(held.st_ino) == now.ino else {
+        guard fstat(fd, &held) == 0, let now = try? fileIdentity(path), UInt64(held.st_dev) == now.dev,
+            UInt64(held.st_ino) == now.ino
+        else {
             return try withLock(operation, write: write, body)
         }
         return try body(fd)
@@ -195,8 +218,12 @@ public final class SubnetworkStore {
 
     private func reload() throws {
         let file = try MappedFile(path: path)
-        subnetworks = []; activationSets = []; rows = []; metadataUpdates = []
-        recoveryNote = nil; maskPayloadBytes = 0
+        subnetworks = []
+        activationSets = []
+        rows = []
+        metadataUpdates = []
+        recoveryNote = nil
+        maskPayloadBytes = 0
         try load(file)
         let id = try fileIdentity(path)
         identity = (id.dev, id.ino)
@@ -208,19 +235,35 @@ public final class SubnetworkStore {
         .malformed(path: path, offset: offset, reason: "store: \(reason)")
     }
 
-    private struct BlockHeader { let kind: Kind; let payloadLength: Int; let rawLength: Int; let crc: UInt32 }
+    private struct BlockHeader {
+        let kind: Kind
+        let payloadLength: Int
+        let rawLength: Int
+        let crc: UInt32
+    }
 
-    private enum HeaderRead { case ok(BlockHeader), truncated, damaged(String) }
+    private enum HeaderRead {
+        case ok(BlockHeader)
+        case truncated
+        case damaged(String)
+    }
 
     private func readHeader(_ f: MappedFile, at o: Int) -> HeaderRead {
         if o + 32 > f.count { return .truncated }
         for k in 0..<4 where f[o + k] != Self.blockMagic[k] { return .damaged("bad block magic") }
         let headerBytes = f.slice(o..<(o + 28))
-        guard crc32(headerBytes) == UInt32(f.uint(at: o + 28, size: 4)) else { return .damaged("block header checksum mismatch") }
+        guard crc32(headerBytes) == UInt32(f.uint(at: o + 28, size: 4)) else {
+            return .damaged("block header checksum mismatch")
+        }
         guard let kind = Kind(rawValue: f[o + 4]) else { return .damaged("unknown block kind \(f[o + 4])") }
-        let len = f.uint(at: o + 8, size: 8), raw = f.uint(at: o + 16, size: 8)
-        guard len <= UInt64(Self.maxPayload), raw <= UInt64(Self.maxUncompressed) else { return .damaged("block lengths out of range") }
-        return .ok(BlockHeader(kind: kind, payloadLength: Int(len), rawLength: Int(raw), crc: UInt32(f.uint(at: o + 24, size: 4))))
+        let len = f.uint(at: o + 8, size: 8)
+        let raw = f.uint(at: o + 16, size: 8)
+        guard len <= UInt64(Self.maxPayload), raw <= UInt64(Self.maxUncompressed) else {
+            return .damaged("block lengths out of range")
+        }
+        return .ok(
+            BlockHeader(
+                kind: kind, payloadLength: Int(len), rawLength: Int(raw), crc: UInt32(f.uint(at: o + 24, size: 4))))
     }
 
     /// The decompressed payload of the block at `o`, which must be of `kind`.
@@ -236,38 +279,55 @@ public final class SubnetworkStore {
             guard crc32(data) == h.crc else { throw damage(o, "\(kind) block at \(o): payload checksum mismatch") }
             if kind == .commit { return data }
             // A decompressed size far beyond what zstd reaches on hcore's blocks is a bomb, not data.
-            guard h.rawLength <= h.payloadLength * 1024 + (1 << 20) else { throw damage(o, "\(kind) block at \(o) claims \(h.rawLength) bytes from \(h.payloadLength)") }
+            guard h.rawLength <= h.payloadLength * 1024 + (1 << 20) else {
+                throw damage(o, "\(kind) block at \(o) claims \(h.rawLength) bytes from \(h.payloadLength)")
+            }
             let raw: [UInt8]
             do { raw = try Zstd.decompress(data, limit: h.rawLength, name: path) } catch {
                 throw damage(o, "\(kind) block at \(o): \(error)")
             }
-            guard raw.count == h.rawLength else { throw damage(o, "\(kind) block at \(o): decompressed size differs from its header") }
+            guard raw.count == h.rawLength else {
+                throw damage(o, "\(kind) block at \(o): decompressed size differs from its header")
+            }
             return raw
         }
     }
 
     private func load(_ f: MappedFile) throws {
-        guard f.count >= 16 else { throw damage(0, "file is \(f.count) bytes, shorter than the store header (cut during creation?)") }
+        guard f.count >= 16 else {
+            throw damage(0, "file is \(f.count) bytes, shorter than the store header (cut during creation?)")
+        }
         for k in 0..<8 where f[k] != Self.fileMagic[k] { throw damage(0, "not an hcore store (bad magic)") }
-        guard crc32(f.slice(0..<12)) == UInt32(f.uint(at: 12, size: 4)) else { throw damage(0, "store header checksum mismatch") }
+        guard crc32(f.slice(0..<12)) == UInt32(f.uint(at: 12, size: 4)) else {
+            throw damage(0, "store header checksum mismatch")
+        }
         let version = f.uint(at: 8, size: 4)
-        guard version == 1 || version == 2 else { throw damage(8, "store format version \(version); this hcore reads versions 1 and 2 (a newer hcore wrote it?)") }
+        guard version == 1 || version == 2 else {
+            throw damage(
+                8, "store format version \(version); this hcore reads versions 1 and 2 (a newer hcore wrote it?)")
+        }
         formatVersion = Int(version)
         let commitOffset = try lastCommit(f)
         let c = try payload(f, at: commitOffset, kind: .commit)
         guard c.count == 32, let footerOffset = Int(exactly: le64(c, 0)), let seq = Int(exactly: le64(c, 16)),
-              let length = Int(exactly: le64(c, 24)) else {
+            let length = Int(exactly: le64(c, 24))
+        else {
             throw damage(commitOffset, "commit record fields out of range")
         }
         sequence = seq
         committedLength = commitOffset + 64
-        guard length == committedLength else { throw damage(commitOffset, "commit record's file length disagrees with its position") }
+        guard length == committedLength else {
+            throw damage(commitOffset, "commit record's file length disagrees with its position")
+        }
         let footer = try resolveFooter(f, at: footerOffset)
         // Store-level metadata.
         metaOffset = footer.get("meta")?.intValue ?? -1
-        let meta = try JSONValue.parse(String(decoding: try payload(f, at: metaOffset, kind: .meta), as: UTF8.self), path: path)
+        let meta = try JSONValue.parse(
+            String(decoding: try payload(f, at: metaOffset, kind: .meta), as: UTF8.self), path: path)
         guard let fp = meta.get("model_fingerprint")?.stringValue, let lay = meta.get("layout"),
-              let L = lay.get("layers")?.intValue, let H = lay.get("heads")?.intValue, (1...1024).contains(L), (1...1024).contains(H) else {
+            let L = lay.get("layers")?.intValue, let H = lay.get("heads")?.intValue, (1...1024).contains(L),
+            (1...1024).contains(H)
+        else {
             throw damage(metaOffset, "meta block lacks model_fingerprint or layout")
         }
         fingerprint = fp
@@ -277,7 +337,9 @@ public final class SubnetworkStore {
         try readSubnetworks(f, footer: footer, footerOffset: footerOffset, entriesCache: &entriesCache)
         try readMetadataUpdates(f, footer: footer, footerOffset: footerOffset, entriesCache: &entriesCache)
         for a in footer.get("activations")?.arrayValue ?? [] {
-            guard let name = a.get("name")?.stringValue, let o = a.get("offset")?.intValue else { throw damage(footerOffset, "bad activations entry") }
+            guard let name = a.get("name")?.stringValue, let o = a.get("offset")?.intValue else {
+                throw damage(footerOffset, "bad activations entry")
+            }
             activationSets.append((name, o))
         }
     }
@@ -286,13 +348,16 @@ public final class SubnetworkStore {
     /// ends there (the usual case), else the last complete commit found block by block (an append was cut).
     private func lastCommit(_ f: MappedFile) throws -> Int {
         var commitOffset: Int? = nil
-        if f.count >= 16 + 64, case .ok(let h) = readHeader(f, at: f.count - 64), h.kind == .commit, h.payloadLength == 32,
-           let c = try? payload(f, at: f.count - 64, kind: .commit), c.count == 32, le64(c, 24) == UInt64(f.count) {
+        if f.count >= 16 + 64, case .ok(let h) = readHeader(f, at: f.count - 64), h.kind == .commit,
+            h.payloadLength == 32,
+            let c = try? payload(f, at: f.count - 64, kind: .commit), c.count == 32, le64(c, 24) == UInt64(f.count)
+        {
             commitOffset = f.count - 64
         }
         if commitOffset == nil {
             // Scan block by block; the last complete commit wins unless something is damaged.
-            var o = 16, lastCommit: Int? = nil
+            var o = 16
+            var lastCommit: Int? = nil
             scan: while o < f.count {
                 switch readHeader(f, at: o) {
                 case .truncated: break scan
@@ -306,9 +371,12 @@ public final class SubnetworkStore {
                     o += 32 + h.payloadLength
                 }
             }
-            guard let lc = lastCommit else { throw damage(nil, "no complete commit in the file (cut during creation?)") }
+            guard let lc = lastCommit else {
+                throw damage(nil, "no complete commit in the file (cut during creation?)")
+            }
             let end = lc + 64
-            recoveryNote = "the file ends inside an append: read as of the last complete commit at byte \(lc); \(f.count - end) bytes after it are ignored (the next write removes them)"
+            recoveryNote =
+                "the file ends inside an append: read as of the last complete commit at byte \(lc); \(f.count - end) bytes after it are ignored (the next write removes them)"
             commitOffset = lc
         }
         return commitOffset!
@@ -320,7 +388,8 @@ public final class SubnetworkStore {
         var chain: [(offset: Int, footer: JSONValue, bytes: Int)] = []
         var o = offset
         while true {
-            let footer = try JSONValue.parse(String(decoding: try payload(f, at: o, kind: .footer), as: UTF8.self), path: path)
+            let footer = try JSONValue.parse(
+                String(decoding: try payload(f, at: o, kind: .footer), as: UTF8.self), path: path)
             var bytes = 0
             if case .ok(let h) = readHeader(f, at: o) { bytes = h.payloadLength }
             chain.append((o, footer, bytes))
@@ -334,7 +403,8 @@ public final class SubnetworkStore {
         deltaBytesSinceFull = chain.dropLast().reduce(0) { $0 + $1.bytes }
         guard chain.count > 1 else { return chain[0].footer }
         let full = chain.last!.footer
-        var rows = full.get("subnetworks")?.arrayValue ?? [], updates = full.get("metadata_updates")?.arrayValue ?? []
+        var rows = full.get("subnetworks")?.arrayValue ?? []
+        var updates = full.get("metadata_updates")?.arrayValue ?? []
         var activations = full.get("activations")?.arrayValue ?? []
         for (_, delta, _) in chain.dropLast().reversed() {
             let removed = Set((delta.get("removed")?.arrayValue ?? []).compactMap(\.stringValue))
@@ -346,18 +416,23 @@ public final class SubnetworkStore {
             updates += delta.get("metadata_updates")?.arrayValue ?? []
             if let a = delta.get("activations")?.arrayValue { activations = a }
         }
-        return .object([("sequence", chain[0].footer.get("sequence") ?? .null), ("meta", full.get("meta") ?? .null),
-                        ("subnetworks", .array(rows)), ("activations", .array(activations)), ("metadata_updates", .array(updates))])
+        return .object([
+            ("sequence", chain[0].footer.get("sequence") ?? .null), ("meta", full.get("meta") ?? .null),
+            ("subnetworks", .array(rows)), ("activations", .array(activations)), ("metadata_updates", .array(updates)),
+        ])
     }
 
     /// The footer's subnetworks, each masks and entries block decoded once.
-    private func readSubnetworks(_ f: MappedFile, footer: JSONValue, footerOffset: Int, entriesCache: inout [Int: [JSONValue]]) throws {
+    private func readSubnetworks(
+        _ f: MappedFile, footer: JSONValue, footerOffset: Int, entriesCache: inout [Int: [JSONValue]]
+    ) throws {
         var masksCache: [Int: (masks: [[UInt8]], alphas: [[Float]]?)] = [:]
         var names = Set<String>()
         maskPayloadBytes = 0
         for item in footer.get("subnetworks")?.arrayValue ?? [] {
             guard let name = item.get("name")?.stringValue, let mo = item.get("masks")?.intValue,
-                  let row = item.get("row")?.intValue, let eo = item.get("entries")?.intValue else {
+                let row = item.get("row")?.intValue, let eo = item.get("entries")?.intValue
+            else {
                 throw damage(footerOffset, "footer entry without name/masks/row/entries")
             }
             guard names.insert(name).inserted else { throw damage(footerOffset, "footer lists '\(name)' twice") }
@@ -367,35 +442,51 @@ public final class SubnetworkStore {
                 if case .ok(let h) = readHeader(f, at: mo) { maskPayloadBytes += h.payloadLength }
             }
             if entriesCache[eo] == nil {
-                let e = try JSONValue.parse(String(decoding: try payload(f, at: eo, kind: .entries), as: UTF8.self), path: path)
+                let e = try JSONValue.parse(
+                    String(decoding: try payload(f, at: eo, kind: .entries), as: UTF8.self), path: path)
                 guard let list = e.arrayValue else { throw damage(eo, "entries block is not a list") }
                 entriesCache[eo] = list
             }
-            let block = masksCache[mo]!, entries = entriesCache[eo]!
-            guard row >= 0, row < block.masks.count, row < entries.count else { throw damage(mo, "row \(row) of '\(name)' is outside its block") }
-            guard entries[row].get("name")?.stringValue == name else { throw damage(eo, "entries row \(row) is not '\(name)'") }
-            subnetworks.append(StoredSubnetwork(name: name, mask: block.masks[row], logAlpha: block.alphas?[row],
-                                                meta: entries[row].get("meta") ?? .object([])))
+            let block = masksCache[mo]!
+            let entries = entriesCache[eo]!
+            guard row >= 0, row < block.masks.count, row < entries.count else {
+                throw damage(mo, "row \(row) of '\(name)' is outside its block")
+            }
+            guard entries[row].get("name")?.stringValue == name else {
+                throw damage(eo, "entries row \(row) is not '\(name)'")
+            }
+            subnetworks.append(
+                StoredSubnetwork(
+                    name: name, mask: block.masks[row], logAlpha: block.alphas?[row],
+                    meta: entries[row].get("meta") ?? .object([])))
             rows.append((name, mo, row, eo))
         }
     }
 
     /// Metadata updates (`updateMeta`) merged into the subnetworks they name, in commit order.
-    private func readMetadataUpdates(_ f: MappedFile, footer: JSONValue, footerOffset: Int, entriesCache: inout [Int: [JSONValue]]) throws {
+    private func readMetadataUpdates(
+        _ f: MappedFile, footer: JSONValue, footerOffset: Int, entriesCache: inout [Int: [JSONValue]]
+    ) throws {
         // Linear in the updates: each entries block grouped by name once, subnetworks found by name.
-        let index = Dictionary(subnetworks.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        let index = Dictionary(
+            subnetworks.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
         var grouped: [Int: [String: [[(String, JSONValue)]]]] = [:]
         for u in footer.get("metadata_updates")?.arrayValue ?? [] {
-            guard let name = u.get("name")?.stringValue, let o = u.get("offset")?.intValue else { throw damage(footerOffset, "bad metadata update entry") }
+            guard let name = u.get("name")?.stringValue, let o = u.get("offset")?.intValue else {
+                throw damage(footerOffset, "bad metadata update entry")
+            }
             metadataUpdates.append((name, o))
             if grouped[o] == nil {
                 if entriesCache[o] == nil {
-                    let e = try JSONValue.parse(String(decoding: try payload(f, at: o, kind: .entries), as: UTF8.self), path: path)
+                    let e = try JSONValue.parse(
+                        String(decoding: try payload(f, at: o, kind: .entries), as: UTF8.self), path: path)
                     entriesCache[o] = e.arrayValue ?? []
                 }
                 var byName: [String: [[(String, JSONValue)]]] = [:]
                 for upd in entriesCache[o]! {
-                    if let n = upd.get("name")?.stringValue, let m = upd.get("meta")?.objectValue { byName[n, default: []].append(m) }
+                    if let n = upd.get("name")?.stringValue, let m = upd.get("meta")?.objectValue {
+                        byName[n, default: []].append(m)
+                    }
                 }
                 grouped[o] = byName
             }
@@ -406,8 +497,11 @@ public final class SubnetworkStore {
 
     private func decodeMasks(_ p: [UInt8], at o: Int) throws -> (masks: [[UInt8]], alphas: [[Float]]?) {
         guard p.count >= 8 else { throw damage(o, "masks block too short") }
-        let n = Int(le32v(p, 0)), u = Int(le32v(p, 4))
-        guard u == layout.unitCount else { throw damage(o, "masks block has \(u) units; the layout has \(layout.unitCount)") }
+        let n = Int(le32v(p, 0))
+        let u = Int(le32v(p, 4))
+        guard u == layout.unitCount else {
+            throw damage(o, "masks block has \(u) units; the layout has \(layout.unitCount)")
+        }
         let rowBytes = (n + 7) / 8
         let bitsEnd = 8 + u * rowBytes
         guard n <= 1 << 24, bitsEnd <= p.count else { throw damage(o, "masks block shorter than its \(n)×\(u) bits") }
@@ -418,7 +512,9 @@ public final class SubnetworkStore {
         }
         var alphas: [[Float]]? = nil
         if bitsEnd < p.count {
-            guard p[bitsEnd] == 1, p.count == bitsEnd + 1 + n * u * 4 else { throw damage(o, "masks block: bad log-alpha section") }
+            guard p[bitsEnd] == 1, p.count == bitsEnd + 1 + n * u * 4 else {
+                throw damage(o, "masks block: bad log-alpha section")
+            }
             let count = n * u
             var values = [UInt32](repeating: 0, count: count)
             for plane in 0..<4 {
@@ -438,10 +534,13 @@ public final class SubnetworkStore {
         return try withLock(LOCK_SH, write: false) { _ in
             try refresh()
             guard let a = activationSets.last(where: { $0.name == name }) else {
-                throw CheckpointError.notFound(path: path, reason: "activation set '\(name)' was removed by another process")
+                throw CheckpointError.notFound(
+                    path: path, reason: "activation set '\(name)' was removed by another process")
             }
             let p = try payload(try MappedFile(path: path), at: a.offset, kind: .activations)
-            guard let nl = p.firstIndex(of: 0x0A) else { throw damage(a.offset, "activations block without header line") }
+            guard let nl = p.firstIndex(of: 0x0A) else {
+                throw damage(a.offset, "activations block without header line")
+            }
             return Array(p[(nl + 1)...])
         }
     }
@@ -454,22 +553,31 @@ public final class SubnetworkStore {
         // (level 19 on every full footer made a store written one subnetwork at a time 15× slower to write).
         let lasting = kind != .footer && (maximal || raw.count >= 16 << 10)
         let data = kind == .commit ? raw : Zstd.compress(raw, level: lasting ? 19 : 3)
-        var h = blockMagic + [kind.rawValue, 0, 0, 0] + le64(UInt64(data.count)) + le64(UInt64(raw.count)) + le32(crc32(data))
+        var h =
+            blockMagic + [kind.rawValue, 0, 0, 0] + le64(UInt64(data.count)) + le64(UInt64(raw.count))
+            + le32(crc32(data))
         h += le32(crc32(h))
         return h + data
     }
 
     private func footerAndCommit(at offset: Int) -> [UInt8] {
         func row(_ r: (name: String, masks: Int, row: Int, entries: Int)) -> JSONValue {
-            .object([("name", .string(r.name)), ("masks", .int(r.masks)), ("row", .int(r.row)), ("entries", .int(r.entries))])
+            .object([
+                ("name", .string(r.name)), ("masks", .int(r.masks)), ("row", .int(r.row)), ("entries", .int(r.entries)),
+            ])
         }
-        func update(_ u: (name: String, offset: Int)) -> JSONValue { .object([("name", .string(u.name)), ("offset", .int(u.offset))]) }
-        let activations = JSONValue.array(activationSets.map { .object([("name", .string($0.name)), ("offset", .int($0.offset))]) })
+        func update(_ u: (name: String, offset: Int)) -> JSONValue {
+            .object([("name", .string(u.name)), ("offset", .int(u.offset))])
+        }
+        let activations = JSONValue.array(
+            activationSets.map { .object([("name", .string($0.name)), ("offset", .int($0.offset))]) })
         var fb: [UInt8] = []
         if formatVersion >= 2, let base = lastFooter, !forceFullFooter {
-            var fields: [(String, JSONValue)] = [("sequence", .int(sequence + 1)), ("base", .int(base)),
-                                                 ("added", .array(pendingAdded.map(row))), ("removed", .array(pendingRemoved.map { .string($0) })),
-                                                 ("metadata_updates", .array(pendingUpdates.map(update)))]
+            var fields: [(String, JSONValue)] = [
+                ("sequence", .int(sequence + 1)), ("base", .int(base)),
+                ("added", .array(pendingAdded.map(row))), ("removed", .array(pendingRemoved.map { .string($0) })),
+                ("metadata_updates", .array(pendingUpdates.map(update))),
+            ]
             if pendingActivations { fields.append(("activations", activations)) }
             let delta = Self.block(.footer, Array(JSONValue.object(fields).compact.utf8))
             if deltaBytesSinceFull + delta.count - 32 <= lastFullFooterBytes {
@@ -512,7 +620,9 @@ public final class SubnetworkStore {
         let savedIndex = (lastFooter, lastFullFooterBytes, deltaBytesSinceFull)
         do {
             // Drop an uncommitted tail left by a writer that died (we hold the lock: nobody is appending).
-            guard ftruncate(fd, off_t(committedLength)) == 0 else { throw CheckpointError.writeFailed(path: path, reason: String(cString: strerror(errno))) }
+            guard ftruncate(fd, off_t(committedLength)) == 0 else {
+                throw CheckpointError.writeFailed(path: path, reason: String(cString: strerror(errno)))
+            }
             var bytes = try build(committedLength)
             bytes += footerAndCommit(at: committedLength + bytes.count)
             var limit = bytes.count
@@ -521,7 +631,8 @@ public final class SubnetworkStore {
             try Self.reach(.written)
             guard written == bytes.count, fsync(fd) == 0 else {
                 _ = ftruncate(fd, off_t(committedLength))
-                throw CheckpointError.writeFailed(path: path, reason: "short write (disk full?); the store is unchanged")
+                throw CheckpointError.writeFailed(
+                    path: path, reason: "short write (disk full?); the store is unchanged")
             }
             try Self.reach(.synced)
             committedLength += bytes.count
@@ -540,20 +651,33 @@ public final class SubnetworkStore {
         var seen = Set<String>()
         let U = layout.unitCount
         for s in subs {
-            guard !s.name.isEmpty else { throw CheckpointError.malformed(path: path, offset: nil, reason: "a subnetwork needs a non-empty name") }
-            guard seen.insert(s.name).inserted else { throw CheckpointError.malformed(path: path, offset: nil, reason: "subnetwork '\(s.name)' is given twice") }
+            guard !s.name.isEmpty else {
+                throw CheckpointError.malformed(path: path, offset: nil, reason: "a subnetwork needs a non-empty name")
+            }
+            guard seen.insert(s.name).inserted else {
+                throw CheckpointError.malformed(
+                    path: path, offset: nil, reason: "subnetwork '\(s.name)' is given twice")
+            }
             guard s.mask.count == U, s.mask.allSatisfy({ $0 <= 1 }) else {
-                throw CheckpointError.malformed(path: path, offset: nil, reason: "'\(s.name)': expected \(U) binary mask values (\(layout.layers)×\(layout.heads) heads + \(layout.layers) MLPs)")
+                throw CheckpointError.malformed(
+                    path: path, offset: nil,
+                    reason:
+                        "'\(s.name)': expected \(U) binary mask values (\(layout.layers)×\(layout.heads) heads + \(layout.layers) MLPs)"
+                )
             }
             if let a = s.logAlpha, a.count != U || a.contains(where: { !$0.isFinite }) {
-                throw CheckpointError.malformed(path: path, offset: nil, reason: "'\(s.name)': log_alpha needs \(U) finite values")
+                throw CheckpointError.malformed(
+                    path: path, offset: nil, reason: "'\(s.name)': log_alpha needs \(U) finite values")
             }
         }
         let withAlphas = subs.allSatisfy { $0.logAlpha != nil }
-        let n = subs.count, rowBytes = (n + 7) / 8
+        let n = subs.count
+        let rowBytes = (n + 7) / 8
         var raw = le32(UInt32(n)) + le32(UInt32(U))
         var bits = [UInt8](repeating: 0, count: U * rowBytes)
-        for (s, sub) in subs.enumerated() { for u in 0..<U where sub.mask[u] == 1 { bits[u * rowBytes + s / 8] |= 1 << (s % 8) } }
+        for (s, sub) in subs.enumerated() {
+            for u in 0..<U where sub.mask[u] == 1 { bits[u * rowBytes + s / 8] |= 1 << (s % 8) }
+        }
         raw += bits
         if withAlphas {
             raw.append(1)
@@ -565,14 +689,16 @@ public final class SubnetworkStore {
             // Checked against the state as of the last commit (another process may have added these names).
             let stored = Set(subnetworks.map(\.name))
             if let clash = subs.first(where: { stored.contains($0.name) }) {
-                throw CheckpointError.malformed(path: path, offset: nil, reason: "subnetwork '\(clash.name)' already exists in the store")
+                throw CheckpointError.malformed(
+                    path: path, offset: nil, reason: "subnetwork '\(clash.name)' already exists in the store")
             }
             let mb = Self.block(.masks, raw, maximal: compressMaximally)
             let eb = Self.block(.entries, Array(entries.compact.utf8), maximal: compressMaximally)
             for (i, s) in subs.enumerated() {
                 rows.append((s.name, start, i, start + mb.count))
                 pendingAdded.append((s.name, start, i, start + mb.count))
-                subnetworks.append(StoredSubnetwork(name: s.name, mask: s.mask, logAlpha: withAlphas ? s.logAlpha : nil, meta: s.meta))
+                subnetworks.append(
+                    StoredSubnetwork(name: s.name, mask: s.mask, logAlpha: withAlphas ? s.logAlpha : nil, meta: s.meta))
             }
             maskPayloadBytes += mb.count - 32
             return mb + eb
@@ -583,7 +709,8 @@ public final class SubnetworkStore {
         try append { _ in
             let stored = Set(subnetworks.map(\.name))
             if let missing = names.first(where: { !stored.contains($0) }) {
-                throw CheckpointError.notFound(path: path, reason: "no subnetwork '\(missing)' (see `hcore store ls \(path)`)")
+                throw CheckpointError.notFound(
+                    path: path, reason: "no subnetwork '\(missing)' (see `hcore store ls \(path)`)")
             }
             pendingRemoved = names
             rows.removeAll { names.contains($0.name) }
@@ -597,9 +724,11 @@ public final class SubnetworkStore {
     public func updateMeta(_ updates: [(name: String, meta: [(String, JSONValue)])]) throws {
         let list = JSONValue.array(updates.map { .object([("name", .string($0.name)), ("meta", .object($0.meta))]) })
         try append { start in
-            let index = Dictionary(subnetworks.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
+            let index = Dictionary(
+                subnetworks.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
             if let missing = updates.first(where: { index[$0.name] == nil }) {
-                throw CheckpointError.notFound(path: path, reason: "no subnetwork '\(missing.name)' (removed by another process?)")
+                throw CheckpointError.notFound(
+                    path: path, reason: "no subnetwork '\(missing.name)' (removed by another process?)")
             }
             for u in updates {
                 metadataUpdates.append((u.name, start))
@@ -636,7 +765,7 @@ public final class SubnetworkStore {
         let tmp = path + ".compact-\(getpid())"
         try? FileManager.default.removeItem(atPath: tmp)
         let fresh = try SubnetworkStore.create(path: tmp, fingerprint: fingerprint, layout: layout)
-        fresh.compactedLength = Int.max / 4   // no compaction of the file being built
+        fresh.compactedLength = Int.max / 4  // no compaction of the file being built
         fresh.compressMaximally = true
         do {
             let f = try MappedFile(path: path)
@@ -646,11 +775,13 @@ public final class SubnetworkStore {
                 try fresh.addActivations(name: a.name, safetensors: Array(p[(nl + 1)...]))
             }
             try fresh.add(subnetworks)
-            fresh.compactedLength = fresh.committedLength + 2 * 4096   // + this last footer and commit, roughly
+            fresh.compactedLength = fresh.committedLength + 2 * 4096  // + this last footer and commit, roughly
             fresh.forceFullFooter = true
             try fresh.append { _ in [] }
             try Self.reach(.compactionWritten)
-            guard rename(tmp, path) == 0 else { throw CheckpointError.writeFailed(path: path, reason: String(cString: strerror(errno))) }
+            guard rename(tmp, path) == 0 else {
+                throw CheckpointError.writeFailed(path: path, reason: String(cString: strerror(errno)))
+            }
             try Self.reach(.compactionRenamed)
             try syncDirectory(of: path)
         } catch {
@@ -671,6 +802,8 @@ func le32v(_ b: [UInt8], _ o: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(b
 /// (device, inode, size) of the file at `path`.
 func fileIdentity(_ path: String) throws -> (dev: UInt64, ino: UInt64, size: Int) {
     var st = stat()
-    guard stat(path, &st) == 0 else { throw CheckpointError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+    guard stat(path, &st) == 0 else {
+        throw CheckpointError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
+    }
     return (UInt64(st.st_dev), UInt64(st.st_ino), Int(st.st_size))
 }

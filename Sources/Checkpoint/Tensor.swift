@@ -1,8 +1,16 @@
 // What every checkpoint reader offers: named tensors with a dtype and shape, converted to fp32 on demand.
 
 public enum DType: String, Sendable, CaseIterable {
-    case f32 = "F32", f16 = "F16", bf16 = "BF16", f64 = "F64"
-    case i64 = "I64", i32 = "I32", i16 = "I16", i8 = "I8", u8 = "U8", bool = "BOOL"
+    case f32 = "F32"
+    case f16 = "F16"
+    case bf16 = "BF16"
+    case f64 = "F64"
+    case i64 = "I64"
+    case i32 = "I32"
+    case i16 = "I16"
+    case i8 = "I8"
+    case u8 = "U8"
+    case bool = "BOOL"
 
     public var size: Int {
         switch self {
@@ -80,11 +88,14 @@ func convertFloats(_ file: MappedFile, _ info: TensorInfo) throws -> [Float] {
     case .f16:
         return (0..<n).map { halfToFloat(base.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)) }
     case .bf16:
-        return (0..<n).map { Float(bitPattern: UInt32(base.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)) << 16) }
+        return (0..<n).map {
+            Float(bitPattern: UInt32(base.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)) << 16)
+        }
     case .f64:
         return (0..<n).map { Float(base.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self)) }
     default:
-        throw CheckpointError.unsupported(path: file.path, reason: "tensor '\(info.name)' has dtype \(info.dtype.rawValue), expected a floating type")
+        throw CheckpointError.unsupported(
+            path: file.path, reason: "tensor '\(info.name)' has dtype \(info.dtype.rawValue), expected a floating type")
     }
 }
 
@@ -98,7 +109,8 @@ func convertInts(_ file: MappedFile, _ info: TensorInfo) throws -> [Int] {
     case .i8: return (0..<n).map { Int(base.loadUnaligned(fromByteOffset: $0, as: Int8.self)) }
     case .u8, .bool: return (0..<n).map { Int(base.loadUnaligned(fromByteOffset: $0, as: UInt8.self)) }
     default:
-        throw CheckpointError.unsupported(path: file.path, reason: "tensor '\(info.name)' has dtype \(info.dtype.rawValue), expected an integer type")
+        throw CheckpointError.unsupported(
+            path: file.path, reason: "tensor '\(info.name)' has dtype \(info.dtype.rawValue), expected an integer type")
     }
 }
 
@@ -110,7 +122,10 @@ public func halfToFloat(_ h: UInt16) -> Float {
     if exponent == 0 {
         if mantissa == 0 { return Float(bitPattern: sign) }
         var e = -1
-        repeat { e += 1; mantissa <<= 1 } while mantissa & 0x400 == 0
+        repeat {
+            e += 1
+            mantissa <<= 1
+        } while mantissa & 0x400 == 0
         mantissa &= 0x3FF
         return Float(bitPattern: sign | UInt32(127 - 15 - e) << 23 | mantissa << 13)
     }

@@ -16,20 +16,29 @@ public final class TorchCheckpoint: MappedTensorSource {
         self.file = file
         let path = file.path
         if file.count >= 2, file[0] == 0x80 {
-            throw CheckpointError.unsupported(path: path, reason: "this is the legacy (pre-1.6, non-zip) torch.save format; load it in Python and re-save with torch.save or safetensors")
+            throw CheckpointError.unsupported(
+                path: path,
+                reason:
+                    "this is the legacy (pre-1.6, non-zip) torch.save format; load it in Python and re-save with torch.save or safetensors"
+            )
         }
         let zip = try ZipArchive(file: file)
         let pickles = zip.names.filter { $0 == "data.pkl" || $0.hasSuffix("/data.pkl") }
         guard pickles.count == 1, let pklName = pickles.first, let pkl = zip.entries[pklName] else {
-            throw CheckpointError.malformed(path: path, offset: nil, reason: pickles.isEmpty
-                ? "zip archive has no data.pkl entry (is this a torch.save file?)"
-                : "zip archive has \(pickles.count) data.pkl entries")
+            throw CheckpointError.malformed(
+                path: path, offset: nil,
+                reason: pickles.isEmpty
+                    ? "zip archive has no data.pkl entry (is this a torch.save file?)"
+                    : "zip archive has \(pickles.count) data.pkl entries")
         }
         let prefix = String(pklName.dropLast("data.pkl".count))
         try zip.verify(pkl)
         let root = try Unpickler(bytes: file.slice(pkl.dataRange), path: path).load()
         guard case .dict(let entries) = root else {
-            throw CheckpointError.unsupported(path: path, reason: "the pickle is not a state dict (a dict of tensors); save model.state_dict(), not the model object")
+            throw CheckpointError.unsupported(
+                path: path,
+                reason:
+                    "the pickle is not a state dict (a dict of tensors); save model.state_dict(), not the model object")
         }
         var infos: [String: TensorInfo] = [:]
         var verified = Set<String>()
@@ -40,34 +49,55 @@ public final class TorchCheckpoint: MappedTensorSource {
             guard case .tensor(let t) = e.value else { continue }  // non-tensor extras are ignored
             let entryName = prefix + "data/" + t.storage.key
             guard let storage = zip.entries[entryName] else {
-                throw CheckpointError.malformed(path: path, offset: nil, reason: "tensor '\(name)' refers to storage '\(t.storage.key)' but '\(entryName)' is not in the archive")
+                throw CheckpointError.malformed(
+                    path: path, offset: nil,
+                    reason:
+                        "tensor '\(name)' refers to storage '\(t.storage.key)' but '\(entryName)' is not in the archive"
+                )
             }
             if verified.insert(entryName).inserted { try zip.verify(storage) }
             let dsize = t.storage.dtype.size
             let (storageBytes, overflow) = t.storage.elementCount.multipliedReportingOverflow(by: dsize)
             guard !overflow, storage.dataRange.count == storageBytes else {
-                throw CheckpointError.malformed(path: path, offset: storage.dataRange.lowerBound, reason: "storage '\(t.storage.key)' holds \(storage.dataRange.count) bytes, expected \(t.storage.elementCount) × \(dsize)")
+                throw CheckpointError.malformed(
+                    path: path, offset: storage.dataRange.lowerBound,
+                    reason:
+                        "storage '\(t.storage.key)' holds \(storage.dataRange.count) bytes, expected \(t.storage.elementCount) × \(dsize)"
+                )
             }
             var numel = 1
             for d in t.shape {
                 let (p, o) = numel.multipliedReportingOverflow(by: d)
-                guard !o else { throw CheckpointError.malformed(path: path, offset: nil, reason: "tensor '\(name)' shape overflows") }
+                guard !o else {
+                    throw CheckpointError.malformed(path: path, offset: nil, reason: "tensor '\(name)' shape overflows")
+                }
                 numel = p
             }
             var expected = 1
             for axis in stride(from: t.shape.count - 1, through: 0, by: -1) {
                 if t.shape[axis] > 1 && t.stride[axis] != expected {
-                    throw CheckpointError.unsupported(path: path, reason: "tensor '\(name)' is not contiguous (stride \(t.stride) for shape \(t.shape)); call .contiguous() before saving")
+                    throw CheckpointError.unsupported(
+                        path: path,
+                        reason:
+                            "tensor '\(name)' is not contiguous (stride \(t.stride) for shape \(t.shape)); call .contiguous() before saving"
+                    )
                 }
                 let (next, o) = expected.multipliedReportingOverflow(by: t.shape[axis])
-                guard !o else { throw CheckpointError.malformed(path: path, offset: nil, reason: "tensor '\(name)' shape overflows") }
+                guard !o else {
+                    throw CheckpointError.malformed(path: path, offset: nil, reason: "tensor '\(name)' shape overflows")
+                }
                 expected = next
             }
             guard t.offset <= t.storage.elementCount, numel <= t.storage.elementCount - t.offset else {
-                throw CheckpointError.malformed(path: path, offset: nil, reason: "tensor '\(name)' (offset \(t.offset), \(numel) elements) runs past its storage of \(t.storage.elementCount)")
+                throw CheckpointError.malformed(
+                    path: path, offset: nil,
+                    reason:
+                        "tensor '\(name)' (offset \(t.offset), \(numel) elements) runs past its storage of \(t.storage.elementCount)"
+                )
             }
             let begin = storage.dataRange.lowerBound + t.offset * dsize
-            infos[name] = TensorInfo(name: name, dtype: t.storage.dtype, shape: t.shape, byteRange: begin..<(begin + numel * dsize))
+            infos[name] = TensorInfo(
+                name: name, dtype: t.storage.dtype, shape: t.shape, byteRange: begin..<(begin + numel * dsize))
         }
         self.infos = infos
         self.names = infos.keys.sorted()

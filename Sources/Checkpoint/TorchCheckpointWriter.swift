@@ -22,36 +22,40 @@ public struct TorchCheckpointWriter {
     /// The pickled state dict alone (for tests that tamper with it).
     public func pickle() -> [UInt8] {
         var p = PickleBuilder()
-        p.op(0x80); p.byte(2)                         // PROTO 2
-        p.op(0x7D)                                    // EMPTY_DICT
-        p.op(0x28)                                    // MARK
+        p.op(0x80)
+        p.byte(2)  // PROTO 2
+        p.op(0x7D)  // EMPTY_DICT
+        p.op(0x28)  // MARK
         for (i, t) in tensors.enumerated() {
             p.unicode(t.name)
             p.global("torch._utils", "_rebuild_tensor_v2")
-            p.op(0x28)                                // MARK (args)
-            p.op(0x28)                                // MARK (persistent id)
+            p.op(0x28)  // MARK (args)
+            p.op(0x28)  // MARK (persistent id)
             p.unicode("storage")
             p.global("torch", t.dtype == .i64 ? "LongStorage" : "FloatStorage")
             p.unicode(String(i))
             p.unicode("cpu")
             p.int(t.shape.reduce(1, *))
-            p.op(0x74)                                // TUPLE
-            p.op(0x51)                                // BINPERSID
-            p.int(0)                                  // storage offset
+            p.op(0x74)  // TUPLE
+            p.op(0x51)  // BINPERSID
+            p.int(0)  // storage offset
             p.tuple(t.shape)
             var strides: [Int] = []
             var s = 1
-            for d in t.shape.reversed() { strides.insert(s, at: 0); s *= d }
+            for d in t.shape.reversed() {
+                strides.insert(s, at: 0)
+                s *= d
+            }
             p.tuple(strides)
-            p.op(0x89)                                // NEWFALSE (requires_grad)
+            p.op(0x89)  // NEWFALSE (requires_grad)
             p.global("collections", "OrderedDict")
-            p.op(0x29)                                // EMPTY_TUPLE
-            p.op(0x52)                                // REDUCE → OrderedDict() (backward hooks)
-            p.op(0x74)                                // TUPLE (args)
-            p.op(0x52)                                // REDUCE → tensor
+            p.op(0x29)  // EMPTY_TUPLE
+            p.op(0x52)  // REDUCE → OrderedDict() (backward hooks)
+            p.op(0x74)  // TUPLE (args)
+            p.op(0x52)  // REDUCE → tensor
         }
-        p.op(0x75)                                    // SETITEMS
-        p.op(0x2E)                                    // STOP
+        p.op(0x75)  // SETITEMS
+        p.op(0x2E)  // STOP
         return p.bytes
     }
 
@@ -87,10 +91,20 @@ public struct PickleBuilder {
         bytes += Array("\(module)\n\(name)\n".utf8)
     }
     public mutating func int(_ v: Int) {
-        if v >= 0 && v < 256 { op(0x4B); byte(UInt8(v)) }
-        else if v >= 0 && v < 65536 { op(0x4D); le(UInt64(v), 2) }
-        else if v >= Int(Int32.min) && v <= Int(Int32.max) { op(0x4A); le(UInt64(UInt32(bitPattern: Int32(v))), 4) }
-        else { op(0x8A); byte(8); le(UInt64(bitPattern: Int64(v)), 8) }
+        if v >= 0 && v < 256 {
+            op(0x4B)
+            byte(UInt8(v))
+        } else if v >= 0 && v < 65536 {
+            op(0x4D)
+            le(UInt64(v), 2)
+        } else if v >= Int(Int32.min) && v <= Int(Int32.max) {
+            op(0x4A)
+            le(UInt64(UInt32(bitPattern: Int32(v))), 4)
+        } else {
+            op(0x8A)
+            byte(8)
+            le(UInt64(bitPattern: Int64(v)), 8)
+        }
     }
     public mutating func tuple(_ values: [Int]) {
         op(0x28)
@@ -119,12 +133,16 @@ public struct ZipBuilder {
         out += le32(crc) + le32(UInt32(data.count)) + le32(UInt32(data.count))
         out += le16(UInt16(nameBytes.count)) + le16(UInt16(extraLength))
         out += nameBytes
-        out += le16(0x4246) + le16(UInt16(pad))       // "FB" padding field, as torch writes
-        while pad > 0 { out.append(0x5A); pad -= 1 }
+        out += le16(0x4246) + le16(UInt16(pad))  // "FB" padding field, as torch writes
+        while pad > 0 {
+            out.append(0x5A)
+            pad -= 1
+        }
         out += data
         central += le32(0x0201_4B50) + le16(20) + le16(20) + le16(0) + le16(0) + le16(0) + le16(0)
         central += le32(crc) + le32(UInt32(data.count)) + le32(UInt32(data.count))
-        central += le16(UInt16(nameBytes.count)) + le16(0) + le16(0) + le16(0) + le16(0) + le32(0) + le32(UInt32(offset))
+        central +=
+            le16(UInt16(nameBytes.count)) + le16(0) + le16(0) + le16(0) + le16(0) + le32(0) + le32(UInt32(offset))
         central += nameBytes
         count += 1
     }

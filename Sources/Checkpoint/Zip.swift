@@ -15,8 +15,11 @@ extension ZipArchive {
     public func verify(_ entry: ZipEntry) throws {
         let actual = crc32(file.bytes + entry.dataRange.lowerBound, count: entry.dataRange.count)
         guard actual == entry.crc else {
-            throw CheckpointError.malformed(path: file.path, offset: entry.dataRange.lowerBound,
-                                            reason: "zip entry '\(entry.name)' fails its CRC-32 (recorded \(String(entry.crc, radix: 16)), computed \(String(actual, radix: 16)))")
+            throw CheckpointError.malformed(
+                path: file.path, offset: entry.dataRange.lowerBound,
+                reason:
+                    "zip entry '\(entry.name)' fails its CRC-32 (recorded \(String(entry.crc, radix: 16)), computed \(String(actual, radix: 16)))"
+            )
         }
     }
 }
@@ -54,10 +57,15 @@ public struct ZipArchive {
         var i = file.count - 22
         let lowest = max(0, file.count - 22 - 65535)
         while i >= lowest {
-            if file.uint(at: i, size: 4) == 0x0605_4B50 { eocd = i; break }
+            if file.uint(at: i, size: 4) == 0x0605_4B50 {
+                eocd = i
+                break
+            }
             i -= 1
         }
-        guard eocd >= 0 else { throw fail(file, nil, "no zip end-of-central-directory record (not a torch.save zip file?)") }
+        guard eocd >= 0 else {
+            throw fail(file, nil, "no zip end-of-central-directory record (not a torch.save zip file?)")
+        }
         var entryCount = Int(file.uint(at: eocd + 10, size: 2))
         var cdSize = Int(file.uint(at: eocd + 12, size: 4))
         var cdOffset = Int(file.uint(at: eocd + 16, size: 4))
@@ -68,15 +76,20 @@ public struct ZipArchive {
                 throw fail(file, eocd, "ZIP64 fields without a ZIP64 locator")
             }
             let rec = file.uint(at: locator + 8, size: 8)
-            guard file.count >= 56, rec <= UInt64(file.count - 56), file.uint(at: Int(rec), size: 4) == 0x0606_4B50 else {
+            guard file.count >= 56, rec <= UInt64(file.count - 56), file.uint(at: Int(rec), size: 4) == 0x0606_4B50
+            else {
                 throw fail(file, locator, "ZIP64 end-of-central-directory record out of range")
             }
             let r = Int(rec)
-            let count64 = file.uint(at: r + 32, size: 8), size64 = file.uint(at: r + 40, size: 8), off64 = file.uint(at: r + 48, size: 8)
+            let count64 = file.uint(at: r + 32, size: 8)
+            let size64 = file.uint(at: r + 40, size: 8)
+            let off64 = file.uint(at: r + 48, size: 8)
             guard count64 < 1 << 32, size64 < UInt64(file.count), off64 < UInt64(file.count) else {
                 throw fail(file, r, "ZIP64 central directory fields out of range")
             }
-            entryCount = Int(count64); cdSize = Int(size64); cdOffset = Int(off64)
+            entryCount = Int(count64)
+            cdSize = Int(size64)
+            cdOffset = Int(off64)
         }
         guard cdOffset <= file.count, cdSize <= file.count - cdOffset else {
             throw fail(file, eocd, "central directory (offset \(cdOffset), \(cdSize) bytes) lies outside the file")
@@ -87,7 +100,9 @@ public struct ZipArchive {
     /// The central-directory entry at `p` and its stored data (checked against the local header and the
     /// file), and where the next entry starts.
     static func entry(_ file: MappedFile, at p: Int, directoryEnd cdEnd: Int) throws -> (ZipEntry, next: Int) {
-        guard p + 46 <= cdEnd, file.uint(at: p, size: 4) == 0x0201_4B50 else { throw fail(file, p, "bad central directory entry") }
+        guard p + 46 <= cdEnd, file.uint(at: p, size: 4) == 0x0201_4B50 else {
+            throw fail(file, p, "bad central directory entry")
+        }
         let method = file.uint(at: p + 10, size: 2)
         let crc = UInt32(file.uint(at: p + 16, size: 4))
         var compressedSize = file.uint(at: p + 20, size: 4)
@@ -105,7 +120,8 @@ public struct ZipArchive {
         var e = p + 46 + nameLength
         let extraEnd = e + extraLength
         while e + 4 <= extraEnd {
-            let id = file.uint(at: e, size: 2), len = Int(file.uint(at: e + 2, size: 2))
+            let id = file.uint(at: e, size: 2)
+            let len = Int(file.uint(at: e + 2, size: 2))
             guard e + 4 + len <= extraEnd else { throw fail(file, e, "extra field of '\(name)' runs past its entry") }
             if id == 1 {
                 var q = e + 4
@@ -120,12 +136,20 @@ public struct ZipArchive {
             }
             e += 4 + len
         }
-        guard file.count >= 30, localOffset <= UInt64(file.count - 30) else { throw fail(file, p, "local header of '\(name)' lies outside the file") }
+        guard file.count >= 30, localOffset <= UInt64(file.count - 30) else {
+            throw fail(file, p, "local header of '\(name)' lies outside the file")
+        }
         let lo = Int(localOffset)
-        guard lo + 30 <= file.count, file.uint(at: lo, size: 4) == 0x0403_4B50 else { throw fail(file, lo, "bad local header for '\(name)'") }
+        guard lo + 30 <= file.count, file.uint(at: lo, size: 4) == 0x0403_4B50 else {
+            throw fail(file, lo, "bad local header for '\(name)'")
+        }
         let dataStart = lo + 30 + Int(file.uint(at: lo + 26, size: 2)) + Int(file.uint(at: lo + 28, size: 2))
         if method != 0 {
-            throw CheckpointError.unsupported(path: file.path, reason: "zip entry '\(name)' is compressed (method \(method)); torch.save writes stored entries — re-save with torch.save or as safetensors")
+            throw CheckpointError.unsupported(
+                path: file.path,
+                reason:
+                    "zip entry '\(name)' is compressed (method \(method)); torch.save writes stored entries — re-save with torch.save or as safetensors"
+            )
         }
         guard compressedSize == size, dataStart <= file.count, size <= UInt64(file.count - dataStart) else {
             throw fail(file, lo, "data of '\(name)' (\(size) bytes at \(dataStart)) runs past the end of the file")

@@ -19,7 +19,9 @@ public enum Zstd {
 
     /// Decompresses one or more zstd frames. `limit` caps the output (damaged or hostile input).
     public static func decompress(_ input: [UInt8], limit: Int = 1 << 34, name: String = "<zstd>") throws -> [UInt8] {
-        guard let dctx = ZSTD_createDCtx() else { throw CheckpointError.malformed(path: name, offset: nil, reason: "zstd: out of memory") }
+        guard let dctx = ZSTD_createDCtx() else {
+            throw CheckpointError.malformed(path: name, offset: nil, reason: "zstd: out of memory")
+        }
         defer { ZSTD_freeDCtx(dctx) }
         var out: [UInt8] = []
         let chunk = ZSTD_DStreamOutSize()
@@ -37,9 +39,13 @@ public enum Zstd {
                     return (r, outBuf.pos)
                 }
                 if ZSTD_isError(r) != 0 {
-                    throw CheckpointError.malformed(path: name, offset: nil, reason: "zstd: \(String(cString: ZSTD_getErrorName(r)))")
+                    throw CheckpointError.malformed(
+                        path: name, offset: nil, reason: "zstd: \(String(cString: ZSTD_getErrorName(r)))")
                 }
-                if out.count > limit { throw CheckpointError.malformed(path: name, offset: nil, reason: "zstd: output larger than \(limit) bytes") }
+                if out.count > limit {
+                    throw CheckpointError.malformed(
+                        path: name, offset: nil, reason: "zstd: output larger than \(limit) bytes")
+                }
                 last = r
                 outputWasFull = produced == chunk
             }
@@ -56,7 +62,9 @@ public func readDataFile(_ path: String) throws -> [UInt8] {
     let bytes: [UInt8]
     if stat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG && (st.st_mode & S_IFMT) != S_IFDIR {
         // A pipe or device (/dev/stdin, <(zstd -dc …)): no size to map; read it to the end.
-        guard let h = FileHandle(forReadingAtPath: path) else { throw CheckpointError.cannotOpen(path: path, reason: "cannot open for reading") }
+        guard let h = FileHandle(forReadingAtPath: path) else {
+            throw CheckpointError.cannotOpen(path: path, reason: "cannot open for reading")
+        }
         bytes = Array(h.readDataToEndOfFile())
     } else {
         let file = try MappedFile(path: path)
@@ -64,7 +72,8 @@ public func readDataFile(_ path: String) throws -> [UInt8] {
     }
     if path.hasSuffix(".zst") { return try Zstd.decompress(bytes, name: path) }
     if path.hasSuffix(".gz") {
-        throw CheckpointError.unsupported(path: path, reason: "gzip input; decompress it (gunzip) or recompress with zstd (.zst)")
+        throw CheckpointError.unsupported(
+            path: path, reason: "gzip input; decompress it (gunzip) or recompress with zstd (.zst)")
     }
     return bytes
 }

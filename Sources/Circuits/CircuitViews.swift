@@ -14,32 +14,43 @@ extension CoreReport {
 
     /// One line for the core, one per layer of keep frequencies, and with a metric its ten most correlated units.
     public var table: [String] {
-        let L = layout.layers, H = layout.heads
-        var lines = ["core (kept by ≥ \(fraction * 100)% of \(subnetworks.count) subnetworks): \(core.map { name($0).description }.joined(separator: " "))"]
+        let L = layout.layers
+        let H = layout.heads
+        var lines = [
+            "core (kept by ≥ \(fraction * 100)% of \(subnetworks.count) subnetworks): \(core.map { name($0).description }.joined(separator: " "))"
+        ]
         for l in 0..<L {
             let row = (0..<H).map { fmt4(keepFrequency[l * H + $0]) }.joined(separator: " ")
             lines.append("layer \(l): \(row)   mlp \(fmt4(keepFrequency[L * H + l]))")
         }
         if let metric {
-            let ranked = correlation.indices.compactMap { u in correlation[u].map { (u, $0) } }.sorted { abs($0.1) > abs($1.1) }.prefix(10)
-            lines.append("units whose presence tracks \(metric) most: " + ranked.map { "\(name($0.0)) \(signed2($0.1))" }.joined(separator: ", "))
+            let ranked = correlation.indices.compactMap { u in correlation[u].map { (u, $0) } }.sorted {
+                abs($0.1) > abs($1.1)
+            }.prefix(10)
+            lines.append(
+                "units whose presence tracks \(metric) most: "
+                    + ranked.map { "\(name($0.0)) \(signed2($0.1))" }.joined(separator: ", "))
         }
         return lines
     }
 
     /// Keep frequencies as a heatmap, the core outlined.
     public var svg: String {
-        let H = layout.heads, LH = layout.layers * H
-        return svgHeatmap(title: "Keep frequency over \(subnetworks.count) subnetworks", layers: layout.layers, heads: H,
-                          values: { keepFrequency[$0 * H + $1] }, mlp: { keepFrequency[LH + $0] },
-                          highlight: Set(core.map { name($0).description }), legend: "fraction of subnetworks keeping the unit")
+        let H = layout.heads
+        let LH = layout.layers * H
+        return svgHeatmap(
+            title: "Keep frequency over \(subnetworks.count) subnetworks", layers: layout.layers, heads: H,
+            values: { keepFrequency[$0 * H + $1] }, mlp: { keepFrequency[LH + $0] },
+            highlight: Set(core.map { name($0).description }), legend: "fraction of subnetworks keeping the unit")
     }
 }
 
 /// Core heads written as `layer.head` (or any PrunableUnit spelling: a4.h3, L4H3, 4:3), space- or comma-separated.
 public func parseCoreHeads(_ text: String, layers: Int, heads: Int) throws -> [(layer: Int, head: Int)] {
     try text.split(whereSeparator: { $0 == " " || $0 == "," }).map { item in
-        guard let u = PrunableUnit(String(item)), let h = u.head, (0..<layers).contains(u.layer), (0..<heads).contains(h) else {
+        guard let u = PrunableUnit(String(item)), let h = u.head, (0..<layers).contains(u.layer),
+            (0..<heads).contains(h)
+        else {
             throw UsageError("--core: '\(item)' is not a head (layer.head) within \(layers)×\(heads)")
         }
         return (u.layer, h)
@@ -49,8 +60,11 @@ public func parseCoreHeads(_ text: String, layers: Int, heads: Int) throws -> [(
 extension CompositionReport {
     /// Every pair's Q/K/V composition scores for `model`, with a random baseline.
     public init(model: BertModel, foldLayerNorm: Bool) {
-        self.init(scores: composition(factors: headFactors(model: model, foldLayerNorm: foldLayerNorm), hidden: model.hidden, headDim: model.headDim),
-                  baseline: compositionBaseline(hidden: model.hidden, headDim: model.headDim), foldLayerNorm: foldLayerNorm)
+        self.init(
+            scores: composition(
+                factors: headFactors(model: model, foldLayerNorm: foldLayerNorm), hidden: model.hidden,
+                headDim: model.headDim),
+            baseline: compositionBaseline(hidden: model.hidden, headDim: model.headDim), foldLayerNorm: foldLayerNorm)
     }
 
     /// Scores whose reading head is fed by `core` (all scores when the core is empty).
@@ -62,32 +76,64 @@ extension CompositionReport {
     /// receiver's strongest composition with it (against null maxima) and the core → core edges apart.
     public func json(core: Set<String>, null: CompositionNull) -> JSONValue {
         func pct(_ s: CompositionScore) -> JSONValue {
-            .array((0..<3).map { .float(null.percentile([s.q, s.k, s.v][$0], from: s.from.layer, to: s.to.layer, kind: $0)) })
+            .array(
+                (0..<3).map {
+                    .float(null.percentile([s.q, s.k, s.v][$0], from: s.from.layer, to: s.to.layer, kind: $0))
+                })
         }
         var fields: [(String, JSONValue)] = [
-            ("scores", .array(scores.map { s in .object([("from", [.int(s.from.layer), .int(s.from.head)]), ("to", [.int(s.to.layer), .int(s.to.head)]),
-                                                      ("q", .float(s.q)), ("k", .float(s.k)), ("v", .float(s.v)), ("null_percentile_qkv", pct(s))]) })),
+            (
+                "scores",
+                .array(
+                    scores.map { s in
+                        .object([
+                            ("from", [.int(s.from.layer), .int(s.from.head)]),
+                            ("to", [.int(s.to.layer), .int(s.to.head)]),
+                            ("q", .float(s.q)), ("k", .float(s.k)), ("v", .float(s.v)), ("null_percentile_qkv", pct(s)),
+                        ])
+                    })
+            ),
             ("null", .string("anti-causal pairs of the same two layers (a later head 'writing' into an earlier one)")),
-            ("gaussian_baseline", .object([("q", .float(baseline.q)), ("k", .float(baseline.k)), ("v", .float(baseline.v))])),
+            (
+                "gaussian_baseline",
+                .object([("q", .float(baseline.q)), ("k", .float(baseline.k)), ("v", .float(baseline.v))])
+            ),
             ("fold_layernorm", .bool(foldLayerNorm)),
             ("core", .array(core.sorted().map { .string($0) })),
         ]
         if !core.isEmpty {
-            fields.append(("core_receivers", .array(coreReceivers(core: core, null: null).map { r in
-                .object([("head", .string(headName(r.head))), ("max_qkv", .array(r.best.map { .float($0) })),
-                         ("null_max_percentile_qkv", .array(r.percentile.map { .float($0) }))])
-            })))
-            fields.append(("core_edges", .array(coreEdges(core: core, null: null).map { e in
-                .object([("from", .string(headName(e.score.from))), ("to", .string(headName(e.score.to))),
-                         ("qkv", .array([e.score.q, e.score.k, e.score.v].map { .float($0) })), ("null_percentile_qkv", .array(e.percentile.map { .float($0) }))])
-            })))
+            fields.append(
+                (
+                    "core_receivers",
+                    .array(
+                        coreReceivers(core: core, null: null).map { r in
+                            .object([
+                                ("head", .string(headName(r.head))), ("max_qkv", .array(r.best.map { .float($0) })),
+                                ("null_max_percentile_qkv", .array(r.percentile.map { .float($0) })),
+                            ])
+                        })
+                ))
+            fields.append(
+                (
+                    "core_edges",
+                    .array(
+                        coreEdges(core: core, null: null).map { e in
+                            .object([
+                                ("from", .string(headName(e.score.from))), ("to", .string(headName(e.score.to))),
+                                ("qkv", .array([e.score.q, e.score.k, e.score.v].map { .float($0) })),
+                                ("null_percentile_qkv", .array(e.percentile.map { .float($0) })),
+                            ])
+                        })
+                ))
         }
         return .object(fields)
     }
 
     public var csv: String {
         var rows = ["from_layer,from_head,to_layer,to_head,q,k,v"]
-        for s in scores { rows.append("\(s.from.layer),\(s.from.head),\(s.to.layer),\(s.to.head),\(s.q),\(s.k),\(s.v)") }
+        for s in scores {
+            rows.append("\(s.from.layer),\(s.from.head),\(s.to.layer),\(s.to.head),\(s.q),\(s.k),\(s.v)")
+        }
         return rows.joined(separator: "\n") + "\n"
     }
 
@@ -95,10 +141,12 @@ extension CompositionReport {
     public func svg(core: Set<String>, layers: Int, heads: Int) -> String {
         var best = [String: Double]()
         for s in fromCore(core) { best[headName(s.to)] = max(best[headName(s.to)] ?? 0, s.q, s.k, s.v) }
-        let legend = "max of Q/K/V scores; random baseline Q \(fmt3(baseline.q)) K \(fmt3(baseline.k)) V \(fmt3(baseline.v))"
-        return svgHeatmap(title: core.isEmpty ? "Strongest composition with any earlier head" : "Strongest composition with the core",
-                          layers: layers, heads: heads, values: { best[PrunableUnit.head($0, $1).description] }, highlight: core,
-                          maxValue: max(0.1, best.values.max() ?? 0.1), legend: legend)
+        let legend =
+            "max of Q/K/V scores; random baseline Q \(fmt3(baseline.q)) K \(fmt3(baseline.k)) V \(fmt3(baseline.v))"
+        return svgHeatmap(
+            title: core.isEmpty ? "Strongest composition with any earlier head" : "Strongest composition with the core",
+            layers: layers, heads: heads, values: { best[PrunableUnit.head($0, $1).description] }, highlight: core,
+            maxValue: max(0.1, best.values.max() ?? 0.1), legend: legend)
     }
 
     /// The `top` strongest core → head edges as a DOT graph.
@@ -119,12 +167,15 @@ extension ReadsReport {
 
     /// The core, the effect of ablating it, and the 20 heads that read it most.
     public var table: [String] {
-        var lines = ["core: " + core.map { headName($0) }.joined(separator: " ")
-                     + "   ablating it: mean |Δlogit| \(fmt4(meanAbsLogitChange)), KL \(fmt5(klCleanToAblated)) over \(examples) examples",
-                     "head      Δout    Δq      Δk      Δv"]
+        var lines = [
+            "core: " + core.map { headName($0) }.joined(separator: " ")
+                + "   ablating it: mean |Δlogit| \(fmt4(meanAbsLogitChange)), KL \(fmt5(klCleanToAblated)) over \(examples) examples",
+            "head      Δout    Δq      Δk      Δv",
+        ]
         for h in reads.prefix(20) {
-            lines.append(headName((h.layer, h.head)).padding(toLength: 8, withPad: " ", startingAt: 0)
-                         + "  \(fmt4(h.dout))  \(fmt4(h.dq))  \(fmt4(h.dk))  \(fmt4(h.dv))")
+            lines.append(
+                headName((h.layer, h.head)).padding(toLength: 8, withPad: " ", startingAt: 0)
+                    + "  \(fmt4(h.dout))  \(fmt4(h.dq))  \(fmt4(h.dk))  \(fmt4(h.dv))")
         }
         return lines
     }

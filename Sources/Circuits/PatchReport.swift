@@ -37,26 +37,47 @@ public struct PatchReport: Sendable {
             ("measure", .string("mean Δ of z_entailment − logsumexp(other logits), patched − clean")),
             ("controls", .int(controls.count)), ("seed", .int(Int(seed))),
             ("groups", .object(groups.map { ($0.name, .int($0.examples.count)) })),
-            ("receivers", .array(effects.receivers.indices.map { r in
-                .object([("receiver", .string(effects.receivers[r].description)),
-                         ("delta", .object(groups.map { g in (g.name, .float(effects.mean(r, examples: g.examples))) })),
-                         ("control_mean_abs_delta", controls.isEmpty ? .null : .float(controls.map { abs($0.mean(r)) }.reduce(0, +) / Double(controls.count))),
-                         ("percentile", percentile(r).map { .float($0) } ?? .null)])
-            })),
+            (
+                "receivers",
+                .array(
+                    effects.receivers.indices.map { r in
+                        .object([
+                            ("receiver", .string(effects.receivers[r].description)),
+                            (
+                                "delta",
+                                .object(groups.map { g in (g.name, .float(effects.mean(r, examples: g.examples))) })
+                            ),
+                            (
+                                "control_mean_abs_delta",
+                                controls.isEmpty
+                                    ? .null
+                                    : .float(controls.map { abs($0.mean(r)) }.reduce(0, +) / Double(controls.count))
+                            ),
+                            ("percentile", percentile(r).map { .float($0) } ?? .null),
+                        ])
+                    })
+            ),
         ])
     }
 
     /// The receivers with the largest |Δ| overall, one line each.
     public func table(top: Int = 20) -> [String] {
         let order = effects.receivers.indices.sorted { abs(effects.mean($0)) > abs(effects.mean($1)) }.prefix(top)
-        var lines = ["senders: " + senders.map { PrunableUnit.head($0.layer, $0.head).description }.joined(separator: " ")
-                     + " · corrupted by \(corruption) · \(controls.count) matched random sender sets · other heads \(freeze ? "frozen at their clean context" : "recomputed")"
-                     + " · LayerNorm \(frozenLayerNorm ? "scales frozen" : "recomputed")",
-                     "receiver        " + groups.map { $0.name.padding(toLength: 24, withPad: " ", startingAt: 0) }.joined() + "percentile"]
+        var lines = [
+            "senders: " + senders.map { PrunableUnit.head($0.layer, $0.head).description }.joined(separator: " ")
+                + " · corrupted by \(corruption) · \(controls.count) matched random sender sets · other heads \(freeze ? "frozen at their clean context" : "recomputed")"
+                + " · LayerNorm \(frozenLayerNorm ? "scales frozen" : "recomputed")",
+            "receiver        " + groups.map { $0.name.padding(toLength: 24, withPad: " ", startingAt: 0) }.joined()
+                + "percentile",
+        ]
         for r in order {
-            let cells = groups.map { String(format: "%+.4f", effects.mean(r, examples: $0.examples)).padding(toLength: 24, withPad: " ", startingAt: 0) }
-            lines.append(effects.receivers[r].description.padding(toLength: 16, withPad: " ", startingAt: 0) + cells.joined()
-                         + (percentile(r).map { String(format: "%.2f", $0) } ?? "—"))
+            let cells = groups.map {
+                String(format: "%+.4f", effects.mean(r, examples: $0.examples)).padding(
+                    toLength: 24, withPad: " ", startingAt: 0)
+            }
+            lines.append(
+                effects.receivers[r].description.padding(toLength: 16, withPad: " ", startingAt: 0) + cells.joined()
+                    + (percentile(r).map { String(format: "%.2f", $0) } ?? "—"))
         }
         return lines
     }
@@ -72,14 +93,19 @@ public enum PatchCorruptionSource {
 extension PatchCorruptionSource {
     /// The source `--corrupt KIND` names: "mean" takes the senders' mean activations (`activations`, which it
     /// requires); "paired" draws partners from the pairs at `pool` (loaded and tokenized only then).
-    public static func named(_ kind: String, activations: () throws -> MeanActivations?, pool: String,
-                             tokenizer: BertTokenizer, options: PredictionOptions, seed: UInt64) throws -> PatchCorruptionSource {
+    public static func named(
+        _ kind: String, activations: () throws -> MeanActivations?, pool: String,
+        tokenizer: BertTokenizer, options: PredictionOptions, seed: UInt64
+    ) throws -> PatchCorruptionSource {
         switch kind {
         case "paired":
             let examples = try Dataset.loadNonEmpty(pool, limit: nil).examples
-            return .paired(pool: examples, encodings: try encodeAll(examples, tokenizer: tokenizer, options: options), seed: seed)
+            return .paired(
+                pool: examples, encodings: try encodeAll(examples, tokenizer: tokenizer, options: options), seed: seed)
         case "mean":
-            guard let a = try activations() else { throw UsageError("--corrupt mean needs --activations FILE (`hcore activations`)") }
+            guard let a = try activations() else {
+                throw UsageError("--corrupt mean needs --activations FILE (`hcore activations`)")
+            }
             return .mean(a)
         default: throw UsageError("--corrupt takes mean or paired, not '\(kind)'")
         }
@@ -89,8 +115,11 @@ extension PatchCorruptionSource {
 /// Each clean example's corrupted partner in `pool`: a pair of another label, of the same heuristic when both
 /// name one (HANS), and of the same token count (so every position has a counterpart), drawn with `seed`
 /// among the candidates. Examples without a candidate are left out (`unmatched`).
-public func pairHANS(_ examples: [Example], encodings: [Encoding], pool: [Example], poolEncodings: [Encoding], seed: UInt64)
-    -> (pairs: [(clean: Int, corrupted: Int)], unmatched: Int) {
+public func pairHANS(
+    _ examples: [Example], encodings: [Encoding], pool: [Example], poolEncodings: [Encoding], seed: UInt64
+)
+    -> (pairs: [(clean: Int, corrupted: Int)], unmatched: Int)
+{
     var rng = SplitMix64(seed: seed)
     func key(_ e: Example, _ enc: Encoding) -> String { "\(e.heuristic ?? "")|\(enc.inputIds.count)" }
     var byKey: [String: [Int]] = [:]
@@ -106,31 +135,46 @@ public func pairHANS(_ examples: [Example], encodings: [Encoding], pool: [Exampl
 
 /// Path patching of `senders` on HANS `examples` (their subcases group the result), with `controls` matched
 /// random sender sets. Batches of 32 in file order.
-public func patchReport(model: BertModel, examples: [Example], encodings: [Encoding], senders: [(layer: Int, head: Int)],
-                        corruption source: PatchCorruptionSource, controls: Int, seed: UInt64, freeze: Bool = true, frozenLayerNorm: Bool = false,
-                        progress: ((String) -> Void)? = nil) throws -> PatchReport {
+public func patchReport(
+    model: BertModel, examples: [Example], encodings: [Encoding], senders: [(layer: Int, head: Int)],
+    corruption source: PatchCorruptionSource, controls: Int, seed: UInt64, freeze: Bool = true,
+    frozenLayerNorm: Bool = false,
+    progress: ((String) -> Void)? = nil
+) throws -> PatchReport {
     guard !senders.isEmpty else { throw ModelError.badInput("no sender heads to patch") }
     guard let entailment = model.config.labels.map({ $0.lowercased() }).firstIndex(of: "entailment") else {
-        throw ModelError.mismatch("path patching measures the entailment log-odds: the model needs an 'entailment' label (it has \(model.config.labels))")
+        throw ModelError.mismatch(
+            "path patching measures the entailment log-odds: the model needs an 'entailment' label (it has \(model.config.labels))"
+        )
     }
-    var kept = Array(encodings.indices), partners: [Int] = [], description = "mean activation"
-    if case let .paired(pool, poolEncodings, pairSeed) = source {
-        let (pairs, unmatched) = pairHANS(examples, encodings: encodings, pool: pool, poolEncodings: poolEncodings, seed: pairSeed)
-        guard !pairs.isEmpty else { throw ModelError.badInput("no pair has a partner of another label and the same length to corrupt with") }
+    var kept = Array(encodings.indices)
+    var partners: [Int] = []
+    var description = "mean activation"
+    if case .paired(let pool, let poolEncodings, let pairSeed) = source {
+        let (pairs, unmatched) = pairHANS(
+            examples, encodings: encodings, pool: pool, poolEncodings: poolEncodings, seed: pairSeed)
+        guard !pairs.isEmpty else {
+            throw ModelError.badInput("no pair has a partner of another label and the same length to corrupt with")
+        }
         (kept, partners) = (pairs.map(\.clean), pairs.map(\.corrupted))
-        description = "a paired input of the other label (same heuristic and length, seed \(pairSeed)): \(pairs.count) pairs, \(unmatched) without a partner left out"
+        description =
+            "a paired input of the other label (same heuristic and length, seed \(pairSeed)): \(pairs.count) pairs, \(unmatched) without a partner left out"
     }
-    func batched(_ idx: [Int], _ from: [Encoding]) -> [TokenBatch] { stride(from: 0, to: idx.count, by: 32).map { TokenBatch(idx[$0..<min(idx.count, $0 + 32)].map { from[$0] }) } }
+    func batched(_ idx: [Int], _ from: [Encoding]) -> [TokenBatch] {
+        stride(from: 0, to: idx.count, by: 32).map { TokenBatch(idx[$0..<min(idx.count, $0 + 32)].map { from[$0] }) }
+    }
     let batches = batched(kept, encodings)
     let corruption: PatchCorruption
     switch source {
-    case let .mean(activations): corruption = .mean(activations)
-    case let .paired(_, poolEncodings, _): corruption = .paired(batched(partners, poolEncodings))
+    case .mean(let activations): corruption = .mean(activations)
+    case .paired(_, let poolEncodings, _): corruption = .paired(batched(partners, poolEncodings))
     }
     let receivers = patchReceivers(senders: senders, layers: model.layerCount, heads: model.headCount)
     progress?("senders: \(receivers.count) receivers on \(kept.count) pairs")
     func patch(_ s: [(layer: Int, head: Int)]) throws -> PatchEffects {
-        try pathPatch(model: model, batches: batches, senders: s, receivers: receivers, corruption: corruption, entailment: entailment, freeze: freeze, frozenLayerNorm: frozenLayerNorm)
+        try pathPatch(
+            model: model, batches: batches, senders: s, receivers: receivers, corruption: corruption,
+            entailment: entailment, freeze: freeze, frozenLayerNorm: frozenLayerNorm)
     }
     let effects = try patch(senders)
     var controlEffects: [PatchEffects] = []
@@ -143,6 +187,8 @@ public func patchReport(model: BertModel, examples: [Example], encodings: [Encod
         let idx = kept.indices.filter { examples[kept[$0]].subcase == s }
         if !idx.isEmpty { groups.append((s, idx)) }
     }
-    return PatchReport(senders: senders, effects: effects, controls: controlEffects, groups: groups, freeze: freeze, frozenLayerNorm: frozenLayerNorm,
-                       seed: seed, corruption: description)
+    return PatchReport(
+        senders: senders, effects: effects, controls: controlEffects, groups: groups, freeze: freeze,
+        frozenLayerNorm: frozenLayerNorm,
+        seed: seed, corruption: description)
 }

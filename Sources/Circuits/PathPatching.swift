@@ -23,11 +23,11 @@ import Kernels
 import Model
 
 public enum PatchReceiver: Hashable, Sendable, CustomStringConvertible {
-    case head(layer: Int, head: Int, input: Character)   // input: "q", "k" or "v"
+    case head(layer: Int, head: Int, input: Character)  // input: "q", "k" or "v"
     case logits
     public var description: String {
         switch self {
-        case let .head(l, h, i): return "a\(l).h\(h).\(i)"
+        case .head(let l, let h, let i): return "a\(l).h\(h).\(i)"
         case .logits: return "logits"
         }
     }
@@ -60,7 +60,11 @@ public func patchReceivers(senders: [(layer: Int, head: Int)], layers L: Int, he
     let first = senders.map(\.layer).min() ?? L
     let senderSet = Set(senders.map { $0.layer * H + $0.head })
     var out: [PatchReceiver] = []
-    for l in 0..<L where l > first { for h in 0..<H where !senderSet.contains(l * H + h) { for i in "qkv" { out.append(.head(layer: l, head: h, input: i)) } } }
+    for l in 0..<L where l > first {
+        for h in 0..<H where !senderSet.contains(l * H + h) {
+            for i in "qkv" { out.append(.head(layer: l, head: h, input: i)) }
+        }
+    }
     return out + [.logits]
 }
 
@@ -73,15 +77,22 @@ public enum PatchCorruption {
 }
 
 /// Path patching of `senders` to every receiver in `receivers` (see the file comment).
-public func pathPatch(model: BertModel, batches: [TokenBatch], senders: [(layer: Int, head: Int)], receivers: [PatchReceiver],
-                      corruption: PatchCorruption, entailment: Int, freeze: Bool = true, frozenLayerNorm: Bool = false,
-                      pool: ThreadPool = .shared) throws -> PatchEffects {
-    let L = model.layerCount, H = model.headCount, d = model.headDim, D = model.hidden, C = model.config.numLabels
+public func pathPatch(
+    model: BertModel, batches: [TokenBatch], senders: [(layer: Int, head: Int)], receivers: [PatchReceiver],
+    corruption: PatchCorruption, entailment: Int, freeze: Bool = true, frozenLayerNorm: Bool = false,
+    pool: ThreadPool = .shared
+) throws -> PatchEffects {
+    let L = model.layerCount
+    let H = model.headCount
+    let d = model.headDim
+    let D = model.hidden
+    let C = model.config.numLabels
     switch corruption {
-    case let .mean(activations): try model.checkActivations(activations)
-    case let .paired(corrupted):
+    case .mean(let activations): try model.checkActivations(activations)
+    case .paired(let corrupted):
         guard corrupted.count == batches.count, zip(corrupted, batches).allSatisfy({ $0.offsets == $1.offsets }) else {
-            throw ModelError.badInput("paired corruption needs one corrupted sequence of the same length per clean sequence")
+            throw ModelError.badInput(
+                "paired corruption needs one corrupted sequence of the same length per clean sequence")
         }
     }
     let senderSet = Set(senders.map { $0.layer * H + $0.head })
@@ -90,9 +101,11 @@ public func pathPatch(model: BertModel, batches: [TokenBatch], senders: [(layer:
     for (bi, batch) in batches.enumerated() {
         let N = batch.tokenCount
         let clean = LayerInputs(D: D, recordScales: frozenLayerNorm)
-        let cleanLD = entailmentLogOdds(try model.forward(batch, observer: clean, pool: pool), classes: C, entailment: entailment)
+        let cleanLD = entailmentLogOdds(
+            try model.forward(batch, observer: clean, pool: pool), classes: C, entailment: entailment)
         let scales = frozenLayerNorm ? clean : nil
-        let corruptedContexts = try sendersCorrupted(model: model, corruption: corruption, batch: bi, senders: senderSet, tokens: N, pool: pool)
+        let corruptedContexts = try sendersCorrupted(
+            model: model, corruption: corruption, batch: bi, senders: senderSet, tokens: N, pool: pool)
         // Run P: senders corrupted, the others at their clean context (or recomputed without `freeze`).
         let patched = LayerInputs(D: D, frozenScales: scales) { l, ctx, tokens in
             for h in 0..<H {
@@ -102,25 +115,47 @@ public func pathPatch(model: BertModel, batches: [TokenBatch], senders: [(layer:
             }
         }
         let pLogits = try model.forward(batch, observer: patched, pool: pool)
-        let qkvClean = allocateFloats(N * 3 * d), qkvPatched = allocateFloats(N * 3 * d), qkvMixed = allocateFloats(N * 3 * d), ctxB = allocateFloats(N * d)
-        defer { qkvClean.deallocate(); qkvPatched.deallocate(); qkvMixed.deallocate(); ctxB.deallocate() }
-        var projected: (layer: Int, head: Int)? = nil   // the head whose clean and patched q/k/v the buffers hold
+        let qkvClean = allocateFloats(N * 3 * d)
+        let qkvPatched = allocateFloats(N * 3 * d)
+        let qkvMixed = allocateFloats(N * 3 * d)
+        let ctxB = allocateFloats(N * d)
+        defer {
+            qkvClean.deallocate()
+            qkvPatched.deallocate()
+            qkvMixed.deallocate()
+            ctxB.deallocate()
+        }
+        var projected: (layer: Int, head: Int)? = nil  // the head whose clean and patched q/k/v the buffers hold
         for (r, receiver) in receivers.enumerated() {
-            guard case let .head(j, b, input) = receiver else {
-                deltas[r] += zip(entailmentLogOdds(pLogits, classes: C, entailment: entailment), cleanLD).map { $0 - $1 }
+            guard case .head(let j, let b, let input) = receiver else {
+                deltas[r] += zip(entailmentLogOdds(pLogits, classes: C, entailment: entailment), cleanLD).map {
+                    $0 - $1
+                }
                 continue
             }
             // B's q/k/v from the clean x_j and from x_j^P, once per head (its three receivers share them).
             if projected?.layer != j || projected?.head != b {
-                clean.inputs[j].withUnsafeBufferPointer { model.headForward($0.baseAddress!, weights: headWeights[j][b], batch: batch, qkv: qkvClean, context: nil, pool: pool) }
-                patched.inputs[j].withUnsafeBufferPointer { model.headForward($0.baseAddress!, weights: headWeights[j][b], batch: batch, qkv: qkvPatched, context: nil, pool: pool) }
+                clean.inputs[j].withUnsafeBufferPointer {
+                    model.headForward(
+                        $0.baseAddress!, weights: headWeights[j][b], batch: batch, qkv: qkvClean, context: nil,
+                        pool: pool)
+                }
+                patched.inputs[j].withUnsafeBufferPointer {
+                    model.headForward(
+                        $0.baseAddress!, weights: headWeights[j][b], batch: batch, qkv: qkvPatched, context: nil,
+                        pool: pool)
+                }
                 projected = (j, b)
             }
             // The chosen part from x_j^P, the others from x_j; then B's context.
             let part = input == "q" ? 0 : input == "k" ? 1 : 2
             qkvMixed.update(from: qkvClean, count: N * 3 * d)
-            for t in 0..<N { (qkvMixed + t * 3 * d + part * d).update(from: qkvPatched + t * 3 * d + part * d, count: d) }
-            attention(qkv: qkvMixed, ldqkv: 3 * d, heads: 1, headDim: d, offsets: batch.offsets, ctx: ctxB, ldctx: d, pool: pool)
+            for t in 0..<N {
+                (qkvMixed + t * 3 * d + part * d).update(from: qkvPatched + t * 3 * d + part * d, count: d)
+            }
+            attention(
+                qkv: qkvMixed, ldqkv: 3 * d, heads: 1, headDim: d, offsets: batch.offsets, ctx: ctxB, ldctx: d,
+                pool: pool)
             let replace = LayerInputs(D: D, frozenScales: scales) { l, ctx, tokens in
                 guard l == j else { return }
                 for t in 0..<tokens { (ctx + t * D + b * d).update(from: ctxB + t * d, count: d) }
@@ -138,16 +173,23 @@ public func pathPatch(model: BertModel, batches: [TokenBatch], senders: [(layer:
 }
 
 /// The senders' corrupted contexts [L][N·D] for batch `bi` (only the sender heads' columns are read).
-func sendersCorrupted(model: BertModel, corruption: PatchCorruption, batch bi: Int, senders: Set<Int>, tokens N: Int, pool: ThreadPool) throws -> [[Float]] {
-    let L = model.layerCount, H = model.headCount, d = model.headDim, D = model.hidden
+func sendersCorrupted(
+    model: BertModel, corruption: PatchCorruption, batch bi: Int, senders: Set<Int>, tokens N: Int, pool: ThreadPool
+) throws -> [[Float]] {
+    let L = model.layerCount
+    let H = model.headCount
+    let d = model.headDim
+    let D = model.hidden
     switch corruption {
-    case let .mean(activations):
+    case .mean(let activations):
         return (0..<L).map { l in
             var c = [Float](repeating: 0, count: N * D)
-            for h in 0..<H where senders.contains(l * H + h) { for t in 0..<N { for e in 0..<d { c[t * D + h * d + e] = activations.avgHead[(l * H + h) * d + e] } } }
+            for h in 0..<H where senders.contains(l * H + h) {
+                for t in 0..<N { for e in 0..<d { c[t * D + h * d + e] = activations.avgHead[(l * H + h) * d + e] } }
+            }
             return c
         }
-    case let .paired(corrupted):
+    case .paired(let corrupted):
         let run = LayerInputs(D: D)
         _ = try model.forward(corrupted[bi], observer: run, pool: pool)
         return run.contexts
@@ -155,7 +197,9 @@ func sendersCorrupted(model: BertModel, corruption: PatchCorruption, batch bi: I
 }
 
 /// Random sender sets like `senders`: as many heads in each layer, drawn without replacement (seeded).
-public func matchedRandomSenders(_ senders: [(layer: Int, head: Int)], heads H: Int, count: Int, seed: UInt64) -> [[(layer: Int, head: Int)]] {
+public func matchedRandomSenders(_ senders: [(layer: Int, head: Int)], heads H: Int, count: Int, seed: UInt64) -> [[(
+    layer: Int, head: Int
+)]] {
     var rng = SplitMix64(seed: seed)
     let perLayer = Dictionary(grouping: senders, by: \.layer).mapValues(\.count)
     return (0..<count).map { _ in

@@ -20,7 +20,7 @@ public struct HeadRead: Sendable {
 
 public struct ReadsReport: Sendable {
     public let core: [(layer: Int, head: Int)]
-    public let reads: [HeadRead]          // sorted by Δout, largest first
+    public let reads: [HeadRead]  // sorted by Δout, largest first
     public let meanAbsLogitChange: Double
     public let klCleanToAblated: Double
     public let examples: Int
@@ -31,28 +31,42 @@ public struct ReadsReport: Sendable {
 /// every LayerNorm's per-token scales; with `frozenScales` (a run that recorded them) its LayerNorms use
 /// those scales instead of their own.
 final class LayerInputs: ForwardObserver {
-    var inputs: [[Float]] = []    // [L][N·D]
+    var inputs: [[Float]] = []  // [L][N·D]
     var contexts: [[Float]] = []  // [L][N·D]
     let D: Int
     let edit: ((_ layer: Int, _ ctx: UnsafeMutablePointer<Float>, _ tokens: Int) -> Void)?
     let recordScales: Bool
     let frozenScales: LayerInputs?
-    private var scales: [Int: UnsafeMutablePointer<Float>] = [:]   // layer·2 + site → [N]
+    private var scales: [Int: UnsafeMutablePointer<Float>] = [:]  // layer·2 + site → [N]
     private var scaleRows: [Int: Int] = [:]
 
-    init(D: Int, recordScales: Bool = false, frozenScales: LayerInputs? = nil, edit: ((Int, UnsafeMutablePointer<Float>, Int) -> Void)? = nil) {
+    init(
+        D: Int, recordScales: Bool = false, frozenScales: LayerInputs? = nil,
+        edit: ((Int, UnsafeMutablePointer<Float>, Int) -> Void)? = nil
+    ) {
         (self.D, self.recordScales, self.frozenScales, self.edit) = (D, recordScales, frozenScales, edit)
     }
-    deinit { scales.values.forEach { $0.deallocate() } }
-    func embeddings(_ x: UnsafePointer<Float>, tokens: Int) { inputs = [Array(UnsafeBufferPointer(start: x, count: tokens * D))]; contexts = [] }
-    func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int) { inputs.append(Array(UnsafeBufferPointer(start: x, count: tokens * D))) }
-    func attentionContext(layer: Int, _ ctx: UnsafePointer<Float>, tokens: Int) { contexts.append(Array(UnsafeBufferPointer(start: ctx, count: tokens * D))) }
+    deinit { for s in scales.values { s.deallocate() } }
+    func embeddings(_ x: UnsafePointer<Float>, tokens: Int) {
+        inputs = [Array(UnsafeBufferPointer(start: x, count: tokens * D))]
+        contexts = []
+    }
+    func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int) {
+        inputs.append(Array(UnsafeBufferPointer(start: x, count: tokens * D)))
+    }
+    func attentionContext(layer: Int, _ ctx: UnsafePointer<Float>, tokens: Int) {
+        contexts.append(Array(UnsafeBufferPointer(start: ctx, count: tokens * D)))
+    }
     func editContext(layer: Int, _ ctx: UnsafeMutablePointer<Float>, tokens: Int) { edit?(layer, ctx, tokens) }
     func layerNormScales(layer: Int, site: Int, tokens: Int) -> LayerNormScales? {
         let key = layer * 2 + site
         if let frozen = frozenScales, let p = frozen.scales[key], frozen.scaleRows[key] == tokens { return .fixed(p) }
         guard recordScales else { return nil }
-        if scaleRows[key] != tokens { scales[key]?.deallocate(); scales[key] = allocateFloats(tokens); scaleRows[key] = tokens }
+        if scaleRows[key] != tokens {
+            scales[key]?.deallocate()
+            scales[key] = allocateFloats(tokens)
+            scaleRows[key] = tokens
+        }
         return .record(scales[key]!)
     }
 }
@@ -64,8 +78,16 @@ extension ReadsReport {
         .object([
             ("core", .array(core.map { .array([.int($0.layer), .int($0.head)]) })), ("examples", .int(examples)),
             ("mean_abs_logit_change", .float(meanAbsLogitChange)), ("kl_clean_to_ablated", .float(klCleanToAblated)),
-            ("reads", .array(reads.map { .object([("layer", .int($0.layer)), ("head", .int($0.head)), ("dq", .float($0.dq)),
-                                                   ("dk", .float($0.dk)), ("dv", .float($0.dv)), ("dout", .float($0.dout))]) })),
+            (
+                "reads",
+                .array(
+                    reads.map {
+                        .object([
+                            ("layer", .int($0.layer)), ("head", .int($0.head)), ("dq", .float($0.dq)),
+                            ("dk", .float($0.dk)), ("dv", .float($0.dv)), ("dout", .float($0.dout)),
+                        ])
+                    })
+            ),
         ])
     }
 }
@@ -78,40 +100,59 @@ public func coreMasks(_ core: [(layer: Int, head: Int)], layers: Int, heads: Int
 
 /// Head `h` of layer `l` run alone on a layer input `x` [N, D]: its context [N, d] (what the model computes
 /// for that head when the whole layer sees `x`).
-public func headContext(model: BertModel, layer l: Int, head h: Int, input x: [Float], batch: TokenBatch,
-                        pool: ThreadPool = .shared) -> [Float] {
+public func headContext(
+    model: BertModel, layer l: Int, head h: Int, input x: [Float], batch: TokenBatch,
+    pool: ThreadPool = .shared
+) -> [Float] {
     let qkv = allocateFloats(batch.tokenCount * 3 * model.headDim)
     defer { qkv.deallocate() }
     var ctx = [Float](repeating: 0, count: batch.tokenCount * model.headDim)
-    x.withUnsafeBufferPointer { xp in ctx.withUnsafeMutableBufferPointer {
-        model.headForward(xp.baseAddress!, weights: model.headQKVWeights(layer: l, head: h), batch: batch, qkv: qkv, context: $0.baseAddress!, pool: pool)
-    } }
+    x.withUnsafeBufferPointer { xp in
+        ctx.withUnsafeMutableBufferPointer {
+            model.headForward(
+                xp.baseAddress!, weights: model.headQKVWeights(layer: l, head: h), batch: batch, qkv: qkv,
+                context: $0.baseAddress!, pool: pool)
+        }
+    }
     return ctx
 }
 
 /// Records the layer inputs and pre-mask head contexts of one forward pass (public for tests and scripts).
-public func recordLayers(model: BertModel, batch: TokenBatch, soft: (masks: MaskValues, ablation: Ablation)? = nil,
-                         pool: ThreadPool = .shared) throws -> (logits: [Float], inputs: [[Float]], contexts: [[Float]]) {
+public func recordLayers(
+    model: BertModel, batch: TokenBatch, soft: (masks: MaskValues, ablation: Ablation)? = nil,
+    pool: ThreadPool = .shared
+) throws -> (logits: [Float], inputs: [[Float]], contexts: [[Float]]) {
     let rec = LayerInputs(D: model.hidden)
     let logits = try model.forward(batch, soft: soft, observer: rec, pool: pool)
     return (logits, rec.inputs, rec.contexts)
 }
 
-public func coreReads(model: BertModel, batches: [TokenBatch], core: [(layer: Int, head: Int)], activations: MeanActivations,
-                      pool: ThreadPool = .shared) throws -> ReadsReport {
-    let L = model.layerCount, H = model.headCount, d = model.headDim, D = model.hidden, C = model.config.numLabels
+public func coreReads(
+    model: BertModel, batches: [TokenBatch], core: [(layer: Int, head: Int)], activations: MeanActivations,
+    pool: ThreadPool = .shared
+) throws -> ReadsReport {
+    let L = model.layerCount
+    let H = model.headCount
+    let d = model.headDim
+    let D = model.hidden
+    let C = model.config.numLabels
     guard !core.isEmpty else { throw ModelError.badInput("the core is empty: nothing to ablate") }
     let firstCoreLayer = core.map(\.layer).min()!
     let coreSet = Set(core.map { $0.layer * H + $0.head })
     let masks = coreMasks(core, layers: L, heads: H)
-    let readers = (0..<L).flatMap { l in (0..<H).map { (l, $0) } }.filter { $0.0 > firstCoreLayer && !coreSet.contains($0.0 * H + $0.1) }
+    let readers = (0..<L).flatMap { l in (0..<H).map { (l, $0) } }.filter {
+        $0.0 > firstCoreLayer && !coreSet.contains($0.0 * H + $0.1)
+    }
     // Per reader: Σ‖Δ‖² and Σ‖clean‖² for q, k, v, out.
     var sums = [[Double]](repeating: [Double](repeating: 0, count: 8), count: readers.count)
     let headWeights = (0..<L).map { l in (0..<H).map { model.headQKVWeights(layer: l, head: $0) } }
-    var absLogit = 0.0, kl = 0.0, examples = 0
+    var absLogit = 0.0
+    var kl = 0.0
+    var examples = 0
     for batch in batches {
         let N = batch.tokenCount
-        let clean = LayerInputs(D: D), ablated = LayerInputs(D: D)
+        let clean = LayerInputs(D: D)
+        let ablated = LayerInputs(D: D)
         let cleanLogits = try model.forward(batch, observer: clean, pool: pool)
         let ablatedLogits = try model.forward(batch, soft: (masks, .mean(activations)), observer: ablated, pool: pool)
         for i in cleanLogits.indices { absLogit += Double(abs(cleanLogits[i] - ablatedLogits[i])) / Double(C) }
@@ -119,21 +160,35 @@ public func coreReads(model: BertModel, batches: [TokenBatch], core: [(layer: In
         let target = (0..<batch.count).flatMap { b in softmaxDouble(Array(cleanLogits[(b * C)..<((b + 1) * C)])) }
         kl += distributionLoss(logits: ablatedLogits, targets: target, classes: C, kl: true).loss * Double(batch.count)
         examples += batch.count
-        let qkvClean = allocateFloats(N * 3 * d), qkvAbl = allocateFloats(N * 3 * d), ctxAbl = allocateFloats(N * d)
-        defer { qkvClean.deallocate(); qkvAbl.deallocate(); ctxAbl.deallocate() }
+        let qkvClean = allocateFloats(N * 3 * d)
+        let qkvAbl = allocateFloats(N * 3 * d)
+        let ctxAbl = allocateFloats(N * d)
+        defer {
+            qkvClean.deallocate()
+            qkvAbl.deallocate()
+            ctxAbl.deallocate()
+        }
         for (r, (l, h)) in readers.enumerated() {
-            clean.inputs[l].withUnsafeBufferPointer { model.headForward($0.baseAddress!, weights: headWeights[l][h], batch: batch, qkv: qkvClean, context: nil, pool: pool) }
-            ablated.inputs[l].withUnsafeBufferPointer { model.headForward($0.baseAddress!, weights: headWeights[l][h], batch: batch, qkv: qkvAbl, context: ctxAbl, pool: pool) }
+            clean.inputs[l].withUnsafeBufferPointer {
+                model.headForward(
+                    $0.baseAddress!, weights: headWeights[l][h], batch: batch, qkv: qkvClean, context: nil, pool: pool)
+            }
+            ablated.inputs[l].withUnsafeBufferPointer {
+                model.headForward(
+                    $0.baseAddress!, weights: headWeights[l][h], batch: batch, qkv: qkvAbl, context: ctxAbl, pool: pool)
+            }
             for t in 0..<N {
                 for part in 0..<3 {
                     for e in 0..<d {
-                        let c = Double(qkvClean[t * 3 * d + part * d + e]), a = Double(qkvAbl[t * 3 * d + part * d + e])
+                        let c = Double(qkvClean[t * 3 * d + part * d + e])
+                        let a = Double(qkvAbl[t * 3 * d + part * d + e])
                         sums[r][2 * part] += (a - c) * (a - c)
                         sums[r][2 * part + 1] += c * c
                     }
                 }
                 for e in 0..<d {
-                    let c = Double(clean.contexts[l][t * D + h * d + e]), a = Double(ctxAbl[t * d + e])
+                    let c = Double(clean.contexts[l][t * D + h * d + e])
+                    let a = Double(ctxAbl[t * d + e])
                     sums[r][6] += (a - c) * (a - c)
                     sums[r][7] += c * c
                 }
@@ -142,8 +197,11 @@ public func coreReads(model: BertModel, batches: [TokenBatch], core: [(layer: In
     }
     func rel(_ s: [Double], _ i: Int) -> Double { (s[2 * i] / max(s[2 * i + 1], 1e-300)).squareRoot() }
     let reads = readers.enumerated().map { (r, lh) in
-        HeadRead(layer: lh.0, head: lh.1, dq: rel(sums[r], 0), dk: rel(sums[r], 1), dv: rel(sums[r], 2), dout: rel(sums[r], 3))
+        HeadRead(
+            layer: lh.0, head: lh.1, dq: rel(sums[r], 0), dk: rel(sums[r], 1), dv: rel(sums[r], 2),
+            dout: rel(sums[r], 3))
     }.sorted { $0.dout > $1.dout }
-    return ReadsReport(core: core, reads: reads, meanAbsLogitChange: absLogit / Double(max(1, examples)),
-                       klCleanToAblated: kl / Double(max(1, examples)), examples: examples)
+    return ReadsReport(
+        core: core, reads: reads, meanAbsLogitChange: absLogit / Double(max(1, examples)),
+        klCleanToAblated: kl / Double(max(1, examples)), examples: examples)
 }

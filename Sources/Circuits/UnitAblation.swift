@@ -26,32 +26,47 @@ public struct UnitAblation: Sendable {
     public var layers: Int, heads: Int
 
     public func delta(_ u: Int, dataset d: Int) -> (accuracy: Double, loss: Double?) {
-        let o = units[u].outcomes[d], b = base[d]
+        let o = units[u].outcomes[d]
+        let b = base[d]
         return (o.accuracy - b.accuracy, o.loss.flatMap { l in b.loss.map { l - $0 } })
     }
 }
 
 /// Ablates each unit `base` keeps (nil: the full model) on every dataset.
-public func ablateUnits(model: BertModel, datasets: [PreparedDataset], base: MaskValues?, baseName: String, ablation: Ablation,
-                        batchSize: Int, progress: ((Int) -> Void)? = nil) throws -> UnitAblation {
-    let L = model.layerCount, H = model.headCount
+public func ablateUnits(
+    model: BertModel, datasets: [PreparedDataset], base: MaskValues?, baseName: String, ablation: Ablation,
+    batchSize: Int, progress: ((Int) -> Void)? = nil
+) throws -> UnitAblation {
+    let L = model.layerCount
+    let H = model.headCount
     let start = base ?? MaskValues.ones(layers: L, heads: H)
     var targets = [EvalTarget(name: baseName, index: 0, sparsity: start.sparsity, seed: .null, masks: base)]
     var units: [PrunableUnit] = []
     for i in 0..<(L * H + L) {
         let u = PrunableUnit(index: i, layers: L, heads: H)
         var m = start
-        if let h = u.head { guard m.heads[u.layer][h] > 0 else { continue }; m.heads[u.layer][h] = 0 } else { guard m.mlps[u.layer] > 0 else { continue }; m.mlps[u.layer] = 0 }
+        if let h = u.head {
+            guard m.heads[u.layer][h] > 0 else { continue }
+            m.heads[u.layer][h] = 0
+        } else {
+            guard m.mlps[u.layer] > 0 else { continue }
+            m.mlps[u.layer] = 0
+        }
         units.append(u)
-        targets.append(EvalTarget(name: u.description, index: targets.count, sparsity: m.sparsity, seed: .null, masks: m))
+        targets.append(
+            EvalTarget(name: u.description, index: targets.count, sparsity: m.sparsity, seed: .null, masks: m))
     }
-    let results = try evaluateTargets(model: model, datasets: datasets, targets: targets, ablation: ablation, batchSize: batchSize,
-                                      keepLogits: true, progress: progress)
+    let results = try evaluateTargets(
+        model: model, datasets: datasets, targets: targets, ablation: ablation, batchSize: batchSize,
+        keepLogits: true, progress: progress)
     func outcomes(_ r: TargetResult) -> [UnitAblation.Outcome] {
-        datasets.enumerated().map { d, set in UnitAblation.Outcome(accuracy: r.metrics[d].accuracy, loss: goldLoss(r.logits[d], set)) }
+        datasets.enumerated().map { d, set in
+            UnitAblation.Outcome(accuracy: r.metrics[d].accuracy, loss: goldLoss(r.logits[d], set))
+        }
     }
-    return UnitAblation(baseName: baseName, datasets: datasets.map(\.referenceKey), base: outcomes(results[0]),
-                        units: zip(units, results.dropFirst()).map { ($0, outcomes($1)) }, layers: L, heads: H)
+    return UnitAblation(
+        baseName: baseName, datasets: datasets.map(\.referenceKey), base: outcomes(results[0]),
+        units: zip(units, results.dropFirst()).map { ($0, outcomes($1)) }, layers: L, heads: H)
 }
 
 /// Mean −log p(gold scoring class); nil when some example has no gold label.
@@ -69,7 +84,9 @@ func goldLoss(_ logits: [[Float]], _ set: PreparedDataset) -> Double? {
 
 extension UnitAblation {
     public var json: JSONValue {
-        func o(_ x: Outcome) -> JSONValue { .object([("accuracy", .float(x.accuracy)), ("loss", x.loss.map { .float($0) } ?? .null)]) }
+        func o(_ x: Outcome) -> JSONValue {
+            .object([("accuracy", .float(x.accuracy)), ("loss", x.loss.map { .float($0) } ?? .null)])
+        }
         let baseMetrics: [(String, JSONValue)] = zip(datasets, base).map { ($0, o($1)) }
         return .object([
             ("base", .string(baseName)), ("datasets", .array(datasets.map { .string($0) })),
@@ -80,7 +97,8 @@ extension UnitAblation {
 
     func unitJSON(_ u: Int) -> JSONValue {
         let metrics: [(String, JSONValue)] = datasets.indices.map { d in
-            let delta = self.delta(u, dataset: d), o = units[u].outcomes[d]
+            let delta = self.delta(u, dataset: d)
+            let o = units[u].outcomes[d]
             let fields: [(String, JSONValue)] = [
                 ("accuracy", .float(o.accuracy)), ("loss", o.loss.map { .float($0) } ?? .null),
                 ("delta_accuracy", .float(delta.accuracy)), ("delta_loss", delta.loss.map { .float($0) } ?? .null),
@@ -94,11 +112,15 @@ extension UnitAblation {
     /// units the base does not keep are grey.
     public func svg(dataset d: Int) -> String {
         var value: [PrunableUnit: Double] = [:]
-        for u in units.indices { let dl = delta(u, dataset: d); value[units[u].unit] = dl.loss ?? -dl.accuracy }
+        for u in units.indices {
+            let dl = delta(u, dataset: d)
+            value[units[u].unit] = dl.loss ?? -dl.accuracy
+        }
         let measure = base[d].loss == nil ? "accuracy drop" : "Δ loss"
-        return svgHeatmap(title: "Ablating one unit: \(measure), \(datasets[d])", layers: layers, heads: heads,
-                          values: { value[.head($0, $1)] }, mlp: { value[.mlp($0)] }, maxValue: max(1e-9, value.values.max() ?? 1),
-                          legend: "\(measure) when the unit is removed from \(baseName); grey: not in it")
+        return svgHeatmap(
+            title: "Ablating one unit: \(measure), \(datasets[d])", layers: layers, heads: heads,
+            values: { value[.head($0, $1)] }, mlp: { value[.mlp($0)] }, maxValue: max(1e-9, value.values.max() ?? 1),
+            legend: "\(measure) when the unit is removed from \(baseName); grey: not in it")
     }
 
     /// One heatmap per dataset: `path` itself for one dataset, PATH-KEY.svg for several.

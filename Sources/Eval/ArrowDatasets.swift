@@ -27,25 +27,39 @@ extension Dataset {
         }
         if fm.fileExists(atPath: path + "/dataset_dict.json") {
             let splits = entries.filter { isDirectory(path + "/" + $0) }
-            guard let split = splits.contains("validation") ? "validation" : splits.count == 1 ? splits.first : nil else {
-                throw DataError.badFile(path: path, reason: "a dataset dict with splits \(splits) and no 'validation': name one, e.g. --data \(path)/\(splits.first ?? "train")")
+            guard let split = splits.contains("validation") ? "validation" : splits.count == 1 ? splits.first : nil
+            else {
+                throw DataError.badFile(
+                    path: path,
+                    reason:
+                        "a dataset dict with splits \(splits) and no 'validation': name one, e.g. --data \(path)/\(splits.first ?? "train")"
+                )
             }
             return try arrowFiles(path + "/" + split, depth: depth + 1)
         }
         guard depth < 3 else { return [] }
-        return try entries.filter { isDirectory(path + "/" + $0) }.flatMap { try arrowFiles(path + "/" + $0, depth: depth + 1) }
+        return try entries.filter { isDirectory(path + "/" + $0) }.flatMap {
+            try arrowFiles(path + "/" + $0, depth: depth + 1)
+        }
     }
 
     /// A datasets folder read into examples (the file comment says which columns).
     static func loadArrowFolder(_ path: String, keys: Keys, skipBadRows: Bool, limit: Int?) throws -> Dataset {
         let files = try arrowFiles(path)
-        guard !files.isEmpty else { throw DataError.badFile(path: path, reason: "a folder without a Hugging Face dataset (no dataset_info.json, dataset_dict.json or .arrow files)") }
+        guard !files.isEmpty else {
+            throw DataError.badFile(
+                path: path,
+                reason:
+                    "a folder without a Hugging Face dataset (no dataset_info.json, dataset_dict.json or .arrow files)")
+        }
         var ds = Dataset(name: (path as NSString).lastPathComponent, path: path, format: .jsonl, examples: [])
         ds.skipBadRows = skipBadRows
         for (file, info) in files {
             if let limit, ds.examples.count >= limit { break }
             let table: ArrowTable
-            do { table = try ArrowTable(bytes: try readDataFile(file), path: file) } catch let e as CheckpointError { throw DataError.badFile(path: file, reason: "\(e)") }
+            do { table = try ArrowTable(bytes: try readDataFile(file), path: file) } catch let e as CheckpointError {
+                throw DataError.badFile(path: file, reason: "\(e)")
+            }
             let labelNames = try info.map { try classLabelNames($0) } ?? nil
             ds.format = try ds.append(table, file: file, keys: keys, labelNames: labelNames, limit: limit)
         }
@@ -59,27 +73,42 @@ extension Dataset {
     }
 
     /// Rows of one table appended as examples; returns the format the columns imply.
-    mutating func append(_ t: ArrowTable, file: String, keys: Keys, labelNames: [String]?, limit: Int?) throws -> DataFormat {
+    mutating func append(_ t: ArrowTable, file: String, keys: Keys, labelNames: [String]?, limit: Int?) throws
+        -> DataFormat
+    {
         func strings(_ names: [String?]) -> (String, [String?])? {
-            for case let n? in names { if case let .strings(v)? = t.column(n) { return (n, v) } }
+            for case let n? in names { if case .strings(let v)? = t.column(n) { return (n, v) } }
             return nil
         }
         guard let (textName, text) = strings(["premise", "sentence1", "question1", keys.text]) else {
-            throw DataError.badFile(path: file, reason: "no text column (premise, sentence1, question1 or --text-key \(keys.text)); columns: \(t.names)")
+            throw DataError.badFile(
+                path: file,
+                reason: "no text column (premise, sentence1, question1 or --text-key \(keys.text)); columns: \(t.names)"
+            )
         }
         let pair = strings(["hypothesis", "sentence2", "question2", keys.pair])?.1
-        let heuristic = strings(["heuristic"])?.1, subcase = strings(["subcase"])?.1
+        let heuristic = strings(["heuristic"])?.1
+        let subcase = strings(["subcase"])?.1
         let labels: [String?] = {
             switch t.column(keys.label ?? "label") {
-            case let .ints(v)?: return v.map { i in i.flatMap { i in i < 0 ? nil : labelNames.map { i < $0.count ? $0[i] : String(i) } ?? String(i) } }
-            case let .strings(v)?: return v
+            case .ints(let v)?:
+                return v.map { i in
+                    i.flatMap { i in i < 0 ? nil : labelNames.map { i < $0.count ? $0[i] : String(i) } ?? String(i) }
+                }
+            case .strings(let v)?: return v
             default: return [String?](repeating: nil, count: t.rows)
             }
         }()
         for r in 0..<t.rows {
             if let limit, examples.count >= limit { break }
-            guard let s = text[r] else { try reject(r + 1, "\(file): row \(r) has no \(textName)"); continue }
-            examples.append(Example(text: s, pair: pair?[r], label: labels[r], heuristic: heuristic?[r], subcase: subcase?[r], line: r + 1))
+            guard let s = text[r] else {
+                try reject(r + 1, "\(file): row \(r) has no \(textName)")
+                continue
+            }
+            examples.append(
+                Example(
+                    text: s, pair: pair?[r], label: labels[r], heuristic: heuristic?[r], subcase: subcase?[r],
+                    line: r + 1))
         }
         if heuristic != nil { return .hans }
         switch textName {

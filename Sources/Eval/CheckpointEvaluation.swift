@@ -13,33 +13,43 @@ public func checkpointFolders(_ folder: String) throws -> [(step: Int, path: Str
         throw DataError.badFile(path: folder, reason: "is not a readable folder")
     }
     let found = names.compactMap { n -> (Int, String)? in
-        guard n.hasPrefix("checkpoint-"), let step = Int(n.dropFirst("checkpoint-".count)), step >= 0 else { return nil }
+        guard n.hasPrefix("checkpoint-"), let step = Int(n.dropFirst("checkpoint-".count)), step >= 0 else {
+            return nil
+        }
         return (step, folder + "/" + n)
     }.sorted { $0.0 < $1.0 }
     guard !found.isEmpty else {
-        throw DataError.badFile(path: folder, reason: "has no checkpoint-STEP folders (write them with `hcore finetune --save-steps N`)")
+        throw DataError.badFile(
+            path: folder, reason: "has no checkpoint-STEP folders (write them with `hcore finetune --save-steps N`)")
     }
     return found.map { (step: $0.0, path: $0.1) }
 }
 
 /// Each checkpoint as the full model on the datasets: the sets are read and tokenized once, with the first
 /// checkpoint's tokenizer (every checkpoint of one run has the same). Results are named "checkpoint-STEP".
-public func evaluateCheckpoints(_ checkpoints: [(step: Int, path: String)], data: [String], keys: Dataset.Keys, skipBadRows: Bool,
-                                limit: Int?, options: PredictionOptions, warn: (String) -> Void,
-                                progress: ((Int) -> Void)? = nil) throws -> (prepared: [PreparedDataset], results: [TargetResult], fingerprints: [String]) {
+public func evaluateCheckpoints(
+    _ checkpoints: [(step: Int, path: String)], data: [String], keys: Dataset.Keys, skipBadRows: Bool,
+    limit: Int?, options: PredictionOptions, warn: (String) -> Void,
+    progress: ((Int) -> Void)? = nil
+) throws -> (prepared: [PreparedDataset], results: [TargetResult], fingerprints: [String]) {
     guard let first = checkpoints.first else { throw UsageError("no checkpoints to evaluate") }
     let tokenizer = try BertTokenizer.load(folder: first.path)
-    var prepared: [PreparedDataset] = [], results: [TargetResult] = [], fingerprints: [String] = []
+    var prepared: [PreparedDataset] = []
+    var results: [TargetResult] = []
+    var fingerprints: [String] = []
     for (k, c) in checkpoints.enumerated() {
         let model = try BertModel.load(folder: c.path)
         if prepared.isEmpty {
-            prepared = try prepareDatasets(data, keys: keys, skipBadRows: skipBadRows, limit: limit, model: model, tokenizer: tokenizer, options: options, warn: warn)
+            prepared = try prepareDatasets(
+                data, keys: keys, skipBadRows: skipBadRows, limit: limit, model: model, tokenizer: tokenizer,
+                options: options, warn: warn)
         }
         var target = EvalTarget.full
         (target.name, target.index, target.seed, target.step) = ("checkpoint-\(c.step)", k, .null, c.step)
         let done = results.count * prepared.reduce(0) { $0 + $1.encodings.count }
-        results += try evaluateTargets(model: model, datasets: prepared, targets: [target], ablation: .zero, batchSize: options.batchSize,
-                                       keepLogits: false, progress: { progress?(done + $0) })
+        results += try evaluateTargets(
+            model: model, datasets: prepared, targets: [target], ablation: .zero, batchSize: options.batchSize,
+            keepLogits: false, progress: { progress?(done + $0) })
         fingerprints.append(model.fingerprint)
     }
     return (prepared, results, fingerprints)
@@ -47,13 +57,21 @@ public func evaluateCheckpoints(_ checkpoints: [(step: Int, path: String)], data
 
 /// The document of `hcore eval --checkpoints FOLDER`: one result per checkpoint (with its step); the
 /// fingerprint is the last checkpoint's.
-public func checkpointsDocument(_ folder: String, data: [String], keys: Dataset.Keys, skipBadRows: Bool, limit: Int?,
-                                options: PredictionOptions, warn: (String) -> Void) throws -> EvalDocument {
-    let list = try checkpointFolders(folder), started = Date()
-    warn("evaluating \(list.count) checkpoints of \(folder): steps \(list.map { String($0.step) }.joined(separator: ", "))")
-    let (prepared, results, fingerprints) = try evaluateCheckpoints(list, data: data, keys: keys, skipBadRows: skipBadRows, limit: limit,
-                                                                    options: options, warn: warn)
-    return EvalDocument(modelPath: folder, fingerprint: fingerprints.last!, store: nil, ablation: "none", maskMode: "binary",
-                        maxLength: options.maxLength, shard: "1/1", subnetworksTotal: results.count, prepared: prepared, results: results,
-                        seconds: Date().timeIntervalSince(started))
+public func checkpointsDocument(
+    _ folder: String, data: [String], keys: Dataset.Keys, skipBadRows: Bool, limit: Int?,
+    options: PredictionOptions, warn: (String) -> Void
+) throws -> EvalDocument {
+    let list = try checkpointFolders(folder)
+    let started = Date()
+    warn(
+        "evaluating \(list.count) checkpoints of \(folder): steps \(list.map { String($0.step) }.joined(separator: ", "))"
+    )
+    let (prepared, results, fingerprints) = try evaluateCheckpoints(
+        list, data: data, keys: keys, skipBadRows: skipBadRows, limit: limit,
+        options: options, warn: warn)
+    return EvalDocument(
+        modelPath: folder, fingerprint: fingerprints.last!, store: nil, ablation: "none", maskMode: "binary",
+        maxLength: options.maxLength, shard: "1/1", subnetworksTotal: results.count, prepared: prepared,
+        results: results,
+        seconds: Date().timeIntervalSince(started))
 }

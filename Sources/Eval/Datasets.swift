@@ -22,7 +22,10 @@ public struct Example: Sendable, Equatable {
     /// 1-based line in the source file.
     public var line: Int
 
-    public init(text: String, pair: String? = nil, label: String? = nil, heuristic: String? = nil, subcase: String? = nil, line: Int = 0) {
+    public init(
+        text: String, pair: String? = nil, label: String? = nil, heuristic: String? = nil, subcase: String? = nil,
+        line: Int = 0
+    ) {
         self.text = text
         self.pair = pair
         self.label = label
@@ -43,8 +46,9 @@ public enum DataError: ClassifiedError {
 
     public var description: String {
         switch self {
-        case let .badRow(path, line, reason): return "\(path):\(line): \(reason) (use --skip-bad-rows to skip such rows)"
-        case let .badFile(path, reason): return "\(path): \(reason)"
+        case .badRow(let path, let line, let reason):
+            return "\(path):\(line): \(reason) (use --skip-bad-rows to skip such rows)"
+        case .badFile(let path, let reason): return "\(path): \(reason)"
         }
     }
 }
@@ -69,9 +73,12 @@ public struct Dataset: Sendable {
         }
     }
 
-    public static func load(_ path: String, format: DataFormat = .auto, keys: Keys = Keys(),
-                            skipBadRows: Bool = false, limit: Int? = nil) throws -> Dataset {
-        if isDirectory(path) { return try loadArrowFolder(path, keys: keys, skipBadRows: skipBadRows, limit: limit) }   // a Hugging Face datasets folder
+    public static func load(
+        _ path: String, format: DataFormat = .auto, keys: Keys = Keys(),
+        skipBadRows: Bool = false, limit: Int? = nil
+    ) throws -> Dataset {
+        // a Hugging Face datasets folder
+        if isDirectory(path) { return try loadArrowFolder(path, keys: keys, skipBadRows: skipBadRows, limit: limit) }
         let bytes: [UInt8]
         do { bytes = try readDataFile(path) } catch let e as CheckpointError {
             throw DataError.badFile(path: path, reason: "\(e)")
@@ -81,8 +88,10 @@ public struct Dataset: Sendable {
 
     /// A data file's decompressed bytes, read as if from `path` (whose name picks the format under .auto
     /// and names the file in errors): the embedded HANS files take this way.
-    public static func parse(_ bytes: [UInt8], path: String, format: DataFormat = .auto, keys: Keys = Keys(),
-                             skipBadRows: Bool = false, limit: Int? = nil) throws -> Dataset {
+    public static func parse(
+        _ bytes: [UInt8], path: String, format: DataFormat = .auto, keys: Keys = Keys(),
+        skipBadRows: Bool = false, limit: Int? = nil
+    ) throws -> Dataset {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw DataError.badFile(path: path, reason: "not UTF-8 text")
         }
@@ -114,12 +123,21 @@ public struct Dataset: Sendable {
             if let limit, examples.count >= limit { break }
             if l.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
             guard let obj = (try? JSONSerialization.jsonObject(with: Data(l.utf8))) as? [String: Any] else {
-                try reject(i + 1, "not a JSON object"); continue
+                try reject(i + 1, "not a JSON object")
+                continue
             }
-            guard let t = obj[keys.text] as? String else { try reject(i + 1, "no string field '\(keys.text)'"); continue }
+            guard let t = obj[keys.text] as? String else {
+                try reject(i + 1, "no string field '\(keys.text)'")
+                continue
+            }
             var ex = Example(text: t, line: i + 1)
             if let pk = keys.pair, let p = obj[pk] {
-                if let ps = p as? String { ex.pair = ps } else if !(p is NSNull) { try reject(i + 1, "'\(pk)' is not a string"); continue }
+                if let ps = p as? String {
+                    ex.pair = ps
+                } else if !(p is NSNull) {
+                    try reject(i + 1, "'\(pk)' is not a string")
+                    continue
+                }
             }
             if let lk = keys.label, let v = obj[lk], !(v is NSNull) { ex.label = "\(v)" }
             ex.heuristic = obj["heuristic"] as? String
@@ -132,11 +150,17 @@ public struct Dataset: Sendable {
     private mutating func readCSV(_ text: String, keys: Keys, limit: Int?) throws {
         let rows = try parseCSV(text, path: path)
         guard let header = rows.first else { return }
-        guard let ti = header.firstIndex(of: keys.text) else { throw DataError.badFile(path: path, reason: "no column '\(keys.text)' in header \(header)") }
-        let pi = keys.pair.flatMap { header.firstIndex(of: $0) }, li = keys.label.flatMap { header.firstIndex(of: $0) }
+        guard let ti = header.firstIndex(of: keys.text) else {
+            throw DataError.badFile(path: path, reason: "no column '\(keys.text)' in header \(header)")
+        }
+        let pi = keys.pair.flatMap { header.firstIndex(of: $0) }
+        let li = keys.label.flatMap { header.firstIndex(of: $0) }
         for (line, r) in rows.dropFirst().enumerated() {
             if let limit, examples.count >= limit { break }
-            guard r.count == header.count else { try reject(line + 2, "\(r.count) fields, header has \(header.count)"); continue }
+            guard r.count == header.count else {
+                try reject(line + 2, "\(r.count) fields, header has \(header.count)")
+                continue
+            }
             examples.append(Example(text: r[ti], pair: pi.map { r[$0] }, label: li.map { r[$0] }, line: line + 2))
         }
     }
@@ -150,17 +174,33 @@ public struct Dataset: Sendable {
         let header = splitTabs(bytes, headerRow).map { String(decoding: bytes[$0], as: UTF8.self) }
         func col(_ names: [String]) throws -> Int {
             for n in names { if let i = header.firstIndex(of: n) { return i } }
-            throw DataError.badFile(path: path, reason: "\(fmt.rawValue) file without a '\(names[0])' column (header: \(header.joined(separator: ", ")))")
+            throw DataError.badFile(
+                path: path,
+                reason:
+                    "\(fmt.rawValue) file without a '\(names[0])' column (header: \(header.joined(separator: ", ")))")
         }
         let (ti, pi, li): (Int, Int, Int)
-        var hi: Int? = nil, si: Int? = nil
+        var hi: Int? = nil
+        var si: Int? = nil
         switch fmt {
         case .hans:
-            ti = try col(["sentence1"]); pi = try col(["sentence2"]); li = try col(["gold_label"])
-            hi = header.firstIndex(of: "heuristic"); si = header.firstIndex(of: "subcase")
-        case .mnli: ti = try col(["sentence1"]); pi = try col(["sentence2"]); li = try col(["gold_label"])
-        case .qqp: ti = try col(["question1"]); pi = try col(["question2"]); li = try col(["is_duplicate"])
-        default: ti = try col(["sentence1"]); pi = try col(["sentence2"]); li = try col(["label"])
+            ti = try col(["sentence1"])
+            pi = try col(["sentence2"])
+            li = try col(["gold_label"])
+            hi = header.firstIndex(of: "heuristic")
+            si = header.firstIndex(of: "subcase")
+        case .mnli:
+            ti = try col(["sentence1"])
+            pi = try col(["sentence2"])
+            li = try col(["gold_label"])
+        case .qqp:
+            ti = try col(["question1"])
+            pi = try col(["question2"])
+            li = try col(["is_duplicate"])
+        default:
+            ti = try col(["sentence1"])
+            pi = try col(["sentence2"])
+            li = try col(["label"])
         }
         let needed = [ti, pi, li, hi ?? 0, si ?? 0].max()!
         for (i, row) in rows.enumerated().dropFirst() {
@@ -168,19 +208,27 @@ public struct Dataset: Sendable {
             if row.isEmpty { continue }
             let f = splitTabs(bytes, row)
             func field(_ k: Int) -> String { String(decoding: bytes[f[k]], as: UTF8.self) }
-            guard f.count > needed else { try reject(i + 1, "\(f.count) tab-separated fields, expected at least \(needed + 1)"); continue }
+            guard f.count > needed else {
+                try reject(i + 1, "\(f.count) tab-separated fields, expected at least \(needed + 1)")
+                continue
+            }
             let label = field(li)
             if fmt == .mnli && !["entailment", "neutral", "contradiction"].contains(label) {
-                try reject(i + 1, "gold_label '\(label)' is not entailment/neutral/contradiction"); continue
+                try reject(i + 1, "gold_label '\(label)' is not entailment/neutral/contradiction")
+                continue
             }
             if fmt == .hans && !["entailment", "non-entailment"].contains(label) {
-                try reject(i + 1, "gold_label '\(label)' is not entailment/non-entailment"); continue
+                try reject(i + 1, "gold_label '\(label)' is not entailment/non-entailment")
+                continue
             }
             if (fmt == .qqp || fmt == .paws) && label != "0" && label != "1" {
-                try reject(i + 1, "label '\(label)' is not 0 or 1"); continue
+                try reject(i + 1, "label '\(label)' is not 0 or 1")
+                continue
             }
-            examples.append(Example(text: field(ti), pair: field(pi), label: label,
-                                       heuristic: hi.map(field), subcase: si.map(field), line: i + 1))
+            examples.append(
+                Example(
+                    text: field(ti), pair: field(pi), label: label,
+                    heuristic: hi.map(field), subcase: si.map(field), line: i + 1))
         }
     }
 
@@ -233,22 +281,37 @@ func parseCSV(_ text: String, path: String) throws -> [[String]] {
         if inQuotes {
             if c == "\"" {
                 if let n = it.next() {
-                    if n == "\"" { field.unicodeScalars.append("\"") } else { inQuotes = false; pending = n }
-                } else { inQuotes = false }
-            } else { field.unicodeScalars.append(c) }
+                    if n == "\"" {
+                        field.unicodeScalars.append("\"")
+                    } else {
+                        inQuotes = false
+                        pending = n
+                    }
+                } else {
+                    inQuotes = false
+                }
+            } else {
+                field.unicodeScalars.append(c)
+            }
         } else if c == "\"" && field.isEmpty {
             inQuotes = true
         } else if c == "," {
-            row.append(field); field = ""
+            row.append(field)
+            field = ""
         } else if c == "\n" {
-            row.append(field); field = ""
-            rows.append(row); row = []
+            row.append(field)
+            field = ""
+            rows.append(row)
+            row = []
         } else if c != "\r" {
             field.unicodeScalars.append(c)
         }
     }
     if inQuotes { throw DataError.badFile(path: path, reason: "unterminated quoted field") }
-    if !field.isEmpty || !row.isEmpty { row.append(field); rows.append(row) }
+    if !field.isEmpty || !row.isEmpty {
+        row.append(field)
+        rows.append(row)
+    }
     return rows
 }
 

@@ -29,28 +29,36 @@ import Tokenizer
 public struct DemoTask: Sendable {
     public static let labels = ["entailment", "non-entailment"]
     /// HANS's fifteen non-entailment subcases less the four the paper plots.
-    public static let seenSubcases: Set<String> = ["ln_conjunction", "ln_passive", "ln_relative_clause",
-                                                   "sn_NP/S", "sn_NP/Z", "sn_PP_on_subject", "sn_past_participle", "sn_relative_clause_on_subject",
-                                                   "cn_adverb", "cn_after_if_clause", "cn_disjunction"]
+    public static let seenSubcases: Set<String> = [
+        "ln_conjunction", "ln_passive", "ln_relative_clause",
+        "sn_NP/S", "sn_NP/Z", "sn_PP_on_subject", "sn_past_participle", "sn_relative_clause_on_subject",
+        "cn_adverb", "cn_after_if_clause", "cn_disjunction",
+    ]
     public var train: [Example]
     public var dev: [Example]
     public var ood: [Example]
 
-    public static func build(hansTrain: [Example], hansEval: [Example], trainSize: Int = 4000, devSize: Int = 1000,
-                             highOverlapNonEntailedShare: Double = 0.2, oodStride: Int = 10, seed: UInt64 = 2024) throws -> DemoTask {
+    public static func build(
+        hansTrain: [Example], hansEval: [Example], trainSize: Int = 4000, devSize: Int = 1000,
+        highOverlapNonEntailedShare: Double = 0.2, oodStride: Int = 10, seed: UInt64 = 2024
+    ) throws -> DemoTask {
         var rng = SplitMix64(seed: seed)
         var order = Array(hansTrain.indices)
         rng.shuffle(&order)
         var entailed = order.filter { hansTrain[$0].label == "entailment" }[...]
-        var nonEntailed = order.filter { hansTrain[$0].label == "non-entailment" && seenSubcases.contains(hansTrain[$0].subcase ?? "") }[...]
+        var nonEntailed = order.filter {
+            hansTrain[$0].label == "non-entailment" && seenSubcases.contains(hansTrain[$0].subcase ?? "")
+        }[...]
         let heldOut = Set(plottedHANSSubcases)
-        var donors = order.filter { !heldOut.contains(hansTrain[$0].subcase ?? "") }[...]   // premises and hypotheses for the low-overlap pairs
+        // premises and hypotheses for the low-overlap pairs
+        var donors = order.filter { !heldOut.contains(hansTrain[$0].subcase ?? "") }[...]
 
         func content(_ s: String) -> Set<String> {
             Set(s.lowercased().split { !$0.isLetter }.map(String.init).filter { !["the", "a", "an"].contains($0) })
         }
         func split(_ n: Int) throws -> [Example] {
-            let nE = Int((Double(n) * 0.45).rounded()), nNE = Int((Double(n) * highOverlapNonEntailedShare).rounded())
+            let nE = Int((Double(n) * 0.45).rounded())
+            let nNE = Int((Double(n) * highOverlapNonEntailedShare).rounded())
             let nLow = n - nE - nNE
             guard entailed.count >= nE, nonEntailed.count >= nNE else {
                 throw DataError.badFile(path: "HANS training set", reason: "has too few pairs for a demo split of \(n)")
@@ -62,18 +70,27 @@ public struct DemoTask: Sendable {
             nonEntailed = nonEntailed.dropFirst(nNE)
             var low = 0
             while low < nLow {
-                guard donors.count >= 2 else { throw DataError.badFile(path: "HANS training set", reason: "ran out of pairs for low-overlap examples") }
-                let a = hansTrain[donors.removeFirst()], b = hansTrain[donors.removeFirst()]
-                let hyp = b.pair ?? "", words = content(hyp)
+                guard donors.count >= 2 else {
+                    throw DataError.badFile(
+                        path: "HANS training set", reason: "ran out of pairs for low-overlap examples")
+                }
+                let a = hansTrain[donors.removeFirst()]
+                let b = hansTrain[donors.removeFirst()]
+                let hyp = b.pair ?? ""
+                let words = content(hyp)
                 if words.isEmpty || !words.isDisjoint(with: content(a.text)) { continue }
-                out.append(Example(text: a.text, pair: hyp, label: "non-entailment", heuristic: "low-overlap", subcase: "mismatched"))
+                out.append(
+                    Example(
+                        text: a.text, pair: hyp, label: "non-entailment", heuristic: "low-overlap",
+                        subcase: "mismatched"))
                 low += 1
             }
             rng.shuffle(&out)
             for i in out.indices { out[i].line = i + 1 }
             return out
         }
-        let train = try split(trainSize), dev = try split(devSize)
+        let train = try split(trainSize)
+        let dev = try split(devSize)
         let ood = stride(from: 0, to: hansEval.count, by: max(1, oodStride)).map { hansEval[$0] }
         return DemoTask(train: train, dev: dev, ood: ood)
     }
@@ -94,11 +111,17 @@ public struct DemoTask: Sendable {
         try makeFolder(folder)
         func jsonl(_ xs: [Example]) throws -> String {
             try xs.map { e in
-                let o: [String: Any] = ["text": e.text, "text_pair": e.pair ?? "", "label": e.label ?? "", "heuristic": e.heuristic ?? ""]
-                return String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self)
+                let o: [String: Any] = [
+                    "text": e.text, "text_pair": e.pair ?? "", "label": e.label ?? "", "heuristic": e.heuristic ?? "",
+                ]
+                return String(
+                    decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self)
             }.joined(separator: "\n") + "\n"
         }
-        let paths = (train: folder + "/train.jsonl", dev: folder + "/dev.jsonl", ood: folder + "/heuristics_evaluation_subset.txt")
+        let paths = (
+            train: folder + "/train.jsonl", dev: folder + "/dev.jsonl",
+            ood: folder + "/heuristics_evaluation_subset.txt"
+        )
         try writeAtomically(Array(try jsonl(train).utf8), to: paths.train)
         try writeAtomically(Array(try jsonl(dev).utf8), to: paths.dev)
         var tsv = "gold_label\tsentence1\tsentence2\tpairID\theuristic\tsubcase\ttemplate\n"

@@ -11,7 +11,8 @@ public struct EvalDocument: Codable, Sendable {
         public var examples: Int, skippedRows: Int, tokenizeSeconds: Double
         enum CodingKeys: String, CodingKey {
             case name, key, path, format, examples
-            case skippedRows = "skipped_rows", tokenizeSeconds = "tokenize_s"
+            case skippedRows = "skipped_rows"
+            case tokenizeSeconds = "tokenize_s"
         }
     }
 
@@ -30,17 +31,25 @@ public struct EvalDocument: Codable, Sendable {
         public var confusion: [String: [String: Int]]
         enum CodingKeys: String, CodingKey {
             case accuracy, count, correct, f1, confusion
-            case hansCells = "hans_cells", hansSubcases = "hans_subcases"
+            case hansCells = "hans_cells"
+            case hansSubcases = "hans_subcases"
         }
 
         public init(_ m: Metrics, classes: [String]) {
-            accuracy = m.accuracy; count = m.count; correct = m.correct; f1 = m.f1
+            accuracy = m.accuracy
+            count = m.count
+            correct = m.correct
+            f1 = m.f1
             func table(_ rows: [(String, Double, Int)]) -> [String: Cell]? {
-                rows.isEmpty ? nil : Dictionary(uniqueKeysWithValues: rows.map { ($0.0, Cell(accuracy: $0.1, count: $0.2)) })
+                rows.isEmpty
+                    ? nil : Dictionary(uniqueKeysWithValues: rows.map { ($0.0, Cell(accuracy: $0.1, count: $0.2)) })
             }
             hansCells = table(m.cells)
             hansSubcases = table(m.subcases)
-            confusion = Dictionary(uniqueKeysWithValues: classes.map { g in (g, Dictionary(uniqueKeysWithValues: classes.map { ($0, m.confusion[g]?[$0] ?? 0) })) })
+            confusion = Dictionary(
+                uniqueKeysWithValues: classes.map { g in
+                    (g, Dictionary(uniqueKeysWithValues: classes.map { ($0, m.confusion[g]?[$0] ?? 0) }))
+                })
         }
 
         /// Accuracy on the examples whose gold label is `gold` (nil when there are none).
@@ -78,28 +87,38 @@ public struct EvalDocument: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case model, fingerprint, store, ablation, shard, datasets, results, seconds
-        case maskMode = "mask_mode", maxLength = "max_length", subnetworksTotal = "subnetworks_total"
+        case maskMode = "mask_mode"
+        case maxLength = "max_length"
+        case subnetworksTotal = "subnetworks_total"
     }
 }
 
 extension EvalDocument {
     /// The document of one evaluation pass.
-    public init(modelPath: String, fingerprint: String, store: String?, ablation: String, maskMode: String, maxLength: Int, shard: String,
-                subnetworksTotal: Int, prepared: [PreparedDataset], results: [TargetResult], seconds: Double) {
-        self.init(model: modelPath, fingerprint: fingerprint, store: store, ablation: ablation, maskMode: maskMode, maxLength: maxLength,
-                  shard: shard, subnetworksTotal: subnetworksTotal,
-                  datasets: prepared.map { d in
-                      DatasetEntry(name: d.dataset.name, key: d.referenceKey, path: d.dataset.path, format: d.dataset.format.rawValue,
-                                   examples: d.dataset.count, skippedRows: d.dataset.skipped.count, tokenizeSeconds: d.tokenizeSeconds)
-                  },
-                  results: results.map { r in
-                      Result(subnetwork: r.target.name, index: r.target.index, seed: r.target.seed, sparsity: r.target.sparsity,
-                             seconds: r.seconds, gflop: r.flops / 1e9,
-                             metrics: Dictionary(uniqueKeysWithValues: prepared.enumerated().map { (i, d) in
-                                 (d.referenceKey, DatasetMetrics(r.metrics[i], classes: d.mapping.classes))
-                             }), threshold: r.target.threshold, step: r.target.step, targetSparsity: r.target.targetSparsity)
-                  },
-                  seconds: seconds)
+    public init(
+        modelPath: String, fingerprint: String, store: String?, ablation: String, maskMode: String, maxLength: Int,
+        shard: String,
+        subnetworksTotal: Int, prepared: [PreparedDataset], results: [TargetResult], seconds: Double
+    ) {
+        self.init(
+            model: modelPath, fingerprint: fingerprint, store: store, ablation: ablation, maskMode: maskMode,
+            maxLength: maxLength,
+            shard: shard, subnetworksTotal: subnetworksTotal,
+            datasets: prepared.map { d in
+                DatasetEntry(
+                    name: d.dataset.name, key: d.referenceKey, path: d.dataset.path, format: d.dataset.format.rawValue,
+                    examples: d.dataset.count, skippedRows: d.dataset.skipped.count, tokenizeSeconds: d.tokenizeSeconds)
+            },
+            results: results.map { r in
+                Result(
+                    subnetwork: r.target.name, index: r.target.index, seed: r.target.seed, sparsity: r.target.sparsity,
+                    seconds: r.seconds, gflop: r.flops / 1e9,
+                    metrics: Dictionary(
+                        uniqueKeysWithValues: prepared.enumerated().map { (i, d) in
+                            (d.referenceKey, DatasetMetrics(r.metrics[i], classes: d.mapping.classes))
+                        }), threshold: r.target.threshold, step: r.target.step, targetSparsity: r.target.targetSparsity)
+            },
+            seconds: seconds)
     }
 
     /// Reads a document written by `hcore eval` or `hcore demo`.
@@ -114,25 +133,35 @@ extension EvalDocument {
     public var encoded: [UInt8] {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        e.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         // Every field is a plain value; encoding cannot fail.
         return Array((try? e.encode(self)) ?? Data()) + [0x0A]
     }
 
     /// Combines the documents of sharded runs of one evaluation: same model, disjoint subnetworks.
     public static func merge(_ parts: [(path: String, document: EvalDocument)]) throws -> EvalDocument {
-        guard var merged = parts.first?.document else { throw DataError.badFile(path: "-", reason: "no documents to merge") }
+        guard var merged = parts.first?.document else {
+            throw DataError.badFile(path: "-", reason: "no documents to merge")
+        }
         var seen: [Int: String] = [:]
         for (path, doc) in parts {
             guard doc.fingerprint == merged.fingerprint else {
-                throw ModelError.mismatch("\(path) evaluated model \(doc.fingerprint), \(parts[0].path) model \(merged.fingerprint)")
+                throw ModelError.mismatch(
+                    "\(path) evaluated model \(doc.fingerprint), \(parts[0].path) model \(merged.fingerprint)")
             }
             guard doc.datasets.map(\.key) == merged.datasets.map(\.key) else {
-                throw ModelError.mismatch("\(path) evaluated datasets \(doc.datasets.map(\.key)), \(parts[0].path) \(merged.datasets.map(\.key))")
+                throw ModelError.mismatch(
+                    "\(path) evaluated datasets \(doc.datasets.map(\.key)), \(parts[0].path) \(merged.datasets.map(\.key))"
+                )
             }
             for r in doc.results {
                 if let other = seen.updateValue(path, forKey: r.index) {
-                    throw DataError.badFile(path: path, reason: "subnetwork index \(r.index) ('\(r.subnetwork)') is also in \(other); were two shards given twice?")
+                    throw DataError.badFile(
+                        path: path,
+                        reason:
+                            "subnetwork index \(r.index) ('\(r.subnetwork)') is also in \(other); were two shards given twice?"
+                    )
                 }
             }
         }
@@ -146,9 +175,10 @@ extension EvalDocument {
 private func describe(_ error: DecodingError) -> String {
     func path(_ c: DecodingError.Context) -> String { c.codingPath.map(\.stringValue).joined(separator: ".") }
     switch error {
-    case let .keyNotFound(key, c): return "missing \"\(key.stringValue)\"" + (c.codingPath.isEmpty ? "" : " in \(path(c))")
-    case let .typeMismatch(_, c), let .valueNotFound(_, c): return "\(path(c)): \(c.debugDescription)"
-    case let .dataCorrupted(c): return c.codingPath.isEmpty ? c.debugDescription : "\(path(c)): \(c.debugDescription)"
+    case .keyNotFound(let key, let c):
+        return "missing \"\(key.stringValue)\"" + (c.codingPath.isEmpty ? "" : " in \(path(c))")
+    case .typeMismatch(_, let c), .valueNotFound(_, let c): return "\(path(c)): \(c.debugDescription)"
+    case .dataCorrupted(let c): return c.codingPath.isEmpty ? c.debugDescription : "\(path(c)): \(c.debugDescription)"
     @unknown default: return "\(error)"
     }
 }

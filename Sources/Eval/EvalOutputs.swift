@@ -12,7 +12,8 @@ public func predictionLines(_ results: [TargetResult], datasets: [PreparedDatase
             for (k, l) in r.logits[i].enumerated() {
                 let line = JSONValue.object([
                     ("subnetwork", .string(r.target.name)), ("dataset", .string(d.referenceKey)), ("index", .int(k)),
-                    ("pred", .string(labels[r.predictions[i][k]])), ("label", d.dataset.examples[k].label.map { .string($0) } ?? .null),
+                    ("pred", .string(labels[r.predictions[i][k]])),
+                    ("label", d.dataset.examples[k].label.map { .string($0) } ?? .null),
                     ("logits", .floats(l)),
                 ]).compact
                 out += Array(line.utf8) + [0x0A]
@@ -30,7 +31,9 @@ public func metricsCSV(_ results: [TargetResult], datasets: [PreparedDataset]) -
         let name = csvField(r.target.name)
         for (i, d) in datasets.enumerated() {
             let m = r.metrics[i]
-            rows.append("\(name),\(r.target.sparsity),\(csvField(d.referenceKey)),\(m.accuracy),\(m.f1.map { "\($0)" } ?? ""),\(m.count)")
+            rows.append(
+                "\(name),\(r.target.sparsity),\(csvField(d.referenceKey)),\(m.accuracy),\(m.f1.map { "\($0)" } ?? ""),\(m.count)"
+            )
             for (key, acc, n) in m.cells + m.subcases {
                 rows.append("\(name),\(r.target.sparsity),\(csvField(d.referenceKey + "/" + key)),\(acc),,\(n)")
             }
@@ -41,33 +44,46 @@ public func metricsCSV(_ results: [TargetResult], datasets: [PreparedDataset]) -
 
 /// RFC 4180 quoting where needed.
 func csvField(_ s: String) -> String {
-    s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    s.contains(",") || s.contains("\"") || s.contains("\n")
+        ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
 }
 
 /// `eval/<dataset key>` = accuracy for every stored subnetwork among `results` (the full model excluded),
 /// ready for `SubnetworkStore.updateMeta`. HANS sets add `eval/<key>/non-entailment` (accuracy on the
 /// non-entailed pairs), `eval/<key>/<subcase>` for the paper's four plotted subcases and `eval/<key>/plotted`,
 /// their mean — the measures the paper's OOD claims use.
-public func metricsMeta(_ results: [TargetResult], datasets: [PreparedDataset]) -> [(name: String, meta: [(String, JSONValue)])] {
+public func metricsMeta(_ results: [TargetResult], datasets: [PreparedDataset]) -> [(
+    name: String, meta: [(String, JSONValue)]
+)] {
     results.filter { $0.target.masks != nil && $0.target.name != "full" }.map { r in
-        (name: r.target.name, meta: datasets.enumerated().flatMap { (i, d) -> [(String, JSONValue)] in
-            let m = r.metrics[i], key = "eval/\(d.referenceKey)"
-            var fields: [(String, JSONValue)] = [(key, .float(m.accuracy))]
-            guard d.dataset.format == .hans else { return fields }
-            if let a = m.accuracy(onGold: "non-entailment") { fields.append((key + "/non-entailment", .float(a))) }
-            let plotted = m.subcases.filter { plottedHANSSubcases.contains($0.0) }
-            fields += plotted.map { (key + "/" + $0.0, .float($0.1)) }
-            if plotted.count == plottedHANSSubcases.count { fields.append((key + "/plotted", .float(plotted.map(\.1).reduce(0, +) / Double(plotted.count)))) }
-            return fields
-        })
+        (
+            name: r.target.name,
+            meta: datasets.enumerated().flatMap { (i, d) -> [(String, JSONValue)] in
+                let m = r.metrics[i]
+                let key = "eval/\(d.referenceKey)"
+                var fields: [(String, JSONValue)] = [(key, .float(m.accuracy))]
+                guard d.dataset.format == .hans else { return fields }
+                if let a = m.accuracy(onGold: "non-entailment") { fields.append((key + "/non-entailment", .float(a))) }
+                let plotted = m.subcases.filter { plottedHANSSubcases.contains($0.0) }
+                fields += plotted.map { (key + "/" + $0.0, .float($0.1)) }
+                if plotted.count == plottedHANSSubcases.count {
+                    fields.append((key + "/plotted", .float(plotted.map(\.1).reduce(0, +) / Double(plotted.count))))
+                }
+                return fields
+            }
+        )
     }
 }
 
 /// The side outputs of one evaluation: per-example predictions (JSON lines) and the CSV when asked, and with
 /// `writeBack` each subnetwork's metrics into the store's metadata.
-public func writeSideOutputs(_ results: [TargetResult], datasets: [PreparedDataset], labels: [String], predictions: String?, csv: String?,
-                             writeBack store: SubnetworkStore?, warn: (String) -> Void) throws {
-    if let predictions { try writeAtomically(predictionLines(results, datasets: datasets, labels: labels), to: predictions) }
+public func writeSideOutputs(
+    _ results: [TargetResult], datasets: [PreparedDataset], labels: [String], predictions: String?, csv: String?,
+    writeBack store: SubnetworkStore?, warn: (String) -> Void
+) throws {
+    if let predictions {
+        try writeAtomically(predictionLines(results, datasets: datasets, labels: labels), to: predictions)
+    }
     if let csv { try writeAtomically(metricsCSV(results, datasets: datasets), to: csv) }
     guard let store else { return }
     let updates = metricsMeta(results, datasets: datasets)

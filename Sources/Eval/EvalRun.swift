@@ -62,14 +62,19 @@ public struct PreparedDataset {
 }
 
 /// Loads each dataset and tokenizes it once for an evaluation; skipped rows go to `warn`.
-public func prepareDatasets(_ paths: [String], keys: Dataset.Keys, skipBadRows: Bool, limit: Int?, model: BertModel,
-                            tokenizer: BertTokenizer, options: PredictionOptions, warn: (String) -> Void) throws -> [PreparedDataset] {
+public func prepareDatasets(
+    _ paths: [String], keys: Dataset.Keys, skipBadRows: Bool, limit: Int?, model: BertModel,
+    tokenizer: BertTokenizer, options: PredictionOptions, warn: (String) -> Void
+) throws -> [PreparedDataset] {
     try paths.map { path in
         let ds = try Dataset.load(path, keys: keys, skipBadRows: skipBadRows, limit: limit)
         for s in ds.skipped { warn("skipped \(s)") }
         // An empty set would score "accuracy 0" for every subnetwork: refuse it.
         guard ds.count > 0 else {
-            throw DataError.badFile(path: path, reason: ds.skipped.isEmpty ? "has no examples" : "has no usable examples (\(ds.skipped.count) malformed rows skipped)")
+            throw DataError.badFile(
+                path: path,
+                reason: ds.skipped.isEmpty
+                    ? "has no examples" : "has no usable examples (\(ds.skipped.count) malformed rows skipped)")
         }
         return try PreparedDataset(dataset: ds, model: model, tokenizer: tokenizer, options: options)
     }
@@ -77,9 +82,9 @@ public func prepareDatasets(_ paths: [String], keys: Dataset.Keys, skipBadRows: 
 
 public struct TargetResult {
     public var target: EvalTarget
-    public var metrics: [Metrics]          // per dataset
-    public var predictions: [[Int]]        // per dataset, per example
-    public var logits: [[[Float]]]         // per dataset, per example (kept only when asked)
+    public var metrics: [Metrics]  // per dataset
+    public var predictions: [[Int]]  // per dataset, per example
+    public var logits: [[[Float]]]  // per dataset, per example (kept only when asked)
     public var seconds: Double
     public var flops: Double
 }
@@ -91,13 +96,15 @@ public struct TargetResult {
 func layerKeys(_ t: EvalTarget, layers: Int, heads: Int) -> [String] {
     let m = t.masks ?? MaskValues.ones(layers: layers, heads: heads)
     let path = t.masks == nil ? "full" : m.isBinary ? "plan" : "general"
-    return (0..<layers).map { l in path + ":" + m.heads[l].map { String($0) }.joined(separator: ",") + "|" + String(m.mlps[l]) }
+    return (0..<layers).map { l in
+        path + ":" + m.heads[l].map { String($0) }.joined(separator: ",") + "|" + String(m.mlps[l])
+    }
 }
 
 /// Statistics of one evaluation pass.
 public struct EvalStats {
-    public var layerRuns = 0        // layers actually computed (per batch)
-    public var layerRunsUnshared = 0 // layers that would be computed without prefix sharing
+    public var layerRuns = 0  // layers actually computed (per batch)
+    public var layerRunsUnshared = 0  // layers that would be computed without prefix sharing
     public init() {}
 }
 
@@ -105,14 +112,22 @@ public struct EvalStats {
 /// where neighbours share their leading layers, and a target starts from the cached hidden states of its
 /// predecessor after their common prefix (`prefixSharing`). Results are exact: a shared layer computes
 /// the same function. `progress(done)` counts examples over all targets.
-public func evaluateTargets(model: BertModel, datasets: [PreparedDataset], targets: [EvalTarget], ablation: Ablation,
-                            batchSize: Int, keepLogits: Bool, prefixSharing: Bool = true, planBudgetBytes: Int = 2 << 30,
-                            pool: ThreadPool = .shared, stats: UnsafeMutablePointer<EvalStats>? = nil,
-                            progress: ((Int) -> Void)? = nil) throws -> [TargetResult] {
-    let L = model.layerCount, D = model.hidden, C = model.config.numLabels
+public func evaluateTargets(
+    model: BertModel, datasets: [PreparedDataset], targets: [EvalTarget], ablation: Ablation,
+    batchSize: Int, keepLogits: Bool, prefixSharing: Bool = true, planBudgetBytes: Int = 2 << 30,
+    pool: ThreadPool = .shared, stats: UnsafeMutablePointer<EvalStats>? = nil,
+    progress: ((Int) -> Void)? = nil
+) throws -> [TargetResult] {
+    let L = model.layerCount
+    let D = model.hidden
+    let C = model.config.numLabels
     let keys = targets.map { layerKeys($0, layers: L, heads: model.headCount) }
-    let order = targets.indices.sorted { keys[$0].lexicographicallyPrecedes(keys[$1]) || (keys[$0] == keys[$1] && $0 < $1) }
-    var results = targets.map { TargetResult(target: $0, metrics: [], predictions: [], logits: [], seconds: 0, flops: 0) }
+    let order = targets.indices.sorted {
+        keys[$0].lexicographicallyPrecedes(keys[$1]) || (keys[$0] == keys[$1] && $0 < $1)
+    }
+    var results = targets.map {
+        TargetResult(target: $0, metrics: [], predictions: [], logits: [], seconds: 0, flops: 0)
+    }
     var done = 0
     // Groups of targets (in sharing order) whose compiled plans fit the memory budget together.
     var groups: [[Int]] = [[]]
@@ -121,28 +136,35 @@ public func evaluateTargets(model: BertModel, datasets: [PreparedDataset], targe
     var softs = [(masks: MaskValues, ablation: Ablation)?](repeating: nil, count: targets.count)
     func compile(_ i: Int) throws {
         guard let m = targets[i].masks else { return }
-        if m.isBinary { plans[i] = try ExecutionPlan.compile(model: model, masks: m, ablation: ablation) }
-        else { softs[i] = (m, ablation) }
+        if m.isBinary {
+            plans[i] = try ExecutionPlan.compile(model: model, masks: m, ablation: ablation)
+        } else {
+            softs[i] = (m, ablation)
+        }
     }
     for i in order {
         let bytes = targets[i].masks.map { $0.isBinary ? model.planBytes(masks: $0) : 0 } ?? 0
-        if groupBytes + bytes > planBudgetBytes && !groups[groups.count - 1].isEmpty { groups.append([]); groupBytes = 0 }
+        if groupBytes + bytes > planBudgetBytes && !groups[groups.count - 1].isEmpty {
+            groups.append([])
+            groupBytes = 0
+        }
         groups[groups.count - 1].append(i)
         groupBytes += bytes
     }
-    var perDataset = [[[Float]]](repeating: [], count: targets.count)   // logits of the current dataset
+    var perDataset = [[[Float]]](repeating: [], count: targets.count)  // logits of the current dataset
     for d in datasets {
         for i in targets.indices { perDataset[i] = [[Float]](repeating: [], count: d.encodings.count) }
         let batches = lengthSortedBatches(d.encodings, batchSize: batchSize)
-        let scratch = ScratchArena()   // reused by every batch (see Model/Scratch.swift)
+        let scratch = ScratchArena()  // reused by every batch (see Model/Scratch.swift)
         for group in groups {
             for i in group { try compile(i) }
             for b in batches {
                 let batch = TokenBatch(b.map { d.encodings[$0] })
                 let N = batch.tokenCount
                 scratch.reset()
-                let states = (0...L).map { _ in scratch.take(N * D) }   // [L+1][N, D]: embeddings, then each layer's output
-                let work = scratch.take(N * D)                          // [N, D]
+                // [L+1][N, D]: embeddings, then each layer's output
+                let states = (0...L).map { _ in scratch.take(N * D) }
+                let work = scratch.take(N * D)  // [N, D]
                 try model.embeddings(batch, into: states[0], pool: pool)
                 func sharedPrefix(_ a: Int, _ b: Int) -> Int {
                     guard prefixSharing else { return 0 }
@@ -156,8 +178,10 @@ public func evaluateTargets(model: BertModel, datasets: [PreparedDataset], targe
                     // Keep only the layer outputs the next target will start from.
                     let keep = pos + 1 < group.count ? sharedPrefix(i, group[pos + 1]) : 0
                     work.update(from: states[k], count: N * D)
-                    try model.runLayers(work, batch: batch, range: k..<L, plan: plans[i], soft: softs[i],
-                                        clsOnlyLastLayer: defaultCLSOnlyLastLayer, xHoldsEmbeddings: k == 0, pool: pool) { l, h in
+                    try model.runLayers(
+                        work, batch: batch, range: k..<L, plan: plans[i], soft: softs[i],
+                        clsOnlyLastLayer: defaultCLSOnlyLastLayer, xHoldsEmbeddings: k == 0, pool: pool
+                    ) { l, h in
                         if l + 1 <= keep { states[l + 1].update(from: h, count: N * D) }
                     }
                     stats?.pointee.layerRuns += L - k
@@ -169,7 +193,10 @@ public func evaluateTargets(model: BertModel, datasets: [PreparedDataset], targe
                     progress?(done)
                 }
             }
-            for i in group { plans[i] = nil; softs[i] = nil }
+            for i in group {
+                plans[i] = nil
+                softs[i] = nil
+            }
         }
         for i in targets.indices {
             let p = perDataset[i].map(argmax)
@@ -181,4 +208,3 @@ public func evaluateTargets(model: BertModel, datasets: [PreparedDataset], targe
     }
     return results
 }
-

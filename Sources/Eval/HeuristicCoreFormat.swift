@@ -13,12 +13,17 @@ import Failures
 import Foundation
 
 public enum HeuristicCoreShape: String, CaseIterable, Sendable {
-    case flat, accVsSparsity = "acc-vs-sparsity", sparsityGrid = "sparsity-grid", accOverFT = "acc-over-ft"
+    case flat
+    case accVsSparsity = "acc-vs-sparsity"
+    case sparsityGrid = "sparsity-grid"
+    case accOverFT = "acc-over-ft"
 }
 
 /// A HANS subcase as the reference's files name it: `<heuristic>_<subcase>` with "-" for "/"
 /// (`ln_subject/object_swap` → `lexical_overlap_ln_subject-object_swap`).
-public func referenceHANSKey(_ subcase: String) -> String { "\(hansHeuristic(subcase))_\(subcase.replacingOccurrences(of: "/", with: "-"))" }
+public func referenceHANSKey(_ subcase: String) -> String {
+    "\(hansHeuristic(subcase))_\(subcase.replacingOccurrences(of: "/", with: "-"))"
+}
 
 /// The HANS heuristic a subcase belongs to, from its prefix (le_/ln_, se_/sn_, ce_/cn_).
 func hansHeuristic(_ subcase: String) -> String {
@@ -33,7 +38,8 @@ func hansHeuristic(_ subcase: String) -> String {
 extension EvalDocument {
     /// Each result's accuracies as the reference names its cases, in dataset order.
     func referenceCases(_ r: Result, idNames: [String], splitNames: Bool) -> [(String, Double)] {
-        var names = idNames[...], out: [(String, Double)] = []
+        var names = idNames[...]
+        var out: [(String, Double)] = []
         for d in datasets {
             guard let m = r.metrics[d.key] else { continue }
             switch d.format {
@@ -61,73 +67,115 @@ func casesObject(_ cases: [(String, Double)]) -> JSONValue { .object(cases.map {
 func percentKey(_ t: Double) -> String { String(Int((t * 100).rounded())) }
 
 /// `documents` in the reference's `shape` (see the file comment); `idNames` name the in-domain sets in order.
-public func heuristicCoreDocument(_ documents: [EvalDocument], shape: HeuristicCoreShape, idNames: [String] = []) throws -> JSONValue {
+public func heuristicCoreDocument(_ documents: [EvalDocument], shape: HeuristicCoreShape, idNames: [String] = []) throws
+    -> JSONValue
+{
     let rows = documents.flatMap { doc in doc.results.map { (doc, $0) } }
-    func seed(_ r: EvalDocument.Result) -> String { r.seed.stringValue ?? r.seed.intValue.map(String.init) ?? r.subnetwork }
+    func seed(_ r: EvalDocument.Result) -> String {
+        r.seed.stringValue ?? r.seed.intValue.map(String.init) ?? r.subnetwork
+    }
     switch shape {
     case .flat:
-        guard documents.count == 1, let doc = documents.first else { throw UsageError("the flat shape takes one evaluation (merge shards with `hcore eval merge` first)") }
+        guard documents.count == 1, let doc = documents.first else {
+            throw UsageError("the flat shape takes one evaluation (merge shards with `hcore eval merge` first)")
+        }
         guard let first = doc.results.first, first.subnetwork == "full" else {
             if doc.shard != "1/1" && doc.shard != "merged" {
-                throw UsageError("shard \(doc.shard) lacks the full model's row (shard 1 has it): write the shards as JSON and combine them with `hcore eval merge --format heuristic-core`")
+                throw UsageError(
+                    "shard \(doc.shard) lacks the full model's row (shard 1 has it): write the shards as JSON and combine them with `hcore eval merge --format heuristic-core`"
+                )
             }
-            throw UsageError("the heuristic-core format starts with the full model's row: evaluate it too (--include-full with --store)")
+            throw UsageError(
+                "the heuristic-core format starts with the full model's row: evaluate it too (--include-full with --store)"
+            )
         }
         let table = doc.results.map { doc.referenceCases($0, idNames: idNames, splitNames: false) }
-        var columns: [(String, JSONValue)] = [("seed", .array(doc.results.map { $0.subnetwork == "full" ? "original" : .string(seed($0)) })),
-                                              ("sparsity", .array(doc.results.map { .float(($0.sparsity * 10_000).rounded() / 10_000) }))]
+        var columns: [(String, JSONValue)] = [
+            ("seed", .array(doc.results.map { $0.subnetwork == "full" ? "original" : .string(seed($0)) })),
+            ("sparsity", .array(doc.results.map { .float(($0.sparsity * 10_000).rounded() / 10_000) })),
+        ]
         for (k, name) in table[0].map(\.0).enumerated() {
             columns.append((name, .array(table.map { $0.count > k && $0[k].0 == name ? rounded($0[k].1) : .null })))
         }
         return .object(columns)
     case .accOverFT:
         let full = rows.filter { $0.1.step != nil && $0.1.targetSparsity == nil }
-        guard !full.isEmpty else { throw UsageError("acc-over-ft needs checkpoints' results (`hcore eval --checkpoints DIR`)") }
-        return .object(full.sorted { $0.1.step! < $1.1.step! }.map { (String($0.1.step!), casesObject($0.0.referenceCases($0.1, idNames: idNames, splitNames: true))) })
+        guard !full.isEmpty else {
+            throw UsageError("acc-over-ft needs checkpoints' results (`hcore eval --checkpoints DIR`)")
+        }
+        return .object(
+            full.sorted { $0.1.step! < $1.1.step! }.map {
+                (String($0.1.step!), casesObject($0.0.referenceCases($0.1, idNames: idNames, splitNames: true)))
+            })
     case .accVsSparsity, .sparsityGrid:
-        var cells: [String: [Int: [String: JSONValue]]] = [:]   // seed → step → target → cases
+        var cells: [String: [Int: [String: JSONValue]]] = [:]  // seed → step → target → cases
         var fullByStep: [Int: JSONValue] = [:]
         for (doc, r) in rows {
             let step = r.step ?? 0
             let cases = casesObject(doc.referenceCases(r, idNames: idNames, splitNames: true))
-            if r.subnetwork == "full" { fullByStep[step] = cases; continue }
-            guard let target = r.targetSparsity else { throw UsageError("subnetwork \(r.subnetwork) has no target_sparsity in its metadata; add it (store import-heuristic-core --meta target_sparsity=0.5)") }
+            if r.subnetwork == "full" {
+                fullByStep[step] = cases
+                continue
+            }
+            guard let target = r.targetSparsity else {
+                throw UsageError(
+                    "subnetwork \(r.subnetwork) has no target_sparsity in its metadata; add it (store import-heuristic-core --meta target_sparsity=0.5)"
+                )
+            }
             cells[seed(r), default: [:]][step, default: [:]][percentKey(target)] = cases
         }
         guard !cells.isEmpty else { throw UsageError("no subnetworks with a seed and a target sparsity to arrange") }
         if shape == .accVsSparsity {
-            return .object(cells.keys.sorted().map { s in
-                var targets = cells[s]!.values.reduce(into: [String: JSONValue]()) { $0.merge($1) { a, _ in a } }
-                if let f = fullByStep.values.first, targets["0"] == nil { targets["0"] = f }
-                return (s, .object(targets.keys.sorted { Int($0)! < Int($1)! }.map { ($0, targets[$0]!) }))
-            })
+            return .object(
+                cells.keys.sorted().map { s in
+                    var targets = cells[s]!.values.reduce(into: [String: JSONValue]()) { $0.merge($1) { a, _ in a } }
+                    if let f = fullByStep.values.first, targets["0"] == nil { targets["0"] = f }
+                    return (s, .object(targets.keys.sorted { Int($0)! < Int($1)! }.map { ($0, targets[$0]!) }))
+                })
         }
         // The grid: every seed × step × target seen; a missing cell is −1.0 for each case (the reference's mark).
-        let steps = Set(cells.values.flatMap(\.keys)).sorted(), targets = Set(cells.values.flatMap { $0.values.flatMap(\.keys) }).sorted { Int($0)! < Int($1)! }
+        let steps = Set(cells.values.flatMap(\.keys)).sorted()
+        let targets = Set(cells.values.flatMap { $0.values.flatMap(\.keys) }).sorted { Int($0)! < Int($1)! }
         let caseNames = cells.values.first!.values.first!.values.first!.objectValue!.map(\.0)
         let missing = JSONValue.object(caseNames.map { ($0, .float(-1.0)) })
-        return .object(cells.keys.sorted().map { s in
-            (s, .object(steps.map { st in (String(st), .object(targets.map { t in (t, cells[s]?[st]?[t] ?? missing) })) }))
-        })
+        return .object(
+            cells.keys.sorted().map { s in
+                (
+                    s,
+                    .object(
+                        steps.map { st in (String(st), .object(targets.map { t in (t, cells[s]?[st]?[t] ?? missing) }))
+                        })
+                )
+            })
     }
 }
 
 extension EvalDocument {
     /// What `hcore eval` and `hcore eval merge` print: the document itself (`json`), or the reference's
     /// results file in `shape` (`heuristic-core`).
-    public static func output(_ docs: [EvalDocument], format: String, shape: String, idNames: [String]) throws -> [UInt8] {
+    public static func output(_ docs: [EvalDocument], format: String, shape: String, idNames: [String]) throws
+        -> [UInt8]
+    {
         let s = try checkOutput(format: format, shape: shape)
-        if format == "heuristic-core" { return Array((try heuristicCoreDocument(docs, shape: s, idNames: idNames).pretty + "\n").utf8) }
-        guard docs.count == 1 else { throw UsageError("several documents print as one only in the heuristic-core format (or merge shards first)") }
+        if format == "heuristic-core" {
+            return Array((try heuristicCoreDocument(docs, shape: s, idNames: idNames).pretty + "\n").utf8)
+        }
+        guard docs.count == 1 else {
+            throw UsageError("several documents print as one only in the heuristic-core format (or merge shards first)")
+        }
         return docs[0].encoded
     }
 
     /// The format and shape flags, checked before any work.
     @discardableResult
     public static func checkOutput(format: String, shape: String) throws -> HeuristicCoreShape {
-        guard ["json", "heuristic-core"].contains(format) else { throw UsageError("--format must be json or heuristic-core, not '\(format)'") }
+        guard ["json", "heuristic-core"].contains(format) else {
+            throw UsageError("--format must be json or heuristic-core, not '\(format)'")
+        }
         guard let s = HeuristicCoreShape(rawValue: shape) else {
-            throw UsageError("--shape must be one of \(HeuristicCoreShape.allCases.map(\.rawValue).joined(separator: ", ")), not '\(shape)'")
+            throw UsageError(
+                "--shape must be one of \(HeuristicCoreShape.allCases.map(\.rawValue).joined(separator: ", ")), not '\(shape)'"
+            )
         }
         return s
     }

@@ -7,7 +7,9 @@ import Foundation
 /// How a dataset's gold labels and the model's predicted classes are compared.
 /// The HANS subcases the paper's MNLI figures plot (SO-Swap, Prep [LO]; Embed-If, Embed-Verb [C]), as the HANS
 /// file spells them (../shared/reference/README.md; the reference's keys write `/` as `-`).
-public let plottedHANSSubcases = ["ln_subject/object_swap", "ln_preposition", "cn_embedded_under_if", "cn_embedded_under_verb"]
+public let plottedHANSSubcases = [
+    "ln_subject/object_swap", "ln_preposition", "cn_embedded_under_if", "cn_embedded_under_verb",
+]
 
 public struct LabelMapping: Sendable {
     /// Gold labels as scoring-class indices (nil unless every example has a known one), and each model
@@ -35,26 +37,36 @@ public struct LabelMapping: Sendable {
         switch dataset.format {
         case .hans:
             guard let e = lower.firstIndex(of: "entailment") else {
-                throw DataError.badFile(path: dataset.path, reason: "HANS needs a model with an 'entailment' label; its labels are \(modelLabels)")
+                throw DataError.badFile(
+                    path: dataset.path,
+                    reason: "HANS needs a model with an 'entailment' label; its labels are \(modelLabels)")
             }
-            return LabelMapping(gold: ["entailment": "entailment", "non-entailment": "non-entailment"],
-                                predicted: lower.indices.map { $0 == e ? "entailment" : "non-entailment" },
-                                classes: ["entailment", "non-entailment"], positive: nil)
+            return LabelMapping(
+                gold: ["entailment": "entailment", "non-entailment": "non-entailment"],
+                predicted: lower.indices.map { $0 == e ? "entailment" : "non-entailment" },
+                classes: ["entailment", "non-entailment"], positive: nil)
         case .qqp, .paws:
             guard modelLabels.count == 2 else {
-                throw DataError.badFile(path: dataset.path, reason: "a paraphrase set needs a 2-label model; this one has \(modelLabels)")
+                throw DataError.badFile(
+                    path: dataset.path, reason: "a paraphrase set needs a 2-label model; this one has \(modelLabels)")
             }
-            return LabelMapping(gold: ["0": "0", "1": "1"], predicted: ["0", "1"], classes: ["0", "1"], positive: "1")
+            return LabelMapping(
+                gold: ["0": "0", "1": "1"], predicted: ["0", "1"], classes: ["0", "1"], positive: "1")
         default:
             var gold: [String: String] = [:]
             for l in Set(dataset.examples.compactMap(\.label)) {
-                if let i = lower.firstIndex(of: l.lowercased()) { gold[l] = lower[i] }
-                else if let i = Int(l), i >= 0, i < modelLabels.count { gold[l] = lower[i] }
-                else {
-                    throw DataError.badFile(path: dataset.path, reason: "gold label '\(l)' is not one of the model's labels \(modelLabels) nor a class index")
+                if let i = lower.firstIndex(of: l.lowercased()) {
+                    gold[l] = lower[i]
+                } else if let i = Int(l), i >= 0, i < modelLabels.count {
+                    gold[l] = lower[i]
+                } else {
+                    throw DataError.badFile(
+                        path: dataset.path,
+                        reason: "gold label '\(l)' is not one of the model's labels \(modelLabels) nor a class index")
                 }
             }
-            return LabelMapping(gold: gold, predicted: lower, classes: lower, positive: lower.count == 2 ? lower[1] : nil)
+            return LabelMapping(
+                gold: gold, predicted: lower, classes: lower, positive: lower.count == 2 ? lower[1] : nil)
         }
     }
 }
@@ -87,8 +99,11 @@ public struct Metrics: Sendable {
 
     public static func compute(dataset: Dataset, predictions: [Int], mapping: LabelMapping) -> Metrics {
         var m = Metrics()
-        var cell: [String: (Int, Int)] = [:], sub: [String: (Int, Int)] = [:]
-        var tp = 0, fp = 0, fn = 0
+        var cell: [String: (Int, Int)] = [:]
+        var sub: [String: (Int, Int)] = [:]
+        var tp = 0
+        var fp = 0
+        var fn = 0
         for (ex, p) in zip(dataset.examples, predictions) {
             guard let g = ex.label.flatMap({ mapping.gold[$0] }) else { continue }
             let pred = mapping.predicted[p]
@@ -114,15 +129,29 @@ public struct Metrics: Sendable {
     }
 
     public func json(classes: [String]) -> JSONValue {
-        var fields: [(String, JSONValue)] = [("accuracy", .float(accuracy)), ("count", .int(count)), ("correct", .int(correct))]
+        var fields: [(String, JSONValue)] = [
+            ("accuracy", .float(accuracy)), ("count", .int(count)), ("correct", .int(correct)),
+        ]
         if let f1 { fields.append(("f1", .float(f1))) }
         if !cells.isEmpty {
-            fields.append(("hans_cells", .object(cells.map { ($0.0, .object([("accuracy", .float($0.1)), ("count", .int($0.2))])) })))
+            fields.append(
+                (
+                    "hans_cells",
+                    .object(cells.map { ($0.0, .object([("accuracy", .float($0.1)), ("count", .int($0.2))])) })
+                ))
         }
         if !subcases.isEmpty {
-            fields.append(("hans_subcases", .object(subcases.map { ($0.0, .object([("accuracy", .float($0.1)), ("count", .int($0.2))])) })))
+            fields.append(
+                (
+                    "hans_subcases",
+                    .object(subcases.map { ($0.0, .object([("accuracy", .float($0.1)), ("count", .int($0.2))])) })
+                ))
         }
-        fields.append(("confusion", .object(classes.map { g in (g, .object(classes.map { ($0, .int(confusion[g]?[$0] ?? 0)) })) })))
+        fields.append(
+            (
+                "confusion",
+                .object(classes.map { g in (g, .object(classes.map { ($0, .int(confusion[g]?[$0] ?? 0)) })) })
+            ))
         return .object(fields)
     }
 }

@@ -20,7 +20,8 @@ public struct PredictionOptions: Sendable {
     /// value checked, naming the flag.
     public init(maxLength: Int, batchSize: Int, truncation name: String) throws {
         guard let t = TruncationStrategy(rawValue: name) else {
-            throw UsageError("--truncation must be one of \(TruncationStrategy.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw UsageError(
+                "--truncation must be one of \(TruncationStrategy.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard maxLength >= 3 else { throw UsageError("--max-length must be at least 3") }
         guard batchSize >= 1 else { throw UsageError("--batch-size must be at least 1") }
@@ -31,7 +32,10 @@ public struct PredictionOptions: Sendable {
 /// One line of `hcore tokenize`: {"input_ids", "token_type_ids"} as the model sees them, and the token strings
 /// when a tokenizer is given.
 public func tokenizationLine(_ e: Encoding, tokens tok: BertTokenizer?) -> String {
-    var fields: [(String, JSONValue)] = [("input_ids", .array(e.inputIds.map { .int(Int($0)) })), ("token_type_ids", .array(e.tokenTypeIds.map { .int(Int($0)) }))]
+    var fields: [(String, JSONValue)] = [
+        ("input_ids", .array(e.inputIds.map { .int(Int($0)) })),
+        ("token_type_ids", .array(e.tokenTypeIds.map { .int(Int($0)) })),
+    ]
     if let tok { fields.append(("tokens", .array(e.inputIds.map { .string(tok.token($0)) }))) }
     return JSONValue.object(fields).compact
 }
@@ -39,9 +43,12 @@ public func tokenizationLine(_ e: Encoding, tokens tok: BertTokenizer?) -> Strin
 /// Every example tokenized, in order. Examples are independent and the tokenizer is immutable, so chunks
 /// of them run on the pool (30,000 HANS pairs take 0.8 s on one core). An error is the first failing
 /// example's: chunks are read back in order and each stops at its first failure.
-public func encodeAll(_ examples: [Example], tokenizer: BertTokenizer, options: PredictionOptions,
-                      pool: ThreadPool = .shared) throws -> [Encoding] {
-    let chunk = 256, chunks = (examples.count + chunk - 1) / chunk
+public func encodeAll(
+    _ examples: [Example], tokenizer: BertTokenizer, options: PredictionOptions,
+    pool: ThreadPool = .shared
+) throws -> [Encoding] {
+    let chunk = 256
+    let chunks = (examples.count + chunk - 1) / chunk
     var parts = [Result<[Encoding], any Error>?](repeating: nil, count: chunks)
     parts.withUnsafeMutableBufferPointer { slots in
         let base = UInt(bitPattern: slots.baseAddress)
@@ -49,7 +56,8 @@ public func encodeAll(_ examples: [Example], tokenizer: BertTokenizer, options: 
             let slot = UnsafeMutablePointer<Result<[Encoding], any Error>?>(bitPattern: base)! + c
             slot.pointee = Result {
                 try examples[(c * chunk)..<min(examples.count, (c + 1) * chunk)].map {
-                    try tokenizer.encode($0.text, pair: $0.pair, maxLength: options.maxLength, truncation: options.truncation)
+                    try tokenizer.encode(
+                        $0.text, pair: $0.pair, maxLength: options.maxLength, truncation: options.truncation)
                 }
             }
         }
@@ -64,13 +72,17 @@ public func encodeAll(_ examples: [Example], tokenizer: BertTokenizer, options: 
 /// packed batches carry similar work. Results never depend on this grouping beyond rounding.
 public func lengthSortedBatches(_ encodings: [Encoding], batchSize: Int) -> [[Int]] {
     let order = encodings.indices.sorted { (encodings[$0].count, $0) < (encodings[$1].count, $1) }
-    return stride(from: 0, to: order.count, by: max(1, batchSize)).map { Array(order[$0..<min(order.count, $0 + batchSize)]) }
+    return stride(from: 0, to: order.count, by: max(1, batchSize)).map {
+        Array(order[$0..<min(order.count, $0 + batchSize)])
+    }
 }
 
 /// Logits [example][label] for every encoding, in input order.
-public func predictLogits(model: BertModel, encodings: [Encoding], batchSize: Int, plan: ExecutionPlan? = nil,
-                          soft: (masks: MaskValues, ablation: Ablation)? = nil, pool: ThreadPool = .shared,
-                          progress: ((Int) -> Void)? = nil) throws -> [[Float]] {
+public func predictLogits(
+    model: BertModel, encodings: [Encoding], batchSize: Int, plan: ExecutionPlan? = nil,
+    soft: (masks: MaskValues, ablation: Ablation)? = nil, pool: ThreadPool = .shared,
+    progress: ((Int) -> Void)? = nil
+) throws -> [[Float]] {
     let C = model.config.numLabels
     var out = [[Float]](repeating: [], count: encodings.count)
     var done = 0
@@ -97,9 +109,16 @@ public func predictionLines(_ logits: [[Float]], labels: [String], json: Bool) -
     let width = labels.map(\.count).max() ?? 0
     return logits.flatMap { l -> [String] in
         let p = softmax(l)
-        if json { return [JSONValue.object([("label", .string(labels[argmax(l)])), ("probs", .floats(p)), ("logits", .floats(l))]).compact] }
-        return [labels[argmax(l)]] + labels.enumerated().map { i, name in
-            "  " + name.padding(toLength: width, withPad: " ", startingAt: 0) + String(format: "  p=%.4f  logit=%+.5f", p[i], l[i])
+        if json {
+            return [
+                JSONValue.object([("label", .string(labels[argmax(l)])), ("probs", .floats(p)), ("logits", .floats(l))])
+                    .compact
+            ]
         }
+        return [labels[argmax(l)]]
+            + labels.enumerated().map { i, name in
+                "  " + name.padding(toLength: width, withPad: " ", startingAt: 0)
+                    + String(format: "  p=%.4f  logit=%+.5f", p[i], l[i])
+            }
     }
 }

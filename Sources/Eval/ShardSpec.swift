@@ -14,8 +14,12 @@ public struct ShardSpec: Sendable, Equatable {
         if spec == nil, let id = environment["SLURM_ARRAY_TASK_ID"], let count = environment["SLURM_ARRAY_TASK_COUNT"] {
             // Slurm's values are small; anything outside 0…2³¹ is refused before any arithmetic on it.
             let bound = 0...(1 << 31)
-            guard let i = Int(id), let first = Int(environment["SLURM_ARRAY_TASK_MIN"] ?? "0"), bound.contains(i), bound.contains(first), i >= first else {
-                throw UsageError("SLURM_ARRAY_TASK_ID=\(id) (SLURM_ARRAY_TASK_MIN=\(environment["SLURM_ARRAY_TASK_MIN"] ?? "unset")) is not a task of this array; pass --shard i/n")
+            guard let i = Int(id), let first = Int(environment["SLURM_ARRAY_TASK_MIN"] ?? "0"), bound.contains(i),
+                bound.contains(first), i >= first
+            else {
+                throw UsageError(
+                    "SLURM_ARRAY_TASK_ID=\(id) (SLURM_ARRAY_TASK_MIN=\(environment["SLURM_ARRAY_TASK_MIN"] ?? "unset")) is not a task of this array; pass --shard i/n"
+                )
             }
             spec = "\(i - first + 1)/\(count)"
         }

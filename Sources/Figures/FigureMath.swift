@@ -15,14 +15,16 @@ public func meanBand(_ xs: [Double], resamples: Int = 1000, seed: UInt64) -> Mea
     let mean = xs.reduce(0, +) / Double(xs.count)
     guard xs.count > 1 else { return MeanBand(mean: mean, low: mean, high: mean) }
     var state = seed &+ 0x9E37_79B9_7F4A_7C15
-    func next() -> UInt64 {   // SplitMix64
+    func next() -> UInt64 {  // SplitMix64
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
-    var means = (0..<resamples).map { _ in (0..<xs.count).reduce(0.0) { s, _ in s + xs[Int(next() % UInt64(xs.count))] } / Double(xs.count) }
+    var means = (0..<resamples).map { _ in
+        (0..<xs.count).reduce(0.0) { s, _ in s + xs[Int(next() % UInt64(xs.count))] } / Double(xs.count)
+    }
     means.sort()
     return MeanBand(mean: mean, low: percentile(means, 2.5), high: percentile(means, 97.5))
 }
@@ -30,14 +32,17 @@ public func meanBand(_ xs: [Double], resamples: Int = 1000, seed: UInt64) -> Mea
 /// Linear-interpolated percentile of sorted values (numpy's default).
 public func percentile(_ sorted: [Double], _ p: Double) -> Double {
     guard !sorted.isEmpty else { return .nan }
-    let r = p / 100 * Double(sorted.count - 1), i = Int(r.rounded(.down)), f = r - Double(i)
+    let r = p / 100 * Double(sorted.count - 1)
+    let i = Int(r.rounded(.down))
+    let f = r - Double(i)
     return i + 1 < sorted.count ? sorted[i] + f * (sorted[i + 1] - sorted[i]) : sorted[i]
 }
 
 /// One seed's effective size at one fine-tuning step: walk the target sparsities from the highest down and
 /// take the first whose mean accuracy over `cases` exceeds the full model's mean minus `margin`
 /// (none: sparsity 0); the size is 100 − that sparsity. A target whose cell lacks one of the cases is skipped.
-public func effectiveSize(targets: [Int: CaseAccuracies], full: CaseAccuracies, cases: [String], margin: Double) -> Int {
+public func effectiveSize(targets: [Int: CaseAccuracies], full: CaseAccuracies, cases: [String], margin: Double) -> Int
+{
     let fullMean = cases.map { full[$0] ?? .nan }.reduce(0, +) / Double(cases.count)
     for target in targets.keys.sorted(by: >) {
         let cell = targets[target]!
@@ -57,17 +62,26 @@ public struct EffectiveSizeSeries: Sendable {
     public var means: [Double] { sizes.map { Double($0.reduce(0, +)) / Double(max(1, $0.count)) } }
 }
 
-public func effectiveSizes(grid: [String: [Int: [Int: CaseAccuracies]]], curve: [Int: CaseAccuracies], cases: [String],
-                           name: String, margin: Double) throws -> EffectiveSizeSeries {
+public func effectiveSizes(
+    grid: [String: [Int: [Int: CaseAccuracies]]], curve: [Int: CaseAccuracies], cases: [String],
+    name: String, margin: Double
+) throws -> EffectiveSizeSeries {
     // The steps are the grid's (its first seed's, as the reference's QQP script); the curve may have more.
-    let seeds = grid.keys.sorted(), steps = (seeds.first.flatMap { grid[$0]?.keys.sorted() }) ?? []
+    let seeds = grid.keys.sorted()
+    let steps = (seeds.first.flatMap { grid[$0]?.keys.sorted() }) ?? []
     var sizes: [[Int]] = []
     for step in steps {
-        guard let full = curve[step] else { throw FiguresError.missing("the fine-tuning curve has no step \(step) (the sparsity grid has it)") }
-        sizes.append(try seeds.map { seed in
-            guard let targets = grid[seed]?[step] else { throw FiguresError.missing("the sparsity grid has no step \(step) for seed \(seed) (seed \(seeds[0]) has it)") }
-            return effectiveSize(targets: targets, full: full, cases: cases, margin: margin)
-        })
+        guard let full = curve[step] else {
+            throw FiguresError.missing("the fine-tuning curve has no step \(step) (the sparsity grid has it)")
+        }
+        sizes.append(
+            try seeds.map { seed in
+                guard let targets = grid[seed]?[step] else {
+                    throw FiguresError.missing(
+                        "the sparsity grid has no step \(step) for seed \(seed) (seed \(seeds[0]) has it)")
+                }
+                return effectiveSize(targets: targets, full: full, cases: cases, margin: margin)
+            })
     }
     return EffectiveSizeSeries(name: name, cases: cases, steps: steps, sizes: sizes)
 }
@@ -81,5 +95,7 @@ public func kernelDensity(_ xs: [Double], at points: [Double]) -> [Double] {
     let sd = (xs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1)).squareRoot()
     guard sd > 0 else { return points.map { _ in 0 } }
     let h = sd * pow(n, -0.2)
-    return points.map { p in xs.reduce(0) { $0 + exp(-0.5 * (($1 - p) / h) * (($1 - p) / h)) } / (n * h * (2 * Double.pi).squareRoot()) }
+    return points.map { p in
+        xs.reduce(0) { $0 + exp(-0.5 * (($1 - p) / h) * (($1 - p) / h)) } / (n * h * (2 * Double.pi).squareRoot())
+    }
 }

@@ -27,29 +27,46 @@ public func drawFigures(_ inputs: [(path: String, file: ResultsFile)], options o
     var figures: [Figure] = []
     func split(_ available: Set<String>) -> (id: [String], ood: [String]) {
         let d = ReferenceCases.defaults(available: available)
-        return (o.idCases ?? d.filter(ReferenceCases.isInDomain), o.oodCases ?? d.filter { !ReferenceCases.isInDomain($0) })
+        return (
+            o.idCases ?? d.filter(ReferenceCases.isInDomain), o.oodCases ?? d.filter { !ReferenceCases.isInDomain($0) }
+        )
     }
     for (path, file) in inputs {
         let name = stem(path)
         switch file {
-        case let .flat(t):
+        case .flat(let t):
             let cases = o.cases ?? ReferenceCases.defaults(available: Set(t.columns.map(\.name)))
-            guard !cases.isEmpty else { throw FiguresError.missing("\(path): none of the paper's cases; name them with --cases (it has \(t.columns.map(\.name).prefix(8).joined(separator: ", "))…)") }
+            guard !cases.isEmpty else {
+                throw FiguresError.missing(
+                    "\(path): none of the paper's cases; name them with --cases (it has \(t.columns.map(\.name).prefix(8).joined(separator: ", "))…)"
+                )
+            }
             figures.append(try violinFigure(t, cases: cases, name: name + "-vplot"))
             figures.append(try barFigure(t, cases: cases, name: name + "-bar"))
-        case let .sweep(s):
+        case .sweep(let s):
             let (id, ood) = split(Set(s.values.flatMap { $0.values.flatMap(\.keys) }))
             figures.append(try accuracyVsSparsityFigure(s, idCases: id, oodCases: ood, name: name, seed: o.seed))
-        case let .grid(g):
-            let curves = inputs.filter { if case .curve = $0.file { return true }; return false }
-            guard let curveInput = curves.first(where: { taskPrefix($0.path) == taskPrefix(path) }) ?? (curves.count == 1 ? curves.first : nil),
-                  case let .curve(curve) = curveInput.file else {
-                throw FiguresError.missing("\(path): the effective size needs the full model's fine-tuning curve too (the reference's \(taskPrefix(path))-acc_over_ft.json)")
+        case .grid(let g):
+            let curves = inputs.filter {
+                if case .curve = $0.file { return true }
+                return false
+            }
+            guard
+                let curveInput = curves.first(where: { taskPrefix($0.path) == taskPrefix(path) })
+                    ?? (curves.count == 1 ? curves.first : nil),
+                case .curve(let curve) = curveInput.file
+            else {
+                throw FiguresError.missing(
+                    "\(path): the effective size needs the full model's fine-tuning curve too (the reference's \(taskPrefix(path))-acc_over_ft.json)"
+                )
             }
             let (id, ood) = split(Set(curve.values.flatMap(\.keys)))
-            figures.append(try effectiveSizeFigure(grid: g, curve: curve, cases: id + ood, margin: o.margin, name: taskPrefix(path) + "-effective-size", seed: o.seed))
+            figures.append(
+                try effectiveSizeFigure(
+                    grid: g, curve: curve, cases: id + ood, margin: o.margin,
+                    name: taskPrefix(path) + "-effective-size", seed: o.seed))
         case .curve:
-            continue   // drawn with its grid
+            continue  // drawn with its grid
         }
     }
     return figures
@@ -59,13 +76,19 @@ public func drawFigures(_ inputs: [(path: String, file: ResultsFile)], options o
 public func drawFigures(_ o: FigureOptions, warn: @escaping (String) -> Void) throws -> [Figure] {
     var figures = try drawFigures(try o.files.map { ($0, try ResultsFile.load(path: $0)) }, options: o)
     if let store = o.store {
-        guard o.heatmap.count == 2 else { throw UsageError("the heatmap needs two sets: --heatmap COND --heatmap COND") }
-        let f = try o.heatmap.map { try SubnetworkFilter(tag: nil, conditions: [$0], minSparsity: nil, maxSparsity: nil, names: nil) }
+        guard o.heatmap.count == 2 else {
+            throw UsageError("the heatmap needs two sets: --heatmap COND --heatmap COND")
+        }
+        let f = try o.heatmap.map {
+            try SubnetworkFilter(tag: nil, conditions: [$0], minSparsity: nil, maxSparsity: nil, names: nil)
+        }
         let s = try SubnetworkStore.open(path: store)
         if let note = s.recoveryNote { warn("warning: \(store): \(note)") }
         figures.append(try storeHeatmap(store: s, first: f[0], second: f[1], labels: (o.heatmap[0], o.heatmap[1])))
     }
-    guard !figures.isEmpty else { throw UsageError("nothing to draw: give results files, or --store with two --heatmap sets") }
+    guard !figures.isEmpty else {
+        throw UsageError("nothing to draw: give results files, or --store with two --heatmap sets")
+    }
     return figures
 }
 
@@ -76,13 +99,16 @@ public func writeFigures(_ figures: [Figure], to folder: String) throws {
 }
 
 /// The keep-count heatmap of the heads kept by two filtered sets of a store's subnetworks.
-public func storeHeatmap(store: SubnetworkStore, first: SubnetworkFilter, second: SubnetworkFilter, labels: (String, String)) throws -> Figure {
+public func storeHeatmap(
+    store: SubnetworkStore, first: SubnetworkFilter, second: SubnetworkFilter, labels: (String, String)
+) throws -> Figure {
     let heads = store.layout.layers * store.layout.heads
     func masks(_ f: SubnetworkFilter, _ label: String) throws -> [[Bool]] {
         let subs = try f.apply(store)
         guard !subs.isEmpty else { throw FiguresError.missing("no subnetwork of \(store.path) matches \(label)") }
         return subs.map { s in (0..<heads).map { s.mask[$0] != 0 } }
     }
-    return try keepCountHeatmap(first: try masks(first, labels.0), second: try masks(second, labels.1), labels: labels,
-                                name: stem(store.path) + "-frequencies-heatmap")
+    return try keepCountHeatmap(
+        first: try masks(first, labels.0), second: try masks(second, labels.1), labels: labels,
+        name: stem(store.path) + "-frequencies-heatmap")
 }

@@ -23,8 +23,8 @@ public enum FiguresError: ClassifiedError {
     }
     public var description: String {
         switch self {
-        case let .badFile(path, why): return "\(path): \(why)"
-        case let .missing(why): return why
+        case .badFile(let path, let why): return "\(path): \(why)"
+        case .missing(let why): return why
         }
     }
 }
@@ -35,7 +35,9 @@ public struct FlatResults: Sendable {
     public var sparsity: [Double]
     public var columns: [(name: String, values: [Double])]
     public func column(_ name: String) -> [Double]? { columns.first { $0.name == name }?.values }
-    public init(seeds: [String], sparsity: [Double], columns: [(name: String, values: [Double])]) { (self.seeds, self.sparsity, self.columns) = (seeds, sparsity, columns) }
+    public init(seeds: [String], sparsity: [Double], columns: [(name: String, values: [Double])]) {
+        (self.seeds, self.sparsity, self.columns) = (seeds, sparsity, columns)
+    }
 }
 
 /// case → accuracy
@@ -43,9 +45,9 @@ public typealias CaseAccuracies = [String: Double]
 
 public enum ResultsFile: Sendable {
     case flat(FlatResults)
-    case sweep([String: [Int: CaseAccuracies]])            // seed → target % → cases
-    case grid([String: [Int: [Int: CaseAccuracies]]])      // seed → step → target % → cases
-    case curve([Int: CaseAccuracies])                      // step → cases
+    case sweep([String: [Int: CaseAccuracies]])  // seed → target % → cases
+    case grid([String: [Int: [Int: CaseAccuracies]]])  // seed → step → target % → cases
+    case curve([Int: CaseAccuracies])  // step → cases
 
     public var shapeName: String {
         switch self {
@@ -57,7 +59,9 @@ public enum ResultsFile: Sendable {
     }
 
     public static func load(path: String) throws -> ResultsFile {
-        guard let data = FileManager.default.contents(atPath: path) else { throw FiguresError.badFile(path, "cannot read the file") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw FiguresError.badFile(path, "cannot read the file")
+        }
         guard let text = String(data: data, encoding: .utf8) else { throw FiguresError.badFile(path, "not UTF-8 text") }
         let json = try JSONValue.parse(text, path: path)
         // An `hcore eval` document: its flat table (the full model first, the reference's spellings).
@@ -69,40 +73,69 @@ public enum ResultsFile: Sendable {
 
     /// The shape is told by the nesting: a "seed" list → flat; otherwise the depth of objects above the numbers.
     public static func parse(_ v: JSONValue, path: String) throws -> ResultsFile {
-        guard let top = v.objectValue, !top.isEmpty else { throw FiguresError.badFile(path, "expected a JSON object of results") }
+        guard let top = v.objectValue, !top.isEmpty else {
+            throw FiguresError.badFile(path, "expected a JSON object of results")
+        }
         if let seeds = v.get("seed")?.arrayValue {
             let names = seeds.map { $0.stringValue ?? $0.intValue.map(String.init) ?? "?" }
             var flat = FlatResults(seeds: names, sparsity: [], columns: [])
             for (k, col) in top where k != "seed" {
-                guard let values = col.arrayValue?.map(\.doubleValue), !values.contains(where: { $0 == nil }), values.count == names.count else {
+                guard let values = col.arrayValue?.map(\.doubleValue), !values.contains(where: { $0 == nil }),
+                    values.count == names.count
+                else {
                     throw FiguresError.badFile(path, "column '\(k)' must be \(names.count) numbers, one per seed")
                 }
-                if k == "sparsity" { flat.sparsity = values.map { $0! } } else { flat.columns.append((k, values.map { $0! })) }
+                if k == "sparsity" {
+                    flat.sparsity = values.map { $0! }
+                } else {
+                    flat.columns.append((k, values.map { $0! }))
+                }
             }
             return .flat(flat)
         }
         func cases(_ v: JSONValue, _ at: String) throws -> CaseAccuracies {
             guard let o = v.objectValue else { throw FiguresError.badFile(path, "\(at): expected case → accuracy") }
-            return try Dictionary(o.map { k, x in
-                guard let d = x.doubleValue else { throw FiguresError.badFile(path, "\(at)/\(k): expected a number") }
-                return (k, d)
-            }, uniquingKeysWith: { a, _ in a })
+            return try Dictionary(
+                o.map { k, x in
+                    guard let d = x.doubleValue else {
+                        throw FiguresError.badFile(path, "\(at)/\(k): expected a number")
+                    }
+                    return (k, d)
+                }, uniquingKeysWith: { a, _ in a })
         }
         func intKeyed<T>(_ v: JSONValue, _ at: String, _ inner: (JSONValue, String) throws -> T) throws -> [Int: T] {
             guard let o = v.objectValue else { throw FiguresError.badFile(path, "\(at): expected an object") }
-            return try Dictionary(o.map { k, x in
-                guard let i = Int(k) else { throw FiguresError.badFile(path, "\(at): key '\(k)' is not an integer (a step or a sparsity in percent)") }
-                return (i, try inner(x, at + "/" + k))
-            }, uniquingKeysWith: { a, _ in a })
+            return try Dictionary(
+                o.map { k, x in
+                    guard let i = Int(k) else {
+                        throw FiguresError.badFile(
+                            path, "\(at): key '\(k)' is not an integer (a step or a sparsity in percent)")
+                    }
+                    return (i, try inner(x, at + "/" + k))
+                }, uniquingKeysWith: { a, _ in a })
         }
         // Depth: how many object levels until numbers.
-        var depth = 0, probe: JSONValue = v
-        while let o = probe.objectValue, let first = o.first { depth += 1; probe = first.1 }
+        var depth = 0
+        var probe: JSONValue = v
+        while let o = probe.objectValue, let first = o.first {
+            depth += 1
+            probe = first.1
+        }
         switch depth {
         case 2: return .curve(try intKeyed(v, "", cases))
-        case 3: return .sweep(try Dictionary(top.map { ($0.0, try intKeyed($0.1, $0.0, cases)) }, uniquingKeysWith: { a, _ in a }))
-        case 4: return .grid(try Dictionary(top.map { s, x in (s, try intKeyed(x, s) { try intKeyed($0, $1, cases) }) }, uniquingKeysWith: { a, _ in a }))
-        default: throw FiguresError.badFile(path, "not one of the reference's results shapes (flat table, seed → sparsity → case, seed → step → sparsity → case, step → case)")
+        case 3:
+            return .sweep(
+                try Dictionary(top.map { ($0.0, try intKeyed($0.1, $0.0, cases)) }, uniquingKeysWith: { a, _ in a }))
+        case 4:
+            return .grid(
+                try Dictionary(
+                    top.map { s, x in (s, try intKeyed(x, s) { try intKeyed($0, $1, cases) }) },
+                    uniquingKeysWith: { a, _ in a }))
+        default:
+            throw FiguresError.badFile(
+                path,
+                "not one of the reference's results shapes (flat table, seed → sparsity → case, seed → step → sparsity → case, step → case)"
+            )
         }
     }
 }
@@ -113,18 +146,23 @@ public enum ReferenceCases {
     public static let mnliFlatID = ["mnli-matched", "mnli-mismatched"]
     public static let mnliSplitID = ["validation_matched", "validation_mismatched"]
     /// The four HANS subcases the MNLI figures plot, in the paper's order.
-    public static let hansPlotted = ["lexical_overlap_ln_subject-object_swap", "lexical_overlap_ln_preposition",
-                                     "constituent_cn_embedded_under_if", "constituent_cn_embedded_under_verb"]
+    public static let hansPlotted = [
+        "lexical_overlap_ln_subject-object_swap", "lexical_overlap_ln_preposition",
+        "constituent_cn_embedded_under_if", "constituent_cn_embedded_under_verb",
+    ]
     public static let labels: [String: String] = [
         "mnli-matched": "MNLI (matched)", "mnli-mismatched": "MNLI (mis.)", "validation_matched": "MNLI (matched)",
         "validation_mismatched": "MNLI (mis.)", "lexical_overlap_ln_subject-object_swap": "SO-Swap [LO]",
         "lexical_overlap_ln_preposition": "Prep [LO]", "constituent_cn_embedded_under_if": "Embed-If [C]",
-        "constituent_cn_embedded_under_verb": "Embed-Verb [C]", "qqp": "QQP", "paws-qqp": "PAWS-QQP", "paws-qqp_0": "PAWS-QQP (label 0)",
+        "constituent_cn_embedded_under_verb": "Embed-Verb [C]", "qqp": "QQP", "paws-qqp": "PAWS-QQP",
+        "paws-qqp_0": "PAWS-QQP (label 0)",
     ]
     public static func label(_ c: String) -> String { labels[c] ?? c }
     /// In-domain cases of a file, by the reference's names: the OOD cases are HANS subcases and PAWS
     /// (validation_*, mnli-*, qqp — and any other set that is neither a HANS subcase nor PAWS).
-    public static func isInDomain(_ c: String) -> Bool { !["lexical_overlap_", "subsequence_", "constituent_", "paws-qqp"].contains { c.hasPrefix($0) } }
+    public static func isInDomain(_ c: String) -> Bool {
+        !["lexical_overlap_", "subsequence_", "constituent_", "paws-qqp"].contains { c.hasPrefix($0) }
+    }
     /// The cases a figure of this file draws by default: the paper's (ID, then the plotted OOD cases).
     /// In a table of another task (an `hcore eval` document of the demo), the in-domain sets are the columns
     /// that are neither HANS subcases nor PAWS.

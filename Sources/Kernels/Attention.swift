@@ -1,4 +1,5 @@
 import Foundation
+
 // Scaled dot-product attention over packed sequences.
 //
 // Tokens of a batch are concatenated without padding: sequence s owns rows offsets[s] ..< offsets[s+1]
@@ -16,19 +17,24 @@ import Foundation
 
 /// ctx = softmax(Q Kᵀ · scale) V per (sequence, head). `probs`, if given, receives every P row:
 /// the (s, h) block starts at probOffsets[s]·heads + h·len² … see `attentionProbOffset`.
-public func attention(qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim d: Int,
-                      offsets: [Int], ctx: UnsafeMutablePointer<Float>, ldctx: Int,
-                      probs: UnsafeMutablePointer<Float>? = nil, pool: ThreadPool = .shared) {
+public func attention(
+    qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim d: Int,
+    offsets: [Int], ctx: UnsafeMutablePointer<Float>, ldctx: Int,
+    probs: UnsafeMutablePointer<Float>? = nil, pool: ThreadPool = .shared
+) {
     let sequences = offsets.count - 1
     if sequences <= 0 || heads == 0 { return }
     let scale = 1 / Float(d).squareRoot()
     let probBase = attentionProbOffsets(offsets: offsets, heads: heads)
-    let qa = UInt(bitPattern: qkv), ca = UInt(bitPattern: ctx), pa = probs.map { UInt(bitPattern: $0) }
+    let qa = UInt(bitPattern: qkv)
+    let ca = UInt(bitPattern: ctx)
+    let pa = probs.map { UInt(bitPattern: $0) }
     // One task per sequence (all its heads), so each task allocates its scratch once.
     pool.parallelFor(sequences) { s in
         let qkv = UnsafePointer<Float>(bitPattern: qa)!
         let ctx = UnsafeMutablePointer<Float>(bitPattern: ca)!
-        let start = offsets[s], t = offsets[s + 1] - start
+        let start = offsets[s]
+        let t = offsets[s + 1] - start
         if t == 0 { return }
         let tPad = (t + 15) & ~15
         // Every head's keys are transposed in one pass when they fit (HANS t ≈ 18; bert-base t = 128): each
@@ -47,7 +53,8 @@ public func attention(qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim
                 // The zero padding past t: short rows are mostly padding (t ≈ 18 of 32), so clear the whole
                 // block with one vectorised fill first rather than element by element after.
                 if t < tPad { kT.update(repeating: 0, count: width * tPad) }
-                transposeRows(qkv + start * ldqkv + (heads + h) * d, ld: ldqkv, rows: t, width: width, into: kT, ldT: tPad)
+                transposeRows(
+                    qkv + start * ldqkv + (heads + h) * d, ld: ldqkv, rows: t, width: width, into: kT, ldT: tPad)
             }
             let v = qkv + start * ldqkv + (2 * heads + h) * d
             // Query rows four at a time: every K (or V) vector loaded serves four rows — 16 FMAs per 8 loads
@@ -57,8 +64,9 @@ public func attention(qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim
                 let rows = min(attentionQueryBlock, t - i)
                 // scores [rows, tPad] = scale · Q rows · Kᵀ (Kᵀ is zero past t, so padded columns score 0 and the
                 // softmax's count ignores them); each summed over c in ascending order.
-                rowMajorProduct(m: rows, n: tPad, k: d, a: qkv + (start + i) * ldqkv + h * d, lda: ldqkv,
-                                b: kT, ldb: tPad, scale: scale, out: scores, ldo: tPad)
+                rowMajorProduct(
+                    m: rows, n: tPad, k: d, a: qkv + (start + i) * ldqkv + h * d, lda: ldqkv,
+                    b: kT, ldb: tPad, scale: scale, out: scores, ldo: tPad)
                 softmaxRows(scores, ld: tPad, rows: rows, count: t)
                 for r in 0..<rows {
                     let row = scores + r * tPad
@@ -91,7 +99,9 @@ let attentionTransposeFloats = 131_072
 /// line is then written whole (16 consecutive j), and the sixteen source rows are read front to back side by
 /// side — where one row at a time wrote `width` lines one float each and waited on every new source row.
 @inline(__always)
-func transposeRows(_ src: UnsafePointer<Float>, ld: Int, rows: Int, width: Int, into dst: UnsafeMutablePointer<Float>, ldT: Int) {
+func transposeRows(
+    _ src: UnsafePointer<Float>, ld: Int, rows: Int, width: Int, into dst: UnsafeMutablePointer<Float>, ldT: Int
+) {
     var j0 = 0
     while j0 < rows {
         let n = min(16, rows - j0)
@@ -100,10 +110,22 @@ func transposeRows(_ src: UnsafePointer<Float>, ld: Int, rows: Int, width: Int, 
             for c in 0..<width {
                 let o = dst + c * ldT + j0
                 let p = block + c
-                o[0] = p[0]; o[1] = p[ld]; o[2] = p[2 * ld]; o[3] = p[3 * ld]
-                o[4] = p[4 * ld]; o[5] = p[5 * ld]; o[6] = p[6 * ld]; o[7] = p[7 * ld]
-                o[8] = p[8 * ld]; o[9] = p[9 * ld]; o[10] = p[10 * ld]; o[11] = p[11 * ld]
-                o[12] = p[12 * ld]; o[13] = p[13 * ld]; o[14] = p[14 * ld]; o[15] = p[15 * ld]
+                o[0] = p[0]
+                o[1] = p[ld]
+                o[2] = p[2 * ld]
+                o[3] = p[3 * ld]
+                o[4] = p[4 * ld]
+                o[5] = p[5 * ld]
+                o[6] = p[6 * ld]
+                o[7] = p[7 * ld]
+                o[8] = p[8 * ld]
+                o[9] = p[9 * ld]
+                o[10] = p[10 * ld]
+                o[11] = p[11 * ld]
+                o[12] = p[12 * ld]
+                o[13] = p[13 * ld]
+                o[14] = p[14 * ld]
+                o[15] = p[15 * ld]
             }
         } else {
             for c in 0..<width {
@@ -123,28 +145,49 @@ func transposeRows(_ src: UnsafePointer<Float>, ld: Int, rows: Int, width: Int, 
 @inline(__always)
 func softmaxRows(_ p: UnsafeMutablePointer<Float>, ld: Int, rows: Int, count: Int) {
     let raw = UnsafeMutableRawPointer(p)
-    let body = count & ~15, tail = count - body
+    let body = count & ~15
+    let tail = count - body
     // The last vector: the `tail` valid lanes, −∞ past them (exp(−∞) = 0), as in softmaxRow.
     let lanes = Vec16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
     let pastTail = lanes .>= Float(tail)
-    let r1 = min(1, rows - 1) * ld * 4, r2 = min(2, rows - 1) * ld * 4, r3 = min(3, rows - 1) * ld * 4
+    let r1 = min(1, rows - 1) * ld * 4
+    let r2 = min(2, rows - 1) * ld * 4
+    let r3 = min(3, rows - 1) * ld * 4
     @inline(__always) func tailVector(_ offset: Int) -> Vec16 {
-        tail == 0 ? Vec16(repeating: -.infinity)
-                  : raw.loadUnaligned(fromByteOffset: offset + body * 4, as: Vec16.self).replacing(with: -.infinity, where: pastTail)
+        tail == 0
+            ? Vec16(repeating: -.infinity)
+            : raw.loadUnaligned(fromByteOffset: offset + body * 4, as: Vec16.self).replacing(
+                with: -.infinity, where: pastTail)
     }
-    let t0 = tailVector(0), t1 = tailVector(r1), t2 = tailVector(r2), t3 = tailVector(r3)
-    var m0 = t0, m1 = t1, m2 = t2, m3 = t3
+    let t0 = tailVector(0)
+    let t1 = tailVector(r1)
+    let t2 = tailVector(r2)
+    let t3 = tailVector(r3)
+    var m0 = t0
+    var m1 = t1
+    var m2 = t2
+    var m3 = t3
     var i = 0
     while i < body {
         let o = i * 4
-        let v0 = raw.loadUnaligned(fromByteOffset: o, as: Vec16.self), v1 = raw.loadUnaligned(fromByteOffset: r1 + o, as: Vec16.self)
-        let v2 = raw.loadUnaligned(fromByteOffset: r2 + o, as: Vec16.self), v3 = raw.loadUnaligned(fromByteOffset: r3 + o, as: Vec16.self)
-        m0 = m0.replacing(with: v0, where: v0 .> m0); m1 = m1.replacing(with: v1, where: v1 .> m1)
-        m2 = m2.replacing(with: v2, where: v2 .> m2); m3 = m3.replacing(with: v3, where: v3 .> m3)
+        let v0 = raw.loadUnaligned(fromByteOffset: o, as: Vec16.self)
+        let v1 = raw.loadUnaligned(fromByteOffset: r1 + o, as: Vec16.self)
+        let v2 = raw.loadUnaligned(fromByteOffset: r2 + o, as: Vec16.self)
+        let v3 = raw.loadUnaligned(fromByteOffset: r3 + o, as: Vec16.self)
+        m0 = m0.replacing(with: v0, where: v0 .> m0)
+        m1 = m1.replacing(with: v1, where: v1 .> m1)
+        m2 = m2.replacing(with: v2, where: v2 .> m2)
+        m3 = m3.replacing(with: v3, where: v3 .> m3)
         i += 16
     }
-    let x0 = horizontalMax(m0), x1 = horizontalMax(m1), x2 = horizontalMax(m2), x3 = horizontalMax(m3)
-    var s0 = Vec16(), s1 = Vec16(), s2 = Vec16(), s3 = Vec16()
+    let x0 = horizontalMax(m0)
+    let x1 = horizontalMax(m1)
+    let x2 = horizontalMax(m2)
+    let x3 = horizontalMax(m3)
+    var s0 = Vec16()
+    var s1 = Vec16()
+    var s2 = Vec16()
+    var s3 = Vec16()
     i = 0
     while i < body {
         let o = i * 4
@@ -157,19 +200,43 @@ func softmaxRows(_ p: UnsafeMutablePointer<Float>, ld: Int, rows: Int, count: In
         if rows > 1 { raw.storeBytes(of: e1, toByteOffset: r1 + o, as: Vec16.self) }
         if rows > 2 { raw.storeBytes(of: e2, toByteOffset: r2 + o, as: Vec16.self) }
         if rows > 3 { raw.storeBytes(of: e3, toByteOffset: r3 + o, as: Vec16.self) }
-        s0 += e0; s1 += e1; s2 += e2; s3 += e3
+        s0 += e0
+        s1 += e1
+        s2 += e2
+        s3 += e3
         i += 16
     }
-    let te0 = exp16(t0 - x0), te1 = exp16(t1 - x1), te2 = exp16(t2 - x2), te3 = exp16(t3 - x3)
-    s0 += te0; s1 += te1; s2 += te2; s3 += te3
-    let inv0 = 1 / s0.sum(), inv1 = 1 / s1.sum(), inv2 = 1 / s2.sum(), inv3 = 1 / s3.sum()
+    let te0 = exp16(t0 - x0)
+    let te1 = exp16(t1 - x1)
+    let te2 = exp16(t2 - x2)
+    let te3 = exp16(t3 - x3)
+    s0 += te0
+    s1 += te1
+    s2 += te2
+    s3 += te3
+    let inv0 = 1 / s0.sum()
+    let inv1 = 1 / s1.sum()
+    let inv2 = 1 / s2.sum()
+    let inv3 = 1 / s3.sum()
     i = 0
     while i < body {
         let o = i * 4
         raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: o, as: Vec16.self) * inv0, toByteOffset: o, as: Vec16.self)
-        if rows > 1 { raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: r1 + o, as: Vec16.self) * inv1, toByteOffset: r1 + o, as: Vec16.self) }
-        if rows > 2 { raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: r2 + o, as: Vec16.self) * inv2, toByteOffset: r2 + o, as: Vec16.self) }
-        if rows > 3 { raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: r3 + o, as: Vec16.self) * inv3, toByteOffset: r3 + o, as: Vec16.self) }
+        if rows > 1 {
+            raw.storeBytes(
+                of: raw.loadUnaligned(fromByteOffset: r1 + o, as: Vec16.self) * inv1, toByteOffset: r1 + o,
+                as: Vec16.self)
+        }
+        if rows > 2 {
+            raw.storeBytes(
+                of: raw.loadUnaligned(fromByteOffset: r2 + o, as: Vec16.self) * inv2, toByteOffset: r2 + o,
+                as: Vec16.self)
+        }
+        if rows > 3 {
+            raw.storeBytes(
+                of: raw.loadUnaligned(fromByteOffset: r3 + o, as: Vec16.self) * inv3, toByteOffset: r3 + o,
+                as: Vec16.self)
+        }
         i += 16
     }
     if tail > 0 {
@@ -187,21 +254,40 @@ let attentionQueryBlock = 4
 /// For r < rows (≤ 4): out[r·ldout ..< +d] = Σ_j p[r·ldp + j]·v[j·ldv ..< +d], d ∈ {16, 32, 48, 64}.
 /// Rows past `rows` are computed from row rows−1's weights and discarded.
 @inline(__always)
-func weightedRowSum4(_ p: UnsafePointer<Float>, ldp: Int, rows: Int, _ v: UnsafePointer<Float>, ldv: Int, t: Int, d: Int,
-                     out: UnsafeMutablePointer<Float>, ldout: Int) {
-    let p0 = p, p1 = p + min(1, rows - 1) * ldp, p2 = p + min(2, rows - 1) * ldp, p3 = p + min(3, rows - 1) * ldp
+func weightedRowSum4(
+    _ p: UnsafePointer<Float>, ldp: Int, rows: Int, _ v: UnsafePointer<Float>, ldv: Int, t: Int, d: Int,
+    out: UnsafeMutablePointer<Float>, ldout: Int
+) {
+    let p0 = p
+    let p1 = p + min(1, rows - 1) * ldp
+    let p2 = p + min(2, rows - 1) * ldp
+    let p3 = p + min(3, rows - 1) * ldp
     let raw = UnsafeRawPointer(v)
     if d <= 32 {
-        var a00 = Vec16(), a01 = Vec16(), a10 = Vec16(), a11 = Vec16()
-        var a20 = Vec16(), a21 = Vec16(), a30 = Vec16(), a31 = Vec16()
+        var a00 = Vec16()
+        var a01 = Vec16()
+        var a10 = Vec16()
+        var a11 = Vec16()
+        var a20 = Vec16()
+        var a21 = Vec16()
+        var a30 = Vec16()
+        var a31 = Vec16()
         for j in 0..<t {
             let row = raw + j * ldv * 4
             let v0 = row.loadUnaligned(as: Vec16.self)
             let v1 = d > 16 ? row.loadUnaligned(fromByteOffset: 64, as: Vec16.self) : Vec16()
-            var w = p0[j]; a00.addProduct(w, v0); a01.addProduct(w, v1)
-            w = p1[j]; a10.addProduct(w, v0); a11.addProduct(w, v1)
-            w = p2[j]; a20.addProduct(w, v0); a21.addProduct(w, v1)
-            w = p3[j]; a30.addProduct(w, v0); a31.addProduct(w, v1)
+            var w = p0[j]
+            a00.addProduct(w, v0)
+            a01.addProduct(w, v1)
+            w = p1[j]
+            a10.addProduct(w, v0)
+            a11.addProduct(w, v1)
+            w = p2[j]
+            a20.addProduct(w, v0)
+            a21.addProduct(w, v1)
+            w = p3[j]
+            a30.addProduct(w, v0)
+            a31.addProduct(w, v1)
         }
         storeHeadRow(out, a00, a01, Vec16(), Vec16(), d: d)
         if rows > 1 { storeHeadRow(out + ldout, a10, a11, Vec16(), Vec16(), d: d) }
@@ -209,19 +295,48 @@ func weightedRowSum4(_ p: UnsafePointer<Float>, ldp: Int, rows: Int, _ v: Unsafe
         if rows > 3 { storeHeadRow(out + 3 * ldout, a30, a31, Vec16(), Vec16(), d: d) }
         return
     }
-    var a00 = Vec16(), a01 = Vec16(), a02 = Vec16(), a03 = Vec16()
-    var a10 = Vec16(), a11 = Vec16(), a12 = Vec16(), a13 = Vec16()
-    var a20 = Vec16(), a21 = Vec16(), a22 = Vec16(), a23 = Vec16()
-    var a30 = Vec16(), a31 = Vec16(), a32 = Vec16(), a33 = Vec16()
+    var a00 = Vec16()
+    var a01 = Vec16()
+    var a02 = Vec16()
+    var a03 = Vec16()
+    var a10 = Vec16()
+    var a11 = Vec16()
+    var a12 = Vec16()
+    var a13 = Vec16()
+    var a20 = Vec16()
+    var a21 = Vec16()
+    var a22 = Vec16()
+    var a23 = Vec16()
+    var a30 = Vec16()
+    var a31 = Vec16()
+    var a32 = Vec16()
+    var a33 = Vec16()
     for j in 0..<t {
         let row = raw + j * ldv * 4
-        let v0 = row.loadUnaligned(as: Vec16.self), v1 = row.loadUnaligned(fromByteOffset: 64, as: Vec16.self)
+        let v0 = row.loadUnaligned(as: Vec16.self)
+        let v1 = row.loadUnaligned(fromByteOffset: 64, as: Vec16.self)
         let v2 = row.loadUnaligned(fromByteOffset: 128, as: Vec16.self)
         let v3 = d > 48 ? row.loadUnaligned(fromByteOffset: 192, as: Vec16.self) : Vec16()
-        var w = p0[j]; a00.addProduct(w, v0); a01.addProduct(w, v1); a02.addProduct(w, v2); a03.addProduct(w, v3)
-        w = p1[j]; a10.addProduct(w, v0); a11.addProduct(w, v1); a12.addProduct(w, v2); a13.addProduct(w, v3)
-        w = p2[j]; a20.addProduct(w, v0); a21.addProduct(w, v1); a22.addProduct(w, v2); a23.addProduct(w, v3)
-        w = p3[j]; a30.addProduct(w, v0); a31.addProduct(w, v1); a32.addProduct(w, v2); a33.addProduct(w, v3)
+        var w = p0[j]
+        a00.addProduct(w, v0)
+        a01.addProduct(w, v1)
+        a02.addProduct(w, v2)
+        a03.addProduct(w, v3)
+        w = p1[j]
+        a10.addProduct(w, v0)
+        a11.addProduct(w, v1)
+        a12.addProduct(w, v2)
+        a13.addProduct(w, v3)
+        w = p2[j]
+        a20.addProduct(w, v0)
+        a21.addProduct(w, v1)
+        a22.addProduct(w, v2)
+        a23.addProduct(w, v3)
+        w = p3[j]
+        a30.addProduct(w, v0)
+        a31.addProduct(w, v1)
+        a32.addProduct(w, v2)
+        a33.addProduct(w, v3)
     }
     storeHeadRow(out, a00, a01, a02, a03, d: d)
     if rows > 1 { storeHeadRow(out + ldout, a10, a11, a12, a13, d: d) }
@@ -252,15 +367,23 @@ public func attentionProbOffsets(offsets: [Int], heads: Int) -> [Int] {
 /// Attention-probability dropout in training mode: ctx_i = Σ_j (P_ij · M_ij) V_j per (sequence, head), from the
 /// probabilities `attention` kept and multipliers M laid out as they are (Σ_s heads·t_s²). It recomputes the
 /// context `attention` wrote, so inference never pays for it.
-public func droppedAttentionContext(qkv: UnsafePointer<Float>, ldqkv: Int, probs: UnsafePointer<Float>, drop: UnsafePointer<Float>,
-                                    heads: Int, headDim d: Int, offsets: [Int], ctx: UnsafeMutablePointer<Float>, ldctx: Int,
-                                    pool: ThreadPool = .shared) {
+public func droppedAttentionContext(
+    qkv: UnsafePointer<Float>, ldqkv: Int, probs: UnsafePointer<Float>, drop: UnsafePointer<Float>,
+    heads: Int, headDim d: Int, offsets: [Int], ctx: UnsafeMutablePointer<Float>, ldctx: Int,
+    pool: ThreadPool = .shared
+) {
     let probBase = attentionProbOffsets(offsets: offsets, heads: heads)
-    let qa = UInt(bitPattern: qkv), pa = UInt(bitPattern: probs), ma = UInt(bitPattern: drop), ca = UInt(bitPattern: ctx)
+    let qa = UInt(bitPattern: qkv)
+    let pa = UInt(bitPattern: probs)
+    let ma = UInt(bitPattern: drop)
+    let ca = UInt(bitPattern: ctx)
     pool.parallelFor(offsets.count - 1) { s in
-        let qkv = UnsafePointer<Float>(bitPattern: qa)!, probs = UnsafePointer<Float>(bitPattern: pa)!
-        let drop = UnsafePointer<Float>(bitPattern: ma)!, ctx = UnsafeMutablePointer<Float>(bitPattern: ca)!
-        let start = offsets[s], t = offsets[s + 1] - start
+        let qkv = UnsafePointer<Float>(bitPattern: qa)!
+        let probs = UnsafePointer<Float>(bitPattern: pa)!
+        let drop = UnsafePointer<Float>(bitPattern: ma)!
+        let ctx = UnsafeMutablePointer<Float>(bitPattern: ca)!
+        let start = offsets[s]
+        let t = offsets[s + 1] - start
         if t == 0 { return }
         let row = allocateFloats(t)
         defer { row.deallocate() }
@@ -279,8 +402,13 @@ public func droppedAttentionContext(qkv: UnsafePointer<Float>, ldqkv: Int, probs
 
 /// out[0..<d] = Σ_j p[j]·v[j·ldv ..< j·ldv + d], for d ∈ {16, 32, 48, 64}.
 @inline(__always)
-func weightedRowSum(_ p: UnsafePointer<Float>, _ v: UnsafePointer<Float>, ldv: Int, t: Int, d: Int, out: UnsafeMutablePointer<Float>) {
-    var a0 = Vec16(), a1 = Vec16(), a2 = Vec16(), a3 = Vec16()
+func weightedRowSum(
+    _ p: UnsafePointer<Float>, _ v: UnsafePointer<Float>, ldv: Int, t: Int, d: Int, out: UnsafeMutablePointer<Float>
+) {
+    var a0 = Vec16()
+    var a1 = Vec16()
+    var a2 = Vec16()
+    var a3 = Vec16()
     let raw = UnsafeRawPointer(v)
     for j in 0..<t {
         let w = p[j]
@@ -300,7 +428,8 @@ func weightedRowSum(_ p: UnsafePointer<Float>, _ v: UnsafePointer<Float>, ldv: I
 /// y[i] += a·x[i]
 @inline(__always)
 public func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-    let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y)
+    let xr = UnsafeRawPointer(x)
+    let yr = UnsafeMutableRawPointer(y)
     var i = 0
     while i + 16 <= count {
         var v = yr.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)
@@ -308,7 +437,10 @@ public func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointe
         yr.storeBytes(of: v, toByteOffset: i * 4, as: Vec16.self)
         i += 16
     }
-    while i < count { y[i] = y[i].addingProduct(a, x[i]); i += 1 }
+    while i < count {
+        y[i] = y[i].addingProduct(a, x[i])
+        i += 1
+    }
 }
 
 /// Naive twin of `attention` for one sequence (rows 0..<t of qkv, row stride ldqkv), in Double.
@@ -320,7 +452,9 @@ public func attentionReference(qkv: [Float], ldqkv: Int, t: Int, heads: Int, hea
             var scores = [Double](repeating: 0, count: t)
             for j in 0..<t {
                 var s = 0.0
-                for c in 0..<d { s += Double(qkv[i * ldqkv + h * d + c]) * Double(qkv[j * ldqkv + (heads + h) * d + c]) }
+                for c in 0..<d {
+                    s += Double(qkv[i * ldqkv + h * d + c]) * Double(qkv[j * ldqkv + (heads + h) * d + c])
+                }
                 scores[j] = s * scale
             }
             let m = scores.max()!

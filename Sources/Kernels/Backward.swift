@@ -2,11 +2,12 @@
 // statistics its backward uses, attention given its stored probabilities, and their naive twins.
 import Foundation
 
-
 /// LayerNorm forward over rows that also records each row's mean and 1/std (for `layerNormBackward`).
-public func layerNormForward(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, count: Int,
-                             gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float,
-                             mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>) {
+public func layerNormForward(
+    _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, count: Int,
+    gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float,
+    mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>
+) {
     for r in 0..<rows {
         let row = x + r * count
         var s: Float = 0
@@ -18,24 +19,36 @@ public func layerNormForward(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePoin
 
 /// dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ ⊙ x̂)) with dx̂ = dy ⊙ γ and x̂ = (x − mean) · rstd.
 /// `dx` is overwritten (it may alias `dy`).
-public func layerNormBackward(_ dy: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>,
-                              rstd: UnsafePointer<Float>, gamma: UnsafePointer<Float>, rows: Int, count: Int,
-                              dx: UnsafeMutablePointer<Float>, pool: ThreadPool = .shared) {
-    let dya = UInt(bitPattern: dy), xa = UInt(bitPattern: x), ma = UInt(bitPattern: mean), ra = UInt(bitPattern: rstd)
-    let ga = UInt(bitPattern: gamma), dxa = UInt(bitPattern: dx)
+public func layerNormBackward(
+    _ dy: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>,
+    rstd: UnsafePointer<Float>, gamma: UnsafePointer<Float>, rows: Int, count: Int,
+    dx: UnsafeMutablePointer<Float>, pool: ThreadPool = .shared
+) {
+    let dya = UInt(bitPattern: dy)
+    let xa = UInt(bitPattern: x)
+    let ma = UInt(bitPattern: mean)
+    let ra = UInt(bitPattern: rstd)
+    let ga = UInt(bitPattern: gamma)
+    let dxa = UInt(bitPattern: dx)
     pool.parallelFor(rows) { r in
-        let dy = UnsafePointer<Float>(bitPattern: dya)! + r * count, x = UnsafePointer<Float>(bitPattern: xa)! + r * count
-        let g = UnsafePointer<Float>(bitPattern: ga)!, dx = UnsafeMutablePointer<Float>(bitPattern: dxa)! + r * count
-        let mu = UnsafePointer<Float>(bitPattern: ma)![r], rs = UnsafePointer<Float>(bitPattern: ra)![r]
-        var sumD = 0.0, sumDX = 0.0
+        let dy = UnsafePointer<Float>(bitPattern: dya)! + r * count
+        let x = UnsafePointer<Float>(bitPattern: xa)! + r * count
+        let g = UnsafePointer<Float>(bitPattern: ga)!
+        let dx = UnsafeMutablePointer<Float>(bitPattern: dxa)! + r * count
+        let mu = UnsafePointer<Float>(bitPattern: ma)![r]
+        let rs = UnsafePointer<Float>(bitPattern: ra)![r]
+        var sumD = 0.0
+        var sumDX = 0.0
         for i in 0..<count {
-            let dxh = Double(dy[i] * g[i]), xh = Double((x[i] - mu) * rs)
+            let dxh = Double(dy[i] * g[i])
+            let xh = Double((x[i] - mu) * rs)
             sumD += dxh
             sumDX += dxh * xh
         }
         let n = Double(count)
         for i in 0..<count {
-            let dxh = Double(dy[i] * g[i]), xh = Double((x[i] - mu) * rs)
+            let dxh = Double(dy[i] * g[i])
+            let xh = Double((x[i] - mu) * rs)
             dx[i] = Float(Double(rs) * (dxh - sumD / n - xh * sumDX / n))
         }
     }
@@ -48,37 +61,60 @@ public func layerNormBackward(_ dy: UnsafePointer<Float>, x: UnsafePointer<Float
 /// vector–matrix product with Vᵀ, dS row, dQ_i) then a column pass over Pᵀ and dSᵀ (dV_j, dK_j), every
 /// accumulator in registers for d ∈ {16, 32, 48, 64}; other head sizes take a plain path.
 /// Naive twin: `attentionBackwardReference`.
-public func attentionBackward(qkv: UnsafePointer<Float>, ldqkv: Int, probs: UnsafePointer<Float>, dctx: UnsafePointer<Float>, ldctx: Int,
-                              heads: Int, headDim d: Int, offsets: [Int], dqkv: UnsafeMutablePointer<Float>,
-                              probDropout: UnsafePointer<Float>? = nil, pool: ThreadPool = .shared) {
+public func attentionBackward(
+    qkv: UnsafePointer<Float>, ldqkv: Int, probs: UnsafePointer<Float>, dctx: UnsafePointer<Float>, ldctx: Int,
+    heads: Int, headDim d: Int, offsets: [Int], dqkv: UnsafeMutablePointer<Float>,
+    probDropout: UnsafePointer<Float>? = nil, pool: ThreadPool = .shared
+) {
     let probBase = attentionProbOffsets(offsets: offsets, heads: heads)
     let scale = 1 / Float(d).squareRoot()
     let fast = d % 16 == 0 && d <= 64
-    let qa = UInt(bitPattern: qkv), pa = UInt(bitPattern: probs), da = UInt(bitPattern: dctx), ga = UInt(bitPattern: dqkv)
+    let qa = UInt(bitPattern: qkv)
+    let pa = UInt(bitPattern: probs)
+    let da = UInt(bitPattern: dctx)
+    let ga = UInt(bitPattern: dqkv)
     let ma = probDropout.map { UInt(bitPattern: $0) }
     pool.parallelFor(offsets.count - 1) { s in
         let drop = ma.map { UnsafePointer<Float>(bitPattern: $0)! }
-        let qkv = UnsafePointer<Float>(bitPattern: qa)!, probs = UnsafePointer<Float>(bitPattern: pa)!
-        let dctx = UnsafePointer<Float>(bitPattern: da)!, dqkv = UnsafeMutablePointer<Float>(bitPattern: ga)!
-        let start = offsets[s], t = offsets[s + 1] - start
+        let qkv = UnsafePointer<Float>(bitPattern: qa)!
+        let probs = UnsafePointer<Float>(bitPattern: pa)!
+        let dctx = UnsafePointer<Float>(bitPattern: da)!
+        let dqkv = UnsafeMutablePointer<Float>(bitPattern: ga)!
+        let start = offsets[s]
+        let t = offsets[s + 1] - start
         let tPad = (t + 15) / 16 * 16
         // Scratch: dS [t, tPad] (a padded row each), Pᵀ and dSᵀ [t, t], Vᵀ [d, tPad], one accumulator row.
-        let dS = UnsafeMutablePointer<Float>.allocate(capacity: t * tPad), pT = UnsafeMutablePointer<Float>.allocate(capacity: t * t)
-        let dST = UnsafeMutablePointer<Float>.allocate(capacity: t * t), vT = UnsafeMutablePointer<Float>.allocate(capacity: d * tPad)
+        let dS = UnsafeMutablePointer<Float>.allocate(capacity: t * tPad)
+        let pT = UnsafeMutablePointer<Float>.allocate(capacity: t * t)
+        let dST = UnsafeMutablePointer<Float>.allocate(capacity: t * t)
+        let vT = UnsafeMutablePointer<Float>.allocate(capacity: d * tPad)
         let acc = UnsafeMutablePointer<Float>.allocate(capacity: 2 * d)
-        defer { dS.deallocate(); pT.deallocate(); dST.deallocate(); vT.deallocate(); acc.deallocate() }
+        defer {
+            dS.deallocate()
+            pT.deallocate()
+            dST.deallocate()
+            vT.deallocate()
+            acc.deallocate()
+        }
         vT.update(repeating: 0, count: d * tPad)
         for h in 0..<heads {
-            let P = probs + probBase[s] + h * t * t, M = drop.map { $0 + probBase[s] + h * t * t }
-            let q = qkv + start * ldqkv + h * d, k = qkv + start * ldqkv + (heads + h) * d, v = qkv + start * ldqkv + (2 * heads + h) * d
-            let dq = dqkv + start * ldqkv + h * d, dk = dqkv + start * ldqkv + (heads + h) * d, dv = dqkv + start * ldqkv + (2 * heads + h) * d
+            let P = probs + probBase[s] + h * t * t
+            let M = drop.map { $0 + probBase[s] + h * t * t }
+            let q = qkv + start * ldqkv + h * d
+            let k = qkv + start * ldqkv + (heads + h) * d
+            let v = qkv + start * ldqkv + (2 * heads + h) * d
+            let dq = dqkv + start * ldqkv + h * d
+            let dk = dqkv + start * ldqkv + (heads + h) * d
+            let dv = dqkv + start * ldqkv + (2 * heads + h) * d
             let dc = dctx + start * ldctx + h * d
             for j in 0..<t { for c in 0..<d { vT[c * tPad + j] = v[j * ldqkv + c] } }
             // Rows: dP_i = dctx_i Vᵀ; dS_ij = P_ij (dP_ij − Σ_j' dP_ij' P_ij') · scale; dQ_i = Σ_j dS_ij K_j.
             // With dropout multipliers M on the probabilities (ctx = (P ⊙ M) V): dP ← dP ⊙ M before the
             // softmax's backward, and dV reads P ⊙ M.
             for i in 0..<t {
-                let row = dS + i * tPad, pRow = P + i * t, dci = dc + i * ldctx
+                let row = dS + i * tPad
+                let pRow = P + i * t
+                let dci = dc + i * ldctx
                 vectorTimesMatrix(dci, vT, rows: d, cols: tPad, out: row)
                 if let M { for j in 0..<t { row[j] *= M[i * t + j] } }
                 var rowDot: Float = 0
@@ -118,13 +154,20 @@ public func attentionBackward(qkv: UnsafePointer<Float>, ldqkv: Int, probs: Unsa
 
 /// out[0..<cols] = Σ_r x[r] · m[r·cols ..< (r+1)·cols], cols a multiple of 16; 64 columns at a time in registers.
 @inline(__always)
-func vectorTimesMatrix(_ x: UnsafePointer<Float>, _ m: UnsafePointer<Float>, rows: Int, cols: Int, out: UnsafeMutablePointer<Float>) {
-    let raw = UnsafeRawPointer(m), o = UnsafeMutableRawPointer(out)
+func vectorTimesMatrix(
+    _ x: UnsafePointer<Float>, _ m: UnsafePointer<Float>, rows: Int, cols: Int, out: UnsafeMutablePointer<Float>
+) {
+    let raw = UnsafeRawPointer(m)
+    let o = UnsafeMutableRawPointer(out)
     var c0 = 0
     while c0 + 64 <= cols {
-        var a0 = Vec16(), a1 = Vec16(), a2 = Vec16(), a3 = Vec16()
+        var a0 = Vec16()
+        var a1 = Vec16()
+        var a2 = Vec16()
+        var a3 = Vec16()
         for r in 0..<rows {
-            let w = x[r], base = (r * cols + c0) * 4
+            let w = x[r]
+            let base = (r * cols + c0) * 4
             a0.addProduct(w, raw.loadUnaligned(fromByteOffset: base, as: Vec16.self))
             a1.addProduct(w, raw.loadUnaligned(fromByteOffset: base + 64, as: Vec16.self))
             a2.addProduct(w, raw.loadUnaligned(fromByteOffset: base + 128, as: Vec16.self))
@@ -147,8 +190,11 @@ func vectorTimesMatrix(_ x: UnsafePointer<Float>, _ m: UnsafePointer<Float>, row
 /// Naive twin of `attentionBackward` for one sequence of length t (rows 0..<t, row stride ldqkv = 3·heads·d,
 /// dctx row stride heads·d), in Double, recomputing P from Q and K. `drop`: probability-dropout multipliers
 /// [heads, t, t] (ctx = (P ⊙ drop) V), nil for none.
-public func attentionBackwardReference(qkv: [Float], dctx: [Float], t: Int, heads: Int, headDim d: Int, drop: [Float]? = nil) -> [Float] {
-    let ld = 3 * heads * d, scale = 1 / Double(d).squareRoot()
+public func attentionBackwardReference(
+    qkv: [Float], dctx: [Float], t: Int, heads: Int, headDim d: Int, drop: [Float]? = nil
+) -> [Float] {
+    let ld = 3 * heads * d
+    let scale = 1 / Double(d).squareRoot()
     var out = [Float](repeating: 0, count: t * ld)
     for h in 0..<heads {
         func q(_ i: Int, _ c: Int) -> Double { Double(qkv[i * ld + h * d + c]) }
@@ -159,7 +205,8 @@ public func attentionBackwardReference(qkv: [Float], dctx: [Float], t: Int, head
         for i in 0..<t {
             let sc = (0..<t).map { j in (0..<d).reduce(0.0) { $0 + q(i, $1) * k(j, $1) } * scale }
             let m = sc.max()!
-            let e = sc.map { exp($0 - m) }, z = e.reduce(0, +)
+            let e = sc.map { exp($0 - m) }
+            let z = e.reduce(0, +)
             P[i] = e.map { $0 / z }
         }
         func m(_ i: Int, _ j: Int) -> Double { drop.map { Double($0[(h * t + i) * t + j]) } ?? 1 }
@@ -173,7 +220,8 @@ public func attentionBackwardReference(qkv: [Float], dctx: [Float], t: Int, head
             for c in 0..<d {
                 out[i * ld + h * d + c] = Float((0..<t).reduce(0.0) { $0 + dS[i][$1] * k($1, c) })
                 out[i * ld + (heads + h) * d + c] = Float((0..<t).reduce(0.0) { $0 + dS[$1][i] * q($1, c) })
-                out[i * ld + (2 * heads + h) * d + c] = Float((0..<t).reduce(0.0) { $0 + P[$1][i] * m($1, i) * g($1, c) })
+                out[i * ld + (2 * heads + h) * d + c] = Float(
+                    (0..<t).reduce(0.0) { $0 + P[$1][i] * m($1, i) * g($1, c) })
             }
         }
     }
@@ -181,10 +229,13 @@ public func attentionBackwardReference(qkv: [Float], dctx: [Float], t: Int, head
 }
 
 /// dγ += Σ_t dy ⊙ x̂ and dβ += Σ_t dy, x̂ = (x − mean)·rstd: LayerNorm's parameter gradients.
-public func layerNormParameterGradients(_ dy: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
-                                        rows: Int, count: Int, dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>) {
+public func layerNormParameterGradients(
+    _ dy: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+    rows: Int, count: Int, dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>
+) {
     for t in 0..<rows {
-        let mu = mean[t], rs = rstd[t]
+        let mu = mean[t]
+        let rs = rstd[t]
         for j in 0..<count {
             let g = dy[t * count + j]
             dGamma[j] += g * (x[t * count + j] - mu) * rs
@@ -197,9 +248,11 @@ public func layerNormParameterGradients(_ dy: UnsafePointer<Float>, x: UnsafePoi
 /// Jacobian ∂y_i/∂x_k = γ_i · rstd · (δ_ik − 1/n − x̂_i x̂_k / n) with the statistics recomputed from x:
 /// a different route to the same numbers. Returns dx [rows, count], dγ and dβ [count].
 public func layerNormBackwardReference(dy: [Float], x: [Float], gamma: [Float], rows: Int, count n: Int, eps: Float)
-    -> (dx: [Float], dGamma: [Float], dBeta: [Float]) {
+    -> (dx: [Float], dGamma: [Float], dBeta: [Float])
+{
     var dx = [Float](repeating: 0, count: rows * n)
-    var dGamma = [Double](repeating: 0, count: n), dBeta = [Double](repeating: 0, count: n)
+    var dGamma = [Double](repeating: 0, count: n)
+    var dBeta = [Double](repeating: 0, count: n)
     for r in 0..<rows {
         let row = (0..<n).map { Double(x[r * n + $0]) }
         let mean = row.reduce(0, +) / Double(n)

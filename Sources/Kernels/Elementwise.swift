@@ -17,11 +17,16 @@ public func addVectors(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<
     let d = UnsafeMutableRawPointer(dst)
     let s = UnsafeRawPointer(src)
     while i + 16 <= count {
-        let v = d.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self) + s.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)
+        let v =
+            d.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)
+            + s.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)
         d.storeBytes(of: v, toByteOffset: i * 4, as: Vec16.self)
         i += 16
     }
-    while i < count { dst[i] += src[i]; i += 1 }
+    while i < count {
+        dst[i] += src[i]
+        i += 1
+    }
 }
 
 // MARK: exp
@@ -39,7 +44,7 @@ public func exp16(_ x: Vec16) -> Vec16 {
     let shifted = clamped * 1.442695040888963 + magic
     let n = shifted - magic
     var r = clamped
-    r.addProduct(n, Vec16(repeating: -0.693145751953125))      // ln2 high part (n·hi exact in fp32)
+    r.addProduct(n, Vec16(repeating: -0.693145751953125))  // ln2 high part (n·hi exact in fp32)
     r.addProduct(n, Vec16(repeating: -1.428606765330187e-06))  // ln2 low part
     // Horner steps as fused multiply-adds (`p * r + c` would compile to a separate multiply and add).
     var p = Vec16(repeating: 1.0 / 5040)
@@ -75,7 +80,7 @@ public func exp1(_ x: Float) -> Float { exp16(Vec16(repeating: x))[0] }
 func erfcNonNegative16(_ z: Vec16) -> Vec16 {
     let t = 1 / (1 + 0.5 * z)
     var p = Vec16(repeating: -0.82215223)
-    p.addProduct(Vec16(repeating: 0.17087277), t)   // p = 0.17087277·t − 0.82215223
+    p.addProduct(Vec16(repeating: 0.17087277), t)  // p = 0.17087277·t − 0.82215223
     p = horner(p, t, 1.48851587)
     p = horner(p, t, -1.13520398)
     p = horner(p, t, 0.27886807)
@@ -85,7 +90,7 @@ func erfcNonNegative16(_ z: Vec16) -> Vec16 {
     p = horner(p, t, 1.00002368)
     p = horner(p, t, -1.26551223)
     var e = p
-    e.addProduct(-z, z)                              // p − z²
+    e.addProduct(-z, z)  // p − z²
     return t * exp16(e)
 }
 
@@ -110,7 +115,7 @@ public func gelu16(_ x: Vec16) -> Vec16 {
     p = horner(p, s, 3.836323041e-03)
     p = horner(p, s, 5.296520516e-02)
     p = horner(p, s, 1.919294000e-01)
-    p = horner(p, s, 1.128378987e+00)   // 2/√π
+    p = horner(p, s, 1.128378987e+00)  // 2/√π
     var q = Vec16(repeating: 1.181582455e-03)
     q.addProduct(Vec16(repeating: 3.822930739e-05), s)
     q = horner(q, s, 1.510811411e-02)
@@ -120,7 +125,7 @@ public func gelu16(_ x: Vec16) -> Vec16 {
     let erf = z * p / q
     let half = 0.5 * x
     var g = half
-    g.addProduct(half, erf)             // ½x + ½x·erf in one rounding
+    g.addProduct(half, erf)  // ½x + ½x·erf in one rounding
     return g
 }
 
@@ -158,7 +163,8 @@ public func geluInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) {
     let raw = UnsafeMutableRawPointer(p)
     var i = 0
     while i + 16 <= count {
-        raw.storeBytes(of: gelu16(raw.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)), toByteOffset: i * 4, as: Vec16.self)
+        raw.storeBytes(
+            of: gelu16(raw.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)), toByteOffset: i * 4, as: Vec16.self)
         i += 16
     }
     if i < count {
@@ -185,14 +191,22 @@ public func geluGradReference(_ x: Float) -> Float {
 /// Returns 1/sqrt(var + eps) (the backward pass needs it). With `scale`, that value is used instead of the
 /// row's own (centring still uses the row's mean): a LayerNorm frozen at another run's scale, linear in x.
 @discardableResult
-public func layerNormRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int,
-                         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float, scale: Float? = nil) -> Float {
+public func layerNormRow(
+    _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int,
+    gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float, scale: Float? = nil
+) -> Float {
     let xr = UnsafeRawPointer(x)
     var acc = Vec16()
     var i = 0
-    while i + 16 <= count { acc += xr.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self); i += 16 }
+    while i + 16 <= count {
+        acc += xr.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)
+        i += 16
+    }
     var sum = acc.sum()
-    while i < count { sum += x[i]; i += 1 }
+    while i < count {
+        sum += x[i]
+        i += 1
+    }
     let mean = sum / Float(count)
     let rstd = scale ?? rowScale(x, mean: mean, count: count, eps: eps)
     let o = UnsafeMutableRawPointer(out)
@@ -206,7 +220,10 @@ public func layerNormRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<
         o.storeBytes(of: r, toByteOffset: i * 4, as: Vec16.self)
         i += 16
     }
-    while i < count { out[i] = (x[i] - mean) * rstd * gamma[i] + beta[i]; i += 1 }
+    while i < count {
+        out[i] = (x[i] - mean) * rstd * gamma[i] + beta[i]
+        i += 1
+    }
     return rstd
 }
 
@@ -222,36 +239,48 @@ func rowScale(_ x: UnsafePointer<Float>, mean: Float, count: Int, eps: Float) ->
         i += 16
     }
     var sq = acc2.sum()
-    while i < count { let d = x[i] - mean; sq += d * d; i += 1 }
+    while i < count {
+        let d = x[i] - mean
+        sq += d * d
+        i += 1
+    }
     return 1 / (sq / Float(count) + eps).squareRoot()
 }
 
 /// What a LayerNorm pass does with its per-row scales 1/sqrt(var + eps): nothing, write them out, or use
 /// given ones instead of its own (path patching with LayerNorm scales frozen at the clean run's).
 public enum LayerNormScales {
-    case record(UnsafeMutablePointer<Float>)   // [rows]
-    case fixed(UnsafePointer<Float>)           // [rows]
+    case record(UnsafeMutablePointer<Float>)  // [rows]
+    case fixed(UnsafePointer<Float>)  // [rows]
 }
 
 /// LayerNorm over `rows` rows of `count` values (row stride `count`), rows spread over the pool.
 /// `adding`: a row [count] added to every row of x first — a pruned attention block's or MLP's constant
 /// contribution, folded into the LayerNorm pass instead of a separate sweep over [rows, count].
-public func layerNorm(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, count: Int,
-                      adding: UnsafePointer<Float>? = nil,
-                      gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float,
-                      scales: LayerNormScales? = nil, pool: ThreadPool = .shared) {
+public func layerNorm(
+    _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, count: Int,
+    adding: UnsafePointer<Float>? = nil,
+    gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float,
+    scales: LayerNormScales? = nil, pool: ThreadPool = .shared
+) {
     let chunk = 64
-    let xa = UInt(bitPattern: x), oa = UInt(bitPattern: out), ga = UInt(bitPattern: gamma), ba = UInt(bitPattern: beta)
+    let xa = UInt(bitPattern: x)
+    let oa = UInt(bitPattern: out)
+    let ga = UInt(bitPattern: gamma)
+    let ba = UInt(bitPattern: beta)
     let aa = adding.map { UInt(bitPattern: $0) }
-    var recorded: UInt? = nil, fixed: UInt? = nil
+    var recorded: UInt? = nil
+    var fixed: UInt? = nil
     switch scales {
-    case let .record(p)?: recorded = UInt(bitPattern: p)
-    case let .fixed(p)?: fixed = UInt(bitPattern: p)
+    case .record(let p)?: recorded = UInt(bitPattern: p)
+    case .fixed(let p)?: fixed = UInt(bitPattern: p)
     case nil: break
     }
     pool.parallelFor((rows + chunk - 1) / chunk) { c in
-        let x = UnsafePointer<Float>(bitPattern: xa)!, out = UnsafeMutablePointer<Float>(bitPattern: oa)!
-        let g = UnsafePointer<Float>(bitPattern: ga)!, b = UnsafePointer<Float>(bitPattern: ba)!
+        let x = UnsafePointer<Float>(bitPattern: xa)!
+        let out = UnsafeMutablePointer<Float>(bitPattern: oa)!
+        let g = UnsafePointer<Float>(bitPattern: ga)!
+        let b = UnsafePointer<Float>(bitPattern: ba)!
         for r in (c * chunk)..<min(rows, (c + 1) * chunk) {
             let scale = fixed.map { UnsafePointer<Float>(bitPattern: $0)![r] }
             var input = x + r * count
@@ -287,14 +316,16 @@ public func horizontalMax(_ v: Vec16) -> Float {
     var a4 = a8.lowHalf
     let b4 = a8.highHalf
     a4 = a4.replacing(with: b4, where: b4 .> a4)
-    let m01 = a4[0] > a4[1] ? a4[0] : a4[1], m23 = a4[2] > a4[3] ? a4[2] : a4[3]
+    let m01 = a4[0] > a4[1] ? a4[0] : a4[1]
+    let m23 = a4[2] > a4[3] ? a4[2] : a4[3]
     return m01 > m23 ? m01 : m23
 }
 
 /// In-place softmax of one row: exp(x − max) / Σ.
 public func softmaxRow(_ p: UnsafeMutablePointer<Float>, count: Int) {
     let raw = UnsafeMutableRawPointer(p)
-    let body = count & ~15, tail = count - body
+    let body = count & ~15
+    let tail = count - body
     // The last count mod 16 values go through one vector too, padded with −∞ (whose exp is exactly 0):
     // short rows (HANS attention, T ≈ 25) would otherwise spend most of their time in scalar tails.
     var tv = Vec16(repeating: -.infinity)
@@ -320,7 +351,8 @@ public func softmaxRow(_ p: UnsafeMutablePointer<Float>, count: Int) {
     let inv = 1 / sv.sum()
     i = 0
     while i < body {
-        raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self) * inv, toByteOffset: i * 4, as: Vec16.self)
+        raw.storeBytes(
+            of: raw.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self) * inv, toByteOffset: i * 4, as: Vec16.self)
         i += 16
     }
     let ts = te * inv

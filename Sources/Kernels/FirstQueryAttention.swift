@@ -25,36 +25,48 @@ import Foundation
 /// ctx[s] = attention of query q[s] over the rows of sequence s, per head, without forming keys or values
 /// (see the comment at the top of this file). Each output is computed by one task in a fixed order, so the
 /// result does not depend on the thread count.
-public func firstQueryAttention(x: UnsafePointer<Float>, ldx: Int, features D: Int, offsets: [Int],
-                                queries q: UnsafePointer<Float>, heads: Int, headDim d: Int,
-                                keyWeight wk: UnsafePointer<Float>, valueWeightT wvT: UnsafePointer<Float>,
-                                valueBias bv: UnsafePointer<Float>?,
-                                ctx: UnsafeMutablePointer<Float>, ldctx: Int, pool: ThreadPool = .shared) {
+public func firstQueryAttention(
+    x: UnsafePointer<Float>, ldx: Int, features D: Int, offsets: [Int],
+    queries q: UnsafePointer<Float>, heads: Int, headDim d: Int,
+    keyWeight wk: UnsafePointer<Float>, valueWeightT wvT: UnsafePointer<Float>,
+    valueBias bv: UnsafePointer<Float>?,
+    ctx: UnsafeMutablePointer<Float>, ldctx: Int, pool: ThreadPool = .shared
+) {
     let B = offsets.count - 1
     if B <= 0 || heads == 0 { return }
-    let width = heads * d, scale = 1 / Float(d).squareRoot()
-    let u = allocateFloats(B * heads * D)   // [B, H, D]: u_h = W_K,hᵀ q_h per sequence
-    let r = allocateFloats(B * heads * D)   // [B, H, D]: r_h = Σ_t p_t x_t per sequence
-    defer { u.deallocate(); r.deallocate() }
+    let width = heads * d
+    let scale = 1 / Float(d).squareRoot()
+    let u = allocateFloats(B * heads * D)  // [B, H, D]: u_h = W_K,hᵀ q_h per sequence
+    let r = allocateFloats(B * heads * D)  // [B, H, D]: r_h = Σ_t p_t x_t per sequence
+    defer {
+        u.deallocate()
+        r.deallocate()
+    }
     let (xa, qa, ua, ra) = (UInt(bitPattern: x), UInt(bitPattern: q), UInt(bitPattern: u), UInt(bitPattern: r))
     let (wka, wva, ca) = (UInt(bitPattern: wk), UInt(bitPattern: wvT), UInt(bitPattern: ctx))
     // u[s, h, :] = Σ_c q[s, h·d + c] · W_K[h·d + c, :]   — per head: [B, d] · [d, D]
     pool.parallelFor(heads) { h in
-        rowMajorProduct(m: B, n: D, k: d, a: UnsafePointer(bitPattern: qa)! + h * d, lda: width,
-                        b: UnsafePointer(bitPattern: wka)! + h * d * D, ldb: D,
-                        out: UnsafeMutablePointer(bitPattern: ua)! + h * D, ldo: heads * D)
+        rowMajorProduct(
+            m: B, n: D, k: d, a: UnsafePointer(bitPattern: qa)! + h * d, lda: width,
+            b: UnsafePointer(bitPattern: wka)! + h * d * D, ldb: D,
+            out: UnsafeMutablePointer(bitPattern: ua)! + h * D, ldo: heads * D)
     }
     // Per sequence: scores [H, T] = scale · u_s · X_sᵀ, softmax per head, r_s [H, D] = P · X_s.
     pool.parallelFor(B) { s in
-        let start = offsets[s], t = offsets[s + 1] - start
+        let start = offsets[s]
+        let t = offsets[s + 1] - start
         let rs = UnsafeMutablePointer<Float>(bitPattern: ra)! + s * heads * D
-        if t == 0 { rs.update(repeating: 0, count: heads * D); return }
+        if t == 0 {
+            rs.update(repeating: 0, count: heads * D)
+            return
+        }
         let xs = UnsafePointer<Float>(bitPattern: xa)! + start * ldx
         let tPad = (t + 15) & ~15
-        let scores = allocateFloats(heads * tPad)   // [H, tPad], softmaxRows' padded layout
+        let scores = allocateFloats(heads * tPad)  // [H, tPad], softmaxRows' padded layout
         defer { scores.deallocate() }
-        rowDotProducts(m: heads, n: t, k: D, a: UnsafePointer(bitPattern: ua)! + s * heads * D, lda: D,
-                       b: xs, ldb: ldx, scale: scale, out: scores, ldo: tPad)
+        rowDotProducts(
+            m: heads, n: t, k: D, a: UnsafePointer(bitPattern: ua)! + s * heads * D, lda: D,
+            b: xs, ldb: ldx, scale: scale, out: scores, ldo: tPad)
         var h = 0
         while h < heads {
             softmaxRows(scores + h * tPad, ld: tPad, rows: min(4, heads - h), count: t)
@@ -65,8 +77,9 @@ public func firstQueryAttention(x: UnsafePointer<Float>, ldx: Int, features D: I
     // ctx[s, h·d ..< (h+1)·d] = r[s, h, :] · W_Vᵀ[:, h·d ..< (h+1)·d] + b_V,h   — per head: [B, D] · [D, d]
     pool.parallelFor(heads) { h in
         let out = UnsafeMutablePointer<Float>(bitPattern: ca)! + h * d
-        rowMajorProduct(m: B, n: d, k: D, a: UnsafePointer(bitPattern: ra)! + h * D, lda: heads * D,
-                        b: UnsafePointer(bitPattern: wva)! + h * d, ldb: width, out: out, ldo: ldctx)
+        rowMajorProduct(
+            m: B, n: d, k: D, a: UnsafePointer(bitPattern: ra)! + h * D, lda: heads * D,
+            b: UnsafePointer(bitPattern: wva)! + h * d, ldb: width, out: out, ldo: ldctx)
         if let bv {
             for s in 0..<B { for c in 0..<d { out[s * ldctx + c] += bv[h * d + c] } }
         }
@@ -78,61 +91,138 @@ public func firstQueryAttention(x: UnsafePointer<Float>, ldx: Int, features D: I
 /// at a time (then 32, 16, one), so each loaded B vector serves four rows: 16 FMAs per 4 loads and 4 broadcasts.
 /// Every output is summed over k in ascending order and multiplied by `scale` once (× 1 is exact).
 @inline(__always)
-func rowMajorProduct(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                     scale: Float = 1, out: UnsafeMutablePointer<Float>, ldo: Int) {
-    let braw = UnsafeRawPointer(b), oraw = UnsafeMutableRawPointer(out)
+func rowMajorProduct(
+    m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    scale: Float = 1, out: UnsafeMutablePointer<Float>, ldo: Int
+) {
+    let braw = UnsafeRawPointer(b)
+    let oraw = UnsafeMutableRawPointer(out)
     var i = 0
     while i < m {
         let rows = min(4, m - i)
         // Rows past `rows` repeat the last real row; their sums are not stored.
-        let a0 = a + i * lda, a1 = a + (i + min(1, rows - 1)) * lda
-        let a2 = a + (i + min(2, rows - 1)) * lda, a3 = a + (i + min(3, rows - 1)) * lda
+        let a0 = a + i * lda
+        let a1 = a + (i + min(1, rows - 1)) * lda
+        let a2 = a + (i + min(2, rows - 1)) * lda
+        let a3 = a + (i + min(3, rows - 1)) * lda
         @inline(__always) func store(_ r: Int, _ j: Int, _ v: Vec16) {
             if r < rows { (oraw + ((i + r) * ldo + j) * 4).storeBytes(of: v * scale, as: Vec16.self) }
         }
         var j = 0
         while j + 64 <= n {
-            var c00 = Vec16(), c01 = Vec16(), c02 = Vec16(), c03 = Vec16()
-            var c10 = Vec16(), c11 = Vec16(), c12 = Vec16(), c13 = Vec16()
-            var c20 = Vec16(), c21 = Vec16(), c22 = Vec16(), c23 = Vec16()
-            var c30 = Vec16(), c31 = Vec16(), c32 = Vec16(), c33 = Vec16()
+            var c00 = Vec16()
+            var c01 = Vec16()
+            var c02 = Vec16()
+            var c03 = Vec16()
+            var c10 = Vec16()
+            var c11 = Vec16()
+            var c12 = Vec16()
+            var c13 = Vec16()
+            var c20 = Vec16()
+            var c21 = Vec16()
+            var c22 = Vec16()
+            var c23 = Vec16()
+            var c30 = Vec16()
+            var c31 = Vec16()
+            var c32 = Vec16()
+            var c33 = Vec16()
             for kk in 0..<k {
                 let row = braw + (kk * ldb + j) * 4
-                let b0 = row.loadUnaligned(as: Vec16.self), b1 = row.loadUnaligned(fromByteOffset: 64, as: Vec16.self)
-                let b2 = row.loadUnaligned(fromByteOffset: 128, as: Vec16.self), b3 = row.loadUnaligned(fromByteOffset: 192, as: Vec16.self)
-                var w = a0[kk]; c00.addProduct(w, b0); c01.addProduct(w, b1); c02.addProduct(w, b2); c03.addProduct(w, b3)
-                w = a1[kk]; c10.addProduct(w, b0); c11.addProduct(w, b1); c12.addProduct(w, b2); c13.addProduct(w, b3)
-                w = a2[kk]; c20.addProduct(w, b0); c21.addProduct(w, b1); c22.addProduct(w, b2); c23.addProduct(w, b3)
-                w = a3[kk]; c30.addProduct(w, b0); c31.addProduct(w, b1); c32.addProduct(w, b2); c33.addProduct(w, b3)
+                let b0 = row.loadUnaligned(as: Vec16.self)
+                let b1 = row.loadUnaligned(fromByteOffset: 64, as: Vec16.self)
+                let b2 = row.loadUnaligned(fromByteOffset: 128, as: Vec16.self)
+                let b3 = row.loadUnaligned(fromByteOffset: 192, as: Vec16.self)
+                var w = a0[kk]
+                c00.addProduct(w, b0)
+                c01.addProduct(w, b1)
+                c02.addProduct(w, b2)
+                c03.addProduct(w, b3)
+                w = a1[kk]
+                c10.addProduct(w, b0)
+                c11.addProduct(w, b1)
+                c12.addProduct(w, b2)
+                c13.addProduct(w, b3)
+                w = a2[kk]
+                c20.addProduct(w, b0)
+                c21.addProduct(w, b1)
+                c22.addProduct(w, b2)
+                c23.addProduct(w, b3)
+                w = a3[kk]
+                c30.addProduct(w, b0)
+                c31.addProduct(w, b1)
+                c32.addProduct(w, b2)
+                c33.addProduct(w, b3)
             }
-            store(0, j, c00); store(0, j + 16, c01); store(0, j + 32, c02); store(0, j + 48, c03)
-            store(1, j, c10); store(1, j + 16, c11); store(1, j + 32, c12); store(1, j + 48, c13)
-            store(2, j, c20); store(2, j + 16, c21); store(2, j + 32, c22); store(2, j + 48, c23)
-            store(3, j, c30); store(3, j + 16, c31); store(3, j + 32, c32); store(3, j + 48, c33)
+            store(0, j, c00)
+            store(0, j + 16, c01)
+            store(0, j + 32, c02)
+            store(0, j + 48, c03)
+            store(1, j, c10)
+            store(1, j + 16, c11)
+            store(1, j + 32, c12)
+            store(1, j + 48, c13)
+            store(2, j, c20)
+            store(2, j + 16, c21)
+            store(2, j + 32, c22)
+            store(2, j + 48, c23)
+            store(3, j, c30)
+            store(3, j + 16, c31)
+            store(3, j + 32, c32)
+            store(3, j + 48, c33)
             j += 64
         }
         while j + 32 <= n {
-            var c00 = Vec16(), c01 = Vec16(), c10 = Vec16(), c11 = Vec16()
-            var c20 = Vec16(), c21 = Vec16(), c30 = Vec16(), c31 = Vec16()
+            var c00 = Vec16()
+            var c01 = Vec16()
+            var c10 = Vec16()
+            var c11 = Vec16()
+            var c20 = Vec16()
+            var c21 = Vec16()
+            var c30 = Vec16()
+            var c31 = Vec16()
             for kk in 0..<k {
                 let row = braw + (kk * ldb + j) * 4
-                let b0 = row.loadUnaligned(as: Vec16.self), b1 = row.loadUnaligned(fromByteOffset: 64, as: Vec16.self)
-                var w = a0[kk]; c00.addProduct(w, b0); c01.addProduct(w, b1)
-                w = a1[kk]; c10.addProduct(w, b0); c11.addProduct(w, b1)
-                w = a2[kk]; c20.addProduct(w, b0); c21.addProduct(w, b1)
-                w = a3[kk]; c30.addProduct(w, b0); c31.addProduct(w, b1)
+                let b0 = row.loadUnaligned(as: Vec16.self)
+                let b1 = row.loadUnaligned(fromByteOffset: 64, as: Vec16.self)
+                var w = a0[kk]
+                c00.addProduct(w, b0)
+                c01.addProduct(w, b1)
+                w = a1[kk]
+                c10.addProduct(w, b0)
+                c11.addProduct(w, b1)
+                w = a2[kk]
+                c20.addProduct(w, b0)
+                c21.addProduct(w, b1)
+                w = a3[kk]
+                c30.addProduct(w, b0)
+                c31.addProduct(w, b1)
             }
-            store(0, j, c00); store(0, j + 16, c01); store(1, j, c10); store(1, j + 16, c11)
-            store(2, j, c20); store(2, j + 16, c21); store(3, j, c30); store(3, j + 16, c31)
+            store(0, j, c00)
+            store(0, j + 16, c01)
+            store(1, j, c10)
+            store(1, j + 16, c11)
+            store(2, j, c20)
+            store(2, j + 16, c21)
+            store(3, j, c30)
+            store(3, j + 16, c31)
             j += 32
         }
         while j + 16 <= n {
-            var c0 = Vec16(), c1 = Vec16(), c2 = Vec16(), c3 = Vec16()
+            var c0 = Vec16()
+            var c1 = Vec16()
+            var c2 = Vec16()
+            var c3 = Vec16()
             for kk in 0..<k {
                 let bv = (braw + (kk * ldb + j) * 4).loadUnaligned(as: Vec16.self)
-                c0.addProduct(a0[kk], bv); c1.addProduct(a1[kk], bv); c2.addProduct(a2[kk], bv); c3.addProduct(a3[kk], bv)
+                c0.addProduct(a0[kk], bv)
+                c1.addProduct(a1[kk], bv)
+                c2.addProduct(a2[kk], bv)
+                c3.addProduct(a3[kk], bv)
             }
-            store(0, j, c0); store(1, j, c1); store(2, j, c2); store(3, j, c3)
+            store(0, j, c0)
+            store(1, j, c1)
+            store(2, j, c2)
+            store(3, j, c3)
             j += 16
         }
         while j < n {
@@ -151,28 +241,49 @@ func rowMajorProduct(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, 
 /// scores u_h·x_t). Four rows of A against two of B per pass, 8 vector accumulators over k in steps of 16,
 /// each reduced once at the end; k's last k mod 16 terms are added in order after the reduction.
 @inline(__always)
-func rowDotProducts(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                    scale: Float, out: UnsafeMutablePointer<Float>, ldo: Int) {
-    let araw = UnsafeRawPointer(a), braw = UnsafeRawPointer(b)
+func rowDotProducts(
+    m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    scale: Float, out: UnsafeMutablePointer<Float>, ldo: Int
+) {
+    let araw = UnsafeRawPointer(a)
+    let braw = UnsafeRawPointer(b)
     let body = k & ~15
     var i = 0
     while i < m {
         let rows = min(4, m - i)
-        let r0 = i, r1 = i + min(1, rows - 1), r2 = i + min(2, rows - 1), r3 = i + min(3, rows - 1)
+        let r0 = i
+        let r1 = i + min(1, rows - 1)
+        let r2 = i + min(2, rows - 1)
+        let r3 = i + min(3, rows - 1)
         var j = 0
         while j < n {
             let cols = min(2, n - j)
-            let j0 = j, j1 = j + cols - 1
-            var s00 = Vec16(), s01 = Vec16(), s10 = Vec16(), s11 = Vec16()
-            var s20 = Vec16(), s21 = Vec16(), s30 = Vec16(), s31 = Vec16()
+            let j0 = j
+            let j1 = j + cols - 1
+            var s00 = Vec16()
+            var s01 = Vec16()
+            var s10 = Vec16()
+            var s11 = Vec16()
+            var s20 = Vec16()
+            var s21 = Vec16()
+            var s30 = Vec16()
+            var s31 = Vec16()
             var kk = 0
             while kk < body {
                 let x0 = (braw + (j0 * ldb + kk) * 4).loadUnaligned(as: Vec16.self)
                 let x1 = (braw + (j1 * ldb + kk) * 4).loadUnaligned(as: Vec16.self)
-                var w = (araw + (r0 * lda + kk) * 4).loadUnaligned(as: Vec16.self); s00.addProduct(w, x0); s01.addProduct(w, x1)
-                w = (araw + (r1 * lda + kk) * 4).loadUnaligned(as: Vec16.self); s10.addProduct(w, x0); s11.addProduct(w, x1)
-                w = (araw + (r2 * lda + kk) * 4).loadUnaligned(as: Vec16.self); s20.addProduct(w, x0); s21.addProduct(w, x1)
-                w = (araw + (r3 * lda + kk) * 4).loadUnaligned(as: Vec16.self); s30.addProduct(w, x0); s31.addProduct(w, x1)
+                var w = (araw + (r0 * lda + kk) * 4).loadUnaligned(as: Vec16.self)
+                s00.addProduct(w, x0)
+                s01.addProduct(w, x1)
+                w = (araw + (r1 * lda + kk) * 4).loadUnaligned(as: Vec16.self)
+                s10.addProduct(w, x0)
+                s11.addProduct(w, x1)
+                w = (araw + (r2 * lda + kk) * 4).loadUnaligned(as: Vec16.self)
+                s20.addProduct(w, x0)
+                s21.addProduct(w, x1)
+                w = (araw + (r3 * lda + kk) * 4).loadUnaligned(as: Vec16.self)
+                s30.addProduct(w, x0)
+                s31.addProduct(w, x1)
                 kk += 16
             }
             @inline(__always) func finish(_ row: Int, _ col: Int, _ v: Vec16) {
@@ -180,10 +291,20 @@ func rowDotProducts(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b
                 for kt in body..<k { total += a[row * lda + kt] * b[col * ldb + kt] }
                 out[row * ldo + col] = scale * total
             }
-            finish(r0, j0, s00); if cols > 1 { finish(r0, j1, s01) }
-            if rows > 1 { finish(r1, j0, s10); if cols > 1 { finish(r1, j1, s11) } }
-            if rows > 2 { finish(r2, j0, s20); if cols > 1 { finish(r2, j1, s21) } }
-            if rows > 3 { finish(r3, j0, s30); if cols > 1 { finish(r3, j1, s31) } }
+            finish(r0, j0, s00)
+            if cols > 1 { finish(r0, j1, s01) }
+            if rows > 1 {
+                finish(r1, j0, s10)
+                if cols > 1 { finish(r1, j1, s11) }
+            }
+            if rows > 2 {
+                finish(r2, j0, s20)
+                if cols > 1 { finish(r2, j1, s21) }
+            }
+            if rows > 3 {
+                finish(r3, j0, s30)
+                if cols > 1 { finish(r3, j1, s31) }
+            }
             j += 2
         }
         i += 4
@@ -192,10 +313,13 @@ func rowDotProducts(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b
 
 /// Naive twin of `firstQueryAttention`, written from the definition: every token's key and value formed
 /// (biases included), scores, softmax and the weighted sum, all in Double. `wk`, `wv` are [H·d, D] row-major.
-public func firstQueryAttentionReference(x: [Float], features D: Int, offsets: [Int], queries q: [Float], heads: Int,
-                                         headDim d: Int, keyWeight wk: [Float], keyBias bk: [Float],
-                                         valueWeight wv: [Float], valueBias bv: [Float]) -> [Float] {
-    let B = offsets.count - 1, width = heads * d
+public func firstQueryAttentionReference(
+    x: [Float], features D: Int, offsets: [Int], queries q: [Float], heads: Int,
+    headDim d: Int, keyWeight wk: [Float], keyBias bk: [Float],
+    valueWeight wv: [Float], valueBias bv: [Float]
+) -> [Float] {
+    let B = offsets.count - 1
+    let width = heads * d
     let scale = 1 / Double(d).squareRoot()
     var ctx = [Float](repeating: 0, count: B * width)
     for s in 0..<B {
@@ -208,8 +332,10 @@ public func firstQueryAttentionReference(x: [Float], features D: Int, offsets: [
                     return sum
                 }
             }
-            let keys = rows.map { project(wk, bk, $0) }, values = rows.map { project(wv, bv, $0) }
-            let scores = keys.map { k in scale * (0..<d).reduce(0.0) { $0 + Double(q[s * width + h * d + $1]) * k[$1] } }
+            let keys = rows.map { project(wk, bk, $0) }
+            let values = rows.map { project(wv, bv, $0) }
+            let scores = keys.map { k in scale * (0..<d).reduce(0.0) { $0 + Double(q[s * width + h * d + $1]) * k[$1] }
+            }
             let top = scores.max() ?? 0
             let e = scores.map { Foundation.exp($0 - top) }
             let total = e.reduce(0, +)

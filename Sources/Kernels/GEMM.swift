@@ -1,4 +1,5 @@
 import Foundation
+
 // y = x · Wᵀ + b  — the one matrix product every BERT layer is made of (HF Linear layout, W is [out, in]).
 //
 // GotoBLAS/BLIS structure, specialised for weights that never change:
@@ -16,11 +17,11 @@ import Foundation
 // order) whatever the tiling or thread count, so results do not depend on the number of threads.
 
 #if HCORE_AVX512
-public typealias GemmVec = SIMD16<Float>
-public let gemmVectorsPerRow = 4
+    public typealias GemmVec = SIMD16<Float>
+    public let gemmVectorsPerRow = 4
 #else
-public typealias GemmVec = SIMD8<Float>
-public let gemmVectorsPerRow = 2
+    public typealias GemmVec = SIMD8<Float>
+    public let gemmVectorsPerRow = 2
 #endif
 /// Columns of one packed panel.
 public let gemmNR = GemmVec.scalarCount * gemmVectorsPerRow
@@ -36,8 +37,8 @@ public let gemmMC = max(1, Settings.gemmMC / gemmMR) * gemmMR
 
 /// A Linear layer's weight [n, k] (and optional bias [n]) packed into NR-column panels.
 public final class PackedLinear: @unchecked Sendable {
-    public let n: Int          // output features
-    public let k: Int          // input features
+    public let n: Int  // output features
+    public let k: Int  // input features
     public let panelCount: Int
     /// [panelCount][k][gemmNR], 64-byte aligned, zero past column n.
     public let panels: UnsafeMutablePointer<Float>
@@ -128,10 +129,12 @@ public enum GemmEpilogue {
 }
 
 /// out[m, n] (row stride ldc) = epilogue(x[m, k] (row stride lda) · Wᵀ).
-public func gemm(_ x: UnsafePointer<Float>, rows m: Int, lda: Int,
-                 _ w: PackedLinear, out: UnsafeMutablePointer<Float>, ldc: Int,
-                 epilogue: GemmEpilogue = .bias, pool: ThreadPool = .shared,
-                 kc kcMax: Int = gemmKC, tilePanels: Int? = nil, mc mcOverride: Int? = nil) {
+public func gemm(
+    _ x: UnsafePointer<Float>, rows m: Int, lda: Int,
+    _ w: PackedLinear, out: UnsafeMutablePointer<Float>, ldc: Int,
+    epilogue: GemmEpilogue = .bias, pool: ThreadPool = .shared,
+    kc kcMax: Int = gemmKC, tilePanels: Int? = nil, mc mcOverride: Int? = nil
+) {
     // kc, tilePanels, mc: tile-size overrides for `hcore-bench gemm-ab` tuning. tilePanels and mc never change
     // a result; kc does (it sets where partial sums are stored and added), so the model never passes it.
     if m == 0 { return }
@@ -175,8 +178,9 @@ public func gemm(_ x: UnsafePointer<Float>, rows m: Int, lda: Int,
                 while r < rows {
                     let strip = min(gemmMR, rows - r)
                     let c = out + (row0 + r) * ldc + col0
-                    microKernel(kc: kc, a: x + (row0 + r) * lda + k0, lda: lda, rows: strip,
-                                b: b, c: c, ldc: ldc, cols: cols, accumulate: k0 > 0, start: start)
+                    microKernel(
+                        kc: kc, a: x + (row0 + r) * lda + k0, lda: lda, rows: strip,
+                        b: b, c: c, ldc: ldc, cols: cols, accumulate: k0 > 0, start: start)
                     r += gemmMR
                 }
             }
@@ -199,8 +203,10 @@ public func gemm(_ x: UnsafePointer<Float>, rows m: Int, lda: Int,
 }
 
 @inline(__always)
-private func applyEpilogue(_ e: GemmEpilogue, c: UnsafeMutablePointer<Float>, ldc: Int,
-                           rows: Int, col0: Int, cols: Int, row0: Int) {
+private func applyEpilogue(
+    _ e: GemmEpilogue, c: UnsafeMutablePointer<Float>, ldc: Int,
+    rows: Int, col0: Int, cols: Int, row0: Int
+) {
     // The bias is already in: the micro-kernel started the accumulators from it.
     switch e {
     case .none, .bias:
@@ -215,9 +221,11 @@ private func applyEpilogue(_ e: GemmEpilogue, c: UnsafeMutablePointer<Float>, ld
 /// C[rows ≤ MR, cols ≤ NR] (+)= start + A[rows, kc] · B-panel slice[kc, NR]; `start` (NR values, the bias)
 /// is each row's initial accumulator, zero if nil.
 @inline(__always)
-private func microKernel(kc: Int, a: UnsafePointer<Float>, lda: Int, rows: Int,
-                         b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, cols: Int,
-                         accumulate: Bool, start: UnsafePointer<Float>?) {
+private func microKernel(
+    kc: Int, a: UnsafePointer<Float>, lda: Int, rows: Int,
+    b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, cols: Int,
+    accumulate: Bool, start: UnsafePointer<Float>?
+) {
     // Rows past `rows` re-read the last valid row; their results are discarded.
     let a0 = a
     let a1 = a + min(1, rows - 1) * lda
@@ -228,89 +236,148 @@ private func microKernel(kc: Int, a: UnsafePointer<Float>, lda: Int, rows: Int,
     let bv = UnsafeRawPointer(b)
     let stride = gemmNR * 4
     #if HCORE_AVX512
-    var i0 = GemmVec(), i1 = GemmVec(), i2 = GemmVec(), i3 = GemmVec()
-    if let start {
-        let s = UnsafeRawPointer(start)
-        i0 = s.loadUnaligned(as: GemmVec.self); i1 = s.loadUnaligned(fromByteOffset: 64, as: GemmVec.self)
-        i2 = s.loadUnaligned(fromByteOffset: 128, as: GemmVec.self); i3 = s.loadUnaligned(fromByteOffset: 192, as: GemmVec.self)
-    }
-    var c00 = i0, c01 = i1, c02 = i2, c03 = i3
-    var c10 = i0, c11 = i1, c12 = i2, c13 = i3
-    var c20 = i0, c21 = i1, c22 = i2, c23 = i3
-    var c30 = i0, c31 = i1, c32 = i2, c33 = i3
-    var c40 = i0, c41 = i1, c42 = i2, c43 = i3
-    var c50 = i0, c51 = i1, c52 = i2, c53 = i3
-    for kk in 0..<kc {
-        let p = bv + kk * stride
-        let b0 = p.load(as: GemmVec.self)
-        let b1 = p.load(fromByteOffset: 64, as: GemmVec.self)
-        let b2 = p.load(fromByteOffset: 128, as: GemmVec.self)
-        let b3 = p.load(fromByteOffset: 192, as: GemmVec.self)
-        var s = a0[kk]
-        c00.addProduct(s, b0); c01.addProduct(s, b1); c02.addProduct(s, b2); c03.addProduct(s, b3)
-        s = a1[kk]
-        c10.addProduct(s, b0); c11.addProduct(s, b1); c12.addProduct(s, b2); c13.addProduct(s, b3)
-        s = a2[kk]
-        c20.addProduct(s, b0); c21.addProduct(s, b1); c22.addProduct(s, b2); c23.addProduct(s, b3)
-        s = a3[kk]
-        c30.addProduct(s, b0); c31.addProduct(s, b1); c32.addProduct(s, b2); c33.addProduct(s, b3)
-        s = a4[kk]
-        c40.addProduct(s, b0); c41.addProduct(s, b1); c42.addProduct(s, b2); c43.addProduct(s, b3)
-        s = a5[kk]
-        c50.addProduct(s, b0); c51.addProduct(s, b1); c52.addProduct(s, b2); c53.addProduct(s, b3)
-    }
-    // Rows are stored straight from registers; only ragged tiles go through a small stack buffer.
-    let rowPtrs = (c, c + ldc, c + 2 * ldc, c + 3 * ldc, c + 4 * ldc, c + 5 * ldc)
-    storeRow(rowPtrs.0, c00, c01, c02, c03, cols: cols, accumulate: accumulate)
-    if rows > 1 { storeRow(rowPtrs.1, c10, c11, c12, c13, cols: cols, accumulate: accumulate) }
-    if rows > 2 { storeRow(rowPtrs.2, c20, c21, c22, c23, cols: cols, accumulate: accumulate) }
-    if rows > 3 { storeRow(rowPtrs.3, c30, c31, c32, c33, cols: cols, accumulate: accumulate) }
-    if rows > 4 { storeRow(rowPtrs.4, c40, c41, c42, c43, cols: cols, accumulate: accumulate) }
-    if rows > 5 { storeRow(rowPtrs.5, c50, c51, c52, c53, cols: cols, accumulate: accumulate) }
+        var i0 = GemmVec()
+        var i1 = GemmVec()
+        var i2 = GemmVec()
+        var i3 = GemmVec()
+        if let start {
+            let s = UnsafeRawPointer(start)
+            i0 = s.loadUnaligned(as: GemmVec.self)
+            i1 = s.loadUnaligned(fromByteOffset: 64, as: GemmVec.self)
+            i2 = s.loadUnaligned(fromByteOffset: 128, as: GemmVec.self)
+            i3 = s.loadUnaligned(fromByteOffset: 192, as: GemmVec.self)
+        }
+        var c00 = i0
+        var c01 = i1
+        var c02 = i2
+        var c03 = i3
+        var c10 = i0
+        var c11 = i1
+        var c12 = i2
+        var c13 = i3
+        var c20 = i0
+        var c21 = i1
+        var c22 = i2
+        var c23 = i3
+        var c30 = i0
+        var c31 = i1
+        var c32 = i2
+        var c33 = i3
+        var c40 = i0
+        var c41 = i1
+        var c42 = i2
+        var c43 = i3
+        var c50 = i0
+        var c51 = i1
+        var c52 = i2
+        var c53 = i3
+        for kk in 0..<kc {
+            let p = bv + kk * stride
+            let b0 = p.load(as: GemmVec.self)
+            let b1 = p.load(fromByteOffset: 64, as: GemmVec.self)
+            let b2 = p.load(fromByteOffset: 128, as: GemmVec.self)
+            let b3 = p.load(fromByteOffset: 192, as: GemmVec.self)
+            var s = a0[kk]
+            c00.addProduct(s, b0)
+            c01.addProduct(s, b1)
+            c02.addProduct(s, b2)
+            c03.addProduct(s, b3)
+            s = a1[kk]
+            c10.addProduct(s, b0)
+            c11.addProduct(s, b1)
+            c12.addProduct(s, b2)
+            c13.addProduct(s, b3)
+            s = a2[kk]
+            c20.addProduct(s, b0)
+            c21.addProduct(s, b1)
+            c22.addProduct(s, b2)
+            c23.addProduct(s, b3)
+            s = a3[kk]
+            c30.addProduct(s, b0)
+            c31.addProduct(s, b1)
+            c32.addProduct(s, b2)
+            c33.addProduct(s, b3)
+            s = a4[kk]
+            c40.addProduct(s, b0)
+            c41.addProduct(s, b1)
+            c42.addProduct(s, b2)
+            c43.addProduct(s, b3)
+            s = a5[kk]
+            c50.addProduct(s, b0)
+            c51.addProduct(s, b1)
+            c52.addProduct(s, b2)
+            c53.addProduct(s, b3)
+        }
+        // Rows are stored straight from registers; only ragged tiles go through a small stack buffer.
+        let rowPtrs = (c, c + ldc, c + 2 * ldc, c + 3 * ldc, c + 4 * ldc, c + 5 * ldc)
+        storeRow(rowPtrs.0, c00, c01, c02, c03, cols: cols, accumulate: accumulate)
+        if rows > 1 { storeRow(rowPtrs.1, c10, c11, c12, c13, cols: cols, accumulate: accumulate) }
+        if rows > 2 { storeRow(rowPtrs.2, c20, c21, c22, c23, cols: cols, accumulate: accumulate) }
+        if rows > 3 { storeRow(rowPtrs.3, c30, c31, c32, c33, cols: cols, accumulate: accumulate) }
+        if rows > 4 { storeRow(rowPtrs.4, c40, c41, c42, c43, cols: cols, accumulate: accumulate) }
+        if rows > 5 { storeRow(rowPtrs.5, c50, c51, c52, c53, cols: cols, accumulate: accumulate) }
     #else
-    let half = GemmVec.scalarCount * 4
-    var i0 = GemmVec(), i1 = GemmVec()
-    if let start {
-        let s = UnsafeRawPointer(start)
-        i0 = s.loadUnaligned(as: GemmVec.self); i1 = s.loadUnaligned(fromByteOffset: half, as: GemmVec.self)
-    }
-    var c00 = i0, c01 = i1
-    var c10 = i0, c11 = i1
-    var c20 = i0, c21 = i1
-    var c30 = i0, c31 = i1
-    var c40 = i0, c41 = i1
-    var c50 = i0, c51 = i1
-    for kk in 0..<kc {
-        let p = bv + kk * stride
-        let b0 = p.loadUnaligned(as: GemmVec.self)
-        let b1 = p.loadUnaligned(fromByteOffset: half, as: GemmVec.self)
-        var s = a0[kk]
-        c00.addProduct(s, b0); c01.addProduct(s, b1)
-        s = a1[kk]
-        c10.addProduct(s, b0); c11.addProduct(s, b1)
-        s = a2[kk]
-        c20.addProduct(s, b0); c21.addProduct(s, b1)
-        s = a3[kk]
-        c30.addProduct(s, b0); c31.addProduct(s, b1)
-        s = a4[kk]
-        c40.addProduct(s, b0); c41.addProduct(s, b1)
-        s = a5[kk]
-        c50.addProduct(s, b0); c51.addProduct(s, b1)
-    }
-    storeRow(c, c00, c01, cols: cols, accumulate: accumulate)
-    if rows > 1 { storeRow(c + ldc, c10, c11, cols: cols, accumulate: accumulate) }
-    if rows > 2 { storeRow(c + 2 * ldc, c20, c21, cols: cols, accumulate: accumulate) }
-    if rows > 3 { storeRow(c + 3 * ldc, c30, c31, cols: cols, accumulate: accumulate) }
-    if rows > 4 { storeRow(c + 4 * ldc, c40, c41, cols: cols, accumulate: accumulate) }
-    if rows > 5 { storeRow(c + 5 * ldc, c50, c51, cols: cols, accumulate: accumulate) }
+        let half = GemmVec.scalarCount * 4
+        var i0 = GemmVec()
+        var i1 = GemmVec()
+        if let start {
+            let s = UnsafeRawPointer(start)
+            i0 = s.loadUnaligned(as: GemmVec.self)
+            i1 = s.loadUnaligned(fromByteOffset: half, as: GemmVec.self)
+        }
+        var c00 = i0
+        var c01 = i1
+        var c10 = i0
+        var c11 = i1
+        var c20 = i0
+        var c21 = i1
+        var c30 = i0
+        var c31 = i1
+        var c40 = i0
+        var c41 = i1
+        var c50 = i0
+        var c51 = i1
+        for kk in 0..<kc {
+            let p = bv + kk * stride
+            let b0 = p.loadUnaligned(as: GemmVec.self)
+            let b1 = p.loadUnaligned(fromByteOffset: half, as: GemmVec.self)
+            var s = a0[kk]
+            c00.addProduct(s, b0)
+            c01.addProduct(s, b1)
+            s = a1[kk]
+            c10.addProduct(s, b0)
+            c11.addProduct(s, b1)
+            s = a2[kk]
+            c20.addProduct(s, b0)
+            c21.addProduct(s, b1)
+            s = a3[kk]
+            c30.addProduct(s, b0)
+            c31.addProduct(s, b1)
+            s = a4[kk]
+            c40.addProduct(s, b0)
+            c41.addProduct(s, b1)
+            s = a5[kk]
+            c50.addProduct(s, b0)
+            c51.addProduct(s, b1)
+        }
+        storeRow(c, c00, c01, cols: cols, accumulate: accumulate)
+        if rows > 1 { storeRow(c + ldc, c10, c11, cols: cols, accumulate: accumulate) }
+        if rows > 2 { storeRow(c + 2 * ldc, c20, c21, cols: cols, accumulate: accumulate) }
+        if rows > 3 { storeRow(c + 3 * ldc, c30, c31, cols: cols, accumulate: accumulate) }
+        if rows > 4 { storeRow(c + 4 * ldc, c40, c41, cols: cols, accumulate: accumulate) }
+        if rows > 5 { storeRow(c + 5 * ldc, c50, c51, cols: cols, accumulate: accumulate) }
     #endif
 }
 
 /// Writes one row of the register tile: NR values as 4 (AVX-512) or 2 vectors, only `cols` of them.
 @inline(__always)
-private func storeRow(_ dst: UnsafeMutablePointer<Float>, _ v0: GemmVec, _ v1: GemmVec, _ v2: GemmVec, _ v3: GemmVec,
-                      cols: Int, accumulate: Bool) {
-    guard cols == 4 * GemmVec.scalarCount else { return storePartialRow(dst, [v0, v1, v2, v3], cols: cols, accumulate: accumulate) }
+private func storeRow(
+    _ dst: UnsafeMutablePointer<Float>, _ v0: GemmVec, _ v1: GemmVec, _ v2: GemmVec, _ v3: GemmVec,
+    cols: Int, accumulate: Bool
+) {
+    guard cols == 4 * GemmVec.scalarCount else {
+        return storePartialRow(dst, [v0, v1, v2, v3], cols: cols, accumulate: accumulate)
+    }
     storeVector(dst, 0, v0, accumulate: accumulate)
     storeVector(dst, 1, v1, accumulate: accumulate)
     storeVector(dst, 2, v2, accumulate: accumulate)
@@ -319,7 +386,9 @@ private func storeRow(_ dst: UnsafeMutablePointer<Float>, _ v0: GemmVec, _ v1: G
 
 @inline(__always)
 private func storeRow(_ dst: UnsafeMutablePointer<Float>, _ v0: GemmVec, _ v1: GemmVec, cols: Int, accumulate: Bool) {
-    guard cols == 2 * GemmVec.scalarCount else { return storePartialRow(dst, [v0, v1], cols: cols, accumulate: accumulate) }
+    guard cols == 2 * GemmVec.scalarCount else {
+        return storePartialRow(dst, [v0, v1], cols: cols, accumulate: accumulate)
+    }
     storeVector(dst, 0, v0, accumulate: accumulate)
     storeVector(dst, 1, v1, accumulate: accumulate)
 }
@@ -327,9 +396,11 @@ private func storeRow(_ dst: UnsafeMutablePointer<Float>, _ v0: GemmVec, _ v1: G
 /// Vector `i` of a row, stored or added onto what is there.
 @inline(__always)
 private func storeVector(_ dst: UnsafeMutablePointer<Float>, _ i: Int, _ v: GemmVec, accumulate: Bool) {
-    let raw = UnsafeMutableRawPointer(dst), offset = i * 4 * GemmVec.scalarCount
+    let raw = UnsafeMutableRawPointer(dst)
+    let offset = i * 4 * GemmVec.scalarCount
     if accumulate {
-        raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: offset, as: GemmVec.self) + v, toByteOffset: offset, as: GemmVec.self)
+        raw.storeBytes(
+            of: raw.loadUnaligned(fromByteOffset: offset, as: GemmVec.self) + v, toByteOffset: offset, as: GemmVec.self)
     } else {
         raw.storeBytes(of: v, toByteOffset: offset, as: GemmVec.self)
     }
@@ -376,7 +447,9 @@ extension PackedLinear {
             let out = dst + p * k * gemmNR
             let lanes = min(gemmNR, newN - p * gemmNR)
             let first = rows[p * gemmNR]
-            if lanes == gemmNR && first % gemmNR == 0 && (0..<gemmNR).allSatisfy({ rows[p * gemmNR + $0] == first + $0 }) {
+            if lanes == gemmNR && first % gemmNR == 0
+                && (0..<gemmNR).allSatisfy({ rows[p * gemmNR + $0] == first + $0 })
+            {
                 out.update(from: panels + (first / gemmNR) * k * gemmNR, count: k * gemmNR)
                 continue
             }
@@ -399,7 +472,8 @@ extension PackedLinear {
         let newK = cols.count
         let dst = allocateFloats(panelCount * newK * gemmNR)
         for p in 0..<panelCount {
-            let src = panels + p * k * gemmNR, out = dst + p * newK * gemmNR
+            let src = panels + p * k * gemmNR
+            let out = dst + p * newK * gemmNR
             for (j, c) in cols.enumerated() { (out + j * gemmNR).update(from: src + c * gemmNR, count: gemmNR) }
         }
         return PackedLinear(packedPanels: dst, bias: newBias ?? biasArray, n: n, k: newK)

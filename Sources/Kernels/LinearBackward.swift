@@ -8,7 +8,8 @@
 // BERT shapes. Naive twin: `linearGradientsReference`.
 
 /// `dst[c, r] = src[r, c]` for a [rows, cols] matrix with row stride `ld`.
-public func transpose(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, into dst: UnsafeMutablePointer<Float>) {
+public func transpose(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, into dst: UnsafeMutablePointer<Float>)
+{
     // 16×16 blocks keep both sides in cache.
     var r0 = 0
     while r0 < rows {
@@ -25,14 +26,22 @@ public func transpose(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int
 
 /// dW [out, in] += dyᵀ·x and db [out] += column sums of dy, for dy [rows, out] and x [rows, in]
 /// (row strides ldy, ldx).
-public func accumulateLinearGradients(dy: UnsafePointer<Float>, ldy: Int, x: UnsafePointer<Float>, ldx: Int, rows: Int,
-                                      out: Int, inp: Int, dW: UnsafeMutablePointer<Float>, db: UnsafeMutablePointer<Float>?,
-                                      pool: ThreadPool = .shared) {
+public func accumulateLinearGradients(
+    dy: UnsafePointer<Float>, ldy: Int, x: UnsafePointer<Float>, ldx: Int, rows: Int,
+    out: Int, inp: Int, dW: UnsafeMutablePointer<Float>, db: UnsafeMutablePointer<Float>?,
+    pool: ThreadPool = .shared
+) {
     if rows == 0 { return }
-    let dyT = allocateFloats(out * rows), xT = allocateFloats(inp * rows), product = allocateFloats(out * inp)
-    defer { dyT.deallocate(); xT.deallocate(); product.deallocate() }
-    transpose(dy, rows: rows, cols: out, ld: ldy, into: dyT)          // [out, rows]
-    transpose(x, rows: rows, cols: inp, ld: ldx, into: xT)            // [in, rows]
+    let dyT = allocateFloats(out * rows)
+    let xT = allocateFloats(inp * rows)
+    let product = allocateFloats(out * inp)
+    defer {
+        dyT.deallocate()
+        xT.deallocate()
+        product.deallocate()
+    }
+    transpose(dy, rows: rows, cols: out, ld: ldy, into: dyT)  // [out, rows]
+    transpose(x, rows: rows, cols: inp, ld: ldx, into: xT)  // [in, rows]
     let packed = PackedLinear(weight: UnsafePointer(xT), bias: nil, n: inp, k: rows)
     gemm(dyT, rows: out, lda: rows, packed, out: product, ldc: inp, epilogue: .none, pool: pool)  // [out, in]
     addVectors(dW, product, count: out * inp)
@@ -51,14 +60,21 @@ extension PackedLinear {
     public func transposedForBackward() -> PackedLinear {
         let w = unpacked()
         var wt = [Float](repeating: 0, count: w.count)
-        w.withUnsafeBufferPointer { src in wt.withUnsafeMutableBufferPointer { transpose(src.baseAddress!, rows: n, cols: k, ld: k, into: $0.baseAddress!) } }
+        w.withUnsafeBufferPointer { src in
+            wt.withUnsafeMutableBufferPointer {
+                transpose(src.baseAddress!, rows: n, cols: k, ld: k, into: $0.baseAddress!)
+            }
+        }
         return PackedLinear(weight: wt, bias: nil, n: k, k: n)
     }
 }
 
 /// Naive twin of `accumulateLinearGradients` (fresh gradients, double accumulation).
-public func linearGradientsReference(dy: [Float], x: [Float], rows: Int, out: Int, inp: Int) -> (dW: [Float], db: [Float]) {
-    var dW = [Float](repeating: 0, count: out * inp), db = [Float](repeating: 0, count: out)
+public func linearGradientsReference(dy: [Float], x: [Float], rows: Int, out: Int, inp: Int) -> (
+    dW: [Float], db: [Float]
+) {
+    var dW = [Float](repeating: 0, count: out * inp)
+    var db = [Float](repeating: 0, count: out)
     for o in 0..<out {
         var s = 0.0
         for t in 0..<rows { s += Double(dy[t * out + o]) }

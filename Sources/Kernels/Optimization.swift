@@ -21,8 +21,11 @@ public struct AdamW: Sendable, Codable {
     /// bias-corrected moments, all in T's precision. Inlinable so that callers in other modules get it
     /// specialised for their T (unspecialised, every operation is a protocol call: 2× fine-tuning time).
     @inlinable @inline(__always)
-    public func update<T: BinaryFloatingPoint>(_ p: inout T, m: inout T, v: inout T, grad g: T, lr: T, c1: T, c2: T, decay: Bool = true) {
-        let b1 = T(beta1), b2 = T(beta2)
+    public func update<T: BinaryFloatingPoint>(
+        _ p: inout T, m: inout T, v: inout T, grad g: T, lr: T, c1: T, c2: T, decay: Bool = true
+    ) {
+        let b1 = T(beta1)
+        let b2 = T(beta2)
         if decay { p -= lr * T(weightDecay) * p }
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
@@ -37,7 +40,8 @@ public struct AdamWState: Sendable, Codable {
 
     public init(count: Int, weightDecay: Double = 0.01) {
         optimizer = AdamW(weightDecay: weightDecay)
-        m = [Double](repeating: 0, count: count); v = m
+        m = [Double](repeating: 0, count: count)
+        v = m
     }
 
     public mutating func step(_ p: inout [Double], grad g: [Double], lr: Double) {

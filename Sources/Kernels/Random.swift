@@ -15,7 +15,8 @@ public struct SplitMix64: Sendable, Codable {
     }
     public mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
     public mutating func normal() -> Double {
-        let u1 = max(1e-300, uniform()), u2 = uniform()
+        let u1 = max(1e-300, uniform())
+        let u2 = uniform()
         return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
     }
 }

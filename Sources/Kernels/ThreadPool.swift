@@ -40,13 +40,12 @@ public final class ThreadPool: @unchecked Sendable {
     private let next = Atomic<Int>(0)
     private let pending = Atomic<Int>(0)
     private final class Flag: Sendable { let value = Atomic<Int>(0) }
-    private let parked: [Flag]   // 1 = parked (waiting on its semaphore), 0 = awake
+    private let parked: [Flag]  // 1 = parked (waiting on its semaphore), 0 = awake
     private var jobCount = 0
     private var job: ((Int) -> Void)?
     private let wake: [DispatchSemaphore]
     private let submit = NSLock()  // one parallelFor at a time; nested calls run serially
     private static let spinIterations = 200_000
-
 
     /// Starts `threads - 1` worker threads that live as long as the process. Prefer `sized(_:)`.
     public init(threads: Int) {
@@ -70,9 +69,9 @@ public final class ThreadPool: @unchecked Sendable {
             if generation.load(ordering: .acquiring) == seen {
                 parked[w].value.store(1, ordering: .sequentiallyConsistent)
                 if generation.load(ordering: .sequentiallyConsistent) == seen {
-                    wake[w].wait()                       // the publisher cleared `parked` and signalled
+                    wake[w].wait()  // the publisher cleared `parked` and signalled
                 } else if parked[w].value.exchange(0, ordering: .sequentiallyConsistent) == 0 {
-                    wake[w].wait()                       // the publisher beat us to it: consume its signal
+                    wake[w].wait()  // the publisher beat us to it: consume its signal
                 }
             }
             seen = generation.load(ordering: .acquiring)

@@ -25,9 +25,11 @@ public enum ModelError: ClassifiedError {
 
     public var description: String {
         switch self {
-        case let .notAModelFolder(path, reason): return "\(path): \(reason)"
-        case let .noClassifier(path): return "\(path): the checkpoint has no classifier (classifier.weight/bias); it is a bare BertModel — use a BertForSequenceClassification checkpoint for predict/eval"
-        case let .badInput(s), let .mismatch(s): return s
+        case .notAModelFolder(let path, let reason): return "\(path): \(reason)"
+        case .noClassifier(let path):
+            return
+                "\(path): the checkpoint has no classifier (classifier.weight/bias); it is a bare BertModel — use a BertForSequenceClassification checkpoint for predict/eval"
+        case .badInput(let s), .mismatch(let s): return s
         }
     }
 }
@@ -35,7 +37,10 @@ public enum ModelError: ClassifiedError {
 public struct LayerNormWeights: Sendable {
     public let gamma: [Float]
     public let beta: [Float]
-    public init(gamma: [Float], beta: [Float]) { self.gamma = gamma; self.beta = beta }
+    public init(gamma: [Float], beta: [Float]) {
+        self.gamma = gamma
+        self.beta = beta
+    }
 }
 
 public final class BertLayer: @unchecked Sendable {
@@ -52,8 +57,10 @@ public final class BertLayer: @unchecked Sendable {
     /// output.LayerNorm
     public let outputLayerNorm: LayerNormWeights
 
-    public init(qkv: PackedLinear, attentionOutput: PackedLinear, attentionLayerNorm: LayerNormWeights,
-                intermediate: PackedLinear, output: PackedLinear, outputLayerNorm: LayerNormWeights) {
+    public init(
+        qkv: PackedLinear, attentionOutput: PackedLinear, attentionLayerNorm: LayerNormWeights,
+        intermediate: PackedLinear, output: PackedLinear, outputLayerNorm: LayerNormWeights
+    ) {
         self.qkv = qkv
         self.attentionOutput = attentionOutput
         self.attentionLayerNorm = attentionLayerNorm
@@ -125,17 +132,24 @@ public final class BertModel: @unchecked Sendable {
     public static func load(folder: String) throws -> BertModel {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
-            throw ModelError.notAModelFolder(path: folder, reason: "not a folder; pass a Hugging Face model folder (config.json + model.safetensors or pytorch_model.bin)")
+            throw ModelError.notAModelFolder(
+                path: folder,
+                reason:
+                    "not a folder; pass a Hugging Face model folder (config.json + model.safetensors or pytorch_model.bin)"
+            )
         }
         let config = try BertConfig.load(path: folder + "/config.json")
-        let st = folder + "/model.safetensors", bin = folder + "/pytorch_model.bin"
+        let st = folder + "/model.safetensors"
+        let bin = folder + "/pytorch_model.bin"
         let source: TensorSource
         if FileManager.default.fileExists(atPath: st) {
             source = try SafetensorsFile(path: st)
         } else if FileManager.default.fileExists(atPath: bin) {
             source = try TorchCheckpoint(path: bin)
         } else {
-            throw ModelError.notAModelFolder(path: folder, reason: "no model.safetensors or pytorch_model.bin (sharded checkpoints: merge them first)")
+            throw ModelError.notAModelFolder(
+                path: folder,
+                reason: "no model.safetensors or pytorch_model.bin (sharded checkpoints: merge them first)")
         }
         return try BertModel(config: config, source: source, folder: folder)
     }
@@ -145,14 +159,17 @@ public final class BertModel: @unchecked Sendable {
         self.folder = folder
         self.weightsPath = source.path
         let t = TensorNamer(source: source)
-        let D = c.hiddenSize, I = c.intermediateSize
+        let D = c.hiddenSize
+        let I = c.intermediateSize
         var fp = Fingerprinter()
         var params = 0
         func load(_ name: String, _ shape: [Int], top: Bool = false) throws -> [Float] {
             let v = try t.floats(name, shape: shape, top: top)
             // A NaN or infinity in any weight makes every logit NaN, which would be scored as label 0.
             if let bad = v.firstIndex(where: { !$0.isFinite }) {
-                throw ModelError.badInput("\(source.path): tensor '\(t.resolve(name, top: top) ?? name)' holds \(v[bad]) at index \(bad); non-finite weights make every prediction NaN — re-export the checkpoint")
+                throw ModelError.badInput(
+                    "\(source.path): tensor '\(t.resolve(name, top: top) ?? name)' holds \(v[bad]) at index \(bad); non-finite weights make every prediction NaN — re-export the checkpoint"
+                )
             }
             v.withUnsafeBufferPointer { fp.add(name: name, shape: shape, values: $0) }
             params += v.count
@@ -176,27 +193,39 @@ public final class BertModel: @unchecked Sendable {
             let p = "encoder.layer.\(l)."
             // Physically pruned heads (config pruned_heads) are absent from the checkpoint; they come back as zero
             // rows of Q/K/V and zero columns of W_O, so their context is 0 and adds nothing — as in transformers.
-            let present = (0..<c.numAttentionHeads).filter { !(c.prunedHeads[l] ?? []).contains($0) }, d = c.headDim, P = present.count * d
-            var w: [Float] = [], b: [Float] = []
+            let present = (0..<c.numAttentionHeads).filter { !(c.prunedHeads[l] ?? []).contains($0) }
+            let d = c.headDim
+            let P = present.count * d
+            var w: [Float] = []
+            var b: [Float] = []
             for part in ["query", "key", "value"] {
-                let rows = try load(p + "attention.self.\(part).weight", [P, D]), bias = try load(p + "attention.self.\(part).bias", [P])
-                var fullW = [Float](repeating: 0, count: D * D), fullB = [Float](repeating: 0, count: D)
+                let rows = try load(p + "attention.self.\(part).weight", [P, D])
+                let bias = try load(p + "attention.self.\(part).bias", [P])
+                var fullW = [Float](repeating: 0, count: D * D)
+                var fullB = [Float](repeating: 0, count: D)
                 for (i, h) in present.enumerated() {
                     fullW.replaceSubrange((h * d * D)..<((h + 1) * d * D), with: rows[(i * d * D)..<((i + 1) * d * D)])
                     fullB.replaceSubrange((h * d)..<((h + 1) * d), with: bias[(i * d)..<((i + 1) * d)])
                 }
-                w += fullW; b += fullB
+                w += fullW
+                b += fullB
             }
             let wo = try load(p + "attention.output.dense.weight", [D, P])
             var fullWO = [Float](repeating: 0, count: D * D)
-            for r in 0..<D { for (i, h) in present.enumerated() { for e in 0..<d { fullWO[r * D + h * d + e] = wo[r * P + i * d + e] } } }
-            layers.append(BertLayer(
-                qkv: PackedLinear(weight: w, bias: b, n: 3 * D, k: D),
-                attentionOutput: PackedLinear(weight: fullWO, bias: try load(p + "attention.output.dense.bias", [D]), n: D, k: D),
-                attentionLayerNorm: try layerNorm(p + "attention.output.LayerNorm"),
-                intermediate: try linear(p + "intermediate.dense", out: I, inp: D),
-                output: try linear(p + "output.dense", out: D, inp: I),
-                outputLayerNorm: try layerNorm(p + "output.LayerNorm")))
+            for r in 0..<D {
+                for (i, h) in present.enumerated() {
+                    for e in 0..<d { fullWO[r * D + h * d + e] = wo[r * P + i * d + e] }
+                }
+            }
+            layers.append(
+                BertLayer(
+                    qkv: PackedLinear(weight: w, bias: b, n: 3 * D, k: D),
+                    attentionOutput: PackedLinear(
+                        weight: fullWO, bias: try load(p + "attention.output.dense.bias", [D]), n: D, k: D),
+                    attentionLayerNorm: try layerNorm(p + "attention.output.LayerNorm"),
+                    intermediate: try linear(p + "intermediate.dense", out: I, inp: D),
+                    output: try linear(p + "output.dense", out: D, inp: I),
+                    outputLayerNorm: try layerNorm(p + "output.LayerNorm")))
         }
         self.layers = layers
         pooler = t.resolve("pooler.dense.weight") != nil ? try linear("pooler.dense", out: D, inp: D) : nil
@@ -204,16 +233,21 @@ public final class BertModel: @unchecked Sendable {
             // The classifier reads the pooled [CLS]: without the pooler the logits would be silently wrong.
             guard pooler != nil else {
                 let unknown = source.names.filter { $0.contains("pool") }
-                throw CheckpointError.missingTensor(path: source.path, name: t.prefix + "pooler.dense.weight"
-                    + (unknown.isEmpty ? "" : " (the checkpoint has \(unknown.joined(separator: ", ")) instead: misspelt?)"))
+                throw CheckpointError.missingTensor(
+                    path: source.path,
+                    name: t.prefix + "pooler.dense.weight"
+                        + (unknown.isEmpty
+                            ? "" : " (the checkpoint has \(unknown.joined(separator: ", ")) instead: misspelt?)"))
             }
             guard let shape = source.info("classifier.weight")?.shape, shape.count == 2, shape[1] == D else {
-                throw CheckpointError.shapeMismatch(path: source.path, name: "classifier.weight", expected: [c.numLabels, D],
-                                                    found: source.info("classifier.weight")?.shape ?? [])
+                throw CheckpointError.shapeMismatch(
+                    path: source.path, name: "classifier.weight", expected: [c.numLabels, D],
+                    found: source.info("classifier.weight")?.shape ?? [])
             }
             guard shape[0] == c.numLabels else {
-                throw CheckpointError.shapeMismatch(path: source.path, name: "classifier.weight (config.json id2label has \(c.numLabels) labels)",
-                                                    expected: [c.numLabels, D], found: shape)
+                throw CheckpointError.shapeMismatch(
+                    path: source.path, name: "classifier.weight (config.json id2label has \(c.numLabels) labels)",
+                    expected: [c.numLabels, D], found: shape)
             }
             classifier = try linear("classifier", out: c.numLabels, inp: D, top: true)
         } else {

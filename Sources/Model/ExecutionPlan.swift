@@ -19,7 +19,10 @@ public final class LayerPlan: @unchecked Sendable {
     /// When the MLP is pruned: its constant output (avg_mlp or zeros). [D]
     public let mlpConstant: [Float]?
 
-    public init(keptHeads: [Int], qkv: PackedLinear?, attentionOutput: PackedLinear?, attentionConstant: [Float]?, mlpConstant: [Float]?) {
+    public init(
+        keptHeads: [Int], qkv: PackedLinear?, attentionOutput: PackedLinear?, attentionConstant: [Float]?,
+        mlpConstant: [Float]?
+    ) {
         self.keptHeads = keptHeads
         self.qkv = qkv
         self.attentionOutput = attentionOutput
@@ -49,8 +52,9 @@ public final class LayerPlan: @unchecked Sendable {
         let key = (0..<(width * D)).map { qkv.weight(width + $0 / D, $0 % D) }
         var valueT = [Float](repeating: 0, count: D * width)
         for o in 0..<width { for i in 0..<D { valueT[i * width + o] = qkv.weight(2 * width + o, i) } }
-        let made = FirstQueryWeights(query: qkv.gatherRows(Array(0..<width)), key: key, valueT: valueT,
-                                     valueBias: qkv.biasArray.map { Array($0[(2 * width)...]) })
+        let made = FirstQueryWeights(
+            query: qkv.gatherRows(Array(0..<width)), key: key, valueT: valueT,
+            valueBias: qkv.biasArray.map { Array($0[(2 * width)...]) })
         firstQuery = made
         return made
     }
@@ -71,10 +75,12 @@ extension BertModel {
         lazyLock.lock()
         defer { lazyLock.unlock() }
         if let lazyFullPlan { return lazyFullPlan }
-        var plan = ExecutionPlan(layers: layers.map {
-            LayerPlan(keptHeads: Array(0..<headCount), qkv: $0.qkv, attentionOutput: $0.attentionOutput,
-                      attentionConstant: nil, mlpConstant: nil)
-        })
+        var plan = ExecutionPlan(
+            layers: layers.map {
+                LayerPlan(
+                    keptHeads: Array(0..<headCount), qkv: $0.qkv, attentionOutput: $0.attentionOutput,
+                    attentionConstant: nil, mlpConstant: nil)
+            })
         // A physically pruned model (config pruned_heads): the plan skips the absent heads, whose context is 0.
         if !config.prunedHeads.isEmpty {
             var masks = MaskValues.ones(layers: layerCount, heads: headCount)

@@ -86,14 +86,14 @@ public protocol ForwardObserver: AnyObject {
     func layerNormScales(layer: Int, site: Int, tokens: Int) -> LayerNormScales?
 }
 
-public extension ForwardObserver {
-    func embeddings(_ x: UnsafePointer<Float>, tokens: Int) {}
-    func attentionContext(layer: Int, _ ctx: UnsafePointer<Float>, tokens: Int) {}
-    func mlpOutput(layer: Int, _ m: UnsafePointer<Float>, tokens: Int) {}
-    func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int) {}
-    func pooled(_ p: UnsafePointer<Float>, sequences: Int) {}
-    func editContext(layer: Int, _ ctx: UnsafeMutablePointer<Float>, tokens: Int) {}
-    func layerNormScales(layer: Int, site: Int, tokens: Int) -> LayerNormScales? { nil }
+extension ForwardObserver {
+    public func embeddings(_ x: UnsafePointer<Float>, tokens: Int) {}
+    public func attentionContext(layer: Int, _ ctx: UnsafePointer<Float>, tokens: Int) {}
+    public func mlpOutput(layer: Int, _ m: UnsafePointer<Float>, tokens: Int) {}
+    public func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int) {}
+    public func pooled(_ p: UnsafePointer<Float>, sequences: Int) {}
+    public func editContext(layer: Int, _ ctx: UnsafeMutablePointer<Float>, tokens: Int) {}
+    public func layerNormScales(layer: Int, site: Int, tokens: Int) -> LayerNormScales? { nil }
 }
 
 /// Continuous mask values, one per head [L][H] and per MLP [L], 1 = kept, 0 = pruned.
@@ -107,7 +107,9 @@ public struct MaskValues: Equatable, Sendable {
     }
 
     public static func ones(layers: Int, heads: Int) -> MaskValues {
-        MaskValues(heads: Array(repeating: Array(repeating: 1, count: heads), count: layers), mlps: Array(repeating: 1, count: layers))
+        MaskValues(
+            heads: Array(repeating: Array(repeating: 1, count: heads), count: layers),
+            mlps: Array(repeating: 1, count: layers))
     }
 
     public var isBinary: Bool { (heads.joined() + mlps).allSatisfy { $0 == 0 || $0 == 1 } }
@@ -144,7 +146,9 @@ extension BertModel {
             let n = batch.length(s)
             if n < 1 { throw ModelError.badInput("sequence \(s) is empty") }
             if n > config.maxPositionEmbeddings {
-                throw ModelError.badInput("sequence \(s) has \(n) tokens but the model has \(config.maxPositionEmbeddings) positions; lower --max-length")
+                throw ModelError.badInput(
+                    "sequence \(s) has \(n) tokens but the model has \(config.maxPositionEmbeddings) positions; lower --max-length"
+                )
             }
         }
         for (i, id) in batch.inputIds.enumerated() where id < 0 || Int(id) >= config.vocabSize {
@@ -159,38 +163,46 @@ extension BertModel {
     /// `soft` applies continuous masks on top of the full model (the general path).
     /// The last layer runs for the [CLS] rows only unless an observer is given or `clsOnlyLastLayer` is
     /// false (see `runLayers`); the logits are the same either way, to rounding.
-    public func forward(_ batch: TokenBatch, plan: ExecutionPlan? = nil,
-                        soft: (masks: MaskValues, ablation: Ablation)? = nil,
-                        observer: ForwardObserver? = nil, clsOnlyLastLayer: Bool = defaultCLSOnlyLastLayer,
-                        pool: ThreadPool = .shared) throws -> [Float] {
+    public func forward(
+        _ batch: TokenBatch, plan: ExecutionPlan? = nil,
+        soft: (masks: MaskValues, ablation: Ablation)? = nil,
+        observer: ForwardObserver? = nil, clsOnlyLastLayer: Bool = defaultCLSOnlyLastLayer,
+        pool: ThreadPool = .shared
+    ) throws -> [Float] {
         guard classifier != nil else { throw ModelError.noClassifier(path: folder) }
         try validate(batch)
         let arena = takeArena()
         defer { returnArena(arena) }
-        let x = arena.take(batch.tokenCount * hidden)   // [N, D]
+        let x = arena.take(batch.tokenCount * hidden)  // [N, D]
         StageTimer.shared.measure("embeddings") { embed(batch, into: x, pool: pool) }
         observer?.embeddings(x, tokens: batch.tokenCount)
-        try runLayers(x, batch: batch, range: 0..<layerCount, plan: plan, soft: soft, observer: observer,
-                      clsOnlyLastLayer: observer == nil && clsOnlyLastLayer, xHoldsEmbeddings: true, pool: pool)
+        try runLayers(
+            x, batch: batch, range: 0..<layerCount, plan: plan, soft: soft, observer: observer,
+            clsOnlyLastLayer: observer == nil && clsOnlyLastLayer, xHoldsEmbeddings: true, pool: pool)
         return try logits(fromHidden: x, batch: batch, observer: observer, pool: pool)
     }
 
     /// Pooler and classifier on final hidden states [N, D].
-    public func logits(fromHidden x: UnsafePointer<Float>, batch: TokenBatch, observer: ForwardObserver? = nil,
-                       pool: ThreadPool = .shared) throws -> [Float] {
+    public func logits(
+        fromHidden x: UnsafePointer<Float>, batch: TokenBatch, observer: ForwardObserver? = nil,
+        pool: ThreadPool = .shared
+    ) throws -> [Float] {
         guard let classifier else { throw ModelError.noClassifier(path: folder) }
         return classify(x, batch: batch, classifier: classifier, observer: observer, pool: pool)
     }
 
     /// Runs embeddings and every layer; returns the final hidden states [N, D] (caller deallocates).
-    public func encode(_ batch: TokenBatch, plan: ExecutionPlan? = nil,
-                       soft: (masks: MaskValues, ablation: Ablation)? = nil,
-                       observer: ForwardObserver? = nil, pool: ThreadPool = .shared) throws -> UnsafeMutablePointer<Float> {
+    public func encode(
+        _ batch: TokenBatch, plan: ExecutionPlan? = nil,
+        soft: (masks: MaskValues, ablation: Ablation)? = nil,
+        observer: ForwardObserver? = nil, pool: ThreadPool = .shared
+    ) throws -> UnsafeMutablePointer<Float> {
         let x = try embeddings(batch, pool: pool)
         observer?.embeddings(x, tokens: batch.tokenCount)
         do {
-            try runLayers(x, batch: batch, range: 0..<layerCount, plan: plan, soft: soft, observer: observer,
-                          xHoldsEmbeddings: true, pool: pool)
+            try runLayers(
+                x, batch: batch, range: 0..<layerCount, plan: plan, soft: soft, observer: observer,
+                xHoldsEmbeddings: true, pool: pool)
         } catch {
             x.deallocate()
             throw error
@@ -201,12 +213,16 @@ extension BertModel {
     /// The embedding output [N, D] of a validated batch (caller deallocates).
     public func embeddings(_ batch: TokenBatch, pool: ThreadPool = .shared) throws -> UnsafeMutablePointer<Float> {
         let x = allocateFloats(batch.tokenCount * hidden)
-        do { try embeddings(batch, into: x, pool: pool) } catch { x.deallocate(); throw error }
+        do { try embeddings(batch, into: x, pool: pool) } catch {
+            x.deallocate()
+            throw error
+        }
         return x
     }
 
     /// Writes the embedding output of a validated batch into x [N, D].
-    public func embeddings(_ batch: TokenBatch, into x: UnsafeMutablePointer<Float>, pool: ThreadPool = .shared) throws {
+    public func embeddings(_ batch: TokenBatch, into x: UnsafeMutablePointer<Float>, pool: ThreadPool = .shared) throws
+    {
         try validate(batch)
         StageTimer.shared.measure("embeddings") { embed(batch, into: x, pool: pool) }
     }
@@ -224,25 +240,32 @@ extension BertModel {
     ///
     /// `xHoldsEmbeddings`: x is the embedding output of `batch` (range starts at 0), so rows with the same
     /// token, position and type are equal and layer 0 computes their Q/K/V once (`distinctEmbeddingRows`).
-    public func runLayers(_ x: UnsafeMutablePointer<Float>, batch: TokenBatch, range: Range<Int>, plan: ExecutionPlan? = nil,
-                          soft: (masks: MaskValues, ablation: Ablation)? = nil, observer: ForwardObserver? = nil,
-                          clsOnlyLastLayer: Bool = false, xHoldsEmbeddings: Bool = false,
-                          pool: ThreadPool = .shared, afterLayer: ((Int, UnsafePointer<Float>) -> Void)? = nil) throws {
+    public func runLayers(
+        _ x: UnsafeMutablePointer<Float>, batch: TokenBatch, range: Range<Int>, plan: ExecutionPlan? = nil,
+        soft: (masks: MaskValues, ablation: Ablation)? = nil, observer: ForwardObserver? = nil,
+        clsOnlyLastLayer: Bool = false, xHoldsEmbeddings: Bool = false,
+        pool: ThreadPool = .shared, afterLayer: ((Int, UnsafePointer<Float>) -> Void)? = nil
+    ) throws {
         if let soft { try checkMasks(soft.masks, soft.ablation) }
         precondition(!(clsOnlyLastLayer && observer != nil), "observers need every row of the last layer")
         let plan = plan ?? fullPlan
-        let N = batch.tokenCount, B = batch.count, D = hidden
+        let N = batch.tokenCount
+        let B = batch.count
+        let D = hidden
         let arena = takeArena()
         defer { returnArena(arena) }
-        let run = LayerRun(model: self, batch: batch, arena: arena, soft: soft.map { SoftMasks(masks: $0.masks, ablation: $0.ablation) },
-                           observer: observer, pool: pool)
+        let run = LayerRun(
+            model: self, batch: batch, arena: arena,
+            soft: soft.map { SoftMasks(masks: $0.masks, ablation: $0.ablation) },
+            observer: observer, pool: pool)
         for l in range {
             // Rows this layer computes after attention: all N, or the B [CLS] rows gathered into xCLS.
             let clsOnly = clsOnlyLastLayer && l == layerCount - 1
             let xIn = clsOnly ? run.xCLS : x
             if clsOnly { gatherCLS(x, into: run.xCLS, offsets: batch.offsets, width: D) }
-            run.attentionBlock(layer: l, plan: plan.layers[l], x: x, rows: clsOnly ? B : N, clsOnly: clsOnly,
-                               sharedEmbeddingRows: l == 0 && xHoldsEmbeddings)
+            run.attentionBlock(
+                layer: l, plan: plan.layers[l], x: x, rows: clsOnly ? B : N, clsOnly: clsOnly,
+                sharedEmbeddingRows: l == 0 && xHoldsEmbeddings)
             run.feedForwardBlock(layer: l, plan: plan.layers[l], into: xIn, rows: clsOnly ? B : N)
             if clsOnly { scatterCLS(run.xCLS, into: x, offsets: batch.offsets, width: D) }
             observer?.layerOutput(layer: l, x, tokens: N)
@@ -255,29 +278,39 @@ extension BertModel {
         wordEmbeddings.withUnsafeBufferPointer { word in
             tokenTypeEmbeddings.withUnsafeBufferPointer { type in
                 positionEmbeddings.withUnsafeBufferPointer { pos in
-                    let tables = EmbeddingTables(word: word.baseAddress!, tokenType: type.baseAddress!, position: pos.baseAddress!)
+                    let tables = EmbeddingTables(
+                        word: word.baseAddress!, tokenType: type.baseAddress!, position: pos.baseAddress!)
                     embeddingSum(batch, tables, hidden: hidden, into: x, pool: pool)
                 }
             }
         }
-        layerNorm(x, x, rows: batch.tokenCount, count: hidden, gamma: embeddingsLayerNorm.gamma, beta: embeddingsLayerNorm.beta,
-                  eps: config.layerNormEps, pool: pool)
+        layerNorm(
+            x, x, rows: batch.tokenCount, count: hidden, gamma: embeddingsLayerNorm.gamma,
+            beta: embeddingsLayerNorm.beta,
+            eps: config.layerNormEps, pool: pool)
     }
 
     /// pooled = tanh(W_p · x[CLS] + b_p); logits = W_c · pooled + b_c (Blocks/ClassifierHeadBlock.swift).
-    func classify(_ x: UnsafePointer<Float>, batch: TokenBatch, classifier: PackedLinear,
-                  observer: ForwardObserver?, pool: ThreadPool) -> [Float] {
+    func classify(
+        _ x: UnsafePointer<Float>, batch: TokenBatch, classifier: PackedLinear,
+        observer: ForwardObserver?, pool: ThreadPool
+    ) -> [Float] {
         let arena = takeArena()
         defer { returnArena(arena) }
         let cache = HeadCache(arena: arena, sequences: batch.count, hidden: hidden)
         let see: ((UnsafePointer<Float>) -> Void)? = observer.map { o in { o.pooled($0, sequences: batch.count) } }
-        return classifierHeadForward(x, offsets: batch.offsets, HeadParameters(pooler: pooler, classifier: classifier), cache,
-                                     hidden: hidden, seePooled: see, pool: pool)
+        return classifierHeadForward(
+            x, offsets: batch.offsets, HeadParameters(pooler: pooler, classifier: classifier), cache,
+            hidden: hidden, seePooled: see, pool: pool)
     }
 
     public func checkMasks(_ masks: MaskValues, _ ablation: Ablation) throws {
-        guard masks.heads.count == layerCount, masks.heads.allSatisfy({ $0.count == headCount }), masks.mlps.count == layerCount else {
-            throw ModelError.mismatch("mask shape: expected heads [\(layerCount)][\(headCount)] and mlps [\(layerCount)], got heads \(masks.heads.map(\.count)) and mlps [\(masks.mlps.count)]")
+        guard masks.heads.count == layerCount, masks.heads.allSatisfy({ $0.count == headCount }),
+            masks.mlps.count == layerCount
+        else {
+            throw ModelError.mismatch(
+                "mask shape: expected heads [\(layerCount)][\(headCount)] and mlps [\(layerCount)], got heads \(masks.heads.map(\.count)) and mlps [\(masks.mlps.count)]"
+            )
         }
         for v in masks.heads.joined() + masks.mlps where !(v >= 0 && v <= 1) {
             throw ModelError.mismatch("mask value \(v) is outside [0, 1]")
@@ -289,10 +322,14 @@ extension BertModel {
 
     public func checkActivations(_ avg: MeanActivations) throws {
         guard avg.avgHead.count == layerCount * headCount * headDim, avg.avgMLP.count == layerCount * hidden else {
-            throw ModelError.mismatch("mean activations have avg_head of \(avg.avgHead.count) values and avg_mlp of \(avg.avgMLP.count); this model needs [\(layerCount), \(headCount), \(headDim)] and [\(layerCount), \(hidden)]")
+            throw ModelError.mismatch(
+                "mean activations have avg_head of \(avg.avgHead.count) values and avg_mlp of \(avg.avgMLP.count); this model needs [\(layerCount), \(headCount), \(headDim)] and [\(layerCount), \(hidden)]"
+            )
         }
         if let f = avg.fingerprint, f != fingerprint {
-            throw ModelError.mismatch("mean activations were computed for model \(f), not this one (\(fingerprint)); run `hcore activations` for this model")
+            throw ModelError.mismatch(
+                "mean activations were computed for model \(f), not this one (\(fingerprint)); run `hcore activations` for this model"
+            )
         }
     }
 }
@@ -312,69 +349,111 @@ struct LayerRun {
     let qkv, ctx, a, inter, m, ctxCLS, xCLS: UnsafeMutablePointer<Float>
     let timer = StageTimer.shared
 
-    init(model: BertModel, batch: TokenBatch, arena: ScratchArena, soft: SoftMasks?, observer: ForwardObserver?, pool: ThreadPool) {
-        (self.model, self.batch, self.arena, self.soft, self.observer, self.pool) = (model, batch, arena, soft, observer, pool)
-        let N = batch.tokenCount, B = batch.count, D = model.hidden, I = model.config.intermediateSize
-        qkv = arena.take(N * 3 * D)   // [N, 3D] (a plan's kept heads use the first columns)
-        ctx = arena.take(N * D)       // [N, D] attention context, head-major
-        a = arena.take(N * D)         // [N, D] attention block output (LayerNorm 1)
-        inter = arena.take(N * I)     // [N, I] GELU(intermediate)
-        m = arena.take(N * D)         // [N, D] MLP output + residual
-        ctxCLS = arena.take(B * D)    // [B, D] the [CLS] rows of ctx (last layer, clsOnlyLastLayer)
-        xCLS = arena.take(B * D)      // [B, D] the [CLS] rows of x
+    init(
+        model: BertModel, batch: TokenBatch, arena: ScratchArena, soft: SoftMasks?, observer: ForwardObserver?,
+        pool: ThreadPool
+    ) {
+        (self.model, self.batch, self.arena, self.soft, self.observer, self.pool) = (
+            model, batch, arena, soft, observer, pool
+        )
+        let N = batch.tokenCount
+        let B = batch.count
+        let D = model.hidden
+        let I = model.config.intermediateSize
+        qkv = arena.take(N * 3 * D)  // [N, 3D] (a plan's kept heads use the first columns)
+        ctx = arena.take(N * D)  // [N, D] attention context, head-major
+        a = arena.take(N * D)  // [N, D] attention block output (LayerNorm 1)
+        inter = arena.take(N * I)  // [N, I] GELU(intermediate)
+        m = arena.take(N * D)  // [N, D] MLP output + residual
+        ctxCLS = arena.take(B * D)  // [B, D] the [CLS] rows of ctx (last layer, clsOnlyLastLayer)
+        xCLS = arena.take(B * D)  // [B, D] the [CLS] rows of x
     }
 
     /// a [R, D] ← LayerNorm1(x + attention over the kept heads), R = N or the B [CLS] rows (input xCLS).
-    func attentionBlock(layer l: Int, plan lp: LayerPlan, x: UnsafeMutablePointer<Float>, rows R: Int, clsOnly: Bool, sharedEmbeddingRows: Bool) {
-        let layer = model.layers[l], D = model.hidden, N = batch.tokenCount, eps = model.config.layerNormEps
+    func attentionBlock(
+        layer l: Int, plan lp: LayerPlan, x: UnsafeMutablePointer<Float>, rows R: Int, clsOnly: Bool,
+        sharedEmbeddingRows: Bool
+    ) {
+        let layer = model.layers[l]
+        let D = model.hidden
+        let N = batch.tokenCount
+        let eps = model.config.layerNormEps
         let xIn = clsOnly ? xCLS : x
         let kept = lp.keptHeads.count
         guard kept > 0, let wqkv = lp.qkv, let wo = lp.attentionOutput else {
             // No head kept: the block's output is x + a constant row (pruned heads' W_O·avg + b_O).
             let constant = lp.attentionConstant ?? [Float](repeating: 0, count: D)
             timer.measure("layernorm") {
-                layerNorm(xIn, a, rows: R, count: D, adding: constant, gamma: layer.attentionLayerNorm.gamma,
-                          beta: layer.attentionLayerNorm.beta, eps: eps, scales: observer?.layerNormScales(layer: l, site: 0, tokens: R), pool: pool)
+                layerNorm(
+                    xIn, a, rows: R, count: D, adding: constant, gamma: layer.attentionLayerNorm.gamma,
+                    beta: layer.attentionLayerNorm.beta, eps: eps,
+                    scales: observer?.layerNormScales(layer: l, site: 0, tokens: R), pool: pool)
             }
             return
         }
         let width = kept * model.headDim
         if clsOnly, let weights = lp.firstQueryWeights(features: D) {
             firstQueryContext(x: x, weights: weights, heads: kept, width: width)
-        } else if sharedEmbeddingRows, case let (unique, source) = batch.distinctEmbeddingRows(), unique.count * 10 < N * 9 {
+        } else if sharedEmbeddingRows, case (let unique, let source) = batch.distinctEmbeddingRows(),
+            unique.count * 10 < N * 9
+        {
             distinctRowsQKV(x: x, weight: wqkv, unique: unique, source: source, width: width)
         } else {
-            timer.measure("qkv gemm") { gemm(x, rows: N, lda: D, wqkv, out: qkv, ldc: 3 * width, epilogue: .bias, pool: pool) }
+            timer.measure("qkv gemm") {
+                gemm(x, rows: N, lda: D, wqkv, out: qkv, ldc: 3 * width, epilogue: .bias, pool: pool)
+            }
         }
         if !clsOnly {
             timer.measure("attention") {
-                attention(qkv: qkv, ldqkv: 3 * width, heads: kept, headDim: model.headDim, offsets: batch.offsets, ctx: ctx, ldctx: width, pool: pool)
+                attention(
+                    qkv: qkv, ldqkv: 3 * width, heads: kept, headDim: model.headDim, offsets: batch.offsets, ctx: ctx,
+                    ldctx: width, pool: pool)
             }
         }
         let ctxIn = clsOnly ? ctxCLS : ctx
-        if kept == model.headCount { observer?.attentionContext(layer: l, ctx, tokens: N); observer?.editContext(layer: l, ctx, tokens: N) }
+        if kept == model.headCount {
+            observer?.attentionContext(layer: l, ctx, tokens: N)
+            observer?.editContext(layer: l, ctx, tokens: N)
+        }
         soft?.applyHeads(ctxIn, rows: R, layer: l, headDim: model.headDim)
-        timer.measure("out gemm") { gemm(ctxIn, rows: R, lda: width, wo, out: a, ldc: D, epilogue: .biasResidual(xIn, ld: D), pool: pool) }
+        timer.measure("out gemm") {
+            gemm(ctxIn, rows: R, lda: width, wo, out: a, ldc: D, epilogue: .biasResidual(xIn, ld: D), pool: pool)
+        }
         timer.measure("layernorm") {
-            layerNorm(a, a, rows: R, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta, eps: eps,
-                      scales: observer?.layerNormScales(layer: l, site: 0, tokens: R), pool: pool)
+            layerNorm(
+                a, a, rows: R, count: D, gamma: layer.attentionLayerNorm.gamma, beta: layer.attentionLayerNorm.beta,
+                eps: eps,
+                scales: observer?.layerNormScales(layer: l, site: 0, tokens: R), pool: pool)
         }
     }
 
     /// The [CLS] rows' context without forming keys or values: queries for the [CLS] rows only, then
     /// their attention over every token's input row (Kernels/FirstQueryAttention.swift), into ctxCLS.
-    func firstQueryContext(x: UnsafeMutablePointer<Float>, weights: LayerPlan.FirstQueryWeights, heads kept: Int, width: Int) {
-        let D = model.hidden, B = batch.count, headDim = model.headDim
-        let qCLS = m   // [B, width] scratch: m is free until the MLP
-        timer.measure("qkv gemm") { gemm(xCLS, rows: B, lda: D, weights.query, out: qCLS, ldc: width, epilogue: .bias, pool: pool) }
+    func firstQueryContext(
+        x: UnsafeMutablePointer<Float>, weights: LayerPlan.FirstQueryWeights, heads kept: Int, width: Int
+    ) {
+        let D = model.hidden
+        let B = batch.count
+        let headDim = model.headDim
+        let qCLS = m  // [B, width] scratch: m is free until the MLP
+        timer.measure("qkv gemm") {
+            gemm(xCLS, rows: B, lda: D, weights.query, out: qCLS, ldc: width, epilogue: .bias, pool: pool)
+        }
         timer.measure("attention") {
             weights.key.withUnsafeBufferPointer { wk in
                 weights.valueT.withUnsafeBufferPointer { wvT in
                     let run = { (bv: UnsafePointer<Float>?) in
-                        firstQueryAttention(x: x, ldx: D, features: D, offsets: batch.offsets, queries: qCLS, heads: kept, headDim: headDim,
-                                            keyWeight: wk.baseAddress!, valueWeightT: wvT.baseAddress!, valueBias: bv, ctx: ctxCLS, ldctx: width, pool: pool)
+                        firstQueryAttention(
+                            x: x, ldx: D, features: D, offsets: batch.offsets, queries: qCLS, heads: kept,
+                            headDim: headDim,
+                            keyWeight: wk.baseAddress!, valueWeightT: wvT.baseAddress!, valueBias: bv, ctx: ctxCLS,
+                            ldctx: width, pool: pool)
                     }
-                    if let bias = weights.valueBias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+                    if let bias = weights.valueBias {
+                        bias.withUnsafeBufferPointer { run($0.baseAddress!) }
+                    } else {
+                        run(nil)
+                    }
                 }
             }
         }
@@ -383,9 +462,15 @@ struct LayerRun {
     /// Layer 0 with repeated rows: Q/K/V of each distinct row once, then copied to its repeats —
     /// bit-identical, as every row's product is rounded alike whichever rows share the GEMM call.
     /// (Two more arena buffers, after the fixed ones, so the other buffers keep their order.)
-    func distinctRowsQKV(x: UnsafeMutablePointer<Float>, weight wqkv: PackedLinear, unique: [Int], source: [Int32], width: Int) {
-        let D = model.hidden, N = batch.tokenCount, U = unique.count, ld = 3 * width
-        let xu = arena.take(U * D), qkvU = arena.take(U * ld)   // [U, D], [U, 3·width]
+    func distinctRowsQKV(
+        x: UnsafeMutablePointer<Float>, weight wqkv: PackedLinear, unique: [Int], source: [Int32], width: Int
+    ) {
+        let D = model.hidden
+        let N = batch.tokenCount
+        let U = unique.count
+        let ld = 3 * width
+        let xu = arena.take(U * D)
+        let qkvU = arena.take(U * ld)  // [U, D], [U, 3·width]
         let (qa, ua) = (UInt(bitPattern: qkv), UInt(bitPattern: qkvU))
         timer.measure("qkv gemm") {
             for (i, r) in unique.enumerated() { (xu + i * D).update(from: x + r * D, count: D) }
@@ -393,8 +478,11 @@ struct LayerRun {
             source.withUnsafeBufferPointer { src in
                 let chunk = 64
                 pool.parallelFor((N + chunk - 1) / chunk) { c in
-                    let out = UnsafeMutablePointer<Float>(bitPattern: qa)!, from = UnsafePointer<Float>(bitPattern: ua)!
-                    for r in (c * chunk)..<min(N, (c + 1) * chunk) { (out + r * ld).update(from: from + Int(src[r]) * ld, count: ld) }
+                    let out = UnsafeMutablePointer<Float>(bitPattern: qa)!
+                    let from = UnsafePointer<Float>(bitPattern: ua)!
+                    for r in (c * chunk)..<min(N, (c + 1) * chunk) {
+                        (out + r * ld).update(from: from + Int(src[r]) * ld, count: ld)
+                    }
                 }
             }
         }
@@ -402,26 +490,38 @@ struct LayerRun {
 
     /// out [R, D] ← LayerNorm2(a + MLP(a)); a pruned MLP adds its mean output instead (no product).
     func feedForwardBlock(layer l: Int, plan lp: LayerPlan, into out: UnsafeMutablePointer<Float>, rows R: Int) {
-        let layer = model.layers[l], D = model.hidden, I = model.config.intermediateSize, eps = model.config.layerNormEps
+        let layer = model.layers[l]
+        let D = model.hidden
+        let I = model.config.intermediateSize
+        let eps = model.config.layerNormEps
         if let constant = lp.mlpConstant {
             timer.measure("layernorm") {
-                layerNorm(a, out, rows: R, count: D, adding: constant, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta, eps: eps,
-                          scales: observer?.layerNormScales(layer: l, site: 1, tokens: R), pool: pool)
+                layerNorm(
+                    a, out, rows: R, count: D, adding: constant, gamma: layer.outputLayerNorm.gamma,
+                    beta: layer.outputLayerNorm.beta, eps: eps,
+                    scales: observer?.layerNormScales(layer: l, site: 1, tokens: R), pool: pool)
             }
             return
         }
-        timer.measure("ffn1+gelu") { gemm(a, rows: R, lda: D, layer.intermediate, out: inter, ldc: I, epilogue: .biasGELU, pool: pool) }
+        timer.measure("ffn1+gelu") {
+            gemm(a, rows: R, lda: D, layer.intermediate, out: inter, ldc: I, epilogue: .biasGELU, pool: pool)
+        }
         if soft != nil || observer != nil {
             gemm(inter, rows: R, lda: I, layer.output, out: m, ldc: D, epilogue: .bias, pool: pool)
             observer?.mlpOutput(layer: l, m, tokens: batch.tokenCount)
             soft?.applyMLP(m, rows: R, layer: l, hidden: D)
             addVectors(m, a, count: R * D)
         } else {
-            timer.measure("ffn2 gemm") { gemm(inter, rows: R, lda: I, layer.output, out: m, ldc: D, epilogue: .biasResidual(a, ld: D), pool: pool) }
+            timer.measure("ffn2 gemm") {
+                gemm(
+                    inter, rows: R, lda: I, layer.output, out: m, ldc: D, epilogue: .biasResidual(a, ld: D), pool: pool)
+            }
         }
         timer.measure("layernorm") {
-            layerNorm(m, out, rows: R, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta, eps: eps,
-                      scales: observer?.layerNormScales(layer: l, site: 1, tokens: R), pool: pool)
+            layerNorm(
+                m, out, rows: R, count: D, gamma: layer.outputLayerNorm.gamma, beta: layer.outputLayerNorm.beta,
+                eps: eps,
+                scales: observer?.layerNormScales(layer: l, site: 1, tokens: R), pool: pool)
         }
     }
 }

@@ -55,8 +55,9 @@ public enum HardConcrete {
 extension MaskValues {
     /// Units in store order (heads layer-major, then MLPs) ↔ MaskValues.
     public init(units: [Float], layers: Int, heads: Int) {
-        self.init(heads: (0..<layers).map { Array(units[($0 * heads)..<(($0 + 1) * heads)]) },
-                  mlps: Array(units[(layers * heads)..<(layers * heads + layers)]))
+        self.init(
+            heads: (0..<layers).map { Array(units[($0 * heads)..<(($0 + 1) * heads)]) },
+            mlps: Array(units[(layers * heads)..<(layers * heads + layers)]))
     }
 
     public var units: [Float] { heads.flatMap { $0 } + mlps }
@@ -65,8 +66,13 @@ extension MaskValues {
     /// (each layer's heads together, each MLP alone), soft values, or binary at `threshold`.
     public static func fromLogAlpha(_ logAlpha: [Float], layers: Int, heads: Int, threshold: Float?) -> MaskValues {
         var units: [Float] = []
-        for l in 0..<layers { units += HardConcrete.deterministic(Array(logAlpha[(l * heads)..<((l + 1) * heads)]), threshold: threshold).mask }
-        for l in 0..<layers { units += HardConcrete.deterministic([logAlpha[layers * heads + l]], threshold: threshold).mask }
+        for l in 0..<layers {
+            units +=
+                HardConcrete.deterministic(Array(logAlpha[(l * heads)..<((l + 1) * heads)]), threshold: threshold).mask
+        }
+        for l in 0..<layers {
+            units += HardConcrete.deterministic([logAlpha[layers * heads + l]], threshold: threshold).mask
+        }
         return MaskValues(units: units, layers: layers, heads: heads)
     }
 }

@@ -39,8 +39,9 @@ final class BackwardWeights: @unchecked Sendable {
 
     init(model: BertModel) {
         layers = model.layers.map { l in
-            LayerParameters(qkv: l.qkv, attentionOutput: l.attentionOutput, intermediate: l.intermediate, output: l.output,
-                            attentionNorm: l.attentionLayerNorm, outputNorm: l.outputLayerNorm)
+            LayerParameters(
+                qkv: l.qkv, attentionOutput: l.attentionOutput, intermediate: l.intermediate, output: l.output,
+                attentionNorm: l.attentionLayerNorm, outputNorm: l.outputLayerNorm)
         }
         head = HeadParameters(pooler: model.pooler, classifier: model.classifier!, transposed: true)
     }
@@ -50,14 +51,23 @@ extension BertModel {
     /// Loss and d loss / d mask for fixed (continuous) masks on one batch (see the file comment).
     /// `clsOnlyLastLayer`: the last layer after attention runs for the [CLS] rows only (exact: no other row
     /// reaches the classifier).
-    public func maskGradients(_ batch: TokenBatch, masks: MaskValues, ablation: Ablation, objective: ImportanceObjective = .kl,
-                              dropout: Float = 0, attentionDropout: Float = 0, dropoutSeed: UInt64 = 0, clsOnlyLastLayer: Bool = true,
-                              pool: ThreadPool = .shared) throws -> MaskGradients {
+    public func maskGradients(
+        _ batch: TokenBatch, masks: MaskValues, ablation: Ablation, objective: ImportanceObjective = .kl,
+        dropout: Float = 0, attentionDropout: Float = 0, dropoutSeed: UInt64 = 0, clsOnlyLastLayer: Bool = true,
+        pool: ThreadPool = .shared
+    ) throws -> MaskGradients {
         guard let classifier else { throw ModelError.noClassifier(path: folder) }
         try checkMasks(masks, ablation)
-        let B = batch.count, C = classifier.n, N = batch.tokenCount, D = hidden, I = config.intermediateSize, L = layerCount
-        let weights = backwardWeights, soft = SoftMasks(masks: masks, ablation: ablation)
-        let shape = BlockShape(offsets: batch.offsets, hidden: D, inner: I, heads: headCount, headDim: headDim, eps: config.layerNormEps)
+        let B = batch.count
+        let C = classifier.n
+        let N = batch.tokenCount
+        let D = hidden
+        let I = config.intermediateSize
+        let L = layerCount
+        let weights = backwardWeights
+        let soft = SoftMasks(masks: masks, ablation: ablation)
+        let shape = BlockShape(
+            offsets: batch.offsets, hidden: D, inner: I, heads: headCount, headDim: headDim, eps: config.layerNormEps)
         // This pass's arena is taken first: the full model's forward (the KL target) then runs on other arenas of
         // the pool, so each keeps buffers of the sizes its own code path asks for (no reallocation per step).
         let arena = takeArena()
@@ -70,46 +80,61 @@ extension BertModel {
         let dropPooled = dropoutMultipliers(B * D, p: dropout, rng: &rng, arena: arena)
         let probCount = attentionProbOffsets(offsets: batch.offsets, heads: headCount).last!
         let dropProbs = (0..<L).map { _ in dropoutMultipliers(probCount, p: attentionDropout, rng: &rng, arena: arena) }
-        let geluOutput = arena.take(N * I)   // nothing reads gelu(u) after a layer's forward: one buffer for all
+        let geluOutput = arena.take(N * I)  // nothing reads gelu(u) after a layer's forward: one buffer for all
         let caches = (0..<L).map {
-            LayerCache(arena: arena, tokens: N, hidden: D, inner: I, probCount: probCount, geluOutput: geluOutput,
-                       dropAttention: dropAttention[$0], dropMLP: dropMLP[$0], dropProbs: dropProbs[$0])
+            LayerCache(
+                arena: arena, tokens: N, hidden: D, inner: I, probCount: probCount, geluOutput: geluOutput,
+                dropAttention: dropAttention[$0], dropMLP: dropMLP[$0], dropProbs: dropProbs[$0])
         }
-        let x = arena.take(N * D), xCLS = arena.take(B * D), head = HeadCache(arena: arena, sequences: B, hidden: D)
+        let x = arena.take(N * D)
+        let xCLS = arena.take(B * D)
+        let head = HeadCache(arena: arena, sequences: B, hidden: D)
         try embeddings(batch, into: x, pool: pool)
         multiply(x, by: dropEmbeddings, count: N * D)
         for l in 0..<L {
-            encoderLayerForward(x, layer: l, weights.layers[l], caches[l], shape: shape, masks: soft,
-                                compact: clsOnlyLastLayer && l == L - 1, xCLS: xCLS, pool: pool)
+            encoderLayerForward(
+                x, layer: l, weights.layers[l], caches[l], shape: shape, masks: soft,
+                compact: clsOnlyLastLayer && l == L - 1, xCLS: xCLS, pool: pool)
         }
-        let logits = classifierHeadForward(x, offsets: batch.offsets, weights.head, head, hidden: D, drop: dropPooled, pool: pool)
+        let logits = classifierHeadForward(
+            x, offsets: batch.offsets, weights.head, head, hidden: D, drop: dropPooled, pool: pool)
         let (loss, dlogits) = distributionLoss(logits: logits, targets: targets, classes: C, kl: objective.isKL)
 
         // Backward: the head gives d loss / d cls; the last layer's output gradient is that (compact) or
         // dcls scattered into zero rows; each layer then writes the gradient of its input into dx.
-        let dx = arena.take(N * D), dpooled = arena.take(B * D), dcls = arena.take(B * D)
+        let dx = arena.take(N * D)
+        let dpooled = arena.take(B * D)
+        let dcls = arena.take(B * D)
         let scratch = LayerBackwardScratch(arena: arena, tokens: N, hidden: D, inner: I)
-        classifierHeadBackward(dlogits, weights.head, head, hidden: D, drop: dropPooled, grads: nil, dpooled: dpooled, dcls: dcls, pool: pool)
+        classifierHeadBackward(
+            dlogits, weights.head, head, hidden: D, drop: dropPooled, grads: nil, dpooled: dpooled, dcls: dcls,
+            pool: pool)
         scatterCLS(dcls, into: dx, offsets: batch.offsets, width: D, zeroOthers: true)
-        var heads = [[Double]](repeating: [], count: L), mlps = [Double](repeating: 0, count: L)
+        var heads = [[Double]](repeating: [], count: L)
+        var mlps = [Double](repeating: 0, count: L)
         for l in stride(from: L - 1, through: 0, by: -1) {
             let compact = clsOnlyLastLayer && l == L - 1
             // Below layer 0 nothing has a mask: its input gradient would be computed for nobody.
-            let g = encoderLayerBackward(compact ? dcls : dx, layer: l, weights.layers[l], caches[l], shape: shape, masks: soft,
-                                         compact: compact, scratch: scratch, grads: nil, dx: l == 0 ? nil : dx, pool: pool)!
+            let g = encoderLayerBackward(
+                compact ? dcls : dx, layer: l, weights.layers[l], caches[l], shape: shape, masks: soft,
+                compact: compact, scratch: scratch, grads: nil, dx: l == 0 ? nil : dx, pool: pool)!
             (heads[l], mlps[l]) = (g.heads, g.mlp)
         }
         return MaskGradients(heads: heads, mlps: mlps, loss: loss)
     }
 
     /// The target distributions [B·C] of an objective (the full model's, given ones, or one-hot labels).
-    func objectiveTargets(_ objective: ImportanceObjective, batch: TokenBatch, classes C: Int, pool: ThreadPool) throws -> [Double] {
+    func objectiveTargets(_ objective: ImportanceObjective, batch: TokenBatch, classes C: Int, pool: ThreadPool) throws
+        -> [Double]
+    {
         let B = batch.count
         switch objective {
         case .kl:
             return try fullModelProbabilities(batch, pool: pool).flatMap { $0 }
         case .klToProbabilities(let p):
-            guard p.count == B * C else { throw ModelError.badInput("klToProbabilities needs \(B * C) probabilities, got \(p.count)") }
+            guard p.count == B * C else {
+                throw ModelError.badInput("klToProbabilities needs \(B * C) probabilities, got \(p.count)")
+            }
             return p
         case .crossEntropy(let labels):
             guard labels.count == B, labels.allSatisfy({ (0..<C).contains($0) }) else {

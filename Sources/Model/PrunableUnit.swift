@@ -33,7 +33,7 @@ public struct PrunableUnit: Hashable, Sendable, Comparable, CustomStringConverti
     public static func < (a: PrunableUnit, b: PrunableUnit) -> Bool {
         // Store order: every head before every MLP.
         switch (a.head, b.head) {
-        case let (x?, y?): return (a.layer, x) < (b.layer, y)
+        case (let x?, let y?): return (a.layer, x) < (b.layer, y)
         case (nil, nil): return a.layer < b.layer
         case (_?, nil): return true
         case (nil, _?): return false
@@ -45,13 +45,24 @@ public struct PrunableUnit: Hashable, Sendable, Comparable, CustomStringConverti
         let s = text.trimmingCharacters(in: .whitespaces).lowercased()
         func number(_ t: Substring) -> Int? { Int(t).flatMap { $0 >= 0 ? $0 : nil } }
         for prefix in ["mlp", "m"] where s.hasPrefix(prefix) {
-            if let l = number(s.dropFirst(prefix.count)) { self = .mlp(l); return }
+            if let l = number(s.dropFirst(prefix.count)) {
+                self = .mlp(l)
+                return
+            }
         }
         let body = s.hasPrefix("a") || s.hasPrefix("l") ? s.dropFirst() : Substring(s)
-        let parts = body.split(omittingEmptySubsequences: false) { $0 == "." || $0 == ":" || $0 == "h" }.filter { !$0.isEmpty }
+        let parts = body.split(omittingEmptySubsequences: false) { $0 == "." || $0 == ":" || $0 == "h" }.filter {
+            !$0.isEmpty
+        }
         if parts.count == 2, let l = number(parts[0]) {
-            if parts[1] == "mlp" { self = .mlp(l); return }
-            if let h = number(parts[1]) { self = .head(l, h); return }
+            if parts[1] == "mlp" {
+                self = .mlp(l)
+                return
+            }
+            if let h = number(parts[1]) {
+                self = .head(l, h)
+                return
+            }
         }
         return nil
     }

@@ -20,11 +20,18 @@ public final class StageTimer: @unchecked Sendable {
         return r
     }
 
-    public func reset() { seconds = [:]; order = [] }
+    public func reset() {
+        seconds = [:]
+        order = []
+    }
 
     public var report: String {
         let total = seconds.values.reduce(0, +)
-        return order.map { String(format: "  %-14@ %7.3f s  %5.1f%%", $0 as NSString, seconds[$0]!, 100 * seconds[$0]! / max(total, 1e-12)) }
-            .joined(separator: "\n")
+        return order.map {
+            String(
+                format: "  %-14@ %7.3f s  %5.1f%%", $0 as NSString, seconds[$0]!, 100 * seconds[$0]! / max(total, 1e-12)
+            )
+        }
+        .joined(separator: "\n")
     }
 }

@@ -13,10 +13,18 @@ extension SubnetworkStore {
     /// Refuses a store made for another model.
     public func check(against model: BertModel) throws {
         guard fingerprint == model.fingerprint else {
-            throw CheckpointError.mismatch(path: path, reason: "belongs to model \(fingerprint), but \(model.folder) is \(model.fingerprint); use the model the subnetworks were pruned from")
+            throw CheckpointError.mismatch(
+                path: path,
+                reason:
+                    "belongs to model \(fingerprint), but \(model.folder) is \(model.fingerprint); use the model the subnetworks were pruned from"
+            )
         }
         guard layout == StoreLayout(model) else {
-            throw CheckpointError.mismatch(path: path, reason: "has a \(layout.layers)×\(layout.heads) layout; the model has \(model.layerCount)×\(model.headCount)")
+            throw CheckpointError.mismatch(
+                path: path,
+                reason:
+                    "has a \(layout.layers)×\(layout.heads) layout; the model has \(model.layerCount)×\(model.headCount)"
+            )
         }
     }
 
@@ -48,19 +56,27 @@ extension SubnetworkStore {
     /// The named activation set (default: the only one), for `model`.
     public func meanActivations(_ name: String?, model: BertModel) throws -> MeanActivations {
         guard let name = name ?? (activationSets.count == 1 ? activationSets[0].name : nil) else {
-            throw CheckpointError.notFound(path: path, reason: activationSets.isEmpty
-                ? "holds no activation set: pass --activations FILE, or --zero-ablation, or store one with `hcore store add-activations`"
-                : "holds several activation sets (\(activationSets.map(\.name).joined(separator: ", "))); choose one with --activation-set")
+            throw CheckpointError.notFound(
+                path: path,
+                reason: activationSets.isEmpty
+                    ? "holds no activation set: pass --activations FILE, or --zero-ablation, or store one with `hcore store add-activations`"
+                    : "holds several activation sets (\(activationSets.map(\.name).joined(separator: ", "))); choose one with --activation-set"
+            )
         }
         guard activationSets.contains(where: { $0.name == name }) else {
-            throw CheckpointError.notFound(path: path, reason: "has no activation set '\(name)' (it has: \(activationSets.map(\.name).joined(separator: ", ")))")
+            throw CheckpointError.notFound(
+                path: path,
+                reason:
+                    "has no activation set '\(name)' (it has: \(activationSets.map(\.name).joined(separator: ", ")))")
         }
         return try MeanActivations.load(bytes: try activationSet(name), name: "\(path)[\(name)]", model: model).0
     }
 
     /// Mean activations from `file` when given, else the store's activation set `name` (default: its only
     /// one). With `required` false, a store without a single set gives nil instead of an error.
-    public func meanActivations(file: String?, set name: String?, model: BertModel, required: Bool, warn: (String) -> Void) throws -> MeanActivations? {
+    public func meanActivations(
+        file: String?, set name: String?, model: BertModel, required: Bool, warn: (String) -> Void
+    ) throws -> MeanActivations? {
         if let file { return try MeanActivations.load(path: file, model: model, warn: warn) }
         guard required || name != nil || activationSets.count == 1 else { return nil }
         return try meanActivations(name, model: model)
@@ -68,15 +84,25 @@ extension SubnetworkStore {
 
     /// Adds a safetensors file of mean activations (or the reference's pickle) under `name`, refusing one computed for another model.
     public func addActivations(name: String, file: String) throws {
-        let st = isPickleFile(file) ? try SafetensorsFile(file: MappedFile(data: try referenceActivationsSafetensors(pickle: file), name: file)) : try SafetensorsFile(path: file)
+        let st =
+            isPickleFile(file)
+            ? try SafetensorsFile(file: MappedFile(data: try referenceActivationsSafetensors(pickle: file), name: file))
+            : try SafetensorsFile(path: file)
         if let fp = st.metadata["model_fingerprint"], fp != fingerprint {
-            throw CheckpointError.mismatch(path: file, reason: "was computed for model \(fp); \(path) belongs to \(fingerprint)")
+            throw CheckpointError.mismatch(
+                path: file, reason: "was computed for model \(fp); \(path) belongs to \(fingerprint)")
         }
         // The set's shapes must fit this store's layout: avg_head [L, H, d], avg_mlp [L, H·d].
-        let L = layout.layers, H = layout.heads
+        let L = layout.layers
+        let H = layout.heads
         guard let head = st.info("avg_head"), head.shape.count == 3, head.shape[0] == L, head.shape[1] == H,
-              let mlp = st.info("avg_mlp"), mlp.shape == [L, H * head.shape[2]] else {
-            throw CheckpointError.mismatch(path: file, reason: "is not a mean-activation set for a \(L)×\(H) model (needs avg_head [\(L), \(H), d] and avg_mlp [\(L), \(H)·d]; make it with `hcore activations`)")
+            let mlp = st.info("avg_mlp"), mlp.shape == [L, H * head.shape[2]]
+        else {
+            throw CheckpointError.mismatch(
+                path: file,
+                reason:
+                    "is not a mean-activation set for a \(L)×\(H) model (needs avg_head [\(L), \(H), d] and avg_mlp [\(L), \(H)·d]; make it with `hcore activations`)"
+            )
         }
         try addActivations(name: name, safetensors: st.file.slice(0..<st.file.count))
     }
@@ -86,14 +112,23 @@ extension SubnetworkStore {
 /// pytorch_model.bin) as a stored subnetwork: the log-alphas
 /// `bert.encoder.layer.N.attention.self.log_alpha_heads` [H] and `bert.encoder.layer.N.output.log_alpha_mlp` [1],
 /// made binary by the reference's deterministic rule at `threshold` (MaskValues.fromLogAlpha).
-public func importHeuristicCoreCheckpoint(folder: String, layout: StoreLayout, threshold: Float, meta extra: [String] = []) throws -> StoredSubnetwork {
-    guard threshold.isFinite, (0...1).contains(threshold) else { throw UsageError("--threshold must be a number in [0, 1], got \(threshold)") }
-    let st = folder + "/model.safetensors", bin = folder + "/pytorch_model.bin"
-    let source: TensorSource = FileManager.default.fileExists(atPath: st) ? try SafetensorsFile(path: st) : try TorchCheckpoint(path: bin)
-    let L = layout.layers, H = layout.heads
+public func importHeuristicCoreCheckpoint(
+    folder: String, layout: StoreLayout, threshold: Float, meta extra: [String] = []
+) throws -> StoredSubnetwork {
+    guard threshold.isFinite, (0...1).contains(threshold) else {
+        throw UsageError("--threshold must be a number in [0, 1], got \(threshold)")
+    }
+    let st = folder + "/model.safetensors"
+    let bin = folder + "/pytorch_model.bin"
+    let source: TensorSource =
+        FileManager.default.fileExists(atPath: st) ? try SafetensorsFile(path: st) : try TorchCheckpoint(path: bin)
+    let L = layout.layers
+    let H = layout.heads
     func logAlphas(_ name: String, count: Int) throws -> [Float] {
         guard let i = source.info(name) else { throw CheckpointError.missingTensor(path: source.path, name: name) }
-        guard i.elementCount == count else { throw CheckpointError.shapeMismatch(path: source.path, name: name, expected: [count], found: i.shape) }
+        guard i.elementCount == count else {
+            throw CheckpointError.shapeMismatch(path: source.path, name: name, expected: [count], found: i.shape)
+        }
         return try source.floats(name)
     }
     var la: [Float] = []
@@ -102,15 +137,20 @@ public func importHeuristicCoreCheckpoint(folder: String, layout: StoreLayout, t
     let m = MaskValues.fromLogAlpha(la, layers: L, heads: H, threshold: threshold)
     let (name, run) = referenceRunMeta(folder)
     let given = try extra.map { kv -> (String, JSONValue) in
-        guard let eq = kv.firstIndex(of: "="), eq != kv.startIndex else { throw UsageError("--meta \(kv): use KEY=VALUE") }
+        guard let eq = kv.firstIndex(of: "="), eq != kv.startIndex else {
+            throw UsageError("--meta \(kv): use KEY=VALUE")
+        }
         let value = String(kv[kv.index(after: eq)...])
         return (String(kv[..<eq]), Int(value).map { .int($0) } ?? Double(value).map { .float($0) } ?? .string(value))
     }
     let fields = run.filter { k, _ in !given.contains { $0.0 == k } } + given
-    return StoredSubnetwork(name: name, mask: m.units.map { UInt8($0) }, logAlpha: la, meta: .object(fields + [
-        ("source", .string(folder)), ("threshold", .float32(threshold)), ("sparsity", .float(m.sparsity)),
-        ("imported", .string(ISO8601DateFormatter().string(from: Date()))),
-    ]))
+    return StoredSubnetwork(
+        name: name, mask: m.units.map { UInt8($0) }, logAlpha: la,
+        meta: .object(
+            fields + [
+                ("source", .string(folder)), ("threshold", .float32(threshold)), ("sparsity", .float(m.sparsity)),
+                ("imported", .string(ISO8601DateFormatter().string(from: Date()))),
+            ]))
 }
 
 /// What the reference's run-folder names say (scripts/pruning/prune-all-*.sh write
@@ -133,7 +173,8 @@ public func referenceRunMeta(_ folder: String) -> (name: String, meta: [(String,
 /// `mnli-seed42mean-50` → task mnli, seed 42, ablation mean, target_sparsity 0.5 (nothing when the name differs).
 func runNameMeta(_ run: String) -> [(String, JSONValue)] {
     guard let r = run.range(of: "-seed") else { return [] }
-    let task = String(run[..<r.lowerBound]), rest = run[r.upperBound...]
+    let task = String(run[..<r.lowerBound])
+    let rest = run[r.upperBound...]
     let digits = rest.prefix { $0.isNumber }
     guard let seed = Int(digits) else { return [] }
     var meta: [(String, JSONValue)] = [("task", .string(task)), ("seed", .int(seed))]

@@ -32,7 +32,8 @@ public enum ParserHarness {
         "csv": { _ = try? Dataset.parse($0, path: "fuzz.csv", skipBadRows: true) },
         "mask": { _ = try? MaskValues.parse(Data($0), path: "mask.json") },
         "subnetwork-jsonl": {
-            _ = try? SubnetworkStore.subnetworks(jsonlBytes: $0, path: "subnetworks.jsonl", layout: StoreLayout(layers: 2, heads: 3), threshold: nil)
+            _ = try? SubnetworkStore.subnetworks(
+                jsonlBytes: $0, path: "subnetworks.jsonl", layout: StoreLayout(layers: 2, heads: 3), threshold: nil)
         },
     ]
 

@@ -31,7 +31,7 @@ public struct PruneConfig: Sendable {
     public var warmupSteps = 200
     public var gradientAccumulationSteps = 4
     public var batchSize = 32
-    public var warmupType = "linear"      // or "logarithmic"
+    public var warmupType = "linear"  // or "logarithmic"
     public var seed: UInt64 = 42
     public var threshold: Float = 0.5
     /// log α starts at N(initialLogAlpha, 0.01): the paper's 10 keeps every gate closed to 1 for a long
@@ -53,7 +53,10 @@ public struct PruneConfig: Sendable {
 extension PruneConfig {
     /// The hidden and attention-probability dropout the subnetwork of `model` runs with (see the fields).
     public func dropouts(for model: BertModel) -> (hidden: Float, attention: Float) {
-        (dropout ?? model.config.hiddenDropoutProb, attentionDropout ?? dropout ?? model.config.attentionProbsDropoutProb)
+        (
+            dropout ?? model.config.hiddenDropoutProb,
+            attentionDropout ?? dropout ?? model.config.attentionProbsDropoutProb
+        )
     }
 }
 
@@ -101,7 +104,7 @@ public struct PruneEvaluationResult: Sendable, Codable {
 
 public struct PruneResult: Sendable {
     public var logAlpha: [Float]
-    public var masks: MaskValues               // binary, deterministic rule at the threshold
+    public var masks: MaskValues  // binary, deterministic rule at the threshold
     public var history: [PruneStep]
     public var achievedSparsity: Double
 }
@@ -117,7 +120,8 @@ public func targetSparsity(step: Int, config c: PruneConfig) -> Double {
     guard c.sparsityWarmupSteps > 0, step < c.sparsityWarmupSteps else { return c.targetSparsity }
     let f = Double(step) / Double(c.sparsityWarmupSteps)
     if c.warmupType == "logarithmic" {
-        let a = log(1 - c.startSparsity), b = log(1 - c.targetSparsity)
+        let a = log(1 - c.startSparsity)
+        let b = log(1 - c.targetSparsity)
         return 1 - exp(a + f * (b - a))
     }
     return c.startSparsity + f * (c.targetSparsity - c.startSparsity)
@@ -132,17 +136,23 @@ public struct PruneObjective: Sendable {
     public var loss: Double { kl + lagrangian }
 }
 
-public func pruneObjective(model: BertModel, batch: TokenBatch, logAlpha: [Double], u: [Double], lambdas: [Double], target t: Double,
-                           activations: MeanActivations, dropout: Float = 0, attentionDropout: Float = 0, dropoutSeed: UInt64 = 0,
-                           fullProbabilities: [Double]? = nil, pool: ThreadPool = .shared) throws -> PruneObjective {
-    let L = model.layerCount, H = model.headCount, U = L * H + L
+public func pruneObjective(
+    model: BertModel, batch: TokenBatch, logAlpha: [Double], u: [Double], lambdas: [Double], target t: Double,
+    activations: MeanActivations, dropout: Float = 0, attentionDropout: Float = 0, dropoutSeed: UInt64 = 0,
+    fullProbabilities: [Double]? = nil, pool: ThreadPool = .shared
+) throws -> PruneObjective {
+    let L = model.layerCount
+    let H = model.headCount
+    let U = L * H + L
     precondition(logAlpha.count == U && u.count == U && lambdas.count == 2)
-    var z = [Float](repeating: 0, count: U), dzda = [Double](repeating: 0, count: U)
+    var z = [Float](repeating: 0, count: U)
+    var dzda = [Double](repeating: 0, count: U)
     for i in 0..<U { (z[i], dzda[i]) = HardConcrete.sampleWithDerivative(logAlpha: logAlpha[i], u: u[i]) }
     let masks = MaskValues(units: z, layers: L, heads: H)
-    let g = try model.maskGradients(batch, masks: masks, ablation: .mean(activations),
-                                    objective: fullProbabilities.map { .klToProbabilities($0) } ?? .kl,
-                                    dropout: dropout, attentionDropout: attentionDropout, dropoutSeed: dropoutSeed, pool: pool)
+    let g = try model.maskGradients(
+        batch, masks: masks, ablation: .mean(activations),
+        objective: fullProbabilities.map { .klToProbabilities($0) } ?? .kl,
+        dropout: dropout, attentionDropout: attentionDropout, dropoutSeed: dropoutSeed, pool: pool)
     let s = 1 - Double(z.reduce(0, +)) / Double(U)
     let gap = t - s
     let lag = lambdas[0] * gap + lambdas[1] * gap * gap
@@ -193,29 +203,43 @@ public final class FullModelDistributions {
 /// (a reference run replayed exactly); it must cover every micro-batch of the run. `reference`, when given, is
 /// the model whose distribution the subnetwork is pulled towards (the reference's --ref_initialize_from);
 /// default: the full `model`.
-public func prune(model: BertModel, encodings: [Encoding], activations: MeanActivations, config c: PruneConfig,
-                  initialLogAlpha: [Float]? = nil, noise: [[Double]]? = nil, reference: BertModel? = nil,
-                  evaluation: PruneEvaluation? = nil, resume: PruneState? = nil, checkpointEvery: Int = 100,
-                  checkpoint: ((PruneState) throws -> Void)? = nil, fullDistributions: FullModelDistributions? = nil, pool: ThreadPool = .shared,
-                  onStep: ((PruneStep) -> Void)? = nil) throws -> PruneResult {
+public func prune(
+    model: BertModel, encodings: [Encoding], activations: MeanActivations, config c: PruneConfig,
+    initialLogAlpha: [Float]? = nil, noise: [[Double]]? = nil, reference: BertModel? = nil,
+    evaluation: PruneEvaluation? = nil, resume: PruneState? = nil, checkpointEvery: Int = 100,
+    checkpoint: ((PruneState) throws -> Void)? = nil, fullDistributions: FullModelDistributions? = nil,
+    pool: ThreadPool = .shared,
+    onStep: ((PruneStep) -> Void)? = nil
+) throws -> PruneResult {
     guard (0..<1).contains(c.targetSparsity), (0..<1).contains(c.startSparsity) else {
         throw ModelError.badInput("target and start sparsity must lie in [0, 1)")
     }
     guard !encodings.isEmpty else { throw ModelError.badInput("the training file has no examples") }
-    guard c.maxSteps > 0, c.batchSize > 0, c.gradientAccumulationSteps > 0 else { throw ModelError.badInput("steps, batch size and accumulation must be positive") }
+    guard c.maxSteps > 0, c.batchSize > 0, c.gradientAccumulationSteps > 0 else {
+        throw ModelError.badInput("steps, batch size and accumulation must be positive")
+    }
     guard c.maxGradNorm >= 0, c.maxGradNorm.isFinite else { throw ModelError.badInput("max_grad_norm must be ≥ 0") }
     let (dropout, attentionDropout) = c.dropouts(for: model)
-    guard (0..<1).contains(dropout), (0..<1).contains(attentionDropout) else { throw ModelError.badInput("dropout must lie in [0, 1)") }
+    guard (0..<1).contains(dropout), (0..<1).contains(attentionDropout) else {
+        throw ModelError.badInput("dropout must lie in [0, 1)")
+    }
     try model.checkActivations(activations)
     let target = reference ?? model
     guard target.config.numLabels == model.config.numLabels else {
-        throw ModelError.badInput("the reference model has \(target.config.numLabels) labels, the pruned one \(model.config.numLabels)")
+        throw ModelError.badInput(
+            "the reference model has \(target.config.numLabels) labels, the pruned one \(model.config.numLabels)")
     }
-    let L = model.layerCount, H = model.headCount, U = L * H + L
+    let L = model.layerCount
+    let H = model.headCount
+    let U = L * H + L
     if let initialLogAlpha, initialLogAlpha.count != U || initialLogAlpha.contains(where: { !$0.isFinite }) {
-        throw ModelError.badInput("the initial log α has \(initialLogAlpha.count) values; this model has \(U) units (\(L * H) heads, then \(L) MLPs), all finite")
+        throw ModelError.badInput(
+            "the initial log α has \(initialLogAlpha.count) values; this model has \(U) units (\(L * H) heads, then \(L) MLPs), all finite"
+        )
     }
-    let evaluator = try evaluation.map { try PruneEvaluator($0, model: model, reference: target, activations: activations, pool: pool) }
+    let evaluator = try evaluation.map {
+        try PruneEvaluator($0, model: model, reference: target, activations: activations, pool: pool)
+    }
     var state: PruneState
     if let resume {
         guard resume.logAlpha.count == U, resume.order.count == encodings.count, resume.step <= c.maxSteps else {
@@ -224,21 +248,31 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
         state = resume
     } else {
         var rng = SplitMix64(seed: c.seed)
-        let la: [Double] = initialLogAlpha.map { $0.map(Double.init) } ?? (0..<U).map { _ in c.initialLogAlpha + 0.01 * rng.normal() }
-        state = PruneState(step: 0, logAlpha: la, lambdas: [0, 0], optimizerLogAlpha: AdamWState(count: U), optimizerLambda: AdamWState(count: 2),
-                           rng: rng, order: Array(encodings.indices), cursor: encodings.count, history: [])
+        let la: [Double] =
+            initialLogAlpha.map { $0.map(Double.init) } ?? (0..<U).map { _ in c.initialLogAlpha + 0.01 * rng.normal() }
+        state = PruneState(
+            step: 0, logAlpha: la, lambdas: [0, 0], optimizerLogAlpha: AdamWState(count: U),
+            optimizerLambda: AdamWState(count: 2),
+            rng: rng, order: Array(encodings.indices), cursor: encodings.count, history: [])
     }
     // The full model's distribution per example, computed the first time the example is drawn (the
     // weights are frozen, so it never changes): a third of a step's work in later epochs.
     let fullCache = fullDistributions ?? FullModelDistributions(count: encodings.count)
     guard fullCache.count == encodings.count else {
-        throw ModelError.badInput("the shared full-model distributions cover \(fullCache.count) examples; the training set has \(encodings.count)")
+        throw ModelError.badInput(
+            "the shared full-model distributions cover \(fullCache.count) examples; the training set has \(encodings.count)"
+        )
     }
     while state.step < c.maxSteps {
         let step = state.step
         let t = targetSparsity(step: step, config: c)
-        var gradA = [Double](repeating: 0, count: U), gradL = [0.0, 0.0]
-        var klSum = 0.0, lagSum = 0.0, sampledSum = 0.0, microKL: [Double] = [], microSparsity: [Double] = []
+        var gradA = [Double](repeating: 0, count: U)
+        var gradL = [0.0, 0.0]
+        var klSum = 0.0
+        var lagSum = 0.0
+        var sampledSum = 0.0
+        var microKL: [Double] = []
+        var microSparsity: [Double] = []
         for micro in 0..<c.gradientAccumulationSteps {
             // Next batch of a reshuffled pass over the data (in file order without shuffling).
             if state.cursor + c.batchSize > state.order.count {
@@ -250,33 +284,44 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
             var u = (0..<U).map { _ in state.rng.uniform() }
             if let noise {
                 let m = step * c.gradientAccumulationSteps + micro
-                guard m < noise.count, noise[m].count == U else { throw ModelError.badInput("the noise has no row of \(U) values for micro-batch \(m)") }
+                guard m < noise.count, noise[m].count == U else {
+                    throw ModelError.badInput("the noise has no row of \(U) values for micro-batch \(m)")
+                }
                 u = noise[m]
             }
             let dropoutSeed = state.rng.next()
             let missing = idx.filter { fullCache.rows[$0] == nil }
             if !missing.isEmpty {
-                for (i, p) in zip(missing, try target.fullModelProbabilities(TokenBatch(missing.map { encodings[$0] }), pool: pool)) { fullCache.rows[i] = p }
+                for (i, p) in zip(
+                    missing, try target.fullModelProbabilities(TokenBatch(missing.map { encodings[$0] }), pool: pool))
+                { fullCache.rows[i] = p }
             }
-            let o = try pruneObjective(model: model, batch: TokenBatch(idx.map { encodings[$0] }), logAlpha: state.logAlpha, u: u,
-                                       lambdas: state.lambdas, target: t, activations: activations, dropout: dropout,
-                                       attentionDropout: attentionDropout, dropoutSeed: dropoutSeed,
-                                       fullProbabilities: idx.flatMap { fullCache.rows[$0]! }, pool: pool)
+            let o = try pruneObjective(
+                model: model, batch: TokenBatch(idx.map { encodings[$0] }), logAlpha: state.logAlpha, u: u,
+                lambdas: state.lambdas, target: t, activations: activations, dropout: dropout,
+                attentionDropout: attentionDropout, dropoutSeed: dropoutSeed,
+                fullProbabilities: idx.flatMap { fullCache.rows[$0]! }, pool: pool)
             let k = Double(c.gradientAccumulationSteps)
             for i in 0..<U { gradA[i] += o.gradLogAlpha[i] / k }
             gradL[0] += o.gap / k
             gradL[1] += o.gap * o.gap / k
-            klSum += o.kl / k; lagSum += o.lagrangian / k; sampledSum += o.sampledSparsity / k
-            microKL.append(o.kl); microSparsity.append(o.sampledSparsity)
+            klSum += o.kl / k
+            lagSum += o.lagrangian / k
+            sampledSum += o.sampledSparsity / k
+            microKL.append(o.kl)
+            microSparsity.append(o.sampledSparsity)
         }
         let norm = clipGlobalNorm(&gradA, &gradL, maxNorm: c.maxGradNorm)
         let f = learningRateFactor(step: step, warmup: c.warmupSteps, total: c.maxSteps)
         state.optimizerLogAlpha.step(&state.logAlpha, grad: gradA, lr: c.learningRate * f)
-        state.optimizerLambda.step(&state.lambdas, grad: gradL.map { -$0 }, lr: c.regLearningRate * f)   // gradient ascent on λ
+        // gradient ascent on λ
+        state.optimizerLambda.step(&state.lambdas, grad: gradL.map { -$0 }, lr: c.regLearningRate * f)
         let expected = 1 - HardConcrete.expectedKept(state.logAlpha.map(Float.init)) / Double(U)
-        var record = PruneStep(step: step, kl: klSum, lagrangian: lagSum, expectedSparsity: expected, sampledSparsity: sampledSum,
-                               target: t, lambda1: state.lambdas[0], lambda2: state.lambdas[1], gradNorm: norm,
-                               learningRate: c.learningRate * f, microKL: microKL, microSparsity: microSparsity, regLearningRate: c.regLearningRate * f)
+        var record = PruneStep(
+            step: step, kl: klSum, lagrangian: lagSum, expectedSparsity: expected, sampledSparsity: sampledSum,
+            target: t, lambda1: state.lambdas[0], lambda2: state.lambdas[1], gradNorm: norm,
+            learningRate: c.learningRate * f, microKL: microKL, microSparsity: microSparsity,
+            regLearningRate: c.regLearningRate * f)
         state.step += 1
         if let evaluator, state.step % evaluator.every == 0 || state.step == c.maxSteps {
             record.evaluation = try evaluator.run(logAlpha: state.logAlpha)
@@ -284,9 +329,12 @@ public func prune(model: BertModel, encodings: [Encoding], activations: MeanActi
         state.history.append(record)
         record.logAlpha = state.logAlpha
         onStep?(record)
-        if let checkpoint, checkpointEvery > 0, state.step % checkpointEvery == 0, state.step < c.maxSteps { try checkpoint(state) }
+        if let checkpoint, checkpointEvery > 0, state.step % checkpointEvery == 0, state.step < c.maxSteps {
+            try checkpoint(state)
+        }
     }
     let la = state.logAlpha.map(Float.init)
     let masks = MaskValues.fromLogAlpha(la, layers: L, heads: H, threshold: c.threshold)
-    return PruneResult(logAlpha: la, masks: masks, history: state.history, achievedSparsity: 1 - Double(masks.keptCount) / Double(U))
+    return PruneResult(
+        logAlpha: la, masks: masks, history: state.history, achievedSparsity: 1 - Double(masks.keptCount) / Double(U))
 }

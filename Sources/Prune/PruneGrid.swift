@@ -21,7 +21,9 @@ public struct PruneGrid {
     public let folder: String
 
     public init(checkpoints: [(step: Int, path: String)], targets: [Double], seeds: [UInt64], folder: String) {
-        cells = checkpoints.flatMap { c in targets.flatMap { t in seeds.map { Cell(step: c.step, path: c.path, target: t, seed: $0) } } }
+        cells = checkpoints.flatMap { c in
+            targets.flatMap { t in seeds.map { Cell(step: c.step, path: c.path, target: t, seed: $0) } }
+        }
         self.folder = folder
     }
 
@@ -39,34 +41,45 @@ public struct PruneGrid {
 
     /// Runs `cells` (this task's share). `config(target)` gives each cell's recipe; the first
     /// `activationExamples` training examples make a checkpoint's mean activations.
-    public func run(_ cells: [Cell], config: (Double) -> PruneConfig, examples: [Example], options: PredictionOptions,
-                    activationExamples: Int, namePrefix: String, checkpointEvery: Int, log: @escaping (String) -> Void,
-                    onStep: ((Cell, PruneStep) -> Void)? = nil) throws {
+    public func run(
+        _ cells: [Cell], config: (Double) -> PruneConfig, examples: [Example], options: PredictionOptions,
+        activationExamples: Int, namePrefix: String, checkpointEvery: Int, log: @escaping (String) -> Void,
+        onStep: ((Cell, PruneStep) -> Void)? = nil
+    ) throws {
         try makeFolder(folder)
         log("grid: \(self.cells.count) cells (checkpoints × targets × seeds); this task runs \(cells.count)")
-        var tokenizer: BertTokenizer?, encodings: [Encoding] = []
+        var tokenizer: BertTokenizer?
+        var encodings: [Encoding] = []
         for step in cells.map(\.step).reduce(into: [Int](), { if $0.last != $1 { $0.append($1) } }) {
             let mine = cells.filter { $0.step == step }
             let model = try BertModel.load(folder: mine[0].path)
-            if tokenizer == nil {   // one run's checkpoints share a tokenizer: tokenize once
+            if tokenizer == nil {  // one run's checkpoints share a tokenizer: tokenize once
                 tokenizer = try BertTokenizer.load(folder: mine[0].path)
                 encodings = try encodeAll(examples, tokenizer: tokenizer!, options: options)
             }
             let store = try SubnetworkStore.openOrCreate(path: storePath(step: step), for: model)
-            let activations = try self.activations(store, model: model, encodings: Array(encodings.prefix(activationExamples)), log: log)
+            let activations = try self.activations(
+                store, model: model, encodings: Array(encodings.prefix(activationExamples)), log: log)
             for cell in mine {
-                var runs = PruneRuns(config: config(cell.target), seeds: [cell.seed], namePrefix: namePrefix,
-                                     source: "hcore prune grid \(cell.path)", checkpointEvery: checkpointEvery)
+                var runs = PruneRuns(
+                    config: config(cell.target), seeds: [cell.seed], namePrefix: namePrefix,
+                    source: "hcore prune grid \(cell.path)", checkpointEvery: checkpointEvery)
                 runs.extraMeta = [("step", .int(step)), ("checkpoint", .string(cell.path))]
                 log("cell checkpoint-\(step) · target \(cell.target) · seed \(cell.seed) → \(store.path)")
-                try runs.run(into: store, model: model, encodings: encodings, activations: activations, log: log, onStep: { onStep?(cell, $1) })
+                try runs.run(
+                    into: store, model: model, encodings: encodings, activations: activations, log: log,
+                    onStep: { onStep?(cell, $1) })
             }
         }
     }
 
     /// The store's set "train", made and added when missing (two tasks may both make it: the same numbers).
-    func activations(_ store: SubnetworkStore, model: BertModel, encodings: [Encoding], log: (String) -> Void) throws -> MeanActivations {
-        if store.activationSets.contains(where: { $0.name == "train" }) { return try store.meanActivations("train", model: model) }
+    func activations(_ store: SubnetworkStore, model: BertModel, encodings: [Encoding], log: (String) -> Void) throws
+        -> MeanActivations
+    {
+        if store.activationSets.contains(where: { $0.name == "train" }) {
+            return try store.meanActivations("train", model: model)
+        }
         let (acts, tokens) = try meanActivations(model: model, encodings: encodings, batchSize: 32)
         let temp = store.path + ".activations-\(getpid()).safetensors"
         defer { unlink(temp) }

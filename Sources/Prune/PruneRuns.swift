@@ -51,9 +51,15 @@ public struct PruneRuns {
     public static func seedList(_ list: String?, default seed: UInt64) throws -> [UInt64] {
         guard let list else { return [seed] }
         let parts = list.split(separator: "-", omittingEmptySubsequences: false)
-        if parts.count == 2, let a = UInt64(parts[0]), let b = UInt64(parts[1]), a <= b, b - a < 100_000 { return Array(a...b) }
-        let seeds = list.split(separator: ",", omittingEmptySubsequences: false).map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
-        guard !seeds.isEmpty, !seeds.contains(nil) else { throw UsageError("--seeds takes A-B (A ≤ B) or a comma-separated list of seeds, got '\(list)'") }
+        if parts.count == 2, let a = UInt64(parts[0]), let b = UInt64(parts[1]), a <= b, b - a < 100_000 {
+            return Array(a...b)
+        }
+        let seeds = list.split(separator: ",", omittingEmptySubsequences: false).map {
+            UInt64($0.trimmingCharacters(in: .whitespaces))
+        }
+        guard !seeds.isEmpty, !seeds.contains(nil) else {
+            throw UsageError("--seeds takes A-B (A ≤ B) or a comma-separated list of seeds, got '\(list)'")
+        }
         return seeds.map { $0! }
     }
 
@@ -61,10 +67,13 @@ public struct PruneRuns {
 
     /// Runs every seed not yet in `store`. `log` gets a line per run and every 100 steps; `onStep` every step
     /// with the seed's position in `seeds`; `onRun` each seed's skip, resume and commit.
-    public func run(into store: SubnetworkStore, model: BertModel, encodings: [Encoding], activations: MeanActivations,
-                    log: @escaping (String) -> Void, onStep: ((Int, PruneStep) -> Void)? = nil,
-                    onRun: ((PruneRunEvent) -> Void)? = nil) throws {
-        let fullDistributions = FullModelDistributions(count: encodings.count)   // one forward of the full model per example, for every seed
+    public func run(
+        into store: SubnetworkStore, model: BertModel, encodings: [Encoding], activations: MeanActivations,
+        log: @escaping (String) -> Void, onStep: ((Int, PruneStep) -> Void)? = nil,
+        onRun: ((PruneRunEvent) -> Void)? = nil
+    ) throws {
+        // one forward of the full model per example, for every seed
+        let fullDistributions = FullModelDistributions(count: encodings.count)
         for (k, seed) in seeds.enumerated() {
             let runName = name(seed: seed)
             if store.subnetworks.contains(where: { $0.name == runName }) {
@@ -81,18 +90,24 @@ public struct PruneRuns {
                 onRun?(.resuming(seed: seed, step: resume.step))
             }
             let started = Date()
-            let trace = try tracePath.map { try PruneTrace(path: traceFile($0, seed: seed), resumeStep: resume?.step ?? 0) }
+            let trace = try tracePath.map {
+                try PruneTrace(path: traceFile($0, seed: seed), resumeStep: resume?.step ?? 0)
+            }
             var traceError: Error?
-            let r = try prune(model: model, encodings: encodings, activations: activations, config: c, initialLogAlpha: initialLogAlpha,
-                              noise: noise, reference: reference, evaluation: evaluation, resume: resume, checkpointEvery: checkpointEvery,
-                              checkpoint: { state in
-                if let traceError { throw traceError }
-                try writeAtomically(Array(try JSONEncoder().encode(state)), to: checkpointPath)
-            }, fullDistributions: fullDistributions, onStep: { st in
-                onStep?(k, st)
-                do { try trace?.append(st) } catch { traceError = traceError ?? error }
-                if st.step % max(1, logEvery) == 0 || st.step == c.maxSteps - 1 { log(Self.describe(st)) }
-            })
+            let r = try prune(
+                model: model, encodings: encodings, activations: activations, config: c,
+                initialLogAlpha: initialLogAlpha,
+                noise: noise, reference: reference, evaluation: evaluation, resume: resume,
+                checkpointEvery: checkpointEvery,
+                checkpoint: { state in
+                    if let traceError { throw traceError }
+                    try writeAtomically(Array(try JSONEncoder().encode(state)), to: checkpointPath)
+                }, fullDistributions: fullDistributions,
+                onStep: { st in
+                    onStep?(k, st)
+                    do { try trace?.append(st) } catch { traceError = traceError ?? error }
+                    if st.step % max(1, logEvery) == 0 || st.step == c.maxSteps - 1 { log(Self.describe(st)) }
+                })
             if let traceError { throw traceError }
             let seconds = Date().timeIntervalSince(started)
             try store.add([stored(r, name: runName, config: c, seconds: seconds, dropout: c.dropouts(for: model))])
@@ -111,30 +126,50 @@ public struct PruneRuns {
     static func readCheckpoint(_ path: String) throws -> PruneState? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
         do { return try JSONDecoder().decode(PruneState.self, from: data) } catch {
-            throw ModelError.badInput("\(path) is not a readable pruning checkpoint (\(error)); delete it to start over")
+            throw ModelError.badInput(
+                "\(path) is not a readable pruning checkpoint (\(error)); delete it to start over")
         }
     }
 
     static func describe(_ st: PruneStep) -> String {
-        var line = String(format: "step %d  kl %.5f  lagrangian %+.4f  target %.3f  expected %.3f  sampled %.3f  λ %.3f %.3f",
-                          st.step, st.kl, st.lagrangian, st.target, st.expectedSparsity, st.sampledSparsity, st.lambda1, st.lambda2)
+        var line = String(
+            format: "step %d  kl %.5f  lagrangian %+.4f  target %.3f  expected %.3f  sampled %.3f  λ %.3f %.3f",
+            st.step, st.kl, st.lagrangian, st.target, st.expectedSparsity, st.sampledSparsity, st.lambda1, st.lambda2)
         if let e = st.evaluation {
-            line += String(format: "  eval kl %.5f sparsity %.3f", e.kl, e.sparsity) + (e.accuracy.map { String(format: " accuracy %.4f", $0) } ?? "")
+            line +=
+                String(format: "  eval kl %.5f sparsity %.3f", e.kl, e.sparsity)
+                + (e.accuracy.map { String(format: " accuracy %.4f", $0) } ?? "")
         }
         return line
     }
 
-    func stored(_ r: PruneResult, name: String, config c: PruneConfig, seconds: Double, dropout: (hidden: Float, attention: Float)) -> StoredSubnetwork {
-        let history = JSONValue.array(r.history.filter { $0.step % 50 == 0 || $0.step == c.maxSteps - 1 || $0.evaluation != nil }.map { st in
-            var fields: [(String, JSONValue)] = [("step", .int(st.step)), ("kl", .float(st.kl)), ("expected_sparsity", .float(st.expectedSparsity)), ("target", .float(st.target))]
-            if let e = st.evaluation { fields += [("eval_kl", .float(e.kl)), ("eval_accuracy", e.accuracy.map { .float($0) } ?? .null)] }
-            return .object(fields)
-        })
-        return StoredSubnetwork(name: name, mask: r.masks.units.map { UInt8($0) }, logAlpha: r.logAlpha, meta: .object([
-            ("seed", .int(Int(c.seed))), ("target_sparsity", .float(c.targetSparsity)), ("sparsity", .float(r.achievedSparsity)),
-            ("steps", .int(c.maxSteps)), ("final_kl", .float(r.history.last?.kl ?? .nan)), ("source", .string(source)),
-            ("threshold", .float32(c.threshold)), ("dropout", .float32(dropout.hidden)), ("attention_dropout", .float32(dropout.attention)),
-            ("created", .string(ISO8601DateFormatter().string(from: Date()))), ("seconds", .float(seconds)), ("history", history),
-        ] + extraMeta))
+    func stored(
+        _ r: PruneResult, name: String, config c: PruneConfig, seconds: Double,
+        dropout: (hidden: Float, attention: Float)
+    ) -> StoredSubnetwork {
+        let history = JSONValue.array(
+            r.history.filter { $0.step % 50 == 0 || $0.step == c.maxSteps - 1 || $0.evaluation != nil }.map { st in
+                var fields: [(String, JSONValue)] = [
+                    ("step", .int(st.step)), ("kl", .float(st.kl)), ("expected_sparsity", .float(st.expectedSparsity)),
+                    ("target", .float(st.target)),
+                ]
+                if let e = st.evaluation {
+                    fields += [("eval_kl", .float(e.kl)), ("eval_accuracy", e.accuracy.map { .float($0) } ?? .null)]
+                }
+                return .object(fields)
+            })
+        return StoredSubnetwork(
+            name: name, mask: r.masks.units.map { UInt8($0) }, logAlpha: r.logAlpha,
+            meta: .object(
+                [
+                    ("seed", .int(Int(c.seed))), ("target_sparsity", .float(c.targetSparsity)),
+                    ("sparsity", .float(r.achievedSparsity)),
+                    ("steps", .int(c.maxSteps)), ("final_kl", .float(r.history.last?.kl ?? .nan)),
+                    ("source", .string(source)),
+                    ("threshold", .float32(c.threshold)), ("dropout", .float32(dropout.hidden)),
+                    ("attention_dropout", .float32(dropout.attention)),
+                    ("created", .string(ISO8601DateFormatter().string(from: Date()))), ("seconds", .float(seconds)),
+                    ("history", history),
+                ] + extraMeta))
     }
 }

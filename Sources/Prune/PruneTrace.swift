@@ -16,7 +16,9 @@ public final class PruneTrace {
         var kept: [UInt8] = []
         if resumeStep > 0, let old = FileManager.default.contents(atPath: path) {
             for line in old.split(separator: UInt8(ascii: "\n")) {
-                guard let o = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], let s = o["step"] as? Int, s < resumeStep else { break }
+                guard let o = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                    let s = o["step"] as? Int, s < resumeStep
+                else { break }
                 kept += line + [UInt8(ascii: "\n")]
             }
         }
@@ -30,16 +32,29 @@ public final class PruneTrace {
     public func append(_ st: PruneStep) throws {
         var fields: [(String, JSONValue)] = [
             ("step", .int(st.step)), ("target_sparsity", .float(st.target)), ("lr", .float(st.learningRate ?? .nan)),
-            ("reg_lr", .float(st.regLearningRate ?? .nan)), ("grad_norm_before_clip", .float(st.gradNorm ?? .nan)),   // NaN is written as null
-            ("lambda1", .float(st.lambda1)), ("lambda2", .float(st.lambda2)), ("kl", .float(st.kl)), ("lagrangian", .float(st.lagrangian)),
+            // NaN is written as null
+            ("reg_lr", .float(st.regLearningRate ?? .nan)), ("grad_norm_before_clip", .float(st.gradNorm ?? .nan)),
+            ("lambda1", .float(st.lambda1)), ("lambda2", .float(st.lambda2)), ("kl", .float(st.kl)),
+            ("lagrangian", .float(st.lagrangian)),
             ("expected_sparsity", .float(st.expectedSparsity)),
-            ("micro_batches", .array(zip(st.microKL ?? [], st.microSparsity ?? []).enumerated().map { j, m in
-                .object([("micro_batch", .int(j)), ("kl", .float(m.0)), ("sparsity", .float(m.1))])
-            })),
+            (
+                "micro_batches",
+                .array(
+                    zip(st.microKL ?? [], st.microSparsity ?? []).enumerated().map { j, m in
+                        .object([("micro_batch", .int(j)), ("kl", .float(m.0)), ("sparsity", .float(m.1))])
+                    })
+            ),
             ("log_alpha", .array((st.logAlpha ?? []).map { .float($0) })),
         ]
         if let e = st.evaluation {
-            fields.append(("eval", .object([("kl", .float(e.kl)), ("accuracy", e.accuracy.map { .float($0) } ?? .null), ("sparsity", .float(e.sparsity))])))
+            fields.append(
+                (
+                    "eval",
+                    .object([
+                        ("kl", .float(e.kl)), ("accuracy", e.accuracy.map { .float($0) } ?? .null),
+                        ("sparsity", .float(e.sparsity)),
+                    ])
+                ))
         }
         try writeAll(fd, Array(JSONValue.object(fields).compact.utf8) + [UInt8(ascii: "\n")], shownAs: path)
     }

@@ -64,7 +64,8 @@ public struct ResearchReport {
     public var oodMeasureName: String {
         let o = full ?? subnetworks.first
         if let o, o.plotted != nil {
-            return o.plottedSubcases.count == 4 ? "mean accuracy on the paper's four plotted HANS subcases (SO-Swap, Prep, Embed-If, Embed-Verb)"
+            return o.plottedSubcases.count == 4
+                ? "mean accuracy on the paper's four plotted HANS subcases (SO-Swap, Prep, Embed-If, Embed-Verb)"
                 : "mean accuracy on \(o.plottedSubcases.count) of the paper's four plotted HANS subcases (\(o.plottedSubcases.map(\.0).joined(separator: ", ")))"
         }
         return o?.oodNonEntailed != nil ? "HANS non-entailment accuracy" : "\(oodKey) accuracy"
@@ -86,34 +87,47 @@ public struct ResearchReport {
     /// The verdict from the OOD measure (in points) of the subnetworks within `matchPoints` in-domain.
     public static func verdict(matchingMeasures xs: [Double], matchPoints: Double, measure what: String) -> String {
         let margin = String(format: "%g", matchPoints)
-        let bar = "the bar: ≥ \(shownMatching) such subnetworks spanning ≥ \(fmt(shownPoints, 0)) points; the paper's 12 bert-base subnetworks span ~25"
+        let bar =
+            "the bar: ≥ \(shownMatching) such subnetworks spanning ≥ \(fmt(shownPoints, 0)) points; the paper's 12 bert-base subnetworks span ~25"
         guard xs.count >= 2, let low = xs.min(), let high = xs.max() else {
-            return "The paper's phenomenon is NOT shown here: fewer than two subnetworks are within \(margin) points of the full model in-domain, so the spread of OOD accuracy among matching subnetworks cannot be measured (\(bar))."
+            return
+                "The paper's phenomenon is NOT shown here: fewer than two subnetworks are within \(margin) points of the full model in-domain, so the spread of OOD accuracy among matching subnetworks cannot be measured (\(bar))."
         }
         let d = high - low
         if d >= shownPoints && xs.count >= shownMatching {
-            return "The paper's phenomenon is shown: \(xs.count) subnetworks are within \(margin) points of the full model in-domain, and their \(what) ranges from \(fmt(low, 1)) to \(fmt(high, 1)) (\(fmt(d, 1)) points; \(bar))."
+            return
+                "The paper's phenomenon is shown: \(xs.count) subnetworks are within \(margin) points of the full model in-domain, and their \(what) ranges from \(fmt(low, 1)) to \(fmt(high, 1)) (\(fmt(d, 1)) points; \(bar))."
         }
-        return "The paper's phenomenon is NOT shown here: the \(xs.count) subnetworks within \(margin) points of the full model in-domain span \(fmt(d, 1)) points in \(what) (from \(fmt(low, 1)) to \(fmt(high, 1)); \(bar))."
+        return
+            "The paper's phenomenon is NOT shown here: the \(xs.count) subnetworks within \(margin) points of the full model in-domain span \(fmt(d, 1)) points in \(what) (from \(fmt(low, 1)) to \(fmt(high, 1)); \(bar))."
     }
 
     public var summary: String {
         var lines: [String] = []
         if let f = full {
             var l = "full model: \(idKey) \(fmt(f.id * 100, 1)), \(oodKey) \(fmt(f.ood * 100, 1))"
-            if let e = f.oodEntailed, let n = f.oodNonEntailed { l += " (entailed \(fmt(e * 100, 1)), non-entailed \(fmt(n * 100, 1)))" }
+            if let e = f.oodEntailed, let n = f.oodNonEntailed {
+                l += " (entailed \(fmt(e * 100, 1)), non-entailed \(fmt(n * 100, 1)))"
+            }
             lines.append(l)
         }
         for s in subnetworks {
-            var l = "\(s.name): sparsity \(fmt(s.sparsity, 2)), \(idKey) \(fmt(s.id * 100, 1)), \(oodKey) \(fmt(s.ood * 100, 1))"
+            var l =
+                "\(s.name): sparsity \(fmt(s.sparsity, 2)), \(idKey) \(fmt(s.id * 100, 1)), \(oodKey) \(fmt(s.ood * 100, 1))"
             if let n = s.oodNonEntailed { l += " (non-entailed \(fmt(n * 100, 1)))" }
             lines.append(l)
         }
         lines.append(verdict)
-        lines.append("core (kept by all \(core.subnetworks.count) \(coreOverMatching ? "matching " : "")subnetworks): " + (core.core.isEmpty ? "none" : core.core.map { core.name($0).description }.joined(separator: " "))
-                     + String(format: "; same-shape random masks share %.1f units (permutation null, p = %.3f)", coreEvidence.null.nullMean, coreEvidence.null.pValue))
+        lines.append(
+            "core (kept by all \(core.subnetworks.count) \(coreOverMatching ? "matching " : "")subnetworks): "
+                + (core.core.isEmpty ? "none" : core.core.map { core.name($0).description }.joined(separator: " "))
+                + String(
+                    format: "; same-shape random masks share %.1f units (permutation null, p = %.3f)",
+                    coreEvidence.null.nullMean, coreEvidence.null.pValue))
         if let r = reads, let top = r.reads.first {
-            lines.append("strongest reader of the core: \(PrunableUnit.head(top.layer, top.head)) (Δoutput \(fmt(top.dout, 3)) when the core is mean-ablated)")
+            lines.append(
+                "strongest reader of the core: \(PrunableUnit.head(top.layer, top.head)) (Δoutput \(fmt(top.dout, 3)) when the core is mean-ablated)"
+            )
         }
         return lines.joined(separator: "\n")
     }
@@ -127,25 +141,34 @@ func outcome(_ r: EvalDocument.Result, idKey: String, oodKey: String) -> Outcome
     let cells = (ood.hansCells ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value.accuracy) }
     let isHANS = ood.hansCells != nil
     let plotted = plottedHANSSubcases.compactMap { c in ood.hansSubcases?[c].map { (c, $0.accuracy) } }
-    return Outcome(name: r.subnetwork, sparsity: r.sparsity, id: id.accuracy, ood: ood.accuracy,
-                   oodEntailed: isHANS ? ood.accuracy(onGold: "entailment") : nil,
-                   oodNonEntailed: isHANS ? ood.accuracy(onGold: "non-entailment") : nil,
-                   plotted: plotted.isEmpty ? nil : plotted.map(\.1).reduce(0, +) / Double(plotted.count), plottedSubcases: plotted, cells: cells)
+    return Outcome(
+        name: r.subnetwork, sparsity: r.sparsity, id: id.accuracy, ood: ood.accuracy,
+        oodEntailed: isHANS ? ood.accuracy(onGold: "entailment") : nil,
+        oodNonEntailed: isHANS ? ood.accuracy(onGold: "non-entailment") : nil,
+        plotted: plotted.isEmpty ? nil : plotted.map(\.1).reduce(0, +) / Double(plotted.count),
+        plottedSubcases: plotted, cells: cells)
 }
 
 /// Builds the report. `idKey` / `oodKey` name datasets of the eval document (default: the first non-HANS
 /// dataset and HANS); `oodEncodings` (with activations) lets it measure which heads read from the core.
-public func buildReport(evalDocument doc: EvalDocument, store: SubnetworkStore, model: BertModel, activations: MeanActivations?,
-                        oodEncodings: [Encoding]?, idKey: String? = nil, oodKey: String? = nil, matchPoints: Double = 3,
-                        readsExamples: Int = 500) throws -> ResearchReport {
+public func buildReport(
+    evalDocument doc: EvalDocument, store: SubnetworkStore, model: BertModel, activations: MeanActivations?,
+    oodEncodings: [Encoding]?, idKey: String? = nil, oodKey: String? = nil, matchPoints: Double = 3,
+    readsExamples: Int = 500
+) throws -> ResearchReport {
     if doc.fingerprint != model.fingerprint {
-        throw ModelError.mismatch("the eval document was computed for model \(doc.fingerprint), not \(model.folder) (\(model.fingerprint))")
+        throw ModelError.mismatch(
+            "the eval document was computed for model \(doc.fingerprint), not \(model.folder) (\(model.fingerprint))")
     }
     let keys = doc.datasets.map(\.key)
-    guard keys.count >= 2 else { throw ModelError.badInput("the eval document needs an in-domain and an out-of-domain dataset; it has \(keys)") }
+    guard keys.count >= 2 else {
+        throw ModelError.badInput("the eval document needs an in-domain and an out-of-domain dataset; it has \(keys)")
+    }
     let ood = oodKey ?? (doc.datasets.first { $0.format == "hans" }?.key ?? keys[1])
     let id = idKey ?? keys.first { $0 != ood }!
-    for k in [id, ood] where !keys.contains(k) { throw ModelError.badInput("the eval document has no dataset '\(k)' (it has \(keys))") }
+    for k in [id, ood] where !keys.contains(k) {
+        throw ModelError.badInput("the eval document has no dataset '\(k)' (it has \(keys))")
+    }
     let outcomes = doc.results.compactMap { outcome($0, idKey: id, oodKey: ood) }
     let full = outcomes.first { $0.name == "full" }
     let subs = outcomes.filter { $0.name != "full" }
@@ -153,8 +176,11 @@ public func buildReport(evalDocument doc: EvalDocument, store: SubnetworkStore, 
     // The core over the subnetworks that match the model in-domain — or over all of them when fewer than
     // two match (the report says which).
     let basis = matching.count >= 2 ? matching : subs.map(\.name)
-    var evidence = try heuristicCore(store.subnetworks.filter { basis.contains($0.name) }, layout: store.layout, rule: nil, bootstraps: 200)
-    evidence.selection = matching.count >= 2 ? "the \(matching.count) subnetworks within \(matchPoints) points of the full model on \(id) (eval document)"
+    var evidence = try heuristicCore(
+        store.subnetworks.filter { basis.contains($0.name) }, layout: store.layout, rule: nil, bootstraps: 200)
+    evidence.selection =
+        matching.count >= 2
+        ? "the \(matching.count) subnetworks within \(matchPoints) points of the full model on \(id) (eval document)"
         : "all \(subs.count) subnetworks (fewer than 2 within \(matchPoints) points of the full model on \(id))"
     let core = evidence.report
     let coreHeads = core.core.compactMap { u in core.name(u).head.map { (layer: core.name(u).layer, head: $0) } }
@@ -172,8 +198,9 @@ public func buildReport(evalDocument doc: EvalDocument, store: SubnetworkStore, 
         let to = PrunableUnit.head(s.to.layer, s.to.head).description
         best[to] = max(best[to] ?? 0, s.q, s.k, s.v)
     }
-    return ResearchReport(idKey: id, oodKey: ood, full: full, subnetworks: subs, matching: matching, matchPoints: matchPoints, core: core,
-                          coreEvidence: evidence, reads: reads, composition: best, compositionBaseline: compositionBaseline(hidden: model.hidden, headDim: model.headDim),
-                          layers: model.layerCount, heads: model.headCount)
+    return ResearchReport(
+        idKey: id, oodKey: ood, full: full, subnetworks: subs, matching: matching, matchPoints: matchPoints, core: core,
+        coreEvidence: evidence, reads: reads, composition: best,
+        compositionBaseline: compositionBaseline(hidden: model.hidden, headDim: model.headDim),
+        layers: model.layerCount, heads: model.headCount)
 }
-

@@ -40,8 +40,11 @@ public struct DemoStudy {
 
     /// The defaults differ between from-scratch and pretrained starts (a pretrained model needs a small
     /// learning rate and longer pruning); nil takes them.
-    public init(out: String, subnetworks: Int, pretrained: String?, dataRoot: String?, trainSize: Int, epochs: Int?, learningRate: Double?,
-                targetSparsity: Double?, pruneSteps: Int?, seed: UInt64, quick: Bool) throws {
+    public init(
+        out: String, subnetworks: Int, pretrained: String?, dataRoot: String?, trainSize: Int, epochs: Int?,
+        learningRate: Double?,
+        targetSparsity: Double?, pruneSteps: Int?, seed: UInt64, quick: Bool
+    ) throws {
         self.out = out
         self.subnetworks = subnetworks
         self.pretrained = pretrained
@@ -53,8 +56,12 @@ public struct DemoStudy {
         self.pruneSteps = pruneSteps ?? (pretrained == nil ? 300 : 900)
         self.seed = seed
         self.quick = quick
-        guard subnetworks >= 1, (0..<1).contains(self.targetSparsity), self.pruneSteps >= 1, trainSize >= 20, self.epochs >= 1 else {
-            throw UsageError("--subnetworks, --prune-steps and --num-train-epochs must be ≥ 1, --train-size ≥ 20, --target-sparsity in [0, 1)")
+        guard subnetworks >= 1, (0..<1).contains(self.targetSparsity), self.pruneSteps >= 1, trainSize >= 20,
+            self.epochs >= 1
+        else {
+            throw UsageError(
+                "--subnetworks, --prune-steps and --num-train-epochs must be ≥ 1, --train-size ≥ 20, --target-sparsity in [0, 1)"
+            )
         }
     }
 
@@ -65,7 +72,7 @@ public struct DemoStudy {
         let tail = "/Tests/Fixtures/models/minilm-nli"
         var candidates = [FileManager.default.currentDirectoryPath + tail]
         var folder = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<4 {   // .build/<triple>/release/hcore → the repository
+        for _ in 0..<4 {  // .build/<triple>/release/hcore → the repository
             folder = folder.deletingLastPathComponent()
             candidates.append(folder.path + tail)
         }
@@ -77,7 +84,9 @@ public struct DemoStudy {
         if let model { return model }
         if quick { return nil }
         guard let found = defaultPretrained(executable: executable) else {
-            throw UsageError("hcore demo starts from MiniLM-L6, which is not here yet: run scripts/setup-fixtures.sh (or scripts/demo.sh), pass --model DIR, or --quick for the from-scratch demo")
+            throw UsageError(
+                "hcore demo starts from MiniLM-L6, which is not here yet: run scripts/setup-fixtures.sh (or scripts/demo.sh), pass --model DIR, or --quick for the from-scratch demo"
+            )
         }
         return found
     }
@@ -85,17 +94,23 @@ public struct DemoStudy {
     /// The settings that decide every stage's output, in study.json: a rerun with other settings would mix
     /// two studies in one folder, so it is refused (more --subnetworks is fine: seeds are added).
     var settings: JSONValue {
-        .object([("pretrained", pretrained.map { .string($0) } ?? .null), ("data", dataRoot.map { .string($0) } ?? "embedded"),
-                 ("train_size", .int(trainSize)), ("epochs", .int(epochs)), ("learning_rate", .float(learningRate)),
-                 ("target_sparsity", .float(targetSparsity)), ("prune_steps", .int(pruneSteps)),
-                 ("initial_log_alpha", .float(initialLogAlpha)), ("seed", .int(Int(seed))), ("quick", .bool(quick))])
+        .object([
+            ("pretrained", pretrained.map { .string($0) } ?? .null),
+            ("data", dataRoot.map { .string($0) } ?? "embedded"),
+            ("train_size", .int(trainSize)), ("epochs", .int(epochs)), ("learning_rate", .float(learningRate)),
+            ("target_sparsity", .float(targetSparsity)), ("prune_steps", .int(pruneSteps)),
+            ("initial_log_alpha", .float(initialLogAlpha)), ("seed", .int(Int(seed))), ("quick", .bool(quick)),
+        ])
     }
 
     func checkSettings() throws {
-        let path = out + "/study.json", mine = settings.pretty + "\n"
+        let path = out + "/study.json"
+        let mine = settings.pretty + "\n"
         if let old = FileManager.default.contents(atPath: path) {
             guard String(decoding: old, as: UTF8.self) == mine else {
-                throw UsageError("\(out) holds a demo run with other settings (\(path)); choose another --out, or remove the folder to start over")
+                throw UsageError(
+                    "\(out) holds a demo run with other settings (\(path)); choose another --out, or remove the folder to start over"
+                )
             }
         } else {
             try writeAtomically(Array(mine.utf8), to: path)
@@ -104,23 +119,37 @@ public struct DemoStudy {
 
     /// Runs every stage. `stage` gets one line per finished stage, `note` one per finished subnetwork,
     /// `progress` the steps done of a long stage ("finetune", "prune").
-    public func run(stage: (Int, String, String) -> Void, note: @escaping (String) -> Void = { _ in },
-                    progress: ((String, Int, _ total: Int) -> Void)? = nil) throws -> ResearchReport {
+    public func run(
+        stage: (Int, String, String) -> Void, note: @escaping (String) -> Void = { _ in },
+        progress: ((String, Int, _ total: Int) -> Void)? = nil
+    ) throws -> ResearchReport {
         try makeFolder(out)
         try checkSettings()
         let (task, sets) = try makeData()
-        stage(1, "data", "\(task.train.count) train / \(task.dev.count) dev in-domain pairs (45% high-overlap entailed, 35% low-overlap non-entailed, 20% high-overlap non-entailed from the 11 HANS non-entailment subcases the paper does not plot; its 4 plotted subcases held out), \(task.ood.count) HANS pairs → \(out)/data")
+        stage(
+            1, "data",
+            "\(task.train.count) train / \(task.dev.count) dev in-domain pairs (45% high-overlap entailed, 35% low-overlap non-entailed, 20% high-overlap non-entailed from the 11 HANS non-entailment subcases the paper does not plot; its 4 plotted subcases held out), \(task.ood.count) HANS pairs → \(out)/data"
+        )
         let (tokenizer, finetuned) = try finetuneModel(task, sets, progress: progress)
         stage(2, "finetune", finetuned)
         let bert = try BertModel.load(folder: out + "/model")
         let trainEnc = try encodeAll(task.train, tokenizer: tokenizer, options: PredictionOptions(maxLength: 128))
         let activations = try meanActivations(bert, trainEnc, sets, stage: stage)
-        let store = try pruneSubnetworks(bert, encodings: trainEnc, activations: activations, note: note, progress: progress)
-        stage(4, "prune", "\(store.subnetworks.count) subnetworks at target sparsity \(targetSparsity), \(quick ? 12 : pruneSteps) steps each → \(store.path) (hcore prune)")
-        let (doc, prepared) = try evaluate(bert, tokenizer: tokenizer, store: store, activations: activations, sets: sets)
+        let store = try pruneSubnetworks(
+            bert, encodings: trainEnc, activations: activations, note: note, progress: progress)
+        stage(
+            4, "prune",
+            "\(store.subnetworks.count) subnetworks at target sparsity \(targetSparsity), \(quick ? 12 : pruneSteps) steps each → \(store.path) (hcore prune)"
+        )
+        let (doc, prepared) = try evaluate(
+            bert, tokenizer: tokenizer, store: store, activations: activations, sets: sets)
         let full = doc.results[0].metrics
-        stage(5, "eval", String(format: "full model: dev %.3f, HANS %.3f; %d subnetworks → %@/eval.json (hcore eval)",
-                                full[prepared[0].referenceKey]?.accuracy ?? .nan, full["hans"]?.accuracy ?? .nan, store.subnetworks.count, out))
+        stage(
+            5, "eval",
+            String(
+                format: "full model: dev %.3f, HANS %.3f; %d subnetworks → %@/eval.json (hcore eval)",
+                full[prepared[0].referenceKey]?.accuracy ?? .nan, full["hans"]?.accuracy ?? .nan,
+                store.subnetworks.count, out))
         return try report(doc, store: store, model: bert, activations: activations, ood: prepared[1], stage: stage)
     }
 
@@ -131,23 +160,34 @@ public struct DemoStudy {
         func load(_ base: String, _ embedded: (UnsafeMutablePointer<Int>) -> UnsafePointer<UInt8>?) throws -> Dataset {
             guard let dataRoot else {
                 var size = 0
-                let bytes = try Zstd.decompress(Array(UnsafeBufferPointer(start: embedded(&size), count: size)), name: "embedded " + base)
+                let bytes = try Zstd.decompress(
+                    Array(UnsafeBufferPointer(start: embedded(&size), count: size)), name: "embedded " + base)
                 return try Dataset.parse(bytes, path: "<embedded>/hans/" + base, format: .hans)
             }
             let p = dataRoot + "/hans/" + base
             return try Dataset.load(FileManager.default.fileExists(atPath: p) ? p : p + ".zst")
         }
-        return (try load("heuristics_train_set.txt", hcore_hans_train_zst), try load("heuristics_evaluation_set.txt", hcore_hans_evaluation_zst))
+        return (
+            try load("heuristics_train_set.txt", hcore_hans_train_zst),
+            try load("heuristics_evaluation_set.txt", hcore_hans_evaluation_zst)
+        )
     }
 
     func makeData() throws -> (DemoTask, Sets) {
         let hans = try hansFiles()
-        let task = try DemoTask.build(hansTrain: hans.train.examples, hansEval: hans.evaluation.examples,
-                                      trainSize: quick ? min(trainSize, 400) : trainSize, devSize: quick ? 200 : 1000, oodStride: quick ? 100 : 10, seed: 2024)
+        let task = try DemoTask.build(
+            hansTrain: hans.train.examples, hansEval: hans.evaluation.examples,
+            trainSize: quick ? min(trainSize, 400) : trainSize, devSize: quick ? 200 : 1000,
+            oodStride: quick ? 100 : 10, seed: 2024)
         let paths = try task.write(folder: out + "/data")
-        return (task, Sets(train: Dataset(name: "train.jsonl", path: paths.train, format: .jsonl, examples: task.train),
-                           dev: Dataset(name: "dev.jsonl", path: paths.dev, format: .jsonl, examples: task.dev),
-                           ood: Dataset(name: "heuristics_evaluation_subset.txt", path: paths.ood, format: .hans, examples: task.ood)))
+        return (
+            task,
+            Sets(
+                train: Dataset(name: "train.jsonl", path: paths.train, format: .jsonl, examples: task.train),
+                dev: Dataset(name: "dev.jsonl", path: paths.dev, format: .jsonl, examples: task.dev),
+                ood: Dataset(
+                    name: "heuristics_evaluation_subset.txt", path: paths.ood, format: .hans, examples: task.ood))
+        )
     }
 
     /// From scratch, dropout only slows learning on a few thousand pairs (measured: dev 77% with 0.1, 86%
@@ -156,31 +196,48 @@ public struct DemoStudy {
 
     /// Fine-tunes into out/model, unless finetune.json says an earlier run finished it; returns the tokenizer
     /// and the stage's line.
-    func finetuneModel(_ task: DemoTask, _ sets: Sets, progress: ((String, Int, Int) -> Void)?) throws -> (BertTokenizer, String) {
+    func finetuneModel(_ task: DemoTask, _ sets: Sets, progress: ((String, Int, Int) -> Void)?) throws -> (
+        BertTokenizer, String
+    ) {
         let marker = out + "/finetune.json"
         if let done = FileManager.default.contents(atPath: marker) {
-            return (try BertTokenizer.load(folder: out + "/model"), String(decoding: done, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) + " (kept from an earlier run)")
+            return (
+                try BertTokenizer.load(folder: out + "/model"),
+                String(decoding: done, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                    + " (kept from an earlier run)"
+            )
         }
         var fc = FinetuneConfig()
-        fc.epochs = quick ? 1 : epochs; fc.batchSize = 32; fc.seed = seed; fc.warmupRatio = 0.1; fc.weightDecay = 0.01   // the demo's recipe
+        fc.epochs = quick ? 1 : epochs
+        fc.batchSize = 32
+        fc.seed = seed
+        fc.warmupRatio = 0.1
+        fc.weightDecay = 0.01  // the demo's recipe
         fc.learningRate = learningRate
         fc.dropout = dropout
         let start: FinetuneStart
         if let pretrained {
-            start = try FinetuneStart.pretrained(folder: pretrained, labels: DemoTask.labels, dataLabels: DemoTask.labels, seed: seed)
+            start = try FinetuneStart.pretrained(
+                folder: pretrained, labels: DemoTask.labels, dataLabels: DemoTask.labels, seed: seed)
         } else {
-            start = try FinetuneStart.scratch(config: quick ? "tiny" : "small", vocabFile: nil, corpus: task.train + task.dev + task.ood,
-                                              labels: DemoTask.labels, maxLength: 128, seed: seed)
+            start = try FinetuneStart.scratch(
+                config: quick ? "tiny" : "small", vocabFile: nil, corpus: task.train + task.dev + task.ood,
+                labels: DemoTask.labels, maxLength: 128, seed: seed)
         }
-        let history = try finetuneAndSave(start, train: sets.train, dev: sets.dev, config: fc, maxLength: 128, out: out + "/model",
-                                          progress: { progress?("finetune", $0, $1) })
-        let line = String(format: "%d parameters, %d steps, final loss %.3f, dev accuracy %.3f → %@/model (hcore finetune)",
-                          start.model.parameterCount, history.count, history.last?.loss ?? .nan, history.last?.devAccuracy ?? .nan, out)
+        let history = try finetuneAndSave(
+            start, train: sets.train, dev: sets.dev, config: fc, maxLength: 128, out: out + "/model",
+            progress: { progress?("finetune", $0, $1) })
+        let line = String(
+            format: "%d parameters, %d steps, final loss %.3f, dev accuracy %.3f → %@/model (hcore finetune)",
+            start.model.parameterCount, history.count, history.last?.loss ?? .nan, history.last?.devAccuracy ?? .nan,
+            out)
         try writeAtomically(Array((line + "\n").utf8), to: marker)
         return (start.tokenizer, line)
     }
 
-    func meanActivations(_ bert: BertModel, _ trainEnc: [Encoding], _ sets: Sets, stage: (Int, String, String) -> Void) throws -> MeanActivations {
+    func meanActivations(_ bert: BertModel, _ trainEnc: [Encoding], _ sets: Sets, stage: (Int, String, String) -> Void)
+        throws -> MeanActivations
+    {
         let path = out + "/activations.safetensors"
         if FileManager.default.fileExists(atPath: path) {
             let (acts, _) = try MeanActivations.load(path: path, model: bert)
@@ -203,14 +260,17 @@ public struct DemoStudy {
 
     /// One L0 run per seed into subnetworks.hcs; seeds already stored are kept, an interrupted run resumes
     /// from its checkpoint (every 50 steps).
-    func pruneSubnetworks(_ bert: BertModel, encodings: [Encoding], activations: MeanActivations,
-                          note: @escaping (String) -> Void, progress: ((String, Int, Int) -> Void)?) throws -> SubnetworkStore {
+    func pruneSubnetworks(
+        _ bert: BertModel, encodings: [Encoding], activations: MeanActivations,
+        note: @escaping (String) -> Void, progress: ((String, Int, Int) -> Void)?
+    ) throws -> SubnetworkStore {
         let storePath = out + "/subnetworks.hcs"
         let store: SubnetworkStore
         if FileManager.default.fileExists(atPath: storePath) {
             store = try SubnetworkStore.open(path: storePath, model: bert, warn: note)
         } else {
-            store = try SubnetworkStore.create(path: storePath, fingerprint: bert.fingerprint, layout: StoreLayout(bert))
+            store = try SubnetworkStore.create(
+                path: storePath, fingerprint: bert.fingerprint, layout: StoreLayout(bert))
             try store.addActivations(name: "train", file: out + "/activations.safetensors")
         }
         var pc = PruneConfig()
@@ -219,55 +279,87 @@ public struct DemoStudy {
         pc.sparsityWarmupSteps = pc.maxSteps * 2 / 3
         pc.warmupSteps = max(1, pc.maxSteps / 15)
         pc.gradientAccumulationSteps = 1
-        pc.batchSize = 16          // demo pairs are short (~18 tokens): 16 a step halves the step's cost, so 12 seeds get 900 steps each in budget
+        // demo pairs are short (~18 tokens): 16 a step halves the step's cost, so 12 seeds get 900 steps each in budget
+        pc.batchSize = 16
         pc.initialLogAlpha = initialLogAlpha
         pc.dropout = dropout
         let seeds = (0..<subnetworks).map { seed + UInt64($0) }
-        let runs = PruneRuns(config: pc, seeds: seeds, namePrefix: "demo", source: "hcore demo", checkpointEvery: quick ? 0 : 50)
+        let runs = PruneRuns(
+            config: pc, seeds: seeds, namePrefix: "demo", source: "hcore demo", checkpointEvery: quick ? 0 : 50)
         let total = subnetworks * pc.maxSteps
         var finished = 0
-        try runs.run(into: store, model: bert, encodings: encodings, activations: activations, log: { _ in },
-                     onStep: { k, st in progress?("prune", k * pc.maxSteps + st.step + 1, total) }, onRun: { event in
-            switch event {
-            case let .resuming(seed, step):
-                note("  seed \(seed): resuming from its checkpoint at step \(step)")
-            case let .skipped(seed, name):
-                finished += 1
-                note("  subnetwork \(finished)/\(seeds.count), seed \(seed): '\(name)' kept from an earlier run")
-            case let .stored(seed, _, sparsity, seconds):
-                finished += 1
-                note("  subnetwork \(finished)/\(seeds.count), seed \(seed): " + String(format: "%.3f sparsity, stored in %@ (%.0f s)", sparsity, storePath, seconds))
-            }
-        })
+        try runs.run(
+            into: store, model: bert, encodings: encodings, activations: activations, log: { _ in },
+            onStep: { k, st in progress?("prune", k * pc.maxSteps + st.step + 1, total) },
+            onRun: { event in
+                switch event {
+                case .resuming(let seed, let step):
+                    note("  seed \(seed): resuming from its checkpoint at step \(step)")
+                case .skipped(let seed, let name):
+                    finished += 1
+                    note("  subnetwork \(finished)/\(seeds.count), seed \(seed): '\(name)' kept from an earlier run")
+                case .stored(let seed, _, let sparsity, let seconds):
+                    finished += 1
+                    note(
+                        "  subnetwork \(finished)/\(seeds.count), seed \(seed): "
+                            + String(format: "%.3f sparsity, stored in %@ (%.0f s)", sparsity, storePath, seconds))
+                }
+            })
         return store
     }
 
-    func evaluate(_ bert: BertModel, tokenizer: BertTokenizer, store: SubnetworkStore, activations: MeanActivations,
-                  sets: Sets) throws -> (EvalDocument, [PreparedDataset]) {
+    func evaluate(
+        _ bert: BertModel, tokenizer: BertTokenizer, store: SubnetworkStore, activations: MeanActivations,
+        sets: Sets
+    ) throws -> (EvalDocument, [PreparedDataset]) {
         var targets = [EvalTarget.full]
-        for sub in store.subnetworks { targets.append(try EvalTarget(sub, index: targets.count, layout: store.layout, mode: .binary, threshold: nil)) }
+        for sub in store.subnetworks {
+            targets.append(
+                try EvalTarget(sub, index: targets.count, layout: store.layout, mode: .binary, threshold: nil))
+        }
         let opts = PredictionOptions(maxLength: 128)
-        let prepared = [try PreparedDataset(dataset: sets.dev, model: bert, tokenizer: tokenizer, options: opts),
-                        try PreparedDataset(dataset: sets.ood, model: bert, tokenizer: tokenizer, options: opts)]
+        let prepared = [
+            try PreparedDataset(dataset: sets.dev, model: bert, tokenizer: tokenizer, options: opts),
+            try PreparedDataset(dataset: sets.ood, model: bert, tokenizer: tokenizer, options: opts),
+        ]
         let started = Date()
-        let results = try evaluateTargets(model: bert, datasets: prepared, targets: targets, ablation: .mean(activations), batchSize: 64, keepLogits: false)
-        let doc = EvalDocument(modelPath: out + "/model", fingerprint: bert.fingerprint, store: store.path, ablation: "mean", maskMode: "binary",
-                               maxLength: 128, shard: "1/1", subnetworksTotal: targets.count, prepared: prepared, results: results,
-                               seconds: Date().timeIntervalSince(started))
+        let results = try evaluateTargets(
+            model: bert, datasets: prepared, targets: targets, ablation: .mean(activations), batchSize: 64,
+            keepLogits: false)
+        let doc = EvalDocument(
+            modelPath: out + "/model", fingerprint: bert.fingerprint, store: store.path, ablation: "mean",
+            maskMode: "binary",
+            maxLength: 128, shard: "1/1", subnetworksTotal: targets.count, prepared: prepared, results: results,
+            seconds: Date().timeIntervalSince(started))
         try writeAtomically(doc.encoded, to: out + "/eval.json")
         try store.updateMeta(metricsMeta(results, datasets: prepared))
         return (doc, prepared)
     }
 
-    func report(_ doc: EvalDocument, store: SubnetworkStore, model: BertModel, activations: MeanActivations, ood: PreparedDataset,
-                stage: (Int, String, String) -> Void) throws -> ResearchReport {
-        let report = try buildReport(evalDocument: doc, store: store, model: model, activations: activations,
-                                     oodEncodings: ood.encodings, idKey: doc.datasets[0].key, oodKey: "hans")
+    func report(
+        _ doc: EvalDocument, store: SubnetworkStore, model: BertModel, activations: MeanActivations,
+        ood: PreparedDataset,
+        stage: (Int, String, String) -> Void
+    ) throws -> ResearchReport {
+        let report = try buildReport(
+            evalDocument: doc, store: store, model: model, activations: activations,
+            oodEncodings: ood.encodings, idKey: doc.datasets[0].key, oodKey: "hans")
         try writeAtomically(Array((report.coreEvidence.json.pretty + "\n").utf8), to: out + "/core.json")
-        stage(6, "core", "\(report.core.core.count) units kept by all \(report.core.subnetworks.count) subnetworks" + (report.coreOverMatching ? " within \(String(format: "%g", report.matchPoints)) points of the full model in-domain" : " (fewer than 2 within \(String(format: "%g", report.matchPoints)) points in-domain)") + String(format: "; random masks of the same shape share %.1f (p = %.3f)", report.coreEvidence.null.nullMean, report.coreEvidence.null.pValue) + " → core.json (hcore circuits core)")
+        stage(
+            6, "core",
+            "\(report.core.core.count) units kept by all \(report.core.subnetworks.count) subnetworks"
+                + (report.coreOverMatching
+                    ? " within \(String(format: "%g", report.matchPoints)) points of the full model in-domain"
+                    : " (fewer than 2 within \(String(format: "%g", report.matchPoints)) points in-domain)")
+                + String(
+                    format: "; random masks of the same shape share %.1f (p = %.3f)", report.coreEvidence.null.nullMean,
+                    report.coreEvidence.null.pValue) + " → core.json (hcore circuits core)")
         if let reads = report.reads {
             try writeAtomically(Array((reads.json.pretty + "\n").utf8), to: out + "/reads.json")
-            stage(7, "reads", "\(reads.reads.count) later heads measured on \(reads.examples) HANS pairs (activation reads; path patching: hcore circuits patch) → reads.json")
+            stage(
+                7, "reads",
+                "\(reads.reads.count) later heads measured on \(reads.examples) HANS pairs (activation reads; path patching: hcore circuits patch) → reads.json"
+            )
         } else {
             stage(7, "reads", "skipped: the core has no attention head")
         }

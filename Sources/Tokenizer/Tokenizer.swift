@@ -21,9 +21,9 @@ public enum TokenizerError: ClassifiedError {
 
     public var description: String {
         switch self {
-        case let .cannotRead(path, reason): return "\(path): \(reason)"
-        case let .unsupported(path, reason): return "\(path): unsupported tokenizer: \(reason)"
-        case let .cannotTruncate(reason): return "cannot truncate: \(reason)"
+        case .cannotRead(let path, let reason): return "\(path): \(reason)"
+        case .unsupported(let path, let reason): return "\(path): unsupported tokenizer: \(reason)"
+        case .cannotTruncate(let reason): return "cannot truncate: \(reason)"
         }
     }
 }
@@ -60,10 +60,12 @@ public final class BertTokenizer: @unchecked Sendable {
     /// Special tokens matched literally in raw text, longest first.
     let specialTokens: [(text: [Unicode.Scalar], id: Int32)]
 
-    public init(vocabulary: [String], lowercase: Bool = true, stripAccents: Bool? = nil, handleChineseChars: Bool = true,
-                cleanText: Bool = true, maxInputCharsPerWord: Int = 100, continuingPrefix: String = "##",
-                unkToken: String = "[UNK]", clsToken: String = "[CLS]", sepToken: String = "[SEP]",
-                padToken: String = "[PAD]", specialTokens: [String: Int32]? = nil) throws {
+    public init(
+        vocabulary: [String], lowercase: Bool = true, stripAccents: Bool? = nil, handleChineseChars: Bool = true,
+        cleanText: Bool = true, maxInputCharsPerWord: Int = 100, continuingPrefix: String = "##",
+        unkToken: String = "[UNK]", clsToken: String = "[CLS]", sepToken: String = "[SEP]",
+        padToken: String = "[PAD]", specialTokens: [String: Int32]? = nil
+    ) throws {
         var vocab: [String: Int32] = [:]
         vocab.reserveCapacity(vocabulary.count)
         for (i, t) in vocabulary.enumerated() where vocab[t] == nil { vocab[t] = Int32(i) }
@@ -76,7 +78,9 @@ public final class BertTokenizer: @unchecked Sendable {
         self.maxInputCharsPerWord = maxInputCharsPerWord
         self.continuingPrefix = continuingPrefix
         func id(_ t: String) throws -> Int32 {
-            guard let i = vocab[t] else { throw TokenizerError.unsupported(path: "vocabulary", reason: "no '\(t)' token") }
+            guard let i = vocab[t] else {
+                throw TokenizerError.unsupported(path: "vocabulary", reason: "no '\(t)' token")
+            }
             return i
         }
         clsId = try id(clsToken)
@@ -102,10 +106,13 @@ public final class BertTokenizer: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: vt) else {
             throw TokenizerError.cannotRead(path: folder, reason: "no tokenizer.json or vocab.txt in the model folder")
         }
-        var lower = true, strip: Bool? = nil, chinese = true
+        var lower = true
+        var strip: Bool? = nil
+        var chinese = true
         let tc = (folder as NSString).appendingPathComponent("tokenizer_config.json")
         if let d = FileManager.default.contents(atPath: tc),
-           let j = try? JSONSerialization.jsonObject(with: d) as? [String: Any] {
+            let j = try? JSONSerialization.jsonObject(with: d) as? [String: Any]
+        {
             lower = (j["do_lower_case"] as? Bool) ?? true
             strip = j["strip_accents"] as? Bool
             chinese = (j["tokenize_chinese_chars"] as? Bool) ?? true
@@ -113,17 +120,23 @@ public final class BertTokenizer: @unchecked Sendable {
         return try load(vocabTxt: vt, lowercase: lower, stripAccents: strip, handleChineseChars: chinese)
     }
 
-    public static func load(vocabTxt path: String, lowercase: Bool = true, stripAccents: Bool? = nil,
-                            handleChineseChars: Bool = true) throws -> BertTokenizer {
+    public static func load(
+        vocabTxt path: String, lowercase: Bool = true, stripAccents: Bool? = nil,
+        handleChineseChars: Bool = true
+    ) throws -> BertTokenizer {
         guard let d = FileManager.default.contents(atPath: path) else {
             throw TokenizerError.cannotRead(path: path, reason: "cannot read file")
         }
-        return try parse(vocabTxt: d, path: path, lowercase: lowercase, stripAccents: stripAccents, handleChineseChars: handleChineseChars)
+        return try parse(
+            vocabTxt: d, path: path, lowercase: lowercase, stripAccents: stripAccents,
+            handleChineseChars: handleChineseChars)
     }
 
     /// A vocab.txt's bytes, read as if from `path` (named in errors).
-    public static func parse(vocabTxt d: Data, path: String, lowercase: Bool = true, stripAccents: Bool? = nil,
-                             handleChineseChars: Bool = true) throws -> BertTokenizer {
+    public static func parse(
+        vocabTxt d: Data, path: String, lowercase: Bool = true, stripAccents: Bool? = nil,
+        handleChineseChars: Bool = true
+    ) throws -> BertTokenizer {
         guard let text = String(data: d, encoding: .utf8) else {
             throw TokenizerError.cannotRead(path: path, reason: "not UTF-8")
         }
@@ -132,7 +145,8 @@ public final class BertTokenizer: @unchecked Sendable {
             .map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
         if lines.last == "" { lines.removeLast() }
         guard !lines.isEmpty else { throw TokenizerError.cannotRead(path: path, reason: "empty vocabulary") }
-        return try BertTokenizer(vocabulary: lines, lowercase: lowercase, stripAccents: stripAccents, handleChineseChars: handleChineseChars)
+        return try BertTokenizer(
+            vocabulary: lines, lowercase: lowercase, stripAccents: stripAccents, handleChineseChars: handleChineseChars)
     }
 
     public static func load(tokenizerJSON path: String) throws -> BertTokenizer {
@@ -148,13 +162,18 @@ public final class BertTokenizer: @unchecked Sendable {
             throw TokenizerError.cannotRead(path: path, reason: "not a JSON object")
         }
         guard let model = j["model"] as? [String: Any], (model["type"] as? String) == "WordPiece",
-              let vocabMap = model["vocab"] as? [String: Any] else {
+            let vocabMap = model["vocab"] as? [String: Any]
+        else {
             throw TokenizerError.unsupported(path: path, reason: "model is not WordPiece")
         }
-        var lower = true, strip: Bool? = nil, chinese = true, clean = true
+        var lower = true
+        var strip: Bool? = nil
+        var chinese = true
+        var clean = true
         if let n = j["normalizer"] as? [String: Any] {
             guard (n["type"] as? String) == "BertNormalizer" else {
-                throw TokenizerError.unsupported(path: path, reason: "normalizer '\(n["type"] ?? "?")' (expected BertNormalizer)")
+                throw TokenizerError.unsupported(
+                    path: path, reason: "normalizer '\(n["type"] ?? "?")' (expected BertNormalizer)")
             }
             lower = (n["lowercase"] as? Bool) ?? true
             strip = n["strip_accents"] as? Bool
@@ -162,7 +181,8 @@ public final class BertTokenizer: @unchecked Sendable {
             clean = (n["clean_text"] as? Bool) ?? true
         }
         if let p = j["pre_tokenizer"] as? [String: Any], (p["type"] as? String) != "BertPreTokenizer" {
-            throw TokenizerError.unsupported(path: path, reason: "pre_tokenizer '\(p["type"] ?? "?")' (expected BertPreTokenizer)")
+            throw TokenizerError.unsupported(
+                path: path, reason: "pre_tokenizer '\(p["type"] ?? "?")' (expected BertPreTokenizer)")
         }
         var vocabulary = [String](repeating: "", count: vocabMap.count)
         for (t, v) in vocabMap {
@@ -179,11 +199,12 @@ public final class BertTokenizer: @unchecked Sendable {
             }
             specials[c] = i
         }
-        return try BertTokenizer(vocabulary: vocabulary, lowercase: lower, stripAccents: strip, handleChineseChars: chinese,
-                                 cleanText: clean, maxInputCharsPerWord: (model["max_input_chars_per_word"] as? Int) ?? 100,
-                                 continuingPrefix: (model["continuing_subword_prefix"] as? String) ?? "##",
-                                 unkToken: (model["unk_token"] as? String) ?? "[UNK]",
-                                 specialTokens: specials.isEmpty ? nil : specials)
+        return try BertTokenizer(
+            vocabulary: vocabulary, lowercase: lower, stripAccents: strip, handleChineseChars: chinese,
+            cleanText: clean, maxInputCharsPerWord: (model["max_input_chars_per_word"] as? Int) ?? 100,
+            continuingPrefix: (model["continuing_subword_prefix"] as? String) ?? "##",
+            unkToken: (model["unk_token"] as? String) ?? "[UNK]",
+            specialTokens: specials.isEmpty ? nil : specials)
     }
 
     // MARK: encoding
@@ -209,19 +230,26 @@ public final class BertTokenizer: @unchecked Sendable {
     }
 
     /// [CLS] A [SEP] (B [SEP]) truncated to `maxLength` tokens (nil: no limit).
-    public func encode(_ text: String, pair: String? = nil, maxLength: Int? = 128,
-                       truncation: TruncationStrategy = .longestFirst) throws -> Encoding {
+    public func encode(
+        _ text: String, pair: String? = nil, maxLength: Int? = 128,
+        truncation: TruncationStrategy = .longestFirst
+    ) throws -> Encoding {
         var a = tokenize(text)
         var b = pair.map(tokenize)
         let specials = b == nil ? 2 : 3
         if let maxLength, truncation != .none, a.count + (b?.count ?? 0) + specials > maxLength {
             let budget = maxLength - specials
-            guard budget >= 0 else { throw TokenizerError.cannotTruncate(reason: "max_length \(maxLength) leaves no room for the \(specials) special tokens") }
+            guard budget >= 0 else {
+                throw TokenizerError.cannotTruncate(
+                    reason: "max_length \(maxLength) leaves no room for the \(specials) special tokens")
+            }
             if var bb = b {
                 try truncatePair(&a, &bb, budget: budget, strategy: truncation)
                 b = bb
             } else {
-                if truncation == .onlySecond { throw TokenizerError.cannotTruncate(reason: "only_second on a single sequence") }
+                if truncation == .onlySecond {
+                    throw TokenizerError.cannotTruncate(reason: "only_second on a single sequence")
+                }
                 a.removeSubrange(budget...)
             }
         }
@@ -242,21 +270,38 @@ public final class BertTokenizer: @unchecked Sendable {
         switch strategy {
         case .none: return
         case .onlyFirst:
-            guard b.count <= budget else { throw TokenizerError.cannotTruncate(reason: "the second sequence alone (\(b.count) tokens) exceeds the budget \(budget) with only_first") }
+            guard b.count <= budget else {
+                throw TokenizerError.cannotTruncate(
+                    reason: "the second sequence alone (\(b.count) tokens) exceeds the budget \(budget) with only_first"
+                )
+            }
             a.removeSubrange((budget - b.count)...)
         case .onlySecond:
-            guard a.count <= budget else { throw TokenizerError.cannotTruncate(reason: "the first sequence alone (\(a.count) tokens) exceeds the budget \(budget) with only_second") }
+            guard a.count <= budget else {
+                throw TokenizerError.cannotTruncate(
+                    reason: "the first sequence alone (\(a.count) tokens) exceeds the budget \(budget) with only_second"
+                )
+            }
             b.removeSubrange((budget - a.count)...)
         case .longestFirst:
-            let n1 = a.count, n2 = b.count
-            let keep1: Int, keep2: Int
+            let n1 = a.count
+            let n2 = b.count
+            let keep1: Int
+            let keep2: Int
             let s = min(n1, n2)
             if s <= budget / 2 {
                 keep1 = n1 <= n2 ? n1 : budget - n2
                 keep2 = n1 <= n2 ? budget - n1 : n2
             } else {
-                let hi = (budget + 1) / 2, lo = budget / 2
-                if n1 > n2 { keep1 = hi; keep2 = lo } else { keep1 = lo; keep2 = hi }  // tie: second gets ceil
+                let hi = (budget + 1) / 2
+                let lo = budget / 2
+                if n1 > n2 {
+                    keep1 = hi
+                    keep2 = lo
+                } else {
+                    keep1 = lo
+                    keep2 = hi
+                }  // tie: second gets ceil
             }
             if keep1 < n1 { a.removeSubrange(keep1...) }
             if keep2 < n2 { b.removeSubrange(keep2...) }
@@ -269,11 +314,15 @@ public final class BertTokenizer: @unchecked Sendable {
 
     // MARK: stage 1 — special tokens written in the text
 
-    enum Piece { case special(Int32), text([Unicode.Scalar]) }
+    enum Piece {
+        case special(Int32)
+        case text([Unicode.Scalar])
+    }
 
     func splitSpecialTokens(_ s: [Unicode.Scalar]) -> [Piece] {
         var pieces: [Piece] = []
-        var start = 0, i = 0
+        var start = 0
+        var i = 0
         outer: while i < s.count {
             if s[i] == "[" {
                 for (t, id) in specialTokens where i + t.count <= s.count && s[i] == t[0] {
@@ -301,10 +350,15 @@ public final class BertTokenizer: @unchecked Sendable {
         for c in s {
             if cleanText {
                 if c.value == 0 || c.value == 0xFFFD || isControl(c) { continue }
-                if isWhitespace(c) { out.append(" "); continue }
+                if isWhitespace(c) {
+                    out.append(" ")
+                    continue
+                }
             }
             if handleChineseChars && isChineseChar(c) {
-                out.append(" "); out.append(c); out.append(" ")
+                out.append(" ")
+                out.append(c)
+                out.append(" ")
                 continue
             }
             if lowercase {
@@ -333,9 +387,15 @@ public final class BertTokenizer: @unchecked Sendable {
         var start = -1
         for (i, c) in s.enumerated() {
             if isWhitespace(c) {
-                if start >= 0 { words.append(s[start..<i]); start = -1 }
+                if start >= 0 {
+                    words.append(s[start..<i])
+                    start = -1
+                }
             } else if isPunctuation(c) {
-                if start >= 0 { words.append(s[start..<i]); start = -1 }
+                if start >= 0 {
+                    words.append(s[start..<i])
+                    start = -1
+                }
                 words.append(s[i...i])
             } else if start < 0 {
                 start = i
@@ -348,7 +408,10 @@ public final class BertTokenizer: @unchecked Sendable {
     // MARK: stage 4 — WordPiece
 
     func wordPiece(_ word: ArraySlice<Unicode.Scalar>, into ids: inout [Int32]) {
-        if word.count > maxInputCharsPerWord { ids.append(unkId); return }
+        if word.count > maxInputCharsPerWord {
+            ids.append(unkId)
+            return
+        }
         var pieces: [Int32] = []
         var start = word.startIndex
         while start < word.endIndex {
@@ -357,10 +420,16 @@ public final class BertTokenizer: @unchecked Sendable {
             while start < end {
                 var candidate = start == word.startIndex ? "" : continuingPrefix
                 candidate.unicodeScalars.append(contentsOf: word[start..<end])
-                if let id = vocab[candidate] { found = id; break }
+                if let id = vocab[candidate] {
+                    found = id
+                    break
+                }
                 end -= 1
             }
-            guard let id = found else { ids.append(unkId); return }
+            guard let id = found else {
+                ids.append(unkId)
+                return
+            }
             pieces.append(id)
             start = end
         }
@@ -392,11 +461,14 @@ func isControl(_ c: Unicode.Scalar) -> Bool {
 @inline(__always)
 func isPunctuation(_ c: Unicode.Scalar) -> Bool {
     let v = c.value
-    if (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v) { return true }
+    if (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v) {
+        return true
+    }
     if c.isASCII { return false }
     switch c.properties.generalCategory {
     case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
-         .initialPunctuation, .finalPunctuation, .otherPunctuation: return true
+        .initialPunctuation, .finalPunctuation, .otherPunctuation:
+        return true
     default: return false
     }
 }

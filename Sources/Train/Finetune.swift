@@ -16,8 +16,12 @@ import Tokenizer
 public struct FinetuneConfig: Sendable {
     /// The settings as flags give them, refused with one message naming the flags when out of range.
     public func validate(saveSteps: Int) throws {
-        guard epochs >= 1, batchSize >= 1, gradientAccumulationSteps >= 1, (maxSteps ?? 1) >= 1, saveSteps >= 0, learningRate > 0, maxGradNorm >= 0, (0..<1).contains(warmupRatio) else {
-            throw UsageError("--num-train-epochs, --max-steps, --per-device-train-batch-size and --gradient-accumulation-steps must be ≥ 1, --save-steps and --max-grad-norm ≥ 0, --learning-rate > 0, --warmup-ratio in [0, 1)")
+        guard epochs >= 1, batchSize >= 1, gradientAccumulationSteps >= 1, (maxSteps ?? 1) >= 1, saveSteps >= 0,
+            learningRate > 0, maxGradNorm >= 0, (0..<1).contains(warmupRatio)
+        else {
+            throw UsageError(
+                "--num-train-epochs, --max-steps, --per-device-train-batch-size and --gradient-accumulation-steps must be ≥ 1, --save-steps and --max-grad-norm ≥ 0, --learning-rate > 0, --warmup-ratio in [0, 1)"
+            )
         }
         if let dropout, !(0..<1).contains(dropout) { throw UsageError("--dropout must lie in [0, 1)") }
     }
@@ -51,8 +55,10 @@ final class FlatAdamW {
     var optimizer: AdamW
     init(model: TrainableBert, weightDecay: Double) {
         count = model.parameterCount
-        m = allocateFloats(count); v = allocateFloats(count)
-        m.update(repeating: 0, count: count); v.update(repeating: 0, count: count)
+        m = allocateFloats(count)
+        v = allocateFloats(count)
+        m.update(repeating: 0, count: count)
+        v.update(repeating: 0, count: count)
         var d = [Bool](repeating: false, count: count)
         for t in model.tensors where weightDecay > 0 && !(t.name.hasSuffix(".bias") || t.name.contains("LayerNorm")) {
             for i in t.offset..<(t.offset + t.shape.reduce(1, *)) { d[i] = true }
@@ -60,17 +66,24 @@ final class FlatAdamW {
         decay = d
         optimizer = AdamW(weightDecay: weightDecay)
     }
-    deinit { m.deallocate(); v.deallocate() }
+    deinit {
+        m.deallocate()
+        v.deallocate()
+    }
 
     func step(_ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, lr: Double) {
         let (c1, c2) = optimizer.nextStep()
         let (lr, c1f, c2f) = (Float(lr), Float(c1), Float(c2))
-        for i in 0..<count { optimizer.update(&p[i], m: &m[i], v: &v[i], grad: g[i], lr: lr, c1: c1f, c2: c2f, decay: decay[i]) }
+        for i in 0..<count {
+            optimizer.update(&p[i], m: &m[i], v: &v[i], grad: g[i], lr: lr, c1: c1f, c2: c2f, decay: decay[i])
+        }
     }
 }
 
 /// Accuracy of the current weights on encoded examples (dropout off).
-public func accuracy(of model: TrainableBert, encodings: [Encoding], labels: [Int], batchSize: Int = 64, pool: ThreadPool = .shared) throws -> Double {
+public func accuracy(
+    of model: TrainableBert, encodings: [Encoding], labels: [Int], batchSize: Int = 64, pool: ThreadPool = .shared
+) throws -> Double {
     guard !encodings.isEmpty else { return 0 }
     let m = try model.inferenceModel()
     let C = m.config.numLabels
@@ -110,11 +123,16 @@ func clipGlobalNorm(_ g: UnsafeMutablePointer<Float>, count: Int, maxNorm: Doubl
 /// Trains `model` in place. `onRecord` sees every optimizer step (and the dev accuracy when evaluated);
 /// `checkpoint` is called after every `saveEvery` steps with the step (0: never).
 @discardableResult
-public func finetune(_ model: TrainableBert, train: [Encoding], labels: [Int], dev: (encodings: [Encoding], labels: [Int])? = nil,
-                     config c: FinetuneConfig, saveEvery: Int = 0, checkpoint: ((Int) throws -> Void)? = nil, pool: ThreadPool = .shared,
-                     onRecord: ((FinetuneRecord) -> Void)? = nil) throws -> [FinetuneRecord] {
-    guard !train.isEmpty, train.count == labels.count else { throw ModelError.badInput("the training set is empty or its labels do not match") }
-    guard c.epochs > 0, c.batchSize > 0, c.learningRate > 0, c.gradientAccumulationSteps > 0, (c.maxSteps ?? 1) > 0 else {
+public func finetune(
+    _ model: TrainableBert, train: [Encoding], labels: [Int], dev: (encodings: [Encoding], labels: [Int])? = nil,
+    config c: FinetuneConfig, saveEvery: Int = 0, checkpoint: ((Int) throws -> Void)? = nil, pool: ThreadPool = .shared,
+    onRecord: ((FinetuneRecord) -> Void)? = nil
+) throws -> [FinetuneRecord] {
+    guard !train.isEmpty, train.count == labels.count else {
+        throw ModelError.badInput("the training set is empty or its labels do not match")
+    }
+    guard c.epochs > 0, c.batchSize > 0, c.learningRate > 0, c.gradientAccumulationSteps > 0, (c.maxSteps ?? 1) > 0
+    else {
         throw ModelError.badInput("epochs, steps, batch size, accumulation and learning rate must be positive")
     }
     guard c.maxGradNorm >= 0, c.maxGradNorm.isFinite else { throw ModelError.badInput("max_grad_norm must be ≥ 0") }
@@ -125,7 +143,8 @@ public func finetune(_ model: TrainableBert, train: [Encoding], labels: [Int], d
     var rng = SplitMix64(seed: c.seed)
     var history: [FinetuneRecord] = []
     var order = Array(train.indices)
-    var step = 0, epoch = 0
+    var step = 0
+    var epoch = 0
     let batchStarts = Array(stride(from: 0, to: order.count, by: c.batchSize))
     while step < total {
         rng.shuffle(&order)
@@ -136,8 +155,11 @@ public func finetune(_ model: TrainableBert, train: [Encoding], labels: [Int], d
             let micro = batchStarts[group..<min(batchStarts.count, group + c.gradientAccumulationSteps)]
             for start in micro {
                 let idx = order[start..<min(order.count, start + c.batchSize)]
-                loss += try model.trainingStep(TokenBatch(idx.map { train[$0] }), labels: idx.map { labels[$0] }, dropout: dropout, rng: &rng,
-                                               gradientScale: 1 / Float(c.gradientAccumulationSteps), pool: pool).loss / Double(micro.count)
+                loss +=
+                    try model.trainingStep(
+                        TokenBatch(idx.map { train[$0] }), labels: idx.map { labels[$0] }, dropout: dropout, rng: &rng,
+                        gradientScale: 1 / Float(c.gradientAccumulationSteps), pool: pool
+                    ).loss / Double(micro.count)
             }
             clipGlobalNorm(model.grads, count: model.parameterCount, maxNorm: c.maxGradNorm)
             let lr = c.learningRate * learningRateFactor(step: step, warmup: warmup, total: total)
@@ -159,7 +181,9 @@ public func finetune(_ model: TrainableBert, train: [Encoding], labels: [Int], d
 extension TrainableBert {
     /// Writes a Hugging Face folder: config.json, model.safetensors, and the tokenizer as vocab.txt with
     /// tokenizer_config.json and special_tokens_map.json. Each file is written atomically.
-    public func save(folder: String, vocabulary: [String], lowercase: Bool = true, metadata: [String: String] = [:]) throws {
+    public func save(folder: String, vocabulary: [String], lowercase: Bool = true, metadata: [String: String] = [:])
+        throws
+    {
         try makeFolder(folder)
         var meta = metadata
         meta["format"] = "pt"
@@ -169,12 +193,20 @@ extension TrainableBert {
         }
         try writeAtomically(try json(config.jsonObject()), to: folder + "/config.json")
         try writeAtomically(Array((vocabulary.joined(separator: "\n") + "\n").utf8), to: folder + "/vocab.txt")
-        try writeAtomically(try json([
-            "do_lower_case": lowercase, "tokenizer_class": "BertTokenizer", "model_max_length": config.maxPositionEmbeddings,
-            "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]",
-            "tokenize_chinese_chars": true, "strip_accents": NSNull(),
-        ] as [String: Any]), to: folder + "/tokenizer_config.json")
-        try writeAtomically(try json(["unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"]),
-                            to: folder + "/special_tokens_map.json")
+        try writeAtomically(
+            try json(
+                [
+                    "do_lower_case": lowercase, "tokenizer_class": "BertTokenizer",
+                    "model_max_length": config.maxPositionEmbeddings,
+                    "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
+                    "mask_token": "[MASK]",
+                    "tokenize_chinese_chars": true, "strip_accents": NSNull(),
+                ] as [String: Any]), to: folder + "/tokenizer_config.json")
+        try writeAtomically(
+            try json([
+                "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
+                "mask_token": "[MASK]",
+            ]),
+            to: folder + "/special_tokens_map.json")
     }
 }

@@ -13,10 +13,14 @@ public enum ConfigPreset: String, CaseIterable, Sendable {
     case tiny, small
     public func config(vocabSize: Int, labels: [String]) -> BertConfig {
         switch self {
-        case .tiny: return BertConfig(vocabSize: vocabSize, hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 64,
-                                      maxPositionEmbeddings: 128, labels: labels)
-        case .small: return BertConfig(vocabSize: vocabSize, hiddenSize: 64, numHiddenLayers: 4, numAttentionHeads: 4, intermediateSize: 256,
-                                       maxPositionEmbeddings: 128, labels: labels)
+        case .tiny:
+            return BertConfig(
+                vocabSize: vocabSize, hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 64,
+                maxPositionEmbeddings: 128, labels: labels)
+        case .small:
+            return BertConfig(
+                vocabSize: vocabSize, hiddenSize: 64, numHiddenLayers: 4, numAttentionHeads: 4, intermediateSize: 256,
+                maxPositionEmbeddings: 128, labels: labels)
         }
     }
 }
@@ -26,8 +30,12 @@ public enum ConfigPreset: String, CaseIterable, Sendable {
 public func labelIndices(_ ds: Dataset, labels: [String]) throws -> [Int] {
     let lower = labels.map { $0.lowercased() }
     return try ds.examples.map { e in
-        guard let l = e.label, let i = lower.firstIndex(of: l.lowercased()) ?? Int(l).flatMap({ (0..<labels.count).contains($0) ? $0 : nil }) else {
-            throw DataError.badRow(path: ds.path, line: e.line, reason: "label '\(e.label ?? "")' is not one of \(labels)")
+        guard let l = e.label,
+            let i = lower.firstIndex(of: l.lowercased())
+                ?? Int(l).flatMap({ (0..<labels.count).contains($0) ? $0 : nil })
+        else {
+            throw DataError.badRow(
+                path: ds.path, line: e.line, reason: "label '\(e.label ?? "")' is not one of \(labels)")
         }
         return i
     }
@@ -47,7 +55,9 @@ public struct FinetuneStart {
 
     /// A pretrained folder with a fresh classifier for `labels` (default: the model's own labels if it has
     /// named ones, else `dataLabels`).
-    public static func pretrained(folder: String, labels: [String]?, dataLabels: [String], seed: UInt64) throws -> FinetuneStart {
+    public static func pretrained(folder: String, labels: [String]?, dataLabels: [String], seed: UInt64) throws
+        -> FinetuneStart
+    {
         let m = try BertModel.load(folder: folder)
         let tokenizer = try BertTokenizer.load(folder: folder)
         let named = m.classifier != nil && !m.config.labels.allSatisfy { $0.hasPrefix("LABEL_") }
@@ -57,8 +67,12 @@ public struct FinetuneStart {
 
     /// From scratch: `config` is a preset name (tiny, small) or a config.json path; the vocabulary is
     /// `vocabFile`'s, or every word of `corpus` after BERT's basic tokenization.
-    public static func scratch(config: String, vocabFile: String?, corpus: [Example], labels: [String], maxLength: Int, seed: UInt64) throws -> FinetuneStart {
-        let tokenizer = try vocabFile.map { try BertTokenizer.load(vocabTxt: $0) } ?? BertTokenizer(vocabulary: try wordVocabulary(corpus))
+    public static func scratch(
+        config: String, vocabFile: String?, corpus: [Example], labels: [String], maxLength: Int, seed: UInt64
+    ) throws -> FinetuneStart {
+        let tokenizer =
+            try vocabFile.map { try BertTokenizer.load(vocabTxt: $0) }
+            ?? BertTokenizer(vocabulary: try wordVocabulary(corpus))
         let vocabulary = tokenizer.idToToken
         var cfg: BertConfig
         if let preset = ConfigPreset(rawValue: config) {
@@ -69,9 +83,11 @@ public struct FinetuneStart {
             cfg.labels = labels
         }
         guard maxLength <= cfg.maxPositionEmbeddings else {
-            throw UsageError("--max-seq-length \(maxLength) exceeds the config's \(cfg.maxPositionEmbeddings) positions")
+            throw UsageError(
+                "--max-seq-length \(maxLength) exceeds the config's \(cfg.maxPositionEmbeddings) positions")
         }
-        return FinetuneStart(model: TrainableBert(config: cfg, seed: seed), tokenizer: tokenizer, vocabulary: vocabulary)
+        return FinetuneStart(
+            model: TrainableBert(config: cfg, seed: seed), tokenizer: tokenizer, vocabulary: vocabulary)
     }
 }
 
@@ -84,59 +100,89 @@ public func wordVocabulary(_ examples: [Example]) throws -> [String] {
 /// folder `out`. `progress` receives the step number.
 /// `saveSteps` > 0 also writes the model every that many steps into OUT/checkpoint-STEP/ (the Trainer's layout),
 /// for the learning-dynamics experiments (`hcore eval --checkpoints OUT`).
-public func finetuneAndSave(_ start: FinetuneStart, train: Dataset, dev: Dataset?, config: FinetuneConfig, maxLength: Int, out: String,
-                            saveSteps: Int = 0, progress: ((Int, _ total: Int) -> Void)? = nil, log: ((String) -> Void)? = nil) throws -> [FinetuneRecord] {
-    let model = start.model, tokenizer = start.tokenizer
+public func finetuneAndSave(
+    _ start: FinetuneStart, train: Dataset, dev: Dataset?, config: FinetuneConfig, maxLength: Int, out: String,
+    saveSteps: Int = 0, progress: ((Int, _ total: Int) -> Void)? = nil, log: ((String) -> Void)? = nil
+) throws -> [FinetuneRecord] {
+    let model = start.model
+    let tokenizer = start.tokenizer
     let opts = PredictionOptions(maxLength: maxLength)
     let trainEnc = try encodeAll(train.examples, tokenizer: tokenizer, options: opts)
     let trainLabels = try labelIndices(train, labels: model.config.labels)
-    let devPair = try dev.map { (try encodeAll($0.examples, tokenizer: tokenizer, options: opts), try labelIndices($0, labels: model.config.labels)) }
+    let devPair = try dev.map {
+        (
+            try encodeAll($0.examples, tokenizer: tokenizer, options: opts),
+            try labelIndices($0, labels: model.config.labels)
+        )
+    }
     let steps = config.totalSteps(examples: train.count)
-    var lossSum = 0.0, lossCount = 0
+    var lossSum = 0.0
+    var lossCount = 0
     let save = { (step: Int) throws in
-        try model.save(folder: out + "/checkpoint-\(step)", vocabulary: start.vocabulary, lowercase: tokenizer.lowercase,
-                       metadata: ["hcore": "finetune", "step": String(step), "seed": String(config.seed)])
+        try model.save(
+            folder: out + "/checkpoint-\(step)", vocabulary: start.vocabulary, lowercase: tokenizer.lowercase,
+            metadata: ["hcore": "finetune", "step": String(step), "seed": String(config.seed)])
     }
     try makeFolder(out)
-    let history = try finetune(model, train: trainEnc, labels: trainLabels, dev: devPair, config: config, saveEvery: saveSteps, checkpoint: save) { r in
+    let history = try finetune(
+        model, train: trainEnc, labels: trainLabels, dev: devPair, config: config, saveEvery: saveSteps,
+        checkpoint: save
+    ) { r in
         progress?(r.step, steps)
-        lossSum += r.loss; lossCount += 1
+        lossSum += r.loss
+        lossCount += 1
         if let acc = r.devAccuracy, let log {
-            log(String(format: "step %d/%d  epoch %d  loss %.4f  lr %.2e  dev accuracy %.4f", r.step, steps, r.epoch + 1, lossSum / Double(lossCount), r.learningRate, acc))
-            lossSum = 0; lossCount = 0
+            log(
+                String(
+                    format: "step %d/%d  epoch %d  loss %.4f  lr %.2e  dev accuracy %.4f", r.step, steps, r.epoch + 1,
+                    lossSum / Double(lossCount), r.learningRate, acc))
+            lossSum = 0
+            lossCount = 0
         }
     }
-    try model.save(folder: out, vocabulary: start.vocabulary, lowercase: tokenizer.lowercase,
-                   metadata: ["hcore": "finetune", "steps": String(steps), "seed": String(config.seed)])
+    try model.save(
+        folder: out, vocabulary: start.vocabulary, lowercase: tokenizer.lowercase,
+        metadata: ["hcore": "finetune", "steps": String(steps), "seed": String(config.seed)])
     return history
 }
 
 extension FinetuneStart {
     /// Exactly one of a pretrained folder and a preset (checked before any file is read).
     public static func checkChoice(model: String?, config: String?) throws {
-        guard (model == nil) != (config == nil) else { throw UsageError("give --model DIR (fine-tune a checkpoint) or --config PRESET (from scratch), not both") }
+        guard (model == nil) != (config == nil) else {
+            throw UsageError("give --model DIR (fine-tune a checkpoint) or --config PRESET (from scratch), not both")
+        }
     }
 
     /// From the command line's choice: a pretrained folder (`model`) or a preset from scratch (`config`), with
     /// label names given or taken from the training file (sorted). Refuses a classifier of fewer than 2 labels.
-    public static func choose(model: String?, config: String?, vocab: String?, labels: String?, train: Dataset, dev: Dataset?,
-                              maxLength: Int, seed: UInt64) throws -> FinetuneStart {
+    public static func choose(
+        model: String?, config: String?, vocab: String?, labels: String?, train: Dataset, dev: Dataset?,
+        maxLength: Int, seed: UInt64
+    ) throws -> FinetuneStart {
         try checkChoice(model: model, config: config)
         let dataLabels = Set(train.examples.compactMap(\.label)).sorted()
         let names = labels.map { $0.split(separator: ",").map(String.init) }
-        let start = try model.map { try pretrained(folder: $0, labels: names, dataLabels: dataLabels, seed: seed) }
-            ?? scratch(config: config!, vocabFile: vocab, corpus: train.examples + (dev?.examples ?? []), labels: names ?? dataLabels, maxLength: maxLength, seed: seed)
-        guard start.model.config.numLabels >= 2 else { throw UsageError("a classifier needs at least two labels; the training file has \(dataLabels)") }
+        let start =
+            try model.map { try pretrained(folder: $0, labels: names, dataLabels: dataLabels, seed: seed) }
+            ?? scratch(
+                config: config!, vocabFile: vocab, corpus: train.examples + (dev?.examples ?? []),
+                labels: names ?? dataLabels, maxLength: maxLength, seed: seed)
+        guard start.model.config.numLabels >= 2 else {
+            throw UsageError("a classifier needs at least two labels; the training file has \(dataLabels)")
+        }
         return start
     }
 }
 
 extension FinetuneRecord {
     /// The summary `hcore finetune` prints.
-    public static func summary(_ history: [FinetuneRecord], out: String, parameters: Int, seconds: Double) -> JSONValue {
+    public static func summary(_ history: [FinetuneRecord], out: String, parameters: Int, seconds: Double) -> JSONValue
+    {
         .object([
             ("out", .string(out)), ("parameters", .int(parameters)), ("steps", .int(history.count)),
-            ("final_loss", .float(history.last?.loss ?? .nan)), ("dev_accuracy", history.last?.devAccuracy.map { .float($0) } ?? .null),
+            ("final_loss", .float(history.last?.loss ?? .nan)),
+            ("dev_accuracy", history.last?.devAccuracy.map { .float($0) } ?? .null),
             ("seconds", .float(seconds)),
         ])
     }

@@ -20,7 +20,12 @@ import Model
 struct LinearSlot { let w: Int, b: Int, out: Int, inp: Int }
 /// Offsets of a LayerNorm's weight (γ) and bias (β).
 struct NormSlot { let g: Int, b: Int }
-struct LayerSlots { let qkv, attentionOutput: LinearSlot; let attentionNorm: NormSlot; let intermediate, output: LinearSlot; let outputNorm: NormSlot }
+struct LayerSlots {
+    let qkv, attentionOutput: LinearSlot
+    let attentionNorm: NormSlot
+    let intermediate, output: LinearSlot
+    let outputNorm: NormSlot
+}
 
 public final class TrainableBert: @unchecked Sendable {
     public let config: BertConfig
@@ -66,7 +71,9 @@ public final class TrainableBert: @unchecked Sendable {
         var c = model.config
         if let labels { c.labels = labels }
         self.init(config: c, seed: seed)
-        func copy(_ values: [Float], to offset: Int) { values.withUnsafeBufferPointer { (params + offset).update(from: $0.baseAddress!, count: values.count) } }
+        func copy(_ values: [Float], to offset: Int) {
+            values.withUnsafeBufferPointer { (params + offset).update(from: $0.baseAddress!, count: values.count) }
+        }
         func copy(_ lin: PackedLinear, _ slot: LinearSlot) {
             copy(lin.unpacked(), to: slot.w)
             if let b = lin.biasArray { copy(b, to: slot.b) }
@@ -74,12 +81,18 @@ public final class TrainableBert: @unchecked Sendable {
         copy(model.wordEmbeddings, to: word)
         copy(model.positionEmbeddings, to: position)
         copy(model.tokenTypeEmbeddings, to: tokenType)
-        copy(model.embeddingsLayerNorm.gamma, to: embeddingNorm.g); copy(model.embeddingsLayerNorm.beta, to: embeddingNorm.b)
+        copy(model.embeddingsLayerNorm.gamma, to: embeddingNorm.g)
+        copy(model.embeddingsLayerNorm.beta, to: embeddingNorm.b)
         for (l, s) in layers.enumerated() {
             let m = model.layers[l]
-            copy(m.qkv, s.qkv); copy(m.attentionOutput, s.attentionOutput); copy(m.intermediate, s.intermediate); copy(m.output, s.output)
-            copy(m.attentionLayerNorm.gamma, to: s.attentionNorm.g); copy(m.attentionLayerNorm.beta, to: s.attentionNorm.b)
-            copy(m.outputLayerNorm.gamma, to: s.outputNorm.g); copy(m.outputLayerNorm.beta, to: s.outputNorm.b)
+            copy(m.qkv, s.qkv)
+            copy(m.attentionOutput, s.attentionOutput)
+            copy(m.intermediate, s.intermediate)
+            copy(m.output, s.output)
+            copy(m.attentionLayerNorm.gamma, to: s.attentionNorm.g)
+            copy(m.attentionLayerNorm.beta, to: s.attentionNorm.b)
+            copy(m.outputLayerNorm.gamma, to: s.outputNorm.g)
+            copy(m.outputLayerNorm.beta, to: s.outputNorm.b)
         }
         if let p = model.pooler { copy(p, pooler) }
         if let cl = model.classifier, cl.n == c.numLabels { copy(cl, classifier) }
@@ -88,7 +101,8 @@ public final class TrainableBert: @unchecked Sendable {
     /// Lays out the tensors (values uninitialised).
     init(layout c: BertConfig) {
         config = c
-        let D = c.hiddenSize, I = c.intermediateSize
+        let D = c.hiddenSize
+        let I = c.intermediateSize
         var list: [(String, [Int], Int)] = []
         var offset = 0
         func add(_ name: String, _ shape: [Int]) -> Int {
@@ -100,7 +114,10 @@ public final class TrainableBert: @unchecked Sendable {
             let w = add(name + ".weight", [out, inp])
             return LinearSlot(w: w, b: add(name + ".bias", [out]), out: out, inp: inp)
         }
-        func norm(_ name: String) -> NormSlot { let g = add(name + ".weight", [D]); return NormSlot(g: g, b: add(name + ".bias", [D])) }
+        func norm(_ name: String) -> NormSlot {
+            let g = add(name + ".weight", [D])
+            return NormSlot(g: g, b: add(name + ".bias", [D]))
+        }
         word = add("bert.embeddings.word_embeddings.weight", [c.vocabSize, D])
         position = add("bert.embeddings.position_embeddings.weight", [c.maxPositionEmbeddings, D])
         tokenType = add("bert.embeddings.token_type_embeddings.weight", [c.typeVocabSize, D])
@@ -109,16 +126,20 @@ public final class TrainableBert: @unchecked Sendable {
         for l in 0..<c.numHiddenLayers {
             let p = "bert.encoder.layer.\(l)."
             // Query, key and value weights adjacent, then their biases: the fused [3D, D] Linear is one slice.
-            let qw = add(p + "attention.self.query.weight", [D, D]); _ = add(p + "attention.self.key.weight", [D, D])
+            let qw = add(p + "attention.self.query.weight", [D, D])
+            _ = add(p + "attention.self.key.weight", [D, D])
             _ = add(p + "attention.self.value.weight", [D, D])
-            let qb = add(p + "attention.self.query.bias", [D]); _ = add(p + "attention.self.key.bias", [D])
+            let qb = add(p + "attention.self.query.bias", [D])
+            _ = add(p + "attention.self.key.bias", [D])
             _ = add(p + "attention.self.value.bias", [D])
-            layers.append(LayerSlots(qkv: LinearSlot(w: qw, b: qb, out: 3 * D, inp: D),
-                                     attentionOutput: linear(p + "attention.output.dense", D, D),
-                                     attentionNorm: norm(p + "attention.output.LayerNorm"),
-                                     intermediate: linear(p + "intermediate.dense", I, D),
-                                     output: linear(p + "output.dense", D, I),
-                                     outputNorm: norm(p + "output.LayerNorm")))
+            layers.append(
+                LayerSlots(
+                    qkv: LinearSlot(w: qw, b: qb, out: 3 * D, inp: D),
+                    attentionOutput: linear(p + "attention.output.dense", D, D),
+                    attentionNorm: norm(p + "attention.output.LayerNorm"),
+                    intermediate: linear(p + "intermediate.dense", I, D),
+                    output: linear(p + "output.dense", D, I),
+                    outputNorm: norm(p + "output.LayerNorm")))
         }
         self.layers = layers
         pooler = linear("bert.pooler.dense", D, D)
@@ -130,7 +151,10 @@ public final class TrainableBert: @unchecked Sendable {
         zeroGradients()
     }
 
-    deinit { params.deallocate(); grads.deallocate() }
+    deinit {
+        params.deallocate()
+        grads.deallocate()
+    }
 
     public func zeroGradients() { grads.update(repeating: 0, count: parameterCount) }
 
@@ -144,7 +168,11 @@ public final class TrainableBert: @unchecked Sendable {
     public func safetensors(metadata: [String: String] = ["format": "pt"]) -> SafetensorsWriter {
         var w = SafetensorsWriter()
         w.metadata = metadata
-        for t in tensors { w.add(t.name, shape: t.shape, Array(UnsafeBufferPointer(start: params + t.offset, count: t.shape.reduce(1, *)))) }
+        for t in tensors {
+            w.add(
+                t.name, shape: t.shape,
+                Array(UnsafeBufferPointer(start: params + t.offset, count: t.shape.reduce(1, *))))
+        }
         return w
     }
 
@@ -160,7 +188,10 @@ public final class TrainableBert: @unchecked Sendable {
 final class TrainingWeights: TensorSource {
     let model: TrainableBert
     let path: String
-    init(_ model: TrainableBert, path: String) { self.model = model; self.path = path }
+    init(_ model: TrainableBert, path: String) {
+        self.model = model
+        self.path = path
+    }
 
     var names: [String] { model.tensors.map(\.name) }
 
@@ -186,55 +217,84 @@ final class TrainingWeights: TensorSource {
 
 public struct StepResult: Sendable {
     public var loss: Double
-    public var logits: [Float]   // [B, C]
+    public var logits: [Float]  // [B, C]
 }
 
 extension TrainableBert {
     /// Cross-entropy of `labels` on `batch`, and its gradient with respect to every parameter added into
     /// `grads` (scaled by `gradientScale`, e.g. 1/accumulation). `dropout` 0 disables it. A driver over
     /// Model's blocks (embeddings, encoder layer, classifier head, loss), as `BertModel.maskGradients` is.
-    public func trainingStep(_ batch: TokenBatch, labels: [Int], dropout: Float, rng: inout SplitMix64,
-                             gradientScale: Float = 1, pool: ThreadPool = .shared) throws -> StepResult {
+    public func trainingStep(
+        _ batch: TokenBatch, labels: [Int], dropout: Float, rng: inout SplitMix64,
+        gradientScale: Float = 1, pool: ThreadPool = .shared
+    ) throws -> StepResult {
         try validate(batch, labels: labels)
-        let B = batch.count, N = batch.tokenCount, D = config.hiddenSize, I = config.intermediateSize, C = config.numLabels
-        let shape = BlockShape(offsets: batch.offsets, hidden: D, inner: I, heads: config.numAttentionHeads, headDim: config.headDim,
-                               eps: config.layerNormEps)
+        let B = batch.count
+        let N = batch.tokenCount
+        let D = config.hiddenSize
+        let I = config.intermediateSize
+        let C = config.numLabels
+        let shape = BlockShape(
+            offsets: batch.offsets, hidden: D, inner: I, heads: config.numAttentionHeads, headDim: config.headDim,
+            eps: config.layerNormEps)
         arena.reset()
-        let (layerParameters, head) = (layers.map(parameters), HeadParameters(pooler: packed(pooler), classifier: packed(classifier), transposed: true))
+        let (layerParameters, head) = (
+            layers.map(parameters),
+            HeadParameters(pooler: packed(pooler), classifier: packed(classifier), transposed: true)
+        )
         // Forward (dropout multipliers drawn in the order embeddings, each layer's attention and MLP, pooled).
-        let e = arena.take(N * D), eMean = arena.take(N), eRstd = arena.take(N), x = arena.take(N * D)
+        let e = arena.take(N * D)
+        let eMean = arena.take(N)
+        let eRstd = arena.take(N)
+        let x = arena.take(N * D)
         embeddingSum(batch, tables(params), hidden: D, into: e, pool: pool)
-        layerNormForward(e, x, rows: N, count: D, gamma: params + embeddingNorm.g, beta: params + embeddingNorm.b, eps: config.layerNormEps,
-                         mean: eMean, rstd: eRstd)
+        layerNormForward(
+            e, x, rows: N, count: D, gamma: params + embeddingNorm.g, beta: params + embeddingNorm.b,
+            eps: config.layerNormEps,
+            mean: eMean, rstd: eRstd)
         let dropEmbeddings = dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena)
         multiply(x, by: dropEmbeddings, count: N * D)
         let probCount = attentionProbOffsets(offsets: batch.offsets, heads: config.numAttentionHeads).last!
         let caches = layers.map { _ in
-            LayerCache(arena: arena, tokens: N, hidden: D, inner: I, probCount: probCount, geluOutput: nil,
-                       dropAttention: dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena),
-                       dropMLP: dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena))
+            LayerCache(
+                arena: arena, tokens: N, hidden: D, inner: I, probCount: probCount, geluOutput: nil,
+                dropAttention: dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena),
+                dropMLP: dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena))
         }
         let xCLS = arena.take(B * D)
         for l in layers.indices {
-            encoderLayerForward(x, layer: l, layerParameters[l], caches[l], shape: shape, masks: nil, compact: false, xCLS: xCLS, pool: pool)
+            encoderLayerForward(
+                x, layer: l, layerParameters[l], caches[l], shape: shape, masks: nil, compact: false, xCLS: xCLS,
+                pool: pool)
         }
-        let dropPooled = dropoutMultipliers(B * D, p: dropout, rng: &rng, arena: arena), headCache = HeadCache(arena: arena, sequences: B, hidden: D)
-        let logits = classifierHeadForward(x, offsets: batch.offsets, head, headCache, hidden: D, drop: dropPooled, pool: pool)
-        let (loss, dlogits) = distributionLoss(logits: logits, targets: oneHot(labels, classes: C), classes: C, kl: false)
+        let dropPooled = dropoutMultipliers(B * D, p: dropout, rng: &rng, arena: arena)
+        let headCache = HeadCache(arena: arena, sequences: B, hidden: D)
+        let logits = classifierHeadForward(
+            x, offsets: batch.offsets, head, headCache, hidden: D, drop: dropPooled, pool: pool)
+        let (loss, dlogits) = distributionLoss(
+            logits: logits, targets: oneHot(labels, classes: C), classes: C, kl: false)
 
         // Backward: head, layers last to first, embeddings.
-        let dpooled = arena.take(B * D), dcls = arena.take(B * D), dx = arena.take(N * D)
-        classifierHeadBackward(dlogits.map { $0 * gradientScale }, head, headCache, hidden: D, drop: dropPooled,
-                               grads: (pooler: gradientSlot(pooler), classifier: gradientSlot(classifier)), dpooled: dpooled, dcls: dcls, pool: pool)
+        let dpooled = arena.take(B * D)
+        let dcls = arena.take(B * D)
+        let dx = arena.take(N * D)
+        classifierHeadBackward(
+            dlogits.map { $0 * gradientScale }, head, headCache, hidden: D, drop: dropPooled,
+            grads: (pooler: gradientSlot(pooler), classifier: gradientSlot(classifier)), dpooled: dpooled, dcls: dcls,
+            pool: pool)
         scatterCLS(dcls, into: dx, offsets: batch.offsets, width: D, zeroOthers: true)
         let scratch = LayerBackwardScratch(arena: arena, tokens: N, hidden: D, inner: I)
         for l in layers.indices.reversed() {
-            encoderLayerBackward(dx, layer: l, layerParameters[l], caches[l], shape: shape, masks: nil, compact: false, scratch: scratch,
-                                 grads: gradients(layers[l]), dx: dx, pool: pool)
+            encoderLayerBackward(
+                dx, layer: l, layerParameters[l], caches[l], shape: shape, masks: nil, compact: false, scratch: scratch,
+                grads: gradients(layers[l]), dx: dx, pool: pool)
         }
         multiply(dx, by: dropEmbeddings, count: N * D)
-        layerNormParameterGradients(dx, x: e, mean: eMean, rstd: eRstd, rows: N, count: D, dGamma: grads + embeddingNorm.g, dBeta: grads + embeddingNorm.b)
-        layerNormBackward(dx, x: e, mean: eMean, rstd: eRstd, gamma: params + embeddingNorm.g, rows: N, count: D, dx: dx, pool: pool)
+        layerNormParameterGradients(
+            dx, x: e, mean: eMean, rstd: eRstd, rows: N, count: D, dGamma: grads + embeddingNorm.g,
+            dBeta: grads + embeddingNorm.b)
+        layerNormBackward(
+            dx, x: e, mean: eMean, rstd: eRstd, gamma: params + embeddingNorm.g, rows: N, count: D, dx: dx, pool: pool)
         embeddingSumBackward(dx, batch, hidden: D, gradients: tables(grads))
         return StepResult(loss: loss, logits: logits)
     }
@@ -245,28 +305,40 @@ extension TrainableBert {
             throw ModelError.badInput("a training batch needs one label in 0..<\(C) per sequence")
         }
         for s in 0..<batch.count where batch.length(s) > config.maxPositionEmbeddings || batch.length(s) < 1 {
-            throw ModelError.badInput("sequence of \(batch.length(s)) tokens; the model has \(config.maxPositionEmbeddings) positions")
+            throw ModelError.badInput(
+                "sequence of \(batch.length(s)) tokens; the model has \(config.maxPositionEmbeddings) positions")
         }
-        for id in batch.inputIds where id < 0 || Int(id) >= config.vocabSize { throw ModelError.badInput("token id \(id) outside the vocabulary") }
-        for t in batch.tokenTypeIds where t < 0 || Int(t) >= config.typeVocabSize { throw ModelError.badInput("token type \(t) outside the model's") }
+        for id in batch.inputIds where id < 0 || Int(id) >= config.vocabSize {
+            throw ModelError.badInput("token id \(id) outside the vocabulary")
+        }
+        for t in batch.tokenTypeIds where t < 0 || Int(t) >= config.typeVocabSize {
+            throw ModelError.badInput("token type \(t) outside the model's")
+        }
     }
 
     // Views of the flat buffers as the blocks take them. Weights are packed afresh each step (they change).
-    func packed(_ s: LinearSlot) -> PackedLinear { PackedLinear(weight: UnsafePointer(params + s.w), bias: UnsafePointer(params + s.b), n: s.out, k: s.inp) }
+    func packed(_ s: LinearSlot) -> PackedLinear {
+        PackedLinear(weight: UnsafePointer(params + s.w), bias: UnsafePointer(params + s.b), n: s.out, k: s.inp)
+    }
     func norm(_ s: NormSlot) -> LayerNormWeights {
-        LayerNormWeights(gamma: Array(UnsafeBufferPointer(start: params + s.g, count: config.hiddenSize)),
-                         beta: Array(UnsafeBufferPointer(start: params + s.b, count: config.hiddenSize)))
+        LayerNormWeights(
+            gamma: Array(UnsafeBufferPointer(start: params + s.g, count: config.hiddenSize)),
+            beta: Array(UnsafeBufferPointer(start: params + s.b, count: config.hiddenSize)))
     }
     func parameters(_ s: LayerSlots) -> LayerParameters {
-        LayerParameters(qkv: packed(s.qkv), attentionOutput: packed(s.attentionOutput), intermediate: packed(s.intermediate),
-                        output: packed(s.output), attentionNorm: norm(s.attentionNorm), outputNorm: norm(s.outputNorm))
+        LayerParameters(
+            qkv: packed(s.qkv), attentionOutput: packed(s.attentionOutput), intermediate: packed(s.intermediate),
+            output: packed(s.output), attentionNorm: norm(s.attentionNorm), outputNorm: norm(s.outputNorm))
     }
-    func gradientSlot(_ s: LinearSlot) -> LinearGradientSlot { LinearGradientSlot(weight: grads + s.w, bias: grads + s.b) }
+    func gradientSlot(_ s: LinearSlot) -> LinearGradientSlot {
+        LinearGradientSlot(weight: grads + s.w, bias: grads + s.b)
+    }
     func gradients(_ s: LayerSlots) -> LayerGradients {
-        LayerGradients(qkv: gradientSlot(s.qkv), attentionOutput: gradientSlot(s.attentionOutput),
-                       attentionNorm: NormGradientSlot(gamma: grads + s.attentionNorm.g, beta: grads + s.attentionNorm.b),
-                       intermediate: gradientSlot(s.intermediate), output: gradientSlot(s.output),
-                       outputNorm: NormGradientSlot(gamma: grads + s.outputNorm.g, beta: grads + s.outputNorm.b))
+        LayerGradients(
+            qkv: gradientSlot(s.qkv), attentionOutput: gradientSlot(s.attentionOutput),
+            attentionNorm: NormGradientSlot(gamma: grads + s.attentionNorm.g, beta: grads + s.attentionNorm.b),
+            intermediate: gradientSlot(s.intermediate), output: gradientSlot(s.output),
+            outputNorm: NormGradientSlot(gamma: grads + s.outputNorm.g, beta: grads + s.outputNorm.b))
     }
     func tables(_ base: UnsafeMutablePointer<Float>) -> EmbeddingTables {
         EmbeddingTables(word: base + word, tokenType: base + tokenType, position: base + position)

@@ -12,91 +12,185 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Evaluate a model and many of its subnetworks on in-domain and out-of-domain sets.",
-        discussion: "`hcore eval --model DIR --data FILE …` runs an evaluation (its flags: `hcore eval run --help`); `hcore eval merge FILE…` combines the documents of sharded runs.",
+        discussion:
+            "`hcore eval --model DIR --data FILE …` runs an evaluation (its flags: `hcore eval run --help`); `hcore eval merge FILE…` combines the documents of sharded runs.",
         subcommands: [EvalRun.self, EvalMerge.self], defaultSubcommand: EvalRun.self)
 }
 
 struct EvalRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Evaluate a model and many of its subnetworks on in-domain and out-of-domain sets (the default of `hcore eval`).",
+        abstract:
+            "Evaluate a model and many of its subnetworks on in-domain and out-of-domain sets (the default of `hcore eval`).",
         discussion: """
-        Each dataset is tokenized once; each subnetwork runs through a compiled plan that skips its pruned heads and MLPs. Prints one JSON document (per subnetwork and dataset: accuracy, counts, confusion matrix; for HANS the six heuristic × label cells and 30 subcases, where neutral/contradiction count as non-entailment; F1 for QQP/PAWS). Formats are detected from the header (HANS, GLUE MNLI/QQP, PAWS) or extension (.jsonl, .csv); .zst files are read directly.
-          hcore eval --model DIR --data dev_matched.tsv --data hans.txt.zst
-          hcore eval --model DIR --store subs.hcs --data dev_matched.tsv --write-back
-          hcore eval --model DIR --store subs.hcs --shard 2/8 … > part2.json
-          hcore eval merge part*.json
-        --format heuristic-core writes the reference repository's data/eval files (--shape), which its plotting scripts and `hcore figures` read. A directory as --data is read as a Hugging Face datasets folder.
-        """)
-    @Option(help: ArgumentHelp("Hugging Face model folder: config.json, model.safetensors or pytorch_model.bin, vocab.txt or tokenizer.json.", valueName: "dir")) var model: String?
-    @Option(help: ArgumentHelp("Instead of --model: every checkpoint-STEP folder a fine-tuning run kept here (`hcore finetune --save-steps`), each as the full model, one result per checkpoint with its step (the reference's eval-mnli-all-checkpts.py, acc_over_ft).", valueName: "dir")) var checkpoints: String?
-    @Option(name: .long, help: ArgumentHelp("Evaluation set (repeat for several).", valueName: "file")) var data: [String] = []
+            Each dataset is tokenized once; each subnetwork runs through a compiled plan that skips its pruned heads and MLPs. Prints one JSON document (per subnetwork and dataset: accuracy, counts, confusion matrix; for HANS the six heuristic × label cells and 30 subcases, where neutral/contradiction count as non-entailment; F1 for QQP/PAWS). Formats are detected from the header (HANS, GLUE MNLI/QQP, PAWS) or extension (.jsonl, .csv); .zst files are read directly.
+              hcore eval --model DIR --data dev_matched.tsv --data hans.txt.zst
+              hcore eval --model DIR --store subs.hcs --data dev_matched.tsv --write-back
+              hcore eval --model DIR --store subs.hcs --shard 2/8 … > part2.json
+              hcore eval merge part*.json
+            --format heuristic-core writes the reference repository's data/eval files (--shape), which its plotting scripts and `hcore figures` read. A directory as --data is read as a Hugging Face datasets folder.
+            """)
+    @Option(
+        help: ArgumentHelp(
+            "Hugging Face model folder: config.json, model.safetensors or pytorch_model.bin, vocab.txt or tokenizer.json.",
+            valueName: "dir")) var model: String?
+    @Option(
+        help: ArgumentHelp(
+            "Instead of --model: every checkpoint-STEP folder a fine-tuning run kept here (`hcore finetune --save-steps`), each as the full model, one result per checkpoint with its step (the reference's eval-mnli-all-checkpts.py, acc_over_ft).",
+            valueName: "dir")) var checkpoints: String?
+    @Option(name: .long, help: ArgumentHelp("Evaluation set (repeat for several).", valueName: "file")) var data:
+        [String] = []
     @OptionGroup var maskOptions: MaskOptions
     @Option(help: ArgumentHelp("Evaluate the subnetworks of this store.", valueName: "store")) var store: String?
-    @Option(parsing: .upToNextOption, help: ArgumentHelp("Names of subnetworks to evaluate (default: all that pass the filters).", valueName: "name")) var subnetworks: [String] = []
+    @Option(
+        parsing: .upToNextOption,
+        help: ArgumentHelp("Names of subnetworks to evaluate (default: all that pass the filters).", valueName: "name"))
+    var subnetworks: [String] = []
     @OptionGroup var filter: StoreFilter
     @Flag(help: "With --store, also evaluate the full model (first row).") var includeFull = false
-    @Option(help: ArgumentHelp("Mean-activation set stored in --store (default: the only one there).", valueName: "name")) var activationSet: String?
-    @Option(help: ArgumentHelp("binary (masks as stored) or soft (the reference's deterministic soft values from log-alphas).", valueName: "mode")) var maskMode: String = "binary"
-    @Option(help: "With --mask-mode soft: make the soft masks binary at this threshold instead (the reference's --threshold-for-deterministic).") var threshold: Float?
-    @Option(name: .customLong("step-size"), help: "Sweep the threshold: every subnetwork at 0, S, 2S, … < 1 (soft values from its log α made binary), one result each, named NAME@t=T (the reference's --step-size).") var stepSize: Double?
-    @Option(name: .customLong("force-include"), parsing: .upToNextOption, help: ArgumentHelp("Units kept in every subnetwork evaluated (a4.h3, a2.mlp): log α set to +10 before the deterministic rule, as the reference's --force-include; masks without log α get the unit set.", valueName: "unit")) var forceInclude: [String] = []
-    @Option(name: .customLong("force-exclude"), parsing: .upToNextOption, help: ArgumentHelp("Units removed from every subnetwork evaluated: log α −10 (the reference's --force-exclude).", valueName: "unit")) var forceExclude: [String] = []
-    @Option(help: ArgumentHelp("Evaluate only shard i of n (i = 1…n) of the subnetworks; defaults from SLURM_ARRAY_TASK_ID/COUNT.", valueName: "i/n")) var shard: String?
+    @Option(
+        help: ArgumentHelp("Mean-activation set stored in --store (default: the only one there).", valueName: "name"))
+    var activationSet: String?
+    @Option(
+        help: ArgumentHelp(
+            "binary (masks as stored) or soft (the reference's deterministic soft values from log-alphas).",
+            valueName: "mode")) var maskMode: String = "binary"
+    @Option(
+        help:
+            "With --mask-mode soft: make the soft masks binary at this threshold instead (the reference's --threshold-for-deterministic)."
+    ) var threshold: Float?
+    @Option(
+        name: .customLong("step-size"),
+        help:
+            "Sweep the threshold: every subnetwork at 0, S, 2S, … < 1 (soft values from its log α made binary), one result each, named NAME@t=T (the reference's --step-size)."
+    ) var stepSize: Double?
+    @Option(
+        name: .customLong("force-include"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Units kept in every subnetwork evaluated (a4.h3, a2.mlp): log α set to +10 before the deterministic rule, as the reference's --force-include; masks without log α get the unit set.",
+            valueName: "unit")) var forceInclude: [String] = []
+    @Option(
+        name: .customLong("force-exclude"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Units removed from every subnetwork evaluated: log α −10 (the reference's --force-exclude).",
+            valueName: "unit")) var forceExclude: [String] = []
+    @Option(
+        help: ArgumentHelp(
+            "Evaluate only shard i of n (i = 1…n) of the subnetworks; defaults from SLURM_ARRAY_TASK_ID/COUNT.",
+            valueName: "i/n")) var shard: String?
     @Flag(help: "Write each subnetwork's metrics back into the store's metadata.") var writeBack = false
     @OptionGroup var tokenization: TokenizationOptions
     @Option(help: "Sequences per forward pass.") var batchSize: Int = 32
     @Option(help: "Use only the first N examples of each set.") var maxExamples: Int?
     @Flag(help: "Skip malformed rows (reported on stderr) instead of stopping.") var skipBadRows = false
-    @Option(help: ArgumentHelp("json (default) or heuristic-core: the reference's flat data/eval table, the full model first (always evaluated), its key spellings.", valueName: "format")) var format: String = "json"
-    @Option(help: ArgumentHelp("With --format heuristic-core: flat (*-sp50.json, the default), acc-vs-sparsity (seed → target → case), sparsity-grid (seed → step → target → case, −1.0 for a missing run; from results of several checkpoints' stores, combined by `hcore eval merge`) or acc-over-ft (step → case, from --checkpoints).", valueName: "shape")) var shape = "flat"
-    @Option(name: .customLong("id-name"), help: ArgumentHelp("Name of each in-domain (non-HANS, non-PAWS) --data set in the heuristic-core table, in order (e.g. mnli-matched); default from the file name.", valueName: "name")) var idNames: [String] = []
+    @Option(
+        help: ArgumentHelp(
+            "json (default) or heuristic-core: the reference's flat data/eval table, the full model first (always evaluated), its key spellings.",
+            valueName: "format")) var format: String = "json"
+    @Option(
+        help: ArgumentHelp(
+            "With --format heuristic-core: flat (*-sp50.json, the default), acc-vs-sparsity (seed → target → case), sparsity-grid (seed → step → target → case, −1.0 for a missing run; from results of several checkpoints' stores, combined by `hcore eval merge`) or acc-over-ft (step → case, from --checkpoints).",
+            valueName: "shape")) var shape = "flat"
+    @Option(
+        name: .customLong("id-name"),
+        help: ArgumentHelp(
+            "Name of each in-domain (non-HANS, non-PAWS) --data set in the heuristic-core table, in order (e.g. mnli-matched); default from the file name.",
+            valueName: "name")) var idNames: [String] = []
     @Option(help: ArgumentHelp("Also write one CSV row per subnetwork × dataset.", valueName: "file")) var csv: String?
-    @Option(help: ArgumentHelp("Write per-example predictions as JSON lines {subnetwork, dataset, index, pred, label, logits}.", valueName: "file")) var predictions: String?
-    @Option(name: .long, help: ArgumentHelp("JSON/CSV key of the text for .jsonl/.csv sets.", valueName: "key")) var textKey = "text"
+    @Option(
+        help: ArgumentHelp(
+            "Write per-example predictions as JSON lines {subnetwork, dataset, index, pred, label, logits}.",
+            valueName: "file")) var predictions: String?
+    @Option(name: .long, help: ArgumentHelp("JSON/CSV key of the text for .jsonl/.csv sets.", valueName: "key"))
+    var textKey = "text"
     @Option(name: .long, help: ArgumentHelp("JSON/CSV key of the pair.", valueName: "key")) var pairKey = "text_pair"
     @Option(name: .long, help: ArgumentHelp("JSON/CSV key of the gold label.", valueName: "key")) var labelKey = "label"
     func run() throws {
         guard !data.isEmpty else { throw UsageError("give at least one --data FILE") }
         try EvalDocument.checkOutput(format: format, shape: shape)
         guard let mode = MaskMode(rawValue: maskMode) else { throw UsageError("--mask-mode must be binary or soft") }
-        let opts = try tokenization.options(batchSize: batchSize), shardSpec = try shardSpec(shard), started = Date()
+        let opts = try tokenization.options(batchSize: batchSize)
+        let shardSpec = try shardSpec(shard)
+        let started = Date()
         if let checkpoints {
-            guard store == nil, maskOptions.mask == nil else { throw UsageError("--checkpoints evaluates full models: drop --store/--mask") }
-            return emit(bytes: try EvalDocument.output([try checkpointsDocument(checkpoints, data: data, keys: .init(text: textKey, pair: pairKey, label: labelKey), skipBadRows: skipBadRows, limit: maxExamples, options: opts, warn: warn)], format: format, shape: shape, idNames: idNames))
+            guard store == nil, maskOptions.mask == nil else {
+                throw UsageError("--checkpoints evaluates full models: drop --store/--mask")
+            }
+            return emit(
+                bytes: try EvalDocument.output(
+                    [
+                        try checkpointsDocument(
+                            checkpoints, data: data, keys: .init(text: textKey, pair: pairKey, label: labelKey),
+                            skipBadRows: skipBadRows, limit: maxExamples, options: opts, warn: warn)
+                    ], format: format, shape: shape, idNames: idNames))
         }
         guard let modelPath = model else { throw UsageError("give --model DIR (or --checkpoints DIR)") }
         let (model, tok) = (try BertModel.load(folder: modelPath), try BertTokenizer.load(folder: modelPath))
-        let forcing = try UnitForcing(include: forceInclude, exclude: forceExclude, layers: model.layerCount, heads: model.headCount)
+        let forcing = try UnitForcing(
+            include: forceInclude, exclude: forceExclude, layers: model.layerCount, heads: model.headCount)
         let thresholds = try stepSize.map { try thresholdSweep(stepSize: $0, store: store) }
-        var selection = try store.map { try EvalSelection.fromStore($0, model: model, filter: try filter.filter(names: subnetworks.isEmpty || subnetworks == ["all"] ? nil : subnetworks),
-                                                                    includeFull: includeFull, mode: mode, threshold: threshold, mask: maskOptions.choice,
-                                                                    activationSet: activationSet, forcing: forcing, thresholds: thresholds, warn: warn) }
+        var selection =
+            try store.map {
+                try EvalSelection.fromStore(
+                    $0, model: model,
+                    filter: try filter.filter(names: subnetworks.isEmpty || subnetworks == ["all"] ? nil : subnetworks),
+                    includeFull: includeFull, mode: mode, threshold: threshold, mask: maskOptions.choice,
+                    activationSet: activationSet, forcing: forcing, thresholds: thresholds, warn: warn)
+            }
             ?? EvalSelection.fromMask(maskOptions.choice, model: model, forcing: forcing, warn: warn)
         if format == "heuristic-core" { selection.includeFullModel() }
         if let s = shardSpec { selection.keepShard(s.index, of: s.count) }
-        let prepared = try prepareDatasets(data, keys: .init(text: textKey, pair: pairKey, label: labelKey), skipBadRows: skipBadRows, limit: maxExamples, model: model, tokenizer: tok, options: opts, warn: warn)
-        let examples = prepared.reduce(0) { $0 + $1.encodings.count }, progress = ProgressBar("eval \(selection.targets.count) × \(examples)", total: selection.targets.count * examples)
-        let results = try evaluateTargets(model: model, datasets: prepared, targets: selection.targets, ablation: selection.ablation,
-                                          batchSize: batchSize, keepLogits: predictions != nil, progress: progress.update)
-        try writeSideOutputs(results, datasets: prepared, labels: model.config.labels, predictions: predictions, csv: csv, writeBack: writeBack ? selection.store : nil, warn: warn)
-        emit(bytes: try EvalDocument.output([EvalDocument(modelPath: modelPath, fingerprint: model.fingerprint, store: store, ablation: selection.ablationName,
-                                 maskMode: maskMode, maxLength: opts.maxLength, shard: shardSpec.map { "\($0.index)/\($0.count)" } ?? "1/1",
-                                 subnetworksTotal: selection.total, prepared: prepared, results: results, seconds: Date().timeIntervalSince(started))], format: format, shape: shape, idNames: idNames))
+        let prepared = try prepareDatasets(
+            data, keys: .init(text: textKey, pair: pairKey, label: labelKey), skipBadRows: skipBadRows,
+            limit: maxExamples, model: model, tokenizer: tok, options: opts, warn: warn)
+        let examples = prepared.reduce(0) { $0 + $1.encodings.count }
+        let progress = ProgressBar(
+            "eval \(selection.targets.count) × \(examples)", total: selection.targets.count * examples)
+        let results = try evaluateTargets(
+            model: model, datasets: prepared, targets: selection.targets, ablation: selection.ablation,
+            batchSize: batchSize, keepLogits: predictions != nil, progress: progress.update)
+        try writeSideOutputs(
+            results, datasets: prepared, labels: model.config.labels, predictions: predictions, csv: csv,
+            writeBack: writeBack ? selection.store : nil, warn: warn)
+        emit(
+            bytes: try EvalDocument.output(
+                [
+                    EvalDocument(
+                        modelPath: modelPath, fingerprint: model.fingerprint, store: store,
+                        ablation: selection.ablationName,
+                        maskMode: maskMode, maxLength: opts.maxLength,
+                        shard: shardSpec.map { "\($0.index)/\($0.count)" } ?? "1/1",
+                        subnetworksTotal: selection.total, prepared: prepared, results: results,
+                        seconds: Date().timeIntervalSince(started))
+                ], format: format, shape: shape, idNames: idNames))
     }
 }
 
 /// `hcore eval merge`.
 struct EvalMerge: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "merge", abstract: "Combine the JSON outputs of sharded `hcore eval` runs into one document.")
-    @Argument(help: "Result files of the shards (or, with --format heuristic-core and a nested --shape, of several models' evaluations: checkpoints, the grid's per-checkpoint stores).") var files: [String]
-    @Option(help: ArgumentHelp("json, or heuristic-core: the reference's results file (see `hcore eval --help`).", valueName: "format")) var format = "json"
-    @Option(help: ArgumentHelp("flat, acc-vs-sparsity, sparsity-grid or acc-over-ft.", valueName: "shape")) var shape = "flat"
-    @Option(name: .customLong("id-name"), help: ArgumentHelp("Names of the in-domain sets, in order.", valueName: "name")) var idNames: [String] = []
+    static let configuration = CommandConfiguration(
+        commandName: "merge", abstract: "Combine the JSON outputs of sharded `hcore eval` runs into one document.")
+    @Argument(
+        help:
+            "Result files of the shards (or, with --format heuristic-core and a nested --shape, of several models' evaluations: checkpoints, the grid's per-checkpoint stores)."
+    ) var files: [String]
+    @Option(
+        help: ArgumentHelp(
+            "json, or heuristic-core: the reference's results file (see `hcore eval --help`).", valueName: "format"))
+    var format = "json"
+    @Option(help: ArgumentHelp("flat, acc-vs-sparsity, sparsity-grid or acc-over-ft.", valueName: "shape")) var shape =
+        "flat"
+    @Option(
+        name: .customLong("id-name"), help: ArgumentHelp("Names of the in-domain sets, in order.", valueName: "name"))
+    var idNames: [String] = []
     func run() throws {
         guard !files.isEmpty else { throw UsageError("give the shards' result files") }
         // Nested shapes put several models' results side by side (checkpoints, a grid); the rest merges shards of one evaluation.
-        let docs = try files.map { (path: $0, document: try EvalDocument.read(path: $0)) }, nested = format == "heuristic-core" && shape != "flat"
-        emit(bytes: try EvalDocument.output(nested ? docs.map(\.document) : [try EvalDocument.merge(docs)], format: format, shape: shape, idNames: idNames))
+        let docs = try files.map { (path: $0, document: try EvalDocument.read(path: $0)) }
+        let nested = format == "heuristic-core" && shape != "flat"
+        emit(
+            bytes: try EvalDocument.output(
+                nested ? docs.map(\.document) : [try EvalDocument.merge(docs)], format: format, shape: shape,
+                idNames: idNames))
     }
 }

@@ -10,49 +10,94 @@ struct Finetune: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fine-tune a BERT classifier (all weights) and write a Hugging Face folder.",
         discussion: """
-        Starts from a pretrained folder (--model) or from scratch (--config tiny|small|config.json, with a word-level vocabulary built from the training and dev files unless --vocab is given). Cross-entropy, AdamW with weight decay on every weight except biases and LayerNorm weights, linear warm-up over --warmup-ratio of the steps then linear decay, gradients accumulated over --gradient-accumulation-steps batches and clipped to a global norm of --max-grad-norm, BERT's hidden dropout (attention-probability dropout is not applied). The defaults are those of the reference's src/ft/run_glue.py under HF's Trainer (learning rate 5e-5, 3 epochs, weight decay 0, no warm-up, clipping at 1.0); flags keep its names. The output folder (config.json, model.safetensors, vocab.txt, tokenizer_config.json) loads in transformers and in every hcore command; --save-steps N also keeps OUT/checkpoint-STEP/ folders every N steps, for the paper's learning-dynamics grid (`hcore eval --checkpoints OUT`).
+            Starts from a pretrained folder (--model) or from scratch (--config tiny|small|config.json, with a word-level vocabulary built from the training and dev files unless --vocab is given). Cross-entropy, AdamW with weight decay on every weight except biases and LayerNorm weights, linear warm-up over --warmup-ratio of the steps then linear decay, gradients accumulated over --gradient-accumulation-steps batches and clipped to a global norm of --max-grad-norm, BERT's hidden dropout (attention-probability dropout is not applied). The defaults are those of the reference's src/ft/run_glue.py under HF's Trainer (learning rate 5e-5, 3 epochs, weight decay 0, no warm-up, clipping at 1.0); flags keep its names. The output folder (config.json, model.safetensors, vocab.txt, tokenizer_config.json) loads in transformers and in every hcore command; --save-steps N also keeps OUT/checkpoint-STEP/ folders every N steps, for the paper's learning-dynamics grid (`hcore eval --checkpoints OUT`).
 
-          hcore finetune --config small --train train.jsonl --dev dev.jsonl \\
-              --out runs/small --num-train-epochs 4
-          hcore finetune --model Tests/Fixtures/models/minilm-nli --train train.jsonl \\
-              --out runs/minilm --learning-rate 3e-5 --save-steps 500
-        """)
+              hcore finetune --config small --train train.jsonl --dev dev.jsonl \\
+                  --out runs/small --num-train-epochs 4
+              hcore finetune --model Tests/Fixtures/models/minilm-nli --train train.jsonl \\
+                  --out runs/minilm --learning-rate 3e-5 --save-steps 500
+            """)
 
     @Option(help: ArgumentHelp("Pretrained folder to start from.", valueName: "dir")) var model: String?
-    @Option(help: ArgumentHelp("From scratch: tiny, small, or a config.json path.", valueName: "preset")) var config: String?
-    @Option(help: ArgumentHelp("vocab.txt for --config (default: the words of the training and dev files).", valueName: "file")) var vocab: String?
+    @Option(help: ArgumentHelp("From scratch: tiny, small, or a config.json path.", valueName: "preset")) var config:
+        String?
+    @Option(
+        help: ArgumentHelp(
+            "vocab.txt for --config (default: the words of the training and dev files).", valueName: "file")) var vocab:
+        String?
     @Option(help: ArgumentHelp("Training set (JSONL, CSV, GLUE TSV, HANS; .zst).", valueName: "file")) var train: String
-    @Option(help: ArgumentHelp("Dev set, evaluated every --eval-steps and at the end.", valueName: "file")) var dev: String?
+    @Option(help: ArgumentHelp("Dev set, evaluated every --eval-steps and at the end.", valueName: "file")) var dev:
+        String?
     @Option(help: ArgumentHelp("Output folder.", valueName: "dir")) var out: String
-    @Option(help: ArgumentHelp("Label names in class order (default: the model's, or the training file's labels sorted).", valueName: "a,b,…")) var labels: String?
-    @Option(name: .customLong("num-train-epochs"), help: "Passes over the training set (--num_train_epochs).") var epochs: Int = 3
-    @Option(name: .customLong("per-device-train-batch-size"), help: "Pairs per batch (--per_device_train_batch_size).") var batchSize: Int = 32
-    @Option(name: .customLong("learning-rate"), help: "Peak learning rate (--learning_rate).") var learningRate: Double = 5e-5
-    @Option(name: .customLong("weight-decay"), help: "AdamW weight decay, not on biases and LayerNorm weights (--weight_decay).") var weightDecay: Double = 0
-    @Option(name: .customLong("warmup-ratio"), help: "Fraction of the steps the learning rate warms up over (--warmup_ratio).") var warmupRatio: Double = 0
-    @Option(name: .customLong("max-steps"), help: "Stop after N optimizer steps (--max_steps; epochs repeat as needed, overrides --num-train-epochs).") var maxSteps: Int?
-    @Option(name: .customLong("gradient-accumulation-steps"), help: "Batches per optimizer step (--gradient_accumulation_steps).") var accumulation: Int = 1
-    @Option(name: .customLong("max-grad-norm"), help: "Clip the global gradient norm to this before each step (--max_grad_norm; 0: off).") var maxGradNorm: Double = 1.0
-    @Option(name: .customLong("save-steps"), help: "Also write OUT/checkpoint-STEP/ every N steps (--save_steps; 0: only the final model).") var saveSteps: Int = 0
+    @Option(
+        help: ArgumentHelp(
+            "Label names in class order (default: the model's, or the training file's labels sorted).",
+            valueName: "a,b,…")) var labels: String?
+    @Option(name: .customLong("num-train-epochs"), help: "Passes over the training set (--num_train_epochs).")
+    var epochs: Int = 3
+    @Option(name: .customLong("per-device-train-batch-size"), help: "Pairs per batch (--per_device_train_batch_size).")
+    var batchSize: Int = 32
+    @Option(name: .customLong("learning-rate"), help: "Peak learning rate (--learning_rate).") var learningRate:
+        Double = 5e-5
+    @Option(
+        name: .customLong("weight-decay"),
+        help: "AdamW weight decay, not on biases and LayerNorm weights (--weight_decay).") var weightDecay: Double = 0
+    @Option(
+        name: .customLong("warmup-ratio"),
+        help: "Fraction of the steps the learning rate warms up over (--warmup_ratio).") var warmupRatio: Double = 0
+    @Option(
+        name: .customLong("max-steps"),
+        help: "Stop after N optimizer steps (--max_steps; epochs repeat as needed, overrides --num-train-epochs).")
+    var maxSteps: Int?
+    @Option(
+        name: .customLong("gradient-accumulation-steps"),
+        help: "Batches per optimizer step (--gradient_accumulation_steps).") var accumulation: Int = 1
+    @Option(
+        name: .customLong("max-grad-norm"),
+        help: "Clip the global gradient norm to this before each step (--max_grad_norm; 0: off).") var maxGradNorm:
+        Double = 1.0
+    @Option(
+        name: .customLong("save-steps"),
+        help: "Also write OUT/checkpoint-STEP/ every N steps (--save_steps; 0: only the final model).") var saveSteps:
+        Int = 0
     @Option(help: "Hidden dropout probability (default: the config's hidden_dropout_prob).") var dropout: Float?
-    @Option(name: .customLong("eval-steps"), help: "Evaluate on --dev every N steps (0: at the end only).") var evalSteps: Int = 0
+    @Option(name: .customLong("eval-steps"), help: "Evaluate on --dev every N steps (0: at the end only).")
+    var evalSteps: Int = 0
     @Option var seed: UInt64 = 42
-    @Option(name: .customLong("max-seq-length"), help: "Truncate pairs to this many tokens (--max_seq_length).") var maxLength: Int = 128
-    @Option(name: .customLong("max-train-samples"), help: "Use the first N training pairs (--max_train_samples).") var maxTrainSamples: Int?
+    @Option(name: .customLong("max-seq-length"), help: "Truncate pairs to this many tokens (--max_seq_length).")
+    var maxLength: Int = 128
+    @Option(name: .customLong("max-train-samples"), help: "Use the first N training pairs (--max_train_samples).")
+    var maxTrainSamples: Int?
     func run() throws {
         var c = FinetuneConfig()
-        (c.epochs, c.batchSize, c.learningRate, c.weightDecay, c.warmupRatio, c.dropout, c.seed, c.evalEvery, c.maxSteps, c.gradientAccumulationSteps, c.maxGradNorm)
-            = (epochs, batchSize, learningRate, weightDecay, warmupRatio, dropout, seed, evalSteps, maxSteps, accumulation, maxGradNorm)
+        (
+            c.epochs, c.batchSize, c.learningRate, c.weightDecay, c.warmupRatio, c.dropout, c.seed, c.evalEvery,
+            c.maxSteps, c.gradientAccumulationSteps, c.maxGradNorm
+        ) = (
+            epochs, batchSize, learningRate, weightDecay, warmupRatio, dropout, seed, evalSteps, maxSteps, accumulation,
+            maxGradNorm
+        )
         try c.validate(saveSteps: saveSteps)
         try FinetuneStart.checkChoice(model: model, config: config)
         let trainSet = try Dataset.loadNonEmpty(train, limit: maxTrainSamples)
         let devSet = try dev.map { try Dataset.load($0) }
-        let start = try FinetuneStart.choose(model: model, config: config, vocab: vocab, labels: labels, train: trainSet, dev: devSet, maxLength: maxLength, seed: seed)
-        warn("fine-tuning \(start.model.parameterCount) parameters on \(trainSet.count) examples, labels \(start.model.config.labels)")
+        let start = try FinetuneStart.choose(
+            model: model, config: config, vocab: vocab, labels: labels, train: trainSet, dev: devSet,
+            maxLength: maxLength, seed: seed)
+        warn(
+            "fine-tuning \(start.model.parameterCount) parameters on \(trainSet.count) examples, labels \(start.model.config.labels)"
+        )
         let started = Date()
         var bar: ProgressBar? = nil
-        let history = try finetuneAndSave(start, train: trainSet, dev: devSet, config: c, maxLength: maxLength, out: out, saveSteps: saveSteps,
-                                          progress: { step, total in bar = bar ?? ProgressBar("finetune", total: total); bar?.update(step) }, log: warn)
-        emit(FinetuneRecord.summary(history, out: out, parameters: start.model.parameterCount, seconds: Date().timeIntervalSince(started)).pretty)
+        let history = try finetuneAndSave(
+            start, train: trainSet, dev: devSet, config: c, maxLength: maxLength, out: out, saveSteps: saveSteps,
+            progress: { step, total in
+                bar = bar ?? ProgressBar("finetune", total: total)
+                bar?.update(step)
+            }, log: warn)
+        emit(
+            FinetuneRecord.summary(
+                history, out: out, parameters: start.model.parameterCount, seconds: Date().timeIntervalSince(started)
+            ).pretty)
     }
 }

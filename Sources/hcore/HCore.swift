@@ -6,10 +6,13 @@ struct HCore: ParsableCommand {
         commandName: "hcore",
         abstract: "Run, prune and dissect finetuned BERT classifiers on CPUs.",
         discussion: """
-        hcore loads Hugging Face BERT folders unchanged and implements "The Heuristic Core" (Bhaskar, Friedman, Chen, ACL 2024): subnetworks as head/MLP masks with mean ablation, evaluated exactly and with pruned units really skipped.
+            hcore loads Hugging Face BERT folders unchanged and implements "The Heuristic Core" (Bhaskar, Friedman, Chen, ACL 2024): subnetworks as head/MLP masks with mean ablation, evaluated exactly and with pruned units really skipped.
 
-        Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input file, 4 model/mask/activation mismatch, 5 write failed, 130 interrupted.
-        """,
-        subcommands: [EvalCommand.self, Predict.self, Tokenize.self, Info.self, Activations.self, Importance.self, PruneCommand.self,
-                      StoreCommand.self, CircuitsCommand.self, Finetune.self, ReportCommand.self, FiguresCommand.self, Demo.self])
+            Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input file, 4 model/mask/activation mismatch, 5 write failed, 130 interrupted.
+            """,
+        subcommands: [
+            EvalCommand.self, Predict.self, Tokenize.self, Info.self, Activations.self, Importance.self,
+            PruneCommand.self,
+            StoreCommand.self, CircuitsCommand.self, Finetune.self, ReportCommand.self, FiguresCommand.self, Demo.self,
+        ])
 }

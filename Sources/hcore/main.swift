@@ -17,8 +17,9 @@ func exitParsing(_ error: Error) -> Never {
 
 var command: ParsableCommand
 do {
-    let (arguments, notes) = try ReferenceFlags.translate(Array(CommandLine.arguments.dropFirst()))   // the reference's spellings
-    notes.forEach { warn("hcore: \($0)") }
+    // the reference's spellings
+    let (arguments, notes) = try ReferenceFlags.translate(Array(CommandLine.arguments.dropFirst()))
+    for note in notes { warn("hcore: \(note)") }
     command = try HCore.parseAsRoot(arguments)
 } catch let error as UsageError {
     warn("hcore: error: \(error)")

@@ -1,12 +1,14 @@
 // The hcore binary end to end: predict on the golden pairs gives transformers' labels, errors give the
 // documented exit codes. Runs the release binary built next to the tests (scripts/test.sh builds it).
 import Foundation
-import XCTest
 import TestSupport
+import XCTest
 
 let repo = repositoryRoot.path
 
-func hcore(_ args: [String], stdin: String? = nil, in directory: String = repo, environment: [String: String] = [:]) throws -> (code: Int32, out: String, err: String) {
+func hcore(_ args: [String], stdin: String? = nil, in directory: String = repo, environment: [String: String] = [:])
+    throws -> (code: Int32, out: String, err: String)
+{
     let candidates = [repo + "/.build/release/hcore", repo + "/.build/debug/hcore"]
     guard let exe = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
         XCTFail("hcore binary not built (swift build -c release)")
@@ -17,11 +19,13 @@ func hcore(_ args: [String], stdin: String? = nil, in directory: String = repo, 
     p.arguments = args
     p.currentDirectoryURL = URL(fileURLWithPath: directory)
     if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-    let o = Pipe(), e = Pipe()
+    let o = Pipe()
+    let e = Pipe()
     p.standardOutput = o
     p.standardError = e
     try p.run()
-    let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
+    let out = o.fileHandleForReading.readDataToEndOfFile()
+    let err = e.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
 }
@@ -30,7 +34,10 @@ final class CLITests: XCTestCase {
     let minilm = repo + "/Tests/Fixtures/models/minilm-nli"
 
     func testPredictGivesTransformersLabelsOnGoldenPairs() throws {
-        let j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: repo + "/Tests/Fixtures/golden/minilm-nli_outputs.json"))) as! [String: Any]
+        let j =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: repo + "/Tests/Fixtures/golden/minilm-nli_outputs.json")))
+            as! [String: Any]
         let examples = j["examples"] as! [[String: Any]]
         var lines: [String] = []
         for ex in examples {
@@ -61,7 +68,8 @@ final class CLITests: XCTestCase {
 /// Reads the golden logits with a few lines of safetensors parsing (independent of hcore's reader).
 func goldenLogitsFromFixture() throws -> [Float] {
     do {
-        let d = try Data(contentsOf: URL(fileURLWithPath: repo + "/Tests/Fixtures/golden/minilm-nli_outputs.safetensors"))
+        let d = try Data(
+            contentsOf: URL(fileURLWithPath: repo + "/Tests/Fixtures/golden/minilm-nli_outputs.safetensors"))
         let n = d.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
         let header = try JSONSerialization.jsonObject(with: d.subdata(in: 8..<(8 + n))) as! [String: Any]
         let entry = header["logits"] as! [String: Any]
@@ -95,10 +103,15 @@ extension CLITests {
     }
 
     func testTokenizeMatchesGoldenCase() throws {
-        let r = try hcore(["tokenize", "--model", minilm, "The artist was admired by the tourists .", "The artist admired the tourists ."])
+        let r = try hcore([
+            "tokenize", "--model", minilm, "The artist was admired by the tourists .",
+            "The artist admired the tourists .",
+        ])
         XCTAssertEqual(r.code, 0, r.err)
-        XCTAssertEqual(r.out.trimmingCharacters(in: .whitespacesAndNewlines),
-                       #"{"input_ids":[101,1996,3063,2001,12749,2011,1996,9045,1012,102,1996,3063,12749,1996,9045,1012,102],"token_type_ids":[0,0,0,0,0,0,0,0,0,0,1,1,1,1,1,1,1]}"#)
+        XCTAssertEqual(
+            r.out.trimmingCharacters(in: .whitespacesAndNewlines),
+            #"{"input_ids":[101,1996,3063,2001,12749,2011,1996,9045,1012,102,1996,3063,12749,1996,9045,1012,102],"token_type_ids":[0,0,0,0,0,0,0,0,0,0,1,1,1,1,1,1,1]}"#
+        )
     }
 }
 
@@ -107,16 +120,28 @@ extension CLITests {
 /// `--max-length 512` gives transformers' untruncated logits and the default gives its 128-token ones.
 final class LongPairCLITests: XCTestCase {
     func testMaxLength512MatchesTransformers() throws {
-        let fixture = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: repo + "/Tests/Fixtures/long-pairs/minilm-nli.json"))) as! [String: Any]
+        let fixture =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: repo + "/Tests/Fixtures/long-pairs/minilm-nli.json")))
+            as! [String: Any]
         let pairs = fixture["pairs"] as! [[String: Any]]
         let input = NSTemporaryDirectory() + "hcore-long-pairs-\(getpid()).jsonl"
         defer { unlink(input) }
-        let lines = try pairs.map { String(decoding: try JSONSerialization.data(withJSONObject: ["text": $0["text"]!, "text_pair": $0["text_pair"]!]), as: UTF8.self) }
+        let lines = try pairs.map {
+            String(
+                decoding: try JSONSerialization.data(withJSONObject: [
+                    "text": $0["text"]!, "text_pair": $0["text_pair"]!,
+                ]), as: UTF8.self)
+        }
         try (lines.joined(separator: "\n") + "\n").write(toFile: input, atomically: true, encoding: .utf8)
         for n in [512, 128] {
-            let r = try hcore(["predict", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "--jsonl", input] + (n == 512 ? ["--max-length", "512"] : []))
+            let r = try hcore(
+                ["predict", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "--jsonl", input]
+                    + (n == 512 ? ["--max-length", "512"] : []))
             XCTAssertEqual(r.code, 0, r.err)
-            let got = r.out.split(separator: "\n").map { (try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["logits"] as! [Double] }
+            let got = r.out.split(separator: "\n").map {
+                (try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["logits"] as! [Double]
+            }
             XCTAssertEqual(got.count, pairs.count)
             for (g, p) in zip(got, pairs) {
                 let want = p["logits_\(n)"] as! [Double]
@@ -124,7 +149,10 @@ final class LongPairCLITests: XCTestCase {
             }
         }
         // The two lengths really differ on these pairs (else the test could not tell them apart).
-        for p in pairs { XCTAssertGreaterThan(zip(p["logits_512"] as! [Double], p["logits_128"] as! [Double]).map { abs($0 - $1) }.max()!, 1e-3) }
+        for p in pairs {
+            XCTAssertGreaterThan(
+                zip(p["logits_512"] as! [Double], p["logits_128"] as! [Double]).map { abs($0 - $1) }.max()!, 1e-3)
+        }
     }
 }
 
@@ -133,16 +161,24 @@ final class AttentionCLITests: XCTestCase {
     func testJSONLinesAndSVG() throws {
         let svg = NSTemporaryDirectory() + "hcore-attention-\(getpid()).svg"
         defer { unlink(svg) }
-        let r = try hcore(["circuits", "attention", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "The doctor saw the lawyer .", "The lawyer saw the doctor .",
-                           "--svg", svg, "--head", "a3.h7"])
+        let r = try hcore([
+            "circuits", "attention", "--model", repo + "/Tests/Fixtures/models/minilm-nli",
+            "The doctor saw the lawyer .", "The lawyer saw the doctor .",
+            "--svg", svg, "--head", "a3.h7",
+        ])
         XCTAssertEqual(r.code, 0, r.err)
         let doc = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
-        let tokens = doc["tokens"] as! [String], att = doc["attentions"] as! [[[[Double]]]]
+        let tokens = doc["tokens"] as! [String]
+        let att = doc["attentions"] as! [[[[Double]]]]
         XCTAssertEqual(tokens.first, "[CLS]")
-        XCTAssertEqual([att.count, att[0].count, att[0][0].count, att[0][0][0].count], [6, 12, tokens.count, tokens.count])
+        XCTAssertEqual(
+            [att.count, att[0].count, att[0][0].count, att[0][0][0].count], [6, 12, tokens.count, tokens.count])
         for row in att[3][7] { XCTAssertEqual(row.reduce(0, +), 1, accuracy: 1e-5) }
         XCTAssertTrue(try String(contentsOfFile: svg, encoding: .utf8).contains("a3.h7"))
-        XCTAssertEqual(try hcore(["circuits", "attention", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "a", "--head", "a9.h0"]).code, 2)
+        XCTAssertEqual(
+            try hcore([
+                "circuits", "attention", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "a", "--head", "a9.h0",
+            ]).code, 2)
     }
 }
 
@@ -150,9 +186,13 @@ final class AttentionCLITests: XCTestCase {
 /// receivers, grouped by the plotted HANS subcases present, each with a percentile among the controls.
 final class PatchCLITests: XCTestCase {
     func testPatchJSON() throws {
-        let r = try hcore(["circuits", "reads", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "--data", repo + "/data/hans/heuristics_evaluation_set.txt.zst",
-                           "--max-examples", "8", "--core", "0.1 0.5", "--activations", repo + "/Tests/Fixtures/golden/minilm-nli_pruning.safetensors",
-                           "--controls", "1", "--json"])
+        let r = try hcore([
+            "circuits", "reads", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "--data",
+            repo + "/data/hans/heuristics_evaluation_set.txt.zst",
+            "--max-examples", "8", "--core", "0.1 0.5", "--activations",
+            repo + "/Tests/Fixtures/golden/minilm-nli_pruning.safetensors",
+            "--controls", "1", "--json",
+        ])
         XCTAssertEqual(r.code, 0, r.err)
         let doc = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
         let receivers = doc["receivers"] as! [[String: Any]]
@@ -160,14 +200,23 @@ final class PatchCLITests: XCTestCase {
         XCTAssertEqual(receivers.last?["receiver"] as? String, "logits")
         XCTAssertTrue(receivers.allSatisfy { ($0["percentile"] as? Double).map { (0...1).contains($0) } ?? false })
         XCTAssertEqual(doc["senders"] as? [String], ["a0.h1", "a0.h5"])
-        let bad = try hcore(["circuits", "patch", "--model", repo + "/Tests/Fixtures/models/tiny-bert", "--data", repo + "/data/hans/heuristics_evaluation_set.txt.zst",
-                             "--max-examples", "4", "--core", "0.1", "--corrupt", "paired"])
-        XCTAssertEqual(bad.code, 4, bad.err)   // no entailment label
+        let bad = try hcore([
+            "circuits", "patch", "--model", repo + "/Tests/Fixtures/models/tiny-bert", "--data",
+            repo + "/data/hans/heuristics_evaluation_set.txt.zst",
+            "--max-examples", "4", "--core", "0.1", "--corrupt", "paired",
+        ])
+        XCTAssertEqual(bad.code, 4, bad.err)  // no entailment label
         XCTAssert(bad.err.contains("'entailment' label"), bad.err)
-        let noActs = try hcore(["circuits", "patch", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "--data", repo + "/data/hans/heuristics_evaluation_set.txt.zst", "--core", "0.1"])
+        let noActs = try hcore([
+            "circuits", "patch", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "--data",
+            repo + "/data/hans/heuristics_evaluation_set.txt.zst", "--core", "0.1",
+        ])
         XCTAssertEqual(noActs.code, 2, noActs.err)
         XCTAssert(noActs.err.contains("--corrupt mean needs --activations"), noActs.err)
-        let unknown = try hcore(["circuits", "patch", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "--data", repo + "/data/hans/heuristics_evaluation_set.txt.zst", "--core", "0.1", "--corrupt", "zero"])
+        let unknown = try hcore([
+            "circuits", "patch", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "--data",
+            repo + "/data/hans/heuristics_evaluation_set.txt.zst", "--core", "0.1", "--corrupt", "zero",
+        ])
         XCTAssertEqual(unknown.code, 2, unknown.err)
         XCTAssert(unknown.err.contains("--corrupt takes mean or paired, not 'zero'"), unknown.err)
     }
@@ -175,8 +224,11 @@ final class PatchCLITests: XCTestCase {
     /// Paired corruption with frozen LayerNorm scales: the document says so, and counts the pairs that found a partner.
     func testPairedCorruptionWithFrozenLayerNorm() throws {
         let hans = repo + "/data/hans/heuristics_evaluation_set.txt.zst"
-        let r = try hcore(["circuits", "patch", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "--data", hans, "--max-examples", "8", "--core", "0.1 0.5",
-                           "--corrupt", "paired", "--corrupt-data", hans, "--freeze-layernorm", "--controls", "1", "--json"])
+        let r = try hcore([
+            "circuits", "patch", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "--data", hans,
+            "--max-examples", "8", "--core", "0.1 0.5",
+            "--corrupt", "paired", "--corrupt-data", hans, "--freeze-layernorm", "--controls", "1", "--json",
+        ])
         XCTAssertEqual(r.code, 0, r.err)
         let doc = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
         XCTAssertEqual(doc["layernorm"] as? String, "scales frozen at the clean run's")

@@ -3,8 +3,8 @@
 // one with other settings is refused; its model folder is a Hugging Face folder hcore loads back;
 // `hcore report` and `hcore finetune` work on its outputs; bad flags fail with the documented exit code.
 import Foundation
-import XCTest
 import TestSupport
+import XCTest
 
 final class DemoCLITests: XCTestCase {
     func testQuickDemoRunsEveryStage() throws {
@@ -20,24 +20,35 @@ final class DemoCLITests: XCTestCase {
         let evalBefore = try String(contentsOfFile: out + "/report/report.json", encoding: .utf8)
         let again = try hcore(["demo", "--quick", "--subnetworks", "2", "--out", "d"], in: empty)
         XCTAssertEqual(again.code, 0, again.err)
-        for kept in ["finetune", "activations"] { XCTAssertTrue(again.err.contains("] \(kept):") && again.err.contains("kept from an earlier run"), again.err) }
+        for kept in ["finetune", "activations"] {
+            XCTAssertTrue(again.err.contains("] \(kept):") && again.err.contains("kept from an earlier run"), again.err)
+        }
         XCTAssertTrue(again.err.contains("subnetwork 2/2, seed 43: 'demo-t"), again.err)
-        XCTAssertEqual(again.err.components(separatedBy: "kept from an earlier run").count - 1, 4, again.err)   // finetune, activations, both seeds
+        // finetune, activations, both seeds
+        XCTAssertEqual(again.err.components(separatedBy: "kept from an earlier run").count - 1, 4, again.err)
         XCTAssertEqual(try String(contentsOfFile: out + "/report/report.json", encoding: .utf8), evalBefore)
         let other = try hcore(["demo", "--quick", "--subnetworks", "2", "--out", "d", "--seed", "7"], in: empty)
         XCTAssertEqual(other.code, 2, other.err)
         XCTAssertTrue(other.err.contains("other settings"), other.err)
-        for f in ["model/config.json", "model/model.safetensors", "model/vocab.txt", "activations.safetensors", "subnetworks.hcs",
-                  "eval.json", "core.json", "report/index.html", "report/id-vs-ood.svg", "report/accuracy-sparsity.svg",
-                  "report/keep-frequency.svg", "report/composition.svg", "report/report.json"] {
+        for f in [
+            "model/config.json", "model/model.safetensors", "model/vocab.txt", "activations.safetensors",
+            "subnetworks.hcs",
+            "eval.json", "core.json", "report/index.html", "report/id-vs-ood.svg", "report/accuracy-sparsity.svg",
+            "report/keep-frequency.svg", "report/composition.svg", "report/report.json",
+        ] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + f), f)
         }
-        for svg in try FileManager.default.contentsOfDirectory(atPath: out + "/report").filter({ $0.hasSuffix(".svg") }) {
-            XCTAssertEqual(svgTextsOutside(try String(contentsOfFile: out + "/report/" + svg, encoding: .utf8)), [], "text outside \(svg)")
+        for svg in try FileManager.default.contentsOfDirectory(atPath: out + "/report").filter({ $0.hasSuffix(".svg") })
+        {
+            XCTAssertEqual(
+                svgTextsOutside(try String(contentsOfFile: out + "/report/" + svg, encoding: .utf8)), [],
+                "text outside \(svg)")
         }
         let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
         XCTAssertTrue(html.contains("phenomenon"), "the report states whether the phenomenon is shown")
-        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/report/report.json"))) as! [String: Any]
+        let report =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/report/report.json")))
+            as! [String: Any]
         XCTAssertEqual((report["subnetworks"] as! [Any]).count, 2)
         XCTAssertNotNil(report["full"] as? [String: Any])
         // The stored subnetworks carry the metrics eval wrote back.
@@ -45,17 +56,24 @@ final class DemoCLITests: XCTestCase {
         XCTAssertEqual(ls.code, 0, ls.err)
         XCTAssertTrue(ls.out.contains("eval/hans"), ls.out)
         // The fine-tuned folder is usable by every command, and report reruns from the files.
-        let p = try hcore(["predict", "--model", out + "/model", "The doctor saw the lawyer .", "The lawyer saw the doctor ."])
+        let p = try hcore([
+            "predict", "--model", out + "/model", "The doctor saw the lawyer .", "The lawyer saw the doctor .",
+        ])
         XCTAssertEqual(p.code, 0, p.err)
         XCTAssertTrue(p.out.contains("entailment"))
-        let rep = try hcore(["report", "--eval", out + "/eval.json", "--store", out + "/subnetworks.hcs", "--model", out + "/model",
-                             "--data", out + "/data/heuristics_evaluation_subset.txt", "--out", out + "/report2"])
+        let rep = try hcore([
+            "report", "--eval", out + "/eval.json", "--store", out + "/subnetworks.hcs", "--model", out + "/model",
+            "--data", out + "/data/heuristics_evaluation_subset.txt", "--out", out + "/report2",
+        ])
         XCTAssertEqual(rep.code, 0, rep.err)
-        XCTAssertEqual(try String(contentsOfFile: out + "/report2/report.json", encoding: .utf8),
-                       try String(contentsOfFile: out + "/report/report.json", encoding: .utf8))
+        XCTAssertEqual(
+            try String(contentsOfFile: out + "/report2/report.json", encoding: .utf8),
+            try String(contentsOfFile: out + "/report/report.json", encoding: .utf8))
         // finetune from the folder (a pretrained start) for one epoch on a slice of the demo data.
-        let ft = try hcore(["finetune", "--model", out + "/model", "--train", out + "/data/dev.jsonl", "--out", out + "/ft",
-                            "--num-train-epochs", "1", "--max-train-samples", "64", "--learning-rate", "1e-4"])
+        let ft = try hcore([
+            "finetune", "--model", out + "/model", "--train", out + "/data/dev.jsonl", "--out", out + "/ft",
+            "--num-train-epochs", "1", "--max-train-samples", "64", "--learning-rate", "1e-4",
+        ])
         XCTAssertEqual(ft.code, 0, ft.err)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/ft/model.safetensors"))
         let bad = try hcore(["finetune", "--config", "small", "--model", out + "/model", "--train", "x", "--out", "y"])
@@ -70,20 +88,31 @@ final class PruneCLITests: XCTestCase {
         let dir = NSTemporaryDirectory() + "hcore-prune-cli-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let model = repo + "/Tests/Fixtures/models/tiny-bert", train = repo + "/data/hans/heuristics_train_set.txt.zst"
-        let a = try hcore(["activations", "--model", model, "--data", train, "--max-examples", "64", "--out", dir + "/acts.safetensors"])
+        let model = repo + "/Tests/Fixtures/models/tiny-bert"
+        let train = repo + "/data/hans/heuristics_train_set.txt.zst"
+        let a = try hcore([
+            "activations", "--model", model, "--data", train, "--max-examples", "64", "--out",
+            dir + "/acts.safetensors",
+        ])
         XCTAssertEqual(a.code, 0, a.err)
-        let common = ["prune", "--model", model, "--train", train, "--max-train-samples", "64", "--activations", dir + "/acts.safetensors",
-                      "--store", dir + "/subs.hcs", "--target-sparsity", "0.3", "--num-sparsity-warmup-steps", "4", "--max-steps", "6",
-                      "--warmup-steps", "1", "--gradient-accumulation-steps", "1", "--per-device-train-batch-size", "8", "--seeds", "1-5"]
+        let common = [
+            "prune", "--model", model, "--train", train, "--max-train-samples", "64", "--activations",
+            dir + "/acts.safetensors",
+            "--store", dir + "/subs.hcs", "--target-sparsity", "0.3", "--num-sparsity-warmup-steps", "4", "--max-steps",
+            "6",
+            "--warmup-steps", "1", "--gradient-accumulation-steps", "1", "--per-device-train-batch-size", "8",
+            "--seeds", "1-5",
+        ]
         for i in 1...2 {
             let r = try hcore(common + ["--shard", "\(i)/2"])
             XCTAssertEqual(r.code, 0, r.err)
         }
         let again = try hcore(common + ["--shard", "1/2"])
         XCTAssertEqual(again.code, 0, again.err)
-        XCTAssertEqual(again.err.components(separatedBy: "skipped").count - 1, 3, again.err)   // seeds 1, 3, 5
-        let m = try hcore(["store", "merge", dir + "/subs.hcs", dir + "/subs.hcs.shard-1-of-2", dir + "/subs.hcs.shard-2-of-2"])
+        XCTAssertEqual(again.err.components(separatedBy: "skipped").count - 1, 3, again.err)  // seeds 1, 3, 5
+        let m = try hcore([
+            "store", "merge", dir + "/subs.hcs", dir + "/subs.hcs.shard-1-of-2", dir + "/subs.hcs.shard-2-of-2",
+        ])
         XCTAssertEqual(m.code, 0, m.err)
         let ls = try hcore(["store", "ls", dir + "/subs.hcs", "--json"])
         for sd in 1...5 { XCTAssertTrue(ls.out.contains("seed\(sd)\""), "seed \(sd) missing: \(ls.out)") }

@@ -8,8 +8,8 @@ final class ExitCodeTests: XCTestCase {
     let minilm = repo + "/Tests/Fixtures/models/minilm-nli"
 
     func testUsageIs2() throws {
-        XCTAssertEqual(try hcore(["predict", "--bogus-flag"]).code, 2)                // the parser
-        let r = try hcore(["eval", "--model", tiny])                                  // a command's own check
+        XCTAssertEqual(try hcore(["predict", "--bogus-flag"]).code, 2)  // the parser
+        let r = try hcore(["eval", "--model", tiny])  // a command's own check
         XCTAssertEqual(r.code, 2, r.err)
         XCTAssert(r.err.contains("--data"), r.err)
         XCTAssertEqual(try hcore(["eval", "--help"]).code, 0)

@@ -10,7 +10,8 @@ final class HelpTests: XCTestCase {
     /// their first name), each with its help unwrapped (a very wide terminal: each source line of the overview
     /// and discussion is one line).
     func helps() throws -> [(path: [String], lines: [String])] {
-        var all: [(path: [String], lines: [String])] = [], queue: [[String]] = [[]]
+        var all: [(path: [String], lines: [String])] = []
+        var queue: [[String]] = [[]]
         while !queue.isEmpty {
             let path = queue.removeFirst()
             let help = try hcore(path + ["--help"], environment: ["COLUMNS": "10000"])
@@ -30,16 +31,25 @@ final class HelpTests: XCTestCase {
     func testEveryHelpFitsEightyColumns() throws {
         let all = try helps()
         XCTAssertGreaterThan(all.count, 25, "the walk found too few commands: \(all.map(\.path))")
-        XCTAssert(all.contains { $0.path == ["circuits", "patch"] } && all.contains { $0.path == ["store", "import-heuristic-core"] }, "\(all.map(\.path))")
+        XCTAssert(
+            all.contains { $0.path == ["circuits", "patch"] }
+                && all.contains { $0.path == ["store", "import-heuristic-core"] }, "\(all.map(\.path))")
         for (path, lines) in all {
             let name = (["hcore"] + path).joined(separator: " ")
             let text = lines.prefix { !$0.hasPrefix("USAGE:") }
             for line in text where line.hasPrefix(" ") {
-                XCTAssertLessThanOrEqual(line.count, 80, "\(name) --help: an indented line is \(line.count) columns, so an 80-column terminal breaks it at column 0:\n\(line)")
+                XCTAssertLessThanOrEqual(
+                    line.count, 80,
+                    "\(name) --help: an indented line is \(line.count) columns, so an 80-column terminal breaks it at column 0:\n\(line)"
+                )
             }
-            for (a, b) in zip(text, text.dropFirst()) where !a.isEmpty && !b.isEmpty && !a.hasPrefix(" ") && !b.hasPrefix(" ")
-                && !a.hasPrefix("OVERVIEW:") {
-                XCTFail("\(name) --help: a paragraph holds a hard line break (the parser wraps paragraphs itself):\n\(a)\n\(b)")
+            for (a, b) in zip(text, text.dropFirst())
+            where !a.isEmpty && !b.isEmpty && !a.hasPrefix(" ") && !b.hasPrefix(" ")
+                && !a.hasPrefix("OVERVIEW:")
+            {
+                XCTFail(
+                    "\(name) --help: a paragraph holds a hard line break (the parser wraps paragraphs itself):\n\(a)\n\(b)"
+                )
             }
         }
     }

@@ -4,17 +4,22 @@
 // never a signal, a hang, a silent NaN or an empty result.
 import Checkpoint
 import Foundation
-import XCTest
 import TestSupport
+import XCTest
 
 final class HostileInputCLITests: XCTestCase {
     let tiny = repo + "/Tests/Fixtures/models/tiny-bert"
 
     /// Runs hcore with `env` added, stdout to `stdout` (default: a pipe), and checks code, message and time.
     @discardableResult
-    func expect(_ code: Int32, _ args: [String], naming fragment: String, env: [String: String] = [:], stdout: FileHandle? = nil,
-                file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let p = Process(), e = Pipe(), o = Pipe()
+    func expect(
+        _ code: Int32, _ args: [String], naming fragment: String, env: [String: String] = [:],
+        stdout: FileHandle? = nil,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> String {
+        let p = Process()
+        let e = Pipe()
+        let o = Pipe()
         p.executableURL = URL(fileURLWithPath: repo + "/.build/release/hcore")
         p.arguments = args
         p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
@@ -34,14 +39,18 @@ final class HostileInputCLITests: XCTestCase {
     }
 
     /// A copy of tiny-bert with `config` keys replaced and files replaced or removed.
-    func model(_ name: String, config: [String: Any] = [:], files: [String: [UInt8]] = [:], remove: [String] = []) throws -> String {
+    func model(_ name: String, config: [String: Any] = [:], files: [String: [UInt8]] = [:], remove: [String] = [])
+        throws -> String
+    {
         let dir = scratch("hostile-" + name)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         for f in ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"] where !remove.contains(f) {
             try FileManager.default.copyItem(atPath: tiny + "/" + f, toPath: dir + "/" + f)
         }
         if !config.isEmpty {
-            var c = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json"))) as! [String: Any]
+            var c =
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json")))
+                as! [String: Any]
             for (k, v) in config { c[k] = v }
             try JSONSerialization.data(withJSONObject: c).write(to: URL(fileURLWithPath: dir + "/config.json"))
         }
@@ -55,19 +64,21 @@ final class HostileInputCLITests: XCTestCase {
     /// A pytorch_model.bin whose pickle is `build`'s (tiny-bert's safetensors removed so the .bin is read).
     func binModel(_ name: String, _ build: (inout PickleBuilder) -> Void) throws -> String {
         var p = PickleBuilder()
-        p.op(0x80); p.byte(2)
+        p.op(0x80)
+        p.byte(2)
         build(&p)
         var w = TorchCheckpointWriter()
         w.add("x", shape: [1], [0])
-        return try model(name, files: ["pytorch_model.bin": w.serialized(pickleOverride: p.bytes)], remove: ["model.safetensors"])
+        return try model(
+            name, files: ["pytorch_model.bin": w.serialized(pickleOverride: p.bytes)], remove: ["model.safetensors"])
     }
 
     // MARK: pickles that are valid but absurd
 
     func testDeeplyNestedPickle() throws {
         let dir = try binModel("nested") { p in
-            p.op(0x4E)                                          // NONE
-            for _ in 0..<100_000 { p.op(0x85) }                 // TUPLE1 × 100k
+            p.op(0x4E)  // NONE
+            for _ in 0..<100_000 { p.op(0x85) }  // TUPLE1 × 100k
             p.op(0x2E)
         }
         try expect(3, ["info", "--model", dir], naming: "pytorch_model.bin")
@@ -75,8 +86,12 @@ final class HostileInputCLITests: XCTestCase {
 
     func testDupAppendQuadraticPickle() throws {
         let dir = try binModel("dup-append") { p in
-            p.op(0x5D)                                          // EMPTY_LIST
-            for _ in 0..<20_000 { p.op(0x32); p.op(0x4E); p.op(0x61) }   // DUP, NONE, APPEND
+            p.op(0x5D)  // EMPTY_LIST
+            for _ in 0..<20_000 {
+                p.op(0x32)
+                p.op(0x4E)
+                p.op(0x61)
+            }  // DUP, NONE, APPEND
             p.op(0x2E)
         }
         try expect(3, ["info", "--model", dir], naming: "pytorch_model.bin")
@@ -84,18 +99,26 @@ final class HostileInputCLITests: XCTestCase {
 
     func testHundredThousandSetItemsIsLinear() throws {
         let dir = try binModel("setitems") { p in
-            p.op(0x7D); p.op(0x28)                              // EMPTY_DICT, MARK
-            for k in 0..<100_000 { p.int(k); p.op(0x4E) }
-            p.op(0x75); p.op(0x2E)                              // SETITEMS, STOP
+            p.op(0x7D)
+            p.op(0x28)  // EMPTY_DICT, MARK
+            for k in 0..<100_000 {
+                p.int(k)
+                p.op(0x4E)
+            }
+            p.op(0x75)
+            p.op(0x2E)  // SETITEMS, STOP
         }
         try expect(3, ["info", "--model", dir], naming: "pytorch_model.bin")
     }
 
     func testDeepValuesAsDictKeysAreRefused() throws {
         let dir = try binModel("list-keys") { p in
-            p.op(0x7D)                                          // EMPTY_DICT
-            p.op(0x5D); for _ in 0..<40 { p.op(0x85) }          // a 40-deep value as key
-            p.op(0x4E); p.op(0x73); p.op(0x2E)                  // NONE, SETITEM, STOP
+            p.op(0x7D)  // EMPTY_DICT
+            p.op(0x5D)
+            for _ in 0..<40 { p.op(0x85) }  // a 40-deep value as key
+            p.op(0x4E)
+            p.op(0x73)
+            p.op(0x2E)  // NONE, SETITEM, STOP
         }
         try expect(3, ["info", "--model", dir], naming: "pytorch_model.bin")
     }
@@ -104,10 +127,10 @@ final class HostileInputCLITests: XCTestCase {
 
     func testTinyZipWithZip64Locator() throws {
         var b = [UInt8](repeating: 0, count: 42)
-        b[0...3] = [0x50, 0x4B, 0x06, 0x07]                     // ZIP64 locator
-        for i in 8..<16 { b[i] = 0xFF }                        // record offset 2^64 − 1
-        b[20...23] = [0x50, 0x4B, 0x05, 0x06]                   // EOCD
-        for i in 30..<38 { b[i] = 0xFF }                       // entry count / sizes say "see ZIP64"
+        b[0...3] = [0x50, 0x4B, 0x06, 0x07]  // ZIP64 locator
+        for i in 8..<16 { b[i] = 0xFF }  // record offset 2^64 − 1
+        b[20...23] = [0x50, 0x4B, 0x05, 0x06]  // EOCD
+        for i in 30..<38 { b[i] = 0xFF }  // entry count / sizes say "see ZIP64"
         let dir = try model("zip64", files: ["pytorch_model.bin": b], remove: ["model.safetensors"])
         try expect(3, ["info", "--model", dir], naming: "pytorch_model.bin")
     }
@@ -119,15 +142,24 @@ final class HostileInputCLITests: XCTestCase {
     }
 
     func testAddedTokenIdBeyondInt32() throws {
-        var t = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tiny + "/tokenizer.json"))) as! [String: Any]
+        var t =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tiny + "/tokenizer.json")))
+            as! [String: Any]
         t["added_tokens"] = [["id": 1 << 31, "content": "[HUGE]"]]
-        let dir = try model("added-token", files: ["tokenizer.json": Array(try JSONSerialization.data(withJSONObject: t))], remove: ["vocab.txt"])
+        let dir = try model(
+            "added-token", files: ["tokenizer.json": Array(try JSONSerialization.data(withJSONObject: t))],
+            remove: ["vocab.txt"])
         try expect(3, ["tokenize", "--model", dir, "hello"], naming: "tokenizer.json")
     }
 
     func testSlurmValuesAtTheIntegerLimits() throws {
-        try expect(2, ["eval", "--model", tiny, "--data", repo + "/data/hans/heuristics_evaluation_set.txt.zst"], naming: "SLURM_ARRAY_TASK_ID",
-                   env: ["SLURM_ARRAY_TASK_ID": "9223372036854775807", "SLURM_ARRAY_TASK_MIN": "-9223372036854775808", "SLURM_ARRAY_TASK_COUNT": "4"])
+        try expect(
+            2, ["eval", "--model", tiny, "--data", repo + "/data/hans/heuristics_evaluation_set.txt.zst"],
+            naming: "SLURM_ARRAY_TASK_ID",
+            env: [
+                "SLURM_ARRAY_TASK_ID": "9223372036854775807", "SLURM_ARRAY_TASK_MIN": "-9223372036854775808",
+                "SLURM_ARRAY_TASK_COUNT": "4",
+            ])
     }
 
     func testThreadCountIsCapped() throws {
@@ -136,7 +168,8 @@ final class HostileInputCLITests: XCTestCase {
     }
 
     func hcoreWithEnv(_ args: [String], env: [String: String]) throws -> (code: Int32, err: String) {
-        let p = Process(), e = Pipe()
+        let p = Process()
+        let e = Pipe()
         p.executableURL = URL(fileURLWithPath: repo + "/.build/release/hcore")
         p.arguments = args
         p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
@@ -158,28 +191,35 @@ final class HostileInputCLITests: XCTestCase {
         transform(&header)
         var text = Array(try JSONSerialization.data(withJSONObject: header))
         guard text.count <= n else { throw NSError(domain: "test", code: 1) }
-        text += [UInt8](repeating: 0x20, count: n - text.count)   // same length: the data stays where it was
+        text += [UInt8](repeating: 0x20, count: n - text.count)  // same length: the data stays where it was
         let length = UInt64(n + lengthDelta)
         return (0..<8).map { UInt8((length >> (8 * UInt64($0))) & 0xFF) } + text + Array(bytes[(8 + n)...])
     }
 
     func testHeaderLengthShortByTrailingSpaces() throws {
         // The header's trailing padding is cut from its stated length: every tensor would shift by 8 bytes.
-        let dir = try model("short-header", files: ["model.safetensors": try safetensors({ h in h["__metadata__"] = nil }, lengthDelta: -8)])
+        let dir = try model(
+            "short-header",
+            files: ["model.safetensors": try safetensors({ h in h["__metadata__"] = nil }, lengthDelta: -8)])
         try expect(3, ["info", "--model", dir], naming: "model.safetensors")
     }
 
     func testMisspeltPoolerIsNamed() throws {
-        let dir = try model("pooler", files: ["model.safetensors": try safetensors { h in
-            h["bert.poolr.dense.weight"] = h.removeValue(forKey: "bert.pooler.dense.weight")
-        }])
+        let dir = try model(
+            "pooler",
+            files: [
+                "model.safetensors": try safetensors { h in
+                    h["bert.poolr.dense.weight"] = h.removeValue(forKey: "bert.pooler.dense.weight")
+                }
+            ])
         try expect(3, ["info", "--model", dir], naming: "pooler")
     }
 
     func testNonFiniteWeightsAreRefused() throws {
         var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: tiny + "/model.safetensors")))
         let nan = Float.nan.bitPattern
-        for i in 0..<4 { bytes[bytes.count - 4 + i] = UInt8((nan >> (8 * UInt32(i))) & 0xFF) }   // the last float of the file
+        // the last float of the file
+        for i in 0..<4 { bytes[bytes.count - 4 + i] = UInt8((nan >> (8 * UInt32(i))) & 0xFF) }
         try expect(3, ["info", "--model", try model("nan", files: ["model.safetensors": bytes])], naming: "non-finite")
     }
 
@@ -190,8 +230,11 @@ final class HostileInputCLITests: XCTestCase {
         let acts = scratch("nan-acts.safetensors")
         try w.write(to: acts)
         let mask = scratch("tiny-mask.json")
-        try #"{"heads": [[1, 0, 1, 1], [1, 1, 0, 1]], "mlps": [1, 0]}"#.write(toFile: mask, atomically: true, encoding: .utf8)
-        try expect(3, ["predict", "--model", tiny, "--mask", mask, "--activations", acts, "a", "b"], naming: "nan-acts.safetensors")
+        try #"{"heads": [[1, 0, 1, 1], [1, 1, 0, 1]], "mlps": [1, 0]}"#.write(
+            toFile: mask, atomically: true, encoding: .utf8)
+        try expect(
+            3, ["predict", "--model", tiny, "--mask", mask, "--activations", acts, "a", "b"],
+            naming: "nan-acts.safetensors")
     }
 
     func testEmptyDatasetIsRefused() throws {
@@ -199,7 +242,8 @@ final class HostileInputCLITests: XCTestCase {
         try "".write(toFile: empty, atomically: true, encoding: .utf8)
         try expect(3, ["eval", "--model", tiny, "--data", empty], naming: "empty.jsonl")
         let header = scratch("header-only.tsv")
-        try "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label\n"
+        try
+            "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label\n"
             .write(toFile: header, atomically: true, encoding: .utf8)
         try expect(3, ["eval", "--model", tiny, "--data", header], naming: "header-only.tsv")
     }
@@ -208,33 +252,44 @@ final class HostileInputCLITests: XCTestCase {
         let store = scratch("hostile.hcs")
         XCTAssertEqual(try hcore(["store", "create", store, "--model", tiny]).code, 0)
         let mask = scratch("frac-mask.json")
-        try #"{"heads": [[1, 0.5, 1, 1], [1, 1, 0, 1]], "mlps": [1, 0]}"#.write(toFile: mask, atomically: true, encoding: .utf8)
-        try expect(2, ["store", "add", store, "--mask", mask, "--name", "x", "--threshold", "nan"], naming: "--threshold")
+        try #"{"heads": [[1, 0.5, 1, 1], [1, 1, 0, 1]], "mlps": [1, 0]}"#.write(
+            toFile: mask, atomically: true, encoding: .utf8)
+        try expect(
+            2, ["store", "add", store, "--mask", mask, "--name", "x", "--threshold", "nan"], naming: "--threshold")
         var w = SafetensorsWriter()
         w.add("avg_head", shape: [3, 4, 8], [Float](repeating: 0, count: 96))
         w.add("avg_mlp", shape: [3, 32], [Float](repeating: 0, count: 96))
         let acts = scratch("wrong-acts.safetensors")
         try w.write(to: acts)
-        try expect(4, ["store", "add-activations", store, "--name", "w", "--file", acts], naming: "wrong-acts.safetensors")
+        try expect(
+            4, ["store", "add-activations", store, "--name", "w", "--file", acts], naming: "wrong-acts.safetensors")
     }
 
     // MARK: outputs
 
     func testUnwritableStdoutIsExit5() throws {
-        try expect(5, ["info", "--model", tiny, "--json"], naming: "standard output", stdout: FileHandle(forWritingAtPath: "/dev/full")!)
+        try expect(
+            5, ["info", "--model", tiny, "--json"], naming: "standard output",
+            stdout: FileHandle(forWritingAtPath: "/dev/full")!)
     }
 
     func testExportToAnUnwritablePathIsExit5() throws {
         let store = scratch("export.hcs")
         XCTAssertEqual(try hcore(["store", "create", store, "--model", tiny]).code, 0)
-        try expect(5, ["store", "export", store, "--npy", "/proc/hcore-cannot-write-here"], naming: "/proc/hcore-cannot-write-here")
+        try expect(
+            5, ["store", "export", store, "--npy", "/proc/hcore-cannot-write-here"],
+            naming: "/proc/hcore-cannot-write-here")
     }
 
     func testOutputThroughASymlinkKeepsTheLink() throws {
-        let target = scratch("acts-target.safetensors"), link = scratch("acts-link.safetensors")
+        let target = scratch("acts-target.safetensors")
+        let link = scratch("acts-link.safetensors")
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: target))
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
-        let r = try hcore(["activations", "--model", tiny, "--data", repo + "/data/hans/heuristics_evaluation_set.txt.zst", "--max-examples", "8", "--out", link])
+        let r = try hcore([
+            "activations", "--model", tiny, "--data", repo + "/data/hans/heuristics_evaluation_set.txt.zst",
+            "--max-examples", "8", "--out", link,
+        ])
         XCTAssertEqual(r.code, 0, r.err)
         XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: link), target)
         XCTAssertNoThrow(try SafetensorsFile(path: target))
@@ -242,8 +297,10 @@ final class HostileInputCLITests: XCTestCase {
 
     func testCRLFVocabularyReadsAsLF() throws {
         let vocab = try String(contentsOfFile: tiny + "/vocab.txt", encoding: .utf8)
-        let dir = try model("crlf", files: ["vocab.txt": Array(vocab.replacingOccurrences(of: "\n", with: "\r\n").utf8)])
-        let a = try hcore(["tokenize", "--model", dir, "The doctor saw the lawyer."]), b = try hcore(["tokenize", "--model", tiny, "The doctor saw the lawyer."])
+        let dir = try model(
+            "crlf", files: ["vocab.txt": Array(vocab.replacingOccurrences(of: "\n", with: "\r\n").utf8)])
+        let a = try hcore(["tokenize", "--model", dir, "The doctor saw the lawyer."])
+        let b = try hcore(["tokenize", "--model", tiny, "The doctor saw the lawyer."])
         XCTAssertEqual(a.code, 0, a.err)
         XCTAssertEqual(a.out, b.out)
     }

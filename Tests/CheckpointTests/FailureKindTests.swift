@@ -11,9 +11,11 @@ final class FailureKindTests: XCTestCase {
     func testCheckpointErrorKinds() {
         XCTAssertEqual(CheckpointError.writeFailed(path: "p", reason: "r").kind, .writeFailed)
         XCTAssertEqual(CheckpointError.shapeMismatch(path: "p", name: "n", expected: [1], found: [2]).kind, .mismatch)
-        for e in [CheckpointError.cannotOpen(path: "p", reason: "r"), .malformed(path: "p", offset: 3, reason: "r"),
-                  .unsupported(path: "p", reason: "r"), .forbiddenGlobal(path: "p", offset: 1, name: "os.system"),
-                  .missingTensor(path: "p", name: "n")] {
+        for e in [
+            CheckpointError.cannotOpen(path: "p", reason: "r"), .malformed(path: "p", offset: 3, reason: "r"),
+            .unsupported(path: "p", reason: "r"), .forbiddenGlobal(path: "p", offset: 1, name: "os.system"),
+            .missingTensor(path: "p", name: "n"),
+        ] {
             XCTAssertEqual(e.kind, .badInput, "\(e)")
         }
     }

@@ -3,14 +3,16 @@
 // so a fixed crash stays fixed on every CI run.
 import Foundation
 import ParserHarness
-import XCTest
 import TestSupport
+import XCTest
 
 final class FuzzCorpusReplayTests: XCTestCase {
     func testEverySavedInputReturns() throws {
         let corpus = repositoryRoot.appendingPathComponent("Fuzz/corpus").path
         let targets = try FileManager.default.contentsOfDirectory(atPath: corpus).sorted()
-        XCTAssertEqual(Set(targets), Set(ParserHarness.targets.keys), "every fuzz target has a saved corpus, and every corpus a target")
+        XCTAssertEqual(
+            Set(targets), Set(ParserHarness.targets.keys),
+            "every fuzz target has a saved corpus, and every corpus a target")
         var replayed = 0
         for target in targets {
             guard let parse = ParserHarness.targets[target] else { continue }

@@ -2,8 +2,8 @@
 // crash, never code execution.
 import Checkpoint
 import Foundation
-import XCTest
 import TestSupport
+import XCTest
 
 final class SafetensorsTests: XCTestCase {
     func sample() -> [UInt8] {
@@ -45,13 +45,16 @@ final class SafetensorsTests: XCTestCase {
     func testEveryTruncationIsAnError() {
         let full = sample()
         for n in 0..<full.count {
-            XCTAssertThrowsError(try open(Array(full[0..<n])), "truncated to \(n) bytes") { XCTAssert($0 is CheckpointError) }
+            XCTAssertThrowsError(try open(Array(full[0..<n])), "truncated to \(n) bytes") {
+                XCTAssert($0 is CheckpointError)
+            }
         }
     }
 
     func testHeaderLengthPastEnd() {
         var b = sample()
-        b[0] = 0xFF; b[1] = 0xFF
+        b[0] = 0xFF
+        b[1] = 0xFF
         assertMalformed(b, "past the end")
         var huge = sample()
         for i in 0..<8 { huge[i] = 0xFF }
@@ -61,25 +64,38 @@ final class SafetensorsTests: XCTestCase {
     func testBadJSONAndEntries() {
         assertMalformed(file(header: "{not json", dataBytes: 0), "not valid JSON")
         assertMalformed(file(header: "[1,2]", dataBytes: 0), "not a JSON object")
-        assertMalformed(file(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#, dataBytes: 8), "needs 8")
-        assertMalformed(file(header: #"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, dataBytes: 8), "shape")
-        assertMalformed(file(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#, dataBytes: 8), "data_offsets")
+        assertMalformed(
+            file(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#, dataBytes: 8), "needs 8")
+        assertMalformed(
+            file(header: #"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, dataBytes: 8), "shape")
+        assertMalformed(
+            file(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#, dataBytes: 8), "data_offsets")
         assertMalformed(file(header: #"{"a":{"shape":[2],"data_offsets":[0,8]}}"#, dataBytes: 8), "no dtype")
-        assertMalformed(file(header: #"{"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,8]}}"#, dataBytes: 8), "shape")
-        assertMalformed(file(header: #"{"a":{"dtype":"F32","shape":[1048576,1048576,1048576,1048576],"data_offsets":[0,8]}}"#, dataBytes: 8), "overflows")
+        assertMalformed(
+            file(header: #"{"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,8]}}"#, dataBytes: 8),
+            "shape")
+        assertMalformed(
+            file(
+                header: #"{"a":{"dtype":"F32","shape":[1048576,1048576,1048576,1048576],"data_offsets":[0,8]}}"#,
+                dataBytes: 8), "overflows")
     }
 
     func testOutOfFileRange() {
-        assertMalformed(file(header: #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, dataBytes: 8), "past the end of the data section")
+        assertMalformed(
+            file(header: #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, dataBytes: 8),
+            "past the end of the data section")
     }
 
     func testOverlappingRanges() {
-        let h = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#
+        let h =
+            #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#
         assertMalformed(file(header: h, dataBytes: 12), "overlap")
     }
 
     func testUnknownAndWrongDtype() throws {
-        XCTAssertThrowsError(try open(file(header: #"{"a":{"dtype":"Q4_K","shape":[2],"data_offsets":[0,8]}}"#, dataBytes: 8))) {
+        XCTAssertThrowsError(
+            try open(file(header: #"{"a":{"dtype":"Q4_K","shape":[2],"data_offsets":[0,8]}}"#, dataBytes: 8))
+        ) {
             XCTAssert("\($0)".contains("Q4_K"))
         }
         let ints = try open(file(header: #"{"a":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}"#, dataBytes: 8))
@@ -89,7 +105,8 @@ final class SafetensorsTests: XCTestCase {
 
     func testHalfAndBFloat16() throws {
         // F16: 1.0 = 0x3C00, -2.0 = 0xC000, 65504 = 0x7BFF, smallest subnormal 0x0001; BF16: 1.0 = 0x3F80.
-        let h = #"{"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[1],"data_offsets":[8,10]}}"#
+        let h =
+            #"{"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[1],"data_offsets":[8,10]}}"#
         var bytes = file(header: h, dataBytes: 0)
         bytes += [0x00, 0x3C, 0x00, 0xC0, 0xFF, 0x7B, 0x01, 0x00, 0x80, 0x3F]
         let f = try open(bytes)
@@ -137,28 +154,40 @@ final class TorchBinTests: XCTestCase {
     }
 
     func testNotAZip() {
-        XCTAssertThrowsError(try open(Array("hello, this is not a zip archive at all".utf8))) { XCTAssert($0 is CheckpointError) }
+        XCTAssertThrowsError(try open(Array("hello, this is not a zip archive at all".utf8))) {
+            XCTAssert($0 is CheckpointError)
+        }
     }
 
     /// GLOBAL 'os system' and STACK_GLOBAL 'builtins eval' are refused by name before anything else.
     func testForbiddenGlobals() {
         var p = PickleBuilder()
-        p.op(0x80); p.byte(2)
+        p.op(0x80)
+        p.byte(2)
         p.global("os", "system")
         p.unicode("touch /tmp/hcore-pwned")
-        p.op(0x85); p.op(0x52); p.op(0x2E)
+        p.op(0x85)
+        p.op(0x52)
+        p.op(0x2E)
         XCTAssertThrowsError(try open(writer().serialized(pickleOverride: p.bytes))) { e in
             guard case CheckpointError.forbiddenGlobal(_, _, let name) = e else { return XCTFail("\(e)") }
             XCTAssertEqual(name, "os.system")
             XCTAssert("\(e)".contains("refused global 'os.system'"))
         }
         var q = PickleBuilder()
-        q.op(0x80); q.byte(4)
-        q.op(0x8C); q.byte(8); q.bytes += Array("builtins".utf8)
-        q.op(0x8C); q.byte(4); q.bytes += Array("eval".utf8)
+        q.op(0x80)
+        q.byte(4)
+        q.op(0x8C)
+        q.byte(8)
+        q.bytes += Array("builtins".utf8)
+        q.op(0x8C)
+        q.byte(4)
+        q.bytes += Array("eval".utf8)
         q.op(0x93)
         q.unicode("__import__('os').system('true')")
-        q.op(0x85); q.op(0x52); q.op(0x2E)
+        q.op(0x85)
+        q.op(0x52)
+        q.op(0x2E)
         XCTAssertThrowsError(try open(writer().serialized(pickleOverride: q.bytes))) { e in
             guard case CheckpointError.forbiddenGlobal(_, _, let name) = e else { return XCTFail("\(e)") }
             XCTAssertEqual(name, "builtins.eval")
@@ -168,22 +197,46 @@ final class TorchBinTests: XCTestCase {
 
     func testObjectInstantiatingOpcodesRefused() {
         var p = PickleBuilder()
-        p.op(0x80); p.byte(2); p.op(0x28); p.op(0x69)   // MARK, INST
-        XCTAssertThrowsError(try open(writer().serialized(pickleOverride: p.bytes))) { XCTAssert("\($0)".contains("opcode 0x69")) }
+        p.op(0x80)
+        p.byte(2)
+        p.op(0x28)
+        p.op(0x69)  // MARK, INST
+        XCTAssertThrowsError(try open(writer().serialized(pickleOverride: p.bytes))) {
+            XCTAssert("\($0)".contains("opcode 0x69"))
+        }
     }
 
     func testNonContiguousAndOutOfStorage() {
         var p = PickleBuilder()
-        p.op(0x80); p.byte(2); p.op(0x7D); p.op(0x28)
+        p.op(0x80)
+        p.byte(2)
+        p.op(0x7D)
+        p.op(0x28)
         p.unicode("t")
         p.global("torch._utils", "_rebuild_tensor_v2")
-        p.op(0x28); p.op(0x28)
-        p.unicode("storage"); p.global("torch", "FloatStorage"); p.unicode("0"); p.unicode("cpu"); p.int(6)
-        p.op(0x74); p.op(0x51)
-        p.int(0); p.tuple([3, 2]); p.tuple([1, 3])                // transposed view
-        p.op(0x89); p.global("collections", "OrderedDict"); p.op(0x29); p.op(0x52)
-        p.op(0x74); p.op(0x52); p.op(0x75); p.op(0x2E)
-        XCTAssertThrowsError(try open(writer().serialized(pickleOverride: p.bytes))) { XCTAssert("\($0)".contains("not contiguous"), "\($0)") }
+        p.op(0x28)
+        p.op(0x28)
+        p.unicode("storage")
+        p.global("torch", "FloatStorage")
+        p.unicode("0")
+        p.unicode("cpu")
+        p.int(6)
+        p.op(0x74)
+        p.op(0x51)
+        p.int(0)
+        p.tuple([3, 2])
+        p.tuple([1, 3])  // transposed view
+        p.op(0x89)
+        p.global("collections", "OrderedDict")
+        p.op(0x29)
+        p.op(0x52)
+        p.op(0x74)
+        p.op(0x52)
+        p.op(0x75)
+        p.op(0x2E)
+        XCTAssertThrowsError(try open(writer().serialized(pickleOverride: p.bytes))) {
+            XCTAssert("\($0)".contains("not contiguous"), "\($0)")
+        }
     }
 
     func testEveryTruncationIsAnErrorAndFlipsNeverCrash() {
@@ -224,11 +277,18 @@ final class ConfigTests: XCTestCase {
     }
 
     func testUnsupportedSettingsAreRefused() {
-        XCTAssertThrowsError(try config("{\(base),\"hidden_act\":\"relu\"}")) { XCTAssert("\($0)".contains("hidden_act 'relu'")) }
-        XCTAssertThrowsError(try config("{\(base),\"position_embedding_type\":\"relative_key\"}")) { XCTAssert("\($0)".contains("relative_key")) }
+        XCTAssertThrowsError(try config("{\(base),\"hidden_act\":\"relu\"}")) {
+            XCTAssert("\($0)".contains("hidden_act 'relu'"))
+        }
+        XCTAssertThrowsError(try config("{\(base),\"position_embedding_type\":\"relative_key\"}")) {
+            XCTAssert("\($0)".contains("relative_key"))
+        }
         XCTAssertThrowsError(try config(#"{"vocab_size":100}"#)) { XCTAssert("\($0)".contains("hidden_size")) }
         XCTAssertThrowsError(try config("{\(base),\"model_type\":\"gpt2\"}"))
-        XCTAssertThrowsError(try config(#"{"vocab_size":100,"hidden_size":10,"num_hidden_layers":1,"num_attention_heads":3,"intermediate_size":16}"#))
+        XCTAssertThrowsError(
+            try config(
+                #"{"vocab_size":100,"hidden_size":10,"num_hidden_layers":1,"num_attention_heads":3,"intermediate_size":16}"#
+            ))
     }
 }
 

@@ -2,8 +2,8 @@
 // every byte flipped and every truncation end in a clean error or a committed state — never a wrong mask.
 import Checkpoint
 import Foundation
-import XCTest
 import TestSupport
+import XCTest
 
 func tempPath(_ name: String) -> String {
     let dir = NSTemporaryDirectory() + "hcore-store-tests-\(getpid())"
@@ -18,12 +18,16 @@ func tempPath(_ name: String) -> String {
 func coreSubnetworks(_ n: Int, layout: StoreLayout, seed: UInt64, alphas: Bool = false) -> [StoredSubnetwork] {
     var rng = SeededRNG(seed)
     let U = layout.unitCount
-    let p: [Double] = (0..<U).map { _ in let r = rng.uniformDouble(); return r < 0.35 ? 1 : r < 0.7 ? 0.05 : 0.5 }
+    let p: [Double] = (0..<U).map { _ in
+        let r = rng.uniformDouble()
+        return r < 0.35 ? 1 : r < 0.7 ? 0.05 : 0.5
+    }
     return (0..<n).map { i in
         let mask = p.map { UInt8(rng.uniformDouble() < $0 ? 1 : 0) }
         let la: [Float]? = alphas ? mask.map { Float($0) * 4 - 2 + Float(rng.uniformDouble()) } : nil
-        return StoredSubnetwork(name: "sub-\(i)", mask: mask, logAlpha: la,
-                                meta: .object([("seed", .int(i)), ("target_sparsity", 0.5), ("tags", .array(["core"]))]))
+        return StoredSubnetwork(
+            name: "sub-\(i)", mask: mask, logAlpha: la,
+            meta: .object([("seed", .int(i)), ("target_sparsity", 0.5), ("tags", .array(["core"]))]))
     }
 }
 
@@ -46,7 +50,9 @@ final class StoreTests: XCTestCase {
             XCTAssertEqual(a.mask, b.mask)
             XCTAssertEqual(a.logAlpha!.map(\.bitPattern), b.logAlpha!.map(\.bitPattern))
         }
-        XCTAssertEqual(r.subnetworks[3].meta.compact, #"{"seed":3,"target_sparsity":0.5,"tags":["core"],"hans_accuracy":0.61,"note":"é ✓ \"quoted\""}"#)
+        XCTAssertEqual(
+            r.subnetworks[3].meta.compact,
+            #"{"seed":3,"target_sparsity":0.5,"tags":["core"],"hans_accuracy":0.61,"note":"é ✓ \"quoted\""}"#)
         XCTAssertEqual(try r.activationSet("hans"), [1, 2, 3, 255])
         try r.remove(["sub-0", "sub-7"])
         let r2 = try SubnetworkStore.open(path: path)
@@ -68,7 +74,9 @@ final class StoreTests: XCTestCase {
         let subs = coreSubnetworks(1000, layout: layout, seed: 2)
         try s.add(subs)
         let perSubnetwork = Double(s.maskPayloadBytes) / 1000
-        print("store: 1000 subnetworks × 156 units: \(s.maskPayloadBytes) bytes of mask data (\(perSubnetwork) per subnetwork), file \(s.fileSize) bytes")
+        print(
+            "store: 1000 subnetworks × 156 units: \(s.maskPayloadBytes) bytes of mask data (\(perSubnetwork) per subnetwork), file \(s.fileSize) bytes"
+        )
         XCTAssertLessThanOrEqual(perSubnetwork, 16)
         // Its speed is `hcore-bench store-open` (BENCHMARKS.md), not a test.
         let r = try SubnetworkStore.open(path: path)
@@ -84,14 +92,20 @@ final class StoreTests: XCTestCase {
         let path = tempPath("small.hcs")
         let small = StoreLayout(layers: 2, heads: 3)
         let s = try SubnetworkStore.create(path: path, fingerprint: "hc1-00000000000000ff", layout: small)
-        func state() -> [String] { s.subnetworks.map { "\($0.name) \($0.mask) \($0.logAlpha ?? []) \($0.meta.compact)" } }
-        var lengths = [s.fileSize], states = [state()]
+        func state() -> [String] {
+            s.subnetworks.map { "\($0.name) \($0.mask) \($0.logAlpha ?? []) \($0.meta.compact)" }
+        }
+        var lengths = [s.fileSize]
+        var states = [state()]
         try s.add(coreSubnetworks(3, layout: small, seed: 3, alphas: true))
-        lengths.append(s.fileSize); states.append(state())
+        lengths.append(s.fileSize)
+        states.append(state())
         try s.updateMeta([("sub-1", [("acc", 0.5)])])
-        lengths.append(s.fileSize); states.append(state())
+        lengths.append(s.fileSize)
+        states.append(state())
         try s.add([StoredSubnetwork(name: "late", mask: [1, 0, 1, 1, 0, 1, 0, 1])])
-        lengths.append(s.fileSize); states.append(state())
+        lengths.append(s.fileSize)
+        states.append(state())
         return (path, lengths, states)
     }
 
@@ -104,7 +118,8 @@ final class StoreTests: XCTestCase {
         let full = try Data(contentsOf: URL(fileURLWithPath: path))
         XCTAssertEqual(full.count, lengths.last)
         let cut = tempPath("cut.hcs")
-        var recovered = 0, errors = 0
+        var recovered = 0
+        var errors = 0
         for n in 0..<full.count {
             try full.prefix(n).write(to: URL(fileURLWithPath: cut))
             guard let s = try? SubnetworkStore.open(path: cut) else {
@@ -115,7 +130,10 @@ final class StoreTests: XCTestCase {
             // The state is that of the last commit that fits in n bytes.
             let k = lengths.lastIndex { $0 <= n }!
             XCTAssertEqual(describe(s), states[k], "cut at \(n)")
-            if n != lengths[k] { XCTAssertNotNil(s.recoveryNote); recovered += 1 }
+            if n != lengths[k] {
+                XCTAssertNotNil(s.recoveryNote)
+                recovered += 1
+            }
         }
         XCTAssertGreaterThan(recovered, 0)
         XCTAssertGreaterThan(errors, 0)
@@ -134,7 +152,8 @@ final class StoreTests: XCTestCase {
                 // Only bytes no commit refers to any more (superseded footers/commits) may go unnoticed.
                 XCTAssertEqual(describe(s), states.last!, "flip at byte \(i) gave a different state")
                 // The file header and the final commit are always read: a flip there must be caught.
-                XCTAssert(i >= 16 && i < full.count - 64, "flip at byte \(i) in the header or final commit went unnoticed")
+                XCTAssert(
+                    i >= 16 && i < full.count - 64, "flip at byte \(i) in the header or final commit went unnoticed")
             } catch {
                 XCTAssert(error is CheckpointError, "\(error)")
                 XCTAssert("\(error)".contains("store"), "\(error)")
@@ -164,8 +183,10 @@ final class StoreTests: XCTestCase {
     /// reopening gives the state before the transaction or after it, never a torn one, and reports a torn
     /// tail; the next writer (a fresh open, as after a restart) goes on from there, and nothing is lost.
     func testWriterStoppedAtEveryStepLosesNoCommit() throws {
-        let cases: [(SubnetworkStore.WriterStep, partial: Bool)] = [(.written, true), (.written, false), (.synced, false),
-                                                                    (.compactionWritten, false), (.compactionRenamed, false)]
+        let cases: [(SubnetworkStore.WriterStep, partial: Bool)] = [
+            (.written, true), (.written, false), (.synced, false),
+            (.compactionWritten, false), (.compactionRenamed, false),
+        ]
         for (step, partial) in cases {
             let label = "\(step)\(partial ? " (partial write)" : "")"
             let path = tempPath("crash-\(step.rawValue)-\(partial).hcs")
@@ -175,23 +196,31 @@ final class StoreTests: XCTestCase {
             let compacting = step == .compactionWritten || step == .compactionRenamed
             SubnetworkStore.crashAt = step
             SubnetworkStore.failWritesAfterBytes = partial ? 100 : nil
-            XCTAssertThrowsError(try compacting ? s.compact() : s.add([StoredSubnetwork(name: "late", mask: [UInt8](repeating: 1, count: layout.unitCount))]), label) {
+            XCTAssertThrowsError(
+                try compacting
+                    ? s.compact()
+                    : s.add([StoredSubnetwork(name: "late", mask: [UInt8](repeating: 1, count: layout.unitCount))]),
+                label
+            ) {
                 XCTAssert($0 is SubnetworkStore.SimulatedCrash, "\(label): \($0)")
             }
             (SubnetworkStore.crashAt, SubnetworkStore.failWritesAfterBytes) = (nil, nil)
             let reopened = try SubnetworkStore.open(path: path)
             let names = reopened.subnetworks.map(\.name)
-            let committed = !compacting && !partial   // the whole transaction reached the file
+            let committed = !compacting && !partial  // the whole transaction reached the file
             XCTAssertEqual(names, (0..<5).map { "sub-\($0)" } + (committed ? ["late"] : []), label)
-            XCTAssertTrue(describe(reopened).prefix(5).elementsEqual(before), "\(label): the earlier commits are intact")
-            XCTAssertEqual(reopened.recoveryNote != nil, partial, "\(label): a torn tail, and only a torn tail, is reported")
-            XCTAssertEqual(FileManager.default.fileExists(atPath: path + ".compact-\(getpid())"), step == .compactionWritten,
-                           "\(label): a crash before the rename leaves the new file beside the store, nothing else")
+            XCTAssertTrue(
+                describe(reopened).prefix(5).elementsEqual(before), "\(label): the earlier commits are intact")
+            XCTAssertEqual(
+                reopened.recoveryNote != nil, partial, "\(label): a torn tail, and only a torn tail, is reported")
+            XCTAssertEqual(
+                FileManager.default.fileExists(atPath: path + ".compact-\(getpid())"), step == .compactionWritten,
+                "\(label): a crash before the rename leaves the new file beside the store, nothing else")
             try reopened.add([StoredSubnetwork(name: "next", mask: [UInt8](repeating: 0, count: layout.unitCount))])
             let final = try SubnetworkStore.open(path: path)
             XCTAssertEqual(final.subnetworks.map(\.name), names + ["next"], label)
             XCTAssertNil(final.recoveryNote, label)
-            try final.compact()   // also removes a compaction file this process left behind
+            try final.compact()  // also removes a compaction file this process left behind
             XCTAssertFalse(FileManager.default.fileExists(atPath: path + ".compact-\(getpid())"), label)
             XCTAssertTrue(describe(try SubnetworkStore.open(path: path)) == describe(final), label)
         }
@@ -203,17 +232,27 @@ final class StoreTests: XCTestCase {
         XCTAssertThrowsError(try s.add([StoredSubnetwork(name: "short", mask: [1, 0])]))
         XCTAssertThrowsError(try s.add([StoredSubnetwork(name: "", mask: [UInt8](repeating: 1, count: 156))]))
         XCTAssertThrowsError(try s.add([StoredSubnetwork(name: "two", mask: [UInt8](repeating: 2, count: 156))]))
-        XCTAssertThrowsError(try SubnetworkStore.create(path: path, fingerprint: "x", layout: layout)) { XCTAssert("\($0)".contains("already exists")) }
-        XCTAssertThrowsError(try SubnetworkStore.open(path: fixtures + "/models/tiny-bert/config.json")) { XCTAssert("\($0)".contains("not an hcore store")) }
+        XCTAssertThrowsError(try SubnetworkStore.create(path: path, fingerprint: "x", layout: layout)) {
+            XCTAssert("\($0)".contains("already exists"))
+        }
+        XCTAssertThrowsError(try SubnetworkStore.open(path: fixtures + "/models/tiny-bert/config.json")) {
+            XCTAssert("\($0)".contains("not an hcore store"))
+        }
     }
 
     /// A JSON-lines file of subnetworks: a "created" in the meta is kept, the others get the time of reading;
     /// a bad line is named with its line number.
     func testJSONLinesKeepTheirCreatedAndStampTheRest() throws {
         let small = StoreLayout(layers: 2, heads: 3)
-        let line = { (name: String, meta: String) in "{\"name\": \"\(name)\", \"heads\": [[1, 0, 1], [0, 1, 1]], \"mlps\": [1, 0]\(meta)}" }
-        let text = [line("a", ", \"meta\": {\"created\": \"2024-01-01T00:00:00Z\"}"), line("b", ""), "", line("c", ", \"meta\": {}")].joined(separator: "\n")
-        let subs = try SubnetworkStore.subnetworks(jsonlBytes: Array(text.utf8), path: "subs.jsonl", layout: small, threshold: nil)
+        let line = { (name: String, meta: String) in
+            "{\"name\": \"\(name)\", \"heads\": [[1, 0, 1], [0, 1, 1]], \"mlps\": [1, 0]\(meta)}"
+        }
+        let text = [
+            line("a", ", \"meta\": {\"created\": \"2024-01-01T00:00:00Z\"}"), line("b", ""), "",
+            line("c", ", \"meta\": {}"),
+        ].joined(separator: "\n")
+        let subs = try SubnetworkStore.subnetworks(
+            jsonlBytes: Array(text.utf8), path: "subs.jsonl", layout: small, threshold: nil)
         XCTAssertEqual(subs.map(\.name), ["a", "b", "c"])
         XCTAssertEqual(subs[0].meta.get("created")?.stringValue, "2024-01-01T00:00:00Z")
         let stamp = try XCTUnwrap(subs[1].meta.get("created")?.stringValue)
@@ -221,7 +260,10 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(subs[2].meta.get("created")?.stringValue, stamp)
         XCTAssertEqual(subs[1].mask, [1, 0, 1, 0, 1, 1, 1, 0])
         let bad = text + "\n" + line("d", ", \"meta\": 3")
-        XCTAssertThrowsError(try SubnetworkStore.subnetworks(jsonlBytes: Array(bad.utf8), path: "subs.jsonl", layout: small, threshold: nil)) {
+        XCTAssertThrowsError(
+            try SubnetworkStore.subnetworks(
+                jsonlBytes: Array(bad.utf8), path: "subs.jsonl", layout: small, threshold: nil)
+        ) {
             XCTAssertTrue("\($0)".contains("subs.jsonl:5"), "\($0)")
         }
     }
@@ -254,14 +296,16 @@ final class StoreGrowthTests: XCTestCase {
         let small = StoreLayout(layers: 2, heads: 3)
         var s = try SubnetworkStore.create(path: path, fingerprint: "hc1-0000000000000003", layout: small)
         var rng = SeededRNG(17)
-        var expected: [(name: String, mask: [UInt8], meta: JSONValue)] = [], sets: [String: [UInt8]] = [:]
+        var expected: [(name: String, mask: [UInt8], meta: JSONValue)] = []
+        var sets: [String: [UInt8]] = [:]
         var next = 0
         for step in 0..<400 {
             // (A `where` clause binds only the last pattern of a case, so the guards are spelled out.)
             let roll = rng.next() % 10
             switch roll {
             case 0...4:
-                let subs = coreSubnetworks(1 + Int(rng.next() % 3), layout: small, seed: rng.next()).map { sub -> StoredSubnetwork in
+                let subs = coreSubnetworks(1 + Int(rng.next() % 3), layout: small, seed: rng.next()).map {
+                    sub -> StoredSubnetwork in
                     defer { next += 1 }
                     return StoredSubnetwork(name: "n\(next)", mask: sub.mask, meta: .object([("step", .int(step))]))
                 }
@@ -276,7 +320,8 @@ final class StoreGrowthTests: XCTestCase {
                 try s.updateMeta([(expected[i].name, [("acc", .int(step))])])
                 expected[i].meta = expected[i].meta.merging([("acc", .int(step))])
             default:
-                let name = "set\(rng.next() % 3)", bytes = (0..<8).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+                let name = "set\(rng.next() % 3)"
+                let bytes = (0..<8).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
                 try s.addActivations(name: name, safetensors: bytes)
                 sets[name] = bytes
             }

@@ -1,14 +1,15 @@
 // Composition scores against an independent reference: the hidden × hidden matrices built with plain
 // loops from the safetensors weights (not hcore's packed copies), Frobenius norms in Double.
 import Checkpoint
-@testable import Circuits
 import Eval
 import Foundation
 import Kernels
 import Model
+import TestSupport
 import Tokenizer
 import XCTest
-import TestSupport
+
+@testable import Circuits
 
 let repoRoot = repositoryRoot.path
 
@@ -17,35 +18,49 @@ final class CompositionTests: XCTestCase {
         let folder = repoRoot + "/Tests/Fixtures/models/minilm-nli"
         let model = try BertModel.load(folder: folder)
         let st = try SafetensorsFile(path: folder + "/model.safetensors")
-        let D = 384, d = 32
+        let D = 384
+        let d = 32
         let scores = composition(factors: headFactors(model: model), hidden: D, headDim: d)
         XCTAssertEqual(scores.count, (0..<6).reduce(0) { $0 + 12 * 12 * (5 - $1) })
-        func w(_ l: Int, _ name: String) throws -> [Double] { try st.floats("bert.encoder.layer.\(l).attention.\(name).weight").map(Double.init) }
+        func w(_ l: Int, _ name: String) throws -> [Double] {
+            try st.floats("bert.encoder.layer.\(l).attention.\(name).weight").map(Double.init)
+        }
         /// [D, D] matrices of one head: W_QK = W_Q W_Kᵀ and W_OV = W_V W_O, from the HF [out, in] weights.
         func matrices(_ l: Int, _ h: Int) throws -> (qk: [Double], ov: [Double]) {
-            let wq = try w(l, "self.query"), wk = try w(l, "self.key"), wv = try w(l, "self.value"), wo = try w(l, "output.dense")
-            var qk = [Double](repeating: 0, count: D * D), ov = [Double](repeating: 0, count: D * D)
-            for r in 0..<D { for c in 0..<D {
-                var s1 = 0.0, s2 = 0.0
-                for e in 0..<d {
-                    s1 += wq[(h * d + e) * D + r] * wk[(h * d + e) * D + c]      // W_Q[r][e] · W_K[c][e]
-                    s2 += wv[(h * d + e) * D + r] * wo[c * D + h * d + e]        // W_V[r][e] · W_O[e][c]
+            let wq = try w(l, "self.query")
+            let wk = try w(l, "self.key")
+            let wv = try w(l, "self.value")
+            let wo = try w(l, "output.dense")
+            var qk = [Double](repeating: 0, count: D * D)
+            var ov = [Double](repeating: 0, count: D * D)
+            for r in 0..<D {
+                for c in 0..<D {
+                    var s1 = 0.0
+                    var s2 = 0.0
+                    for e in 0..<d {
+                        s1 += wq[(h * d + e) * D + r] * wk[(h * d + e) * D + c]  // W_Q[r][e] · W_K[c][e]
+                        s2 += wv[(h * d + e) * D + r] * wo[c * D + h * d + e]  // W_V[r][e] · W_O[e][c]
+                    }
+                    qk[r * D + c] = s1
+                    ov[r * D + c] = s2
                 }
-                qk[r * D + c] = s1; ov[r * D + c] = s2
-            } }
+            }
             return (qk, ov)
         }
         func frob(_ m: [Double]) -> Double { m.reduce(0) { $0 + $1 * $1 }.squareRoot() }
         func matmul(_ a: [Double], _ b: [Double], transposeB: Bool = false) -> [Double] {
             var out = [Double](repeating: 0, count: D * D)
-            for i in 0..<D { for k in 0..<D {
-                let aik = a[i * D + k]
-                for j in 0..<D { out[i * D + j] += aik * (transposeB ? b[j * D + k] : b[k * D + j]) }
-            } }
+            for i in 0..<D {
+                for k in 0..<D {
+                    let aik = a[i * D + k]
+                    for j in 0..<D { out[i * D + j] += aik * (transposeB ? b[j * D + k] : b[k * D + j]) }
+                }
+            }
             return out
         }
         for (a, b) in [((0, 0), (1, 3)), ((2, 5), (5, 11)), ((0, 11), (5, 0))] {
-            let A = try matrices(a.0, a.1), B = try matrices(b.0, b.1)
+            let A = try matrices(a.0, a.1)
+            let B = try matrices(b.0, b.1)
             let q = frob(matmul(A.ov, B.qk)) / (frob(A.ov) * frob(B.qk))
             let k = frob(matmul(A.ov, B.qk, transposeB: true)) / (frob(A.ov) * frob(B.qk))
             let v = frob(matmul(A.ov, B.ov)) / (frob(A.ov) * frob(B.ov))
@@ -65,8 +80,9 @@ final class CoreTests: XCTestCase {
         var rng = SystemRandomNumberGenerator()
         let subs = (0..<25).map { i -> StoredSubnetwork in
             var mask = (0..<78).map { _ in UInt8.random(in: 0...1, using: &rng) }
-            for u in [3, 17, 40, 75] { mask[u] = 1 }                  // kept by everyone: the core
-            return StoredSubnetwork(name: "s\(i)", mask: mask, meta: .object([("hans", .float(Double(mask[5]) + 0.1 * Double(i % 3)))]))
+            for u in [3, 17, 40, 75] { mask[u] = 1 }  // kept by everyone: the core
+            return StoredSubnetwork(
+                name: "s\(i)", mask: mask, meta: .object([("hans", .float(Double(mask[5]) + 0.1 * Double(i % 3)))]))
         }
         let report = findCore(subs, layout: layout, fraction: 1.0, metric: "hans")
         for u in 0..<78 {
@@ -77,8 +93,8 @@ final class CoreTests: XCTestCase {
         XCTAssertEqual(Set(report.core), Set((0..<78).filter { u in subs.allSatisfy { $0.mask[u] == 1 } }))
         XCTAssertEqual(report.name(17).description, "a1.h5")
         XCTAssertEqual(report.name(75).description, "a3.mlp")
-        XCTAssertNil(report.correlation[3])                            // constant presence
-        XCTAssertGreaterThan(report.correlation[5] ?? 0, 0.9)         // the metric follows unit 5
+        XCTAssertNil(report.correlation[3])  // constant presence
+        XCTAssertGreaterThan(report.correlation[5] ?? 0, 0.9)  // the metric follows unit 5
     }
 }
 
@@ -87,8 +103,11 @@ final class ReadsTests: XCTestCase {
 
     func batches(_ model: BertModel, pairs: Int) throws -> [TokenBatch] {
         let tok = try BertTokenizer.load(folder: folder)
-        let text = String(decoding: try readDataFile(repoRoot + "/data/hans/heuristics_evaluation_set.txt.zst"), as: UTF8.self)
-        let rows = text.split(separator: "\n").dropFirst().prefix(pairs).map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
+        let text = String(
+            decoding: try readDataFile(repoRoot + "/data/hans/heuristics_evaluation_set.txt.zst"), as: UTF8.self)
+        let rows = text.split(separator: "\n").dropFirst().prefix(pairs).map {
+            $0.split(separator: "\t", omittingEmptySubsequences: false)
+        }
         let enc = try rows.map { try tok.encode(String($0[5]), pair: String($0[6]), maxLength: 128) }
         return stride(from: 0, to: enc.count, by: 32).map { TokenBatch(Array(enc[$0..<min(enc.count, $0 + 32)])) }
     }
@@ -107,7 +126,9 @@ final class ReadsTests: XCTestCase {
         for (l, h) in [(3, 4), (4, 0), (5, 11), (2, 9)] {
             let ctx = headContext(model: model, layer: l, head: h, input: ablated.inputs[l], batch: batch)
             var worst: Float = 0
-            for t in 0..<batch.tokenCount { for e in 0..<32 { worst = max(worst, abs(ctx[t * 32 + e] - ablated.contexts[l][t * 384 + h * 32 + e])) } }
+            for t in 0..<batch.tokenCount {
+                for e in 0..<32 { worst = max(worst, abs(ctx[t * 32 + e] - ablated.contexts[l][t * 384 + h * 32 + e])) }
+            }
             XCTAssertLessThan(worst, 1e-5, "head (\(l),\(h))")
         }
         let plan = try ExecutionPlan.compile(model: model, masks: masks, ablation: .mean(acts))
@@ -123,7 +144,8 @@ final class ReadsTests: XCTestCase {
         let b = try batches(model, pairs: 500)
         let r = try coreReads(model: model, batches: b, core: [(0, 3), (1, 7), (2, 2)], activations: acts)
         XCTAssertEqual(r.examples, 500)
-        XCTAssertEqual(r.reads.count, 5 * 12 - 2)   // every head of layers 1–5 (after the first core layer) but core heads 1.7 and 2.2
+        // every head of layers 1–5 (after the first core layer) but core heads 1.7 and 2.2
+        XCTAssertEqual(r.reads.count, 5 * 12 - 2)
         XCTAssert(r.reads.allSatisfy { $0.layer > 0 && $0.dq >= 0 && $0.dout.isFinite })
         XCTAssertGreaterThan(r.reads.first!.dout, 0)
         XCTAssertGreaterThan(r.klCleanToAblated, 0)
@@ -136,24 +158,29 @@ final class ReadsTests: XCTestCase {
 final class UnitAblationTests: XCTestCase {
     func testEachUnitEqualsTheMaskedForward() throws {
         let folder = repoRoot + "/Tests/Fixtures/models/minilm-nli"
-        let model = try BertModel.load(folder: folder), tok = try BertTokenizer.load(folder: folder)
+        let model = try BertModel.load(folder: folder)
+        let tok = try BertTokenizer.load(folder: folder)
         let g = try SafetensorsFile(path: repoRoot + "/Tests/Fixtures/golden/minilm-nli_pruning.safetensors")
         let acts = MeanActivations(avgHead: try g.floats("avg_head"), avgMLP: try g.floats("avg_mlp"))
         let data = try Dataset.load(repoRoot + "/data/hans/heuristics_evaluation_set.txt.zst", limit: 24)
-        let prepared = try prepareDatasets([data.path], keys: .init(), skipBadRows: false, limit: 24, model: model, tokenizer: tok,
-                                           options: PredictionOptions(maxLength: 128), warn: { _ in })
+        let prepared = try prepareDatasets(
+            [data.path], keys: .init(), skipBadRows: false, limit: 24, model: model, tokenizer: tok,
+            options: PredictionOptions(maxLength: 128), warn: { _ in })
         var sub = MaskValues.ones(layers: 6, heads: 12)
-        sub.heads[1][3] = 0; sub.mlps[4] = 0
+        sub.heads[1][3] = 0
+        sub.mlps[4] = 0
         let entail = model.config.labels.map { $0.lowercased() }.firstIndex(of: "entailment")!
         for base in [nil, sub] {
-            let r = try ablateUnits(model: model, datasets: prepared, base: base, baseName: "b", ablation: .mean(acts), batchSize: 8)
+            let r = try ablateUnits(
+                model: model, datasets: prepared, base: base, baseName: "b", ablation: .mean(acts), batchSize: 8)
             XCTAssertEqual(r.units.count, base == nil ? 78 : 76)
             XCTAssertFalse(r.units.contains { $0.unit == .head(1, 3) } && base != nil)
             for u in [PrunableUnit.head(0, 0), .head(5, 11), .mlp(2)] {
                 var m = base ?? MaskValues.ones(layers: 6, heads: 12)
                 if let h = u.head { m.heads[u.layer][h] = 0 } else { m.mlps[u.layer] = 0 }
                 let logits = try model.forward(TokenBatch(prepared[0].encodings), soft: (m, .mean(acts)))
-                var loss = 0.0, correct = 0
+                var loss = 0.0
+                var correct = 0
                 for (i, ex) in data.examples.enumerated() {
                     let p = softmaxDouble(Array(logits[(i * 3)..<(i * 3 + 3)]))
                     let gold = ex.label == "entailment"
@@ -175,28 +202,40 @@ final class CoreEvidenceTests: XCTestCase {
     /// core is 1 + |A ∩ B ∩ C|: P(size ≥ 3) = P(A = B = C) = (1/6)² = 1/36, E[size] = 1 + 4·(1/2)³ = 1.5.
     func testPermutationNullAgainstClosedForm() throws {
         let layout = StoreLayout(layers: 1, heads: 4)
-        let subs = (0..<3).map { StoredSubnetwork(name: "s\($0)", mask: [1, 1, 0, 0, 1], meta: .object([("eval/dev", .float(0.9))])) }
+        let subs = (0..<3).map {
+            StoredSubnetwork(name: "s\($0)", mask: [1, 1, 0, 0, 1], meta: .object([("eval/dev", .float(0.9))]))
+        }
         let e = try heuristicCore(subs, layout: layout, rule: nil, permutations: 20_000, bootstraps: 200, seed: 3)
         XCTAssertEqual(e.report.core, [0, 1, 4])
         XCTAssertEqual(e.null.observed, 3)
         XCTAssertEqual(e.null.nullMean, 1.5, accuracy: 0.02)
         XCTAssertEqual(e.null.pValue, 1.0 / 36, accuracy: 0.004)
-        XCTAssertEqual(e.stability, [1, 1, 0, 0, 1])   // every resample keeps the same masks
+        XCTAssertEqual(e.stability, [1, 1, 0, 0, 1])  // every resample keeps the same masks
         // Reproducible from its seed.
-        XCTAssertEqual(try heuristicCore(subs, layout: layout, rule: nil, permutations: 500, seed: 9).null.pValue,
-                       try heuristicCore(subs, layout: layout, rule: nil, permutations: 500, seed: 9).null.pValue)
+        XCTAssertEqual(
+            try heuristicCore(subs, layout: layout, rule: nil, permutations: 500, seed: 9).null.pValue,
+            try heuristicCore(subs, layout: layout, rule: nil, permutations: 500, seed: 9).null.pValue)
     }
 
     /// Matching by the stored in-domain metric within the margin of the reference; too few: refused.
     func testMatchingRuleAndMinimumCount() throws {
         let layout = StoreLayout(layers: 1, heads: 4)
         let scores = [0.90, 0.89, 0.80, 0.885]
-        let subs = scores.enumerated().map { StoredSubnetwork(name: "s\($0.offset)", mask: [1, 0, 1, 0, 1], meta: .object([("eval/dev", .float($0.element)), ("eval/hans", .float(0.5))])) }
+        let subs = scores.enumerated().map {
+            StoredSubnetwork(
+                name: "s\($0.offset)", mask: [1, 0, 1, 0, 1],
+                meta: .object([("eval/dev", .float($0.element)), ("eval/hans", .float(0.5))]))
+        }
         XCTAssertEqual(defaultInDomainMetric(subs), "eval/dev")
-        let e = try heuristicCore(subs, layout: layout, rule: MatchRule(metric: "eval/dev", reference: 0.9, margin: 0.02, minimumCount: 3), permutations: 10)
+        let e = try heuristicCore(
+            subs, layout: layout, rule: MatchRule(metric: "eval/dev", reference: 0.9, margin: 0.02, minimumCount: 3),
+            permutations: 10)
         XCTAssertEqual(e.report.subnetworks, ["s0", "s1", "s3"])
         XCTAssertEqual(e.excluded, ["s2"])
-        XCTAssertThrowsError(try heuristicCore(subs, layout: layout, rule: MatchRule(metric: "eval/dev", reference: 0.9, margin: 0.02, minimumCount: 4)))
+        XCTAssertThrowsError(
+            try heuristicCore(
+                subs, layout: layout, rule: MatchRule(metric: "eval/dev", reference: 0.9, margin: 0.02, minimumCount: 4)
+            ))
         XCTAssertThrowsError(try heuristicCore(subs, layout: layout, rule: MatchRule(metric: "eval/mnli")))
     }
 }
@@ -206,17 +245,30 @@ final class CoreEvidenceTests: XCTestCase {
 final class AttentionPatternTests: XCTestCase {
     func testEqualsTransformersOutputAttentions() throws {
         let folder = repoRoot + "/Tests/Fixtures/models/minilm-nli"
-        let model = try BertModel.load(folder: folder), tok = try BertTokenizer.load(folder: folder)
-        let fixture = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: repoRoot + "/Tests/Fixtures/attention/minilm-nli.json"))) as! [String: Any]
+        let model = try BertModel.load(folder: folder)
+        let tok = try BertTokenizer.load(folder: folder)
+        let fixture =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: repoRoot + "/Tests/Fixtures/attention/minilm-nli.json")))
+            as! [String: Any]
         let e = try tok.encode(fixture["text"] as! String, pair: fixture["text_pair"] as? String, maxLength: 128)
         XCTAssertEqual(e.inputIds.map(Int.init), fixture["input_ids"] as! [Int])
         let batch = TokenBatch([e])
-        let p = AttentionPatterns(tokens: e.inputIds.map(tok.token), sequence: 0, of: batch, patterns: try model.attentionPatterns(batch), heads: model.headCount)
+        let p = AttentionPatterns(
+            tokens: e.inputIds.map(tok.token), sequence: 0, of: batch, patterns: try model.attentionPatterns(batch),
+            heads: model.headCount)
         let want = fixture["attentions"] as! [[[[Double]]]]
         var worst = 0.0
-        for l in 0..<6 { for h in 0..<12 { for i in 0..<p.length { for j in 0..<p.length {
-            worst = max(worst, abs(Double(p.weight(layer: l, head: h, query: i, key: j)) - want[l][h][i][j]))
-        } } } }
+        for l in 0..<6 {
+            for h in 0..<12 {
+                for i in 0..<p.length {
+                    for j in 0..<p.length {
+                        worst = max(
+                            worst, abs(Double(p.weight(layer: l, head: h, query: i, key: j)) - want[l][h][i][j]))
+                    }
+                }
+            }
+        }
         XCTAssertLessThan(worst, 1e-5)
         XCTAssertTrue(p.svg(layer: 2, head: 5).contains("a2.h5"))
         XCTAssertEqual(p.npy.count, 128 + 6 * 12 * p.length * p.length * 4)
@@ -229,7 +281,8 @@ final class AttentionPatternTests: XCTestCase {
 /// tiny-bert, the first `count` HANS evaluation pairs and their mean activations.
 func tinyHANS(_ count: Int) throws -> (BertModel, [Encoding], MeanActivations) {
     let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
-    let model = try BertModel.load(folder: folder), tok = try BertTokenizer.load(folder: folder)
+    let model = try BertModel.load(folder: folder)
+    let tok = try BertTokenizer.load(folder: folder)
     let data = try Dataset.load(repoRoot + "/data/hans/heuristics_evaluation_set.txt.zst", limit: count)
     let enc = try encodeAll(data.examples, tokenizer: tok, options: PredictionOptions(maxLength: 64))
     let acc = ActivationAccumulator(model: model)
@@ -247,28 +300,41 @@ final class PathPatchingTests: XCTestCase {
         let (model, batches, acts) = try setup()
         let receivers = patchReceivers(senders: [(0, 1)], layers: 2, heads: 4)
         XCTAssertEqual(receivers.count, 4 * 3 + 1)
-        let none = try pathPatch(model: model, batches: batches, senders: [], receivers: receivers, corruption: .mean(acts), entailment: 0)
+        let none = try pathPatch(
+            model: model, batches: batches, senders: [], receivers: receivers, corruption: .mean(acts), entailment: 0)
         for r in receivers.indices { XCTAssertLessThan(none.deltas[r].map(abs).max()!, 1e-5, "\(receivers[r])") }
         let senders = [(layer: 0, head: 1), (layer: 0, head: 3)]
-        let total = try pathPatch(model: model, batches: batches, senders: senders, receivers: [.logits], corruption: .mean(acts), entailment: 0, freeze: false)
+        let total = try pathPatch(
+            model: model, batches: batches, senders: senders, receivers: [.logits], corruption: .mean(acts),
+            entailment: 0, freeze: false)
         var masks = MaskValues.ones(layers: 2, heads: 4)
-        masks.heads[0][1] = 0; masks.heads[0][3] = 0
+        masks.heads[0][1] = 0
+        masks.heads[0][3] = 0
         var want: [Double] = []
         for b in batches {
-            let clean = try model.forward(b), ablated = try model.forward(b, soft: (masks, .mean(acts)))
-            want += zip(entailmentLogOdds(ablated, classes: 2, entailment: 0), entailmentLogOdds(clean, classes: 2, entailment: 0)).map { $0 - $1 }
+            let clean = try model.forward(b)
+            let ablated = try model.forward(b, soft: (masks, .mean(acts)))
+            want += zip(
+                entailmentLogOdds(ablated, classes: 2, entailment: 0),
+                entailmentLogOdds(clean, classes: 2, entailment: 0)
+            ).map { $0 - $1 }
         }
         XCTAssertGreaterThan(want.map(abs).max()!, 1e-3, "the senders must matter for the test to mean anything")
         for (g, w) in zip(total.deltas[0], want) { XCTAssertEqual(g, w, accuracy: 1e-5) }
         // With the other heads frozen, layer-1 receivers see only what the senders write; their effects differ
         // from one another and are finite.
-        let frozen = try pathPatch(model: model, batches: batches, senders: senders, receivers: receivers, corruption: .mean(acts), entailment: 0)
+        let frozen = try pathPatch(
+            model: model, batches: batches, senders: senders, receivers: receivers, corruption: .mean(acts),
+            entailment: 0)
         XCTAssertTrue(frozen.deltas.allSatisfy { $0.allSatisfy(\.isFinite) })
         XCTAssertGreaterThan(Set(frozen.receivers.indices.map { (frozen.mean($0) * 1e6).rounded() }).count, 5)
         // Controls: as many heads per layer, seeded.
         let random = matchedRandomSenders(senders, heads: 4, count: 3, seed: 1)
-        XCTAssertTrue(random.allSatisfy { $0.count == 2 && $0.allSatisfy { $0.layer == 0 } && Set($0.map(\.head)).count == 2 })
-        XCTAssertEqual(random.map { $0.map(\.head) }, matchedRandomSenders(senders, heads: 4, count: 3, seed: 1).map { $0.map(\.head) })
+        XCTAssertTrue(
+            random.allSatisfy { $0.count == 2 && $0.allSatisfy { $0.layer == 0 } && Set($0.map(\.head)).count == 2 })
+        XCTAssertEqual(
+            random.map { $0.map(\.head) },
+            matchedRandomSenders(senders, heads: 4, count: 3, seed: 1).map { $0.map(\.head) })
     }
 }
 
@@ -283,22 +349,33 @@ final class PathPatchingNaiveTwinTests: XCTestCase {
             w = Dictionary(uniqueKeysWithValues: try f.names.map { ($0, try f.floats($0).map(Double.init)) })
         }
         func linear(_ x: [Double], _ name: String, out: Int) -> [Double] {
-            let W = w[name + ".weight"]!, b = w[name + ".bias"]!, n = x.count
+            let W = w[name + ".weight"]!
+            let b = w[name + ".bias"]!
+            let n = x.count
             return (0..<out).map { o in b[o] + (0..<n).reduce(0.0) { $0 + W[o * n + $1] * x[$1] } }
         }
         /// LayerNorm; `scale` maps the row's own 1/σ to the one used.
         func norm(_ x: [Double], _ name: String, scale: (Double) -> Double = { $0 }) -> [Double] {
-            let m = x.reduce(0, +) / Double(x.count), v = x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(x.count)
+            let m = x.reduce(0, +) / Double(x.count)
+            let v = x.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(x.count)
             let s = scale(1 / (v + 1e-12).squareRoot())
             return x.indices.map { (x[$0] - m) * s * w[name + ".weight"]![$0] + w[name + ".bias"]![$0] }
         }
         /// Logits; `edit(l, ctx)` rewrites layer l's contexts [T][D]; `qkvFrom(l)` gives per head the inputs its q, k, v read;
         /// `lnScale(l, site, t, own)` the scale layer l's LayerNorm `site` uses for token t.
-        func forward(_ e: Encoding, edit: (Int, inout [[Double]]) -> Void = { _, _ in }, qkvFrom: (Int, Int, [[Double]]) -> [[[Double]]] = { _, _, x in [x, x, x] },
-                     record: (Int, [[Double]], [[Double]]) -> Void = { _, _, _ in }, lnScale: (Int, Int, Int, Double) -> Double = { $3 }) -> [Double] {
+        func forward(
+            _ e: Encoding, edit: (Int, inout [[Double]]) -> Void = { _, _ in },
+            qkvFrom: (Int, Int, [[Double]]) -> [[[Double]]] = { _, _, x in [x, x, x] },
+            record: (Int, [[Double]], [[Double]]) -> Void = { _, _, _ in },
+            lnScale: (Int, Int, Int, Double) -> Double = { $3 }
+        ) -> [Double] {
             var x = e.inputIds.indices.map { t in
-                norm((0..<D).map { w["bert.embeddings.word_embeddings.weight"]![Int(e.inputIds[t]) * D + $0] + w["bert.embeddings.position_embeddings.weight"]![t * D + $0]
-                                   + w["bert.embeddings.token_type_embeddings.weight"]![Int(e.tokenTypeIds[t]) * D + $0] }, "bert.embeddings.LayerNorm")
+                norm(
+                    (0..<D).map {
+                        w["bert.embeddings.word_embeddings.weight"]![Int(e.inputIds[t]) * D + $0]
+                            + w["bert.embeddings.position_embeddings.weight"]![t * D + $0]
+                            + w["bert.embeddings.token_type_embeddings.weight"]![Int(e.tokenTypeIds[t]) * D + $0]
+                    }, "bert.embeddings.LayerNorm")
             }
             let T = x.count
             for l in 0..<L {
@@ -306,20 +383,33 @@ final class PathPatchingNaiveTwinTests: XCTestCase {
                 var ctx = [[Double]](repeating: [Double](repeating: 0, count: D), count: T)
                 for h in 0..<H {
                     let inputs = qkvFrom(l, h, x)
-                    let q = inputs[0].map { linear($0, p + "attention.self.query", out: D) }, k = inputs[1].map { linear($0, p + "attention.self.key", out: D) }
+                    let q = inputs[0].map { linear($0, p + "attention.self.query", out: D) }
+                    let k = inputs[1].map { linear($0, p + "attention.self.key", out: D) }
                     let v = inputs[2].map { linear($0, p + "attention.self.value", out: D) }
                     for i in 0..<T {
-                        let s = (0..<T).map { j in (0..<d).reduce(0.0) { $0 + q[i][h * d + $1] * k[j][h * d + $1] } / Double(d).squareRoot() }
-                        let e = s.map { exp($0 - s.max()!) }, z = e.reduce(0, +)
+                        let s = (0..<T).map { j in
+                            (0..<d).reduce(0.0) { $0 + q[i][h * d + $1] * k[j][h * d + $1] } / Double(d).squareRoot()
+                        }
+                        let e = s.map { exp($0 - s.max()!) }
+                        let z = e.reduce(0, +)
                         for c in 0..<d { ctx[i][h * d + c] = (0..<T).reduce(0.0) { $0 + e[$1] / z * v[$1][h * d + c] } }
                     }
                 }
                 record(l, x, ctx)
                 edit(l, &ctx)
-                let a = (0..<T).map { t in norm(zip(linear(ctx[t], p + "attention.output.dense", out: D), x[t]).map(+), p + "attention.output.LayerNorm") { lnScale(l, 0, t, $0) } }
+                let a = (0..<T).map { t in
+                    norm(
+                        zip(linear(ctx[t], p + "attention.output.dense", out: D), x[t]).map(+),
+                        p + "attention.output.LayerNorm"
+                    ) { lnScale(l, 0, t, $0) }
+                }
                 x = a.enumerated().map { t, at in
-                    let u = linear(at, p + "intermediate.dense", out: I).map { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) }
-                    return norm(zip(linear(u, p + "output.dense", out: D), at).map(+), p + "output.LayerNorm") { lnScale(l, 1, t, $0) }
+                    let u = linear(at, p + "intermediate.dense", out: I).map {
+                        0.5 * $0 * (1 + erf($0 / 2.0.squareRoot()))
+                    }
+                    return norm(zip(linear(u, p + "output.dense", out: D), at).map(+), p + "output.LayerNorm") {
+                        lnScale(l, 1, t, $0)
+                    }
                 }
             }
             return linear(linear(x[0], "bert.pooler.dense", out: D).map(tanh), "classifier", out: 2)
@@ -330,24 +420,51 @@ final class PathPatchingNaiveTwinTests: XCTestCase {
         let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
         let (model, enc, acts) = try tinyHANS(6)
         let senders = [(layer: 0, head: 2)]
-        let receivers: [PatchReceiver] = [.head(layer: 1, head: 0, input: "q"), .head(layer: 1, head: 3, input: "v"), .logits]
-        let got = try pathPatch(model: model, batches: [TokenBatch(enc)], senders: senders, receivers: receivers, corruption: .mean(acts), entailment: 0)
+        let receivers: [PatchReceiver] = [
+            .head(layer: 1, head: 0, input: "q"), .head(layer: 1, head: 3, input: "v"), .logits,
+        ]
+        let got = try pathPatch(
+            model: model, batches: [TokenBatch(enc)], senders: senders, receivers: receivers, corruption: .mean(acts),
+            entailment: 0)
         let naive = try NaiveBert(folder + "/model.safetensors")
         func ld(_ z: [Double]) -> Double { z[0] - z[1] }
         for (n, e) in enc.enumerated() {
-            var cleanX: [[[Double]]] = [], cleanCtx: [[[Double]]] = []
-            let clean = ld(naive.forward(e, record: { _, x, c in cleanX.append(x); cleanCtx.append(c) }))
+            var cleanX: [[[Double]]] = []
+            var cleanCtx: [[[Double]]] = []
+            let clean = ld(
+                naive.forward(
+                    e,
+                    record: { _, x, c in
+                        cleanX.append(x)
+                        cleanCtx.append(c)
+                    }))
             var patchedX: [[[Double]]] = []
-            let pz = naive.forward(e, edit: { l, ctx in
-                for t in ctx.indices { for h in 0..<4 { for c in 0..<8 { ctx[t][h * 8 + c] = l == 0 && h == 2 ? Double(acts.avgHead[(l * 4 + h) * 8 + c]) : cleanCtx[l][t][h * 8 + c] } } }
-            }, record: { _, x, _ in patchedX.append(x) })
+            let pz = naive.forward(
+                e,
+                edit: { l, ctx in
+                    for t in ctx.indices {
+                        for h in 0..<4 {
+                            for c in 0..<8 {
+                                ctx[t][h * 8 + c] =
+                                    l == 0 && h == 2
+                                    ? Double(acts.avgHead[(l * 4 + h) * 8 + c]) : cleanCtx[l][t][h * 8 + c]
+                            }
+                        }
+                    }
+                }, record: { _, x, _ in patchedX.append(x) })
             for (r, receiver) in receivers.enumerated() {
                 var want = ld(pz) - clean
-                if case let .head(j, b, input) = receiver {
-                    want = ld(naive.forward(e, qkvFrom: { l, h, x in
-                        guard l == j, h == b else { return [x, x, x] }
-                        return (0..<3).map { $0 == ["q", "k", "v"].firstIndex(of: input)! ? patchedX[j] : x }
-                    })) - clean
+                if case .head(let j, let b, let input) = receiver {
+                    want =
+                        ld(
+                            naive.forward(
+                                e,
+                                qkvFrom: { l, h, x in
+                                    guard l == j, h == b else { return [x, x, x] }
+                                    return (0..<3).map {
+                                        $0 == ["q", "k", "v"].firstIndex(of: input)! ? patchedX[j] : x
+                                    }
+                                })) - clean
                 }
                 XCTAssertEqual(got.deltas[r][n], want, accuracy: 2e-6 + 1e-2 * abs(want), "\(receiver) example \(n)")
             }
@@ -362,66 +479,115 @@ extension PathPatchingNaiveTwinTests {
     func testPairedCorruptionWithFrozenLayerNormAgainstTheNaiveTwin() throws {
         let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
         let (model, all, _) = try tinyHANS(40)
-        let byLength = Dictionary(grouping: all.indices, by: { all[$0].inputIds.count }).values.filter { $0.count >= 2 }.sorted { $0[0] < $1[0] }
+        let byLength = Dictionary(grouping: all.indices, by: { all[$0].inputIds.count }).values.filter { $0.count >= 2 }
+            .sorted { $0[0] < $1[0] }
         let pairs = byLength.prefix(4).map { ($0[0], $0[1]) }
         XCTAssertGreaterThanOrEqual(pairs.count, 2)
-        let clean = pairs.map { all[$0.0] }, partner = pairs.map { all[$0.1] }
+        let clean = pairs.map { all[$0.0] }
+        let partner = pairs.map { all[$0.1] }
         let senders = [(layer: 0, head: 1), (layer: 0, head: 2)]
-        let receivers: [PatchReceiver] = [.head(layer: 1, head: 0, input: "k"), .head(layer: 1, head: 3, input: "q"), .logits]
-        let got = try pathPatch(model: model, batches: [TokenBatch(clean)], senders: senders, receivers: receivers,
-                                corruption: .paired([TokenBatch(partner)]), entailment: 0, frozenLayerNorm: true)
-        let itself = try pathPatch(model: model, batches: [TokenBatch(clean)], senders: senders, receivers: receivers,
-                                   corruption: .paired([TokenBatch(clean)]), entailment: 0, frozenLayerNorm: true)
+        let receivers: [PatchReceiver] = [
+            .head(layer: 1, head: 0, input: "k"), .head(layer: 1, head: 3, input: "q"), .logits,
+        ]
+        let got = try pathPatch(
+            model: model, batches: [TokenBatch(clean)], senders: senders, receivers: receivers,
+            corruption: .paired([TokenBatch(partner)]), entailment: 0, frozenLayerNorm: true)
+        let itself = try pathPatch(
+            model: model, batches: [TokenBatch(clean)], senders: senders, receivers: receivers,
+            corruption: .paired([TokenBatch(clean)]), entailment: 0, frozenLayerNorm: true)
         XCTAssertLessThan(itself.deltas.flatMap { $0 }.map(abs).max()!, 1e-5)
-        let recomputed = try pathPatch(model: model, batches: [TokenBatch(clean)], senders: senders, receivers: receivers,
-                                       corruption: .paired([TokenBatch(partner)]), entailment: 0)
+        let recomputed = try pathPatch(
+            model: model, batches: [TokenBatch(clean)], senders: senders, receivers: receivers,
+            corruption: .paired([TokenBatch(partner)]), entailment: 0)
         let naive = try NaiveBert(folder + "/model.safetensors")
         func ld(_ z: [Double]) -> Double { z[0] - z[1] }
         var frozenDiffers = false
         for n in clean.indices {
-            var cleanX: [[[Double]]] = [], cleanCtx: [[[Double]]] = [], corruptCtx: [[[Double]]] = [], scales: [String: Double] = [:]
-            let base = ld(naive.forward(clean[n], record: { _, x, c in cleanX.append(x); cleanCtx.append(c) }, lnScale: { l, s, t, own in scales["\(l).\(s).\(t)"] = own; return own }))
+            var cleanX: [[[Double]]] = []
+            var cleanCtx: [[[Double]]] = []
+            var corruptCtx: [[[Double]]] = []
+            var scales: [String: Double] = [:]
+            let base = ld(
+                naive.forward(
+                    clean[n],
+                    record: { _, x, c in
+                        cleanX.append(x)
+                        cleanCtx.append(c)
+                    },
+                    lnScale: { l, s, t, own in
+                        scales["\(l).\(s).\(t)"] = own
+                        return own
+                    }))
             _ = naive.forward(partner[n], record: { _, _, c in corruptCtx.append(c) })
             let frozen: (Int, Int, Int, Double) -> Double = { l, s, t, _ in scales["\(l).\(s).\(t)"]! }
             var patchedX: [[[Double]]] = []
-            let pz = naive.forward(clean[n], edit: { l, ctx in
-                for t in ctx.indices { for h in 0..<4 { for c in 0..<8 {
-                    ctx[t][h * 8 + c] = (l == 0 && (h == 1 || h == 2) ? corruptCtx : cleanCtx)[l][t][h * 8 + c]
-                } } }
-            }, record: { _, x, _ in patchedX.append(x) }, lnScale: frozen)
+            let pz = naive.forward(
+                clean[n],
+                edit: { l, ctx in
+                    for t in ctx.indices {
+                        for h in 0..<4 {
+                            for c in 0..<8 {
+                                ctx[t][h * 8 + c] =
+                                    (l == 0 && (h == 1 || h == 2) ? corruptCtx : cleanCtx)[l][t][h * 8 + c]
+                            }
+                        }
+                    }
+                }, record: { _, x, _ in patchedX.append(x) }, lnScale: frozen)
             for (r, receiver) in receivers.enumerated() {
                 var want = ld(pz) - base
-                if case let .head(j, b, input) = receiver {
-                    want = ld(naive.forward(clean[n], qkvFrom: { l, h, x in
-                        guard l == j, h == b else { return [x, x, x] }
-                        return (0..<3).map { $0 == ["q", "k", "v"].firstIndex(of: input)! ? patchedX[j] : x }
-                    }, lnScale: frozen)) - base
+                if case .head(let j, let b, let input) = receiver {
+                    want =
+                        ld(
+                            naive.forward(
+                                clean[n],
+                                qkvFrom: { l, h, x in
+                                    guard l == j, h == b else { return [x, x, x] }
+                                    return (0..<3).map {
+                                        $0 == ["q", "k", "v"].firstIndex(of: input)! ? patchedX[j] : x
+                                    }
+                                }, lnScale: frozen)) - base
                 }
                 XCTAssertEqual(got.deltas[r][n], want, accuracy: 2e-6 + 1e-2 * abs(want), "\(receiver) pair \(n)")
                 if abs(recomputed.deltas[r][n] - want) > 1e-4 { frozenDiffers = true }
             }
         }
-        XCTAssertTrue(frozenDiffers, "freezing the LayerNorm scales must change some effect, or the test checks nothing")
+        XCTAssertTrue(
+            frozenDiffers, "freezing the LayerNorm scales must change some effect, or the test checks nothing")
     }
 
     /// Partners are of another label, the same heuristic and the same token count; the draw is seeded; a pair
     /// without a candidate is left out and counted.
     func testHANSPairing() {
-        func ex(_ label: String, _ heuristic: String) -> Example { Example(text: "a", pair: "b", label: label, heuristic: heuristic) }
-        func enc(_ n: Int) -> Encoding { Encoding(inputIds: [Int32](repeating: 1, count: n), tokenTypeIds: [Int32](repeating: 0, count: n)) }
-        let clean = [ex("non-entailment", "lexical_overlap"), ex("non-entailment", "subsequence"), ex("entailment", "lexical_overlap")]
+        func ex(_ label: String, _ heuristic: String) -> Example {
+            Example(text: "a", pair: "b", label: label, heuristic: heuristic)
+        }
+        func enc(_ n: Int) -> Encoding {
+            Encoding(inputIds: [Int32](repeating: 1, count: n), tokenTypeIds: [Int32](repeating: 0, count: n))
+        }
+        let clean = [
+            ex("non-entailment", "lexical_overlap"), ex("non-entailment", "subsequence"),
+            ex("entailment", "lexical_overlap"),
+        ]
         let cleanEnc = [enc(9), enc(9), enc(7)]
-        let pool = [ex("entailment", "lexical_overlap"), ex("entailment", "lexical_overlap"), ex("non-entailment", "lexical_overlap"),
-                    ex("entailment", "subsequence"), ex("entailment", "lexical_overlap"), ex("non-entailment", "lexical_overlap")]
+        let pool = [
+            ex("entailment", "lexical_overlap"), ex("entailment", "lexical_overlap"),
+            ex("non-entailment", "lexical_overlap"),
+            ex("entailment", "subsequence"), ex("entailment", "lexical_overlap"),
+            ex("non-entailment", "lexical_overlap"),
+        ]
         let poolEnc = [enc(9), enc(9), enc(9), enc(8), enc(7), enc(7)]
         let (pairs, unmatched) = pairHANS(clean, encodings: cleanEnc, pool: pool, poolEncodings: poolEnc, seed: 3)
-        XCTAssertEqual(unmatched, 1)                                   // the subsequence pair has no 9-token partner
+        XCTAssertEqual(unmatched, 1)  // the subsequence pair has no 9-token partner
         XCTAssertEqual(pairs.map(\.clean), [0, 2])
         XCTAssertTrue([0, 1].contains(pairs[0].corrupted))
         XCTAssertEqual(pairs[1].corrupted, 5)
         let again = pairHANS(clean, encodings: cleanEnc, pool: pool, poolEncodings: poolEnc, seed: 3)
         XCTAssertEqual(again.pairs.map(\.corrupted), pairs.map(\.corrupted))
-        let draws = Set((0..<20).map { pairHANS(clean, encodings: cleanEnc, pool: pool, poolEncodings: poolEnc, seed: UInt64($0)).pairs[0].corrupted })
+        let draws = Set(
+            (0..<20).map {
+                pairHANS(clean, encodings: cleanEnc, pool: pool, poolEncodings: poolEnc, seed: UInt64($0)).pairs[0]
+                    .corrupted
+            })
         XCTAssertEqual(draws, [0, 1])
     }
 }
@@ -435,12 +601,13 @@ final class PresenceStatisticsTests: XCTestCase {
         let subs = (0..<16).map { i -> StoredSubnetwork in
             let mask: [UInt8] = [UInt8(i % 2), UInt8(rng.next() % 2), 1, UInt8(rng.next() % 2), 1, 0, 1]
             let metric = 0.6 + 0.2 * Double(mask[0]) + 0.01 * rng.uniform()
-            return StoredSubnetwork(name: "s\(i)", mask: mask, meta: .object([("eval/hans/non-entailment", .float(metric))]))
+            return StoredSubnetwork(
+                name: "s\(i)", mask: mask, meta: .object([("eval/hans/non-entailment", .float(metric))]))
         }
         XCTAssertEqual(defaultOODMetric(subs), "eval/hans/non-entailment")
         let stats = presenceStatistics(subs, metric: "eval/hans/non-entailment", permutations: 2000, seed: 1)
         let byUnit = Dictionary(uniqueKeysWithValues: stats.map { ($0.unit, $0) })
-        XCTAssertNil(byUnit[2])   // kept by all: its presence does not vary
+        XCTAssertNil(byUnit[2])  // kept by all: its presence does not vary
         XCTAssertGreaterThan(byUnit[0]!.r, 0.9)
         XCTAssertLessThan(byUnit[0]!.q, 0.01)
         XCTAssertGreaterThan(byUnit[1]!.p, 0.05)
@@ -455,14 +622,22 @@ final class PresenceStatisticsTests: XCTestCase {
 final class CompositionNullTests: XCTestCase {
     func testPoolsPercentilesAndMaxima() throws {
         let grid = (0..<100).map { (Double($0) + 0.5) / 100 }
-        let synthetic = grid.flatMap { g in [CompositionScore(from: (1, 0), to: (0, 0), q: g, k: g, v: g), CompositionScore(from: (2, 0), to: (0, 0), q: g, k: g, v: g)] }
+        let synthetic = grid.flatMap { g in
+            [
+                CompositionScore(from: (1, 0), to: (0, 0), q: g, k: g, v: g),
+                CompositionScore(from: (2, 0), to: (0, 0), q: g, k: g, v: g),
+            ]
+        }
         let null = CompositionNull(antiCausal: synthetic)
         XCTAssertEqual(null.percentile(0.5, from: 0, to: 1, kind: 0), 0.5)
         XCTAssertEqual(null.percentile(2, from: 0, to: 2, kind: 2), 1)
         XCTAssertEqual(null.percentile(0, from: 0, to: 1, kind: 1), 0)
         XCTAssertEqual(null.z(0.5, from: 0, to: 1, kind: 0), 0, accuracy: 1e-9)
-        XCTAssertEqual(null.maxPercentile(0.5, senderLayers: [0, 0], receiver: 1, kind: 0, draws: 8000, seed: 2), 0.25, accuracy: 0.02)
-        XCTAssertEqual(null.maxPercentile(0.5, senderLayers: [0], receiver: 1, kind: 0, draws: 8000, seed: 2), 0.5, accuracy: 0.02)
+        XCTAssertEqual(
+            null.maxPercentile(0.5, senderLayers: [0, 0], receiver: 1, kind: 0, draws: 8000, seed: 2), 0.25,
+            accuracy: 0.02)
+        XCTAssertEqual(
+            null.maxPercentile(0.5, senderLayers: [0], receiver: 1, kind: 0, draws: 8000, seed: 2), 0.5, accuracy: 0.02)
 
         let model = try BertModel.load(folder: repoRoot + "/Tests/Fixtures/models/minilm-nli")
         let real = CompositionNull(model: model, foldLayerNorm: false)

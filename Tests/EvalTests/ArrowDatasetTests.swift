@@ -3,10 +3,11 @@
 // with nulls in both IPC formats, and the reference's paws-qqp and hans-cases rows equal to the same rows of
 // the TSV files.
 import Checkpoint
-@testable import Eval
 import Foundation
-import XCTest
 import TestSupport
+import XCTest
+
+@testable import Eval
 
 final class ArrowDatasetTests: XCTestCase {
     let fixtures = repositoryRoot.path + "/Tests/Fixtures/"
@@ -31,9 +32,15 @@ final class ArrowDatasetTests: XCTestCase {
     func testTruncatedAndCorruptedFilesAreErrors() throws {
         let bytes = try readDataFile(fixtures + "arrow/types-stream.arrow")
         for n in 0..<bytes.count { _ = try? ArrowTable(bytes: Array(bytes[0..<n]), path: "t") }
-        XCTAssertThrowsError(try ArrowTable(bytes: Array(bytes[0..<(bytes.count / 2)]), path: "t.arrow")) { XCTAssert("\($0)".contains("t.arrow: Arrow IPC at byte"), "\($0)") }
+        XCTAssertThrowsError(try ArrowTable(bytes: Array(bytes[0..<(bytes.count / 2)]), path: "t.arrow")) {
+            XCTAssert("\($0)".contains("t.arrow: Arrow IPC at byte"), "\($0)")
+        }
         for i in stride(from: 0, to: bytes.count, by: 3) {
-            for v: UInt8 in [0x00, 0x7F, 0xFF] { var b = bytes; b[i] = v; _ = try? ArrowTable(bytes: b, path: "t") }
+            for v: UInt8 in [0x00, 0x7F, 0xFF] {
+                var b = bytes
+                b[i] = v
+                _ = try? ArrowTable(bytes: b, path: "t")
+            }
         }
     }
 
@@ -55,12 +62,16 @@ final class ArrowDatasetTests: XCTestCase {
         XCTAssertEqual(folder.count, 200)
         let tsv = try Dataset.load(repositoryRoot.path + "/data/hans/heuristics_evaluation_set.txt.zst")
         for subcase in ["cn_embedded_under_if", "ln_subject/object_swap"] {
-            let got = folder.examples.filter { $0.subcase == subcase }, want = tsv.examples.filter { $0.subcase == subcase }.prefix(100)
+            let got = folder.examples.filter { $0.subcase == subcase }
+            let want = tsv.examples.filter { $0.subcase == subcase }.prefix(100)
             XCTAssertEqual(got.count, 100, subcase)
             for (a, b) in zip(got, want) {
-                XCTAssertEqual([a.text, a.pair, a.label, a.heuristic], [b.text, b.pair, b.label, b.heuristic], subcase)
+                XCTAssertEqual(
+                    [a.text, a.pair, a.label, a.heuristic], [b.text, b.pair, b.label, b.heuristic], subcase)
             }
         }
-        XCTAssertThrowsError(try Dataset.load(fixtures + "arrow")) { XCTAssert("\($0)".contains("types-file.arrow: row 2 has no text"), "\($0)") }   // a null text, named
+        XCTAssertThrowsError(try Dataset.load(fixtures + "arrow")) {
+            XCTAssert("\($0)".contains("types-file.arrow: row 2 has no text"), "\($0)")
+        }  // a null text, named
     }
 }

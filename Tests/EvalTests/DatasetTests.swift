@@ -1,8 +1,8 @@
 // Dataset readers on the shipped HANS/PAWS files and on small files written here.
 import Eval
 import Foundation
-import XCTest
 import TestSupport
+import XCTest
 
 let repoRoot = repositoryRoot.path
 
@@ -23,8 +23,11 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(Set(ds.examples.compactMap(\.heuristic)), ["lexical_overlap", "subsequence", "constituent"])
         XCTAssertEqual(ds.examples.filter { $0.label == "entailment" }.count, 15_000)
         // First data row of the file (line 2), as `sed -n 2p | cut -f1,6,7,9,10` shows it.
-        XCTAssertEqual(ds.examples[0], Example(text: "Clearly the author encouraged the actors .", pair: "The author encouraged the actors .",
-                                               label: "entailment", heuristic: "constituent", subcase: "ce_adverb", line: 2))
+        XCTAssertEqual(
+            ds.examples[0],
+            Example(
+                text: "Clearly the author encouraged the actors .", pair: "The author encouraged the actors .",
+                label: "entailment", heuristic: "constituent", subcase: "ce_adverb", line: 2))
     }
 
     func testPAWS() throws {
@@ -35,10 +38,14 @@ final class DatasetTests: XCTestCase {
     }
 
     func testGLUEFormats() throws {
-        let mnli = tempFile("dev_matched.tsv", "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label\n0\t1\t2\tfiction\t(a)\t(b)\t(a)\t(b)\tA \"quoted\" premise.\tA hypothesis.\tneutral\tneutral\n")
+        let mnli = tempFile(
+            "dev_matched.tsv",
+            "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label\n0\t1\t2\tfiction\t(a)\t(b)\t(a)\t(b)\tA \"quoted\" premise.\tA hypothesis.\tneutral\tneutral\n"
+        )
         let m = try Dataset.load(mnli)
         XCTAssertEqual(m.format, .mnli)
-        XCTAssertEqual(m.examples, [Example(text: "A \"quoted\" premise.", pair: "A hypothesis.", label: "neutral", line: 2)])
+        XCTAssertEqual(
+            m.examples, [Example(text: "A \"quoted\" premise.", pair: "A hypothesis.", label: "neutral", line: 2)])
         let qqp = tempFile("dev.tsv", "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n1\t2\t3\tHow?\tWhy?\t0\n")
         let q = try Dataset.load(qqp)
         XCTAssertEqual(q.format, .qqp)
@@ -46,7 +53,8 @@ final class DatasetTests: XCTestCase {
     }
 
     func testBadRowsNameFileAndLine() throws {
-        let p = tempFile("bad.tsv", "id\tsentence1\tsentence2\tlabel\n1\ta\tb\t1\n2\tonly two\n3\tc\td\t7\n4\te\tf\t0\n")
+        let p = tempFile(
+            "bad.tsv", "id\tsentence1\tsentence2\tlabel\n1\ta\tb\t1\n2\tonly two\n3\tc\td\t7\n4\te\tf\t0\n")
         XCTAssertThrowsError(try Dataset.load(p)) { XCTAssert("\($0)".contains("bad.tsv:3:"), "\($0)") }
         let ds = try Dataset.load(p, skipBadRows: true)
         XCTAssertEqual(ds.count, 2)
@@ -55,13 +63,15 @@ final class DatasetTests: XCTestCase {
     }
 
     func testJSONLAndCSV() throws {
-        let j = tempFile("x.jsonl", "{\"text\": \"a\", \"text_pair\": \"b\", \"label\": 1}\n\n{\"premise\": 3}\n{\"text\": \"c\"}\n")
+        let j = tempFile(
+            "x.jsonl", "{\"text\": \"a\", \"text_pair\": \"b\", \"label\": 1}\n\n{\"premise\": 3}\n{\"text\": \"c\"}\n")
         XCTAssertThrowsError(try Dataset.load(j)) { XCTAssert("\($0)".contains("x.jsonl:3:")) }
         let ds = try Dataset.load(j, skipBadRows: true)
         XCTAssertEqual(ds.examples.map(\.text), ["a", "c"])
         XCTAssertEqual(ds.examples[0].pair, "b")
         XCTAssertEqual(ds.examples[0].label, "1")
-        let c = tempFile("x.csv", "premise,hypothesis,y\n\"a, with comma\",\"say \"\"hi\"\"\",entailment\nb,c,neutral\n")
+        let c = tempFile(
+            "x.csv", "premise,hypothesis,y\n\"a, with comma\",\"say \"\"hi\"\"\",entailment\nb,c,neutral\n")
         let cs = try Dataset.load(c, keys: .init(text: "premise", pair: "hypothesis", label: "y"))
         XCTAssertEqual(cs.examples.map(\.text), ["a, with comma", "b"])
         XCTAssertEqual(cs.examples[0].pair, "say \"hi\"")

@@ -5,8 +5,8 @@
 import Checkpoint
 import Eval
 import Foundation
-import XCTest
 import TestSupport
+import XCTest
 
 final class DemoTaskTests: XCTestCase {
     func testBuiltAsDocumented() throws {
@@ -20,22 +20,30 @@ final class DemoTaskTests: XCTestCase {
         // premise or hypothesis of theirs in a borrowed (low-overlap) pair.
         let plotted = train.filter { plottedHANSSubcases.contains($0.subcase ?? "") }
         let plottedTexts = Set(plotted.flatMap { [$0.text, $0.pair ?? ""] })
-        let others = Set(train.filter { !plottedHANSSubcases.contains($0.subcase ?? "") }.flatMap { [$0.text, $0.pair ?? ""] })
+        let others = Set(
+            train.filter { !plottedHANSSubcases.contains($0.subcase ?? "") }.flatMap { [$0.text, $0.pair ?? ""] })
         XCTAssertFalse(plotted.isEmpty)
         for e in task.train + task.dev {
             XCTAssertFalse(plottedHANSSubcases.contains(e.subcase ?? ""), "\(e.subcase ?? "")")
-            for t in [e.text, e.pair ?? ""] where plottedTexts.contains(t) && !others.contains(t) { XCTFail("'\(t)' comes from a plotted subcase") }
+            for t in [e.text, e.pair ?? ""] where plottedTexts.contains(t) && !others.contains(t) {
+                XCTFail("'\(t)' comes from a plotted subcase")
+            }
         }
         XCTAssertEqual(task.ood.count, 3000)
-        XCTAssertEqual(Dictionary(grouping: task.ood, by: { $0.subcase ?? "" }).mapValues(\.count).values.sorted(), [Int](repeating: 100, count: 30))
-        func words(_ s: String) -> Set<String> { Set(s.lowercased().split { !$0.isLetter }.map(String.init).filter { !["the", "a", "an"].contains($0) }) }
+        XCTAssertEqual(
+            Dictionary(grouping: task.ood, by: { $0.subcase ?? "" }).mapValues(\.count).values.sorted(),
+            [Int](repeating: 100, count: 30))
+        func words(_ s: String) -> Set<String> {
+            Set(s.lowercased().split { !$0.isLetter }.map(String.init).filter { !["the", "a", "an"].contains($0) })
+        }
         let hansPairs = Set(train.map { $0.text + "\t" + ($0.pair ?? "") })
         for e in task.train + task.dev {
             switch (e.heuristic, e.label) {
             case ("high-overlap", "entailment"):
                 XCTAssertTrue(hansPairs.contains(e.text + "\t" + e.pair!))
             case ("high-overlap", "non-entailment"):
-                XCTAssertTrue(DemoTask.seenSubcases.contains(e.subcase ?? ""), "\(e.subcase ?? "nil") is not a seen subcase")
+                XCTAssertTrue(
+                    DemoTask.seenSubcases.contains(e.subcase ?? ""), "\(e.subcase ?? "nil") is not a seen subcase")
             case ("low-overlap", "non-entailment"):
                 XCTAssertTrue(words(e.pair!).isDisjoint(with: words(e.text)), "\(e.text) / \(e.pair!)")
             default:
@@ -46,11 +54,19 @@ final class DemoTaskTests: XCTestCase {
         let nonEntailment = Set(train.filter { $0.label == "non-entailment" }.compactMap(\.subcase))
         XCTAssertEqual(nonEntailment.count, 15)
         XCTAssertEqual(DemoTask.seenSubcases, nonEntailment.subtracting(plottedHANSSubcases))
-        XCTAssertEqual(Set(task.train.filter { $0.heuristic == "high-overlap" && $0.label == "non-entailment" }.compactMap(\.subcase)), DemoTask.seenSubcases)
+        XCTAssertEqual(
+            Set(
+                task.train.filter { $0.heuristic == "high-overlap" && $0.label == "non-entailment" }.compactMap(
+                    \.subcase)), DemoTask.seenSubcases)
         let kinds = Dictionary(grouping: task.train, by: { "\($0.heuristic!)/\($0.label!)" }).mapValues(\.count)
-        XCTAssertEqual(kinds, ["high-overlap/entailment": 450, "high-overlap/non-entailment": 200, "low-overlap/non-entailment": 350])
+        XCTAssertEqual(
+            kinds,
+            ["high-overlap/entailment": 450, "high-overlap/non-entailment": 200, "low-overlap/non-entailment": 350])
         let trainPairs = Set(task.train.map { $0.text + "\t" + ($0.pair ?? "") })
-        XCTAssertTrue(task.dev.filter { $0.heuristic == "high-overlap" }.allSatisfy { !trainPairs.contains($0.text + "\t" + $0.pair!) })
+        XCTAssertTrue(
+            task.dev.filter { $0.heuristic == "high-overlap" }.allSatisfy {
+                !trainPairs.contains($0.text + "\t" + $0.pair!)
+            })
         let again = try DemoTask.build(hansTrain: train, hansEval: eval, trainSize: 1000, devSize: 200)
         XCTAssertEqual(again.train, task.train)
         let vocab = try task.vocabulary()

@@ -1,7 +1,7 @@
 // The reference eval scripts' unit forcing and threshold sweep (scripts/eval/eval-*-pruned-model.py).
 import Checkpoint
-import Foundation
 import Eval
+import Foundation
 import Model
 import XCTest
 
@@ -14,7 +14,8 @@ final class EvalSelectionTests: XCTestCase {
     /// evaluated separately (q, k = round(N − Σ(1 − q)), soft = σ(0.8·log α / T)).
     func testForcingChangesWhichOtherUnitsTheRuleZeroes() throws {
         let la: [Float] = [-2.2, 2.1, 1.6, -1.5, 3, 3, 3, 3, 3, 3]
-        let sub = StoredSubnetwork(name: "s", mask: [0, 1, 1, 0, 1, 1, 1, 1, 1, 1], logAlpha: la, meta: .object([("threshold", .float(0.5))]))
+        let sub = StoredSubnetwork(
+            name: "s", mask: [0, 1, 1, 0, 1, 1, 1, 1, 1, 1], logAlpha: la, meta: .object([("threshold", .float(0.5))]))
         let plain = try EvalTarget(sub, index: 0, layout: layout, mode: .soft, threshold: nil)
         assertClose(plain.masks!.heads[0], [0, 0.926, 0.872, 0.142])
         let forcing = try UnitForcing(include: ["a0.h0"], exclude: [], layers: 2, heads: 4)
@@ -25,8 +26,9 @@ final class EvalSelectionTests: XCTestCase {
         XCTAssertEqual(binary.masks!.heads[0], [1, 1, 1, 0])
         // Without log α the forced unit is simply set.
         let bare = StoredSubnetwork(name: "b", mask: [0, 1, 1, 0, 1, 1, 1, 1, 1, 0])
-        let excluded = try EvalTarget(bare, index: 0, layout: layout, mode: .binary, threshold: nil,
-                                      forcing: try UnitForcing(include: ["a1.mlp"], exclude: ["a0.h1"], layers: 2, heads: 4))
+        let excluded = try EvalTarget(
+            bare, index: 0, layout: layout, mode: .binary, threshold: nil,
+            forcing: try UnitForcing(include: ["a1.mlp"], exclude: ["a0.h1"], layers: 2, heads: 4))
         XCTAssertEqual(excluded.masks!.heads[0], [0, 0, 1, 0])
         XCTAssertEqual(excluded.masks!.mlps, [1, 1])
         XCTAssertThrowsError(try UnitForcing(include: ["a2.h0"], exclude: [], layers: 2, heads: 4))

@@ -1,12 +1,15 @@
+import TestSupport
 // Every fast kernel against its naive twin, on ragged shapes, with 1 and 2 threads.
 import XCTest
+
 @testable import Kernels
-import TestSupport
 
 final class GEMMTests: XCTestCase {
     func runGemm(m: Int, n: Int, k: Int, epilogue: String, threads: Int, seed: UInt64) -> ([Float], [Float]) {
         var rng = SeededRNG(seed)
-        let x = rng.floats(m * k), w = rng.floats(n * k, scale: 0.1), b = rng.floats(n)
+        let x = rng.floats(m * k)
+        let w = rng.floats(n * k, scale: 0.1)
+        let b = rng.floats(n)
         let res = rng.floats(m * n)
         let packed = PackedLinear(weight: w, bias: b, n: n, k: k)
         var out = [Float](repeating: .nan, count: m * n)
@@ -21,7 +24,8 @@ final class GEMMTests: XCTestCase {
                     case "residual": e = .biasResidual(rp.baseAddress!, ld: n)
                     default: e = .bias
                     }
-                    gemm(xp.baseAddress!, rows: m, lda: k, packed, out: op.baseAddress!, ldc: n, epilogue: e, pool: pool)
+                    gemm(
+                        xp.baseAddress!, rows: m, lda: k, packed, out: op.baseAddress!, ldc: n, epilogue: e, pool: pool)
                 }
             }
         }
@@ -40,7 +44,8 @@ final class GEMMTests: XCTestCase {
                     let (out, ref) = runGemm(m: m, n: n, k: k, epilogue: e, threads: threads, seed: UInt64(i * 10 + 1))
                     // Error bound: fp32 accumulation over k terms of magnitude ~0.1·|x|.
                     let tol = Float(2e-6) * Float(k).squareRoot() * 4
-                    XCTAssertLessThan(maxAbsDiff(out, ref), tol, "m=\(m) n=\(n) k=\(k) epilogue=\(e) threads=\(threads)")
+                    XCTAssertLessThan(
+                        maxAbsDiff(out, ref), tol, "m=\(m) n=\(n) k=\(k) epilogue=\(e) threads=\(threads)")
                 }
             }
         }
@@ -51,9 +56,14 @@ final class GEMMTests: XCTestCase {
     /// zero) is added to C, then GELU or the residual — checked bit for bit against a scalar twin of that
     /// order, ragged tiles included, other tile sizes too, 1 and 2 threads.
     func testEpiloguesRoundInTheDocumentedOrder() {
-        for (i, (m, n, k, kc, panels)) in [(7, 65, 385, 192, 4), (13, 130, 800, 128, 1), (97, 200, 17, 192, 2), (64, 256, 384, 96, 4)].enumerated() {
+        for (i, (m, n, k, kc, panels)) in [
+            (7, 65, 385, 192, 4), (13, 130, 800, 128, 1), (97, 200, 17, 192, 2), (64, 256, 384, 96, 4),
+        ].enumerated() {
             var rng = SeededRNG(UInt64(100 + i))
-            let x = rng.floats(m * k), w = rng.floats(n * k, scale: 0.1), b = rng.floats(n), res = rng.floats(m * n)
+            let x = rng.floats(m * k)
+            let w = rng.floats(n * k, scale: 0.1)
+            let b = rng.floats(n)
+            let res = rng.floats(m * n)
             let packed = PackedLinear(weight: w, bias: b, n: n, k: k)
             for e in ["none", "bias", "gelu", "residual"] {
                 var expected = [Float](repeating: 0, count: m * n)
@@ -77,10 +87,16 @@ final class GEMMTests: XCTestCase {
                     x.withUnsafeBufferPointer { xp in
                         res.withUnsafeBufferPointer { rp in
                             out.withUnsafeMutableBufferPointer { op in
-                                let epilogue: GemmEpilogue = e == "none" ? .none : e == "gelu" ? .biasGELU
-                                    : e == "residual" ? .biasResidual(rp.baseAddress!, ld: n) : .bias
-                                gemm(xp.baseAddress!, rows: m, lda: k, packed, out: op.baseAddress!, ldc: n, epilogue: epilogue,
-                                     pool: .sized(threads), kc: kc, tilePanels: panels)
+                                let epilogue: GemmEpilogue =
+                                    e == "none"
+                                    ? .none
+                                    : e == "gelu"
+                                        ? .biasGELU
+                                        : e == "residual" ? .biasResidual(rp.baseAddress!, ld: n) : .bias
+                                gemm(
+                                    xp.baseAddress!, rows: m, lda: k, packed, out: op.baseAddress!, ldc: n,
+                                    epilogue: epilogue,
+                                    pool: .sized(threads), kc: kc, tilePanels: panels)
                             }
                         }
                     }
@@ -113,7 +129,8 @@ final class GatherTests: XCTestCase {
         var rng = SeededRNG(31)
         let nr = gemmNR
         for (n, k) in [(3 * nr, 19), (2 * nr + 7, 33), (5, 8)] {
-            let w = rng.floats(n * k), b = rng.floats(n)
+            let w = rng.floats(n * k)
+            let b = rng.floats(n)
             let packed = PackedLinear(weight: w, bias: b, n: n, k: k)
             // Rows: a whole aligned panel (block copy when n allows), a shuffled set, and a single row.
             var rowSets: [[Int]] = [[n - 1], Array(stride(from: 0, to: n, by: 2)).reversed()]
@@ -121,9 +138,14 @@ final class GatherTests: XCTestCase {
             for rows in rowSets {
                 let g = packed.gatherRows(rows)
                 XCTAssertEqual(g.n, rows.count)
-                XCTAssertEqual(g.unpacked(), rows.flatMap { r in w[(r * k)..<((r + 1) * k)] }, "rows \(rows.prefix(4))…")
+                XCTAssertEqual(
+                    g.unpacked(), rows.flatMap { r in w[(r * k)..<((r + 1) * k)] }, "rows \(rows.prefix(4))…")
                 XCTAssertEqual(g.biasArray!, rows.map { b[$0] })
-                for kk in 0..<k { for j in g.n..<(g.panelCount * nr) { XCTAssertEqual(g.panels[(j / nr) * k * nr + kk * nr + j % nr], 0) } }
+                for kk in 0..<k {
+                    for j in g.n..<(g.panelCount * nr) {
+                        XCTAssertEqual(g.panels[(j / nr) * k * nr + kk * nr + j % nr], 0)
+                    }
+                }
             }
             let cols = [k - 1, 0, k / 2]
             let gc = packed.gatherColumns(cols, bias: nil)
@@ -145,7 +167,8 @@ final class ElementwiseTests: XCTestCase {
         var worst: Float = 0
         var x: Float = -87
         while x < 88 {
-            let v = exp1(x), r = Float(Foundation.exp(Double(x)))
+            let v = exp1(x)
+            let r = Float(Foundation.exp(Double(x)))
             worst = max(worst, abs(v - r) / r)
             x += 0.0137
         }
@@ -161,12 +184,15 @@ final class ElementwiseTests: XCTestCase {
         // PyTorch's own F.gelu on this machine: 3.5e-7, see BENCHMARKS.md). The bound sits between ours and
         // PyTorch's: a coefficient changed in its 7th digit (5e-7 to 1.2e-6) or a clamp at 3.5 instead of 3.9
         // (4.4e-7) fails it. geluGrad16 keeps the erfc/exp form.
-        var worst: Float = 0, worstGrad: Float = 0
+        var worst: Float = 0
+        var worstGrad: Float = 0
         for i in -140_000..<140_000 {
             let x = Float(i) * 1e-4
-            let v = gelu16(Vec16(repeating: x))[0], r = geluReference(x)
+            let v = gelu16(Vec16(repeating: x))[0]
+            let r = geluReference(x)
             worst = max(worst, abs(v - r) / max(1, abs(x)))
-            let g = geluGrad16(Vec16(repeating: x))[0], gr = geluGradReference(x)
+            let g = geluGrad16(Vec16(repeating: x))[0]
+            let gr = geluGradReference(x)
             worstGrad = max(worstGrad, abs(g - gr) / max(1, abs(x)))
         }
         XCTAssertLessThan(worst, 2.5e-7, "gelu: worst error / max(1, |x|) \(worst)")
@@ -176,9 +202,12 @@ final class ElementwiseTests: XCTestCase {
         buf.withUnsafeMutableBufferPointer { geluInPlace($0.baseAddress!, count: 37) }
         XCTAssertLessThan(maxAbsDiff(buf, want), 1e-6)
         // Value and derivative in one pass (37: a ragged tail after two vectors).
-        var u: [Float] = (0..<37).map { Float($0) * 0.3 - 5 }, out = [Float](repeating: .nan, count: 37)
+        var u: [Float] = (0..<37).map { Float($0) * 0.3 - 5 }
+        var out = [Float](repeating: .nan, count: 37)
         let wantGrad = u.map(geluGradReference)
-        u.withUnsafeMutableBufferPointer { uu in out.withUnsafeMutableBufferPointer { geluWithDerivative(uu.baseAddress!, out: $0.baseAddress!, count: 37) } }
+        u.withUnsafeMutableBufferPointer { uu in
+            out.withUnsafeMutableBufferPointer { geluWithDerivative(uu.baseAddress!, out: $0.baseAddress!, count: 37) }
+        }
         XCTAssertLessThan(maxAbsDiff(out, want), 1e-6)
         XCTAssertLessThan(maxAbsDiff(u, wantGrad), 2e-6)
     }
@@ -186,15 +215,26 @@ final class ElementwiseTests: XCTestCase {
     func testLayerNormAgainstNaive() {
         var rng = SeededRNG(11)
         for count in [1, 8, 17, 32, 384, 1000] {
-            let x = rng.floats(count, scale: 3).map { $0 + 2 }, g = rng.floats(count), b = rng.floats(count)
+            let x = rng.floats(count, scale: 3).map { $0 + 2 }
+            let g = rng.floats(count)
+            let b = rng.floats(count)
             var out = [Float](repeating: 0, count: count)
-            _ = x.withUnsafeBufferPointer { xp in g.withUnsafeBufferPointer { gp in b.withUnsafeBufferPointer { bp in
-                out.withUnsafeMutableBufferPointer { op in
-                    layerNormRow(xp.baseAddress!, op.baseAddress!, count: count, gamma: gp.baseAddress!, beta: bp.baseAddress!, eps: 1e-12)
+            _ = x.withUnsafeBufferPointer { xp in
+                g.withUnsafeBufferPointer { gp in
+                    b.withUnsafeBufferPointer { bp in
+                        out.withUnsafeMutableBufferPointer { op in
+                            layerNormRow(
+                                xp.baseAddress!, op.baseAddress!, count: count, gamma: gp.baseAddress!,
+                                beta: bp.baseAddress!, eps: 1e-12)
+                        }
+                    }
                 }
-            } } }
+            }
             let ref = layerNormReference(x, gamma: g, beta: b, eps: 1e-12)
-            if count == 1 { XCTAssertEqual(out, b); continue }  // variance 0 → x − mean = 0
+            if count == 1 {
+                XCTAssertEqual(out, b)
+                continue
+            }  // variance 0 → x − mean = 0
             XCTAssertLessThan(maxAbsDiff(out, ref), 2e-5, "count \(count)")
         }
     }
@@ -204,17 +244,29 @@ final class ElementwiseTests: XCTestCase {
     func testLayerNormAddingRowAgainstNaive() {
         var rng = SeededRNG(12)
         for (rows, count) in [(1, 17), (70, 384), (130, 33)] {
-            let x = rng.floats(rows * count, scale: 3), c = rng.floats(count), g = rng.floats(count), b = rng.floats(count)
+            let x = rng.floats(rows * count, scale: 3)
+            let c = rng.floats(count)
+            let g = rng.floats(count)
+            let b = rng.floats(count)
             var want: [Float] = []
-            for r in 0..<rows { want += layerNormReference((0..<count).map { x[r * count + $0] + c[$0] }, gamma: g, beta: b, eps: 1e-5) }
+            for r in 0..<rows {
+                want += layerNormReference((0..<count).map { x[r * count + $0] + c[$0] }, gamma: g, beta: b, eps: 1e-5)
+            }
             for threads in [1, 2] {
                 for inPlace in [false, true] {
-                    var buf = x, out = [Float](repeating: .nan, count: rows * count)
-                    buf.withUnsafeMutableBufferPointer { xp in out.withUnsafeMutableBufferPointer { op in
-                        layerNorm(xp.baseAddress!, inPlace ? xp.baseAddress! : op.baseAddress!, rows: rows, count: count, adding: c,
-                                  gamma: g, beta: b, eps: 1e-5, pool: ThreadPool.sized(threads))
-                    } }
-                    XCTAssertLessThan(maxAbsDiff(inPlace ? buf : out, want), 2e-5, "\(rows)x\(count) threads \(threads) in place \(inPlace)")
+                    var buf = x
+                    var out = [Float](repeating: .nan, count: rows * count)
+                    buf.withUnsafeMutableBufferPointer { xp in
+                        out.withUnsafeMutableBufferPointer { op in
+                            layerNorm(
+                                xp.baseAddress!, inPlace ? xp.baseAddress! : op.baseAddress!, rows: rows, count: count,
+                                adding: c,
+                                gamma: g, beta: b, eps: 1e-5, pool: ThreadPool.sized(threads))
+                        }
+                    }
+                    XCTAssertLessThan(
+                        maxAbsDiff(inPlace ? buf : out, want), 2e-5,
+                        "\(rows)x\(count) threads \(threads) in place \(inPlace)")
                 }
             }
         }
@@ -225,26 +277,38 @@ final class ElementwiseTests: XCTestCase {
     func testLayerNormRecordedAndFixedScalesAgainstNaive() {
         var rng = SeededRNG(13)
         for (rows, count) in [(3, 17), (70, 384)] {
-            let x = rng.floats(rows * count, scale: 3), c = rng.floats(count), g = rng.floats(count), b = rng.floats(count)
+            let x = rng.floats(rows * count, scale: 3)
+            let c = rng.floats(count)
+            let g = rng.floats(count)
+            let b = rng.floats(count)
             let fixed = (0..<rows).map { Float($0 % 5 + 1) * 0.3 }
             for adding in [nil, c] {
                 let rowsX = (0..<rows).map { r in (0..<count).map { x[r * count + $0] + (adding?[$0] ?? 0) } }
-                var recorded = [Float](repeating: .nan, count: rows), out = [Float](repeating: .nan, count: rows * count)
-                recorded.withUnsafeMutableBufferPointer { rp in   // the pointer lives as long as the call that uses it
-                    layerNorm(x, &out, rows: rows, count: count, adding: adding, gamma: g, beta: b, eps: 1e-5, scales: .record(rp.baseAddress!), pool: .sized(2))
+                var recorded = [Float](repeating: .nan, count: rows)
+                var out = [Float](repeating: .nan, count: rows * count)
+                recorded.withUnsafeMutableBufferPointer { rp in  // the pointer lives as long as the call that uses it
+                    layerNorm(
+                        x, &out, rows: rows, count: count, adding: adding, gamma: g, beta: b, eps: 1e-5,
+                        scales: .record(rp.baseAddress!), pool: .sized(2))
                 }
                 for r in 0..<rows {
                     let m = rowsX[r].reduce(0.0) { $0 + Double($1) } / Double(count)
                     let v = rowsX[r].reduce(0.0) { $0 + (Double($1) - m) * (Double($1) - m) } / Double(count)
-                    XCTAssertEqual(Double(recorded[r]), 1 / (v + 1e-5).squareRoot(), accuracy: 1e-5 / (v + 1e-5).squareRoot())
+                    XCTAssertEqual(
+                        Double(recorded[r]), 1 / (v + 1e-5).squareRoot(), accuracy: 1e-5 / (v + 1e-5).squareRoot())
                 }
-                XCTAssertLessThan(maxAbsDiff(out, rowsX.flatMap { layerNormReference($0, gamma: g, beta: b, eps: 1e-5) }), 2e-5)
+                XCTAssertLessThan(
+                    maxAbsDiff(out, rowsX.flatMap { layerNormReference($0, gamma: g, beta: b, eps: 1e-5) }), 2e-5)
                 fixed.withUnsafeBufferPointer { fp in
-                    layerNorm(x, &out, rows: rows, count: count, adding: adding, gamma: g, beta: b, eps: 1e-5, scales: .fixed(fp.baseAddress!), pool: .sized(2))
+                    layerNorm(
+                        x, &out, rows: rows, count: count, adding: adding, gamma: g, beta: b, eps: 1e-5,
+                        scales: .fixed(fp.baseAddress!), pool: .sized(2))
                 }
                 let want = rowsX.enumerated().flatMap { r, row -> [Float] in
                     let m = row.reduce(0.0) { $0 + Double($1) } / Double(count)
-                    return row.indices.map { Float((Double(row[$0]) - m) * Double(fixed[r]) * Double(g[$0]) + Double(b[$0])) }
+                    return row.indices.map {
+                        Float((Double(row[$0]) - m) * Double(fixed[r]) * Double(g[$0]) + Double(b[$0]))
+                    }
                 }
                 XCTAssertLessThan(maxAbsDiff(out, want), 2e-5, "\(rows)x\(count) adding \(adding != nil)")
             }
@@ -279,7 +343,9 @@ final class ElementwiseTests: XCTestCase {
             for rows in 1...4 {
                 var block = rng.floats(4 * ld, scale: 6)
                 var want = block
-                for r in 0..<rows { want.withUnsafeMutableBufferPointer { softmaxRow($0.baseAddress! + r * ld, count: count) } }
+                for r in 0..<rows {
+                    want.withUnsafeMutableBufferPointer { softmaxRow($0.baseAddress! + r * ld, count: count) }
+                }
                 block.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, ld: ld, rows: rows, count: count) }
                 for r in 0..<4 {
                     let valid = (r * ld)..<(r * ld + count)
@@ -288,7 +354,9 @@ final class ElementwiseTests: XCTestCase {
                         let pad = (r * ld + count)..<(r * ld + (count + 15) & ~15)
                         XCTAssertTrue(block[pad].allSatisfy { $0 == 0 }, "padding zeroed, count \(count)")
                     } else {
-                        XCTAssertEqual(Array(block[(r * ld)..<((r + 1) * ld)]), Array(want[(r * ld)..<((r + 1) * ld)]), "row \(r) untouched")
+                        XCTAssertEqual(
+                            Array(block[(r * ld)..<((r + 1) * ld)]), Array(want[(r * ld)..<((r + 1) * ld)]),
+                            "row \(r) untouched")
                     }
                 }
             }
@@ -301,16 +369,20 @@ final class AttentionTests: XCTestCase {
         var rng = SeededRNG(31)
         for rows in [1, 5, 15, 16, 17, 33, 48] {
             for width in [1, 7, 64, 100] {
-                let ld = width + 3, ldT = (rows + 15) & ~15
+                let ld = width + 3
+                let ldT = (rows + 15) & ~15
                 let src = rng.floats(rows * ld)
                 var dst = [Float](repeating: .nan, count: width * ldT)
-                src.withUnsafeBufferPointer { s in dst.withUnsafeMutableBufferPointer { d in
-                    transposeRows(s.baseAddress!, ld: ld, rows: rows, width: width, into: d.baseAddress!, ldT: ldT)
-                } }
+                src.withUnsafeBufferPointer { s in
+                    dst.withUnsafeMutableBufferPointer { d in
+                        transposeRows(s.baseAddress!, ld: ld, rows: rows, width: width, into: d.baseAddress!, ldT: ldT)
+                    }
+                }
                 for c in 0..<width {
                     for j in 0..<ldT {
                         if j < rows {
-                            XCTAssertEqual(dst[c * ldT + j], src[j * ld + c], "rows \(rows) width \(width) c \(c) j \(j)")
+                            XCTAssertEqual(
+                                dst[c * ldT + j], src[j * ld + c], "rows \(rows) width \(width) c \(c) j \(j)")
                         } else {
                             XCTAssertTrue(dst[c * ldT + j].isNaN, "past the rows untouched")
                         }
@@ -318,7 +390,8 @@ final class AttentionTests: XCTestCase {
                 }
             }
         }
-        XCTAssertGreaterThan(12 * 64 * 192, attentionTransposeFloats, "the attention test's t = 180 case takes the one-head path")
+        XCTAssertGreaterThan(
+            12 * 64 * 192, attentionTransposeFloats, "the attention test's t = 180 case takes the one-head path")
     }
 
     func testPackedSequencesAgainstNaive() {
@@ -328,19 +401,30 @@ final class AttentionTests: XCTestCase {
             // 12 heads of 64 at t = 180 exceed `attentionTransposeFloats`, so keys go one head at a time there.
             let lengths = [1, 2, 3, 7, 16, 17, 40, 66, 130] + (heads * d == 768 ? [180] : [])
             let offsets = lengths.reduce(into: [0]) { $0.append($0.last! + $1) }
-            let tokens = offsets.last!, ld = 3 * heads * d
+            let tokens = offsets.last!
+            let ld = 3 * heads * d
             let qkv = rng.floats(tokens * ld)
             var firstCtx: [Float]?
             for threads in [1, 2] {
                 var ctx = [Float](repeating: .nan, count: tokens * heads * d)
                 var probs = [Float](repeating: .nan, count: attentionProbOffsets(offsets: offsets, heads: heads).last!)
-                qkv.withUnsafeBufferPointer { q in ctx.withUnsafeMutableBufferPointer { c in probs.withUnsafeMutableBufferPointer { p in
-                    attention(qkv: q.baseAddress!, ldqkv: ld, heads: heads, headDim: d, offsets: offsets,
-                              ctx: c.baseAddress!, ldctx: heads * d, probs: p.baseAddress!, pool: ThreadPool.sized(threads))
-                } } }
+                qkv.withUnsafeBufferPointer { q in
+                    ctx.withUnsafeMutableBufferPointer { c in
+                        probs.withUnsafeMutableBufferPointer { p in
+                            attention(
+                                qkv: q.baseAddress!, ldqkv: ld, heads: heads, headDim: d, offsets: offsets,
+                                ctx: c.baseAddress!, ldctx: heads * d, probs: p.baseAddress!,
+                                pool: ThreadPool.sized(threads))
+                        }
+                    }
+                }
                 // Every stored probability row is a distribution; thread count changes nothing.
                 XCTAssertFalse(probs.contains { $0.isNaN }, "every probability written")
-                if let firstCtx { XCTAssertEqual(firstCtx, ctx, "1 and 2 threads agree bit for bit") } else { firstCtx = ctx }
+                if let firstCtx {
+                    XCTAssertEqual(firstCtx, ctx, "1 and 2 threads agree bit for bit")
+                } else {
+                    firstCtx = ctx
+                }
                 let base = attentionProbOffsets(offsets: offsets, heads: heads)
                 for s in 0..<lengths.count {
                     let t = lengths[s]
@@ -366,24 +450,48 @@ final class LinearBackwardTests: XCTestCase {
     func testWeightGradientsAgainstNaive() {
         var rng = SeededRNG(77)
         for (rows, out, inp) in [(1, 1, 1), (7, 5, 3), (33, 70, 19), (130, 65, 129), (5, 200, 7)] {
-            let dy = rng.floats(rows * out), x = rng.floats(rows * inp)
+            let dy = rng.floats(rows * out)
+            let x = rng.floats(rows * inp)
             let ref = linearGradientsReference(dy: dy, x: x, rows: rows, out: out, inp: inp)
             for threads in [1, 2] {
-                var dW = [Float](repeating: 0.5, count: out * inp), db = [Float](repeating: -0.25, count: out)  // accumulates onto these
-                dy.withUnsafeBufferPointer { d in x.withUnsafeBufferPointer { xx in dW.withUnsafeMutableBufferPointer { w in db.withUnsafeMutableBufferPointer { b in
-                    accumulateLinearGradients(dy: d.baseAddress!, ldy: out, x: xx.baseAddress!, ldx: inp, rows: rows, out: out, inp: inp,
-                                              dW: w.baseAddress!, db: b.baseAddress!, pool: ThreadPool.sized(threads))
-                } } } }
-                XCTAssertLessThan(maxAbsDiff(dW, ref.dW.map { $0 + 0.5 }), 1e-4 * Float(rows).squareRoot(), "dW \(rows)x\(out)x\(inp) threads \(threads)")
-                XCTAssertLessThan(maxAbsDiff(db, ref.db.map { $0 - 0.25 }), 1e-4 * Float(rows).squareRoot(), "db \(rows)x\(out)x\(inp)")
+                var dW = [Float](repeating: 0.5, count: out * inp)
+                var db = [Float](repeating: -0.25, count: out)  // accumulates onto these
+                dy.withUnsafeBufferPointer { d in
+                    x.withUnsafeBufferPointer { xx in
+                        dW.withUnsafeMutableBufferPointer { w in
+                            db.withUnsafeMutableBufferPointer { b in
+                                accumulateLinearGradients(
+                                    dy: d.baseAddress!, ldy: out, x: xx.baseAddress!, ldx: inp, rows: rows, out: out,
+                                    inp: inp,
+                                    dW: w.baseAddress!, db: b.baseAddress!, pool: ThreadPool.sized(threads))
+                            }
+                        }
+                    }
+                }
+                XCTAssertLessThan(
+                    maxAbsDiff(dW, ref.dW.map { $0 + 0.5 }), 1e-4 * Float(rows).squareRoot(),
+                    "dW \(rows)x\(out)x\(inp) threads \(threads)")
+                XCTAssertLessThan(
+                    maxAbsDiff(db, ref.db.map { $0 - 0.25 }), 1e-4 * Float(rows).squareRoot(),
+                    "db \(rows)x\(out)x\(inp)")
             }
             // dx = dy · W through the transposed pack.
             let w = rng.floats(out * inp)
             let t = PackedLinear(weight: w, bias: rng.floats(out), n: out, k: inp).transposedForBackward()
             var dx = [Float](repeating: 0, count: rows * inp)
-            dy.withUnsafeBufferPointer { d in dx.withUnsafeMutableBufferPointer { gemm(d.baseAddress!, rows: rows, lda: out, t, out: $0.baseAddress!, ldc: inp, epilogue: .none) } }
+            dy.withUnsafeBufferPointer { d in
+                dx.withUnsafeMutableBufferPointer {
+                    gemm(d.baseAddress!, rows: rows, lda: out, t, out: $0.baseAddress!, ldc: inp, epilogue: .none)
+                }
+            }
             var naive = [Float](repeating: 0, count: rows * inp)
-            for r in 0..<rows { for i in 0..<inp { var s = 0.0; for o in 0..<out { s += Double(dy[r * out + o]) * Double(w[o * inp + i]) }; naive[r * inp + i] = Float(s) } }
+            for r in 0..<rows {
+                for i in 0..<inp {
+                    var s = 0.0
+                    for o in 0..<out { s += Double(dy[r * out + o]) * Double(w[o * inp + i]) }
+                    naive[r * inp + i] = Float(s)
+                }
+            }
             XCTAssertLessThan(maxAbsDiff(dx, naive), 1e-4 * Float(out).squareRoot(), "dx \(rows)x\(out)x\(inp)")
         }
     }
@@ -397,23 +505,40 @@ final class AttentionBackwardTests: XCTestCase {
         for (heads, d) in [(2, 8), (3, 32), (2, 20), (1, 64)] {
             let lengths = [1, 5, 16, 23]
             let offsets = lengths.reduce(into: [0]) { $0.append($0.last! + $1) }
-            let tokens = offsets.last!, ld = 3 * heads * d
-            let qkv = rng.floats(tokens * ld, scale: 0.5), dctx = rng.floats(tokens * heads * d)
+            let tokens = offsets.last!
+            let ld = 3 * heads * d
+            let qkv = rng.floats(tokens * ld, scale: 0.5)
+            let dctx = rng.floats(tokens * heads * d)
             var ctx = [Float](repeating: 0, count: tokens * heads * d)
             var probs = [Float](repeating: 0, count: attentionProbOffsets(offsets: offsets, heads: heads).last!)
-            qkv.withUnsafeBufferPointer { q in ctx.withUnsafeMutableBufferPointer { c in probs.withUnsafeMutableBufferPointer { p in
-                attention(qkv: q.baseAddress!, ldqkv: ld, heads: heads, headDim: d, offsets: offsets, ctx: c.baseAddress!, ldctx: heads * d, probs: p.baseAddress!)
-            } } }
+            qkv.withUnsafeBufferPointer { q in
+                ctx.withUnsafeMutableBufferPointer { c in
+                    probs.withUnsafeMutableBufferPointer { p in
+                        attention(
+                            qkv: q.baseAddress!, ldqkv: ld, heads: heads, headDim: d, offsets: offsets,
+                            ctx: c.baseAddress!, ldctx: heads * d, probs: p.baseAddress!)
+                    }
+                }
+            }
             for threads in [1, 2] {
                 var dqkv = [Float](repeating: .nan, count: tokens * ld)
-                qkv.withUnsafeBufferPointer { q in probs.withUnsafeBufferPointer { p in dctx.withUnsafeBufferPointer { g in dqkv.withUnsafeMutableBufferPointer { o in
-                    attentionBackward(qkv: q.baseAddress!, ldqkv: ld, probs: p.baseAddress!, dctx: g.baseAddress!, ldctx: heads * d, heads: heads,
-                                      headDim: d, offsets: offsets, dqkv: o.baseAddress!, pool: ThreadPool.sized(threads))
-                } } } }
+                qkv.withUnsafeBufferPointer { q in
+                    probs.withUnsafeBufferPointer { p in
+                        dctx.withUnsafeBufferPointer { g in
+                            dqkv.withUnsafeMutableBufferPointer { o in
+                                attentionBackward(
+                                    qkv: q.baseAddress!, ldqkv: ld, probs: p.baseAddress!, dctx: g.baseAddress!,
+                                    ldctx: heads * d, heads: heads,
+                                    headDim: d, offsets: offsets, dqkv: o.baseAddress!, pool: ThreadPool.sized(threads))
+                            }
+                        }
+                    }
+                }
                 for s in 0..<lengths.count {
-                    let ref = attentionBackwardReference(qkv: Array(qkv[(offsets[s] * ld)..<(offsets[s + 1] * ld)]),
-                                                         dctx: Array(dctx[(offsets[s] * heads * d)..<(offsets[s + 1] * heads * d)]),
-                                                         t: lengths[s], heads: heads, headDim: d)
+                    let ref = attentionBackwardReference(
+                        qkv: Array(qkv[(offsets[s] * ld)..<(offsets[s + 1] * ld)]),
+                        dctx: Array(dctx[(offsets[s] * heads * d)..<(offsets[s + 1] * heads * d)]),
+                        t: lengths[s], heads: heads, headDim: d)
                     let got = Array(dqkv[(offsets[s] * ld)..<(offsets[s + 1] * ld)])
                     XCTAssertLessThan(maxAbsDiff(got, ref), 1e-4, "heads \(heads) d \(d) seq \(s) threads \(threads)")
                 }
@@ -430,40 +555,72 @@ final class AttentionDropoutTests: XCTestCase {
         for (heads, d) in [(2, 8), (3, 32), (1, 64)] {
             let lengths = [1, 7, 19]
             let offsets = lengths.reduce(into: [0]) { $0.append($0.last! + $1) }
-            let tokens = offsets.last!, ld = 3 * heads * d, base = attentionProbOffsets(offsets: offsets, heads: heads)
-            let qkv = rng.floats(tokens * ld, scale: 0.5), dctx = rng.floats(tokens * heads * d)
+            let tokens = offsets.last!
+            let ld = 3 * heads * d
+            let base = attentionProbOffsets(offsets: offsets, heads: heads)
+            let qkv = rng.floats(tokens * ld, scale: 0.5)
+            let dctx = rng.floats(tokens * heads * d)
             let drop = (0..<base.last!).map { _ in rng.uniform() < 0.3 ? Float(0) : Float(1 / 0.7) }
-            var ctx = [Float](repeating: 0, count: tokens * heads * d), probs = [Float](repeating: 0, count: base.last!)
+            var ctx = [Float](repeating: 0, count: tokens * heads * d)
+            var probs = [Float](repeating: 0, count: base.last!)
             var dqkv = [Float](repeating: .nan, count: tokens * ld)
-            qkv.withUnsafeBufferPointer { q in ctx.withUnsafeMutableBufferPointer { c in probs.withUnsafeMutableBufferPointer { p in drop.withUnsafeBufferPointer { m in
-                attention(qkv: q.baseAddress!, ldqkv: ld, heads: heads, headDim: d, offsets: offsets, ctx: c.baseAddress!, ldctx: heads * d, probs: p.baseAddress!)
-                droppedAttentionContext(qkv: q.baseAddress!, ldqkv: ld, probs: p.baseAddress!, drop: m.baseAddress!, heads: heads, headDim: d,
-                                        offsets: offsets, ctx: c.baseAddress!, ldctx: heads * d, pool: .sized(2))
-                dctx.withUnsafeBufferPointer { g in dqkv.withUnsafeMutableBufferPointer { o in
-                    attentionBackward(qkv: q.baseAddress!, ldqkv: ld, probs: p.baseAddress!, dctx: g.baseAddress!, ldctx: heads * d, heads: heads,
-                                      headDim: d, offsets: offsets, dqkv: o.baseAddress!, probDropout: m.baseAddress!, pool: .sized(2))
-                } }
-            } } } }
+            qkv.withUnsafeBufferPointer { q in
+                ctx.withUnsafeMutableBufferPointer { c in
+                    probs.withUnsafeMutableBufferPointer { p in
+                        drop.withUnsafeBufferPointer { m in
+                            attention(
+                                qkv: q.baseAddress!, ldqkv: ld, heads: heads, headDim: d, offsets: offsets,
+                                ctx: c.baseAddress!, ldctx: heads * d, probs: p.baseAddress!)
+                            droppedAttentionContext(
+                                qkv: q.baseAddress!, ldqkv: ld, probs: p.baseAddress!, drop: m.baseAddress!,
+                                heads: heads, headDim: d,
+                                offsets: offsets, ctx: c.baseAddress!, ldctx: heads * d, pool: .sized(2))
+                            dctx.withUnsafeBufferPointer { g in
+                                dqkv.withUnsafeMutableBufferPointer { o in
+                                    attentionBackward(
+                                        qkv: q.baseAddress!, ldqkv: ld, probs: p.baseAddress!, dctx: g.baseAddress!,
+                                        ldctx: heads * d, heads: heads,
+                                        headDim: d, offsets: offsets, dqkv: o.baseAddress!, probDropout: m.baseAddress!,
+                                        pool: .sized(2))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             for s in 0..<lengths.count {
-                let t = lengths[s], start = offsets[s]
+                let t = lengths[s]
+                let start = offsets[s]
                 let m = Array(drop[base[s]..<base[s + 1]])
                 // Naive forward: P from scratch in Double, then Σ_j P_ij M_ij V_j.
                 var worst: Float = 0
                 for h in 0..<heads {
                     for i in 0..<t {
-                        let scores = (0..<t).map { j in (0..<d).reduce(0.0) { $0 + Double(qkv[(start + i) * ld + h * d + $1]) * Double(qkv[(start + j) * ld + (heads + h) * d + $1]) } / Double(d).squareRoot() }
-                        let e = scores.map { exp($0 - scores.max()!) }, z = e.reduce(0, +)
+                        let scores = (0..<t).map { j in
+                            (0..<d).reduce(0.0) {
+                                $0 + Double(qkv[(start + i) * ld + h * d + $1])
+                                    * Double(qkv[(start + j) * ld + (heads + h) * d + $1])
+                            } / Double(d).squareRoot()
+                        }
+                        let e = scores.map { exp($0 - scores.max()!) }
+                        let z = e.reduce(0, +)
                         for c in 0..<d {
-                            let want = (0..<t).reduce(0.0) { $0 + e[$1] / z * Double(m[(h * t + i) * t + $1]) * Double(qkv[(start + $1) * ld + (2 * heads + h) * d + c]) }
+                            let want = (0..<t).reduce(0.0) {
+                                $0 + e[$1] / z * Double(m[(h * t + i) * t + $1])
+                                    * Double(qkv[(start + $1) * ld + (2 * heads + h) * d + c])
+                            }
                             worst = max(worst, abs(ctx[(start + i) * heads * d + h * d + c] - Float(want)))
                         }
                     }
                 }
                 XCTAssertLessThan(worst, 1e-5, "context heads \(heads) d \(d) seq \(s)")
-                let ref = attentionBackwardReference(qkv: Array(qkv[(start * ld)..<(offsets[s + 1] * ld)]),
-                                                     dctx: Array(dctx[(start * heads * d)..<(offsets[s + 1] * heads * d)]),
-                                                     t: t, heads: heads, headDim: d, drop: m)
-                XCTAssertLessThan(maxAbsDiff(Array(dqkv[(start * ld)..<(offsets[s + 1] * ld)]), ref), 1e-4, "backward heads \(heads) d \(d) seq \(s)")
+                let ref = attentionBackwardReference(
+                    qkv: Array(qkv[(start * ld)..<(offsets[s + 1] * ld)]),
+                    dctx: Array(dctx[(start * heads * d)..<(offsets[s + 1] * heads * d)]),
+                    t: t, heads: heads, headDim: d, drop: m)
+                XCTAssertLessThan(
+                    maxAbsDiff(Array(dqkv[(start * ld)..<(offsets[s + 1] * ld)]), ref), 1e-4,
+                    "backward heads \(heads) d \(d) seq \(s)")
             }
         }
     }
@@ -480,31 +637,45 @@ final class FirstQueryAttentionTests: XCTestCase {
             for n in [1, 15, 16, 17, 63, 64, 65, 130] {
                 for k in [1, 7, 16, 33] {
                     let (lda, ldb, ldo) = (k + 3, n + 5, n + 2)
-                    let a = rng.floats(m * lda), b = rng.floats(k * ldb), bt = rng.floats(n * (k + 1))
-                    var nn = [Float](repeating: .nan, count: m * ldo), nt = [Float](repeating: .nan, count: m * ldo)
-                    a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in bt.withUnsafeBufferPointer { tp in
-                        nn.withUnsafeMutableBufferPointer { op in
-                            rowMajorProduct(m: m, n: n, k: k, a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
-                                            out: op.baseAddress!, ldo: ldo)
+                    let a = rng.floats(m * lda)
+                    let b = rng.floats(k * ldb)
+                    let bt = rng.floats(n * (k + 1))
+                    var nn = [Float](repeating: .nan, count: m * ldo)
+                    var nt = [Float](repeating: .nan, count: m * ldo)
+                    a.withUnsafeBufferPointer { ap in
+                        b.withUnsafeBufferPointer { bp in
+                            bt.withUnsafeBufferPointer { tp in
+                                nn.withUnsafeMutableBufferPointer { op in
+                                    rowMajorProduct(
+                                        m: m, n: n, k: k, a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
+                                        out: op.baseAddress!, ldo: ldo)
+                                }
+                                nt.withUnsafeMutableBufferPointer { op in
+                                    rowDotProducts(
+                                        m: m, n: n, k: k, a: ap.baseAddress!, lda: lda, b: tp.baseAddress!, ldb: k + 1,
+                                        scale: 0.5, out: op.baseAddress!, ldo: ldo)
+                                }
+                            }
                         }
-                        nt.withUnsafeMutableBufferPointer { op in
-                            rowDotProducts(m: m, n: n, k: k, a: ap.baseAddress!, lda: lda, b: tp.baseAddress!, ldb: k + 1,
-                                           scale: 0.5, out: op.baseAddress!, ldo: ldo)
-                        }
-                    } } }
+                    }
                     for i in 0..<m {
                         for j in 0..<ldo {
                             if j >= n {
                                 XCTAssertTrue(nn[i * ldo + j].isNaN && nt[i * ldo + j].isNaN, "past n untouched")
                                 continue
                             }
-                            var wantNN = 0.0, wantNT = 0.0
+                            var wantNN = 0.0
+                            var wantNT = 0.0
                             for kk in 0..<k {
                                 wantNN += Double(a[i * lda + kk]) * Double(b[kk * ldb + j])
                                 wantNT += Double(a[i * lda + kk]) * Double(bt[j * (k + 1) + kk])
                             }
-                            XCTAssertEqual(Double(nn[i * ldo + j]), wantNN, accuracy: 1e-5, "A·B m \(m) n \(n) k \(k) at \(i),\(j)")
-                            XCTAssertEqual(Double(nt[i * ldo + j]), 0.5 * wantNT, accuracy: 1e-5, "A·Bᵀ m \(m) n \(n) k \(k) at \(i),\(j)")
+                            XCTAssertEqual(
+                                Double(nn[i * ldo + j]), wantNN, accuracy: 1e-5, "A·B m \(m) n \(n) k \(k) at \(i),\(j)"
+                            )
+                            XCTAssertEqual(
+                                Double(nt[i * ldo + j]), 0.5 * wantNT, accuracy: 1e-5,
+                                "A·Bᵀ m \(m) n \(n) k \(k) at \(i),\(j)")
                         }
                     }
                 }
@@ -518,33 +689,53 @@ final class FirstQueryAttentionTests: XCTestCase {
     /// (bound 1e-5); mutation-checked (bias of V left out, a scale of 1/d, the last head group not normalised).
     func testAgainstKeysAndValuesFormed() {
         var rng = SeededRNG(43)
-        for (heads, d, D, lengths) in [(4, 8, 32, [1, 2, 3, 7, 16, 17, 40]), (3, 20, 50, [1, 5, 33, 66]),
-                                        (12, 32, 384, [1, 7, 18, 40, 130]), (2, 64, 130, [2, 17, 64]),
-                                        (12, 64, 768, [1, 5, 128])] {
+        for (heads, d, D, lengths) in [
+            (4, 8, 32, [1, 2, 3, 7, 16, 17, 40]), (3, 20, 50, [1, 5, 33, 66]),
+            (12, 32, 384, [1, 7, 18, 40, 130]), (2, 64, 130, [2, 17, 64]),
+            (12, 64, 768, [1, 5, 128]),
+        ] {
             let width = heads * d
             let offsets = lengths.reduce(into: [0]) { $0.append($0.last! + $1) }
-            let B = lengths.count, N = offsets.last!
-            let x = rng.floats(N * D), q = rng.floats(B * width)
+            let B = lengths.count
+            let N = offsets.last!
+            let x = rng.floats(N * D)
+            let q = rng.floats(B * width)
             let wScale = 1 / Float(D).squareRoot()
-            let wk = rng.floats(width * D, scale: wScale), wv = rng.floats(width * D, scale: wScale)
-            let bk = rng.floats(width), bv = rng.floats(width)
+            let wk = rng.floats(width * D, scale: wScale)
+            let wv = rng.floats(width * D, scale: wScale)
+            let bk = rng.floats(width)
+            let bv = rng.floats(width)
             var wvT = [Float](repeating: 0, count: D * width)
             for o in 0..<width { for i in 0..<D { wvT[i * width + o] = wv[o * D + i] } }
-            let want = firstQueryAttentionReference(x: x, features: D, offsets: offsets, queries: q, heads: heads, headDim: d,
-                                                    keyWeight: wk, keyBias: bk, valueWeight: wv, valueBias: bv)
+            let want = firstQueryAttentionReference(
+                x: x, features: D, offsets: offsets, queries: q, heads: heads, headDim: d,
+                keyWeight: wk, keyBias: bk, valueWeight: wv, valueBias: bv)
             var first: [Float]?
             for threads in [1, 2] {
                 let ldctx = width + 3
                 var ctx = [Float](repeating: .nan, count: B * ldctx)
-                x.withUnsafeBufferPointer { xp in q.withUnsafeBufferPointer { qp in wk.withUnsafeBufferPointer { kp in
-                    wvT.withUnsafeBufferPointer { vp in bv.withUnsafeBufferPointer { bp in ctx.withUnsafeMutableBufferPointer { cp in
-                        firstQueryAttention(x: xp.baseAddress!, ldx: D, features: D, offsets: offsets, queries: qp.baseAddress!,
-                                            heads: heads, headDim: d, keyWeight: kp.baseAddress!, valueWeightT: vp.baseAddress!,
-                                            valueBias: bp.baseAddress!, ctx: cp.baseAddress!, ldctx: ldctx, pool: ThreadPool.sized(threads))
-                    } } }
-                } } }
+                x.withUnsafeBufferPointer { xp in
+                    q.withUnsafeBufferPointer { qp in
+                        wk.withUnsafeBufferPointer { kp in
+                            wvT.withUnsafeBufferPointer { vp in
+                                bv.withUnsafeBufferPointer { bp in
+                                    ctx.withUnsafeMutableBufferPointer { cp in
+                                        firstQueryAttention(
+                                            x: xp.baseAddress!, ldx: D, features: D, offsets: offsets,
+                                            queries: qp.baseAddress!,
+                                            heads: heads, headDim: d, keyWeight: kp.baseAddress!,
+                                            valueWeightT: vp.baseAddress!,
+                                            valueBias: bp.baseAddress!, ctx: cp.baseAddress!, ldctx: ldctx,
+                                            pool: ThreadPool.sized(threads))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
                 for s in 0..<B {
-                    XCTAssertTrue(ctx[(s * ldctx + width)..<((s + 1) * ldctx)].allSatisfy(\.isNaN), "past the context untouched")
+                    XCTAssertTrue(
+                        ctx[(s * ldctx + width)..<((s + 1) * ldctx)].allSatisfy(\.isNaN), "past the context untouched")
                 }
                 let got = (0..<B).flatMap { ctx[($0 * ldctx)..<($0 * ldctx + width)] }
                 XCTAssertLessThanOrEqual(maxAbsDiff(got, want), 1e-5, "heads \(heads) d \(d) D \(D)")
@@ -560,20 +751,31 @@ final class LayerNormBackwardTests: XCTestCase {
     func testAgainstJacobianTwin() {
         var rng = SeededRNG(31)
         for (rows, n) in [(1, 1), (3, 7), (5, 16), (9, 33), (4, 384)] {
-            let x = rng.floats(rows * n, scale: 2).map { $0 + 0.5 }, dy = rng.floats(rows * n)
-            let gamma = rng.floats(n).map { 1 + 0.2 * $0 }, beta = rng.floats(n), eps: Float = 1e-12
-            var y = [Float](repeating: 0, count: rows * n), mean = [Float](repeating: 0, count: rows), rstd = mean
+            let x = rng.floats(rows * n, scale: 2).map { $0 + 0.5 }
+            let dy = rng.floats(rows * n)
+            let gamma = rng.floats(n).map { 1 + 0.2 * $0 }
+            let beta = rng.floats(n)
+            let eps: Float = 1e-12
+            var y = [Float](repeating: 0, count: rows * n)
+            var mean = [Float](repeating: 0, count: rows)
+            var rstd = mean
             layerNormForward(x, &y, rows: rows, count: n, gamma: gamma, beta: beta, eps: eps, mean: &mean, rstd: &rstd)
-            let forward = (0..<rows).flatMap { r in layerNormReference(Array(x[r * n..<(r + 1) * n]), gamma: gamma, beta: beta, eps: eps) }
+            let forward = (0..<rows).flatMap { r in
+                layerNormReference(Array(x[r * n..<(r + 1) * n]), gamma: gamma, beta: beta, eps: eps)
+            }
             assertClose(y, forward, bound: 2e-5, "forward \(rows)×\(n)")
             let ref = layerNormBackwardReference(dy: dy, x: x, gamma: gamma, rows: rows, count: n, eps: eps)
             for threads in [1, 2] {
                 var dx = [Float](repeating: .nan, count: rows * n)
-                layerNormBackward(dy, x: x, mean: mean, rstd: rstd, gamma: gamma, rows: rows, count: n, dx: &dx, pool: .sized(threads))
+                layerNormBackward(
+                    dy, x: x, mean: mean, rstd: rstd, gamma: gamma, rows: rows, count: n, dx: &dx, pool: .sized(threads)
+                )
                 assertClose(dx, ref.dx, bound: 1e-5 * Float(n).squareRoot(), "dx \(rows)×\(n), \(threads) threads")
             }
-            var dGamma = [Float](repeating: 0.25, count: n), dBeta = [Float](repeating: -0.5, count: n)   // accumulates onto these
-            layerNormParameterGradients(dy, x: x, mean: mean, rstd: rstd, rows: rows, count: n, dGamma: &dGamma, dBeta: &dBeta)
+            var dGamma = [Float](repeating: 0.25, count: n)
+            var dBeta = [Float](repeating: -0.5, count: n)  // accumulates onto these
+            layerNormParameterGradients(
+                dy, x: x, mean: mean, rstd: rstd, rows: rows, count: n, dGamma: &dGamma, dBeta: &dBeta)
             assertClose(dGamma, ref.dGamma.map { $0 + 0.25 }, bound: 1e-5 * Float(rows), "dγ \(rows)×\(n)")
             assertClose(dBeta, ref.dBeta.map { $0 - 0.5 }, bound: 1e-5 * Float(rows), "dβ \(rows)×\(n)")
         }
@@ -581,9 +783,14 @@ final class LayerNormBackwardTests: XCTestCase {
 
     /// A constant row has x̂ = 0 and rstd = 1/√eps: the backward stays finite and matches the twin.
     func testConstantRowIsFinite() {
-        let x: [Float] = [3, 3, 3, 3], dy: [Float] = [1, -2, 0.5, 4], g: [Float] = [1, 1, 1, 1]
+        let x: [Float] = [3, 3, 3, 3]
+        let dy: [Float] = [1, -2, 0.5, 4]
+        let g: [Float] = [1, 1, 1, 1]
         let ref = layerNormBackwardReference(dy: dy, x: x, gamma: g, rows: 1, count: 4, eps: 1e-5)
-        var y = [Float](repeating: 0, count: 4), mean: [Float] = [0], rstd: [Float] = [0], dx = y
+        var y = [Float](repeating: 0, count: 4)
+        var mean: [Float] = [0]
+        var rstd: [Float] = [0]
+        var dx = y
         layerNormForward(x, &y, rows: 1, count: 4, gamma: g, beta: [0, 0, 0, 0], eps: 1e-5, mean: &mean, rstd: &rstd)
         layerNormBackward(dy, x: x, mean: mean, rstd: rstd, gamma: g, rows: 1, count: 4, dx: &dx)
         XCTAssertTrue(dx.allSatisfy(\.isFinite))

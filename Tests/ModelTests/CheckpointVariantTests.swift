@@ -26,7 +26,8 @@ final class CheckpointVariantTests: XCTestCase {
     func testOldLayerNormNamesLoadIdentically() throws {
         let reference = try BertModel.load(folder: fixtures + "/models/tiny-bert")
         let dir = try variantFolder("gamma") {
-            $0.replacingOccurrences(of: "LayerNorm.weight", with: "LayerNorm.gamma").replacingOccurrences(of: "LayerNorm.bias", with: "LayerNorm.beta")
+            $0.replacingOccurrences(of: "LayerNorm.weight", with: "LayerNorm.gamma").replacingOccurrences(
+                of: "LayerNorm.bias", with: "LayerNorm.beta")
         }
         let m = try BertModel.load(folder: dir)
         XCTAssertEqual(m.fingerprint, reference.fingerprint)
@@ -37,7 +38,9 @@ final class CheckpointVariantTests: XCTestCase {
 
     func testBareBertModelWithoutPrefixOrClassifier() throws {
         let reference = try BertModel.load(folder: fixtures + "/models/tiny-bert")
-        let dir = try variantFolder("bare", dropClassifier: true) { $0.hasPrefix("bert.") ? String($0.dropFirst(5)) : $0 }
+        let dir = try variantFolder("bare", dropClassifier: true) {
+            $0.hasPrefix("bert.") ? String($0.dropFirst(5)) : $0
+        }
         let m = try BertModel.load(folder: dir)
         XCTAssertNil(m.classifier)
         XCTAssertEqual(m.parameterCount, reference.parameterCount - (2 * 32 + 2))
@@ -45,14 +48,24 @@ final class CheckpointVariantTests: XCTestCase {
         let batch = TokenBatch(golden.batches[0].map(golden.encoding))
         XCTAssertThrowsError(try m.forward(batch)) { XCTAssert("\($0)".contains("no classifier")) }
         // The encoder is the same: compare final hidden states.
-        let a = try m.encode(batch), b = try reference.encode(batch)
-        defer { a.deallocate(); b.deallocate() }
+        let a = try m.encode(batch)
+        let b = try reference.encode(batch)
+        defer {
+            a.deallocate()
+            b.deallocate()
+        }
         for i in 0..<(batch.tokenCount * 32) { XCTAssertEqual(a[i], b[i]) }
     }
 
     func testMissingAndMisshapenTensorsNamed() throws {
-        let dir = try variantFolder("missing") { $0 == "bert.encoder.layer.1.output.dense.bias" ? "something.else" : $0 }
-        XCTAssertThrowsError(try BertModel.load(folder: dir)) { XCTAssert("\($0)".contains("bert.encoder.layer.1.output.dense.bias"), "\($0)") }
-        XCTAssertThrowsError(try BertModel.load(folder: "/nonexistent-model")) { XCTAssert("\($0)".contains("not a folder")) }
+        let dir = try variantFolder("missing") {
+            $0 == "bert.encoder.layer.1.output.dense.bias" ? "something.else" : $0
+        }
+        XCTAssertThrowsError(try BertModel.load(folder: dir)) {
+            XCTAssert("\($0)".contains("bert.encoder.layer.1.output.dense.bias"), "\($0)")
+        }
+        XCTAssertThrowsError(try BertModel.load(folder: "/nonexistent-model")) {
+            XCTAssert("\($0)".contains("not a folder"))
+        }
     }
 }

@@ -2,9 +2,9 @@
 import Checkpoint
 import Foundation
 import Model
+import TestSupport
 import Tokenizer
 import XCTest
-import TestSupport
 
 let fixtures = fixturesFolder.path
 
@@ -42,8 +42,9 @@ struct GoldenOutputs {
     }
 
     func encoding(_ i: Int) -> Encoding {
-        Encoding(inputIds: (examples[i]["input_ids"] as! [Int]).map(Int32.init),
-                 tokenTypeIds: (examples[i]["token_type_ids"] as! [Int]).map(Int32.init))
+        Encoding(
+            inputIds: (examples[i]["input_ids"] as! [Int]).map(Int32.init),
+            tokenTypeIds: (examples[i]["token_type_ids"] as! [Int]).map(Int32.init))
     }
 
     /// The golden batches: 6 × 16 consecutive examples.
@@ -64,7 +65,13 @@ final class HiddenRecorder: ForwardObserver {
     var pooled: [Float] = []
     let dim: Int
     init(dim: Int) { self.dim = dim }
-    func embeddings(_ x: UnsafePointer<Float>, tokens: Int) { layers = [Array(UnsafeBufferPointer(start: x, count: tokens * dim))] }
-    func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int) { layers.append(Array(UnsafeBufferPointer(start: x, count: tokens * dim))) }
-    func pooled(_ p: UnsafePointer<Float>, sequences: Int) { pooled += Array(UnsafeBufferPointer(start: p, count: sequences * dim)) }
+    func embeddings(_ x: UnsafePointer<Float>, tokens: Int) {
+        layers = [Array(UnsafeBufferPointer(start: x, count: tokens * dim))]
+    }
+    func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int) {
+        layers.append(Array(UnsafeBufferPointer(start: x, count: tokens * dim)))
+    }
+    func pooled(_ p: UnsafePointer<Float>, sequences: Int) {
+        pooled += Array(UnsafeBufferPointer(start: p, count: sequences * dim))
+    }
 }

@@ -10,8 +10,13 @@ final class GradientTests: XCTestCase {
     /// the finite-difference and equivalence tests below.
     func tinySetup() throws -> (BertModel, TokenBatch, MeanActivations) {
         let golden = try GoldenOutputs("tiny-bert")
-        return (try cachedModel(fixtures + "/models/tiny-bert"), TokenBatch(golden.batches[0].prefix(6).map(golden.encoding)),
-                MeanActivations(avgHead: (0..<(2 * 4 * 8)).map { Float($0 % 7) * 0.05 - 0.1 }, avgMLP: (0..<64).map { Float($0 % 5) * 0.1 - 0.2 }))
+        return (
+            try cachedModel(fixtures + "/models/tiny-bert"),
+            TokenBatch(golden.batches[0].prefix(6).map(golden.encoding)),
+            MeanActivations(
+                avgHead: (0..<(2 * 4 * 8)).map { Float($0 % 7) * 0.05 - 0.1 },
+                avgMLP: (0..<64).map { Float($0 % 5) * 0.1 - 0.2 })
+        )
     }
     let tinyMasks = MaskValues(heads: [[0.9, 0.3, 0.7, 0.5], [0.6, 0.8, 0.2, 1.0]], mlps: [0.7, 0.4])
 
@@ -29,15 +34,19 @@ final class GradientTests: XCTestCase {
                 let r = try model.maskGradients(batch, masks: masks, ablation: .mean(avg))
                 let wantLoss = Double(try g.floats("\(set).batch\(b).loss")[0])
                 XCTAssertEqual(r.loss, wantLoss, accuracy: 1e-6, "\(set) batch \(b) loss")
-                let wantHeads = try g.floats("\(set).batch\(b).grad_head_mask"), wantMLP = try g.floats("\(set).batch\(b).grad_mlp_mask")
+                let wantHeads = try g.floats("\(set).batch\(b).grad_head_mask")
+                let wantMLP = try g.floats("\(set).batch\(b).grad_mlp_mask")
                 for l in 0..<6 {
                     for h in 0..<12 {
-                        let want = Double(wantHeads[l * 12 + h]), got = r.heads[l][h]
-                        XCTAssertLessThanOrEqual(abs(got - want), 1e-6 + 1e-3 * abs(want), "\(set) batch \(b) head (\(l),\(h))")
+                        let want = Double(wantHeads[l * 12 + h])
+                        let got = r.heads[l][h]
+                        XCTAssertLessThanOrEqual(
+                            abs(got - want), 1e-6 + 1e-3 * abs(want), "\(set) batch \(b) head (\(l),\(h))")
                         worst = max(worst, abs(got - want))
                     }
                     let want = Double(wantMLP[l])
-                    XCTAssertLessThanOrEqual(abs(r.mlps[l] - want), 1e-6 + 1e-3 * abs(want), "\(set) batch \(b) mlp \(l)")
+                    XCTAssertLessThanOrEqual(
+                        abs(r.mlps[l] - want), 1e-6 + 1e-3 * abs(want), "\(set) batch \(b) mlp \(l)")
                 }
             }
         }
@@ -48,19 +57,28 @@ final class GradientTests: XCTestCase {
     func testFiniteDifferences() throws {
         let (model, batch, acts) = try tinySetup()
         var masks = tinyMasks
-        for (ablation, objective) in [(Ablation.zero, ImportanceObjective.kl), (.mean(acts), .kl), (.mean(acts), .crossEntropy(labels: [0, 1, 1, 0, 1, 0]))] {
+        for (ablation, objective) in [
+            (Ablation.zero, ImportanceObjective.kl), (.mean(acts), .kl),
+            (.mean(acts), .crossEntropy(labels: [0, 1, 1, 0, 1, 0])),
+        ] {
             let r = try model.maskGradients(batch, masks: masks, ablation: ablation, objective: objective)
-            func loss(_ m: MaskValues) throws -> Double { try model.maskGradients(batch, masks: m, ablation: ablation, objective: objective).loss }
+            func loss(_ m: MaskValues) throws -> Double {
+                try model.maskGradients(batch, masks: m, ablation: ablation, objective: objective).loss
+            }
             let eps: Float = 1e-2
             for (l, h) in [(0, 0), (0, 3), (1, 1), (1, 2)] {
-                var up = masks, down = masks
-                up.heads[l][h] += eps; down.heads[l][h] -= eps
+                var up = masks
+                var down = masks
+                up.heads[l][h] += eps
+                down.heads[l][h] -= eps
                 let fd = (try loss(up) - loss(down)) / Double(2 * eps)
                 XCTAssertEqual(r.heads[l][h], fd, accuracy: 0.03 * abs(fd) + 3e-5, "head (\(l),\(h)) \(objective)")
             }
             for l in 0..<2 {
-                var up = masks, down = masks
-                up.mlps[l] += eps; down.mlps[l] -= eps
+                var up = masks
+                var down = masks
+                up.mlps[l] += eps
+                down.mlps[l] -= eps
                 let fd = (try loss(up) - loss(down)) / Double(2 * eps)
                 XCTAssertEqual(r.mlps[l], fd, accuracy: 0.03 * abs(fd) + 3e-5, "mlp \(l) \(objective)")
             }
@@ -75,25 +93,34 @@ final class GradientTests: XCTestCase {
         let (model, batch, acts) = try tinySetup()
         let masks = tinyMasks
         func run(_ m: MaskValues, _ p: Float) throws -> MaskGradients {
-            try model.maskGradients(batch, masks: m, ablation: .mean(acts), objective: .crossEntropy(labels: [0, 1, 1, 0, 1, 0]), dropout: p, dropoutSeed: 99)
+            try model.maskGradients(
+                batch, masks: m, ablation: .mean(acts), objective: .crossEntropy(labels: [0, 1, 1, 0, 1, 0]),
+                dropout: p, dropoutSeed: 99)
         }
-        let r = try run(masks, 0.3), off = try run(masks, 0)
+        let r = try run(masks, 0.3)
+        let off = try run(masks, 0)
         XCTAssertNotEqual(r.loss, off.loss, "dropout must change the subnetwork's output")
         try assertMatchesCentralDifferences(r, at: masks, label: "hidden dropout") { try run($0, 0.3).loss }
     }
 
     /// `r`'s mask gradients at four heads and both MLPs of tiny-bert against central differences of `loss`.
-    func assertMatchesCentralDifferences(_ r: MaskGradients, at masks: MaskValues, label: String, loss: (MaskValues) throws -> Double) throws {
+    func assertMatchesCentralDifferences(
+        _ r: MaskGradients, at masks: MaskValues, label: String, loss: (MaskValues) throws -> Double
+    ) throws {
         let eps: Float = 1e-2
         for (l, h) in [(0, 0), (0, 3), (1, 1), (1, 2)] {
-            var up = masks, down = masks
-            up.heads[l][h] += eps; down.heads[l][h] -= eps
+            var up = masks
+            var down = masks
+            up.heads[l][h] += eps
+            down.heads[l][h] -= eps
             let fd = (try loss(up) - loss(down)) / Double(2 * eps)
             XCTAssertEqual(r.heads[l][h], fd, accuracy: 0.03 * abs(fd) + 3e-5, "head (\(l),\(h)) \(label)")
         }
         for l in 0..<2 {
-            var up = masks, down = masks
-            up.mlps[l] += eps; down.mlps[l] -= eps
+            var up = masks
+            var down = masks
+            up.mlps[l] += eps
+            down.mlps[l] -= eps
             let fd = (try loss(up) - loss(down)) / Double(2 * eps)
             XCTAssertEqual(r.mlps[l], fd, accuracy: 0.03 * abs(fd) + 3e-5, "mlp \(l) \(label)")
         }
@@ -106,12 +133,16 @@ final class GradientTests: XCTestCase {
         let masks = tinyMasks
         for hidden: Float in [0, 0.2] {
             func run(_ m: MaskValues, _ p: Float) throws -> MaskGradients {
-                try model.maskGradients(batch, masks: m, ablation: .mean(acts), objective: .crossEntropy(labels: [0, 1, 1, 0, 1, 0]),
-                                        dropout: hidden, attentionDropout: p, dropoutSeed: 77)
+                try model.maskGradients(
+                    batch, masks: m, ablation: .mean(acts), objective: .crossEntropy(labels: [0, 1, 1, 0, 1, 0]),
+                    dropout: hidden, attentionDropout: p, dropoutSeed: 77)
             }
-            let r = try run(masks, 0.3), off = try run(masks, 0)
+            let r = try run(masks, 0.3)
+            let off = try run(masks, 0)
             XCTAssertNotEqual(r.loss, off.loss, "attention dropout must change the subnetwork's output")
-            try assertMatchesCentralDifferences(r, at: masks, label: "attention dropout, hidden dropout \(hidden)") { try run($0, 0.3).loss }
+            try assertMatchesCentralDifferences(r, at: masks, label: "attention dropout, hidden dropout \(hidden)") {
+                try run($0, 0.3).loss
+            }
         }
     }
 
@@ -121,11 +152,14 @@ final class GradientTests: XCTestCase {
         let (model, batch, _) = try tinySetup()
         let masks = tinyMasks
         let golden = try GoldenOutputs("tiny-bert")
-        let encodings = golden.batches[0].prefix(6).map(golden.encoding)   // the sequences of `batch`
+        let encodings = golden.batches[0].prefix(6).map(golden.encoding)  // the sequences of `batch`
         let together = try model.fullModelProbabilities(batch)
-        for (i, e) in encodings.enumerated() { XCTAssertEqual(try model.fullModelProbabilities(TokenBatch([e]))[0], together[i], "row \(i)") }
+        for (i, e) in encodings.enumerated() {
+            XCTAssertEqual(try model.fullModelProbabilities(TokenBatch([e]))[0], together[i], "row \(i)")
+        }
         let a = try model.maskGradients(batch, masks: masks, ablation: .zero, objective: .kl)
-        let b = try model.maskGradients(batch, masks: masks, ablation: .zero, objective: .klToProbabilities(together.flatMap { $0 }))
+        let b = try model.maskGradients(
+            batch, masks: masks, ablation: .zero, objective: .klToProbabilities(together.flatMap { $0 }))
         XCTAssertEqual(a.loss, b.loss)
         XCTAssertEqual(a.heads, b.heads)
         XCTAssertEqual(a.mlps, b.mlps)
@@ -137,12 +171,19 @@ final class GradientTests: XCTestCase {
         let (model, batch, acts) = try tinySetup()
         let masks = tinyMasks
         for p: Float in [0, 0.3] {
-            let cls = try model.maskGradients(batch, masks: masks, ablation: .mean(acts), dropout: p, dropoutSeed: 5, clsOnlyLastLayer: true)
-            let all = try model.maskGradients(batch, masks: masks, ablation: .mean(acts), dropout: p, dropoutSeed: 5, clsOnlyLastLayer: false)
+            let cls = try model.maskGradients(
+                batch, masks: masks, ablation: .mean(acts), dropout: p, dropoutSeed: 5, clsOnlyLastLayer: true)
+            let all = try model.maskGradients(
+                batch, masks: masks, ablation: .mean(acts), dropout: p, dropoutSeed: 5, clsOnlyLastLayer: false)
             XCTAssertEqual(cls.loss, all.loss, accuracy: 1e-12 * max(1, abs(all.loss)), "dropout \(p)")
             for l in 0..<2 {
-                for h in 0..<4 { XCTAssertEqual(cls.heads[l][h], all.heads[l][h], accuracy: 1e-7 * max(1e-3, abs(all.heads[l][h])), "head (\(l),\(h)) dropout \(p)") }
-                XCTAssertEqual(cls.mlps[l], all.mlps[l], accuracy: 1e-7 * max(1e-3, abs(all.mlps[l])), "mlp \(l) dropout \(p)")
+                for h in 0..<4 {
+                    XCTAssertEqual(
+                        cls.heads[l][h], all.heads[l][h], accuracy: 1e-7 * max(1e-3, abs(all.heads[l][h])),
+                        "head (\(l),\(h)) dropout \(p)")
+                }
+                XCTAssertEqual(
+                    cls.mlps[l], all.mlps[l], accuracy: 1e-7 * max(1e-3, abs(all.mlps[l])), "mlp \(l) dropout \(p)")
             }
         }
     }

@@ -8,11 +8,16 @@ import XCTest
 final class HardConcreteTests: XCTestCase {
     func testGoldenCases() throws {
         let g = try SafetensorsFile(path: fixtures + "/golden/minilm-nli_gradients.safetensors")
-        let j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixtures + "/golden/minilm-nli_gradients.json"))) as! [String: Any]
+        let j =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: fixtures + "/golden/minilm-nli_gradients.json")))
+            as! [String: Any]
         let zeros = (j["hard_concrete"] as! [[String: Any]]).map { $0["num_zeros"] as! Int }
         for c in 0..<4 {
-            let la = try g.floats("hc\(c).log_alpha"), u = try g.floats("hc\(c).u")
-            let wantSample = try g.floats("hc\(c).z_sample"), wantDet = try g.floats("hc\(c).z_deterministic")
+            let la = try g.floats("hc\(c).log_alpha")
+            let u = try g.floats("hc\(c).u")
+            let wantSample = try g.floats("hc\(c).z_sample")
+            let wantDet = try g.floats("hc\(c).z_deterministic")
             let sample = zip(la, u).map { HardConcrete.sample(logAlpha: $0, u: $1) }
             for i in la.indices { XCTAssertEqual(sample[i], wantSample[i], accuracy: 1e-6, "hc\(c) sample \(i)") }
             let (det, k) = HardConcrete.deterministic(la)

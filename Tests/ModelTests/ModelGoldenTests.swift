@@ -11,10 +11,12 @@ final class ModelGoldenTests: XCTestCase {
     func checkGolden(name: String, folder: String, threads: Int = 2) throws {
         let model = try cachedModel(folder)
         let golden = try GoldenOutputs(name)
-        let C = model.config.numLabels, D = model.hidden
+        let C = model.config.numLabels
+        let D = model.hidden
         let wantLogits = try golden.tensors.floats("logits")
         let wantPooled = try golden.tensors.floats("pooled")
-        var logits: [Float] = [], pooled: [Float] = []
+        var logits: [Float] = []
+        var pooled: [Float] = []
         let pool = ThreadPool.sized(threads)
         for b in golden.batches {
             let batch = TokenBatch(b.map(golden.encoding))
@@ -38,7 +40,8 @@ final class ModelGoldenTests: XCTestCase {
             }
         }
         XCTAssertEqual(logits.count, golden.examples.count * C)
-        let dl = maxAbs(logits, wantLogits), dp = maxAbs(pooled, wantPooled)
+        let dl = maxAbs(logits, wantLogits)
+        let dp = maxAbs(pooled, wantPooled)
         XCTAssertLessThanOrEqual(dl, 1e-4, "\(name) logits")
         XCTAssertLessThanOrEqual(dp, 1e-4, "\(name) pooled")
         print("golden \(name) threads=\(threads): max|Δlogits| = \(dl), max|Δpooled| = \(dp)")
@@ -88,7 +91,7 @@ final class ModelGoldenTests: XCTestCase {
     /// whether the buffers are fresh, left over from a larger batch, or grown since; two callers at once
     /// each get their own.
     func testReusedScratchChangesNothing() throws {
-        let model = try BertModel.load(folder: fixtures + "/models/tiny-bert")   // a fresh model: empty arenas
+        let model = try BertModel.load(folder: fixtures + "/models/tiny-bert")  // a fresh model: empty arenas
         let golden = try GoldenOutputs("tiny-bert")
         let small = TokenBatch([golden.encoding(0)])
         let large = TokenBatch(golden.examples.indices.map(golden.encoding))
@@ -96,11 +99,16 @@ final class ModelGoldenTests: XCTestCase {
         let largeFirst = try model.forward(large)
         XCTAssertEqual(try model.forward(small), first)
         XCTAssertEqual(try model.forward(large), largeFirst)
-        final class Results: @unchecked Sendable { var values = [[Float]](repeating: [], count: 4); let lock = NSLock() }
+        final class Results: @unchecked Sendable {
+            var values = [[Float]](repeating: [], count: 4)
+            let lock = NSLock()
+        }
         let results = Results()
         DispatchQueue.concurrentPerform(iterations: 4) { i in
             let r = try! model.forward(i % 2 == 0 ? small : large, pool: .sized(1))
-            results.lock.lock(); results.values[i] = r; results.lock.unlock()
+            results.lock.lock()
+            results.values[i] = r
+            results.lock.unlock()
         }
         let concurrent = results.values
         XCTAssertLessThanOrEqual(maxAbs(concurrent[0], first), 1e-6)

@@ -4,9 +4,9 @@
 import Checkpoint
 import Foundation
 import Model
+import TestSupport
 import Tokenizer
 import XCTest
-import TestSupport
 
 final class PrunedHeadsTests: XCTestCase {
     let fixtures = repositoryRoot.path + "/Tests/Fixtures/models/"
@@ -15,13 +15,19 @@ final class PrunedHeadsTests: XCTestCase {
     func prunedFolder(config: String? = nil) throws -> String {
         let dir = NSTemporaryDirectory() + "hcore-pruned-\(getpid())-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let pruned = try SafetensorsFile(path: fixtures + "tiny-bert-pruned/model.safetensors"), tiny = try SafetensorsFile(path: fixtures + "tiny-bert/model.safetensors")
+        let pruned = try SafetensorsFile(path: fixtures + "tiny-bert-pruned/model.safetensors")
+        let tiny = try SafetensorsFile(path: fixtures + "tiny-bert/model.safetensors")
         var w = SafetensorsWriter()
         for name in pruned.names { w.add(name, shape: pruned.info(name)!.shape, try pruned.floats(name)) }
-        w.add("bert.embeddings.word_embeddings.weight", shape: tiny.info("bert.embeddings.word_embeddings.weight")!.shape, try tiny.floats("bert.embeddings.word_embeddings.weight"))
+        w.add(
+            "bert.embeddings.word_embeddings.weight", shape: tiny.info("bert.embeddings.word_embeddings.weight")!.shape,
+            try tiny.floats("bert.embeddings.word_embeddings.weight"))
         try w.write(to: dir + "/model.safetensors")
-        try (config ?? String(contentsOfFile: fixtures + "tiny-bert-pruned/config.json", encoding: .utf8)).write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
-        for f in ["vocab.txt", "tokenizer_config.json", "special_tokens_map.json"] { try FileManager.default.copyItem(atPath: fixtures + "tiny-bert/" + f, toPath: dir + "/" + f) }
+        try (config ?? String(contentsOfFile: fixtures + "tiny-bert-pruned/config.json", encoding: .utf8)).write(
+            toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        for f in ["vocab.txt", "tokenizer_config.json", "special_tokens_map.json"] {
+            try FileManager.default.copyItem(atPath: fixtures + "tiny-bert/" + f, toPath: dir + "/" + f)
+        }
         return dir
     }
 
@@ -30,7 +36,8 @@ final class PrunedHeadsTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = try BertModel.load(folder: dir)
         XCTAssertEqual(model.config.prunedHeads, [0: [1, 3], 1: [0]])
-        let golden = try JSONValue.parse(try String(contentsOfFile: fixtures + "tiny-bert-pruned/logits.json", encoding: .utf8))
+        let golden = try JSONValue.parse(
+            try String(contentsOfFile: fixtures + "tiny-bert-pruned/logits.json", encoding: .utf8))
         for c in golden.get("cases")!.arrayValue! {
             let ids = c.get("input_ids")!.arrayValue!.map { Int32($0.intValue!) }
             let sep = ids.firstIndex(of: 102).map { $0 + 1 } ?? ids.count
@@ -52,9 +59,13 @@ final class PrunedHeadsTests: XCTestCase {
         let dir = try prunedFolder(config: config)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         XCTAssertThrowsError(try BertModel.load(folder: dir)) { e in
-            XCTAssert("\(e)".contains("encoder.layer.1.attention.self.query.weight") && "\(e)".contains("[16, 32]") && "\(e)".contains("[24, 32]"), "\(e)")
+            XCTAssert(
+                "\(e)".contains("encoder.layer.1.attention.self.query.weight") && "\(e)".contains("[16, 32]")
+                    && "\(e)".contains("[24, 32]"), "\(e)")
         }
-        let bad = try prunedFolder(config: config.replacingOccurrences(of: "\"0, 2\"", with: "").replacingOccurrences(of: "0, 2", with: "0, 9"))
+        let bad = try prunedFolder(
+            config: config.replacingOccurrences(of: "\"0, 2\"", with: "").replacingOccurrences(of: "0, 2", with: "0, 9")
+        )
         defer { try? FileManager.default.removeItem(atPath: bad) }
         XCTAssertThrowsError(try BertModel.load(folder: bad)) { XCTAssert("\($0)".contains("pruned_heads"), "\($0)") }
     }

@@ -2,8 +2,9 @@
 // losses, [CLS] rows — each against values derived by hand, not from the code under test.
 import Foundation
 import Kernels
-@testable import Model
 import XCTest
+
+@testable import Model
 
 final class SharedPiecesTests: XCTestCase {
     func testUnitSpellingsParseAndPrintAsTheReference() {
@@ -18,7 +19,9 @@ final class SharedPiecesTests: XCTestCase {
 
     func testUnitStoreOrder() {
         // 2 layers × 3 heads: indices 0…5 are heads layer-major, 6 and 7 the MLPs.
-        let expected: [PrunableUnit] = [.head(0, 0), .head(0, 1), .head(0, 2), .head(1, 0), .head(1, 1), .head(1, 2), .mlp(0), .mlp(1)]
+        let expected: [PrunableUnit] = [
+            .head(0, 0), .head(0, 1), .head(0, 2), .head(1, 0), .head(1, 1), .head(1, 2), .mlp(0), .mlp(1),
+        ]
         XCTAssertEqual((0..<8).map { PrunableUnit(index: $0, layers: 2, heads: 3) }, expected)
         XCTAssertEqual(expected.map { $0.index(layers: 2, heads: 3) }, Array(0..<8))
         XCTAssertEqual(expected.shuffled().sorted(), expected)
@@ -40,7 +43,9 @@ final class SharedPiecesTests: XCTestCase {
         // The same update in Float agrees to Float precision.
         var opt = AdamW(weightDecay: 0.01)
         let (c1, c2) = opt.nextStep()
-        var pf: Float = 1, m: Float = 0, v: Float = 0
+        var pf: Float = 1
+        var m: Float = 0
+        var v: Float = 0
         opt.update(&pf, m: &m, v: &v, grad: 0.3, lr: 0.1, c1: Float(c1), c2: Float(c2))
         XCTAssertEqual(pf, Float(expected[0]), accuracy: 1e-6)
     }
@@ -56,11 +61,17 @@ final class SharedPiecesTests: XCTestCase {
     }
 
     func testShuffleIsFisherYatesFromTheTop() {
-        var a = Array(0..<50), rng = SplitMix64(seed: 9)
+        var a = Array(0..<50)
+        var rng = SplitMix64(seed: 9)
         rng.shuffle(&a)
-        var b = Array(0..<50), r2 = SplitMix64(seed: 9)
+        var b = Array(0..<50)
+        var r2 = SplitMix64(seed: 9)
         var i = 49
-        while i > 0 { let j = Int(r2.next() % UInt64(i + 1)); (b[i], b[j]) = (b[j], b[i]); i -= 1 }
+        while i > 0 {
+            let j = Int(r2.next() % UInt64(i + 1))
+            (b[i], b[j]) = (b[j], b[i])
+            i -= 1
+        }
         XCTAssertEqual(a, b)
         XCTAssertEqual(a.sorted(), Array(0..<50))
         XCTAssertNotEqual(a, Array(0..<50))
@@ -93,7 +104,8 @@ final class SharedPiecesTests: XCTestCase {
             let row = (0..<3).map { Double(logits[b * 3 + $0]) }
             let z = row.map { exp($0) }.reduce(0, +)
             for c in 0..<3 {
-                let p = exp(row[c]) / z, t = targets[b * 3 + c]
+                let p = exp(row[c]) / z
+                let t = targets[b * 3 + c]
                 expected += t * log(t / p) / 2
                 grad.append((p - t) / 2)
             }
@@ -105,13 +117,18 @@ final class SharedPiecesTests: XCTestCase {
     }
 
     func testCLSRowsGatherInPlaceAndScatter() {
-        let offsets = [0, 3, 4, 8], width = 2
+        let offsets = [0, 3, 4, 8]
+        let width = 2
         var x = (0..<16).map(Float.init)
-        x.withUnsafeMutableBufferPointer { p in gatherCLS(p.baseAddress!, into: p.baseAddress!, offsets: offsets, width: width) }
+        x.withUnsafeMutableBufferPointer { p in
+            gatherCLS(p.baseAddress!, into: p.baseAddress!, offsets: offsets, width: width)
+        }
         XCTAssertEqual(Array(x[0..<6]), [0, 1, 6, 7, 8, 9])
         var y = [Float](repeating: 7, count: 16)
         let src: [Float] = [1, 2, 3, 4, 5, 6]
-        y.withUnsafeMutableBufferPointer { p in scatterCLS(src, into: p.baseAddress!, offsets: offsets, width: width, zeroOthers: true) }
+        y.withUnsafeMutableBufferPointer { p in
+            scatterCLS(src, into: p.baseAddress!, offsets: offsets, width: width, zeroOthers: true)
+        }
         XCTAssertEqual(y, [1, 2, 0, 0, 0, 0, 3, 4, 5, 6, 0, 0, 0, 0, 0, 0])
     }
 }

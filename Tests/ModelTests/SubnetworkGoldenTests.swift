@@ -14,12 +14,16 @@ struct PruningGolden {
 
     init() throws {
         tensors = try SafetensorsFile(path: fixtures + "/golden/minilm-nli_pruning.safetensors")
-        let j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixtures + "/golden/minilm-nli_pruning.json"))) as! [String: Any]
+        let j =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: fixtures + "/golden/minilm-nli_pruning.json")))
+            as! [String: Any]
         sets = (j["mask_sets"] as! [[String: Any]]).map { ($0["name"] as! String, $0["mean_ablation"] as! Bool) }
     }
 
     func masks(_ set: String) throws -> MaskValues {
-        let h = try tensors.floats("\(set).head_mask"), m = try tensors.floats("\(set).mlp_mask")
+        let h = try tensors.floats("\(set).head_mask")
+        let m = try tensors.floats("\(set).mlp_mask")
         return MaskValues(heads: stride(from: 0, to: h.count, by: 12).map { Array(h[$0..<($0 + 12)]) }, mlps: m)
     }
 
@@ -59,7 +63,8 @@ final class SubnetworkGoldenTests: XCTestCase {
             guard masks.isBinary else { continue }
             let ablation: Ablation = mean ? .mean(avg) : .zero
             let plan = try ExecutionPlan.compile(model: model, masks: masks, ablation: ablation)
-            var viaPlan: [Float] = [], viaGeneral: [Float] = []
+            var viaPlan: [Float] = []
+            var viaGeneral: [Float] = []
             for b in golden.batches {
                 let batch = TokenBatch(b.map(golden.encoding))
                 viaPlan += try model.forward(batch, plan: plan)
@@ -85,11 +90,18 @@ final class SubnetworkGoldenTests: XCTestCase {
         lastLayerEmpty.heads[5] = [Float](repeating: 0, count: 12)
         lastLayerEmpty.mlps[2] = 0
         var cases: [(String, ExecutionPlan?, (masks: MaskValues, ablation: Ablation)?)] = [("full", nil, nil)]
-        cases.append(("no heads in the last layer", try ExecutionPlan.compile(model: model, masks: lastLayerEmpty, ablation: .mean(avg)), nil))
+        cases.append(
+            (
+                "no heads in the last layer",
+                try ExecutionPlan.compile(model: model, masks: lastLayerEmpty, ablation: .mean(avg)), nil
+            ))
         for (set, mean) in pruning.sets {
             let masks = try pruning.masks(set)
             let ablation: Ablation = mean ? .mean(avg) : .zero
-            if masks.isBinary { cases.append(("\(set) plan", try ExecutionPlan.compile(model: model, masks: masks, ablation: ablation), nil)) }
+            if masks.isBinary {
+                cases.append(
+                    ("\(set) plan", try ExecutionPlan.compile(model: model, masks: masks, ablation: ablation), nil))
+            }
             cases.append(("\(set) soft", nil, (masks, ablation)))
         }
         for (name, plan, soft) in cases {
@@ -143,8 +155,9 @@ final class SubnetworkGoldenTests: XCTestCase {
                 let fast = try model.forward(batch, plan: plan, soft: soft, clsOnlyLastLayer: cls)
                 let x = try model.embeddings(batch)
                 defer { x.deallocate() }
-                try model.runLayers(x, batch: batch, range: 0..<model.layerCount, plan: plan, soft: soft,
-                                    clsOnlyLastLayer: cls, xHoldsEmbeddings: false)
+                try model.runLayers(
+                    x, batch: batch, range: 0..<model.layerCount, plan: plan, soft: soft,
+                    clsOnlyLastLayer: cls, xHoldsEmbeddings: false)
                 XCTAssertEqual(fast, try model.logits(fromHidden: x, batch: batch), "\(name), clsOnly \(cls)")
             }
         }
@@ -169,8 +182,11 @@ final class SubnetworkGoldenTests: XCTestCase {
         let tok = try BertTokenizer.load(folder: try minilmFolder())
         let pruning = try PruningGolden()
         // The HANS file ships zstd-compressed; read it through Checkpoint's reader.
-        let text = String(decoding: try readDataFile(fixtures + "/../../data/hans/heuristics_evaluation_set.txt.zst"), as: UTF8.self)
-        let rows = text.split(separator: "\n").dropFirst().prefix(2000).map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
+        let text = String(
+            decoding: try readDataFile(fixtures + "/../../data/hans/heuristics_evaluation_set.txt.zst"), as: UTF8.self)
+        let rows = text.split(separator: "\n").dropFirst().prefix(2000).map {
+            $0.split(separator: "\t", omittingEmptySubsequences: false)
+        }
         let encodings = try rows.map { try tok.encode(String($0[5]), pair: String($0[6]), maxLength: 128) }
         XCTAssertEqual(encodings.reduce(0) { $0 + $1.count }, 35_203)
         let acc = ActivationAccumulator(model: model)
@@ -180,7 +196,8 @@ final class SubnetworkGoldenTests: XCTestCase {
             x.deallocate()
         }
         let got = acc.result(fingerprint: model.fingerprint)
-        let wantHead = try pruning.tensors.floats("avg_head"), wantMLP = try pruning.tensors.floats("avg_mlp")
+        let wantHead = try pruning.tensors.floats("avg_head")
+        let wantMLP = try pruning.tensors.floats("avg_mlp")
         func worst(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max()! }
         XCTAssertLessThanOrEqual(worst(got.avgHead, wantHead), 1e-4)
         XCTAssertLessThanOrEqual(worst(got.avgMLP, wantMLP), 1e-4)
@@ -191,14 +208,22 @@ final class SubnetworkGoldenTests: XCTestCase {
         let model = try cachedModel(fixtures + "/models/tiny-bert")
         let batch = TokenBatch([Encoding(inputIds: [101, 2000, 102], tokenTypeIds: [0, 0, 0])])
         let wrongShape = MaskValues(heads: [[1, 1, 1]], mlps: [1, 1])
-        XCTAssertThrowsError(try model.forward(batch, soft: (wrongShape, .zero))) { XCTAssert("\($0)".contains("mask shape")) }
+        XCTAssertThrowsError(try model.forward(batch, soft: (wrongShape, .zero))) {
+            XCTAssert("\($0)".contains("mask shape"))
+        }
         var outOfRange = MaskValues.ones(layers: 2, heads: 4)
         outOfRange.heads[1][2] = 1.5
-        XCTAssertThrowsError(try model.forward(batch, soft: (outOfRange, .zero))) { XCTAssert("\($0)".contains("outside [0, 1]")) }
+        XCTAssertThrowsError(try model.forward(batch, soft: (outOfRange, .zero))) {
+            XCTAssert("\($0)".contains("outside [0, 1]"))
+        }
         outOfRange.heads[1][2] = .nan
         XCTAssertThrowsError(try model.forward(batch, soft: (outOfRange, .zero)))
-        let foreign = MeanActivations(avgHead: [Float](repeating: 0, count: 2 * 4 * 8), avgMLP: [Float](repeating: 0, count: 2 * 32), fingerprint: "hc1-0000000000000000")
-        XCTAssertThrowsError(try model.forward(batch, soft: (.ones(layers: 2, heads: 4), .mean(foreign)))) { XCTAssert("\($0)".contains("computed for model")) }
+        let foreign = MeanActivations(
+            avgHead: [Float](repeating: 0, count: 2 * 4 * 8), avgMLP: [Float](repeating: 0, count: 2 * 32),
+            fingerprint: "hc1-0000000000000000")
+        XCTAssertThrowsError(try model.forward(batch, soft: (.ones(layers: 2, heads: 4), .mean(foreign)))) {
+            XCTAssert("\($0)".contains("computed for model"))
+        }
         var fractional = MaskValues.ones(layers: 2, heads: 4)
         fractional.mlps[0] = 0.5
         XCTAssertThrowsError(try ExecutionPlan.compile(model: model, masks: fractional, ablation: .zero))

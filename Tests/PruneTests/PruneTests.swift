@@ -3,19 +3,24 @@ import Checkpoint
 import Foundation
 import Kernels
 import Model
-@testable import Prune
+import TestSupport
 import Tokenizer
 import XCTest
-import TestSupport
+
+@testable import Prune
 
 let repoRoot = repositoryRoot.path
 
 final class PruneTests: XCTestCase {
     func setup() throws -> (BertModel, [Encoding], [Encoding], MeanActivations) {
         let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
-        let model = try BertModel.load(folder: folder), tok = try BertTokenizer.load(folder: folder)
-        let text = String(decoding: try readDataFile(repoRoot + "/data/hans/heuristics_train_set.txt.zst"), as: UTF8.self)
-        let rows = text.split(separator: "\n").dropFirst().prefix(600).map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
+        let model = try BertModel.load(folder: folder)
+        let tok = try BertTokenizer.load(folder: folder)
+        let text = String(
+            decoding: try readDataFile(repoRoot + "/data/hans/heuristics_train_set.txt.zst"), as: UTF8.self)
+        let rows = text.split(separator: "\n").dropFirst().prefix(600).map {
+            $0.split(separator: "\t", omittingEmptySubsequences: false)
+        }
         let enc = try rows.map { try tok.encode(String($0[5]), pair: String($0[6]), maxLength: 64) }
         let acc = ActivationAccumulator(model: model)
         _ = try model.encode(TokenBatch(Array(enc[0..<200])), observer: acc)
@@ -31,15 +36,25 @@ final class PruneTests: XCTestCase {
         let (model, train, _, acts) = try setup()
         let batch = TokenBatch(Array(train[0..<6]))
         var rng = SplitMix64(seed: 11)
-        let la = (0..<10).map { _ in 0.5 + rng.normal() }, u = (0..<10).map { _ in 0.2 + 0.6 * rng.uniform() }
-        let lambdas = [0.7, 1.3], t = 0.4
-        let o = try pruneObjective(model: model, batch: batch, logAlpha: la, u: u, lambdas: lambdas, target: t, activations: acts)
+        let la = (0..<10).map { _ in 0.5 + rng.normal() }
+        let u = (0..<10).map { _ in 0.2 + 0.6 * rng.uniform() }
+        let lambdas = [0.7, 1.3]
+        let t = 0.4
+        let o = try pruneObjective(
+            model: model, batch: batch, logAlpha: la, u: u, lambdas: lambdas, target: t, activations: acts)
         var checked = 0
         for i in 0..<10 where o.gradLogAlpha[i] != 0 {
-            var up = la, down = la
-            up[i] += 1e-3; down[i] -= 1e-3
-            let fd = (try pruneObjective(model: model, batch: batch, logAlpha: up, u: u, lambdas: lambdas, target: t, activations: acts).loss
-                      - pruneObjective(model: model, batch: batch, logAlpha: down, u: u, lambdas: lambdas, target: t, activations: acts).loss) / 2e-3
+            var up = la
+            var down = la
+            up[i] += 1e-3
+            down[i] -= 1e-3
+            let fd =
+                (try pruneObjective(
+                    model: model, batch: batch, logAlpha: up, u: u, lambdas: lambdas, target: t, activations: acts
+                ).loss
+                    - pruneObjective(
+                        model: model, batch: batch, logAlpha: down, u: u, lambdas: lambdas, target: t, activations: acts
+                    ).loss) / 2e-3
             XCTAssertEqual(o.gradLogAlpha[i], fd, accuracy: 1e-3 * max(abs(fd), 1e-3), "unit \(i)")
             checked += 1
         }
@@ -49,8 +64,14 @@ final class PruneTests: XCTestCase {
     /// A run of a few dozen steps to target 0.3, the sparsity warmed up over its first half.
     func shortRun(steps: Int, batchSize: Int, accumulation: Int, seed: UInt64) -> PruneConfig {
         var c = PruneConfig()
-        c.targetSparsity = 0.3; c.sparsityWarmupSteps = steps / 2; c.maxSteps = steps; c.warmupSteps = steps / 12
-        c.learningRate = 0.3; c.batchSize = batchSize; c.gradientAccumulationSteps = accumulation; c.seed = seed
+        c.targetSparsity = 0.3
+        c.sparsityWarmupSteps = steps / 2
+        c.maxSteps = steps
+        c.warmupSteps = steps / 12
+        c.learningRate = 0.3
+        c.batchSize = batchSize
+        c.gradientAccumulationSteps = accumulation
+        c.seed = seed
         return c
     }
 
@@ -76,13 +97,17 @@ final class PruneTests: XCTestCase {
         let alone = try prune(model: model, encodings: train, activations: acts, config: c)
         let shared = FullModelDistributions(count: train.count)
         var other = c
-        other.seed = 9; other.batchSize = 5
+        other.seed = 9
+        other.batchSize = 5
         _ = try prune(model: model, encodings: train, activations: acts, config: other, fullDistributions: shared)
-        XCTAssertEqual(shared.filled, 200)   // 40 batches of 5 distinct examples
+        XCTAssertEqual(shared.filled, 200)  // 40 batches of 5 distinct examples
         let after = try prune(model: model, encodings: train, activations: acts, config: c, fullDistributions: shared)
         XCTAssertGreaterThan(shared.filled, 200)
         XCTAssertEqual(after.logAlpha, alone.logAlpha)
-        XCTAssertThrowsError(try prune(model: model, encodings: Array(train.prefix(10)), activations: acts, config: c, fullDistributions: shared))
+        XCTAssertThrowsError(
+            try prune(
+                model: model, encodings: Array(train.prefix(10)), activations: acts, config: c,
+                fullDistributions: shared))
     }
 
     /// An interrupted run resumed from its checkpoint (through the JSON file format) ends exactly like the
@@ -90,10 +115,20 @@ final class PruneTests: XCTestCase {
     func testResumeFromCheckpointEqualsUninterruptedRun() throws {
         let (model, train, _, acts) = try setup()
         var c = PruneConfig()
-        c.targetSparsity = 0.4; c.sparsityWarmupSteps = 20; c.maxSteps = 40; c.warmupSteps = 4
-        c.learningRate = 0.3; c.batchSize = 8; c.gradientAccumulationSteps = 2; c.seed = 5; c.dropout = 0.1; c.initialLogAlpha = 3
+        c.targetSparsity = 0.4
+        c.sparsityWarmupSteps = 20
+        c.maxSteps = 40
+        c.warmupSteps = 4
+        c.learningRate = 0.3
+        c.batchSize = 8
+        c.gradientAccumulationSteps = 2
+        c.seed = 5
+        c.dropout = 0.1
+        c.initialLogAlpha = 3
         var saved: [PruneState] = []
-        let whole = try prune(model: model, encodings: train, activations: acts, config: c, checkpointEvery: 15, checkpoint: { saved.append($0) })
+        let whole = try prune(
+            model: model, encodings: train, activations: acts, config: c, checkpointEvery: 15,
+            checkpoint: { saved.append($0) })
         XCTAssertEqual(saved.map(\.step), [15, 30])
         let file = try JSONDecoder().decode(PruneState.self, from: try JSONEncoder().encode(saved[0]))
         let resumed = try prune(model: model, encodings: train, activations: acts, config: c, resume: file)
@@ -102,7 +137,8 @@ final class PruneTests: XCTestCase {
         XCTAssertEqual(resumed.history.map(\.kl), whole.history.map(\.kl))
         // Dropout changes the run (it is really applied).
         c.dropout = 0
-        XCTAssertNotEqual(try prune(model: model, encodings: train, activations: acts, config: c).logAlpha, whole.logAlpha)
+        XCTAssertNotEqual(
+            try prune(model: model, encodings: train, activations: acts, config: c).logAlpha, whole.logAlpha)
     }
 
     /// --ref-initialize-from: the KL pulls towards another model's distribution. The same weights loaded again
@@ -111,17 +147,26 @@ final class PruneTests: XCTestCase {
     func testReferenceModelIsTheKLTarget() throws {
         let (model, train, _, acts) = try setup()
         var c = PruneConfig()
-        c.targetSparsity = 0.3; c.sparsityWarmupSteps = 3; c.maxSteps = 4; c.warmupSteps = 1; c.batchSize = 8; c.gradientAccumulationSteps = 1
-        c.dropout = 0; c.initialLogAlpha = 2
+        c.targetSparsity = 0.3
+        c.sparsityWarmupSteps = 3
+        c.maxSteps = 4
+        c.warmupSteps = 1
+        c.batchSize = 8
+        c.gradientAccumulationSteps = 1
+        c.dropout = 0
+        c.initialLogAlpha = 2
         let own = try prune(model: model, encodings: train, activations: acts, config: c)
         let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
-        let same = try prune(model: model, encodings: train, activations: acts, config: c, reference: try BertModel.load(folder: folder))
+        let same = try prune(
+            model: model, encodings: train, activations: acts, config: c, reference: try BertModel.load(folder: folder))
         XCTAssertEqual(same.history.map(\.kl), own.history.map(\.kl))
         // A copy with the classifier's bias shifted: its distribution differs, so does every KL.
         let dir = NSTemporaryDirectory() + "hcore-ref-model-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        for f in ["config.json", "vocab.txt"] { try FileManager.default.copyItem(atPath: folder + "/" + f, toPath: dir + "/" + f) }
+        for f in ["config.json", "vocab.txt"] {
+            try FileManager.default.copyItem(atPath: folder + "/" + f, toPath: dir + "/" + f)
+        }
         let weights = try SafetensorsFile(path: folder + "/model.safetensors")
         var w = SafetensorsWriter()
         for n in weights.names {
@@ -130,15 +175,20 @@ final class PruneTests: XCTestCase {
             w.add(n, shape: weights.info(n)!.shape, v)
         }
         try Data(w.serialized()).write(to: URL(fileURLWithPath: dir + "/model.safetensors"))
-        let other = try prune(model: model, encodings: train, activations: acts, config: c, reference: try BertModel.load(folder: dir))
-        XCTAssertTrue(zip(other.history, own.history).allSatisfy { $0.kl > $1.kl + 1e-4 }, "\(other.history.map(\.kl)) vs \(own.history.map(\.kl))")
+        let other = try prune(
+            model: model, encodings: train, activations: acts, config: c, reference: try BertModel.load(folder: dir))
+        XCTAssertTrue(
+            zip(other.history, own.history).allSatisfy { $0.kl > $1.kl + 1e-4 },
+            "\(other.history.map(\.kl)) vs \(own.history.map(\.kl))")
         let minilm = try BertModel.load(folder: repoRoot + "/Tests/Fixtures/models/minilm-nli")
         XCTAssertThrowsError(try prune(model: model, encodings: train, activations: acts, config: c, reference: minilm))
     }
 
     func testSchedules() {
         var c = PruneConfig()
-        c.startSparsity = 0; c.targetSparsity = 0.5; c.sparsityWarmupSteps = 100
+        c.startSparsity = 0
+        c.targetSparsity = 0.5
+        c.sparsityWarmupSteps = 100
         XCTAssertEqual(targetSparsity(step: 50, config: c), 0.25, accuracy: 1e-12)
         XCTAssertEqual(targetSparsity(step: 500, config: c), 0.5)
         c.warmupType = "logarithmic"
@@ -157,16 +207,21 @@ final class PruneTests: XCTestCase {
 final class ImportanceTests: XCTestCase {
     func testMichelNormalisationAndSignedMean() throws {
         let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
-        let model = try BertModel.load(folder: folder), tok = try BertTokenizer.load(folder: folder)
-        let enc = try (0..<24).map { try tok.encode("the doctor \($0) saw the lawyer", pair: "the lawyer saw the doctor", maxLength: 32) }
+        let model = try BertModel.load(folder: folder)
+        let tok = try BertTokenizer.load(folder: folder)
+        let enc = try (0..<24).map {
+            try tok.encode("the doctor \($0) saw the lawyer", pair: "the lawyer saw the doctor", maxLength: 32)
+        }
         let labels = (0..<24).map { $0 % 2 }
         let ones = MaskValues.ones(layers: model.layerCount, heads: model.headCount)
-        let michel = try maskImportance(model: model, encodings: enc, labels: labels, masks: ones, ablation: .zero, batchSize: 8)
+        let michel = try maskImportance(
+            model: model, encodings: enc, labels: labels, masks: ones, ablation: .zero, batchSize: 8)
         for row in michel.heads {
             XCTAssert(row.allSatisfy { $0 >= 0 })
             XCTAssertEqual(row.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1, accuracy: 1e-9)
         }
-        let signed = try maskImportance(model: model, encodings: enc, labels: labels, masks: ones, ablation: .zero, batchSize: 8, signed: true)
+        let signed = try maskImportance(
+            model: model, encodings: enc, labels: labels, masks: ones, ablation: .zero, batchSize: 8, signed: true)
         XCTAssertEqual(signed.batches, 3)
         XCTAssertEqual(signed.loss, michel.loss, accuracy: 1e-12)
         XCTAssertNotEqual(signed.heads, michel.heads)
@@ -177,29 +232,38 @@ final class ImportanceTests: XCTestCase {
 final class PruneCommandLineTests: XCTestCase {
     func testReferenceFlagsTranslate() throws {
         let (args, warnings) = try ReferenceFlags.translate([
-            "prune", "--target_sparsity=0.7", "--initialize_from", "m", "--avg_activation_path", "a.pkl", "--save_steps", "512",
-            "--dataloader_num_workers", "32", "--do_train", "--remove_unused_columns=false", "--seed", "43", "--max_grad_norm", "0",
+            "prune", "--target_sparsity=0.7", "--initialize_from", "m", "--avg_activation_path", "a.pkl",
+            "--save_steps", "512",
+            "--dataloader_num_workers", "32", "--do_train", "--remove_unused_columns=false", "--seed", "43",
+            "--max_grad_norm", "0",
         ])
-        XCTAssertEqual(args, ["prune", "--target-sparsity=0.7", "--model", "m", "--activations", "a.pkl", "--checkpoint-steps", "512",
-                              "--seed", "43", "--max-grad-norm", "0"])
+        XCTAssertEqual(
+            args,
+            [
+                "prune", "--target-sparsity=0.7", "--model", "m", "--activations", "a.pkl", "--checkpoint-steps", "512",
+                "--seed", "43", "--max-grad-norm", "0",
+            ])
         XCTAssertEqual(warnings.count, 3)
         XCTAssertThrowsError(try ReferenceFlags.translate(["prune", "--output_dir", "x"]))
         // Other commands keep their arguments as written.
-        XCTAssertEqual(try ReferenceFlags.translate(["eval", "--output_dir", "x"]).arguments, ["eval", "--output_dir", "x"])
+        XCTAssertEqual(
+            try ReferenceFlags.translate(["eval", "--output_dir", "x"]).arguments, ["eval", "--output_dir", "x"])
     }
 
     func testTraceDropsStepsPastTheCheckpointOnResume() throws {
         let path = NSTemporaryDirectory() + "hcore-trace-\(getpid()).jsonl"
         defer { unlink(path) }
         func step(_ k: Int) -> PruneStep {
-            PruneStep(step: k, kl: 0.1, lagrangian: 0, expectedSparsity: 0, sampledSparsity: 0, target: 0, lambda1: 0, lambda2: 0, logAlpha: [1, 2])
+            PruneStep(
+                step: k, kl: 0.1, lagrangian: 0, expectedSparsity: 0, sampledSparsity: 0, target: 0, lambda1: 0,
+                lambda2: 0, logAlpha: [1, 2])
         }
         do {
             let t = try PruneTrace(path: path, resumeStep: 0)
             for k in 0..<5 { try t.append(step(k)) }
         }
         do {
-            let t = try PruneTrace(path: path, resumeStep: 3)   // the checkpoint holds steps 0–2
+            let t = try PruneTrace(path: path, resumeStep: 3)  // the checkpoint holds steps 0–2
             try t.append(step(3))
         }
         let steps = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
@@ -225,13 +289,15 @@ final class PruneCommandLineTests: XCTestCase {
         try w.write(to: path)
         XCTAssertEqual(try ReplayInputs.noise(path + ":u", units: 3, microBatches: 2).count, 2)
         XCTAssertThrowsError(try ReplayInputs.noise(path + ":u", units: 4, microBatches: 2))
-        XCTAssertThrowsError(try ReplayInputs.initialLogAlpha(path + ":la", units: 4))    // not finite
+        XCTAssertThrowsError(try ReplayInputs.initialLogAlpha(path + ":la", units: 4))  // not finite
         XCTAssertThrowsError(try ReplayInputs.initialLogAlpha(path + ":missing", units: 4))
         XCTAssertThrowsError(try ReplayInputs.initialLogAlpha(path + "-absent", units: 4))
         XCTAssertEqual(try PruneGrid.targets("0.3, 0.5"), [0.3, 0.5])
         for bad in ["0.3,1", "0.3,,0.5", "x", "-0.1", "nan"] { XCTAssertThrowsError(try PruneGrid.targets(bad), bad) }
         XCTAssertEqual(try PruneRuns.seedList("42-44", default: 1), [42, 43, 44])
         XCTAssertEqual(try PruneRuns.seedList("1, 5,9", default: 1), [1, 5, 9])
-        for bad in ["44-42", "1,,2", "a-b", "-3", "0-18446744073709551615"] { XCTAssertThrowsError(try PruneRuns.seedList(bad, default: 1), bad) }
+        for bad in ["44-42", "1,,2", "a-b", "-3", "0-18446744073709551615"] {
+            XCTAssertThrowsError(try PruneRuns.seedList(bad, default: 1), bad)
+        }
     }
 }

@@ -9,9 +9,9 @@ import Foundation
 import Kernels
 import Model
 import Prune
+import TestSupport
 import Tokenizer
 import XCTest
-import TestSupport
 
 final class TrajectoryGoldenTests: XCTestCase {
     func replay(_ name: String) throws {
@@ -19,13 +19,20 @@ final class TrajectoryGoldenTests: XCTestCase {
         let model = try BertModel.load(folder: repoRoot + "/Tests/Fixtures/models/minilm-nli")
         let pruning = try SafetensorsFile(path: golden + "minilm-nli_pruning.safetensors")
         let acts = MeanActivations(avgHead: try pruning.floats("avg_head"), avgMLP: try pruning.floats("avg_mlp"))
-        let outputs = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: golden + "minilm-nli_outputs.json"))) as! [String: Any]
+        let outputs =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: golden + "minilm-nli_outputs.json"))) as! [String: Any]
         let encodings = (outputs["examples"] as! [[String: Any]]).map { e in
-            Encoding(inputIds: (e["input_ids"] as! [Int]).map(Int32.init), tokenTypeIds: (e["token_type_ids"] as! [Int]).map(Int32.init))
+            Encoding(
+                inputIds: (e["input_ids"] as! [Int]).map(Int32.init),
+                tokenTypeIds: (e["token_type_ids"] as! [Int]).map(Int32.init))
         }
         XCTAssertEqual(encodings.count, 96)
         let trajectory = try SafetensorsFile(path: golden + "minilm-nli_prune_trajectory.safetensors")
-        let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: golden + "minilm-nli_prune_trajectory.json"))) as! [String: Any]
+        let doc =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: golden + "minilm-nli_prune_trajectory.json")))
+            as! [String: Any]
         let spec = (doc["cases"] as! [[String: Any]]).first { $0["name"] as? String == name }!
         let U = 78
         let u = try trajectory.floats("\(name).u").map(Double.init)
@@ -45,9 +52,10 @@ final class TrajectoryGoldenTests: XCTestCase {
         c.shuffle = false
         var states: [PruneState] = []
         var records: [PruneStep] = []
-        let result = try prune(model: model, encodings: encodings, activations: acts, config: c,
-                               initialLogAlpha: try trajectory.floats("\(name).initial_log_alpha"), noise: noise,
-                               checkpointEvery: 1, checkpoint: { states.append($0) }, onStep: { records.append($0) })
+        let result = try prune(
+            model: model, encodings: encodings, activations: acts, config: c,
+            initialLogAlpha: try trajectory.floats("\(name).initial_log_alpha"), noise: noise,
+            checkpointEvery: 1, checkpoint: { states.append($0) }, onStep: { records.append($0) })
         let steps = spec["steps"] as! [[String: Any]]
         XCTAssertEqual(records.count, steps.count)
         for (k, want) in steps.enumerated() {
@@ -59,13 +67,17 @@ final class TrajectoryGoldenTests: XCTestCase {
             XCTAssertEqual(got.lambda1, want["lambda1"] as! Double, accuracy: 2e-5, "\(name) step \(k): λ1")
             XCTAssertEqual(got.lambda2, want["lambda2"] as! Double, accuracy: 2e-5, "\(name) step \(k): λ2")
             XCTAssertEqual(got.target, want["target_sparsity"] as! Double, accuracy: 1e-12, "\(name) step \(k): target")
-            XCTAssertEqual(got.learningRate!, want["lr"] as! Double, accuracy: 1e-12, "\(name) step \(k): learning rate")
+            XCTAssertEqual(
+                got.learningRate!, want["lr"] as! Double, accuracy: 1e-12, "\(name) step \(k): learning rate")
             let norm = want["grad_norm_before_clip"] as! Double
             XCTAssertEqual(got.gradNorm!, norm, accuracy: 1e-5 * norm, "\(name) step \(k): gradient norm")
             for (j, mb) in (want["micro_batches"] as! [[String: Any]]).enumerated() {
                 let kl = mb["kl"] as! Double
-                XCTAssertEqual(got.microKL![j], kl, accuracy: 1e-5 * kl + 1e-9, "\(name) step \(k) micro-batch \(j): KL")
-                XCTAssertEqual(got.microSparsity![j], mb["sparsity"] as! Double, accuracy: 1e-6, "\(name) step \(k) micro-batch \(j): sparsity")
+                XCTAssertEqual(
+                    got.microKL![j], kl, accuracy: 1e-5 * kl + 1e-9, "\(name) step \(k) micro-batch \(j): KL")
+                XCTAssertEqual(
+                    got.microSparsity![j], mb["sparsity"] as! Double, accuracy: 1e-6,
+                    "\(name) step \(k) micro-batch \(j): sparsity")
             }
         }
     }

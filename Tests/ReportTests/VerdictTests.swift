@@ -12,7 +12,8 @@ final class VerdictTests: XCTestCase {
         XCTAssertTrue(shown.hasPrefix("The paper's phenomenon is shown: 6 subnetworks are within 3 points"), shown)
         XCTAssertTrue(shown.contains("ranges from 40.0 to 55.5 (15.5 points"), shown)
         // 14.9 points among six: not shown.
-        let narrow = ResearchReport.verdict(matchingMeasures: [40.0, 45, 50, 52, 54, 54.9], matchPoints: 3, measure: measure)
+        let narrow = ResearchReport.verdict(
+            matchingMeasures: [40.0, 45, 50, 52, 54, 54.9], matchPoints: 3, measure: measure)
         XCTAssertTrue(narrow.hasPrefix("The paper's phenomenon is NOT shown here: the 6 subnetworks"), narrow)
         XCTAssertTrue(narrow.contains("span 14.9 points"), narrow)
         // 30 points among five: not shown either.

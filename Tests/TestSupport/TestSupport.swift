@@ -6,7 +6,8 @@ import Kernels
 import XCTest
 
 /// The repository's root folder (this file is Tests/TestSupport/TestSupport.swift).
-public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
 
 /// Tests/Fixtures.
 public let fixturesFolder = repositoryRoot.appendingPathComponent("Tests/Fixtures")
@@ -25,7 +26,8 @@ public struct SeededRNG {
     public mutating func uniformDouble() -> Double { Double(next() >> 11) / Double(1 << 53) }
     /// Standard normal (Box–Muller).
     public mutating func normal() -> Float {
-        let u1 = max(1e-7, Double(uniform())), u2 = Double(uniform())
+        let u1 = max(1e-7, Double(uniform()))
+        let u2 = Double(uniform())
         return Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * .pi * u2))
     }
     public mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in normal() * scale } }
@@ -39,20 +41,31 @@ public func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
 
 /// Fails unless every |actual[i] − expected[i]| ≤ bound, naming the worst element, its two values and the
 /// bound; NaN anywhere fails.
-public func assertClose(_ actual: [Float], _ expected: [Float], bound: Float, _ what: @autoclosure () -> String = "",
-                        file: StaticString = #filePath, line: UInt = #line) {
+public func assertClose(
+    _ actual: [Float], _ expected: [Float], bound: Float, _ what: @autoclosure () -> String = "",
+    file: StaticString = #filePath, line: UInt = #line
+) {
     guard actual.count == expected.count else {
         XCTFail("\(what()): \(actual.count) values, expected \(expected.count)", file: file, line: line)
         return
     }
-    var worst = 0, worstDiff: Float = -1
+    var worst = 0
+    var worstDiff: Float = -1
     for i in actual.indices {
         let d = abs(actual[i] - expected[i])
-        if d.isNaN { XCTFail("\(what()): NaN at \(i) (\(actual[i]) vs \(expected[i]))", file: file, line: line); return }
-        if d > worstDiff { worstDiff = d; worst = i }
+        if d.isNaN {
+            XCTFail("\(what()): NaN at \(i) (\(actual[i]) vs \(expected[i]))", file: file, line: line)
+            return
+        }
+        if d > worstDiff {
+            worstDiff = d
+            worst = i
+        }
     }
     if worstDiff > bound {
-        XCTFail("\(what()): |Δ| = \(worstDiff) > \(bound) at \(worst) (\(actual[worst]) vs \(expected[worst]))", file: file, line: line)
+        XCTFail(
+            "\(what()): |Δ| = \(worstDiff) > \(bound) at \(worst) (\(actual[worst]) vs \(expected[worst]))", file: file,
+            line: line)
     }
 }
 
@@ -65,7 +78,9 @@ public func svgTextsOutside(_ svg: String) -> [String] {
         guard let r = tag.range(of: " \(name)=\"") else { return nil }
         return String(tag[r.upperBound...].prefix { $0 != "\"" })
     }
-    guard let root = svg.range(of: "<svg")?.upperBound, let close = svg[root...].firstIndex(of: ">") else { return ["no <svg> element"] }
+    guard let root = svg.range(of: "<svg")?.upperBound, let close = svg[root...].firstIndex(of: ">") else {
+        return ["no <svg> element"]
+    }
     let rootTag = svg[root..<close]
     let viewBox = attr(rootTag, "viewBox")?.split(separator: " ").compactMap { Double($0) }
     let width = viewBox.map { $0[2] } ?? Double(attr(rootTag, "width") ?? "") ?? 0
@@ -74,20 +89,30 @@ public func svgTextsOutside(_ svg: String) -> [String] {
     var out: [String] = []
     var rest = svg[close...]
     while let start = rest.range(of: "<text") {
-        guard let tagEnd = rest[start.upperBound...].firstIndex(of: ">"), let end = rest[tagEnd...].range(of: "</text>") else { break }
+        guard let tagEnd = rest[start.upperBound...].firstIndex(of: ">"), let end = rest[tagEnd...].range(of: "</text>")
+        else { break }
         let tag = rest[start.upperBound..<tagEnd]
         let inner = rest[rest.index(after: tagEnd)..<end.lowerBound]
         rest = rest[end.upperBound...]
-        let lines = inner.components(separatedBy: "<tspan").map { $0.replacingOccurrences(of: #"<[^>]*>"#, with: "", options: .regularExpression)
-            .replacingOccurrences(of: #"^[^>]*>"#, with: "", options: .regularExpression) }
-        let plain = lines.map { $0.replacingOccurrences(of: "&amp;", with: "&").replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">") }
-        let x = Double(attr(tag, "x") ?? "0") ?? 0, y = Double(attr(tag, "y") ?? "0") ?? 0
+        let lines = inner.components(separatedBy: "<tspan").map {
+            $0.replacingOccurrences(of: #"<[^>]*>"#, with: "", options: .regularExpression)
+                .replacingOccurrences(of: #"^[^>]*>"#, with: "", options: .regularExpression)
+        }
+        let plain = lines.map {
+            $0.replacingOccurrences(of: "&amp;", with: "&").replacingOccurrences(of: "&lt;", with: "<")
+                .replacingOccurrences(of: "&gt;", with: ">")
+        }
+        let x = Double(attr(tag, "x") ?? "0") ?? 0
+        let y = Double(attr(tag, "y") ?? "0") ?? 0
         let size = Double(attr(tag, "font-size") ?? "") ?? defaultSize
-        let w = Double(plain.map(\.count).max() ?? 0) * 0.6 * size, h = Double(plain.count) * size * 1.2
+        let w = Double(plain.map(\.count).max() ?? 0) * 0.6 * size
+        let h = Double(plain.count) * size * 1.2
         let anchor = attr(tag, "text-anchor") ?? "start"
         let shift = anchor == "middle" ? w / 2 : anchor == "end" ? w : 0
         let rotated = attr(tag, "transform")?.contains("rotate(-90") ?? false
-        let (x0, y0, x1, y1) = rotated ? (x - size, y - w + shift, x - size + h, y + shift) : (x - shift, y - size, x - shift + w, y - size + h)
+        let (x0, y0, x1, y1) =
+            rotated
+            ? (x - size, y - w + shift, x - size + h, y + shift) : (x - shift, y - size, x - shift + w, y - size + h)
         if x0 < -0.5 || y0 < -0.5 || x1 > width + 0.5 || y1 > height + 0.5 { out.append(plain.joined(separator: " ")) }
     }
     return out

@@ -1,9 +1,10 @@
 // The tokenizer against Hugging Face's fast tokenizer on all 411 golden cases
 // (Tests/Fixtures/golden/tokenization.jsonl; Tests/Fixtures/golden/GOLDEN-README.md §2).
 import Foundation
-import XCTest
-@testable import Tokenizer
 import TestSupport
+import XCTest
+
+@testable import Tokenizer
 
 let fixtures = fixturesFolder.path
 
@@ -16,10 +17,12 @@ func loadGoldenCases() throws -> [GoldenCase] {
     var cases: [GoldenCase] = []
     for (i, line) in data.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
         let j = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-        cases.append(GoldenCase(line: i + 1, text: j["text"] as! String, pair: j["text_pair"] as? String,
-                                maxLength: j["max_length"] as! Int,
-                                ids: (j["input_ids"] as! [Int]).map(Int32.init),
-                                types: (j["token_type_ids"] as! [Int]).map(Int32.init), category: j["category"] as! String))
+        cases.append(
+            GoldenCase(
+                line: i + 1, text: j["text"] as! String, pair: j["text_pair"] as? String,
+                maxLength: j["max_length"] as! Int,
+                ids: (j["input_ids"] as! [Int]).map(Int32.init),
+                types: (j["token_type_ids"] as! [Int]).map(Int32.init), category: j["category"] as! String))
     }
     return cases
 }
@@ -34,7 +37,9 @@ final class TokenizerGoldenTests: XCTestCase {
             if e.inputIds != c.ids || e.tokenTypeIds != c.types {
                 failures += 1
                 if failures <= 10 {
-                    XCTFail("\(source) line \(c.line) [\(c.category)] \(c.text.debugDescription) / \(c.pair.debugDescription):\n got  \(e.inputIds.map { tok.token($0) })\n want \(c.ids.map { tok.token($0) })")
+                    XCTFail(
+                        "\(source) line \(c.line) [\(c.category)] \(c.text.debugDescription) / \(c.pair.debugDescription):\n got  \(e.inputIds.map { tok.token($0) })\n want \(c.ids.map { tok.token($0) })"
+                    )
                 }
             }
         }
@@ -42,7 +47,8 @@ final class TokenizerGoldenTests: XCTestCase {
     }
 
     func testFromTokenizerJSON() throws {
-        try check(BertTokenizer.load(tokenizerJSON: fixtures + "/models/tiny-bert/tokenizer.json"), source: "tokenizer.json")
+        try check(
+            BertTokenizer.load(tokenizerJSON: fixtures + "/models/tiny-bert/tokenizer.json"), source: "tokenizer.json")
     }
 
     func testFromVocabTxt() throws {
@@ -51,7 +57,8 @@ final class TokenizerGoldenTests: XCTestCase {
 
     func testTruncationStrategies() throws {
         let tok = try BertTokenizer.load(vocabTxt: fixtures + "/models/tiny-bert/vocab.txt")
-        let a = "one two three four five six seven eight", b = "alpha beta gamma"
+        let a = "one two three four five six seven eight"
+        let b = "alpha beta gamma"
         // only_first keeps all of B (3) and cuts A to 16 − 3 − 3 = 10 → only 8 words exist, so no cut at 16.
         let e1 = try tok.encode(a, pair: b, maxLength: 10, truncation: .onlyFirst)
         XCTAssertEqual(e1.count, 10)

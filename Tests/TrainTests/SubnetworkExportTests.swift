@@ -4,16 +4,20 @@
 import Checkpoint
 import Foundation
 import Model
+import TestSupport
 import Tokenizer
 import Train
 import XCTest
-import TestSupport
 
 final class SubnetworkExportTests: XCTestCase {
     func testExportEqualsTheMaskedModel() throws {
         let folder = repositoryRoot.path + "/Tests/Fixtures/models/tiny-bert"
-        let model = try BertModel.load(folder: folder), tok = try BertTokenizer.load(folder: folder)
-        let pairs = [("The doctor saw the lawyer.", "The lawyer saw the doctor."), ("A man is eating food.", "Nobody eats."), ("hello there", "general kenobi")]
+        let model = try BertModel.load(folder: folder)
+        let tok = try BertTokenizer.load(folder: folder)
+        let pairs = [
+            ("The doctor saw the lawyer.", "The lawyer saw the doctor."), ("A man is eating food.", "Nobody eats."),
+            ("hello there", "general kenobi"),
+        ]
         let enc = try pairs.map { try tok.encode($0.0, pair: $0.1, maxLength: 64) }
         let acc = ActivationAccumulator(model: model)
         _ = try model.encode(TokenBatch(enc), observer: acc)
@@ -24,7 +28,7 @@ final class SubnetworkExportTests: XCTestCase {
             let out = NSTemporaryDirectory() + "hcore-export-\(getpid())-\(name)"
             defer { try? FileManager.default.removeItem(atPath: out) }
             let summary = try exportSubnetwork(model: model, masks: masks, ablation: ablation, to: out)
-            XCTAssertEqual(summary.removedHeads, 5)   // 2 in layer 0; 3 of 4 in layer 1 (one stays, zeroed)
+            XCTAssertEqual(summary.removedHeads, 5)  // 2 in layer 0; 3 of 4 in layer 1 (one stays, zeroed)
             XCTAssertEqual(summary.zeroedMLPs, 1)
             XCTAssertLessThan(summary.bytes, summary.fullBytes)
             let exported = try BertModel.load(folder: out)
@@ -32,10 +36,13 @@ final class SubnetworkExportTests: XCTestCase {
             let st = try SafetensorsFile(path: out + "/model.safetensors")
             XCTAssertEqual(st.info("bert.encoder.layer.0.attention.self.query.weight")?.shape, [16, 32])
             XCTAssertEqual(st.info("bert.encoder.layer.1.attention.output.dense.weight")?.shape, [32, 8])
-            let want = try model.forward(TokenBatch(enc), plan: try ExecutionPlan.compile(model: model, masks: masks, ablation: ablation))
+            let want = try model.forward(
+                TokenBatch(enc), plan: try ExecutionPlan.compile(model: model, masks: masks, ablation: ablation))
             let general = try model.forward(TokenBatch(enc), soft: (masks, ablation))
             let got = try exported.forward(TokenBatch(enc))
-            XCTAssertGreaterThan(zip(want, try model.forward(TokenBatch(enc))).map { abs($0 - $1) }.max()!, 1e-3, "the masks must matter")
+            XCTAssertGreaterThan(
+                zip(want, try model.forward(TokenBatch(enc))).map { abs($0 - $1) }.max()!, 1e-3, "the masks must matter"
+            )
             for (g, w) in zip(got, want) { XCTAssertEqual(g, w, accuracy: 1e-5, name) }
             for (g, w) in zip(got, general) { XCTAssertEqual(g, w, accuracy: 1e-5, name) }
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/vocab.txt"))
@@ -45,10 +52,18 @@ final class SubnetworkExportTests: XCTestCase {
             _ = try exportSubnetwork(model: model, masks: masks, ablation: ablation, to: kept, keepShapes: true)
             let same = try BertModel.load(folder: kept)
             XCTAssertEqual(same.config.prunedHeads, [:])
-            XCTAssertEqual(try SafetensorsFile(path: kept + "/model.safetensors").info("bert.encoder.layer.1.attention.output.dense.weight")?.shape, [32, 32])
-            for (g, w) in zip(try same.forward(TokenBatch(enc)), want) { XCTAssertEqual(g, w, accuracy: 1e-5, name + " keeping shapes") }
+            XCTAssertEqual(
+                try SafetensorsFile(path: kept + "/model.safetensors").info(
+                    "bert.encoder.layer.1.attention.output.dense.weight")?.shape, [32, 32])
+            for (g, w) in zip(try same.forward(TokenBatch(enc)), want) {
+                XCTAssertEqual(g, w, accuracy: 1e-5, name + " keeping shapes")
+            }
         }
-        XCTAssertThrowsError(try exportSubnetwork(model: model, masks: MaskValues(heads: [[1, 0.5, 1, 1], [1, 1, 1, 1]], mlps: [1, 1]), ablation: .zero, to: "/tmp/x")) {
+        XCTAssertThrowsError(
+            try exportSubnetwork(
+                model: model, masks: MaskValues(heads: [[1, 0.5, 1, 1], [1, 1, 1, 1]], mlps: [1, 1]), ablation: .zero,
+                to: "/tmp/x")
+        ) {
             XCTAssert("\($0)".contains("binary"), "\($0)")
         }
     }

@@ -5,16 +5,17 @@ import Checkpoint
 import Foundation
 import Kernels
 import Model
+import TestSupport
 import Tokenizer
 import Train
 import XCTest
-import TestSupport
 
 let repoRoot = repositoryRoot.path
 
 func tinyConfig() -> BertConfig {
-    BertConfig(vocabSize: 23, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 24,
-               maxPositionEmbeddings: 16, layerNormEps: 1e-12, labels: ["a", "b", "c"])
+    BertConfig(
+        vocabSize: 23, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 24,
+        maxPositionEmbeddings: 16, layerNormEps: 1e-12, labels: ["a", "b", "c"])
 }
 
 /// Sequences of ragged lengths with two token types.
@@ -23,7 +24,10 @@ func randomBatch(_ rng: inout SplitMix64, sequences: Int, vocab: Int, maxLen: In
     for _ in 0..<sequences {
         let n = 2 + Int(rng.next() % UInt64(maxLen - 1))
         let split = 1 + Int(rng.next() % UInt64(n - 1))
-        b.append(Encoding(inputIds: (0..<n).map { _ in Int32(rng.next() % UInt64(vocab)) }, tokenTypeIds: (0..<n).map { $0 < split ? 0 : 1 }))
+        b.append(
+            Encoding(
+                inputIds: (0..<n).map { _ in Int32(rng.next() % UInt64(vocab)) },
+                tokenTypeIds: (0..<n).map { $0 < split ? 0 : 1 }))
     }
     return b
 }
@@ -48,13 +52,17 @@ final class TrainTests: XCTestCase {
         _ = try model.trainingStep(batch, labels: labels, dropout: dropout, rng: &r, pool: .sized(2))
         let analytic = Array(UnsafeBufferPointer(start: model.grads, count: model.parameterCount))
         var pick = SplitMix64(seed: 17)
-        var checked = 0, worst = 0.0
+        var checked = 0
+        var worst = 0.0
         for t in model.tensors {
             let n = t.shape.reduce(1, *)
             for _ in 0..<3 {
                 var i = t.offset + Int(pick.next() % UInt64(n))
-                if t.name.contains("word_embeddings") { i = t.offset + Int(batch.inputIds[0]) * 16 + Int(pick.next() % 16) }  // a used row
-                let saved = model.params[i], h: Float = 1e-2
+                if t.name.contains("word_embeddings") {
+                    i = t.offset + Int(batch.inputIds[0]) * 16 + Int(pick.next() % 16)
+                }  // a used row
+                let saved = model.params[i]
+                let h: Float = 1e-2
                 model.params[i] = saved + h
                 let up = try loss()
                 model.params[i] = saved - h
@@ -63,7 +71,9 @@ final class TrainTests: XCTestCase {
                 let fd = (up - down) / Double(2 * h)
                 let err = abs(fd - Double(analytic[i]))
                 worst = max(worst, err / (abs(fd) + 1e-3))
-                XCTAssertLessThan(err, 2e-3 + 0.03 * abs(fd), "\(t.name)[\(i - t.offset)]: analytic \(analytic[i]) vs finite difference \(fd)")
+                XCTAssertLessThan(
+                    err, 2e-3 + 0.03 * abs(fd),
+                    "\(t.name)[\(i - t.offset)]: analytic \(analytic[i]) vs finite difference \(fd)")
                 checked += 1
             }
         }
@@ -96,9 +106,15 @@ final class TrainTests: XCTestCase {
         var rb = SplitMix64(seed: 6)
         let batch = randomBatch(&rb, sequences: 16, vocab: 23, maxLen: 10)
         let labels = (0..<16).map { $0 % 3 }
-        var c = FinetuneConfig(); c.epochs = 2; c.batchSize = 4; c.learningRate = 1e-2
-        let enc = (0..<16).map { s in Encoding(inputIds: Array(batch.inputIds[batch.offsets[s]..<batch.offsets[s + 1]]),
-                                               tokenTypeIds: Array(batch.tokenTypeIds[batch.offsets[s]..<batch.offsets[s + 1]])) }
+        var c = FinetuneConfig()
+        c.epochs = 2
+        c.batchSize = 4
+        c.learningRate = 1e-2
+        let enc = (0..<16).map { s in
+            Encoding(
+                inputIds: Array(batch.inputIds[batch.offsets[s]..<batch.offsets[s + 1]]),
+                tokenTypeIds: Array(batch.tokenTypeIds[batch.offsets[s]..<batch.offsets[s + 1]]))
+        }
         try finetune(model, train: enc, labels: labels, config: c)
         let folder = NSTemporaryDirectory() + "hcore-train-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -113,7 +129,8 @@ final class TrainTests: XCTestCase {
         let loaded = try BertModel.load(folder: folder)
         XCTAssertEqual(loaded.config, model.config)
         XCTAssertEqual(loaded.fingerprint, try model.inferenceModel().fingerprint)
-        XCTAssertEqual(try loaded.forward(batch).map(\.bitPattern), try model.inferenceModel().forward(batch).map(\.bitPattern))
+        XCTAssertEqual(
+            try loaded.forward(batch).map(\.bitPattern), try model.inferenceModel().forward(batch).map(\.bitPattern))
         let tok = try BertTokenizer.load(folder: folder)
         XCTAssertEqual(tok.tokenize("w7 W9 zzz"), [7, 9, 1])
     }
@@ -122,7 +139,8 @@ final class TrainTests: XCTestCase {
     func testFinetuningLearnsAToyRule() throws {
         let model = TrainableBert(config: tinyConfig(), seed: 8)
         var rb = SplitMix64(seed: 10)
-        var enc: [Encoding] = [], labels: [Int] = []
+        var enc: [Encoding] = []
+        var labels: [Int] = []
         for i in 0..<400 {
             let n = 4 + Int(rb.next() % 6)
             var ids = [Int32(2)] + (1..<n).map { _ in Int32(6 + rb.next() % 17) }
@@ -131,9 +149,14 @@ final class TrainTests: XCTestCase {
             labels.append(i % 2 == 0 ? 1 : 0)
         }
         let before = try accuracy(of: model, encodings: Array(enc[300...]), labels: Array(labels[300...]))
-        var c = FinetuneConfig(); c.epochs = 8; c.batchSize = 16; c.learningRate = 3e-3; c.dropout = 0
-        let history = try finetune(model, train: Array(enc[..<300]), labels: Array(labels[..<300]),
-                                   dev: (Array(enc[300...]), Array(labels[300...])), config: c)
+        var c = FinetuneConfig()
+        c.epochs = 8
+        c.batchSize = 16
+        c.learningRate = 3e-3
+        c.dropout = 0
+        let history = try finetune(
+            model, train: Array(enc[..<300]), labels: Array(labels[..<300]),
+            dev: (Array(enc[300...]), Array(labels[300...])), config: c)
         XCTAssertLessThan(history.last!.loss, history.first!.loss)
         XCTAssertGreaterThan(history.last!.devAccuracy!, 0.95, "accuracy before training \(before)")
     }
@@ -145,14 +168,26 @@ final class TrainTests: XCTestCase {
         var rb = SplitMix64(seed: 12)
         let batch = randomBatch(&rb, sequences: 16, vocab: 23, maxLen: 10)
         let labels = (0..<16).map { $0 % 3 }
-        let enc = (0..<16).map { s in Encoding(inputIds: Array(batch.inputIds[batch.offsets[s]..<batch.offsets[s + 1]]),
-                                               tokenTypeIds: Array(batch.tokenTypeIds[batch.offsets[s]..<batch.offsets[s + 1]])) }
-        func train(batch: Int, accumulation: Int, maxSteps: Int? = nil, clip: Double = 1, saveEvery: Int = 0) throws -> (TrainableBert, [FinetuneRecord], [Int]) {
+        let enc = (0..<16).map { s in
+            Encoding(
+                inputIds: Array(batch.inputIds[batch.offsets[s]..<batch.offsets[s + 1]]),
+                tokenTypeIds: Array(batch.tokenTypeIds[batch.offsets[s]..<batch.offsets[s + 1]]))
+        }
+        func train(batch: Int, accumulation: Int, maxSteps: Int? = nil, clip: Double = 1, saveEvery: Int = 0) throws
+            -> (TrainableBert, [FinetuneRecord], [Int])
+        {
             let model = TrainableBert(config: tinyConfig(), seed: 4)
-            var c = FinetuneConfig(); c.epochs = 2; c.batchSize = batch; c.gradientAccumulationSteps = accumulation; c.learningRate = 1e-2
-            c.dropout = 0; c.maxSteps = maxSteps; c.maxGradNorm = clip
+            var c = FinetuneConfig()
+            c.epochs = 2
+            c.batchSize = batch
+            c.gradientAccumulationSteps = accumulation
+            c.learningRate = 1e-2
+            c.dropout = 0
+            c.maxSteps = maxSteps
+            c.maxGradNorm = clip
             var saved: [Int] = []
-            let h = try finetune(model, train: enc, labels: labels, config: c, saveEvery: saveEvery, checkpoint: { saved.append($0) })
+            let h = try finetune(
+                model, train: enc, labels: labels, config: c, saveEvery: saveEvery, checkpoint: { saved.append($0) })
             return (model, h, saved)
         }
         let (one, h1, _) = try train(batch: 8, accumulation: 1)
@@ -171,7 +206,8 @@ final class TrainTests: XCTestCase {
         let (clipped, _, _) = try train(batch: 8, accumulation: 1, maxSteps: 1, clip: 1e-12)
         let (free, _, _) = try train(batch: 8, accumulation: 1, maxSteps: 1, clip: 0)
         let w = "bert.encoder.layer.0.attention.self.query.weight"
-        let moved = maxAbsDiff(free.values(w)!, start.values(w)!), movedClipped = maxAbsDiff(clipped.values(w)!, start.values(w)!)
+        let moved = maxAbsDiff(free.values(w)!, start.values(w)!)
+        let movedClipped = maxAbsDiff(clipped.values(w)!, start.values(w)!)
         XCTAssertGreaterThan(moved, 1e-3)
         XCTAssertLessThan(movedClipped, moved / 100)
     }

@@ -9,7 +9,10 @@ enum Selected {
     static let parse: @Sendable ([UInt8]) -> Void = {
         let name = ProcessInfo.processInfo.environment["HCORE_FUZZ_TARGET"] ?? ""
         guard let p = ParserHarness.targets[name] else {
-            FileHandle.standardError.write(Data("set HCORE_FUZZ_TARGET to one of: \(ParserHarness.targets.keys.sorted().joined(separator: ", "))\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "set HCORE_FUZZ_TARGET to one of: \(ParserHarness.targets.keys.sorted().joined(separator: ", "))\n"
+                        .utf8))
             exit(2)
         }
         return p
@@ -24,8 +27,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
 // SwiftPM links an executable's entry point as `<target>_main`; hand control to libFuzzer's driver there.
 @_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt) -> CInt
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+) -> CInt
 
 @_cdecl("hcore_fuzz_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {

@@ -7,19 +7,25 @@ import Kernels
 extension BertModel {
     /// Head `head` of layer `layer`'s rows of the packed QKV weight: [q rows, k rows, v rows], 3·d outputs.
     public func headQKVWeights(layer: Int, head: Int) -> PackedLinear {
-        let d = headDim, D = hidden
+        let d = headDim
+        let D = hidden
         let rows = Array((head * d)..<((head + 1) * d))
         return layers[layer].qkv.gatherRows(rows + rows.map { $0 + D } + rows.map { $0 + 2 * D })
     }
 
     /// qkv [N, 3·d] ← x [N, D] · Wᵀ + b with `weights` from `headQKVWeights`; and, when `context` is given,
     /// context [N, d] ← softmax(q kᵀ / √d) v per sequence of `batch`.
-    public func headForward(_ x: UnsafePointer<Float>, weights: PackedLinear, batch: TokenBatch, qkv: UnsafeMutablePointer<Float>,
-                            context: UnsafeMutablePointer<Float>?, pool: ThreadPool = .shared) {
-        let d = headDim, N = batch.tokenCount
+    public func headForward(
+        _ x: UnsafePointer<Float>, weights: PackedLinear, batch: TokenBatch, qkv: UnsafeMutablePointer<Float>,
+        context: UnsafeMutablePointer<Float>?, pool: ThreadPool = .shared
+    ) {
+        let d = headDim
+        let N = batch.tokenCount
         gemm(x, rows: N, lda: hidden, weights, out: qkv, ldc: 3 * d, epilogue: .bias, pool: pool)
         if let context {
-            attention(qkv: qkv, ldqkv: 3 * d, heads: 1, headDim: d, offsets: batch.offsets, ctx: context, ldctx: d, pool: pool)
+            attention(
+                qkv: qkv, ldqkv: 3 * d, heads: 1, headDim: d, offsets: batch.offsets, ctx: context, ldctx: d, pool: pool
+            )
         }
     }
 }

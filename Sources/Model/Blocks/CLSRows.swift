@@ -5,13 +5,17 @@
 /// rows are visited in ascending order, so no row is overwritten before it is read.
 package func gatherCLS(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, offsets: [Int], width: Int) {
     for s in 0..<(offsets.count - 1) {
-        let from = src + offsets[s] * width, to = dst + s * width
+        let from = src + offsets[s] * width
+        let to = dst + s * width
         if UnsafePointer(to) != from { to.update(from: from, count: width) }
     }
 }
 
 /// dst[offsets[s]] ← src[s]; with `zeroOthers`, every other row of dst [N, width] is set to 0 first.
-package func scatterCLS(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, offsets: [Int], width: Int, zeroOthers: Bool = false) {
+package func scatterCLS(
+    _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, offsets: [Int], width: Int,
+    zeroOthers: Bool = false
+) {
     if zeroOthers { dst.update(repeating: 0, count: offsets.last! * width) }
     for s in 0..<(offsets.count - 1) { (dst + offsets[s] * width).update(from: src + s * width, count: width) }
 }

@@ -3,7 +3,9 @@
 import Kernels
 
 /// Multipliers for `count` values with drop probability p from `rng`, in a buffer of `arena`; nil when p is 0.
-package func dropoutMultipliers(_ count: Int, p: Float, rng: inout SplitMix64, arena: ScratchArena) -> UnsafeMutablePointer<Float>? {
+package func dropoutMultipliers(_ count: Int, p: Float, rng: inout SplitMix64, arena: ScratchArena)
+    -> UnsafeMutablePointer<Float>?
+{
     guard p > 0 else { return nil }
     let m = arena.take(count)
     let scale = 1 / (1 - p)

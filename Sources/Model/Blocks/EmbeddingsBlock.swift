@@ -12,7 +12,9 @@ package struct EmbeddingTables {
 }
 
 /// e [N, D] ← word[id] + token_type[tt] + position[p] for every token of the batch.
-package func embeddingSum(_ batch: TokenBatch, _ tables: EmbeddingTables, hidden D: Int, into e: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+package func embeddingSum(
+    _ batch: TokenBatch, _ tables: EmbeddingTables, hidden D: Int, into e: UnsafeMutablePointer<Float>, pool: ThreadPool
+) {
     let ea = UInt(bitPattern: e)
     pool.parallelFor(batch.count) { s in
         let e = UnsafeMutablePointer<Float>(bitPattern: ea)!
@@ -28,8 +30,11 @@ package func embeddingSum(_ batch: TokenBatch, _ tables: EmbeddingTables, hidden
 
 /// Adds de [N, D] (the gradient with respect to the sum) into the rows of the tables' gradients that the
 /// batch used. Sequential: tokens of a batch share rows.
-package func embeddingSumBackward(_ de: UnsafePointer<Float>, _ batch: TokenBatch, hidden D: Int, gradients g: EmbeddingTables) {
-    let word = UnsafeMutablePointer(mutating: g.word), type = UnsafeMutablePointer(mutating: g.tokenType)
+package func embeddingSumBackward(
+    _ de: UnsafePointer<Float>, _ batch: TokenBatch, hidden D: Int, gradients g: EmbeddingTables
+) {
+    let word = UnsafeMutablePointer(mutating: g.word)
+    let type = UnsafeMutablePointer(mutating: g.tokenType)
     let position = UnsafeMutablePointer(mutating: g.position)
     for s in 0..<batch.count {
         for t in batch.offsets[s]..<batch.offsets[s + 1] {

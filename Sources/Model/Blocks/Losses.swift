@@ -26,13 +26,16 @@ package func oneHot(_ labels: [Int], classes C: Int) -> [Double] {
 
 /// The loss of logits [B, C] against target distributions [B·C] and d loss / d logits [B, C].
 /// `kl`: the KL term above (t log t included); otherwise cross-entropy to t.
-package func distributionLoss(logits: [Float], targets: [Double], classes C: Int, kl: Bool) -> (loss: Double, dlogits: [Float]) {
+package func distributionLoss(logits: [Float], targets: [Double], classes C: Int, kl: Bool) -> (
+    loss: Double, dlogits: [Float]
+) {
     let B = logits.count / C
     var loss = 0.0
     var dlogits = [Float](repeating: 0, count: B * C)
     for b in 0..<B {
         let row = Array(logits[(b * C)..<((b + 1) * C)])
-        let p = softmaxDouble(row), logp = logSoftmaxDouble(row)
+        let p = softmaxDouble(row)
+        let logp = logSoftmaxDouble(row)
         for c in 0..<C {
             let t = targets[b * C + c]
             if t > 0 { loss += t * ((kl ? log(t) : 0) - logp[c]) }

@@ -30,7 +30,9 @@ package struct SoftMasks: Sendable {
     func applyHeads(_ ctx: UnsafeMutablePointer<Float>, rows: Int, layer l: Int, headDim d: Int) {
         let H = masks.heads[l].count
         for h in 0..<H where masks.heads[l][h] != 1 {
-            apply(ctx + h * d, rows: rows, width: d, stride: H * d, z: masks.heads[l][h], mean: headMean(layer: l, head: h, heads: H, headDim: d))
+            apply(
+                ctx + h * d, rows: rows, width: d, stride: H * d, z: masks.heads[l][h],
+                mean: headMean(layer: l, head: h, heads: H, headDim: d))
         }
     }
 
@@ -40,20 +42,30 @@ package struct SoftMasks: Sendable {
         if z != 1 { apply(m, rows: rows, width: D, stride: D, z: z, mean: mlpMean(layer: l, hidden: D)) }
     }
 
-    private func apply(_ y: UnsafeMutablePointer<Float>, rows: Int, width: Int, stride: Int, z: Float, mean: ArraySlice<Float>?) {
+    private func apply(
+        _ y: UnsafeMutablePointer<Float>, rows: Int, width: Int, stride: Int, z: Float, mean: ArraySlice<Float>?
+    ) {
         guard let mean else {
-            for t in 0..<rows { let p = y + t * stride; for c in 0..<width { p[c] *= z } }
+            for t in 0..<rows {
+                let p = y + t * stride
+                for c in 0..<width { p[c] *= z }
+            }
             return
         }
         mean.withUnsafeBufferPointer { a in
-            for t in 0..<rows { let p = y + t * stride; for c in 0..<width { p[c] = (p[c] - a[c]) * z + a[c] } }
+            for t in 0..<rows {
+                let p = y + t * stride
+                for c in 0..<width { p[c] = (p[c] - a[c]) * z + a[c] }
+            }
         }
     }
 
     /// Backward of one masked block [rows, width] at column offset `column` of rows `stride` apart:
     /// returns d z = Σ dy ⊙ (y − avg) and scales dy by z in place.
-    static func backward(dy: UnsafeMutablePointer<Float>, y: UnsafePointer<Float>, rows: Int, width: Int, stride: Int,
-                         z: Float, mean: ArraySlice<Float>?) -> Double {
+    static func backward(
+        dy: UnsafeMutablePointer<Float>, y: UnsafePointer<Float>, rows: Int, width: Int, stride: Int,
+        z: Float, mean: ArraySlice<Float>?
+    ) -> Double {
         var g = 0.0
         for t in 0..<rows {
             let base = t * stride
