@@ -286,7 +286,7 @@ case "bert-base":
     let full = model.fullPlan
     // FLOPs of the work done (the last layer for [CLS] rows unless HCORE_ALL_ROWS=1); "gflops" below uses them too.
     let fullFlops = full.flops(
-        model: model, sequenceLengths: [Int](repeating: T, count: B), clsOnlyLastLayer: defaultCLSOnlyLastLayer)
+        model: model, sequenceLengths: [Int](repeating: T, count: B), clsOnlyLastLayer: defaultLastLayer == .firstQuery)
     let standardFlops = full.flops(model: model, sequenceLengths: [Int](repeating: T, count: B))
     let zeros = MeanActivations(
         avgHead: [Float](repeating: 0.01, count: 12 * 12 * 64), avgMLP: [Float](repeating: 0.01, count: 12 * 768))
@@ -326,7 +326,8 @@ case "bert-base":
     for (i, sub) in subnetworks.enumerated() {
         let t = subTimes[i]
         let flops = sub.plan.flops(
-            model: model, sequenceLengths: [Int](repeating: T, count: B), clsOnlyLastLayer: defaultCLSOnlyLastLayer)
+            model: model, sequenceLengths: [Int](repeating: T, count: B),
+            clsOnlyLastLayer: defaultLastLayer == .firstQuery)
         out([
             ("bench", "bert_base"), ("subnetwork", .string(sub.name)), ("seconds", .float(t)),
             ("sequences_per_s", .float(Double(B) / t)),
@@ -371,9 +372,10 @@ case "hans":
             for skip in round % 2 == 0 ? [false, true] : [true, false] {
                 let t = now()
                 for b in batches {
-                    let x = try model.embeddings(b)
+                    let x = allocateFloats(b.tokenCount * model.hidden)
+                    try model.embeddings(b, into: x)
                     try model.runLayers(
-                        x, batch: b, range: 0..<model.layerCount, clsOnlyLastLayer: defaultCLSOnlyLastLayer,
+                        x, batch: b, range: 0..<model.layerCount, lastLayer: defaultLastLayer,
                         xHoldsEmbeddings: skip)
                     _ = try model.logits(fromHidden: x, batch: b)
                     x.deallocate()
@@ -426,7 +428,7 @@ case "eval-many":
     let full = [EvalTarget(name: "full", index: 0, sparsity: 0, seed: .null, masks: nil)]
     _ = try time(full, sharing: false)
     let fullTime = (0..<3).map { _ in (try? time(full, sharing: false).0) ?? .infinity }.min()!
-    let fullFlops = model.flops(masks: nil, sequenceLengths: lengths, clsOnlyLastLayer: defaultCLSOnlyLastLayer)
+    let fullFlops = model.flops(masks: nil, sequenceLengths: lengths, clsOnlyLastLayer: defaultLastLayer == .firstQuery)
     let random = (0..<n).map { i in
         EvalTarget(
             name: "r\(i)", index: i, sparsity: 0.5, seed: .int(i),
@@ -442,7 +444,8 @@ case "eval-many":
         let fullNow = try time(full, sharing: false).0
         predicted += part.reduce(0.0) {
             $0 + fullNow
-                * model.flops(masks: $1.masks, sequenceLengths: lengths, clsOnlyLastLayer: defaultCLSOnlyLastLayer)
+                * model.flops(
+                    masks: $1.masks, sequenceLengths: lengths, clsOnlyLastLayer: defaultLastLayer == .firstQuery)
                 / fullFlops
         }
     }

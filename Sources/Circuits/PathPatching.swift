@@ -153,9 +153,7 @@ public func pathPatch(
             for t in 0..<N {
                 (qkvMixed + t * 3 * d + part * d).update(from: qkvPatched + t * 3 * d + part * d, count: d)
             }
-            attention(
-                qkv: qkvMixed, ldqkv: 3 * d, heads: 1, headDim: d, offsets: batch.offsets, ctx: ctxB, ldctx: d,
-                pool: pool)
+            model.headContext(qkv: qkvMixed, batch: batch, into: ctxB, pool: pool)
             let replace = LayerInputs(D: D, frozenScales: scales) { l, ctx, tokens in
                 guard l == j else { return }
                 for t in 0..<tokens { (ctx + t * D + b * d).update(from: ctxB + t * d, count: d) }

@@ -180,7 +180,7 @@ public func evaluateTargets(
                     work.update(from: states[k], count: N * D)
                     try model.runLayers(
                         work, batch: batch, range: k..<L, plan: plans[i], soft: softs[i],
-                        clsOnlyLastLayer: defaultCLSOnlyLastLayer, xHoldsEmbeddings: k == 0, pool: pool
+                        lastLayer: defaultLastLayer, xHoldsEmbeddings: k == 0, pool: pool
                     ) { l, h in
                         if l + 1 <= keep { states[l + 1].update(from: h, count: N * D) }
                     }

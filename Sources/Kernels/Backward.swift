@@ -1,21 +1,6 @@
-// Backward passes of the kernels the mask gradients need (pruning, importance): LayerNorm with the
-// statistics its backward uses, attention given its stored probabilities, and their naive twins.
+// Backward passes of the kernels: LayerNorm given the statistics its forward recorded (`layerNorm(…, statistics:)`),
+// attention given its stored probabilities, and their naive twins.
 import Foundation
-
-/// LayerNorm forward over rows that also records each row's mean and 1/std (for `layerNormBackward`).
-public func layerNormForward(
-    _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, count: Int,
-    gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float,
-    mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>
-) {
-    for r in 0..<rows {
-        let row = x + r * count
-        var s: Float = 0
-        for i in 0..<count { s += row[i] }
-        mean[r] = s / Float(count)
-        rstd[r] = layerNormRow(row, out + r * count, count: count, gamma: gamma, beta: beta, eps: eps)
-    }
-}
 
 /// dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ ⊙ x̂)) with dx̂ = dy ⊙ γ and x̂ = (x − mean) · rstd.
 /// `dx` is overwritten (it may alias `dy`).

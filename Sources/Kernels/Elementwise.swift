@@ -138,17 +138,15 @@ public func geluGrad16(_ x: Vec16) -> Vec16 {
     return phi + x * density
 }
 
-/// out = gelu(u) and u ← gelu'(u) in one pass (one erfc per element instead of two): the forward of a
-/// layer whose backward needs only the derivative.
+/// out = gelu(u) and u ← gelu'(u): the forward of a layer whose backward needs only the derivative. The values
+/// are `gelu16`'s, the same as the inference epilogue's (`.biasGELU`), so a training-mode pass computes
+/// bit for bit what inference computes.
 public func geluWithDerivative(_ u: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, count: Int) {
     var i = 0
     while i + 16 <= count {
         let x = UnsafeRawPointer(u + i).loadUnaligned(as: Vec16.self)
-        let e = erfcNonNegative16(x.replacing(with: -x, where: x .< 0) * 0.70710678118654752)
-        let phi = (1 - 0.5 * e).replacing(with: 0.5 * e, where: x .< 0)
-        let density = exp16(-0.5 * x * x) * 0.3989422804014327
-        UnsafeMutableRawPointer(out + i).storeBytes(of: x * phi, as: Vec16.self)
-        UnsafeMutableRawPointer(u + i).storeBytes(of: phi + x * density, as: Vec16.self)
+        UnsafeMutableRawPointer(out + i).storeBytes(of: gelu16(x), as: Vec16.self)
+        UnsafeMutableRawPointer(u + i).storeBytes(of: geluGrad16(x), as: Vec16.self)
         i += 16
     }
     while i < count {
@@ -188,13 +186,14 @@ public func geluGradReference(_ x: Float) -> Float {
 
 /// out[i] = (x[i] − mean) / sqrt(var + eps) · gamma[i] + beta[i] over one row of `count` values,
 /// biased variance, both accumulated in fp32 as PyTorch does. `out` may equal `x`.
-/// Returns 1/sqrt(var + eps) (the backward pass needs it). With `scale`, that value is used instead of the
-/// row's own (centring still uses the row's mean): a LayerNorm frozen at another run's scale, linear in x.
+/// Returns the row's mean and 1/sqrt(var + eps) (the backward pass needs both). With `scale`, that value is used
+/// instead of the row's own (centring still uses the row's mean): a LayerNorm frozen at another run's scale,
+/// linear in x.
 @discardableResult
 public func layerNormRow(
     _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int,
     gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float, scale: Float? = nil
-) -> Float {
+) -> (mean: Float, rstd: Float) {
     let xr = UnsafeRawPointer(x)
     var acc = Vec16()
     var i = 0
@@ -224,7 +223,7 @@ public func layerNormRow(
         out[i] = (x[i] - mean) * rstd * gamma[i] + beta[i]
         i += 1
     }
-    return rstd
+    return (mean, rstd)
 }
 
 /// 1/sqrt(biased variance + eps) of one row with its mean.
@@ -254,14 +253,25 @@ public enum LayerNormScales {
     case fixed(UnsafePointer<Float>)  // [rows]
 }
 
-/// LayerNorm over `rows` rows of `count` values (row stride `count`), rows spread over the pool.
+/// Where a LayerNorm pass writes each row's mean and 1/sqrt(var + eps): what its backward reads.
+public struct LayerNormStatistics {
+    public let mean: UnsafeMutablePointer<Float>  // [rows]
+    public let rstd: UnsafeMutablePointer<Float>  // [rows]
+    public init(mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>) {
+        self.mean = mean
+        self.rstd = rstd
+    }
+}
+
+/// LayerNorm over `rows` rows of `count` values (row stride `count`), rows spread over the pool; `out` may be `x`.
 /// `adding`: a row [count] added to every row of x first — a pruned attention block's or MLP's constant
 /// contribution, folded into the LayerNorm pass instead of a separate sweep over [rows, count].
+/// `statistics`: each row's mean and 1/σ written out, for the backward (`layerNormBackward`).
 public func layerNorm(
     _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, count: Int,
     adding: UnsafePointer<Float>? = nil,
     gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float,
-    scales: LayerNormScales? = nil, pool: ThreadPool = .shared
+    scales: LayerNormScales? = nil, statistics: LayerNormStatistics? = nil, pool: ThreadPool = .shared
 ) {
     let chunk = 64
     let xa = UInt(bitPattern: x)
@@ -276,6 +286,8 @@ public func layerNorm(
     case .fixed(let p)?: fixed = UInt(bitPattern: p)
     case nil: break
     }
+    let meanOut = statistics.map { UInt(bitPattern: $0.mean) }
+    let rstdOut = statistics.map { UInt(bitPattern: $0.rstd) }
     pool.parallelFor((rows + chunk - 1) / chunk) { c in
         let x = UnsafePointer<Float>(bitPattern: xa)!
         let out = UnsafeMutablePointer<Float>(bitPattern: oa)!
@@ -290,8 +302,13 @@ public func layerNorm(
                 addVectors(row, UnsafePointer<Float>(bitPattern: aa)!, count: count)
                 input = UnsafePointer(row)
             }
-            let rstd = layerNormRow(input, out + r * count, count: count, gamma: g, beta: b, eps: eps, scale: scale)
+            let (mean, rstd) = layerNormRow(
+                input, out + r * count, count: count, gamma: g, beta: b, eps: eps, scale: scale)
             if let recorded { UnsafeMutablePointer<Float>(bitPattern: recorded)![r] = rstd }
+            if let meanOut, let rstdOut {
+                UnsafeMutablePointer<Float>(bitPattern: meanOut)![r] = mean
+                UnsafeMutablePointer<Float>(bitPattern: rstdOut)![r] = rstd
+            }
         }
     }
 }

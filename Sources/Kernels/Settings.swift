@@ -1,12 +1,9 @@
-// The one place hcore's libraries read the environment. Every variable is for benchmarking or tuning;
-// none changes a result beyond rounding (README "Settings").
+// The environment variables the kernels read, for tuning only; none changes a result beyond rounding
+// (Model/ModelSettings.swift has the model's two).
 //   HCORE_THREADS=n     worker threads of the shared pool (default: the active processors; at most 8 per
 //                       processor and 256, since a thread that cannot start would leave the pool waiting)
 //   HCORE_GEMM_KC=k     depth of one GEMM K slice (default 768)
 //   HCORE_GEMM_MC=m     rows of one GEMM tile, rounded down to a multiple of the micro-kernel's rows (default 72)
-//   HCORE_ALL_ROWS=1    compute every row of the last layer, not only [CLS] (to compare like with like)
-//   HCORE_PROFILE=1     per-stage wall-clock accounting of the forward pass (StageTimer)
-// The CLI reads SLURM_ARRAY_TASK_* itself, for --shard.
 import Foundation
 
 public enum Settings {
@@ -22,6 +19,4 @@ public enum Settings {
     }()
     public static let gemmKC = min(positiveInt("HCORE_GEMM_KC") ?? 768, 1 << 16)
     public static let gemmMC = min(positiveInt("HCORE_GEMM_MC") ?? 72, 1 << 16)
-    public static let allRows = environment["HCORE_ALL_ROWS"] == "1"
-    public static let profile = environment["HCORE_PROFILE"] == "1"
 }

@@ -1,6 +1,5 @@
 // Attention patterns: every head's softmax(QKᵀ/√d) of every layer, for looking at what heads attend to
-// (`hcore circuits attention`). A driver over the training-mode layer blocks, which keep the probabilities
-// for their backward; dropout off, the full model (no masks).
+// (`hcore circuits attention`): the inference pass keeping its probabilities, read through the observer hook.
 import Kernels
 
 extension BertModel {
@@ -8,29 +7,23 @@ extension BertModel {
     /// attentionProbOffsets(offsets, heads)[s] + (h·T_s + i)·T_s + j.
     public func attentionPatterns(_ batch: TokenBatch, pool: ThreadPool = .shared) throws -> [[Float]] {
         try validate(batch)
-        let N = batch.tokenCount
-        let D = hidden
-        let I = config.intermediateSize
-        let L = layerCount
-        let B = batch.count
-        let weights = backwardWeights
-        let shape = BlockShape(
-            offsets: batch.offsets, hidden: D, inner: I, heads: headCount, headDim: headDim, eps: config.layerNormEps)
-        let arena = takeArena()
-        defer { returnArena(arena) }
-        let probCount = attentionProbOffsets(offsets: batch.offsets, heads: headCount).last!
-        let cache = LayerCache(
-            arena: arena, tokens: N, hidden: D, inner: I, probCount: probCount, geluOutput: nil, dropAttention: nil,
-            dropMLP: nil)
-        let x = arena.take(N * D)
-        let xCLS = arena.take(B * D)
-        try embeddings(batch, into: x, pool: pool)
-        var out: [[Float]] = []
-        for l in 0..<L {
-            encoderLayerForward(
-                x, layer: l, weights.layers[l], cache, shape: shape, masks: nil, compact: false, xCLS: xCLS, pool: pool)
-            out.append(Array(UnsafeBufferPointer(start: cache.probs, count: probCount)))
+        let recorder = PatternRecorder()
+        let request = try self.request(nil, nil, recorder, lastLayer: .all)
+        withArena { arena in
+            let table = ActivationTable(
+                arena: arena, batch: batch, shape: parameters.shape, layers: layerCount, probabilities: true)
+            let p = parameters.context(batch, request, table, arena: arena, pool: pool)
+            parameters.embeddingsForward(batch, table, observer: nil, pool: pool)
+            parameters.encoderForward(table.x, request, table, p, range: 0..<layerCount, fromEmbeddings: true)
         }
-        return out
+        return recorder.layers
+    }
+}
+
+/// Copies each layer's probabilities as the pass reaches it.
+final class PatternRecorder: ForwardObserver {
+    var layers: [[Float]] = []
+    func attentionProbabilities(layer: Int, _ probs: UnsafePointer<Float>, count: Int) {
+        layers.append(Array(UnsafeBufferPointer(start: probs, count: count)))
     }
 }

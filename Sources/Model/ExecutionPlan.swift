@@ -3,7 +3,8 @@
 // The full model's plan points at the model's own packed weights. A subnetwork's plan (binary masks)
 // is compiled: kept heads' Q/K/V rows and W_O columns gathered into compact packed matrices, every
 // pruned head's constant contribution W_O·avg_h folded into the output bias, a pruned MLP replaced by
-// its constant, a layer without heads skipping attention entirely. Pruned work is then not done at all.
+// its constant (MeanAblation.swift), a layer without heads skipping attention entirely. Pruned work is then
+// not done at all.
 import Foundation
 import Kernels
 
@@ -89,5 +90,116 @@ extension BertModel {
         }
         lazyFullPlan = plan
         return plan
+    }
+}
+
+extension ExecutionPlan {
+    /// Compiles binary masks into a plan that computes only kept units (the mean-ablation fold:
+    /// MeanAblation.swift). Throws for non-binary masks.
+    public static func compile(model: BertModel, masks: MaskValues, ablation: Ablation) throws -> ExecutionPlan {
+        try model.checkMasks(masks, ablation)
+        guard masks.isBinary else {
+            throw ModelError.badInput(
+                "a compiled plan needs binary masks (0 or 1); use the general path for fractional masks")
+        }
+        let (H, d, D) = (model.headCount, model.headDim, model.hidden)
+        return ExecutionPlan(
+            layers: model.layers.enumerated().map { l, layer in
+                let kept = (0..<H).filter { masks.heads[l][$0] == 1 }
+                let pruned = (0..<H).filter { masks.heads[l][$0] == 0 }
+                let bias = ablation.foldedOutputBias(
+                    layer.attentionOutput, layer: l, pruned: pruned, heads: H, headDim: d)
+                let mlpConstant = masks.mlps[l] == 0 ? ablation.mlpConstant(layer: l, hidden: D) : nil
+                if kept.isEmpty {
+                    return LayerPlan(
+                        keptHeads: [], qkv: nil, attentionOutput: nil, attentionConstant: bias, mlpConstant: mlpConstant
+                    )
+                }
+                if kept.count == H {
+                    return LayerPlan(
+                        keptHeads: kept, qkv: layer.qkv, attentionOutput: layer.attentionOutput, attentionConstant: nil,
+                        mlpConstant: mlpConstant)
+                }
+                let headRows = kept.flatMap { h in (h * d)..<((h + 1) * d) }
+                let qkvRows = headRows + headRows.map { $0 + D } + headRows.map { $0 + 2 * D }
+                return LayerPlan(
+                    keptHeads: kept, qkv: layer.qkv.gatherRows(qkvRows),
+                    attentionOutput: layer.attentionOutput.gatherColumns(headRows, bias: bias), attentionConstant: nil,
+                    mlpConstant: mlpConstant)
+            })
+    }
+
+    /// Multiply-adds of one token through the encoder under this plan, excluding attention's T-dependent
+    /// part (see `flops(model:sequenceLengths:)`).
+    public func denseMACsPerToken(model: BertModel) -> Int {
+        let D = model.hidden
+        let I = model.config.intermediateSize
+        let d = model.headDim
+        var macs = 0
+        for lp in layers {
+            let k = lp.keptHeads.count * d
+            macs += 3 * k * D + k * D
+            if lp.mlpConstant == nil { macs += 2 * D * I }
+        }
+        return macs
+    }
+
+    /// FLOPs (2 × multiply-adds) of the encoder on sequences of the given lengths: dense layers plus
+    /// attention's QKᵀ and PV products for kept heads. `clsOnlyLastLayer`: count the work hcore actually
+    /// does when only logits are needed (the last layer's K/V for every token, the rest for [CLS] rows).
+    public func flops(model: BertModel, sequenceLengths: [Int], clsOnlyLastLayer: Bool = false) -> Double {
+        model.flops(
+            keptHeads: layers.map { $0.keptHeads.count }, mlps: layers.map { $0.mlpConstant == nil },
+            sequenceLengths: sequenceLengths, clsOnlyLastLayer: clsOnlyLastLayer)
+    }
+}
+
+extension BertModel {
+    /// FLOPs (2 × multiply-adds) of the encoder for a subnetwork (nil: the full model) on sequences of
+    /// the given lengths — the same count as `ExecutionPlan.flops`, straight from the masks.
+    public func flops(masks: MaskValues?, sequenceLengths: [Int], clsOnlyLastLayer: Bool = false) -> Double {
+        flops(
+            keptHeads: (0..<layerCount).map { l in masks.map { m in m.heads[l].filter { $0 != 0 }.count } ?? headCount
+            },
+            mlps: (0..<layerCount).map { l in masks.map { $0.mlps[l] != 0 } ?? true },
+            sequenceLengths: sequenceLengths, clsOnlyLastLayer: clsOnlyLastLayer)
+    }
+
+    /// FLOPs with `keptHeads[l]` heads and MLP `mlps[l]` present in layer l (see ExecutionPlan.flops).
+    public func flops(keptHeads: [Int], mlps: [Bool], sequenceLengths: [Int], clsOnlyLastLayer: Bool = false) -> Double
+    {
+        let D = hidden
+        let I = config.intermediateSize
+        let d = headDim
+        let tokens = sequenceLengths.reduce(0, +)
+        let sequences = sequenceLengths.count
+        let squares = sequenceLengths.reduce(0) { $0 + $1 * $1 }
+        var macs = 0
+        for l in 0..<layerCount {
+            let kept = keptHeads[l]
+            let mlp = mlps[l]
+            if clsOnlyLastLayer && l == layerCount - 1 {
+                // firstQueryAttention: scores u_h·x_t and sums Σ p_t x_t over every token, per kept head; per
+                // sequence the query, u_h = W_K,hᵀ q_h, W_V,h r_h, W_O and the MLP on the [CLS] row.
+                macs += 2 * kept * D * tokens + (4 * kept * d * D + (mlp ? 2 * D * I : 0)) * sequences
+            } else {
+                macs += (4 * kept * d * D + (mlp ? 2 * D * I : 0)) * tokens + 2 * squares * d * kept
+            }
+        }
+        return 2 * Double(macs)
+    }
+
+    /// Bytes a compiled plan of these binary masks allocates beyond the model's own weights.
+    public func planBytes(masks: MaskValues) -> Int {
+        let D = hidden
+        let d = headDim
+        let compiled = (0..<layerCount).reduce(0) { acc, l in
+            let kept = masks.heads[l].filter { $0 != 0 }.count
+            return acc + (kept > 0 && kept < headCount ? 4 * (4 * kept * d * D + 3 * kept * d + D) : 0)
+        }
+        // The last layer's W_Q (packed, with its bias), W_K and W_Vᵀ (plain) and b_V for [CLS]-only evaluation
+        // (LayerPlan.firstQueryWeights), made on first use.
+        let lastKept = masks.heads[layerCount - 1].filter { $0 != 0 }.count
+        return compiled + 4 * (3 * lastKept * d * D + 2 * lastKept * d)
     }
 }

@@ -51,28 +51,3 @@ public enum HardConcrete {
 
     static func sigmoid(_ x: Double) -> Double { 1 / (1 + exp(-x)) }
 }
-
-extension MaskValues {
-    /// Units in store order (heads layer-major, then MLPs) ↔ MaskValues.
-    public init(units: [Float], layers: Int, heads: Int) {
-        self.init(
-            heads: (0..<layers).map { Array(units[($0 * heads)..<(($0 + 1) * heads)]) },
-            mlps: Array(units[(layers * heads)..<(layers * heads + layers)]))
-    }
-
-    public var units: [Float] { heads.flatMap { $0 } + mlps }
-
-    /// Heuristic-Core's evaluation masks from log-alphas in unit order: the deterministic rule per module
-    /// (each layer's heads together, each MLP alone), soft values, or binary at `threshold`.
-    public static func fromLogAlpha(_ logAlpha: [Float], layers: Int, heads: Int, threshold: Float?) -> MaskValues {
-        var units: [Float] = []
-        for l in 0..<layers {
-            units +=
-                HardConcrete.deterministic(Array(logAlpha[(l * heads)..<((l + 1) * heads)]), threshold: threshold).mask
-        }
-        for l in 0..<layers {
-            units += HardConcrete.deterministic([logAlpha[layers * heads + l]], threshold: threshold).mask
-        }
-        return MaskValues(units: units, layers: layers, heads: heads)
-    }
-}

@@ -1,6 +1,5 @@
-// Gradients of the pruning objective with respect to the mask values, weights frozen: a driver over the
-// blocks (Blocks/): embeddings, each encoder layer's forward keeping its cache, the classifier head, the
-// loss, then the head's and each layer's backward, last to first.
+// Gradients of the pruning objective with respect to the mask values, weights frozen: one forward of the
+// composition (BertPass.swift) in training mode, the loss, then its backward.
 //
 // Objective (Heuristic-Core's faithfulness term, README of the goldens §5), for a batch of B sequences:
 //   kl: loss = (1/B) Σ_b Σ_c p_full[b,c] (log p_full[b,c] − log p_sub[b,c])     (full model unmasked, no grad)
@@ -10,10 +9,9 @@
 // Dropout (`dropout` > 0, the reference trains the subnetwork in training mode) is BERT's hidden dropout where
 // the reference's modeling code applies it: after the embeddings, after the attention output projection
 // (before the residual), after the MLP's second dense layer (before the mask: m is the dropped output), and
-// on the pooled output before the classifier — inverted, masks drawn from SplitMix64(dropoutSeed) in that
-// order (embeddings, every layer's attention, every layer's MLP, pooled). `attentionDropout` > 0 adds the
-// reference's dropout on the attention probabilities (ctx = Dropout(softmax(QKᵀ/√d)) V), its multipliers drawn
-// after those, layer by layer.
+// on the pooled output before the classifier — inverted, masks drawn from SplitMix64(dropoutSeed) in the
+// composition's order. `attentionDropout` > 0 adds the reference's dropout on the attention probabilities
+// (ctx = Dropout(softmax(QKᵀ/√d)) V).
 import Foundation
 import Kernels
 
@@ -32,95 +30,36 @@ public struct MaskGradients: Sendable {
     public var loss: Double
 }
 
-/// Weights transposed and packed for dX = dY · W (PackedLinear computes x · Mᵀ; M = Wᵀ gives dY · W).
-final class BackwardWeights: @unchecked Sendable {
-    let layers: [LayerParameters]
-    let head: HeadParameters
-
-    init(model: BertModel) {
-        layers = model.layers.map { l in
-            LayerParameters(
-                qkv: l.qkv, attentionOutput: l.attentionOutput, intermediate: l.intermediate, output: l.output,
-                attentionNorm: l.attentionLayerNorm, outputNorm: l.outputLayerNorm)
-        }
-        head = HeadParameters(pooler: model.pooler, classifier: model.classifier!, transposed: true)
-    }
-}
-
 extension BertModel {
-    /// Loss and d loss / d mask for fixed (continuous) masks on one batch (see the file comment).
-    /// `clsOnlyLastLayer`: the last layer after attention runs for the [CLS] rows only (exact: no other row
-    /// reaches the classifier).
+    /// Loss and d loss / d mask for fixed (continuous) masks on one batch (see the file comment): one forward of
+    /// the composition in training mode, keeping what its backward reads, then its backward.
+    /// `lastLayer`: `.cls` runs the last layer after attention for the [CLS] rows only (exact: no other row
+    /// reaches the classifier), as the KL target (`fullModelProbabilities`) does, so with every mask at 1 and no
+    /// dropout the loss is exactly 0.
     public func maskGradients(
         _ batch: TokenBatch, masks: MaskValues, ablation: Ablation, objective: ImportanceObjective = .kl,
-        dropout: Float = 0, attentionDropout: Float = 0, dropoutSeed: UInt64 = 0, clsOnlyLastLayer: Bool = true,
+        dropout: Float = 0, attentionDropout: Float = 0, dropoutSeed: UInt64 = 0, lastLayer: LayerRows = .cls,
         pool: ThreadPool = .shared
     ) throws -> MaskGradients {
         guard let classifier else { throw ModelError.noClassifier(path: folder) }
-        try checkMasks(masks, ablation)
-        let B = batch.count
-        let C = classifier.n
-        let N = batch.tokenCount
-        let D = hidden
-        let I = config.intermediateSize
-        let L = layerCount
-        let weights = backwardWeights
-        let soft = SoftMasks(masks: masks, ablation: ablation)
-        let shape = BlockShape(
-            offsets: batch.offsets, hidden: D, inner: I, heads: headCount, headDim: headDim, eps: config.layerNormEps)
-        // This pass's arena is taken first: the full model's forward (the KL target) then runs on other arenas of
+        precondition(lastLayer != .firstQuery, "a backward needs keys and values")
+        try validate(batch)
+        let request = try self.request(nil, (masks, ablation), nil, lastLayer: lastLayer)
+        let mode = TrainingMode(
+            dropout: dropout, attentionDropout: attentionDropout, seed: dropoutSeed, weightGradients: false)
+        // This pass's arena is taken first: the full model's forward (the KL target) then runs on another arena of
         // the pool, so each keeps buffers of the sizes its own code path asks for (no reallocation per step).
-        let arena = takeArena()
-        defer { returnArena(arena) }
-        let targets = try objectiveTargets(objective, batch: batch, classes: C, pool: pool)
-        var rng = SplitMix64(seed: dropoutSeed)
-        let dropEmbeddings = dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena)
-        let dropAttention = (0..<L).map { _ in dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena) }
-        let dropMLP = (0..<L).map { _ in dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena) }
-        let dropPooled = dropoutMultipliers(B * D, p: dropout, rng: &rng, arena: arena)
-        let probCount = attentionProbOffsets(offsets: batch.offsets, heads: headCount).last!
-        let dropProbs = (0..<L).map { _ in dropoutMultipliers(probCount, p: attentionDropout, rng: &rng, arena: arena) }
-        let geluOutput = arena.take(N * I)  // nothing reads gelu(u) after a layer's forward: one buffer for all
-        let caches = (0..<L).map {
-            LayerCache(
-                arena: arena, tokens: N, hidden: D, inner: I, probCount: probCount, geluOutput: geluOutput,
-                dropAttention: dropAttention[$0], dropMLP: dropMLP[$0], dropProbs: dropProbs[$0])
+        return try withArena { arena in
+            let targets = try objectiveTargets(objective, batch: batch, classes: classifier.n, pool: pool)
+            let table = ActivationTable(
+                arena: arena, batch: batch, shape: parameters.shape, layers: layerCount, training: mode)
+            let logits = parameters.forward(batch, request, table, arena: arena, pool: pool)
+            let (loss, dlogits) = distributionLoss(
+                logits: logits, targets: targets, classes: classifier.n, kl: objective.isKL)
+            let g = parameters.backward(
+                dlogits, batch, request, table, backwardWeights, grads: nil, arena: arena, pool: pool)!
+            return MaskGradients(heads: g.map(\.heads), mlps: g.map(\.mlp), loss: loss)
         }
-        let x = arena.take(N * D)
-        let xCLS = arena.take(B * D)
-        let head = HeadCache(arena: arena, sequences: B, hidden: D)
-        try embeddings(batch, into: x, pool: pool)
-        multiply(x, by: dropEmbeddings, count: N * D)
-        for l in 0..<L {
-            encoderLayerForward(
-                x, layer: l, weights.layers[l], caches[l], shape: shape, masks: soft,
-                compact: clsOnlyLastLayer && l == L - 1, xCLS: xCLS, pool: pool)
-        }
-        let logits = classifierHeadForward(
-            x, offsets: batch.offsets, weights.head, head, hidden: D, drop: dropPooled, pool: pool)
-        let (loss, dlogits) = distributionLoss(logits: logits, targets: targets, classes: C, kl: objective.isKL)
-
-        // Backward: the head gives d loss / d cls; the last layer's output gradient is that (compact) or
-        // dcls scattered into zero rows; each layer then writes the gradient of its input into dx.
-        let dx = arena.take(N * D)
-        let dpooled = arena.take(B * D)
-        let dcls = arena.take(B * D)
-        let scratch = LayerBackwardScratch(arena: arena, tokens: N, hidden: D, inner: I)
-        classifierHeadBackward(
-            dlogits, weights.head, head, hidden: D, drop: dropPooled, grads: nil, dpooled: dpooled, dcls: dcls,
-            pool: pool)
-        scatterCLS(dcls, into: dx, offsets: batch.offsets, width: D, zeroOthers: true)
-        var heads = [[Double]](repeating: [], count: L)
-        var mlps = [Double](repeating: 0, count: L)
-        for l in stride(from: L - 1, through: 0, by: -1) {
-            let compact = clsOnlyLastLayer && l == L - 1
-            // Below layer 0 nothing has a mask: its input gradient would be computed for nobody.
-            let g = encoderLayerBackward(
-                compact ? dcls : dx, layer: l, weights.layers[l], caches[l], shape: shape, masks: soft,
-                compact: compact, scratch: scratch, grads: nil, dx: l == 0 ? nil : dx, pool: pool)!
-            (heads[l], mlps[l]) = (g.heads, g.mlp)
-        }
-        return MaskGradients(heads: heads, mlps: mlps, loss: loss)
     }
 
     /// The target distributions [B·C] of an objective (the full model's, given ones, or one-hot labels).
@@ -145,21 +84,13 @@ extension BertModel {
     }
 
     /// The transposed weights of the backward pass, built on first use and kept with the model.
-    var backwardWeights: BackwardWeights {
+    var backwardWeights: BertBackwardWeights {
         lazyLock.lock()
         defer { lazyLock.unlock() }
-        if let w = lazyBackward as? BackwardWeights { return w }
-        let w = BackwardWeights(model: self)
+        if let w = lazyBackward { return w }
+        let w = BertBackwardWeights(parameters)
         lazyBackward = w
         return w
-    }
-
-    /// softmax of the unmasked model's logits, per sequence, in double precision (the KL target). A row
-    /// does not depend on which other sequences share the batch (packed rows, fixed summation order).
-    public func fullModelProbabilities(_ batch: TokenBatch, pool: ThreadPool = .shared) throws -> [[Double]] {
-        let C = config.numLabels
-        let full = try forward(batch, pool: pool)
-        return (0..<batch.count).map { b in softmaxDouble(Array(full[(b * C)..<((b + 1) * C)])) }
     }
 }
 

@@ -67,8 +67,3 @@ public struct PrunableUnit: Hashable, Sendable, Comparable, CustomStringConverti
         return nil
     }
 }
-
-extension MaskValues {
-    /// Fraction of units pruned: 1 − Σ mask / unit count (soft masks count their value).
-    public var sparsity: Double { 1 - Double(keptCount) / Double(max(1, unitCount)) }
-}

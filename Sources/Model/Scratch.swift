@@ -42,3 +42,12 @@ extension BertModel {
         lazyLock.unlock()
     }
 }
+
+extension BertModel {
+    /// `body` with an arena of this model's pool, returned to the pool afterwards.
+    func withArena<T>(_ body: (ScratchArena) throws -> T) rethrows -> T {
+        let arena = takeArena()
+        defer { returnArena(arena) }
+        return try body(arena)
+    }
+}

@@ -1,11 +1,10 @@
 // Optional per-stage wall-clock accounting of the forward pass (HCORE_PROFILE=1, or set `enabled`),
 // for benchmarks and for finding where time goes. Off by default: then it costs one branch per stage.
 import Foundation
-import Kernels
 
 public final class StageTimer: @unchecked Sendable {
     public static let shared = StageTimer()
-    public var enabled = Settings.profile
+    public var enabled = ModelSettings.profile
     public private(set) var seconds: [String: Double] = [:]
     private var order: [String] = []
 

@@ -3,7 +3,7 @@
 //   LayerNorm weights, learning rate warmed up linearly over `warmupRatio` of the steps (default 0) then
 //   decayed linearly to 0, mini-batches shuffled every epoch, gradients accumulated over
 //   `gradientAccumulationSteps` batches (each scaled by 1/accumulation) and clipped to one global L2 norm of
-//   `maxGradNorm` (1.0) before each optimizer step, BERT's hidden dropout on.
+//   `maxGradNorm` (1.0) before each optimizer step, BERT's dropout on (hidden and attention probabilities).
 // The result is written as a Hugging Face folder (config.json, model.safetensors, vocab.txt,
 // tokenizer_config.json, special_tokens_map.json) that transformers and hcore both load.
 import Checkpoint
@@ -38,6 +38,8 @@ public struct FinetuneConfig: Sendable {
     public var maxGradNorm = 1.0
     /// nil: the model config's hidden_dropout_prob.
     public var dropout: Float? = nil
+    /// Dropout on the attention probabilities; nil: the model config's attention_probs_dropout_prob.
+    public var attentionDropout: Float? = nil
     public var seed: UInt64 = 42
     /// Evaluate on the dev set every this many steps (and at the end); 0: only at the end.
     public var evalEvery = 0
@@ -139,8 +141,11 @@ public func finetune(
     let total = c.totalSteps(examples: train.count)
     let warmup = Int((Double(total) * c.warmupRatio).rounded())
     let dropout = c.dropout ?? model.config.hiddenDropoutProb
+    let attentionDropout = c.attentionDropout ?? model.config.attentionProbsDropoutProb
     let opt = FlatAdamW(model: model, weightDecay: c.weightDecay)
     var rng = SplitMix64(seed: c.seed)
+    // Dropout seeds come from their own stream, so the data order does not depend on how batches are accumulated.
+    var dropoutSeeds = SplitMix64(seed: c.seed &+ 0x9E37_79B9_7F4A_7C15)
     var history: [FinetuneRecord] = []
     var order = Array(train.indices)
     var step = 0
@@ -155,9 +160,10 @@ public func finetune(
             let micro = batchStarts[group..<min(batchStarts.count, group + c.gradientAccumulationSteps)]
             for start in micro {
                 let idx = order[start..<min(order.count, start + c.batchSize)]
+                let step = StepDropout(hidden: dropout, attention: attentionDropout, seed: dropoutSeeds.next())
                 loss +=
                     try model.trainingStep(
-                        TokenBatch(idx.map { train[$0] }), labels: idx.map { labels[$0] }, dropout: dropout, rng: &rng,
+                        TokenBatch(idx.map { train[$0] }), labels: idx.map { labels[$0] }, dropout: step,
                         gradientScale: 1 / Float(c.gradientAccumulationSteps), pool: pool
                     ).loss / Double(micro.count)
             }

@@ -1,25 +1,26 @@
-// A BERT classifier whose weights train: every parameter in one flat fp32 buffer (with its gradient and
-// the Hugging Face name of each slice), and the training step — the forward pass with dropout and the
-// backward pass with respect to every weight, driving the same blocks as Model/MaskGradients.swift (which
-// differentiates with respect to the mask values, weights frozen).
+// A BERT classifier whose weights train: every parameter in one flat fp32 buffer (with its gradient), laid out
+// in the checkpoint's own order and names (Checkpoint/BertTensorNames.swift), and the training step — one
+// forward of the composition (Model/BertPass.swift) in training mode, the cross-entropy, and its backward with
+// respect to every weight.
 //
-//   x0  = Dropout(LayerNorm(word[ids] + position[0..<T] + token_type[tt]))
-//   per layer:  qkv = x Wqkvᵀ + b;  ctx = softmax(QKᵀ/√d) V;  g = Dropout(ctx W_Oᵀ + b_O) + x;  a = LN1(g)
-//               u = a W_iᵀ + b_i;  m = Dropout(gelu(u) W_2ᵀ + b_2);  h = m + a;  x = LN2(h)
-//   pooled = tanh(x[CLS] W_pᵀ + b_p);  logits = Dropout(pooled) W_cᵀ + b_c;  loss = mean CE
-//
-// Dropout is BERT's hidden dropout (embeddings, attention output, MLP output, classifier input), inverted
-// (kept values scaled by 1/(1−p)). Attention-probability dropout is not applied (documented in --help).
-// The math lives in Model's blocks (Sources/Model/Blocks); this file owns the parameter layout and the driver.
+// Dropout is BERT's, as transformers applies it in training: hidden dropout on the embeddings, the attention
+// output, the MLP output and the classifier input, and dropout on the attention probabilities — inverted
+// (kept values scaled by 1/(1−p)).
 import Checkpoint
 import Foundation
 import Kernels
 import Model
 
 /// Offsets of one Linear's weight [out, in] and bias [out] in the flat parameter buffer.
-struct LinearSlot { let w: Int, b: Int, out: Int, inp: Int }
+struct LinearSlot {
+    let w: Int, b: Int, out: Int, inp: Int
+}
+
 /// Offsets of a LayerNorm's weight (γ) and bias (β).
-struct NormSlot { let g: Int, b: Int }
+struct NormSlot {
+    let g: Int, b: Int
+}
+
 struct LayerSlots {
     let qkv, attentionOutput: LinearSlot
     let attentionNorm: NormSlot
@@ -98,53 +99,41 @@ public final class TrainableBert: @unchecked Sendable {
         if let cl = model.classifier, cl.n == c.numLabels { copy(cl, classifier) }
     }
 
-    /// Lays out the tensors (values uninitialised).
+    /// Lays out the tensors (values uninitialised) in the checkpoint's order.
     init(layout c: BertConfig) {
         config = c
-        let D = c.hiddenSize
-        let I = c.intermediateSize
-        var list: [(String, [Int], Int)] = []
+        let names = BertTensorNames.self
+        var list: [(name: String, shape: [Int], offset: Int)] = []
         var offset = 0
-        func add(_ name: String, _ shape: [Int]) -> Int {
-            list.append((name, shape, offset))
-            defer { offset += shape.reduce(1, *) }
-            return offset
+        for t in names.all(c) {
+            list.append((name: t.name, shape: t.shape, offset: offset))
+            offset += t.shape.reduce(1, *)
         }
-        func linear(_ name: String, _ out: Int, _ inp: Int) -> LinearSlot {
-            let w = add(name + ".weight", [out, inp])
-            return LinearSlot(w: w, b: add(name + ".bias", [out]), out: out, inp: inp)
+        tensors = list
+        let index = Dictionary(uniqueKeysWithValues: list.map { ($0.name, $0.offset) })
+        func at(_ module: String, _ suffix: String, top: Bool = false) -> Int {
+            index[(top ? "" : names.prefix) + module + suffix]!
         }
-        func norm(_ name: String) -> NormSlot {
-            let g = add(name + ".weight", [D])
-            return NormSlot(g: g, b: add(name + ".bias", [D]))
+        func linear(_ m: String, _ out: Int, _ inp: Int, top: Bool = false) -> LinearSlot {
+            LinearSlot(w: at(m, ".weight", top: top), b: at(m, ".bias", top: top), out: out, inp: inp)
         }
-        word = add("bert.embeddings.word_embeddings.weight", [c.vocabSize, D])
-        position = add("bert.embeddings.position_embeddings.weight", [c.maxPositionEmbeddings, D])
-        tokenType = add("bert.embeddings.token_type_embeddings.weight", [c.typeVocabSize, D])
-        embeddingNorm = norm("bert.embeddings.LayerNorm")
-        var layers: [LayerSlots] = []
-        for l in 0..<c.numHiddenLayers {
-            let p = "bert.encoder.layer.\(l)."
-            // Query, key and value weights adjacent, then their biases: the fused [3D, D] Linear is one slice.
-            let qw = add(p + "attention.self.query.weight", [D, D])
-            _ = add(p + "attention.self.key.weight", [D, D])
-            _ = add(p + "attention.self.value.weight", [D, D])
-            let qb = add(p + "attention.self.query.bias", [D])
-            _ = add(p + "attention.self.key.bias", [D])
-            _ = add(p + "attention.self.value.bias", [D])
-            layers.append(
-                LayerSlots(
-                    qkv: LinearSlot(w: qw, b: qb, out: 3 * D, inp: D),
-                    attentionOutput: linear(p + "attention.output.dense", D, D),
-                    attentionNorm: norm(p + "attention.output.LayerNorm"),
-                    intermediate: linear(p + "intermediate.dense", I, D),
-                    output: linear(p + "output.dense", D, I),
-                    outputNorm: norm(p + "output.LayerNorm")))
+        func norm(_ m: String) -> NormSlot { NormSlot(g: at(m, ".weight"), b: at(m, ".bias")) }
+        let (D, I) = (c.hiddenSize, c.intermediateSize)
+        word = at(names.wordEmbeddings, ".weight")
+        position = at(names.positionEmbeddings, ".weight")
+        tokenType = at(names.tokenTypeEmbeddings, ".weight")
+        embeddingNorm = norm(names.embeddingsLayerNorm)
+        layers = (0..<c.numHiddenLayers).map { l in
+            let n = names.layer(l)
+            // Query, key and value weights are adjacent, then their biases: the fused [3D, D] Linear is one slice.
+            return LayerSlots(
+                qkv: LinearSlot(w: at(n.query, ".weight"), b: at(n.query, ".bias"), out: 3 * D, inp: D),
+                attentionOutput: linear(n.attentionOutput, D, D), attentionNorm: norm(n.attentionLayerNorm),
+                intermediate: linear(n.intermediate, I, D), output: linear(n.output, D, I),
+                outputNorm: norm(n.outputLayerNorm))
         }
-        self.layers = layers
-        pooler = linear("bert.pooler.dense", D, D)
-        classifier = linear("classifier", c.numLabels, D)
-        tensors = list.map { (name: $0.0, shape: $0.1, offset: $0.2) }
+        pooler = linear(names.pooler, D, D)
+        classifier = linear(names.classifier, c.numLabels, D, top: true)
         parameterCount = offset
         params = allocateFloats(offset)
         grads = allocateFloats(offset)
@@ -217,129 +206,84 @@ final class TrainingWeights: TensorSource {
 
 public struct StepResult: Sendable {
     public var loss: Double
-    public var logits: [Float]  // [B, C]
+    /// [B, C]
+    public var logits: [Float]
+}
+
+/// Dropout of one training step: hidden (embeddings, attention output, MLP output, pooled) and on the attention
+/// probabilities; the multipliers come from SplitMix64(seed) in the composition's order.
+public struct StepDropout: Sendable {
+    public var hidden: Float
+    public var attention: Float
+    public var seed: UInt64
+    public init(hidden: Float, attention: Float, seed: UInt64) {
+        (self.hidden, self.attention, self.seed) = (hidden, attention, seed)
+    }
+    public static let off = StepDropout(hidden: 0, attention: 0, seed: 0)
 }
 
 extension TrainableBert {
     /// Cross-entropy of `labels` on `batch`, and its gradient with respect to every parameter added into
-    /// `grads` (scaled by `gradientScale`, e.g. 1/accumulation). `dropout` 0 disables it. A driver over
-    /// Model's blocks (embeddings, encoder layer, classifier head, loss), as `BertModel.maskGradients` is.
+    /// `grads` (scaled by `gradientScale`, e.g. 1/accumulation).
     public func trainingStep(
-        _ batch: TokenBatch, labels: [Int], dropout: Float, rng: inout SplitMix64,
-        gradientScale: Float = 1, pool: ThreadPool = .shared
+        _ batch: TokenBatch, labels: [Int], dropout: StepDropout, gradientScale: Float = 1, pool: ThreadPool = .shared
     ) throws -> StepResult {
-        try validate(batch, labels: labels)
-        let B = batch.count
-        let N = batch.tokenCount
-        let D = config.hiddenSize
-        let I = config.intermediateSize
+        try config.validate(batch)
         let C = config.numLabels
-        let shape = BlockShape(
-            offsets: batch.offsets, hidden: D, inner: I, heads: config.numAttentionHeads, headDim: config.headDim,
-            eps: config.layerNormEps)
+        guard labels.count == batch.count, labels.allSatisfy({ (0..<C).contains($0) }) else {
+            throw ModelError.badInput("a training batch needs one label in 0..<\(C) per sequence")
+        }
         arena.reset()
-        let (layerParameters, head) = (
-            layers.map(parameters),
-            HeadParameters(pooler: packed(pooler), classifier: packed(classifier), transposed: true)
-        )
-        // Forward (dropout multipliers drawn in the order embeddings, each layer's attention and MLP, pooled).
-        let e = arena.take(N * D)
-        let eMean = arena.take(N)
-        let eRstd = arena.take(N)
-        let x = arena.take(N * D)
-        embeddingSum(batch, tables(params), hidden: D, into: e, pool: pool)
-        layerNormForward(
-            e, x, rows: N, count: D, gamma: params + embeddingNorm.g, beta: params + embeddingNorm.b,
-            eps: config.layerNormEps,
-            mean: eMean, rstd: eRstd)
-        let dropEmbeddings = dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena)
-        multiply(x, by: dropEmbeddings, count: N * D)
-        let probCount = attentionProbOffsets(offsets: batch.offsets, heads: config.numAttentionHeads).last!
-        let caches = layers.map { _ in
-            LayerCache(
-                arena: arena, tokens: N, hidden: D, inner: I, probCount: probCount, geluOutput: nil,
-                dropAttention: dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena),
-                dropMLP: dropoutMultipliers(N * D, p: dropout, rng: &rng, arena: arena))
-        }
-        let xCLS = arena.take(B * D)
-        for l in layers.indices {
-            encoderLayerForward(
-                x, layer: l, layerParameters[l], caches[l], shape: shape, masks: nil, compact: false, xCLS: xCLS,
-                pool: pool)
-        }
-        let dropPooled = dropoutMultipliers(B * D, p: dropout, rng: &rng, arena: arena)
-        let headCache = HeadCache(arena: arena, sequences: B, hidden: D)
-        let logits = classifierHeadForward(
-            x, offsets: batch.offsets, head, headCache, hidden: D, drop: dropPooled, pool: pool)
+        let weights = parameters()
+        let mode = TrainingMode(
+            dropout: dropout.hidden, attentionDropout: dropout.attention, seed: dropout.seed, weightGradients: true)
+        let table = ActivationTable(
+            arena: arena, batch: batch, shape: weights.shape, layers: config.numHiddenLayers, training: mode)
+        let request = PassRequest(plan: weights.fullPlan, lastLayer: .all)
+        let logits = weights.forward(batch, request, table, arena: arena, pool: pool)
         let (loss, dlogits) = distributionLoss(
             logits: logits, targets: oneHot(labels, classes: C), classes: C, kl: false)
-
-        // Backward: head, layers last to first, embeddings.
-        let dpooled = arena.take(B * D)
-        let dcls = arena.take(B * D)
-        let dx = arena.take(N * D)
-        classifierHeadBackward(
-            dlogits.map { $0 * gradientScale }, head, headCache, hidden: D, drop: dropPooled,
-            grads: (pooler: gradientSlot(pooler), classifier: gradientSlot(classifier)), dpooled: dpooled, dcls: dcls,
-            pool: pool)
-        scatterCLS(dcls, into: dx, offsets: batch.offsets, width: D, zeroOthers: true)
-        let scratch = LayerBackwardScratch(arena: arena, tokens: N, hidden: D, inner: I)
-        for l in layers.indices.reversed() {
-            encoderLayerBackward(
-                dx, layer: l, layerParameters[l], caches[l], shape: shape, masks: nil, compact: false, scratch: scratch,
-                grads: gradients(layers[l]), dx: dx, pool: pool)
-        }
-        multiply(dx, by: dropEmbeddings, count: N * D)
-        layerNormParameterGradients(
-            dx, x: e, mean: eMean, rstd: eRstd, rows: N, count: D, dGamma: grads + embeddingNorm.g,
-            dBeta: grads + embeddingNorm.b)
-        layerNormBackward(
-            dx, x: e, mean: eMean, rstd: eRstd, gamma: params + embeddingNorm.g, rows: N, count: D, dx: dx, pool: pool)
-        embeddingSumBackward(dx, batch, hidden: D, gradients: tables(grads))
+        _ = weights.backward(
+            dlogits.map { $0 * gradientScale }, batch, request, table, BertBackwardWeights(weights),
+            grads: gradients(), arena: arena, pool: pool)
         return StepResult(loss: loss, logits: logits)
     }
 
-    func validate(_ batch: TokenBatch, labels: [Int]) throws {
-        let C = config.numLabels
-        guard batch.count > 0, labels.count == batch.count, labels.allSatisfy({ (0..<C).contains($0) }) else {
-            throw ModelError.badInput("a training batch needs one label in 0..<\(C) per sequence")
+    /// The weights as the composition reads them, packed afresh (they change every step).
+    package func parameters() -> BertParameters {
+        let D = config.hiddenSize
+        func packed(_ s: LinearSlot) -> PackedLinear {
+            PackedLinear(weight: UnsafePointer(params + s.w), bias: UnsafePointer(params + s.b), n: s.out, k: s.inp)
         }
-        for s in 0..<batch.count where batch.length(s) > config.maxPositionEmbeddings || batch.length(s) < 1 {
-            throw ModelError.badInput(
-                "sequence of \(batch.length(s)) tokens; the model has \(config.maxPositionEmbeddings) positions")
+        func norm(_ s: NormSlot) -> LayerNormWeights {
+            LayerNormWeights(
+                gamma: Array(UnsafeBufferPointer(start: params + s.g, count: D)),
+                beta: Array(UnsafeBufferPointer(start: params + s.b, count: D)))
         }
-        for id in batch.inputIds where id < 0 || Int(id) >= config.vocabSize {
-            throw ModelError.badInput("token id \(id) outside the vocabulary")
+        let layers = self.layers.map { s in
+            BertLayer(
+                qkv: packed(s.qkv), attentionOutput: packed(s.attentionOutput),
+                attentionLayerNorm: norm(s.attentionNorm),
+                intermediate: packed(s.intermediate), output: packed(s.output), outputLayerNorm: norm(s.outputNorm))
         }
-        for t in batch.tokenTypeIds where t < 0 || Int(t) >= config.typeVocabSize {
-            throw ModelError.badInput("token type \(t) outside the model's")
-        }
+        return BertParameters(
+            config: config, embeddings: tables(params), embeddingsLayerNorm: norm(embeddingNorm), layers: layers,
+            head: HeadParameters(pooler: packed(pooler), classifier: packed(classifier)))
     }
 
-    // Views of the flat buffers as the blocks take them. Weights are packed afresh each step (they change).
-    func packed(_ s: LinearSlot) -> PackedLinear {
-        PackedLinear(weight: UnsafePointer(params + s.w), bias: UnsafePointer(params + s.b), n: s.out, k: s.inp)
+    /// Where each weight's gradient accumulates: `grads`, in the same layout.
+    func gradients() -> BertGradients {
+        func slot(_ s: LinearSlot) -> LinearGradientSlot { LinearGradientSlot(weight: grads + s.w, bias: grads + s.b) }
+        func norm(_ s: NormSlot) -> NormGradientSlot { NormGradientSlot(gamma: grads + s.g, beta: grads + s.b) }
+        return BertGradients(
+            embeddings: tables(grads), embeddingsNorm: norm(embeddingNorm),
+            layers: layers.map {
+                LayerGradients(
+                    qkv: slot($0.qkv), attentionOutput: slot($0.attentionOutput), attentionNorm: norm($0.attentionNorm),
+                    intermediate: slot($0.intermediate), output: slot($0.output), outputNorm: norm($0.outputNorm))
+            }, pooler: slot(pooler), classifier: slot(classifier))
     }
-    func norm(_ s: NormSlot) -> LayerNormWeights {
-        LayerNormWeights(
-            gamma: Array(UnsafeBufferPointer(start: params + s.g, count: config.hiddenSize)),
-            beta: Array(UnsafeBufferPointer(start: params + s.b, count: config.hiddenSize)))
-    }
-    func parameters(_ s: LayerSlots) -> LayerParameters {
-        LayerParameters(
-            qkv: packed(s.qkv), attentionOutput: packed(s.attentionOutput), intermediate: packed(s.intermediate),
-            output: packed(s.output), attentionNorm: norm(s.attentionNorm), outputNorm: norm(s.outputNorm))
-    }
-    func gradientSlot(_ s: LinearSlot) -> LinearGradientSlot {
-        LinearGradientSlot(weight: grads + s.w, bias: grads + s.b)
-    }
-    func gradients(_ s: LayerSlots) -> LayerGradients {
-        LayerGradients(
-            qkv: gradientSlot(s.qkv), attentionOutput: gradientSlot(s.attentionOutput),
-            attentionNorm: NormGradientSlot(gamma: grads + s.attentionNorm.g, beta: grads + s.attentionNorm.b),
-            intermediate: gradientSlot(s.intermediate), output: gradientSlot(s.output),
-            outputNorm: NormGradientSlot(gamma: grads + s.outputNorm.g, beta: grads + s.outputNorm.b))
-    }
+
     func tables(_ base: UnsafeMutablePointer<Float>) -> EmbeddingTables {
         EmbeddingTables(word: base + word, tokenType: base + tokenType, position: base + position)
     }

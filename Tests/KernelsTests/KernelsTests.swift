@@ -759,7 +759,8 @@ final class LayerNormBackwardTests: XCTestCase {
             var y = [Float](repeating: 0, count: rows * n)
             var mean = [Float](repeating: 0, count: rows)
             var rstd = mean
-            layerNormForward(x, &y, rows: rows, count: n, gamma: gamma, beta: beta, eps: eps, mean: &mean, rstd: &rstd)
+            recordingLayerNorm(
+                x, &y, rows: rows, count: n, gamma: gamma, beta: beta, eps: eps, mean: &mean, rstd: &rstd)
             let forward = (0..<rows).flatMap { r in
                 layerNormReference(Array(x[r * n..<(r + 1) * n]), gamma: gamma, beta: beta, eps: eps)
             }
@@ -781,6 +782,20 @@ final class LayerNormBackwardTests: XCTestCase {
         }
     }
 
+    /// `layerNorm` writing the statistics its backward reads.
+    func recordingLayerNorm(
+        _ x: [Float], _ y: inout [Float], rows: Int, count: Int, gamma: [Float], beta: [Float], eps: Float,
+        mean: inout [Float], rstd: inout [Float]
+    ) {
+        mean.withUnsafeMutableBufferPointer { m in
+            rstd.withUnsafeMutableBufferPointer { r in
+                layerNorm(
+                    x, &y, rows: rows, count: count, gamma: gamma, beta: beta, eps: eps,
+                    statistics: LayerNormStatistics(mean: m.baseAddress!, rstd: r.baseAddress!))
+            }
+        }
+    }
+
     /// A constant row has x̂ = 0 and rstd = 1/√eps: the backward stays finite and matches the twin.
     func testConstantRowIsFinite() {
         let x: [Float] = [3, 3, 3, 3]
@@ -791,7 +806,7 @@ final class LayerNormBackwardTests: XCTestCase {
         var mean: [Float] = [0]
         var rstd: [Float] = [0]
         var dx = y
-        layerNormForward(x, &y, rows: 1, count: 4, gamma: g, beta: [0, 0, 0, 0], eps: 1e-5, mean: &mean, rstd: &rstd)
+        recordingLayerNorm(x, &y, rows: 1, count: 4, gamma: g, beta: [0, 0, 0, 0], eps: 1e-5, mean: &mean, rstd: &rstd)
         layerNormBackward(dy, x: x, mean: mean, rstd: rstd, gamma: g, rows: 1, count: 4, dx: &dx)
         XCTAssertTrue(dx.allSatisfy(\.isFinite))
         assertClose(dx, ref.dx, bound: 1e-3, "constant row")

@@ -20,6 +20,24 @@ final class GradientTests: XCTestCase {
     }
     let tinyMasks = MaskValues(heads: [[0.9, 0.3, 0.7, 0.5], [0.6, 0.8, 0.2, 1.0]], mlps: [0.7, 0.4])
 
+    /// With every mask at 1 and no dropout the masked pass is the full model: its KL to the full model's
+    /// distribution is exactly 0 and so is every mask gradient (one composition computes both, bit for bit), on
+    /// MiniLM's golden batches, whose layer 0 takes the repeated-row path, and on tiny-bert.
+    func testKLIsExactlyZeroWithEveryMaskAtOne() throws {
+        let golden = try GoldenOutputs("minilm-nli")
+        let model = try cachedModel(try minilmFolder())
+        let ones = MaskValues.ones(layers: model.layerCount, heads: model.headCount)
+        let avg = try PruningGolden().activations()
+        for rows in golden.batches {
+            let r = try model.maskGradients(TokenBatch(rows.map(golden.encoding)), masks: ones, ablation: .mean(avg))
+            XCTAssertEqual(r.loss, 0)
+            XCTAssertEqual(Set(r.heads.joined() + r.mlps), [0])
+        }
+        let (tiny, batch, acts) = try tinySetup()
+        let r = try tiny.maskGradients(batch, masks: .ones(layers: 2, heads: 4), ablation: .mean(acts))
+        XCTAssertEqual(r.loss, 0)
+    }
+
     func testGoldenMaskGradients() throws {
         let model = try cachedModel(try minilmFolder())
         let golden = try GoldenOutputs("minilm-nli")
@@ -172,9 +190,9 @@ final class GradientTests: XCTestCase {
         let masks = tinyMasks
         for p: Float in [0, 0.3] {
             let cls = try model.maskGradients(
-                batch, masks: masks, ablation: .mean(acts), dropout: p, dropoutSeed: 5, clsOnlyLastLayer: true)
+                batch, masks: masks, ablation: .mean(acts), dropout: p, dropoutSeed: 5, lastLayer: .cls)
             let all = try model.maskGradients(
-                batch, masks: masks, ablation: .mean(acts), dropout: p, dropoutSeed: 5, clsOnlyLastLayer: false)
+                batch, masks: masks, ablation: .mean(acts), dropout: p, dropoutSeed: 5, lastLayer: .all)
             XCTAssertEqual(cls.loss, all.loss, accuracy: 1e-12 * max(1, abs(all.loss)), "dropout \(p)")
             for l in 0..<2 {
                 for h in 0..<4 {

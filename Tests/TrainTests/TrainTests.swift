@@ -33,9 +33,9 @@ func randomBatch(_ rng: inout SplitMix64, sequences: Int, vocab: Int, maxLen: In
 }
 
 final class TrainTests: XCTestCase {
-    /// Every tensor's gradient, at a few entries each, against (L(θ+h) − L(θ−h)) / 2h. With dropout the
-    /// same seed draws the same masks, so the finite difference sees the same function.
-    func checkGradients(dropout: Float) throws {
+    /// Every tensor's gradient, at a few entries each, against (L(θ+h) − L(θ−h)) / 2h. With dropout (hidden and
+    /// attention-probability) the same seed draws the same masks, so the finite difference sees the same function.
+    func checkGradients(dropout: Float, attentionDropout: Float? = nil) throws {
         let model = TrainableBert(config: tinyConfig(), seed: 3)
         // Larger weights than the init so that every path carries gradient.
         var init_ = SplitMix64(seed: 9)
@@ -43,13 +43,12 @@ final class TrainTests: XCTestCase {
         var rb = SplitMix64(seed: 5)
         let batch = randomBatch(&rb, sequences: 4, vocab: 23, maxLen: 9)
         let labels = [0, 2, 1, 2]
+        let drop = StepDropout(hidden: dropout, attention: attentionDropout ?? dropout, seed: 1)
         func loss() throws -> Double {
-            var r = SplitMix64(seed: 1)
-            return try model.trainingStep(batch, labels: labels, dropout: dropout, rng: &r, pool: .sized(1)).loss
+            try model.trainingStep(batch, labels: labels, dropout: drop, pool: .sized(1)).loss
         }
         model.zeroGradients()
-        var r = SplitMix64(seed: 1)
-        _ = try model.trainingStep(batch, labels: labels, dropout: dropout, rng: &r, pool: .sized(2))
+        _ = try model.trainingStep(batch, labels: labels, dropout: drop, pool: .sized(2))
         let analytic = Array(UnsafeBufferPointer(start: model.grads, count: model.parameterCount))
         var pick = SplitMix64(seed: 17)
         var checked = 0
@@ -83,18 +82,21 @@ final class TrainTests: XCTestCase {
 
     func testGradientsMatchFiniteDifferences() throws { try checkGradients(dropout: 0) }
     func testGradientsWithDropoutMatchFiniteDifferences() throws { try checkGradients(dropout: 0.3) }
+    func testGradientsWithAttentionDropoutAloneMatchFiniteDifferences() throws {
+        try checkGradients(dropout: 0, attentionDropout: 0.3)
+    }
 
-    /// The training forward (dropout off) gives the inference forward's logits on tiny-bert's real weights.
+    /// The training forward (dropout off) gives the inference forward's logits bit for bit on tiny-bert's real
+    /// weights: one composition, the same kernels in the same order.
     func testTrainingForwardEqualsInference() throws {
         let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
         let loaded = try BertModel.load(folder: folder)
         let model = try TrainableBert(model: loaded)
         var rb = SplitMix64(seed: 2)
         let batch = randomBatch(&rb, sequences: 5, vocab: loaded.config.vocabSize, maxLen: 12)
-        let expected = try loaded.forward(batch)
-        var r = SplitMix64(seed: 0)
-        let got = try model.trainingStep(batch, labels: [Int](repeating: 0, count: 5), dropout: 0, rng: &r).logits
-        for (a, b) in zip(got, expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        let expected = try loaded.forward(batch, lastLayer: .all)
+        let got = try model.trainingStep(batch, labels: [Int](repeating: 0, count: 5), dropout: .off).logits
+        XCTAssertEqual(got.map(\.bitPattern), expected.map(\.bitPattern))
         // Every tensor copied: the repacked inference model has the same fingerprint.
         XCTAssertEqual(try model.inferenceModel().fingerprint, loaded.fingerprint)
     }
@@ -154,6 +156,7 @@ final class TrainTests: XCTestCase {
         c.batchSize = 16
         c.learningRate = 3e-3
         c.dropout = 0
+        c.attentionDropout = 0
         let history = try finetune(
             model, train: Array(enc[..<300]), labels: Array(labels[..<300]),
             dev: (Array(enc[300...]), Array(labels[300...])), config: c)
@@ -183,6 +186,7 @@ final class TrainTests: XCTestCase {
             c.gradientAccumulationSteps = accumulation
             c.learningRate = 1e-2
             c.dropout = 0
+            c.attentionDropout = 0
             c.maxSteps = maxSteps
             c.maxGradNorm = clip
             var saved: [Int] = []

@@ -22,10 +22,17 @@ extension BertModel {
         let d = headDim
         let N = batch.tokenCount
         gemm(x, rows: N, lda: hidden, weights, out: qkv, ldc: 3 * d, epilogue: .bias, pool: pool)
-        if let context {
-            attention(
-                qkv: qkv, ldqkv: 3 * d, heads: 1, headDim: d, offsets: batch.offsets, ctx: context, ldctx: d, pool: pool
-            )
-        }
+        if let context { headContext(qkv: qkv, batch: batch, into: context, pool: pool) }
+    }
+
+    /// context [N, d] ← softmax(q kᵀ / √d) v per sequence of `batch`, from one head's qkv [N, 3·d] (path patching
+    /// mixes its q, k and v from two runs before this).
+    public func headContext(
+        qkv: UnsafePointer<Float>, batch: TokenBatch, into context: UnsafeMutablePointer<Float>,
+        pool: ThreadPool = .shared
+    ) {
+        let d = headDim
+        attention(
+            qkv: qkv, ldqkv: 3 * d, heads: 1, headDim: d, offsets: batch.offsets, ctx: context, ldctx: d, pool: pool)
     }
 }

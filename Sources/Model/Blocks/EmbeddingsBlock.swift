@@ -28,6 +28,21 @@ package func embeddingSum(
     }
 }
 
+/// x [N, D] ← LayerNorm(word[id] + token_type[tt] + position[p]) for a validated batch. With `sum`, the sum is
+/// kept there and the LayerNorm's statistics in `statistics` (fine-tuning's backward); otherwise it is
+/// normalised in place.
+package func embeddingsBlockForward(
+    _ batch: TokenBatch, _ tables: EmbeddingTables, _ norm: LayerNormWeights, hidden D: Int, eps: Float,
+    into x: UnsafeMutablePointer<Float>, sum: UnsafeMutablePointer<Float>?, statistics: LayerNormStatistics?,
+    pool: ThreadPool
+) {
+    let e = sum ?? x
+    embeddingSum(batch, tables, hidden: D, into: e, pool: pool)
+    layerNorm(
+        e, x, rows: batch.tokenCount, count: D, gamma: norm.gamma, beta: norm.beta, eps: eps, statistics: statistics,
+        pool: pool)
+}
+
 /// Adds de [N, D] (the gradient with respect to the sum) into the rows of the tables' gradients that the
 /// batch used. Sequential: tokens of a batch share rows.
 package func embeddingSumBackward(

@@ -35,7 +35,9 @@ package func distributionLoss(logits: [Float], targets: [Double], classes C: Int
     for b in 0..<B {
         let row = Array(logits[(b * C)..<((b + 1) * C)])
         let p = softmaxDouble(row)
-        let logp = logSoftmaxDouble(row)
+        // KL: log p as log t is computed (t is a softmax of the full model's logits), so identical logits give
+        // exactly 0; cross-entropy: the log-softmax, finite however confident the model.
+        let logp = kl ? p.map { log($0) } : logSoftmaxDouble(row)
         for c in 0..<C {
             let t = targets[b * C + c]
             if t > 0 { loss += t * ((kl ? log(t) : 0) - logp[c]) }
