@@ -65,31 +65,18 @@ func makeRandomBertBase(folder: String) throws {
         }
     }
     var w = SafetensorsWriter()
-    let D = 768
-    let I = 3072
-    w.add("bert.embeddings.word_embeddings.weight", shape: [30522, D], rand(30522 * D, 0.05))
-    w.add("bert.embeddings.position_embeddings.weight", shape: [512, D], rand(512 * D, 0.05))
-    w.add("bert.embeddings.token_type_embeddings.weight", shape: [2, D], rand(2 * D, 0.05))
-    w.add("bert.embeddings.LayerNorm.weight", shape: [D], [Float](repeating: 1, count: D))
-    w.add("bert.embeddings.LayerNorm.bias", shape: [D], [Float](repeating: 0, count: D))
-    for l in 0..<12 {
-        let p = "bert.encoder.layer.\(l)."
-        for (name, o, i) in [
-            ("attention.self.query", D, D), ("attention.self.key", D, D), ("attention.self.value", D, D),
-            ("attention.output.dense", D, D), ("intermediate.dense", I, D), ("output.dense", D, I),
-        ] {
-            w.add(p + name + ".weight", shape: [o, i], rand(o * i, 0.036))
-            w.add(p + name + ".bias", shape: [o], rand(o, 0.02))
-        }
-        for ln in ["attention.output.LayerNorm", "output.LayerNorm"] {
-            w.add(p + ln + ".weight", shape: [D], [Float](repeating: 1, count: D))
-            w.add(p + ln + ".bias", shape: [D], [Float](repeating: 0, count: D))
+    let config = BertConfig(
+        vocabSize: 30522, hiddenSize: 768, numHiddenLayers: 12, numAttentionHeads: 12, intermediateSize: 3072,
+        maxPositionEmbeddings: 512, labels: ["a", "b", "c"])
+    for t in BertTensorNames.all(config) {
+        let n = t.shape.reduce(1, *)
+        if t.name.contains("LayerNorm") {
+            w.add(t.name, shape: t.shape, [Float](repeating: t.name.hasSuffix(".weight") ? 1 : 0, count: n))
+        } else {
+            let scale: Float = t.name.contains("embeddings") ? 0.05 : t.name.hasSuffix(".bias") ? 0.02 : 0.036
+            w.add(t.name, shape: t.shape, rand(n, scale))
         }
     }
-    w.add("bert.pooler.dense.weight", shape: [D, D], rand(D * D, 0.036))
-    w.add("bert.pooler.dense.bias", shape: [D], rand(D, 0.02))
-    w.add("classifier.weight", shape: [3, D], rand(3 * D, 0.036))
-    w.add("classifier.bias", shape: [3], rand(3, 0.02))
     try w.write(to: folder + "/model.safetensors")
 }
 

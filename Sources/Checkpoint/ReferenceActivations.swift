@@ -28,17 +28,15 @@ public func referenceActivationsSafetensors(pickleBytes bytes: [UInt8], path: St
     }
     var heads: [Int: NumpyArray] = [:]
     var mlps: [Int: NumpyArray] = [:]
+    let layerPrefix = BertTensorNames.prefix + "encoder.layer."
     for e in entries {
-        guard case .string(let key) = e.key, case .ndarray(let a) = e.value else { continue }
-        let parts = key.split(separator: ".")
-        guard parts.count >= 5, parts[0] == "bert", parts[1] == "encoder", parts[2] == "layer", let l = Int(parts[3]),
-            l >= 0, l < 4096
-        else { continue }
-        switch parts.dropFirst(4).joined(separator: ".") {
-        case "attention.self": heads[l] = a
-        case "output": mlps[l] = a
-        default: continue
+        guard case .string(let key) = e.key, case .ndarray(let a) = e.value, key.hasPrefix(layerPrefix) else {
+            continue
         }
+        guard let l = Int(key.dropFirst(layerPrefix.count).prefix { $0.isNumber }), l < 4096 else { continue }
+        let names = BertTensorNames.layer(l)
+        if key == BertTensorNames.prefix + names.attentionSelf { heads[l] = a }
+        if key == BertTensorNames.prefix + names.outputModule { mlps[l] = a }
     }
     let L = heads.count
     guard L > 0, Set(heads.keys) == Set(0..<L), Set(mlps.keys) == Set(0..<L) else {
@@ -56,12 +54,12 @@ public func referenceActivationsSafetensors(pickleBytes bytes: [UInt8], path: St
     var avgHead: [Float] = []
     var avgMLP: [Float] = []
     for l in 0..<L {
-        for (name, a, want) in [("attention.self", heads[l]!, shape), ("output", mlps[l]!, D)] {
-            guard a.shape == want else {
-                throw bad("bert.encoder.layer.\(l).\(name) has shape \(a.shape), layer 0's has \(want)")
-            }
-            let values = try floats(a, "bert.encoder.layer.\(l).\(name)", path: path)
-            if name == "output" { avgMLP += values } else { avgHead += values }
+        let names = BertTensorNames.layer(l)
+        for (module, a, want) in [(names.attentionSelf, heads[l]!, shape), (names.outputModule, mlps[l]!, D)] {
+            let key = BertTensorNames.prefix + module
+            guard a.shape == want else { throw bad("\(key) has shape \(a.shape), layer 0's has \(want)") }
+            let values = try floats(a, key, path: path)
+            if module == names.outputModule { avgMLP += values } else { avgHead += values }
         }
     }
     var w = SafetensorsWriter()

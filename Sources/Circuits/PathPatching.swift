@@ -174,16 +174,16 @@ public func pathPatch(
 func sendersCorrupted(
     model: BertModel, corruption: PatchCorruption, batch bi: Int, senders: Set<Int>, tokens N: Int, pool: ThreadPool
 ) throws -> [[Float]] {
-    let L = model.layerCount
-    let H = model.headCount
-    let d = model.headDim
-    let D = model.hidden
+    let (L, H, d, D) = (model.layerCount, model.headCount, model.headDim, model.hidden)
     switch corruption {
     case .mean(let activations):
         return (0..<L).map { l in
             var c = [Float](repeating: 0, count: N * D)
-            for h in 0..<H where senders.contains(l * H + h) {
-                for t in 0..<N { for e in 0..<d { c[t * D + h * d + e] = activations.avgHead[(l * H + h) * d + e] } }
+            c.withUnsafeMutableBufferPointer { ctx in
+                for h in 0..<H where senders.contains(l * H + h) {
+                    Ablation.mean(activations).ablateHead(
+                        ctx.baseAddress!, rows: N, layer: l, head: h, heads: H, headDim: d)
+                }
             }
             return c
         }

@@ -132,8 +132,9 @@ public func importHeuristicCoreCheckpoint(
         return try source.floats(name)
     }
     var la: [Float] = []
-    for l in 0..<L { la += try logAlphas("bert.encoder.layer.\(l).attention.self.log_alpha_heads", count: H) }
-    for l in 0..<L { la += try logAlphas("bert.encoder.layer.\(l).output.log_alpha_mlp", count: 1) }
+    let prefix = BertTensorNames.prefix
+    for l in 0..<L { la += try logAlphas(prefix + BertTensorNames.layer(l).logAlphaHeads, count: H) }
+    for l in 0..<L { la += try logAlphas(prefix + BertTensorNames.layer(l).logAlphaMLP, count: 1) }
     let m = MaskValues.fromLogAlpha(la, layers: L, heads: H, threshold: threshold)
     let (name, run) = referenceRunMeta(folder)
     let given = try extra.map { kv -> (String, JSONValue) in

@@ -40,70 +40,28 @@ public func exportSubnetwork(
         throw ModelError.badInput(
             "only binary masks can be exported as a smaller model (this one has fractional values)")
     }
-    let L = model.layerCount
-    let H = model.headCount
-    let d = model.headDim
-    let D = model.hidden
-    let I = model.config.intermediateSize
     let source = try TrainableBert(model: model)
-    var tensors = Dictionary(
-        uniqueKeysWithValues: source.tensors.map { ($0.name, (shape: $0.shape, values: source.values($0.name)!)) })
+    var tensors = ExportTensors(
+        Dictionary(
+            uniqueKeysWithValues: source.tensors.map { ($0.name, (shape: $0.shape, values: source.values($0.name)!)) }
+        ))
     var removed: [Int: [Int]] = [:]
-    for l in 0..<L {
-        let p = "bert.encoder.layer.\(l)."
-        // Absent already (a physically pruned model) or pruned by the mask.
-        let pruned = (0..<H).filter { masks.heads[l][$0] == 0 || (model.config.prunedHeads[l] ?? []).contains($0) }
-        // W_O's bias gains the pruned heads' constant contributions (mean ablation), in Double.
-        let wo = tensors[p + "attention.output.dense.weight"]!.values
-        var bias = tensors[p + "attention.output.dense.bias"]!.values.map(Double.init)
-        if case .mean(let avg) = ablation {
-            for h in pruned where !(model.config.prunedHeads[l] ?? []).contains(h) {
-                for r in 0..<D {
-                    for e in 0..<d {
-                        bias[r] += Double(wo[r * D + h * d + e]) * Double(avg.avgHead[(l * H + h) * d + e])
-                    }
-                }
-            }
-        }
-        tensors[p + "attention.output.dense.bias"]!.values = bias.map(Float.init)
-        // One head stays (zeroed) when all would go; the others leave.
-        let keep = keepShapes ? Array(0..<H) : pruned.count == H ? [pruned[0]] : (0..<H).filter { !pruned.contains($0) }
-        let zeroed = keepShapes ? Set(pruned) : pruned.count == H ? Set([pruned[0]]) : []
-        removed[l] = pruned.filter { !keep.contains($0) }
-        /// Rows `h·width ..< (h+1)·width` of `values` (`width` each) for the kept heads, zero for a zeroed head.
-        func headBlocks(_ values: [Float], width: Int) -> [Float] {
-            var out: [Float] = []
-            for h in keep {
-                out +=
-                    zeroed.contains(h)
-                    ? [Float](repeating: 0, count: width) : Array(values[(h * width)..<((h + 1) * width)])
-            }
-            return out
-        }
-        for part in ["query", "key", "value"] {
-            let wName = p + "attention.self.\(part).weight"
-            let bName = p + "attention.self.\(part).bias"
-            tensors[wName] = (shape: [keep.count * d, D], values: headBlocks(tensors[wName]!.values, width: d * D))
-            tensors[bName] = (shape: [keep.count * d], values: headBlocks(tensors[bName]!.values, width: d))
-        }
-        var woKept: [Float] = []
-        for r in 0..<D { woKept += headBlocks(Array(wo[(r * D)..<((r + 1) * D)]), width: d) }
-        tensors[p + "attention.output.dense.weight"] = (shape: [D, keep.count * d], values: woKept)
+    for l in 0..<model.layerCount {
+        let absent = model.config.prunedHeads[l] ?? []
+        let byMask = (0..<model.headCount).filter { masks.heads[l][$0] == 0 && !absent.contains($0) }
+        // W_O's bias gains the pruned heads' constant contributions (the mean-ablation fold).
+        tensors[bias: BertTensorNames.layer(l).attentionOutput] = ablation.foldedOutputBias(
+            model.layers[l].attentionOutput, layer: l, pruned: byMask, heads: model.headCount, headDim: model.headDim)
+        removed[l] = tensors.removeHeads(
+            layer: l, pruned: (byMask + absent).sorted(), model: model, keepShapes: keepShapes)
         if masks.mlps[l] == 0 {
-            tensors[p + "intermediate.dense.weight"]!.values = [Float](repeating: 0, count: I * D)
-            tensors[p + "intermediate.dense.bias"]!.values = [Float](repeating: 0, count: I)
-            tensors[p + "output.dense.weight"]!.values = [Float](repeating: 0, count: D * I)
-            if case .mean(let avg) = ablation {
-                tensors[p + "output.dense.bias"]!.values = Array(avg.avgMLP[(l * D)..<((l + 1) * D)])
-            } else {
-                tensors[p + "output.dense.bias"]!.values = [Float](repeating: 0, count: D)
-            }
+            tensors.replaceMLP(layer: l, constant: ablation.mlpConstant(layer: l, hidden: model.hidden))
         }
     }
     try makeFolder(folder)
     var w = SafetensorsWriter()
     w.metadata = ["format": "pt", "hcore": "subnetwork export"]
-    for t in source.tensors { w.add(t.name, shape: tensors[t.name]!.shape, tensors[t.name]!.values) }
+    for t in source.tensors { w.add(t.name, shape: tensors.all[t.name]!.shape, tensors.all[t.name]!.values) }
     try w.write(to: folder + "/model.safetensors")
     try writeExportConfig(from: model.folder + "/config.json", prunedHeads: removed, to: folder + "/config.json")
     for f in ["vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
@@ -113,13 +71,68 @@ public func exportSubnetwork(
     func size(_ path: String) -> Int {
         ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
     }
-    var full = MaskValues.ones(layers: L, heads: H)
+    var full = MaskValues.ones(layers: model.layerCount, heads: model.headCount)
     for (l, hs) in model.config.prunedHeads { for h in hs { full.heads[l][h] = 0 } }
     return ExportSummary(
         folder: folder, bytes: size(folder + "/model.safetensors"), fullBytes: size(model.weightsPath),
         gflops: model.flops(masks: keepShapes ? full : masks, sequenceLengths: [128]) / 1e9,
         fullGflops: model.flops(masks: full, sequenceLengths: [128]) / 1e9,
         removedHeads: removed.values.reduce(0) { $0 + $1.count }, zeroedMLPs: masks.mlps.filter { $0 == 0 }.count)
+}
+
+/// A model's tensors by Hugging Face name, edited into a subnetwork's.
+struct ExportTensors {
+    var all: [String: (shape: [Int], values: [Float])]
+    init(_ all: [String: (shape: [Int], values: [Float])]) { self.all = all }
+
+    subscript(bias module: String) -> [Float] {
+        get { all[BertTensorNames.prefix + BertTensorNames.bias(module)]!.values }
+        set { all[BertTensorNames.prefix + BertTensorNames.bias(module)]!.values = newValue }
+    }
+
+    /// Removes the pruned heads' rows of Q, K, V and columns of W_O; returns the heads removed. One head stays
+    /// (zeroed) when all would go; with `keepShapes` every head stays, the pruned ones zeroed.
+    mutating func removeHeads(layer l: Int, pruned: [Int], model: BertModel, keepShapes: Bool) -> [Int] {
+        let (H, d, D) = (model.headCount, model.headDim, model.hidden)
+        let keep = keepShapes ? Array(0..<H) : pruned.count == H ? [pruned[0]] : (0..<H).filter { !pruned.contains($0) }
+        let zeroed = keepShapes ? Set(pruned) : pruned.count == H ? Set([pruned[0]]) : []
+        /// Rows `h·width ..< (h+1)·width` of `values` (`width` each) for the kept heads, zero for a zeroed head.
+        func headBlocks(_ values: ArraySlice<Float>, width: Int) -> [Float] {
+            keep.flatMap { h in
+                zeroed.contains(h)
+                    ? [Float](repeating: 0, count: width)
+                    : Array(values[(values.startIndex + h * width)..<(values.startIndex + (h + 1) * width)])
+            }
+        }
+        let names = BertTensorNames.layer(l)
+        let prefix = BertTensorNames.prefix
+        for module in [names.query, names.key, names.value] {
+            let (w, b) = (prefix + BertTensorNames.weight(module), prefix + BertTensorNames.bias(module))
+            all[w] = (shape: [keep.count * d, D], values: headBlocks(all[w]!.values[...], width: d * D))
+            all[b] = (shape: [keep.count * d], values: headBlocks(all[b]!.values[...], width: d))
+        }
+        let wo = prefix + BertTensorNames.weight(names.attentionOutput)
+        let old = all[wo]!.values
+        all[wo] = (
+            shape: [D, keep.count * d],
+            values: (0..<D).flatMap { r in headBlocks(old[(r * D)..<((r + 1) * D)], width: d) }
+        )
+        return pruned.filter { !keep.contains($0) }
+    }
+
+    /// A pruned MLP: BERT's config cannot remove it, so its weights become zero and its output bias its constant
+    /// output, which it then adds exactly.
+    mutating func replaceMLP(layer l: Int, constant: [Float]) {
+        let names = BertTensorNames.layer(l)
+        let prefix = BertTensorNames.prefix
+        for module in [names.intermediate, names.output] {
+            let w = prefix + BertTensorNames.weight(module)
+            all[w]!.values = [Float](repeating: 0, count: all[w]!.values.count)
+        }
+        let b = prefix + BertTensorNames.bias(names.intermediate)
+        all[b]!.values = [Float](repeating: 0, count: all[b]!.values.count)
+        self[bias: names.output] = constant
+    }
 }
 
 /// The model's config.json with `pruned_heads` set (layer → removed heads), every other key as it was.
