@@ -3,8 +3,9 @@ import Foundation
 //
 // hcore — run, prune and dissect finetuned BERT classifiers on CPUs.
 //
-// Arrows run one way:  Kernels ← Model ← Eval ← (Circuits, Prune, Train) ← Report ← hcore ;  Checkpoint, Tokenizer ← Model;
-// Failures (the kinds of error behind the exit codes) below Checkpoint, Tokenizer and Model.
+// Arrows run one way: Kernels, Checkpoint, Tokenizer ← Model ← Eval ← (Circuits, Prune, Train) ← Report ← Study ← hcore;
+// Store (on Checkpoint) beside Model; Optimization under Prune and Train; Failures (the kinds of error behind
+// the exit codes) under all of them.
 //
 // Release builds compile the numeric targets for a CPU so that SIMD16<Float> becomes real vector code
 // (without a target CPU Swift lowers `addProduct` to scalar fmaf calls):
@@ -61,75 +62,96 @@ let package = Package(
             providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
         // What kind of failure an error is (→ the CLI's exit codes); every library's error type conforms.
         .target(name: "Failures"),
+        // GEMM, attention, LayerNorm, GELU, softmax and their backward passes; the thread pool.
         .target(name: "Kernels", swiftSettings: numericFlags),
+        // Third-party formats: safetensors, torch zip and its pickles, Arrow IPC, JSON, config.json, zstd,
+        // the Hugging Face tensor names.
         .target(name: "Checkpoint", dependencies: ["CZstd", "Failures"]),
+        // hcore's own subnetwork store: its format, the locked file, merge and compaction.
+        .target(name: "Store", dependencies: ["Checkpoint", "Failures"]),
         .target(name: "Tokenizer", dependencies: ["Failures"]),
+        // BERT: weights, blocks, the one forward/backward composition, plans, masks, mean ablation.
         .target(
-            name: "Model", dependencies: ["Kernels", "Checkpoint", "Tokenizer", "Failures"], swiftSettings: numericFlags
-        ),
-        .target(name: "Eval", dependencies: ["Model", "Kernels", "Checkpoint", "Tokenizer", "Failures"]),
-        .target(
-            name: "Circuits", dependencies: ["Model", "Eval", "Checkpoint", "Kernels", "Failures"],
+            name: "Model", dependencies: ["Kernels", "Checkpoint", "Tokenizer", "Failures"],
             swiftSettings: numericFlags),
+        // AdamW, the warm-up + linear-decay schedule, global-norm clipping: pruning's (Double) and fine-tuning's.
+        .target(name: "Optimization"),
+        // Datasets, metrics, many-subnetwork evaluation, the eval document, the store's binding to a model.
+        .target(name: "Eval", dependencies: ["Model", "Store", "Kernels", "Checkpoint", "Tokenizer", "Failures"]),
         .target(
-            name: "Prune", dependencies: ["Model", "Eval", "Kernels", "Tokenizer", "Checkpoint", "Failures"],
+            name: "Circuits", dependencies: ["Model", "Eval", "Store", "Checkpoint", "Kernels", "Failures"],
+            swiftSettings: numericFlags),
+        // L0 hard-concrete pruning: gates, mask gradients, the Lagrangian loop, runs into a store, importance.
+        .target(
+            name: "Prune",
+            dependencies: [
+                "Model", "Eval", "Store", "Kernels", "Optimization", "Tokenizer", "Checkpoint", "Failures",
+            ],
             swiftSettings: numericFlags),
         // Weight gradients, AdamW, fine-tuning loop; writes Hugging Face folders.
         .target(
-            name: "Train", dependencies: ["Model", "Eval", "Kernels", "Checkpoint", "Tokenizer", "Failures"],
+            name: "Train",
+            dependencies: ["Model", "Eval", "Store", "Kernels", "Optimization", "Checkpoint", "Tokenizer", "Failures"],
             swiftSettings: numericFlags),
         // The paper's figures from numbers alone (the reference's results files, hcore's eval documents), as SVG.
-        .target(name: "Figures", dependencies: ["Eval", "Checkpoint", "Failures"]),
+        .target(name: "Figures", dependencies: ["Eval", "Store", "Checkpoint", "Failures"]),
         // Figures and index.html of a study (eval document + store + model).
         .target(
             name: "Report",
-            dependencies: ["Figures", "Circuits", "Eval", "Model", "Checkpoint", "Kernels", "Tokenizer"],
+            dependencies: ["Figures", "Circuits", "Eval", "Store", "Model", "Checkpoint", "Kernels", "Tokenizer"],
             swiftSettings: numericFlags),
-        .target(name: "ParserHarness", dependencies: ["Checkpoint", "Eval", "Model", "Tokenizer"]),
+        .target(name: "ParserHarness", dependencies: ["Checkpoint", "Store", "Eval", "Model", "Tokenizer"]),
         // data/hans/*.zst compiled into the binary (C23 #embed), so `hcore demo` runs from any directory.
         .target(name: "EmbeddedHANS"),
-        // The demo's pipeline: every stage above, in order, on the embedded task.
+        // The demo's pipeline: its task, then every stage above, in order.
         .target(
             name: "Study",
             dependencies: [
-                "EmbeddedHANS", "Eval", "Model", "Prune", "Train", "Report", "Checkpoint", "Tokenizer", "Failures",
+                "EmbeddedHANS", "Eval", "Model", "Prune", "Train", "Report", "Store", "Checkpoint", "Tokenizer",
+                "Failures",
             ]),
         .executableTarget(
             name: "hcore",
             dependencies: [
-                "Model", "Eval", "Circuits", "Prune", "Train", "Report", "Figures", "Study", "Checkpoint", "Tokenizer",
-                "Kernels", "Failures",
+                "Model", "Eval", "Circuits", "Prune", "Train", "Report", "Figures", "Study", "Store", "Checkpoint",
+                "Tokenizer", "Kernels", "Failures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
             name: "hcore-bench",
-            dependencies: ["Model", "Kernels", "Eval", "Prune", "Circuits", "Checkpoint", "Tokenizer"],
+            dependencies: ["Model", "Kernels", "Eval", "Prune", "Circuits", "Store", "Checkpoint", "Tokenizer"],
             path: "Benchmarks/hcore-bench",
             swiftSettings: numericFlags),
-        // Repository root, seeded random numbers, assertClose: shared by every test target.
-        .target(name: "TestSupport", dependencies: ["Kernels"], path: "Tests/TestSupport"),
+        // Repository root, seeded random numbers, assertClose, naive twins: shared by every test target.
+        .target(
+            name: "TestSupport", dependencies: ["Kernels", "Checkpoint", "Model", "Tokenizer"],
+            path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"], swiftSettings: numericFlags),
-        .testTarget(name: "CheckpointTests", dependencies: ["TestSupport", "Checkpoint", "Failures", "ParserHarness"]),
+        .testTarget(
+            name: "CheckpointTests", dependencies: ["TestSupport", "Checkpoint", "Failures", "ParserHarness"]),
+        .testTarget(name: "StoreTests", dependencies: ["TestSupport", "Store", "Checkpoint", "Failures"]),
         .testTarget(name: "TokenizerTests", dependencies: ["TestSupport", "Tokenizer", "Checkpoint"]),
         .testTarget(
             name: "ModelTests", dependencies: ["TestSupport", "Model", "Checkpoint", "Kernels"],
             swiftSettings: numericFlags),
         .testTarget(
-            name: "PruneTests", dependencies: ["TestSupport", "Prune", "Model", "Checkpoint", "Tokenizer", "Kernels"],
+            name: "PruneTests",
+            dependencies: ["TestSupport", "Prune", "Model", "Optimization", "Checkpoint", "Tokenizer", "Kernels"],
             swiftSettings: numericFlags),
         .testTarget(
             name: "TrainTests", dependencies: ["TestSupport", "Train", "Model", "Checkpoint", "Tokenizer", "Kernels"],
             swiftSettings: numericFlags),
         .testTarget(
             name: "CircuitsTests",
-            dependencies: ["TestSupport", "Circuits", "Eval", "Kernels", "Model", "Checkpoint", "Tokenizer"],
+            dependencies: ["TestSupport", "Circuits", "Eval", "Store", "Kernels", "Model", "Checkpoint", "Tokenizer"],
             swiftSettings: numericFlags),
         .testTarget(name: "ReportTests", dependencies: ["Report"]),
-        .testTarget(name: "FiguresTests", dependencies: ["TestSupport", "Figures", "Eval", "Checkpoint"]),
+        .testTarget(name: "FiguresTests", dependencies: ["TestSupport", "Figures", "Eval", "Store", "Checkpoint"]),
         .testTarget(
-            name: "EvalTests", dependencies: ["TestSupport", "Eval", "Model", "Checkpoint", "Tokenizer"],
+            name: "EvalTests", dependencies: ["TestSupport", "Eval", "Store", "Model", "Checkpoint", "Tokenizer"],
             swiftSettings: numericFlags),
+        .testTarget(name: "StudyTests", dependencies: ["TestSupport", "Study", "Eval", "Checkpoint"]),
         // Runs the built hcore binary; depends on it so that it is built first.
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "hcore", "Checkpoint"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "hcore", "Store", "Checkpoint"]),
     ]
 )

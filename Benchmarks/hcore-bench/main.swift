@@ -13,6 +13,7 @@ import Foundation
 import Kernels
 import Model
 import Prune
+import Store
 import Synchronization
 import Tokenizer
 

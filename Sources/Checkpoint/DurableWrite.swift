@@ -42,7 +42,7 @@ public func writeNew(_ bytes: [UInt8], to path: String) throws {
 }
 
 /// fsync of the folder holding `path`, so a rename or link in it is durable.
-func syncDirectory(of path: String) throws {
+package func syncDirectory(of path: String) throws {
     let folder = (path as NSString).deletingLastPathComponent
     let fd = open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     guard fd >= 0 else { return }  // some filesystems cannot open folders; the rename is still atomic

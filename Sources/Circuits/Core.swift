@@ -2,6 +2,7 @@
 import Checkpoint
 import Foundation
 import Model
+import Store
 
 public struct CoreReport: Sendable {
     public let layout: StoreLayout

@@ -18,6 +18,7 @@ import Failures
 import Foundation
 import Kernels
 import Model
+import Store
 
 public struct MatchRule: Sendable {
     public var metric: String

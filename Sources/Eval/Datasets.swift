@@ -64,6 +64,13 @@ public struct Dataset: Sendable {
     public var count: Int { examples.count }
     public var isHANS: Bool { format == .hans }
 
+    public init(name: String, path: String, format: DataFormat, examples: [Example]) {
+        self.name = name
+        self.path = path
+        self.format = format
+        self.examples = examples
+    }
+
     public struct Keys: Sendable {
         public var text = "text", pair: String? = "text_pair", label: String? = "label"
         public init(text: String = "text", pair: String? = "text_pair", label: String? = "label") {

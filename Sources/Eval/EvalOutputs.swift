@@ -2,6 +2,7 @@
 // store keeps in each subnetwork's metadata.
 import Checkpoint
 import Foundation
+import Store
 
 /// One JSON line per subnetwork × dataset × example: {subnetwork, dataset, index, pred, label, logits}.
 /// Needs results computed with `keepLogits`.

@@ -4,6 +4,7 @@ import Checkpoint
 import Failures
 import Foundation
 import Model
+import Store
 
 public enum MaskMode: String, Sendable, CaseIterable {
     /// Masks as stored.

@@ -4,6 +4,7 @@
 import Checkpoint
 import Failures
 import Foundation
+import Store
 
 public struct FigureOptions: Sendable {
     /// Results files to draw from.

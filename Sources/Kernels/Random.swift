@@ -20,3 +20,10 @@ public struct SplitMix64: Sendable, Codable {
         return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
     }
 }
+
+extension SplitMix64 {
+    /// Fisher–Yates shuffle in place, from the last element down (the order every hcore loop has used).
+    public mutating func shuffle<T>(_ a: inout [T]) {
+        for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, Int(next() % UInt64(i + 1))) }
+    }
+}

@@ -266,3 +266,15 @@ struct WeightReader {
         return (pooler, try linear(BertTensorNames.classifier, out: c.numLabels, inp: D, top: true))
     }
 }
+
+extension BertModel {
+    /// The transposed weights of the backward pass, built on first use and kept with the model.
+    package var backwardWeights: BertBackwardWeights {
+        lazyLock.lock()
+        defer { lazyLock.unlock() }
+        if let w = lazyBackward { return w }
+        let w = BertBackwardWeights(parameters)
+        lazyBackward = w
+        return w
+    }
+}

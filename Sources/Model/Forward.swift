@@ -104,7 +104,7 @@ extension BertModel {
     }
 
     /// A pass's request, with masks checked against the model.
-    func request(
+    package func request(
         _ plan: ExecutionPlan?, _ soft: (masks: MaskValues, ablation: Ablation)?, _ observer: ForwardObserver?,
         lastLayer: LayerRows
     ) throws -> PassRequest {

@@ -1,4 +1,5 @@
-// Hard-concrete gates (Louizos et al. 2018) with the constants of Heuristic-Core's l0.py:
+// Hard-concrete gates (Louizos et al. 2018) with the constants of Heuristic-Core's l0.py, and the deterministic
+// rule that turns trained log α into an evaluation mask (pruning's sampling: Prune/HardConcreteSampling.swift):
 // stretch limits (l, r) = (−0.1, 1.1), temperature T = 2/3, eps = 1e-6, deterministic factor 0.8.
 import Foundation
 
@@ -8,20 +9,6 @@ public enum HardConcrete {
     public static let temperature = 2.0 / 3.0
     public static let eps = 1e-6
     public static let factor = 0.8
-
-    /// A training-time sample: clamp((r − l)·σ((log u − log(1−u) + log α)/T) + l, 0, 1), u ∈ (eps, 1−eps).
-    public static func sample(logAlpha: Float, u: Float) -> Float {
-        sampleWithDerivative(logAlpha: Double(logAlpha), u: Double(u)).z
-    }
-
-    /// The sample and its reparameterised derivative dz/dlog α = (r − l)·σ'(·)/T, zero where the clamp is active.
-    public static func sampleWithDerivative(logAlpha: Double, u: Double) -> (z: Float, dzda: Double) {
-        let uu = min(max(u, eps), 1 - eps)
-        let s = sigmoid((log(uu) - log(1 - uu) + logAlpha) / temperature)
-        let stretched = s * (limitRight - limitLeft) + limitLeft
-        let dzda = stretched > 0 && stretched < 1 ? (limitRight - limitLeft) * s * (1 - s) / temperature : 0
-        return (Float(min(1, max(0, stretched))), dzda)
-    }
 
     /// P(gate = 0) = σ(T·log(x/(1−x)) − log α) with x = (0 − l)/(r − l), clamped to [eps, 1−eps].
     public static func probabilityZero(logAlpha: Float) -> Double {
@@ -49,5 +36,5 @@ public enum HardConcrete {
         return (soft, k)
     }
 
-    static func sigmoid(_ x: Double) -> Double { 1 / (1 + exp(-x)) }
+    package static func sigmoid(_ x: Double) -> Double { 1 / (1 + exp(-x)) }
 }

@@ -45,7 +45,7 @@ extension BertModel {
 
 extension BertModel {
     /// `body` with an arena of this model's pool, returned to the pool afterwards.
-    func withArena<T>(_ body: (ScratchArena) throws -> T) rethrows -> T {
+    package func withArena<T>(_ body: (ScratchArena) throws -> T) rethrows -> T {
         let arena = takeArena()
         defer { returnArena(arena) }
         return try body(arena)

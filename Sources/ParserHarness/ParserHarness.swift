@@ -8,6 +8,7 @@ import Checkpoint
 import Eval
 import Foundation
 import Model
+import Store
 import Tokenizer
 
 public enum ParserHarness {

@@ -19,6 +19,7 @@
 import Foundation
 import Kernels
 import Model
+import Optimization
 import Tokenizer
 
 public struct PruneConfig: Sendable {
@@ -175,18 +176,6 @@ public struct PruneState: Sendable, Codable {
     public var history: [PruneStep]
 }
 
-/// One global L2 norm over every trainable parameter's gradient (log α and λ), clipped to `maxNorm` as torch's
-/// clip_grad_norm_ does (scale max/(norm + 1e-6) when below 1; `maxNorm` 0: no clipping). Returns the norm
-/// before clipping.
-func clipGlobalNorm(_ a: inout [Double], _ b: inout [Double], maxNorm: Double) -> Double {
-    let norm = (a.reduce(0) { $0 + $1 * $1 } + b.reduce(0) { $0 + $1 * $1 }).squareRoot()
-    if let scale = clipScale(norm: norm, maxNorm: maxNorm) {
-        for i in a.indices { a[i] *= scale }
-        for i in b.indices { b[i] *= scale }
-    }
-    return norm
-}
-
 /// The frozen reference model's output distribution per training example, filled the first time an example
 /// is drawn. It depends on neither the seed nor the gates, so the runs of one `PruneRuns` share it: each
 /// run after the first skips the full model's forward pass entirely (a batch's rows are computed
@@ -311,7 +300,9 @@ public func prune(
             microKL.append(o.kl)
             microSparsity.append(o.sampledSparsity)
         }
-        let norm = clipGlobalNorm(&gradA, &gradL, maxNorm: c.maxGradNorm)
+        let norm = gradA.withUnsafeMutableBufferPointer { a in
+            gradL.withUnsafeMutableBufferPointer { clipGlobalNorm([a, $0], maxNorm: c.maxGradNorm) }
+        }
         let f = learningRateFactor(step: step, warmup: c.warmupSteps, total: c.maxSteps)
         state.optimizerLogAlpha.step(&state.logAlpha, grad: gradA, lr: c.learningRate * f)
         // gradient ascent on λ

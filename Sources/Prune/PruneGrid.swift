@@ -10,6 +10,7 @@ import Eval
 import Failures
 import Foundation
 import Model
+import Store
 import Tokenizer
 
 public struct PruneGrid {

@@ -5,6 +5,7 @@ import Checkpoint
 import Failures
 import Foundation
 import Model
+import Store
 import Tokenizer
 
 /// What happened to one seed, for drivers that print their own progress (the demo) instead of parsing log lines.

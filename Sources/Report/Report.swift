@@ -14,6 +14,7 @@ import Eval
 import Foundation
 import Kernels
 import Model
+import Store
 import Tokenizer
 
 public struct Outcome: Sendable {

@@ -19,6 +19,7 @@ import Foundation
 import Model
 import Prune
 import Report
+import Store
 import Tokenizer
 import Train
 

@@ -7,10 +7,12 @@
 // The result is written as a Hugging Face folder (config.json, model.safetensors, vocab.txt,
 // tokenizer_config.json, special_tokens_map.json) that transformers and hcore both load.
 import Checkpoint
+import Eval
 import Failures
 import Foundation
 import Kernels
 import Model
+import Optimization
 import Tokenizer
 
 public struct FinetuneConfig: Sendable {
@@ -94,8 +96,7 @@ public func accuracy(
         let idx = start..<min(encodings.count, start + batchSize)
         let logits = try m.forward(TokenBatch(idx.map { encodings[$0] }), pool: pool)
         for (r, i) in idx.enumerated() {
-            let row = logits[(r * C)..<((r + 1) * C)]
-            if row.indices.max(by: { row[$0] < row[$1] })! - r * C == labels[i] { correct += 1 }
+            if argmax(Array(logits[(r * C)..<((r + 1) * C)])) == labels[i] { correct += 1 }
         }
     }
     return Double(correct) / Double(encodings.count)
@@ -109,17 +110,6 @@ extension FinetuneConfig {
     }
     /// The run's optimizer steps: --max-steps, else epochs × steps per epoch.
     public func totalSteps(examples n: Int) -> Int { maxSteps ?? epochs * stepsPerEpoch(examples: n) }
-}
-
-/// Clips the global L2 norm of `count` gradients (accumulated in Double) to `maxNorm` as torch's
-/// clip_grad_norm_ does (scale max/(norm + 1e-6) when below 1; 0: never). Returns the norm before clipping.
-@discardableResult
-func clipGlobalNorm(_ g: UnsafeMutablePointer<Float>, count: Int, maxNorm: Double) -> Double {
-    var sum = 0.0
-    for i in 0..<count { sum += Double(g[i]) * Double(g[i]) }
-    let norm = sum.squareRoot()
-    if let scale = clipScale(norm: norm, maxNorm: maxNorm) { for i in 0..<count { g[i] *= Float(scale) } }
-    return norm
 }
 
 /// Trains `model` in place. `onRecord` sees every optimizer step (and the dev accuracy when evaluated);
@@ -167,7 +157,8 @@ public func finetune(
                         gradientScale: 1 / Float(c.gradientAccumulationSteps), pool: pool
                     ).loss / Double(micro.count)
             }
-            clipGlobalNorm(model.grads, count: model.parameterCount, maxNorm: c.maxGradNorm)
+            clipGlobalNorm(
+                [UnsafeMutableBufferPointer(start: model.grads, count: model.parameterCount)], maxNorm: c.maxGradNorm)
             let lr = c.learningRate * learningRateFactor(step: step, warmup: warmup, total: total)
             opt.step(model.params, model.grads, lr: lr)
             step += 1

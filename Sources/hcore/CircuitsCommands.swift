@@ -6,6 +6,7 @@ import Eval
 import Failures
 import Foundation
 import Model
+import Store
 
 struct CircuitsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

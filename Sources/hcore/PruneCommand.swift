@@ -6,6 +6,7 @@ import Failures
 import Foundation
 import Model
 import Prune
+import Store
 import Tokenizer
 
 struct PruneCommand: ParsableCommand {

@@ -5,6 +5,7 @@ import Eval
 import Foundation
 import Model
 import Report
+import Store
 import Tokenizer
 
 struct ReportCommand: ParsableCommand {

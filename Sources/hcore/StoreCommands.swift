@@ -1,9 +1,11 @@
 // `hcore store …`: the subnetwork store from the command line (format: docs/store-format.md).
 import ArgumentParser
 import Checkpoint
+import Eval
 import Failures
 import Foundation
 import Model
+import Store
 import Train
 
 struct StoreCommand: ParsableCommand {

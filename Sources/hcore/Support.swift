@@ -5,6 +5,7 @@ import Eval
 import Failures
 import Foundation
 import Model
+import Store
 import Tokenizer
 
 /// stderr, unbuffered. A failing stderr is ignored: there is nowhere left to report it.

@@ -2,12 +2,13 @@
 // `eval --write-back`. Every acknowledged write must be in the store afterwards, every round.
 import Checkpoint
 import Foundation
+import Store
 import TestSupport
 import XCTest
 
 /// Starts every command at once and waits for all; returns their exit codes and stderr.
 func runConcurrently(_ commands: [[String]]) throws -> [(code: Int32, err: String)] {
-    let exe = repo + "/.build/release/hcore"
+    let exe = try hcoreExecutable()
     let running: [(Process, Pipe)] = try commands.map { args in
         let p = Process()
         let e = Pipe()
@@ -43,9 +44,10 @@ final class ConcurrentStoreTests: XCTestCase {
             let store = scratch("concurrent-\(round).hcs")
             XCTAssertEqual(try hcore(["store", "create", store, "--model", minilm]).code, 0)
             // Each "writer" is a shell loop of 50 adds, so the four loops interleave their transactions.
+            let exe = try hcoreExecutable()
             let loops = (0..<4).map { w in
                 (0..<50).map { i in
-                    "\(repo)/.build/release/hcore store add \(store) --mask \(mask) --name w\(w)-\(i) || exit 1"
+                    "\(exe) store add \(store) --mask \(mask) --name w\(w)-\(i) || exit 1"
                 }.joined(separator: "; ")
             }
             let shells: [Process] = try loops.map { script in

@@ -19,9 +19,7 @@ final class FuzzCorpusReplayTests: XCTestCase {
             let files = try FileManager.default.contentsOfDirectory(atPath: corpus + "/" + target).sorted()
             XCTAssertFalse(files.isEmpty, "Fuzz/corpus/\(target) is empty")
             for f in files {
-                let started = Date()
                 parse(Array(try Data(contentsOf: URL(fileURLWithPath: corpus + "/" + target + "/" + f))))
-                XCTAssertLessThan(Date().timeIntervalSince(started), 5, "\(target)/\(f) took too long")
                 replayed += 1
             }
         }

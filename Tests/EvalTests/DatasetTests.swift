@@ -4,8 +4,6 @@ import Foundation
 import TestSupport
 import XCTest
 
-let repoRoot = repositoryRoot.path
-
 func tempFile(_ name: String, _ contents: String) -> String {
     let dir = NSTemporaryDirectory() + "hcore-tests-\(getpid())"
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

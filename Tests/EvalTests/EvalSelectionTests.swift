@@ -3,6 +3,7 @@ import Checkpoint
 import Eval
 import Foundation
 import Model
+import Store
 import XCTest
 
 final class EvalSelectionTests: XCTestCase {

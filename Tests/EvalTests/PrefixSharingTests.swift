@@ -2,6 +2,7 @@
 import Eval
 import Foundation
 import Model
+import TestSupport
 import Tokenizer
 import XCTest
 

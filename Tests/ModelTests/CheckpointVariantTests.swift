@@ -2,6 +2,7 @@
 import Checkpoint
 import Foundation
 import Model
+import TestSupport
 import XCTest
 
 final class CheckpointVariantTests: XCTestCase {

@@ -4,6 +4,7 @@ import Checkpoint
 import Foundation
 import Kernels
 import Model
+import TestSupport
 import Tokenizer
 import XCTest
 

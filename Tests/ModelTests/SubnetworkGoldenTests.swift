@@ -5,32 +5,9 @@ import Checkpoint
 import Foundation
 import Kernels
 import Model
+import TestSupport
 import Tokenizer
 import XCTest
-
-struct PruningGolden {
-    let tensors: SafetensorsFile
-    let sets: [(name: String, mean: Bool)]
-
-    init() throws {
-        tensors = try SafetensorsFile(path: fixtures + "/golden/minilm-nli_pruning.safetensors")
-        let j =
-            try JSONSerialization.jsonObject(
-                with: Data(contentsOf: URL(fileURLWithPath: fixtures + "/golden/minilm-nli_pruning.json")))
-            as! [String: Any]
-        sets = (j["mask_sets"] as! [[String: Any]]).map { ($0["name"] as! String, $0["mean_ablation"] as! Bool) }
-    }
-
-    func masks(_ set: String) throws -> MaskValues {
-        let h = try tensors.floats("\(set).head_mask")
-        let m = try tensors.floats("\(set).mlp_mask")
-        return MaskValues(heads: stride(from: 0, to: h.count, by: 12).map { Array(h[$0..<($0 + 12)]) }, mlps: m)
-    }
-
-    func activations() throws -> MeanActivations {
-        MeanActivations(avgHead: try tensors.floats("avg_head"), avgMLP: try tensors.floats("avg_mlp"))
-    }
-}
 
 final class SubnetworkGoldenTests: XCTestCase {
     func testMaskedLogitsGeneralPath() throws {

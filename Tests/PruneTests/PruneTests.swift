@@ -3,13 +3,12 @@ import Checkpoint
 import Foundation
 import Kernels
 import Model
+import Optimization
 import TestSupport
 import Tokenizer
 import XCTest
 
 @testable import Prune
-
-let repoRoot = repositoryRoot.path
 
 final class PruneTests: XCTestCase {
     func setup() throws -> (BertModel, [Encoding], [Encoding], MeanActivations) {
@@ -199,105 +198,5 @@ final class PruneTests: XCTestCase {
         XCTAssertTrue(referenceRecipe(targetSparsity: 0.5) == (9000, 9300))
         XCTAssertTrue(referenceRecipe(targetSparsity: 0.7) == (10000, 10420))
         XCTAssertEqual(learningRateFactor(step: 60, warmup: 10, total: 110), 0.5, accuracy: 1e-12)
-    }
-}
-
-/// `maskImportance` as Michel et al. define head importance: non-negative, each layer's heads of unit L2 norm;
-/// `signed` keeps the signed mean (same loss, different scores).
-final class ImportanceTests: XCTestCase {
-    func testMichelNormalisationAndSignedMean() throws {
-        let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
-        let model = try BertModel.load(folder: folder)
-        let tok = try BertTokenizer.load(folder: folder)
-        let enc = try (0..<24).map {
-            try tok.encode("the doctor \($0) saw the lawyer", pair: "the lawyer saw the doctor", maxLength: 32)
-        }
-        let labels = (0..<24).map { $0 % 2 }
-        let ones = MaskValues.ones(layers: model.layerCount, heads: model.headCount)
-        let michel = try maskImportance(
-            model: model, encodings: enc, labels: labels, masks: ones, ablation: .zero, batchSize: 8)
-        for row in michel.heads {
-            XCTAssert(row.allSatisfy { $0 >= 0 })
-            XCTAssertEqual(row.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1, accuracy: 1e-9)
-        }
-        let signed = try maskImportance(
-            model: model, encodings: enc, labels: labels, masks: ones, ablation: .zero, batchSize: 8, signed: true)
-        XCTAssertEqual(signed.batches, 3)
-        XCTAssertEqual(signed.loss, michel.loss, accuracy: 1e-12)
-        XCTAssertNotEqual(signed.heads, michel.heads)
-    }
-}
-
-/// The reference's spellings on hcore's command line, and the trace a resumed run continues.
-final class PruneCommandLineTests: XCTestCase {
-    func testReferenceFlagsTranslate() throws {
-        let (args, warnings) = try ReferenceFlags.translate([
-            "prune", "--target_sparsity=0.7", "--initialize_from", "m", "--avg_activation_path", "a.pkl",
-            "--save_steps", "512",
-            "--dataloader_num_workers", "32", "--do_train", "--remove_unused_columns=false", "--seed", "43",
-            "--max_grad_norm", "0",
-        ])
-        XCTAssertEqual(
-            args,
-            [
-                "prune", "--target-sparsity=0.7", "--model", "m", "--activations", "a.pkl", "--checkpoint-steps", "512",
-                "--seed", "43", "--max-grad-norm", "0",
-            ])
-        XCTAssertEqual(warnings.count, 3)
-        XCTAssertThrowsError(try ReferenceFlags.translate(["prune", "--output_dir", "x"]))
-        // Other commands keep their arguments as written.
-        XCTAssertEqual(
-            try ReferenceFlags.translate(["eval", "--output_dir", "x"]).arguments, ["eval", "--output_dir", "x"])
-    }
-
-    func testTraceDropsStepsPastTheCheckpointOnResume() throws {
-        let path = NSTemporaryDirectory() + "hcore-trace-\(getpid()).jsonl"
-        defer { unlink(path) }
-        func step(_ k: Int) -> PruneStep {
-            PruneStep(
-                step: k, kl: 0.1, lagrangian: 0, expectedSparsity: 0, sampledSparsity: 0, target: 0, lambda1: 0,
-                lambda2: 0, logAlpha: [1, 2])
-        }
-        do {
-            let t = try PruneTrace(path: path, resumeStep: 0)
-            for k in 0..<5 { try t.append(step(k)) }
-        }
-        do {
-            let t = try PruneTrace(path: path, resumeStep: 3)  // the checkpoint holds steps 0–2
-            try t.append(step(3))
-        }
-        let steps = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
-            (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["step"] as! Int
-        }
-        XCTAssertEqual(steps, [0, 1, 2, 3])
-    }
-
-    /// Replay inputs and list flags are refused, with a message, when they are not what a run can use: noise
-    /// outside (0, 1) or not finite, a tensor of the wrong size, a target outside [0, 1), a malformed seed list.
-    func testHostileReplayInputsAndListsAreRefused() throws {
-        let path = NSTemporaryDirectory() + "hcore-replay-\(getpid()).safetensors"
-        defer { unlink(path) }
-        for bad: Float in [.nan, 1, 0, -0.5, .infinity] {
-            var w = SafetensorsWriter()
-            w.add("u", shape: [2, 3], [0.5, 0.5, bad, 0.5, 0.5, 0.5])
-            try w.write(to: path)
-            XCTAssertThrowsError(try ReplayInputs.noise(path, units: 3, microBatches: 2), "noise value \(bad)")
-        }
-        var w = SafetensorsWriter()
-        w.add("u", shape: [2, 3], [0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
-        w.add("la", shape: [4], [1, 2, .nan, 4])
-        try w.write(to: path)
-        XCTAssertEqual(try ReplayInputs.noise(path + ":u", units: 3, microBatches: 2).count, 2)
-        XCTAssertThrowsError(try ReplayInputs.noise(path + ":u", units: 4, microBatches: 2))
-        XCTAssertThrowsError(try ReplayInputs.initialLogAlpha(path + ":la", units: 4))  // not finite
-        XCTAssertThrowsError(try ReplayInputs.initialLogAlpha(path + ":missing", units: 4))
-        XCTAssertThrowsError(try ReplayInputs.initialLogAlpha(path + "-absent", units: 4))
-        XCTAssertEqual(try PruneGrid.targets("0.3, 0.5"), [0.3, 0.5])
-        for bad in ["0.3,1", "0.3,,0.5", "x", "-0.1", "nan"] { XCTAssertThrowsError(try PruneGrid.targets(bad), bad) }
-        XCTAssertEqual(try PruneRuns.seedList("42-44", default: 1), [42, 43, 44])
-        XCTAssertEqual(try PruneRuns.seedList("1, 5,9", default: 1), [1, 5, 9])
-        for bad in ["44-42", "1,,2", "a-b", "-3", "0-18446744073709551615"] {
-            XCTAssertThrowsError(try PruneRuns.seedList(bad, default: 1), bad)
-        }
     }
 }

@@ -14,7 +14,7 @@ public let fixturesFolder = repositoryRoot.appendingPathComponent("Tests/Fixture
 
 /// Kernels' SplitMix64 with the float helpers tests use: the same numbers on every machine, so a failure
 /// reproduces from its seed.
-public struct SeededRNG {
+public struct SeededRNG: RandomNumberGenerator {
     var generator: SplitMix64
     public init(_ seed: UInt64) { generator = SplitMix64(seed: seed) }
 
@@ -116,4 +116,59 @@ public func svgTextsOutside(_ svg: String) -> [String] {
         if x0 < -0.5 || y0 < -0.5 || x1 > width + 0.5 || y1 > height + 0.5 { out.append(plain.joined(separator: " ")) }
     }
     return out
+}
+
+/// The repository's root folder as a path.
+public let repoRoot = repositoryRoot.path
+
+/// The hcore binary of the configuration these tests were built in: it sits beside the test bundle
+/// (`.build/<configuration>/`), which `swift build --build-tests` builds with it — never another
+/// configuration's, possibly stale, binary.
+public func hcoreExecutable() throws -> String {
+    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+    var folder = bundle.deletingLastPathComponent()
+    // `swift test` runs <config>/hcorePackageTests.xctest; inside it the executable may sit deeper.
+    while !folder.path.isEmpty && folder.path != "/" {
+        let candidate = folder.appendingPathComponent("hcore").path
+        if FileManager.default.isExecutableFile(atPath: candidate) && !candidate.hasSuffix(".xctest/hcore") {
+            return candidate
+        }
+        if folder.lastPathComponent.hasSuffix(".xctest") || folder.lastPathComponent == "Contents"
+            || folder.lastPathComponent == "MacOS"
+        {
+            folder = folder.deletingLastPathComponent()
+            continue
+        }
+        break
+    }
+    XCTFail("no hcore binary beside the test bundle \(bundle.path): build with `swift build --build-tests`")
+    throw CocoaError(.fileNoSuchFile)
+}
+
+/// A hang guard, not a timing: kills `process` if it is still running after `seconds` and reports whether it did.
+/// Call `disarm()` once the process has ended.
+public final class HangGuard: @unchecked Sendable {
+    private let lock = NSLock()
+    private var fired = false
+    private var armed = true
+
+    public init(_ process: Process, seconds: Double = 120) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [self] in
+            lock.lock()
+            defer { lock.unlock() }
+            if armed && process.isRunning {
+                fired = true
+                process.terminate()
+            }
+        }
+    }
+
+    /// Stops the guard; true when it had to kill the process (a hang).
+    @discardableResult
+    public func disarm() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        armed = false
+        return fired
+    }
 }

@@ -10,8 +10,6 @@ import Tokenizer
 import Train
 import XCTest
 
-let repoRoot = repositoryRoot.path
-
 func tinyConfig() -> BertConfig {
     BertConfig(
         vocabSize: 23, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 24,
