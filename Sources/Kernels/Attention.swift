@@ -15,12 +15,13 @@ import Foundation
 // The context of head h goes to columns h·d ..< (h+1)·d of `ctx` (row stride ldctx) — head-major concat,
 // exactly HF's layout, so W_O applies unchanged. A subnetwork plan passes only its kept heads.
 
-/// ctx = softmax(Q Kᵀ · scale) V per (sequence, head). `probs`, if given, receives every P row:
-/// the (s, h) block starts at probOffsets[s]·heads + h·len² … see `attentionProbOffset`.
+/// ctx = Dropout(softmax(Q Kᵀ · scale)) V per (sequence, head). `probs`, if given, receives every P row (before
+/// dropout): the (s, h) block starts at attentionProbOffsets(offsets, heads)[s] + h·len². `dropout`, if given,
+/// holds the inverted-dropout multipliers of the probabilities in the same layout (training mode).
 public func attention(
     qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim d: Int,
     offsets: [Int], ctx: UnsafeMutablePointer<Float>, ldctx: Int,
-    probs: UnsafeMutablePointer<Float>? = nil, pool: ThreadPool = .shared
+    probs: UnsafeMutablePointer<Float>? = nil, dropout: UnsafePointer<Float>? = nil, pool: ThreadPool = .shared
 ) {
     let sequences = offsets.count - 1
     if sequences <= 0 || heads == 0 { return }
@@ -29,6 +30,7 @@ public func attention(
     let qa = UInt(bitPattern: qkv)
     let ca = UInt(bitPattern: ctx)
     let pa = probs.map { UInt(bitPattern: $0) }
+    let da = dropout.map { UInt(bitPattern: $0) }
     // One task per sequence (all its heads), so each task allocates its scratch once.
     pool.parallelFor(sequences) { s in
         let qkv = UnsafePointer<Float>(bitPattern: qa)!
@@ -70,9 +72,11 @@ public func attention(
                 softmaxRows(scores, ld: tPad, rows: rows, count: t)
                 for r in 0..<rows {
                     let row = scores + r * tPad
-                    if let pa {
-                        let p = UnsafeMutablePointer<Float>(bitPattern: pa)! + probBase[s] + h * t * t + (i + r) * t
-                        p.update(from: row, count: t)
+                    let offset = probBase[s] + h * t * t + (i + r) * t
+                    if let pa { (UnsafeMutablePointer<Float>(bitPattern: pa)! + offset).update(from: row, count: t) }
+                    if let da {
+                        let m = UnsafePointer<Float>(bitPattern: da)! + offset
+                        for j in 0..<t { row[j] *= m[j] }
                     }
                 }
                 let out = ctx + (start + i) * ldctx + h * d
@@ -364,42 +368,6 @@ public func attentionProbOffsets(offsets: [Int], heads: Int) -> [Int] {
     return base
 }
 
-/// Attention-probability dropout in training mode: ctx_i = Σ_j (P_ij · M_ij) V_j per (sequence, head), from the
-/// probabilities `attention` kept and multipliers M laid out as they are (Σ_s heads·t_s²). It recomputes the
-/// context `attention` wrote, so inference never pays for it.
-public func droppedAttentionContext(
-    qkv: UnsafePointer<Float>, ldqkv: Int, probs: UnsafePointer<Float>, drop: UnsafePointer<Float>,
-    heads: Int, headDim d: Int, offsets: [Int], ctx: UnsafeMutablePointer<Float>, ldctx: Int,
-    pool: ThreadPool = .shared
-) {
-    let probBase = attentionProbOffsets(offsets: offsets, heads: heads)
-    let qa = UInt(bitPattern: qkv)
-    let pa = UInt(bitPattern: probs)
-    let ma = UInt(bitPattern: drop)
-    let ca = UInt(bitPattern: ctx)
-    pool.parallelFor(offsets.count - 1) { s in
-        let qkv = UnsafePointer<Float>(bitPattern: qa)!
-        let probs = UnsafePointer<Float>(bitPattern: pa)!
-        let drop = UnsafePointer<Float>(bitPattern: ma)!
-        let ctx = UnsafeMutablePointer<Float>(bitPattern: ca)!
-        let start = offsets[s]
-        let t = offsets[s + 1] - start
-        if t == 0 { return }
-        let row = allocateFloats(t)
-        defer { row.deallocate() }
-        for h in 0..<heads {
-            let v = qkv + start * ldqkv + (2 * heads + h) * d
-            for i in 0..<t {
-                let base = probBase[s] + (h * t + i) * t
-                for j in 0..<t { row[j] = probs[base + j] * drop[base + j] }
-                let out = ctx + (start + i) * ldctx + h * d
-                out.update(repeating: 0, count: d)
-                for j in 0..<t { axpy(row[j], v + j * ldqkv, out, count: d) }
-            }
-        }
-    }
-}
-
 /// out[0..<d] = Σ_j p[j]·v[j·ldv ..< j·ldv + d], for d ∈ {16, 32, 48, 64}.
 @inline(__always)
 func weightedRowSum(
@@ -441,31 +409,4 @@ public func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointe
         y[i] = y[i].addingProduct(a, x[i])
         i += 1
     }
-}
-
-/// Naive twin of `attention` for one sequence (rows 0..<t of qkv, row stride ldqkv), in Double.
-public func attentionReference(qkv: [Float], ldqkv: Int, t: Int, heads: Int, headDim d: Int) -> [Float] {
-    var ctx = [Float](repeating: 0, count: t * heads * d)
-    let scale = 1 / Double(d).squareRoot()
-    for h in 0..<heads {
-        for i in 0..<t {
-            var scores = [Double](repeating: 0, count: t)
-            for j in 0..<t {
-                var s = 0.0
-                for c in 0..<d {
-                    s += Double(qkv[i * ldqkv + h * d + c]) * Double(qkv[j * ldqkv + (heads + h) * d + c])
-                }
-                scores[j] = s * scale
-            }
-            let m = scores.max()!
-            let e = scores.map { Foundation.exp($0 - m) }
-            let z = e.reduce(0, +)
-            for c in 0..<d {
-                var acc = 0.0
-                for j in 0..<t { acc += e[j] / z * Double(qkv[j * ldqkv + (2 * heads + h) * d + c]) }
-                ctx[i * heads * d + h * d + c] = Float(acc)
-            }
-        }
-    }
-    return ctx
 }

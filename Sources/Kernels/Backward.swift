@@ -172,47 +172,6 @@ func vectorTimesMatrix(
     }
 }
 
-/// Naive twin of `attentionBackward` for one sequence of length t (rows 0..<t, row stride ldqkv = 3·heads·d,
-/// dctx row stride heads·d), in Double, recomputing P from Q and K. `drop`: probability-dropout multipliers
-/// [heads, t, t] (ctx = (P ⊙ drop) V), nil for none.
-public func attentionBackwardReference(
-    qkv: [Float], dctx: [Float], t: Int, heads: Int, headDim d: Int, drop: [Float]? = nil
-) -> [Float] {
-    let ld = 3 * heads * d
-    let scale = 1 / Double(d).squareRoot()
-    var out = [Float](repeating: 0, count: t * ld)
-    for h in 0..<heads {
-        func q(_ i: Int, _ c: Int) -> Double { Double(qkv[i * ld + h * d + c]) }
-        func k(_ i: Int, _ c: Int) -> Double { Double(qkv[i * ld + (heads + h) * d + c]) }
-        func v(_ i: Int, _ c: Int) -> Double { Double(qkv[i * ld + (2 * heads + h) * d + c]) }
-        func g(_ i: Int, _ c: Int) -> Double { Double(dctx[i * heads * d + h * d + c]) }
-        var P = [[Double]](repeating: [Double](repeating: 0, count: t), count: t)
-        for i in 0..<t {
-            let sc = (0..<t).map { j in (0..<d).reduce(0.0) { $0 + q(i, $1) * k(j, $1) } * scale }
-            let m = sc.max()!
-            let e = sc.map { exp($0 - m) }
-            let z = e.reduce(0, +)
-            P[i] = e.map { $0 / z }
-        }
-        func m(_ i: Int, _ j: Int) -> Double { drop.map { Double($0[(h * t + i) * t + j]) } ?? 1 }
-        var dS = P
-        for i in 0..<t {
-            let dP = (0..<t).map { j in (0..<d).reduce(0.0) { $0 + g(i, $1) * v(j, $1) } * m(i, j) }
-            let rowDot = (0..<t).reduce(0.0) { $0 + dP[$1] * P[i][$1] }
-            for j in 0..<t { dS[i][j] = P[i][j] * (dP[j] - rowDot) * scale }
-        }
-        for i in 0..<t {
-            for c in 0..<d {
-                out[i * ld + h * d + c] = Float((0..<t).reduce(0.0) { $0 + dS[i][$1] * k($1, c) })
-                out[i * ld + (heads + h) * d + c] = Float((0..<t).reduce(0.0) { $0 + dS[$1][i] * q($1, c) })
-                out[i * ld + (2 * heads + h) * d + c] = Float(
-                    (0..<t).reduce(0.0) { $0 + P[$1][i] * m($1, i) * g($1, c) })
-            }
-        }
-    }
-    return out
-}
-
 /// dγ += Σ_t dy ⊙ x̂ and dβ += Σ_t dy, x̂ = (x − mean)·rstd: LayerNorm's parameter gradients.
 public func layerNormParameterGradients(
     _ dy: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
@@ -227,33 +186,4 @@ public func layerNormParameterGradients(
             dBeta[j] += g
         }
     }
-}
-
-/// Naive twin of `layerNormBackward` and `layerNormParameterGradients`, in Double through the explicit
-/// Jacobian ∂y_i/∂x_k = γ_i · rstd · (δ_ik − 1/n − x̂_i x̂_k / n) with the statistics recomputed from x:
-/// a different route to the same numbers. Returns dx [rows, count], dγ and dβ [count].
-public func layerNormBackwardReference(dy: [Float], x: [Float], gamma: [Float], rows: Int, count n: Int, eps: Float)
-    -> (dx: [Float], dGamma: [Float], dBeta: [Float])
-{
-    var dx = [Float](repeating: 0, count: rows * n)
-    var dGamma = [Double](repeating: 0, count: n)
-    var dBeta = [Double](repeating: 0, count: n)
-    for r in 0..<rows {
-        let row = (0..<n).map { Double(x[r * n + $0]) }
-        let mean = row.reduce(0, +) / Double(n)
-        let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(n)
-        let rstd = 1 / (variance + Double(eps)).squareRoot()
-        let xh = row.map { ($0 - mean) * rstd }
-        for k in 0..<n {
-            var s = 0.0
-            for i in 0..<n {
-                let jacobian = Double(gamma[i]) * rstd * ((i == k ? 1 : 0) - 1 / Double(n) - xh[i] * xh[k] / Double(n))
-                s += Double(dy[r * n + i]) * jacobian
-            }
-            dx[r * n + k] = Float(s)
-            dGamma[k] += Double(dy[r * n + k]) * xh[k]
-            dBeta[k] += Double(dy[r * n + k])
-        }
-    }
-    return (dx, dGamma.map(Float.init), dBeta.map(Float.init))
 }

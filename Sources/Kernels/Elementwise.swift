@@ -173,15 +173,6 @@ public func geluInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) {
     }
 }
 
-public func geluReference(_ x: Float) -> Float {
-    Float(0.5 * Double(x) * (1 + erf(Double(x) / 2.0.squareRoot())))
-}
-
-public func geluGradReference(_ x: Float) -> Float {
-    let d = Double(x)
-    return Float(0.5 * (1 + erf(d / 2.0.squareRoot())) + d * exp(-0.5 * d * d) / (2 * Double.pi).squareRoot())
-}
-
 // MARK: LayerNorm
 
 /// out[i] = (x[i] − mean) / sqrt(var + eps) · gamma[i] + beta[i] over one row of `count` values,
@@ -313,14 +304,6 @@ public func layerNorm(
     }
 }
 
-public func layerNormReference(_ x: [Float], gamma: [Float], beta: [Float], eps: Float) -> [Float] {
-    let n = Double(x.count)
-    let mean = x.reduce(0.0) { $0 + Double($1) } / n
-    let variance = x.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / n
-    let rstd = 1 / (variance + Double(eps)).squareRoot()
-    return x.indices.map { Float((Double(x[$0]) - mean) * rstd * Double(gamma[$0]) + Double(beta[$0])) }
-}
-
 // MARK: softmax
 
 /// The largest lane, by halving (the standard library's `max()` is a generic call here, not inlined —
@@ -336,49 +319,4 @@ public func horizontalMax(_ v: Vec16) -> Float {
     let m01 = a4[0] > a4[1] ? a4[0] : a4[1]
     let m23 = a4[2] > a4[3] ? a4[2] : a4[3]
     return m01 > m23 ? m01 : m23
-}
-
-/// In-place softmax of one row: exp(x − max) / Σ.
-public func softmaxRow(_ p: UnsafeMutablePointer<Float>, count: Int) {
-    let raw = UnsafeMutableRawPointer(p)
-    let body = count & ~15
-    let tail = count - body
-    // The last count mod 16 values go through one vector too, padded with −∞ (whose exp is exactly 0):
-    // short rows (HANS attention, T ≈ 25) would otherwise spend most of their time in scalar tails.
-    var tv = Vec16(repeating: -.infinity)
-    for j in 0..<tail { tv[j] = p[body + j] }
-    var mv = tv
-    var i = 0
-    while i < body {
-        let v = raw.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)
-        mv = mv.replacing(with: v, where: v .> mv)
-        i += 16
-    }
-    let m = horizontalMax(mv)
-    var sv = Vec16()
-    i = 0
-    while i < body {
-        let e = exp16(raw.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self) - m)
-        raw.storeBytes(of: e, toByteOffset: i * 4, as: Vec16.self)
-        sv += e
-        i += 16
-    }
-    let te = exp16(tv - m)
-    sv += te
-    let inv = 1 / sv.sum()
-    i = 0
-    while i < body {
-        raw.storeBytes(
-            of: raw.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self) * inv, toByteOffset: i * 4, as: Vec16.self)
-        i += 16
-    }
-    let ts = te * inv
-    for j in 0..<tail { p[body + j] = ts[j] }
-}
-
-public func softmaxReference(_ x: [Float]) -> [Float] {
-    let m = x.max() ?? 0
-    let e = x.map { exp(Double($0 - m)) }
-    let s = e.reduce(0, +)
-    return e.map { Float($0 / s) }
 }

@@ -416,21 +416,6 @@ private func storePartialRow(_ dst: UnsafeMutablePointer<Float>, _ vectors: [Gem
     }
 }
 
-/// Naive twin of `gemm`: out[i][j] = Σ_k x[i][k]·W[j][k] (+ bias[j]) accumulated in Double.
-/// Written plainly so that it can be trusted; tests compare every fast path against it.
-public func gemmReference(x: [Float], m: Int, k: Int, weight: [Float], bias: [Float]?, n: Int) -> [Float] {
-    var out = [Float](repeating: 0, count: m * n)
-    for i in 0..<m {
-        for j in 0..<n {
-            var s = 0.0
-            for kk in 0..<k { s += Double(x[i * k + kk]) * Double(weight[j * k + kk]) }
-            if let bias { s += Double(bias[j]) }
-            out[i * n + j] = Float(s)
-        }
-    }
-    return out
-}
-
 // MARK: gathering sub-matrices of packed weights (subnetwork plans)
 
 extension PackedLinear {

@@ -68,22 +68,3 @@ extension PackedLinear {
         return PackedLinear(weight: wt, bias: nil, n: k, k: n)
     }
 }
-
-/// Naive twin of `accumulateLinearGradients` (fresh gradients, double accumulation).
-public func linearGradientsReference(dy: [Float], x: [Float], rows: Int, out: Int, inp: Int) -> (
-    dW: [Float], db: [Float]
-) {
-    var dW = [Float](repeating: 0, count: out * inp)
-    var db = [Float](repeating: 0, count: out)
-    for o in 0..<out {
-        var s = 0.0
-        for t in 0..<rows { s += Double(dy[t * out + o]) }
-        db[o] = Float(s)
-        for i in 0..<inp {
-            var acc = 0.0
-            for t in 0..<rows { acc += Double(dy[t * out + o]) * Double(x[t * inp + i]) }
-            dW[o * inp + i] = Float(acc)
-        }
-    }
-    return (dW, db)
-}

@@ -22,3 +22,32 @@ func tinyHANS(_ count: Int) throws -> (BertModel, [Encoding], MeanActivations) {
     _ = try model.encode(TokenBatch(enc), observer: acc)
     return (model, enc, acc.result(fingerprint: model.fingerprint))
 }
+
+/// Head `h` of layer `l` run alone on a layer input `x` [N, D]: its context [N, d] (what the model computes
+/// for that head when the whole layer sees `x`).
+func headContext(
+    model: BertModel, layer l: Int, head h: Int, input x: [Float], batch: TokenBatch,
+    pool: ThreadPool = .shared
+) -> [Float] {
+    let qkv = allocateFloats(batch.tokenCount * 3 * model.headDim)
+    defer { qkv.deallocate() }
+    var ctx = [Float](repeating: 0, count: batch.tokenCount * model.headDim)
+    x.withUnsafeBufferPointer { xp in
+        ctx.withUnsafeMutableBufferPointer {
+            model.headForward(
+                xp.baseAddress!, weights: model.headQKVWeights(layer: l, head: h), batch: batch, qkv: qkv,
+                context: $0.baseAddress!, pool: pool)
+        }
+    }
+    return ctx
+}
+
+/// Records the layer inputs and pre-mask head contexts of one forward pass.
+func recordLayers(
+    model: BertModel, batch: TokenBatch, soft: (masks: MaskValues, ablation: Ablation)? = nil,
+    pool: ThreadPool = .shared
+) throws -> (logits: [Float], inputs: [[Float]], contexts: [[Float]]) {
+    let rec = LayerInputs(D: model.hidden)
+    let logits = try model.forward(batch, soft: soft, observer: rec, pool: pool)
+    return (logits, rec.inputs, rec.contexts)
+}

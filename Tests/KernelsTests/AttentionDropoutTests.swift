@@ -1,10 +1,10 @@
-// Attention-probability dropout: the recomputed context (P ⊙ M) V and the backward that reads M, against
+// Attention-probability dropout: the context (P ⊙ M) V and the backward that reads M, against the naive twins.
 import TestSupport
 import XCTest
 
 @testable import Kernels
 
-/// Attention-probability dropout: the recomputed context (P ⊙ M) V and the backward that reads M, against
+/// Attention-probability dropout: the context (P ⊙ M) V and the backward that reads M, against
 /// the naive double twins, with multipliers 0 or 1/(1 − p) as training draws them.
 final class AttentionDropoutTests: XCTestCase {
     func testAgainstNaive() {
@@ -27,11 +27,8 @@ final class AttentionDropoutTests: XCTestCase {
                         drop.withUnsafeBufferPointer { m in
                             attention(
                                 qkv: q.baseAddress!, ldqkv: ld, heads: heads, headDim: d, offsets: offsets,
-                                ctx: c.baseAddress!, ldctx: heads * d, probs: p.baseAddress!)
-                            droppedAttentionContext(
-                                qkv: q.baseAddress!, ldqkv: ld, probs: p.baseAddress!, drop: m.baseAddress!,
-                                heads: heads, headDim: d,
-                                offsets: offsets, ctx: c.baseAddress!, ldctx: heads * d, pool: .sized(2))
+                                ctx: c.baseAddress!, ldctx: heads * d, probs: p.baseAddress!, dropout: m.baseAddress!,
+                                pool: .sized(2))
                             dctx.withUnsafeBufferPointer { g in
                                 dqkv.withUnsafeMutableBufferPointer { o in
                                     attentionBackward(

@@ -202,12 +202,7 @@ func attentionContext(
     p.timer.measure("attention") {
         attention(
             qkv: c.qkv, ldqkv: 3 * width, heads: kept, headDim: d, offsets: offsets, ctx: c.ctx, ldctx: width,
-            probs: c.probs, pool: p.pool)
-        if let drop = c.dropProbs, let probs = c.probs {
-            droppedAttentionContext(
-                qkv: c.qkv, ldqkv: 3 * width, probs: probs, drop: drop, heads: kept, headDim: d, offsets: offsets,
-                ctx: c.ctx, ldctx: width, pool: p.pool)
-        }
+            probs: c.probs, dropout: c.dropProbs, pool: p.pool)
     }
     if kept == p.shape.heads, let o = p.observer {
         if let probs = c.probs {
