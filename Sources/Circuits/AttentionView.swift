@@ -89,8 +89,8 @@ public func dumpAttention(
     head unit: String, emit: (String) -> Void
 ) throws {
     guard let u = PrunableUnit(unit), let head = u.head, u.layer < model.layerCount, head < model.headCount else {
-        throw UsageError(
-            "--head '\(unit)' is not a head of this model (a0.h0 … a\(model.layerCount - 1).h\(model.headCount - 1))")
+        throw SettingError(
+            "head", "'\(unit)' is not a head of this model (a0.h0 … a\(model.layerCount - 1).h\(model.headCount - 1))")
     }
     let layer = u.layer
     if let npy { try makeFolder(npy) }

@@ -51,7 +51,7 @@ public func parseCoreHeads(_ text: String, layers: Int, heads: Int) throws -> [(
         guard let u = PrunableUnit(String(item)), let h = u.head, (0..<layers).contains(u.layer),
             (0..<heads).contains(h)
         else {
-            throw UsageError("--core: '\(item)' is not a head (layer.head) within \(layers)×\(heads)")
+            throw SettingError("core", "'\(item)' is not a head (layer.head) within \(layers)×\(heads)")
         }
         return (u.layer, h)
     }

@@ -14,6 +14,7 @@
 //              always in: there it says which outside units would enter; below 1 it is each member's stability.
 //   sweep      core size, null mean and p-value at fractions 1.0, 0.9, …, 0.5.
 import Checkpoint
+import Eval
 import Failures
 import Foundation
 import Kernels
@@ -54,15 +55,18 @@ public func heuristicCore(
     _ subs: [StoredSubnetwork], layout: StoreLayout, rule: MatchRule?, fraction: Double = 1.0,
     metric: String? = nil, permutations: Int = 1000, bootstraps: Int = 1000, seed: UInt64 = 0
 ) throws -> CoreEvidence {
-    guard (0...1).contains(fraction), fraction > 0 else { throw UsageError("--fraction must lie in (0, 1]") }
-    guard permutations >= 0, bootstraps >= 0 else { throw UsageError("--permutations and --bootstrap must be ≥ 0") }
+    guard (0...1).contains(fraction), fraction > 0 else { throw SettingError("fraction", "must lie in (0, 1]") }
+    guard permutations >= 0 else { throw SettingError("permutations", "must be ≥ 0") }
+    guard bootstraps >= 0 else { throw SettingError("bootstrap", "must be ≥ 0") }
     var matching = subs
     var selection = "all \(subs.count) subnetworks (no in-domain rule given)"
     if let rule {
         let scored = subs.compactMap { s in s.meta.get(rule.metric)?.doubleValue.map { (s, $0) } }
         guard !scored.isEmpty else {
-            throw UsageError(
-                "no subnetwork has the metric '\(rule.metric)' in its metadata; write it with `hcore eval --store S --write-back` (keys eval/DATASET)"
+            throw DataError.badFile(
+                path: "the store",
+                reason:
+                    "no subnetwork has the metric '\(rule.metric)' in its metadata; write the evaluation's metrics back into the store (keys eval/DATASET)"
             )
         }
         let reference = rule.reference ?? scored.map(\.1).max()!
@@ -70,15 +74,18 @@ public func heuristicCore(
         selection =
             "\(matching.count) of \(subs.count) subnetworks with \(rule.metric) ≥ \(reference) − \(rule.margin) ("
             + (rule.reference == nil
-                ? "the best subnetwork's value; give the full model's with --id-reference" : "the full model's value")
+                ? "the best subnetwork's value; no full-model value was given" : "the full model's value")
             + ")"
         guard matching.count >= rule.minimumCount else {
-            throw UsageError(
-                "only \(matching.count) subnetworks match in-domain (\(selection)); a core needs at least \(rule.minimumCount) — widen --margin or prune more seeds"
+            throw SettingError(
+                "margin",
+                "leaves only \(matching.count) subnetworks matching in-domain (\(selection)); a core needs at least \(rule.minimumCount): widen the margin or prune more seeds"
             )
         }
     }
-    guard !matching.isEmpty else { throw UsageError("no subnetworks to find a core in") }
+    guard !matching.isEmpty else {
+        throw DataError.badFile(path: "the store", reason: "holds no subnetworks to find a core in")
+    }
     let names = Set(matching.map(\.name))
     var rng = SplitMix64(seed: seed)
     let masks = matching.map { $0.mask.map { $0 == 1 } }

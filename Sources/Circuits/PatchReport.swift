@@ -104,10 +104,11 @@ extension PatchCorruptionSource {
                 pool: examples, encodings: try encodeAll(examples, tokenizer: tokenizer, options: options), seed: seed)
         case "mean":
             guard let a = try activations() else {
-                throw UsageError("--corrupt mean needs --activations FILE (`hcore activations`)")
+                throw SettingError(
+                    "activations", "is needed: mean corruption replaces the senders' outputs by their mean activations")
             }
             return .mean(a)
-        default: throw UsageError("--corrupt takes mean or paired, not '\(kind)'")
+        default: throw SettingError("corrupt", "takes mean or paired, not '\(kind)'")
         }
     }
 }

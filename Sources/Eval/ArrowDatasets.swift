@@ -32,7 +32,7 @@ extension Dataset {
                 throw DataError.badFile(
                     path: path,
                     reason:
-                        "a dataset dict with splits \(splits) and no 'validation': name one, e.g. --data \(path)/\(splits.first ?? "train")"
+                        "a dataset dict with splits \(splits) and no 'validation': name one, e.g. \(path)/\(splits.first ?? "train")"
                 )
             }
             return try arrowFiles(path + "/" + split, depth: depth + 1)
@@ -83,7 +83,8 @@ extension Dataset {
         guard let (textName, text) = strings(["premise", "sentence1", "question1", keys.text]) else {
             throw DataError.badFile(
                 path: file,
-                reason: "no text column (premise, sentence1, question1 or --text-key \(keys.text)); columns: \(t.names)"
+                reason:
+                    "no text column (premise, sentence1, question1 or the text key '\(keys.text)'); columns: \(t.names)"
             )
         }
         let pair = strings(["hypothesis", "sentence2", "question2", keys.pair])?.1

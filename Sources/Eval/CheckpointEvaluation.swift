@@ -20,7 +20,8 @@ public func checkpointFolders(_ folder: String) throws -> [(step: Int, path: Str
     }.sorted { $0.0 < $1.0 }
     guard !found.isEmpty else {
         throw DataError.badFile(
-            path: folder, reason: "has no checkpoint-STEP folders (write them with `hcore finetune --save-steps N`)")
+            path: folder,
+            reason: "has no checkpoint-STEP folders (a fine-tuning run keeps them when it saves checkpoints)")
     }
     return found.map { (step: $0.0, path: $0.1) }
 }
@@ -32,7 +33,7 @@ public func evaluateCheckpoints(
     limit: Int?, options: PredictionOptions, warn: (String) -> Void,
     progress: ((Int) -> Void)? = nil
 ) throws -> (prepared: [PreparedDataset], results: [TargetResult], fingerprints: [String]) {
-    guard let first = checkpoints.first else { throw UsageError("no checkpoints to evaluate") }
+    guard let first = checkpoints.first else { throw SettingError("checkpoints", "holds no checkpoint to evaluate") }
     let tokenizer = try BertTokenizer.load(folder: first.path)
     var prepared: [PreparedDataset] = []
     var results: [TargetResult] = []

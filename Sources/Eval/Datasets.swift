@@ -47,7 +47,7 @@ public enum DataError: ClassifiedError {
     public var description: String {
         switch self {
         case .badRow(let path, let line, let reason):
-            return "\(path):\(line): \(reason) (use --skip-bad-rows to skip such rows)"
+            return "\(path):\(line): \(reason)"
         case .badFile(let path, let reason): return "\(path): \(reason)"
         }
     }

@@ -61,8 +61,11 @@ public struct EvalDocument: Codable, Sendable {
         public var sparsity: Double, seconds: Double, gflop: Double
         /// Keyed by the dataset's key (DatasetEntry.key).
         public var metrics: [String: DatasetMetrics]
-        /// The threshold that made the soft masks binary (--threshold, a --step-size sweep); absent otherwise.
+        /// The threshold that made the soft masks binary (a threshold given, or a sweep's); absent otherwise.
         public var threshold: Float? = nil
+        /// The rule that made the masks ("as stored", "deterministic (soft)", "deterministic, threshold T");
+        /// absent for the full model.
+        public var maskRule: String? = nil
         /// The fine-tuning step of a checkpoint (`hcore eval --checkpoints`), or the one a stored subnetwork was
         /// pruned from; absent otherwise.
         public var step: Int? = nil
@@ -71,6 +74,7 @@ public struct EvalDocument: Codable, Sendable {
         enum CodingKeys: String, CodingKey {
             case subnetwork, index, seed, sparsity, seconds, gflop, metrics, threshold, step
             case targetSparsity = "target_sparsity"
+            case maskRule = "mask_rule"
         }
     }
 
@@ -116,7 +120,9 @@ extension EvalDocument {
                     metrics: Dictionary(
                         uniqueKeysWithValues: prepared.enumerated().map { (i, d) in
                             (d.referenceKey, DatasetMetrics(r.metrics[i], classes: d.mapping.classes))
-                        }), threshold: r.target.threshold, step: r.target.step, targetSparsity: r.target.targetSparsity)
+                        }), threshold: r.target.threshold, maskRule: r.target.maskRule?.description,
+                    step: r.target.step,
+                    targetSparsity: r.target.targetSparsity)
             },
             seconds: seconds)
     }

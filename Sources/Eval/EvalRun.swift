@@ -8,6 +8,29 @@ import Model
 import Tokenizer
 
 /// One thing to evaluate: the full model or a subnetwork.
+/// The rule that made a subnetwork's evaluation masks, recorded with every result.
+public enum MaskRule: Equatable, Sendable, CustomStringConvertible {
+    /// The masks as stored (binary), or as a mask file gives them.
+    case stored
+    /// The reference's deterministic rule on log α, soft values (its eval scripts without -t).
+    case deterministicSoft
+    /// The reference's deterministic rule made binary at a threshold (its -t).
+    case deterministicThreshold(Float)
+
+    public var threshold: Float? {
+        if case .deterministicThreshold(let t) = self { return t }
+        return nil
+    }
+
+    public var description: String {
+        switch self {
+        case .stored: return "as stored"
+        case .deterministicSoft: return "deterministic (soft)"
+        case .deterministicThreshold(let t): return "deterministic, threshold \(t)"
+        }
+    }
+}
+
 public struct EvalTarget: Sendable {
     public var name: String
     public var index: Int
@@ -15,8 +38,10 @@ public struct EvalTarget: Sendable {
     public var seed: JSONValue
     /// nil: the full model.
     public var masks: MaskValues?
-    /// The threshold that made soft values binary, when one did (a --step-size sweep, --threshold).
+    /// The threshold that made soft values binary, when one did (a threshold sweep, a threshold given).
     public var threshold: Float? = nil
+    /// The rule that made `masks` (nil: the full model).
+    public var maskRule: MaskRule? = nil
     /// The fine-tuning step: of a checkpoint evaluated as the full model (`evaluateCheckpoints`), or of the
     /// checkpoint a stored subnetwork was pruned from (its metadata's `step`).
     public var step: Int? = nil

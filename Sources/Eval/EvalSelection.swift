@@ -6,11 +6,23 @@ import Foundation
 import Model
 import Store
 
+/// How a subnetwork's masks are made for evaluation.
 public enum MaskMode: String, Sendable, CaseIterable {
-    /// Masks as stored.
+    /// Masks as stored (binary).
     case binary
-    /// The reference's deterministic soft values from the stored log-alphas.
+    /// The reference's rule for a subnetwork that carries log α (its evaluation scripts' default): the
+    /// deterministic soft values (`deterministic_z_from_log_alpha`), or binary at a threshold when one is given.
+    /// A subnetwork without log α is evaluated as stored.
     case soft
+}
+
+/// What replaces pruned units: zero, or mean activations from a file or from a store's activation set.
+public enum AblationSource: Sendable, Equatable {
+    case zero
+    /// A safetensors file of `hcore activations` or the reference's pickle.
+    case file(String)
+    /// The store's set of this name; nil: its only one.
+    case storeSet(String?)
 }
 
 /// The reference's --force-include / --force-exclude (scripts/eval/*.py): units whose log α is set to +10 / −10
@@ -25,20 +37,21 @@ public struct UnitForcing: Sendable {
 
     /// From unit names (`a4.h3`, `a2.mlp`), checked against a model of `layers` × `heads`.
     public init(include: [String], exclude: [String], layers: Int, heads: Int) throws {
-        func parse(_ names: [String], _ flag: String) throws -> [PrunableUnit] {
+        func parse(_ names: [String], _ setting: String) throws -> [PrunableUnit] {
             try names.map { n in
                 guard let u = PrunableUnit(n), u.layer < layers, (u.head ?? 0) < heads else {
-                    throw UsageError(
-                        "\(flag) '\(n)' is not a unit of this model (a0.h0 … a\(layers - 1).h\(heads - 1), a0.mlp … a\(layers - 1).mlp)"
+                    throw SettingError(
+                        setting,
+                        "'\(n)' is not a unit of this model (a0.h0 … a\(layers - 1).h\(heads - 1), a0.mlp … a\(layers - 1).mlp)"
                     )
                 }
                 return u
             }
         }
-        self.include = try parse(include, "--force-include")
-        self.exclude = try parse(exclude, "--force-exclude")
+        self.include = try parse(include, "forceInclude")
+        self.exclude = try parse(exclude, "forceExclude")
         if let both = Set(self.include).intersection(self.exclude).first {
-            throw UsageError("\(both) is both forced in and forced out")
+            throw SettingError("forceExclude", "names \(both), which is also forced in")
         }
     }
 
@@ -63,42 +76,41 @@ extension EvalTarget {
     /// The unpruned model, listed first as the reference does ("original").
     public static let full = EvalTarget(name: "full", index: 0, sparsity: 0, seed: .string("original"), masks: nil)
 
-    /// A stored subnetwork; `.soft` needs its log-alphas (`threshold` then makes the soft values binary).
-    /// `forcing`: with log-alphas, the masks are derived again from the forced log α (binary mode at the
-    /// threshold the subnetwork was stored with, default 0.5); without, the forced units are set.
+    /// A stored subnetwork under `mode`: with log α, `.soft` applies the reference's deterministic rule (soft
+    /// values, or binary at `threshold`); otherwise, and in `.binary`, the masks as stored. `forcing` sets log α
+    /// of forced units to ±10 before the rule (binary mode: at the threshold the subnetwork was stored with,
+    /// default 0.5); without log α the forced units are set. The rule is recorded (`maskRule`).
     public init(
         _ sub: StoredSubnetwork, index: Int, layout: StoreLayout, mode: MaskMode, threshold: Float?,
         forcing: UnitForcing = UnitForcing()
     ) throws {
         if let threshold, !(threshold.isFinite && (0...1).contains(threshold)) {
-            throw UsageError("--threshold must be a number in [0, 1], got \(threshold)")
+            throw SettingError("threshold", "must be a number in [0, 1], got \(threshold)")
         }
-        let L = layout.layers
-        let H = layout.heads
+        let (L, H) = (layout.layers, layout.heads)
         var masks = MaskValues(units: sub.mask.map(Float.init), layers: L, heads: H)
-        if mode == .soft {
-            guard let la = sub.logAlpha else {
-                throw ModelError.badInput(
-                    "'\(sub.name)' has no log-alphas; --mask-mode soft needs them (use --mask-mode binary)")
-            }
+        var rule = MaskRule.stored
+        if mode == .soft, let la = sub.logAlpha {
+            rule = threshold.map { .deterministicThreshold($0) } ?? .deterministicSoft
             masks = MaskValues.fromLogAlpha(
                 forcing.apply(logAlpha: la, layers: L, heads: H), layers: L, heads: H, threshold: threshold)
         } else if !forcing.isEmpty {
             if let la = sub.logAlpha {
                 let stored: Float =
                     sub.meta.get("threshold").flatMap { if case .float(let t) = $0 { Float(t) } else { nil } } ?? 0.5
+                rule = .deterministicThreshold(stored)
                 masks = MaskValues.fromLogAlpha(
                     forcing.apply(logAlpha: la, layers: L, heads: H), layers: L, heads: H, threshold: stored)
             } else {
                 masks = forcing.apply(masks: masks)
             }
         }
-        // else the stored achieved sparsity holds
-        let changed = !forcing.isEmpty || (mode == .soft && threshold != nil)
+        // The stored achieved sparsity holds for masks as stored.
         self.init(
-            name: sub.name, index: index, sparsity: changed ? masks.sparsity : sub.sparsity,
+            name: sub.name, index: index, sparsity: rule == .stored && forcing.isEmpty ? sub.sparsity : masks.sparsity,
             seed: sub.meta.get("seed") ?? .null, masks: masks)
-        self.threshold = mode == .soft ? threshold : nil
+        self.maskRule = rule
+        self.threshold = rule.threshold
         (step, targetSparsity) = (sub.meta.get("step")?.intValue, sub.meta.get("target_sparsity")?.doubleValue)
     }
 }
@@ -117,58 +129,76 @@ public struct EvalSelection {
         return "mean"
     }
 
-    /// A store's subnetworks chosen by `filter` (with the full model first when `includeFull`), ablated with
-    /// `mask.activations`, zero with `mask.zeroAblation`, else the store's activation set `activationSet`
-    /// (default: its only one).
-    /// `thresholds` (the reference's --step-size sweep) evaluates every subnetwork once per threshold, soft
-    /// values made binary at each, named "NAME@t=THRESHOLD".
+    /// The full model alone.
+    public static var fullModel: EvalSelection {
+        EvalSelection(targets: [.full], ablation: .zero, total: 1, store: nil)
+    }
+
+    /// A store's subnetworks chosen by `filter` (with the full model first when `includeFull`) under `mode`,
+    /// ablated as `ablation` says. `thresholds` (the reference's --step-size sweep) evaluates every subnetwork once
+    /// per threshold, its soft values made binary at each, named "NAME@t=THRESHOLD".
     public static func fromStore(
         _ path: String, model: BertModel, filter: SubnetworkFilter, includeFull: Bool, mode: MaskMode,
-        threshold: Float?, mask: MaskChoice, activationSet: String?, forcing: UnitForcing = UnitForcing(),
+        threshold: Float?, ablation: AblationSource, forcing: UnitForcing = UnitForcing(),
         thresholds: [Float]? = nil, warn: (String) -> Void
     ) throws -> EvalSelection {
-        guard mask.mask == nil else { throw UsageError("give --store or --mask, not both") }
         let store = try SubnetworkStore.open(path: path, warn: warn)
         try store.check(against: model)
         var targets = includeFull ? [EvalTarget.full] : []
         for sub in try filter.apply(store) {
-            guard let thresholds else {
-                targets.append(
-                    try EvalTarget(
-                        sub, index: targets.count, layout: store.layout, mode: mode, threshold: threshold,
-                        forcing: forcing))
-                continue
-            }
-            for t in thresholds {
+            let sweep: [Float?] = thresholds.map { $0.map { Optional($0) } } ?? [threshold]
+            for t in sweep {
                 var target = try EvalTarget(
-                    sub, index: targets.count, layout: store.layout, mode: .soft, threshold: t, forcing: forcing)
-                target.name += String(format: "@t=%g", t)
+                    sub, index: targets.count, layout: store.layout, mode: thresholds == nil ? mode : .soft,
+                    threshold: t, forcing: forcing)
+                if thresholds != nil, let t { target.name += String(format: "@t=%g", t) }
                 targets.append(target)
             }
         }
-        let ablation: Ablation =
-            mask.zeroAblation
-            ? .zero
-            : .mean(
-                try store.meanActivations(
-                    file: mask.activations, set: activationSet, model: model, required: true, warn: warn)!)
-        return EvalSelection(targets: targets, ablation: ablation, total: targets.count, store: store)
+        let resolved = try resolve(ablation, store: store, model: model, warn: warn)
+        return EvalSelection(targets: targets, ablation: resolved, total: targets.count, store: store)
     }
 
-    /// One mask file (or the full model when `mask.mask` is nil), forced units set on / off.
-    public static func fromMask(
-        _ mask: MaskChoice, model: BertModel, forcing: UnitForcing = UnitForcing(), warn: (String) -> Void
+    /// A pruned run of the reference given as the model (`referenceRunSubnetwork`): its subnetwork under `mode`,
+    /// with the full model first when `includeFull`.
+    public static func fromRun(
+        _ run: StoredSubnetwork, model: BertModel, includeFull: Bool, mode: MaskMode, threshold: Float?,
+        ablation: AblationSource, forcing: UnitForcing = UnitForcing(), warn: (String) -> Void
     ) throws -> EvalSelection {
-        guard let (resolved, ablation) = try mask.resolve(model: model, warn: warn), let path = mask.mask else {
-            guard forcing.isEmpty else {
-                throw UsageError("--force-include/--force-exclude act on a subnetwork: give --mask or --store")
-            }
-            return EvalSelection(targets: [.full], ablation: .zero, total: 1, store: nil)
+        var targets = includeFull ? [EvalTarget.full] : []
+        targets.append(
+            try EvalTarget(
+                run, index: targets.count, layout: StoreLayout(model), mode: mode, threshold: threshold,
+                forcing: forcing))
+        let resolved = try resolve(ablation, store: nil, model: model, warn: warn)
+        return EvalSelection(targets: targets, ablation: resolved, total: targets.count, store: nil)
+    }
+
+    /// One mask file, forced units set on / off.
+    public static func fromMask(
+        _ path: String, model: BertModel, ablation: AblationSource, forcing: UnitForcing = UnitForcing(),
+        warn: (String) -> Void
+    ) throws -> EvalSelection {
+        let resolved = try resolve(ablation, store: nil, model: model, warn: warn)
+        let loaded = try MaskValues.load(path: path)
+        do { try model.checkMasks(loaded, resolved) } catch { throw ModelError.mismatch("\(path): \(error)") }
+        let masks = forcing.apply(masks: loaded)
+        var target = EvalTarget(name: path, index: 0, sparsity: masks.sparsity, seed: .null, masks: masks)
+        target.maskRule = .stored
+        return EvalSelection(targets: [target], ablation: resolved, total: 1, store: nil)
+    }
+
+    /// What `source` names, for `model`.
+    public static func resolve(
+        _ source: AblationSource, store: SubnetworkStore?, model: BertModel, warn: (String) -> Void
+    ) throws -> Ablation {
+        switch source {
+        case .zero: return .zero
+        case .file(let path): return .mean(try MeanActivations.load(path: path, model: model, warn: warn))
+        case .storeSet(let name):
+            guard let store else { throw SettingError("activationSet", "names a store's set, but no store is given") }
+            return .mean(try store.meanActivations(name, model: model))
         }
-        let masks = forcing.apply(masks: resolved)
-        return EvalSelection(
-            targets: [EvalTarget(name: path, index: 0, sparsity: masks.sparsity, seed: .null, masks: masks)],
-            ablation: ablation, total: 1, store: nil)
     }
 
     /// The full model as the first target (the heuristic-core format's row 0), added when missing.
@@ -185,36 +215,8 @@ public struct EvalSelection {
     }
 }
 
-/// The reference's --step-size sweep: thresholds 0, S, 2S, … < 1 (numpy.arange(0, 1, S)); it needs log-alphas.
-public func thresholdSweep(stepSize s: Double, store: String?) throws -> [Float] {
-    guard s.isFinite, s > 0, s < 1 else { throw UsageError("--step-size must lie in (0, 1), got \(s)") }
-    guard store != nil else { throw UsageError("--step-size sweeps the thresholds of stored log-alphas: give --store") }
+/// The reference's --step-size sweep: thresholds 0, S, 2S, … < 1 (numpy.arange(0, 1, S)).
+public func thresholdSweep(stepSize s: Double) throws -> [Float] {
+    guard s.isFinite, s > 0, s < 1 else { throw SettingError("stepSize", "must lie in (0, 1), got \(s)") }
     return (0..<Int((1 / s).rounded(.up))).map { Float(Double($0) * s) }.filter { $0 < 1 }
-}
-
-extension EvalSelection {
-    /// One model to take apart (unit ablation): a stored subnetwork (`store` + `subnetwork`), a mask file, or
-    /// the full model; with the ablation that replaces removed units (mean activations from `mask.activations`
-    /// or the store's set; zero with `mask.zeroAblation`).
-    public static func single(
-        store: String?, subnetwork: String?, mask: MaskChoice, activationSet: String?, model: BertModel,
-        warn: (String) -> Void
-    ) throws -> (name: String, masks: MaskValues?, ablation: Ablation) {
-        if let store {
-            guard let subnetwork else { throw UsageError("with --store, name the subnetwork: --subnetwork NAME") }
-            let s = try fromStore(
-                store, model: model, filter: SubnetworkFilter(names: [subnetwork]), includeFull: false, mode: .binary,
-                threshold: nil, mask: mask, activationSet: activationSet, warn: warn)
-            return (subnetwork, s.targets[0].masks, s.ablation)
-        }
-        if let path = mask.mask {
-            let s = try fromMask(mask, model: model, warn: warn)
-            return (path, s.targets[0].masks, s.ablation)
-        }
-        if mask.zeroAblation { return ("full", nil, .zero) }
-        guard let file = mask.activations else {
-            throw UsageError("removing units needs --activations FILE (mean ablation) or --zero-ablation")
-        }
-        return ("full", nil, .mean(try MeanActivations.load(path: file, model: model, warn: warn)))
-    }
 }

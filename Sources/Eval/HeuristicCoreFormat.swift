@@ -77,17 +77,18 @@ public func heuristicCoreDocument(_ documents: [EvalDocument], shape: HeuristicC
     switch shape {
     case .flat:
         guard documents.count == 1, let doc = documents.first else {
-            throw UsageError("the flat shape takes one evaluation (merge shards with `hcore eval merge` first)")
+            throw SettingError("shape", "flat takes one evaluation: merge the shards' documents first")
         }
         guard let first = doc.results.first, first.subnetwork == "full" else {
             if doc.shard != "1/1" && doc.shard != "merged" {
-                throw UsageError(
-                    "shard \(doc.shard) lacks the full model's row (shard 1 has it): write the shards as JSON and combine them with `hcore eval merge --format heuristic-core`"
+                throw SettingError(
+                    "format",
+                    "heuristic-core needs the full model's row, which shard \(doc.shard) lacks (shard 1 has it): write the shards as JSON and merge them into this format"
                 )
             }
-            throw UsageError(
-                "the heuristic-core format starts with the full model's row: evaluate it too (--include-full with --store)"
-            )
+            throw SettingError(
+                "includeFull",
+                "is needed: the heuristic-core format starts with the full model's row, so evaluate it too")
         }
         let table = doc.results.map { doc.referenceCases($0, idNames: idNames, splitNames: false) }
         var columns: [(String, JSONValue)] = [
@@ -101,7 +102,7 @@ public func heuristicCoreDocument(_ documents: [EvalDocument], shape: HeuristicC
     case .accOverFT:
         let full = rows.filter { $0.1.step != nil && $0.1.targetSparsity == nil }
         guard !full.isEmpty else {
-            throw UsageError("acc-over-ft needs checkpoints' results (`hcore eval --checkpoints DIR`)")
+            throw SettingError("shape", "acc-over-ft needs the results of fine-tuning checkpoints")
         }
         return .object(
             full.sorted { $0.1.step! < $1.1.step! }.map {
@@ -118,13 +119,16 @@ public func heuristicCoreDocument(_ documents: [EvalDocument], shape: HeuristicC
                 continue
             }
             guard let target = r.targetSparsity else {
-                throw UsageError(
-                    "subnetwork \(r.subnetwork) has no target_sparsity in its metadata; add it (store import-heuristic-core --meta target_sparsity=0.5)"
-                )
+                throw DataError.badFile(
+                    path: r.subnetwork,
+                    reason: "has no target_sparsity in its metadata; add it (e.g. target_sparsity=0.5) when importing")
             }
             cells[seed(r), default: [:]][step, default: [:]][percentKey(target)] = cases
         }
-        guard !cells.isEmpty else { throw UsageError("no subnetworks with a seed and a target sparsity to arrange") }
+        guard !cells.isEmpty else {
+            throw DataError.badFile(
+                path: "the evaluation", reason: "has no subnetworks with a seed and a target sparsity to arrange")
+        }
         if shape == .accVsSparsity {
             return .object(
                 cells.keys.sorted().map { s in
@@ -161,7 +165,8 @@ extension EvalDocument {
             return Array((try heuristicCoreDocument(docs, shape: s, idNames: idNames).pretty + "\n").utf8)
         }
         guard docs.count == 1 else {
-            throw UsageError("several documents print as one only in the heuristic-core format (or merge shards first)")
+            throw SettingError(
+                "format", "json prints one document: use heuristic-core for several, or merge the shards first")
         }
         return docs[0].encoded
     }
@@ -170,12 +175,12 @@ extension EvalDocument {
     @discardableResult
     public static func checkOutput(format: String, shape: String) throws -> HeuristicCoreShape {
         guard ["json", "heuristic-core"].contains(format) else {
-            throw UsageError("--format must be json or heuristic-core, not '\(format)'")
+            throw SettingError("format", "must be json or heuristic-core, not '\(format)'")
         }
         guard let s = HeuristicCoreShape(rawValue: shape) else {
-            throw UsageError(
-                "--shape must be one of \(HeuristicCoreShape.allCases.map(\.rawValue).joined(separator: ", ")), not '\(shape)'"
-            )
+            throw SettingError(
+                "shape",
+                "must be one of \(HeuristicCoreShape.allCases.map(\.rawValue).joined(separator: ", ")), not '\(shape)'")
         }
         return s
     }

@@ -16,15 +16,14 @@ public struct PredictionOptions: Sendable {
         self.truncation = truncation
     }
 
-    /// The options as a user spelled them (flags): a strategy name as HF's `truncation=` takes it; every
-    /// value checked, naming the flag.
+    /// The options as a user spelled them: a strategy name as HF's `truncation=` takes it; every value checked.
     public init(maxLength: Int, batchSize: Int, truncation name: String) throws {
         guard let t = TruncationStrategy(rawValue: name) else {
-            throw UsageError(
-                "--truncation must be one of \(TruncationStrategy.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw SettingError(
+                "truncation", "must be one of \(TruncationStrategy.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard maxLength >= 3 else { throw UsageError("--max-length must be at least 3") }
-        guard batchSize >= 1 else { throw UsageError("--batch-size must be at least 1") }
+        guard maxLength >= 3 else { throw SettingError("maxLength", "must be at least 3") }
+        guard batchSize >= 1 else { throw SettingError("batchSize", "must be at least 1") }
         self.init(maxLength: maxLength, batchSize: batchSize, truncation: t)
     }
 }

@@ -7,7 +7,7 @@ public struct ShardSpec: Sendable, Equatable {
     public let index: Int
     public let count: Int
 
-    /// `flag` ("i/n"), or when it is nil SLURM_ARRAY_TASK_ID (relative to SLURM_ARRAY_TASK_MIN) of
+    /// `spec` ("i/n"), or when it is nil SLURM_ARRAY_TASK_ID (relative to SLURM_ARRAY_TASK_MIN) of
     /// SLURM_ARRAY_TASK_COUNT from `environment`; nil when neither is given.
     public static func parse(_ flag: String?, environment: [String: String]) throws -> ShardSpec? {
         var spec = flag
@@ -17,8 +17,9 @@ public struct ShardSpec: Sendable, Equatable {
             guard let i = Int(id), let first = Int(environment["SLURM_ARRAY_TASK_MIN"] ?? "0"), bound.contains(i),
                 bound.contains(first), i >= first
             else {
-                throw UsageError(
-                    "SLURM_ARRAY_TASK_ID=\(id) (SLURM_ARRAY_TASK_MIN=\(environment["SLURM_ARRAY_TASK_MIN"] ?? "unset")) is not a task of this array; pass --shard i/n"
+                throw SettingError(
+                    "shard",
+                    "is unset and SLURM_ARRAY_TASK_ID=\(id) (SLURM_ARRAY_TASK_MIN=\(environment["SLURM_ARRAY_TASK_MIN"] ?? "unset")) is not a task of this array; give the shard as i/n"
                 )
             }
             spec = "\(i - first + 1)/\(count)"
@@ -26,7 +27,7 @@ public struct ShardSpec: Sendable, Equatable {
         guard let spec else { return nil }
         let parts = spec.split(separator: "/").map { Int($0) }
         guard parts.count == 2, let i = parts[0], let n = parts[1], n >= 1, (1...n).contains(i) else {
-            throw UsageError("--shard must be i/n with 1 ≤ i ≤ n, got \(spec)")
+            throw SettingError("shard", "must be i/n with 1 ≤ i ≤ n, got \(spec)")
         }
         return ShardSpec(index: i, count: n)
     }

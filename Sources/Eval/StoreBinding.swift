@@ -61,8 +61,8 @@ extension SubnetworkStore {
             throw CheckpointError.notFound(
                 path: path,
                 reason: activationSets.isEmpty
-                    ? "holds no activation set: pass --activations FILE, or --zero-ablation, or store one with `hcore store add-activations`"
-                    : "holds several activation sets (\(activationSets.map(\.name).joined(separator: ", "))); choose one with --activation-set"
+                    ? "holds no activation set: give mean activations, or zero ablation, or add a set to the store"
+                    : "holds several activation sets (\(activationSets.map(\.name).joined(separator: ", "))); choose one"
             )
         }
         guard activationSets.contains(where: { $0.name == name }) else {
@@ -110,38 +110,51 @@ extension SubnetworkStore {
     }
 }
 
-/// One pruned checkpoint of the reference's PyTorch code (its folder's model.safetensors or
-/// pytorch_model.bin) as a stored subnetwork: the log-alphas
-/// `bert.encoder.layer.N.attention.self.log_alpha_heads` [H] and `bert.encoder.layer.N.output.log_alpha_mlp` [1],
-/// made binary by the reference's deterministic rule at `threshold` (MaskValues.fromLogAlpha).
-public func importHeuristicCoreCheckpoint(
-    folder: String, layout: StoreLayout, threshold: Float, meta extra: [String] = []
-) throws -> StoredSubnetwork {
-    guard threshold.isFinite, (0...1).contains(threshold) else {
-        throw UsageError("--threshold must be a number in [0, 1], got \(threshold)")
-    }
+/// The reference's pruning gates in a model folder (model.safetensors or pytorch_model.bin): the log-alphas
+/// `bert.encoder.layer.N.attention.self.log_alpha_heads` [H] and `bert.encoder.layer.N.output.log_alpha_mlp` [1]
+/// in unit order; nil when the checkpoint has none (an unpruned BERT).
+public func referenceLogAlpha(folder: String, layout: StoreLayout) throws -> [Float]? {
     let st = folder + "/model.safetensors"
     let bin = folder + "/pytorch_model.bin"
+    guard FileManager.default.fileExists(atPath: st) || FileManager.default.fileExists(atPath: bin) else {
+        throw ModelError.notAModelFolder(path: folder, reason: "has no model.safetensors or pytorch_model.bin")
+    }
     let source: TensorSource =
         FileManager.default.fileExists(atPath: st) ? try SafetensorsFile(path: st) : try TorchCheckpoint(path: bin)
-    let L = layout.layers
-    let H = layout.heads
+    let prefix = BertTensorNames.prefix
+    let heads = (0..<layout.layers).map { prefix + BertTensorNames.layer($0).logAlphaHeads }
+    let mlps = (0..<layout.layers).map { prefix + BertTensorNames.layer($0).logAlphaMLP }
+    guard (heads + mlps).contains(where: { source.info($0) != nil }) else { return nil }
     func logAlphas(_ name: String, count: Int) throws -> [Float] {
         guard let i = source.info(name) else { throw CheckpointError.missingTensor(path: source.path, name: name) }
         guard i.elementCount == count else {
             throw CheckpointError.shapeMismatch(path: source.path, name: name, expected: [count], found: i.shape)
         }
-        return try source.floats(name)
+        let values = try source.floats(name)
+        if let bad = values.first(where: { !$0.isFinite }) {
+            throw CheckpointError.malformed(path: source.path, offset: nil, reason: "\(name) holds \(bad)")
+        }
+        return values
     }
-    var la: [Float] = []
-    let prefix = BertTensorNames.prefix
-    for l in 0..<L { la += try logAlphas(prefix + BertTensorNames.layer(l).logAlphaHeads, count: H) }
-    for l in 0..<L { la += try logAlphas(prefix + BertTensorNames.layer(l).logAlphaMLP, count: 1) }
-    let m = MaskValues.fromLogAlpha(la, layers: L, heads: H, threshold: threshold)
+    return try heads.flatMap { try logAlphas($0, count: layout.heads) } + mlps.flatMap { try logAlphas($0, count: 1) }
+}
+
+/// One pruned run of the reference's PyTorch code (a folder with its log-alphas) as a stored subnetwork: its
+/// log α, the mask the reference's deterministic rule makes binary at `threshold`, and what the folder's name
+/// says (`referenceRunMeta`) with `extra` KEY=VALUE pairs over it; nil for an unpruned checkpoint. Both
+/// `store import-heuristic-core` and evaluating a run folder directly read a run through this.
+public func referenceRunSubnetwork(
+    folder: String, layout: StoreLayout, threshold: Float = 0.5, meta extra: [String] = []
+) throws -> StoredSubnetwork? {
+    guard threshold.isFinite, (0...1).contains(threshold) else {
+        throw SettingError("threshold", "must be a number in [0, 1], got \(threshold)")
+    }
+    guard let la = try referenceLogAlpha(folder: folder, layout: layout) else { return nil }
+    let m = MaskValues.fromLogAlpha(la, layers: layout.layers, heads: layout.heads, threshold: threshold)
     let (name, run) = referenceRunMeta(folder)
     let given = try extra.map { kv -> (String, JSONValue) in
         guard let eq = kv.firstIndex(of: "="), eq != kv.startIndex else {
-            throw UsageError("--meta \(kv): use KEY=VALUE")
+            throw SettingError("meta", "\(kv): use KEY=VALUE")
         }
         let value = String(kv[kv.index(after: eq)...])
         return (String(kv[..<eq]), Int(value).map { .int($0) } ?? Double(value).map { .float($0) } ?? .string(value))
@@ -154,6 +167,20 @@ public func importHeuristicCoreCheckpoint(
                 ("source", .string(folder)), ("threshold", .float32(threshold)), ("sparsity", .float(m.sparsity)),
                 ("imported", .string(ISO8601DateFormatter().string(from: Date()))),
             ]))
+}
+
+/// `referenceRunSubnetwork` for an import: a checkpoint without log-alphas is refused by name.
+public func importHeuristicCoreCheckpoint(
+    folder: String, layout: StoreLayout, threshold: Float, meta extra: [String] = []
+) throws -> StoredSubnetwork {
+    guard let sub = try referenceRunSubnetwork(folder: folder, layout: layout, threshold: threshold, meta: extra) else {
+        throw DataError.badFile(
+            path: folder,
+            reason:
+                "is an unpruned BERT checkpoint (no log_alpha_heads / log_alpha_mlp tensors): there is no subnetwork to import; give the reference's pruned run folders"
+        )
+    }
+    return sub
 }
 
 /// What the reference's run-folder names say (scripts/pruning/prune-all-*.sh write

@@ -32,13 +32,17 @@ extension FailureKind {
     }
 }
 
-/// Flags that contradict each other or are missing (exit code 2), raised by a library that is handed the
-/// user's choices as they were given.
-public struct UsageError: ClassifiedError {
-    public let message: String
-    public init(_ message: String) { self.message = message }
+/// A setting a caller gave that a library cannot use — outside its range, or contradicting another (exit code 2).
+/// `setting` names it as the library's API does ("threshold", "targetSparsities"); the CLI spells it as its flag.
+public struct SettingError: ClassifiedError {
+    public let setting: String
+    public let problem: String
+    public init(_ setting: String, _ problem: String) {
+        self.setting = setting
+        self.problem = problem
+    }
     public var kind: FailureKind { .usage }
-    public var description: String { message }
+    public var description: String { "\(setting) \(problem)" }
 }
 
 /// The process's signal policy. A closed pipe (`hcore eval … | head`) is a write failure (exit 5), not a signal.

@@ -39,7 +39,7 @@ public func drawFigures(_ inputs: [(path: String, file: ResultsFile)], options o
             let cases = o.cases ?? ReferenceCases.defaults(available: Set(t.columns.map(\.name)))
             guard !cases.isEmpty else {
                 throw FiguresError.missing(
-                    "\(path): none of the paper's cases; name them with --cases (it has \(t.columns.map(\.name).prefix(8).joined(separator: ", "))…)"
+                    "\(path): none of the paper's cases; name the cases to draw (it has \(t.columns.map(\.name).prefix(8).joined(separator: ", "))…)"
                 )
             }
             figures.append(try violinFigure(t, cases: cases, name: name + "-vplot"))
@@ -78,7 +78,7 @@ public func drawFigures(_ o: FigureOptions, warn: @escaping (String) -> Void) th
     var figures = try drawFigures(try o.files.map { ($0, try ResultsFile.load(path: $0)) }, options: o)
     if let store = o.store {
         guard o.heatmap.count == 2 else {
-            throw UsageError("the heatmap needs two sets: --heatmap COND --heatmap COND")
+            throw SettingError("heatmap", "needs two sets of subnetworks, one condition each")
         }
         let f = try o.heatmap.map {
             try SubnetworkFilter(tag: nil, conditions: [$0], minSparsity: nil, maxSparsity: nil, names: nil)
@@ -88,7 +88,8 @@ public func drawFigures(_ o: FigureOptions, warn: @escaping (String) -> Void) th
         figures.append(try storeHeatmap(store: s, first: f[0], second: f[1], labels: (o.heatmap[0], o.heatmap[1])))
     }
     guard !figures.isEmpty else {
-        throw UsageError("nothing to draw: give results files, or --store with two --heatmap sets")
+        throw SettingError(
+            "files", "are missing: nothing to draw (give results files, or a store with two heatmap sets)")
     }
     return figures
 }

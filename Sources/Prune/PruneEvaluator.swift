@@ -1,6 +1,7 @@
 // The periodic evaluation of a pruning run (`PruneEvaluation`): the full (or reference) model's distribution
 // on the evaluation set is computed once; each evaluation runs the current deterministic masks over it.
 import Eval
+import Failures
 import Foundation
 import Kernels
 import Model
@@ -58,9 +59,8 @@ extension PruneEvaluation {
     public init(
         path: String, limit: Int, every: Int, model: BertModel, tokenizer: BertTokenizer, options: PredictionOptions
     ) throws {
-        guard limit > 0, every > 0 else {
-            throw ModelError.badInput("--eval-steps and --max-eval-samples must be positive")
-        }
+        guard every > 0 else { throw SettingError("evalSteps", "must be positive") }
+        guard limit > 0 else { throw SettingError("maxEvalSamples", "must be positive") }
         let dataset = try Dataset.loadNonEmpty(path, limit: limit)
         let encodings = try encodeAll(dataset.examples, tokenizer: tokenizer, options: options)
         let labelled = dataset.examples.allSatisfy { $0.label != nil }

@@ -34,7 +34,7 @@ public struct PruneGrid {
     public static func targets(_ list: String) throws -> [Double] {
         try list.split(separator: ",", omittingEmptySubsequences: false).map { t in
             guard let v = Double(t.trimmingCharacters(in: .whitespaces)), (0..<1).contains(v) else {
-                throw UsageError("--target-sparsities takes numbers in [0, 1) separated by commas, got '\(t)'")
+                throw SettingError("targetSparsities", "takes numbers in [0, 1) separated by commas, got '\(t)'")
             }
             return v
         }

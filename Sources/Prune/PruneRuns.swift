@@ -48,7 +48,7 @@ public struct PruneRuns {
         self.checkpointEvery = checkpointEvery
     }
 
-    /// `--seeds` as written: "A-B" (inclusive) or "a,b,c"; nil: the one `seed`.
+    /// Seeds as written: "A-B" (inclusive) or "a,b,c"; nil: the one `seed`.
     public static func seedList(_ list: String?, default seed: UInt64) throws -> [UInt64] {
         guard let list else { return [seed] }
         let parts = list.split(separator: "-", omittingEmptySubsequences: false)
@@ -59,7 +59,7 @@ public struct PruneRuns {
             UInt64($0.trimmingCharacters(in: .whitespaces))
         }
         guard !seeds.isEmpty, !seeds.contains(nil) else {
-            throw UsageError("--seeds takes A-B (A ≤ B) or a comma-separated list of seeds, got '\(list)'")
+            throw SettingError("seeds", "takes A-B (A ≤ B) or a comma-separated list of seeds, got '\(list)'")
         }
         return seeds.map { $0! }
     }

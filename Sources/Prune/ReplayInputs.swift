@@ -62,7 +62,7 @@ extension PruneRuns {
     public mutating func replay(initialLogAlpha spec: String, noise: String?, units U: Int) throws {
         if Double(spec) == nil { initialLogAlpha = try ReplayInputs.initialLogAlpha(spec, units: U) }
         guard let noise else { return }
-        guard seeds.count == 1 else { throw UsageError("--noise replays one run: give one --seed") }
+        guard seeds.count == 1 else { throw SettingError("noise", "replays one run: give one seed") }
         self.noise = try ReplayInputs.noise(
             noise, units: U, microBatches: config.maxSteps * config.gradientAccumulationSteps)
     }

@@ -60,12 +60,12 @@ public struct SubnetworkFilter: Sendable {
         self.names = names
     }
 
-    /// The filter as flags spell it: conditions as text (`--where KEY=VALUE`, `KEY>=N`, `KEY<=N`).
+    /// The filter as text spells it: conditions `KEY=VALUE`, `KEY>=N`, `KEY<=N`.
     public init(tag: String?, conditions: [String], minSparsity: Double?, maxSparsity: Double?, names: [String]?) throws
     {
         let parsed = try conditions.map { c in
             guard let condition = Condition(c) else {
-                throw UsageError("--where \(c): use KEY=VALUE, KEY>=NUMBER or KEY<=NUMBER")
+                throw SettingError("where", "\(c): use KEY=VALUE, KEY>=NUMBER or KEY<=NUMBER")
             }
             return condition
         }

@@ -21,7 +21,7 @@ extension StoredSubnetwork {
     ) throws {
         func bad(_ reason: String) -> CheckpointError { .malformed(path: source, offset: nil, reason: reason) }
         if let threshold, !(threshold.isFinite && (0...1).contains(threshold)) {
-            throw UsageError("--threshold must be a number in [0, 1], got \(threshold)")
+            throw SettingError("threshold", "must be a number in [0, 1], got \(threshold)")
         }
         func wrongShape(_ reason: String) -> CheckpointError { .mismatch(path: source, reason: reason) }
         guard let name = obj.get("name")?.stringValue ?? defaultName else { throw bad("no \"name\"") }
@@ -48,7 +48,7 @@ extension StoredSubnetwork {
         let mask: [UInt8] = try units.map {
             if let threshold { return $0 > Double(threshold) ? 1 : 0 }
             guard $0 == 0 || $0 == 1 else {
-                throw bad("'\(name)': fractional mask value \($0); pass --threshold to binarize")
+                throw bad("'\(name)': fractional mask value \($0); give a threshold to make it binary")
             }
             return UInt8($0)
         }
@@ -68,13 +68,13 @@ extension StoredSubnetwork {
         self.meta = meta
     }
 
-    /// A mask file ({"heads", "mlps"}, as `hcore predict --mask` takes) stored as `name`, with `meta` (the text
+    /// A mask file ({"heads", "mlps"}) stored as `name`, with `meta` (the text
     /// of a JSON object) as its metadata.
     public init(maskFile path: String, name: String, meta: String?, layout: StoreLayout, threshold: Float?) throws {
         var obj = try JSONValue.parse(String(decoding: try readDataFile(path), as: UTF8.self), path: path).merging([
             ("name", .string(name))
         ])
-        if let meta { obj = obj.merging([("meta", try JSONValue.parse(meta, path: "--meta"))]) }
+        if let meta { obj = obj.merging([("meta", try JSONValue.parse(meta, path: "the metadata"))]) }
         try self.init(json: obj, layout: layout, threshold: threshold, source: path)
     }
 

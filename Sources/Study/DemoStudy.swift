@@ -60,13 +60,14 @@ public struct DemoStudy {
         guard subnetworks >= 1, (0..<1).contains(self.targetSparsity), self.pruneSteps >= 1, trainSize >= 20,
             self.epochs >= 1
         else {
-            throw UsageError(
-                "--subnetworks, --prune-steps and --num-train-epochs must be ≥ 1, --train-size ≥ 20, --target-sparsity in [0, 1)"
+            throw SettingError(
+                "settings",
+                "out of range: subnetworks, prune steps and epochs must be ≥ 1, the training size ≥ 20, the target sparsity in [0, 1)"
             )
         }
     }
 
-    /// The pretrained model `hcore demo` starts from when no --model is given: MiniLM-L6, which
+    /// The pretrained model the demo starts from when none is given: MiniLM-L6, which
     /// scripts/setup-fixtures.sh fetches once (sha256-checked) into Tests/Fixtures/models/minilm-nli, looked
     /// for in the current directory's repository and in the repository whose .build/ holds `executable`.
     public static func defaultPretrained(executable: String) -> String? {
@@ -80,20 +81,21 @@ public struct DemoStudy {
         return candidates.first { FileManager.default.fileExists(atPath: $0 + "/model.safetensors") }
     }
 
-    /// The model the demo fine-tunes: `model` if given; else nil with --quick (from scratch); else the default.
+    /// The model the demo fine-tunes: `model` if given; else nil when `quick` (from scratch); else the default.
     public static func pretrained(_ model: String?, quick: Bool, executable: String) throws -> String? {
         if let model { return model }
         if quick { return nil }
         guard let found = defaultPretrained(executable: executable) else {
-            throw UsageError(
-                "hcore demo starts from MiniLM-L6, which is not here yet: run scripts/setup-fixtures.sh (or scripts/demo.sh), pass --model DIR, or --quick for the from-scratch demo"
+            throw SettingError(
+                "model",
+                "is needed: the demo starts from MiniLM-L6, which is not here yet (scripts/setup-fixtures.sh fetches it); or run the quick from-scratch demo"
             )
         }
         return found
     }
 
     /// The settings that decide every stage's output, in study.json: a rerun with other settings would mix
-    /// two studies in one folder, so it is refused (more --subnetworks is fine: seeds are added).
+    /// two studies in one folder, so it is refused (more subnetworks is fine: seeds are added).
     var settings: JSONValue {
         .object([
             ("pretrained", pretrained.map { .string($0) } ?? .null),
@@ -109,8 +111,9 @@ public struct DemoStudy {
         let mine = settings.pretty + "\n"
         if let old = FileManager.default.contents(atPath: path) {
             guard String(decoding: old, as: UTF8.self) == mine else {
-                throw UsageError(
-                    "\(out) holds a demo run with other settings (\(path)); choose another --out, or remove the folder to start over"
+                throw SettingError(
+                    "out",
+                    "\(out) holds a demo run with other settings (\(path)); choose another folder, or remove it to start over"
                 )
             }
         } else {

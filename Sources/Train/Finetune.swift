@@ -16,16 +16,21 @@ import Optimization
 import Tokenizer
 
 public struct FinetuneConfig: Sendable {
-    /// The settings as flags give them, refused with one message naming the flags when out of range.
+    /// Every setting checked, the first out of range named as HF's TrainingArguments names it.
     public func validate(saveSteps: Int) throws {
-        guard epochs >= 1, batchSize >= 1, gradientAccumulationSteps >= 1, (maxSteps ?? 1) >= 1, saveSteps >= 0,
-            learningRate > 0, maxGradNorm >= 0, (0..<1).contains(warmupRatio)
-        else {
-            throw UsageError(
-                "--num-train-epochs, --max-steps, --per-device-train-batch-size and --gradient-accumulation-steps must be ≥ 1, --save-steps and --max-grad-norm ≥ 0, --learning-rate > 0, --warmup-ratio in [0, 1)"
-            )
+        func check(_ ok: Bool, _ setting: String, _ problem: String) throws {
+            if !ok { throw SettingError(setting, problem) }
         }
-        if let dropout, !(0..<1).contains(dropout) { throw UsageError("--dropout must lie in [0, 1)") }
+        try check(epochs >= 1, "numTrainEpochs", "must be ≥ 1")
+        try check((maxSteps ?? 1) >= 1, "maxSteps", "must be ≥ 1")
+        try check(batchSize >= 1, "perDeviceTrainBatchSize", "must be ≥ 1")
+        try check(gradientAccumulationSteps >= 1, "gradientAccumulationSteps", "must be ≥ 1")
+        try check(saveSteps >= 0, "saveSteps", "must be ≥ 0")
+        try check(learningRate > 0 && learningRate.isFinite, "learningRate", "must be a positive number")
+        try check(maxGradNorm >= 0 && maxGradNorm.isFinite, "maxGradNorm", "must be a number ≥ 0")
+        try check((0..<1).contains(warmupRatio), "warmupRatio", "must lie in [0, 1)")
+        try check(dropout.map { (0..<1).contains($0) } ?? true, "dropout", "must lie in [0, 1)")
+        try check(attentionDropout.map { (0..<1).contains($0) } ?? true, "attentionDropout", "must lie in [0, 1)")
     }
 
     public var epochs = 3

@@ -83,8 +83,8 @@ public struct FinetuneStart {
             cfg.labels = labels
         }
         guard maxLength <= cfg.maxPositionEmbeddings else {
-            throw UsageError(
-                "--max-seq-length \(maxLength) exceeds the config's \(cfg.maxPositionEmbeddings) positions")
+            throw SettingError(
+                "maxSeqLength", "\(maxLength) exceeds the config's \(cfg.maxPositionEmbeddings) positions")
         }
         return FinetuneStart(
             model: TrainableBert(config: cfg, seed: seed), tokenizer: tokenizer, vocabulary: vocabulary)
@@ -99,7 +99,7 @@ public func wordVocabulary(_ examples: [Example]) throws -> [String] {
 /// Trains `start.model` on `train` (reporting `dev` accuracy through `log` when given), then saves the
 /// folder `out`. `progress` receives the step number.
 /// `saveSteps` > 0 also writes the model every that many steps into OUT/checkpoint-STEP/ (the Trainer's layout),
-/// for the learning-dynamics experiments (`hcore eval --checkpoints OUT`).
+/// for the learning-dynamics experiments (each checkpoint evaluated as the full model).
 public func finetuneAndSave(
     _ start: FinetuneStart, train: Dataset, dev: Dataset?, config: FinetuneConfig, maxLength: Int, out: String,
     saveSteps: Int = 0, progress: ((Int, _ total: Int) -> Void)? = nil, log: ((String) -> Void)? = nil
@@ -150,7 +150,8 @@ extension FinetuneStart {
     /// Exactly one of a pretrained folder and a preset (checked before any file is read).
     public static func checkChoice(model: String?, config: String?) throws {
         guard (model == nil) != (config == nil) else {
-            throw UsageError("give --model DIR (fine-tune a checkpoint) or --config PRESET (from scratch), not both")
+            throw SettingError(
+                "model", "or config: give one (a checkpoint to fine-tune, or a preset to train from scratch)")
         }
     }
 
@@ -169,7 +170,8 @@ extension FinetuneStart {
                 config: config!, vocabFile: vocab, corpus: train.examples + (dev?.examples ?? []),
                 labels: names ?? dataLabels, maxLength: maxLength, seed: seed)
         guard start.model.config.numLabels >= 2 else {
-            throw UsageError("a classifier needs at least two labels; the training file has \(dataLabels)")
+            throw SettingError(
+                "labels", "number fewer than two: a classifier needs at least two; the training file has \(dataLabels)")
         }
         return start
     }

@@ -146,22 +146,3 @@ func writeExportConfig(from path: String, prunedHeads: [Int: [Int]], to out: Str
         Array(try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])) + [10],
         to: out)
 }
-
-/// `hcore store export --hf-folder`: the subnetwork `name` of `store` (or a --mask file) of the model at
-/// `modelFolder`, ablated as the store's activation set, --activations, or zero says.
-public func exportSubnetwork(
-    store: String?, name: String?, mask: MaskChoice, activationSet: String?, modelFolder: String?, to folder: String,
-    keepShapes: Bool = false, warn: (String) -> Void
-) throws -> ExportSummary {
-    guard let modelFolder else {
-        throw UsageError("--hf-folder needs --model DIR: the model the subnetwork belongs to")
-    }
-    let model = try BertModel.load(folder: modelFolder)
-    let chosen = try EvalSelection.single(
-        store: store, subnetwork: name, mask: mask, activationSet: activationSet, model: model, warn: warn)
-    guard let masks = chosen.masks else {
-        throw UsageError("name the subnetwork to export: --name NAME (with a store) or --mask FILE")
-    }
-    return try exportSubnetwork(
-        model: model, masks: masks, ablation: chosen.ablation, to: folder, keepShapes: keepShapes)
-}

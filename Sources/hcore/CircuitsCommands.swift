@@ -211,9 +211,9 @@ extension CircuitsCommand {
         func run() throws {
             guard !data.isEmpty else { throw UsageError("give at least one --data FILE") }
             let (model, tok) = try modelOptions.load()
-            let base = try EvalSelection.single(
-                store: store, subnetwork: subnetwork, mask: maskOptions.choice, activationSet: activationSet,
-                model: model, warn: warn)
+            let base = try singleModel(
+                store: store, name: subnetwork, nameFlag: "--subnetwork", mask: maskOptions,
+                activationSet: activationSet, model: model)
             let prepared = try prepareDatasets(
                 data, keys: .init(), skipBadRows: false, limit: maxExamples, model: model, tokenizer: tok,
                 options: try tokenization.options(), warn: warn)

@@ -5,6 +5,7 @@ import Eval
 import Failures
 import Foundation
 import Model
+import Store
 import Tokenizer
 
 /// `hcore eval` is a group: `hcore eval …` runs (the default subcommand), `hcore eval merge FILE…` merges.
@@ -53,12 +54,16 @@ struct EvalRun: ParsableCommand {
     var activationSet: String?
     @Option(
         help: ArgumentHelp(
-            "binary (masks as stored) or soft (the reference's deterministic soft values from log-alphas).",
-            valueName: "mode")) var maskMode: String = "binary"
+            "soft (the default, the reference's rule: a subnetwork with log α gets the deterministic soft values of its eval scripts, or binary at --threshold; one without is evaluated as stored) or binary (masks as stored). Each result records its rule (mask_rule).",
+            valueName: "mode")) var maskMode: String?
     @Option(
         help:
-            "With --mask-mode soft: make the soft masks binary at this threshold instead (the reference's --threshold-for-deterministic)."
+            "Make the deterministic masks binary at this threshold instead of soft (the reference's --threshold-for-deterministic, -t)."
     ) var threshold: Float?
+    @Flag(
+        help:
+            "With a pruned run of the reference as --model (a folder whose weights carry log_alpha tensors): evaluate its unpruned weights instead of its subnetwork."
+    ) var full = false
     @Option(
         name: .customLong("step-size"),
         help:
@@ -105,44 +110,63 @@ struct EvalRun: ParsableCommand {
     var textKey = "text"
     @Option(name: .long, help: ArgumentHelp("JSON/CSV key of the pair.", valueName: "key")) var pairKey = "text_pair"
     @Option(name: .long, help: ArgumentHelp("JSON/CSV key of the gold label.", valueName: "key")) var labelKey = "label"
-    func run() throws {
+    func validate() throws {
         guard !data.isEmpty else { throw UsageError("give at least one --data FILE") }
-        try EvalDocument.checkOutput(format: format, shape: shape)
-        guard let mode = MaskMode(rawValue: maskMode) else { throw UsageError("--mask-mode must be binary or soft") }
+        try phrasingSettings { try EvalDocument.checkOutput(format: format, shape: shape) }
+        if let maskMode, MaskMode(rawValue: maskMode) == nil {
+            throw UsageError("--mask-mode must be soft or binary, not '\(maskMode)'")
+        }
+        let selecting: [(String, Bool)] = [
+            ("--store", store != nil), ("--mask", maskOptions.mask != nil), ("--shard", shard != nil),
+            ("--write-back", writeBack), ("--include-full", includeFull), ("--subnetworks", !subnetworks.isEmpty),
+            ("--threshold", threshold != nil), ("--step-size", stepSize != nil), ("--full", full),
+            ("--force-include", !forceInclude.isEmpty), ("--force-exclude", !forceExclude.isEmpty),
+            ("--mask-mode", maskMode != nil), ("--activations", maskOptions.activations != nil),
+            ("--zero-ablation", maskOptions.zeroAblation), ("--activation-set", activationSet != nil),
+        ]
+        if checkpoints != nil {
+            try refuse(
+                [("--model", model != nil)] + selecting + filter.given, because: "--checkpoints evaluates full models")
+        } else if store == nil {
+            try refuse(
+                [
+                    ("--subnetworks", !subnetworks.isEmpty), ("--write-back", writeBack), ("--shard", shard != nil),
+                    ("--activation-set", activationSet != nil),
+                ] + filter.given,
+                because: "it acts on a store's subnetworks: give --store")
+        }
+        if maskOptions.mask != nil {
+            try refuse(
+                [
+                    ("--store", store != nil), ("--threshold", threshold != nil), ("--step-size", stepSize != nil),
+                    ("--mask-mode", maskMode != nil),
+                ],
+                because: "--mask evaluates the mask file's values as they are")
+        }
+        try refuse([("--threshold", threshold != nil && stepSize != nil)], because: "--step-size sweeps the threshold")
+        try refuse(
+            [("--threshold", threshold != nil && maskMode == "binary")],
+            because: "--mask-mode binary keeps masks as stored")
+    }
+
+    func run() throws {
         let opts = try tokenization.options(batchSize: batchSize)
-        let shardSpec = try shardSpec(shard)
         let started = Date()
         if let checkpoints {
-            guard store == nil, maskOptions.mask == nil else {
-                throw UsageError("--checkpoints evaluates full models: drop --store/--mask")
-            }
-            return emit(
-                bytes: try EvalDocument.output(
-                    [
-                        try checkpointsDocument(
-                            checkpoints, data: data, keys: .init(text: textKey, pair: pairKey, label: labelKey),
-                            skipBadRows: skipBadRows, limit: maxExamples, options: opts, warn: warn)
-                    ], format: format, shape: shape, idNames: idNames))
+            let document = try checkpointsDocument(
+                checkpoints, data: data, keys: keys, skipBadRows: skipBadRows, limit: maxExamples, options: opts,
+                warn: warn)
+            return emit(bytes: try EvalDocument.output([document], format: format, shape: shape, idNames: idNames))
         }
         guard let modelPath = model else { throw UsageError("give --model DIR (or --checkpoints DIR)") }
         let (model, tok) = (try BertModel.load(folder: modelPath), try BertTokenizer.load(folder: modelPath))
-        let forcing = try UnitForcing(
-            include: forceInclude, exclude: forceExclude, layers: model.layerCount, heads: model.headCount)
-        let thresholds = try stepSize.map { try thresholdSweep(stepSize: $0, store: store) }
-        var selection =
-            try store.map {
-                try EvalSelection.fromStore(
-                    $0, model: model,
-                    filter: try filter.filter(names: subnetworks.isEmpty || subnetworks == ["all"] ? nil : subnetworks),
-                    includeFull: includeFull, mode: mode, threshold: threshold, mask: maskOptions.choice,
-                    activationSet: activationSet, forcing: forcing, thresholds: thresholds, warn: warn)
-            }
-            ?? EvalSelection.fromMask(maskOptions.choice, model: model, forcing: forcing, warn: warn)
+        let shard = try shardSpec(self.shard)
+        var selection = try select(model: model, folder: modelPath)
         if format == "heuristic-core" { selection.includeFullModel() }
-        if let s = shardSpec { selection.keepShard(s.index, of: s.count) }
+        if let shard { selection.keepShard(shard.index, of: shard.count) }
         let prepared = try prepareDatasets(
-            data, keys: .init(text: textKey, pair: pairKey, label: labelKey), skipBadRows: skipBadRows,
-            limit: maxExamples, model: model, tokenizer: tok, options: opts, warn: warn)
+            data, keys: keys, skipBadRows: skipBadRows, limit: maxExamples, model: model, tokenizer: tok,
+            options: opts, warn: warn)
         let examples = prepared.reduce(0) { $0 + $1.encodings.count }
         let progress = ProgressBar(
             "eval \(selection.targets.count) × \(examples)", total: selection.targets.count * examples)
@@ -152,17 +176,65 @@ struct EvalRun: ParsableCommand {
         try writeSideOutputs(
             results, datasets: prepared, labels: model.config.labels, predictions: predictions, csv: csv,
             writeBack: writeBack ? selection.store : nil, warn: warn)
-        emit(
-            bytes: try EvalDocument.output(
-                [
-                    EvalDocument(
-                        modelPath: modelPath, fingerprint: model.fingerprint, store: store,
-                        ablation: selection.ablationName,
-                        maskMode: maskMode, maxLength: opts.maxLength,
-                        shard: shardSpec.map { "\($0.index)/\($0.count)" } ?? "1/1",
-                        subnetworksTotal: selection.total, prepared: prepared, results: results,
-                        seconds: Date().timeIntervalSince(started))
-                ], format: format, shape: shape, idNames: idNames))
+        let document = EvalDocument(
+            modelPath: modelPath, fingerprint: model.fingerprint, store: store, ablation: selection.ablationName,
+            maskMode: mode.rawValue, maxLength: opts.maxLength,
+            shard: shard.map { "\($0.index)/\($0.count)" } ?? "1/1", subnetworksTotal: selection.total,
+            prepared: prepared, results: results, seconds: Date().timeIntervalSince(started))
+        emit(bytes: try EvalDocument.output([document], format: format, shape: shape, idNames: idNames))
+    }
+
+    var keys: Dataset.Keys { Dataset.Keys(text: textKey, pair: pairKey, label: labelKey) }
+    var mode: MaskMode { maskMode.flatMap(MaskMode.init(rawValue:)) ?? .soft }
+
+    /// What the flags ask to evaluate: a store's subnetworks, a mask file, a pruned run given as the model (its
+    /// subnetwork, unless --full), or the full model.
+    func select(model: BertModel, folder: String) throws -> EvalSelection {
+        let forcing = try UnitForcing(
+            include: forceInclude, exclude: forceExclude, layers: model.layerCount, heads: model.headCount)
+        if let store {
+            let names = subnetworks.isEmpty || subnetworks == ["all"] ? nil : subnetworks
+            return try EvalSelection.fromStore(
+                store, model: model, filter: try filter.filter(names: names), includeFull: includeFull, mode: mode,
+                threshold: threshold, ablation: try maskOptions.ablation() ?? .storeSet(activationSet),
+                forcing: forcing,
+                thresholds: try stepSize.map(thresholdSweep), warn: warn)
+        }
+        if let mask = maskOptions.mask {
+            guard let ablation = try maskOptions.ablation() else {
+                throw UsageError("--mask needs --activations FILE (mean ablation, as the paper) or --zero-ablation")
+            }
+            return try EvalSelection.fromMask(mask, model: model, ablation: ablation, forcing: forcing, warn: warn)
+        }
+        if !full, let run = try referenceRunSubnetwork(folder: folder, layout: StoreLayout(model)) {
+            return try runSelection(run, model: model, forcing: forcing)
+        }
+        try refuse(
+            [
+                ("--threshold", threshold != nil), ("--step-size", stepSize != nil), ("--mask-mode", maskMode != nil),
+                ("--force-include", !forceInclude.isEmpty), ("--force-exclude", !forceExclude.isEmpty),
+                ("--activations", maskOptions.activations != nil), ("--zero-ablation", maskOptions.zeroAblation),
+            ],
+            because: "the full model has no masks (\(folder) carries no log α)")
+        return EvalSelection.fullModel
+    }
+
+    /// The subnetwork of a pruned run of the reference given as the model, said on stderr.
+    func runSelection(_ run: StoredSubnetwork, model: BertModel, forcing: UnitForcing) throws -> EvalSelection {
+        guard stepSize == nil else { throw UsageError("--step-size sweeps the log α of a store: give --store") }
+        guard let ablation = try maskOptions.ablation() else {
+            throw UsageError(
+                "\(run.name) is a pruned run of the reference (its weights carry log_alpha tensors): its subnetwork is evaluated with mean ablation — give --activations FILE (the reference's default: data/activations/mnli.pkl) or --zero-ablation; --full evaluates its unpruned weights"
+            )
+        }
+        let selection = try EvalSelection.fromRun(
+            run, model: model, includeFull: includeFull, mode: mode, threshold: threshold, ablation: ablation,
+            forcing: forcing, warn: warn)
+        let target = selection.targets.last!
+        warn(
+            "hcore: \(run.name) carries log α (a pruned run of the reference): evaluating its subnetwork, masks \(target.maskRule!), sparsity \(String(format: "%.3f", target.sparsity)); --full evaluates its unpruned weights"
+        )
+        return selection
     }
 }
 

@@ -64,12 +64,14 @@ struct Predict: ParsableCommand {
     @OptionGroup var inputs: TextInputOptions
     @OptionGroup var tokenization: TokenizationOptions
     @OptionGroup var maskOptions: MaskOptions
+    @OptionGroup var runOptions: RunOptions
     @Option(help: "Sequences per forward pass (batches are length-sorted and packed, no padding is computed).")
     var batchSize: Int = 32
     func run() throws {
         let opts = try tokenization.options(batchSize: batchSize)
         let (model, tok) = try modelOptions.load()
-        let (plan, soft) = try maskOptions.choice.compile(model: model, warn: warn)
+        let chosen = try runOptions.subnetwork(folder: modelOptions.model, model: model, mask: maskOptions)
+        let (plan, soft) = try chosen.map { try compiled($0, model: model) } ?? maskOptions.compile(model: model)
         let encodings = try encodeAll(try inputs.examples(), tokenizer: tok, options: opts)
         let progress = ProgressBar("predict", total: encodings.count)
         let logits = try predictLogits(
@@ -135,7 +137,7 @@ struct Importance: ParsableCommand {
         let (model, tok) = try modelOptions.load()
         let ds = try Dataset.loadNonEmpty(data, limit: maxExamples)
         let (masks, ablation) =
-            try maskOptions.choice.resolve(model: model, warn: warn) ?? (
+            try maskOptions.resolve(model: model) ?? (
                 .ones(layers: model.layerCount, heads: model.headCount), .zero
             )
         let labels =

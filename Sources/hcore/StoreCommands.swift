@@ -126,13 +126,7 @@ struct StoreCommand: ParsableCommand {
                 "With --hf-folder: keep every head in place (pruned ones with zero weights, no pruned_heads) — the same function, not smaller, for transformers 5, which dropped head pruning."
         ) var keepShapes = false
         func run() throws {
-            if let hfFolder {
-                return emit(
-                    try exportSubnetwork(
-                        store: store, name: name, mask: maskOptions.choice, activationSet: activationSet,
-                        modelFolder: model, to: hfFolder, keepShapes: keepShapes, warn: warn
-                    ).description)
-            }
+            if let hfFolder { return emit(try exportFolder(hfFolder).description) }
             guard let store else { throw UsageError("give the store file") }
             let s = try SubnetworkStore.open(path: store, warn: warn)
             let subs = try filter.filter().apply(s)
@@ -140,8 +134,26 @@ struct StoreCommand: ParsableCommand {
             try writeNpy(subs, layout: s.layout, folder: npy)
             warn("wrote \(subs.count) subnetworks to \(npy)/masks.npy, names.json, meta.json")
         }
-    }
 
+        /// --hf-folder: the subnetwork `--name` of the store (or a --mask file) of the model `--model`.
+        func exportFolder(_ folder: String) throws -> ExportSummary {
+            guard let model else {
+                throw UsageError("--hf-folder needs --model DIR: the model the subnetwork belongs to")
+            }
+            let loaded = try BertModel.load(folder: model)
+            let chosen = try singleModel(
+                store: store, name: name, nameFlag: "--name", mask: maskOptions, activationSet: activationSet,
+                model: loaded)
+            guard let masks = chosen.masks else {
+                throw UsageError("name the subnetwork to export: --name NAME (with a store) or --mask FILE")
+            }
+            return try exportSubnetwork(
+                model: loaded, masks: masks, ablation: chosen.ablation, to: folder, keepShapes: keepShapes)
+        }
+    }
+}
+
+extension StoreCommand {
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "rm", abstract: "Remove subnetworks by name (an append; `compact` reclaims space).")

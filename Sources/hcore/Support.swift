@@ -90,7 +90,100 @@ struct MaskOptions: ParsableArguments {
     var activations: String?
     @Flag(name: .long, help: "Replace pruned units by zero instead of their mean activation.") var zeroAblation = false
 
-    var choice: MaskChoice { MaskChoice(mask: mask, activations: activations, zeroAblation: zeroAblation) }
+    /// The ablation these flags choose; nil when neither --activations nor --zero-ablation is given.
+    func ablation() throws -> AblationSource? {
+        guard zeroAblation else { return activations.map { .file($0) } }
+        guard activations == nil else { throw UsageError("--zero-ablation and --activations exclude each other") }
+        return .zero
+    }
+
+    /// The mask file's masks with their ablation, checked against `model`; nil without --mask (the full model).
+    func resolve(model: BertModel) throws -> (masks: MaskValues, ablation: Ablation)? {
+        guard let mask else {
+            if activations != nil || zeroAblation {
+                throw UsageError("--activations and --zero-ablation go with --mask")
+            }
+            return nil
+        }
+        guard let source = try ablation() else {
+            throw UsageError("--mask needs --activations FILE (mean ablation, as the paper) or --zero-ablation")
+        }
+        let selection = try EvalSelection.fromMask(mask, model: model, ablation: source, warn: warn)
+        return (selection.targets[0].masks!, selection.ablation)
+    }
+
+    /// The mask file compiled (`compiled`); (nil, nil) without --mask.
+    func compile(model: BertModel) throws -> (plan: ExecutionPlan?, soft: (masks: MaskValues, ablation: Ablation)?) {
+        guard let chosen = try resolve(model: model) else { return (nil, nil) }
+        return try compiled(chosen, model: model)
+    }
+}
+
+/// Binary masks run through a compiled plan (pruned units skipped); fractional ones through the general path.
+func compiled(_ chosen: (masks: MaskValues, ablation: Ablation), model: BertModel) throws -> (
+    plan: ExecutionPlan?, soft: (masks: MaskValues, ablation: Ablation)?
+) {
+    if chosen.masks.isBinary {
+        return (try ExecutionPlan.compile(model: model, masks: chosen.masks, ablation: chosen.ablation), nil)
+    }
+    return (nil, chosen)
+}
+
+/// --full / --threshold: how a pruned run of the reference given as --model (a folder whose weights carry
+/// log_alpha tensors) is run.
+struct RunOptions: ParsableArguments {
+    @Flag(
+        help:
+            "With a pruned run of the reference as --model (its weights carry log_alpha tensors): run its unpruned weights instead of its subnetwork."
+    ) var full = false
+    @Option(
+        help:
+            "With a pruned run as --model: make its deterministic masks binary at this threshold instead of soft (the reference's -t)."
+    ) var threshold: Float?
+
+    /// The subnetwork of the pruned run at `folder`, by the reference's rule, with the ablation `mask` chooses;
+    /// nil when `folder` is not a pruned run or --full is given. Said on stderr.
+    func subnetwork(folder: String, model: BertModel, mask: MaskOptions) throws -> (
+        masks: MaskValues, ablation: Ablation
+    )? {
+        guard mask.mask == nil, !full, let run = try referenceRunSubnetwork(folder: folder, layout: StoreLayout(model))
+        else {
+            if threshold != nil { throw UsageError("--threshold applies to a pruned run given as --model") }
+            return nil
+        }
+        guard let ablation = try mask.ablation() else {
+            throw UsageError(
+                "\(run.name) is a pruned run of the reference (its weights carry log_alpha tensors): its subnetwork runs with mean ablation — give --activations FILE (the reference's default: data/activations/mnli.pkl) or --zero-ablation; --full runs its unpruned weights"
+            )
+        }
+        let selection = try EvalSelection.fromRun(
+            run, model: model, includeFull: false, mode: .soft, threshold: threshold, ablation: ablation, warn: warn)
+        let target = selection.targets[0]
+        warn(
+            "hcore: \(run.name) carries log α: running its subnetwork, masks \(target.maskRule!); --full runs its unpruned weights"
+        )
+        return (target.masks!, selection.ablation)
+    }
+}
+
+/// One model to take apart or export: a stored subnetwork (`store` with its `name`, given by `nameFlag`), a mask
+/// file, or the full model; with the ablation that replaces removed units (--activations, the store's set, zero).
+func singleModel(
+    store: String?, name: String?, nameFlag: String, mask: MaskOptions, activationSet: String?, model: BertModel
+) throws -> (name: String, masks: MaskValues?, ablation: Ablation) {
+    if let store {
+        guard mask.mask == nil else { throw UsageError("give --store or --mask, not both") }
+        guard let name else { throw UsageError("with --store, name the subnetwork: \(nameFlag) NAME") }
+        let s = try EvalSelection.fromStore(
+            store, model: model, filter: SubnetworkFilter(names: [name]), includeFull: false, mode: .binary,
+            threshold: nil, ablation: try mask.ablation() ?? .storeSet(activationSet), warn: warn)
+        return (name, s.targets[0].masks, s.ablation)
+    }
+    if let path = mask.mask, let (masks, ablation) = try mask.resolve(model: model) { return (path, masks, ablation) }
+    guard let source = try mask.ablation() else {
+        throw UsageError("removing units needs --activations FILE (mean ablation) or --zero-ablation")
+    }
+    return ("full", nil, try EvalSelection.resolve(source, store: nil, model: model, warn: warn))
 }
 
 /// Filters shared by store ls/export, eval and circuits core.
@@ -104,6 +197,14 @@ struct StoreFilter: ParsableArguments {
         Double?
     @Option(help: "Only subnetworks with at most this achieved sparsity.") var maxSparsity: Double?
 
+    /// Which of these flags were given, for commands to refuse them where they cannot apply.
+    var given: [(String, Bool)] {
+        [
+            ("--tag", tag != nil), ("--where", !conditions.isEmpty), ("--min-sparsity", minSparsity != nil),
+            ("--max-sparsity", maxSparsity != nil),
+        ]
+    }
+
     func filter(names: [String]? = nil) throws -> SubnetworkFilter {
         try SubnetworkFilter(
             tag: tag, conditions: conditions, minSparsity: minSparsity, maxSparsity: maxSparsity, names: names)
@@ -113,4 +214,9 @@ struct StoreFilter: ParsableArguments {
 /// `--shard i/n`, or the Slurm array this process belongs to (the one place the CLI reads the environment).
 func shardSpec(_ flag: String?) throws -> ShardSpec? {
     try ShardSpec.parse(flag, environment: ProcessInfo.processInfo.environment)
+}
+
+/// Refuses the first given flag of `flags` (name, given) with the reason it cannot apply.
+func refuse(_ flags: [(String, Bool)], because reason: String) throws {
+    if let (flag, _) = flags.first(where: { $0.1 }) { throw UsageError("\(flag) cannot apply here: \(reason)") }
 }

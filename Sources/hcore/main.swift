@@ -1,9 +1,9 @@
 // hcore's entry point: parse, run, and turn errors into the documented exit codes (README "Exit codes"):
 // a parse error is usage (2); an error from a command ends with its kind's code (Failures); SIGINT is 130.
 import ArgumentParser
+import Eval
 import Failures
 import Foundation
-import Prune
 
 installSignalHandlers()
 
@@ -15,20 +15,27 @@ func exitParsing(_ error: Error) -> Never {
     exit(success ? 0 : FailureKind.usage.rawValue)
 }
 
+/// An error as the user reads it: a library's setting named by its flag, a hint where a flag helps.
+func phrased(_ error: ClassifiedError) -> String {
+    if let setting = error as? SettingError { return setting.phrased }
+    if case .badRow = error as? DataError { return "\(error) (--skip-bad-rows skips such rows)" }
+    return "\(error)"
+}
+
 var command: ParsableCommand
 do {
     // the reference's spellings
     let (arguments, notes) = try ReferenceFlags.translate(Array(CommandLine.arguments.dropFirst()))
     for note in notes { warn("hcore: \(note)") }
     command = try HCore.parseAsRoot(arguments)
-} catch let error as UsageError {
-    warn("hcore: error: \(error)")
-    exit(FailureKind.usage.rawValue)
+} catch let error as ClassifiedError {
+    warn("hcore: error: \(phrased(error))")
+    exit(error.kind.rawValue)
 } catch { exitParsing(error) }
 do {
     try command.run()
 } catch let error as ClassifiedError {
-    warn("hcore: error: \(error)")
+    warn("hcore: error: \(phrased(error))")
     exit(error.kind.rawValue)
 } catch {
     // ArgumentParser's own errors (help requests, validation) carry its classification.

@@ -33,7 +33,7 @@ final class PatchCLITests: XCTestCase {
             repo + "/data/hans/heuristics_evaluation_set.txt.zst", "--core", "0.1",
         ])
         XCTAssertEqual(noActs.code, 2, noActs.err)
-        XCTAssert(noActs.err.contains("--corrupt mean needs --activations"), noActs.err)
+        XCTAssert(noActs.err.contains("--activations is needed"), noActs.err)
         let unknown = try hcore([
             "circuits", "patch", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "--data",
             repo + "/data/hans/heuristics_evaluation_set.txt.zst", "--core", "0.1", "--corrupt", "zero",

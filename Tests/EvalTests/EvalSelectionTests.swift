@@ -36,12 +36,12 @@ final class EvalSelectionTests: XCTestCase {
         XCTAssertThrowsError(try UnitForcing(include: ["a0.h1"], exclude: ["a0.h1"], layers: 2, heads: 4))
     }
 
-    /// numpy.arange(0, 1, S), as the reference's sweep; it needs stored log-alphas.
+    /// numpy.arange(0, 1, S), as the reference's sweep.
     func testThresholdSweep() throws {
-        XCTAssertEqual(try thresholdSweep(stepSize: 0.25, store: "s.hcs"), [0, 0.25, 0.5, 0.75])
-        XCTAssertEqual(try thresholdSweep(stepSize: 0.3, store: "s.hcs").count, 4)
-        XCTAssertThrowsError(try thresholdSweep(stepSize: 0.1, store: nil))
-        XCTAssertThrowsError(try thresholdSweep(stepSize: 0, store: "s.hcs"))
+        XCTAssertEqual(try thresholdSweep(stepSize: 0.25), [0, 0.25, 0.5, 0.75])
+        XCTAssertEqual(try thresholdSweep(stepSize: 0.3).count, 4)
+        XCTAssertThrowsError(try thresholdSweep(stepSize: 0))
+        XCTAssertThrowsError(try thresholdSweep(stepSize: 1))
     }
 
     /// `eval --checkpoints`: only checkpoint-STEP folders, in step order; none, or no folder, is an error.
