@@ -140,12 +140,15 @@ if !["peak", "gemm", "gemm-ab", "bert-base", "attention", "store-open", "store-a
                 .utf8))
     exit(2)
 }
-switch command {
-case "peak":
+/// `hcore-bench peak`
+func benchPeak() throws {
     for t in [1, 2] {
         out([("bench", "fma_peak"), ("threads", .int(t)), ("gflops", .float(fmaPeakGFLOPs(threads: t)))])
     }
-case "gemm":
+}
+
+/// `hcore-bench gemm`
+func benchGemm() throws {
     // Each shape is measured between two FMA probes, and its % of peak is taken against the higher of
     // them: the machine's speed drifts, so a probe minutes away would say little about this shape's run.
     var peak2 = fmaPeakGFLOPs(threads: 2, iterations: 20_000_000)
@@ -171,7 +174,10 @@ case "gemm":
         ])
         peak2 = after
     }
-case "attention":
+}
+
+/// `hcore-bench attention`
+func benchAttention() throws {
     // The attention kernel alone on bert-base's shape (default 32 sequences × 128 tokens, 12 heads of 64),
     // Q/K/V random: GFLOP/s of its two products (4·T²·H·d per sequence), best of --reps.
     let B = arg("--batch", 32)
@@ -198,7 +204,10 @@ case "attention":
         ("bench", "attention"), ("batch", .int(B)), ("length", .int(T)), ("heads", .int(H)), ("head_dim", .int(d)),
         ("seconds", .float(best)), ("gflops", .float(4 * Double(B * T * T * H * d) / best / 1e9)),
     ])
-case "gemm-ab":
+}
+
+/// `hcore-bench gemm-ab`
+func benchGemmAb() throws {
     // Tuning: GEMM variants measured in interleaved rounds on one shape, so that the machine's drift hits
     // every variant alike; prints each variant's best and median GFLOP/s. A variant is
     // threads:kc:panelsPerTile:mc (e.g. --variants 2:192:4:72,2:128:4:72,1:192:4:72).
@@ -253,7 +262,10 @@ case "gemm-ab":
             ("median_gflops", .float(2 * Double(m * n * k) / s[s.count / 2] / 1e9)),
         ])
     }
-case "bert-base":
+}
+
+/// `hcore-bench bert-base`
+func benchBertBase() throws {
     let folder = NSTemporaryDirectory() + "hcore-bert-base-random"
     if !FileManager.default.fileExists(atPath: folder + "/model.safetensors") { try makeRandomBertBase(folder: folder) }
     let model = try BertModel.load(folder: folder)
@@ -325,7 +337,10 @@ case "bert-base":
             ("plan_compile_ms", .float(sub.compileMs)), ("mask", .string(sub.masks.json.compact)),
         ])
     }
-case "hans":
+}
+
+/// `hcore-bench hans`
+func benchHans() throws {
     let folder =
         CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--")
         ? CommandLine.arguments[2] : "Tests/Fixtures/models/minilm-nli"
@@ -392,7 +407,10 @@ case "hans":
         ("forward_s", .float(t)), ("pairs_per_s", .float(Double(enc.count) / t)),
     ])
     if StageTimer.shared.enabled { print(StageTimer.shared.report) }
-case "eval-many":
+}
+
+/// `hcore-bench eval-many`
+func benchEvalMany() throws {
     // 100 random subnetworks (half the heads, half the MLPs) on HANS pairs: actual time vs the sum of
     // FLOP-proportional times of the full model; then a store whose subnetworks share layers 0–2 in
     // groups of 10, with and without prefix sharing.
@@ -460,7 +478,10 @@ case "eval-many":
         ("saving", .float(1 - with / without)), ("layer_runs", .int(stats.layerRuns)),
         ("layer_runs_unshared", .int(stats.layerRunsUnshared)),
     ])
-case "prune-step":
+}
+
+/// `hcore-bench prune-step`
+func benchPruneStep() throws {
     let folder =
         CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--")
         ? CommandLine.arguments[2] : "Tests/Fixtures/models/minilm-nli"
@@ -505,7 +526,10 @@ case "prune-step":
             ("seconds", .float(best)),
         ])
     }
-case "store-open":
+}
+
+/// `hcore-bench store-open`
+func benchStoreOpen() throws {
     // Opening a store of 1000 BERT-base subnetworks and listing every name and kept count (the part of
     // `hcore store ls` and of every --store command that scales with the store).
     let path = NSTemporaryDirectory() + "hcore-bench-\(getpid()).hcs"
@@ -532,7 +556,10 @@ case "store-open":
         precondition(listing.count == 1000)
     }
     out([("bench", "store_open"), ("subnetworks", 1000), ("seconds", .float(best))])
-case "store-adds":
+}
+
+/// `hcore-bench store-adds`
+func benchStoreAdds() throws {
     // 10,000 one-subnetwork `add`s to a bert-base store, as a job committing one subnetwork at a time does:
     // total time and final size (the incremental index and automatic compaction keep both proportional).
     let path = NSTemporaryDirectory() + "hcore-bench-adds-\(getpid()).hcs"
@@ -556,7 +583,10 @@ case "store-adds":
         ("bench", "store_adds"), ("subnetworks", .int(count)), ("seconds", .float(seconds)),
         ("bytes", .int(store.fileSize)),
     ])
-case "fuzz-seeds":
+}
+
+/// `hcore-bench fuzz-seeds`
+func benchFuzzSeeds() throws {
     // Small valid inputs for every fuzz target (Fuzz/corpus/<target>/seed-*), written by hcore's own writers.
     let root = CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : "Fuzz/corpus"
     func seed(_ target: String, _ name: String, _ bytes: [UInt8]) throws {
@@ -622,7 +652,10 @@ case "fuzz-seeds":
                 + #"{"name": "b", "heads": [[0, 0, 1], [1, 1, 0]], "mlps": [1, 1], "log_alpha": [1, 2, 3, 4, 5, 6, 7, 8]}"#
                 .utf8))
     print("wrote seeds under \(root)")
-case "reads":
+}
+
+/// `hcore-bench reads`
+func benchReads() throws {
     // `hcore circuits reads` on 500 HANS pairs with a three-head core (as CircuitsTests, timed here).
     let folder =
         CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--")
@@ -639,8 +672,27 @@ case "reads":
         model: model, batches: batches, core: [(0, 3), (1, 7), (2, 2)],
         activations: acc.result(fingerprint: model.fingerprint))
     out([("bench", "reads"), ("examples", .int(r.examples)), ("seconds", .float(now() - t0))])
-default:
+}
+
+let benchmarks: [String: () throws -> Void] = [
+    "peak": benchPeak,
+    "gemm": benchGemm,
+    "attention": benchAttention,
+    "gemm-ab": benchGemmAb,
+    "bert-base": benchBertBase,
+    "hans": benchHans,
+    "eval-many": benchEvalMany,
+    "prune-step": benchPruneStep,
+    "store-open": benchStoreOpen,
+    "store-adds": benchStoreAdds,
+    "fuzz-seeds": benchFuzzSeeds,
+    "reads": benchReads,
+]
+
+guard let benchmark = benchmarks[command] else {
     print(
         "usage: hcore-bench peak|gemm|gemm-ab|attention|bert-base|hans [MODEL_DIR]|eval-many|prune-step [MODEL_DIR]|store-open|store-adds|reads [MODEL_DIR]"
     )
+    exit(2)
 }
+try benchmark()

@@ -120,52 +120,53 @@ public struct BertConfig: Sendable, Equatable, Codable {
                 reason: "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
         }
         architectures = (j["architectures"] as? [String]) ?? []
-        if let pruned = j["pruned_heads"], !(pruned is NSNull) {
-            guard let dict = pruned as? [String: Any] else {
-                throw CheckpointError.malformed(
-                    path: path, offset: nil, reason: "'pruned_heads' must map layer numbers to lists of heads")
-            }
-            for (k, v) in dict {
-                guard let l = Int(k), l >= 0, l < numHiddenLayers, let list = v as? [NSNumber],
-                    list.count <= numAttentionHeads
-                else {
-                    throw CheckpointError.malformed(
-                        path: path, offset: nil,
-                        reason:
-                            "'pruned_heads' key '\(k)' must be a layer below \(numHiddenLayers) with a list of at most \(numAttentionHeads) heads"
-                    )
-                }
-                let heads = list.map(\.intValue)
-                let H = numAttentionHeads
-                guard heads.allSatisfy({ (0..<H).contains($0) }), Set(heads).count == heads.count else {
-                    throw CheckpointError.malformed(
-                        path: path, offset: nil,
-                        reason:
-                            "'pruned_heads' of layer \(l) must list distinct heads below \(numAttentionHeads), not \(heads)"
-                    )
-                }
-                if !heads.isEmpty { prunedHeads[l] = heads.sorted() }
-            }
+        prunedHeads = try BertConfig.prunedHeads(
+            j["pruned_heads"], path: path, layers: numHiddenLayers, heads: numAttentionHeads)
+        labels = try BertConfig.labels(j, path: path, count: { try int("num_labels", max: 1 << 16) })
+    }
+
+    /// `pruned_heads`: layer number (a string) → distinct heads of that layer.
+    static func prunedHeads(_ value: Any?, path: String, layers: Int, heads H: Int) throws -> [Int: [Int]] {
+        guard let value, !(value is NSNull) else { return [:] }
+        func bad(_ reason: String) -> CheckpointError { .malformed(path: path, offset: nil, reason: reason) }
+        guard let dict = value as? [String: Any] else {
+            throw bad("'pruned_heads' must map layer numbers to lists of heads")
         }
-        // Labels: id2label (keys are strings of ints), else num_labels, else 2.
-        if let id2label = j["id2label"] as? [String: Any], !id2label.isEmpty {
-            guard id2label.count <= 1 << 16 else {
-                throw CheckpointError.malformed(
-                    path: path, offset: nil, reason: "id2label has \(id2label.count) labels (at most 65536)")
+        var out: [Int: [Int]] = [:]
+        for (k, v) in dict {
+            guard let l = Int(k), l >= 0, l < layers, let list = v as? [NSNumber], list.count <= H else {
+                throw bad("'pruned_heads' key '\(k)' must be a layer below \(layers) with a list of at most \(H) heads")
             }
-            var labels = [String](repeating: "", count: id2label.count)
-            for (k, v) in id2label {
-                guard let i = Int(k), i >= 0, i < id2label.count, let name = v as? String else {
-                    throw CheckpointError.malformed(
-                        path: path, offset: nil, reason: "id2label must map \"0\"…\"\(id2label.count - 1)\" to strings")
-                }
-                labels[i] = name
+            let heads = list.map(\.intValue)
+            guard heads.allSatisfy({ (0..<H).contains($0) }), Set(heads).count == heads.count else {
+                throw bad("'pruned_heads' of layer \(l) must list distinct heads below \(H), not \(heads)")
             }
-            self.labels = labels
-        } else {
-            let n = j["num_labels"] == nil ? 2 : try int("num_labels", max: 1 << 16)
-            labels = (0..<n).map { "LABEL_\($0)" }
+            if !heads.isEmpty { out[l] = heads.sorted() }
         }
+        return out
+    }
+
+    /// Labels: id2label (its keys "0"…"n−1", each once), else num_labels (`count`), else 2.
+    static func labels(_ j: [String: Any], path: String, count: () throws -> Int) throws -> [String] {
+        guard let id2label = j["id2label"] as? [String: Any], !id2label.isEmpty else {
+            let n = j["num_labels"] == nil ? 2 : try count()
+            return (0..<n).map { "LABEL_\($0)" }
+        }
+        let n = id2label.count
+        guard n <= 1 << 16 else {
+            throw CheckpointError.malformed(path: path, offset: nil, reason: "id2label has \(n) labels (at most 65536)")
+        }
+        var labels = [String?](repeating: nil, count: n)
+        for (k, v) in id2label {
+            // "00" and "0" would both be label 0, leaving another label without a name.
+            guard let i = Int(k), String(i) == k, i >= 0, i < n, labels[i] == nil, let name = v as? String else {
+                throw CheckpointError.malformed(
+                    path: path, offset: nil,
+                    reason: "id2label must map \"0\"…\"\(n - 1)\" (each once) to strings; it has '\(k)'")
+            }
+            labels[i] = name
+        }
+        return labels.map { $0! }
     }
 
     /// A config.json that transformers loads as BertForSequenceClassification.

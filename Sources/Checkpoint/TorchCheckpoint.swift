@@ -46,7 +46,8 @@ public final class TorchCheckpoint: MappedTensorSource {
             guard case .string(let name) = e.key else {
                 throw CheckpointError.malformed(path: path, offset: nil, reason: "state dict key is not a string")
             }
-            guard case .tensor(let t) = e.value else { continue }  // non-tensor extras are ignored
+            // Non-tensor extras are ignored.
+            guard case .tensor(let t) = e.value else { continue }
             let entryName = prefix + "data/" + t.storage.key
             guard let storage = zip.entries[entryName] else {
                 throw CheckpointError.malformed(
@@ -56,51 +57,52 @@ public final class TorchCheckpoint: MappedTensorSource {
                 )
             }
             if verified.insert(entryName).inserted { try zip.verify(storage) }
-            let dsize = t.storage.dtype.size
-            let (storageBytes, overflow) = t.storage.elementCount.multipliedReportingOverflow(by: dsize)
-            guard !overflow, storage.dataRange.count == storageBytes else {
-                throw CheckpointError.malformed(
-                    path: path, offset: storage.dataRange.lowerBound,
-                    reason:
-                        "storage '\(t.storage.key)' holds \(storage.dataRange.count) bytes, expected \(t.storage.elementCount) × \(dsize)"
-                )
-            }
-            var numel = 1
-            for d in t.shape {
-                let (p, o) = numel.multipliedReportingOverflow(by: d)
-                guard !o else {
-                    throw CheckpointError.malformed(path: path, offset: nil, reason: "tensor '\(name)' shape overflows")
-                }
-                numel = p
-            }
-            var expected = 1
-            for axis in stride(from: t.shape.count - 1, through: 0, by: -1) {
-                if t.shape[axis] > 1 && t.stride[axis] != expected {
-                    throw CheckpointError.unsupported(
-                        path: path,
-                        reason:
-                            "tensor '\(name)' is not contiguous (stride \(t.stride) for shape \(t.shape)); call .contiguous() before saving"
-                    )
-                }
-                let (next, o) = expected.multipliedReportingOverflow(by: t.shape[axis])
-                guard !o else {
-                    throw CheckpointError.malformed(path: path, offset: nil, reason: "tensor '\(name)' shape overflows")
-                }
-                expected = next
-            }
-            guard t.offset <= t.storage.elementCount, numel <= t.storage.elementCount - t.offset else {
-                throw CheckpointError.malformed(
-                    path: path, offset: nil,
-                    reason:
-                        "tensor '\(name)' (offset \(t.offset), \(numel) elements) runs past its storage of \(t.storage.elementCount)"
-                )
-            }
-            let begin = storage.dataRange.lowerBound + t.offset * dsize
-            infos[name] = TensorInfo(
-                name: name, dtype: t.storage.dtype, shape: t.shape, byteRange: begin..<(begin + numel * dsize))
+            infos[name] = try TorchCheckpoint.info(name, t, storage: storage.dataRange, path: path)
         }
         self.infos = infos
         self.names = infos.keys.sorted()
+    }
+
+    /// Where tensor `t` lies in its storage's bytes, checked: the storage's size, the shape's product, a contiguous
+    /// stride, the elements within the storage.
+    static func info(_ name: String, _ t: TensorRef, storage range: Range<Int>, path: String) throws -> TensorInfo {
+        func bad(_ reason: String, at offset: Int? = nil) -> CheckpointError {
+            .malformed(path: path, offset: offset, reason: reason)
+        }
+        let dsize = t.storage.dtype.size
+        let (storageBytes, overflow) = t.storage.elementCount.multipliedReportingOverflow(by: dsize)
+        guard !overflow, range.count == storageBytes else {
+            throw bad(
+                "storage '\(t.storage.key)' holds \(range.count) bytes, expected \(t.storage.elementCount) × \(dsize)",
+                at: range.lowerBound)
+        }
+        var numel = 1
+        for d in t.shape {
+            let (p, o) = numel.multipliedReportingOverflow(by: d)
+            guard !o else { throw bad("tensor '\(name)' shape overflows") }
+            numel = p
+        }
+        var expected = 1
+        for axis in stride(from: t.shape.count - 1, through: 0, by: -1) {
+            if t.shape[axis] > 1 && t.stride[axis] != expected {
+                throw CheckpointError.unsupported(
+                    path: path,
+                    reason:
+                        "tensor '\(name)' is not contiguous (stride \(t.stride) for shape \(t.shape)); call .contiguous() before saving"
+                )
+            }
+            let (next, o) = expected.multipliedReportingOverflow(by: t.shape[axis])
+            guard !o else { throw bad("tensor '\(name)' shape overflows") }
+            expected = next
+        }
+        guard t.offset <= t.storage.elementCount, numel <= t.storage.elementCount - t.offset else {
+            throw bad(
+                "tensor '\(name)' (offset \(t.offset), \(numel) elements) runs past its storage of \(t.storage.elementCount)"
+            )
+        }
+        let begin = range.lowerBound + t.offset * dsize
+        return TensorInfo(
+            name: name, dtype: t.storage.dtype, shape: t.shape, byteRange: begin..<(begin + numel * dsize))
     }
 
     public func info(_ name: String) -> TensorInfo? { infos[name] }

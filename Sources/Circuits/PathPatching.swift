@@ -147,27 +147,41 @@ public func pathPatch(
                 }
                 projected = (j, b)
             }
-            // The chosen part from x_j^P, the others from x_j; then B's context.
-            let part = input == "q" ? 0 : input == "k" ? 1 : 2
-            qkvMixed.update(from: qkvClean, count: N * 3 * d)
-            for t in 0..<N {
-                (qkvMixed + t * 3 * d + part * d).update(from: qkvPatched + t * 3 * d + part * d, count: d)
-            }
-            model.headContext(qkv: qkvMixed, batch: batch, into: ctxB, pool: pool)
-            let replace = LayerInputs(D: D, frozenScales: scales) { l, ctx, tokens in
-                guard l == j else { return }
-                for t in 0..<tokens { (ctx + t * D + b * d).update(from: ctxB + t * d, count: d) }
-            }
-            // The clean run from layer j on (the layers below are unchanged).
-            let x = allocateFloats(N * D)
-            defer { x.deallocate() }
-            clean.inputs[j].withUnsafeBufferPointer { x.update(from: $0.baseAddress!, count: N * D) }
-            try model.runLayers(x, batch: batch, range: j..<L, observer: replace, pool: pool)
-            let logits = try model.logits(fromHidden: x, batch: batch, pool: pool)
+            let logits = try receiverLogits(
+                model: model, batch: batch, layer: j, head: b, part: input == "q" ? 0 : input == "k" ? 1 : 2,
+                clean: (qkvClean, clean.inputs[j]), patched: qkvPatched, scratch: (qkvMixed, ctxB), scales: scales,
+                pool: pool)
             deltas[r] += zip(entailmentLogOdds(logits, classes: C, entailment: entailment), cleanLD).map { $0 - $1 }
         }
     }
     return PatchEffects(receivers: receivers, deltas: deltas)
+}
+
+/// The logits with receiver head `b` of layer `j` reading part `part` (0 q, 1 k, 2 v) of its input from run P and
+/// the other two from the clean run: B's context from the mixed q/k/v, then the clean run from layer j on with
+/// only that context changed.
+func receiverLogits(
+    model: BertModel, batch: TokenBatch, layer j: Int, head b: Int, part: Int,
+    clean: (qkv: UnsafeMutablePointer<Float>, input: [Float]), patched qkvPatched: UnsafeMutablePointer<Float>,
+    scratch: (qkv: UnsafeMutablePointer<Float>, ctx: UnsafeMutablePointer<Float>), scales: LayerInputs?,
+    pool: ThreadPool
+) throws -> [Float] {
+    let (N, d, D) = (batch.tokenCount, model.headDim, model.hidden)
+    let (qkvMixed, ctxB) = scratch
+    qkvMixed.update(from: clean.qkv, count: N * 3 * d)
+    for t in 0..<N {
+        (qkvMixed + t * 3 * d + part * d).update(from: qkvPatched + t * 3 * d + part * d, count: d)
+    }
+    model.headContext(qkv: qkvMixed, batch: batch, into: ctxB, pool: pool)
+    let replace = LayerInputs(D: D, frozenScales: scales) { l, ctx, tokens in
+        guard l == j else { return }
+        for t in 0..<tokens { (ctx + t * D + b * d).update(from: ctxB + t * d, count: d) }
+    }
+    let x = allocateFloats(N * D)
+    defer { x.deallocate() }
+    clean.input.withUnsafeBufferPointer { x.update(from: $0.baseAddress!, count: N * D) }
+    try model.runLayers(x, batch: batch, range: j..<model.layerCount, observer: replace, pool: pool)
+    return try model.logits(fromHidden: x, batch: batch, pool: pool)
 }
 
 /// The senders' corrupted contexts [L][N·D] for batch `bi` (only the sender heads' columns are read).

@@ -71,87 +71,103 @@ public func heuristicCoreDocument(_ documents: [EvalDocument], shape: HeuristicC
     -> JSONValue
 {
     let rows = documents.flatMap { doc in doc.results.map { (doc, $0) } }
-    func seed(_ r: EvalDocument.Result) -> String {
-        r.seed.stringValue ?? r.seed.intValue.map(String.init) ?? r.subnetwork
-    }
     switch shape {
-    case .flat:
-        guard documents.count == 1, let doc = documents.first else {
-            throw SettingError("shape", "flat takes one evaluation: merge the shards' documents first")
-        }
-        guard let first = doc.results.first, first.subnetwork == "full" else {
-            if doc.shard != "1/1" && doc.shard != "merged" {
-                throw SettingError(
-                    "format",
-                    "heuristic-core needs the full model's row, which shard \(doc.shard) lacks (shard 1 has it): write the shards as JSON and merge them into this format"
-                )
-            }
+    case .flat: return try flatTable(documents, idNames: idNames)
+    case .accOverFT: return try accuracyOverFineTuning(rows, idNames: idNames)
+    case .accVsSparsity, .sparsityGrid: return try sparsityTable(rows, shape: shape, idNames: idNames)
+    }
+}
+
+/// A result's seed as the reference's tables key it.
+func referenceSeed(_ r: EvalDocument.Result) -> String {
+    r.seed.stringValue ?? r.seed.intValue.map(String.init) ?? r.subnetwork
+}
+
+/// The flat table (*-sp50.json): column name → list, the full model's row first.
+func flatTable(_ documents: [EvalDocument], idNames: [String]) throws -> JSONValue {
+    guard documents.count == 1, let doc = documents.first else {
+        throw SettingError("shape", "flat takes one evaluation: merge the shards' documents first")
+    }
+    guard let first = doc.results.first, first.subnetwork == "full" else {
+        if doc.shard != "1/1" && doc.shard != "merged" {
             throw SettingError(
-                "includeFull",
-                "is needed: the heuristic-core format starts with the full model's row, so evaluate it too")
+                "format",
+                "heuristic-core needs the full model's row, which shard \(doc.shard) lacks (shard 1 has it): write the shards as JSON and merge them into this format"
+            )
         }
-        let table = doc.results.map { doc.referenceCases($0, idNames: idNames, splitNames: false) }
-        var columns: [(String, JSONValue)] = [
-            ("seed", .array(doc.results.map { $0.subnetwork == "full" ? "original" : .string(seed($0)) })),
-            ("sparsity", .array(doc.results.map { .float(($0.sparsity * 10_000).rounded() / 10_000) })),
-        ]
-        for (k, name) in table[0].map(\.0).enumerated() {
-            columns.append((name, .array(table.map { $0.count > k && $0[k].0 == name ? rounded($0[k].1) : .null })))
+        throw SettingError(
+            "includeFull",
+            "is needed: the heuristic-core format starts with the full model's row, so evaluate it too")
+    }
+    let table = doc.results.map { doc.referenceCases($0, idNames: idNames, splitNames: false) }
+    var columns: [(String, JSONValue)] = [
+        ("seed", .array(doc.results.map { $0.subnetwork == "full" ? "original" : .string(referenceSeed($0)) })),
+        ("sparsity", .array(doc.results.map { .float(($0.sparsity * 10_000).rounded() / 10_000) })),
+    ]
+    for (k, name) in table[0].map(\.0).enumerated() {
+        columns.append((name, .array(table.map { $0.count > k && $0[k].0 == name ? rounded($0[k].1) : .null })))
+    }
+    return .object(columns)
+}
+
+/// acc_over_ft: checkpoint step → case → accuracy of the full model.
+func accuracyOverFineTuning(_ rows: [(EvalDocument, EvalDocument.Result)], idNames: [String]) throws -> JSONValue {
+    let full = rows.filter { $0.1.step != nil && $0.1.targetSparsity == nil }
+    guard !full.isEmpty else {
+        throw SettingError("shape", "acc-over-ft needs the results of fine-tuning checkpoints")
+    }
+    return .object(
+        full.sorted { $0.1.step! < $1.1.step! }.map {
+            (String($0.1.step!), casesObject($0.0.referenceCases($0.1, idNames: idNames, splitNames: true)))
+        })
+}
+
+/// acc_vs_sparsity (seed → target → cases) or the sparsity grid (seed → step → target → cases).
+func sparsityTable(_ rows: [(EvalDocument, EvalDocument.Result)], shape: HeuristicCoreShape, idNames: [String]) throws
+    -> JSONValue
+{
+    var cells: [String: [Int: [String: JSONValue]]] = [:]  // seed → step → target → cases
+    var fullByStep: [Int: JSONValue] = [:]
+    for (doc, r) in rows {
+        let step = r.step ?? 0
+        let cases = casesObject(doc.referenceCases(r, idNames: idNames, splitNames: true))
+        if r.subnetwork == "full" {
+            fullByStep[step] = cases
+            continue
         }
-        return .object(columns)
-    case .accOverFT:
-        let full = rows.filter { $0.1.step != nil && $0.1.targetSparsity == nil }
-        guard !full.isEmpty else {
-            throw SettingError("shape", "acc-over-ft needs the results of fine-tuning checkpoints")
-        }
-        return .object(
-            full.sorted { $0.1.step! < $1.1.step! }.map {
-                (String($0.1.step!), casesObject($0.0.referenceCases($0.1, idNames: idNames, splitNames: true)))
-            })
-    case .accVsSparsity, .sparsityGrid:
-        var cells: [String: [Int: [String: JSONValue]]] = [:]  // seed → step → target → cases
-        var fullByStep: [Int: JSONValue] = [:]
-        for (doc, r) in rows {
-            let step = r.step ?? 0
-            let cases = casesObject(doc.referenceCases(r, idNames: idNames, splitNames: true))
-            if r.subnetwork == "full" {
-                fullByStep[step] = cases
-                continue
-            }
-            guard let target = r.targetSparsity else {
-                throw DataError.badFile(
-                    path: r.subnetwork,
-                    reason: "has no target_sparsity in its metadata; add it (e.g. target_sparsity=0.5) when importing")
-            }
-            cells[seed(r), default: [:]][step, default: [:]][percentKey(target)] = cases
-        }
-        guard !cells.isEmpty else {
+        guard let target = r.targetSparsity else {
             throw DataError.badFile(
-                path: "the evaluation", reason: "has no subnetworks with a seed and a target sparsity to arrange")
+                path: r.subnetwork,
+                reason: "has no target_sparsity in its metadata; add it (e.g. target_sparsity=0.5) when importing")
         }
-        if shape == .accVsSparsity {
-            return .object(
-                cells.keys.sorted().map { s in
-                    var targets = cells[s]!.values.reduce(into: [String: JSONValue]()) { $0.merge($1) { a, _ in a } }
-                    if let f = fullByStep.values.first, targets["0"] == nil { targets["0"] = f }
-                    return (s, .object(targets.keys.sorted { Int($0)! < Int($1)! }.map { ($0, targets[$0]!) }))
-                })
-        }
-        // The grid: every seed × step × target seen; a missing cell is −1.0 for each case (the reference's mark).
-        let steps = Set(cells.values.flatMap(\.keys)).sorted()
-        let targets = Set(cells.values.flatMap { $0.values.flatMap(\.keys) }).sorted { Int($0)! < Int($1)! }
-        let caseNames = cells.values.first!.values.first!.values.first!.objectValue!.map(\.0)
-        let missing = JSONValue.object(caseNames.map { ($0, .float(-1.0)) })
+        cells[referenceSeed(r), default: [:]][step, default: [:]][percentKey(target)] = cases
+    }
+    guard !cells.isEmpty else {
+        throw DataError.badFile(
+            path: "the evaluation", reason: "has no subnetworks with a seed and a target sparsity to arrange")
+    }
+    if shape == .accVsSparsity {
         return .object(
             cells.keys.sorted().map { s in
-                (
-                    s,
-                    .object(
-                        steps.map { st in (String(st), .object(targets.map { t in (t, cells[s]?[st]?[t] ?? missing) }))
-                        })
-                )
+                var targets = cells[s]!.values.reduce(into: [String: JSONValue]()) { $0.merge($1) { a, _ in a } }
+                if let f = fullByStep.values.first, targets["0"] == nil { targets["0"] = f }
+                return (s, .object(targets.keys.sorted { Int($0)! < Int($1)! }.map { ($0, targets[$0]!) }))
             })
     }
+    // The grid: every seed × step × target seen; a missing cell is −1.0 for each case (the reference's mark).
+    let steps = Set(cells.values.flatMap(\.keys)).sorted()
+    let targets = Set(cells.values.flatMap { $0.values.flatMap(\.keys) }).sorted { Int($0)! < Int($1)! }
+    let caseNames = cells.values.first!.values.first!.values.first!.objectValue!.map(\.0)
+    let missing = JSONValue.object(caseNames.map { ($0, .float(-1.0)) })
+    return .object(
+        cells.keys.sorted().map { s in
+            (
+                s,
+                .object(
+                    steps.map { st in (String(st), .object(targets.map { t in (t, cells[s]?[st]?[t] ?? missing) }))
+                    })
+            )
+        })
 }
 
 extension EvalDocument {

@@ -148,107 +148,116 @@ func transposeRows(
 /// `count` is overwritten with zeros.
 @inline(__always)
 func softmaxRows(_ p: UnsafeMutablePointer<Float>, ld: Int, rows: Int, count: Int) {
-    let raw = UnsafeMutableRawPointer(p)
-    let body = count & ~15
-    let tail = count - body
-    // The last vector: the `tail` valid lanes, −∞ past them (exp(−∞) = 0), as in softmaxRow.
-    let lanes = Vec16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-    let pastTail = lanes .>= Float(tail)
-    let r1 = min(1, rows - 1) * ld * 4
-    let r2 = min(2, rows - 1) * ld * 4
-    let r3 = min(3, rows - 1) * ld * 4
-    @inline(__always) func tailVector(_ offset: Int) -> Vec16 {
-        tail == 0
-            ? Vec16(repeating: -.infinity)
-            : raw.loadUnaligned(fromByteOffset: offset + body * 4, as: Vec16.self).replacing(
-                with: -.infinity, where: pastTail)
-    }
-    let t0 = tailVector(0)
-    let t1 = tailVector(r1)
-    let t2 = tailVector(r2)
-    let t3 = tailVector(r3)
-    var m0 = t0
-    var m1 = t1
-    var m2 = t2
-    var m3 = t3
-    var i = 0
-    while i < body {
-        let o = i * 4
-        let v0 = raw.loadUnaligned(fromByteOffset: o, as: Vec16.self)
-        let v1 = raw.loadUnaligned(fromByteOffset: r1 + o, as: Vec16.self)
-        let v2 = raw.loadUnaligned(fromByteOffset: r2 + o, as: Vec16.self)
-        let v3 = raw.loadUnaligned(fromByteOffset: r3 + o, as: Vec16.self)
-        m0 = m0.replacing(with: v0, where: v0 .> m0)
-        m1 = m1.replacing(with: v1, where: v1 .> m1)
-        m2 = m2.replacing(with: v2, where: v2 .> m2)
-        m3 = m3.replacing(with: v3, where: v3 .> m3)
-        i += 16
-    }
-    let x0 = horizontalMax(m0)
-    let x1 = horizontalMax(m1)
-    let x2 = horizontalMax(m2)
-    let x3 = horizontalMax(m3)
-    var s0 = Vec16()
-    var s1 = Vec16()
-    var s2 = Vec16()
-    var s3 = Vec16()
-    i = 0
-    while i < body {
-        let o = i * 4
-        let e0 = exp16(raw.loadUnaligned(fromByteOffset: o, as: Vec16.self) - x0)
-        let e1 = exp16(raw.loadUnaligned(fromByteOffset: r1 + o, as: Vec16.self) - x1)
-        let e2 = exp16(raw.loadUnaligned(fromByteOffset: r2 + o, as: Vec16.self) - x2)
-        let e3 = exp16(raw.loadUnaligned(fromByteOffset: r3 + o, as: Vec16.self) - x3)
-        // Rows past `rows` alias row rows−1: only the real rows are written.
-        raw.storeBytes(of: e0, toByteOffset: o, as: Vec16.self)
-        if rows > 1 { raw.storeBytes(of: e1, toByteOffset: r1 + o, as: Vec16.self) }
-        if rows > 2 { raw.storeBytes(of: e2, toByteOffset: r2 + o, as: Vec16.self) }
-        if rows > 3 { raw.storeBytes(of: e3, toByteOffset: r3 + o, as: Vec16.self) }
-        s0 += e0
-        s1 += e1
-        s2 += e2
-        s3 += e3
-        i += 16
-    }
-    let te0 = exp16(t0 - x0)
-    let te1 = exp16(t1 - x1)
-    let te2 = exp16(t2 - x2)
-    let te3 = exp16(t3 - x3)
-    s0 += te0
-    s1 += te1
-    s2 += te2
-    s3 += te3
-    let inv0 = 1 / s0.sum()
-    let inv1 = 1 / s1.sum()
-    let inv2 = 1 / s2.sum()
-    let inv3 = 1 / s3.sum()
-    i = 0
-    while i < body {
-        let o = i * 4
-        raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: o, as: Vec16.self) * inv0, toByteOffset: o, as: Vec16.self)
-        if rows > 1 {
-            raw.storeBytes(
-                of: raw.loadUnaligned(fromByteOffset: r1 + o, as: Vec16.self) * inv1, toByteOffset: r1 + o,
-                as: Vec16.self)
+    let q = SoftmaxRows(p, ld: ld, rows: rows, count: count)
+    let maxima = q.maxima()
+    let (inverse, tails) = q.exponentiate(maxima)
+    q.normalise(inverse, tails)
+}
+
+/// The up-to-four rows of one `softmaxRows` call: byte offsets of rows 1–3 (past `rows` they alias the last real
+/// row), the vector body and the tail, whose last vector holds −∞ past `count` (exp(−∞) = 0), as in softmaxRow.
+struct SoftmaxRows {
+    typealias Four<T> = (T, T, T, T)
+    let raw: UnsafeMutableRawPointer
+    let rows: Int, body: Int, tail: Int
+    let offsets: Four<Int>
+    let tailVectors: Four<Vec16>
+
+    @inline(__always)
+    init(_ p: UnsafeMutablePointer<Float>, ld: Int, rows: Int, count: Int) {
+        raw = UnsafeMutableRawPointer(p)
+        (self.rows, body, tail) = (rows, count & ~15, count - (count & ~15))
+        offsets = (0, min(1, rows - 1) * ld * 4, min(2, rows - 1) * ld * 4, min(3, rows - 1) * ld * 4)
+        let lanes = Vec16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+        let pastTail = lanes .>= Float(tail)
+        let (raw, body, tail) = (raw, body, tail)
+        @inline(__always) func tailVector(_ offset: Int) -> Vec16 {
+            tail == 0
+                ? Vec16(repeating: -.infinity)
+                : raw.loadUnaligned(fromByteOffset: offset + body * 4, as: Vec16.self).replacing(
+                    with: -.infinity, where: pastTail)
         }
-        if rows > 2 {
-            raw.storeBytes(
-                of: raw.loadUnaligned(fromByteOffset: r2 + o, as: Vec16.self) * inv2, toByteOffset: r2 + o,
-                as: Vec16.self)
-        }
-        if rows > 3 {
-            raw.storeBytes(
-                of: raw.loadUnaligned(fromByteOffset: r3 + o, as: Vec16.self) * inv3, toByteOffset: r3 + o,
-                as: Vec16.self)
-        }
-        i += 16
+        tailVectors = (tailVector(offsets.0), tailVector(offsets.1), tailVector(offsets.2), tailVector(offsets.3))
     }
-    if tail > 0 {
+
+    @inline(__always)
+    func load(_ offset: Int, _ o: Int) -> Vec16 { raw.loadUnaligned(fromByteOffset: offset + o, as: Vec16.self) }
+
+    /// Row r's vector `v` stored at byte `o` of its row, for real rows only (the others alias row rows−1).
+    @inline(__always)
+    func store(_ r: Int, _ v: Vec16, _ o: Int) {
+        guard r < rows else { return }
+        let offset = r == 0 ? offsets.0 : r == 1 ? offsets.1 : r == 2 ? offsets.2 : offsets.3
+        raw.storeBytes(of: v, toByteOffset: offset + o, as: Vec16.self)
+    }
+
+    /// Each row's maximum.
+    @inline(__always)
+    func maxima() -> Four<Float> {
+        var m = tailVectors
+        var i = 0
+        while i < body {
+            let o = i * 4
+            let v = (load(offsets.0, o), load(offsets.1, o), load(offsets.2, o), load(offsets.3, o))
+            m.0 = m.0.replacing(with: v.0, where: v.0 .> m.0)
+            m.1 = m.1.replacing(with: v.1, where: v.1 .> m.1)
+            m.2 = m.2.replacing(with: v.2, where: v.2 .> m.2)
+            m.3 = m.3.replacing(with: v.3, where: v.3 .> m.3)
+            i += 16
+        }
+        return (horizontalMax(m.0), horizontalMax(m.1), horizontalMax(m.2), horizontalMax(m.3))
+    }
+
+    /// exp(x − max) stored in place over the body; returns each row's 1/Σ and its tail's exponentials.
+    @inline(__always)
+    func exponentiate(_ x: Four<Float>) -> (inverse: Four<Float>, tails: Four<Vec16>) {
+        var s = (Vec16(), Vec16(), Vec16(), Vec16())
+        var i = 0
+        while i < body {
+            let o = i * 4
+            let e = (
+                exp16(load(offsets.0, o) - x.0), exp16(load(offsets.1, o) - x.1), exp16(load(offsets.2, o) - x.2),
+                exp16(load(offsets.3, o) - x.3)
+            )
+            store(0, e.0, o)
+            store(1, e.1, o)
+            store(2, e.2, o)
+            store(3, e.3, o)
+            s.0 += e.0
+            s.1 += e.1
+            s.2 += e.2
+            s.3 += e.3
+            i += 16
+        }
+        let t = (
+            exp16(tailVectors.0 - x.0), exp16(tailVectors.1 - x.1), exp16(tailVectors.2 - x.2),
+            exp16(tailVectors.3 - x.3)
+        )
+        s.0 += t.0
+        s.1 += t.1
+        s.2 += t.2
+        s.3 += t.3
+        return ((1 / s.0.sum(), 1 / s.1.sum(), 1 / s.2.sum(), 1 / s.3.sum()), t)
+    }
+
+    /// Every stored exponential, and the tail's, times its row's 1/Σ.
+    @inline(__always)
+    func normalise(_ inverse: Four<Float>, _ tails: Four<Vec16>) {
+        var i = 0
+        while i < body {
+            let o = i * 4
+            store(0, load(offsets.0, o) * inverse.0, o)
+            store(1, load(offsets.1, o) * inverse.1, o)
+            store(2, load(offsets.2, o) * inverse.2, o)
+            store(3, load(offsets.3, o) * inverse.3, o)
+            i += 16
+        }
+        guard tail > 0 else { return }
         let o = body * 4
-        raw.storeBytes(of: te0 * inv0, toByteOffset: o, as: Vec16.self)
-        if rows > 1 { raw.storeBytes(of: te1 * inv1, toByteOffset: r1 + o, as: Vec16.self) }
-        if rows > 2 { raw.storeBytes(of: te2 * inv2, toByteOffset: r2 + o, as: Vec16.self) }
-        if rows > 3 { raw.storeBytes(of: te3 * inv3, toByteOffset: r3 + o, as: Vec16.self) }
+        store(0, tails.0 * inverse.0, o)
+        store(1, tails.1 * inverse.1, o)
+        store(2, tails.2 * inverse.2, o)
+        store(3, tails.3 * inverse.3, o)
     }
 }
 
@@ -262,90 +271,78 @@ func weightedRowSum4(
     _ p: UnsafePointer<Float>, ldp: Int, rows: Int, _ v: UnsafePointer<Float>, ldv: Int, t: Int, d: Int,
     out: UnsafeMutablePointer<Float>, ldout: Int
 ) {
-    let p0 = p
-    let p1 = p + min(1, rows - 1) * ldp
-    let p2 = p + min(2, rows - 1) * ldp
-    let p3 = p + min(3, rows - 1) * ldp
+    let weights = (p, p + min(1, rows - 1) * ldp, p + min(2, rows - 1) * ldp, p + min(3, rows - 1) * ldp)
+    let a = d <= 32 ? narrowRowSums(weights, v, ldv: ldv, t: t, d: d) : wideRowSums(weights, v, ldv: ldv, t: t, d: d)
+    storeHeadRow(out, a.0.0, a.0.1, a.0.2, a.0.3, d: d)
+    if rows > 1 { storeHeadRow(out + ldout, a.1.0, a.1.1, a.1.2, a.1.3, d: d) }
+    if rows > 2 { storeHeadRow(out + 2 * ldout, a.2.0, a.2.1, a.2.2, a.2.3, d: d) }
+    if rows > 3 { storeHeadRow(out + 3 * ldout, a.3.0, a.3.1, a.3.2, a.3.3, d: d) }
+}
+
+typealias RowWeights = (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>)
+typealias HeadRow = (Vec16, Vec16, Vec16, Vec16)
+
+/// `weightedRowSum4`'s sums for d ≤ 32: two vectors per row (the others zero).
+@inline(__always)
+func narrowRowSums(_ p: RowWeights, _ v: UnsafePointer<Float>, ldv: Int, t: Int, d: Int) -> (
+    HeadRow, HeadRow, HeadRow, HeadRow
+) {
     let raw = UnsafeRawPointer(v)
-    if d <= 32 {
-        var a00 = Vec16()
-        var a01 = Vec16()
-        var a10 = Vec16()
-        var a11 = Vec16()
-        var a20 = Vec16()
-        var a21 = Vec16()
-        var a30 = Vec16()
-        var a31 = Vec16()
-        for j in 0..<t {
-            let row = raw + j * ldv * 4
-            let v0 = row.loadUnaligned(as: Vec16.self)
-            let v1 = d > 16 ? row.loadUnaligned(fromByteOffset: 64, as: Vec16.self) : Vec16()
-            var w = p0[j]
-            a00.addProduct(w, v0)
-            a01.addProduct(w, v1)
-            w = p1[j]
-            a10.addProduct(w, v0)
-            a11.addProduct(w, v1)
-            w = p2[j]
-            a20.addProduct(w, v0)
-            a21.addProduct(w, v1)
-            w = p3[j]
-            a30.addProduct(w, v0)
-            a31.addProduct(w, v1)
-        }
-        storeHeadRow(out, a00, a01, Vec16(), Vec16(), d: d)
-        if rows > 1 { storeHeadRow(out + ldout, a10, a11, Vec16(), Vec16(), d: d) }
-        if rows > 2 { storeHeadRow(out + 2 * ldout, a20, a21, Vec16(), Vec16(), d: d) }
-        if rows > 3 { storeHeadRow(out + 3 * ldout, a30, a31, Vec16(), Vec16(), d: d) }
-        return
+    var a0 = (Vec16(), Vec16())
+    var a1 = a0
+    var a2 = a0
+    var a3 = a0
+    for j in 0..<t {
+        let row = raw + j * ldv * 4
+        let v0 = row.loadUnaligned(as: Vec16.self)
+        let v1 = d > 16 ? row.loadUnaligned(fromByteOffset: 64, as: Vec16.self) : Vec16()
+        var w = p.0[j]
+        a0.0.addProduct(w, v0)
+        a0.1.addProduct(w, v1)
+        w = p.1[j]
+        a1.0.addProduct(w, v0)
+        a1.1.addProduct(w, v1)
+        w = p.2[j]
+        a2.0.addProduct(w, v0)
+        a2.1.addProduct(w, v1)
+        w = p.3[j]
+        a3.0.addProduct(w, v0)
+        a3.1.addProduct(w, v1)
     }
-    var a00 = Vec16()
-    var a01 = Vec16()
-    var a02 = Vec16()
-    var a03 = Vec16()
-    var a10 = Vec16()
-    var a11 = Vec16()
-    var a12 = Vec16()
-    var a13 = Vec16()
-    var a20 = Vec16()
-    var a21 = Vec16()
-    var a22 = Vec16()
-    var a23 = Vec16()
-    var a30 = Vec16()
-    var a31 = Vec16()
-    var a32 = Vec16()
-    var a33 = Vec16()
+    let z = Vec16()
+    return ((a0.0, a0.1, z, z), (a1.0, a1.1, z, z), (a2.0, a2.1, z, z), (a3.0, a3.1, z, z))
+}
+
+/// `weightedRowSum4`'s sums for 32 < d ≤ 64: four vectors per row.
+@inline(__always)
+func wideRowSums(_ p: RowWeights, _ v: UnsafePointer<Float>, ldv: Int, t: Int, d: Int) -> (
+    HeadRow, HeadRow, HeadRow, HeadRow
+) {
+    let raw = UnsafeRawPointer(v)
+    var a0 = (Vec16(), Vec16(), Vec16(), Vec16())
+    var a1 = a0
+    var a2 = a0
+    var a3 = a0
     for j in 0..<t {
         let row = raw + j * ldv * 4
         let v0 = row.loadUnaligned(as: Vec16.self)
         let v1 = row.loadUnaligned(fromByteOffset: 64, as: Vec16.self)
         let v2 = row.loadUnaligned(fromByteOffset: 128, as: Vec16.self)
         let v3 = d > 48 ? row.loadUnaligned(fromByteOffset: 192, as: Vec16.self) : Vec16()
-        var w = p0[j]
-        a00.addProduct(w, v0)
-        a01.addProduct(w, v1)
-        a02.addProduct(w, v2)
-        a03.addProduct(w, v3)
-        w = p1[j]
-        a10.addProduct(w, v0)
-        a11.addProduct(w, v1)
-        a12.addProduct(w, v2)
-        a13.addProduct(w, v3)
-        w = p2[j]
-        a20.addProduct(w, v0)
-        a21.addProduct(w, v1)
-        a22.addProduct(w, v2)
-        a23.addProduct(w, v3)
-        w = p3[j]
-        a30.addProduct(w, v0)
-        a31.addProduct(w, v1)
-        a32.addProduct(w, v2)
-        a33.addProduct(w, v3)
+        addRow(&a0, p.0[j], v0, v1, v2, v3)
+        addRow(&a1, p.1[j], v0, v1, v2, v3)
+        addRow(&a2, p.2[j], v0, v1, v2, v3)
+        addRow(&a3, p.3[j], v0, v1, v2, v3)
     }
-    storeHeadRow(out, a00, a01, a02, a03, d: d)
-    if rows > 1 { storeHeadRow(out + ldout, a10, a11, a12, a13, d: d) }
-    if rows > 2 { storeHeadRow(out + 2 * ldout, a20, a21, a22, a23, d: d) }
-    if rows > 3 { storeHeadRow(out + 3 * ldout, a30, a31, a32, a33, d: d) }
+    return (a0, a1, a2, a3)
+}
+
+@inline(__always)
+func addRow(_ a: inout HeadRow, _ w: Float, _ v0: Vec16, _ v1: Vec16, _ v2: Vec16, _ v3: Vec16) {
+    a.0.addProduct(w, v0)
+    a.1.addProduct(w, v1)
+    a.2.addProduct(w, v2)
+    a.3.addProduct(w, v3)
 }
 
 /// Stores the first d (∈ {16, 32, 48, 64}) lanes of v0…v3 at out.

@@ -52,86 +52,115 @@ public func attentionBackward(
     probDropout: UnsafePointer<Float>? = nil, pool: ThreadPool = .shared
 ) {
     let probBase = attentionProbOffsets(offsets: offsets, heads: heads)
-    let scale = 1 / Float(d).squareRoot()
-    let fast = d % 16 == 0 && d <= 64
     let qa = UInt(bitPattern: qkv)
     let pa = UInt(bitPattern: probs)
     let da = UInt(bitPattern: dctx)
     let ga = UInt(bitPattern: dqkv)
     let ma = probDropout.map { UInt(bitPattern: $0) }
     pool.parallelFor(offsets.count - 1) { s in
-        let drop = ma.map { UnsafePointer<Float>(bitPattern: $0)! }
-        let qkv = UnsafePointer<Float>(bitPattern: qa)!
-        let probs = UnsafePointer<Float>(bitPattern: pa)!
-        let dctx = UnsafePointer<Float>(bitPattern: da)!
-        let dqkv = UnsafeMutablePointer<Float>(bitPattern: ga)!
         let start = offsets[s]
         let t = offsets[s + 1] - start
-        let tPad = (t + 15) / 16 * 16
-        // Scratch: dS [t, tPad] (a padded row each), Pᵀ and dSᵀ [t, t], Vᵀ [d, tPad], one accumulator row.
-        let dS = UnsafeMutablePointer<Float>.allocate(capacity: t * tPad)
-        let pT = UnsafeMutablePointer<Float>.allocate(capacity: t * t)
-        let dST = UnsafeMutablePointer<Float>.allocate(capacity: t * t)
-        let vT = UnsafeMutablePointer<Float>.allocate(capacity: d * tPad)
-        let acc = UnsafeMutablePointer<Float>.allocate(capacity: 2 * d)
-        defer {
-            dS.deallocate()
-            pT.deallocate()
-            dST.deallocate()
-            vT.deallocate()
-            acc.deallocate()
-        }
-        vT.update(repeating: 0, count: d * tPad)
+        var scratch = AttentionBackwardScratch(t: t, d: d)
+        defer { scratch.deallocate() }
         for h in 0..<heads {
-            let P = probs + probBase[s] + h * t * t
-            let M = drop.map { $0 + probBase[s] + h * t * t }
-            let q = qkv + start * ldqkv + h * d
-            let k = qkv + start * ldqkv + (heads + h) * d
-            let v = qkv + start * ldqkv + (2 * heads + h) * d
-            let dq = dqkv + start * ldqkv + h * d
-            let dk = dqkv + start * ldqkv + (heads + h) * d
-            let dv = dqkv + start * ldqkv + (2 * heads + h) * d
-            let dc = dctx + start * ldctx + h * d
-            for j in 0..<t { for c in 0..<d { vT[c * tPad + j] = v[j * ldqkv + c] } }
-            // Rows: dP_i = dctx_i Vᵀ; dS_ij = P_ij (dP_ij − Σ_j' dP_ij' P_ij') · scale; dQ_i = Σ_j dS_ij K_j.
-            // With dropout multipliers M on the probabilities (ctx = (P ⊙ M) V): dP ← dP ⊙ M before the
-            // softmax's backward, and dV reads P ⊙ M.
-            for i in 0..<t {
-                let row = dS + i * tPad
-                let pRow = P + i * t
-                let dci = dc + i * ldctx
-                vectorTimesMatrix(dci, vT, rows: d, cols: tPad, out: row)
-                if let M { for j in 0..<t { row[j] *= M[i * t + j] } }
-                var rowDot: Float = 0
-                for j in 0..<t { rowDot += row[j] * pRow[j] }
-                for j in 0..<t {
-                    let x = pRow[j] * (row[j] - rowDot) * scale
-                    row[j] = x
-                    dST[j * t + i] = x
-                    pT[j * t + i] = M.map { pRow[j] * $0[i * t + j] } ?? pRow[j]
-                }
-                if fast {
-                    weightedRowSum(row, k, ldv: ldqkv, t: t, d: d, out: dq + i * ldqkv)
-                } else {
-                    acc.update(repeating: 0, count: d)
-                    for j in 0..<t { axpy(row[j], k + j * ldqkv, acc, count: d) }
-                    (dq + i * ldqkv).update(from: acc, count: d)
-                }
-            }
-            // Columns: dV_j = Σ_i P_ij dctx_i; dK_j = Σ_i dS_ij Q_i.
+            let block = probBase[s] + h * t * t
+            let head = HeadBackward(
+                P: UnsafePointer<Float>(bitPattern: pa)! + block,
+                M: ma.map { UnsafePointer<Float>(bitPattern: $0)! + block },
+                qkv: UnsafePointer<Float>(bitPattern: qa)! + start * ldqkv,
+                dqkv: UnsafeMutablePointer(bitPattern: ga)!
+                    + start * ldqkv,
+                dc: UnsafePointer<Float>(bitPattern: da)! + start * ldctx + h * d, ldqkv: ldqkv, ldctx: ldctx,
+                head: h, heads: heads, d: d, t: t)
+            head.rows(scratch)
+            head.columns(scratch)
+        }
+    }
+}
+
+/// One sequence's scratch of the attention backward: dS [t, tPad] (a padded row each), Pᵀ and dSᵀ [t, t],
+/// Vᵀ [d, tPad] (zero past t), one accumulator row.
+struct AttentionBackwardScratch {
+    let tPad: Int
+    let dS, pT, dST, vT, acc: UnsafeMutablePointer<Float>
+    init(t: Int, d: Int) {
+        tPad = (t + 15) / 16 * 16
+        dS = .allocate(capacity: t * tPad)
+        pT = .allocate(capacity: t * t)
+        dST = .allocate(capacity: t * t)
+        vT = .allocate(capacity: d * tPad)
+        acc = .allocate(capacity: 2 * d)
+        vT.update(repeating: 0, count: d * tPad)
+    }
+    mutating func deallocate() {
+        for p in [dS, pT, dST, vT, acc] { p.deallocate() }
+    }
+}
+
+/// The backward of one (sequence, head): its probabilities P (dropout multipliers M), its q, k, v rows and their
+/// gradients' places, the context gradient dc.
+struct HeadBackward {
+    let P: UnsafePointer<Float>
+    let M: UnsafePointer<Float>?
+    let q, k, v, dc: UnsafePointer<Float>
+    let dq, dk, dv: UnsafeMutablePointer<Float>
+    let ldqkv, ldctx, d, t: Int
+    let scale: Float
+    let fast: Bool
+
+    init(
+        P: UnsafePointer<Float>, M: UnsafePointer<Float>?, qkv: UnsafePointer<Float>, dqkv: UnsafeMutablePointer<Float>,
+        dc: UnsafePointer<Float>, ldqkv: Int, ldctx: Int, head h: Int, heads: Int, d: Int, t: Int
+    ) {
+        (self.P, self.M, self.dc, self.ldqkv, self.ldctx, self.d, self.t) = (P, M, dc, ldqkv, ldctx, d, t)
+        (q, k, v) = (qkv + h * d, qkv + (heads + h) * d, qkv + (2 * heads + h) * d)
+        (dq, dk, dv) = (dqkv + h * d, dqkv + (heads + h) * d, dqkv + (2 * heads + h) * d)
+        scale = 1 / Float(d).squareRoot()
+        fast = d % 16 == 0 && d <= 64
+    }
+
+    /// Rows: dP_i = dctx_i Vᵀ; dS_ij = P_ij (dP_ij − Σ_j' dP_ij' P_ij') · scale; dQ_i = Σ_j dS_ij K_j. With dropout
+    /// multipliers M on the probabilities (ctx = (P ⊙ M) V): dP ← dP ⊙ M before the softmax's backward, and dV
+    /// reads P ⊙ M (kept in Pᵀ for the column pass).
+    func rows(_ s: AttentionBackwardScratch) {
+        for j in 0..<t { for c in 0..<d { s.vT[c * s.tPad + j] = v[j * ldqkv + c] } }
+        for i in 0..<t {
+            let row = s.dS + i * s.tPad
+            let pRow = P + i * t
+            vectorTimesMatrix(dc + i * ldctx, s.vT, rows: d, cols: s.tPad, out: row)
+            if let M { for j in 0..<t { row[j] *= M[i * t + j] } }
+            var rowDot: Float = 0
+            for j in 0..<t { rowDot += row[j] * pRow[j] }
             for j in 0..<t {
-                if fast {
-                    weightedRowSum(pT + j * t, dc, ldv: ldctx, t: t, d: d, out: dv + j * ldqkv)
-                    weightedRowSum(dST + j * t, q, ldv: ldqkv, t: t, d: d, out: dk + j * ldqkv)
-                } else {
-                    acc.update(repeating: 0, count: 2 * d)
-                    for i in 0..<t {
-                        axpy(pT[j * t + i], dc + i * ldctx, acc, count: d)
-                        axpy(dST[j * t + i], q + i * ldqkv, acc + d, count: d)
-                    }
-                    (dv + j * ldqkv).update(from: acc, count: d)
-                    (dk + j * ldqkv).update(from: acc + d, count: d)
+                let x = pRow[j] * (row[j] - rowDot) * scale
+                row[j] = x
+                s.dST[j * t + i] = x
+                s.pT[j * t + i] = M.map { pRow[j] * $0[i * t + j] } ?? pRow[j]
+            }
+            if fast {
+                weightedRowSum(row, k, ldv: ldqkv, t: t, d: d, out: dq + i * ldqkv)
+            } else {
+                s.acc.update(repeating: 0, count: d)
+                for j in 0..<t { axpy(row[j], k + j * ldqkv, s.acc, count: d) }
+                (dq + i * ldqkv).update(from: s.acc, count: d)
+            }
+        }
+    }
+
+    /// Columns: dV_j = Σ_i P_ij dctx_i; dK_j = Σ_i dS_ij Q_i.
+    func columns(_ s: AttentionBackwardScratch) {
+        for j in 0..<t {
+            if fast {
+                weightedRowSum(s.pT + j * t, dc, ldv: ldctx, t: t, d: d, out: dv + j * ldqkv)
+                weightedRowSum(s.dST + j * t, q, ldv: ldqkv, t: t, d: d, out: dk + j * ldqkv)
+            } else {
+                s.acc.update(repeating: 0, count: 2 * d)
+                for i in 0..<t {
+                    axpy(s.pT[j * t + i], dc + i * ldctx, s.acc, count: d)
+                    axpy(s.dST[j * t + i], q + i * ldqkv, s.acc + d, count: d)
                 }
+                (dv + j * ldqkv).update(from: s.acc, count: d)
+                (dk + j * ldqkv).update(from: s.acc + d, count: d)
             }
         }
     }

@@ -96,137 +96,24 @@ func rowMajorProduct(
     scale: Float = 1, out: UnsafeMutablePointer<Float>, ldo: Int
 ) {
     let braw = UnsafeRawPointer(b)
-    let oraw = UnsafeMutableRawPointer(out)
     var i = 0
     while i < m {
-        let rows = min(4, m - i)
-        // Rows past `rows` repeat the last real row; their sums are not stored.
-        let a0 = a + i * lda
-        let a1 = a + (i + min(1, rows - 1)) * lda
-        let a2 = a + (i + min(2, rows - 1)) * lda
-        let a3 = a + (i + min(3, rows - 1)) * lda
-        @inline(__always) func store(_ r: Int, _ j: Int, _ v: Vec16) {
-            if r < rows { (oraw + ((i + r) * ldo + j) * 4).storeBytes(of: v * scale, as: Vec16.self) }
-        }
+        let p = FourRows(a: a + i * lda, lda: lda, rows: min(4, m - i), out: out + i * ldo, ldo: ldo, scale: scale)
         var j = 0
         while j + 64 <= n {
-            var c00 = Vec16()
-            var c01 = Vec16()
-            var c02 = Vec16()
-            var c03 = Vec16()
-            var c10 = Vec16()
-            var c11 = Vec16()
-            var c12 = Vec16()
-            var c13 = Vec16()
-            var c20 = Vec16()
-            var c21 = Vec16()
-            var c22 = Vec16()
-            var c23 = Vec16()
-            var c30 = Vec16()
-            var c31 = Vec16()
-            var c32 = Vec16()
-            var c33 = Vec16()
-            for kk in 0..<k {
-                let row = braw + (kk * ldb + j) * 4
-                let b0 = row.loadUnaligned(as: Vec16.self)
-                let b1 = row.loadUnaligned(fromByteOffset: 64, as: Vec16.self)
-                let b2 = row.loadUnaligned(fromByteOffset: 128, as: Vec16.self)
-                let b3 = row.loadUnaligned(fromByteOffset: 192, as: Vec16.self)
-                var w = a0[kk]
-                c00.addProduct(w, b0)
-                c01.addProduct(w, b1)
-                c02.addProduct(w, b2)
-                c03.addProduct(w, b3)
-                w = a1[kk]
-                c10.addProduct(w, b0)
-                c11.addProduct(w, b1)
-                c12.addProduct(w, b2)
-                c13.addProduct(w, b3)
-                w = a2[kk]
-                c20.addProduct(w, b0)
-                c21.addProduct(w, b1)
-                c22.addProduct(w, b2)
-                c23.addProduct(w, b3)
-                w = a3[kk]
-                c30.addProduct(w, b0)
-                c31.addProduct(w, b1)
-                c32.addProduct(w, b2)
-                c33.addProduct(w, b3)
-            }
-            store(0, j, c00)
-            store(0, j + 16, c01)
-            store(0, j + 32, c02)
-            store(0, j + 48, c03)
-            store(1, j, c10)
-            store(1, j + 16, c11)
-            store(1, j + 32, c12)
-            store(1, j + 48, c13)
-            store(2, j, c20)
-            store(2, j + 16, c21)
-            store(2, j + 32, c22)
-            store(2, j + 48, c23)
-            store(3, j, c30)
-            store(3, j + 16, c31)
-            store(3, j + 32, c32)
-            store(3, j + 48, c33)
+            p.columns64(braw, ldb: ldb, k: k, j)
             j += 64
         }
         while j + 32 <= n {
-            var c00 = Vec16()
-            var c01 = Vec16()
-            var c10 = Vec16()
-            var c11 = Vec16()
-            var c20 = Vec16()
-            var c21 = Vec16()
-            var c30 = Vec16()
-            var c31 = Vec16()
-            for kk in 0..<k {
-                let row = braw + (kk * ldb + j) * 4
-                let b0 = row.loadUnaligned(as: Vec16.self)
-                let b1 = row.loadUnaligned(fromByteOffset: 64, as: Vec16.self)
-                var w = a0[kk]
-                c00.addProduct(w, b0)
-                c01.addProduct(w, b1)
-                w = a1[kk]
-                c10.addProduct(w, b0)
-                c11.addProduct(w, b1)
-                w = a2[kk]
-                c20.addProduct(w, b0)
-                c21.addProduct(w, b1)
-                w = a3[kk]
-                c30.addProduct(w, b0)
-                c31.addProduct(w, b1)
-            }
-            store(0, j, c00)
-            store(0, j + 16, c01)
-            store(1, j, c10)
-            store(1, j + 16, c11)
-            store(2, j, c20)
-            store(2, j + 16, c21)
-            store(3, j, c30)
-            store(3, j + 16, c31)
+            p.columns32(braw, ldb: ldb, k: k, j)
             j += 32
         }
         while j + 16 <= n {
-            var c0 = Vec16()
-            var c1 = Vec16()
-            var c2 = Vec16()
-            var c3 = Vec16()
-            for kk in 0..<k {
-                let bv = (braw + (kk * ldb + j) * 4).loadUnaligned(as: Vec16.self)
-                c0.addProduct(a0[kk], bv)
-                c1.addProduct(a1[kk], bv)
-                c2.addProduct(a2[kk], bv)
-                c3.addProduct(a3[kk], bv)
-            }
-            store(0, j, c0)
-            store(1, j, c1)
-            store(2, j, c2)
-            store(3, j, c3)
+            p.columns16(braw, ldb: ldb, k: k, j)
             j += 16
         }
         while j < n {
-            for r in 0..<rows {
+            for r in 0..<p.rows {
                 var sum: Float = 0
                 for kk in 0..<k { sum = sum.addingProduct(a[(i + r) * lda + kk], b[kk * ldb + j]) }
                 out[(i + r) * ldo + j] = sum * scale
@@ -234,6 +121,125 @@ func rowMajorProduct(
             j += 1
         }
         i += 4
+    }
+}
+
+/// Up to four rows of A in one pass of `rowMajorProduct`, with where their sums go. Rows past `rows` repeat the last
+/// real row; their sums are not stored.
+struct FourRows {
+    let a0, a1, a2, a3: UnsafePointer<Float>
+    let rows: Int
+    let out: UnsafeMutableRawPointer
+    let ldo: Int
+    let scale: Float
+
+    @inline(__always)
+    init(a: UnsafePointer<Float>, lda: Int, rows: Int, out: UnsafeMutablePointer<Float>, ldo: Int, scale: Float) {
+        a0 = a
+        a1 = a + min(1, rows - 1) * lda
+        a2 = a + min(2, rows - 1) * lda
+        a3 = a + min(3, rows - 1) * lda
+        (self.rows, self.out, self.ldo, self.scale) = (rows, UnsafeMutableRawPointer(out), ldo, scale)
+    }
+
+    @inline(__always)
+    func store(_ r: Int, _ j: Int, _ v: Vec16) {
+        if r < rows { (out + (r * ldo + j) * 4).storeBytes(of: v * scale, as: Vec16.self) }
+    }
+
+    /// Columns j ..< j + 64: 16 accumulators, four per row.
+    @inline(__always)
+    func columns64(_ braw: UnsafeRawPointer, ldb: Int, k: Int, _ j: Int) {
+        var c0 = (Vec16(), Vec16(), Vec16(), Vec16())
+        var c1 = c0
+        var c2 = c0
+        var c3 = c0
+        for kk in 0..<k {
+            let row = braw + (kk * ldb + j) * 4
+            let b0 = row.loadUnaligned(as: Vec16.self)
+            let b1 = row.loadUnaligned(fromByteOffset: 64, as: Vec16.self)
+            let b2 = row.loadUnaligned(fromByteOffset: 128, as: Vec16.self)
+            let b3 = row.loadUnaligned(fromByteOffset: 192, as: Vec16.self)
+            FourRows.add(&c0, a0[kk], b0, b1, b2, b3)
+            FourRows.add(&c1, a1[kk], b0, b1, b2, b3)
+            FourRows.add(&c2, a2[kk], b0, b1, b2, b3)
+            FourRows.add(&c3, a3[kk], b0, b1, b2, b3)
+        }
+        store(0, j, c0)
+        store(1, j, c1)
+        store(2, j, c2)
+        store(3, j, c3)
+    }
+
+    @inline(__always)
+    func store(_ r: Int, _ j: Int, _ c: (Vec16, Vec16, Vec16, Vec16)) {
+        store(r, j, c.0)
+        store(r, j + 16, c.1)
+        store(r, j + 32, c.2)
+        store(r, j + 48, c.3)
+    }
+
+    @inline(__always)
+    static func add(
+        _ c: inout (Vec16, Vec16, Vec16, Vec16), _ w: Float, _ b0: Vec16, _ b1: Vec16, _ b2: Vec16, _ b3: Vec16
+    ) {
+        c.0.addProduct(w, b0)
+        c.1.addProduct(w, b1)
+        c.2.addProduct(w, b2)
+        c.3.addProduct(w, b3)
+    }
+
+    /// Columns j ..< j + 32: 8 accumulators, two per row.
+    @inline(__always)
+    func columns32(_ braw: UnsafeRawPointer, ldb: Int, k: Int, _ j: Int) {
+        var c0 = (Vec16(), Vec16())
+        var c1 = c0
+        var c2 = c0
+        var c3 = c0
+        for kk in 0..<k {
+            let row = braw + (kk * ldb + j) * 4
+            let b0 = row.loadUnaligned(as: Vec16.self)
+            let b1 = row.loadUnaligned(fromByteOffset: 64, as: Vec16.self)
+            var w = a0[kk]
+            c0.0.addProduct(w, b0)
+            c0.1.addProduct(w, b1)
+            w = a1[kk]
+            c1.0.addProduct(w, b0)
+            c1.1.addProduct(w, b1)
+            w = a2[kk]
+            c2.0.addProduct(w, b0)
+            c2.1.addProduct(w, b1)
+            w = a3[kk]
+            c3.0.addProduct(w, b0)
+            c3.1.addProduct(w, b1)
+        }
+        store(0, j, c0)
+        store(1, j, c1)
+        store(2, j, c2)
+        store(3, j, c3)
+    }
+
+    @inline(__always)
+    func store(_ r: Int, _ j: Int, _ c: (Vec16, Vec16)) {
+        store(r, j, c.0)
+        store(r, j + 16, c.1)
+    }
+
+    /// Columns j ..< j + 16: one accumulator per row.
+    @inline(__always)
+    func columns16(_ braw: UnsafeRawPointer, ldb: Int, k: Int, _ j: Int) {
+        var c = (Vec16(), Vec16(), Vec16(), Vec16())
+        for kk in 0..<k {
+            let bv = (braw + (kk * ldb + j) * 4).loadUnaligned(as: Vec16.self)
+            c.0.addProduct(a0[kk], bv)
+            c.1.addProduct(a1[kk], bv)
+            c.2.addProduct(a2[kk], bv)
+            c.3.addProduct(a3[kk], bv)
+        }
+        store(0, j, c.0)
+        store(1, j, c.1)
+        store(2, j, c.2)
+        store(3, j, c.3)
     }
 }
 

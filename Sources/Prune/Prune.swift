@@ -16,6 +16,7 @@
 // PyTorch runs, but the same seed reproduces an hcore run exactly — also across an interruption: the whole
 // state (log α, λ, both optimisers, the generator, the data order) is a `PruneState` that `prune` hands to
 // `checkpoint` and accepts back as `resume`.
+import Failures
 import Foundation
 import Kernels
 import Model
@@ -200,120 +201,15 @@ public func prune(
     pool: ThreadPool = .shared,
     onStep: ((PruneStep) -> Void)? = nil
 ) throws -> PruneResult {
-    guard (0..<1).contains(c.targetSparsity), (0..<1).contains(c.startSparsity) else {
-        throw ModelError.badInput("target and start sparsity must lie in [0, 1)")
-    }
-    guard !encodings.isEmpty else { throw ModelError.badInput("the training file has no examples") }
-    guard c.maxSteps > 0, c.batchSize > 0, c.gradientAccumulationSteps > 0 else {
-        throw ModelError.badInput("steps, batch size and accumulation must be positive")
-    }
-    guard c.maxGradNorm >= 0, c.maxGradNorm.isFinite else { throw ModelError.badInput("max_grad_norm must be ≥ 0") }
-    let (dropout, attentionDropout) = c.dropouts(for: model)
-    guard (0..<1).contains(dropout), (0..<1).contains(attentionDropout) else {
-        throw ModelError.badInput("dropout must lie in [0, 1)")
-    }
-    try model.checkActivations(activations)
-    let target = reference ?? model
-    guard target.config.numLabels == model.config.numLabels else {
-        throw ModelError.badInput(
-            "the reference model has \(target.config.numLabels) labels, the pruned one \(model.config.numLabels)")
-    }
-    let L = model.layerCount
-    let H = model.headCount
-    let U = L * H + L
-    if let initialLogAlpha, initialLogAlpha.count != U || initialLogAlpha.contains(where: { !$0.isFinite }) {
-        throw ModelError.badInput(
-            "the initial log α has \(initialLogAlpha.count) values; this model has \(U) units (\(L * H) heads, then \(L) MLPs), all finite"
-        )
-    }
+    let loop = try PruneLoop(
+        model: model, reference: reference ?? model, encodings: encodings, activations: activations, config: c,
+        noise: noise, fullDistributions: fullDistributions, pool: pool)
     let evaluator = try evaluation.map {
-        try PruneEvaluator($0, model: model, reference: target, activations: activations, pool: pool)
+        try PruneEvaluator($0, model: model, reference: loop.target, activations: activations, pool: pool)
     }
-    var state: PruneState
-    if let resume {
-        guard resume.logAlpha.count == U, resume.order.count == encodings.count, resume.step <= c.maxSteps else {
-            throw ModelError.badInput("the checkpoint was made for another model, training set or step count")
-        }
-        state = resume
-    } else {
-        var rng = SplitMix64(seed: c.seed)
-        let la: [Double] =
-            initialLogAlpha.map { $0.map(Double.init) } ?? (0..<U).map { _ in c.initialLogAlpha + 0.01 * rng.normal() }
-        state = PruneState(
-            step: 0, logAlpha: la, lambdas: [0, 0], optimizerLogAlpha: AdamWState(count: U),
-            optimizerLambda: AdamWState(count: 2),
-            rng: rng, order: Array(encodings.indices), cursor: encodings.count, history: [])
-    }
-    // The full model's distribution per example, computed the first time the example is drawn (the
-    // weights are frozen, so it never changes): a third of a step's work in later epochs.
-    let fullCache = fullDistributions ?? FullModelDistributions(count: encodings.count)
-    guard fullCache.count == encodings.count else {
-        throw ModelError.badInput(
-            "the shared full-model distributions cover \(fullCache.count) examples; the training set has \(encodings.count)"
-        )
-    }
+    var state = try resume.map(loop.checked) ?? loop.initialState(initialLogAlpha)
     while state.step < c.maxSteps {
-        let step = state.step
-        let t = targetSparsity(step: step, config: c)
-        var gradA = [Double](repeating: 0, count: U)
-        var gradL = [0.0, 0.0]
-        var klSum = 0.0
-        var lagSum = 0.0
-        var sampledSum = 0.0
-        var microKL: [Double] = []
-        var microSparsity: [Double] = []
-        for micro in 0..<c.gradientAccumulationSteps {
-            // Next batch of a reshuffled pass over the data (in file order without shuffling).
-            if state.cursor + c.batchSize > state.order.count {
-                if c.shuffle { state.rng.shuffle(&state.order) }
-                state.cursor = 0
-            }
-            let idx = state.order[state.cursor..<min(state.order.count, state.cursor + c.batchSize)]
-            state.cursor += c.batchSize
-            var u = (0..<U).map { _ in state.rng.uniform() }
-            if let noise {
-                let m = step * c.gradientAccumulationSteps + micro
-                guard m < noise.count, noise[m].count == U else {
-                    throw ModelError.badInput("the noise has no row of \(U) values for micro-batch \(m)")
-                }
-                u = noise[m]
-            }
-            let dropoutSeed = state.rng.next()
-            let missing = idx.filter { fullCache.rows[$0] == nil }
-            if !missing.isEmpty {
-                for (i, p) in zip(
-                    missing, try target.fullModelProbabilities(TokenBatch(missing.map { encodings[$0] }), pool: pool))
-                { fullCache.rows[i] = p }
-            }
-            let o = try pruneObjective(
-                model: model, batch: TokenBatch(idx.map { encodings[$0] }), logAlpha: state.logAlpha, u: u,
-                lambdas: state.lambdas, target: t, activations: activations, dropout: dropout,
-                attentionDropout: attentionDropout, dropoutSeed: dropoutSeed,
-                fullProbabilities: idx.flatMap { fullCache.rows[$0]! }, pool: pool)
-            let k = Double(c.gradientAccumulationSteps)
-            for i in 0..<U { gradA[i] += o.gradLogAlpha[i] / k }
-            gradL[0] += o.gap / k
-            gradL[1] += o.gap * o.gap / k
-            klSum += o.kl / k
-            lagSum += o.lagrangian / k
-            sampledSum += o.sampledSparsity / k
-            microKL.append(o.kl)
-            microSparsity.append(o.sampledSparsity)
-        }
-        let norm = gradA.withUnsafeMutableBufferPointer { a in
-            gradL.withUnsafeMutableBufferPointer { clipGlobalNorm([a, $0], maxNorm: c.maxGradNorm) }
-        }
-        let f = learningRateFactor(step: step, warmup: c.warmupSteps, total: c.maxSteps)
-        state.optimizerLogAlpha.step(&state.logAlpha, grad: gradA, lr: c.learningRate * f)
-        // gradient ascent on λ
-        state.optimizerLambda.step(&state.lambdas, grad: gradL.map { -$0 }, lr: c.regLearningRate * f)
-        let expected = 1 - HardConcrete.expectedKept(state.logAlpha.map(Float.init)) / Double(U)
-        var record = PruneStep(
-            step: step, kl: klSum, lagrangian: lagSum, expectedSparsity: expected, sampledSparsity: sampledSum,
-            target: t, lambda1: state.lambdas[0], lambda2: state.lambdas[1], gradNorm: norm,
-            learningRate: c.learningRate * f, microKL: microKL, microSparsity: microSparsity,
-            regLearningRate: c.regLearningRate * f)
-        state.step += 1
+        var record = try loop.step(&state)
         if let evaluator, state.step % evaluator.every == 0 || state.step == c.maxSteps {
             record.evaluation = try evaluator.run(logAlpha: state.logAlpha)
         }
@@ -325,7 +221,163 @@ public func prune(
         }
     }
     let la = state.logAlpha.map(Float.init)
-    let masks = MaskValues.fromLogAlpha(la, layers: L, heads: H, threshold: c.threshold)
+    let masks = MaskValues.fromLogAlpha(la, layers: model.layerCount, heads: model.headCount, threshold: c.threshold)
     return PruneResult(
-        logAlpha: la, masks: masks, history: state.history, achievedSparsity: 1 - Double(masks.keptCount) / Double(U))
+        logAlpha: la, masks: masks, history: state.history,
+        achievedSparsity: 1 - Double(masks.keptCount) / Double(loop.units))
+}
+
+/// One pruning run's fixed parts — the models, data, settings and the full model's distributions — and its step:
+/// the micro-batches' objective accumulated, clipped, and AdamW on log α (descent) and λ (ascent).
+final class PruneLoop {
+    let model: BertModel, target: BertModel
+    let encodings: [Encoding]
+    let activations: MeanActivations
+    let c: PruneConfig
+    let noise: [[Double]]?
+    let fullCache: FullModelDistributions
+    let pool: ThreadPool
+    let units: Int
+    let dropout: Float, attentionDropout: Float
+
+    init(
+        model: BertModel, reference: BertModel, encodings: [Encoding], activations: MeanActivations,
+        config c: PruneConfig,
+        noise: [[Double]]?, fullDistributions: FullModelDistributions?, pool: ThreadPool
+    ) throws {
+        (self.model, target, self.encodings, self.activations, self.c) = (model, reference, encodings, activations, c)
+        (self.noise, self.pool) = (noise, pool)
+        units = model.layerCount * model.headCount + model.layerCount
+        (dropout, attentionDropout) = c.dropouts(for: model)
+        // The full model's distribution per example, computed the first time the example is drawn (the weights are
+        // frozen, so it never changes): a third of a step's work in later epochs.
+        fullCache = fullDistributions ?? FullModelDistributions(count: encodings.count)
+        try validate()
+    }
+
+    func validate() throws {
+        guard (0..<1).contains(c.targetSparsity), (0..<1).contains(c.startSparsity) else {
+            throw SettingError("targetSparsity", "and the start sparsity must lie in [0, 1)")
+        }
+        guard !encodings.isEmpty else { throw ModelError.badInput("the training file has no examples") }
+        guard c.maxSteps > 0 else { throw SettingError("maxSteps", "must be positive") }
+        guard c.batchSize > 0 else { throw SettingError("perDeviceTrainBatchSize", "must be positive") }
+        guard c.gradientAccumulationSteps > 0 else {
+            throw SettingError("gradientAccumulationSteps", "must be positive")
+        }
+        guard c.maxGradNorm >= 0, c.maxGradNorm.isFinite else { throw SettingError("maxGradNorm", "must be ≥ 0") }
+        guard (0..<1).contains(dropout), (0..<1).contains(attentionDropout) else {
+            throw SettingError("dropout", "must lie in [0, 1)")
+        }
+        try model.checkActivations(activations)
+        guard target.config.numLabels == model.config.numLabels else {
+            throw ModelError.badInput(
+                "the reference model has \(target.config.numLabels) labels, the pruned one \(model.config.numLabels)")
+        }
+        guard fullCache.count == encodings.count else {
+            throw ModelError.badInput(
+                "the shared full-model distributions cover \(fullCache.count) examples; the training set has \(encodings.count)"
+            )
+        }
+    }
+
+    /// A fresh run's state: log α from `initial`, else the configured mean with N(0, 0.01) noise.
+    func initialState(_ initial: [Float]?) throws -> PruneState {
+        let (L, H) = (model.layerCount, model.headCount)
+        if let initial, initial.count != units || initial.contains(where: { !$0.isFinite }) {
+            throw ModelError.badInput(
+                "the initial log α has \(initial.count) values; this model has \(units) units (\(L * H) heads, then \(L) MLPs), all finite"
+            )
+        }
+        var rng = SplitMix64(seed: c.seed)
+        let la: [Double] =
+            initial.map { $0.map(Double.init) } ?? (0..<units).map { _ in c.initialLogAlpha + 0.01 * rng.normal() }
+        return PruneState(
+            step: 0, logAlpha: la, lambdas: [0, 0], optimizerLogAlpha: AdamWState(count: units),
+            optimizerLambda: AdamWState(count: 2), rng: rng, order: Array(encodings.indices),
+            cursor: encodings.count, history: [])
+    }
+
+    /// A checkpoint's state, if it fits this run.
+    func checked(_ resume: PruneState) throws -> PruneState {
+        guard resume.logAlpha.count == units, resume.order.count == encodings.count, resume.step <= c.maxSteps else {
+            throw ModelError.badInput("the checkpoint was made for another model, training set or step count")
+        }
+        return resume
+    }
+
+    /// One optimizer step; returns its record (log α not yet attached).
+    func step(_ state: inout PruneState) throws -> PruneStep {
+        let step = state.step
+        let t = targetSparsity(step: step, config: c)
+        let k = Double(c.gradientAccumulationSteps)
+        var sum = MicroBatchSum(units: units)
+        for micro in 0..<c.gradientAccumulationSteps {
+            sum.add(try microBatch(&state, index: step * c.gradientAccumulationSteps + micro, target: t), dividedBy: k)
+        }
+        let norm = sum.gradA.withUnsafeMutableBufferPointer { a in
+            sum.gradL.withUnsafeMutableBufferPointer { clipGlobalNorm([a, $0], maxNorm: c.maxGradNorm) }
+        }
+        let f = learningRateFactor(step: step, warmup: c.warmupSteps, total: c.maxSteps)
+        state.optimizerLogAlpha.step(&state.logAlpha, grad: sum.gradA, lr: c.learningRate * f)
+        // gradient ascent on λ
+        state.optimizerLambda.step(&state.lambdas, grad: sum.gradL.map { -$0 }, lr: c.regLearningRate * f)
+        let expected = 1 - HardConcrete.expectedKept(state.logAlpha.map(Float.init)) / Double(units)
+        state.step += 1
+        return PruneStep(
+            step: step, kl: sum.kl, lagrangian: sum.lagrangian, expectedSparsity: expected,
+            sampledSparsity: sum.sampled,
+            target: t, lambda1: state.lambdas[0], lambda2: state.lambdas[1], gradNorm: norm,
+            learningRate: c.learningRate * f, microKL: sum.microKL, microSparsity: sum.microSparsity,
+            regLearningRate: c.regLearningRate * f)
+    }
+
+    /// The next batch of a reshuffled pass over the data (in file order without shuffling), its gate noise and
+    /// dropout seed drawn from the run's stream, and its objective.
+    func microBatch(_ state: inout PruneState, index m: Int, target t: Double) throws -> PruneObjective {
+        if state.cursor + c.batchSize > state.order.count {
+            if c.shuffle { state.rng.shuffle(&state.order) }
+            state.cursor = 0
+        }
+        let idx = state.order[state.cursor..<min(state.order.count, state.cursor + c.batchSize)]
+        state.cursor += c.batchSize
+        var u = (0..<units).map { _ in state.rng.uniform() }
+        if let noise {
+            guard m < noise.count, noise[m].count == units else {
+                throw ModelError.badInput("the noise has no row of \(units) values for micro-batch \(m)")
+            }
+            u = noise[m]
+        }
+        let dropoutSeed = state.rng.next()
+        let missing = idx.filter { fullCache.rows[$0] == nil }
+        if !missing.isEmpty {
+            let computed = try target.fullModelProbabilities(TokenBatch(missing.map { encodings[$0] }), pool: pool)
+            for (i, p) in zip(missing, computed) { fullCache.rows[i] = p }
+        }
+        return try pruneObjective(
+            model: model, batch: TokenBatch(idx.map { encodings[$0] }), logAlpha: state.logAlpha, u: u,
+            lambdas: state.lambdas, target: t, activations: activations, dropout: dropout,
+            attentionDropout: attentionDropout, dropoutSeed: dropoutSeed,
+            fullProbabilities: idx.flatMap { fullCache.rows[$0]! }, pool: pool)
+    }
+}
+
+/// A step's micro-batches summed, each divided by the accumulation.
+struct MicroBatchSum {
+    var gradA: [Double]
+    var gradL = [0.0, 0.0]
+    var kl = 0.0, lagrangian = 0.0, sampled = 0.0
+    var microKL: [Double] = [], microSparsity: [Double] = []
+    init(units: Int) { gradA = [Double](repeating: 0, count: units) }
+
+    mutating func add(_ o: PruneObjective, dividedBy k: Double) {
+        for i in gradA.indices { gradA[i] += o.gradLogAlpha[i] / k }
+        gradL[0] += o.gap / k
+        gradL[1] += o.gap * o.gap / k
+        kl += o.kl / k
+        lagrangian += o.lagrangian / k
+        sampled += o.sampledSparsity / k
+        microKL.append(o.kl)
+        microSparsity.append(o.sampledSparsity)
+    }
 }

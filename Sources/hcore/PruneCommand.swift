@@ -171,7 +171,7 @@ struct PruneCommand: ParsableCommand {
         return c
     }
 
-    func run() throws {
+    func validate() throws {
         guard (0..<1).contains(targetSparsity), (0..<1).contains(startSparsity) else {
             throw UsageError("--target-sparsity and --start-sparsity must lie in [0, 1)")
         }
@@ -179,6 +179,9 @@ struct PruneCommand: ParsableCommand {
             throw UsageError("--warmup-type must be linear or logarithmic")
         }
         if let dropout, !(0..<1).contains(dropout) { throw UsageError("--dropout must lie in [0, 1)") }
+    }
+
+    func run() throws {
         if let checkpoints { return try runGrid(checkpoints) }
         guard let modelPath = model, let store, let activations else {
             throw UsageError(
