@@ -4,6 +4,7 @@
 # (e.g. --out DIR, --seed N). Rerun it after an interruption: every finished stage and subnetwork is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/require-libzstd.sh
 scripts/setup-fixtures.sh
 swift build -c release --product hcore 2>&1 | tail -1
 exec .build/release/hcore demo "$@"
