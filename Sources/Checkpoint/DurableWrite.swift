@@ -62,13 +62,34 @@ func resolvedTarget(_ path: String) -> String {
     return current
 }
 
-/// `bytes` in a fresh temporary file beside `path`, fsync'ed; returns its path.
+/// The process's umask, read once: from /proc/self/status where the kernel reports it (no race with other
+/// threads), else by setting and restoring it.
+let processUmask: mode_t = {
+    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Umask:") }),
+        let mask = mode_t(line.dropFirst("Umask:".count).trimmingCharacters(in: .whitespaces), radix: 8)
+    {
+        return mask
+    }
+    let mask = umask(0o022)
+    umask(mask)
+    return mask
+}()
+
+/// The mode a new file gets, as open(2) with 0666 would give it: 0666 without the umask's bits (mkstemp makes
+/// 0600, which nobody else in a group could read).
+public var newFileMode: mode_t { 0o666 & ~processUmask }
+
+/// `bytes` in a fresh temporary file beside `path`, fsync'ed, with the umask's mode; returns its path.
 func writeTemporary(_ bytes: [UInt8], beside path: String, shownAs shown: String) throws -> String {
     var template = Array((path + ".tmp-\(getpid())-XXXXXX").utf8CString)
     let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
     guard fd >= 0 else { throw CheckpointError.writeFailed(path: shown, reason: String(cString: strerror(errno))) }
     let tmp = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     do {
+        guard fchmod(fd, newFileMode) == 0 else {
+            throw CheckpointError.writeFailed(path: shown, reason: "fchmod: \(String(cString: strerror(errno)))")
+        }
         try writeAll(fd, bytes, shownAs: shown)
         guard fsync(fd) == 0 else {
             throw CheckpointError.writeFailed(path: shown, reason: "fsync: \(String(cString: strerror(errno)))")

@@ -3,7 +3,9 @@
 // holds. Accepted, by what the folder contains:
 //   dataset_info.json + data-*.arrow      one dataset (its files in name order)
 //   dataset_dict.json + one folder per split   its "validation" split (else its only one; say --data DIR/SPLIT)
-//   folders that are datasets or dataset dicts  all of them, one after another (hans-cases: one case each)
+//   folders that are datasets or dataset dicts  all of them, one after another (hans-cases: one case each),
+//                                          except `og`: the reference keeps the original HANS set there beside
+//                                          its 30 cases and skips it (give DIR/og to read it alone)
 //   *.arrow files                          a cache folder: every file, in name order
 // Columns as the reference names them: premise/hypothesis (HANS, MNLI), sentence1/sentence2 (PAWS, GLUE),
 // question1/question2 (QQP), else the --text-key/--pair-key; `label` as the ClassLabel's name when
@@ -38,7 +40,7 @@ extension Dataset {
             return try arrowFiles(path + "/" + split, depth: depth + 1)
         }
         guard depth < 3 else { return [] }
-        return try entries.filter { isDirectory(path + "/" + $0) }.flatMap {
+        return try entries.filter { isDirectory(path + "/" + $0) && $0 != "og" }.flatMap {
             try arrowFiles(path + "/" + $0, depth: depth + 1)
         }
     }
@@ -57,9 +59,7 @@ extension Dataset {
         for (file, info) in files {
             if let limit, ds.examples.count >= limit { break }
             let table: ArrowTable
-            do { table = try ArrowTable(bytes: try readDataFile(file), path: file) } catch let e as CheckpointError {
-                throw DataError.badFile(path: file, reason: "\(e)")
-            }
+            table = try ArrowTable(bytes: try readDataFile(file), path: file)
             let labelNames = try info.map { try classLabelNames($0) } ?? nil
             ds.format = try ds.append(table, file: file, keys: keys, labelNames: labelNames, limit: limit)
         }

@@ -30,7 +30,7 @@ public func checkpointFolders(_ folder: String) throws -> [(step: Int, path: Str
 /// checkpoint's tokenizer (every checkpoint of one run has the same). Results are named "checkpoint-STEP".
 public func evaluateCheckpoints(
     _ checkpoints: [(step: Int, path: String)], data: [String], keys: Dataset.Keys, skipBadRows: Bool,
-    limit: Int?, options: PredictionOptions, warn: (String) -> Void,
+    limit: ExampleLimit?, options: PredictionOptions, warn: (String) -> Void,
     progress: ((Int) -> Void)? = nil
 ) throws -> (prepared: [PreparedDataset], results: [TargetResult], fingerprints: [String]) {
     guard let first = checkpoints.first else { throw SettingError("checkpoints", "holds no checkpoint to evaluate") }
@@ -59,7 +59,7 @@ public func evaluateCheckpoints(
 /// The document of `hcore eval --checkpoints FOLDER`: one result per checkpoint (with its step); the
 /// fingerprint is the last checkpoint's.
 public func checkpointsDocument(
-    _ folder: String, data: [String], keys: Dataset.Keys, skipBadRows: Bool, limit: Int?,
+    _ folder: String, data: [String], keys: Dataset.Keys, skipBadRows: Bool, limit: ExampleLimit?,
     options: PredictionOptions, warn: (String) -> Void
 ) throws -> EvalDocument {
     let list = try checkpointFolders(folder)

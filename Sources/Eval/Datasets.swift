@@ -86,11 +86,21 @@ public struct Dataset: Sendable {
     ) throws -> Dataset {
         // a Hugging Face datasets folder
         if isDirectory(path) { return try loadArrowFolder(path, keys: keys, skipBadRows: skipBadRows, limit: limit) }
-        let bytes: [UInt8]
-        do { bytes = try readDataFile(path) } catch let e as CheckpointError {
-            throw DataError.badFile(path: path, reason: "\(e)")
+        return try parse(
+            try readDataFile(path), path: path, format: format, keys: keys, skipBadRows: skipBadRows, limit: limit)
+    }
+
+    /// The first `n` examples of each HANS subcase (examples without one count as one group), in file order: the
+    /// reference's -n, which caps each case.
+    public func limitedPerSubcase(_ n: Int) -> Dataset {
+        var seen: [String: Int] = [:]
+        var out = self
+        out.examples = examples.filter { e in
+            let key = e.subcase ?? ""
+            seen[key, default: 0] += 1
+            return seen[key]! <= n
         }
-        return try parse(bytes, path: path, format: format, keys: keys, skipBadRows: skipBadRows, limit: limit)
+        return out
     }
 
     /// A data file's decompressed bytes, read as if from `path` (whose name picks the format under .auto

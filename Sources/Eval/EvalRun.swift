@@ -86,13 +86,22 @@ public struct PreparedDataset {
     }
 }
 
+/// How many examples of a dataset an evaluation reads.
+public enum ExampleLimit: Sendable, Equatable {
+    /// The first n.
+    case first(Int)
+    /// The first n of each HANS subcase (the reference's -n, which caps each case).
+    case perSubcase(Int)
+}
+
 /// Loads each dataset and tokenizes it once for an evaluation; skipped rows go to `warn`.
 public func prepareDatasets(
-    _ paths: [String], keys: Dataset.Keys, skipBadRows: Bool, limit: Int?, model: BertModel,
+    _ paths: [String], keys: Dataset.Keys, skipBadRows: Bool, limit: ExampleLimit?, model: BertModel,
     tokenizer: BertTokenizer, options: PredictionOptions, warn: (String) -> Void
 ) throws -> [PreparedDataset] {
     try paths.map { path in
-        let ds = try Dataset.load(path, keys: keys, skipBadRows: skipBadRows, limit: limit)
+        var ds = try Dataset.load(path, keys: keys, skipBadRows: skipBadRows, limit: limit.first)
+        if case .perSubcase(let n) = limit { ds = ds.limitedPerSubcase(n) }
         for s in ds.skipped { warn("skipped \(s)") }
         // An empty set would score "accuracy 0" for every subnetwork: refuse it.
         guard ds.count > 0 else {
@@ -102,6 +111,14 @@ public func prepareDatasets(
                     ? "has no examples" : "has no usable examples (\(ds.skipped.count) malformed rows skipped)")
         }
         return try PreparedDataset(dataset: ds, model: model, tokenizer: tokenizer, options: options)
+    }
+}
+
+extension Optional where Wrapped == ExampleLimit {
+    /// The count to stop reading at, when the limit is a plain first-n.
+    var first: Int? {
+        if case .first(let n)? = self { return n }
+        return nil
     }
 }
 

@@ -781,6 +781,9 @@ public final class SubnetworkStore {
         let tmp = path + ".compact-\(getpid())"
         try? FileManager.default.removeItem(atPath: tmp)
         let fresh = try SubnetworkStore.create(path: tmp, fingerprint: fingerprint, layout: layout)
+        // The compacted store keeps the old file's permissions (a group may share it).
+        var old = stat()
+        if stat(path, &old) == 0 { chmod(tmp, old.st_mode & 0o7777) }
         fresh.compactedLength = Int.max / 4  // no compaction of the file being built
         fresh.compressMaximally = true
         do {

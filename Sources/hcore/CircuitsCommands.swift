@@ -174,7 +174,10 @@ extension CircuitsCommand {
             let senders =
                 try core.map { try parseCoreHeads($0, layers: model.layerCount, heads: model.headCount) }
                 ?? coreOptions.evidence(model: model).report.coreHeads
-            let (ds, options) = (try Dataset.loadNonEmpty(data, limit: maxExamples), try tokenization.options())
+            let (ds, options) = (
+                try Dataset.loadNonEmpty(data, limit: maxExamples),
+                try tokenization.options(positions: model.config.maxPositionEmbeddings)
+            )
             let source = try PatchCorruptionSource.named(
                 corrupt,
                 activations: { try activations.map { try MeanActivations.load(path: $0, model: model, warn: warn) } },
@@ -215,8 +218,9 @@ extension CircuitsCommand {
                 store: store, name: subnetwork, nameFlag: "--subnetwork", mask: maskOptions,
                 activationSet: activationSet, model: model)
             let prepared = try prepareDatasets(
-                data, keys: .init(), skipBadRows: false, limit: maxExamples, model: model, tokenizer: tok,
-                options: try tokenization.options(), warn: warn)
+                data, keys: .init(), skipBadRows: false, limit: maxExamples.map { .first($0) }, model: model,
+                tokenizer: tok,
+                options: try tokenization.options(positions: model.config.maxPositionEmbeddings), warn: warn)
             let bar = ProgressBar(
                 "ablate \(base.name)",
                 total: (model.layerCount * (model.headCount + 1) + 1) * prepared.reduce(0) { $0 + $1.encodings.count })
@@ -243,7 +247,9 @@ extension CircuitsCommand {
         @Option(help: ArgumentHelp("The head --svg draws.", valueName: "unit")) var head: String = "a0.h0"
         func run() throws {
             let (model, tok) = try modelOptions.load()
-            let encodings = try encodeAll(try inputs.examples(), tokenizer: tok, options: try tokenization.options())
+            let encodings = try encodeAll(
+                try inputs.examples(), tokenizer: tok,
+                options: try tokenization.options(positions: model.config.maxPositionEmbeddings))
             try dumpAttention(
                 model: model, tokenizer: tok, encodings: encodings, npy: npy, svg: svg, head: head, emit: emit)
         }

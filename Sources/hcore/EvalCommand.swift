@@ -87,6 +87,10 @@ struct EvalRun: ParsableCommand {
     @OptionGroup var tokenization: TokenizationOptions
     @Option(help: "Sequences per forward pass.") var batchSize: Int = 32
     @Option(help: "Use only the first N examples of each set.") var maxExamples: Int?
+    @Option(
+        help:
+            "Use only the first N examples of each HANS subcase (the reference's -n, which caps each case of data/datasets/hans-cases)."
+    ) var maxExamplesPerCase: Int?
     @Flag(help: "Skip malformed rows (reported on stderr) instead of stopping.") var skipBadRows = false
     @Option(
         help: ArgumentHelp(
@@ -145,27 +149,35 @@ struct EvalRun: ParsableCommand {
         }
         try refuse([("--threshold", threshold != nil && stepSize != nil)], because: "--step-size sweeps the threshold")
         try refuse(
+            [("--max-examples-per-case", maxExamples != nil && maxExamplesPerCase != nil)],
+            because: "--max-examples takes the first N of each set")
+        for (flag, n) in [("--max-examples", maxExamples), ("--max-examples-per-case", maxExamplesPerCase)] {
+            if let n, n < 1 { throw UsageError("\(flag) must be at least 1, got \(n)") }
+        }
+        try refuse(
             [("--threshold", threshold != nil && maskMode == "binary")],
             because: "--mask-mode binary keeps masks as stored")
     }
 
     func run() throws {
-        let opts = try tokenization.options(batchSize: batchSize)
         let started = Date()
         if let checkpoints {
+            let first = try checkpointFolders(checkpoints)[0].path
+            let positions = try BertConfig.load(path: first + "/config.json").maxPositionEmbeddings
             let document = try checkpointsDocument(
-                checkpoints, data: data, keys: keys, skipBadRows: skipBadRows, limit: maxExamples, options: opts,
-                warn: warn)
+                checkpoints, data: data, keys: keys, skipBadRows: skipBadRows, limit: limit,
+                options: try tokenization.options(batchSize: batchSize, positions: positions), warn: warn)
             return emit(bytes: try EvalDocument.output([document], format: format, shape: shape, idNames: idNames))
         }
         guard let modelPath = model else { throw UsageError("give --model DIR (or --checkpoints DIR)") }
         let (model, tok) = (try BertModel.load(folder: modelPath), try BertTokenizer.load(folder: modelPath))
+        let opts = try tokenization.options(batchSize: batchSize, positions: model.config.maxPositionEmbeddings)
         let shard = try shardSpec(self.shard)
         var selection = try select(model: model, folder: modelPath)
         if format == "heuristic-core" { selection.includeFullModel() }
         if let shard { selection.keepShard(shard.index, of: shard.count) }
         let prepared = try prepareDatasets(
-            data, keys: keys, skipBadRows: skipBadRows, limit: maxExamples, model: model, tokenizer: tok,
+            data, keys: keys, skipBadRows: skipBadRows, limit: limit, model: model, tokenizer: tok,
             options: opts, warn: warn)
         let examples = prepared.reduce(0) { $0 + $1.encodings.count }
         let progress = ProgressBar(
@@ -185,6 +197,7 @@ struct EvalRun: ParsableCommand {
     }
 
     var keys: Dataset.Keys { Dataset.Keys(text: textKey, pair: pairKey, label: labelKey) }
+    var limit: ExampleLimit? { maxExamples.map { .first($0) } ?? maxExamplesPerCase.map { .perSubcase($0) } }
     var mode: MaskMode { maskMode.flatMap(MaskMode.init(rawValue:)) ?? .soft }
 
     /// What the flags ask to evaluate: a store's subnetworks, a mask file, a pruned run given as the model (its

@@ -10,7 +10,9 @@ struct Finetune: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fine-tune a BERT classifier (all weights) and write a Hugging Face folder.",
         discussion: """
-            Starts from a pretrained folder (--model) or from scratch (--config tiny|small|config.json, with a word-level vocabulary built from the training and dev files unless --vocab is given). Cross-entropy, AdamW with weight decay on every weight except biases and LayerNorm weights, linear warm-up over --warmup-ratio of the steps then linear decay, gradients accumulated over --gradient-accumulation-steps batches and clipped to a global norm of --max-grad-norm, BERT's hidden dropout (attention-probability dropout is not applied). The defaults are those of the reference's src/ft/run_glue.py under HF's Trainer (learning rate 5e-5, 3 epochs, weight decay 0, no warm-up, clipping at 1.0); flags keep its names. The output folder (config.json, model.safetensors, vocab.txt, tokenizer_config.json) loads in transformers and in every hcore command; --save-steps N also keeps OUT/checkpoint-STEP/ folders every N steps, for the paper's learning-dynamics grid (`hcore eval --checkpoints OUT`).
+            Starts from a pretrained folder (--model) or from scratch (--config tiny|small|config.json, with a word-level vocabulary built from the training and dev files unless --vocab is given). Cross-entropy, AdamW with weight decay on every weight except biases and LayerNorm weights, linear warm-up over --warmup-ratio of the steps then linear decay, gradients accumulated over --gradient-accumulation-steps batches and clipped to a global norm of --max-grad-norm, BERT's dropout as transformers applies it in training (hidden dropout and dropout on the attention probabilities, from the config unless --dropout / --attention-dropout). The output folder (config.json, model.safetensors, vocab.txt, tokenizer_config.json) loads in transformers and in every hcore command; --save-steps N also keeps OUT/checkpoint-STEP/ folders every N steps, for the paper's learning-dynamics grid (`hcore eval --checkpoints OUT`).
+
+            Defaults are run_glue.py's under HF's Trainer (the reference's src/ft/run_glue.py) — learning rate 5e-5, 3 epochs, weight decay 0, no warm-up, clipping at 1.0, 128 tokens, seed 42 — except the batch: 32, the paper's, where the Trainer's default is 8. The paper fine-tuned bert-base-cased with the reference's scripts/ft.sh: --learning-rate 2e-5 --max-steps 61360 (MNLI; QQP 40000 steps of 128 pairs), batch 32, 128 tokens, seed 42. Flags keep run_glue's names in either spelling (--learning_rate or --learning-rate; --model_name_or_path, --output_dir, --per_gpu_train_batch_size are --model, --out, --per-device-train-batch-size).
 
               hcore finetune --config small --train train.jsonl --dev dev.jsonl \\
                   --out runs/small --num-train-epochs 4
@@ -37,7 +39,9 @@ struct Finetune: ParsableCommand {
     var epochs: Int = 3
     @Option(name: .customLong("per-device-train-batch-size"), help: "Pairs per batch (--per_device_train_batch_size).")
     var batchSize: Int = 32
-    @Option(name: .customLong("learning-rate"), help: "Peak learning rate (--learning_rate).") var learningRate:
+    @Option(
+        name: .customLong("learning-rate"),
+        help: "Peak learning rate (--learning_rate; run_glue's default 5e-5, the paper's 2e-5).") var learningRate:
         Double = 5e-5
     @Option(
         name: .customLong("weight-decay"),
@@ -61,6 +65,8 @@ struct Finetune: ParsableCommand {
         help: "Also write OUT/checkpoint-STEP/ every N steps (--save_steps; 0: only the final model).") var saveSteps:
         Int = 0
     @Option(help: "Hidden dropout probability (default: the config's hidden_dropout_prob).") var dropout: Float?
+    @Option(help: "Attention-probability dropout (default: the config's attention_probs_dropout_prob).")
+    var attentionDropout: Float?
     @Option(name: .customLong("eval-steps"), help: "Evaluate on --dev every N steps (0: at the end only).")
     var evalSteps: Int = 0
     @Option var seed: UInt64 = 42
@@ -77,6 +83,7 @@ struct Finetune: ParsableCommand {
             epochs, batchSize, learningRate, weightDecay, warmupRatio, dropout, seed, evalSteps, maxSteps, accumulation,
             maxGradNorm
         )
+        c.attentionDropout = attentionDropout
         try c.validate(saveSteps: saveSteps)
         try FinetuneStart.checkChoice(model: model, config: config)
         let trainSet = try Dataset.loadNonEmpty(train, limit: maxTrainSamples)

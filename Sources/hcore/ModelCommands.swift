@@ -37,7 +37,8 @@ struct Tokenize: ParsableCommand {
         help: "Accepted for symmetry with predict; tokenization does not depend on batching (no padding is printed).")
     var batchSize: Int = 32
     func run() throws {
-        let opts = try tokenization.options(batchSize: batchSize)
+        let config = try BertConfig.load(path: modelOptions.model + "/config.json")
+        let opts = try tokenization.options(batchSize: batchSize, positions: config.maxPositionEmbeddings)
         let tok = try BertTokenizer.load(folder: modelOptions.model)
         for ex in try inputs.examples() {
             emit(
@@ -68,8 +69,8 @@ struct Predict: ParsableCommand {
     @Option(help: "Sequences per forward pass (batches are length-sorted and packed, no padding is computed).")
     var batchSize: Int = 32
     func run() throws {
-        let opts = try tokenization.options(batchSize: batchSize)
         let (model, tok) = try modelOptions.load()
+        let opts = try tokenization.options(batchSize: batchSize, positions: model.config.maxPositionEmbeddings)
         let chosen = try runOptions.subnetwork(folder: modelOptions.model, model: model, mask: maskOptions)
         let (plan, soft) = try chosen.map { try compiled($0, model: model) } ?? maskOptions.compile(model: model)
         let encodings = try encodeAll(try inputs.examples(), tokenizer: tok, options: opts)
@@ -96,8 +97,8 @@ struct Activations: ParsableCommand {
     @OptionGroup var tokenization: TokenizationOptions
     @Option(help: "Sequences per forward pass.") var batchSize: Int = 32
     func run() throws {
-        let opts = try tokenization.options(batchSize: batchSize)
         let (model, tok) = try modelOptions.load()
+        let opts = try tokenization.options(batchSize: batchSize, positions: model.config.maxPositionEmbeddings)
         let ds = try Dataset.loadNonEmpty(data, limit: maxExamples)
         let progress = ProgressBar("activations", total: ds.count)
         let (acts, tokens) = try meanActivations(
@@ -133,8 +134,8 @@ struct Importance: ParsableCommand {
     @Flag(help: "Print JSON (the default prints a table).") var json = false
     func run() throws {
         guard ["kl", "ce"].contains(objective) else { throw UsageError("--objective must be kl or ce") }
-        let opts = try tokenization.options(batchSize: batchSize)
         let (model, tok) = try modelOptions.load()
+        let opts = try tokenization.options(batchSize: batchSize, positions: model.config.maxPositionEmbeddings)
         let ds = try Dataset.loadNonEmpty(data, limit: maxExamples)
         let (masks, ablation) =
             try maskOptions.resolve(model: model) ?? (

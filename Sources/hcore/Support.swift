@@ -43,16 +43,26 @@ struct TokenizationOptions: ParsableArguments {
     @Option(
         name: .long,
         help:
-            "Truncate pairs to this many tokens, [CLS]/[SEP] included. Pruning and fine-tuning in the paper use 128; the reference's eval scripts truncate only at the model's 512, so pass 512 to match them exactly (128 is faster, changes only pairs longer than 128 tokens, and is recorded as max_length in the document)."
-    ) var maxLength: Int = 128
+            "Truncate pairs to this many tokens, [CLS]/[SEP] included (default: 128, or the model's positions if fewer; a value above them truncates at them, as transformers does at a model's maximum). Pruning and fine-tuning in the paper use 128; the reference's eval scripts truncate only at the model's 512, so pass 512 to match them exactly (128 is faster, changes only pairs longer than 128 tokens, and is recorded as max_length in the document)."
+    ) var maxLength: Int?
     @Option(
         name: .long,
         help: ArgumentHelp(
             "longest_first, only_first, only_second or do_not_truncate (as HF's truncation=).", valueName: "strategy"))
     var truncation: String = "longest_first"
 
-    func options(batchSize: Int = 32) throws -> PredictionOptions {
-        try PredictionOptions(maxLength: maxLength, batchSize: batchSize, truncation: truncation)
+    /// The options for a model of `positions` positions: --max-length (default 128) capped at them, said when a
+    /// given length is.
+    func options(batchSize: Int = 32, positions: Int) throws -> PredictionOptions {
+        if let maxLength, maxLength > positions {
+            warn(
+                "hcore: --max-length \(maxLength) exceeds the model's \(positions) positions: pairs are truncated to \(positions)"
+            )
+        }
+        return try phrasingSettings {
+            try PredictionOptions(
+                maxLength: min(maxLength ?? 128, positions), batchSize: batchSize, truncation: truncation)
+        }
     }
 }
 

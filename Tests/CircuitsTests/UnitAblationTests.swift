@@ -23,7 +23,7 @@ final class UnitAblationTests: XCTestCase {
         let acts = MeanActivations(avgHead: try g.floats("avg_head"), avgMLP: try g.floats("avg_mlp"))
         let data = try Dataset.load(repoRoot + "/data/hans/heuristics_evaluation_set.txt.zst", limit: 24)
         let prepared = try prepareDatasets(
-            [data.path], keys: .init(), skipBadRows: false, limit: 24, model: model, tokenizer: tok,
+            [data.path], keys: .init(), skipBadRows: false, limit: .first(24), model: model, tokenizer: tok,
             options: PredictionOptions(maxLength: 128), warn: { _ in })
         var sub = MaskValues.ones(layers: 6, heads: 12)
         sub.heads[1][3] = 0
