@@ -10,8 +10,9 @@ import Tokenizer
 /// One thing to evaluate: the full model or a subnetwork.
 /// The rule that made a subnetwork's evaluation masks, recorded with every result.
 public enum MaskRule: Equatable, Sendable, CustomStringConvertible {
-    /// The masks as stored (binary), or as a mask file gives them.
-    case stored
+    /// The masks as stored (binary), or as a mask file gives them; with the threshold the store says made them
+    /// binary from log α (hcore prune and the reference's import record it), when it says.
+    case stored(madeAtThreshold: Float?)
     /// The reference's deterministic rule on log α, soft values (its eval scripts without -t).
     case deterministicSoft
     /// The reference's deterministic rule made binary at a threshold (its -t).
@@ -22,9 +23,16 @@ public enum MaskRule: Equatable, Sendable, CustomStringConvertible {
         return nil
     }
 
+    /// Whether the masks are the stored ones.
+    var isStored: Bool {
+        if case .stored = self { return true }
+        return false
+    }
+
     public var description: String {
         switch self {
-        case .stored: return "as stored"
+        case .stored(let t?): return "as stored (deterministic, threshold \(t))"
+        case .stored(nil): return "as stored"
         case .deterministicSoft: return "deterministic (soft)"
         case .deterministicThreshold(let t): return "deterministic, threshold \(t)"
         }

@@ -89,15 +89,15 @@ extension EvalTarget {
         }
         let (L, H) = (layout.layers, layout.heads)
         var masks = MaskValues(units: sub.mask.map(Float.init), layers: L, heads: H)
-        var rule = MaskRule.stored
+        let storedThreshold = sub.meta.get("threshold")?.doubleValue.map(Float.init)
+        var rule = MaskRule.stored(madeAtThreshold: sub.logAlpha == nil ? nil : storedThreshold)
         if mode == .soft, let la = sub.logAlpha {
             rule = threshold.map { .deterministicThreshold($0) } ?? .deterministicSoft
             masks = MaskValues.fromLogAlpha(
                 forcing.apply(logAlpha: la, layers: L, heads: H), layers: L, heads: H, threshold: threshold)
         } else if !forcing.isEmpty {
             if let la = sub.logAlpha {
-                let stored: Float =
-                    sub.meta.get("threshold").flatMap { if case .float(let t) = $0 { Float(t) } else { nil } } ?? 0.5
+                let stored = storedThreshold ?? 0.5
                 rule = .deterministicThreshold(stored)
                 masks = MaskValues.fromLogAlpha(
                     forcing.apply(logAlpha: la, layers: L, heads: H), layers: L, heads: H, threshold: stored)
@@ -107,7 +107,8 @@ extension EvalTarget {
         }
         // The stored achieved sparsity holds for masks as stored.
         self.init(
-            name: sub.name, index: index, sparsity: rule == .stored && forcing.isEmpty ? sub.sparsity : masks.sparsity,
+            name: sub.name, index: index,
+            sparsity: rule.isStored && forcing.isEmpty ? sub.sparsity : masks.sparsity,
             seed: sub.meta.get("seed") ?? .null, masks: masks)
         self.maskRule = rule
         self.threshold = rule.threshold
@@ -184,7 +185,7 @@ public struct EvalSelection {
         do { try model.checkMasks(loaded, resolved) } catch { throw ModelError.mismatch("\(path): \(error)") }
         let masks = forcing.apply(masks: loaded)
         var target = EvalTarget(name: path, index: 0, sparsity: masks.sparsity, seed: .null, masks: masks)
-        target.maskRule = .stored
+        target.maskRule = .stored(madeAtThreshold: nil)
         return EvalSelection(targets: [target], ablation: resolved, total: 1, store: nil)
     }
 
