@@ -98,7 +98,9 @@ let package = Package(
         // Figures and index.html of a study (eval document + store + model).
         .target(
             name: "Report",
-            dependencies: ["Figures", "Circuits", "Eval", "Store", "Model", "Checkpoint", "Kernels", "Tokenizer"],
+            dependencies: [
+                "Figures", "Circuits", "Eval", "Store", "Model", "Checkpoint", "Kernels", "Tokenizer", "Failures",
+            ],
             swiftSettings: numericFlags),
         .target(name: "ParserHarness", dependencies: ["Checkpoint", "Store", "Eval", "Model", "Tokenizer"]),
         // data/hans/*.zst compiled into the binary (C23 #embed), so `hcore demo` runs from any directory.
@@ -145,7 +147,9 @@ let package = Package(
             name: "CircuitsTests",
             dependencies: ["TestSupport", "Circuits", "Eval", "Store", "Kernels", "Model", "Checkpoint", "Tokenizer"],
             swiftSettings: numericFlags),
-        .testTarget(name: "ReportTests", dependencies: ["Report"]),
+        .testTarget(
+            name: "ReportTests",
+            dependencies: ["TestSupport", "Report", "Circuits", "Eval", "Store", "Model", "Checkpoint"]),
         .testTarget(name: "FiguresTests", dependencies: ["TestSupport", "Figures", "Eval", "Store", "Checkpoint"]),
         .testTarget(
             name: "EvalTests", dependencies: ["TestSupport", "Eval", "Store", "Model", "Checkpoint", "Tokenizer"],

@@ -1,18 +1,19 @@
-// One heuristic core, with its evidence — what `circuits core`, `compose`, `reads`, the report and the demo all use.
+// One heuristic core, with its evidence — what `circuits core`, `patch`, `compose`, the report and the demo
+// all use (`heuristicCore`).
 //
-//   matching   the subnetworks that match the full model in-domain: stored metric `metric` (e.g. eval/dev,
-//              written by `hcore eval --write-back`) ≥ reference − margin, the reference being the full
-//              model's value when given, else the best subnetwork's (said in the output). Fewer than
-//              `minimumCount` matching: refused, since an intersection of one or two masks says nothing.
+//   matching   the subnetworks that match the full model in-domain (`MatchRule`: accuracy > full − 3 points,
+//              the reference's rule); fewer than 3: refused. Or, asked for explicitly, every subnetwork given.
 //   core       units kept by ≥ `fraction` of the matching subnetworks (CoreReport).
-//   null       is the core larger than masks of the same shape would share by chance? Each permutation
-//              shuffles, inside every matching subnetwork, which heads of each layer are kept (same count
-//              per layer) and which layers keep their MLP (same count), and recounts the core; the p-value is
-//              (1 + #{null ≥ observed}) / (1 + permutations). Seeded, so it reproduces.
-//   stability  each unit's share of bootstrap resamples of the matching subnetworks (with replacement) in
-//              whose core it lies. A resample holds only original masks, so at fraction 1 every member is
-//              always in: there it says which outside units would enter; below 1 it is each member's stability.
-//   sweep      core size, null mean and p-value at fractions 1.0, 0.9, …, 0.5.
+//   null       is the core larger than masks of the same shape would share by chance? Heads and MLPs apart:
+//              each permutation shuffles, inside every matching subnetwork, which heads of each layer are kept
+//              (same count per layer) and recounts the heads kept in common; the MLPs likewise, shuffled
+//              across layers (same count). A few always-kept MLPs would otherwise carry the p-value of a
+//              core of heads. p = (1 + #{null ≥ observed}) / (1 + permutations), seeded.
+//   split-half the seeds split at random into two halves, a core found in each: the Jaccard index of the two
+//              halves' head cores, against the same for permuted masks — does a core found from half the
+//              seeds reproduce in the other half?
+//   sweep      head-core size, null mean and p-value at fractions 1.0, 0.9, …, 0.5.
+//   presence   with an OOD metric, each unit's presence against it, sparsity partialled out.
 import Checkpoint
 import Eval
 import Failures
@@ -21,119 +22,151 @@ import Kernels
 import Model
 import Store
 
-public struct MatchRule: Sendable {
-    public var metric: String
-    /// The full model's value of `metric`; nil: the best matching candidate's.
-    public var reference: Double?
-    /// Allowed shortfall, in the metric's units (accuracy 0.02 = 2 points).
-    public var margin: Double
-    public var minimumCount: Int
-    public init(metric: String, reference: Double? = nil, margin: Double = 0.02, minimumCount: Int = 3) {
-        (self.metric, self.reference, self.margin, self.minimumCount) = (metric, reference, margin, minimumCount)
-    }
-}
-
 public struct CoreEvidence: Sendable {
     public struct NullResult: Sendable {
         public var fraction: Double, observed: Int, nullMean: Double, pValue: Double
     }
+    /// Two random halves of the matching subnetworks, each with its own core.
+    public struct SplitHalf: Sendable {
+        public var splits: Int
+        /// Mean Jaccard index of the two halves' head cores, and the same for permuted masks.
+        public var jaccard: Double, nullJaccard: Double
+        /// Mean size of a half's head core (the full core's is `observed` of the head null).
+        public var halfCoreSize: Double
+    }
     public var report: CoreReport
     /// How the subnetworks were chosen, in words.
     public var selection: String
+    /// The rule that chose them; nil when every subnetwork given was taken.
+    public var rule: MatchRule?
     public var excluded: [String]
-    public var null: NullResult
+    public var headNull: NullResult
+    public var mlpNull: NullResult
+    /// The head null at fractions 1.0 … 0.5.
     public var sweep: [NullResult]
-    /// Per unit (store order): share of bootstrap resamples whose core contains it.
-    public var stability: [Double]
-    public var permutations: Int, bootstraps: Int, seed: UInt64
+    public var splitHalf: SplitHalf
+    public var permutations: Int, seed: UInt64
     /// Presence against the OOD metric (`report.metric`), sparsity partialled out; empty without a metric.
     public var presence: [PresenceStatistic] = []
+
+    public var coreHeads: [(layer: Int, head: Int)] { report.coreHeads }
+    public var coreMLPs: [Int] { report.core.compactMap { report.name($0).head == nil ? report.name($0).layer : nil } }
 }
 
-/// Chooses the matching subnetworks by `rule` (nil: every subnetwork given) and measures their core.
+/// The core's settings beyond the matching rule.
+public struct CoreSettings: Sendable {
+    public var fraction = 1.0
+    public var permutations = 1000
+    public var splits = 200
+    public var seed: UInt64 = 0
+    /// An OOD metric of the metadata to test each unit's presence against (nil: `defaultOODMetric`).
+    public var oodMetric: String?
+    public init() {}
+
+    func check() throws {
+        guard fraction.isFinite, fraction > 0, fraction <= 1 else {
+            throw SettingError("fraction", "must lie in (0, 1], not \(fraction)")
+        }
+        guard (0...1_000_000).contains(permutations) else { throw SettingError("permutations", "must be in 0…1000000") }
+        guard (0...1_000_000).contains(splits) else { throw SettingError("splits", "must be in 0…1000000") }
+    }
+}
+
+/// The heuristic core: the subnetworks `rule` says match the full model in-domain (nil: all of `scored`,
+/// said in the selection), the units they keep, and its evidence (see the file comment).
 public func heuristicCore(
-    _ subs: [StoredSubnetwork], layout: StoreLayout, rule: MatchRule?, fraction: Double = 1.0,
-    metric: String? = nil, permutations: Int = 1000, bootstraps: Int = 1000, seed: UInt64 = 0
+    _ scored: [ScoredSubnetwork], rule: MatchRule?, layout: StoreLayout, settings: CoreSettings = CoreSettings()
 ) throws -> CoreEvidence {
-    guard (0...1).contains(fraction), fraction > 0 else { throw SettingError("fraction", "must lie in (0, 1]") }
-    guard permutations >= 0 else { throw SettingError("permutations", "must be ≥ 0") }
-    guard bootstraps >= 0 else { throw SettingError("bootstrap", "must be ≥ 0") }
-    var matching = subs
-    var selection = "all \(subs.count) subnetworks (no in-domain rule given)"
+    try settings.check()
+    var matching = scored.map(\.subnetwork)
+    var excluded: [String] = []
+    var selection = "all \(scored.count) subnetworks given (no in-domain rule)"
     if let rule {
-        let scored = subs.compactMap { s in s.meta.get(rule.metric)?.doubleValue.map { (s, $0) } }
-        guard !scored.isEmpty else {
-            throw DataError.badFile(
-                path: "the store",
-                reason:
-                    "no subnetwork has the metric '\(rule.metric)' in its metadata; write the evaluation's metrics back into the store (keys eval/DATASET)"
-            )
-        }
-        let reference = rule.reference ?? scored.map(\.1).max()!
-        matching = scored.filter { $0.1 >= reference - rule.margin - 1e-12 }.map(\.0)
-        selection =
-            "\(matching.count) of \(subs.count) subnetworks with \(rule.metric) ≥ \(reference) − \(rule.margin) ("
-            + (rule.reference == nil
-                ? "the best subnetwork's value; no full-model value was given" : "the full model's value")
-            + ")"
-        guard matching.count >= rule.minimumCount else {
-            throw SettingError(
-                "margin",
-                "leaves only \(matching.count) subnetworks matching in-domain (\(selection)); a core needs at least \(rule.minimumCount): widen the margin or prune more seeds"
-            )
-        }
+        (matching, excluded) = try matchingSubnetworks(scored, rule: rule)
+        selection = "\(matching.count) of \(scored.count) subnetworks match the full model in-domain: \(rule.words)"
     }
     guard !matching.isEmpty else {
         throw DataError.badFile(path: "the store", reason: "holds no subnetworks to find a core in")
     }
-    let names = Set(matching.map(\.name))
-    var rng = SplitMix64(seed: seed)
+    return evidence(
+        matching, layout: layout, settings: settings, selection: selection, rule: rule, excluded: excluded)
+}
+
+/// The same over subnetworks without in-domain values: every one of them, said so.
+public func heuristicCore(allOf subs: [StoredSubnetwork], layout: StoreLayout, settings: CoreSettings = CoreSettings())
+    throws -> CoreEvidence
+{
+    try heuristicCore(subs.map { ScoredSubnetwork($0, inDomain: .nan) }, rule: nil, layout: layout, settings: settings)
+}
+
+func evidence(
+    _ matching: [StoredSubnetwork], layout: StoreLayout, settings: CoreSettings, selection: String, rule: MatchRule?,
+    excluded: [String]
+) -> CoreEvidence {
+    var rng = SplitMix64(seed: settings.seed)
     let masks = matching.map { $0.mask.map { $0 == 1 } }
+    let P = settings.permutations
     let sweep = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5].map { f in
-        intersectionNull(masks, layout: layout, fraction: f, permutations: permutations, rng: &rng)
+        intersectionNull(masks, layout: layout, kind: .heads, fraction: f, permutations: P, rng: &rng)
     }
-    let oodMetric = metric ?? defaultOODMetric(matching)
+    let oodMetric = settings.oodMetric ?? defaultOODMetric(matching)
+    let f = settings.fraction
     return CoreEvidence(
-        report: findCore(matching, layout: layout, fraction: fraction, metric: oodMetric), selection: selection,
-        excluded: subs.map(\.name).filter { !names.contains($0) },
-        null: intersectionNull(masks, layout: layout, fraction: fraction, permutations: permutations, rng: &rng),
+        report: findCore(matching, layout: layout, fraction: f, metric: oodMetric), selection: selection,
+        rule: rule, excluded: excluded,
+        headNull: intersectionNull(masks, layout: layout, kind: .heads, fraction: f, permutations: P, rng: &rng),
+        mlpNull: intersectionNull(masks, layout: layout, kind: .mlps, fraction: f, permutations: P, rng: &rng),
         sweep: sweep,
-        stability: bootstrapStability(masks, layout: layout, fraction: fraction, bootstraps: bootstraps, rng: &rng),
-        permutations: permutations, bootstraps: bootstraps, seed: seed,
-        presence: oodMetric.map { presenceStatistics(matching, metric: $0, permutations: permutations, seed: seed) }
+        splitHalf: splitHalf(masks, layout: layout, fraction: f, splits: settings.splits, rng: &rng),
+        permutations: P, seed: settings.seed,
+        presence: oodMetric.map { presenceStatistics(matching, metric: $0, permutations: P, seed: settings.seed) }
             ?? [])
 }
 
-/// Units kept by ≥ `fraction` of `masks`.
-func coreSize(_ masks: [[Bool]], fraction: Double) -> Int {
-    guard let U = masks.first?.count else { return 0 }
+/// Which units a null counts.
+enum UnitKind { case heads, mlps }
+
+/// The units of `kind` kept by ≥ `fraction` of `masks` (store order: heads, then MLPs).
+func coreUnits(_ masks: [[Bool]], layout: StoreLayout, kind: UnitKind, fraction: Double) -> [Int] {
+    let LH = layout.layers * layout.heads
+    let range = kind == .heads ? 0..<LH : LH..<layout.unitCount
     let need = Int((fraction * Double(masks.count) - 1e-9).rounded(.up))
-    return (0..<U).filter { u in masks.reduce(0) { $0 + ($1[u] ? 1 : 0) } >= need }.count
+    return range.filter { u in masks.reduce(0) { $0 + ($1[u] ? 1 : 0) } >= need }
 }
 
-/// The layer-stratified permutation null of the core's size (see the file comment).
-func intersectionNull(
-    _ masks: [[Bool]], layout: StoreLayout, fraction: Double, permutations: Int, rng: inout SplitMix64
-) -> CoreEvidence.NullResult {
-    let observed = coreSize(masks, fraction: fraction)
-    let L = layout.layers
-    let H = layout.heads
-    var atLeast = 0
-    var total = 0
-    for _ in 0..<permutations {
-        let shuffled = masks.map { m -> [Bool] in
-            var out = m
+/// Each mask with its heads shuffled within every layer (kind .heads) or its MLPs across layers (.mlps).
+func shuffled(_ masks: [[Bool]], layout: StoreLayout, kind: UnitKind, rng: inout SplitMix64) -> [[Bool]] {
+    let (L, H) = (layout.layers, layout.heads)
+    return masks.map { m -> [Bool] in
+        var out = m
+        switch kind {
+        case .heads:
             for l in 0..<L {
                 var row = Array(m[(l * H)..<((l + 1) * H)])
                 rng.shuffle(&row)
                 out.replaceSubrange((l * H)..<((l + 1) * H), with: row)
             }
+        case .mlps:
             var mlps = Array(m[(L * H)...])
             rng.shuffle(&mlps)
             out.replaceSubrange((L * H)..., with: mlps)
-            return out
         }
-        let size = coreSize(shuffled, fraction: fraction)
+        return out
+    }
+}
+
+/// The permutation null of the core's size, over the units of `kind` (see the file comment).
+func intersectionNull(
+    _ masks: [[Bool]], layout: StoreLayout, kind: UnitKind, fraction: Double, permutations: Int,
+    rng: inout SplitMix64
+) -> CoreEvidence.NullResult {
+    let observed = coreUnits(masks, layout: layout, kind: kind, fraction: fraction).count
+    var atLeast = 0
+    var total = 0
+    for _ in 0..<permutations {
+        let size = coreUnits(
+            shuffled(masks, layout: layout, kind: kind, rng: &rng), layout: layout, kind: kind, fraction: fraction
+        ).count
         total += size
         if size >= observed { atLeast += 1 }
     }
@@ -143,23 +176,29 @@ func intersectionNull(
         pValue: Double(1 + atLeast) / Double(1 + permutations))
 }
 
-/// Per unit: the share of bootstrap resamples (with replacement) whose core at `fraction` contains it.
-func bootstrapStability(
-    _ masks: [[Bool]], layout: StoreLayout, fraction: Double, bootstraps: Int, rng: inout SplitMix64
-) -> [Double] {
-    let U = layout.unitCount
+/// Split-half reproducibility of the head core (see the file comment); NaN with fewer than 2 masks.
+func splitHalf(_ masks: [[Bool]], layout: StoreLayout, fraction: Double, splits: Int, rng: inout SplitMix64)
+    -> CoreEvidence.SplitHalf
+{
     let n = masks.count
-    var inCore = [Int](repeating: 0, count: U)
-    let need = Int((fraction * Double(n) - 1e-9).rounded(.up))
-    for _ in 0..<bootstraps {
-        var counts = [Int](repeating: 0, count: U)
-        for _ in 0..<n {
-            let m = masks[Int(rng.next() % UInt64(n))]
-            for u in 0..<U where m[u] { counts[u] += 1 }
-        }
-        for u in 0..<U where counts[u] >= need { inCore[u] += 1 }
+    guard n >= 2, splits > 0 else { return .init(splits: 0, jaccard: .nan, nullJaccard: .nan, halfCoreSize: .nan) }
+    func jaccard(_ ms: [[Bool]], _ order: [Int]) -> (Double, Int) {
+        let a = Set(coreUnits(order.prefix(n / 2).map { ms[$0] }, layout: layout, kind: .heads, fraction: fraction))
+        let b = Set(coreUnits(order.dropFirst(n / 2).map { ms[$0] }, layout: layout, kind: .heads, fraction: fraction))
+        let union = a.union(b).count
+        return (union == 0 ? 1 : Double(a.intersection(b).count) / Double(union), a.count + b.count)
     }
-    return inCore.map { bootstraps > 0 ? Double($0) / Double(bootstraps) : .nan }
+    var (j, jNull, size) = (0.0, 0.0, 0)
+    for _ in 0..<splits {
+        var order = Array(0..<n)
+        rng.shuffle(&order)
+        let (observed, sizes) = jaccard(masks, order)
+        j += observed
+        size += sizes
+        jNull += jaccard(shuffled(masks, layout: layout, kind: .heads, rng: &rng), order).0
+    }
+    let S = Double(splits)
+    return .init(splits: splits, jaccard: j / S, nullJaccard: jNull / S, halfCoreSize: Double(size) / (2 * S))
 }
 
 extension CoreEvidence {
@@ -172,10 +211,26 @@ extension CoreEvidence {
         }
         guard case .object(var fields) = report.json else { return report.json }
         fields += [
-            ("selection", .string(selection)), ("excluded", .array(excluded.map { .string($0) })),
-            ("null", n(null)), ("sweep", .array(sweep.map(n))), ("permutations", .int(permutations)),
-            ("bootstraps", .int(bootstraps)), ("seed", .int(Int(seed))),
-            ("stability", .object(stability.indices.map { (report.name($0).description, .float(stability[$0])) })),
+            ("selection", .string(selection)),
+            (
+                "rule",
+                rule.map {
+                    .object([
+                        ("metric", .string($0.metric)), ("full_model", .float($0.full)), ("margin", .float($0.margin)),
+                        ("comparison", "accuracy > full_model - margin"), ("minimum", .int($0.minimumCount)),
+                    ])
+                } ?? .null
+            ),
+            ("excluded", .array(excluded.map { .string($0) })),
+            ("head_null", n(headNull)), ("mlp_null", n(mlpNull)), ("head_sweep", .array(sweep.map(n))),
+            (
+                "split_half",
+                .object([
+                    ("splits", .int(splitHalf.splits)), ("jaccard", .float(splitHalf.jaccard)),
+                    ("null_jaccard", .float(splitHalf.nullJaccard)), ("half_core_size", .float(splitHalf.halfCoreSize)),
+                ])
+            ),
+            ("permutations", .int(permutations)), ("seed", .int(Int(seed))),
             (
                 "presence_vs_metric",
                 .object(
@@ -190,30 +245,26 @@ extension CoreEvidence {
         return .object(fields)
     }
 
+    /// The null of one kind of unit, in words.
+    func nullLine(_ r: NullResult, what: String, shuffle: String) -> String {
+        String(
+            format:
+                "%@: %d kept in common; masks with the same %@ share %.1f (%d permutations, seed %d): p = %.4f",
+            what, r.observed, shuffle, r.nullMean, permutations, seed, r.pValue)
+    }
+
     public var table: [String] {
         // The plain correlation line of CoreReport.table is replaced by the partialled statistics below.
         var lines = ["subnetworks: \(selection)"] + report.table.filter { !$0.hasPrefix("units whose presence tracks") }
-        lines.append(
-            String(
-                format:
-                    "core size %d; same-shape random masks share %.1f on average (layer-stratified permutation null, %d permutations, seed %d): p = %.4f",
-                null.observed, null.nullMean, permutations, seed, null.pValue))
-        // A resample holds only original masks, so at fraction 1 every member stays in its core: what the
-        // bootstrap tells there is which outside units enter (how easily the core would grow).
-        let members = report.core.map { "\(report.name($0)) \(String(format: "%.2f", stability[$0]))" }
-        if !members.isEmpty && report.fraction < 1 {
+        lines.append(nullLine(headNull, what: "heads", shuffle: "number of heads kept per layer"))
+        lines.append(nullLine(mlpNull, what: "MLPs", shuffle: "number of MLPs kept, placed in random layers"))
+        if splitHalf.splits > 0 {
             lines.append(
-                "bootstrap stability of the core's members (\(bootstraps) resamples): "
-                    + members.joined(separator: ", "))
-        }
-        let outsiders = stability.indices.filter { !report.core.contains($0) && stability[$0] > 0 }.sorted {
-            stability[$0] > stability[$1]
-        }.prefix(8)
-        if !outsiders.isEmpty {
-            lines.append(
-                "units outside the core that enter it in bootstrap resamples (\(bootstraps)): "
-                    + outsiders.map { "\(report.name($0)) \(String(format: "%.2f", stability[$0]))" }.joined(
-                        separator: ", "))
+                String(
+                    format:
+                        "split halves (%d random splits of the seeds): the two halves' head cores overlap with Jaccard %.2f (permuted masks: %.2f); a half's core holds %.1f heads, the whole set's %d",
+                    splitHalf.splits, splitHalf.jaccard, splitHalf.nullJaccard, splitHalf.halfCoreSize,
+                    headNull.observed))
         }
         if let metric = report.metric, presence.isEmpty {
             lines.append("presence vs \(metric): needs at least 4 matching subnetworks with the metric (not computed)")
@@ -227,7 +278,7 @@ extension CoreEvidence {
                     + top.joined(separator: "; "))
         }
         lines.append(
-            "fraction sweep: "
+            "head-core fraction sweep: "
                 + sweep.map {
                     String(format: "%.1f → %d (null %.1f, p %.3f)", $0.fraction, $0.observed, $0.nullMean, $0.pValue)
                 }.joined(separator: "; "))
@@ -237,7 +288,9 @@ extension CoreEvidence {
 
 /// The stored in-domain metric when there is exactly one candidate: an eval/ key that is not HANS or PAWS.
 public func defaultInDomainMetric(_ subs: [StoredSubnetwork]) -> String? {
-    let candidates = evalKeys(subs).filter { k in !["hans", "paws"].contains { k.lowercased().contains($0) } }
+    let candidates = evalKeys(subs).filter { k in
+        !["hans", "paws"].contains { k.lowercased().contains($0) } && !k.dropFirst(5).contains("/")
+    }
     return candidates.count == 1 ? candidates.first : nil
 }
 
@@ -248,34 +301,6 @@ func evalKeys(_ subs: [StoredSubnetwork]) -> Set<String> {
         if case .object(let kv) = s.meta { for (k, _) in kv where k.hasPrefix("eval/") { keys.insert(k) } }
     }
     return keys
-}
-
-/// A core asked for from the command line: a store, how subnetworks match, and the null's settings.
-public struct CoreRequest: Sendable {
-    public var store: String
-    public var fraction = 1.0
-    /// nil: `defaultInDomainMetric`, else every subnetwork.
-    public var idMetric: String?, idReference: Double?
-    public var margin = 0.02
-    public var minimumCount = 3
-    public var permutations = 1000, bootstraps = 1000
-    public var seed: UInt64 = 0
-    public init(store: String) { self.store = store }
-
-    /// The evidence over the store's subnetworks (those `filter` keeps), checked against `model` when given.
-    public func evidence(
-        model: BertModel? = nil, filter: SubnetworkFilter? = nil, metric: String? = nil, warn: (String) -> Void
-    ) throws -> CoreEvidence {
-        let s = try SubnetworkStore.open(path: store, warn: warn)
-        if let model { try s.check(against: model) }
-        let subs = try filter.map { try $0.apply(s) } ?? s.subnetworks
-        let rule = (idMetric ?? defaultInDomainMetric(subs)).map {
-            MatchRule(metric: $0, reference: idReference, margin: margin, minimumCount: minimumCount)
-        }
-        return try heuristicCore(
-            subs, layout: s.layout, rule: rule, fraction: fraction, metric: metric, permutations: permutations,
-            bootstraps: bootstraps, seed: seed)
-    }
 }
 
 /// One unit's presence against an out-of-domain metric over the matching subnetworks, sparsity partialled
@@ -324,8 +349,12 @@ public func presenceStatistics(_ subs: [StoredSubnetwork], metric: String, permu
     return out
 }
 
-/// The paper's OOD measure when the store has it: HANS non-entailment accuracy (eval/<hans key>/non-entailment).
+/// The paper's OOD measure when the store has it: the mean accuracy on its four plotted HANS subcases
+/// (eval/<hans key>/plotted, which `hcore eval --write-back` writes when a HANS set holds all four). With
+/// several HANS sets holding them, the one named `…plotted…` is taken, else none (name it with --metric).
 public func defaultOODMetric(_ subs: [StoredSubnetwork]) -> String? {
-    let keys = evalKeys(subs).filter { $0.lowercased().contains("hans") && $0.hasSuffix("/non-entailment") }
-    return keys.count == 1 ? keys.first : nil
+    let keys = evalKeys(subs).filter { $0.lowercased().contains("hans") && $0.hasSuffix("/plotted") }
+    if keys.count == 1 { return keys.first }
+    let named = keys.filter { $0.dropLast("/plotted".count).contains("plotted") }
+    return named.count == 1 ? named.first : nil
 }

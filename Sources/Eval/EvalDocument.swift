@@ -7,6 +7,7 @@ import Model
 
 public struct EvalDocument: Codable, Sendable {
     public struct DatasetEntry: Codable, Sendable {
+        /// `path`: absolute, so a report run from another folder finds the file the document evaluated.
         public var name: String, key: String, path: String, format: String
         public var examples: Int, skippedRows: Int, tokenizeSeconds: Double
         enum CodingKeys: String, CodingKey {
@@ -29,10 +30,14 @@ public struct EvalDocument: Codable, Sendable {
         public var hansSubcases: [String: Cell]?
         /// confusion[gold][predicted]
         public var confusion: [String: [String: Int]]
+        /// With `hcore eval --per-example`: the model's predicted class of every example, in the dataset's
+        /// order, one character each (0–9, then a–z): what the report's intervals are computed from.
+        public var predictedClasses: String?
         enum CodingKeys: String, CodingKey {
             case accuracy, count, correct, f1, confusion
             case hansCells = "hans_cells"
             case hansSubcases = "hans_subcases"
+            case predictedClasses = "predicted_classes"
         }
 
         public init(_ m: Metrics, classes: [String]) {
@@ -54,6 +59,29 @@ public struct EvalDocument: Codable, Sendable {
 
         /// Accuracy on the examples whose gold label is `gold` (nil when there are none).
         public func accuracy(onGold gold: String) -> Double? { goldAccuracy(confusion, gold: gold) }
+
+        static let classDigits = Array("0123456789abcdefghijklmnopqrstuvwxyz")
+
+        /// Predicted classes as `predictedClasses` spells them; nil when a class has no digit (more than 36).
+        static func spell(_ classes: [Int]) -> String? {
+            guard classes.allSatisfy({ (0..<classDigits.count).contains($0) }) else { return nil }
+            return String(classes.map { classDigits[$0] })
+        }
+
+        /// The predicted classes of `predictedClasses`, checked against the dataset's size and the model's
+        /// class count; nil when the document has none.
+        public func predicted(examples: Int, classes: Int, path: String) throws -> [Int]? {
+            guard let text = predictedClasses else { return nil }
+            let out = text.map { c in Self.classDigits.firstIndex(of: c) ?? -1 }
+            guard out.count == examples, out.allSatisfy({ (0..<classes).contains($0) }) else {
+                throw DataError.badFile(
+                    path: path,
+                    reason:
+                        "predicted_classes holds \(out.count) entries for \(examples) examples, or a class outside 0..<\(classes)"
+                )
+            }
+            return out
+        }
     }
 
     public struct Result: Codable, Sendable {
@@ -102,7 +130,8 @@ extension EvalDocument {
     public init(
         modelPath: String, fingerprint: String, store: String?, ablation: String, maskMode: String, maxLength: Int,
         shard: String,
-        subnetworksTotal: Int, prepared: [PreparedDataset], results: [TargetResult], seconds: Double
+        subnetworksTotal: Int, prepared: [PreparedDataset], results: [TargetResult], seconds: Double,
+        perExample: Bool = false
     ) {
         self.init(
             model: modelPath, fingerprint: fingerprint, store: store, ablation: ablation, maskMode: maskMode,
@@ -110,7 +139,10 @@ extension EvalDocument {
             shard: shard, subnetworksTotal: subnetworksTotal,
             datasets: prepared.map { d in
                 DatasetEntry(
-                    name: d.dataset.name, key: d.referenceKey, path: d.dataset.path, format: d.dataset.format.rawValue,
+                    name: d.dataset.name, key: d.referenceKey,
+                    path: d.dataset.path.hasPrefix("<")
+                        ? d.dataset.path : URL(fileURLWithPath: d.dataset.path).standardizedFileURL.path,
+                    format: d.dataset.format.rawValue,
                     examples: d.dataset.count, skippedRows: d.dataset.skipped.count, tokenizeSeconds: d.tokenizeSeconds)
             },
             results: results.map { r in
@@ -119,7 +151,9 @@ extension EvalDocument {
                     seconds: r.seconds, gflop: r.flops / 1e9,
                     metrics: Dictionary(
                         uniqueKeysWithValues: prepared.enumerated().map { (i, d) in
-                            (d.referenceKey, DatasetMetrics(r.metrics[i], classes: d.mapping.classes))
+                            var m = DatasetMetrics(r.metrics[i], classes: d.mapping.classes)
+                            if perExample { m.predictedClasses = DatasetMetrics.spell(r.predictions[i]) }
+                            return (d.referenceKey, m)
                         }), threshold: r.target.threshold, maskRule: r.target.maskRule?.description,
                     step: r.target.step,
                     targetSparsity: r.target.targetSparsity)

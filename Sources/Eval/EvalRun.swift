@@ -70,6 +70,9 @@ public struct PreparedDataset {
     public let mapping: LabelMapping
     public let encodings: [Encoding]
     public let tokenizeSeconds: Double
+    /// The dataset's key in documents and metadata: the reference's spelling (`referenceSpelling`), or, when
+    /// an earlier set of the same evaluation took it, that spelling and the file's base name.
+    public private(set) var referenceKey: String
 
     public init(dataset: Dataset, model: BertModel, tokenizer: BertTokenizer, options: PredictionOptions) throws {
         self.dataset = dataset
@@ -77,12 +80,18 @@ public struct PreparedDataset {
         let t = Date()
         encodings = try encodeAll(dataset.examples, tokenizer: tokenizer, options: options)
         tokenizeSeconds = Date().timeIntervalSince(t)
+        referenceKey = Self.referenceSpelling(dataset)
+    }
+
+    static func baseName(_ dataset: Dataset) -> String {
+        dataset.name.replacingOccurrences(of: ".tsv", with: "").replacingOccurrences(of: ".txt", with: "")
+            .replacingOccurrences(of: ".jsonl", with: "").replacingOccurrences(of: ".csv", with: "")
+            .replacingOccurrences(of: ".zst", with: "")
     }
 
     /// The key the reference repository's eval files use for this dataset.
-    public var referenceKey: String {
-        let base = dataset.name.replacingOccurrences(of: ".tsv", with: "").replacingOccurrences(of: ".txt", with: "")
-            .replacingOccurrences(of: ".jsonl", with: "").replacingOccurrences(of: ".csv", with: "")
+    static func referenceSpelling(_ dataset: Dataset) -> String {
+        let base = baseName(dataset)
         switch (dataset.format, base) {
         case (.mnli, "dev_matched"): return "mnli-matched"
         case (.mnli, "dev_mismatched"): return "mnli-mismatched"
@@ -90,6 +99,30 @@ public struct PreparedDataset {
         case (.paws, _): return "paws-qqp"
         case (.hans, _): return "hans"
         default: return base
+        }
+    }
+
+    /// Gives every set a key of its own: a repeated spelling becomes the file's base name (or
+    /// `spelling-basename` when that is taken too), then `-2`, `-3`, … (two HANS files would otherwise both be
+    /// "hans").
+    public static func distinctKeys(_ sets: [PreparedDataset]) -> [PreparedDataset] {
+        var taken = Set<String>()
+        return sets.map { d in
+            var out = d
+            var key = d.referenceKey
+            if taken.contains(key) {
+                let base = baseName(d.dataset)
+                key = taken.contains(base) ? d.referenceKey + "-" + base : base
+            }
+            var k = 2
+            let stem = key
+            while taken.contains(key) {
+                key = "\(stem)-\(k)"
+                k += 1
+            }
+            taken.insert(key)
+            out.referenceKey = key
+            return out
         }
     }
 }
@@ -107,19 +140,20 @@ public func prepareDatasets(
     _ paths: [String], keys: Dataset.Keys, skipBadRows: Bool, limit: ExampleLimit?, model: BertModel,
     tokenizer: BertTokenizer, options: PredictionOptions, warn: (String) -> Void
 ) throws -> [PreparedDataset] {
-    try paths.map { path in
-        var ds = try Dataset.load(path, keys: keys, skipBadRows: skipBadRows, limit: limit.first)
-        if case .perSubcase(let n) = limit { ds = ds.limitedPerSubcase(n) }
-        for s in ds.skipped { warn("skipped \(s)") }
-        // An empty set would score "accuracy 0" for every subnetwork: refuse it.
-        guard ds.count > 0 else {
-            throw DataError.badFile(
-                path: path,
-                reason: ds.skipped.isEmpty
-                    ? "has no examples" : "has no usable examples (\(ds.skipped.count) malformed rows skipped)")
-        }
-        return try PreparedDataset(dataset: ds, model: model, tokenizer: tokenizer, options: options)
-    }
+    PreparedDataset.distinctKeys(
+        try paths.map { path in
+            var ds = try Dataset.load(path, keys: keys, skipBadRows: skipBadRows, limit: limit.first)
+            if case .perSubcase(let n) = limit { ds = ds.limitedPerSubcase(n) }
+            for s in ds.skipped { warn("skipped \(s)") }
+            // An empty set would score "accuracy 0" for every subnetwork: refuse it.
+            guard ds.count > 0 else {
+                throw DataError.badFile(
+                    path: path,
+                    reason: ds.skipped.isEmpty
+                        ? "has no examples" : "has no usable examples (\(ds.skipped.count) malformed rows skipped)")
+            }
+            return try PreparedDataset(dataset: ds, model: model, tokenizer: tokenizer, options: options)
+        })
 }
 
 extension Optional where Wrapped == ExampleLimit {

@@ -1,16 +1,19 @@
-// `hcore report`: what happened, for people. From an eval document (`hcore eval --store … --include-full`),
-// the store and the model it writes SVG figures a paper would use and an index.html (no JavaScript):
-//   id-vs-ood.svg          in-domain accuracy vs HANS non-entailment accuracy per subnetwork, full model marked
-//   accuracy-sparsity.svg  in-domain and OOD accuracy against sparsity
-//   keep-frequency.svg     how often each head / MLP is kept by the subnetworks that match the model in-domain,
-//                          the core outlined
+// `hcore report`: what happened, for people. From an eval document (`hcore eval --store … --include-full
+// --per-example`), the store and the model it measures the paper's phenomenon and writes SVG figures and an
+// index.html (no JavaScript):
+//   id-vs-ood.svg          in-domain accuracy vs the verdict's OOD measure per subnetwork, entailed accuracy beside
+//   accuracy-sparsity.svg  in-domain accuracy, the OOD measure and entailed accuracy against sparsity
+//   subnetworks-vplot.svg  the paper's violins of the matching subnetworks
+//   keep-frequency.svg     how often each head / MLP is kept by the matching subnetworks, the core outlined
 //   composition.svg        each head's strongest Q/K/V composition with the core's heads
-// and states the outcome plainly: the full model's HANS cells, each subnetwork's ID/OOD, the paper's measure —
-// the spread of the mean accuracy on its four plotted HANS subcases among subnetworks within 3 points of the
-// full model in-domain (the reference's effective-size margin) — the core, and who reads it.
+// The OOD measure is the paper's: the mean accuracy on its four plotted HANS subcases (SO-Swap, Prep,
+// Embed-If, Embed-Verb), from the HANS set of the document holding the most of their pairs. Matching is
+// `MatchRule` (accuracy > full − 3 points); the core is `heuristicCore`, the very function `circuits core`
+// runs; the verdict is `Verdict.decide` over `spanStatistics` and `leanStatistics`.
 import Checkpoint
 import Circuits
 import Eval
+import Failures
 import Foundation
 import Kernels
 import Model
@@ -20,111 +23,88 @@ import Tokenizer
 public struct Outcome: Sendable {
     public var name: String
     public var sparsity: Double
+    /// The target sparsity it was pruned for, when the document records one.
+    public var targetSparsity: Double?
     public var id: Double
+    /// Accuracy on the document's HANS set (`oodKey`), and on its gold entailed / non-entailed pairs.
     public var ood: Double
-    /// HANS accuracy on gold entailment / non-entailment pairs (nil when OOD is not HANS).
     public var oodEntailed: Double?
     public var oodNonEntailed: Double?
-    /// Mean accuracy on the paper's four plotted HANS subcases (those present), and each of them.
+    /// Mean accuracy on the paper's four plotted HANS subcases, and each of them (from `plottedKey`).
     public var plotted: Double?
     public var plottedSubcases: [(String, Double)] = []
+    /// Share of in-domain examples on which it predicts what the full model predicts (needs per-example
+    /// predictions).
+    public var idAgreement: Double?
     /// HANS "heuristic/gold" cells.
     public var cells: [(String, Double)]
 
-    /// The out-of-domain measure the verdict uses: the paper's (the four plotted subcases), else HANS
-    /// non-entailment, else the OOD set's accuracy.
+    /// The out-of-domain measure: the paper's (the four plotted subcases), else HANS non-entailment, else the
+    /// OOD set's accuracy.
     public var oodMeasure: Double { plotted ?? oodNonEntailed ?? ood }
 }
 
 public struct ResearchReport {
     public var idKey: String, oodKey: String
+    /// The HANS set the plotted measure comes from (nil: none holds all four subcases).
+    public var plottedKey: String?
     public var full: Outcome?
     public var subnetworks: [Outcome]
-    /// Subnetworks within `matchPoints` of the full model in-domain (all of them if there is no full model).
+    public var rule: MatchRule
+    /// The subnetworks `rule` keeps.
     public var matching: [String]
-    public var matchPoints: Double
-    public var core: CoreReport
-    /// The core with its evidence: the permutation null of its size and each member's bootstrap stability.
-    public var coreEvidence: CoreEvidence
+    /// The core of the matching subnetworks, or why there is none (fewer than 3 match).
+    public var coreEvidence: CoreEvidence?
+    public var coreRefusal: String?
+    public var span: SpanStatistics?
+    public var lean: LeanStatistics?
+    public var verdict: Verdict
+    /// How many pairs the OOD measure rests on, per plotted subcase.
+    public var plottedPairs: [(String, Int)]
     public var reads: ReadsReport?
     public var composition: [String: Double]
     public var compositionBaseline: (q: Double, k: Double, v: Double)
     public var layers: Int, heads: Int
 
-    /// Whether the core was computed over the matching subnetworks (else over all, since < 2 matched).
-    public var coreOverMatching: Bool { matching.count >= 2 }
-
-    /// The OOD measure (`Outcome.oodMeasure`) among matching subnetworks: (min, max) in points, nil with fewer than 2.
-    public var spread: (low: Double, high: Double)? {
-        let xs = matchingMeasures
-        guard xs.count >= 2 else { return nil }
-        return (xs.min()!, xs.max()!)
-    }
-
-    /// What `spread` measures, in words.
+    /// What the OOD measure is, in words.
     public var oodMeasureName: String {
-        let o = full ?? subnetworks.first
-        if let o, o.plotted != nil {
+        guard let o = full ?? subnetworks.first else { return "\(oodKey) accuracy" }
+        if o.plotted != nil {
             return o.plottedSubcases.count == 4
-                ? "mean accuracy on the paper's four plotted HANS subcases (SO-Swap, Prep, Embed-If, Embed-Verb)"
+                ? "mean accuracy on the paper's four plotted HANS subcases"
                 : "mean accuracy on \(o.plottedSubcases.count) of the paper's four plotted HANS subcases (\(o.plottedSubcases.map(\.0).joined(separator: ", ")))"
         }
-        return o?.oodNonEntailed != nil ? "HANS non-entailment accuracy" : "\(oodKey) accuracy"
+        return o.oodNonEntailed != nil ? "HANS non-entailment accuracy" : "\(oodKey) accuracy"
     }
 
-    /// The bar the verdict holds the run to: at least this many subnetworks within `matchPoints` of the full
-    /// model in-domain whose OOD measure spans at least `shownPoints` (the paper: ~25 points among 12
-    /// bert-base subnetworks at 50% sparsity).
-    public static let shownMatching = 6, shownPoints = 15.0
-
-    /// The honest verdict on the paper's phenomenon, in plain words, with the bar it was held to.
-    public var verdict: String {
-        Self.verdict(matchingMeasures: matchingMeasures, matchPoints: matchPoints, measure: oodMeasureName)
-    }
-
-    /// The OOD measure, in points, of each subnetwork within `matchPoints` in-domain.
-    var matchingMeasures: [Double] { subnetworks.filter { matching.contains($0.name) }.map { $0.oodMeasure * 100 } }
-
-    /// The verdict from the OOD measure (in points) of the subnetworks within `matchPoints` in-domain.
-    public static func verdict(matchingMeasures xs: [Double], matchPoints: Double, measure what: String) -> String {
-        let margin = String(format: "%g", matchPoints)
-        let bar =
-            "the bar: ≥ \(shownMatching) such subnetworks spanning ≥ \(fmt(shownPoints, 0)) points; the paper's 12 bert-base subnetworks span ~25"
-        guard xs.count >= 2, let low = xs.min(), let high = xs.max() else {
-            return
-                "The paper's phenomenon is NOT shown here: fewer than two subnetworks are within \(margin) points of the full model in-domain, so the spread of OOD accuracy among matching subnetworks cannot be measured (\(bar))."
-        }
-        let d = high - low
-        if d >= shownPoints && xs.count >= shownMatching {
-            return
-                "The paper's phenomenon is shown: \(xs.count) subnetworks are within \(margin) points of the full model in-domain, and their \(what) ranges from \(fmt(low, 1)) to \(fmt(high, 1)) (\(fmt(d, 1)) points; \(bar))."
-        }
-        return
-            "The paper's phenomenon is NOT shown here: the \(xs.count) subnetworks within \(margin) points of the full model in-domain span \(fmt(d, 1)) points in \(what) (from \(fmt(low, 1)) to \(fmt(high, 1)); \(bar))."
-    }
+    public var matchingOutcomes: [Outcome] { subnetworks.filter { matching.contains($0.name) } }
 
     public var summary: String {
         var lines: [String] = []
         if let f = full {
-            var l = "full model: \(idKey) \(fmt(f.id * 100, 1)), \(oodKey) \(fmt(f.ood * 100, 1))"
-            if let e = f.oodEntailed, let n = f.oodNonEntailed {
-                l += " (entailed \(fmt(e * 100, 1)), non-entailed \(fmt(n * 100, 1)))"
-            }
-            lines.append(l)
+            lines.append(
+                "full model: \(idKey) \(pct(f.id)), \(oodMeasureName) \(pct(f.oodMeasure)), HANS entailed \(pct(f.oodEntailed))"
+            )
         }
         for s in subnetworks {
-            var l =
-                "\(s.name): sparsity \(fmt(s.sparsity, 2)), \(idKey) \(fmt(s.id * 100, 1)), \(oodKey) \(fmt(s.ood * 100, 1))"
-            if let n = s.oodNonEntailed { l += " (non-entailed \(fmt(n * 100, 1)))" }
-            lines.append(l)
+            lines.append(
+                "\(s.name): sparsity \(fmt(s.sparsity, 3))\(s.targetSparsity.map { " (target \(fmt($0, 2)))" } ?? ""), \(idKey) \(pct(s.id)) (agrees with the full model on \(pct(s.idAgreement))), OOD \(pct(s.oodMeasure)), entailed \(pct(s.oodEntailed))\(matching.contains(s.name) ? ", matches" : "")"
+            )
         }
-        lines.append(verdict)
-        lines.append(
-            "core (kept by all \(core.subnetworks.count) \(coreOverMatching ? "matching " : "")subnetworks): "
-                + (core.core.isEmpty ? "none" : core.core.map { core.name($0).description }.joined(separator: " "))
-                + String(
-                    format: "; same-shape random masks share %.1f units (permutation null, p = %.3f)",
-                    coreEvidence.null.nullMean, coreEvidence.null.pValue))
+        lines.append(verdict.text)
+        if let e = coreEvidence {
+            lines.append(
+                "core (kept by all \(e.report.subnetworks.count) matching subnetworks): "
+                    + (e.report.core.isEmpty
+                        ? "none" : e.report.core.map { e.report.name($0).description }.joined(separator: " "))
+                    + String(
+                        format:
+                            "; heads: %d in common where same-shape random masks share %.1f (p = %.3f); MLPs: %d where they share %.1f (p = %.3f)",
+                        e.headNull.observed, e.headNull.nullMean, e.headNull.pValue, e.mlpNull.observed,
+                        e.mlpNull.nullMean, e.mlpNull.pValue))
+        } else if let why = coreRefusal {
+            lines.append("no core: \(why)")
+        }
         if let r = reads, let top = r.reads.first {
             lines.append(
                 "strongest reader of the core: \(PrunableUnit.head(top.layer, top.head)) (Δoutput \(fmt(top.dout, 3)) when the core is mean-ablated)"
@@ -135,73 +115,140 @@ public struct ResearchReport {
 }
 
 func fmt(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
+func pct(_ x: Double?) -> String { x.map { fmt($0 * 100, 1) } ?? "—" }
 
-/// One result of an eval document on the chosen datasets (nil when it lacks either).
-func outcome(_ r: EvalDocument.Result, idKey: String, oodKey: String) -> Outcome? {
-    guard let id = r.metrics[idKey], let ood = r.metrics[oodKey] else { return nil }
+/// The datasets a report reads from an eval document.
+struct ReportKeys {
+    var id: String, ood: String, plotted: String?
+
+    /// `id` / `ood` as given, else the first non-HANS set and the HANS set with the most subcases; the
+    /// plotted measure from the HANS set holding the most pairs of the four plotted subcases.
+    init(_ doc: EvalDocument, id idKey: String?, ood oodKey: String?) throws {
+        let keys = doc.datasets.map(\.key)
+        let hans = doc.datasets.filter { $0.format == "hans" }.map(\.key)
+        let full = doc.results.first
+        func subcases(_ k: String) -> [String: EvalDocument.Cell] { full?.metrics[k]?.hansSubcases ?? [:] }
+        guard keys.count >= 2 else {
+            throw ModelError.badInput(
+                "the eval document needs an in-domain and an out-of-domain dataset; it has \(keys)")
+        }
+        let ood = oodKey ?? hans.max { subcases($0).count < subcases($1).count } ?? keys[1]
+        let id = idKey ?? keys.first { k in !hans.contains(k) && k != ood } ?? keys.first { $0 != ood }!
+        (self.id, self.ood) = (id, ood)
+        for k in [id, ood] where !keys.contains(k) {
+            throw ModelError.badInput("the eval document has no dataset '\(k)' (it has \(keys))")
+        }
+        let holding = hans.filter { k in plottedHANSSubcases.allSatisfy { subcases(k)[$0] != nil } }
+        plotted = holding.max { a, b in
+            plottedHANSSubcases.reduce(0) { $0 + (subcases(a)[$1]?.count ?? 0) }
+                < plottedHANSSubcases.reduce(0) { $0 + (subcases(b)[$1]?.count ?? 0) }
+        }
+    }
+}
+
+/// One result of an eval document (nil when it lacks a chosen dataset).
+func outcome(_ r: EvalDocument.Result, keys: ReportKeys) -> Outcome? {
+    guard let id = r.metrics[keys.id], let ood = r.metrics[keys.ood] else { return nil }
     let cells = (ood.hansCells ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value.accuracy) }
     let isHANS = ood.hansCells != nil
-    let plotted = plottedHANSSubcases.compactMap { c in ood.hansSubcases?[c].map { (c, $0.accuracy) } }
+    let source = keys.plotted.flatMap { r.metrics[$0] }
+    let plotted = plottedHANSSubcases.compactMap { c in source?.hansSubcases?[c].map { (c, $0.accuracy) } }
     return Outcome(
-        name: r.subnetwork, sparsity: r.sparsity, id: id.accuracy, ood: ood.accuracy,
+        name: r.subnetwork, sparsity: r.sparsity, targetSparsity: r.targetSparsity, id: id.accuracy,
+        ood: ood.accuracy,
         oodEntailed: isHANS ? ood.accuracy(onGold: "entailment") : nil,
         oodNonEntailed: isHANS ? ood.accuracy(onGold: "non-entailment") : nil,
         plotted: plotted.isEmpty ? nil : plotted.map(\.1).reduce(0, +) / Double(plotted.count),
         plottedSubcases: plotted, cells: cells)
 }
 
-/// Builds the report. `idKey` / `oodKey` name datasets of the eval document (default: the first non-HANS
-/// dataset and HANS); `oodEncodings` (with activations) lets it measure which heads read from the core.
+/// How the report is asked for: the datasets, the matching margin and the statistics' settings.
+public struct ReportSettings: Sendable {
+    public var idKey: String?, oodKey: String?
+    public var margin = MatchRule.referenceMargin
+    public var core = CoreSettings()
+    public var bootstraps = 2000, noisePermutations = 2000
+    public var seed: UInt64 = 0
+    public init() {}
+}
+
+/// Builds the report (see the file comment). `reads` is the readers' measurement when the caller made one.
 public func buildReport(
-    evalDocument doc: EvalDocument, store: SubnetworkStore, model: BertModel, activations: MeanActivations?,
-    oodEncodings: [Encoding]?, idKey: String? = nil, oodKey: String? = nil, matchPoints: Double = 3,
-    readsExamples: Int = 500
+    evalDocument doc: EvalDocument, store: SubnetworkStore, model: BertModel, reads: ReadsReport? = nil,
+    settings: ReportSettings = ReportSettings(), warn: (String) -> Void
 ) throws -> ResearchReport {
     if doc.fingerprint != model.fingerprint {
         throw ModelError.mismatch(
             "the eval document was computed for model \(doc.fingerprint), not \(model.folder) (\(model.fingerprint))")
     }
-    let keys = doc.datasets.map(\.key)
-    guard keys.count >= 2 else {
-        throw ModelError.badInput("the eval document needs an in-domain and an out-of-domain dataset; it has \(keys)")
+    let keys = try ReportKeys(doc, id: settings.idKey, ood: settings.oodKey)
+    var outcomes = doc.results.compactMap { outcome($0, keys: keys) }
+    guard let full = outcomes.first(where: { $0.name == "full" }) else {
+        throw ModelError.badInput(
+            "the eval document has no full-model row to match against: evaluate with the full model included")
     }
-    let ood = oodKey ?? (doc.datasets.first { $0.format == "hans" }?.key ?? keys[1])
-    let id = idKey ?? keys.first { $0 != ood }!
-    for k in [id, ood] where !keys.contains(k) {
-        throw ModelError.badInput("the eval document has no dataset '\(k)' (it has \(keys))")
-    }
-    let outcomes = doc.results.compactMap { outcome($0, idKey: id, oodKey: ood) }
-    let full = outcomes.first { $0.name == "full" }
+    let pairs = try PerPairData(doc, keys: keys, model: model, warn: warn)
+    for i in outcomes.indices { outcomes[i].idAgreement = pairs?.agreement(outcomes[i].name) }
     let subs = outcomes.filter { $0.name != "full" }
-    let matching = subs.filter { o in full.map { abs(o.id - $0.id) * 100 <= matchPoints } ?? true }.map(\.name)
-    // The core over the subnetworks that match the model in-domain — or over all of them when fewer than
-    // two match (the report says which).
-    let basis = matching.count >= 2 ? matching : subs.map(\.name)
-    var evidence = try heuristicCore(
-        store.subnetworks.filter { basis.contains($0.name) }, layout: store.layout, rule: nil, bootstraps: 200)
-    evidence.selection =
-        matching.count >= 2
-        ? "the \(matching.count) subnetworks within \(matchPoints) points of the full model on \(id) (eval document)"
-        : "all \(subs.count) subnetworks (fewer than 2 within \(matchPoints) points of the full model on \(id))"
-    let core = evidence.report
-    let coreHeads = core.core.compactMap { u in core.name(u).head.map { (layer: core.name(u).layer, head: $0) } }
-
-    var reads: ReadsReport? = nil
-    if let activations, let enc = oodEncodings, !coreHeads.isEmpty {
-        let sample = Array(enc.prefix(readsExamples))
-        let batches = lengthSortedBatches(sample, batchSize: 32).map { TokenBatch($0.map { sample[$0] }) }
-        reads = try coreReads(model: model, batches: batches, core: coreHeads, activations: activations)
+    let rule = try MatchRule(metric: keys.id, full: full.id, margin: settings.margin)
+    let matching = subs.filter { rule.matches($0.id) }
+    let byName = Dictionary(store.subnetworks.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    var evidence: CoreEvidence? = nil
+    var refusal: String? = nil
+    do {
+        let scored = try subs.map { o -> ScoredSubnetwork in
+            guard let s = byName[o.name] else {
+                throw ModelError.badInput("subnetwork '\(o.name)' of the eval document is not in \(store.path)")
+            }
+            return ScoredSubnetwork(s, inDomain: o.id)
+        }
+        evidence = try heuristicCore(scored, rule: rule, layout: store.layout, settings: settings.core)
+    } catch let e as SettingError { refusal = e.problem }
+    let measures = matching.map(\.oodMeasure)
+    let table = try pairs?.table(matching.map(\.name))
+    let span = table.map {
+        spanStatistics(
+            $0, bootstraps: settings.bootstraps, permutations: settings.noisePermutations, seed: settings.seed)
     }
+    let lean: LeanStatistics? =
+        matching.allSatisfy({ $0.oodEntailed != nil })
+        ? leanStatistics(measure: measures, inDomain: matching.map(\.id), entailed: matching.map { $0.oodEntailed! })
+        : nil
+    var report = ResearchReport(
+        idKey: keys.id, oodKey: keys.ood, plottedKey: keys.plotted, full: full, subnetworks: subs, rule: rule,
+        matching: matching.map(\.name), coreEvidence: evidence, coreRefusal: refusal, span: span, lean: lean,
+        verdict: Verdict(outcome: .inconclusive, decidedBy: "", text: ""), plottedPairs: pairs?.groupSizes ?? [],
+        reads: reads, composition: [:], compositionBaseline: (0, 0, 0), layers: model.layerCount,
+        heads: model.headCount)
+    report.verdict = Verdict.decide(
+        measures: measures, matchWords: rule.words, measureName: report.oodMeasureName, span: span, lean: lean)
+    (report.composition, report.compositionBaseline) = coreComposition(model: model, core: evidence?.coreHeads ?? [])
+    return report
+}
+
+/// Each head's strongest Q/K/V composition with a core head, and the Gaussian baseline.
+func coreComposition(model: BertModel, core: [(layer: Int, head: Int)]) -> (
+    [String: Double], (q: Double, k: Double, v: Double)
+) {
     let scores = composition(factors: headFactors(model: model), hidden: model.hidden, headDim: model.headDim)
-    let coreNames = Set(coreHeads.map { PrunableUnit.head($0.layer, $0.head).description })
+    let coreNames = Set(core.map { PrunableUnit.head($0.layer, $0.head).description })
     var best: [String: Double] = [:]
     for s in scores where coreNames.contains(PrunableUnit.head(s.from.layer, s.from.head).description) {
         let to = PrunableUnit.head(s.to.layer, s.to.head).description
         best[to] = max(best[to] ?? 0, s.q, s.k, s.v)
     }
-    return ResearchReport(
-        idKey: id, oodKey: ood, full: full, subnetworks: subs, matching: matching, matchPoints: matchPoints, core: core,
-        coreEvidence: evidence, reads: reads, composition: best,
-        compositionBaseline: compositionBaseline(hidden: model.hidden, headDim: model.headDim),
-        layers: model.layerCount, heads: model.headCount)
+    return (best, compositionBaseline(hidden: model.hidden, headDim: model.headDim))
+}
+
+extension ResearchReport {
+    /// Which later heads' inputs change when the core's heads are mean-ablated, on the first `examples` of
+    /// `encodings` (Circuits/Reads.swift); nothing without a core head.
+    public mutating func measureReads(
+        model: BertModel, activations: MeanActivations, encodings: [Encoding], examples: Int = 500
+    ) throws {
+        guard let heads = coreEvidence?.coreHeads, !heads.isEmpty else { return }
+        let sample = Array(encodings.prefix(examples))
+        let batches = lengthSortedBatches(sample, batchSize: 32).map { TokenBatch($0.map { sample[$0] }) }
+        reads = try coreReads(model: model, batches: batches, core: heads, activations: activations)
+    }
 }

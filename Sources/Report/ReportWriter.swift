@@ -89,12 +89,12 @@ func unitRange(_ values: [Double]) -> ClosedRange<Double> {
 
 extension ResearchReport {
     /// The paper's violin figure for this run: the in-domain set and the four plotted HANS subcases (reference
-    /// spellings), the full model as the segment, over the matching subnetworks (all, when fewer than two match).
+    /// spellings), the full model as the segment, over the matching subnetworks (at least two).
     func paperViolin() throws -> Figure? {
         guard let f = full, !f.plottedSubcases.isEmpty else { return nil }
-        let matched = subnetworks.filter { matching.contains($0.name) }
-        let rows = [f] + (matched.count >= 2 ? matched : subnetworks)
-        guard rows.count >= 3 else { return nil }
+        let matched = matchingOutcomes
+        guard matched.count >= 2 else { return nil }
+        let rows = [f] + matched
         var columns = [(name: idKey, values: rows.map(\.id))]
         for (c, _) in f.plottedSubcases {
             columns.append((referenceHANSKey(c), rows.map { o in o.plottedSubcases.first { $0.0 == c }?.1 ?? .nan }))
@@ -104,69 +104,79 @@ extension ResearchReport {
         return try violinFigure(table, cases: columns.map(\.name), name: "subnetworks-vplot", inDomainCount: 1)
     }
 
+    /// The two scatter figures: in-domain vs the OOD measure, and accuracy against sparsity.
+    func scatterFigures() -> [(String, String)] {
+        let all = subnetworks + (full.map { [$0] } ?? [])
+        let entailed = all.filter { $0.oodEntailed != nil }
+        var series = [
+            Series(
+                name: "subnetworks: \(oodMeasureName)", color: "#1f77b4",
+                points: subnetworks.map { ($0.id, $0.oodMeasure, $0.name) })
+        ]
+        if !entailed.isEmpty {
+            series.append(
+                Series(
+                    name: "HANS entailed accuracy", color: "#7f7f7f",
+                    points: entailed.map { ($0.id, $0.oodEntailed!, $0.name) }, marker: "triangle"))
+        }
+        if let f = full {
+            series.append(
+                Series(
+                    name: "full model", color: "#d62728", points: [(f.id, f.oodMeasure, "full")], marker: "diamond"))
+        }
+        let lowest = rule.full - rule.margin
+        let xs = all.map(\.id) + [lowest]
+        let band = lowest...max(lowest, xs.max() ?? 1)
+        let ys = all.map(\.oodMeasure) + entailed.map { $0.oodEntailed! }
+        let idVsOOD = svgScatter(
+            title: "In-domain vs out-of-domain, per subnetwork", xLabel: "\(idKey) accuracy", yLabel: "accuracy",
+            series: series, x: unitRange(xs), y: unitRange(ys), band: band,
+            bandLabel: "matches: \(idKey) > full − \(String(format: "%g", rule.margin * 100)) points")
+        var bySparsity = [
+            Series(name: idKey, color: "#2ca02c", points: all.map { ($0.sparsity, $0.id, $0.name) }),
+            Series(
+                name: oodMeasureName, color: "#ff7f0e", points: all.map { ($0.sparsity, $0.oodMeasure, $0.name) },
+                marker: "triangle"),
+        ]
+        if !entailed.isEmpty {
+            bySparsity.append(
+                Series(
+                    name: "HANS entailed accuracy", color: "#7f7f7f",
+                    points: entailed.map { ($0.sparsity, $0.oodEntailed!, $0.name) }, marker: "diamond"))
+        }
+        let accuracySparsity = svgScatter(
+            title: "Accuracy against realised sparsity", xLabel: "sparsity (fraction of heads and MLPs pruned)",
+            yLabel: "accuracy", series: bySparsity, x: 0...max(0.1, (all.map(\.sparsity).max() ?? 1) + 0.05),
+            y: unitRange(all.map(\.id) + ys))
+        return [("id-vs-ood.svg", idVsOOD), ("accuracy-sparsity.svg", accuracySparsity)]
+    }
+
     /// Writes the figures, report.json and index.html into `folder`.
     public func write(folder: String) throws {
         try makeFolder(folder)
         func save(_ name: String, _ text: String) throws {
             try writeAtomically(Array(text.utf8), to: folder + "/" + name)
         }
-        let oodY: (Outcome) -> Double = { $0.oodNonEntailed ?? $0.ood }
-        let oodName =
-            full?.oodNonEntailed != nil || subnetworks.first?.oodNonEntailed != nil
-            ? "\(oodKey) non-entailment accuracy" : "\(oodKey) accuracy"
-
-        // Figure 1: ID vs OOD.
-        let all = subnetworks + (full.map { [$0] } ?? [])
-        var series = [
-            Series(name: "subnetworks", color: "#1f77b4", points: subnetworks.map { ($0.id, oodY($0), $0.name) })
-        ]
-        if let f = full {
-            series.append(
-                Series(name: "full model", color: "#d62728", points: [(f.id, oodY(f), "full")], marker: "diamond"))
-        }
-        let band = full.map { ($0.id - matchPoints / 100)...($0.id + matchPoints / 100) }
-        try save(
-            "id-vs-ood.svg",
-            svgScatter(
-                title: "In-domain vs out-of-domain, per subnetwork", xLabel: "\(idKey) accuracy", yLabel: oodName,
-                series: series, x: unitRange(all.map(\.id) + (band.map { [$0.lowerBound, $0.upperBound] } ?? [])),
-                y: unitRange(all.map(oodY)), band: band,
-                bandLabel: "within \(String(format: "%g", matchPoints)) points of the full model"))
-        // Figure 2: accuracy vs sparsity.
-        try save(
-            "accuracy-sparsity.svg",
-            svgScatter(
-                title: "Accuracy against sparsity", xLabel: "sparsity (fraction of heads and MLPs pruned)",
-                yLabel: "accuracy",
-                series: [
-                    Series(name: idKey, color: "#2ca02c", points: all.map { ($0.sparsity, $0.id, $0.name) }),
-                    Series(
-                        name: oodName, color: "#ff7f0e", points: all.map { ($0.sparsity, oodY($0), $0.name) },
-                        marker: "triangle"),
-                ],
-                x: 0...max(0.1, (all.map(\.sparsity).max() ?? 1) + 0.05), y: unitRange(all.map(\.id) + all.map(oodY))))
-        // Figure 2b: the paper's violins of the subnetworks (matching ones when at least two match).
+        for (name, svg) in scatterFigures() { try save(name, svg) }
         if let violin = try paperViolin() { try save("subnetworks-vplot.svg", violin.canvas.svg) }
-        // Figure 3: keep frequency over matching subnetworks.
         let H = heads
         let LH = layers * heads
-        let coreSet = Set(core.core.map { core.name($0).description })
-        try save(
-            "keep-frequency.svg",
-            svgHeatmap(
-                title:
-                    "Keep frequency over \(core.subnetworks.count) \(coreOverMatching ? "subnetworks matching the model in-domain" : "subnetworks (fewer than 2 match in-domain)")",
-                layers: layers, heads: heads,
-                values: { l, h in core.keepFrequency.isEmpty ? nil : core.keepFrequency[l * H + h] },
-                mlp: { l in core.keepFrequency.isEmpty ? nil : core.keepFrequency[LH + l] }, highlight: coreSet,
-                legend: "1.0 = kept by every one"))
-        // Figure 4: composition with the core.
+        let core = coreEvidence?.report
+        let coreSet = Set(core.map { c in c.core.map { c.name($0).description } } ?? [])
+        if let core {
+            try save(
+                "keep-frequency.svg",
+                svgHeatmap(
+                    title: "Keep frequency over the \(core.subnetworks.count) subnetworks matching the model in-domain",
+                    layers: layers, heads: heads, values: { l, h in core.keepFrequency[l * H + h] },
+                    mlp: { l in core.keepFrequency[LH + l] }, highlight: coreSet, legend: "1.0 = kept by every one"))
+        }
         let maxC = max(0.1, composition.values.max() ?? 0.1)
         try save(
             "composition.svg",
             svgHeatmap(
                 title: coreSet.isEmpty
-                    ? "Composition with the core (the core has no heads)" : "Strongest Q/K/V composition with the core",
+                    ? "Composition with the core (no core heads)" : "Strongest Q/K/V composition with the core",
                 layers: layers, heads: heads, values: { composition[PrunableUnit.head($0, $1).description] },
                 highlight: coreSet, maxValue: maxC,
                 legend:
@@ -179,94 +189,51 @@ extension ResearchReport {
     public var json: JSONValue {
         func o(_ x: Outcome) -> JSONValue {
             .object([
-                ("name", .string(x.name)), ("sparsity", .float(x.sparsity)), ("id_accuracy", .float(x.id)),
-                ("ood_accuracy", .float(x.ood)),
-                ("ood_entailed", x.oodEntailed.map { .float($0) } ?? .null),
-                ("ood_non_entailed", x.oodNonEntailed.map { .float($0) } ?? .null),
+                ("name", .string(x.name)), ("sparsity", .float(x.sparsity)),
+                ("target_sparsity", x.targetSparsity.map { .float($0) } ?? .null), ("id_accuracy", .float(x.id)),
+                ("id_agreement_with_full", x.idAgreement.map { .float($0) } ?? .null),
+                ("ood_measure", .float(x.oodMeasure)),
+                ("plotted_subcases", .object(x.plottedSubcases.map { ($0.0, .float($0.1)) })),
+                ("hans_accuracy", .float(x.ood)),
+                ("hans_entailed", x.oodEntailed.map { .float($0) } ?? .null),
+                ("hans_non_entailed", x.oodNonEntailed.map { .float($0) } ?? .null),
                 ("matches_full_in_domain", .bool(matching.contains(x.name))),
             ])
         }
+        let spanJSON: JSONValue =
+            span.map { s in
+                .object([
+                    ("span_points", .float(s.span)),
+                    ("interval_95", .array([.float(s.interval.low), .float(s.interval.high)])),
+                    ("bootstraps", .int(s.bootstraps)), ("noise_mean", .float(s.noiseMean)),
+                    ("noise_95th", .float(s.noise95)), ("noise_p", .float(s.noiseP)),
+                    ("permutations", .int(s.permutations)), ("seed", .int(Int(s.seed))),
+                ])
+            } ?? .null
+        let leanJSON: JSONValue =
+            lean.map { l in
+                .object([
+                    ("r_with_in_domain", l.withInDomain.map { .float($0) } ?? .null),
+                    ("r_with_entailed", l.withEntailed.map { .float($0) } ?? .null),
+                    ("r_squared", .float(l.rSquared)), ("residual_span_points", .float(l.residualSpan)),
+                ])
+            } ?? .null
         return .object([
-            ("id", .string(idKey)), ("ood", .string(oodKey)), ("full", full.map(o) ?? .null),
-            ("subnetworks", .array(subnetworks.map(o))),
-            ("match_points", .float(matchPoints)), ("spread_points", spread.map { .float($0.high - $0.low) } ?? .null),
-            ("verdict", .string(verdict)), ("core", core.json), ("reads", reads?.json ?? .null),
-        ])
-    }
-
-    var html: String {
-        func pct(_ x: Double?) -> String { x.map { fmt($0 * 100, 1) } ?? "—" }
-        var h = """
-            <!doctype html>
-            <html><head><meta charset="utf-8"><title>hcore report</title>
-            <style>body{font-family:Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#222}
-            table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-            th{background:#f4f4f4}td:first-child{text-align:left}.verdict{background:#f7f7e8;padding:0.8em;border-left:4px solid #b5a000}
-            img{max-width:100%}figure{display:inline-block;margin:0.5em}</style></head><body>
-            <h1>Subnetworks of one model: in-domain vs out-of-domain</h1>
-            <p>In-domain set <b>\(escapeXML(idKey))</b>, out-of-domain set <b>\(escapeXML(oodKey))</b>. Pruned units are replaced by their mean activation.</p>
-            <p class="verdict">\(escapeXML(verdict))</p>
-
-            """
-        if let f = full {
-            h +=
-                "<h2>The full model</h2><table><tr><th>\(escapeXML(idKey))</th><th>\(escapeXML(oodKey))</th><th>entailed</th><th>non-entailed</th></tr>"
-            h +=
-                "<tr><td>\(pct(f.id))</td><td>\(pct(f.ood))</td><td>\(pct(f.oodEntailed))</td><td>\(pct(f.oodNonEntailed))</td></tr></table>\n"
-            if !f.cells.isEmpty {
-                h += "<table><tr><th>HANS cell (heuristic / gold)</th><th>accuracy</th></tr>"
-                for c in f.cells { h += "<tr><td>\(escapeXML(c.0))</td><td>\(pct(c.1))</td></tr>" }
-                h += "</table>\n"
-            }
-        }
-        h += "<h2>Figures</h2>\n"
-        for (file, caption) in [
+            ("id", .string(idKey)), ("hans", .string(oodKey)),
+            ("plotted_from", plottedKey.map { .string($0) } ?? .null),
+            ("ood_measure", .string(oodMeasureName)),
+            ("plotted_pairs", .object(plottedPairs.map { ($0.0, .int($0.1)) })),
+            ("match_rule", .string(rule.words)), ("full", full.map(o) ?? .null),
+            ("subnetworks", .array(subnetworks.map(o))), ("span", spanJSON), ("lean", leanJSON),
             (
-                "id-vs-ood.svg",
-                "Each subnetwork's in-domain accuracy against its out-of-domain accuracy; the shaded band is the full model ± \(String(format: "%g", matchPoints)) points in-domain."
+                "verdict",
+                .object([
+                    ("outcome", .string(verdict.outcome.rawValue)), ("decided_by", .string(verdict.decidedBy)),
+                    ("text", .string(verdict.text)),
+                ])
             ),
-            ("accuracy-sparsity.svg", "Accuracy against sparsity."),
-        ]
-            + ((try? paperViolin()) != nil
-                ? [
-                    (
-                        "subnetworks-vplot.svg",
-                        "The paper's violin figure for this run: the subnetworks' accuracy in-domain and on the four HANS subcases the paper plots; black segments: the full model; dashed: in-domain | out-of-domain."
-                    )
-                ] : [])
-            + [
-                (
-                    "keep-frequency.svg",
-                    "How often each head and MLP is kept by the subnetworks that match the model in-domain; outlined: the core."
-                ),
-                ("composition.svg", "Each head's strongest composition with a core head (Q, K or V)."),
-            ] as [(String, String)]
-        {
-            h +=
-                "<figure><img src=\"\(file)\" alt=\"\(file)\"><figcaption>\(escapeXML(caption))</figcaption></figure>\n"
-        }
-        h +=
-            "<h2>Subnetworks</h2><table><tr><th>name</th><th>sparsity</th><th>\(escapeXML(idKey))</th><th>Δ vs full</th><th>\(escapeXML(oodKey))</th><th>non-entailed</th><th>matches in-domain</th></tr>\n"
-        for s in subnetworks.sorted(by: { $0.id > $1.id }) {
-            let delta = full.map { fmt(($0.id - s.id) * -100, 1) } ?? "—"
-            h +=
-                "<tr><td>\(escapeXML(s.name))</td><td>\(fmt(s.sparsity, 2))</td><td>\(pct(s.id))</td><td>\(delta)</td><td>\(pct(s.ood))</td><td>\(pct(s.oodNonEntailed))</td><td>\(matching.contains(s.name) ? "yes" : "no")</td></tr>\n"
-        }
-        h +=
-            "</table>\n<h2>The core</h2><p>Units kept by every one of the \(core.subnetworks.count) \(coreOverMatching ? "matching subnetworks" : "subnetworks (fewer than two match the model in-domain, so all of them)"): <b>"
-        h += core.core.isEmpty ? "none" : core.core.map { core.name($0).description }.joined(separator: ", ")
-        h += "</b>.</p>\n"
-        if let r = reads {
-            h +=
-                "<p>Mean-ablating the core's heads changes the logits by \(fmt(r.meanAbsLogitChange, 4)) on average (KL \(fmt(r.klCleanToAblated, 5))) over \(r.examples) \(escapeXML(oodKey)) examples. Heads that read most from the core (output change when only their input loses the core):</p>"
-            h += "<table><tr><th>head</th><th>Δ output</th><th>Δ Q input</th><th>Δ K input</th><th>Δ V input</th></tr>"
-            for x in r.reads.prefix(10) {
-                h +=
-                    "<tr><td>\(PrunableUnit.head(x.layer, x.head))</td><td>\(fmt(x.dout, 4))</td><td>\(fmt(x.dq, 4))</td><td>\(fmt(x.dk, 4))</td><td>\(fmt(x.dv, 4))</td></tr>"
-            }
-            h += "</table>\n"
-        }
-        h += "<p style=\"color:#777\">Written by hcore report. Data: report.json.</p></body></html>\n"
-        return h
+            ("core", coreEvidence?.json ?? .null), ("core_refused", coreRefusal.map { .string($0) } ?? .null),
+            ("reads", reads?.json ?? .null),
+        ])
     }
 }

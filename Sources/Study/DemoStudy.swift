@@ -4,10 +4,11 @@
 //   2 finetune     a pretrained folder (MiniLM-L6 by default) fine-tuned, or a small BERT from scratch → model/
 //   3 activations  mean activations on the training set → activations.safetensors
 //   4 prune        one L0 run per seed at the target sparsity → subnetworks.hcs
-//   5 eval         full model and subnetworks on dev (ID) and HANS (OOD) → eval.json
-//   6 core         units kept by every subnetwork matching the model ID → core.json
+//   5 eval         full model and subnetworks on dev (ID), the four plotted HANS subcases (all 4,000 pairs:
+//                  the verdict's OOD measure) and 100 pairs of each HANS subcase → eval.json
+//   6 core         units kept by every subnetwork matching the model ID (`heuristicCore`) → core.json
 //   7 reads        which later heads read from the core → reads.json
-//   8 report       SVG figures and index.html → report/
+//   8 report       the verdict with its tests, SVG figures and index.html → report/
 // Every stage is resumable: a rerun with the same settings (study.json) keeps the fine-tuned model
 // (finetune.json marks it finished), the mean activations and every stored subnetwork, and continues an
 // interrupted pruning run from its checkpoint. `hcore demo` is this type with its flags.
@@ -132,7 +133,7 @@ public struct DemoStudy {
         let (task, sets) = try makeData()
         stage(
             1, "data",
-            "\(task.train.count) train / \(task.dev.count) dev in-domain pairs (45% high-overlap entailed, 35% low-overlap non-entailed, 20% high-overlap non-entailed from the 11 HANS non-entailment subcases the paper does not plot; its 4 plotted subcases held out), \(task.ood.count) HANS pairs → \(out)/data"
+            "\(task.train.count) train / \(task.dev.count) dev in-domain pairs (45% high-overlap entailed, 35% low-overlap non-entailed, 20% high-overlap non-entailed from the 11 HANS non-entailment subcases the paper does not plot; its 4 plotted subcases held out), \(task.plotted.count) HANS pairs of those 4 and \(task.ood.count) across all 30 subcases → \(out)/data"
         )
         let (tokenizer, finetuned) = try finetuneModel(task, sets, progress: progress)
         stage(2, "finetune", finetuned)
@@ -141,23 +142,27 @@ public struct DemoStudy {
         let activations = try meanActivations(bert, trainEnc, sets, stage: stage)
         let store = try pruneSubnetworks(
             bert, encodings: trainEnc, activations: activations, note: note, progress: progress)
+        let realised = store.subnetworks.map { 1 - Double($0.mask.reduce(0) { $0 + Int($1) }) / Double($0.mask.count) }
         stage(
             4, "prune",
-            "\(store.subnetworks.count) subnetworks at target sparsity \(targetSparsity), \(quick ? 12 : pruneSteps) steps each → \(store.path) (hcore prune)"
-        )
+            "\(store.subnetworks.count) subnetworks at target sparsity \(targetSparsity), realised "
+                + String(format: "%.3f–%.3f", realised.min() ?? .nan, realised.max() ?? .nan)
+                + ", \(quick ? 12 : pruneSteps) steps each → \(store.path) (hcore prune)")
         let (doc, prepared) = try evaluate(
             bert, tokenizer: tokenizer, store: store, activations: activations, sets: sets)
         let full = doc.results[0].metrics
         stage(
             5, "eval",
             String(
-                format: "full model: dev %.3f, HANS %.3f; %d subnetworks → %@/eval.json (hcore eval)",
-                full[prepared[0].referenceKey]?.accuracy ?? .nan, full["hans"]?.accuracy ?? .nan,
-                store.subnetworks.count, out))
-        return try report(doc, store: store, model: bert, activations: activations, ood: prepared[1], stage: stage)
+                format:
+                    "full model: dev %.3f, HANS %.3f, the four plotted subcases %.3f; %d subnetworks → %@/eval.json (hcore eval, per example)",
+                full[prepared[0].referenceKey]?.accuracy ?? .nan, full[prepared[1].referenceKey]?.accuracy ?? .nan,
+                full[prepared[2].referenceKey]?.accuracy ?? .nan, store.subnetworks.count, out))
+        return try report(
+            doc, store: store, model: bert, activations: activations, ood: prepared[1], stage: stage, note: note)
     }
 
-    struct Sets { var train: Dataset, dev: Dataset, ood: Dataset }
+    struct Sets { var train: Dataset, dev: Dataset, ood: Dataset, plotted: Dataset }
 
     /// HANS's training and evaluation files: from `dataRoot`, or the copies compiled into the binary.
     func hansFiles() throws -> (train: Dataset, evaluation: Dataset) {
@@ -182,7 +187,7 @@ public struct DemoStudy {
         let task = try DemoTask.build(
             hansTrain: hans.train.examples, hansEval: hans.evaluation.examples,
             trainSize: quick ? min(trainSize, 400) : trainSize, devSize: quick ? 200 : 1000,
-            oodStride: quick ? 100 : 10, seed: 2024)
+            oodStride: quick ? 100 : 10, plottedStride: quick ? 20 : 1, seed: 2024)
         let paths = try task.write(folder: out + "/data")
         return (
             task,
@@ -190,7 +195,8 @@ public struct DemoStudy {
                 train: Dataset(name: "train.jsonl", path: paths.train, format: .jsonl, examples: task.train),
                 dev: Dataset(name: "dev.jsonl", path: paths.dev, format: .jsonl, examples: task.dev),
                 ood: Dataset(
-                    name: "heuristics_evaluation_subset.txt", path: paths.ood, format: .hans, examples: task.ood))
+                    name: "heuristics_evaluation_subset.txt", path: paths.ood, format: .hans, examples: task.ood),
+                plotted: Dataset(name: "hans-plotted.txt", path: paths.plotted, format: .hans, examples: task.plotted))
         )
     }
 
@@ -225,7 +231,8 @@ public struct DemoStudy {
                 folder: pretrained, labels: DemoTask.labels, dataLabels: DemoTask.labels, seed: seed)
         } else {
             start = try FinetuneStart.scratch(
-                config: quick ? "tiny" : "small", vocabFile: nil, corpus: task.train + task.dev + task.ood,
+                config: quick ? "tiny" : "small", vocabFile: nil,
+                corpus: task.train + task.dev + task.ood + task.plotted,
                 labels: DemoTask.labels, maxLength: 128, seed: seed)
         }
         let history = try finetuneAndSave(
@@ -322,10 +329,10 @@ public struct DemoStudy {
                 try EvalTarget(sub, index: targets.count, layout: store.layout, mode: .binary, threshold: nil))
         }
         let opts = PredictionOptions(maxLength: 128)
-        let prepared = [
-            try PreparedDataset(dataset: sets.dev, model: bert, tokenizer: tokenizer, options: opts),
-            try PreparedDataset(dataset: sets.ood, model: bert, tokenizer: tokenizer, options: opts),
-        ]
+        let prepared = PreparedDataset.distinctKeys(
+            try [sets.dev, sets.ood, sets.plotted].map {
+                try PreparedDataset(dataset: $0, model: bert, tokenizer: tokenizer, options: opts)
+            })
         let started = Date()
         let results = try evaluateTargets(
             model: bert, datasets: prepared, targets: targets, ablation: .mean(activations), batchSize: 64,
@@ -334,7 +341,7 @@ public struct DemoStudy {
             modelPath: out + "/model", fingerprint: bert.fingerprint, store: store.path, ablation: "mean",
             maskMode: "binary",
             maxLength: 128, shard: "1/1", subnetworksTotal: targets.count, prepared: prepared, results: results,
-            seconds: Date().timeIntervalSince(started))
+            seconds: Date().timeIntervalSince(started), perExample: true)
         try writeAtomically(doc.encoded, to: out + "/eval.json")
         try store.updateMeta(metricsMeta(results, datasets: prepared))
         return (doc, prepared)
@@ -342,22 +349,24 @@ public struct DemoStudy {
 
     func report(
         _ doc: EvalDocument, store: SubnetworkStore, model: BertModel, activations: MeanActivations,
-        ood: PreparedDataset,
-        stage: (Int, String, String) -> Void
+        ood: PreparedDataset, stage: (Int, String, String) -> Void, note: (String) -> Void
     ) throws -> ResearchReport {
-        let report = try buildReport(
-            evalDocument: doc, store: store, model: model, activations: activations,
-            oodEncodings: ood.encodings, idKey: doc.datasets[0].key, oodKey: "hans")
-        try writeAtomically(Array((report.coreEvidence.json.pretty + "\n").utf8), to: out + "/core.json")
-        stage(
-            6, "core",
-            "\(report.core.core.count) units kept by all \(report.core.subnetworks.count) subnetworks"
-                + (report.coreOverMatching
-                    ? " within \(String(format: "%g", report.matchPoints)) points of the full model in-domain"
-                    : " (fewer than 2 within \(String(format: "%g", report.matchPoints)) points in-domain)")
-                + String(
-                    format: "; random masks of the same shape share %.1f (p = %.3f)", report.coreEvidence.null.nullMean,
-                    report.coreEvidence.null.pValue) + " → core.json (hcore circuits core)")
+        var report = try buildReport(evalDocument: doc, store: store, model: model, warn: note)
+        if let evidence = report.coreEvidence {
+            try writeAtomically(Array((evidence.json.pretty + "\n").utf8), to: out + "/core.json")
+            stage(
+                6, "core",
+                "\(evidence.report.core.count) units kept by all \(evidence.report.subnetworks.count) subnetworks that match the full model in-domain"
+                    + String(
+                        format:
+                            "; heads %d where random masks of the same shape share %.1f (p = %.3f) → core.json (hcore circuits core on eval.json)",
+                        evidence.headNull.observed, evidence.headNull.nullMean, evidence.headNull.pValue))
+        } else {
+            let refusal = JSONValue.object([("core", .null), ("refused", .string(report.coreRefusal ?? ""))])
+            try writeAtomically(Array((refusal.pretty + "\n").utf8), to: out + "/core.json")
+            stage(6, "core", "none: \(report.coreRefusal ?? "") → core.json")
+        }
+        try report.measureReads(model: model, activations: activations, encodings: ood.encodings)
         if let reads = report.reads {
             try writeAtomically(Array((reads.json.pretty + "\n").utf8), to: out + "/reads.json")
             stage(
@@ -365,10 +374,13 @@ public struct DemoStudy {
                 "\(reads.reads.count) later heads measured on \(reads.examples) HANS pairs (activation reads; path patching: hcore circuits patch) → reads.json"
             )
         } else {
-            stage(7, "reads", "skipped: the core has no attention head")
+            stage(7, "reads", "skipped: no core with an attention head")
         }
         try report.write(folder: out + "/report")
-        stage(8, "report", "\(out)/report/index.html (hcore report)")
+        stage(
+            8, "report",
+            "\(report.verdict.outcome.rawValue), decided by \(report.verdict.decidedBy) → \(out)/report/index.html (hcore report)"
+        )
         return report
     }
 }

@@ -18,8 +18,10 @@
 // (With 10% from three seen subcases the fine-tuned MiniLM scores 4–7% on the four and its subnetworks
 // stay within a few points of each other.) The kind of each in-domain pair is its `heuristic` field
 // ("high-overlap" / "low-overlap"), so metrics break it down.
-// Out-of-domain: every `oodStride`-th pair of heuristics_evaluation_set.txt (the file is grouped by
-// subcase in blocks of 1,000, so stride 10 keeps 100 pairs of each of the 30 subcases).
+// Out-of-domain, two sets: every `plottedStride`-th pair of the four plotted subcases (stride 1: all 4,000,
+// the verdict's measure on all the pairs the paper uses), and every `oodStride`-th pair of heuristics_evaluation_set.txt (the file is grouped
+// by subcase in blocks of 1,000, so stride 10 keeps 100 pairs of each of the 30 subcases: the HANS cells and
+// the entailed accuracy the verdict's lean test needs).
 // Order and pairing come from SplitMix64(seed): the same files and seed give the same task.
 import Checkpoint
 import Eval
@@ -38,10 +40,11 @@ public struct DemoTask: Sendable {
     public var train: [Example]
     public var dev: [Example]
     public var ood: [Example]
+    public var plotted: [Example]
 
     public static func build(
         hansTrain: [Example], hansEval: [Example], trainSize: Int = 4000, devSize: Int = 1000,
-        highOverlapNonEntailedShare: Double = 0.2, oodStride: Int = 10, seed: UInt64 = 2024
+        highOverlapNonEntailedShare: Double = 0.2, oodStride: Int = 10, plottedStride: Int = 1, seed: UInt64 = 2024
     ) throws -> DemoTask {
         var rng = SplitMix64(seed: seed)
         var order = Array(hansTrain.indices)
@@ -93,7 +96,10 @@ public struct DemoTask: Sendable {
         let train = try split(trainSize)
         let dev = try split(devSize)
         let ood = stride(from: 0, to: hansEval.count, by: max(1, oodStride)).map { hansEval[$0] }
-        return DemoTask(train: train, dev: dev, ood: ood)
+        let plotted = hansEval.filter { heldOut.contains($0.subcase ?? "") }.enumerated().filter {
+            $0.offset % max(1, plottedStride) == 0
+        }.map(\.element)
+        return DemoTask(train: train, dev: dev, ood: ood, plotted: plotted)
     }
 
     static func relabel(_ e: Example, kind: String) -> Example {
@@ -103,12 +109,13 @@ public struct DemoTask: Sendable {
     /// A word-level vocabulary covering every text of the task (so no word is unknown), in a fixed order:
     /// BERT's special tokens, then the words sorted. The tokenizer is uncased BERT's basic tokenizer.
     public func vocabulary() throws -> [String] {
-        try BertTokenizer.wordVocabulary((train + dev + ood).flatMap { [$0.text] + ($0.pair.map { [$0] } ?? []) })
+        try BertTokenizer.wordVocabulary(
+            (train + dev + ood + plotted).flatMap { [$0.text] + ($0.pair.map { [$0] } ?? []) })
     }
 
-    /// Writes the in-domain sets as JSONL (text, text_pair, label, heuristic = kind) and the OOD subset in
+    /// Writes the in-domain sets as JSONL (text, text_pair, label, heuristic = kind) and the OOD sets in
     /// HANS's own TSV columns, so every `hcore` command can be rerun on them.
-    public func write(folder: String) throws -> (train: String, dev: String, ood: String) {
+    public func write(folder: String) throws -> (train: String, dev: String, ood: String, plotted: String) {
         try makeFolder(folder)
         func jsonl(_ xs: [Example]) throws -> String {
             try xs.map { e in
@@ -121,15 +128,20 @@ public struct DemoTask: Sendable {
         }
         let paths = (
             train: folder + "/train.jsonl", dev: folder + "/dev.jsonl",
-            ood: folder + "/heuristics_evaluation_subset.txt"
+            ood: folder + "/heuristics_evaluation_subset.txt", plotted: folder + "/hans-plotted.txt"
         )
         try writeAtomically(Array(try jsonl(train).utf8), to: paths.train)
         try writeAtomically(Array(try jsonl(dev).utf8), to: paths.dev)
-        var tsv = "gold_label\tsentence1\tsentence2\tpairID\theuristic\tsubcase\ttemplate\n"
-        for (i, e) in ood.enumerated() {
-            tsv += "\(e.label ?? "")\t\(e.text)\t\(e.pair ?? "")\tex\(i)\t\(e.heuristic ?? "")\t\(e.subcase ?? "")\t-\n"
+        func tsv(_ xs: [Example]) -> [UInt8] {
+            var out = "gold_label\tsentence1\tsentence2\tpairID\theuristic\tsubcase\ttemplate\n"
+            for (i, e) in xs.enumerated() {
+                out +=
+                    "\(e.label ?? "")\t\(e.text)\t\(e.pair ?? "")\tex\(i)\t\(e.heuristic ?? "")\t\(e.subcase ?? "")\t-\n"
+            }
+            return Array(out.utf8)
         }
-        try writeAtomically(Array(tsv.utf8), to: paths.ood)
+        try writeAtomically(tsv(ood), to: paths.ood)
+        try writeAtomically(tsv(plotted), to: paths.plotted)
         return paths
     }
 }

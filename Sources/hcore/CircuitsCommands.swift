@@ -23,21 +23,26 @@ struct CircuitsCommand: ParsableCommand {
     struct Core: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "The heuristic core of the subnetworks that match the full model in-domain, with a permutation null, bootstrap stability and a fraction sweep.",
-            discussion:
-                "Keep frequency of every head and MLP over the matching subnetworks (stored metric --id-metric within --margin of --id-reference), the core (units kept by ≥ --fraction of them), the p-value of its size under a layer-stratified permutation null, each unit's bootstrap stability, and presence–metric correlations with --metric (definitions: Sources/Circuits/CoreEvidence.swift). compose, reads and the report choose their core the same way."
+                "The heuristic core of the subnetworks that match the full model in-domain, with permutation nulls, split-half reproducibility and a fraction sweep.",
+            discussion: """
+                A subnetwork matches when its in-domain accuracy exceeds the full model's minus --margin (3 points: the reference's effective-size rule, one-sided); the values come from --eval (a document of `hcore eval --store S --include-full`) or from the store's metadata (--write-back) with --id-reference; fewer than --min-subnetworks matching is refused. Printed: every unit's keep frequency over the matching subnetworks, the core (units kept by ≥ --fraction of them), the p-value of the core's heads under a layer-stratified permutation null and of its MLPs under their own, the split-half reproducibility of the head core, a fraction sweep, and each unit's presence against the OOD measure (--metric; default the paper's four plotted HANS subcases, eval/<hans>/plotted) with sparsity partialled out. patch, compose, the report and the demo choose their core by this very function (definitions: Sources/Circuits/CoreEvidence.swift).
+
+                  hcore circuits core --store subs.hcs --eval eval.json
+                  hcore circuits core --store subs.hcs --id-metric eval/dev --id-reference 0.912
+                """
         )
         @OptionGroup var coreOptions: CoreOptions
         @OptionGroup var filter: StoreFilter
         @Option(
             help: ArgumentHelp(
-                "Correlate each unit's presence with this metadata key (e.g. eval/hans).", valueName: "key"))
+                "Test each unit's presence against this metadata key (default: eval/<hans>/plotted).", valueName: "key")
+        )
         var metric: String?
         @Flag(help: "Print JSON (default: a table).") var json = false
         @Flag(help: "Print CSV.") var csv = false
         @Option(help: ArgumentHelp("Write an SVG heatmap of keep frequencies.", valueName: "file")) var svg: String?
         func run() throws {
-            let e = try coreOptions.evidence(filter: try filter.filter(), metric: metric)
+            let e = try coreOptions.evidence(filter: try filter.filter(), oodMetric: metric)
             if let svg { try writeAtomically(Array(e.report.svg.utf8), to: svg) }
             if json {
                 emit(e.json.pretty)
@@ -93,7 +98,7 @@ struct CircuitsCommand: ParsableCommand {
     }
 }
 
-/// How every circuits command chooses its core (Circuits/CoreEvidence.swift).
+/// How every circuits command chooses its core (Circuits/CoreEvidence.swift, Circuits/Matching.swift).
 struct CoreOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The store whose subnetworks give the core.", valueName: "store")) var store: String?
     @Option(help: "The core: units kept by at least this fraction of the matching subnetworks.") var fraction: Double =
@@ -101,27 +106,48 @@ struct CoreOptions: ParsableArguments {
     @Option(
         name: .customLong("id-metric"),
         help: ArgumentHelp(
-            "Stored in-domain metric that decides which subnetworks match the full model (eval/DATASET from `hcore eval --write-back`; default: the store's one non-HANS eval/ key, else every subnetwork).",
+            "The in-domain measure subnetworks match on: a metadata key eval/DATASET (`hcore eval --write-back`), or a dataset of --eval (default: the only in-domain one).",
             valueName: "key")) var idMetric: String?
     @Option(
         name: .customLong("id-reference"),
-        help: "The full model's value of --id-metric (default: the best subnetwork's).") var idReference: Double?
-    @Option(help: "Subnetworks within this of the reference match (0.02: 2 accuracy points).") var margin: Double = 0.02
+        help: "The full model's value of --id-metric (default: its row in --eval).") var idReference: Double?
+    @Option(
+        name: .customLong("eval"),
+        help: ArgumentHelp(
+            "An eval document with the full model's row (`hcore eval --store S --include-full`): the in-domain values to match on.",
+            valueName: "file")) var evalDocument: String?
+    @Option(
+        help:
+            "A subnetwork matches when its in-domain accuracy exceeds the full model's minus this (0.03: the reference's 3 points)."
+    ) var margin: Double = MatchRule.referenceMargin
     @Option(name: .customLong("min-subnetworks"), help: "Refuse a core of fewer matching subnetworks.")
     var minSubnetworks: Int = 3
-    @Option(help: "Permutations of the null for the core's size.") var permutations: Int = 1000
-    @Option(help: "Bootstrap resamples for each unit's stability.") var bootstrap: Int = 1000
-    @Option(name: .customLong("null-seed"), help: "Seed of the permutations and resamples.") var nullSeed: UInt64 = 0
+    @Flag(help: "Take every subnetwork of the store, with no in-domain rule (said in the output).")
+    var allSubnetworks = false
+    @Option(help: "Permutations of the nulls of the core's size.") var permutations: Int = 1000
+    @Option(help: "Random splits of the seeds into halves for the split-half reproducibility.") var splits: Int = 200
+    @Option(name: .customLong("null-seed"), help: "Seed of the permutations and splits.") var nullSeed: UInt64 = 0
 
-    func evidence(model: BertModel? = nil, filter: SubnetworkFilter? = nil, metric: String? = nil) throws
+    func evidence(model: BertModel? = nil, filter: SubnetworkFilter? = nil, oodMetric: String? = nil) throws
         -> CoreEvidence
     {
         guard let store else { throw UsageError("give --store STORE") }
+        if allSubnetworks {
+            try refuse(
+                [
+                    ("--id-metric", idMetric != nil), ("--id-reference", idReference != nil),
+                    ("--eval", evalDocument != nil),
+                ],
+                because: "--all-subnetworks takes every subnetwork, with no in-domain rule")
+        }
         var r = CoreRequest(store: store)
-        (r.fraction, r.idMetric, r.idReference, r.margin, r.minimumCount, r.permutations, r.bootstraps, r.seed) = (
-            fraction, idMetric, idReference, margin, minSubnetworks, permutations, bootstrap, nullSeed
+        (r.idMetric, r.fullModel, r.evalDocument, r.margin, r.minimumCount, r.allSubnetworks) = (
+            idMetric, idReference, evalDocument, margin, minSubnetworks, allSubnetworks
         )
-        return try r.evidence(model: model, filter: filter, metric: metric, warn: warn)
+        (r.settings.fraction, r.settings.permutations, r.settings.splits, r.settings.seed, r.settings.oodMetric) = (
+            fraction, permutations, splits, nullSeed, oodMetric
+        )
+        return try phrasingSettings { try r.evidence(model: model, filter: filter, warn: warn) }
     }
 }
 

@@ -84,6 +84,10 @@ struct EvalRun: ParsableCommand {
             "Evaluate only shard i of n (i = 1…n) of the subnetworks; defaults from SLURM_ARRAY_TASK_ID/COUNT.",
             valueName: "i/n")) var shard: String?
     @Flag(help: "Write each subnetwork's metrics back into the store's metadata.") var writeBack = false
+    @Flag(
+        help:
+            "Keep every example's predicted class in the document (one character each), from which `hcore report` computes the verdict's intervals and noise span."
+    ) var perExample = false
     @OptionGroup var tokenization: TokenizationOptions
     @Option(help: "Sequences per forward pass.") var batchSize: Int = 32
     @Option(help: "Use only the first N examples of each set.") var maxExamples: Int?
@@ -127,6 +131,7 @@ struct EvalRun: ParsableCommand {
             ("--force-include", !forceInclude.isEmpty), ("--force-exclude", !forceExclude.isEmpty),
             ("--mask-mode", maskMode != nil), ("--activations", maskOptions.activations != nil),
             ("--zero-ablation", maskOptions.zeroAblation), ("--activation-set", activationSet != nil),
+            ("--per-example", perExample),
         ]
         if checkpoints != nil {
             try refuse(
@@ -192,7 +197,7 @@ struct EvalRun: ParsableCommand {
             modelPath: modelPath, fingerprint: model.fingerprint, store: store, ablation: selection.ablationName,
             maskMode: mode.rawValue, maxLength: opts.maxLength,
             shard: shard.map { "\($0.index)/\($0.count)" } ?? "1/1", subnetworksTotal: selection.total,
-            prepared: prepared, results: results, seconds: Date().timeIntervalSince(started))
+            prepared: prepared, results: results, seconds: Date().timeIntervalSince(started), perExample: perExample)
         emit(bytes: try EvalDocument.output([document], format: format, shape: shape, idNames: idNames))
     }
 

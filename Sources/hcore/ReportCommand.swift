@@ -1,6 +1,7 @@
 // `hcore report`: figures and index.html of a study (eval document + store + model).
 import ArgumentParser
 import Checkpoint
+import Circuits
 import Eval
 import Foundation
 import Model
@@ -12,16 +13,18 @@ struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
         abstract:
-            "SVG figures and an index.html: ID vs OOD per subnetwork, accuracy vs sparsity, keep frequency, the core and its readers.",
+            "The verdict on the paper's phenomenon with its tests, SVG figures and an index.html: ID vs OOD per subnetwork, accuracy vs sparsity, keep frequency, the core.",
         discussion: """
-            Input: the JSON of `hcore eval --store S --include-full --data ID --data OOD` (the full model and the subnetworks on an in-domain and an out-of-domain set), the same store and model. The core is the set of units kept by every subnetwork within --match-points of the full model in-domain. With activations (--activations, or the store's only activation set) and --data, it also measures which later heads read from the core: each alone given the core-ablated layer input (Sources/Circuits/Reads.swift; `hcore circuits patch` measures it by path patching).
-              hcore eval --model DIR --store subs.hcs --include-full --data dev.jsonl \\
-                  --data hans.txt > eval.json
-              hcore report --eval eval.json --store subs.hcs --model DIR --data hans.txt \\
-                  --out report/
+            Input: the JSON of `hcore eval --store S --include-full --per-example --data ID --data HANS…` (the full model and the subnetworks on an in-domain set and HANS), the same store and model. Subnetworks match when their in-domain accuracy exceeds the full model's minus --margin (the reference's 3 points); the OOD measure is the mean accuracy on the paper's four plotted HANS subcases (from the HANS set holding most of their pairs). The verdict runs four tests in order — enough matching subnetworks, a span beyond noise, its bootstrap interval against the bar, and what is left after in-domain accuracy and HANS entailed accuracy are regressed out — and names the one that decided (Sources/Report/Verdict.swift). The intervals need --per-example and the evaluated files where the document says they are. The core is `hcore circuits core --eval`'s. With --activations and --data it also measures which later heads' inputs change when the core is ablated.
+              hcore eval --model DIR --store subs.hcs --include-full --per-example \\
+                  --data dev.jsonl --data hans.txt > eval.json
+              hcore report --eval eval.json --store subs.hcs --model DIR --out report/
             """)
 
-    @Option(help: ArgumentHelp("Output of hcore eval (with the full model and ≥ 2 datasets).", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "Output of hcore eval (with the full model, ≥ 2 datasets, and --per-example for the intervals).",
+            valueName: "file"))
     var eval: String
     @Option(help: ArgumentHelp("The store the subnetworks came from.", valueName: "store")) var store: String
     @OptionGroup var modelOptions: ModelOptions
@@ -34,23 +37,33 @@ struct ReportCommand: ParsableCommand {
         help: ArgumentHelp(
             "In-domain dataset key in the eval document (default: the first non-HANS one).", valueName: "key")) var id:
         String?
-    @Option(help: ArgumentHelp("Out-of-domain dataset key (default: HANS, else the second).", valueName: "key"))
+    @Option(
+        help: ArgumentHelp(
+            "HANS dataset key for the cells and entailed accuracy (default: the one with most subcases).",
+            valueName: "key"))
     var ood: String?
     @Option(
         help:
-            "Subnetworks within this many accuracy points of the full model in-domain count as matching it (3: the reference's effective-size margin)."
-    ) var matchPoints: Double = 3
+            "A subnetwork matches when its in-domain accuracy exceeds the full model's minus this (0.03: the reference's 3 points)."
+    ) var margin: Double = MatchRule.referenceMargin
+    @Option(help: "Seed of the bootstrap, the noise permutations and the core's nulls.") var seed: UInt64 = 0
     @Option(help: ArgumentHelp("Output folder.", valueName: "dir")) var out: String
     func run() throws {
         let (doc, (model, tok)) = (try EvalDocument.read(path: eval), try modelOptions.load())
         let s = try SubnetworkStore.open(path: store, model: model, warn: warn)
-        let acts = try s.meanActivations(file: activations, set: nil, model: model, required: false, warn: warn)
-        let enc = try data.map {
-            try encodeAll(Dataset.load($0, limit: 500).examples, tokenizer: tok, options: PredictionOptions())
+        var settings = ReportSettings()
+        (settings.idKey, settings.oodKey, settings.margin, settings.seed, settings.core.seed) = (
+            id, ood, margin, seed, seed
+        )
+        var r = try phrasingSettings {
+            try buildReport(evalDocument: doc, store: s, model: model, settings: settings, warn: warn)
         }
-        let r = try buildReport(
-            evalDocument: doc, store: s, model: model, activations: acts, oodEncodings: enc, idKey: id, oodKey: ood,
-            matchPoints: matchPoints)
+        if let data {
+            let acts = try s.meanActivations(file: activations, set: nil, model: model, required: true, warn: warn)
+            let enc = try encodeAll(
+                Dataset.load(data, limit: 500).examples, tokenizer: tok, options: PredictionOptions())
+            if let acts { try r.measureReads(model: model, activations: acts, encodings: enc) }
+        }
         try r.write(folder: out)
         emit(r.summary + "\nwrote \(out)/index.html")
     }

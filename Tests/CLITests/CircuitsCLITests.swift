@@ -10,8 +10,14 @@ final class CircuitsCLITests: XCTestCase {
         let exported = try JSONValue.parse(try hcore(["store", "export", store, "--json"]).out).arrayValue!
         XCTAssertEqual(exported.count, 24)
         let svgPath = scratch("core.svg")
-        let core = try hcore(["circuits", "core", "--store", store, "--json", "--svg", svgPath])
+        // Without in-domain values the core is refused rather than taken over every subnetwork silently.
+        let refused = try hcore(["circuits", "core", "--store", store])
+        XCTAssertEqual(refused.code, 2, refused.err)
+        XCTAssertTrue(refused.err.contains("--id-metric is needed"), refused.err)
+        let core = try hcore(["circuits", "core", "--store", store, "--all-subnetworks", "--json", "--svg", svgPath])
         XCTAssertEqual(core.code, 0, core.err)
+        XCTAssertEqual(
+            try JSONValue.parse(core.out).get("selection")?.stringValue, "all 24 subnetworks given (no in-domain rule)")
         let freq = try JSONValue.parse(core.out).get("keep_frequency")!
         for l in 0..<6 {
             for h in 0..<12 {

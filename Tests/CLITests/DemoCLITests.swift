@@ -34,7 +34,7 @@ final class DemoCLITests: XCTestCase {
             "model/config.json", "model/model.safetensors", "model/vocab.txt", "activations.safetensors",
             "subnetworks.hcs",
             "eval.json", "core.json", "report/index.html", "report/id-vs-ood.svg", "report/accuracy-sparsity.svg",
-            "report/keep-frequency.svg", "report/composition.svg", "report/report.json",
+            "report/composition.svg", "report/report.json",
         ] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + f), f)
         }

@@ -21,10 +21,10 @@ final class PresenceStatisticsTests: XCTestCase {
             let mask: [UInt8] = [UInt8(i % 2), UInt8(rng.next() % 2), 1, UInt8(rng.next() % 2), 1, 0, 1]
             let metric = 0.6 + 0.2 * Double(mask[0]) + 0.01 * rng.uniform()
             return StoredSubnetwork(
-                name: "s\(i)", mask: mask, meta: .object([("eval/hans/non-entailment", .float(metric))]))
+                name: "s\(i)", mask: mask, meta: .object([("eval/hans/plotted", .float(metric))]))
         }
-        XCTAssertEqual(defaultOODMetric(subs), "eval/hans/non-entailment")
-        let stats = presenceStatistics(subs, metric: "eval/hans/non-entailment", permutations: 2000, seed: 1)
+        XCTAssertEqual(defaultOODMetric(subs), "eval/hans/plotted")
+        let stats = presenceStatistics(subs, metric: "eval/hans/plotted", permutations: 2000, seed: 1)
         let byUnit = Dictionary(uniqueKeysWithValues: stats.map { ($0.unit, $0) })
         XCTAssertNil(byUnit[2])  // kept by all: its presence does not vary
         XCTAssertGreaterThan(byUnit[0]!.r, 0.9)

@@ -1,31 +1,44 @@
-// The report's verdict holds a run to the stated bar: at least 6 subnetworks within the in-domain margin
-// whose OOD measure spans at least 15 points; anything less is "NOT shown", in words.
-import Report
+// The verdict runs its four tests in order and names the one that decided; "shown" needs all four.
 import XCTest
 
-final class VerdictTests: XCTestCase {
-    let measure = "mean accuracy on the paper's four plotted HANS subcases"
+@testable import Report
 
-    func testShownOnlyWithEnoughSubnetworksAndSpread() {
-        let six = [40.0, 45, 50, 52, 54, 55.5]
-        let shown = ResearchReport.verdict(matchingMeasures: six, matchPoints: 3, measure: measure)
-        XCTAssertTrue(shown.hasPrefix("The paper's phenomenon is shown: 6 subnetworks are within 3 points"), shown)
-        XCTAssertTrue(shown.contains("ranges from 40.0 to 55.5 (15.5 points"), shown)
-        // 14.9 points among six: not shown.
-        let narrow = ResearchReport.verdict(
-            matchingMeasures: [40.0, 45, 50, 52, 54, 54.9], matchPoints: 3, measure: measure)
-        XCTAssertTrue(narrow.hasPrefix("The paper's phenomenon is NOT shown here: the 6 subnetworks"), narrow)
-        XCTAssertTrue(narrow.contains("span 14.9 points"), narrow)
-        // 30 points among five: not shown either.
-        let few = ResearchReport.verdict(matchingMeasures: [20.0, 30, 40, 45, 50], matchPoints: 3, measure: measure)
-        XCTAssertTrue(few.hasPrefix("The paper's phenomenon is NOT shown here: the 5 subnetworks"), few)
-        for v in [shown, narrow, few] { XCTAssertTrue(v.contains("≥ 6 such subnetworks spanning ≥ 15 points"), v) }
+final class VerdictTests: XCTestCase {
+    let six = [0.40, 0.45, 0.50, 0.52, 0.54, 0.60]
+
+    func span(_ s: Double, _ low: Double, _ high: Double, noiseP: Double = 0.001) -> SpanStatistics {
+        SpanStatistics(
+            span: s, interval: (low, high), bootstraps: 2000, noiseMean: 2, noise95: 3, noiseP: noiseP,
+            permutations: 2000, seed: 0)
+    }
+    func lean(_ residual: Double) -> LeanStatistics {
+        LeanStatistics(withInDomain: -0.2, withEntailed: -0.3, rSquared: 0.3, residualSpan: residual)
+    }
+    func decide(_ xs: [Double], _ s: SpanStatistics?, _ l: LeanStatistics?) -> Verdict {
+        Verdict.decide(measures: xs, matchWords: "dev > 90 − 3 points", measureName: "the measure", span: s, lean: l)
     }
 
-    func testFewerThanTwoMatchingSaysWhy() {
-        for xs in [[], [50.0]] {
-            let v = ResearchReport.verdict(matchingMeasures: xs, matchPoints: 3, measure: measure)
-            XCTAssertTrue(v.contains("fewer than two subnetworks are within 3 points"), v)
+    func testEachTestDecidesInTurn() {
+        let cases: [(Verdict, Verdict.Outcome, String)] = [
+            (decide(Array(six.prefix(5)), span(20, 18, 22), lean(19)), .notShown, "matching"),
+            (decide(six, span(20, 18, 22, noiseP: 0.2), lean(19)), .notShown, "noise"),
+            (decide(six, span(20, 10, 14.9), lean(19)), .notShown, "interval"),
+            (decide(six, span(20, 14, 22), lean(19)), .inconclusive, "interval"),
+            (decide(six, span(20, 15, 22), lean(14.9)), .notShown, "lean"),
+            (decide(six, span(20, 15, 22), lean(15)), .shown, "all four"),
+            (decide(six, nil, lean(19)), .inconclusive, "per-pair predictions"),
+        ]
+        for (v, outcome, test) in cases {
+            XCTAssertEqual(v.outcome, outcome, v.text)
+            XCTAssertEqual(v.decidedBy, test, v.text)
+            XCTAssertTrue(v.text.contains("Deciding test: \(test)"), v.text)
+            XCTAssertTrue(v.text.contains("≥ 6 matching subnetworks spanning ≥ 15 points"), v.text)
         }
+        XCTAssertTrue(cases[0].0.text.contains("only 5 subnetworks match"), cases[0].0.text)
+        XCTAssertTrue(cases[4].0.text.contains("a lean towards one label"), cases[4].0.text)
+        XCTAssertTrue(
+            cases[5].0.text.hasPrefix("The paper's phenomenon is shown: 6 subnetworks match"), cases[5].0.text)
+        XCTAssertTrue(cases[5].0.text.contains("spans 20.0 points (40.0–60.0)"), cases[5].0.text)
+        XCTAssertTrue(cases[3].0.text.hasPrefix("Whether the paper's phenomenon is shown here is INCONCLUSIVE"))
     }
 }
