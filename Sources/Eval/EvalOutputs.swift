@@ -50,8 +50,8 @@ func csvField(_ s: String) -> String {
 }
 
 /// `eval/<dataset key>` = accuracy for every stored subnetwork among `results` (the full model excluded),
-/// ready for `SubnetworkStore.updateMeta`. HANS sets add `eval/<key>/non-entailment` (accuracy on the
-/// non-entailed pairs), `eval/<key>/<subcase>` for the paper's four plotted subcases and `eval/<key>/plotted`,
+/// ready for `SubnetworkStore.updateMeta`. HANS sets add `eval/<key>/non-entailment` and `…/entailment`
+/// (accuracy on the non-entailed and on the entailed pairs), `eval/<key>/<subcase>` for the paper's four plotted subcases and `eval/<key>/plotted`,
 /// their mean — the measures the paper's OOD claims use.
 public func metricsMeta(_ results: [TargetResult], datasets: [PreparedDataset]) -> [(
     name: String, meta: [(String, JSONValue)]
@@ -65,6 +65,7 @@ public func metricsMeta(_ results: [TargetResult], datasets: [PreparedDataset]) 
                 var fields: [(String, JSONValue)] = [(key, .float(m.accuracy))]
                 guard d.dataset.format == .hans else { return fields }
                 if let a = m.accuracy(onGold: "non-entailment") { fields.append((key + "/non-entailment", .float(a))) }
+                if let a = m.accuracy(onGold: "entailment") { fields.append((key + "/entailment", .float(a))) }
                 let plotted = m.subcases.filter { plottedHANSSubcases.contains($0.0) }
                 fields += plotted.map { (key + "/" + $0.0, .float($0.1)) }
                 if plotted.count == plottedHANSSubcases.count {

@@ -131,6 +131,8 @@ public struct PreparedDataset {
 public enum ExampleLimit: Sendable, Equatable {
     /// The first n.
     case first(Int)
+    /// n drawn with a seed, spread evenly over HANS subcases (else gold labels): `stratifiedSample`.
+    case sample(Int, seed: UInt64)
     /// The first n of each HANS subcase (the reference's -n, which caps each case).
     case perSubcase(Int)
 }
@@ -144,6 +146,12 @@ public func prepareDatasets(
         try paths.map { path in
             var ds = try Dataset.load(path, keys: keys, skipBadRows: skipBadRows, limit: limit.first)
             if case .perSubcase(let n) = limit { ds = ds.limitedPerSubcase(n) }
+            if case .sample(let n, let seed) = limit, n < ds.count {
+                warn(
+                    "\(path): a sample of \(n) of its \(ds.count) examples, spread evenly over subcases (else labels), seed \(seed)"
+                )
+                ds = ds.sampled(n, seed: seed)
+            }
             for s in ds.skipped { warn("skipped \(s)") }
             // An empty set would score "accuracy 0" for every subnetwork: refuse it.
             guard ds.count > 0 else {

@@ -90,7 +90,11 @@ struct EvalRun: ParsableCommand {
     ) var perExample = false
     @OptionGroup var tokenization: TokenizationOptions
     @Option(help: "Sequences per forward pass.") var batchSize: Int = 32
-    @Option(help: "Use only the first N examples of each set.") var maxExamples: Int?
+    @Option(
+        help:
+            "Evaluate a seeded sample of N examples of each set, spread evenly over HANS subcases (else labels); said on stderr."
+    ) var maxExamples: Int?
+    @Option(help: "Seed of the --max-examples sample.") var sampleSeed: UInt64 = 0
     @Option(
         help:
             "Use only the first N examples of each HANS subcase (the reference's -n, which caps each case of data/datasets/hans-cases)."
@@ -155,7 +159,7 @@ struct EvalRun: ParsableCommand {
         try refuse([("--threshold", threshold != nil && stepSize != nil)], because: "--step-size sweeps the threshold")
         try refuse(
             [("--max-examples-per-case", maxExamples != nil && maxExamplesPerCase != nil)],
-            because: "--max-examples takes the first N of each set")
+            because: "--max-examples samples N of each set")
         for (flag, n) in [("--max-examples", maxExamples), ("--max-examples-per-case", maxExamplesPerCase)] {
             if let n, n < 1 { throw UsageError("\(flag) must be at least 1, got \(n)") }
         }
@@ -202,7 +206,9 @@ struct EvalRun: ParsableCommand {
     }
 
     var keys: Dataset.Keys { Dataset.Keys(text: textKey, pair: pairKey, label: labelKey) }
-    var limit: ExampleLimit? { maxExamples.map { .first($0) } ?? maxExamplesPerCase.map { .perSubcase($0) } }
+    var limit: ExampleLimit? {
+        maxExamples.map { .sample($0, seed: sampleSeed) } ?? maxExamplesPerCase.map { .perSubcase($0) }
+    }
     var mode: MaskMode { maskMode.flatMap(MaskMode.init(rawValue:)) ?? .soft }
 
     /// What the flags ask to evaluate: a store's subnetworks, a mask file, a pruned run given as the model (its

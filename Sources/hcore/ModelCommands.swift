@@ -92,14 +92,16 @@ struct Activations: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: ArgumentHelp("Dataset (HANS/GLUE TSV, PAWS, JSONL, CSV; .zst accepted).", valueName: "file"))
     var data: String
-    @Option(help: "Use only the first N examples.") var maxExamples: Int?
+    @Option(help: "Use a seeded sample of N examples, spread evenly over HANS subcases (else labels).")
+    var maxExamples: Int?
+    @Option(help: "Seed of the --max-examples sample.") var sampleSeed: UInt64 = 0
     @Option(help: ArgumentHelp("Output safetensors file.", valueName: "file")) var out: String
     @OptionGroup var tokenization: TokenizationOptions
     @Option(help: "Sequences per forward pass.") var batchSize: Int = 32
     func run() throws {
         let (model, tok) = try modelOptions.load()
         let opts = try tokenization.options(batchSize: batchSize, positions: model.config.maxPositionEmbeddings)
-        let ds = try Dataset.loadNonEmpty(data, limit: maxExamples)
+        let ds = try sample(Dataset.loadNonEmpty(data, limit: nil), maxExamples, seed: sampleSeed)
         let progress = ProgressBar("activations", total: ds.count)
         let (acts, tokens) = try meanActivations(
             model: model, examples: ds.examples, tokenizer: tok, options: opts, batchSize: batchSize,
@@ -127,7 +129,9 @@ struct Importance: ParsableCommand {
     @Option(help: ArgumentHelp("kl (to the full model, the default) or ce (with gold labels).", valueName: "objective"))
     var objective = "kl"
     @Option(help: "Sequences per batch.") var batchSize: Int = 32
-    @Option(help: "Use only the first N examples.") var maxExamples: Int?
+    @Option(help: "Use a seeded sample of N examples, spread evenly over HANS subcases (else labels).")
+    var maxExamples: Int?
+    @Option(help: "Seed of the --max-examples sample.") var sampleSeed: UInt64 = 0
     @OptionGroup var tokenization: TokenizationOptions
     @Flag(help: "The signed mean of ∂L/∂ξ instead of Michel et al.'s per-layer-normalised mean |∂L/∂ξ|.") var signed =
         false
@@ -136,7 +140,7 @@ struct Importance: ParsableCommand {
         guard ["kl", "ce"].contains(objective) else { throw UsageError("--objective must be kl or ce") }
         let (model, tok) = try modelOptions.load()
         let opts = try tokenization.options(batchSize: batchSize, positions: model.config.maxPositionEmbeddings)
-        let ds = try Dataset.loadNonEmpty(data, limit: maxExamples)
+        let ds = try sample(Dataset.loadNonEmpty(data, limit: nil), maxExamples, seed: sampleSeed)
         let (masks, ablation) =
             try maskOptions.resolve(model: model) ?? (
                 .ones(layers: model.layerCount, heads: model.headCount), .zero
