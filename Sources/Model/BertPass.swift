@@ -126,8 +126,6 @@ package struct PassRequest {
     package var lastLayer: LayerRows
 
     package init(plan: ExecutionPlan, masks: SoftMasks? = nil, observer: ForwardObserver? = nil, lastLayer: LayerRows) {
-        precondition(
-            observer == nil || lastLayer == .all, "observers see every row: the last layer must run for all of them")
         (self.plan, self.masks, self.observer, self.lastLayer) = (plan, masks, observer, lastLayer)
     }
 }

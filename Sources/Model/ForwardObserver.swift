@@ -1,7 +1,8 @@
 // Hooks on the one forward composition (TransformerLens's hook points): an observer sees intermediate
 // activations — hidden states, mean activations, attention patterns — and may intervene on the attention
-// context and the LayerNorm scales (path patching). Pointers are valid only during the call; rows are the
-// batch's tokens, concatenated. A pass with an observer runs every row of the last layer.
+// context, the MLP output and the LayerNorm scales (path patching). Pointers are valid only during the call; rows are the
+// batch's tokens, concatenated. A pass whose last layer runs its [CLS] rows alone (`LayerRows.cls`,
+// `.firstQuery`) shows that layer's hooks after attention only those B rows, and with `.firstQuery` no context.
 import Kernels
 
 public protocol ForwardObserver: AnyObject {
@@ -17,6 +18,8 @@ public protocol ForwardObserver: AnyObject {
     func editContext(layer: Int, _ ctx: UnsafeMutablePointer<Float>, tokens: Int)
     /// MLP output m (second dense + bias) before mask and residual, [N, D].
     func mlpOutput(layer: Int, _ m: UnsafePointer<Float>, tokens: Int)
+    /// May rewrite the MLP output m [N, D] before mask and residual (path patching's MLP senders).
+    func editMLPOutput(layer: Int, _ m: UnsafeMutablePointer<Float>, tokens: Int)
     /// Layer output after the final LayerNorm, [N, D].
     func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int)
     /// Pooler output, [B, D].
@@ -32,6 +35,7 @@ extension ForwardObserver {
     public func attentionContext(layer: Int, _ ctx: UnsafePointer<Float>, tokens: Int) {}
     public func editContext(layer: Int, _ ctx: UnsafeMutablePointer<Float>, tokens: Int) {}
     public func mlpOutput(layer: Int, _ m: UnsafePointer<Float>, tokens: Int) {}
+    public func editMLPOutput(layer: Int, _ m: UnsafeMutablePointer<Float>, tokens: Int) {}
     public func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int) {}
     public func pooled(_ p: UnsafePointer<Float>, sequences: Int) {}
     public func layerNormScales(layer: Int, site: Int, tokens: Int) -> LayerNormScales? { nil }

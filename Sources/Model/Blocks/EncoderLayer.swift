@@ -307,6 +307,7 @@ func feedForwardBlockForward(
         }
         gemm(c.gu, rows: R, lda: I, w.output, out: c.m, ldc: D, epilogue: .bias, pool: p.pool)
         p.observer?.mlpOutput(layer: l, c.m, tokens: R)
+        p.observer?.editMLPOutput(layer: l, c.m, tokens: R)
         multiply(c.m, by: c.dropMLP, count: R * D)
         if c.h != c.m { c.h.update(from: c.m, count: R * D) }
         p.masks?.applyMLP(c.h, rows: R, layer: l, hidden: D)
