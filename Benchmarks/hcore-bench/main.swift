@@ -654,24 +654,31 @@ func benchFuzzSeeds() throws {
     print("wrote seeds under \(root)")
 }
 
-/// `hcore-bench reads`
-func benchReads() throws {
-    // `hcore circuits reads` on 500 HANS pairs with a three-head core (as CircuitsTests, timed here).
+/// `hcore-bench readers [MODEL]`: path patching of one sender set (three heads and an MLP) to every later head's
+/// q, k, v and the logits, on 25 pairs of each plotted HANS subcase — what each control set of `hcore circuits
+/// readers` costs.
+func benchReaders() throws {
     let folder =
         CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--")
         ? CommandLine.arguments[2] : "Tests/Fixtures/models/minilm-nli"
     let model = try BertModel.load(folder: folder)
     let tok = try BertTokenizer.load(folder: folder)
-    let examples = Array(try Dataset.load("data/hans/heuristics_evaluation_set.txt.zst", limit: 500).examples)
+    let all = try Dataset.load("data/hans/heuristics_evaluation_set.txt.zst").examples
+    let examples = perStratumSample(all, perStratum: 25, strata: plottedHANSSubcases, seed: 0).map { all[$0] }
     let enc = try encodeAll(examples, tokenizer: tok, options: PredictionOptions())
-    let batches = lengthSortedBatches(enc, batchSize: 32).map { TokenBatch($0.map { enc[$0] }) }
+    let batches = stride(from: 0, to: enc.count, by: 32).map { TokenBatch(Array(enc[$0..<min(enc.count, $0 + 32)])) }
     let acc = ActivationAccumulator(model: model)
     for b in batches { try model.encode(b, observer: acc).deallocate() }
+    let senders = PatchSenders(heads: [(0, 3), (1, 7), (2, 2)], mlps: [0])
+    let receivers = patchReceivers(senders: senders, layers: model.layerCount, heads: model.headCount)
     let t0 = now()
-    let r = try coreReads(
-        model: model, batches: batches, core: [(0, 3), (1, 7), (2, 2)],
-        activations: acc.result(fingerprint: model.fingerprint))
-    out([("bench", "reads"), ("examples", .int(r.examples)), ("seconds", .float(now() - t0))])
+    _ = try pathPatch(
+        model: model, batches: batches, senders: senders, receivers: receivers,
+        corruption: .mean(acc.result(fingerprint: model.fingerprint)), entailment: 0)
+    out([
+        ("bench", "readers"), ("examples", .int(enc.count)), ("receivers", .int(receivers.count)),
+        ("seconds_per_sender_set", .float(now() - t0)),
+    ])
 }
 
 let benchmarks: [String: () throws -> Void] = [
@@ -686,7 +693,7 @@ let benchmarks: [String: () throws -> Void] = [
     "store-open": benchStoreOpen,
     "store-adds": benchStoreAdds,
     "fuzz-seeds": benchFuzzSeeds,
-    "reads": benchReads,
+    "readers": benchReaders,
 ]
 
 guard let benchmark = benchmarks[command] else {

@@ -1,6 +1,6 @@
-// What `hcore circuits` prints and draws from a core, a composition analysis or a reads measurement:
+// What `hcore circuits` prints and draws from a core or a composition analysis:
 // tables for people, CSV for spreadsheets, SVG heatmaps and DOT graphs. The analyses themselves live in
-// Core.swift, Composition.swift and Reads.swift.
+// Core.swift and Composition.swift.
 import Checkpoint
 import Failures
 import Foundation
@@ -47,14 +47,28 @@ extension CoreReport {
 
 /// Core heads written as `layer.head` (or any PrunableUnit spelling: a4.h3, L4H3, 4:3), space- or comma-separated.
 public func parseCoreHeads(_ text: String, layers: Int, heads: Int) throws -> [(layer: Int, head: Int)] {
-    try text.split(whereSeparator: { $0 == " " || $0 == "," }).map { item in
-        guard let u = PrunableUnit(String(item)), let h = u.head, (0..<layers).contains(u.layer),
-            (0..<heads).contains(h)
-        else {
-            throw SettingError("core", "'\(item)' is not a head (layer.head) within \(layers)×\(heads)")
+    let units = try parseSenders(text, layers: layers, heads: heads)
+    guard units.mlps.isEmpty else { throw SettingError("core", "takes heads only here, not MLPs") }
+    return units.heads
+}
+
+/// Heads and MLPs (a2.mlp), space- or comma-separated, in any PrunableUnit spelling.
+public func parseSenders(_ text: String, layers: Int, heads: Int) throws -> PatchSenders {
+    var out = PatchSenders(heads: [], mlps: [])
+    for item in text.split(whereSeparator: { $0 == " " || $0 == "," }) {
+        guard let u = PrunableUnit(String(item)), (0..<layers).contains(u.layer) else {
+            throw SettingError("core", "'\(item)' is not a unit (layer.head or aL.mlp) within \(layers)×\(heads)")
         }
-        return (u.layer, h)
+        if let h = u.head {
+            guard (0..<heads).contains(h) else {
+                throw SettingError("core", "'\(item)' is not a head within \(layers)×\(heads)")
+            }
+            out.heads.append((u.layer, h))
+        } else {
+            out.mlps.append(u.layer)
+        }
     }
+    return out
 }
 
 extension CompositionReport {
@@ -62,8 +76,8 @@ extension CompositionReport {
     public init(model: BertModel, foldLayerNorm: Bool) {
         self.init(
             scores: composition(
-                factors: headFactors(model: model, foldLayerNorm: foldLayerNorm), hidden: model.hidden,
-                headDim: model.headDim),
+                factors: headFactors(model: model), hidden: model.hidden, headDim: model.headDim,
+                fold: foldLayerNorm ? { skipPathGains(model: model, from: $0, to: $1) } : nil),
             baseline: compositionBaseline(hidden: model.hidden, headDim: model.headDim), foldLayerNorm: foldLayerNorm)
     }
 
@@ -73,8 +87,12 @@ extension CompositionReport {
     }
 
     /// Every score with its percentile in the anti-causal null of its layer pair; with a core, each outside
-    /// receiver's strongest composition with it (against null maxima) and the core → core edges apart.
-    public func json(core: Set<String>, null: CompositionNull) -> JSONValue {
+    /// receiver's strongest composition with it against its own null (random non-core senders of the core's
+    /// layers, `conditionedReceivers`) and the core → core edges apart.
+    public func json(core heads: [(layer: Int, head: Int)], layers L: Int, heads H: Int, null: CompositionNull)
+        -> JSONValue
+    {
+        let core = Set(heads.map { headName($0) })
         func pct(_ s: CompositionScore) -> JSONValue {
             .array(
                 (0..<3).map {
@@ -98,7 +116,13 @@ extension CompositionReport {
                 "gaussian_baseline",
                 .object([("q", .float(baseline.q)), ("k", .float(baseline.k)), ("v", .float(baseline.v))])
             ),
-            ("fold_layernorm", .bool(foldLayerNorm)),
+            (
+                "fold_layernorm",
+                .string(
+                    foldLayerNorm
+                        ? "exact along the skip path: every LayerNorm's centring and gain between the two heads (σ cancels; β is a constant no head writes)"
+                        : "none")
+            ),
             ("core", .array(core.sorted().map { .string($0) })),
         ]
         if !core.isEmpty {
@@ -106,12 +130,20 @@ extension CompositionReport {
                 (
                     "core_receivers",
                     .array(
-                        coreReceivers(core: core, null: null).map { r in
+                        conditionedReceivers(core: heads, layers: L, heads: H).map { r in
                             .object([
                                 ("head", .string(headName(r.head))), ("max_qkv", .array(r.best.map { .float($0) })),
-                                ("null_max_percentile_qkv", .array(r.percentile.map { .float($0) })),
+                                ("null_median_qkv", .array(r.nullMedian.map { .float($0) })),
+                                ("p_qkv", .array(r.p.map { .float($0) })), ("q_qkv", .array(r.q.map { .float($0) })),
                             ])
                         })
+                ))
+            fields.append(
+                (
+                    "core_receivers_null",
+                    .string(
+                        "per receiver: its strongest composition with sender sets drawn outside the core from the core's layers (as many per layer), 1000 draws; q: Benjamini–Hochberg over receivers and kinds"
+                    )
                 ))
             fields.append(
                 (
@@ -155,29 +187,6 @@ extension CompositionReport {
             .sorted { $0.2 > $1.2 }.prefix(top)
             .map { (from: headName($0.0.from), to: headName($0.0.to), label: "\($0.1) \(fmt2($0.2))", weight: $0.2) }
         return dotGraph(name: "composition", edges: Array(edges), core: core)
-    }
-}
-
-extension ReadsReport {
-    public var csv: String {
-        var rows = ["layer,head,dq,dk,dv,dout"]
-        for h in reads { rows.append("\(h.layer),\(h.head),\(h.dq),\(h.dk),\(h.dv),\(h.dout)") }
-        return rows.joined(separator: "\n") + "\n"
-    }
-
-    /// The core, the effect of ablating it, and the 20 heads that read it most.
-    public var table: [String] {
-        var lines = [
-            "core: " + core.map { headName($0) }.joined(separator: " ")
-                + "   ablating it: mean |Δlogit| \(fmt4(meanAbsLogitChange)), KL \(fmt5(klCleanToAblated)) over \(examples) examples",
-            "head      Δout    Δq      Δk      Δv",
-        ]
-        for h in reads.prefix(20) {
-            lines.append(
-                headName((h.layer, h.head)).padding(toLength: 8, withPad: " ", startingAt: 0)
-                    + "  \(fmt4(h.dout))  \(fmt4(h.dq))  \(fmt4(h.dk))  \(fmt4(h.dv))")
-        }
-        return lines
     }
 }
 

@@ -12,8 +12,12 @@
 // ‖X M Yᵀ‖_F² = tr(Mᵀ (XᵀX) M (YᵀY)) needs only d × d matrices: no hidden × hidden matrix is formed.
 //   Q: X = W_V^A, M = W_O^A W_Q^B, Y = W_K^B      K: X = W_V^A, M = W_O^A W_K^B, Y = W_Q^B
 //   V: X = W_V^A, M = W_O^A W_V^B, Y = (W_O^B)ᵀ
-// `foldLayerNorm` multiplies B's input rows by the gain of the LayerNorm in front of B's layer (the output
-// LayerNorm of the layer before it), the part of post-LN that is linear.
+// With `foldLayerNorm` the skip path from A to B is folded in exactly: in post-LN BERT, what A writes passes
+// 2(j − i) LayerNorms (attention.output and output of layer i, then both of every layer up to j − 1) before
+// B reads it, each of which centres its input, divides it by its own σ and multiplies it by its gain γ (then
+// adds β). The σ are per-token scalars and cancel in the normalised score, β adds a constant that no head
+// writes, so the map A's output goes through is S = C·diag(γ₁)·C·diag(γ₂)···C·diag(γ_m) (C: centring), and A's
+// W_OV becomes W_OV^A S (`skipPathFold`). Without it, scores are of the raw weights.
 import Foundation
 import Model
 
@@ -35,21 +39,17 @@ public struct CompositionReport: Sendable {
 }
 
 /// Factors of every head, taken from the packed weights (exactly the checkpoint's values).
-public func headFactors(model: BertModel, foldLayerNorm: Bool = false) -> [[HeadFactors]] {
+public func headFactors(model: BertModel) -> [[HeadFactors]] {
     let D = model.hidden
     let d = model.headDim
     let H = model.headCount
-    return model.layers.enumerated().map { (l, layer) in
+    return model.layers.map { layer in
         let qkv = layer.qkv.unpacked()  // [3D, D]
         let wo = layer.attentionOutput.unpacked()  // [D, D]
-        let gain: [Float]? =
-            foldLayerNorm ? (l == 0 ? model.embeddingsLayerNorm.gamma : model.layers[l - 1].outputLayerNorm.gamma) : nil
         return (0..<H).map { h in
-            func rows(_ base: Int) -> [Double] {  // (W[rows h])ᵀ as [D, d], input rows scaled by the gain
+            func rows(_ base: Int) -> [Double] {  // (W[rows h])ᵀ as [D, d]
                 var out = [Double](repeating: 0, count: D * d)
-                for c in 0..<d {
-                    for r in 0..<D { out[r * d + c] = Double(qkv[(base + h * d + c) * D + r]) * Double(gain?[r] ?? 1) }
-                }
+                for c in 0..<d { for r in 0..<D { out[r * d + c] = Double(qkv[(base + h * d + c) * D + r]) } }
                 return out
             }
             var oT = [Double](repeating: 0, count: D * d)
@@ -57,6 +57,26 @@ public func headFactors(model: BertModel, foldLayerNorm: Bool = false) -> [[Head
             return HeadFactors(q: rows(0), k: rows(D), v: rows(2 * D), oT: oT)
         }
     }
+}
+
+/// The gains of the LayerNorms on the skip path from layer i's attention output to layer j's input, in order.
+public func skipPathGains(model: BertModel, from i: Int, to j: Int) -> [[Float]] {
+    (i..<j).flatMap { k in [model.layers[k].attentionLayerNorm.gamma, model.layers[k].outputLayerNorm.gamma] }
+}
+
+/// A's factors with its output mapped through S = C·diag(γ₁)···C·diag(γ_m) (the file comment): each column v of
+/// W_O^Aᵀ becomes Sᵀv, i.e. centred and scaled by γ₁, then centred and scaled by γ₂, and so on.
+public func skipPathFold(_ a: HeadFactors, gains: [[Float]], hidden D: Int, headDim d: Int) -> HeadFactors {
+    var oT = a.oT
+    for gamma in gains {
+        for c in 0..<d {
+            var mean = 0.0
+            for r in 0..<D { mean += oT[r * d + c] }
+            mean /= Double(D)
+            for r in 0..<D { oT[r * d + c] = (oT[r * d + c] - mean) * Double(gamma[r]) }
+        }
+    }
+    return HeadFactors(q: a.q, k: a.k, v: a.v, oT: oT)
 }
 
 /// XᵀY for X, Y of shape [n, d] (row-major): d × d.
@@ -129,25 +149,33 @@ func compositionScore(
 }
 
 /// Every pair with A in an earlier layer than B; with `antiCausal`, every pair with A in a later layer — a
-/// composition that cannot happen, so its scores are what the formula gives without any (the null).
-public func composition(factors f: [[HeadFactors]], hidden D: Int, headDim d: Int, antiCausal: Bool = false)
-    -> [CompositionScore]
-{
+/// composition that cannot happen, so its scores are what the formula gives without any (the null). `fold`
+/// gives, for a pair of layers (earlier, later), the gains A's output is folded through (nil: none).
+public func composition(
+    factors f: [[HeadFactors]], hidden D: Int, headDim d: Int, antiCausal: Bool = false,
+    fold: ((Int, Int) -> [[Float]])? = nil
+) -> [CompositionScore] {
     let L = f.count
     let H = f.first?.count ?? 0
     let g = f.map { layer in layer.map { HeadGrams($0, hidden: D, headDim: d) } }
     var scores: [CompositionScore] = []
     for la in 0..<L {
-        for ha in 0..<H {
-            for lb in 0..<L where antiCausal ? lb < la : lb > la {
+        for lb in 0..<L where antiCausal ? lb < la : lb > la {
+            // A's factors for this layer pair: folded along the skip path of (earlier, later) when asked.
+            let gains = fold?(min(la, lb), max(la, lb))
+            let writers = f[la].map { a in gains.map { skipPathFold(a, gains: $0, hidden: D, headDim: d) } ?? a }
+            let writerGrams = gains == nil ? g[la] : writers.map { HeadGrams($0, hidden: D, headDim: d) }
+            for ha in 0..<H {
                 for hb in 0..<H {
-                    let s = compositionScore(f[la][ha], g[la][ha], f[lb][hb], g[lb][hb], hidden: D, headDim: d)
+                    let s = compositionScore(writers[ha], writerGrams[ha], f[lb][hb], g[lb][hb], hidden: D, headDim: d)
                     scores.append(CompositionScore(from: (la, ha), to: (lb, hb), q: s.q, k: s.k, v: s.v))
                 }
             }
         }
     }
-    return scores
+    return scores.sorted {
+        ($0.from.layer, $0.from.head, $0.to.layer, $0.to.head) < ($1.from.layer, $1.from.head, $1.to.layer, $1.to.head)
+    }
 }
 
 /// Mean composition scores of random Gaussian factors of the same shapes: what "no structure" gives.

@@ -16,8 +16,8 @@ public struct CompositionNull: Sendable {
     public init(model: BertModel, foldLayerNorm: Bool) {
         self.init(
             antiCausal: composition(
-                factors: headFactors(model: model, foldLayerNorm: foldLayerNorm), hidden: model.hidden,
-                headDim: model.headDim, antiCausal: true))
+                factors: headFactors(model: model), hidden: model.hidden, headDim: model.headDim, antiCausal: true,
+                fold: foldLayerNorm ? { skipPathGains(model: model, from: $0, to: $1) } : nil))
     }
 
     init(antiCausal: [CompositionScore]) {
@@ -56,52 +56,9 @@ public struct CompositionNull: Sendable {
         return sd > 0 ? (score - m) / sd : .nan
     }
 
-    /// Share of `draws` null maxima (one draw per sender layer, from its pair with `receiver`) below `observed`.
-    public func maxPercentile(
-        _ observed: Double, senderLayers: [Int], receiver b: Int, kind: Int, draws: Int = 1000, seed: UInt64 = 0
-    ) -> Double {
-        var rng = SplitMix64(seed: seed)
-        var below = 0
-        for _ in 0..<draws {
-            var m = -Double.infinity
-            for a in senderLayers {
-                let p = pool(a, b, kind)
-                if !p.isEmpty { m = max(m, p[Int(rng.next() % UInt64(p.count))]) }
-            }
-            if m < observed { below += 1 }
-        }
-        return Double(below) / Double(max(1, draws))
-    }
-}
-
-/// A receiver's strongest Q, K and V composition with the core, each with its null-max percentile.
-public struct CoreReceiver: Sendable {
-    public let head: (layer: Int, head: Int)
-    public let best: [Double]  // Q, K, V: max over core senders in earlier layers
-    public let percentile: [Double]  // of each among null maxima over as many senders
 }
 
 extension CompositionReport {
-    /// Receivers outside the core (core → core edges are reported apart, in `coreEdges`).
-    public func coreReceivers(core: Set<String>, null: CompositionNull) -> [CoreReceiver] {
-        var byReceiver: [String: [CompositionScore]] = [:]
-        for s in scores where core.contains(headName(s.from)) && !core.contains(headName(s.to)) {
-            byReceiver[headName(s.to), default: []].append(s)
-        }
-        return byReceiver.values.map { edges in
-            let to = edges[0].to
-            let layers = edges.map(\.from.layer)
-            let best = [edges.map(\.q).max()!, edges.map(\.k).max()!, edges.map(\.v).max()!]
-            return CoreReceiver(
-                head: to, best: best,
-                percentile: (0..<3).map {
-                    null.maxPercentile(
-                        best[$0], senderLayers: layers, receiver: to.layer, kind: $0,
-                        seed: UInt64(to.layer * 1000 + to.head))
-                })
-        }.sorted { $0.percentile.max()! > $1.percentile.max()! }
-    }
-
     /// Edges between two core heads, with their percentiles in the null.
     public func coreEdges(core: Set<String>, null: CompositionNull) -> [(score: CompositionScore, percentile: [Double])]
     {
@@ -113,5 +70,63 @@ extension CompositionReport {
                 }
             )
         }
+    }
+}
+
+/// A receiver's strongest composition with the core against a null of its own: the same maximum over sender
+/// sets drawn outside the core from the core's layers (as many heads per layer as the core has there, before
+/// the receiver's layer), `draws` times (seeded). p = (1 + #{null ≥ observed}) / (1 + draws) per kind (Q, K,
+/// V); q is Benjamini–Hochberg over every receiver and kind.
+public struct ConditionedReceiver: Sendable {
+    public let head: (layer: Int, head: Int)
+    public let best: [Double]
+    public let nullMedian: [Double]
+    public let p: [Double]
+    public var q: [Double]
+}
+
+extension CompositionReport {
+    public func conditionedReceivers(
+        core: [(layer: Int, head: Int)], layers L: Int, heads H: Int, draws: Int = 1000, seed: UInt64 = 0
+    ) -> [ConditionedReceiver] {
+        var byPair: [Int: CompositionScore] = [:]
+        func key(_ a: (layer: Int, head: Int), _ b: (layer: Int, head: Int)) -> Int {
+            ((a.layer * H + a.head) * L + b.layer) * H + b.head
+        }
+        for s in scores { byPair[key(s.from, s.to)] = s }
+        let coreSet = Set(core.map { $0.layer * H + $0.head })
+        var rng = SplitMix64(seed: seed)
+        var out: [ConditionedReceiver] = []
+        for lb in 0..<L {
+            let senders = core.filter { $0.layer < lb }
+            guard !senders.isEmpty else { continue }
+            let perLayer = Dictionary(grouping: senders, by: \.layer).mapValues(\.count)
+            let free = Dictionary(
+                uniqueKeysWithValues: perLayer.keys.map { l in (l, (0..<H).filter { !coreSet.contains(l * H + $0) }) })
+            let nullSets = (0..<draws).map { _ in
+                perLayer.keys.sorted().flatMap { l -> [(layer: Int, head: Int)] in
+                    var hs = free[l]!
+                    rng.shuffle(&hs)
+                    return hs.prefix(perLayer[l]!).map { (layer: l, head: $0) }
+                }
+            }
+            for hb in 0..<H where !coreSet.contains(lb * H + hb) {
+                let b = (layer: lb, head: hb)
+                func best(_ set: [(layer: Int, head: Int)]) -> [Double] {
+                    let s = set.compactMap { byPair[key($0, b)] }
+                    return [s.map(\.q).max() ?? 0, s.map(\.k).max() ?? 0, s.map(\.v).max() ?? 0]
+                }
+                let observed = best(senders)
+                let null = nullSets.map(best)
+                let p = (0..<3).map { k in
+                    Double(1 + null.filter { $0[k] >= observed[k] }.count) / Double(1 + draws)
+                }
+                let median = (0..<3).map { k in null.map { $0[k] }.sorted()[null.count / 2] }
+                out.append(ConditionedReceiver(head: b, best: observed, nullMedian: median, p: p, q: p))
+            }
+        }
+        let q = benjaminiHochberg(out.flatMap(\.p))
+        for i in out.indices { out[i].q = Array(q[(3 * i)..<(3 * i + 3)]) }
+        return out
     }
 }

@@ -339,13 +339,8 @@ public func presenceStatistics(_ subs: [StoredSubnetwork], metric: String, permu
         let extreme = shuffles.filter { abs(pearson(rx, $0) ?? 0) >= abs(r) - 1e-12 }.count
         out.append(PresenceStatistic(unit: u, r: r, p: Double(1 + extreme) / Double(1 + permutations), q: 1))
     }
-    // Benjamini–Hochberg: q_(i) = min over j ≥ i of p_(j)·m/j.
-    let order = out.indices.sorted { out[$0].p < out[$1].p }
-    var running = 1.0
-    for (rank, i) in order.enumerated().reversed() {
-        running = min(running, out[i].p * Double(out.count) / Double(rank + 1))
-        out[i].q = running
-    }
+    let q = benjaminiHochberg(out.map(\.p))
+    for i in out.indices { out[i].q = q[i] }
     return out
 }
 

@@ -1,6 +1,18 @@
-// What `hcore circuits patch` reports: for every receiver the mean change of the entailment log-odds when the
-// senders' effect flows only through it — overall and on each of the paper's four plotted HANS subcases —
-// beside the same measure for matched random sender sets, and the receiver's percentile among them.
+// Which heads read from the core, as `hcore circuits readers` (alias patch) answers it: path patching from the
+// core's heads and MLPs to every later head's query, key and value and to the logits, on a seeded sample
+// stratified by subcase, against control sender sets of non-core units.
+//
+//   Δ          mean change of the entailment log-odds per receiver (PathPatching.swift), with its standard
+//              error over pairs, overall and per subcase
+//   fraction   Δ over the senders' total effect (corrupted with nothing else frozen, the same LayerNorm rule):
+//              the share of their whole effect that flows through the receiver
+//   controls   `controls` sender sets like the core's: each core head replaced by a non-core head of its layer,
+//              each core MLP by a non-core MLP (drawn at random, seeded); when too few non-core MLPs exist the
+//              MLPs stay in every control set and the controls test the heads alone (said in `controlRule`)
+//   p          two-sided, per receiver: Student's t prediction test of the core's Δ against the controls' Δs
+//              (n − 1 degrees of freedom; assumes the controls' Δs are normal), and the rank p
+//              (1 + #{|Δ_control| ≥ |Δ|}) / (1 + controls), exact but never below 1/(1 + controls)
+//   q          Benjamini–Hochberg across receivers, of the t-test p
 import Checkpoint
 import Eval
 import Failures
@@ -9,187 +21,145 @@ import Kernels
 import Model
 import Tokenizer
 
+/// One receiver's effect and its tests.
+public struct ReceiverStatistic: Sendable {
+    public var receiver: PatchReceiver
+    public var delta: Double, standardError: Double
+    /// Δ / the senders' total effect (NaN when the total is 0).
+    public var fraction: Double
+    public var controlMean: Double, controlSD: Double
+    public var pT: Double, pRank: Double, q: Double
+}
+
 public struct PatchReport: Sendable {
-    /// The HANS subcases the paper's MNLI figures plot.
     public static let plottedSubcases = plottedHANSSubcases
 
-    public var senders: [(layer: Int, head: Int)]
+    public var senders: PatchSenders
     public var effects: PatchEffects
     public var controls: [PatchEffects]
-    /// Example indices per group ("all" first, then each plotted subcase present).
+    public var controlSenders: [PatchSenders]
+    public var controlRule: String
+    /// Example indices per group ("all" first, then each subcase of the sample).
     public var groups: [(name: String, examples: [Int])]
-    public var freeze: Bool, frozenLayerNorm: Bool, seed: UInt64
-    /// How the senders were corrupted, in words (the JSON's `corruption`).
+    public var settings: PatchSettings
+    public var seed: UInt64
+    /// How the senders were corrupted, and how the pairs were chosen, in words.
     public var corruption: String
+    public var sample: String
+    public var statistics: [ReceiverStatistic] = []
 
-    /// Share of controls whose |mean Δ| is below the senders' (overall), per receiver.
-    public func percentile(_ r: Int) -> Double? {
-        guard !controls.isEmpty else { return nil }
-        let x = abs(effects.mean(r))
-        return Double(controls.filter { abs($0.mean(r)) < x }.count) / Double(controls.count)
-    }
+    public var totalEffect: Double { mean(effects.total) }
+    public var totalRecomputed: Double { mean(effects.totalRecomputed) }
 
-    public var json: JSONValue {
-        .object([
-            ("senders", .array(senders.map { .string(PrunableUnit.head($0.layer, $0.head).description) })),
-            ("corruption", .string(corruption)), ("freeze_other_heads", .bool(freeze)),
-            ("layernorm", .string(frozenLayerNorm ? "scales frozen at the clean run's" : "recomputed")),
-            ("measure", .string("mean Δ of z_entailment − logsumexp(other logits), patched − clean")),
-            ("controls", .int(controls.count)), ("seed", .int(Int(seed))),
-            ("groups", .object(groups.map { ($0.name, .int($0.examples.count)) })),
-            (
-                "receivers",
-                .array(
-                    effects.receivers.indices.map { r in
-                        .object([
-                            ("receiver", .string(effects.receivers[r].description)),
-                            (
-                                "delta",
-                                .object(groups.map { g in (g.name, .float(effects.mean(r, examples: g.examples))) })
-                            ),
-                            (
-                                "control_mean_abs_delta",
-                                controls.isEmpty
-                                    ? .null
-                                    : .float(controls.map { abs($0.mean(r)) }.reduce(0, +) / Double(controls.count))
-                            ),
-                            ("percentile", percentile(r).map { .float($0) } ?? .null),
-                        ])
-                    })
-            ),
-        ])
-    }
-
-    /// The receivers with the largest |Δ| overall, one line each.
-    public func table(top: Int = 20) -> [String] {
-        let order = effects.receivers.indices.sorted { abs(effects.mean($0)) > abs(effects.mean($1)) }.prefix(top)
-        var lines = [
-            "senders: " + senders.map { PrunableUnit.head($0.layer, $0.head).description }.joined(separator: " ")
-                + " · corrupted by \(corruption) · \(controls.count) matched random sender sets · other heads \(freeze ? "frozen at their clean context" : "recomputed")"
-                + " · LayerNorm \(frozenLayerNorm ? "scales frozen" : "recomputed")",
-            "receiver        " + groups.map { $0.name.padding(toLength: 24, withPad: " ", startingAt: 0) }.joined()
-                + "percentile",
-        ]
-        for r in order {
-            let cells = groups.map {
-                String(format: "%+.4f", effects.mean(r, examples: $0.examples)).padding(
-                    toLength: 24, withPad: " ", startingAt: 0)
-            }
-            lines.append(
-                effects.receivers[r].description.padding(toLength: 16, withPad: " ", startingAt: 0) + cells.joined()
-                    + (percentile(r).map { String(format: "%.2f", $0) } ?? "—"))
+    /// Computes `statistics` from the effects and the controls.
+    mutating func computeStatistics() {
+        let total = totalEffect
+        var stats = effects.receivers.indices.map { r -> ReceiverStatistic in
+            let xs = effects.deltas[r]
+            let m = mean(xs)
+            let se =
+                xs.count > 1
+                ? (xs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(xs.count - 1) / Double(xs.count)).squareRoot()
+                : .nan
+            let c = controls.map { $0.mean(r) }
+            let cm = mean(c)
+            let sd =
+                c.count > 1 ? (c.reduce(0) { $0 + ($1 - cm) * ($1 - cm) } / Double(c.count - 1)).squareRoot() : .nan
+            return ReceiverStatistic(
+                receiver: effects.receivers[r], delta: m, standardError: se, fraction: total != 0 ? m / total : .nan,
+                controlMean: cm, controlSD: sd, pT: predictionTestP(m, controls: c),
+                pRank: c.isEmpty ? .nan : Double(1 + c.filter { abs($0) >= abs(m) }.count) / Double(1 + c.count),
+                q: .nan)
         }
-        return lines
+        let q = benjaminiHochberg(stats.map(\.pT))
+        for i in stats.indices { stats[i].q = q[i] }
+        statistics = stats
     }
 }
 
-/// What corrupts the senders in `patchReport`.
-public enum PatchCorruptionSource {
-    case mean(MeanActivations)
-    /// Each pair against a partner from `pool` of another label (`pairHANS`, seeded).
-    case paired(pool: [Example], encodings: [Encoding], seed: UInt64)
-}
+func mean(_ xs: [Double]) -> Double { xs.isEmpty ? .nan : xs.reduce(0, +) / Double(xs.count) }
 
-extension PatchCorruptionSource {
-    /// The source `--corrupt KIND` names: "mean" takes the senders' mean activations (`activations`, which it
-    /// requires); "paired" draws partners from the pairs at `pool` (loaded and tokenized only then).
-    public static func named(
-        _ kind: String, activations: () throws -> MeanActivations?, pool: String,
-        tokenizer: BertTokenizer, options: PredictionOptions, seed: UInt64
-    ) throws -> PatchCorruptionSource {
-        switch kind {
-        case "paired":
-            let examples = try Dataset.loadNonEmpty(pool, limit: nil).examples
-            return .paired(
-                pool: examples, encodings: try encodeAll(examples, tokenizer: tokenizer, options: options), seed: seed)
-        case "mean":
-            guard let a = try activations() else {
-                throw SettingError(
-                    "activations", "is needed: mean corruption replaces the senders' outputs by their mean activations")
-            }
-            return .mean(a)
-        default: throw SettingError("corrupt", "takes mean or paired, not '\(kind)'")
-        }
-    }
-}
-
-/// Each clean example's corrupted partner in `pool`: a pair of another label, of the same heuristic when both
-/// name one (HANS), and of the same token count (so every position has a counterpart), drawn with `seed`
-/// among the candidates. Examples without a candidate are left out (`unmatched`).
-public func pairHANS(
-    _ examples: [Example], encodings: [Encoding], pool: [Example], poolEncodings: [Encoding], seed: UInt64
-)
-    -> (pairs: [(clean: Int, corrupted: Int)], unmatched: Int)
-{
+/// Control sender sets like `senders` from units outside `core` (see the file comment), and the rule in words.
+public func controlSenders(
+    _ senders: PatchSenders, core: PatchSenders, layers L: Int, heads H: Int, count: Int, seed: UInt64
+) -> (sets: [PatchSenders], rule: String) {
     var rng = SplitMix64(seed: seed)
-    func key(_ e: Example, _ enc: Encoding) -> String { "\(e.heuristic ?? "")|\(enc.inputIds.count)" }
-    var byKey: [String: [Int]] = [:]
-    for (i, e) in pool.enumerated() { byKey[key(e, poolEncodings[i]), default: []].append(i) }
-    var pairs: [(clean: Int, corrupted: Int)] = []
-    for (i, e) in examples.enumerated() {
-        let candidates = (byKey[key(e, encodings[i])] ?? []).filter { pool[$0].label != e.label }
-        guard !candidates.isEmpty else { continue }
-        pairs.append((i, candidates[Int(rng.next() % UInt64(candidates.count))]))
+    let coreHeads = Set(core.heads.map { $0.layer * H + $0.head })
+    let coreMLPs = Set(core.mlps)
+    let perLayer = Dictionary(grouping: senders.heads, by: \.layer).mapValues(\.count)
+    let freeMLPs = (0..<L).filter { !coreMLPs.contains($0) }
+    let swapMLPs = freeMLPs.count >= senders.mlps.count
+    var short: [String] = []
+    for (l, n) in perLayer.sorted(by: { $0.key < $1.key }) {
+        let free = (0..<H).filter { !coreHeads.contains(l * H + $0) }.count
+        if free < n { short.append("layer \(l) has \(free) non-core heads for \(n)") }
     }
-    return (pairs, examples.count - pairs.count)
+    let sets = (0..<count).map { _ -> PatchSenders in
+        let heads = perLayer.keys.sorted().flatMap { l -> [(layer: Int, head: Int)] in
+            var free = (0..<H).filter { !coreHeads.contains(l * H + $0) }
+            rng.shuffle(&free)
+            return free.prefix(perLayer[l]!).map { (layer: l, head: $0) }
+        }
+        var mlps = freeMLPs
+        rng.shuffle(&mlps)
+        return PatchSenders(
+            heads: heads, mlps: swapMLPs ? Array(mlps.prefix(senders.mlps.count)).sorted() : senders.mlps)
+    }
+    var rule = "each sender head replaced by a non-core head of its layer"
+    rule +=
+        senders.mlps.isEmpty
+        ? ""
+        : swapMLPs
+            ? ", each sender MLP by a non-core MLP"
+            : "; only \(freeMLPs.count) non-core MLPs for \(senders.mlps.count) sender MLPs, so the MLPs stay in every control set and the controls test the heads alone"
+    if !short.isEmpty { rule += " (" + short.joined(separator: "; ") + ": those control sets are smaller)" }
+    return (sets, rule + "; seeded")
 }
 
-/// Path patching of `senders` on HANS `examples` (their subcases group the result), with `controls` matched
-/// random sender sets. Batches of 32 in file order.
+/// Path patching of `senders` on `examples` (their subcases group the result), with `controls` control sender
+/// sets drawn outside `core` (default: the senders themselves). Batches of 32 in the examples' order.
 public func patchReport(
-    model: BertModel, examples: [Example], encodings: [Encoding], senders: [(layer: Int, head: Int)],
-    corruption source: PatchCorruptionSource, controls: Int, seed: UInt64, freeze: Bool = true,
-    frozenLayerNorm: Bool = false,
-    progress: ((String) -> Void)? = nil
+    model: BertModel, examples: [Example], encodings: [Encoding], senders: PatchSenders, core: PatchSenders? = nil,
+    corruption source: PatchCorruptionSource, controls: Int, seed: UInt64, settings: PatchSettings = PatchSettings(),
+    sample: String = "", progress: ((String) -> Void)? = nil
 ) throws -> PatchReport {
-    guard !senders.isEmpty else { throw ModelError.badInput("no sender heads to patch") }
-    guard let entailment = model.config.labels.map({ $0.lowercased() }).firstIndex(of: "entailment") else {
+    guard !senders.isEmpty else { throw ModelError.badInput("no senders to patch") }
+    let entailment = try entailmentIndex(model)
+    let (kept, batches, corruption, description) = try prepareCorruption(
+        source, examples: examples, encodings: encodings)
+    let receivers = patchReceivers(senders: senders, layers: model.layerCount, heads: model.headCount)
+    progress?("path patching: \(senders.names.count) senders, \(receivers.count) receivers, \(kept.count) pairs")
+    func patch(_ s: PatchSenders, total: Bool) throws -> PatchEffects {
+        var st = settings
+        st.total = total
+        return try pathPatch(
+            model: model, batches: batches, senders: s, receivers: receivers, corruption: corruption,
+            entailment: entailment, settings: st)
+    }
+    let effects = try patch(senders, total: true)
+    let (sets, rule) = controlSenders(
+        senders, core: core ?? senders, layers: model.layerCount, heads: model.headCount, count: controls, seed: seed)
+    var controlEffects: [PatchEffects] = []
+    for (k, s) in sets.enumerated() {
+        progress?("control \(k + 1)/\(controls)")
+        controlEffects.append(try patch(s, total: false))
+    }
+    var groups: [(name: String, examples: [Int])] = [("all", Array(kept.indices))]
+    for s in Set(kept.map { stratum(examples[$0]) }).sorted() {
+        groups.append((s, kept.indices.filter { stratum(examples[kept[$0]]) == s }))
+    }
+    var report = PatchReport(
+        senders: senders, effects: effects, controls: controlEffects, controlSenders: sets, controlRule: rule,
+        groups: groups, settings: settings, seed: seed, corruption: description, sample: sample)
+    report.computeStatistics()
+    return report
+}
+
+func entailmentIndex(_ model: BertModel) throws -> Int {
+    guard let e = model.config.labels.map({ $0.lowercased() }).firstIndex(of: "entailment") else {
         throw ModelError.mismatch(
             "path patching measures the entailment log-odds: the model needs an 'entailment' label (it has \(model.config.labels))"
         )
     }
-    var kept = Array(encodings.indices)
-    var partners: [Int] = []
-    var description = "mean activation"
-    if case .paired(let pool, let poolEncodings, let pairSeed) = source {
-        let (pairs, unmatched) = pairHANS(
-            examples, encodings: encodings, pool: pool, poolEncodings: poolEncodings, seed: pairSeed)
-        guard !pairs.isEmpty else {
-            throw ModelError.badInput("no pair has a partner of another label and the same length to corrupt with")
-        }
-        (kept, partners) = (pairs.map(\.clean), pairs.map(\.corrupted))
-        description =
-            "a paired input of the other label (same heuristic and length, seed \(pairSeed)): \(pairs.count) pairs, \(unmatched) without a partner left out"
-    }
-    func batched(_ idx: [Int], _ from: [Encoding]) -> [TokenBatch] {
-        stride(from: 0, to: idx.count, by: 32).map { TokenBatch(idx[$0..<min(idx.count, $0 + 32)].map { from[$0] }) }
-    }
-    let batches = batched(kept, encodings)
-    let corruption: PatchCorruption
-    switch source {
-    case .mean(let activations): corruption = .mean(activations)
-    case .paired(_, let poolEncodings, _): corruption = .paired(batched(partners, poolEncodings))
-    }
-    let receivers = patchReceivers(senders: senders, layers: model.layerCount, heads: model.headCount)
-    progress?("senders: \(receivers.count) receivers on \(kept.count) pairs")
-    func patch(_ s: [(layer: Int, head: Int)]) throws -> PatchEffects {
-        try pathPatch(
-            model: model, batches: batches, senders: s, receivers: receivers, corruption: corruption,
-            entailment: entailment, freeze: freeze, frozenLayerNorm: frozenLayerNorm)
-    }
-    let effects = try patch(senders)
-    var controlEffects: [PatchEffects] = []
-    for (k, random) in matchedRandomSenders(senders, heads: model.headCount, count: controls, seed: seed).enumerated() {
-        progress?("control \(k + 1)/\(controls)")
-        controlEffects.append(try patch(random))
-    }
-    var groups: [(name: String, examples: [Int])] = [("all", Array(kept.indices))]
-    for s in PatchReport.plottedSubcases {
-        let idx = kept.indices.filter { examples[kept[$0]].subcase == s }
-        if !idx.isEmpty { groups.append((s, idx)) }
-    }
-    return PatchReport(
-        senders: senders, effects: effects, controls: controlEffects, groups: groups, freeze: freeze,
-        frozenLayerNorm: frozenLayerNorm,
-        seed: seed, corruption: description)
+    return e
 }

@@ -1,23 +1,25 @@
 // Path patching (Wang et al. 2022; Goldowsky-Dill et al. 2023): how much of the senders' effect on the
 // prediction flows through one receiver.
 //
-//   senders    a set of heads (the core by default); corrupted = each sender's context replaced by its mean
-//              activation (the ablation the paper prunes with), or by its context at the same position on a
-//              paired corrupted input of the same length (HANS: a pair of the other label, `pairHANS`)
+//   senders    heads and MLPs (the core by default); corrupted = each sender's output replaced by its mean
+//              activation (the ablation the paper prunes with), or by its output at the same position on a
+//              corrupted input of the same length (`PatchCorruption.paired`)
 //   run P      clean input, senders corrupted, every other head frozen at its clean context (`freeze`;
-//              MLPs recompute; LayerNorms recompute their scales, or with `frozenLayerNorm` keep the clean
-//              run's 1/σ per token and only centre): each layer's input x_j^P then differs from the clean x_j
-//              only by what the senders write, through the residual stream and the MLPs
+//              MLPs that are not senders recompute; LayerNorms keep the clean run's per-token 1/σ and only
+//              centre, by default, so every path adds up linearly through them — or recompute their scales):
+//              each layer's input x_j^P then differs from the clean x_j only by what the senders write,
+//              through the residual stream and the MLPs
 //   receivers  head B of a later layer j reading through its query, key or value input: B's q (or k, or v)
 //              computed from x_j^P, the other two from x_j; B's context from those; then the clean forward
 //              from layer j with only B's context changed, everything downstream recomputed. Or the logits:
-//              run P's own output (the senders' effect not passing through any later head)
+//              run P's own output (the senders' effect reaching the output through no later head)
 //   measure    LD = z_entailment − log Σ_{c ≠ entailment} exp z_c (entailment vs non-entailment log-odds);
-//              Δ = LD(patched) − LD(clean), averaged per HANS subcase and overall
-//   controls   random sender sets of the same size and layers (seeded); each receiver's Δ is placed among
-//              theirs as a percentile of |Δ|
-// With `freeze` off, run P is the plain ablation of the senders, so the logits receiver gives their total
-// effect (what the tests check). The receivers' runs use the same LayerNorm rule as run P.
+//              Δ = LD(patched) − LD(clean), per example
+//   total      the senders corrupted and nothing else frozen: their whole effect, LD(corrupted) − LD(clean),
+//              with run P's LayerNorm rule (the denominator of each receiver's fraction) and with LayerNorms
+//              recomputed (the plain clean-vs-corrupted effect)
+// Everything runs on the model or on a subnetwork of it (`subnetwork`: its masks and ablation), whose
+// pruned units stay at their ablated value throughout. The receivers' runs use run P's LayerNorm rule.
 import Foundation
 import Kernels
 import Model
@@ -33,11 +35,29 @@ public enum PatchReceiver: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Mean Δ of the entailment log-odds per receiver, over `batches`, with each example's Δ also grouped by `groups`.
+/// The units whose output is corrupted.
+public struct PatchSenders: Sendable {
+    public var heads: [(layer: Int, head: Int)]
+    public var mlps: [Int]
+    public init(heads: [(layer: Int, head: Int)], mlps: [Int] = []) { (self.heads, self.mlps) = (heads, mlps) }
+
+    public var isEmpty: Bool { heads.isEmpty && mlps.isEmpty }
+    /// The earliest layer a sender sits in (nil: no sender).
+    public var firstLayer: Int? { (heads.map(\.layer) + mlps).min() }
+    public var names: [String] {
+        heads.map { PrunableUnit.head($0.layer, $0.head).description } + mlps.map { PrunableUnit.mlp($0).description }
+    }
+}
+
+/// Δ of the entailment log-odds per receiver and example, and the senders' total effect per example.
 public struct PatchEffects: Sendable {
     public var receivers: [PatchReceiver]
     /// [receiver][example], in the order of the batches' sequences.
     public var deltas: [[Double]]
+    /// Per example, when measured: the senders corrupted with nothing else frozen, LayerNorms as in run P, and
+    /// with LayerNorms recomputed.
+    public var total: [Double] = []
+    public var totalRecomputed: [Double] = []
     public func mean(_ r: Int, examples: [Int]? = nil) -> Double {
         let xs = examples.map { $0.map { deltas[r][$0] } } ?? deltas[r]
         return xs.isEmpty ? .nan : xs.reduce(0, +) / Double(xs.count)
@@ -54,11 +74,11 @@ public func entailmentLogOdds(_ logits: [Float], classes C: Int, entailment e: I
     }
 }
 
-/// The receivers every sender set is measured on: each head of a layer after the senders' first layer (senders
-/// excluded) through q, k and v, then the logits.
-public func patchReceivers(senders: [(layer: Int, head: Int)], layers L: Int, heads H: Int) -> [PatchReceiver] {
-    let first = senders.map(\.layer).min() ?? L
-    let senderSet = Set(senders.map { $0.layer * H + $0.head })
+/// The receivers every sender set is measured on: each head of a layer after the senders' first layer (sender
+/// heads excluded) through q, k and v, then the logits.
+public func patchReceivers(senders: PatchSenders, layers L: Int, heads H: Int) -> [PatchReceiver] {
+    let first = senders.firstLayer ?? L
+    let senderSet = Set(senders.heads.map { $0.layer * H + $0.head })
     var out: [PatchReceiver] = []
     for l in 0..<L where l > first {
         for h in 0..<H where !senderSet.contains(l * H + h) {
@@ -70,23 +90,49 @@ public func patchReceivers(senders: [(layer: Int, head: Int)], layers L: Int, he
 
 /// What replaces a sender's output in run P.
 public enum PatchCorruption {
-    /// Its mean activation (one row per head, every position).
+    /// Its mean activation (one row per head or MLP, every position).
     case mean(MeanActivations)
-    /// Its context on a corrupted input: one batch per clean batch, with the same sequence lengths.
+    /// Its output on a corrupted input: one batch per clean batch, with the same sequence lengths.
     case paired([TokenBatch])
+}
+
+/// How run P and the receivers' runs treat what is not a sender.
+public struct PatchSettings: Sendable {
+    /// Other heads at their clean context (path patching); off: recomputed (the senders' plain ablation).
+    public var freeze = true
+    /// LayerNorms keep the clean run's 1/σ per token (the default); off: they recompute it.
+    public var frozenLayerNorm = true
+    /// A subnetwork's masks and ablation (nil: the full model).
+    public var subnetwork: (masks: MaskValues, ablation: Ablation)?
+    /// Also measure the senders' total effect.
+    public var total = true
+    public init() {}
 }
 
 /// Path patching of `senders` to every receiver in `receivers` (see the file comment).
 public func pathPatch(
-    model: BertModel, batches: [TokenBatch], senders: [(layer: Int, head: Int)], receivers: [PatchReceiver],
-    corruption: PatchCorruption, entailment: Int, freeze: Bool = true, frozenLayerNorm: Bool = false,
+    model: BertModel, batches: [TokenBatch], senders: PatchSenders, receivers: [PatchReceiver],
+    corruption: PatchCorruption, entailment: Int, settings: PatchSettings = PatchSettings(),
     pool: ThreadPool = .shared
 ) throws -> PatchEffects {
-    let L = model.layerCount
-    let H = model.headCount
-    let d = model.headDim
-    let D = model.hidden
-    let C = model.config.numLabels
+    try checkCorruption(model: model, corruption, batches: batches)
+    let run = PatchRun(model: model, senders: senders, settings: settings, entailment: entailment, pool: pool)
+    var effects = PatchEffects(receivers: receivers, deltas: [[Double]](repeating: [], count: receivers.count))
+    for (bi, batch) in batches.enumerated() {
+        let corrupted = try sendersCorrupted(
+            model: model, corruption: corruption, batch: bi, senders: senders, tokens: batch.tokenCount,
+            subnetwork: settings.subnetwork, pool: pool)
+        let batchDeltas = try run.deltas(batch, corrupted: corrupted, receivers: receivers)
+        for r in receivers.indices { effects.deltas[r] += batchDeltas[r] }
+        if settings.total {
+            effects.total += try run.total(batch, corrupted: corrupted, frozenLayerNorm: settings.frozenLayerNorm)
+            effects.totalRecomputed += try run.total(batch, corrupted: corrupted, frozenLayerNorm: false)
+        }
+    }
+    return effects
+}
+
+func checkCorruption(model: BertModel, _ corruption: PatchCorruption, batches: [TokenBatch]) throws {
     switch corruption {
     case .mean(let activations): try model.checkActivations(activations)
     case .paired(let corrupted):
@@ -95,130 +141,187 @@ public func pathPatch(
                 "paired corruption needs one corrupted sequence of the same length per clean sequence")
         }
     }
-    let senderSet = Set(senders.map { $0.layer * H + $0.head })
-    let headWeights = (0..<L).map { l in (0..<H).map { model.headQKVWeights(layer: l, head: $0) } }
-    var deltas = [[Double]](repeating: [], count: receivers.count)
-    for (bi, batch) in batches.enumerated() {
-        let N = batch.tokenCount
-        let clean = LayerInputs(D: D, recordScales: frozenLayerNorm)
-        let cleanLD = entailmentLogOdds(
-            try model.forward(batch, observer: clean, pool: pool), classes: C, entailment: entailment)
-        let scales = frozenLayerNorm ? clean : nil
-        let corruptedContexts = try sendersCorrupted(
-            model: model, corruption: corruption, batch: bi, senders: senderSet, tokens: N, pool: pool)
-        // Run P: senders corrupted, the others at their clean context (or recomputed without `freeze`).
-        let patched = LayerInputs(D: D, frozenScales: scales) { l, ctx, tokens in
-            for h in 0..<H {
-                let source = senderSet.contains(l * H + h) ? corruptedContexts[l] : freeze ? clean.contexts[l] : nil
-                guard let source else { continue }
-                for t in 0..<tokens { for e in 0..<d { ctx[t * D + h * d + e] = source[t * D + h * d + e] } }
-            }
+}
+
+/// The senders' corrupted outputs for one batch: head contexts [L][N·D] (only the sender heads' columns are
+/// read) and MLP outputs by layer [N·D].
+struct CorruptedOutputs {
+    var contexts: [[Float]]
+    var mlps: [Int: [Float]]
+}
+
+/// One batch's runs: clean, P, the receivers', and the total effect.
+struct PatchRun {
+    let model: BertModel
+    let senders: PatchSenders
+    let settings: PatchSettings
+    let entailment: Int
+    let pool: ThreadPool
+
+    var senderHeads: Set<Int> { Set(senders.heads.map { $0.layer * model.headCount + $0.head }) }
+
+    func ld(_ logits: [Float]) -> [Double] {
+        entailmentLogOdds(logits, classes: model.config.numLabels, entailment: entailment)
+    }
+
+    func deltas(_ batch: TokenBatch, corrupted: CorruptedOutputs, receivers: [PatchReceiver]) throws -> [[Double]] {
+        let (H, d, D) = (model.headCount, model.headDim, model.hidden)
+        let soft = settings.subnetwork
+        let clean = LayerInputs(D: D, recordScales: settings.frozenLayerNorm)
+        let cleanLD = ld(try model.forward(batch, soft: soft, observer: clean, pool: pool))
+        let scales = settings.frozenLayerNorm ? clean : nil
+        let heads = senderHeads
+        let replaceMLPs: LayerInputs.Edit = { l, m, tokens in
+            guard let source = corrupted.mlps[l] else { return }
+            m.update(from: source, count: tokens * D)
         }
-        let pLogits = try model.forward(batch, observer: patched, pool: pool)
-        let qkvClean = allocateFloats(N * 3 * d)
-        let qkvPatched = allocateFloats(N * 3 * d)
-        let qkvMixed = allocateFloats(N * 3 * d)
-        let ctxB = allocateFloats(N * d)
-        defer {
-            qkvClean.deallocate()
-            qkvPatched.deallocate()
-            qkvMixed.deallocate()
-            ctxB.deallocate()
-        }
-        var projected: (layer: Int, head: Int)? = nil  // the head whose clean and patched q/k/v the buffers hold
+        // Run P: senders corrupted, the other heads at their clean context (or recomputed without `freeze`).
+        let patched = LayerInputs(
+            D: D, frozenScales: scales, editMLP: replaceMLPs,
+            edit: { l, ctx, tokens in
+                for h in 0..<H {
+                    let source =
+                        heads.contains(l * H + h) ? corrupted.contexts[l] : settings.freeze ? clean.contexts[l] : nil
+                    guard let source else { continue }
+                    for t in 0..<tokens { for e in 0..<d { ctx[t * D + h * d + e] = source[t * D + h * d + e] } }
+                }
+            })
+        let pLD = ld(try model.forward(batch, soft: soft, observer: patched, pool: pool))
+        var out = [[Double]](repeating: [], count: receivers.count)
+        var projector = ReceiverProjector(model: model, batch: batch, pool: pool)
+        defer { projector.deallocate() }
         for (r, receiver) in receivers.enumerated() {
             guard case .head(let j, let b, let input) = receiver else {
-                deltas[r] += zip(entailmentLogOdds(pLogits, classes: C, entailment: entailment), cleanLD).map {
-                    $0 - $1
-                }
+                out[r] = zip(pLD, cleanLD).map { $0 - $1 }
                 continue
             }
-            // B's q/k/v from the clean x_j and from x_j^P, once per head (its three receivers share them).
-            if projected?.layer != j || projected?.head != b {
-                clean.inputs[j].withUnsafeBufferPointer {
-                    model.headForward(
-                        $0.baseAddress!, weights: headWeights[j][b], batch: batch, qkv: qkvClean, context: nil,
-                        pool: pool)
-                }
-                patched.inputs[j].withUnsafeBufferPointer {
-                    model.headForward(
-                        $0.baseAddress!, weights: headWeights[j][b], batch: batch, qkv: qkvPatched, context: nil,
-                        pool: pool)
-                }
-                projected = (j, b)
-            }
-            let logits = try receiverLogits(
-                model: model, batch: batch, layer: j, head: b, part: input == "q" ? 0 : input == "k" ? 1 : 2,
-                clean: (qkvClean, clean.inputs[j]), patched: qkvPatched, scratch: (qkvMixed, ctxB), scales: scales,
-                pool: pool)
-            deltas[r] += zip(entailmentLogOdds(logits, classes: C, entailment: entailment), cleanLD).map { $0 - $1 }
+            projector.project(layer: j, head: b, clean: clean.inputs[j], patched: patched.inputs[j])
+            let logits = try projector.receiverLogits(
+                part: input == "q" ? 0 : input == "k" ? 1 : 2, cleanInput: clean.inputs[j], scales: scales,
+                subnetwork: soft)
+            out[r] = zip(ld(logits), cleanLD).map { $0 - $1 }
         }
+        return out
     }
-    return PatchEffects(receivers: receivers, deltas: deltas)
+
+    /// The senders' total effect per example: corrupted, nothing else frozen, LayerNorm scales frozen at the
+    /// clean run's or recomputed.
+    func total(_ batch: TokenBatch, corrupted: CorruptedOutputs, frozenLayerNorm: Bool) throws -> [Double] {
+        let (H, d, D) = (model.headCount, model.headDim, model.hidden)
+        let soft = settings.subnetwork
+        let clean = LayerInputs(D: D, recordScales: frozenLayerNorm)
+        let cleanLD = ld(try model.forward(batch, soft: soft, observer: clean, pool: pool))
+        let heads = senderHeads
+        let whole = LayerInputs(
+            D: D, frozenScales: frozenLayerNorm ? clean : nil,
+            editMLP: { l, m, tokens in
+                if let source = corrupted.mlps[l] { m.update(from: source, count: tokens * D) }
+            },
+            edit: { l, ctx, tokens in
+                for h in 0..<H where heads.contains(l * H + h) {
+                    for t in 0..<tokens {
+                        for e in 0..<d { ctx[t * D + h * d + e] = corrupted.contexts[l][t * D + h * d + e] }
+                    }
+                }
+            })
+        return zip(ld(try model.forward(batch, soft: soft, observer: whole, pool: pool)), cleanLD).map { $0 - $1 }
+    }
 }
 
-/// The logits with receiver head `b` of layer `j` reading part `part` (0 q, 1 k, 2 v) of its input from run P and
-/// the other two from the clean run: B's context from the mixed q/k/v, then the clean run from layer j on with
-/// only that context changed.
-func receiverLogits(
-    model: BertModel, batch: TokenBatch, layer j: Int, head b: Int, part: Int,
-    clean: (qkv: UnsafeMutablePointer<Float>, input: [Float]), patched qkvPatched: UnsafeMutablePointer<Float>,
-    scratch: (qkv: UnsafeMutablePointer<Float>, ctx: UnsafeMutablePointer<Float>), scales: LayerInputs?,
-    pool: ThreadPool
-) throws -> [Float] {
-    let (N, d, D) = (batch.tokenCount, model.headDim, model.hidden)
-    let (qkvMixed, ctxB) = scratch
-    qkvMixed.update(from: clean.qkv, count: N * 3 * d)
-    for t in 0..<N {
-        (qkvMixed + t * 3 * d + part * d).update(from: qkvPatched + t * 3 * d + part * d, count: d)
+/// A receiver head's q/k/v from the clean and the patched layer input, and the logits with one of the three
+/// taken from the patched side.
+struct ReceiverProjector {
+    let model: BertModel
+    let batch: TokenBatch
+    let pool: ThreadPool
+    let qkvClean, qkvPatched, qkvMixed, ctxB: UnsafeMutablePointer<Float>
+    /// The head whose clean and patched q/k/v the buffers hold (its three receivers share them).
+    var projected: (layer: Int, head: Int)? = nil
+
+    init(model: BertModel, batch: TokenBatch, pool: ThreadPool) {
+        let (N, d) = (batch.tokenCount, model.headDim)
+        (self.model, self.batch, self.pool) = (model, batch, pool)
+        (qkvClean, qkvPatched, qkvMixed) = (
+            allocateFloats(N * 3 * d), allocateFloats(N * 3 * d), allocateFloats(N * 3 * d)
+        )
+        ctxB = allocateFloats(N * d)
     }
-    model.headContext(qkv: qkvMixed, batch: batch, into: ctxB, pool: pool)
-    let replace = LayerInputs(D: D, frozenScales: scales) { l, ctx, tokens in
-        guard l == j else { return }
-        for t in 0..<tokens { (ctx + t * D + b * d).update(from: ctxB + t * d, count: d) }
+    func deallocate() { for p in [qkvClean, qkvPatched, qkvMixed, ctxB] { p.deallocate() } }
+
+    mutating func project(layer j: Int, head b: Int, clean: [Float], patched: [Float]) {
+        if projected?.layer == j && projected?.head == b { return }
+        let w = model.headQKVWeights(layer: j, head: b)
+        for (input, qkv) in [(clean, qkvClean), (patched, qkvPatched)] {
+            input.withUnsafeBufferPointer {
+                model.headForward($0.baseAddress!, weights: w, batch: batch, qkv: qkv, context: nil, pool: pool)
+            }
+        }
+        projected = (j, b)
     }
-    let x = allocateFloats(N * D)
-    defer { x.deallocate() }
-    clean.input.withUnsafeBufferPointer { x.update(from: $0.baseAddress!, count: N * D) }
-    try model.runLayers(x, batch: batch, range: j..<model.layerCount, observer: replace, pool: pool)
-    return try model.logits(fromHidden: x, batch: batch, pool: pool)
+
+    /// The logits with the projected head reading part `part` (0 q, 1 k, 2 v) of its input from run P and the
+    /// other two from the clean run: its context from the mixed q/k/v, then the clean run from its layer on
+    /// with only that context changed.
+    func receiverLogits(
+        part: Int, cleanInput: [Float], scales: LayerInputs?, subnetwork: (masks: MaskValues, ablation: Ablation)?
+    ) throws -> [Float] {
+        guard let (j, b) = projected else { return [] }
+        let (N, d, D) = (batch.tokenCount, model.headDim, model.hidden)
+        qkvMixed.update(from: qkvClean, count: N * 3 * d)
+        for t in 0..<N {
+            (qkvMixed + t * 3 * d + part * d).update(from: qkvPatched + t * 3 * d + part * d, count: d)
+        }
+        model.headContext(qkv: qkvMixed, batch: batch, into: ctxB, pool: pool)
+        // `edit:` spelled out: an unlabelled trailing closure would bind to the first closure parameter, editMLP.
+        let replace = LayerInputs(
+            D: D, frozenScales: scales,
+            edit: { l, ctx, tokens in
+                guard l == j else { return }
+                for t in 0..<tokens { (ctx + t * D + b * d).update(from: ctxB + t * d, count: d) }
+            })
+        replace.clsRows = Array(batch.offsets.dropLast())
+        let x = allocateFloats(N * D)
+        defer { x.deallocate() }
+        cleanInput.withUnsafeBufferPointer { x.update(from: $0.baseAddress!, count: N * D) }
+        // Only the [CLS] rows of the last layer reach the logits: a receiver before it lets that layer form
+        // them alone (`.firstQuery`); a receiver in it needs the layer's attention over every row (`.cls`).
+        try model.runLayers(
+            x, batch: batch, range: j..<model.layerCount, soft: subnetwork, observer: replace,
+            lastLayer: j == model.layerCount - 1 ? .cls : .firstQuery, pool: pool)
+        return try model.logits(fromHidden: x, batch: batch, pool: pool)
+    }
 }
 
-/// The senders' corrupted contexts [L][N·D] for batch `bi` (only the sender heads' columns are read).
+/// The senders' corrupted outputs for batch `bi`.
 func sendersCorrupted(
-    model: BertModel, corruption: PatchCorruption, batch bi: Int, senders: Set<Int>, tokens N: Int, pool: ThreadPool
-) throws -> [[Float]] {
+    model: BertModel, corruption: PatchCorruption, batch bi: Int, senders: PatchSenders, tokens N: Int,
+    subnetwork: (masks: MaskValues, ablation: Ablation)?, pool: ThreadPool
+) throws -> CorruptedOutputs {
     let (L, H, d, D) = (model.layerCount, model.headCount, model.headDim, model.hidden)
     switch corruption {
     case .mean(let activations):
-        return (0..<L).map { l in
+        let heads = Set(senders.heads.map { $0.layer * H + $0.head })
+        let contexts = (0..<L).map { l in
             var c = [Float](repeating: 0, count: N * D)
             c.withUnsafeMutableBufferPointer { ctx in
-                for h in 0..<H where senders.contains(l * H + h) {
+                for h in 0..<H where heads.contains(l * H + h) {
                     Ablation.mean(activations).ablateHead(
                         ctx.baseAddress!, rows: N, layer: l, head: h, heads: H, headDim: d)
                 }
             }
             return c
         }
+        var mlps: [Int: [Float]] = [:]
+        for l in senders.mlps {
+            let row = Array(activations.avgMLP[(l * D)..<((l + 1) * D)])
+            mlps[l] = (0..<N).flatMap { _ in row }
+        }
+        return CorruptedOutputs(contexts: contexts, mlps: mlps)
     case .paired(let corrupted):
         let run = LayerInputs(D: D)
-        _ = try model.forward(corrupted[bi], observer: run, pool: pool)
-        return run.contexts
-    }
-}
-
-/// Random sender sets like `senders`: as many heads in each layer, drawn without replacement (seeded).
-public func matchedRandomSenders(_ senders: [(layer: Int, head: Int)], heads H: Int, count: Int, seed: UInt64) -> [[(
-    layer: Int, head: Int
-)]] {
-    var rng = SplitMix64(seed: seed)
-    let perLayer = Dictionary(grouping: senders, by: \.layer).mapValues(\.count)
-    return (0..<count).map { _ in
-        perLayer.keys.sorted().flatMap { l -> [(layer: Int, head: Int)] in
-            var hs = Array(0..<H)
-            rng.shuffle(&hs)
-            return hs.prefix(perLayer[l]!).map { (layer: l, head: $0) }
-        }
+        _ = try model.forward(corrupted[bi], soft: subnetwork, observer: run, pool: pool)
+        return CorruptedOutputs(
+            contexts: run.contexts,
+            mlps: Dictionary(uniqueKeysWithValues: senders.mlps.map { ($0, run.mlpOutputs[$0]!) }))
     }
 }

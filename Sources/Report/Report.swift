@@ -61,9 +61,11 @@ public struct ResearchReport {
     public var verdict: Verdict
     /// How many pairs the OOD measure rests on, per plotted subcase.
     public var plottedPairs: [(String, Int)]
-    public var reads: ReadsReport?
+    /// Which later heads read from the core (path patching against controls), when measured.
+    public var readers: PatchReport?
+    /// Per head outside the core: 1 − p of its strongest composition with the core against its own null
+    /// (`conditionedReceivers`: random non-core senders of the core's layers), LayerNorms folded exactly.
     public var composition: [String: Double]
-    public var compositionBaseline: (q: Double, k: Double, v: Double)
     public var layers: Int, heads: Int
 
     /// What the OOD measure is, in words.
@@ -105,11 +107,7 @@ public struct ResearchReport {
         } else if let why = coreRefusal {
             lines.append("no core: \(why)")
         }
-        if let r = reads, let top = r.reads.first {
-            lines.append(
-                "strongest reader of the core: \(PrunableUnit.head(top.layer, top.head)) (Δoutput \(fmt(top.dout, 3)) when the core is mean-ablated)"
-            )
-        }
+        if let r = readers { lines.append(r.summaryLine) }
         return lines.joined(separator: "\n")
     }
 }
@@ -172,9 +170,9 @@ public struct ReportSettings: Sendable {
     public init() {}
 }
 
-/// Builds the report (see the file comment). `reads` is the readers' measurement when the caller made one.
+/// Builds the report (see the file comment); `measureReaders` adds the readers.
 public func buildReport(
-    evalDocument doc: EvalDocument, store: SubnetworkStore, model: BertModel, reads: ReadsReport? = nil,
+    evalDocument doc: EvalDocument, store: SubnetworkStore, model: BertModel,
     settings: ReportSettings = ReportSettings(), warn: (String) -> Void
 ) throws -> ResearchReport {
     if doc.fingerprint != model.fingerprint {
@@ -218,37 +216,41 @@ public func buildReport(
         idKey: keys.id, oodKey: keys.ood, plottedKey: keys.plotted, full: full, subnetworks: subs, rule: rule,
         matching: matching.map(\.name), coreEvidence: evidence, coreRefusal: refusal, span: span, lean: lean,
         verdict: Verdict(outcome: .inconclusive, decidedBy: "", text: ""), plottedPairs: pairs?.groupSizes ?? [],
-        reads: reads, composition: [:], compositionBaseline: (0, 0, 0), layers: model.layerCount,
+        readers: nil, composition: [:], layers: model.layerCount,
         heads: model.headCount)
     report.verdict = Verdict.decide(
         measures: measures, matchWords: rule.words, measureName: report.oodMeasureName, span: span, lean: lean)
-    (report.composition, report.compositionBaseline) = coreComposition(model: model, core: evidence?.coreHeads ?? [])
+    report.composition = coreComposition(model: model, core: evidence?.coreHeads ?? [])
     return report
 }
 
-/// Each head's strongest Q/K/V composition with a core head, and the Gaussian baseline.
-func coreComposition(model: BertModel, core: [(layer: Int, head: Int)]) -> (
-    [String: Double], (q: Double, k: Double, v: Double)
-) {
-    let scores = composition(factors: headFactors(model: model), hidden: model.hidden, headDim: model.headDim)
-    let coreNames = Set(core.map { PrunableUnit.head($0.layer, $0.head).description })
-    var best: [String: Double] = [:]
-    for s in scores where coreNames.contains(PrunableUnit.head(s.from.layer, s.from.head).description) {
-        let to = PrunableUnit.head(s.to.layer, s.to.head).description
-        best[to] = max(best[to] ?? 0, s.q, s.k, s.v)
+/// Each head's 1 − p of its strongest Q/K/V composition with the core's heads against its own null (the
+/// smallest p of the three kinds), LayerNorms folded exactly along the skip path.
+func coreComposition(model: BertModel, core: [(layer: Int, head: Int)]) -> [String: Double] {
+    guard !core.isEmpty else { return [:] }
+    let report = CompositionReport(model: model, foldLayerNorm: true)
+    var out: [String: Double] = [:]
+    for r in report.conditionedReceivers(core: core, layers: model.layerCount, heads: model.headCount) {
+        out[PrunableUnit.head(r.head.layer, r.head.head).description] = 1 - (r.p.min() ?? 1)
     }
-    return (best, compositionBaseline(hidden: model.hidden, headDim: model.headDim))
+    return out
 }
 
 extension ResearchReport {
-    /// Which later heads' inputs change when the core's heads are mean-ablated, on the first `examples` of
-    /// `encodings` (Circuits/Reads.swift); nothing without a core head.
-    public mutating func measureReads(
-        model: BertModel, activations: MeanActivations, encodings: [Encoding], examples: Int = 500
+    /// Which later heads read from the core (`patchReport`): its heads and MLPs mean-ablated as senders, on
+    /// `perSubcase` pairs of each plotted subcase of `examples` (seeded), against `controls` control sets.
+    public mutating func measureReaders(
+        model: BertModel, activations: MeanActivations, examples: [Example], encodings: [Encoding],
+        perSubcase: Int = 25, controls: Int = 20, seed: UInt64 = 0, progress: ((String) -> Void)? = nil
     ) throws {
-        guard let heads = coreEvidence?.coreHeads, !heads.isEmpty else { return }
-        let sample = Array(encodings.prefix(examples))
-        let batches = lengthSortedBatches(sample, batchSize: 32).map { TokenBatch($0.map { sample[$0] }) }
-        reads = try coreReads(model: model, batches: batches, core: heads, activations: activations)
+        guard let e = coreEvidence, !(e.coreHeads.isEmpty && e.coreMLPs.isEmpty) else { return }
+        let picked = perStratumSample(examples, perStratum: perSubcase, strata: plottedHANSSubcases, seed: seed)
+        guard !picked.isEmpty else { return }
+        readers = try patchReport(
+            model: model, examples: picked.map { examples[$0] }, encodings: picked.map { encodings[$0] },
+            senders: PatchSenders(heads: e.coreHeads, mlps: e.coreMLPs), corruption: .mean(activations),
+            controls: controls, seed: seed,
+            sample: "\(picked.count) pairs: \(perSubcase) per plotted subcase, drawn with seed \(seed)",
+            progress: progress)
     }
 }

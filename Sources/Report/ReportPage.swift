@@ -103,7 +103,11 @@ extension ResearchReport {
                     "How often each head and MLP is kept by the subnetworks that match the model in-domain; outlined: the core."
                 ))
         }
-        out.append(("composition.svg", "Each head's strongest composition with a core head (Q, K or V)."))
+        out.append(
+            (
+                "composition.svg",
+                "Each head's strongest weight composition (Q, K or V) with the core's heads, as 1 − p against the same maximum over heads drawn outside the core from the core's layers (1000 draws); every LayerNorm on the way folded in."
+            ))
         return out
     }
 
@@ -132,15 +136,10 @@ extension ResearchReport {
             h += "<li>\(escapeXML(line))</li>"
         }
         h += "</ul>\n"
-        if let r = reads {
-            h +=
-                "<p>Mean-ablating the core's heads changes the logits by \(fmt(r.meanAbsLogitChange, 4)) on average (KL \(fmt(r.klCleanToAblated, 5))) over \(r.examples) examples. Heads whose input changes most when the core is ablated (no control; path patching: hcore circuits patch):</p>"
-            h += "<table><tr><th>head</th><th>Δ output</th><th>Δ Q input</th><th>Δ K input</th><th>Δ V input</th></tr>"
-            for x in r.reads.prefix(10) {
-                h +=
-                    "<tr><td>\(PrunableUnit.head(x.layer, x.head))</td><td>\(fmt(x.dout, 4))</td><td>\(fmt(x.dq, 4))</td><td>\(fmt(x.dk, 4))</td><td>\(fmt(x.dv, 4))</td></tr>"
-            }
-            h += "</table>\n"
+        if let r = readers {
+            h += "<h2>Who reads the core</h2><pre>"
+            h += r.table(top: 15).map(escapeXML).joined(separator: "\n")
+            h += "</pre>\n"
         }
         return h
     }

@@ -171,16 +171,16 @@ extension ResearchReport {
                     layers: layers, heads: heads, values: { l, h in core.keepFrequency[l * H + h] },
                     mlp: { l in core.keepFrequency[LH + l] }, highlight: coreSet, legend: "1.0 = kept by every one"))
         }
-        let maxC = max(0.1, composition.values.max() ?? 0.1)
         try save(
             "composition.svg",
             svgHeatmap(
                 title: coreSet.isEmpty
-                    ? "Composition with the core (no core heads)" : "Strongest Q/K/V composition with the core",
+                    ? "Composition with the core (no core heads)"
+                    : "Composition with the core against each head's own null",
                 layers: layers, heads: heads, values: { composition[PrunableUnit.head($0, $1).description] },
-                highlight: coreSet, maxValue: maxC,
+                highlight: coreSet, maxValue: 1,
                 legend:
-                    "random baseline Q \(fmt(compositionBaseline.q, 3)) K \(fmt(compositionBaseline.k, 3)) V \(fmt(compositionBaseline.v, 3))"
+                    "1 − p: strongest Q/K/V composition with the core's heads vs the same maximum over random non-core heads of the core's layers (LayerNorms folded)"
             ))
         try save("report.json", json.pretty + "\n")
         try save("index.html", html)
@@ -233,7 +233,7 @@ extension ResearchReport {
                 ])
             ),
             ("core", coreEvidence?.json ?? .null), ("core_refused", coreRefusal.map { .string($0) } ?? .null),
-            ("reads", reads?.json ?? .null),
+            ("readers", readers?.json ?? .null),
         ])
     }
 }

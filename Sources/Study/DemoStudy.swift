@@ -7,13 +7,12 @@
 //   5 eval         full model and subnetworks on dev (ID), the four plotted HANS subcases (all 4,000 pairs:
 //                  the verdict's OOD measure) and 100 pairs of each HANS subcase → eval.json
 //   6 core         units kept by every subnetwork matching the model ID (`heuristicCore`) → core.json
-//   7 reads        which later heads read from the core → reads.json
+//   7 readers      which later heads read from the core: path patching against controls → readers.json
 //   8 report       the verdict with its tests, SVG figures and index.html → report/
 // Every stage is resumable: a rerun with the same settings (study.json) keeps the fine-tuned model
 // (finetune.json marks it finished), the mean activations and every stored subnetwork, and continues an
 // interrupted pruning run from its checkpoint. `hcore demo` is this type with its flags.
 import Checkpoint
-import EmbeddedHANS
 import Eval
 import Failures
 import Foundation
@@ -159,27 +158,19 @@ public struct DemoStudy {
                 full[prepared[0].referenceKey]?.accuracy ?? .nan, full[prepared[1].referenceKey]?.accuracy ?? .nan,
                 full[prepared[2].referenceKey]?.accuracy ?? .nan, store.subnetworks.count, out))
         return try report(
-            doc, store: store, model: bert, activations: activations, ood: prepared[1], stage: stage, note: note)
+            doc, store: store, model: bert, activations: activations, plotted: prepared[2], stage: stage, note: note)
     }
 
     struct Sets { var train: Dataset, dev: Dataset, ood: Dataset, plotted: Dataset }
 
     /// HANS's training and evaluation files: from `dataRoot`, or the copies compiled into the binary.
     func hansFiles() throws -> (train: Dataset, evaluation: Dataset) {
-        func load(_ base: String, _ embedded: (UnsafeMutablePointer<Int>) -> UnsafePointer<UInt8>?) throws -> Dataset {
-            guard let dataRoot else {
-                var size = 0
-                let bytes = try Zstd.decompress(
-                    Array(UnsafeBufferPointer(start: embedded(&size), count: size)), name: "embedded " + base)
-                return try Dataset.parse(bytes, path: "<embedded>/hans/" + base, format: .hans)
-            }
+        guard let dataRoot else { return (try EmbeddedHANSFiles.train(), try EmbeddedHANSFiles.evaluation()) }
+        func load(_ base: String) throws -> Dataset {
             let p = dataRoot + "/hans/" + base
             return try Dataset.load(FileManager.default.fileExists(atPath: p) ? p : p + ".zst")
         }
-        return (
-            try load("heuristics_train_set.txt", hcore_hans_train_zst),
-            try load("heuristics_evaluation_set.txt", hcore_hans_evaluation_zst)
-        )
+        return (try load("heuristics_train_set.txt"), try load("heuristics_evaluation_set.txt"))
     }
 
     func makeData() throws -> (DemoTask, Sets) {
@@ -349,7 +340,7 @@ public struct DemoStudy {
 
     func report(
         _ doc: EvalDocument, store: SubnetworkStore, model: BertModel, activations: MeanActivations,
-        ood: PreparedDataset, stage: (Int, String, String) -> Void, note: (String) -> Void
+        plotted: PreparedDataset, stage: (Int, String, String) -> Void, note: (String) -> Void
     ) throws -> ResearchReport {
         var report = try buildReport(evalDocument: doc, store: store, model: model, warn: note)
         if let evidence = report.coreEvidence {
@@ -366,15 +357,14 @@ public struct DemoStudy {
             try writeAtomically(Array((refusal.pretty + "\n").utf8), to: out + "/core.json")
             stage(6, "core", "none: \(report.coreRefusal ?? "") → core.json")
         }
-        try report.measureReads(model: model, activations: activations, encodings: ood.encodings)
-        if let reads = report.reads {
-            try writeAtomically(Array((reads.json.pretty + "\n").utf8), to: out + "/reads.json")
-            stage(
-                7, "reads",
-                "\(reads.reads.count) later heads measured on \(reads.examples) HANS pairs (activation reads; path patching: hcore circuits patch) → reads.json"
-            )
+        try report.measureReaders(
+            model: model, activations: activations, examples: plotted.dataset.examples, encodings: plotted.encodings,
+            perSubcase: quick ? 4 : 10, controls: 20, seed: 0)
+        if let readers = report.readers {
+            try writeAtomically(Array((readers.json.pretty + "\n").utf8), to: out + "/readers.json")
+            stage(7, "readers", readers.summaryLine + " → readers.json (hcore circuits readers)")
         } else {
-            stage(7, "reads", "skipped: no core with an attention head")
+            stage(7, "readers", "skipped: no core")
         }
         try report.write(folder: out + "/report")
         stage(

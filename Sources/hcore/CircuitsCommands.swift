@@ -7,18 +7,19 @@ import Failures
 import Foundation
 import Model
 import Store
+import Study
 
 struct CircuitsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "circuits",
-        abstract: "Find the heuristic core of a store and measure which heads compose with it.",
+        abstract: "Find the heuristic core of a store and measure which heads read from it.",
         discussion: """
-              hcore circuits core --store subs.hcs --where 'eval/mnli-matched>=0.80' \\
-                  --metric eval/hans --svg core.svg
-              hcore circuits compose --model DIR --store subs.hcs --svg compose.svg \\
-                  --dot core.dot
+              hcore circuits core --store subs.hcs --eval eval.json --svg core.svg
+              hcore circuits readers --model DIR --store subs.hcs --eval eval.json
+              hcore circuits compose --model DIR --store subs.hcs --eval eval.json \\
+                  --svg compose.svg
             """,
-        subcommands: [Core.self, Compose.self, Patch.self, Ablate.self, Attention.self])
+        subcommands: [Core.self, Readers.self, Positions.self, Compose.self, Ablate.self, Attention.self])
 
     struct Core: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -59,12 +60,12 @@ struct CircuitsCommand: ParsableCommand {
             abstract:
                 "Weight-based Q/K/V composition between heads (Elhage et al. 2021), each score placed in an anti-causal null.",
             discussion:
-                "Scores are ‖W_OV^A W_QK^B‖_F / (‖W_OV^A‖_F ‖W_QK^B‖_F) and likewise (see Sources/Circuits/Composition.swift); biases are ignored. Each score gets its percentile among the anti-causal scores of the same two layers (a later head 'writing' into an earlier one, which cannot happen: what the formula gives without composition). With --store, the core (chosen as by `circuits core`) is highlighted; each outside head's strongest composition with it is compared with the maximum of as many null draws, and core → core edges are listed apart."
+                "Scores are ‖W_OV^A W_QK^B‖_F / (‖W_OV^A‖_F ‖W_QK^B‖_F) and likewise (see Sources/Circuits/Composition.swift); biases are ignored; --fold-layernorm folds every LayerNorm between the two heads in exactly. Each score gets its percentile among the anti-causal scores of the same two layers (a later head 'writing' into an earlier one, which cannot happen: what the formula gives without composition). With --store, the core (chosen as by `circuits core`) is highlighted; each outside head's strongest composition with it is compared with the same maximum over sender sets drawn outside the core from the core's layers (its own null, with a p-value and Benjamini–Hochberg q), and core → core edges are listed apart."
         )
         @OptionGroup var modelOptions: ModelOptions
         @Flag(
             help:
-                "Fold the gain of the LayerNorm right before the reading head's layer into its weights — an approximation: post-LN BERT passes 2(j − i) LayerNorms from layer i to layer j, each centring and scaling, and only this last gain is folded."
+                "Fold the skip path between the two heads into the writer exactly: every LayerNorm's centring and gain on the way (post-LN BERT passes 2(j − i) of them; their σ cancel in the normalised score)."
         ) var foldLayernorm = false
         @OptionGroup var coreOptions: CoreOptions
         @Flag(help: "Print JSON (the default).") var json = false
@@ -78,12 +79,8 @@ struct CircuitsCommand: ParsableCommand {
         func run() throws {
             let model = try BertModel.load(folder: modelOptions.model)
             let report = CompositionReport(model: model, foldLayerNorm: foldLayernorm)
-            let core = Set(
-                try coreOptions.store == nil
-                    ? []
-                    : coreOptions.evidence(model: model).report.coreHeads.map {
-                        PrunableUnit.head($0.layer, $0.head).description
-                    })
+            let coreHeads = try coreOptions.store == nil ? [] : coreOptions.evidence(model: model).coreHeads
+            let core = Set(coreHeads.map { PrunableUnit.head($0.layer, $0.head).description })
             if let svg {
                 try writeAtomically(
                     Array(report.svg(core: core, layers: model.layerCount, heads: model.headCount).utf8), to: svg)
@@ -92,7 +89,11 @@ struct CircuitsCommand: ParsableCommand {
             if csv {
                 emit(bytes: Array(report.csv.utf8))
             } else {
-                emit(report.json(core: core, null: CompositionNull(model: model, foldLayerNorm: foldLayernorm)).pretty)
+                emit(
+                    report.json(
+                        core: coreHeads, layers: model.layerCount, heads: model.headCount,
+                        null: CompositionNull(model: model, foldLayerNorm: foldLayernorm)
+                    ).pretty)
             }
         }
     }
@@ -152,73 +153,6 @@ struct CoreOptions: ParsableArguments {
 }
 
 extension CircuitsCommand {
-    struct Patch: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "patch",
-            abstract:
-                "Path patching: which later heads carry the core's effect on the prediction, against matched random senders.",
-            discussion: """
-                Senders (the core: --store, or --core "0.3 1.7") are corrupted while every other head stays at its clean context; each later head's query, key or value input then receives what the senders wrote (and nothing else changes), and the change of the entailment log-odds is measured — overall and on the paper's four plotted HANS subcases — beside the same for --controls random sender sets of the same size and layers (percentile of |Δ|). Corruption: the senders' mean activation (--corrupt mean, with --activations), or their output on a paired input (--corrupt paired): a pair of the other label, the same heuristic and the same token count, drawn from --corrupt-data (default: the whole --data file). LayerNorms recompute their scales unless --freeze-layernorm keeps the clean run's. Definitions: Sources/Circuits/PathPatching.swift and docs/circuits.md. `circuits reads` is this command.
-
-                  hcore circuits patch --model DIR --store subs.hcs --id-metric eval/dev \\
-                      --data hans.txt.zst --activations acts.safetensors
-                """,
-            aliases: ["reads"])
-        @OptionGroup var modelOptions: ModelOptions
-        @Option(help: ArgumentHelp("Pairs to patch on (HANS groups the result by subcase).", valueName: "file"))
-        var data: String
-        @Option(help: "Use only the first N pairs.") var maxExamples: Int = 200
-        @Option(
-            help: ArgumentHelp(
-                "Mean activations (`hcore activations`): the senders' corrupted value with --corrupt mean.",
-                valueName: "file")) var activations: String?
-        @Option(
-            help: ArgumentHelp(
-                "mean (the senders' mean activation) or paired (their output on a paired input of the other label).",
-                valueName: "kind")) var corrupt = "mean"
-        @Option(
-            help: ArgumentHelp(
-                "The pairs --corrupt paired draws partners from (default: all of --data).", valueName: "file"))
-        var corruptData: String?
-        @Flag(
-            help:
-                "Keep every LayerNorm's scale at its clean value (only centring recomputes), making the paths add up linearly through LayerNorm."
-        ) var freezeLayernorm = false
-        @OptionGroup var coreOptions: CoreOptions
-        @Option(
-            help: ArgumentHelp(
-                "Sender heads as layer.head instead of a store's core, space- or comma-separated.", valueName: "heads"))
-        var core: String?
-        @Option(help: "Matched random sender sets.") var controls: Int = 10
-        @Option(help: "Seed of the random sender sets and of the pairing.") var seed: UInt64 = 0
-        @Flag(help: "Let the other heads recompute (the senders' total effect) instead of freezing them.")
-        var noFreeze = false
-        @Flag(help: "Print JSON (default: a table of the strongest receivers).") var json = false
-        @OptionGroup var tokenization: TokenizationOptions
-        func run() throws {
-            let (model, tok) = try modelOptions.load()
-            let senders =
-                try core.map { try parseCoreHeads($0, layers: model.layerCount, heads: model.headCount) }
-                ?? coreOptions.evidence(model: model).report.coreHeads
-            let (ds, options) = (
-                try Dataset.loadNonEmpty(data, limit: maxExamples),
-                try tokenization.options(positions: model.config.maxPositionEmbeddings)
-            )
-            let source = try PatchCorruptionSource.named(
-                corrupt,
-                activations: { try activations.map { try MeanActivations.load(path: $0, model: model, warn: warn) } },
-                pool: corruptData ?? data, tokenizer: tok, options: options, seed: seed)
-            let r = try patchReport(
-                model: model, examples: ds.examples,
-                encodings: try encodeAll(ds.examples, tokenizer: tok, options: options), senders: senders,
-                corruption: source, controls: controls, seed: seed, freeze: !noFreeze, frozenLayerNorm: freezeLayernorm,
-                progress: warn)
-            if json { emit(r.json.pretty) } else { r.table().forEach(emit) }
-        }
-    }
-}
-
-extension CircuitsCommand {
     struct Ablate: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove each head and each MLP in turn; every unit's change in loss and accuracy per dataset.",
@@ -233,7 +167,10 @@ extension CircuitsCommand {
         @Option(help: ArgumentHelp("The subnetwork's name in --store.", valueName: "name")) var subnetwork: String?
         @Option(help: ArgumentHelp("Mean-activation set of --store (default: its only one).", valueName: "name"))
         var activationSet: String?
-        @Option(help: "Use only the first N examples of each set.") var maxExamples: Int?
+        @Option(
+            help: "Use a seeded sample of N examples of each set, spread evenly over HANS subcases (else labels).")
+        var maxExamples: Int?
+        @Option(help: "Seed of the --max-examples sample.") var sampleSeed: UInt64 = 0
         @Option(help: ArgumentHelp("Heatmap of Δloss (accuracy drop without labels).", valueName: "file")) var svg:
             String?
         @OptionGroup var tokenization: TokenizationOptions
@@ -244,7 +181,8 @@ extension CircuitsCommand {
                 store: store, name: subnetwork, nameFlag: "--subnetwork", mask: maskOptions,
                 activationSet: activationSet, model: model)
             let prepared = try prepareDatasets(
-                data, keys: .init(), skipBadRows: false, limit: maxExamples.map { .first($0) }, model: model,
+                data, keys: .init(), skipBadRows: false, limit: maxExamples.map { .sample($0, seed: sampleSeed) },
+                model: model,
                 tokenizer: tok,
                 options: try tokenization.options(positions: model.config.maxPositionEmbeddings), warn: warn)
             let bar = ProgressBar(
@@ -260,9 +198,10 @@ extension CircuitsCommand {
 
     struct Attention: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Every head's attention pattern on pairs: JSON lines, .npy files, or one head as an SVG.",
+            abstract:
+                "Every head's attention pattern on pairs: JSON lines, .npy files, one head as an SVG, or --summary: what each head attends to over a sample of HANS pairs.",
             discussion:
-                "One JSON line per pair: {\"tokens\", \"attentions\": [layer][head][query][key]} (transformers' output_attentions). --npy DIR writes attention-N.npy (float32 [layers, heads, T, T]) and tokens-N.json per pair; --svg FILE draws one head (--head a4.h3) of the first pair with its tokens."
+                "One JSON line per pair: {\"tokens\", \"attentions\": [layer][head][query][key]} (transformers' output_attentions). --npy DIR writes attention-N.npy (float32 [layers, heads, T, T]) and tokens-N.json per pair; --svg FILE draws one head (--head a4.h3) of the first pair with its tokens. --summary averages, per head, the weight a token puts on the same word in the other sentence (the overlap the heuristic reads; uniform attention's share beside it), on the [SEP]s and on [CLS], over --per-subcase pairs of each of the paper's four plotted HANS subcases (Sources/Circuits/AttentionSummary.swift); with --store the core's heads come first."
         )
         @OptionGroup var modelOptions: ModelOptions
         @OptionGroup var inputs: TextInputOptions
@@ -271,11 +210,42 @@ extension CircuitsCommand {
         var npy: String?
         @Option(help: ArgumentHelp("Draw one head of the first pair.", valueName: "file")) var svg: String?
         @Option(help: ArgumentHelp("The head --svg draws.", valueName: "unit")) var head: String = "a0.h0"
+        @Flag(help: "Summarise every head over a sample of HANS pairs instead.") var summary = false
+        @Option(
+            help: ArgumentHelp(
+                "With --summary: HANS pairs (default: the evaluation set compiled into hcore).", valueName: "file"))
+        var data: String?
+        @Option(help: "With --summary: pairs drawn (seeded) from each plotted subcase.") var perSubcase: Int = 25
+        @Option(help: "With --summary: seed of the sample.") var seed: UInt64 = 0
+        @OptionGroup var coreOptions: CoreOptions
         func run() throws {
             let (model, tok) = try modelOptions.load()
-            let encodings = try encodeAll(
-                try inputs.examples(), tokenizer: tok,
-                options: try tokenization.options(positions: model.config.maxPositionEmbeddings))
+            let options = try tokenization.options(positions: model.config.maxPositionEmbeddings)
+            if summary {
+                let pool = try data.map { try Dataset.loadNonEmpty($0, limit: nil) } ?? EmbeddedHANSFiles.evaluation()
+                let picked = perStratumSample(
+                    pool.examples, perStratum: perSubcase, strata: plottedHANSSubcases, seed: seed)
+                let enc = try encodeAll(picked.map { pool.examples[$0] }, tokenizer: tok, options: options)
+                let core = try coreOptions.store == nil ? [] : coreOptions.evidence(model: model).coreHeads
+                let rows = try attentionSummary(model: model, encodings: enc)
+                let isCore = { (r: HeadAttentionSummary) in core.contains { $0 == (r.layer, r.head) } }
+                let ordered = rows.sorted { (isCore($0) ? 0 : 1, -$0.sameWord) < (isCore($1) ? 0 : 1, -$1.sameWord) }
+                emit(
+                    "\(enc.count) pairs (\(perSubcase) per plotted subcase, seed \(seed)); weights are means over query tokens"
+                )
+                emit("head      core  same word (uniform)   [SEP]    [CLS]")
+                for r in ordered {
+                    emit(
+                        PrunableUnit.head(r.layer, r.head).description.padding(
+                            toLength: 10, withPad: " ", startingAt: 0)
+                            + (isCore(r) ? "yes   " : "      ")
+                            + String(
+                                format: "%.3f (%.3f)         %.3f    %.3f", r.sameWord, r.sameWordUniform, r.separators,
+                                r.cls))
+                }
+                return
+            }
+            let encodings = try encodeAll(try inputs.examples(), tokenizer: tok, options: options)
             try dumpAttention(
                 model: model, tokenizer: tok, encodings: encodings, npy: npy, svg: svg, head: head, emit: emit)
         }

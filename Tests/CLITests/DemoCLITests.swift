@@ -63,7 +63,7 @@ final class DemoCLITests: XCTestCase {
         XCTAssertTrue(p.out.contains("entailment"))
         let rep = try hcore([
             "report", "--eval", out + "/eval.json", "--store", out + "/subnetworks.hcs", "--model", out + "/model",
-            "--data", out + "/data/heuristics_evaluation_subset.txt", "--out", out + "/report2",
+            "--per-subcase", "4", "--out", out + "/report2",
         ])
         XCTAssertEqual(rep.code, 0, rep.err)
         XCTAssertEqual(

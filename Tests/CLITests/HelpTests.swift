@@ -32,7 +32,7 @@ final class HelpTests: XCTestCase {
         let all = try helps()
         XCTAssertGreaterThan(all.count, 25, "the walk found too few commands: \(all.map(\.path))")
         XCTAssert(
-            all.contains { $0.path == ["circuits", "patch"] }
+            all.contains { $0.path == ["circuits", "readers"] }
                 && all.contains { $0.path == ["store", "import-heuristic-core"] }, "\(all.map(\.path))")
         for (path, lines) in all {
             let name = (["hcore"] + path).joined(separator: " ")

@@ -68,6 +68,34 @@ final class CompositionTests: XCTestCase {
             XCTAssertEqual(s.k, k, accuracy: 1e-5, "K \(a)→\(b)")
             XCTAssertEqual(s.v, v, accuracy: 1e-5, "V \(a)→\(b)")
         }
+        // Folded along the skip path: A's W_OV times S = Π over the LayerNorms from A's layer to B's of C·diag(γ),
+        // built here as D × D matrices from the checkpoint's LayerNorm weights.
+        let folded = composition(
+            factors: headFactors(model: model), hidden: D, headDim: d,
+            fold: { skipPathGains(model: model, from: $0, to: $1) })
+        for (a, b) in [((0, 0), (1, 3)), ((2, 5), (5, 11))] {
+            var S = (0..<(D * D)).map { $0 / D == $0 % D ? 1.0 : 0.0 }
+            for l in a.0..<b.0 {
+                for name in ["attention.output.LayerNorm", "output.LayerNorm"] {
+                    let gamma = try st.floats("bert.encoder.layer.\(l).\(name).weight").map(Double.init)
+                    let centreThenScale = (0..<(D * D)).map { idx -> Double in
+                        let (r, c) = (idx / D, idx % D)
+                        return ((r == c ? 1 : 0) - 1 / Double(D)) * gamma[c]
+                    }
+                    S = matmul(S, centreThenScale)
+                }
+            }
+            let A = try matrices(a.0, a.1)
+            let B = try matrices(b.0, b.1)
+            let ovS = matmul(A.ov, S)
+            let q = frob(matmul(ovS, B.qk)) / (frob(ovS) * frob(B.qk))
+            let v = frob(matmul(ovS, B.ov)) / (frob(ovS) * frob(B.ov))
+            let s = folded.first { $0.from == a && $0.to == b }!
+            XCTAssertEqual(s.q, q, accuracy: 1e-5, "folded Q \(a)→\(b)")
+            XCTAssertEqual(s.v, v, accuracy: 1e-5, "folded V \(a)→\(b)")
+            let raw = scores.first { $0.from == a && $0.to == b }!
+            XCTAssertGreaterThan(abs(raw.q - s.q), 1e-4, "folding must change the score for the test to mean anything")
+        }
         let base = compositionBaseline(hidden: D, headDim: d, samples: 4)
         XCTAssert(base.q > 0 && base.q < 0.5 && base.v > 0 && base.v < 0.5, "\(base)")
     }

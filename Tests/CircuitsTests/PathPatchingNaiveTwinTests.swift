@@ -36,11 +36,15 @@ final class PathPatchingNaiveTwinTests: XCTestCase {
         }
         /// Logits; `edit(l, ctx)` rewrites layer l's contexts [T][D]; `qkvFrom(l)` gives per head the inputs its q, k, v read;
         /// `lnScale(l, site, t, own)` the scale layer l's LayerNorm `site` uses for token t.
+        /// `editMLP(l, t, m)` rewrites layer l's MLP output at token t; `masks` pulls each head's context and
+        /// each MLP's output towards its mean by its mask value (a subnetwork).
         func forward(
             _ e: Encoding, edit: (Int, inout [[Double]]) -> Void = { _, _ in },
             qkvFrom: (Int, Int, [[Double]]) -> [[[Double]]] = { _, _, x in [x, x, x] },
             record: (Int, [[Double]], [[Double]]) -> Void = { _, _, _ in },
-            lnScale: (Int, Int, Int, Double) -> Double = { $3 }
+            lnScale: (Int, Int, Int, Double) -> Double = { $3 },
+            editMLP: (Int, Int, inout [Double]) -> Void = { _, _, _ in },
+            masks: (MaskValues, MeanActivations)? = nil, final: ([Double]) -> Void = { _ in }
         ) -> [Double] {
             var x = e.inputIds.indices.map { t in
                 norm(
@@ -70,6 +74,17 @@ final class PathPatchingNaiveTwinTests: XCTestCase {
                 }
                 record(l, x, ctx)
                 edit(l, &ctx)
+                if let (m, acts) = masks {
+                    for t in 0..<T {
+                        for h in 0..<H {
+                            let z = Double(m.heads[l][h])
+                            for c in 0..<d {
+                                let avg = Double(acts.avgHead[(l * H + h) * d + c])
+                                ctx[t][h * d + c] = z * ctx[t][h * d + c] + (1 - z) * avg
+                            }
+                        }
+                    }
+                }
                 let a = (0..<T).map { t in
                     norm(
                         zip(linear(ctx[t], p + "attention.output.dense", out: D), x[t]).map(+),
@@ -80,11 +95,16 @@ final class PathPatchingNaiveTwinTests: XCTestCase {
                     let u = linear(at, p + "intermediate.dense", out: I).map {
                         0.5 * $0 * (1 + erf($0 / 2.0.squareRoot()))
                     }
-                    return norm(zip(linear(u, p + "output.dense", out: D), at).map(+), p + "output.LayerNorm") {
-                        lnScale(l, 1, t, $0)
+                    var m = linear(u, p + "output.dense", out: D)
+                    editMLP(l, t, &m)
+                    if let (mask, acts) = masks {
+                        let z = Double(mask.mlps[l])
+                        m = m.indices.map { z * m[$0] + (1 - z) * Double(acts.avgMLP[l * D + $0]) }
                     }
+                    return norm(zip(m, at).map(+), p + "output.LayerNorm") { lnScale(l, 1, t, $0) }
                 }
             }
+            final(x[0])
             return linear(linear(x[0], "bert.pooler.dense", out: D).map(tanh), "classifier", out: 2)
         }
     }
@@ -92,13 +112,15 @@ final class PathPatchingNaiveTwinTests: XCTestCase {
     func testOneReceiverAgainstTheNaiveTwin() throws {
         let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
         let (model, enc, acts) = try tinyHANS(6)
-        let senders = [(layer: 0, head: 2)]
+        let senders = PatchSenders(heads: [(layer: 0, head: 2)])
         let receivers: [PatchReceiver] = [
             .head(layer: 1, head: 0, input: "q"), .head(layer: 1, head: 3, input: "v"), .logits,
         ]
+        var recompute = PatchSettings()
+        recompute.frozenLayerNorm = false
         let got = try pathPatch(
             model: model, batches: [TokenBatch(enc)], senders: senders, receivers: receivers, corruption: .mean(acts),
-            entailment: 0)
+            entailment: 0, settings: recompute)
         let naive = try NaiveBert(folder + "/model.safetensors")
         func ld(_ z: [Double]) -> Double { z[0] - z[1] }
         for (n, e) in enc.enumerated() {
@@ -158,20 +180,22 @@ extension PathPatchingNaiveTwinTests {
         XCTAssertGreaterThanOrEqual(pairs.count, 2)
         let clean = pairs.map { all[$0.0] }
         let partner = pairs.map { all[$0.1] }
-        let senders = [(layer: 0, head: 1), (layer: 0, head: 2)]
+        let senders = PatchSenders(heads: [(layer: 0, head: 1), (layer: 0, head: 2)])
         let receivers: [PatchReceiver] = [
             .head(layer: 1, head: 0, input: "k"), .head(layer: 1, head: 3, input: "q"), .logits,
         ]
         let got = try pathPatch(
             model: model, batches: [TokenBatch(clean)], senders: senders, receivers: receivers,
-            corruption: .paired([TokenBatch(partner)]), entailment: 0, frozenLayerNorm: true)
+            corruption: .paired([TokenBatch(partner)]), entailment: 0)
         let itself = try pathPatch(
             model: model, batches: [TokenBatch(clean)], senders: senders, receivers: receivers,
-            corruption: .paired([TokenBatch(clean)]), entailment: 0, frozenLayerNorm: true)
+            corruption: .paired([TokenBatch(clean)]), entailment: 0)
         XCTAssertLessThan(itself.deltas.flatMap { $0 }.map(abs).max()!, 1e-5)
+        var recompute = PatchSettings()
+        recompute.frozenLayerNorm = false
         let recomputed = try pathPatch(
             model: model, batches: [TokenBatch(clean)], senders: senders, receivers: receivers,
-            corruption: .paired([TokenBatch(partner)]), entailment: 0)
+            corruption: .paired([TokenBatch(partner)]), entailment: 0, settings: recompute)
         let naive = try NaiveBert(folder + "/model.safetensors")
         func ld(_ z: [Double]) -> Double { z[0] - z[1] }
         var frozenDiffers = false
@@ -228,8 +252,8 @@ extension PathPatchingNaiveTwinTests {
             frozenDiffers, "freezing the LayerNorm scales must change some effect, or the test checks nothing")
     }
 
-    /// Partners are of another label, the same heuristic and the same token count; the draw is seeded; a pair
-    /// without a candidate is left out and counted.
+    /// Partners are of another label and the same token count, of the same heuristic when one exists; the draw
+    /// is seeded; a pair without a candidate is left out and counted.
     func testHANSPairing() {
         func ex(_ label: String, _ heuristic: String) -> Example {
             Example(text: "a", pair: "b", label: label, heuristic: heuristic)
@@ -249,11 +273,18 @@ extension PathPatchingNaiveTwinTests {
             ex("non-entailment", "lexical_overlap"),
         ]
         let poolEnc = [enc(9), enc(9), enc(9), enc(8), enc(7), enc(7)]
-        let (pairs, unmatched) = pairHANS(clean, encodings: cleanEnc, pool: pool, poolEncodings: poolEnc, seed: 3)
-        XCTAssertEqual(unmatched, 1)  // the subsequence pair has no 9-token partner
-        XCTAssertEqual(pairs.map(\.clean), [0, 2])
+        let (pairs, unmatched, other) = pairHANS(
+            clean, encodings: cleanEnc, pool: pool, poolEncodings: poolEnc, seed: 3)
+        // The subsequence pair has no 9-token partner of its heuristic: it takes one of another.
+        XCTAssertEqual(unmatched, 0)
+        XCTAssertEqual(other, 1)
+        XCTAssertEqual(pairs.map(\.clean), [0, 1, 2])
         XCTAssertTrue([0, 1].contains(pairs[0].corrupted))
-        XCTAssertEqual(pairs[1].corrupted, 5)
+        XCTAssertTrue([0, 1].contains(pairs[1].corrupted))
+        XCTAssertEqual(pairs[2].corrupted, 5)
+        // A 6-token clean pair has no partner at all: left out and counted.
+        XCTAssertEqual(
+            pairHANS([clean[0]], encodings: [enc(6)], pool: pool, poolEncodings: poolEnc, seed: 3).unmatched, 1)
         let again = pairHANS(clean, encodings: cleanEnc, pool: pool, poolEncodings: poolEnc, seed: 3)
         XCTAssertEqual(again.pairs.map(\.corrupted), pairs.map(\.corrupted))
         let draws = Set(
@@ -262,5 +293,90 @@ extension PathPatchingNaiveTwinTests {
                     .corrupted
             })
         XCTAssertEqual(draws, [0, 1])
+    }
+}
+
+extension PathPatchingNaiveTwinTests {
+    /// A head and an MLP as senders, mean-corrupted, inside a subnetwork (one layer-1 head and layer 1's MLP
+    /// half-pruned, one head pruned), LayerNorm scales frozen (the default): every receiver and both total
+    /// effects against the naive twin done the long way.
+    func testMLPSendersInsideASubnetworkAgainstTheNaiveTwin() throws {
+        let folder = repoRoot + "/Tests/Fixtures/models/tiny-bert"
+        let (model, enc, acts) = try tinyHANS(5)
+        var masks = MaskValues.ones(layers: 2, heads: 4)
+        masks.heads[1][2] = 0
+        masks.heads[1][1] = 0.5
+        masks.mlps[1] = 0.5
+        var settings = PatchSettings()
+        settings.subnetwork = (masks, .mean(acts))
+        let senders = PatchSenders(heads: [(layer: 0, head: 3)], mlps: [0])
+        let receivers: [PatchReceiver] = [
+            .head(layer: 1, head: 0, input: "q"), .head(layer: 1, head: 1, input: "k"),
+            .head(layer: 1, head: 2, input: "v"), .logits,
+        ]
+        let got = try pathPatch(
+            model: model, batches: [TokenBatch(enc)], senders: senders, receivers: receivers, corruption: .mean(acts),
+            entailment: 0, settings: settings)
+        let naive = try NaiveBert(folder + "/model.safetensors")
+        func ld(_ z: [Double]) -> Double { z[0] - z[1] }
+        let sub = (masks, acts)
+        for (n, e) in enc.enumerated() {
+            var cleanCtx: [[[Double]]] = []
+            var scales: [String: Double] = [:]
+            let clean = ld(
+                naive.forward(
+                    e, record: { _, _, c in cleanCtx.append(c) },
+                    lnScale: { l, s, t, own in
+                        scales["\(l).\(s).\(t)"] = own
+                        return own
+                    }, masks: sub))
+            let frozen: (Int, Int, Int, Double) -> Double = { l, s, t, _ in scales["\(l).\(s).\(t)"]! }
+            let meanMLP: (Int, Int, inout [Double]) -> Void = { l, _, m in
+                if l == 0 { m = (0..<32).map { Double(acts.avgMLP[$0]) } }
+            }
+            func corruptHead(_ freezeOthers: Bool) -> (Int, inout [[Double]]) -> Void {
+                { l, ctx in
+                    for t in ctx.indices {
+                        for h in 0..<4 {
+                            for c in 0..<8 {
+                                if l == 0 && h == 3 {
+                                    ctx[t][h * 8 + c] = Double(acts.avgHead[(l * 4 + h) * 8 + c])
+                                } else if freezeOthers {
+                                    ctx[t][h * 8 + c] = cleanCtx[l][t][h * 8 + c]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            var patchedX: [[[Double]]] = []
+            let pz = naive.forward(
+                e, edit: corruptHead(true), record: { _, x, _ in patchedX.append(x) }, lnScale: frozen,
+                editMLP: meanMLP, masks: sub)
+            for (r, receiver) in receivers.enumerated() {
+                var want = ld(pz) - clean
+                if case .head(let j, let b, let input) = receiver {
+                    want =
+                        ld(
+                            naive.forward(
+                                e,
+                                qkvFrom: { l, h, x in
+                                    guard l == j, h == b else { return [x, x, x] }
+                                    return (0..<3).map {
+                                        $0 == ["q", "k", "v"].firstIndex(of: input)! ? patchedX[j] : x
+                                    }
+                                }, lnScale: frozen, masks: sub)) - clean
+                }
+                XCTAssertEqual(got.deltas[r][n], want, accuracy: 2e-6 + 1e-2 * abs(want), "\(receiver) pair \(n)")
+            }
+            // The pruned head reads nothing; the total effects, LayerNorms frozen and recomputed.
+            XCTAssertLessThan(abs(got.deltas[2][n]), 1e-6)
+            let totalFrozen =
+                ld(naive.forward(e, edit: corruptHead(false), lnScale: frozen, editMLP: meanMLP, masks: sub)) - clean
+            let totalRecomputed = ld(naive.forward(e, edit: corruptHead(false), editMLP: meanMLP, masks: sub)) - clean
+            XCTAssertEqual(got.total[n], totalFrozen, accuracy: 2e-6 + 1e-2 * abs(totalFrozen))
+            XCTAssertEqual(got.totalRecomputed[n], totalRecomputed, accuracy: 2e-6 + 1e-2 * abs(totalRecomputed))
+            XCTAssertGreaterThan(abs(totalRecomputed), 1e-3, "the senders must matter for the test to mean anything")
+        }
     }
 }
