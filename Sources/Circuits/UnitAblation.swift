@@ -32,10 +32,10 @@ public struct UnitAblation: Sendable {
     }
 }
 
-/// Ablates each unit `base` keeps (nil: the full model) on every dataset.
+/// Ablates each unit `base` keeps (nil: the full model) on every dataset; with `only`, just those of them.
 public func ablateUnits(
     model: BertModel, datasets: [PreparedDataset], base: MaskValues?, baseName: String, ablation: Ablation,
-    batchSize: Int, progress: ((Int) -> Void)? = nil
+    only: Set<PrunableUnit>? = nil, batchSize: Int, progress: ((Int) -> Void)? = nil
 ) throws -> UnitAblation {
     let L = model.layerCount
     let H = model.headCount
@@ -44,6 +44,7 @@ public func ablateUnits(
     var units: [PrunableUnit] = []
     for i in 0..<(L * H + L) {
         let u = PrunableUnit(index: i, layers: L, heads: H)
+        if let only, !only.contains(u) { continue }
         var m = start
         if let h = u.head {
             guard m.heads[u.layer][h] > 0 else { continue }
@@ -130,4 +131,35 @@ extension UnitAblation {
             try writeAtomically(Array(svg(dataset: d).utf8), to: file)
         }
     }
+}
+
+/// The same units removed from several subnetworks (the matching ones): per unit and dataset, Δ accuracy and
+/// Δ loss in each subnetwork that keeps the unit, with their mean and range.
+public func acrossSubnetworks(_ runs: [UnitAblation]) -> JSONValue {
+    guard let first = runs.first else { return .object([("subnetworks", .array([]))]) }
+    var order: [PrunableUnit] = []
+    for r in runs { for u in r.units where !order.contains(u.unit) { order.append(u.unit) } }
+    func summary(_ xs: [Double]) -> JSONValue {
+        xs.isEmpty
+            ? .null
+            : .object([
+                ("mean", .float(xs.reduce(0, +) / Double(xs.count))), ("min", .float(xs.min()!)),
+                ("max", .float(xs.max()!)), ("subnetworks", .int(xs.count)),
+            ])
+    }
+    let perUnit: [JSONValue] = order.map { unit in
+        let metrics: [(String, JSONValue)] = first.datasets.indices.map { d in
+            var acc: [Double] = []
+            var loss: [Double] = []
+            for r in runs {
+                guard let u = r.units.firstIndex(where: { $0.unit == unit }) else { continue }
+                let delta = r.delta(u, dataset: d)
+                acc.append(delta.accuracy)
+                if let l = delta.loss { loss.append(l) }
+            }
+            return (first.datasets[d], .object([("delta_accuracy", summary(acc)), ("delta_loss", summary(loss))]))
+        }
+        return .object([("unit", .string(unit.description)), ("metrics", .object(metrics))])
+    }
+    return .object([("units", .array(perUnit)), ("subnetworks", .array(runs.map(\.json)))])
 }

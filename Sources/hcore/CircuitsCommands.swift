@@ -157,14 +157,19 @@ extension CircuitsCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove each head and each MLP in turn; every unit's change in loss and accuracy per dataset.",
             discussion:
-                "Michel et al.'s ablation study (the reference's --try-removing-edges), on the full model or a subnetwork (--mask, or --store with --subnetwork), with mean ablation (--activations or the store's set) or --zero-ablation. Loss is the mean −log p(gold) over the dataset's scoring classes (HANS sums neutral and contradiction). Each variant is one compiled plan of one evaluation pass, so it runs at eval speed. Prints JSON; --svg writes a heatmap of Δloss per dataset (FILE, or FILE-KEY.svg for several)."
+                "Michel et al.'s ablation study (the reference's --try-removing-edges), on the full model or a subnetwork (--mask, or --store with --subnetwork), with mean ablation (--activations or the store's set) or --zero-ablation; --units removes only those (e.g. the core: --units core, or a1.h1,a2.mlp). --matching takes apart every subnetwork of --store that matches the full model in-domain (--eval, the reference's rule, as circuits core), one after another, and gives each unit's Δ across them (mean, min, max). Loss is the mean −log p(gold) over the dataset's scoring classes (HANS sums neutral and contradiction). Each variant is one compiled plan of one evaluation pass, so it runs at eval speed. Prints JSON; --svg writes a heatmap of Δloss per dataset (FILE, or FILE-KEY.svg for several)."
         )
         @OptionGroup var modelOptions: ModelOptions
         @Option(help: ArgumentHelp("Dataset (repeat for several).", valueName: "file")) var data: [String] = []
         @OptionGroup var maskOptions: MaskOptions
-        @Option(help: ArgumentHelp("A store holding the subnetwork to take apart.", valueName: "store")) var store:
-            String?
+        @OptionGroup var coreOptions: CoreOptions
         @Option(help: ArgumentHelp("The subnetwork's name in --store.", valueName: "name")) var subnetwork: String?
+        @Option(
+            help: ArgumentHelp(
+                "Remove only these units: a list (a1.h1,a2.mlp) or 'core' (the core of --store's matching subnetworks).",
+                valueName: "units")) var units: String?
+        @Flag(help: "Take apart each subnetwork of --store that matches the full model in-domain (with --eval).")
+        var matching = false
         @Option(help: ArgumentHelp("Mean-activation set of --store (default: its only one).", valueName: "name"))
         var activationSet: String?
         @Option(
@@ -177,22 +182,41 @@ extension CircuitsCommand {
         func run() throws {
             guard !data.isEmpty else { throw UsageError("give at least one --data FILE") }
             let (model, tok) = try modelOptions.load()
-            let base = try singleModel(
-                store: store, name: subnetwork, nameFlag: "--subnetwork", mask: maskOptions,
-                activationSet: activationSet, model: model)
+            if matching && subnetwork != nil { throw UsageError("give --matching or --subnetwork, not both") }
+            let evidence =
+                try matching || units == "core" ? phrasingSettings { try coreOptions.evidence(model: model) } : nil
+            let only = try units.map { spec -> Set<PrunableUnit> in
+                let s =
+                    try spec == "core"
+                    ? senderUnits(evidence!)
+                    : phrasingSettings { try parseSenders(spec, layers: model.layerCount, heads: model.headCount) }
+                return Set(s.heads.map { PrunableUnit.head($0.layer, $0.head) } + s.mlps.map { PrunableUnit.mlp($0) })
+            }
             let prepared = try prepareDatasets(
                 data, keys: .init(), skipBadRows: false, limit: maxExamples.map { .sample($0, seed: sampleSeed) },
                 model: model,
                 tokenizer: tok,
                 options: try tokenization.options(positions: model.config.maxPositionEmbeddings), warn: warn)
+            let names: [String?] = matching ? evidence!.report.subnetworks : [subnetwork]
+            let runs = try names.map { try ablate(model: model, name: $0, only: only, prepared: prepared) }
+            if matching { return emit(acrossSubnetworks(runs).pretty) }
+            if let svg { try runs[0].writeHeatmaps(svg) }
+            emit(runs[0].json.pretty)
+        }
+
+        /// One model's ablation: the full model, --mask, or the subnetwork `name` of --store.
+        func ablate(model: BertModel, name: String?, only: Set<PrunableUnit>?, prepared: [PreparedDataset]) throws
+            -> UnitAblation
+        {
+            let base = try singleModel(
+                store: coreOptions.store, name: name, nameFlag: "--subnetwork", mask: maskOptions,
+                activationSet: activationSet, model: model)
+            let variants = (only?.count ?? model.layerCount * (model.headCount + 1)) + 1
             let bar = ProgressBar(
-                "ablate \(base.name)",
-                total: (model.layerCount * (model.headCount + 1) + 1) * prepared.reduce(0) { $0 + $1.encodings.count })
-            let r = try ablateUnits(
+                "ablate \(base.name)", total: variants * prepared.reduce(0) { $0 + $1.encodings.count })
+            return try ablateUnits(
                 model: model, datasets: prepared, base: base.masks, baseName: base.name, ablation: base.ablation,
-                batchSize: 32, progress: bar.update)
-            if let svg { try r.writeHeatmaps(svg) }
-            emit(r.json.pretty)
+                only: only, batchSize: 32, progress: bar.update)
         }
     }
 
