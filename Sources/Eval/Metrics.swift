@@ -4,13 +4,19 @@
 import Checkpoint
 import Foundation
 
-/// How a dataset's gold labels and the model's predicted classes are compared.
 /// The HANS subcases the paper's MNLI figures plot (SO-Swap, Prep [LO]; Embed-If, Embed-Verb [C]), as the HANS
 /// file spells them (../shared/reference/README.md; the reference's keys write `/` as `-`).
 public let plottedHANSSubcases = [
     "ln_subject/object_swap", "ln_preposition", "cn_embedded_under_if", "cn_embedded_under_verb",
 ]
 
+/// A subcase as the paper's figures name it (SO-Swap, Prep, Embed-If, Embed-Verb), else as the file does.
+public func paperSubcaseName(_ subcase: String) -> String {
+    let names = ["SO-Swap", "Prep", "Embed-If", "Embed-Verb"]
+    return plottedHANSSubcases.firstIndex(of: subcase).map { names[$0] } ?? subcase
+}
+
+/// How a dataset's gold labels and the model's predicted classes are compared.
 public struct LabelMapping: Sendable {
     /// Gold labels as scoring-class indices (nil unless every example has a known one), and each model
     /// class's scoring index: what accuracy needs when the model's labels collapse (HANS).

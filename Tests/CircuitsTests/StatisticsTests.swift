@@ -69,6 +69,7 @@ final class StatisticsTests: XCTestCase {
         XCTAssertEqual(s.fraction, 0.6 / 1.2, accuracy: 1e-12)
         let c = [0.13 / 3, 0.25]
         XCTAssertEqual(s.controlMean, (c[0] + c[1]) / 2, accuracy: 1e-12)
+        XCTAssertEqual(report.excess(s), (0.6 - (c[0] + c[1]) / 2) / 1.2, accuracy: 1e-12)
         XCTAssertEqual(s.pT, predictionTestP(0.6, controls: c), accuracy: 1e-12)
         XCTAssertEqual(s.pRank, 1.0 / 3, accuracy: 1e-12)  // neither control reaches |0.6|
         XCTAssertEqual(report.statistics.map(\.q), benjaminiHochberg(report.statistics.map(\.pT)))
