@@ -17,13 +17,13 @@ hcore=.build/release/hcore
 [ -x "$hcore" ] || swift build -c release --product hcore 2>&1 | tail -1
 out=docs/circuits.md
 tmp="$out.tmp.$$"
-trap 'rm -f "$tmp"' EXIT
+trap 'rm -f "$tmp" "$tmp.err"' EXIT
 
 run() {  # the command as a reader would type it, then its output
     local shown="${*//$demo/demo}"
     shown="${shown//$hcore/hcore}"
     printf '```\n$ %s\n' "$shown" >> "$tmp"
-    "$@" 2> /dev/null >> "$tmp"
+    "$@" 2> "$tmp.err" >> "$tmp" || { cat "$tmp.err" >&2; echo "circuits-doc: '$shown' failed" >&2; exit 1; }
     printf '```\n\n' >> "$tmp"
 }
 
@@ -111,8 +111,10 @@ over sender sets drawn outside the core from the core's layers (1,000 draws), p 
 
 EOF
 
+# The run's settings, its clone's absolute path left out.
+root="$(cd "$demo/.." && pwd)/"
 printf '## On the demo\n\nThe run: `%s` (settings in its `study.json`: `%s`).\n\n' \
-    "hcore demo --out demo" "$(tr -d '\n ' < "$demo/study.json")" >> "$tmp"
+    "hcore demo --out demo" "$(tr -d '\n ' < "$demo/study.json" | sed "s|$root||g")" >> "$tmp"
 printf '### The core\n' >> "$tmp"
 run "$hcore" circuits core --store "$demo/subnetworks.hcs" --eval "$demo/eval.json"
 printf '### Who reads it (full model, %s pairs per plotted subcase, %s controls)\n' "$per" "$controls" >> "$tmp"
@@ -129,5 +131,6 @@ printf '### What the core heads attend to\n' >> "$tmp"
 run "$hcore" circuits attention --summary --model "$demo/model" --store "$demo/subnetworks.hcs" \
     --eval "$demo/eval.json" --per-subcase "$per"
 mv "$tmp" "$out"
+rm -f "$tmp.err"
 trap - EXIT
 echo "wrote $out from $demo" >&2

@@ -63,6 +63,9 @@ public struct ResearchReport {
     public var plottedPairs: [(String, Int)]
     /// Which later heads read from the core (path patching against controls), when measured.
     public var readers: PatchReport?
+    /// How often the configuration behind this run gives which verdict, measured elsewhere (the demo: its
+    /// held-out base seeds), printed beside the verdict.
+    public var record: String?
     /// Per head outside the core: 1 − p of its strongest composition with the core against its own null
     /// (`conditionedReceivers`: random non-core senders of the core's layers), LayerNorms folded exactly.
     public var composition: [String: Double]

@@ -16,6 +16,7 @@ extension ResearchReport {
             <h1>Subnetworks of one model: in-domain vs out-of-domain</h1>
             <p>In-domain set <b>\(escapeXML(idKey))</b>; out-of-domain measure: <b>\(escapeXML(oodMeasureName))</b>\(plottedKey.map { " (from " + escapeXML($0) + ": " + plottedPairs.map { "\($0.0) \($0.1) pairs" }.joined(separator: ", ") + ")" } ?? ""). Pruned units are replaced by their mean activation. A subnetwork matches the full model when \(escapeXML(rule.words)).</p>
             <p class="verdict">\(escapeXML(verdict.text))</p>
+            \(record.map { "<p><b>How often:</b> " + escapeXML($0) + "</p>" } ?? "")
 
             """
         h += testsTable

@@ -233,7 +233,7 @@ extension ResearchReport {
                 ])
             ),
             ("core", coreEvidence?.json ?? .null), ("core_refused", coreRefusal.map { .string($0) } ?? .null),
-            ("readers", readers?.json ?? .null),
+            ("readers", readers?.json ?? .null), ("configuration_record", record.map { .string($0) } ?? .null),
         ])
     }
 }
