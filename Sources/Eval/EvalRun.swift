@@ -146,12 +146,7 @@ public func prepareDatasets(
         try paths.map { path in
             var ds = try Dataset.load(path, keys: keys, skipBadRows: skipBadRows, limit: limit.first)
             if case .perSubcase(let n) = limit { ds = ds.limitedPerSubcase(n) }
-            if case .sample(let n, let seed) = limit, n < ds.count {
-                warn(
-                    "\(path): a sample of \(n) of its \(ds.count) examples, spread evenly over subcases (else labels), seed \(seed)"
-                )
-                ds = ds.sampled(n, seed: seed)
-            }
+            if case .sample(let n, let seed) = limit { ds = ds.sampled(n, seed: seed, warn: warn) }
             for s in ds.skipped { warn("skipped \(s)") }
             // An empty set would score "accuracy 0" for every subnetwork: refuse it.
             guard ds.count > 0 else {

@@ -59,4 +59,13 @@ extension Dataset {
         out.examples = stratifiedSample(examples, count: n, seed: seed).map { examples[$0] }
         return out
     }
+
+    /// `--max-examples N`: `sampled(n, seed:)` said through `warn`; itself when it holds no more than n.
+    public func sampled(_ n: Int, seed: UInt64, warn: (String) -> Void) -> Dataset {
+        guard n < count else { return self }
+        warn(
+            "\(path): a sample of \(n) of its \(count) examples, spread evenly over subcases (else labels), seed \(seed)"
+        )
+        return sampled(n, seed: seed)
+    }
 }

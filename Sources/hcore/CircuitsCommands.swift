@@ -246,10 +246,9 @@ extension CircuitsCommand {
             let (model, tok) = try modelOptions.load()
             let options = try tokenization.options(positions: model.config.maxPositionEmbeddings)
             if summary {
-                let pool = try data.map { try Dataset.loadNonEmpty($0, limit: nil) } ?? EmbeddedHANSFiles.evaluation()
-                let picked = perStratumSample(
-                    pool.examples, perStratum: perSubcase, strata: plottedHANSSubcases, seed: seed)
-                let enc = try encodeAll(picked.map { pool.examples[$0] }, tokenizer: tok, options: options)
+                let (_, examples) = try hansSample(
+                    data: data, perSubcase: perSubcase, subcases: plottedHANSSubcases, seed: seed)
+                let enc = try encodeAll(examples, tokenizer: tok, options: options)
                 let core = try coreOptions.store == nil ? [] : coreOptions.evidence(model: model).coreHeads
                 let rows = try attentionSummary(model: model, encodings: enc)
                 let isCore = { (r: HeadAttentionSummary) in core.contains { $0 == (r.layer, r.head) } }

@@ -101,7 +101,8 @@ struct Activations: ParsableCommand {
     func run() throws {
         let (model, tok) = try modelOptions.load()
         let opts = try tokenization.options(batchSize: batchSize, positions: model.config.maxPositionEmbeddings)
-        let ds = try sample(Dataset.loadNonEmpty(data, limit: nil), maxExamples, seed: sampleSeed)
+        let all = try Dataset.loadNonEmpty(data, limit: nil)
+        let ds = maxExamples.map { all.sampled($0, seed: sampleSeed, warn: warn) } ?? all
         let progress = ProgressBar("activations", total: ds.count)
         let (acts, tokens) = try meanActivations(
             model: model, examples: ds.examples, tokenizer: tok, options: opts, batchSize: batchSize,
@@ -140,7 +141,8 @@ struct Importance: ParsableCommand {
         guard ["kl", "ce"].contains(objective) else { throw UsageError("--objective must be kl or ce") }
         let (model, tok) = try modelOptions.load()
         let opts = try tokenization.options(batchSize: batchSize, positions: model.config.maxPositionEmbeddings)
-        let ds = try sample(Dataset.loadNonEmpty(data, limit: nil), maxExamples, seed: sampleSeed)
+        let all = try Dataset.loadNonEmpty(data, limit: nil)
+        let ds = maxExamples.map { all.sampled($0, seed: sampleSeed, warn: warn) } ?? all
         let (masks, ablation) =
             try maskOptions.resolve(model: model) ?? (
                 .ones(layers: model.layerCount, heads: model.headCount), .zero

@@ -45,11 +45,8 @@ extension CircuitsCommand {
                 try core.map { try parseSenders($0, layers: model.layerCount, heads: model.headCount) }
                     ?? senderUnits(coreOptions.evidence(model: model))
             }
-            let pool = try data.map { try Dataset.loadNonEmpty($0, limit: nil) } ?? EmbeddedHANSFiles.evaluation()
             let wanted = subcases.isEmpty ? plottedHANSSubcases : subcases
-            let picked = perStratumSample(pool.examples, perStratum: perSubcase, strata: wanted, seed: seed)
-            guard !picked.isEmpty else { throw UsageError("no pair of \(pool.path) lies in the subcases \(wanted)") }
-            let examples = picked.map { pool.examples[$0] }
+            let (pool, examples) = try hansSample(data: data, perSubcase: perSubcase, subcases: wanted, seed: seed)
             let options = try tokenization.options(positions: model.config.maxPositionEmbeddings)
             let acts = try meanActivations(model)
             let source = try phrasingSettings {

@@ -115,15 +115,11 @@ extension CircuitsCommand {
 
         /// The pairs patched: a seeded sample of --per-subcase pairs of each subcase asked for, and it in words.
         func samplePairs() throws -> (pool: Dataset, examples: [Example], sample: String) {
-            let pool = try data.map { try Dataset.loadNonEmpty($0, limit: nil) } ?? EmbeddedHANSFiles.evaluation()
             let wanted = subcases.isEmpty ? plottedHANSSubcases : subcases == ["all"] ? nil : subcases
-            let picked = perStratumSample(pool.examples, perStratum: perSubcase, strata: wanted, seed: seed)
-            guard !picked.isEmpty else {
-                throw UsageError("no pair of \(pool.path) lies in the subcases \(wanted ?? [])")
-            }
+            let (pool, examples) = try hansSample(data: data, perSubcase: perSubcase, subcases: wanted, seed: seed)
             let sample =
-                "\(picked.count) pairs of \(pool.path): \(perSubcase) per subcase of \(wanted?.joined(separator: ", ") ?? "every subcase"), drawn with seed \(seed)"
-            return (pool, picked.map { pool.examples[$0] }, sample)
+                "\(examples.count) pairs of \(pool.path): \(perSubcase) per subcase of \(wanted?.joined(separator: ", ") ?? "every subcase"), drawn with seed \(seed)"
+            return (pool, examples, sample)
         }
 
         /// Path patching from the core inside each matching subnetwork, against their stored OOD measure.
@@ -176,4 +172,15 @@ extension CircuitsCommand {
 }
 
 /// The core's heads and MLPs as senders.
+/// `perSubcase` pairs of each of `subcases` (nil: every subcase), drawn with `seed` from `data` or, without it,
+/// from the HANS evaluation set compiled into hcore; no pair there is a usage error naming the file.
+func hansSample(data: String?, perSubcase: Int, subcases: [String]?, seed: UInt64) throws -> (
+    pool: Dataset, examples: [Example]
+) {
+    let pool = try data.map { try Dataset.loadNonEmpty($0, limit: nil) } ?? EmbeddedHANSFiles.evaluation()
+    let picked = perStratumSample(pool.examples, perStratum: perSubcase, strata: subcases, seed: seed)
+    guard !picked.isEmpty else { throw UsageError("no pair of \(pool.path) lies in the subcases \(subcases ?? [])") }
+    return (pool, picked.map { pool.examples[$0] })
+}
+
 func senderUnits(_ e: CoreEvidence) -> PatchSenders { PatchSenders(heads: e.coreHeads, mlps: e.coreMLPs) }

@@ -230,12 +230,3 @@ func shardSpec(_ flag: String?) throws -> ShardSpec? {
 func refuse(_ flags: [(String, Bool)], because reason: String) throws {
     if let (flag, _) = flags.first(where: { $0.1 }) { throw UsageError("\(flag) cannot apply here: \(reason)") }
 }
-
-/// `--max-examples N`: a seeded sample stratified by subcase (else label), said on stderr; nil: every example.
-func sample(_ ds: Dataset, _ n: Int?, seed: UInt64) -> Dataset {
-    guard let n, n < ds.count else { return ds }
-    warn(
-        "\(ds.path): a sample of \(n) of its \(ds.count) examples, spread evenly over subcases (else labels), seed \(seed)"
-    )
-    return ds.sampled(n, seed: seed)
-}

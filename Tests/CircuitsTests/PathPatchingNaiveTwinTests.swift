@@ -151,15 +151,8 @@ final class PathPatchingNaiveTwinTests: XCTestCase {
                 var want = ld(pz) - clean
                 if case .head(let j, let b, let input) = receiver {
                     want =
-                        ld(
-                            naive.forward(
-                                e,
-                                qkvFrom: { l, h, x in
-                                    guard l == j, h == b else { return [x, x, x] }
-                                    return (0..<3).map {
-                                        $0 == ["q", "k", "v"].firstIndex(of: input)! ? patchedX[j] : x
-                                    }
-                                })) - clean
+                        ld(naive.receiverForward(e, j, b, input, patched: patchedX))
+                        - clean
                 }
                 XCTAssertEqual(got.deltas[r][n], want, accuracy: 2e-6 + 1e-2 * abs(want), "\(receiver) example \(n)")
             }
@@ -234,15 +227,8 @@ extension PathPatchingNaiveTwinTests {
                 var want = ld(pz) - base
                 if case .head(let j, let b, let input) = receiver {
                     want =
-                        ld(
-                            naive.forward(
-                                clean[n],
-                                qkvFrom: { l, h, x in
-                                    guard l == j, h == b else { return [x, x, x] }
-                                    return (0..<3).map {
-                                        $0 == ["q", "k", "v"].firstIndex(of: input)! ? patchedX[j] : x
-                                    }
-                                }, lnScale: frozen)) - base
+                        ld(naive.receiverForward(clean[n], j, b, input, patched: patchedX, lnScale: frozen))
+                        - base
                 }
                 XCTAssertEqual(got.deltas[r][n], want, accuracy: 2e-6 + 1e-2 * abs(want), "\(receiver) pair \(n)")
                 if abs(recomputed.deltas[r][n] - want) > 1e-4 { frozenDiffers = true }
@@ -357,15 +343,8 @@ extension PathPatchingNaiveTwinTests {
                 var want = ld(pz) - clean
                 if case .head(let j, let b, let input) = receiver {
                     want =
-                        ld(
-                            naive.forward(
-                                e,
-                                qkvFrom: { l, h, x in
-                                    guard l == j, h == b else { return [x, x, x] }
-                                    return (0..<3).map {
-                                        $0 == ["q", "k", "v"].firstIndex(of: input)! ? patchedX[j] : x
-                                    }
-                                }, lnScale: frozen, masks: sub)) - clean
+                        ld(naive.receiverForward(e, j, b, input, patched: patchedX, lnScale: frozen, masks: sub))
+                        - clean
                 }
                 XCTAssertEqual(got.deltas[r][n], want, accuracy: 2e-6 + 1e-2 * abs(want), "\(receiver) pair \(n)")
             }
@@ -378,5 +357,21 @@ extension PathPatchingNaiveTwinTests {
             XCTAssertEqual(got.totalRecomputed[n], totalRecomputed, accuracy: 2e-6 + 1e-2 * abs(totalRecomputed))
             XCTAssertGreaterThan(abs(totalRecomputed), 1e-3, "the senders must matter for the test to mean anything")
         }
+    }
+}
+
+extension PathPatchingNaiveTwinTests.NaiveBert {
+    /// Logits with head b of layer j reading its `input` ("q", "k" or "v") from `patched` (run P's layer inputs)
+    /// and the other two from the clean run; everything else as `forward` with the same `lnScale` and `masks`.
+    func receiverForward(
+        _ e: Encoding, _ j: Int, _ b: Int, _ input: Character, patched: [[[Double]]],
+        lnScale: (Int, Int, Int, Double) -> Double = { $3 }, masks: (MaskValues, MeanActivations)? = nil
+    ) -> [Double] {
+        forward(
+            e,
+            qkvFrom: { l, h, x in
+                guard l == j, h == b else { return [x, x, x] }
+                return (0..<3).map { $0 == ["q", "k", "v"].firstIndex(of: input)! ? patched[j] : x }
+            }, lnScale: lnScale, masks: masks)
     }
 }

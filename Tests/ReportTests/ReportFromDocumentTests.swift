@@ -231,14 +231,6 @@ final class ReportFromDocumentTests: XCTestCase {
             boot.append(span(rows, w))
         }
         boot.sort()
-        // x is a q-quantile of the exact distribution when P(< x) ≤ q ≤ P(≤ x), here up to the Monte Carlo
-        // error of the level (40,000 resamples: sd 0.0008 at 2.5%).
-        func isQuantile(_ x: Double, _ q: Double) -> Bool {
-            let n = Double(boot.count)
-            let below = Double(boot.filter { $0 < x - 1e-9 }.count) / n
-            let atOrBelow = Double(boot.filter { $0 <= x + 1e-9 }.count) / n
-            return below <= q + 0.003 && atOrBelow >= q - 0.003
-        }
         let disagree = (0..<12).filter { rows[0][$0] != rows[1][$0] }
         var noise: [Double] = []
         for bits in 0..<(1 << disagree.count) {
@@ -253,8 +245,8 @@ final class ReportFromDocumentTests: XCTestCase {
         let st = try XCTUnwrap(report.span)
         XCTAssertEqual(st.span, observed, accuracy: 1e-9)
         XCTAssertEqual(st.span, 50.0 / 3, accuracy: 1e-9)
-        XCTAssertTrue(isQuantile(st.interval.low, 0.025), "\(st.interval.low)")
-        XCTAssertTrue(isQuantile(st.interval.high, 0.975), "\(st.interval.high)")
+        XCTAssertTrue(isQuantile(st.interval.low, 0.025, of: boot), "\(st.interval.low)")
+        XCTAssertTrue(isQuantile(st.interval.high, 0.975, of: boot), "\(st.interval.high)")
         XCTAssertEqual(st.noiseMean, noise.reduce(0, +) / Double(noise.count), accuracy: 0.15)
         XCTAssertEqual(
             st.noiseP, Double(noise.filter { $0 >= observed - 1e-9 }.count) / Double(noise.count), accuracy: 0.01)
