@@ -42,7 +42,7 @@ public func positionPatching(
     corruption: PatchCorruption, entailment: Int, pool: ThreadPool = .shared
 ) throws -> PositionEffects {
     try checkCorruption(model: model, corruption, batches: batches)
-    let (H, d, D) = (model.headCount, model.headDim, model.hidden)
+    let (d, D) = (model.headDim, model.hidden)
     let single = units.heads.map { PatchSenders(heads: [$0]) } + units.mlps.map { PatchSenders(heads: [], mlps: [$0]) }
     var out = [[PairPart: [Double]]](repeating: [:], count: single.count)
     func ld(_ z: [Float]) -> [Double] { entailmentLogOdds(z, classes: model.config.numLabels, entailment: entailment) }
@@ -65,7 +65,7 @@ public func positionPatching(
             for part in PairPart.allCases {
                 let rows = parts[part]!
                 let run = LayerInputs(
-                    D: D,
+                    D: D, recording: false,
                     editMLP: { l, m, _ in
                         guard let source = corrupted.mlps[l] else { return }
                         for r in rows { (m + r * D).update(from: Array(source[(r * D)..<((r + 1) * D)]), count: D) }
@@ -81,7 +81,6 @@ public func positionPatching(
                 out[k][part, default: []] += zip(z, cleanLD).map { $0 - $1 }
             }
         }
-        _ = H
     }
     return PositionEffects(units: single.map { $0.names[0] }, deltas: out)
 }

@@ -15,6 +15,8 @@ final class LayerInputs: ForwardObserver {
     let edit: Edit?
     let editMLP: Edit?
     let recordScales: Bool
+    /// Keep inputs, contexts, MLP outputs and the pooled output (off for runs that only intervene).
+    let recording: Bool
     let frozenScales: LayerInputs?
     /// The batch's [CLS] rows: a pass whose last layer runs those rows alone (`.cls`, `.firstQuery`) gets the
     /// frozen scales of just them there.
@@ -24,31 +26,36 @@ final class LayerInputs: ForwardObserver {
     private var gathered: [Int: UnsafeMutablePointer<Float>] = [:]
 
     init(
-        D: Int, recordScales: Bool = false, frozenScales: LayerInputs? = nil, editMLP: Edit? = nil,
-        edit: Edit? = nil
+        D: Int, recording: Bool = true, recordScales: Bool = false, frozenScales: LayerInputs? = nil,
+        editMLP: Edit? = nil, edit: Edit? = nil
     ) {
-        (self.D, self.recordScales, self.frozenScales, self.edit, self.editMLP) = (
-            D, recordScales, frozenScales, edit, editMLP
+        (self.D, self.recording, self.recordScales, self.frozenScales, self.edit, self.editMLP) = (
+            D, recording, recordScales, frozenScales, edit, editMLP
         )
     }
     deinit { for s in Array(scales.values) + Array(gathered.values) { s.deallocate() } }
     func embeddings(_ x: UnsafePointer<Float>, tokens: Int) {
+        guard recording else { return }
         inputs = [Array(UnsafeBufferPointer(start: x, count: tokens * D))]
         contexts = []
         mlpOutputs = [:]
     }
     func layerOutput(layer: Int, _ x: UnsafePointer<Float>, tokens: Int) {
+        guard recording else { return }
         inputs.append(Array(UnsafeBufferPointer(start: x, count: tokens * D)))
     }
     func attentionContext(layer: Int, _ ctx: UnsafePointer<Float>, tokens: Int) {
+        guard recording else { return }
         contexts.append(Array(UnsafeBufferPointer(start: ctx, count: tokens * D)))
     }
     func editContext(layer: Int, _ ctx: UnsafeMutablePointer<Float>, tokens: Int) { edit?(layer, ctx, tokens) }
     func mlpOutput(layer: Int, _ m: UnsafePointer<Float>, tokens: Int) {
+        guard recording else { return }
         mlpOutputs[layer] = Array(UnsafeBufferPointer(start: m, count: tokens * D))
     }
     func editMLPOutput(layer: Int, _ m: UnsafeMutablePointer<Float>, tokens: Int) { editMLP?(layer, m, tokens) }
     func pooled(_ p: UnsafePointer<Float>, sequences: Int) {
+        guard recording else { return }
         pooledOutput = Array(UnsafeBufferPointer(start: p, count: sequences * D))
     }
     /// The per-token 1/σ a recording run kept for layer `layer`'s LayerNorm `site`.

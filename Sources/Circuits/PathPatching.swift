@@ -122,11 +122,16 @@ public func pathPatch(
         let corrupted = try sendersCorrupted(
             model: model, corruption: corruption, batch: bi, senders: senders, tokens: batch.tokenCount,
             subnetwork: settings.subnetwork, pool: pool)
-        let batchDeltas = try run.deltas(batch, corrupted: corrupted, receivers: receivers)
+        // The clean run, once for the receivers and both totals: its inputs, contexts, LayerNorm scales and LD.
+        let clean = LayerInputs(D: model.hidden, recordScales: true)
+        let cleanLD = run.ld(try model.forward(batch, soft: settings.subnetwork, observer: clean, pool: pool))
+        let batchDeltas = try run.deltas(
+            batch, clean: clean, cleanLD: cleanLD, corrupted: corrupted, receivers: receivers)
         for r in receivers.indices { effects.deltas[r] += batchDeltas[r] }
         if settings.total {
-            effects.total += try run.total(batch, corrupted: corrupted, frozenLayerNorm: settings.frozenLayerNorm)
-            effects.totalRecomputed += try run.total(batch, corrupted: corrupted, frozenLayerNorm: false)
+            effects.total += try run.total(
+                batch, cleanScales: settings.frozenLayerNorm ? clean : nil, cleanLD: cleanLD, corrupted: corrupted)
+            effects.totalRecomputed += try run.total(batch, cleanScales: nil, cleanLD: cleanLD, corrupted: corrupted)
         }
     }
     return effects
@@ -164,11 +169,13 @@ struct PatchRun {
         entailmentLogOdds(logits, classes: model.config.numLabels, entailment: entailment)
     }
 
-    func deltas(_ batch: TokenBatch, corrupted: CorruptedOutputs, receivers: [PatchReceiver]) throws -> [[Double]] {
+    /// Δ per receiver and example, from the batch's clean run (`clean` recorded its scales; `cleanLD` its LD).
+    func deltas(
+        _ batch: TokenBatch, clean: LayerInputs, cleanLD: [Double], corrupted: CorruptedOutputs,
+        receivers: [PatchReceiver]
+    ) throws -> [[Double]] {
         let (H, d, D) = (model.headCount, model.headDim, model.hidden)
         let soft = settings.subnetwork
-        let clean = LayerInputs(D: D, recordScales: settings.frozenLayerNorm)
-        let cleanLD = ld(try model.forward(batch, soft: soft, observer: clean, pool: pool))
         let scales = settings.frozenLayerNorm ? clean : nil
         let heads = senderHeads
         let replaceMLPs: LayerInputs.Edit = { l, m, tokens in
@@ -205,15 +212,15 @@ struct PatchRun {
     }
 
     /// The senders' total effect per example: corrupted, nothing else frozen, LayerNorm scales frozen at the
-    /// clean run's or recomputed.
-    func total(_ batch: TokenBatch, corrupted: CorruptedOutputs, frozenLayerNorm: Bool) throws -> [Double] {
+    /// clean run's (`cleanScales`) or recomputed (nil).
+    func total(_ batch: TokenBatch, cleanScales: LayerInputs?, cleanLD: [Double], corrupted: CorruptedOutputs) throws
+        -> [Double]
+    {
         let (H, d, D) = (model.headCount, model.headDim, model.hidden)
         let soft = settings.subnetwork
-        let clean = LayerInputs(D: D, recordScales: frozenLayerNorm)
-        let cleanLD = ld(try model.forward(batch, soft: soft, observer: clean, pool: pool))
         let heads = senderHeads
         let whole = LayerInputs(
-            D: D, frozenScales: frozenLayerNorm ? clean : nil,
+            D: D, recording: false, frozenScales: cleanScales,
             editMLP: { l, m, tokens in
                 if let source = corrupted.mlps[l] { m.update(from: source, count: tokens * D) }
             },
@@ -274,7 +281,7 @@ struct ReceiverProjector {
         model.headContext(qkv: qkvMixed, batch: batch, into: ctxB, pool: pool)
         // `edit:` spelled out: an unlabelled trailing closure would bind to the first closure parameter, editMLP.
         let replace = LayerInputs(
-            D: D, frozenScales: scales,
+            D: D, recording: false, frozenScales: scales,
             edit: { l, ctx, tokens in
                 guard l == j else { return }
                 for t in 0..<tokens { (ctx + t * D + b * d).update(from: ctxB + t * d, count: d) }
