@@ -33,3 +33,11 @@ with pa.ipc.new_file("Tests/Fixtures/arrow/types-file.arrow", table.schema) as w
 with pa.ipc.new_stream("Tests/Fixtures/arrow/types-stream.arrow", table.schema) as w:
     for b in batches: w.write_batch(b)
 print("wrote Tests/Fixtures/arrow")
+
+# Cheap columns: 400 null columns beside one boolean column of 8,000 rows. The file is small, the table it
+# describes is 3.2 million cells (null columns and their rows cost the file nothing): a reader must bound what
+# it builds by the file's size, not by the record batch's body.
+wide = pa.table({"flag": pa.array([i % 2 == 0 for i in range(8000)]), **{f"n{i}": pa.nulls(8000) for i in range(400)}})
+with pa.ipc.new_stream("Tests/Fixtures/arrow/wide-null-columns.arrow", wide.schema) as w:
+    w.write_table(wide)
+print("wrote Tests/Fixtures/arrow/wide-null-columns.arrow")

@@ -100,13 +100,25 @@ struct ArrowReader {
     let bytes: [UInt8], path: String
     var pos = 0
 
-    init(bytes: [UInt8], path: String) { (self.bytes, self.path) = (bytes, path) }
+    /// How many cells and how many bytes of text a file may expand into.
+    var cellBudget: Int { bytes.count * 8 + 65_536 }
+    let textBudget: TextBudget
+
+    init(bytes: [UInt8], path: String) {
+        (self.bytes, self.path) = (bytes, path)
+        textBudget = TextBudget(left: 4 * bytes.count + (1 << 20))
+    }
 
     func error(_ why: String) -> Error { ArrowError(path: path, offset: pos, reason: why) }
 
     mutating func read() throws -> ([String], [ArrowColumn], Int) {
         let magic = Array("ARROW1".utf8)
-        if bytes.count >= 8, Array(bytes[0..<6]) == magic { pos = 8 }  // file format: the stream follows the magic
+        if bytes.count >= 8, Array(bytes[0..<6]) == magic {  // file format: the stream follows the magic
+            guard bytes.count >= 14, Array(bytes[(bytes.count - 6)...]) == magic else {
+                throw error("the file format's closing ARROW1 is missing: the file is truncated")
+            }
+            pos = 8
+        }
         guard let (schemaMeta, _) = try nextMessage() else { throw error("no schema message (an empty file?)") }
         let (names, kinds) = try schema(schemaMeta)
         var columns: [[ArrowValue]] = kinds.map { _ in [] }
@@ -143,7 +155,9 @@ struct ArrowReader {
 
     /// The next message's flatbuffer and body, nil at the end-of-stream marker (or the end of the bytes).
     mutating func nextMessage() throws -> (FlatBuffer, Range<Int>)? {
-        guard pos + 4 <= bytes.count else { return nil }
+        guard pos + 4 <= bytes.count else {
+            throw error("the stream ends without its end-of-stream marker: the file is truncated")
+        }
         var length = Int(Int32(truncatingIfNeeded: littleEndian(bytes, pos, 4)))
         pos += 4
         if length == -1 {  // continuation marker, then the length
@@ -238,9 +252,14 @@ struct ArrowReader {
         guard nodeCount == kinds.count else {
             throw error("record batch has \(nodeCount) columns, the schema \(kinds.count)")
         }
-        // Every non-null column spends at least a bit per row in the body: a bound on what a batch may allocate.
-        guard length >= 0, length <= max(body.count, 1) * 8 else {
-            throw error("record batch of \(length) rows is larger than its body of \(body.count) bytes can hold")
+        // Null columns and buffers shared between columns cost the file nothing, so the body does not bound what
+        // a batch builds: the file's size does (a cell per bit of the file, every column counted, all batches).
+        let cells = (columns.first?.count ?? 0) * kinds.count
+        guard length >= 0, length <= max(body.count, 1) * 8, length <= (cellBudget - cells) / max(1, kinds.count)
+        else {
+            throw error(
+                "record batch of \(length) rows × \(kinds.count) columns is more than a file of \(bytes.count) bytes can hold"
+            )
         }
         var b = 0
         func buffer() throws -> Range<Int> {
@@ -312,6 +331,14 @@ struct ArrowReader {
                             ? le(offsets.lowerBound + i * 8, 8)
                             : UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: le(offsets.lowerBound + i * 4, 4))))))
             }
+            // Columns may share one data buffer: what they decode together is bounded by the file's size.
+            if n > 0 {
+                let (span, overflow) = offset(n).subtractingReportingOverflow(offset(0))
+                textBudget.left -= overflow ? Int.max : max(0, span)
+                guard textBudget.left >= 0 else {
+                    throw error("column \(c): more text than a file of \(bytes.count) bytes can hold")
+                }
+            }
             return try (0..<n).map { i in
                 let a = offset(i)
                 let z = offset(i + 1)
@@ -333,6 +360,12 @@ struct ArrowReader {
             return [ArrowValue](repeating: .null, count: n)
         }
     }
+}
+
+/// Bytes of text a reader may still decode.
+final class TextBudget {
+    var left: Int
+    init(left: Int) { self.left = left }
 }
 
 enum ArrowValue {

@@ -1,5 +1,6 @@
 // config.json of a Hugging Face BERT (BertConfig). Only what the forward pass depends on is required;
 // settings hcore cannot honour are refused with a message instead of silently giving other numbers.
+import Failures
 import Foundation
 
 public struct BertConfig: Sendable, Equatable, Codable {
@@ -48,9 +49,10 @@ public struct BertConfig: Sendable, Equatable, Codable {
     }
 
     public static func load(path: String) throws -> BertConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let bytes = try InputFiles.readIfPresent(path) else {
             throw CheckpointError.cannotOpen(path: path, reason: "no such file (a model folder needs config.json)")
         }
+        let data = Data(bytes)
         let any: Any
         do { any = try JSONSerialization.jsonObject(with: data) } catch {
             throw CheckpointError.malformed(
@@ -159,10 +161,12 @@ public struct BertConfig: Sendable, Equatable, Codable {
         var labels = [String?](repeating: nil, count: n)
         for (k, v) in id2label {
             // "00" and "0" would both be label 0, leaving another label without a name.
-            guard let i = Int(k), String(i) == k, i >= 0, i < n, labels[i] == nil, let name = v as? String else {
+            guard let i = Int(k), String(i) == k, i >= 0, i < n, labels[i] == nil, let name = v as? String,
+                !name.isEmpty
+            else {
                 throw CheckpointError.malformed(
                     path: path, offset: nil,
-                    reason: "id2label must map \"0\"…\"\(n - 1)\" (each once) to strings; it has '\(k)'")
+                    reason: "id2label must map \"0\"…\"\(n - 1)\" (each once) to non-empty names; it has '\(k)'")
             }
             labels[i] = name
         }

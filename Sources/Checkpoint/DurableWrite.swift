@@ -2,6 +2,7 @@
 // beside the target, is fsync'ed, renamed over the target, and the folder is fsync'ed so the rename itself
 // survives a power cut. Only a regular file (or nothing) is replaced that way: a symlink is followed to its
 // target, and a device or FIFO (/dev/stdout, a pipe) is written directly — never replaced by a file.
+import Failures
 import Foundation
 
 #if canImport(Glibc)
@@ -39,6 +40,22 @@ public func writeNew(_ bytes: [UInt8], to path: String) throws {
         throw CheckpointError.writeFailed(path: path, reason: reason)
     }
     try syncDirectory(of: path)
+}
+
+/// Removes the temporary files writers left beside `path` when they were killed mid-write (`PATH.tmp-PID-…` of
+/// `writeAtomically`, and the other `markers` a writer uses) whose process no longer runs; a live one's stay.
+public func removeStaleTemporaries(of path: String, markers: [String] = [".tmp-"]) {
+    let folder = (path as NSString).deletingLastPathComponent
+    let base = (path as NSString).lastPathComponent
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: folder.isEmpty ? "." : folder)) ?? [] {
+        for marker in markers where name.hasPrefix(base + marker) {
+            let rest = name.dropFirst(base.count + marker.count)
+            guard let pid = Int32(rest.prefix { $0.isNumber }), pid > 0, pid != getpid(), kill(pid, 0) != 0,
+                errno == ESRCH
+            else { continue }
+            unlink(folder.isEmpty ? name : folder + "/" + name)
+        }
+    }
 }
 
 /// fsync of the folder holding `path`, so a rename or link in it is durable.
@@ -85,6 +102,7 @@ func writeTemporary(_ bytes: [UInt8], beside path: String, shownAs shown: String
     var template = Array((path + ".tmp-\(getpid())-XXXXXX").utf8CString)
     let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
     guard fd >= 0 else { throw CheckpointError.writeFailed(path: shown, reason: String(cString: strerror(errno))) }
+    _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
     let tmp = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     do {
         guard fchmod(fd, newFileMode) == 0 else {
@@ -126,8 +144,46 @@ public func writeAll(_ fd: Int32, _ bytes: [UInt8], shownAs shown: String) throw
 
 /// Creates `path` (and its parents) as an output folder; failure is a write failure naming it (exit 5).
 public func makeFolder(_ path: String) throws {
+    var st = stat()
+    if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR {
+        let what = (st.st_mode & S_IFMT) == S_IFREG ? "a file" : InputFiles.describe(mode: st.st_mode)
+        throw CheckpointError.writeFailed(path: path, reason: "is \(what), not a folder: name a folder to write into")
+    }
     do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
         throw CheckpointError.writeFailed(
             path: path, reason: "cannot create the folder: \((error as NSError).localizedDescription)")
+    }
+}
+
+/// The files that together make a Hugging Face model folder: a reader takes whichever of them it finds, so one
+/// left from another model (a tokenizer.json beside a new vocab.txt) changes what the folder computes.
+public let modelFolderFiles = [
+    "config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+    "pytorch_model.bin.index.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json", "added_tokens.json",
+]
+
+/// A folder for one model written as several files: created when absent; an existing one must be empty unless
+/// `replacing`, and then the model files in it are removed first. Never a folder of `inputs` (a model written
+/// onto itself would be replaced by its own export).
+public func makeModelFolder(_ path: String, replacing: Bool, inputs: [String]) throws {
+    let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path
+    for input in inputs where URL(fileURLWithPath: input).resolvingSymlinksInPath().standardizedFileURL.path == real {
+        throw CheckpointError.writeFailed(
+            path: path, reason: "is the folder of the model being read (\(input)): choose another folder")
+    }
+    try makeFolder(path)
+    let present = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+    guard !present.isEmpty else { return }
+    guard replacing else {
+        throw SettingError(
+            "force",
+            "is needed to write into \(path), which already holds \(present.prefix(4).joined(separator: ", "))\(present.count > 4 ? ", …" : ""): files left from another model would be read with the new ones"
+        )
+    }
+    for name in present where modelFolderFiles.contains(name) {
+        guard unlink(path + "/" + name) == 0 else {
+            throw CheckpointError.writeFailed(path: path + "/" + name, reason: String(cString: strerror(errno)))
+        }
     }
 }

@@ -20,6 +20,8 @@ public indirect enum JSONValue: Sendable, ExpressibleByStringLiteral, Expressibl
 
     public static func floats(_ v: [Float]) -> JSONValue { .array(v.map { .float(Double($0)) }) }
     public static func float32(_ v: Float) -> JSONValue { .float(Double(v)) }
+    /// An unsigned value (a seed) exactly: an integer when it fits JSON's Int here, else its decimal string.
+    public static func unsigned(_ v: UInt64) -> JSONValue { Int(exactly: v).map { .int($0) } ?? .string(String(v)) }
 
     /// Compact one-line JSON.
     public var compact: String {

@@ -1,5 +1,6 @@
 // A read-only memory map of a whole file. Large checkpoints are read in place; nothing is copied until a
 // tensor is converted to fp32.
+import Failures
 import Foundation
 
 #if canImport(Glibc)
@@ -16,15 +17,9 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        if fd < 0 { throw CheckpointError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        let (fd, size) = try InputFiles.openRegular(path)
         defer { close(fd) }
-        var st = stat()
-        if fstat(fd, &st) != 0 {
-            throw CheckpointError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
-        }
-        if (st.st_mode & S_IFMT) == S_IFDIR { throw CheckpointError.cannotOpen(path: path, reason: "is a directory") }
-        count = Int(st.st_size)
+        count = size
         if count == 0 {
             bytes = UnsafeRawPointer(UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64))
             mapped = false

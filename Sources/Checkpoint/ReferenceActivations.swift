@@ -4,6 +4,7 @@
 //   bert.encoder.layer.L.output           [D]      mean output of the MLP's second dense layer (before the residual)
 // — the same quantities as hcore's avg_head and avg_mlp (its PertSelfAttention and PertOutput), so the file
 // becomes a safetensors set that `--activations` and `store add-activations` take like their own.
+import Failures
 import Foundation
 
 /// Whether a file is a pickle (by name, or by its PROTO opcode).
@@ -46,7 +47,10 @@ public func referenceActivationsSafetensors(pickleBytes bytes: [UInt8], path: St
     }
     let shape = heads[0]!.shape
     let D = mlps[0]!.shape
-    guard shape.count == 2, D.count == 1, D[0] == shape[0] * shape[1] else {
+    guard shape.count == 2, D.count == 1,
+        (try? Checked.elements(shape, times: L, "bert.encoder.layer.0.attention.self")) != nil,
+        D[0] == shape[0] * shape[1]
+    else {
         throw bad(
             "bert.encoder.layer.0: attention.self must be [heads, head_dim] and output [heads · head_dim]; found \(shape) and \(D)"
         )

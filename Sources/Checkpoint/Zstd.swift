@@ -1,6 +1,7 @@
 // libzstd (system library): whole-buffer compression for store blocks, and transparent reading of
 // .zst data files.
 import CZstd
+import Failures
 import Foundation
 
 public enum Zstd {
@@ -58,19 +59,8 @@ public enum Zstd {
 
 /// Reads a whole data file; `.zst` files are decompressed transparently.
 public func readDataFile(_ path: String) throws -> [UInt8] {
-    var st = stat()
-    let bytes: [UInt8]
-    if stat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG && (st.st_mode & S_IFMT) != S_IFDIR {
-        // A pipe or device (/dev/stdin, <(zstd -dc …)): no size to map; read it to the end.
-        guard let h = FileHandle(forReadingAtPath: path) else {
-            throw CheckpointError.cannotOpen(path: path, reason: "cannot open for reading")
-        }
-        bytes = Array(h.readDataToEndOfFile())
-    } else {
-        let file = try MappedFile(path: path)
-        bytes = file.slice(0..<file.count)
-    }
-    if path.hasSuffix(".zst") { return try Zstd.decompress(bytes, name: path) }
+    let bytes = try InputFiles.read(path)
+    if path.hasSuffix(".zst") { return try Zstd.decompress(bytes, limit: InputFiles.readLimit, name: path) }
     if path.hasSuffix(".gz") {
         throw CheckpointError.unsupported(
             path: path, reason: "gzip input; decompress it (gunzip) or recompress with zstd (.zst)")

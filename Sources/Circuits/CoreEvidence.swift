@@ -230,7 +230,7 @@ extension CoreEvidence {
                     ("null_jaccard", .float(splitHalf.nullJaccard)), ("half_core_size", .float(splitHalf.halfCoreSize)),
                 ])
             ),
-            ("permutations", .int(permutations)), ("seed", .int(Int(seed))),
+            ("permutations", .int(permutations)), ("seed", .unsigned(seed)),
             (
                 "presence_vs_metric",
                 .object(

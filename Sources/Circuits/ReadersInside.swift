@@ -129,7 +129,7 @@ extension InsideReport {
             ("subnetworks", .array(subnetworks.map { .string($0) })), ("measure", .string(measureName)),
             ("measure_values", .array(measure.map(f))), ("in_domain", .array(inDomain.map(f))),
             ("entailed", entailed.map { .array($0.map(f)) } ?? .null), ("permutations", .int(permutations)),
-            ("seed", .int(Int(seed))),
+            ("seed", .unsigned(seed)),
             (
                 "receivers",
                 .array(

@@ -16,7 +16,7 @@ extension PatchReport {
             ("total_effect", f(totalEffect)), ("total_effect_layernorm_recomputed", f(totalRecomputed)),
             ("controls", .int(controls.count)), ("control_rule", .string(controlRule)),
             ("control_senders", .array(controlSenders.map { .array($0.names.map { .string($0) }) })),
-            ("seed", .int(Int(seed))),
+            ("seed", .unsigned(seed)),
             ("groups", .object(groups.map { ($0.name, .int($0.examples.count)) })),
             (
                 "p_value",

@@ -11,6 +11,7 @@
 // question1/question2 (QQP), else the --text-key/--pair-key; `label` as the ClassLabel's name when
 // dataset_info.json has names, else the integer; heuristic and subcase when present (HANS).
 import Checkpoint
+import Failures
 import Foundation
 
 extension Dataset {
@@ -20,29 +21,28 @@ extension Dataset {
     }
 
     /// The Arrow files of a datasets folder (see the file comment), in reading order, with each one's dataset_info.json.
+    /// The walk enters real subfolders only (a link to a folder is not followed, so it cannot loop or leave), reads
+    /// each distinct file once, and refuses special files by name.
     static func arrowFiles(_ path: String, depth: Int = 0) throws -> [(file: String, info: String?)] {
-        let fm = FileManager.default
-        let entries = try fm.contentsOfDirectory(atPath: path).sorted()
-        if fm.fileExists(atPath: path + "/dataset_info.json") || entries.contains(where: { $0.hasSuffix(".arrow") }) {
-            let info = fm.fileExists(atPath: path + "/dataset_info.json") ? path + "/dataset_info.json" : nil
-            return entries.filter { $0.hasSuffix(".arrow") && !$0.hasPrefix("cache-") }.map { (path + "/" + $0, info) }
+        let (files, folders) = try InputFiles.entries(of: path)
+        if files.contains("dataset_info.json") || files.contains(where: { $0.hasSuffix(".arrow") }) {
+            let info = files.contains("dataset_info.json") ? path + "/dataset_info.json" : nil
+            return files.filter { $0.hasSuffix(".arrow") && !$0.hasPrefix("cache-") }.map { (path + "/" + $0, info) }
         }
-        if fm.fileExists(atPath: path + "/dataset_dict.json") {
-            let splits = entries.filter { isDirectory(path + "/" + $0) }
-            guard let split = splits.contains("validation") ? "validation" : splits.count == 1 ? splits.first : nil
+        if files.contains("dataset_dict.json") {
+            guard
+                let split = folders.contains("validation") ? "validation" : folders.count == 1 ? folders.first : nil
             else {
                 throw DataError.badFile(
                     path: path,
                     reason:
-                        "a dataset dict with splits \(splits) and no 'validation': name one, e.g. \(path)/\(splits.first ?? "train")"
+                        "a dataset dict with splits \(folders) and no 'validation': name one, e.g. \(path)/\(folders.first ?? "train")"
                 )
             }
             return try arrowFiles(path + "/" + split, depth: depth + 1)
         }
         guard depth < 3 else { return [] }
-        return try entries.filter { isDirectory(path + "/" + $0) && $0 != "og" }.flatMap {
-            try arrowFiles(path + "/" + $0, depth: depth + 1)
-        }
+        return try folders.filter { $0 != "og" }.flatMap { try arrowFiles(path + "/" + $0, depth: depth + 1) }
     }
 
     /// A datasets folder read into examples (the file comment says which columns).
@@ -90,6 +90,8 @@ extension Dataset {
         let pair = strings(["hypothesis", "sentence2", "question2", keys.pair])?.1
         let heuristic = strings(["heuristic"])?.1
         let subcase = strings(["subcase"])?.1
+        // HANS's ClassLabel, as the hans dataset declares it, when a folder lacks its dataset_info.json.
+        let labelNames = labelNames ?? (heuristic != nil ? ["entailment", "non-entailment"] : nil)
         let labels: [String?] = {
             switch t.column(keys.label ?? "label") {
             case .ints(let v)?:

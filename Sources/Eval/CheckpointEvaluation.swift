@@ -12,12 +12,19 @@ public func checkpointFolders(_ folder: String) throws -> [(step: Int, path: Str
     guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else {
         throw DataError.badFile(path: folder, reason: "is not a readable folder")
     }
-    let found = names.compactMap { n -> (Int, String)? in
-        guard n.hasPrefix("checkpoint-"), let step = Int(n.dropFirst("checkpoint-".count)), step >= 0 else {
-            return nil
+    // "checkpoint-05" beside "checkpoint-5" would be one step twice: a step spelt twice is refused.
+    var byStep: [Int: String] = [:]
+    for n in names where n.hasPrefix("checkpoint-") {
+        let digits = n.dropFirst("checkpoint-".count)
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
+            let step = try? Checked.integer(String(digits), in: 0...1_000_000_000, n)
+        else { continue }
+        if let other = byStep.updateValue(folder + "/" + n, forKey: step) {
+            throw DataError.badFile(
+                path: folder, reason: "holds step \(step) twice (\(other) and \(n)); keep one of them")
         }
-        return (step, folder + "/" + n)
-    }.sorted { $0.0 < $1.0 }
+    }
+    let found = byStep.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     guard !found.isEmpty else {
         throw DataError.badFile(
             path: folder,

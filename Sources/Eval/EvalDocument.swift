@@ -162,8 +162,10 @@ extension EvalDocument {
     }
 
     /// Reads a document written by `hcore eval` or `hcore demo`.
-    public static func read(path: String) throws -> EvalDocument {
-        let bytes = try readDataFile(path)
+    public static func read(path: String) throws -> EvalDocument { try decode(try readDataFile(path), path: path) }
+
+    /// A document from its bytes (`read`'s work once the file is read; the fuzzers enter here).
+    public static func decode(_ bytes: [UInt8], path: String) throws -> EvalDocument {
         do { return try JSONDecoder().decode(EvalDocument.self, from: Data(bytes)) } catch let error as DecodingError {
             throw DataError.badFile(path: path, reason: "not an `hcore eval` document: \(describe(error))")
         }
@@ -190,11 +192,7 @@ extension EvalDocument {
                 throw ModelError.mismatch(
                     "\(path) evaluated model \(doc.fingerprint), \(parts[0].path) model \(merged.fingerprint)")
             }
-            guard doc.datasets.map(\.key) == merged.datasets.map(\.key) else {
-                throw ModelError.mismatch(
-                    "\(path) evaluated datasets \(doc.datasets.map(\.key)), \(parts[0].path) \(merged.datasets.map(\.key))"
-                )
-            }
+            try agree(doc, merged, path, parts[0].path)
             for r in doc.results {
                 if let other = seen.updateValue(path, forKey: r.index) {
                     throw DataError.badFile(
@@ -205,10 +203,56 @@ extension EvalDocument {
                 }
             }
         }
+        try checkComplete(parts)
         merged.results = parts.flatMap(\.document.results).sorted { $0.index < $1.index }
         merged.shard = "merged"
         merged.seconds = parts.reduce(0) { $0 + $1.document.seconds }
         return merged
+    }
+}
+
+/// Shards of one evaluation agree on everything that changes a number: the model (its fingerprint), the
+/// datasets (key, format, examples, rows skipped), the ablation, the mask rule, the truncation, the store and its
+/// size.
+private func agree(_ doc: EvalDocument, _ first: EvalDocument, _ path: String, _ firstPath: String) throws {
+    guard doc.fingerprint == first.fingerprint else {
+        throw ModelError.mismatch("\(path) evaluated model \(doc.fingerprint), \(firstPath) model \(first.fingerprint)")
+    }
+    func sets(_ d: EvalDocument) -> [String] { d.datasets.map { "\($0.key) (\($0.format), \($0.examples) examples)" } }
+    let settings: [(String, String, String)] = [
+        ("datasets", "\(sets(doc))", "\(sets(first))"), ("ablation", doc.ablation, first.ablation),
+        ("mask mode", doc.maskMode, first.maskMode), ("max length", "\(doc.maxLength)", "\(first.maxLength)"),
+        ("store", doc.store ?? "none", first.store ?? "none"),
+        ("subnetworks in all", "\(doc.subnetworksTotal)", "\(first.subnetworksTotal)"),
+    ]
+    for (what, mine, theirs) in settings where mine != theirs {
+        throw ModelError.mismatch("\(path) has \(what) \(mine), \(firstPath) \(theirs): not shards of one evaluation")
+    }
+}
+
+/// Every shard i/n of the evaluation, each once.
+private func checkComplete(_ parts: [(path: String, document: EvalDocument)]) throws {
+    let shards = parts.map { p -> (path: String, i: Int, n: Int)? in
+        let f = p.document.shard.split(separator: "/").compactMap { Int($0) }
+        return f.count == 2 && f[1] >= 1 && (1...f[1]).contains(f[0]) ? (p.path, f[0], f[1]) : nil
+    }
+    guard let n = shards.first??.n, shards.allSatisfy({ $0?.n == n }) else {
+        throw DataError.badFile(
+            path: parts.map(\.path).joined(separator: ", "),
+            reason: "are not shards i/n of one split (their shards: \(parts.map(\.document.shard)))")
+    }
+    var given: [Int: String] = [:]
+    for case let s? in shards {
+        if let other = given.updateValue(s.path, forKey: s.i) {
+            throw DataError.badFile(path: s.path, reason: "is shard \(s.i)/\(n), as \(other) is")
+        }
+    }
+    let missing = (1...n).filter { given[$0] == nil }
+    guard missing.isEmpty else {
+        throw DataError.badFile(
+            path: parts.map(\.path).joined(separator: ", "),
+            reason:
+                "hold \(given.count) of \(n) shards; missing \(missing.map { "\($0)/\(n)" }.joined(separator: ", "))")
     }
 }
 

@@ -64,7 +64,9 @@ func rounded(_ v: Double) -> JSONValue { .float((v * 1_000_000).rounded() / 1_00
 func casesObject(_ cases: [(String, Double)]) -> JSONValue { .object(cases.map { ($0.0, rounded($0.1)) }) }
 
 /// The target sparsity of a result in integer percent, as the reference's keys spell it.
-func percentKey(_ t: Double) -> String { String(Int((t * 100).rounded())) }
+func percentKey(_ t: Double, of name: String) throws -> String {
+    String(try Checked.percent(t, "the target_sparsity of \(name)"))
+}
 
 /// `documents` in the reference's `shape` (see the file comment); `idNames` name the in-domain sets in order.
 public func heuristicCoreDocument(_ documents: [EvalDocument], shape: HeuristicCoreShape, idNames: [String] = []) throws
@@ -140,7 +142,7 @@ func sparsityTable(_ rows: [(EvalDocument, EvalDocument.Result)], shape: Heurist
                 path: r.subnetwork,
                 reason: "has no target_sparsity in its metadata; add it (e.g. target_sparsity=0.5) when importing")
         }
-        cells[referenceSeed(r), default: [:]][step, default: [:]][percentKey(target)] = cases
+        cells[referenceSeed(r), default: [:]][step, default: [:]][try percentKey(target, of: r.subnetwork)] = cases
     }
     guard !cells.isEmpty else {
         throw DataError.badFile(

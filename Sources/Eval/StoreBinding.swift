@@ -106,6 +106,14 @@ extension SubnetworkStore {
                     "is not a mean-activation set for a \(L)×\(H) model (needs avg_head [\(L), \(H), d] and avg_mlp [\(L), \(H)·d]; make it with `hcore activations`)"
             )
         }
+        // Refused now, not when a later command uses the set: a mean activation must be finite.
+        for tensor in ["avg_head", "avg_mlp"] {
+            let values = try st.floats(tensor)
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw ModelError.badInput(
+                    "\(file): \(tensor) holds \(values[bad]) at index \(bad); mean activations must be finite")
+            }
+        }
         try addActivations(name: name, safetensors: st.file.slice(0..<st.file.count))
     }
 }
@@ -188,10 +196,18 @@ public func importHeuristicCoreCheckpoint(
 /// subnetwork's name (the run folder, with its checkpoint) and metadata task, seed, ablation, target_sparsity
 /// (a fraction) and step, for whichever parts the name has.
 public func referenceRunMeta(_ folder: String) -> (name: String, meta: [(String, JSONValue)]) {
-    var parts = (folder as NSString).standardizingPath.split(separator: "/").map(String.init)
+    // The name as given, never a link's target: a run folder reached through a symlink keeps the link's name.
+    let absolute = folder.hasPrefix("/") ? folder : FileManager.default.currentDirectoryPath + "/" + folder
+    var parts: [String] = []
+    for part in absolute.split(separator: "/").map(String.init) where part != "." {
+        if part == ".." { _ = parts.popLast() } else { parts.append(part) }
+    }
     var meta: [(String, JSONValue)] = []
     if let last = parts.last, last.hasPrefix("checkpoint-"), parts.count > 1 {
-        if let step = Int(last.dropFirst("checkpoint-".count)) { meta.append(("step", .int(step))) }
+        let digits = String(last.dropFirst("checkpoint-".count))
+        if let step = try? Checked.integer(digits, in: 0...1_000_000_000, last), String(step) == digits {
+            meta.append(("step", .int(step)))
+        }
         parts.removeLast()
         let name = parts.last! + "/" + last
         return (name, runNameMeta(parts.last!) + meta)

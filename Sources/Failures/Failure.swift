@@ -56,3 +56,11 @@ public func installSignalHandlers() {
         _exit(FailureKind.interrupted.rawValue)
     }
 }
+
+/// Makes sure descriptors 0, 1 and 2 are open (on /dev/null if the parent closed them: `hcore … 2>&-`), so that no
+/// file hcore opens later is given one of them and receives what is meant for the terminal.
+public func reserveStandardDescriptors() {
+    for fd: Int32 in 0...2 where fcntl(fd, F_GETFD) == -1 {
+        _ = open("/dev/null", (fd == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC)
+    }
+}

@@ -96,7 +96,7 @@ public func drawFigures(_ o: FigureOptions, warn: @escaping (String) -> Void) th
 
 /// Each figure as DIR/NAME.svg (the folder created).
 public func writeFigures(_ figures: [Figure], to folder: String) throws {
-    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    try makeFolder(folder)
     for f in figures { try writeAtomically(Array(f.canvas.svg.utf8), to: folder + "/" + f.name + ".svg") }
 }
 

@@ -223,11 +223,15 @@ public func effectiveSizeFigure(
     let series = try [("ID + OOD", cases), ("ID", id), ("OOD", ood)].filter { !$0.1.isEmpty }.map {
         try effectiveSizes(grid: grid, curve: curve, cases: $0.1, name: $0.0, margin: margin)
     }
-    let steps = series[0].steps
+    guard let steps = series.first?.steps, let first = steps.first, let last = steps.last else {
+        throw FiguresError.missing(
+            "\(name): no case to draw (the files hold none of the paper's cases: name the in-domain and out-of-domain cases)"
+        )
+    }
     var c = SVGCanvas(width: 660, height: 320)
     let area = PlotArea(
         left: 70, top: 20, width: 460, height: 240,
-        x: Double(steps.first!)...Double(max(steps.last!, steps.first! + 1)), y: 22...101)
+        x: Double(first)...Double(max(last, first + 1)), y: 22...101)
     area.draw(
         on: &c, xTicks: stride(from: 0, to: steps.count, by: 2).map { (Double(steps[$0]), "\(steps[$0])") },
         yTicks: [30, 40, 50, 60, 70, 80, 90, 100],

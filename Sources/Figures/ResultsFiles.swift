@@ -59,9 +59,7 @@ public enum ResultsFile: Sendable {
     }
 
     public static func load(path: String) throws -> ResultsFile {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw FiguresError.badFile(path, "cannot read the file")
-        }
+        let data = Data(try InputFiles.read(path))
         guard let text = String(data: data, encoding: .utf8) else { throw FiguresError.badFile(path, "not UTF-8 text") }
         let json = try JSONValue.parse(text, path: path)
         // An `hcore eval` document: its flat table (the full model first, the reference's spellings).
@@ -76,61 +74,45 @@ public enum ResultsFile: Sendable {
         guard let top = v.objectValue, !top.isEmpty else {
             throw FiguresError.badFile(path, "expected a JSON object of results")
         }
-        if let seeds = v.get("seed")?.arrayValue {
-            let names = seeds.map { $0.stringValue ?? $0.intValue.map(String.init) ?? "?" }
-            var flat = FlatResults(seeds: names, sparsity: [], columns: [])
-            for (k, col) in top where k != "seed" {
-                guard let values = col.arrayValue?.map(\.doubleValue), !values.contains(where: { $0 == nil }),
-                    values.count == names.count
-                else {
-                    throw FiguresError.badFile(path, "column '\(k)' must be \(names.count) numbers, one per seed")
-                }
-                if k == "sparsity" {
-                    flat.sparsity = values.map { $0! }
-                } else {
-                    flat.columns.append((k, values.map { $0! }))
-                }
-            }
-            return .flat(flat)
-        }
-        func cases(_ v: JSONValue, _ at: String) throws -> CaseAccuracies {
-            guard let o = v.objectValue else { throw FiguresError.badFile(path, "\(at): expected case → accuracy") }
-            return try Dictionary(
-                o.map { k, x in
-                    guard let d = x.doubleValue else {
-                        throw FiguresError.badFile(path, "\(at)/\(k): expected a number")
-                    }
-                    return (k, d)
-                }, uniquingKeysWith: { a, _ in a })
-        }
-        func intKeyed<T>(_ v: JSONValue, _ at: String, _ inner: (JSONValue, String) throws -> T) throws -> [Int: T] {
-            guard let o = v.objectValue else { throw FiguresError.badFile(path, "\(at): expected an object") }
-            return try Dictionary(
-                o.map { k, x in
-                    guard let i = Int(k) else {
-                        throw FiguresError.badFile(
-                            path, "\(at): key '\(k)' is not an integer (a step or a sparsity in percent)")
-                    }
-                    return (i, try inner(x, at + "/" + k))
-                }, uniquingKeysWith: { a, _ in a })
-        }
+        if let seeds = v.get("seed")?.arrayValue { return .flat(try parseFlat(top, seeds: seeds, path: path)) }
+        let r = NestedResults(path: path)
+        let (step, percent) = (0...1_000_000_000, 0...100)
         // Depth: how many object levels until numbers.
         var depth = 0
         var probe: JSONValue = v
-        while let o = probe.objectValue, let first = o.first {
+        while let o = probe.objectValue {
+            guard let first = o.first else {
+                throw FiguresError.badFile(path, "an empty object where results were expected (depth \(depth))")
+            }
             depth += 1
             probe = first.1
         }
         switch depth {
-        case 2: return .curve(try intKeyed(v, "", cases))
+        case 2: return .curve(try r.intKeyed(v, "", step, "a step") { try r.cases($0, $1, missingAllowed: false) })
         case 3:
             return .sweep(
-                try Dictionary(top.map { ($0.0, try intKeyed($0.1, $0.0, cases)) }, uniquingKeysWith: { a, _ in a }))
+                try r.unique(
+                    top.map { s, x in
+                        (
+                            s,
+                            try r.intKeyed(x, s, percent, "a sparsity in percent") {
+                                try r.cases($0, $1, missingAllowed: false)
+                            }
+                        )
+                    }, ""))
         case 4:
             return .grid(
-                try Dictionary(
-                    top.map { s, x in (s, try intKeyed(x, s) { try intKeyed($0, $1, cases) }) },
-                    uniquingKeysWith: { a, _ in a }))
+                try r.unique(
+                    top.map { s, x in
+                        (
+                            s,
+                            try r.intKeyed(x, s, step, "a step") {
+                                try r.intKeyed($0, $1, percent, "a sparsity in percent") {
+                                    try r.cases($0, $1, missingAllowed: true)
+                                }
+                            }
+                        )
+                    }, ""))
         default:
             throw FiguresError.badFile(
                 path,
@@ -138,6 +120,67 @@ public enum ResultsFile: Sendable {
             )
         }
     }
+}
+
+/// The nested shapes' checks: accuracies are fractions (a grid marks a run it lacks with −1); keys are a step
+/// (0…10⁹) or a sparsity in percent (0…100), each spelt once ("5" and "05" are one key).
+struct NestedResults {
+    let path: String
+    func accuracy(_ x: JSONValue, _ at: String, missingAllowed: Bool) throws -> Double {
+        guard let d = x.doubleValue else { throw FiguresError.badFile(path, "\(at): expected a number") }
+        if missingAllowed && d == -1 { return d }
+        return try Checked.finite(d, in: 0...1, "\(path): \(at) (an accuracy)")
+    }
+    func cases(_ v: JSONValue, _ at: String, missingAllowed: Bool) throws -> CaseAccuracies {
+        guard let o = v.objectValue, !o.isEmpty else {
+            throw FiguresError.badFile(path, "\(at): expected case → accuracy")
+        }
+        return try unique(o.map { k, x in (k, try accuracy(x, at + "/" + k, missingAllowed: missingAllowed)) }, at)
+    }
+    func intKeyed<T>(
+        _ v: JSONValue, _ at: String, _ range: ClosedRange<Int>, _ what: String,
+        _ inner: (JSONValue, String) throws -> T
+    ) throws -> [Int: T] {
+        guard let o = v.objectValue, !o.isEmpty else {
+            throw FiguresError.badFile(path, "\(at.isEmpty ? "the file" : at): expected a non-empty object")
+        }
+        return try unique(
+            o.map { k, x in
+                (
+                    try Checked.integer(k, in: range, "\(path): \(at)/\(k): the key (\(what))"),
+                    try inner(x, at + "/" + k)
+                )
+            }, at)
+    }
+    func unique<K: Hashable, T>(_ pairs: [(K, T)], _ at: String) throws -> [K: T] {
+        try Dictionary(
+            pairs,
+            uniquingKeysWith: { _, _ in
+                throw FiguresError.badFile(path, "\(at): a key is spelt twice (e.g. 5 and 05)")
+            })
+    }
+}
+
+/// A flat table: every column one number per row (sparsity and accuracies fractions), row 0 the full model
+/// ("original"), which the figures draw as the reference line.
+func parseFlat(_ top: [(String, JSONValue)], seeds: [JSONValue], path: String) throws -> FlatResults {
+    let names = seeds.map { $0.stringValue ?? $0.intValue.map(String.init) ?? "?" }
+    guard names.first == "original" else {
+        throw FiguresError.badFile(
+            path, "row 0 must be the full model (seed \"original\"); the rows are \(names.prefix(4))…")
+    }
+    var flat = FlatResults(seeds: names, sparsity: [], columns: [])
+    for (k, col) in top where k != "seed" {
+        guard let values = col.arrayValue?.map(\.doubleValue), values.count == names.count else {
+            throw FiguresError.badFile(path, "column '\(k)' must be \(names.count) numbers, one per seed")
+        }
+        let checked = try values.enumerated().map { i, x in
+            guard let x else { throw FiguresError.badFile(path, "\(k)[\(i)]: expected a number") }
+            return try Checked.finite(x, in: 0...1, "\(path): \(k)[\(i)] (a fraction)")
+        }
+        if k == "sparsity" { flat.sparsity = checked } else { flat.columns.append((k, checked)) }
+    }
+    return flat
 }
 
 /// The reference's case names and the paper's labels for them.

@@ -3,6 +3,7 @@
 // are what the store keeps; from log-alphas they follow the reference's deterministic rule (HardConcrete.swift).
 // A mask file is {"heads": [[…]], "mlps": […]}.
 import Checkpoint
+import Failures
 import Foundation
 
 /// Continuous mask values, one per head [L][H] and per MLP [L], 1 = kept, 0 = pruned.
@@ -59,10 +60,7 @@ extension MaskValues {
 extension MaskValues {
     /// {"heads": [[L rows of H values]], "mlps": [L values]}
     public static func load(path: String) throws -> MaskValues {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CheckpointError.cannotOpen(path: path, reason: "no such file")
-        }
-        return try parse(data, path: path)
+        return try parse(Data(try InputFiles.read(path)), path: path)
     }
 
     /// A mask file's bytes, read as if from `path` (named in errors).

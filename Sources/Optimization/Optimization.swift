@@ -44,6 +44,16 @@ public struct AdamWState: Sendable, Codable {
         v = m
     }
 
+    /// Whether a state read back from a file can continue a run over `count` values: one finite first and a
+    /// non-negative finite second moment per value, a step count in range, the hyper-parameters in theirs.
+    public func isValid(count: Int, maxSteps: Int) -> Bool {
+        let o = optimizer
+        return m.count == count && v.count == count && m.allSatisfy(\.isFinite)
+            && v.allSatisfy { $0.isFinite && $0 >= 0 }
+            && (0...maxSteps).contains(o.t) && (0..<1).contains(o.beta1) && (0..<1).contains(o.beta2)
+            && o.eps.isFinite && o.eps > 0 && o.weightDecay.isFinite && o.weightDecay >= 0
+    }
+
     public mutating func step(_ p: inout [Double], grad g: [Double], lr: Double) {
         let (c1, c2) = optimizer.nextStep()
         for i in p.indices { optimizer.update(&p[i], m: &m[i], v: &v[i], grad: g[i], lr: lr, c1: c1, c2: c2) }

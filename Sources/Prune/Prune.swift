@@ -196,8 +196,9 @@ public final class FullModelDistributions {
 public func prune(
     model: BertModel, encodings: [Encoding], activations: MeanActivations, config c: PruneConfig,
     initialLogAlpha: [Float]? = nil, noise: [[Double]]? = nil, reference: BertModel? = nil,
-    evaluation: PruneEvaluation? = nil, resume: PruneState? = nil, checkpointEvery: Int = 100,
-    checkpoint: ((PruneState) throws -> Void)? = nil, fullDistributions: FullModelDistributions? = nil,
+    evaluation: PruneEvaluation? = nil, resume: PruneState? = nil, resumeFile: String = "the checkpoint",
+    checkpointEvery: Int = 100, checkpoint: ((PruneState) throws -> Void)? = nil,
+    fullDistributions: FullModelDistributions? = nil,
     pool: ThreadPool = .shared,
     onStep: ((PruneStep) -> Void)? = nil
 ) throws -> PruneResult {
@@ -207,7 +208,7 @@ public func prune(
     let evaluator = try evaluation.map {
         try PruneEvaluator($0, model: model, reference: loop.target, activations: activations, pool: pool)
     }
-    var state = try resume.map(loop.checked) ?? loop.initialState(initialLogAlpha)
+    var state = try resume.map { try loop.checked($0, from: resumeFile) } ?? loop.initialState(initialLogAlpha)
     while state.step < c.maxSteps {
         var record = try loop.step(&state)
         if let evaluator, state.step % evaluator.every == 0 || state.step == c.maxSteps {
@@ -298,10 +299,33 @@ final class PruneLoop {
             cursor: encodings.count, history: [])
     }
 
-    /// A checkpoint's state, if it fits this run.
-    func checked(_ resume: PruneState) throws -> PruneState {
-        guard resume.logAlpha.count == units, resume.order.count == encodings.count, resume.step <= c.maxSteps else {
-            throw ModelError.badInput("the checkpoint was made for another model, training set or step count")
+    /// A checkpoint's state, if it fits this run field by field; a state that does not is refused, never trusted.
+    func checked(_ resume: PruneState, from file: String) throws -> PruneState {
+        let n = encodings.count
+        var order = [Bool](repeating: false, count: n)
+        let permutation =
+            resume.order.count == n
+            && resume.order.allSatisfy { i in
+                guard (0..<n).contains(i), !order[i] else { return false }
+                order[i] = true
+                return true
+            }
+        let problems: [(Bool, String)] = [
+            ((0...c.maxSteps).contains(resume.step), "step \(resume.step) outside 0…\(c.maxSteps)"),
+            (
+                resume.logAlpha.count == units && resume.logAlpha.allSatisfy(\.isFinite),
+                "log α is not \(units) finite values"
+            ),
+            (resume.lambdas.count == 2 && resume.lambdas.allSatisfy(\.isFinite), "λ is not two finite values"),
+            (resume.optimizerLogAlpha.isValid(count: units, maxSteps: c.maxSteps), "log α's Adam state does not fit"),
+            (resume.optimizerLambda.isValid(count: 2, maxSteps: c.maxSteps), "λ's Adam state does not fit"),
+            (permutation, "the example order is not a permutation of the \(n) training examples"),
+            ((0...n).contains(resume.cursor), "the cursor \(resume.cursor) is outside 0…\(n)"),
+            (resume.history.count <= resume.step, "the history is longer than the steps taken"),
+        ]
+        if let (_, why) = problems.first(where: { !$0.0 }) {
+            throw ModelError.badInput(
+                "\(file) does not fit this run (model, training set or steps): \(why); delete it to start over")
         }
         return resume
     }

@@ -77,15 +77,17 @@ public struct PruneRuns {
         let fullDistributions = FullModelDistributions(count: encodings.count)
         for (k, seed) in seeds.enumerated() {
             let runName = name(seed: seed)
+            let checkpointPath = "\(store.path).prune-\(runName).json"
+            removeStaleTemporaries(of: checkpointPath)
             if store.subnetworks.contains(where: { $0.name == runName }) {
+                unlink(checkpointPath)  // a run stopped between its commit and this removal
                 log("seed \(seed): '\(runName)' is already in \(store.path); skipped")
                 onRun?(.skipped(seed: seed, name: runName))
                 continue
             }
             var c = config
             c.seed = seed
-            let checkpointPath = "\(store.path).prune-\(runName).json"
-            let resume = try Self.readCheckpoint(checkpointPath)
+            let resume = try Self.readCheckpoint(checkpointPath, run: runName)
             if let resume {
                 log("seed \(seed): resuming from \(checkpointPath) at step \(resume.step)")
                 onRun?(.resuming(seed: seed, step: resume.step))
@@ -99,10 +101,11 @@ public struct PruneRuns {
                 model: model, encodings: encodings, activations: activations, config: c,
                 initialLogAlpha: initialLogAlpha,
                 noise: noise, reference: reference, evaluation: evaluation, resume: resume,
-                checkpointEvery: checkpointEvery,
+                resumeFile: checkpointPath, checkpointEvery: checkpointEvery,
                 checkpoint: { state in
                     if let traceError { throw traceError }
-                    try writeAtomically(Array(try JSONEncoder().encode(state)), to: checkpointPath)
+                    try trace?.sync()  // the trace holds every step the checkpoint does
+                    try writeAtomically(try Self.checkpointBytes(state, run: runName), to: checkpointPath)
                 }, fullDistributions: fullDistributions,
                 onStep: { st in
                     onStep?(k, st)
@@ -124,11 +127,41 @@ public struct PruneRuns {
         return ext.isEmpty ? "\(path)-seed\(seed)" : "\((path as NSString).deletingPathExtension)-seed\(seed).\(ext)"
     }
 
-    static func readCheckpoint(_ path: String) throws -> PruneState? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        do { return try JSONDecoder().decode(PruneState.self, from: data) } catch {
-            throw ModelError.badInput(
-                "\(path) is not a readable pruning checkpoint (\(error)); delete it to start over")
+    /// A checkpoint file: a header line naming the run, the state's length and its CRC-32, then the state as
+    /// JSON — so a damaged or truncated file, or one of another run, is refused instead of resumed.
+    public static func checkpointBytes(_ state: PruneState, run: String) throws -> [UInt8] {
+        let body = Array(try JSONEncoder().encode(state))
+        let header: JSONValue = .object([
+            ("hcore_prune_checkpoint", 1), ("run", .string(run)), ("bytes", .int(body.count)),
+            ("crc32", .int(Int(crc32(body)))),
+        ])
+        return Array(header.compact.utf8) + [UInt8(ascii: "\n")] + body
+    }
+
+    /// The state a checkpoint holds (nil when there is none), refused with the file named when it is damaged.
+    static func readCheckpoint(_ path: String, run: String) throws -> PruneState? {
+        guard let bytes = try InputFiles.readIfPresent(path, limit: 1 << 30) else { return nil }
+        return try checkpoint(bytes, path: path, run: run)
+    }
+
+    /// `readCheckpoint`'s work once the file is read (the fuzzers enter here).
+    public static func checkpoint(_ bytes: [UInt8], path: String, run: String) throws -> PruneState {
+        func refuse(_ why: String) -> Error {
+            ModelError.badInput("\(path) is not a usable pruning checkpoint (\(why)); delete it to start over")
+        }
+        guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")),
+            let header = try? JSONValue.parse(String(decoding: bytes[..<newline], as: UTF8.self), path: path),
+            header.get("hcore_prune_checkpoint")?.intValue == 1, let length = header.get("bytes")?.intValue,
+            let sum = header.get("crc32")?.intValue
+        else { throw refuse("no checkpoint header") }
+        guard header.get("run")?.stringValue == run else { throw refuse("it belongs to another run") }
+        let body = Array(bytes[(newline + 1)...])
+        guard body.count == length, Int(crc32(body)) == sum else {
+            throw refuse(
+                "\(body.count) bytes where the header says \(length), or a checksum that differs: it is damaged")
+        }
+        do { return try JSONDecoder().decode(PruneState.self, from: Data(body)) } catch {
+            throw refuse("\(error)")
         }
     }
 
@@ -163,7 +196,7 @@ public struct PruneRuns {
             name: name, mask: r.masks.units.map { UInt8($0) }, logAlpha: r.logAlpha,
             meta: .object(
                 [
-                    ("seed", .int(Int(c.seed))), ("target_sparsity", .float(c.targetSparsity)),
+                    ("seed", .unsigned(c.seed)), ("target_sparsity", .float(c.targetSparsity)),
                     ("sparsity", .float(r.achievedSparsity)),
                     ("steps", .int(c.maxSteps)), ("final_kl", .float(r.history.last?.kl ?? .nan)),
                     ("source", .string(source)),

@@ -207,7 +207,7 @@ extension ResearchReport {
                     ("interval_95", .array([.float(s.interval.low), .float(s.interval.high)])),
                     ("bootstraps", .int(s.bootstraps)), ("noise_mean", .float(s.noiseMean)),
                     ("noise_95th", .float(s.noise95)), ("noise_p", .float(s.noiseP)),
-                    ("permutations", .int(s.permutations)), ("seed", .int(Int(s.seed))),
+                    ("permutations", .int(s.permutations)), ("seed", .unsigned(s.seed)),
                 ])
             } ?? .null
         let leanJSON: JSONValue =

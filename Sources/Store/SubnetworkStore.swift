@@ -168,30 +168,12 @@ public final class SubnetworkStore {
     }
 
     public static func open(path: String, faults: WriterFaults = WriterFaults()) throws -> SubnetworkStore {
-        removeStaleTemporaries(of: path)
+        // a create's temporary file or a compaction's, of a writer that died before its rename
+        removeStaleTemporaries(of: path, markers: [".tmp-", ".compact-"])
         let store = SubnetworkStore(
             path: path, fingerprint: "", layout: StoreLayout(layers: 0, heads: 0), created: "", faults: faults)
         try store.withLock(LOCK_SH, write: false) { _ in try store.reload() }
         return store
-    }
-
-    /// Temporary files left beside the store by writers that died before their rename (".tmp-PID-…" of a
-    /// create, ".compact-PID" of a compaction): removed when no process of that PID is alive.
-    static func removeStaleTemporaries(of path: String) {
-        let folder = (path as NSString).deletingLastPathComponent
-        let base = (path as NSString).lastPathComponent
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.isEmpty ? "." : folder) else {
-            return
-        }
-        for name in names {
-            for marker in [".tmp-", ".compact-"] where name.hasPrefix(base + marker) {
-                let rest = name.dropFirst(base.count + marker.count)
-                guard let pid = Int32(rest.prefix { $0.isNumber }), pid > 0, kill(pid, 0) != 0, errno == ESRCH else {
-                    continue
-                }
-                unlink(folder.isEmpty ? name : folder + "/" + name)
-            }
-        }
     }
 
     // MARK: locking

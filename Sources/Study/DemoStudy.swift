@@ -102,14 +102,14 @@ public struct DemoStudy {
             ("data", dataRoot.map { .string($0) } ?? "embedded"),
             ("train_size", .int(trainSize)), ("epochs", .int(epochs)), ("learning_rate", .float(learningRate)),
             ("target_sparsity", .float(targetSparsity)), ("prune_steps", .int(pruneSteps)),
-            ("initial_log_alpha", .float(initialLogAlpha)), ("seed", .int(Int(seed))), ("quick", .bool(quick)),
+            ("initial_log_alpha", .float(initialLogAlpha)), ("seed", .unsigned(seed)), ("quick", .bool(quick)),
         ])
     }
 
     func checkSettings() throws {
         let path = out + "/study.json"
         let mine = settings.pretty + "\n"
-        if let old = FileManager.default.contents(atPath: path) {
+        if let old = try InputFiles.readIfPresent(path) {
             guard String(decoding: old, as: UTF8.self) == mine else {
                 throw SettingError(
                     "out",
@@ -201,7 +201,7 @@ public struct DemoStudy {
         BertTokenizer, String
     ) {
         let marker = out + "/finetune.json"
-        if let done = FileManager.default.contents(atPath: marker) {
+        if let done = try InputFiles.readIfPresent(marker) {
             return (
                 try BertTokenizer.load(folder: out + "/model"),
                 String(decoding: done, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -290,7 +290,7 @@ public struct DemoStudy {
         pc.batchSize = 16
         pc.initialLogAlpha = initialLogAlpha
         pc.dropout = dropout
-        let seeds = (0..<subnetworks).map { seed + UInt64($0) }
+        let seeds = (0..<subnetworks).map { seed &+ UInt64($0) }
         let runs = PruneRuns(
             config: pc, seeds: seeds, namePrefix: "demo", source: "hcore demo", checkpointEvery: quick ? 0 : 50)
         let total = subnetworks * pc.maxSteps

@@ -110,7 +110,7 @@ public final class BertTokenizer: @unchecked Sendable {
         var strip: Bool? = nil
         var chinese = true
         let tc = (folder as NSString).appendingPathComponent("tokenizer_config.json")
-        if let d = FileManager.default.contents(atPath: tc),
+        if let d = try InputFiles.readIfPresent(tc).map({ Data($0) }),
             let j = try? JSONSerialization.jsonObject(with: d) as? [String: Any]
         {
             lower = (j["do_lower_case"] as? Bool) ?? true
@@ -124,9 +124,7 @@ public final class BertTokenizer: @unchecked Sendable {
         vocabTxt path: String, lowercase: Bool = true, stripAccents: Bool? = nil,
         handleChineseChars: Bool = true
     ) throws -> BertTokenizer {
-        guard let d = FileManager.default.contents(atPath: path) else {
-            throw TokenizerError.cannotRead(path: path, reason: "cannot read file")
-        }
+        let d = Data(try InputFiles.read(path))
         return try parse(
             vocabTxt: d, path: path, lowercase: lowercase, stripAccents: stripAccents,
             handleChineseChars: handleChineseChars)
@@ -150,10 +148,7 @@ public final class BertTokenizer: @unchecked Sendable {
     }
 
     public static func load(tokenizerJSON path: String) throws -> BertTokenizer {
-        guard let d = FileManager.default.contents(atPath: path) else {
-            throw TokenizerError.cannotRead(path: path, reason: "cannot read file")
-        }
-        return try parse(tokenizerJSON: d, path: path)
+        return try parse(tokenizerJSON: Data(try InputFiles.read(path)), path: path)
     }
 
     /// A tokenizer.json's bytes, read as if from `path` (named in errors).

@@ -33,7 +33,8 @@ public struct ExportSummary: Sendable {
 /// With `keepShapes`, no head is removed: pruned heads keep their place with zero weights and the config no
 /// `pruned_heads` — the same function, not smaller, for transformers 5, which dropped head pruning.
 public func exportSubnetwork(
-    model: BertModel, masks: MaskValues, ablation: Ablation, to folder: String, keepShapes: Bool = false
+    model: BertModel, masks: MaskValues, ablation: Ablation, to folder: String, keepShapes: Bool = false,
+    replacing: Bool = false
 ) throws -> ExportSummary {
     try model.checkMasks(masks, ablation)
     guard masks.isBinary else {
@@ -58,7 +59,7 @@ public func exportSubnetwork(
             tensors.replaceMLP(layer: l, constant: ablation.mlpConstant(layer: l, hidden: model.hidden))
         }
     }
-    try makeFolder(folder)
+    try makeModelFolder(folder, replacing: replacing, inputs: [model.folder])
     var w = SafetensorsWriter()
     w.metadata = ["format": "pt", "hcore": "subnetwork export"]
     for t in source.tensors { w.add(t.name, shape: tensors.all[t.name]!.shape, tensors.all[t.name]!.values) }

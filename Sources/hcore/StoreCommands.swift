@@ -125,6 +125,10 @@ struct StoreCommand: ParsableCommand {
             help:
                 "With --hf-folder: keep every head in place (pruned ones with zero weights, no pruned_heads) — the same function, not smaller, for transformers 5, which dropped head pruning."
         ) var keepShapes = false
+        @Flag(
+            help:
+                "With --hf-folder: write into a folder that already holds files, replacing the model files in it (without it, such a folder is refused: a tokenizer or weights left from another model would be read with the export)."
+        ) var force = false
         func run() throws {
             if let hfFolder { return emit(try exportFolder(hfFolder).description) }
             guard let store else { throw UsageError("give the store file") }
@@ -148,7 +152,8 @@ struct StoreCommand: ParsableCommand {
                 throw UsageError("name the subnetwork to export: --name NAME (with a store) or --mask FILE")
             }
             return try exportSubnetwork(
-                model: loaded, masks: masks, ablation: chosen.ablation, to: folder, keepShapes: keepShapes)
+                model: loaded, masks: masks, ablation: chosen.ablation, to: folder, keepShapes: keepShapes,
+                replacing: force)
         }
     }
 }

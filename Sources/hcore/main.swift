@@ -5,6 +5,7 @@ import Eval
 import Failures
 import Foundation
 
+reserveStandardDescriptors()
 installSignalHandlers()
 
 /// Parse errors and help requests: ArgumentParser's own message (with usage); exit 0 for help, else 2.
@@ -28,6 +29,7 @@ do {
     let (arguments, notes) = try ReferenceFlags.translate(Array(CommandLine.arguments.dropFirst()))
     for note in notes { warn("hcore: \(note)") }
     command = try HCore.parseAsRoot(arguments)
+    try NumericFlags.check(command, arguments: arguments)
 } catch let error as ClassifiedError {
     warn("hcore: error: \(phrased(error))")
     exit(error.kind.rawValue)

@@ -86,6 +86,16 @@ extension StoreAndEvalCLITests {
         let merged = try hcore(["eval", "merge"] + files)
         XCTAssertEqual(merged.code, 0, merged.err)
         XCTAssertEqual(try metricsOnly(merged.out), try metricsOnly(single.out))
+        // Two of three shards, or a shard of another truncation, are not one evaluation.
+        let partial = try hcore(["eval", "merge"] + files.prefix(2))
+        XCTAssertEqual(partial.code, 3, partial.err)
+        XCTAssert(partial.err.contains("hold 2 of 3 shards; missing 3/3"), partial.err)
+        let other = scratch("part3-other.json")
+        try outputs[2].replacingOccurrences(of: "\"max_length\" : 128", with: "\"max_length\" : 64")
+            .write(toFile: other, atomically: true, encoding: .utf8)
+        let contradicting = try hcore(["eval", "merge", files[0], files[1], other])
+        XCTAssertEqual(contradicting.code, 4, contradicting.err)
+        XCTAssert(contradicting.err.contains("has max length 64"), contradicting.err)
     }
 
     func testEvalPredictionsEqualTransformersOnGoldenHANSPairs() throws {
@@ -140,6 +150,22 @@ extension StoreAndEvalCLITests {
         try FileManager.default.createDirectory(atPath: checkpoint, withIntermediateDirectories: true)
         try w.write(to: run + "/pytorch_model.bin")
         try w.write(to: checkpoint + "/pytorch_model.bin")
+        // Reached through a link, a run folder keeps the link's name (and what it says), not its target's.
+        let target = scratch("pruned-target/xq7")
+        try? FileManager.default.removeItem(atPath: target)
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        try w.write(to: target + "/pytorch_model.bin")
+        let link = scratch("pruned-links/qqp-seed3zero-30")
+        try? FileManager.default.removeItem(atPath: link)
+        try FileManager.default.createDirectory(
+            atPath: scratch("pruned-links"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+        let linked = try hcore(["store", "import-heuristic-core", store, link])
+        XCTAssertEqual(linked.code, 0, linked.err)
+        let linkedMeta = try JSONValue.parse(try hcore(["store", "show", store, "qqp-seed3zero-30"]).out).get("meta")
+        XCTAssertEqual(linkedMeta?.get("seed")?.intValue, 3)
+        XCTAssertEqual(linkedMeta?.get("task")?.stringValue, "qqp")
+        XCTAssertEqual(try hcore(["store", "rm", store, "qqp-seed3zero-30"]).code, 0)
         let imp = try hcore(["store", "import-heuristic-core", store, run])
         XCTAssertEqual(imp.code, 0, imp.err)
         let impStep = try hcore([

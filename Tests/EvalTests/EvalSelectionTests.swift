@@ -55,6 +55,9 @@ final class EvalSelectionTests: XCTestCase {
             try FileManager.default.createDirectory(atPath: dir + "/" + n, withIntermediateDirectories: true)
         }
         XCTAssertEqual(try checkpointFolders(dir).map(\.step), [20, 500])
+        // One step spelt twice is refused, not read twice.
+        try FileManager.default.createDirectory(atPath: dir + "/checkpoint-020", withIntermediateDirectories: true)
+        XCTAssertThrowsError(try checkpointFolders(dir)) { XCTAssert("\($0)".contains("step 20 twice"), "\($0)") }
     }
 
     func assertClose(_ a: [Float], _ b: [Float], line: UInt = #line) {

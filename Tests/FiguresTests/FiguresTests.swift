@@ -28,14 +28,14 @@ final class FiguresTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(
-            try ResultsFile.parse(try JSONValue.parse("{\"seed\": [\"a\", \"b\"], \"x\": [1]}"), path: "t.json")
+            try ResultsFile.parse(try JSONValue.parse("{\"seed\": [\"original\", \"b\"], \"x\": [1]}"), path: "t.json")
         ) {
             XCTAssert("\($0)".contains("column 'x' must be 2 numbers"), "\($0)")
         }
         XCTAssertThrowsError(
             try ResultsFile.parse(try JSONValue.parse("{\"42\": {\"ten\": {\"a\": 1}}}"), path: "t.json")
         ) {
-            XCTAssert("\($0)".contains("not an integer"), "\($0)")
+            XCTAssert("\($0)".contains("must be an integer in [0, 100]"), "\($0)")
         }
     }
 
