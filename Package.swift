@@ -102,7 +102,9 @@ let package = Package(
                 "Figures", "Circuits", "Eval", "Store", "Model", "Checkpoint", "Kernels", "Tokenizer", "Failures",
             ],
             swiftSettings: numericFlags),
-        .target(name: "ParserHarness", dependencies: ["Checkpoint", "Store", "Eval", "Model", "Tokenizer"]),
+        .target(
+            name: "ParserHarness",
+            dependencies: ["Checkpoint", "Store", "Eval", "Model", "Tokenizer", "Figures", "Prune"]),
         // data/hans/*.zst compiled into the binary (C23 #embed), so `hcore demo` runs from any directory.
         .target(name: "EmbeddedHANS"),
         // The demo's pipeline: its task, then every stage above, in order.

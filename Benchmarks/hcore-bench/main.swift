@@ -131,7 +131,8 @@ func timeForward(_ model: BertModel, batches: [TokenBatch], plan: ExecutionPlan?
 
 let command = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "gemm"
 // The workloads read the repository's fixtures and data by relative path.
-if !["peak", "gemm", "gemm-ab", "bert-base", "attention", "store-open", "store-adds", "fuzz-seeds"].contains(command)
+if !["peak", "gemm", "gemm-ab", "bert-base", "attention", "store-open", "store-adds", "store-updates", "fuzz-seeds"]
+    .contains(command)
     && !FileManager.default.fileExists(atPath: "data/hans/heuristics_evaluation_set.txt.zst")
 {
     FileHandle.standardError.write(
@@ -585,6 +586,41 @@ func benchStoreAdds() throws {
     ])
 }
 
+/// `hcore-bench store-updates`
+func benchStoreUpdates() throws {
+    // 20,000 metadata updates that each name one subnetwork, as `eval --write-back` of single subnetworks or a
+    // script setting one key at a time does: one commit each, on a store of 1,000 bert-base subnetworks, then
+    // the store opened again. Then `store verify`'s work (open and check every block) on that store, whose index
+    // is a long chain of delta footers.
+    let path = NSTemporaryDirectory() + "hcore-bench-updates-\(getpid()).hcs"
+    defer { unlink(path) }
+    let layout = StoreLayout(layers: 12, heads: 12)
+    let (count, updates) = (arg("--subnetworks", 1000), arg("--count", 20_000))
+    let store = try SubnetworkStore.create(path: path, fingerprint: "hc1-0000000000000001", layout: layout)
+    var state: UInt64 = 7
+    try store.add(
+        (0..<count).map { i in
+            StoredSubnetwork(
+                name: "sub\(i)",
+                mask: (0..<layout.unitCount).map { _ in
+                    state = state &* 6_364_136_223_846_793_005 &+ 1
+                    return UInt8(state >> 63)
+                })
+        })
+    let t0 = now()
+    for k in 0..<updates { try store.updateMeta([("sub\(k % count)", [("eval/k\(k % 7)", .float(Double(k)))])]) }
+    let seconds = now() - t0
+    let t1 = now()
+    let reopened = try SubnetworkStore.open(path: path)
+    for a in reopened.activationSets { _ = try reopened.activationSet(a.name) }
+    let verify = now() - t1
+    precondition(reopened.subnetworks.count == count)
+    out([
+        ("bench", "store_updates"), ("subnetworks", .int(count)), ("updates", .int(updates)),
+        ("seconds", .float(seconds)), ("verify_seconds", .float(verify)), ("bytes", .int(store.fileSize)),
+    ])
+}
+
 /// `hcore-bench fuzz-seeds`
 func benchFuzzSeeds() throws {
     // Small valid inputs for every fuzz target (Fuzz/corpus/<target>/seed-*), written by hcore's own writers.
@@ -651,7 +687,29 @@ func benchFuzzSeeds() throws {
             #"{"name": "a", "heads": [[1, 0, 1], [1, 1, 0]], "mlps": [1, 0], "meta": {"x": 1}}"#.utf8 + [0x0A]
                 + #"{"name": "b", "heads": [[0, 0, 1], [1, 1, 0]], "mlps": [1, 1], "log_alpha": [1, 2, 3, 4, 5, 6, 7, 8]}"#
                 .utf8))
+    try resultsAndResumeSeeds(seed)
     print("wrote seeds under \(root)")
+}
+
+/// Seeds of the results-file and resume-state targets.
+func resultsAndResumeSeeds(_ seed: (String, String, [UInt8]) throws -> Void) throws {
+    // Results files of the reference (figures) as the fixtures hold them, and small shapes of each kind.
+    for name in ["mnli-sp50", "mnli-acc_vs_sparsity", "mnli-acc_over_ft", "qqp-acc_vs_sparsity"] {
+        try seed("results", name, try readDataFile("Tests/Fixtures/reference/eval/\(name).json"))
+    }
+    try seed("results", "grid", Array(#"{"42": {"0": {"50": {"validation_matched": 0.8, "x": -1}}}}"#.utf8))
+    // A pruning checkpoint of a two-unit run, and a trace of four steps.
+    let adam = #"{"optimizer": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weightDecay": 0, "t": 1}"#
+    let state = try JSONDecoder().decode(
+        PruneState.self,
+        from: Data(
+            (#"{"step": 1, "logAlpha": [0.5, -1], "lambdas": [0, 0], "optimizerLogAlpha": \#(adam), "m": [0.1, 0.2], "#
+                + #""v": [0.01, 0.02]}, "optimizerLambda": \#(adam), "m": [0, 0], "v": [0, 0]}, "rng": {"state": 7}, "#
+                + #""order": [1, 0, 2], "cursor": 2, "history": []}"#).utf8))
+    try seed("prune-checkpoint", "two-units", try PruneRuns.checkpointBytes(state, run: "run"))
+    try seed(
+        "prune-trace", "four-steps",
+        Array((0..<5).map { #"{"step": \#($0), "kl": 0.1, "log_alpha": [1, 2]}"# + "\n" }.joined().utf8))
 }
 
 /// `hcore-bench readers [MODEL]`: path patching of one sender set (three heads and an MLP) to every later head's
@@ -692,6 +750,7 @@ let benchmarks: [String: () throws -> Void] = [
     "prune-step": benchPruneStep,
     "store-open": benchStoreOpen,
     "store-adds": benchStoreAdds,
+    "store-updates": benchStoreUpdates,
     "fuzz-seeds": benchFuzzSeeds,
     "readers": benchReaders,
 ]

@@ -6,8 +6,10 @@
 // the bug being looked for.
 import Checkpoint
 import Eval
+import Figures
 import Foundation
 import Model
+import Prune
 import Store
 import Tokenizer
 
@@ -32,6 +34,22 @@ public enum ParserHarness {
         "jsonl": { _ = try? Dataset.parse($0, path: "fuzz.jsonl", skipBadRows: true) },
         "csv": { _ = try? Dataset.parse($0, path: "fuzz.csv", skipBadRows: true) },
         "mask": { _ = try? MaskValues.parse(Data($0), path: "mask.json") },
+        "results": { bytes in
+            guard let json = try? JSONValue.parse(String(decoding: bytes, as: UTF8.self), path: "r.json") else {
+                return
+            }
+            if let file = try? ResultsFile.parse(json, path: "r.json") {
+                _ = try? drawFigures(
+                    [("r-sparsity-grid-acc.json", file), ("r-acc_over_ft.json", file)], options: .init())
+            }
+        },
+        "eval-document": { bytes in
+            guard let doc = try? EvalDocument.decode(bytes, path: "e.json") else { return }
+            _ = try? EvalDocument.merge([("a.json", doc), ("b.json", doc)])
+            for shape in HeuristicCoreShape.allCases { _ = try? heuristicCoreDocument([doc], shape: shape) }
+        },
+        "prune-checkpoint": { _ = try? PruneRuns.checkpoint($0, path: "s.hcs.prune-run.json", run: "run") },
+        "prune-trace": { _ = try? PruneTrace.kept($0, resumeStep: 4, path: "trace.jsonl") },
         "subnetwork-jsonl": {
             _ = try? SubnetworkStore.subnetworks(
                 jsonlBytes: $0, path: "subnetworks.jsonl", layout: StoreLayout(layers: 2, heads: 3), threshold: nil)
