@@ -615,10 +615,51 @@ func benchStoreUpdates() throws {
     for a in reopened.activationSets { _ = try reopened.activationSet(a.name) }
     let verify = now() - t1
     precondition(reopened.subnetworks.count == count)
+    let (chain, chainBytes, chainVerify) = try verifyDeltaChain(arg("--deltas", 5000))
     out([
         ("bench", "store_updates"), ("subnetworks", .int(count)), ("updates", .int(updates)),
         ("seconds", .float(seconds)), ("verify_seconds", .float(verify)), ("bytes", .int(store.fileSize)),
+        ("chain_deltas", .int(chain)), ("chain_bytes", .int(chainBytes)), ("chain_verify_seconds", .float(chainVerify)),
     ])
+}
+
+/// A store whose index is `deltas` delta footers, each removing and re-adding one of its 100 subnetworks (a
+/// valid file hcore's own writer does not make: it writes a full footer once the deltas outweigh one), and the
+/// time `store verify`'s work takes on it.
+func verifyDeltaChain(_ deltas: Int) throws -> (deltas: Int, bytes: Int, seconds: Double) {
+    let path = NSTemporaryDirectory() + "hcore-bench-chain-\(getpid()).hcs"
+    defer { unlink(path) }
+    let layout = StoreLayout(layers: 2, heads: 3)
+    let store = try SubnetworkStore.create(path: path, fingerprint: "hc1-0000000000000001", layout: layout)
+    try store.add((0..<100).map { StoredSubnetwork(name: "s\($0)", mask: [1, 0, 1, 1, 1, 0, 1, 1]) })
+    let rows = store.index.rows
+    var (base, sequence) = (store.index.footer!, store.index.sequence)
+    var bytes = try readDataFile(path)
+    precondition(bytes.count == store.index.length)
+    for k in 0..<deltas {
+        let r = rows[k % rows.count]
+        let row: JSONValue = .object([
+            ("name", .string(r.name)), ("masks", .int(r.masks)), ("row", .int(r.row)), ("entries", .int(r.entries)),
+        ])
+        let delta: JSONValue = .object([
+            ("sequence", .int(sequence + 1)), ("base", .int(base)), ("added", [row]),
+            ("removed", [.string(r.name)]), ("metadata_updates", []),
+        ])
+        let footer = SubnetworkStore.block(.footer, Array(delta.compact.utf8))
+        let at = bytes.count
+        func le64(_ v: Int) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: UInt64(v) >> (8 * UInt64($0))) } }
+        let end = at + footer.count + 64
+        let commit: [UInt8] = le64(at) + le64(footer.count) + le64(sequence + 1) + le64(end)
+        bytes += footer + SubnetworkStore.block(.commit, commit)
+        (base, sequence) = (at, sequence + 1)
+    }
+    try writeAtomically(bytes, to: path)
+    let t0 = now()
+    let s = try SubnetworkStore.open(path: path)
+    for a in s.activationSets { _ = try s.activationSet(a.name) }
+    let seconds = now() - t0
+    precondition(s.subnetworks.count == 100 && s.index.sequence == sequence)
+    return (deltas, bytes.count, seconds)
 }
 
 /// `hcore-bench fuzz-seeds`

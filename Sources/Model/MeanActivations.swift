@@ -4,7 +4,6 @@
 // executes nothing).
 import Checkpoint
 import Foundation
-import Store
 
 /// Mean activations for mean ablation: avg_head [L, H, d] and avg_mlp [L, D], flattened row-major.
 public struct MeanActivations: Sendable {

@@ -50,13 +50,23 @@ public final class SubnetworkStore {
     public private(set) var layout: StoreLayout
     public private(set) var created: String
     /// Live subnetworks in insertion order.
-    public private(set) var subnetworks: [StoredSubnetwork] = []
+    public private(set) var subnetworks: [StoredSubnetwork] = [] { didSet { subnetworksVersion &+= 1 } }
+    /// Each subnetwork's position by name, rebuilt only when the list changed since (`position(of:)`): an update
+    /// naming one subnetwork must not cost a pass over all of them.
+    private var subnetworksVersion = 0
+    private var positions: (version: Int, byName: [String: Int]) = (-1, [:])
     /// Activation set names → block offsets.
     public private(set) var activationSets: [(name: String, offset: Int)] = []
     /// Set when the file ended inside an append and was read as of its last complete commit.
     public private(set) var recoveryNote: String?
     /// Bytes of the masks blocks' payloads on disk (compressed), for size reporting.
     public private(set) var maskPayloadBytes = 0
+
+    /// What a benchmark needs to append blocks of its own (hcore-bench store-updates builds a long delta chain):
+    /// the rows' block references, the last footer's offset, the sequence and the committed length.
+    package var index: (rows: [(name: String, masks: Int, row: Int, entries: Int)], footer: Int?, sequence: Int, length: Int) {
+        (rows, lastFooter, sequence, committedLength)
+    }
 
     // Index state carried from commit to commit.
     private var metaOffset = 0
@@ -94,7 +104,7 @@ public final class SubnetworkStore {
     static let maxPayload = 1 << 30
     static let maxUncompressed = 1 << 32
 
-    enum Kind: UInt8 {
+    package enum Kind: UInt8 {
         case meta = 1
         case masks = 2
         case entries = 3
@@ -389,7 +399,7 @@ public final class SubnetworkStore {
             let footer = try JSONValue.parse(
                 String(decoding: try payload(f, at: o, kind: .footer), as: UTF8.self), path: path)
             var bytes = 0
-            if case .ok(let h) = readHeader(f, at: o) { bytes = h.payloadLength }
+            if case .ok(let h) = readHeader(f, at: o) { bytes = h.rawLength }
             chain.append((o, footer, bytes))
             guard let base = footer.get("base")?.intValue else { break }
             guard base < o else { throw damage(o, "delta footer's base \(base) does not precede it") }
@@ -401,22 +411,32 @@ public final class SubnetworkStore {
         deltaBytesSinceFull = chain.dropLast().reduce(0) { $0 + $1.bytes }
         guard chain.count > 1 else { return chain[0].footer }
         let full = chain.last!.footer
-        var rows = full.get("subnetworks")?.arrayValue ?? []
-        var updates = full.get("metadata_updates")?.arrayValue ?? []
+        // A removal drops every row and update of its name made before it. Each entry remembers how many removals
+        // of its name preceded it and survives if no more came later: one pass, however long the chain.
+        var removals: [String: Int] = [:]
+        func tagged(_ list: [JSONValue]) -> [(entry: JSONValue, name: String, removals: Int)] {
+            list.map { e in
+                let name = e.get("name")?.stringValue ?? ""
+                return (e, name, removals[name] ?? 0)
+            }
+        }
+        var rows = tagged(full.get("subnetworks")?.arrayValue ?? [])
+        var updates = tagged(full.get("metadata_updates")?.arrayValue ?? [])
         var activations = full.get("activations")?.arrayValue ?? []
         for (_, delta, _) in chain.dropLast().reversed() {
-            let removed = Set((delta.get("removed")?.arrayValue ?? []).compactMap(\.stringValue))
-            if !removed.isEmpty {
-                rows.removeAll { removed.contains($0.get("name")?.stringValue ?? "") }
-                updates.removeAll { removed.contains($0.get("name")?.stringValue ?? "") }
+            for name in (delta.get("removed")?.arrayValue ?? []).compactMap(\.stringValue) {
+                removals[name, default: 0] += 1
             }
-            rows += delta.get("added")?.arrayValue ?? []
-            updates += delta.get("metadata_updates")?.arrayValue ?? []
+            rows += tagged(delta.get("added")?.arrayValue ?? [])
+            updates += tagged(delta.get("metadata_updates")?.arrayValue ?? [])
             if let a = delta.get("activations")?.arrayValue { activations = a }
+        }
+        func live(_ list: [(entry: JSONValue, name: String, removals: Int)]) -> JSONValue {
+            .array(list.filter { $0.removals == removals[$0.name] ?? 0 }.map(\.entry))
         }
         return .object([
             ("sequence", chain[0].footer.get("sequence") ?? .null), ("meta", full.get("meta") ?? .null),
-            ("subnetworks", .array(rows)), ("activations", .array(activations)), ("metadata_updates", .array(updates)),
+            ("subnetworks", live(rows)), ("activations", .array(activations)), ("metadata_updates", live(updates)),
         ])
     }
 
@@ -545,7 +565,7 @@ public final class SubnetworkStore {
 
     // MARK: writing
 
-    static func block(_ kind: Kind, _ raw: [UInt8], maximal: Bool = false) -> [UInt8] {
+    package static func block(_ kind: Kind, _ raw: [UInt8], maximal: Bool = false) -> [UInt8] {
         // Level 19 where it pays and lasts: masks, entries and activation sets of a compaction or of a large
         // batch. Footers are superseded by the next commit and small blocks gain little, so those take level 3
         // (level 19 on every full footer made a store written one subnetwork at a time 15× slower to write).
@@ -577,10 +597,12 @@ public final class SubnetworkStore {
                 ("metadata_updates", .array(pendingUpdates.map(update))),
             ]
             if pendingActivations { fields.append(("activations", activations)) }
-            let delta = Self.block(.footer, Array(JSONValue.object(fields).compact.utf8))
-            if deltaBytesSinceFull + delta.count - 32 <= lastFullFooterBytes {
-                fb = delta
-                deltaBytesSinceFull += delta.count - 32
+            // Sizes as a reader parses them (uncompressed): deltas are kept while together they are no larger
+            // than the full footer they rest on.
+            let raw = Array(JSONValue.object(fields).compact.utf8)
+            if deltaBytesSinceFull + raw.count <= lastFullFooterBytes {
+                fb = Self.block(.footer, raw)
+                deltaBytesSinceFull += raw.count
             }
         }
         if fb.isEmpty {
@@ -589,8 +611,9 @@ public final class SubnetworkStore {
                 ("activations", activations), ("metadata_updates", .array(metadataUpdates.map(update))),
                 ("compacted_length", .int(compactedLength)),
             ])
-            fb = Self.block(.footer, Array(footer.compact.utf8))
-            lastFullFooterBytes = fb.count - 32
+            let raw = Array(footer.compact.utf8)
+            fb = Self.block(.footer, raw)
+            lastFullFooterBytes = raw.count
             deltaBytesSinceFull = 0
         }
         lastFooter = offset
@@ -605,10 +628,13 @@ public final class SubnetworkStore {
     /// appends the blocks `build` returns (given the file offset where they start; it validates against the
     /// refreshed state and may throw), then a footer and a commit, and fsyncs. On failure the file is cut back
     /// to the last commit and the in-memory state restored.
-    private func append(_ build: (Int) throws -> [UInt8]) throws {
+    /// `committed` runs once the commit is durable and before a compaction: changes to the in-memory state made
+    /// there need no copy for a rollback (`updateMeta` merges its keys there).
+    private func append(_ build: (Int) throws -> [UInt8], committed: () -> Void = {}) throws {
         try withLock(LOCK_EX, write: true) { fd in
             try refresh()
             try appendLocked(fd, build)
+            committed()
             if formatVersion >= 2, committedLength > 2 * compactedLength + Self.compactionSlack { try compactLocked() }
         }
     }
@@ -718,23 +744,40 @@ public final class SubnetworkStore {
         }
     }
 
+    /// Each subnetwork's position by name (rebuilt when the list changed).
+    private func positionsByName() -> [String: Int] {
+        if positions.version != subnetworksVersion {
+            positions = (
+                subnetworksVersion,
+                Dictionary(subnetworks.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
+            )
+        }
+        return positions.byName
+    }
+
     /// Merges keys into subnetworks' metadata (e.g. metrics written back by `hcore eval`).
     public func updateMeta(_ updates: [(name: String, meta: [(String, JSONValue)])]) throws {
         let list = JSONValue.array(updates.map { .object([("name", .string($0.name)), ("meta", .object($0.meta))]) })
-        try append { start in
-            let index = Dictionary(
-                subnetworks.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
-            if let missing = updates.first(where: { index[$0.name] == nil }) {
-                throw CheckpointError.notFound(
-                    path: path, reason: "no subnetwork '\(missing.name)' (removed by another process?)")
-            }
-            for u in updates {
-                metadataUpdates.append((u.name, start))
-                pendingUpdates.append((u.name, start))
-                subnetworks[index[u.name]!].meta = subnetworks[index[u.name]!].meta.merging(u.meta)
-            }
-            return Self.block(.entries, Array(list.compact.utf8))
-        }
+        var index: [String: Int] = [:]
+        try append(
+            { start in
+                index = positionsByName()
+                if let missing = updates.first(where: { index[$0.name] == nil }) {
+                    throw CheckpointError.notFound(
+                        path: path, reason: "no subnetwork '\(missing.name)' (removed by another process?)")
+                }
+                for u in updates {
+                    metadataUpdates.append((u.name, start))
+                    pendingUpdates.append((u.name, start))
+                }
+                return Self.block(.entries, Array(list.compact.utf8))
+            },
+            committed: {
+                for u in updates {
+                    subnetworks[index[u.name]!].meta = subnetworks[index[u.name]!].meta.merging(u.meta)
+                }
+                positions.version = subnetworksVersion  // metadata changed; names and positions did not
+            })
     }
 
     /// Stores a named mean-activation set (safetensors bytes); a later set of the same name replaces it.

@@ -25,6 +25,27 @@ final class StoreGrowthTests: XCTestCase {
         XCTAssertLessThan(r.fileSize, 200_000, "each add should cost what it adds, not what the store holds")
     }
 
+    /// A name removed and added again, through delta footers: the updates made before its removal are gone, the
+    /// later ones kept, and the other subnetworks untouched — read back by another process.
+    func testRemovedNameAddedAgainKeepsOnlyItsLaterUpdates() throws {
+        let path = tempPath("readded.hcs")
+        let small = StoreLayout(layers: 2, heads: 3)
+        let s = try SubnetworkStore.create(path: path, fingerprint: "hc1-0000000000000004", layout: small)
+        let mask: [UInt8] = [1, 0, 1, 1, 1, 0, 1, 1]
+        try s.add([StoredSubnetwork(name: "a", mask: mask), StoredSubnetwork(name: "b", mask: mask)])
+        for round in 0..<3 {
+            try s.updateMeta([("a", [("before", .int(round))]), ("b", [("b\(round)", .int(round))])])
+            try s.remove(["a"])
+            try s.add([StoredSubnetwork(name: "a", mask: mask.reversed())])
+            try s.updateMeta([("a", [("after", .int(round))])])
+        }
+        let r = try SubnetworkStore.open(path: path)
+        XCTAssertEqual(r.subnetworks.map(\.name), ["b", "a"])
+        XCTAssertEqual(r.subnetworks[1].meta.compact, #"{"after":2}"#)
+        XCTAssertEqual(r.subnetworks[1].mask, mask.reversed())
+        XCTAssertEqual(r.subnetworks[0].meta.compact, #"{"b0":0,"b1":1,"b2":2}"#)
+    }
+
     /// 400 random operations, reopening at random points (another process's view), against a plain model
     /// of the expected state.
     func testRandomInterleavingsReadBackExactly() throws {
