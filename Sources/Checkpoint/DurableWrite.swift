@@ -45,7 +45,7 @@ public func writeNew(_ bytes: [UInt8], to path: String) throws {
 /// Removes the temporary files writers left beside `path` when they were killed mid-write (`PATH.tmp-PID-…` of
 /// `writeAtomically`, and the other `markers` a writer uses) whose process no longer runs; a live one's stay.
 public func removeStaleTemporaries(of path: String, markers: [String] = [".tmp-"]) {
-    let folder = (path as NSString).deletingLastPathComponent
+    let folder = folderOf(path)
     let base = (path as NSString).lastPathComponent
     for name in (try? FileManager.default.contentsOfDirectory(atPath: folder.isEmpty ? "." : folder)) ?? [] {
         for marker in markers where name.hasPrefix(base + marker) {
@@ -58,9 +58,18 @@ public func removeStaleTemporaries(of path: String, markers: [String] = [".tmp-"
     }
 }
 
+/// The folder part of a path ("" for a bare name): Foundation's deletingLastPathComponent traps on a
+/// one-character name ("0"), which an output flag can be.
+public func folderOf(_ path: String) -> String {
+    var p = Substring(path)
+    while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+    guard let slash = p.lastIndex(of: "/") else { return "" }
+    return slash == p.startIndex ? "/" : String(p[..<slash])
+}
+
 /// fsync of the folder holding `path`, so a rename or link in it is durable.
 package func syncDirectory(of path: String) throws {
-    let folder = (path as NSString).deletingLastPathComponent
+    let folder = folderOf(path)
     let fd = open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     guard fd >= 0 else { return }  // some filesystems cannot open folders; the rename is still atomic
     defer { close(fd) }
@@ -74,7 +83,7 @@ func resolvedTarget(_ path: String) -> String {
         guard let dest = try? FileManager.default.destinationOfSymbolicLink(atPath: current) else { return current }
         current =
             dest.hasPrefix("/")
-            ? dest : ((current as NSString).deletingLastPathComponent as NSString).appendingPathComponent(dest)
+            ? dest : (folderOf(current) as NSString).appendingPathComponent(dest)
     }
     return current
 }

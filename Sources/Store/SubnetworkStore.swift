@@ -64,7 +64,9 @@ public final class SubnetworkStore {
 
     /// What a benchmark needs to append blocks of its own (hcore-bench store-updates builds a long delta chain):
     /// the rows' block references, the last footer's offset, the sequence and the committed length.
-    package var index: (rows: [(name: String, masks: Int, row: Int, entries: Int)], footer: Int?, sequence: Int, length: Int) {
+    package var index:
+        (rows: [(name: String, masks: Int, row: Int, entries: Int)], footer: Int?, sequence: Int, length: Int)
+    {
         (rows, lastFooter, sequence, committedLength)
     }
 
@@ -749,7 +751,8 @@ public final class SubnetworkStore {
         if positions.version != subnetworksVersion {
             positions = (
                 subnetworksVersion,
-                Dictionary(subnetworks.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
+                Dictionary(
+                    subnetworks.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
             )
         }
         return positions.byName

@@ -26,6 +26,27 @@ func hcore(_ args: [String], stdin: String? = nil, in directory: String = repo, 
     return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
 }
 
+/// hcore run with a hang guard, through `sh -c 'exec …'` so that a descriptor can be closed (`2>&-`);
+/// `signalled` is set when a signal ended it, `hung` when the guard had to kill it.
+func hcoreGuarded(_ args: [String], in directory: String = repo, closeStderr: Bool = false) throws
+    -> (code: Int32, err: String, signalled: Bool, hung: Bool)
+{
+    let p = Process()
+    let e = Pipe()
+    p.executableURL = URL(fileURLWithPath: "/bin/sh")
+    let quoted = ([try hcoreExecutable()] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+    p.arguments = ["-c", "exec " + quoted.joined(separator: " ") + (closeStderr ? " 2>&-" : "")]
+    p.currentDirectoryURL = URL(fileURLWithPath: directory)
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = e
+    try p.run()
+    let hang = HangGuard(p)
+    let err = String(decoding: e.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    let hung = hang.disarm()
+    return (p.terminationStatus, err, p.terminationReason == .uncaughtSignal, hung)
+}
+
 /// Reads the golden logits with a few lines of safetensors parsing (independent of hcore's reader).
 func goldenLogitsFromFixture() throws -> [Float] {
     do {

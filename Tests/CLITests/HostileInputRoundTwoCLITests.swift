@@ -10,28 +10,13 @@ final class HostileInputRoundTwoCLITests: XCTestCase {
     let tiny = repo + "/Tests/Fixtures/models/tiny-bert"
     let train = repo + "/data/hans/heuristics_train_set.txt.zst"
 
-    /// hcore run through `sh -c` (to close a descriptor), with a hang guard; returns code, stderr, and whether
-    /// a signal ended it.
     func run(_ args: [String], closeStderr: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws
         -> (code: Int32, err: String)
     {
-        let p = Process()
-        let e = Pipe()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        let quoted = ([try hcoreExecutable()] + args).map {
-            "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'"
-        }
-        p.arguments = ["-c", "exec " + quoted.joined(separator: " ") + (closeStderr ? " 2>&-" : "")]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = e
-        try p.run()
-        let hang = HangGuard(p)
-        let err = String(decoding: e.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertFalse(hang.disarm(), "hung: killed by the guard", file: file, line: line)
-        // sh reports a signal as 128 + its number
-        XCTAssert(p.terminationStatus < 128, "ended by a signal: \(err)", file: file, line: line)
-        return (p.terminationStatus, err)
+        let r = try hcoreGuarded(args, closeStderr: closeStderr)
+        XCTAssertFalse(r.hung, "hung: killed by the guard", file: file, line: line)
+        XCTAssertFalse(r.signalled, "ended by a signal: \(r.err)", file: file, line: line)
+        return (r.code, r.err)
     }
 
     func expect(
