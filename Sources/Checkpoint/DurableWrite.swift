@@ -186,8 +186,8 @@ public func makeModelFolder(_ path: String, replacing: Bool, inputs: [String]) t
     guard !present.isEmpty else { return }
     guard replacing else {
         throw SettingError(
-            "force",
-            "is needed to write into \(path), which already holds \(present.prefix(4).joined(separator: ", "))\(present.count > 4 ? ", …" : ""): files left from another model would be read with the new ones"
+            "replacing",
+            "to write into \(path), which already holds \(present.prefix(4).joined(separator: ", "))\(present.count > 4 ? ", …" : ""): files left from another model would be read with the new ones"
         )
     }
     for name in present where modelFolderFiles.contains(name) {

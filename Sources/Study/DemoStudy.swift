@@ -228,6 +228,7 @@ public struct DemoStudy {
         }
         let history = try finetuneAndSave(
             start, train: sets.train, dev: sets.dev, config: fc, maxLength: 128, out: out + "/model",
+            replacing: true,  // the demo's own folder: what an interrupted run left there is replaced
             progress: { progress?("finetune", $0, $1) })
         let line = String(
             format: "%d parameters, %d steps, final loss %.3f, dev accuracy %.3f → %@/model (hcore finetune)",

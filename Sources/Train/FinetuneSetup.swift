@@ -98,11 +98,14 @@ public func wordVocabulary(_ examples: [Example]) throws -> [String] {
 
 /// Trains `start.model` on `train` (reporting `dev` accuracy through `log` when given), then saves the
 /// folder `out`. `progress` receives the step number.
+/// `out` must be new or empty unless `replacing` (then the model files in it are removed first), and none of
+/// `inputs` (the folder the model was loaded from).
 /// `saveSteps` > 0 also writes the model every that many steps into OUT/checkpoint-STEP/ (the Trainer's layout),
 /// for the learning-dynamics experiments (each checkpoint evaluated as the full model).
 public func finetuneAndSave(
     _ start: FinetuneStart, train: Dataset, dev: Dataset?, config: FinetuneConfig, maxLength: Int, out: String,
-    saveSteps: Int = 0, progress: ((Int, _ total: Int) -> Void)? = nil, log: ((String) -> Void)? = nil
+    saveSteps: Int = 0, replacing: Bool = false, inputs: [String] = [],
+    progress: ((Int, _ total: Int) -> Void)? = nil, log: ((String) -> Void)? = nil
 ) throws -> [FinetuneRecord] {
     let model = start.model
     let tokenizer = start.tokenizer
@@ -123,7 +126,7 @@ public func finetuneAndSave(
             folder: out + "/checkpoint-\(step)", vocabulary: start.vocabulary, lowercase: tokenizer.lowercase,
             metadata: ["hcore": "finetune", "step": String(step), "seed": String(config.seed)])
     }
-    try makeFolder(out)
+    try makeModelFolder(out, replacing: replacing, inputs: inputs)
     let history = try finetune(
         model, train: trainEnc, labels: trainLabels, dev: devPair, config: config, saveEvery: saveSteps,
         checkpoint: save

@@ -74,6 +74,10 @@ struct Finetune: ParsableCommand {
     var maxLength: Int = 128
     @Option(name: .customLong("max-train-samples"), help: "Use the first N training pairs (--max_train_samples).")
     var maxTrainSamples: Int?
+    @Flag(
+        help:
+            "Write into an --out that already holds files, replacing the model files there (--overwrite_output_dir); without it such a folder is refused, as the Trainer refuses it: a tokenizer or weights left from another model would be read with the new ones."
+    ) var overwriteOutputDir = false
     func run() throws {
         var c = FinetuneConfig()
         (
@@ -96,12 +100,15 @@ struct Finetune: ParsableCommand {
         )
         let started = Date()
         var bar: ProgressBar? = nil
-        let history = try finetuneAndSave(
-            start, train: trainSet, dev: devSet, config: c, maxLength: maxLength, out: out, saveSteps: saveSteps,
-            progress: { step, total in
-                bar = bar ?? ProgressBar("finetune", total: total)
-                bar?.update(step)
-            }, log: warn)
+        let history = try withReplaceFlag("--overwrite-output-dir") {
+            try finetuneAndSave(
+                start, train: trainSet, dev: devSet, config: c, maxLength: maxLength, out: out, saveSteps: saveSteps,
+                replacing: overwriteOutputDir, inputs: [model].compactMap { $0 },
+                progress: { step, total in
+                    bar = bar ?? ProgressBar("finetune", total: total)
+                    bar?.update(step)
+                }, log: warn)
+        }
         emit(
             FinetuneRecord.summary(
                 history, out: out, parameters: start.model.parameterCount, seconds: Date().timeIntervalSince(started)

@@ -41,7 +41,9 @@ enum ReferenceFlags {
                 "model_name_or_path": "model", "train_file": "train", "validation_file": "dev", "output_dir": "out",
                 "per_gpu_train_batch_size": "per-device-train-batch-size",
             ],
-            ignored: trainer.merging(["do_eval": false]) { a, _ in a },
+            // --overwrite_output_dir is hcore's --overwrite-output-dir: without it, a non-empty --out is refused,
+            // as the Trainer refuses it.
+            ignored: trainer.merging(["do_eval": false]) { a, _ in a }.filter { $0.key != "overwrite_output_dir" },
             replaced: ["task_name": fromFile, "glue_path": fromFile, "fp16": fp32, "bf16": fp32]),
     ]
 

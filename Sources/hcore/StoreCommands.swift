@@ -130,7 +130,7 @@ struct StoreCommand: ParsableCommand {
                 "With --hf-folder: write into a folder that already holds files, replacing the model files in it (without it, such a folder is refused: a tokenizer or weights left from another model would be read with the export)."
         ) var force = false
         func run() throws {
-            if let hfFolder { return emit(try exportFolder(hfFolder).description) }
+            if let hfFolder { return emit(try withReplaceFlag("--force") { try exportFolder(hfFolder) }.description) }
             guard let store else { throw UsageError("give the store file") }
             let s = try SubnetworkStore.open(path: store, warn: warn)
             let subs = try filter.filter().apply(s)

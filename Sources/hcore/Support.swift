@@ -230,3 +230,11 @@ func shardSpec(_ flag: String?) throws -> ShardSpec? {
 func refuse(_ flags: [(String, Bool)], because reason: String) throws {
     if let (flag, _) = flags.first(where: { $0.1 }) { throw UsageError("\(flag) cannot apply here: \(reason)") }
 }
+
+/// `body`, with a library's refusal to write into a folder that holds another model's files phrased with this
+/// command's flag for replacing them.
+func withReplaceFlag<T>(_ flag: String, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as SettingError where error.setting == "replacing" {
+        throw UsageError("\(flag) is needed \(error.problem)")
+    }
+}

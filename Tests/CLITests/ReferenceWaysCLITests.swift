@@ -125,6 +125,14 @@ final class ReferenceWaysCLITests: XCTestCase {
         XCTAssertEqual(r.code, 0, r.err)
         XCTAssert(FileManager.default.fileExists(atPath: out + "/model.safetensors"))
         XCTAssert(r.err.contains("--do_train is the reference's PyTorch machinery"), r.err)
+        // As the Trainer does, a non-empty output folder is refused unless --overwrite_output_dir.
+        let again = [
+            "finetune", "--config", "tiny", "--train_file", try pairs(), "--output_dir", out, "--max_steps", "2",
+        ]
+        let refused = try hcore(again)
+        XCTAssertEqual(refused.code, 2, refused.err)
+        XCTAssert(refused.err.contains("--overwrite-output-dir is needed to write into"), refused.err)
+        XCTAssertEqual(try hcore(again + ["--overwrite_output_dir"]).code, 0)
         let task = try hcore(["finetune", "--config", "tiny", "--task_name", "MNLI", "--out", out, "--train", "x"])
         XCTAssertEqual(task.code, 2, task.err)
         XCTAssert(task.err.contains("--train FILE"), task.err)
