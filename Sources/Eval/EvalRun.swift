@@ -155,7 +155,22 @@ public func prepareDatasets(
                     reason: ds.skipped.isEmpty
                         ? "has no examples" : "has no usable examples (\(ds.skipped.count) malformed rows skipped)")
             }
-            return try PreparedDataset(dataset: ds, model: model, tokenizer: tokenizer, options: options)
+            let prepared = try PreparedDataset(dataset: ds, model: model, tokenizer: tokenizer, options: options)
+            // Accuracy needs every example's gold label: without one it would read "0.0 over 0 scored".
+            if prepared.mapping.indices(for: ds.examples).gold == nil {
+                let unscored = ds.examples.first { e in
+                    e.label.flatMap { prepared.mapping.gold[$0] }.flatMap {
+                        prepared.mapping.classes.firstIndex(of: $0)
+                    }
+                        == nil
+                }
+                throw DataError.badFile(
+                    path: path,
+                    reason:
+                        "example \(unscored?.line ?? 0) has no label this model can score (\(unscored?.label ?? "none"); an unlabelled set, label −1, cannot be evaluated: `hcore predict` classifies it)"
+                )
+            }
+            return prepared
         })
 }
 

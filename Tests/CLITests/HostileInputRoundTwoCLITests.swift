@@ -84,6 +84,19 @@ final class HostileInputRoundTwoCLITests: XCTestCase {
         try expect(3, ["figures", "/dev/zero"], naming: "character device")
     }
 
+    /// A set without gold labels (HF's −1, or none) cannot be evaluated: it used to report "accuracy 0.0 over 0".
+    func testUnlabelledSetsAreNotScored() throws {
+        let jsonl = scratch("unlabelled.jsonl")
+        try writeAtomically(
+            Array(
+                "{\"text\": \"the cat sat\", \"text_pair\": \"a cat sat\", \"label\": \"entailment\"}\n{\"text\": \"a b\", \"text_pair\": \"b a\"}\n"
+                    .utf8),
+            to: jsonl)
+        try expect(
+            3, ["eval", "--model", repo + "/Tests/Fixtures/models/minilm-nli", "--data", jsonl],
+            naming: "example 2 has no label this model can score")
+    }
+
     /// figures: an output that is a file is a write failure saying so, not a Foundation dump.
     func testFiguresOutNamingAFile() throws {
         let out = scratch("figures-out-file")
