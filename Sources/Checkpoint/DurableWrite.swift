@@ -9,8 +9,14 @@ import Foundation
     import Glibc
 #endif
 
-/// Writes `bytes` to `path` durably (see above); on failure the old file is untouched.
-public func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+/// Writes `bytes` to `path` durably (see above); on failure the old file is untouched. A file this process read
+/// as an input is not replaced unless `replacingInput` (a resumed trace rewrites its own kept lines).
+public func writeAtomically(_ bytes: [UInt8], to path: String, replacingInput: Bool = false) throws {
+    guard replacingInput || !InputFiles.wasRead(path) else {
+        throw CheckpointError.writeFailed(
+            path: path, reason: "is one of this command's inputs: writing there would destroy it; choose another output"
+        )
+    }
     let target = resolvedTarget(path)
     var st = stat()
     if lstat(target, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {

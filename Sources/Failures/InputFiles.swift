@@ -4,6 +4,7 @@
 // refused before it is allocated.
 
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -18,6 +19,20 @@ public struct InputFileError: ClassifiedError {
 }
 
 public enum InputFiles {
+    /// The files (device, inode) this process has read as inputs, once `recordInputs` ran (the CLI calls it at
+    /// start; libraries used elsewhere keep no record): writers refuse to replace one of them, so an output flag
+    /// naming an input (`--csv` = `--data`, `--out` = the activations read) cannot destroy it.
+    static let inputsRead = Mutex<Set<[UInt64]>?>(nil)
+
+    public static func recordInputs() { inputsRead.withLock { $0 = $0 ?? [] } }
+
+    /// Whether `path` (links followed) is a file this process read as an input.
+    public static func wasRead(_ path: String) -> Bool {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return false }
+        return inputsRead.withLock { $0?.contains([UInt64(st.st_dev), UInt64(st.st_ino)]) ?? false }
+    }
+
     /// The most any whole-file reader takes into memory (the weights are mapped, never read).
     public static let readLimit = 4 << 30
 
@@ -38,6 +53,7 @@ public enum InputFiles {
             close(fd)
             throw InputFileError(path: path, reason: "is \(describe(mode: st.st_mode)), not a regular file")
         }
+        inputsRead.withLock { _ = $0?.insert([UInt64(st.st_dev), UInt64(st.st_ino)]) }
         return (fd, Int(st.st_size))
     }
 

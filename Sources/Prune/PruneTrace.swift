@@ -19,7 +19,7 @@ public final class PruneTrace {
         self.path = path
         let old = resumeStep > 0 ? try InputFiles.readIfPresent(path) : nil
         let kept = try old.map { try Self.kept($0, resumeStep: resumeStep, path: path) } ?? []
-        try writeAtomically(kept, to: path)
+        try writeAtomically(kept, to: path, replacingInput: true)
         fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
         guard fd >= 0 else { throw CheckpointError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
     }

@@ -6,6 +6,7 @@ import Failures
 import Foundation
 
 reserveStandardDescriptors()
+InputFiles.recordInputs()
 installSignalHandlers()
 
 /// Parse errors and help requests: ArgumentParser's own message (with usage); exit 0 for help, else 2.

@@ -97,6 +97,20 @@ final class HostileInputRoundTwoCLITests: XCTestCase {
             naming: "example 2 has no label this model can score")
     }
 
+    /// An output naming one of the command's inputs is refused and the input left as it was.
+    func testOutputsNeverReplaceInputs() throws {
+        let data = scratch("own-input.jsonl")
+        let text = "{\"text\": \"the cat sat\", \"text_pair\": \"a cat sat\", \"label\": \"entailment\"}\n"
+        try writeAtomically(Array(text.utf8), to: data)
+        let minilm = repo + "/Tests/Fixtures/models/minilm-nli"
+        try expect(
+            5, ["eval", "--model", minilm, "--data", data, "--csv", data], naming: "is one of this command's inputs")
+        try expect(
+            5, ["activations", "--model", minilm, "--data", data, "--out", minilm + "/model.safetensors"],
+            naming: "is one of this command's inputs")
+        XCTAssertEqual(try String(contentsOfFile: data, encoding: .utf8), text)
+    }
+
     /// figures: an output that is a file is a write failure saying so, not a Foundation dump.
     func testFiguresOutNamingAFile() throws {
         let out = scratch("figures-out-file")
