@@ -17,6 +17,10 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.layerNormEps, 1e-12)
         XCTAssertEqual(c.headDim, 4)
         XCTAssertEqual(try config("{\(base),\"num_labels\":3}").labels, ["LABEL_0", "LABEL_1", "LABEL_2"])
+        // "00" is label 0 spelt again (label 1 would be nameless); an empty name is no name
+        for bad in [#"{"0": "a", "00": "b"}"#, #"{"0": "", "1": "b"}"#] {
+            XCTAssertThrowsError(try config("{\(base),\"id2label\":\(bad)}"), bad)
+        }
     }
 
     func testUnsupportedSettingsAreRefused() {

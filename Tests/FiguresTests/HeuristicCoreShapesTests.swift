@@ -59,6 +59,17 @@ final class HeuristicCoreShapesTests: XCTestCase {
         ) { XCTAssert("\($0)".contains("full model's row"), "\($0)") }
     }
 
+    /// A target sparsity a stored subnetwork cannot have (1e17, or −0.5) is refused by name, not turned into a
+    /// percent key (1e17 · 100 trapped as an Int).
+    func testImpossibleTargetSparsityIsRefused() throws {
+        for target in [1e17, -0.5, 1e300] {
+            let doc = try document([("full", nil, nil, nil, 0.83, 0.9, 0.4), ("s", 42, target, nil, 0.8, 0.1, 0.1)])
+            XCTAssertThrowsError(try heuristicCoreDocument([doc], shape: .accVsSparsity)) {
+                XCTAssert("\($0)".contains("the target_sparsity of s"), "\($0)")
+            }
+        }
+    }
+
     /// A grid from two checkpoints' evaluations (one cell missing: −1.0 for every case), with the fine-tuning
     /// curve from `eval --checkpoints`, gives the effective size the reference's rule gives by hand.
     func testSparsityGridAndCurveGiveTheEffectiveSize() throws {
