@@ -35,17 +35,8 @@ public enum Checked {
         _ x: Double, in range: ClosedRange<Int>, _ what: @autoclosure () -> String, kind: FailureKind = .badInput
     ) throws -> Int {
         guard x.isFinite, x == x.rounded(), abs(x) <= exactIntegers, let i = Int(exactly: x), range.contains(i) else {
-            throw NumberError(what: what(), value: "\(x)", expected: "an integer in \(describe(range))", kind: kind)
-        }
-        return i
-    }
-
-    /// `i` when it is inside `range`.
-    public static func integer(
-        _ i: Int, in range: ClosedRange<Int>, _ what: @autoclosure () -> String, kind: FailureKind = .badInput
-    ) throws -> Int {
-        guard range.contains(i) else {
-            throw NumberError(what: what(), value: "\(i)", expected: "an integer in \(describe(range))", kind: kind)
+            let value = x.isFinite && x == x.rounded() && abs(x) < 1e15 ? "\(Int(x))" : "\(x)"
+            throw NumberError(what: what(), value: value, expected: "an integer in \(describe(range))", kind: kind)
         }
         return i
     }
@@ -59,17 +50,6 @@ public enum Checked {
                 what: what(), value: "'\(text)'", expected: "an integer in \(describe(range))", kind: kind)
         }
         return i
-    }
-
-    /// A number written as text, finite and inside `range`.
-    public static func finite(
-        _ text: String, in range: ClosedRange<Double>, _ what: @autoclosure () -> String, kind: FailureKind = .badInput
-    ) throws -> Double {
-        guard let x = Double(text.trimmingCharacters(in: .whitespaces)) else {
-            throw NumberError(
-                what: what(), value: "'\(text)'", expected: "a finite number in \(describe(range))", kind: kind)
-        }
-        return try finite(x, in: range, what(), kind: kind)
     }
 
     /// A fraction in [0, 1] as a whole percent (the reference's sparsity keys: 0.5 → 50).

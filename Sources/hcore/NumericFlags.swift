@@ -64,12 +64,11 @@ enum NumericFlags {
             guard let flag = child.value as? NumericFlag, let x = flag.number else { continue }
             let name = String(label.drop { $0 == "_" })
             let range = ranges[name] ?? (flag.isInteger ? count : -1e9...1e9)
-            let integral = !flag.isInteger || x == x.rounded()
-            guard x.isFinite, integral, range.contains(x) else {
-                let what = flag.isInteger ? "an integer" : "a finite number"
-                throw UsageError(
-                    "\(spelling(of: name, value: x, in: arguments)) is \(formatted(x)); it must be \(what) in [\(formatted(range.lowerBound)), \(formatted(range.upperBound))]"
-                )
+            let spelled = spelling(of: name, value: x, in: arguments)
+            if flag.isInteger {
+                _ = try Checked.integer(x, in: Int(range.lowerBound)...Int(range.upperBound), spelled, kind: .usage)
+            } else {
+                _ = try Checked.finite(x, in: range, spelled, kind: .usage)
             }
         }
     }
@@ -87,9 +86,5 @@ enum NumericFlags {
             given.append(parts[0])
         }
         return given.contains(kebab) || given.count != 1 ? kebab : given[0]
-    }
-
-    static func formatted(_ x: Double) -> String {
-        x.isFinite && x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : "\(x)"
     }
 }

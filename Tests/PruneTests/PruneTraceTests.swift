@@ -12,14 +12,15 @@ import XCTest
 
 /// The trace a resumed run continues.
 final class PruneTraceTests: XCTestCase {
+    func step(_ k: Int) -> PruneStep {
+        PruneStep(
+            step: k, kl: 0.1, lagrangian: 0, expectedSparsity: 0, sampledSparsity: 0, target: 0, lambda1: 0,
+            lambda2: 0, logAlpha: [1, 2])
+    }
+
     func testTraceDropsStepsPastTheCheckpointOnResume() throws {
         let path = NSTemporaryDirectory() + "hcore-trace-\(getpid()).jsonl"
         defer { unlink(path) }
-        func step(_ k: Int) -> PruneStep {
-            PruneStep(
-                step: k, kl: 0.1, lagrangian: 0, expectedSparsity: 0, sampledSparsity: 0, target: 0, lambda1: 0,
-                lambda2: 0, logAlpha: [1, 2])
-        }
         do {
             let t = try PruneTrace(path: path, resumeStep: 0)
             for k in 0..<5 { try t.append(step(k)) }
@@ -32,6 +33,33 @@ final class PruneTraceTests: XCTestCase {
             (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["step"] as! Int
         }
         XCTAssertEqual(steps, [0, 1, 2, 3])
+    }
+
+    /// A trace must hold every step its checkpoint includes: one cut mid-line or damaged is refused with its line,
+    /// not dropped with every line after it.
+    func testTraceMissingAStepOfItsCheckpointIsRefused() throws {
+        let path = NSTemporaryDirectory() + "hcore-trace-resume-\(getpid()).jsonl"
+        defer { unlink(path) }
+        do {
+            let t = try PruneTrace(path: path, resumeStep: 0)
+            for k in 0..<4 { try t.append(step(k)) }
+        }
+        let whole = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        let lines = whole.split(separator: UInt8(ascii: "\n")).map(Array.init)
+        let cut = Array(whole.dropLast(lines[3].count / 2 + 1))  // step 3's line cut in its middle
+        var damagedFirst = whole
+        damagedFirst[2] = UInt8(ascii: "#")
+        for (what, bytes, line) in [("cut mid-line", cut, 4), ("damaged first line", damagedFirst, 1)] {
+            try writeAtomically(bytes, to: path)
+            XCTAssertThrowsError(try PruneTrace(path: path, resumeStep: 4), what) {
+                XCTAssert("\($0)".contains("line \(line) is not step \(line - 1)'s record"), "\(what): \($0)")
+            }
+        }
+        // A step the checkpoint does not include may be cut: it is dropped.
+        try writeAtomically(cut, to: path)
+        _ = try PruneTrace(path: path, resumeStep: 3)
+        XCTAssertEqual(
+            Array(try Data(contentsOf: URL(fileURLWithPath: path))).split(separator: UInt8(ascii: "\n")).count, 3)
     }
 
     /// Replay inputs and list flags are refused, with a message, when they are not what a run can use: noise

@@ -1,6 +1,6 @@
 // Resume state is validated, never trusted: a checkpoint whose fields do not fit the run, whose bytes were
-// damaged or which belongs to another run, and a trace that lacks a step its checkpoint includes, are refused
-// with the file named — where they used to trap on resume or silently lose steps.
+// damaged or which belongs to another run is refused with the file named — where it used to trap on resume.
+// (The trace's side is in PruneTraceTests.)
 import Checkpoint
 import Foundation
 import Kernels
@@ -83,37 +83,5 @@ final class ResumeStateTests: XCTestCase {
         }
         unlink(path)
         XCTAssertNil(try PruneRuns.readCheckpoint(path, run: "run-a"))
-    }
-
-    /// A trace must hold every step its checkpoint includes: one cut mid-line or damaged is refused with its line,
-    /// not dropped with every line after it.
-    func testTraceMissingAStepOfItsCheckpointIsRefused() throws {
-        let path = NSTemporaryDirectory() + "hcore-trace-resume-\(getpid()).jsonl"
-        defer { unlink(path) }
-        func step(_ k: Int) -> PruneStep {
-            PruneStep(
-                step: k, kl: 0.1, lagrangian: 0, expectedSparsity: 0, sampledSparsity: 0, target: 0, lambda1: 0,
-                lambda2: 0, logAlpha: [1, 2])
-        }
-        do {
-            let t = try PruneTrace(path: path, resumeStep: 0)
-            for k in 0..<4 { try t.append(step(k)) }
-        }
-        let whole = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        let lines = whole.split(separator: UInt8(ascii: "\n")).map(Array.init)
-        let cut = Array(whole.dropLast(lines[3].count / 2 + 1))  // step 3's line cut in its middle
-        var damagedFirst = whole
-        damagedFirst[2] = UInt8(ascii: "#")
-        for (what, bytes, line) in [("cut mid-line", cut, 4), ("damaged first line", damagedFirst, 1)] {
-            try writeAtomically(bytes, to: path)
-            XCTAssertThrowsError(try PruneTrace(path: path, resumeStep: 4), what) {
-                XCTAssert("\($0)".contains("line \(line) is not step \(line - 1)'s record"), "\(what): \($0)")
-            }
-        }
-        // A step the checkpoint does not include may be cut: it is dropped.
-        try writeAtomically(cut, to: path)
-        _ = try PruneTrace(path: path, resumeStep: 3)
-        XCTAssertEqual(
-            Array(try Data(contentsOf: URL(fileURLWithPath: path))).split(separator: UInt8(ascii: "\n")).count, 3)
     }
 }
