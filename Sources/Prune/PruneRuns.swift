@@ -130,7 +130,9 @@ public struct PruneRuns {
     /// A checkpoint file: a header line naming the run, the state's length and its CRC-32, then the state as
     /// JSON — so a damaged or truncated file, or one of another run, is refused instead of resumed.
     public static func checkpointBytes(_ state: PruneState, run: String) throws -> [UInt8] {
-        let body = Array(try JSONEncoder().encode(state))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys  // the same state, the same bytes
+        let body = Array(try encoder.encode(state))
         let header: JSONValue = .object([
             ("hcore_prune_checkpoint", 1), ("run", .string(run)), ("bytes", .int(body.count)),
             ("crc32", .int(Int(crc32(body)))),

@@ -72,6 +72,17 @@ final class HostileInputRoundTwoCLITests: XCTestCase {
         let ls = try hcore(["store", "ls", dir + "/s.hcs", "--json"])
         XCTAssert(ls.out.contains(name), ls.out)
         XCTAssert(ls.out.contains("9223372036854775808"), ls.out)
+        // A checkpoint left by a run stopped between its commit and the checkpoint's removal goes with the rerun.
+        let checkpoint = dir + "/s.hcs.prune-\(name).json"
+        try writeAtomically([0x7B, 0x7D], to: checkpoint)
+        let rerun = try run([
+            "prune", "--model", tiny, "--train", train, "--max-train-samples", "32", "--activations",
+            dir + "/a.safetensors", "--store", dir + "/s.hcs", "--target-sparsity", "0.3", "--max-steps", "3",
+            "--num-sparsity-warmup-steps", "2", "--per-device-train-batch-size", "8", "--seed", "9223372036854775808",
+        ])
+        XCTAssertEqual(rerun.code, 0, rerun.err)
+        XCTAssert(rerun.err.contains("skipped"), rerun.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: checkpoint))
     }
 
     /// Special files are refused by name, never read to the end or waited on.
