@@ -1,9 +1,10 @@
 // Every option that takes a value, of every command below, given each hostile number in turn (0, −1, huge,
-// NaN, ±inf) on top of an invocation that succeeds: a numeric flag ends with 0 (the value is valid) or 2
-// (refused with its range); a path or a name given a number ends with its documented code (3 no such input,
-// 4 no such column, 5 an output that is a file) — never a trap, an internal error or a hang. Options come from
-// each command's --help, so a flag added later is covered without a change here. (It found the output path
-// "0": Foundation's deletingLastPathComponent traps on a one-character name.)
+// NaN, ±inf) on top of an invocation that succeeds. A numeric flag (its help gives a numeric default) ends
+// with 2, refused with its range, for NaN, ±inf and huge values, and with 0 or 2 otherwise; a path or a name
+// given a number ends with its documented code (3 no such input, 4 no such column, 5 an output that is a
+// file). Never a trap, an internal error or a hang. Options come from each command's --help, so a flag added
+// later is covered without a change here. (It found the output path "0": Foundation's
+// deletingLastPathComponent traps on a one-character name.)
 import Foundation
 import Synchronization
 import TestSupport
@@ -32,26 +33,43 @@ final class NumericFlagPropertyTests: XCTestCase {
         ]
     }
 
-    /// The options of `command` that take a value, as its --help lists them.
-    func valueOptions(_ command: [String]) throws -> [String] {
+    /// The options of `command` that take a value, as its --help lists them, each with whether its help gives a
+    /// numeric default (then it is a number, and a non-finite or huge value must be refused, exit 2).
+    func valueOptions(_ command: [String]) throws -> [(option: String, numeric: Bool)] {
         let help = try hcore(command + ["--help"]).out
-        return help.split(separator: "\n").compactMap { line -> String? in
+        var options: [(option: String, text: String)] = []
+        for line in help.split(separator: "\n") {
             let words = line.split(separator: " ")
-            guard words.count >= 2, words[0].hasPrefix("--"), words[1].hasPrefix("<") else { return nil }
-            return String(words[0])
+            if let first = words.first, first.hasPrefix("-") {
+                let takesValue = words.count >= 2 && first.hasPrefix("--") && words[1].hasPrefix("<")
+                options.append((takesValue ? String(first) : "", String(line)))
+            } else if !options.isEmpty {
+                options[options.count - 1].text += " " + line.trimmingCharacters(in: .whitespaces)
+            }
         }
+        let numericDefault = try Regex(#"\(default: -?[0-9][0-9.e+-]*\)"#)
+        return options.filter { !$0.option.isEmpty }.map { ($0.option, $0.text.contains(numericDefault)) }
     }
 
     func testHostileNumbersNeverTrap() throws {
         let dir = scratch("numeric-flags")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var cases: [[String]] = []
+        var mustRefuse = Set<[String]>()  // a numeric option given a non-finite or out-of-range number
         for base in try bases(dir) {
             let command = Array(base.prefix { !$0.hasPrefix("-") && !$0.hasPrefix("/") && !$0.contains(" ") })
             let options = try valueOptions(command)
             XCTAssertFalse(options.isEmpty, "\(command): no options found in its help")
-            cases += options.flatMap { option in values.map { base + ["\(option)=\($0)"] } }
+            for (option, numeric) in options {
+                for value in values {
+                    cases.append(base + ["\(option)=\(value)"])
+                    // seeds take any 64-bit unsigned integer, Int.max included
+                    let valid = ["0", "-1"] + (option.hasSuffix("seed") ? ["9223372036854775807"] : [])
+                    if numeric && !valid.contains(value) { mustRefuse.insert(cases.last!) }
+                }
+            }
         }
+        XCTAssertGreaterThan(mustRefuse.count, 60)
         XCTAssertGreaterThan(cases.count, 400)
         let all = cases
         // Two at a time (the machines have two cores); each in its own folder, since some write outputs.
@@ -68,6 +86,10 @@ final class NumericFlagPropertyTests: XCTestCase {
         XCTAssertEqual(ran.count, cases.count)
         for r in ran where r.hung || r.signalled || ![0, 2, 3, 4, 5].contains(r.code) {
             XCTFail("\(r.args.joined(separator: " ")) → exit \(r.code)\(r.hung ? " (hung)" : ""): \(r.err)")
+        }
+        for r in ran where mustRefuse.contains(r.args) && r.code != 2 {
+            XCTFail(
+                "a numeric option took a non-finite or huge value: \(r.args.joined(separator: " ")) → exit \(r.code)")
         }
     }
 }
