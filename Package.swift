@@ -18,6 +18,8 @@ import PackageDescription
 
 let environment = ProcessInfo.processInfo.environment
 let portable = environment["HCORE_PORTABLE"].map { $0 != "0" && !$0.isEmpty } ?? false
+// scripts/package.sh records the commit a distributed binary is built from (`hcore --version`); only hex digits.
+let commit = String((environment["HCORE_COMMIT"] ?? "").filter(\.isHexDigit).prefix(40))
 
 func hostHasAVX512() -> Bool {
     #if arch(x86_64)
@@ -107,6 +109,7 @@ let package = Package(
             dependencies: ["Checkpoint", "Store", "Eval", "Model", "Tokenizer", "Figures", "Prune"]),
         // data/hans/*.zst compiled into the binary (C23 #embed), so `hcore demo` runs from any directory.
         .target(name: "EmbeddedHANS"),
+        .target(name: "BuildInfo", cSettings: [.define("HCORE_COMMIT", to: "\"\(commit)\"")]),
         // The demo's pipeline: its task, then every stage above, in order.
         .target(
             name: "Study",
@@ -118,7 +121,7 @@ let package = Package(
             name: "hcore",
             dependencies: [
                 "Model", "Eval", "Circuits", "Prune", "Train", "Report", "Figures", "Study", "Store", "Checkpoint",
-                "Tokenizer", "Kernels", "Failures",
+                "Tokenizer", "Kernels", "Failures", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
