@@ -19,9 +19,17 @@ version=$(sed -n 's/.*static let version = "\(.*\)".*/\1/p' Sources/hcore/HCore.
 zstd=$(mktemp -d)
 trap 'rm -rf "$zstd"' EXIT
 # A folder holding only the static libzstd, searched first: -lzstd then links it into the binary.
-ln -s "$(pkg-config --variable=libdir libzstd)/libzstd.a" "$zstd/libzstd.a"
-HCORE_PORTABLE=1 HCORE_COMMIT=$commit swift build -c release --product hcore --static-swift-stdlib \
-    --scratch-path .build-dist -Xlinker -L"$zstd" 2>&1 | tail -1
+static=$(cc -print-file-name=libzstd.a)
+if [ ! -f "$static" ]; then
+    echo "package.sh: no static libzstd (libzstd.a): install libzstd-dev" >&2
+    exit 1
+fi
+ln -s "$static" "$zstd/libzstd.a"
+if ! HCORE_PORTABLE=1 HCORE_COMMIT=$commit swift build -c release --product hcore --static-swift-stdlib \
+    --scratch-path .build-dist -Xlinker -L"$zstd" > "$zstd/build.log" 2>&1; then
+    grep -E "error|warning: unable" "$zstd/build.log" | head -20 >&2
+    exit 1
+fi
 rm -rf dist/stage && mkdir -p dist/stage
 strip -o dist/stage/hcore .build-dist/release/hcore
 glibc=$(objdump -T dist/stage/hcore | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
