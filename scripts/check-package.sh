@@ -8,7 +8,7 @@
 #   - the binary's size and start-up time (`hcore --version`, best of 5) are printed for BENCHMARKS.md.
 # Usage: check-package.sh TARBALL WHEEL COMMIT
 set -euo pipefail
-tarball=$1 wheel=$2 commit=$3
+tarball=$(realpath "$1") wheel=$(realpath "$2") commit=$3
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -30,5 +30,9 @@ hcore eval --model "$repo/Tests/Fixtures/models/minilm-nli" \
 grep -q '"fingerprint"' eval.json
 hcore circuits attention --model "$repo/Tests/Fixtures/models/minilm-nli" --summary > summary.txt
 [ -s summary.txt ]
-best=$(for _ in 1 2 3 4 5; do /usr/bin/time -f %e hcore --version 2>&1 >/dev/null; done | sort -n | head -1)
-echo "check-package: ok — $(hcore --version); binary $(stat -c %s "$work/hcore") bytes, wheel $(stat -c %s "$wheel") bytes, start-up ${best} s (hcore --version, best of 5); links only: $(ldd "$work/hcore" | awk '{print $1}' | tr '\n' ' ')"
+best=$(for _ in 1 2 3 4 5; do
+    start=$(date +%s%N)
+    hcore --version > /dev/null
+    echo $((($(date +%s%N) - start) / 1000000))
+done | sort -n | head -1)
+echo "check-package: ok — $(hcore --version); binary $(stat -c %s "$work/hcore") bytes, wheel $(stat -c %s "$wheel") bytes, start-up ${best} ms (hcore --version, best of 5); links only: $(ldd "$work/hcore" | awk '{print $1}' | tr '\n' ' ')"
