@@ -3,7 +3,7 @@
 #   - the binary links only the C and C++ runtime (libc, libm, libstdc++, libgcc_s, the loader), and its
 #     wheel's platform tag names the highest GLIBC_ version it needs;
 #   - a fresh venv installs the wheel, and from an empty folder with no Swift on PATH `hcore --version` names
-#     the commit, `hcore eval` runs on a fixture model and dataset, and `hcore circuits attention --summary` runs
+#     the commit, `hcore eval` runs on a committed fixture model and dataset, and `hcore circuits attention --summary` runs
 #     on the HANS pairs compiled into the binary (no repository needed for data);
 #   - the binary's size and start-up time (`hcore --version`, best of 5) are printed for BENCHMARKS.md.
 # Usage: check-package.sh TARBALL WHEEL COMMIT
@@ -25,10 +25,10 @@ export PATH="$work/venv/bin:/usr/bin:/bin"
 if command -v swift >/dev/null; then echo "check-package: a Swift toolchain is on PATH" >&2; exit 1; fi
 [ "$(command -v hcore)" = "$work/venv/bin/hcore" ]
 hcore --version | grep -q "commit $commit" || { echo "check-package: --version does not name $commit" >&2; exit 1; }
-hcore eval --model "$repo/Tests/Fixtures/models/minilm-nli" \
-    --data "$repo/Tests/Fixtures/reference/datasets/hans-cases" --max-examples-per-case 5 > eval.json
+hcore eval --model "$repo/Tests/Fixtures/models/tiny-bert" \
+    --data "$repo/Tests/Fixtures/reference/datasets/paws-qqp" --max-examples 20 > eval.json
 grep -q '"fingerprint"' eval.json
-hcore circuits attention --model "$repo/Tests/Fixtures/models/minilm-nli" --summary > summary.txt
+hcore circuits attention --model "$repo/Tests/Fixtures/models/tiny-bert" --summary > summary.txt
 [ -s summary.txt ]
 best=$(for _ in 1 2 3 4 5; do
     start=$(date +%s%N)
