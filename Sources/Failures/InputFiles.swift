@@ -19,18 +19,27 @@ public struct InputFileError: ClassifiedError {
 }
 
 public enum InputFiles {
-    /// The files (device, inode) this process has read as inputs, once `recordInputs` ran (the CLI calls it at
+    /// The files (device, inode, status change) this process has read as inputs, once `recordInputs` ran (the CLI calls it at
     /// start; libraries used elsewhere keep no record): writers refuse to replace one of them, so an output flag
     /// naming an input (`--csv` = `--data`, `--out` = the activations read) cannot destroy it.
     static let inputsRead = Mutex<Set<[UInt64]>?>(nil)
 
     public static func recordInputs() { inputsRead.withLock { $0 = $0 ?? [] } }
 
-    /// Whether `path` (links followed) is a file this process read as an input.
+    /// Whether `path` (links followed) is a file this process read as an input, unchanged since.
     public static func wasRead(_ path: String) -> Bool {
         var st = stat()
         guard stat(path, &st) == 0 else { return false }
-        return inputsRead.withLock { $0?.contains([UInt64(st.st_dev), UInt64(st.st_ino)]) ?? false }
+        return inputsRead.withLock { $0?.contains(identity(st)) ?? false }
+    }
+
+    /// A file's identity as read: device, inode and its last status change, so that an inode freed by a deleted
+    /// input (a store replaced by its compaction) and given to a new file is not taken for the input.
+    static func identity(_ st: stat) -> [UInt64] {
+        [
+            UInt64(st.st_dev), UInt64(st.st_ino), UInt64(bitPattern: Int64(st.st_ctim.tv_sec)),
+            UInt64(st.st_ctim.tv_nsec),
+        ]
     }
 
     /// The most any whole-file reader takes into memory (the weights are mapped, never read).
@@ -53,7 +62,7 @@ public enum InputFiles {
             close(fd)
             throw InputFileError(path: path, reason: "is \(describe(mode: st.st_mode)), not a regular file")
         }
-        inputsRead.withLock { _ = $0?.insert([UInt64(st.st_dev), UInt64(st.st_ino)]) }
+        inputsRead.withLock { _ = $0?.insert(identity(st)) }
         return (fd, Int(st.st_size))
     }
 

@@ -105,7 +105,9 @@ public struct PruneRuns {
                 checkpoint: { state in
                     if let traceError { throw traceError }
                     try trace?.sync()  // the trace holds every step the checkpoint does
-                    try writeAtomically(try Self.checkpointBytes(state, run: runName), to: checkpointPath)
+                    // a resumed run read this file: its next checkpoint replaces it
+                    try writeAtomically(
+                        try Self.checkpointBytes(state, run: runName), to: checkpointPath, replacingInput: true)
                 }, fullDistributions: fullDistributions,
                 onStep: { st in
                     onStep?(k, st)

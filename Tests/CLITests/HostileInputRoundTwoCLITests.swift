@@ -85,6 +85,40 @@ final class HostileInputRoundTwoCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: checkpoint))
     }
 
+    /// A run killed after a checkpoint resumes from it in a new process and writes its next checkpoints over the
+    /// file it read (the rule that no output replaces an input has this one exception).
+    func testKilledPruneRunResumesInANewProcess() throws {
+        let dir = scratch("prune-resume")
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        XCTAssertEqual(
+            try hcore([
+                "activations", "--model", tiny, "--data", train, "--max-examples", "32", "--out",
+                dir + "/a.safetensors",
+            ]).code, 0)
+        let args = [
+            "prune", "--model", tiny, "--train", train, "--max-train-samples", "32", "--activations",
+            dir + "/a.safetensors", "--store", dir + "/s.hcs", "--target-sparsity", "0.3", "--max-steps", "400",
+            "--num-sparsity-warmup-steps", "200", "--per-device-train-batch-size", "8", "--checkpoint-steps", "2",
+        ]
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try hcoreExecutable())
+        p.arguments = args
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let checkpoint = dir + "/s.hcs.prune-prune-t0.3-seed42.json"
+        let hang = HangGuard(p)
+        while p.isRunning && !FileManager.default.fileExists(atPath: checkpoint) { usleep(10_000) }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        _ = hang.disarm()
+        XCTAssert(FileManager.default.fileExists(atPath: checkpoint), "no checkpoint before the kill")
+        let resumed = try run(args)
+        XCTAssertEqual(resumed.code, 0, resumed.err)
+        XCTAssert(resumed.err.contains("resuming from"), resumed.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: checkpoint))
+    }
+
     /// Special files are refused by name, never read to the end or waited on.
     func testSpecialFilesAreRefused() throws {
         try expect(3, ["eval", "--model", tiny, "--data", "/dev/zero"], naming: "/dev/zero: is a character device")
