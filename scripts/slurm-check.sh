@@ -6,9 +6,10 @@
 #      grid/checkpoint-STEP.hcs, written concurrently), with one array task cancelled mid-run (`scancel`) and
 #      resubmitted once the others ended (`sbatch --array=2`, a one-task array: it takes every cell, skips the
 #      finished ones and resumes the interrupted one from its checkpoint file);
-#   3. `sbatch --array=1-3 examples/eval-shards.sbatch` on one grid store, every task writing its metrics back to
+#   3. `sbatch --array=1-2 examples/prune-seeds.sbatch` (4 seeds into per-shard stores) and `hcore store merge`;
+#   4. `sbatch --array=1-3 examples/eval-shards.sbatch` on one grid store, every task writing its metrics back to
 #      that shared store, then `hcore eval merge` of the parts;
-#   4. the checks: every cell once in the grid's stores, each equal (masks, log α) to the same cell pruned
+#   5. the checks: every cell once in the grid's stores, each equal (masks, log α) to the same cell pruned
 #      serially; every subnetwork's metrics written back once and equal to a serial `hcore eval`; the merged
 #      document's metrics equal the serial one's; every store verifies.
 # It stops what it started and removes the temporary folder. Needs: slurm-wlm and munge installed (as root:
@@ -123,6 +124,16 @@ for k in grid:
     assert grid[k] == serial[k], f"{k} differs"
 print("slurm-check: 8 cells, each once, equal to the serial run (masks and log α)")
 PY
+
+# --- seeds in per-shard stores, merged ---------------------------------------------------------------------
+hcore activations --model ft/checkpoint-4 --data "$train" --max-examples 32 --out acts.safetensors 2> /dev/null
+MODEL=ft/checkpoint-4 ACTIVATIONS=acts.safetensors STORE=seeds.hcs SEEDS=1-4 \
+    sbatch --parsable --wait --array=1-2 "$repo/examples/prune-seeds.sbatch" > /dev/null
+hcore store merge seeds.hcs seeds.hcs.shard-1-of-2 seeds.hcs.shard-2-of-2 > /dev/null 2>&1
+hcore store verify seeds.hcs > /dev/null || fail "the merged store does not verify"
+merged=$(hcore store ls seeds.hcs --json | python3 -c 'import json,sys; print(" ".join(sorted(s["name"] for s in json.load(sys.stdin))))')
+[ "$merged" = "prune-t0.5-seed1 prune-t0.5-seed2 prune-t0.5-seed3 prune-t0.5-seed4" ] || fail "merged seeds: $merged"
+say "prune-seeds as a 2-task array into per-shard stores, merged: $merged"
 
 # --- eval shards writing back to one shared store -------------------------------------------------------
 store=$(ls grid/checkpoint-*.hcs | tail -1)
