@@ -42,18 +42,23 @@ final class HostileInputRoundTwoCLITests: XCTestCase {
         try expect(2, ["circuits", "core", "--store", "x.hcs", "--margin", "inf"], naming: "--margin is inf")
     }
 
+    /// A fresh folder holding mean activations of tiny-bert over 32 HANS training pairs (a pruning run's input).
+    func pruneFolder(_ name: String) throws -> String {
+        let dir = scratch(name)
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let acts = try hcore([
+            "activations", "--model", tiny, "--data", train, "--max-examples", "32", "--out", dir + "/a.safetensors",
+        ])
+        XCTAssertEqual(acts.code, 0, acts.err)
+        return dir
+    }
+
     /// A pruning run: a seed of 2^63 is written exactly (it used to trap after the run, losing it); with stderr
     /// closed, the trace is not given descriptor 2 (log lines used to land in it); a checkpoint's temporary file
     /// left by a killed writer is removed.
     func testPruneWithHugeSeedClosedStderrAndStaleTemporaries() throws {
-        let dir = scratch("prune-round-two")
-        try? FileManager.default.removeItem(atPath: dir)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        XCTAssertEqual(
-            try hcore([
-                "activations", "--model", tiny, "--data", train, "--max-examples", "32", "--out",
-                dir + "/a.safetensors",
-            ]).code, 0)
+        let dir = try pruneFolder("prune-round-two")
         let name = "prune-t0.3-seed9223372036854775808"
         let stale = dir + "/s.hcs.prune-\(name).json.tmp-999999999-abcdef"
         try writeAtomically([1, 2, 3], to: stale)
@@ -88,14 +93,7 @@ final class HostileInputRoundTwoCLITests: XCTestCase {
     /// A run killed after a checkpoint resumes from it in a new process and writes its next checkpoints over the
     /// file it read (the rule that no output replaces an input has this one exception).
     func testKilledPruneRunResumesInANewProcess() throws {
-        let dir = scratch("prune-resume")
-        try? FileManager.default.removeItem(atPath: dir)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        XCTAssertEqual(
-            try hcore([
-                "activations", "--model", tiny, "--data", train, "--max-examples", "32", "--out",
-                dir + "/a.safetensors",
-            ]).code, 0)
+        let dir = try pruneFolder("prune-resume")
         let args = [
             "prune", "--model", tiny, "--train", train, "--max-train-samples", "32", "--activations",
             dir + "/a.safetensors", "--store", dir + "/s.hcs", "--target-sparsity", "0.3", "--max-steps", "400",
