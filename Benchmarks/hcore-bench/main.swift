@@ -529,6 +529,14 @@ func benchPruneStep() throws {
     }
 }
 
+/// A store benchmark's mask: `units` bits from the top bit of a linear congruential stream.
+func storeMaskBits(_ units: Int, _ state: inout UInt64) -> [UInt8] {
+    (0..<units).map { _ in
+        state = state &* 6_364_136_223_846_793_005 &+ 1
+        return UInt8(state >> 63)
+    }
+}
+
 /// `hcore-bench store-open`
 func benchStoreOpen() throws {
     // Opening a store of 1000 BERT-base subnetworks and listing every name and kept count (the part of
@@ -540,10 +548,7 @@ func benchStoreOpen() throws {
     let subs = (0..<1000).map { i in
         StoredSubnetwork(
             name: "sub\(i)",
-            mask: (0..<layout.unitCount).map { _ in
-                state = state &* 6_364_136_223_846_793_005 &+ 1
-                return UInt8(state >> 63)
-            })
+            mask: storeMaskBits(layout.unitCount, &state))
     }
     let store = try SubnetworkStore.create(path: path, fingerprint: "hc1-0000000000000001", layout: layout)
     try store.add(subs)
@@ -571,10 +576,7 @@ func benchStoreAdds() throws {
     var state: UInt64 = 5
     let t0 = now()
     for i in 0..<count {
-        let mask = (0..<layout.unitCount).map { _ in
-            state = state &* 6_364_136_223_846_793_005 &+ 1
-            return UInt8(state >> 63)
-        }
+        let mask = storeMaskBits(layout.unitCount, &state)
         try store.add([StoredSubnetwork(name: "sub\(i)", mask: mask, meta: .object([("seed", .int(i))]))])
     }
     let seconds = now() - t0
@@ -602,10 +604,7 @@ func benchStoreUpdates() throws {
         (0..<count).map { i in
             StoredSubnetwork(
                 name: "sub\(i)",
-                mask: (0..<layout.unitCount).map { _ in
-                    state = state &* 6_364_136_223_846_793_005 &+ 1
-                    return UInt8(state >> 63)
-                })
+                mask: storeMaskBits(layout.unitCount, &state))
         })
     let t0 = now()
     for k in 0..<updates { try store.updateMeta([("sub\(k % count)", [("eval/k\(k % 7)", .float(Double(k)))])]) }
@@ -647,9 +646,8 @@ func verifyDeltaChain(_ deltas: Int) throws -> (deltas: Int, bytes: Int, seconds
         ])
         let footer = SubnetworkStore.block(.footer, Array(delta.compact.utf8))
         let at = bytes.count
-        func le64(_ v: Int) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: UInt64(v) >> (8 * UInt64($0))) } }
         let end = at + footer.count + 64
-        let commit: [UInt8] = le64(at) + le64(footer.count) + le64(sequence + 1) + le64(end)
+        let commit = [at, footer.count, sequence + 1, end].flatMap { le64(UInt64($0)) }
         bytes += footer + SubnetworkStore.block(.commit, commit)
         (base, sequence) = (at, sequence + 1)
     }

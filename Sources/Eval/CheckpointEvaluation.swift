@@ -7,6 +7,14 @@ import Foundation
 import Model
 import Tokenizer
 
+/// The step of a folder named `checkpoint-STEP` (decimal digits, as the Trainer writes them); nil for other names.
+func checkpointStep(_ name: String) -> Int? {
+    guard name.hasPrefix("checkpoint-") else { return nil }
+    let digits = name.dropFirst("checkpoint-".count)
+    guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+    return try? Checked.integer(String(digits), in: 0...1_000_000_000, name)
+}
+
 /// The folders named checkpoint-STEP directly under `folder`, by step.
 public func checkpointFolders(_ folder: String) throws -> [(step: Int, path: String)] {
     guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else {
@@ -14,11 +22,8 @@ public func checkpointFolders(_ folder: String) throws -> [(step: Int, path: Str
     }
     // "checkpoint-05" beside "checkpoint-5" would be one step twice: a step spelt twice is refused.
     var byStep: [Int: String] = [:]
-    for n in names where n.hasPrefix("checkpoint-") {
-        let digits = n.dropFirst("checkpoint-".count)
-        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
-            let step = try? Checked.integer(String(digits), in: 0...1_000_000_000, n)
-        else { continue }
+    for n in names {
+        guard let step = checkpointStep(n) else { continue }
         if let other = byStep.updateValue(folder + "/" + n, forKey: step) {
             throw DataError.badFile(
                 path: folder, reason: "holds step \(step) twice (\(other) and \(n)); keep one of them")

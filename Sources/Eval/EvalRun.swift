@@ -157,17 +157,11 @@ public func prepareDatasets(
             }
             let prepared = try PreparedDataset(dataset: ds, model: model, tokenizer: tokenizer, options: options)
             // Accuracy needs every example's gold label: without one it would read "0.0 over 0 scored".
-            if prepared.mapping.indices(for: ds.examples).gold == nil {
-                let unscored = ds.examples.first { e in
-                    e.label.flatMap { prepared.mapping.gold[$0] }.flatMap {
-                        prepared.mapping.classes.firstIndex(of: $0)
-                    }
-                        == nil
-                }
+            if let unscored = ds.examples.first(where: { prepared.mapping.goldClass(of: $0) == nil }) {
                 throw DataError.badFile(
                     path: path,
                     reason:
-                        "example \(unscored?.line ?? 0) has no label this model can score (\(unscored?.label ?? "none"); an unlabelled set, label −1, cannot be evaluated: `hcore predict` classifies it)"
+                        "example \(unscored.line) has no label this model can score (\(unscored.label ?? "none"); an unlabelled set, label −1, cannot be evaluated: `hcore predict` classifies it)"
                 )
             }
             return prepared

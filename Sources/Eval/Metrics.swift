@@ -22,8 +22,13 @@ public struct LabelMapping: Sendable {
     /// class's scoring index: what accuracy needs when the model's labels collapse (HANS).
     public func indices(for examples: [Example]) -> (gold: [Int]?, predicted: [Int]) {
         let predictedIndex = predicted.map { classes.firstIndex(of: $0)! }
-        let gold = examples.map { $0.label.flatMap { self.gold[$0] }.flatMap { classes.firstIndex(of: $0) } }
+        let gold = examples.map(goldClass)
         return (gold.contains(nil) ? nil : gold.map { $0! }, predictedIndex)
+    }
+
+    /// An example's gold label as a scoring-class index; nil when it has none this mapping scores.
+    public func goldClass(of example: Example) -> Int? {
+        example.label.flatMap { gold[$0] }.flatMap { classes.firstIndex(of: $0) }
     }
 
     /// Gold label string → class name used for scoring.

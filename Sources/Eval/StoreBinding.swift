@@ -204,10 +204,7 @@ public func referenceRunMeta(_ folder: String) -> (name: String, meta: [(String,
     }
     var meta: [(String, JSONValue)] = []
     if let last = parts.last, last.hasPrefix("checkpoint-"), parts.count > 1 {
-        let digits = String(last.dropFirst("checkpoint-".count))
-        if let step = try? Checked.integer(digits, in: 0...1_000_000_000, last), String(step) == digits {
-            meta.append(("step", .int(step)))
-        }
+        if let step = checkpointStep(last), last == "checkpoint-\(step)" { meta.append(("step", .int(step))) }
         parts.removeLast()
         let name = parts.last! + "/" + last
         return (name, runNameMeta(parts.last!) + meta)

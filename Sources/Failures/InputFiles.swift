@@ -19,9 +19,9 @@ public struct InputFileError: ClassifiedError {
 }
 
 public enum InputFiles {
-    /// The files (device, inode, status change) this process has read as inputs, once `recordInputs` ran (the CLI calls it at
-    /// start; libraries used elsewhere keep no record): writers refuse to replace one of them, so an output flag
-    /// naming an input (`--csv` = `--data`, `--out` = the activations read) cannot destroy it.
+    /// The files (device, inode, status change) this process has read as inputs, once `recordInputs` ran (the CLI
+    /// calls it at start; libraries used elsewhere keep no record): writers refuse to replace one of them, so an
+    /// output flag naming an input (`--csv` = `--data`, `--out` = the activations read) cannot destroy it.
     static let inputsRead = Mutex<Set<[UInt64]>?>(nil)
 
     public static func recordInputs() { inputsRead.withLock { $0 = $0 ?? [] } }

@@ -488,8 +488,7 @@ public final class SubnetworkStore {
         _ f: MappedFile, footer: JSONValue, footerOffset: Int, entriesCache: inout [Int: [JSONValue]]
     ) throws {
         // Linear in the updates: each entries block grouped by name once, subnetworks found by name.
-        let index = Dictionary(
-            subnetworks.enumerated().map { ($0.element.name, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        let index = positionsByName()
         var grouped: [Int: [String: [[(String, JSONValue)]]]] = [:]
         for u in footer.get("metadata_updates")?.arrayValue ?? [] {
             guard let name = u.get("name")?.stringValue, let o = u.get("offset")?.intValue else {
@@ -842,7 +841,7 @@ public final class SubnetworkStore {
 }
 
 func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8((v >> (8 * UInt32($0))) & 0xFF) } }
-func le64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8((v >> (8 * UInt64($0))) & 0xFF) } }
+package func le64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8((v >> (8 * UInt64($0))) & 0xFF) } }
 func le64(_ b: [UInt8], _ o: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(b[o + $1]) << (8 * UInt64($1)) } }
 func le32v(_ b: [UInt8], _ o: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(b[o + $1]) << (8 * UInt32($1)) } }
 

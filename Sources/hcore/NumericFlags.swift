@@ -64,11 +64,13 @@ enum NumericFlags {
             guard let flag = child.value as? NumericFlag, let x = flag.number else { continue }
             let name = String(label.drop { $0 == "_" })
             let range = ranges[name] ?? (flag.isInteger ? count : -1e9...1e9)
-            let spelled = spelling(of: name, value: x, in: arguments)
+            // the flag's spelling is looked up in the arguments only for the message of a refusal
             if flag.isInteger {
-                _ = try Checked.integer(x, in: Int(range.lowerBound)...Int(range.upperBound), spelled, kind: .usage)
+                _ = try Checked.integer(
+                    x, in: Int(range.lowerBound)...Int(range.upperBound), spelling(of: name, value: x, in: arguments),
+                    kind: .usage)
             } else {
-                _ = try Checked.finite(x, in: range, spelled, kind: .usage)
+                _ = try Checked.finite(x, in: range, spelling(of: name, value: x, in: arguments), kind: .usage)
             }
         }
     }
