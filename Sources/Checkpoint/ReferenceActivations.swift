@@ -7,12 +7,14 @@
 import Failures
 import Foundation
 
-/// Whether a file is a pickle (by name, or by its PROTO opcode).
+/// Whether a file is a pickle (by name, or by its PROTO opcode). Opened as every input is (`InputFiles`): a FIFO
+/// or a device is not waited on here but refused by the reader that follows.
 public func isPickleFile(_ path: String) -> Bool {
     if path.hasSuffix(".pkl") || path.hasSuffix(".pickle") { return true }
-    guard let h = FileHandle(forReadingAtPath: path) else { return false }
-    defer { try? h.close() }
-    return (try? h.read(upToCount: 1)) == Data([0x80])
+    guard let (fd, size) = try? InputFiles.openRegular(path) else { return false }
+    defer { close(fd) }
+    var first: UInt8 = 0
+    return size > 0 && pread(fd, &first, 1, 0) == 1 && first == 0x80
 }
 
 /// The pickle at `path` as the bytes of an hcore mean-activation safetensors set (avg_head [L, H, d],

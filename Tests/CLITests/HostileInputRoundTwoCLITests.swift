@@ -124,6 +124,9 @@ final class HostileInputRoundTwoCLITests: XCTestCase {
         unlink(fifo)
         XCTAssertEqual(mkfifo(fifo, 0o600), 0)
         try expect(3, ["eval", "--model", tiny, "--data", fifo], naming: "is a FIFO")
+        // activations are told apart by their first byte: that peek must not wait on a FIFO either
+        let store = try makeTestStore("fifo-acts.hcs", n: 1)
+        try expect(3, ["store", "add-activations", store, "--name", "x", "--file", fifo], naming: "is a FIFO")
         try expect(3, ["figures", "/dev/zero"], naming: "character device")
     }
 
