@@ -17,16 +17,20 @@ import Foundation
 
 /// ctx = Dropout(softmax(Q Kᵀ · scale)) V per (sequence, head). `probs`, if given, receives every P row (before
 /// dropout): the (s, h) block starts at attentionProbOffsets(offsets, heads)[s] + h·len². `dropout`, if given,
-/// holds the inverted-dropout multipliers of the probabilities in the same layout (training mode).
+/// holds the inverted-dropout multipliers of the probabilities in the same layout (training mode). `slots`:
+/// where each head's block sits when the heads passed are some of a layer's (identity otherwise).
 public func attention(
     qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim d: Int,
     offsets: [Int], ctx: UnsafeMutablePointer<Float>, ldctx: Int,
-    probs: UnsafeMutablePointer<Float>? = nil, dropout: UnsafePointer<Float>? = nil, pool: ThreadPool = .shared
+    probs: UnsafeMutablePointer<Float>? = nil, dropout: UnsafePointer<Float>? = nil, slots: ProbabilitySlots? = nil,
+    pool: ThreadPool = .shared
 ) {
     let sequences = offsets.count - 1
     if sequences <= 0 || heads == 0 { return }
     let scale = 1 / Float(d).squareRoot()
-    let probBase = attentionProbOffsets(offsets: offsets, heads: heads)
+    let slots = slots ?? .identity(heads)
+    precondition(slots.slot.count == heads, "one probability slot per head")
+    let probBase = attentionProbOffsets(offsets: offsets, heads: slots.perSequence)
     let qa = UInt(bitPattern: qkv)
     let ca = UInt(bitPattern: ctx)
     let pa = probs.map { UInt(bitPattern: $0) }
@@ -72,7 +76,7 @@ public func attention(
                 softmaxRows(scores, ld: tPad, rows: rows, count: t)
                 for r in 0..<rows {
                     let row = scores + r * tPad
-                    let offset = probBase[s] + h * t * t + (i + r) * t
+                    let offset = probBase[s] + slots.slot[h] * t * t + (i + r) * t
                     if let pa { (UnsafeMutablePointer<Float>(bitPattern: pa)! + offset).update(from: row, count: t) }
                     if let da {
                         let m = UnsafePointer<Float>(bitPattern: da)! + offset
@@ -353,6 +357,21 @@ func storeHeadRow(_ out: UnsafeMutablePointer<Float>, _ v0: Vec16, _ v1: Vec16, 
     if d > 16 { o.storeBytes(of: v1, toByteOffset: 64, as: Vec16.self) }
     if d > 32 { o.storeBytes(of: v2, toByteOffset: 128, as: Vec16.self) }
     if d > 48 { o.storeBytes(of: v3, toByteOffset: 192, as: Vec16.self) }
+}
+
+/// Where each head's probability block (and its dropout multipliers) sits among a sequence's `perSequence`
+/// blocks: a pass over some of a layer's heads keeps the whole layer's layout, so the multipliers drawn for the
+/// layer stay with their heads whichever heads run.
+public struct ProbabilitySlots: Sendable {
+    public let perSequence: Int
+    public let slot: [Int]
+    public init(perSequence: Int, slot: [Int]) {
+        precondition(slot.allSatisfy { (0..<perSequence).contains($0) }, "a slot outside the layout")
+        (self.perSequence, self.slot) = (perSequence, slot)
+    }
+    public static func identity(_ heads: Int) -> ProbabilitySlots {
+        ProbabilitySlots(perSequence: heads, slot: Array(0..<heads))
+    }
 }
 
 /// Start of sequence s's probability block in the `probs` buffer: Σ_{s'<s} heads·len(s')².

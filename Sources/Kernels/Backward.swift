@@ -44,14 +44,16 @@ public func layerNormBackward(
 ///   P = softmax(S) → dS = P ⊙ (dP − rowsum(dP ⊙ P));  S = scale · Q Kᵀ → dQ = scale · dS K, dK = scale · dSᵀ Q
 /// `dqkv` ([N, 3·heads·d], same layout as qkv) is overwritten. Per (sequence, head): a row pass (dP row as a
 /// vector–matrix product with Vᵀ, dS row, dQ_i) then a column pass over Pᵀ and dSᵀ (dV_j, dK_j), every
-/// accumulator in registers for d ∈ {16, 32, 48, 64}; other head sizes take a plain path.
+/// accumulator in registers for d ∈ {16, 32, 48, 64}; other head sizes take a plain path. `slots`: as `attention`'s.
 /// Naive twin: `attentionBackwardReference`.
 public func attentionBackward(
     qkv: UnsafePointer<Float>, ldqkv: Int, probs: UnsafePointer<Float>, dctx: UnsafePointer<Float>, ldctx: Int,
     heads: Int, headDim d: Int, offsets: [Int], dqkv: UnsafeMutablePointer<Float>,
-    probDropout: UnsafePointer<Float>? = nil, pool: ThreadPool = .shared
+    probDropout: UnsafePointer<Float>? = nil, slots: ProbabilitySlots? = nil, pool: ThreadPool = .shared
 ) {
-    let probBase = attentionProbOffsets(offsets: offsets, heads: heads)
+    let slots = slots ?? .identity(heads)
+    precondition(slots.slot.count == heads, "one probability slot per head")
+    let probBase = attentionProbOffsets(offsets: offsets, heads: slots.perSequence)
     let qa = UInt(bitPattern: qkv)
     let pa = UInt(bitPattern: probs)
     let da = UInt(bitPattern: dctx)
@@ -63,7 +65,7 @@ public func attentionBackward(
         var scratch = AttentionBackwardScratch(t: t, d: d)
         defer { scratch.deallocate() }
         for h in 0..<heads {
-            let block = probBase[s] + h * t * t
+            let block = probBase[s] + slots.slot[h] * t * t
             let head = HeadBackward(
                 P: UnsafePointer<Float>(bitPattern: pa)! + block,
                 M: ma.map { UnsafePointer<Float>(bitPattern: $0)! + block },

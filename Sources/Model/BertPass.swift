@@ -205,6 +205,9 @@ package struct BertBackwardWeights {
         layers = p.layers.map(LayerBackwardWeights.init)
         head = HeadParameters(pooler: p.head!.pooler, classifier: p.head!.classifier, transposed: true)
     }
+    init(layers: [LayerBackwardWeights], head: HeadParameters) {
+        (self.layers, self.head) = (layers, head)
+    }
 }
 
 /// Where every weight gradient accumulates (fine-tuning).
@@ -250,7 +253,8 @@ extension BertParameters {
             let rows = l == L - 1 ? request.lastLayer : .all
             // Below layer 0 only the embeddings' weights need a gradient.
             let g = encoderLayerBackward(
-                rows == .cls ? dcls : dx, layer: l, layers[l], wT.layers[l], t.layer(l), p, rows: rows,
+                rows == .cls ? dcls : dx, layer: l, layers[l], wT.layers[l], plan: request.plan.layers[l],
+                t.layer(l), p, rows: rows,
                 scratch: scratch,
                 grads: grads?.layers[l], dx: l == 0 && grads == nil ? nil : dx)
             if let g { maskGradients.insert(g, at: 0) }

@@ -40,6 +40,11 @@ public final class LayerPlan: @unchecked Sendable {
         public let valueBias: [Float]?
     }
 
+    /// Where the kept heads' attention probabilities sit in a layout of all `heads` (nil: every head kept).
+    func probabilitySlots(heads: Int) -> ProbabilitySlots? {
+        keptHeads.count == heads ? nil : ProbabilitySlots(perSequence: heads, slot: keptHeads)
+    }
+
     private let firstQueryLock = NSLock()
     private var firstQuery: FirstQueryWeights?
 

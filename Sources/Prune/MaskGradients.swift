@@ -37,15 +37,28 @@ extension BertModel {
     /// `lastLayer`: `.cls` runs the last layer after attention for the [CLS] rows only (exact: no other row
     /// reaches the classifier), as the KL target (`fullModelProbabilities`) does, so with every mask at 1 and no
     /// dropout the loss is exactly 0.
+    /// `needed`: the units (store order) whose gradient the caller uses; a unit at mask 0 outside it is skipped
+    /// in the forward and the backward (Model/GatePlan.swift) and every unit outside it is returned as 0.
     public func maskGradients(
         _ batch: TokenBatch, masks: MaskValues, ablation: Ablation, objective: ImportanceObjective = .kl,
         dropout: Float = 0, attentionDropout: Float = 0, dropoutSeed: UInt64 = 0, lastLayer: LayerRows = .cls,
-        pool: ThreadPool = .shared
+        needed: [Bool]? = nil, pool: ThreadPool = .shared
     ) throws -> MaskGradients {
         guard let classifier else { throw ModelError.noClassifier(path: folder) }
         precondition(lastLayer != .firstQuery, "a backward needs keys and values")
         try validate(batch)
-        let request = try self.request(nil, (masks, ablation), nil, lastLayer: lastLayer)
+        var request = try self.request(nil, (masks, ablation), nil, lastLayer: lastLayer)
+        var backwardWeights = self.backwardWeights
+        if let needed {
+            guard needed.count == masks.unitCount else {
+                throw ModelError.badInput("needed has \(needed.count) units; the model has \(masks.unitCount)")
+            }
+            let (L, H) = (layerCount, headCount)
+            let needs = GradientNeeds(
+                heads: (0..<L).map { l in Array(needed[(l * H)..<((l + 1) * H)]) }, mlps: Array(needed[(L * H)...]))
+            (request.plan, backwardWeights) = gatePlan(masks: masks, ablation: ablation, needs: needs)
+            request.masks?.needs = needs
+        }
         let mode = TrainingMode(
             dropout: dropout, attentionDropout: attentionDropout, seed: dropoutSeed, weightGradients: false)
         // This pass's arena is taken first: the full model's forward (the KL target) then runs on another arena of

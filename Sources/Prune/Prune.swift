@@ -131,7 +131,9 @@ public func targetSparsity(step: Int, config c: PruneConfig) -> Double {
 
 /// One micro-batch of the pruning objective: gates sampled from `logAlpha` with uniforms `u`, the KL to the
 /// full model plus λ1·(t − s) + λ2·(t − s)², and its gradient with respect to log α (chain rule through
-/// the hard-concrete sample; zero where the clamp is active).
+/// the hard-concrete sample; zero where the clamp is active). Only the gates whose clamp is inactive need their
+/// ∂loss/∂z, so by default (`skipClosedGates`) the pass skips every unit sampled at exactly 0 and forms no ∂z
+/// of a clamped gate (Model/GatePlan.swift); the gradient is the unskipped pass's to rounding.
 public struct PruneObjective: Sendable {
     public var kl: Double, lagrangian: Double, gap: Double, sampledSparsity: Double
     public var gradLogAlpha: [Double]
@@ -141,7 +143,7 @@ public struct PruneObjective: Sendable {
 public func pruneObjective(
     model: BertModel, batch: TokenBatch, logAlpha: [Double], u: [Double], lambdas: [Double], target t: Double,
     activations: MeanActivations, dropout: Float = 0, attentionDropout: Float = 0, dropoutSeed: UInt64 = 0,
-    fullProbabilities: [Double]? = nil, pool: ThreadPool = .shared
+    fullProbabilities: [Double]? = nil, skipClosedGates: Bool = true, pool: ThreadPool = .shared
 ) throws -> PruneObjective {
     let L = model.layerCount
     let H = model.headCount
@@ -154,7 +156,8 @@ public func pruneObjective(
     let g = try model.maskGradients(
         batch, masks: masks, ablation: .mean(activations),
         objective: fullProbabilities.map { .klToProbabilities($0) } ?? .kl,
-        dropout: dropout, attentionDropout: attentionDropout, dropoutSeed: dropoutSeed, pool: pool)
+        dropout: dropout, attentionDropout: attentionDropout, dropoutSeed: dropoutSeed,
+        needed: skipClosedGates ? dzda.map { $0 != 0 } : nil, pool: pool)
     let s = 1 - Double(z.reduce(0, +)) / Double(U)
     let gap = t - s
     let lag = lambdas[0] * gap + lambdas[1] * gap * gap

@@ -130,6 +130,12 @@ package func encoderLayerForward(
     let out = rows == .all ? x : p.xCLS
     c.xIn?.update(from: x, count: p.tokens * D)
     if rows != .all { gatherCLS(x, into: p.xCLS, offsets: p.batch.offsets, width: D) }
+    if rows == .cls {
+        // The dropout multipliers of the rows that run after attention.
+        for drop in [c.dropAttention, c.dropMLP] {
+            if let drop { gatherCLS(drop, into: drop, offsets: p.batch.offsets, width: D) }
+        }
+    }
     attentionBlockForward(x, layer: l, w, plan: lp, c, p, rows: rows, sharedEmbeddingRows: sharedEmbeddingRows)
     feedForwardBlockForward(layer: l, w, plan: lp, c, p, rows: rows == .all ? p.tokens : p.sequences, into: out)
     if rows != .all { scatterCLS(p.xCLS, into: x, offsets: p.batch.offsets, width: D) }
@@ -148,6 +154,18 @@ func attentionBlockForward(
     guard let wo = lp.attentionOutput, !lp.keptHeads.isEmpty else {
         // No head kept: the block's output is x + a constant row (pruned heads' W_O·avg + b_O).
         let constant = lp.attentionConstant ?? [Float](repeating: 0, count: D)
+        if c.keepsForBackward {
+            // g = Dropout(constant) + x, kept for LayerNorm₁'s backward.
+            for r in 0..<R { (c.g + r * D).update(from: constant, count: D) }
+            multiply(c.g, by: c.dropAttention, count: R * D)
+            addVectors(c.g, xr, count: R * D)
+            p.timer.measure("layernorm") {
+                layerNorm(
+                    c.g, c.a, rows: R, count: D, gamma: gamma, beta: beta, eps: eps, scales: scales,
+                    statistics: c.gStatistics, pool: p.pool)
+            }
+            return
+        }
         p.timer.measure("layernorm") {
             layerNorm(
                 xr, c.a, rows: R, count: D, adding: constant, gamma: gamma, beta: beta, eps: eps, scales: scales,
@@ -158,7 +176,7 @@ func attentionBlockForward(
     let width = lp.keptHeads.count * p.shape.headDim
     attentionContext(x, layer: l, plan: lp, c, p, rows: rows, sharedEmbeddingRows: sharedEmbeddingRows)
     if c.ctxMasked != c.ctx { c.ctxMasked.update(from: c.ctx, count: R * width) }
-    p.masks?.applyHeads(c.ctxMasked, rows: R, layer: l, headDim: p.shape.headDim)
+    p.masks?.applyHeads(c.ctxMasked, rows: R, layer: l, heads: lp.keptHeads, headDim: p.shape.headDim)
     p.timer.measure("out gemm") {
         if let drop = c.dropAttention {
             gemm(c.ctxMasked, rows: R, lda: width, wo, out: c.g, ldc: D, epilogue: .bias, pool: p.pool)
@@ -202,7 +220,7 @@ func attentionContext(
     p.timer.measure("attention") {
         attention(
             qkv: c.qkv, ldqkv: 3 * width, heads: kept, headDim: d, offsets: offsets, ctx: c.ctx, ldctx: width,
-            probs: c.probs, dropout: c.dropProbs, pool: p.pool)
+            probs: c.probs, dropout: c.dropProbs, slots: lp.probabilitySlots(heads: p.shape.heads), pool: p.pool)
     }
     if kept == p.shape.heads, let o = p.observer {
         if let probs = c.probs {
@@ -211,12 +229,7 @@ func attentionContext(
         o.attentionContext(layer: l, c.ctx, tokens: N)
         o.editContext(layer: l, c.ctx, tokens: N)
     }
-    if rows == .cls {
-        gatherCLS(c.ctx, into: c.ctx, offsets: offsets, width: width)
-        for drop in [c.dropAttention, c.dropMLP] {
-            if let drop { gatherCLS(drop, into: drop, offsets: offsets, width: D) }
-        }
-    }
+    if rows == .cls { gatherCLS(c.ctx, into: c.ctx, offsets: offsets, width: width) }
 }
 
 /// The [CLS] rows' context without forming keys or values: their queries (into qkv's first rows, free in this
@@ -284,6 +297,17 @@ func feedForwardBlockForward(
     let (D, I, eps) = (p.shape.hidden, p.shape.inner, p.shape.eps)
     let scales = p.observer?.layerNormScales(layer: l, site: 1, tokens: R)
     let (gamma, beta) = (w.outputLayerNorm.gamma, w.outputLayerNorm.beta)
+    if let constant = lp.mlpConstant, c.keepsForBackward {
+        // h = a + constant, kept for LayerNorm₂'s backward.
+        for r in 0..<R { (c.h + r * D).update(from: constant, count: D) }
+        addVectors(c.h, c.a, count: R * D)
+        p.timer.measure("layernorm") {
+            layerNorm(
+                c.h, out, rows: R, count: D, gamma: gamma, beta: beta, eps: eps, scales: scales,
+                statistics: c.hStatistics, pool: p.pool)
+        }
+        return
+    }
     if let constant = lp.mlpConstant {
         p.timer.measure("layernorm") {
             layerNorm(
@@ -330,6 +354,10 @@ package struct LayerBackwardWeights {
         attentionOutputT = w.attentionOutput.transposedForBackward()
         intermediateT = w.intermediate.transposedForBackward()
         outputT = w.output.transposedForBackward()
+    }
+    init(qkvT: PackedLinear, attentionOutputT: PackedLinear, intermediateT: PackedLinear, outputT: PackedLinear) {
+        (self.qkvT, self.attentionOutputT, self.intermediateT, self.outputT) =
+            (qkvT, attentionOutputT, intermediateT, outputT)
     }
 }
 
@@ -389,30 +417,34 @@ package struct LayerMaskGradients {
     package var mlp: Double
 }
 
-/// Backward of layer `l` after a keeping forward over every head (the full plan). `dy` [R, D] is the gradient
-/// with respect to the layer's output rows (for `.cls`, the B [CLS] rows). Returns d loss / d mask of this
-/// layer when masks are given; adds every weight gradient into `grads` when given; writes d loss / d x [N, D]
-/// into `dx` unless it is nil (nothing below needs it). `dy` may alias `dx`.
+/// Backward of layer `l` after a keeping forward under the plan `lp` (the full plan, or a gate plan that skips
+/// closed units: GatePlan.swift). `dy` [R, D] is the gradient with respect to the layer's output rows (for `.cls`,
+/// the B [CLS] rows). Returns d loss / d mask of this layer when masks are given (0 for a skipped unit or one whose
+/// gradient is not needed); adds every weight gradient into `grads` when given (the full plan only); writes
+/// d loss / d x [N, D] into `dx` unless it is nil (nothing below needs it). `dy` may alias `dx`.
 @discardableResult
 package func encoderLayerBackward(
-    _ dy: UnsafePointer<Float>, layer l: Int, _ w: BertLayer, _ wT: LayerBackwardWeights, _ c: LayerActivations,
-    _ p: PassContext, rows: LayerRows, scratch s: LayerBackwardScratch, grads: LayerGradients?,
-    dx: UnsafeMutablePointer<Float>?
+    _ dy: UnsafePointer<Float>, layer l: Int, _ w: BertLayer, _ wT: LayerBackwardWeights, plan lp: LayerPlan,
+    _ c: LayerActivations, _ p: PassContext, rows: LayerRows, scratch s: LayerBackwardScratch,
+    grads: LayerGradients?, dx: UnsafeMutablePointer<Float>?
 ) -> LayerMaskGradients? {
     precondition(c.keepsForBackward && rows != .firstQuery, "a backward needs a forward that kept its activations")
+    precondition(
+        grads == nil || (lp.keptHeads.count == p.shape.heads && lp.mlpConstant == nil),
+        "weight gradients need every unit")
     let R = rows == .all ? p.tokens : p.sequences
     // Both halves run whether or not masks are given (an optional-chained assignment would skip them).
-    let mlp = feedForwardBlockBackward(dy, layer: l, w, wT, c, p, rows: R, scratch: s, grads: grads)
-    let heads = attentionOutputBackward(layer: l, w, wT, c, p, rows: R, scratch: s, grads: grads)
-    if let dx { attentionInputBackward(c, wT, p, rows: rows, scratch: s, grads: grads, dx: dx) }
+    let mlp = feedForwardBlockBackward(dy, layer: l, w, wT, plan: lp, c, p, rows: R, scratch: s, grads: grads)
+    let heads = attentionOutputBackward(layer: l, w, wT, plan: lp, c, p, rows: R, scratch: s, grads: grads)
+    if let dx { attentionInputBackward(c, wT, plan: lp, p, rows: rows, scratch: s, grads: grads, dx: dx) }
     return p.masks == nil ? nil : LayerMaskGradients(heads: heads, mlp: mlp)
 }
 
-/// From dy (the layer's output) to da in `s.da`: LayerNorm₂, the mask, dropout, the MLP. Returns the MLP mask's
-/// gradient (0 without masks).
+/// From dy (the layer's output) to da in `s.da`: LayerNorm₂, the mask, dropout, the MLP (a skipped MLP passes dh
+/// through). Returns the MLP mask's gradient (0 without masks, or when skipped or not needed).
 func feedForwardBlockBackward(
-    _ dy: UnsafePointer<Float>, layer l: Int, _ w: BertLayer, _ wT: LayerBackwardWeights, _ c: LayerActivations,
-    _ p: PassContext, rows R: Int, scratch s: LayerBackwardScratch, grads: LayerGradients?
+    _ dy: UnsafePointer<Float>, layer l: Int, _ w: BertLayer, _ wT: LayerBackwardWeights, plan lp: LayerPlan,
+    _ c: LayerActivations, _ p: PassContext, rows R: Int, scratch s: LayerBackwardScratch, grads: LayerGradients?
 ) -> Double {
     let (D, I) = (p.shape.hidden, p.shape.inner)
     let stats = c.hStatistics!
@@ -425,13 +457,18 @@ func feedForwardBlockBackward(
     layerNormBackward(
         dy, x: c.h, mean: stats.mean, rstd: stats.rstd, gamma: w.outputLayerNorm.gamma, rows: R, count: D, dx: s.dh,
         pool: p.pool)
+    if lp.mlpConstant != nil {
+        // h = a + constant
+        s.da.update(from: s.dh, count: R * D)
+        return 0
+    }
     // h = mask(m) + a
     s.dm.update(from: s.dh, count: R * D)
     var dz = 0.0
     if let masks = p.masks {
-        dz = SoftMasks.backward(
+        dz = masks.backward(
             dy: s.dm, y: c.m, rows: R, width: D, stride: D, z: masks.masks.mlps[l],
-            mean: masks.ablation.mlpMean(layer: l, hidden: D))
+            mean: masks.ablation.mlpMean(layer: l, hidden: D), needed: masks.needs?.mlps[l] ?? true)
     }
     multiply(s.dm, by: c.dropMLP, count: R * D)
     // m = gu W₂ᵀ + b₂ ; u = a W_iᵀ + b_i ; da = du W_i + dh
@@ -445,11 +482,11 @@ func feedForwardBlockBackward(
     return dz
 }
 
-/// From da to dctx in `s.dctx` (and dg, the residual's share, in `s.dg`): LayerNorm₁, dropout, W_O, the head
-/// masks. Returns each head mask's gradient (empty without masks).
+/// From da to the kept heads' dctx [R, w] in `s.dctx` (and dg, the residual's share, in `s.dg`): LayerNorm₁,
+/// dropout, W_O, the head masks. Returns each head mask's gradient [H] (empty without masks).
 func attentionOutputBackward(
-    layer l: Int, _ w: BertLayer, _ wT: LayerBackwardWeights, _ c: LayerActivations, _ p: PassContext, rows R: Int,
-    scratch s: LayerBackwardScratch, grads: LayerGradients?
+    layer l: Int, _ w: BertLayer, _ wT: LayerBackwardWeights, plan lp: LayerPlan, _ c: LayerActivations,
+    _ p: PassContext, rows R: Int, scratch s: LayerBackwardScratch, grads: LayerGradients?
 ) -> [Double] {
     let (D, H, d) = (p.shape.hidden, p.shape.heads, p.shape.headDim)
     let stats = c.gStatistics!
@@ -462,6 +499,30 @@ func attentionOutputBackward(
     layerNormBackward(
         s.da, x: c.g, mean: stats.mean, rstd: stats.rstd, gamma: w.attentionLayerNorm.gamma, rows: R, count: D,
         dx: s.dg, pool: p.pool)
+    guard let masks = p.masks else {
+        if !lp.keptHeads.isEmpty { contextBackward(wT, c, p, rows: R, width: D, scratch: s, grads: grads, w: w) }
+        return []
+    }
+    var dz = [Double](repeating: 0, count: H)
+    if lp.keptHeads.isEmpty { return dz }
+    let width = lp.keptHeads.count * d
+    contextBackward(wT, c, p, rows: R, width: width, scratch: s, grads: grads, w: w)
+    // ĉ_h = mask(ctx_h)
+    for (i, hd) in lp.keptHeads.enumerated() {
+        dz[hd] = masks.backward(
+            dy: s.dctx + i * d, y: c.ctx + i * d, rows: R, width: d, stride: width, z: masks.masks.heads[l][hd],
+            mean: masks.ablation.headMean(layer: l, head: hd, heads: H, headDim: d),
+            needed: masks.needs?.heads[l][hd] ?? true)
+    }
+    return dz
+}
+
+/// dctx [R, width] ← Dropout'(dg) · W_O over the kept heads' columns (and W_O's gradient when asked).
+func contextBackward(
+    _ wT: LayerBackwardWeights, _ c: LayerActivations, _ p: PassContext, rows R: Int, width: Int,
+    scratch s: LayerBackwardScratch, grads: LayerGradients?, w: BertLayer
+) {
+    let D = p.shape.hidden
     var dout = UnsafePointer(s.dg)
     if let drop = c.dropAttention {
         s.dm.update(from: s.dg, count: R * D)  // dm is free again
@@ -469,40 +530,43 @@ func attentionOutputBackward(
         dout = UnsafePointer(s.dm)
     }
     if let slot = grads?.attentionOutput { accumulate(dout, input: c.ctxMasked, slot, w.attentionOutput, rows: R, p) }
-    gemm(dout, rows: R, lda: D, wT.attentionOutputT, out: s.dctx, ldc: D, epilogue: .none, pool: p.pool)
-    // ĉ_h = mask(ctx_h)
-    guard let masks = p.masks else { return [] }
-    return (0..<H).map { hd in
-        SoftMasks.backward(
-            dy: s.dctx + hd * d, y: c.ctx + hd * d, rows: R, width: d, stride: D, z: masks.masks.heads[l][hd],
-            mean: masks.ablation.headMean(layer: l, head: hd, heads: H, headDim: d))
-    }
+    gemm(dout, rows: R, lda: D, wT.attentionOutputT, out: s.dctx, ldc: width, epilogue: .none, pool: p.pool)
 }
 
-/// From dctx and dg to dx [N, D]: attention, then the Q/K/V projections, dx = dqkv W_qkv + dg.
+/// From dctx and dg to dx [N, D]: attention, then the Q/K/V projections, dx = dqkv W_qkv + dg (dx = dg when the
+/// plan keeps no head).
 func attentionInputBackward(
-    _ c: LayerActivations, _ wT: LayerBackwardWeights, _ p: PassContext, rows: LayerRows,
+    _ c: LayerActivations, _ wT: LayerBackwardWeights, plan lp: LayerPlan, _ p: PassContext, rows: LayerRows,
     scratch s: LayerBackwardScratch, grads: LayerGradients?, dx: UnsafeMutablePointer<Float>
 ) {
-    let (N, D) = (p.tokens, p.shape.hidden)
+    let (N, D, d) = (p.tokens, p.shape.hidden, p.shape.headDim)
+    let kept = lp.keptHeads.count
+    let width = kept * d
     var dctxAll = UnsafePointer(s.dctx)
     var dgAll = UnsafePointer(s.dg)
     if rows == .cls {
         // Back to N rows: only the [CLS] rows have a gradient.
-        scatterCLS(s.dctx, into: s.dctxFull, offsets: p.batch.offsets, width: D, zeroOthers: true)
+        if kept > 0 { scatterCLS(s.dctx, into: s.dctxFull, offsets: p.batch.offsets, width: width, zeroOthers: true) }
         scatterCLS(s.dg, into: s.dgFull, offsets: p.batch.offsets, width: D, zeroOthers: true)
         dctxAll = UnsafePointer(s.dctxFull)
         dgAll = UnsafePointer(s.dgFull)
     }
+    guard kept > 0 else {
+        if UnsafePointer(dx) != dgAll { dx.update(from: dgAll, count: N * D) }
+        return
+    }
     attentionBackward(
-        qkv: c.qkv, ldqkv: 3 * D, probs: c.probs!, dctx: dctxAll, ldctx: D, heads: p.shape.heads,
-        headDim: p.shape.headDim, offsets: p.batch.offsets, dqkv: s.dqkv, probDropout: c.dropProbs, pool: p.pool)
+        qkv: c.qkv, ldqkv: 3 * width, probs: c.probs!, dctx: dctxAll, ldctx: width, heads: kept, headDim: d,
+        offsets: p.batch.offsets, dqkv: s.dqkv, probDropout: c.dropProbs,
+        slots: lp.probabilitySlots(heads: p.shape.heads), pool: p.pool)
     if let slot = grads?.qkv, let xIn = c.xIn {
         accumulateLinearGradients(
             dy: s.dqkv, ldy: 3 * D, x: xIn, ldx: D, rows: N, out: 3 * D, inp: D, dW: slot.weight, db: slot.bias,
             pool: p.pool)
     }
-    gemm(s.dqkv, rows: N, lda: 3 * D, wT.qkvT, out: dx, ldc: D, epilogue: .biasResidual(dgAll, ld: D), pool: p.pool)
+    gemm(
+        s.dqkv, rows: N, lda: 3 * width, wT.qkvT, out: dx, ldc: D, epilogue: .biasResidual(dgAll, ld: D), pool: p.pool
+    )
 }
 
 /// dW += doutᵀ · input and db += Σ dout over R rows, for the Linear `forward`.

@@ -7,18 +7,21 @@ import Kernels
 package struct SoftMasks: Sendable {
     package var masks: MaskValues
     package var ablation: Ablation
+    /// The units whose d loss / d z the caller uses (nil: every unit); the others' reductions are not computed.
+    package var needs: GradientNeeds?
 
-    package init(masks: MaskValues, ablation: Ablation) {
+    package init(masks: MaskValues, ablation: Ablation, needs: GradientNeeds? = nil) {
         self.masks = masks
         self.ablation = ablation
+        self.needs = needs
     }
 
-    /// ctx [rows, H·d] of layer l, every head masked in place.
-    func applyHeads(_ ctx: UnsafeMutablePointer<Float>, rows: Int, layer l: Int, headDim d: Int) {
+    /// ctx [rows, k·d] of layer l holding the context of `heads` (k of them, in order), each masked in place.
+    func applyHeads(_ ctx: UnsafeMutablePointer<Float>, rows: Int, layer l: Int, heads: [Int], headDim d: Int) {
         let H = masks.heads[l].count
-        for h in 0..<H where masks.heads[l][h] != 1 {
+        for (i, h) in heads.enumerated() where masks.heads[l][h] != 1 {
             Ablation.pull(
-                ctx + h * d, rows: rows, width: d, stride: H * d, z: masks.heads[l][h],
+                ctx + i * d, rows: rows, width: d, stride: heads.count * d, z: masks.heads[l][h],
                 mean: ablation.headMean(layer: l, head: h, heads: H, headDim: d))
         }
     }
@@ -31,12 +34,16 @@ package struct SoftMasks: Sendable {
         }
     }
 
-    /// Backward of one masked block [rows, width] of rows `stride` apart: returns d z = Σ dy ⊙ (y − avg) and
-    /// scales dy by z in place.
-    static func backward(
+    /// Backward of one masked block [rows, width] of rows `stride` apart: scales dy by z in place and returns
+    /// d z = Σ dy ⊙ (y − avg) when `needed` (else 0, not computed).
+    func backward(
         dy: UnsafeMutablePointer<Float>, y: UnsafePointer<Float>, rows: Int, width: Int, stride: Int,
-        z: Float, mean: ArraySlice<Float>?
+        z: Float, mean: ArraySlice<Float>?, needed: Bool
     ) -> Double {
+        guard needed else {
+            if z != 1 { for t in 0..<rows { for e in 0..<width { dy[t * stride + e] *= z } } }
+            return 0
+        }
         var g = 0.0
         for t in 0..<rows {
             let base = t * stride
