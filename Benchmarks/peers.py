@@ -4,13 +4,13 @@
 Run it from a throwaway venv (pip install torch transformers onnxruntime onnx) — never part of hcore:
     python Benchmarks/peers.py hans   --model Tests/Fixtures/models/minilm-nli [--pairs 2048]
     python Benchmarks/peers.py bert-base --model /tmp/hcore-bert-base-random [--mask-json '{"heads":…}']
-    python Benchmarks/peers.py prune-step --model Tests/Fixtures/models/minilm-nli [--batch 32 --length 128]
+    python Benchmarks/peers.py prune-step --model Tests/Fixtures/models/minilm-nli [--batch 32 --length 128] [--gates TRACE [--ramp 0,25,50,75]]
 Both engines use 2 threads; ONNX Runtime with all graph optimisations. Batches are identical to hcore's:
 HANS pairs tokenized by the HF fast tokenizer (max_length 128, longest_first), sorted by length (stable),
 cut into batches of 32, each padded to its longest sequence (dynamic padding).
 Prints one JSON object per measurement.
 """
-import argparse, json, os, sys, tempfile, time
+import argparse, json, math, os, sys, tempfile, time
 
 import numpy as np
 import torch
@@ -113,7 +113,19 @@ def load(model_dir, attn="eager"):
     return m.eval()
 
 
-def prune_step_time(model_dir, batch, length, reps):
+def gate_states(trace, percents):
+    """log α after the step at each percent of a run's sparsity ramp (hcore prune --trace), as hcore-bench reads it."""
+    records = [json.loads(line) for line in open(trace) if line.strip()]
+    final = records[-1]["target_sparsity"]
+    ramp_end = next(i for i, r in enumerate(records) if r["target_sparsity"] >= final - 1e-12)
+    out = []
+    for p in percents:
+        step = int(math.floor(p / 100 * ramp_end + 0.5))
+        out.append((f"{p}% of ramp", step, records[step]["log_alpha"]))
+    return out
+
+
+def prune_step_time(model_dir, batch, length, reps, log_alpha=None):
     """One L0 pruning step with the reference modeling code's semantics (princeton-nlp/Heuristic-Core,
     src/pruning/modeling_pert.py): hard-concrete gates z sampled from log α (stretch (-0.1, 1.1), T 2/3) on
     every head's attention context before the output projection and on every MLP's output after its dense
@@ -133,6 +145,9 @@ def prune_step_time(model_dir, batch, length, reps):
     inputs = dict(input_ids=torch.from_numpy(ids), token_type_ids=torch.from_numpy(tt), attention_mask=torch.ones_like(torch.from_numpy(ids)))
     log_alpha_heads = torch.full((L, H), 10.0).normal_(10.0, 0.01).requires_grad_(True)
     log_alpha_mlp = torch.full((L,), 10.0).normal_(10.0, 0.01).requires_grad_(True)
+    if log_alpha is not None:  # hcore's unit order: heads layer-major, then one MLP per layer
+        log_alpha_heads = torch.tensor(log_alpha[:L * H], dtype=torch.float32).view(L, H).requires_grad_(True)
+        log_alpha_mlp = torch.tensor(log_alpha[L * H:], dtype=torch.float32).requires_grad_(True)
     lambdas = torch.zeros(2, requires_grad=True)
     avg_head = torch.randn(L, H, d) * 0.1
     avg_mlp = torch.randn(L, D) * 0.1
@@ -176,12 +191,12 @@ def prune_step_time(model_dir, batch, length, reps):
         log_alpha_heads.grad = None; log_alpha_mlp.grad = None; lambdas.grad = None
 
     step()
-    best = float("inf")
+    times = []
     for _ in range(reps):
         t = time.perf_counter()
         step()
-        best = min(best, time.perf_counter() - t)
-    return best
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2], min(times)
 
 
 def main():
@@ -192,6 +207,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--length", type=int, default=128)
+    ap.add_argument("--gates", help="prune-step: a run's trace (hcore prune --trace); time the step at points of its ramp")
+    ap.add_argument("--ramp", default="0,25,50,75", help="prune-step with --gates: percents of the sparsity ramp")
     ap.add_argument("--mask-json", help="heads to remove physically (prune_heads), for the subnetwork comparison")
     ap.add_argument("--engines", default="torch,ort")
     a = ap.parse_args()
@@ -204,8 +221,13 @@ def main():
         pass
 
     if a.workload == "prune-step":
-        t = prune_step_time(a.model, a.batch, a.length, max(3, a.reps))
-        print(json.dumps({"bench": "prune_step", "engine": "pytorch-eager", "batch": a.batch, "length": a.length, "seconds": t, **info}), flush=True)
+        states = [("initial", 0, None)]
+        if a.gates:
+            states = gate_states(a.gates, [int(p) for p in a.ramp.split(",")])
+        for label, step, la in states:
+            median, best = prune_step_time(a.model, a.batch, a.length, max(3, a.reps), la)
+            print(json.dumps({"bench": "prune_step", "engine": "pytorch-eager", "gates": label, "trace_step": step,
+                              "batch": a.batch, "length": a.length, "seconds": median, "best_seconds": best, **info}), flush=True)
         return
     if a.workload == "hans-e2e":
         # Full HANS end to end, tokenization included: sorted batches (ORT, PyTorch) and a plain

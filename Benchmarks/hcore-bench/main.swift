@@ -3,8 +3,9 @@
 //   hcore-bench gemm                      GEMM GFLOP/s on the BERT shapes, % of the probed peak
 //   hcore-bench bert-base [--batch 32 --length 128]   random-weight bert-base, sequences/s (+ subnetworks)
 //   hcore-bench hans MODEL_DIR [--pairs 2048]          HANS pairs/s, length-sorted batches of 32
-//   hcore-bench prune-step MODEL_DIR [--batch 32 --length 128]   one L0 pruning step (gates sampled, full-model
-//                                                      KL target, masked forward with dropout, backward to log α)
+//   hcore-bench prune-step MODEL_DIR [--batch 32 --length 128] [--gates TRACE [--ramp 0,25,50,75]]   one L0
+//       pruning step (gates sampled, full-model KL target, masked forward with dropout, backward to log α) at a gate
+//       state: the paper's start, or a run's log α at points of its sparsity ramp
 // Benchmarks/run.sh runs these and Benchmarks/peers.py (PyTorch, ONNX Runtime) in one go.
 import Checkpoint
 import Circuits
@@ -481,7 +482,32 @@ func benchEvalMany() throws {
     ])
 }
 
-/// `hcore-bench prune-step`
+/// The value after `name` on the command line.
+func stringArg(_ name: String) -> String? {
+    guard let i = CommandLine.arguments.firstIndex(of: name), i + 1 < CommandLine.arguments.count else { return nil }
+    return CommandLine.arguments[i + 1]
+}
+
+/// Gate states from a run's trace (`hcore prune --trace`): log α after the step at each given percent of the
+/// sparsity ramp (the ramp ends at the first step whose target is the run's final target).
+func gateStates(trace path: String, percents: [Int]) throws -> [(label: String, step: Int, logAlpha: [Double])] {
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    let records = try text.split(separator: "\n").map {
+        try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+    }
+    let final = records.last!["target_sparsity"] as! Double
+    let rampEnd = records.firstIndex { ($0["target_sparsity"] as! Double) >= final - 1e-12 }!
+    return percents.map { p in
+        let step = Int((Double(p) / 100 * Double(rampEnd)).rounded())
+        return ("\(p)% of ramp", step, (records[step]["log_alpha"] as! [Any]).map { ($0 as! NSNumber).doubleValue })
+    }
+}
+
+/// `hcore-bench prune-step [MODEL_DIR] [--gates TRACE [--ramp 0,25,50,75]]`: one pruning step (B×T random
+/// tokens) at each gate state — log α 10 ± 0.01 (the paper's start), or the trace's at those points of its ramp —
+/// as the reference runs it (the full model's forward in the step), as `hcore prune` runs it (the full model's
+/// distribution cached), and cached without skipping closed gates (the arithmetic of a step that computes every
+/// unit). Median of `--reps` steps, each with fresh gate noise (the same noise for every engine).
 func benchPruneStep() throws {
     let folder =
         CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--")
@@ -506,26 +532,47 @@ func benchPruneStep() throws {
     let acts = acc.result(fingerprint: model.fingerprint)
     let U = model.layerCount * model.headCount + model.layerCount
     var rng = SplitMix64(seed: 1)
-    let logAlpha = (0..<U).map { _ in 10 + 0.01 * rng.normal() }
-    // As the reference does it (the full model's forward in every step), and as `hcore prune` does it after
-    // the first epoch (the frozen full model's distribution cached per example).
+    var states = [(label: "initial", step: 0, logAlpha: (0..<U).map { _ in 10 + 0.01 * rng.normal() })]
+    if let trace = stringArg("--gates") {
+        let percents = (stringArg("--ramp") ?? "0,25,50,75").split(separator: ",").map { Int($0)! }
+        states = try gateStates(trace: trace, percents: percents)
+        precondition(states.allSatisfy { $0.logAlpha.count == U }, "the trace's log α does not fit \(folder)")
+    }
     let cached = try model.fullModelProbabilities(batch).flatMap { $0 }
-    for (label, target) in [("hcore", nil), ("hcore-cached-full-model", cached)] as [(String, [Double]?)] {
-        var best = Double.infinity
-        for r in 0..<(reps + 1) {
-            let u = (0..<U).map { _ in rng.uniform() }
-            let t0 = now()
-            _ = try pruneObjective(
-                model: model, batch: batch, logAlpha: logAlpha, u: u, lambdas: [0.1, 0.1], target: 0.3,
-                activations: acts, dropout: model.config.hiddenDropoutProb,
-                attentionDropout: model.config.attentionProbsDropoutProb, dropoutSeed: rng.next(),
-                fullProbabilities: target)
-            if r > 0 { best = min(best, now() - t0) }  // the first step builds the transposed weights once
+    let engines: [(String, [Double]?, Bool)] = [
+        ("hcore", nil, true), ("hcore-cached-full-model", cached, true),
+        ("hcore-cached-unskipped", cached, false),
+    ]
+    for st in states {
+        for (label, target, skip) in engines {
+            StageTimer.shared.reset()
+            var noise = SplitMix64(seed: 99)
+            var times: [Double] = []
+            var closed = 0
+            for r in 0..<(reps + 1) {
+                let u = (0..<U).map { _ in noise.uniform() }
+                let t0 = now()
+                _ = try pruneObjective(
+                    model: model, batch: batch, logAlpha: st.logAlpha, u: u, lambdas: [0.1, 0.1], target: 0.3,
+                    activations: acts, dropout: model.config.hiddenDropoutProb,
+                    attentionDropout: model.config.attentionProbsDropoutProb, dropoutSeed: UInt64(r),
+                    fullProbabilities: target, skipClosedGates: skip)
+                // The first step builds the transposed weights once.
+                if r > 0 {
+                    times.append(now() - t0)
+                    closed += (0..<U).filter { HardConcrete.sample(logAlpha: Float(st.logAlpha[$0]), u: Float(u[$0])) == 0 }
+                        .count
+                }
+            }
+            let expected = 1 - HardConcrete.expectedKept(st.logAlpha.map(Float.init)) / Double(U)
+            out([
+                ("bench", "prune_step"), ("engine", .string(label)), ("gates", .string(st.label)),
+                ("trace_step", .int(st.step)), ("expected_sparsity", .float(expected)),
+                ("closed_units_mean", .float(Double(closed) / Double(reps))), ("batch", .int(B)), ("length", .int(T)),
+                ("seconds", .float(times.sorted()[times.count / 2])), ("best_seconds", .float(times.min()!)),
+            ])
+            if StageTimer.shared.enabled { print(StageTimer.shared.report) }
         }
-        out([
-            ("bench", "prune_step"), ("engine", .string(label)), ("batch", .int(B)), ("length", .int(T)),
-            ("seconds", .float(best)),
-        ])
     }
 }
 

@@ -14,6 +14,11 @@ public struct SplitMix64: Sendable, Codable {
         return z ^ (z >> 31)
     }
     public mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    /// The generator `count` draws later: the state only advances by a constant per draw, so draw i of a stream
+    /// can be computed without the draws before it (parallel fills, skipped blocks).
+    public func advanced(by count: Int) -> SplitMix64 {
+        SplitMix64(seed: state &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(truncatingIfNeeded: count))
+    }
     public mutating func normal() -> Double {
         let u1 = max(1e-300, uniform())
         let u2 = uniform()

@@ -83,9 +83,11 @@ package final class ActivationTable {
 
     /// Buffers for a pass over `batch`: inference (nothing kept; `probabilities` keeps the attention
     /// probabilities for observers), or training mode (every layer's activations and dropout multipliers).
+    /// `reading`: the request the pass will run, so that multipliers it never reads — a skipped unit's, the last
+    /// layer's non-[CLS] rows after attention — are not drawn (the others are the same draws of the stream).
     package init(
         arena: ScratchArena, batch: TokenBatch, shape s: BlockShape, layers L: Int, training: TrainingMode? = nil,
-        probabilities: Bool = false
+        probabilities: Bool = false, reading: PassRequest? = nil
     ) {
         let (N, B, D) = (batch.tokenCount, batch.count, s.hidden)
         x = arena.take(N * D)
@@ -100,11 +102,18 @@ package final class ActivationTable {
             return
         }
         var rng = SplitMix64(seed: t.seed)
+        let read = ReadMultipliers(request: reading, batch: batch, shape: s, layers: L)
         dropEmbeddings = dropoutMultipliers(N * D, p: t.dropout, rng: &rng, arena: arena)
-        let attention = (0..<L).map { _ in dropoutMultipliers(N * D, p: t.dropout, rng: &rng, arena: arena) }
-        let mlp = (0..<L).map { _ in dropoutMultipliers(N * D, p: t.dropout, rng: &rng, arena: arena) }
+        let attention = (0..<L).map { l in
+            dropoutMultipliers(N * D, p: t.dropout, rng: &rng, arena: arena, only: read.hiddenRows(l))
+        }
+        let mlp = (0..<L).map { l in
+            dropoutMultipliers(N * D, p: t.dropout, rng: &rng, arena: arena, only: read.mlpRows(l))
+        }
         dropPooled = dropoutMultipliers(B * D, p: t.dropout, rng: &rng, arena: arena)
-        let probs = (0..<L).map { _ in dropoutMultipliers(probCount, p: t.attentionDropout, rng: &rng, arena: arena) }
+        let probs = (0..<L).map { l in
+            dropoutMultipliers(probCount, p: t.attentionDropout, rng: &rng, arena: arena, only: read.probabilities(l))
+        }
         // Without weight gradients nothing reads gelu(u) after a layer's forward: one buffer serves every layer.
         let sharedGelu = t.weightGradients ? nil : arena.take(N * s.inner)
         layers = (0..<L).map { l in
@@ -115,6 +124,36 @@ package final class ActivationTable {
         }
         embeddingSum = t.weightGradients ? arena.take(N * D) : nil
         embeddingStatistics = t.weightGradients ? LayerNormStatistics(mean: arena.take(N), rstd: arena.take(N)) : nil
+    }
+}
+
+/// The dropout multipliers a training pass reads (nil: all of a buffer).
+struct ReadMultipliers {
+    let request: PassRequest?
+    let batch: TokenBatch
+    let shape: BlockShape
+    let layers: Int
+
+    /// Layer l's attention-output multipliers: the last layer's [CLS] rows only when it runs `.cls`.
+    func hiddenRows(_ l: Int) -> [Range<Int>]? {
+        guard let request, l == layers - 1, request.lastLayer == .cls else { return nil }
+        let D = shape.hidden
+        return batch.offsets.dropLast().map { ($0 * D)..<(($0 + 1) * D) }
+    }
+
+    /// Layer l's MLP-output multipliers: none when the plan replaces the MLP by its constant.
+    func mlpRows(_ l: Int) -> [Range<Int>]? {
+        request?.plan.layers[l].mlpConstant != nil ? [] : hiddenRows(l)
+    }
+
+    /// Layer l's attention-probability multipliers: the kept heads' blocks only.
+    func probabilities(_ l: Int) -> [Range<Int>]? {
+        guard let kept = request?.plan.layers[l].keptHeads, kept.count < shape.heads else { return nil }
+        let base = attentionProbOffsets(offsets: batch.offsets, heads: shape.heads)
+        return (0..<batch.count).flatMap { s in
+            let t = batch.offsets[s + 1] - batch.offsets[s]
+            return kept.map { h in (base[s] + h * t * t)..<(base[s] + (h + 1) * t * t) }
+        }
     }
 }
 

@@ -56,7 +56,9 @@ extension BertModel {
             let (L, H) = (layerCount, headCount)
             let needs = GradientNeeds(
                 heads: (0..<L).map { l in Array(needed[(l * H)..<((l + 1) * H)]) }, mlps: Array(needed[(L * H)...]))
-            (request.plan, backwardWeights) = gatePlan(masks: masks, ablation: ablation, needs: needs)
+            (request.plan, backwardWeights) = StageTimer.shared.measure("gate plan") {
+                gatePlan(masks: masks, ablation: ablation, needs: needs)
+            }
             request.masks?.needs = needs
         }
         let mode = TrainingMode(
@@ -65,8 +67,11 @@ extension BertModel {
         // the pool, so each keeps buffers of the sizes its own code path asks for (no reallocation per step).
         return try withArena { arena in
             let targets = try objectiveTargets(objective, batch: batch, classes: classifier.n, pool: pool)
-            let table = ActivationTable(
-                arena: arena, batch: batch, shape: parameters.shape, layers: layerCount, training: mode)
+            let table = StageTimer.shared.measure("dropout draws") {
+                ActivationTable(
+                    arena: arena, batch: batch, shape: parameters.shape, layers: layerCount, training: mode,
+                    reading: request)
+            }
             let logits = parameters.forward(batch, request, table, arena: arena, pool: pool)
             let (loss, dlogits) = distributionLoss(
                 logits: logits, targets: targets, classes: classifier.n, kl: objective.isKL)

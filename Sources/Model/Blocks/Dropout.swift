@@ -3,13 +3,30 @@
 import Kernels
 
 /// Multipliers for `count` values with drop probability p from `rng`, in a buffer of `arena`; nil when p is 0.
-package func dropoutMultipliers(_ count: Int, p: Float, rng: inout SplitMix64, arena: ScratchArena)
-    -> UnsafeMutablePointer<Float>?
-{
+/// Value i is the stream's i-th draw, computed in parallel chunks (SplitMix64.advanced); `rng` ends past all
+/// `count` draws. `only`: the ranges a pass will read (the others are left unset, their draws skipped).
+package func dropoutMultipliers(
+    _ count: Int, p: Float, rng: inout SplitMix64, arena: ScratchArena, only: [Range<Int>]? = nil,
+    pool: ThreadPool = .shared
+) -> UnsafeMutablePointer<Float>? {
     guard p > 0 else { return nil }
     let m = arena.take(count)
-    let scale = 1 / (1 - p)
-    for i in 0..<count { m[i] = rng.uniform() < Double(p) ? 0 : scale }
+    let (scale, threshold) = (1 / (1 - p), Double(p))
+    let start = rng
+    let ranges = only ?? [0..<count]
+    let chunk = 1 << 16
+    var pieces: [Range<Int>] = []
+    for r in ranges where !r.isEmpty {
+        precondition(r.lowerBound >= 0 && r.upperBound <= count, "a dropout range outside the buffer")
+        pieces += stride(from: r.lowerBound, to: r.upperBound, by: chunk).map { $0..<min(r.upperBound, $0 + chunk) }
+    }
+    let address = UInt(bitPattern: m)
+    pool.parallelFor(pieces.count) { i in
+        let out = UnsafeMutablePointer<Float>(bitPattern: address)!
+        var g = start.advanced(by: pieces[i].lowerBound)
+        for j in pieces[i] { out[j] = g.uniform() < threshold ? 0 : scale }
+    }
+    rng = start.advanced(by: count)
     return m
 }
 

@@ -454,9 +454,11 @@ func feedForwardBlockBackward(
             dy, x: c.h, mean: stats.mean, rstd: stats.rstd, rows: R, count: D, dGamma: grads.outputNorm.gamma,
             dBeta: grads.outputNorm.beta)
     }
-    layerNormBackward(
-        dy, x: c.h, mean: stats.mean, rstd: stats.rstd, gamma: w.outputLayerNorm.gamma, rows: R, count: D, dx: s.dh,
-        pool: p.pool)
+    p.timer.measure("bwd layernorm") {
+        layerNormBackward(
+            dy, x: c.h, mean: stats.mean, rstd: stats.rstd, gamma: w.outputLayerNorm.gamma, rows: R, count: D,
+            dx: s.dh, pool: p.pool)
+    }
     if lp.mlpConstant != nil {
         // h = a + constant
         s.da.update(from: s.dh, count: R * D)
@@ -466,19 +468,25 @@ func feedForwardBlockBackward(
     s.dm.update(from: s.dh, count: R * D)
     var dz = 0.0
     if let masks = p.masks {
-        dz = masks.backward(
-            dy: s.dm, y: c.m, rows: R, width: D, stride: D, z: masks.masks.mlps[l],
-            mean: masks.ablation.mlpMean(layer: l, hidden: D), needed: masks.needs?.mlps[l] ?? true)
+        dz = p.timer.measure("bwd masks") {
+            masks.backward(
+                dy: s.dm, y: c.m, rows: R, width: D, stride: D, z: masks.masks.mlps[l],
+                mean: masks.ablation.mlpMean(layer: l, hidden: D), needed: masks.needs?.mlps[l] ?? true)
+        }
     }
     multiply(s.dm, by: c.dropMLP, count: R * D)
     // m = gu W₂ᵀ + b₂ ; u = a W_iᵀ + b_i ; da = du W_i + dh
     if let slot = grads?.output { accumulate(s.dm, input: c.gu, slot, w.output, rows: R, p) }
-    gemm(s.dm, rows: R, lda: D, wT.outputT, out: s.dinter, ldc: I, epilogue: .none, pool: p.pool)
-    for i in 0..<(R * I) { s.dinter[i] *= c.u[i] }
+    p.timer.measure("bwd ffn gemms") {
+        gemm(s.dm, rows: R, lda: D, wT.outputT, out: s.dinter, ldc: I, epilogue: .none, pool: p.pool)
+        for i in 0..<(R * I) { s.dinter[i] *= c.u[i] }
+    }
     if let slot = grads?.intermediate { accumulate(s.dinter, input: c.a, slot, w.intermediate, rows: R, p) }
-    gemm(
-        s.dinter, rows: R, lda: I, wT.intermediateT, out: s.da, ldc: D, epilogue: .biasResidual(s.dh, ld: D),
-        pool: p.pool)
+    p.timer.measure("bwd ffn gemms") {
+        gemm(
+            s.dinter, rows: R, lda: I, wT.intermediateT, out: s.da, ldc: D, epilogue: .biasResidual(s.dh, ld: D),
+            pool: p.pool)
+    }
     return dz
 }
 
@@ -496,9 +504,11 @@ func attentionOutputBackward(
             s.da, x: c.g, mean: stats.mean, rstd: stats.rstd, rows: R, count: D, dGamma: grads.attentionNorm.gamma,
             dBeta: grads.attentionNorm.beta)
     }
-    layerNormBackward(
-        s.da, x: c.g, mean: stats.mean, rstd: stats.rstd, gamma: w.attentionLayerNorm.gamma, rows: R, count: D,
-        dx: s.dg, pool: p.pool)
+    p.timer.measure("bwd layernorm") {
+        layerNormBackward(
+            s.da, x: c.g, mean: stats.mean, rstd: stats.rstd, gamma: w.attentionLayerNorm.gamma, rows: R, count: D,
+            dx: s.dg, pool: p.pool)
+    }
     guard let masks = p.masks else {
         if !lp.keptHeads.isEmpty { contextBackward(wT, c, p, rows: R, width: D, scratch: s, grads: grads, w: w) }
         return []
@@ -530,7 +540,9 @@ func contextBackward(
         dout = UnsafePointer(s.dm)
     }
     if let slot = grads?.attentionOutput { accumulate(dout, input: c.ctxMasked, slot, w.attentionOutput, rows: R, p) }
-    gemm(dout, rows: R, lda: D, wT.attentionOutputT, out: s.dctx, ldc: width, epilogue: .none, pool: p.pool)
+    p.timer.measure("bwd out gemm") {
+        gemm(dout, rows: R, lda: D, wT.attentionOutputT, out: s.dctx, ldc: width, epilogue: .none, pool: p.pool)
+    }
 }
 
 /// From dctx and dg to dx [N, D]: attention, then the Q/K/V projections, dx = dqkv W_qkv + dg (dx = dg when the
@@ -555,18 +567,22 @@ func attentionInputBackward(
         if UnsafePointer(dx) != dgAll { dx.update(from: dgAll, count: N * D) }
         return
     }
-    attentionBackward(
-        qkv: c.qkv, ldqkv: 3 * width, probs: c.probs!, dctx: dctxAll, ldctx: width, heads: kept, headDim: d,
-        offsets: p.batch.offsets, dqkv: s.dqkv, probDropout: c.dropProbs,
-        slots: lp.probabilitySlots(heads: p.shape.heads), pool: p.pool)
+    p.timer.measure("bwd attention") {
+        attentionBackward(
+            qkv: c.qkv, ldqkv: 3 * width, probs: c.probs!, dctx: dctxAll, ldctx: width, heads: kept, headDim: d,
+            offsets: p.batch.offsets, dqkv: s.dqkv, probDropout: c.dropProbs,
+            slots: lp.probabilitySlots(heads: p.shape.heads), pool: p.pool)
+    }
     if let slot = grads?.qkv, let xIn = c.xIn {
         accumulateLinearGradients(
             dy: s.dqkv, ldy: 3 * D, x: xIn, ldx: D, rows: N, out: 3 * D, inp: D, dW: slot.weight, db: slot.bias,
             pool: p.pool)
     }
-    gemm(
-        s.dqkv, rows: N, lda: 3 * width, wT.qkvT, out: dx, ldc: D, epilogue: .biasResidual(dgAll, ld: D), pool: p.pool
-    )
+    p.timer.measure("bwd qkv gemm") {
+        gemm(
+            s.dqkv, rows: N, lda: 3 * width, wT.qkvT, out: dx, ldc: D, epilogue: .biasResidual(dgAll, ld: D),
+            pool: p.pool)
+    }
 }
 
 /// dW += doutᵀ · input and db += Σ dout over R rows, for the Linear `forward`.
