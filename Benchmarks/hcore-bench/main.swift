@@ -560,7 +560,8 @@ func benchPruneStep() throws {
                 // The first step builds the transposed weights once.
                 if r > 0 {
                     times.append(now() - t0)
-                    closed += (0..<U).filter { HardConcrete.sample(logAlpha: Float(st.logAlpha[$0]), u: Float(u[$0])) == 0 }
+                    closed +=
+                        (0..<U).filter { HardConcrete.sample(logAlpha: Float(st.logAlpha[$0]), u: Float(u[$0])) == 0 }
                         .count
                 }
             }

@@ -80,14 +80,15 @@ public func attentionBackward(
     }
 }
 
-/// One sequence's scratch of the attention backward: dS [t, tPad] (a padded row each), Pᵀ and dSᵀ [t, t],
-/// Vᵀ [d, tPad] (zero past t), one accumulator row.
+/// One sequence's scratch of the attention backward: dS [t, tPad] (a padded row each), P ⊙ M [t, t] (with
+/// dropout), Pᵀ and dSᵀ [t, t], Vᵀ [d, tPad] (zero past t), one accumulator row.
 struct AttentionBackwardScratch {
     let tPad: Int
-    let dS, pT, dST, vT, acc: UnsafeMutablePointer<Float>
+    let dS, pM, pT, dST, vT, acc: UnsafeMutablePointer<Float>
     init(t: Int, d: Int) {
         tPad = (t + 15) / 16 * 16
         dS = .allocate(capacity: t * tPad)
+        pM = .allocate(capacity: t * t)
         pT = .allocate(capacity: t * t)
         dST = .allocate(capacity: t * t)
         vT = .allocate(capacity: d * tPad)
@@ -95,7 +96,7 @@ struct AttentionBackwardScratch {
         vT.update(repeating: 0, count: d * tPad)
     }
     mutating func deallocate() {
-        for p in [dS, pT, dST, vT, acc] { p.deallocate() }
+        for p in [dS, pM, pT, dST, vT, acc] { p.deallocate() }
     }
 }
 
@@ -123,47 +124,64 @@ struct HeadBackward {
 
     /// Rows: dP_i = dctx_i Vᵀ; dS_ij = P_ij (dP_ij − Σ_j' dP_ij' P_ij') · scale; dQ_i = Σ_j dS_ij K_j. With dropout
     /// multipliers M on the probabilities (ctx = (P ⊙ M) V): dP ← dP ⊙ M before the softmax's backward, and dV
-    /// reads P ⊙ M (kept in Pᵀ for the column pass).
+    /// reads P ⊙ M. The rows are written row-major and transposed for the column pass in 16-row blocks
+    /// (`transposeRows`), where writing each value straight into its column touched a new cache line per value.
     func rows(_ s: AttentionBackwardScratch) {
-        for j in 0..<t { for c in 0..<d { s.vT[c * s.tPad + j] = v[j * ldqkv + c] } }
+        transposeRows(v, ld: ldqkv, rows: t, width: d, into: s.vT, ldT: s.tPad)
+        if fast {
+            // dP = dctx Vᵀ for every row at once, four rows per pass (the forward's score product).
+            rowMajorProduct(m: t, n: s.tPad, k: d, a: dc, lda: ldctx, b: s.vT, ldb: s.tPad, out: s.dS, ldo: s.tPad)
+        }
         for i in 0..<t {
             let row = s.dS + i * s.tPad
             let pRow = P + i * t
-            vectorTimesMatrix(dc + i * ldctx, s.vT, rows: d, cols: s.tPad, out: row)
-            if let M { for j in 0..<t { row[j] *= M[i * t + j] } }
+            if !fast { vectorTimesMatrix(dc + i * ldctx, s.vT, rows: d, cols: s.tPad, out: row) }
+            if let M {
+                let mRow = M + i * t
+                for j in 0..<t { row[j] *= mRow[j] }
+                for j in 0..<t { s.pM[i * t + j] = pRow[j] * mRow[j] }
+            }
             var rowDot: Float = 0
             for j in 0..<t { rowDot += row[j] * pRow[j] }
-            for j in 0..<t {
-                let x = pRow[j] * (row[j] - rowDot) * scale
-                row[j] = x
-                s.dST[j * t + i] = x
-                s.pT[j * t + i] = M.map { pRow[j] * $0[i * t + j] } ?? pRow[j]
-            }
-            if fast {
-                weightedRowSum(row, k, ldv: ldqkv, t: t, d: d, out: dq + i * ldqkv)
-            } else {
+            for j in 0..<t { row[j] = pRow[j] * (row[j] - rowDot) * scale }
+            if !fast {
                 s.acc.update(repeating: 0, count: d)
                 for j in 0..<t { axpy(row[j], k + j * ldqkv, s.acc, count: d) }
                 (dq + i * ldqkv).update(from: s.acc, count: d)
             }
         }
+        if fast {
+            // dQ = dS K, four rows per pass.
+            for i in stride(from: 0, to: t, by: 4) {
+                weightedRowSum4(
+                    s.dS + i * s.tPad, ldp: s.tPad, rows: min(4, t - i), k, ldv: ldqkv, t: t, d: d,
+                    out: dq + i * ldqkv, ldout: ldqkv)
+            }
+        }
+        transposeRows(s.dS, ld: s.tPad, rows: t, width: t, into: s.dST, ldT: t)
+        transposeRows(M == nil ? P : UnsafePointer(s.pM), ld: t, rows: t, width: t, into: s.pT, ldT: t)
     }
 
-    /// Columns: dV_j = Σ_i P_ij dctx_i; dK_j = Σ_i dS_ij Q_i.
+    /// Columns: dV_j = Σ_i P_ij dctx_i; dK_j = Σ_i dS_ij Q_i (four j per pass when fast).
     func columns(_ s: AttentionBackwardScratch) {
-        for j in 0..<t {
-            if fast {
-                weightedRowSum(s.pT + j * t, dc, ldv: ldctx, t: t, d: d, out: dv + j * ldqkv)
-                weightedRowSum(s.dST + j * t, q, ldv: ldqkv, t: t, d: d, out: dk + j * ldqkv)
-            } else {
-                s.acc.update(repeating: 0, count: 2 * d)
-                for i in 0..<t {
-                    axpy(s.pT[j * t + i], dc + i * ldctx, s.acc, count: d)
-                    axpy(s.dST[j * t + i], q + i * ldqkv, s.acc + d, count: d)
-                }
-                (dv + j * ldqkv).update(from: s.acc, count: d)
-                (dk + j * ldqkv).update(from: s.acc + d, count: d)
+        if fast {
+            for j in stride(from: 0, to: t, by: 4) {
+                let rows = min(4, t - j)
+                weightedRowSum4(
+                    s.pT + j * t, ldp: t, rows: rows, dc, ldv: ldctx, t: t, d: d, out: dv + j * ldqkv, ldout: ldqkv)
+                weightedRowSum4(
+                    s.dST + j * t, ldp: t, rows: rows, q, ldv: ldqkv, t: t, d: d, out: dk + j * ldqkv, ldout: ldqkv)
             }
+            return
+        }
+        for j in 0..<t {
+            s.acc.update(repeating: 0, count: 2 * d)
+            for i in 0..<t {
+                axpy(s.pT[j * t + i], dc + i * ldctx, s.acc, count: d)
+                axpy(s.dST[j * t + i], q + i * ldqkv, s.acc + d, count: d)
+            }
+            (dv + j * ldqkv).update(from: s.acc, count: d)
+            (dk + j * ldqkv).update(from: s.acc + d, count: d)
         }
     }
 }

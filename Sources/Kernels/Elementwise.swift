@@ -129,6 +129,33 @@ public func gelu16(_ x: Vec16) -> Vec16 {
     return g
 }
 
+/// `body` over 0..<rows in fixed blocks of 32 rows, the blocks shared by the pool's threads: for passes over a
+/// layer's activations whose values do not depend on how the rows are split (the blocks, not the threads, fix
+/// any reduction's order).
+public func parallelRowBlocks(_ rows: Int, pool: ThreadPool, _ body: (Range<Int>) -> Void) {
+    let block = 32
+    pool.parallelFor((rows + block - 1) / block) { b in body((b * block)..<min(rows, (b + 1) * block)) }
+}
+
+/// dst[i] *= src[i]
+@inline(__always)
+public func multiplyVectors(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+    var i = 0
+    let d = UnsafeMutableRawPointer(dst)
+    let s = UnsafeRawPointer(src)
+    while i + 16 <= count {
+        let v =
+            d.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)
+            * s.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)
+        d.storeBytes(of: v, toByteOffset: i * 4, as: Vec16.self)
+        i += 16
+    }
+    while i < count {
+        dst[i] *= src[i]
+        i += 1
+    }
+}
+
 /// Φ(x) and the GELU derivative Φ(x) + x·φ(x), for the backward pass.
 @inline(__always)
 public func geluGrad16(_ x: Vec16) -> Vec16 {

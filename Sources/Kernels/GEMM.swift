@@ -126,6 +126,11 @@ public enum GemmEpilogue {
     case biasGELU
     /// y = x·Wᵀ + b + residual, residual [m, n] with row stride `ld`.
     case biasResidual(UnsafePointer<Float>, ld: Int)
+    /// u = x·Wᵀ + b; y = gelu'(u) and `values` [m, n] (row stride `ld`) = gelu(u): a training-mode layer's forward,
+    /// whose backward reads only the derivative (the values are `geluWithDerivative`'s).
+    case biasGELUKeepingDerivative(values: UnsafeMutablePointer<Float>, ld: Int)
+    /// y = (x·Wᵀ) ⊙ m, m [m, n] with row stride `ld` (bias ignored): a backward through an elementwise factor.
+    case multiplying(UnsafePointer<Float>, ld: Int)
 }
 
 /// out[m, n] (row stride ldc) = epilogue(x[m, k] (row stride lda) · Wᵀ).
@@ -152,7 +157,7 @@ public func gemm(
     let colTiles = (w.panelCount + panelsPerTile - 1) / panelsPerTile
     let addsBias: Bool
     switch epilogue {
-    case .none: addsBias = false
+    case .none, .multiplying: addsBias = false
     default: addsBias = w.bias != nil
     }
     let xAddress = UInt(bitPattern: x)
@@ -215,6 +220,10 @@ private func applyEpilogue(
         for i in 0..<rows { geluInPlace(c + i * ldc, count: cols) }
     case .biasResidual(let res, let ld):
         for i in 0..<rows { addVectors(c + i * ldc, res + (row0 + i) * ld + col0, count: cols) }
+    case .biasGELUKeepingDerivative(let values, let ld):
+        for i in 0..<rows { geluWithDerivative(c + i * ldc, out: values + (row0 + i) * ld + col0, count: cols) }
+    case .multiplying(let m, let ld):
+        for i in 0..<rows { multiplyVectors(c + i * ldc, m + (row0 + i) * ld + col0, count: cols) }
     }
 }
 

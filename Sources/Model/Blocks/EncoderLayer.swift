@@ -180,8 +180,12 @@ func attentionBlockForward(
     p.timer.measure("out gemm") {
         if let drop = c.dropAttention {
             gemm(c.ctxMasked, rows: R, lda: width, wo, out: c.g, ldc: D, epilogue: .bias, pool: p.pool)
-            multiply(c.g, by: drop, count: R * D)
-            addVectors(c.g, xr, count: R * D)
+            let (g, x) = (c.g, UnsafePointer(xr))
+            parallelRowBlocks(R, pool: p.pool) { rows in
+                let (at, n) = (rows.lowerBound * D, rows.count * D)
+                multiplyVectors(g + at, drop + at, count: n)
+                addVectors(g + at, x + at, count: n)
+            }
         } else {
             gemm(
                 c.ctxMasked, rows: R, lda: width, wo, out: c.g, ldc: D, epilogue: .biasResidual(xr, ld: D), pool: p.pool
@@ -320,8 +324,9 @@ func feedForwardBlockForward(
         if c.u == c.gu {
             gemm(c.a, rows: R, lda: D, w.intermediate, out: c.u, ldc: I, epilogue: .biasGELU, pool: p.pool)
         } else {
-            gemm(c.a, rows: R, lda: D, w.intermediate, out: c.u, ldc: I, epilogue: .bias, pool: p.pool)
-            geluWithDerivative(c.u, out: c.gu, count: R * I)
+            gemm(
+                c.a, rows: R, lda: D, w.intermediate, out: c.u, ldc: I,
+                epilogue: .biasGELUKeepingDerivative(values: c.gu, ld: I), pool: p.pool)
         }
     }
     p.timer.measure("ffn2 gemm") {
@@ -332,10 +337,14 @@ func feedForwardBlockForward(
         gemm(c.gu, rows: R, lda: I, w.output, out: c.m, ldc: D, epilogue: .bias, pool: p.pool)
         p.observer?.mlpOutput(layer: l, c.m, tokens: R)
         p.observer?.editMLPOutput(layer: l, c.m, tokens: R)
-        multiply(c.m, by: c.dropMLP, count: R * D)
-        if c.h != c.m { c.h.update(from: c.m, count: R * D) }
-        p.masks?.applyMLP(c.h, rows: R, layer: l, hidden: D)
-        addVectors(c.h, c.a, count: R * D)
+        let (m, h, a, drop, masks) = (c.m, c.h, UnsafePointer(c.a), c.dropMLP, p.masks)
+        parallelRowBlocks(R, pool: p.pool) { rows in
+            let (at, n) = (rows.lowerBound * D, rows.count * D)
+            if let drop { multiplyVectors(m + at, drop + at, count: n) }
+            if h != m { (h + at).update(from: m + at, count: n) }
+            masks?.applyMLP(h + at, rows: rows.count, layer: l, hidden: D)
+            addVectors(h + at, a + at, count: n)
+        }
     }
     p.timer.measure("layernorm") {
         layerNorm(
@@ -464,22 +473,32 @@ func feedForwardBlockBackward(
         s.da.update(from: s.dh, count: R * D)
         return 0
     }
-    // h = mask(m) + a
-    s.dm.update(from: s.dh, count: R * D)
-    var dz = 0.0
-    if let masks = p.masks {
-        dz = p.timer.measure("bwd masks") {
-            masks.backward(
-                dy: s.dm, y: c.m, rows: R, width: D, stride: D, z: masks.masks.mlps[l],
-                mean: masks.ablation.mlpMean(layer: l, hidden: D), needed: masks.needs?.mlps[l] ?? true)
+    // h = mask(m) + a ; m = Dropout(…): dm = dh · z ⊙ drop, and d z summed per block of rows, blocks in order
+    let blocks = (R + 31) / 32
+    var partial = [Double](repeating: 0, count: blocks)
+    p.timer.measure("bwd masks") {
+        let (dm, dh, m, drop, masks) = (s.dm, UnsafePointer(s.dh), UnsafePointer(c.m), c.dropMLP, p.masks)
+        partial.withUnsafeMutableBufferPointer { sums in
+            let sums = sums.baseAddress!
+            parallelRowBlocks(R, pool: p.pool) { rows in
+                let (at, n) = (rows.lowerBound * D, rows.count * D)
+                (dm + at).update(from: dh + at, count: n)
+                if let masks {
+                    sums[rows.lowerBound / 32] = masks.backward(
+                        dy: dm + at, y: m + at, rows: rows.count, width: D, stride: D, z: masks.masks.mlps[l],
+                        mean: masks.ablation.mlpMean(layer: l, hidden: D), needed: masks.needs?.mlps[l] ?? true)
+                }
+                if let drop { multiplyVectors(dm + at, drop + at, count: n) }
+            }
         }
     }
-    multiply(s.dm, by: c.dropMLP, count: R * D)
+    let dz = partial.reduce(0, +)
     // m = gu W₂ᵀ + b₂ ; u = a W_iᵀ + b_i ; da = du W_i + dh
     if let slot = grads?.output { accumulate(s.dm, input: c.gu, slot, w.output, rows: R, p) }
     p.timer.measure("bwd ffn gemms") {
-        gemm(s.dm, rows: R, lda: D, wT.outputT, out: s.dinter, ldc: I, epilogue: .none, pool: p.pool)
-        for i in 0..<(R * I) { s.dinter[i] *= c.u[i] }
+        // du = (dm W₂) ⊙ gelu'(u)
+        gemm(
+            s.dm, rows: R, lda: D, wT.outputT, out: s.dinter, ldc: I, epilogue: .multiplying(c.u, ld: I), pool: p.pool)
     }
     if let slot = grads?.intermediate { accumulate(s.dinter, input: c.a, slot, w.intermediate, rows: R, p) }
     p.timer.measure("bwd ffn gemms") {
@@ -535,8 +554,12 @@ func contextBackward(
     let D = p.shape.hidden
     var dout = UnsafePointer(s.dg)
     if let drop = c.dropAttention {
-        s.dm.update(from: s.dg, count: R * D)  // dm is free again
-        multiply(s.dm, by: drop, count: R * D)
+        let (dm, dg) = (s.dm, UnsafePointer(s.dg))  // dm is free again
+        parallelRowBlocks(R, pool: p.pool) { rows in
+            let (at, n) = (rows.lowerBound * D, rows.count * D)
+            (dm + at).update(from: dg + at, count: n)
+            multiplyVectors(dm + at, drop + at, count: n)
+        }
         dout = UnsafePointer(s.dm)
     }
     if let slot = grads?.attentionOutput { accumulate(dout, input: c.ctxMasked, slot, w.attentionOutput, rows: R, p) }
