@@ -6,6 +6,8 @@
 //   hcore-bench prune-step MODEL_DIR [--batch 32 --length 128] [--gates TRACE [--ramp 0,25,50,75]]   one L0
 //       pruning step (gates sampled, full-model KL target, masked forward with dropout, backward to log α) at a gate
 //       state: the paper's start, or a run's log α at points of its sparsity ramp
+//   hcore-bench prune-estimate [MODEL_DIR] --gates TRACE [--targets 50] [--seeds 12]   a study's wall time from
+//       steps measured along a run's ramp (bert-base with random weights without MODEL_DIR)
 // Benchmarks/run.sh runs these and Benchmarks/peers.py (PyTorch, ONNX Runtime) in one go.
 import Checkpoint
 import Circuits
@@ -503,19 +505,8 @@ func gateStates(trace path: String, percents: [Int]) throws -> [(label: String, 
     }
 }
 
-/// `hcore-bench prune-step [MODEL_DIR] [--gates TRACE [--ramp 0,25,50,75]]`: one pruning step (B×T random
-/// tokens) at each gate state — log α 10 ± 0.01 (the paper's start), or the trace's at those points of its ramp —
-/// as the reference runs it (the full model's forward in the step), as `hcore prune` runs it (the full model's
-/// distribution cached), and cached without skipping closed gates (the arithmetic of a step that computes every
-/// unit). Median of `--reps` steps, each with fresh gate noise (the same noise for every engine).
-func benchPruneStep() throws {
-    let folder =
-        CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--")
-        ? CommandLine.arguments[2] : "Tests/Fixtures/models/minilm-nli"
-    let model = try BertModel.load(folder: folder)
-    let B = arg("--batch", 32)
-    let T = arg("--length", 128)
-    let reps = arg("--reps", 5)
+/// B sequences of T random tokens (two segments) and the model's mean activations over them: a pruning bench's batch.
+func pruneBenchBatch(_ model: BertModel, sequences B: Int, length T: Int) throws -> (TokenBatch, MeanActivations) {
     var state: UInt64 = 11
     let batch = TokenBatch(
         (0..<B).map { _ in
@@ -529,7 +520,48 @@ func benchPruneStep() throws {
         })
     let acc = ActivationAccumulator(model: model)
     try model.encode(batch, observer: acc).deallocate()
-    let acts = acc.result(fingerprint: model.fingerprint)
+    return (batch, acc.result(fingerprint: model.fingerprint))
+}
+
+/// One pruning step (one micro-batch) at gate state `logAlpha`, `reps` times after one untimed step (which builds
+/// the transposed weights), each with fresh gate noise from one fixed stream: median and best seconds, and the
+/// mean number of gates sampled at exactly 0.
+func timePruneStep(
+    _ model: BertModel, _ batch: TokenBatch, _ acts: MeanActivations, logAlpha: [Double], fullModel: [Double]?,
+    skip: Bool, reps: Int
+) throws -> (median: Double, best: Double, closed: Double) {
+    var noise = SplitMix64(seed: 99)
+    var times: [Double] = []
+    var closed = 0
+    for r in 0..<(reps + 1) {
+        let u = (0..<logAlpha.count).map { _ in noise.uniform() }
+        let t0 = now()
+        _ = try pruneObjective(
+            model: model, batch: batch, logAlpha: logAlpha, u: u, lambdas: [0.1, 0.1], target: 0.3, activations: acts,
+            dropout: model.config.hiddenDropoutProb, attentionDropout: model.config.attentionProbsDropoutProb,
+            dropoutSeed: UInt64(r), fullProbabilities: fullModel, skipClosedGates: skip)
+        if r > 0 {
+            times.append(now() - t0)
+            closed +=
+                logAlpha.indices.filter { HardConcrete.sample(logAlpha: Float(logAlpha[$0]), u: Float(u[$0])) == 0 }
+                .count
+        }
+    }
+    return (times.sorted()[times.count / 2], times.min()!, Double(closed) / Double(reps))
+}
+
+/// `hcore-bench prune-step [MODEL_DIR] [--gates TRACE [--ramp 0,25,50,75]]`: one pruning step (B×T random
+/// tokens) at each gate state — log α 10 ± 0.01 (the paper's start), or the trace's at those points of its ramp —
+/// as the reference runs it (the full model's forward in the step), as `hcore prune` runs it (the full model's
+/// distribution cached), and cached without skipping closed gates (the arithmetic of a step that computes every
+/// unit). Median of `--reps` steps, each with fresh gate noise (the same noise for every engine).
+func benchPruneStep() throws {
+    let folder =
+        CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--")
+        ? CommandLine.arguments[2] : "Tests/Fixtures/models/minilm-nli"
+    let model = try BertModel.load(folder: folder)
+    let (B, T) = (arg("--batch", 32), arg("--length", 128))
+    let (batch, acts) = try pruneBenchBatch(model, sequences: B, length: T)
     let U = model.layerCount * model.headCount + model.layerCount
     var rng = SplitMix64(seed: 1)
     var states = [(label: "initial", step: 0, logAlpha: (0..<U).map { _ in 10 + 0.01 * rng.normal() })]
@@ -546,35 +578,97 @@ func benchPruneStep() throws {
     for st in states {
         for (label, target, skip) in engines {
             StageTimer.shared.reset()
-            var noise = SplitMix64(seed: 99)
-            var times: [Double] = []
-            var closed = 0
-            for r in 0..<(reps + 1) {
-                let u = (0..<U).map { _ in noise.uniform() }
-                let t0 = now()
-                _ = try pruneObjective(
-                    model: model, batch: batch, logAlpha: st.logAlpha, u: u, lambdas: [0.1, 0.1], target: 0.3,
-                    activations: acts, dropout: model.config.hiddenDropoutProb,
-                    attentionDropout: model.config.attentionProbsDropoutProb, dropoutSeed: UInt64(r),
-                    fullProbabilities: target, skipClosedGates: skip)
-                // The first step builds the transposed weights once.
-                if r > 0 {
-                    times.append(now() - t0)
-                    closed +=
-                        (0..<U).filter { HardConcrete.sample(logAlpha: Float(st.logAlpha[$0]), u: Float(u[$0])) == 0 }
-                        .count
-                }
-            }
+            let t = try timePruneStep(
+                model, batch, acts, logAlpha: st.logAlpha, fullModel: target, skip: skip, reps: arg("--reps", 5))
             let expected = 1 - HardConcrete.expectedKept(st.logAlpha.map(Float.init)) / Double(U)
             out([
                 ("bench", "prune_step"), ("engine", .string(label)), ("gates", .string(st.label)),
                 ("trace_step", .int(st.step)), ("expected_sparsity", .float(expected)),
-                ("closed_units_mean", .float(Double(closed) / Double(reps))), ("batch", .int(B)), ("length", .int(T)),
-                ("seconds", .float(times.sorted()[times.count / 2])), ("best_seconds", .float(times.min()!)),
+                ("closed_units_mean", .float(t.closed)), ("batch", .int(B)), ("length", .int(T)),
+                ("seconds", .float(t.median)), ("best_seconds", .float(t.best)),
             ])
             if StageTimer.shared.enabled { print(StageTimer.shared.report) }
         }
     }
+}
+
+/// `hcore-bench prune-estimate [MODEL_DIR] --gates TRACE [--targets 50] [--seeds 12] [--accumulation 4]`: a pruning
+/// study's wall time projected from measured steps. The step (`--batch` × `--length`, full model cached, as
+/// `hcore prune` runs) is timed at the trace's gate states at every 10% of its sparsity ramp; a model with other
+/// units than the trace's takes, per head and per MLP, the log α of a random head or MLP of the trace at that point
+/// (seeded): gates are assumed to close as they did in the traced run. A run of the reference's recipe for target
+/// sp% (scripts/pruning/prune-all-*.sh: 6500 + 50·sp ramp steps, 6·sp more, `--accumulation` micro-batches a step)
+/// costs Σ over its steps of the step time at its point of the ramp (linear between measured points, the ramp's
+/// end after it); "no_skip" is the same run timed at the trace's first state (nothing closed) throughout: what every
+/// step costs when no gate closes, the bound for targets the trace does not reach. Without MODEL_DIR, bert-base
+/// with random weights (`hcore-bench bert-base`'s).
+func benchPruneEstimate() throws {
+    var folder = NSTemporaryDirectory() + "hcore-bert-base-random"
+    if CommandLine.arguments.count > 2 && !CommandLine.arguments[2].hasPrefix("--") {
+        folder = CommandLine.arguments[2]
+    } else if !FileManager.default.fileExists(atPath: folder + "/model.safetensors") {
+        try makeRandomBertBase(folder: folder)
+    }
+    guard let trace = stringArg("--gates") else {
+        print("prune-estimate needs --gates TRACE (a run's `hcore prune --trace` file)")
+        exit(2)
+    }
+    let model = try BertModel.load(folder: folder)
+    let (B, T) = (arg("--batch", 32), arg("--length", 128))
+    let (batch, acts) = try pruneBenchBatch(model, sequences: B, length: T)
+    let cached = try model.fullModelProbabilities(batch).flatMap { $0 }
+    let (L, H) = (model.layerCount, model.headCount)
+    let percents = Array(stride(from: 0, through: 100, by: 10))
+    var times: [Double] = []
+    for st in try gateStates(trace: trace, percents: percents) {
+        let logAlpha = mapGates(st.logAlpha, layers: L, heads: H)
+        let t = try timePruneStep(
+            model, batch, acts, logAlpha: logAlpha, fullModel: cached, skip: true, reps: arg("--reps", 3))
+        times.append(t.median)
+        out([
+            ("bench", "prune_estimate_point"), ("model", .string(folder)), ("gates", .string(st.label)),
+            ("closed_units_mean", .float(t.closed)), ("units", .int(logAlpha.count)), ("seconds", .float(t.median)),
+        ])
+    }
+    let accumulation = Double(arg("--accumulation", 4))
+    let seeds = arg("--seeds", 12)
+    let targets = (stringArg("--targets") ?? "50").split(separator: ",").map { Int($0)! }
+    var total = (projected: 0.0, noSkip: 0.0)
+    for sp in targets {
+        let (warmup, steps) = referenceRecipe(targetSparsity: Double(sp) / 100)
+        var seconds = 0.0
+        for step in 0..<steps {
+            let f = min(1, Double(step) / Double(warmup)) * 10
+            let i = min(9, Int(f))
+            seconds += times[i] + (times[i + 1] - times[i]) * (f - Double(i))
+        }
+        let run = (projected: seconds * accumulation, noSkip: Double(steps) * times[0] * accumulation)
+        total = (total.projected + run.projected * Double(seeds), total.noSkip + run.noSkip * Double(seeds))
+        out([
+            ("bench", "prune_estimate"), ("target_percent", .int(sp)), ("steps", .int(steps)),
+            ("ramp_steps", .int(warmup)), ("micro_batches_per_step", .int(Int(accumulation))),
+            ("hours_per_seed", .float(run.projected / 3600)), ("hours_per_seed_no_skip", .float(run.noSkip / 3600)),
+        ])
+    }
+    out([
+        ("bench", "prune_estimate_total"), ("runs", .int(seeds * targets.count)),
+        ("cpu_hours_projected", .float(total.projected / 3600)), ("cpu_hours_no_skip", .float(total.noSkip / 3600)),
+        ("threads", .int(ThreadPool.shared.threadCount)),
+    ])
+}
+
+/// log α for a model of L × H heads and L MLPs from a trace's (its own when the counts match): each head takes a
+/// random traced head's value, each MLP a random traced MLP's (SplitMix64(7)). The traced model has 12 heads a
+/// layer (MiniLM and bert-base both do), so its layer count is the value count / 13.
+func mapGates(_ traced: [Double], layers L: Int, heads H: Int) -> [Double] {
+    if traced.count == L * H + L { return traced }
+    let traceLayers = traced.count / 13
+    precondition(traceLayers * 13 == traced.count, "a trace of a model with 12 heads a layer")
+    let heads = Array(traced[..<(traceLayers * 12)])
+    let mlps = Array(traced[(traceLayers * 12)...])
+    var rng = SplitMix64(seed: 7)
+    return (0..<(L * H)).map { _ in heads[Int(rng.next() % UInt64(heads.count))] }
+        + (0..<L).map { _ in mlps[Int(rng.next() % UInt64(mlps.count))] }
 }
 
 /// A store benchmark's mask: `units` bits from the top bit of a linear congruential stream.
@@ -835,6 +929,7 @@ let benchmarks: [String: () throws -> Void] = [
     "hans": benchHans,
     "eval-many": benchEvalMany,
     "prune-step": benchPruneStep,
+    "prune-estimate": benchPruneEstimate,
     "store-open": benchStoreOpen,
     "store-adds": benchStoreAdds,
     "store-updates": benchStoreUpdates,
@@ -844,7 +939,7 @@ let benchmarks: [String: () throws -> Void] = [
 
 guard let benchmark = benchmarks[command] else {
     print(
-        "usage: hcore-bench peak|gemm|gemm-ab|attention|bert-base|hans [MODEL_DIR]|eval-many|prune-step [MODEL_DIR]|store-open|store-adds|reads [MODEL_DIR]"
+        "usage: hcore-bench peak|gemm|gemm-ab|attention|bert-base|hans [MODEL_DIR]|eval-many|prune-step [MODEL_DIR]|prune-estimate [MODEL_DIR] --gates TRACE|store-open|store-adds|reads [MODEL_DIR]"
     )
     exit(2)
 }

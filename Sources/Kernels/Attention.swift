@@ -18,12 +18,14 @@ import Foundation
 /// ctx = Dropout(softmax(Q Kᵀ · scale)) V per (sequence, head). `probs`, if given, receives every P row (before
 /// dropout): the (s, h) block starts at attentionProbOffsets(offsets, heads)[s] + h·len². `dropout`, if given,
 /// holds the inverted-dropout multipliers of the probabilities in the same layout (training mode). `slots`:
-/// where each head's block sits when the heads passed are some of a layer's (identity otherwise).
+/// where each head's block sits when the heads passed are some of a layer's (identity otherwise). `firstQueryOnly`:
+/// only each sequence's first query row (its [CLS] token) — its context row and probability row, the same values
+/// as when every row runs; the other rows of ctx and probs are left as they were.
 public func attention(
     qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim d: Int,
     offsets: [Int], ctx: UnsafeMutablePointer<Float>, ldctx: Int,
     probs: UnsafeMutablePointer<Float>? = nil, dropout: UnsafePointer<Float>? = nil, slots: ProbabilitySlots? = nil,
-    pool: ThreadPool = .shared
+    firstQueryOnly: Bool = false, pool: ThreadPool = .shared
 ) {
     let sequences = offsets.count - 1
     if sequences <= 0 || heads == 0 { return }
@@ -66,8 +68,9 @@ public func attention(
             // Query rows four at a time: every K (or V) vector loaded serves four rows — 16 FMAs per 8 loads
             // on 64 keys — so the loops are bound by the FMA units rather than by loads.
             var i = 0
-            while i < t {
-                let rows = min(attentionQueryBlock, t - i)
+            let queries = firstQueryOnly ? 1 : t
+            while i < queries {
+                let rows = min(attentionQueryBlock, queries - i)
                 // scores [rows, tPad] = scale · Q rows · Kᵀ (Kᵀ is zero past t, so padded columns score 0 and the
                 // softmax's count ignores them); each summed over c in ascending order.
                 rowMajorProduct(

@@ -45,11 +45,15 @@ public func layerNormBackward(
 /// `dqkv` ([N, 3·heads·d], same layout as qkv) is overwritten. Per (sequence, head): a row pass (dP row as a
 /// vector–matrix product with Vᵀ, dS row, dQ_i) then a column pass over Pᵀ and dSᵀ (dV_j, dK_j), every
 /// accumulator in registers for d ∈ {16, 32, 48, 64}; other head sizes take a plain path. `slots`: as `attention`'s.
+/// `firstQueryOnly`: dctx is zero except on each sequence's first row (a last layer whose [CLS] rows alone reach
+/// the classifier), and probs holds only those rows (`attention(…, firstQueryOnly: true)`): the terms of the other
+/// rows, all exact zeros, are not formed — dQ is zero past the first row, dV_j = P_0j dctx_0, dK_j = dS_0j Q_0.
 /// Naive twin: `attentionBackwardReference`.
 public func attentionBackward(
     qkv: UnsafePointer<Float>, ldqkv: Int, probs: UnsafePointer<Float>, dctx: UnsafePointer<Float>, ldctx: Int,
     heads: Int, headDim d: Int, offsets: [Int], dqkv: UnsafeMutablePointer<Float>,
-    probDropout: UnsafePointer<Float>? = nil, slots: ProbabilitySlots? = nil, pool: ThreadPool = .shared
+    probDropout: UnsafePointer<Float>? = nil, slots: ProbabilitySlots? = nil, firstQueryOnly: Bool = false,
+    pool: ThreadPool = .shared
 ) {
     let slots = slots ?? .identity(heads)
     precondition(slots.slot.count == heads, "one probability slot per head")
@@ -74,8 +78,12 @@ public func attentionBackward(
                     + start * ldqkv,
                 dc: UnsafePointer<Float>(bitPattern: da)! + start * ldctx + h * d, ldqkv: ldqkv, ldctx: ldctx,
                 head: h, heads: heads, d: d, t: t)
-            head.rows(scratch)
-            head.columns(scratch)
+            if firstQueryOnly {
+                head.firstRow(scratch)
+            } else {
+                head.rows(scratch)
+                head.columns(scratch)
+            }
         }
     }
 }
@@ -160,6 +168,33 @@ struct HeadBackward {
         }
         transposeRows(s.dS, ld: s.tPad, rows: t, width: t, into: s.dST, ldT: t)
         transposeRows(M == nil ? P : UnsafePointer(s.pM), ld: t, rows: t, width: t, into: s.pT, ldT: t)
+    }
+
+    /// The whole backward when only the first row has a context gradient: dS_0 (as `rows` forms it), dQ_0 = dS_0 K,
+    /// dQ_i = 0 past it, dV_j = (P_0j M_0j) dctx_0, dK_j = dS_0j Q_0.
+    func firstRow(_ s: AttentionBackwardScratch) {
+        transposeRows(v, ld: ldqkv, rows: t, width: d, into: s.vT, ldT: s.tPad)
+        let row = s.dS
+        if fast {
+            rowMajorProduct(m: 1, n: s.tPad, k: d, a: dc, lda: ldctx, b: s.vT, ldb: s.tPad, out: row, ldo: s.tPad)
+        } else {
+            vectorTimesMatrix(dc, s.vT, rows: d, cols: s.tPad, out: row)
+        }
+        if let M { for j in 0..<t { row[j] *= M[j] } }
+        var rowDot: Float = 0
+        for j in 0..<t { rowDot += row[j] * P[j] }
+        for j in 0..<t { row[j] = P[j] * (row[j] - rowDot) * scale }
+        s.acc.update(repeating: 0, count: d)
+        for j in 0..<t { axpy(row[j], k + j * ldqkv, s.acc, count: d) }
+        dq.update(from: s.acc, count: d)
+        for i in 1..<max(1, t) { (dq + i * ldqkv).update(repeating: 0, count: d) }
+        for j in 0..<t {
+            let p = M.map { P[j] * $0[j] } ?? P[j]
+            for c in 0..<d {
+                dv[j * ldqkv + c] = p * dc[c]
+                dk[j * ldqkv + c] = row[j] * q[c]
+            }
+        }
     }
 
     /// Columns: dV_j = Σ_i P_ij dctx_i; dK_j = Σ_i dS_ij Q_i (four j per pass when fast).

@@ -224,7 +224,8 @@ func attentionContext(
     p.timer.measure("attention") {
         attention(
             qkv: c.qkv, ldqkv: 3 * width, heads: kept, headDim: d, offsets: offsets, ctx: c.ctx, ldctx: width,
-            probs: c.probs, dropout: c.dropProbs, slots: lp.probabilitySlots(heads: p.shape.heads), pool: p.pool)
+            probs: c.probs, dropout: c.dropProbs, slots: lp.probabilitySlots(heads: p.shape.heads),
+            firstQueryOnly: clsQueriesOnly(rows, p), pool: p.pool)
     }
     if kept == p.shape.heads, let o = p.observer {
         if let probs = c.probs {
@@ -235,6 +236,10 @@ func attentionContext(
     }
     if rows == .cls { gatherCLS(c.ctx, into: c.ctx, offsets: offsets, width: width) }
 }
+
+/// Whether a `.cls` layer's attention runs for the [CLS] queries alone: only their context rows continue, and in
+/// the backward only they carry a gradient. Observers see every row's context, so with one every row runs.
+func clsQueriesOnly(_ rows: LayerRows, _ p: PassContext) -> Bool { rows == .cls && p.observer == nil }
 
 /// The [CLS] rows' context without forming keys or values: their queries (into qkv's first rows, free in this
 /// mode), then their attention over every token's input row (Kernels/FirstQueryAttention.swift), into ctx.
@@ -594,7 +599,7 @@ func attentionInputBackward(
         attentionBackward(
             qkv: c.qkv, ldqkv: 3 * width, probs: c.probs!, dctx: dctxAll, ldctx: width, heads: kept, headDim: d,
             offsets: p.batch.offsets, dqkv: s.dqkv, probDropout: c.dropProbs,
-            slots: lp.probabilitySlots(heads: p.shape.heads), pool: p.pool)
+            slots: lp.probabilitySlots(heads: p.shape.heads), firstQueryOnly: clsQueriesOnly(rows, p), pool: p.pool)
     }
     if let slot = grads?.qkv, let xIn = c.xIn {
         accumulateLinearGradients(
