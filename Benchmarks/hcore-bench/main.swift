@@ -313,13 +313,14 @@ func benchBertBase() throws {
     _ = try model.forward(batch)
     for _ in 0..<reps {
         fullTime = min(fullTime, try timeForward(model, batches: [batch], plan: nil, reps: 1))
-        if StageTimer.shared.enabled {
-            print(StageTimer.shared.report)
-            StageTimer.shared.enabled = false
-        }
+        let profiling = StageTimer.shared.enabled
+        if profiling { print("full:\n" + StageTimer.shared.report) }
         for (i, sub) in subnetworks.enumerated() {
+            StageTimer.shared.reset()
             subTimes[i] = min(subTimes[i], try timeForward(model, batches: [batch], plan: sub.plan, reps: 1))
+            if profiling { print("\(sub.name) (with its warm-up pass):\n" + StageTimer.shared.report) }
         }
+        StageTimer.shared.enabled = false
     }
     out([
         ("bench", "bert_base"), ("subnetwork", "full"), ("batch", .int(B)), ("length", .int(T)),
