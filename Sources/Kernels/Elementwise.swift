@@ -1,4 +1,4 @@
-// Vectorised elementwise kernels: exp, erfc, GELU (exact erf form), LayerNorm, softmax, adds.
+// Vectorised elementwise kernels: exp, GELU (exact erf form) and its derivative, LayerNorm, softmax, adds.
 // Each fast kernel has a plainly written twin (suffix `Reference`) built on libm, used by the tests.
 import Foundation
 
@@ -72,27 +72,7 @@ func horner(_ p: Vec16, _ x: Vec16, _ c: Float) -> Vec16 {
 @inline(__always)
 public func exp1(_ x: Float) -> Float { exp16(Vec16(repeating: x))[0] }
 
-// MARK: erfc and GELU
-
-/// erfc(|z|) for z ≥ 0 lanes (callers pass |z|): Chebyshev-fitted form of Numerical Recipes §6.2,
-/// fractional error < 1.2e-7 everywhere.
-@inline(__always)
-func erfcNonNegative16(_ z: Vec16) -> Vec16 {
-    let t = 1 / (1 + 0.5 * z)
-    var p = Vec16(repeating: -0.82215223)
-    p.addProduct(Vec16(repeating: 0.17087277), t)  // p = 0.17087277·t − 0.82215223
-    p = horner(p, t, 1.48851587)
-    p = horner(p, t, -1.13520398)
-    p = horner(p, t, 0.27886807)
-    p = horner(p, t, -0.18628806)
-    p = horner(p, t, 0.09678418)
-    p = horner(p, t, 0.37409196)
-    p = horner(p, t, 1.00002368)
-    p = horner(p, t, -1.26551223)
-    var e = p
-    e.addProduct(-z, z)  // p − z²
-    return t * exp16(e)
-}
+// MARK: GELU
 
 /// gelu(x) = x·Φ(x) = ½x·(1 + erf(x/√2)), the exact (erf) GELU of BERT's `hidden_act: "gelu"` — not the
 /// tanh approximation (whose error is ~1e-3).
@@ -100,12 +80,16 @@ func erfcNonNegative16(_ z: Vec16) -> Vec16 {
 /// erf(z) = z·P(z²)/Q(z²) with P, Q of degree 5, fitted by scripts/fit_gelu_erf.py (reweighted least squares towards
 /// minimax on [0, 3.9]; approximation error 1.5e-8) and z clamped to ±3.9, where erf rounds to ±1 within
 /// 3.5e-8: 11 multiply-adds, 4 multiplies, 2 clamps and a divide per vector, against ~40 operations and a
-/// divide for erfc from its exponential form (still used by the backward pass, `geluGrad16`). Worst error over [−14, 14], swept every
+/// divide for erfc from its exponential form. Worst error over [−14, 14], swept every
 /// 1e-4: 2.1e-7·max(1, |x|) against the correctly rounded value (1.7e-7 against the exact one); PyTorch's own
 /// `F.gelu` measures 3.5e-7·max(1, |x|) on this machine. The error is absolute: for x < −3, where gelu(x) is
 /// below 4e-3, it is small against the layer's scale, not against gelu(x) itself.
 @inline(__always)
-public func gelu16(_ x: Vec16) -> Vec16 {
+public func gelu16(_ x: Vec16) -> Vec16 { geluAndErf16(x).gelu }
+
+/// gelu16's value and the erf(x/√2) it is made from.
+@inline(__always)
+func geluAndErf16(_ x: Vec16) -> (gelu: Vec16, erf: Vec16) {
     var z = x * 0.70710678118654752
     z = z.replacing(with: 3.9, where: z .> 3.9)
     z = z.replacing(with: -3.9, where: z .< -3.9)
@@ -126,7 +110,7 @@ public func gelu16(_ x: Vec16) -> Vec16 {
     let half = 0.5 * x
     var g = half
     g.addProduct(half, erf)  // ½x + ½x·erf in one rounding
-    return g
+    return (g, erf)
 }
 
 /// `body` over 0..<rows in fixed blocks of 32 rows, the blocks shared by the pool's threads: for passes over a
@@ -156,13 +140,20 @@ public func multiplyVectors(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePoi
     }
 }
 
-/// Φ(x) and the GELU derivative Φ(x) + x·φ(x), for the backward pass.
+/// The GELU derivative Φ(x) + x·φ(x), for the backward pass.
 @inline(__always)
-public func geluGrad16(_ x: Vec16) -> Vec16 {
-    let e = erfcNonNegative16(x.replacing(with: -x, where: x .< 0) * 0.70710678118654752)
-    let phi = (1 - 0.5 * e).replacing(with: 0.5 * e, where: x .< 0)
-    let density = exp16(-0.5 * x * x) * 0.3989422804014327
-    return phi + x * density
+public func geluGrad16(_ x: Vec16) -> Vec16 { geluWithGrad16(x).grad }
+
+/// gelu16's value and the derivative Φ(x) + x·φ(x) from the same erf: Φ = ½ + ½·erf(x/√2) (absolute error
+/// ~1e-7, a gradient's scale) and φ(x) = e^(−x²/2)/√(2π) — one divide and one exponential a lane.
+@inline(__always)
+func geluWithGrad16(_ x: Vec16) -> (gelu: Vec16, grad: Vec16) {
+    let (gelu, erf) = geluAndErf16(x)
+    var phi = Vec16(repeating: 0.5)
+    phi.addProduct(Vec16(repeating: 0.5), erf)
+    var grad = phi
+    grad.addProduct(x, exp16(-0.5 * x * x) * 0.3989422804014327)
+    return (gelu, grad)
 }
 
 /// out = gelu(u) and u ← gelu'(u): the forward of a layer whose backward needs only the derivative. The values
@@ -171,15 +162,15 @@ public func geluGrad16(_ x: Vec16) -> Vec16 {
 public func geluWithDerivative(_ u: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, count: Int) {
     var i = 0
     while i + 16 <= count {
-        let x = UnsafeRawPointer(u + i).loadUnaligned(as: Vec16.self)
-        UnsafeMutableRawPointer(out + i).storeBytes(of: gelu16(x), as: Vec16.self)
-        UnsafeMutableRawPointer(u + i).storeBytes(of: geluGrad16(x), as: Vec16.self)
+        let (g, d) = geluWithGrad16(UnsafeRawPointer(u + i).loadUnaligned(as: Vec16.self))
+        UnsafeMutableRawPointer(out + i).storeBytes(of: g, as: Vec16.self)
+        UnsafeMutableRawPointer(u + i).storeBytes(of: d, as: Vec16.self)
         i += 16
     }
     while i < count {
-        let x = Vec16(repeating: u[i])
-        out[i] = gelu16(x)[0]
-        u[i] = geluGrad16(x)[0]
+        let (g, d) = geluWithGrad16(Vec16(repeating: u[i]))
+        out[i] = g[0]
+        u[i] = d[0]
         i += 1
     }
 }

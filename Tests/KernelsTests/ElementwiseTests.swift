@@ -25,7 +25,7 @@ final class ElementwiseTests: XCTestCase {
         // erfc/exp form it replaced: 1.08e-7; transformers' fp32 formula with a correctly rounded erf: 1.02e-7;
         // PyTorch's own F.gelu on this machine: 3.5e-7, see BENCHMARKS.md). The bound sits between ours and
         // PyTorch's: a coefficient changed in its 7th digit (5e-7 to 1.2e-6) or a clamp at 3.5 instead of 3.9
-        // (4.4e-7) fails it. geluGrad16 keeps the erfc/exp form.
+        // (4.4e-7) fails it. geluGrad16 takes Φ from the same erf.
         var worst: Float = 0
         var worstGrad: Float = 0
         for i in -140_000..<140_000 {
