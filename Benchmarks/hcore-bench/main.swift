@@ -701,9 +701,10 @@ func benchPruneEstimate() throws {
         ])
     }
     out([
+        // Job-hours: the runs' wall hours summed, each run one job with this many threads.
         ("bench", "prune_estimate_total"), ("runs", .int(seeds * targets.count)),
-        ("cpu_hours_projected", .float(total.projected / 3600)), ("cpu_hours_no_skip", .float(total.noSkip / 3600)),
-        ("threads", .int(ThreadPool.shared.threadCount)),
+        ("job_hours_projected", .float(total.projected / 3600)), ("job_hours_no_skip", .float(total.noSkip / 3600)),
+        ("threads_per_job", .int(ThreadPool.shared.threadCount)),
     ])
 }
 
