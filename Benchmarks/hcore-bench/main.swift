@@ -509,52 +509,6 @@ func gateStates(trace path: String, percents: [Int]) throws -> [(label: String, 
     }
 }
 
-/// `hcore-bench layernorm [--rows 4096 --count 768]`: LayerNorm over an activation-sized buffer, in place, into
-/// another buffer, with a constant added, and with a second LayerNorm after it (a constant MLP's layer end).
-func benchLayerNorm() throws {
-    let (rows, count) = (arg("--rows", 4096), arg("--count", 768))
-    let x = allocateFloats(rows * count)
-    let y = allocateFloats(rows * count)
-    for i in 0..<(rows * count) { x[i] = Float(i % 97) * 0.01 }
-    let gamma = [Float](repeating: 1.1, count: count)
-    let beta = [Float](repeating: 0.1, count: count)
-    let c = [Float](repeating: 0.2, count: count)
-    let variants: [(String, () -> Void)] = [
-        ("in place", { layerNorm(x, x, rows: rows, count: count, gamma: gamma, beta: beta, eps: 1e-12) }),
-        ("into another", { layerNorm(x, y, rows: rows, count: count, gamma: gamma, beta: beta, eps: 1e-12) }),
-        (
-            "adding, in place",
-            { layerNorm(x, x, rows: rows, count: count, adding: c, gamma: gamma, beta: beta, eps: 1e-12) }
-        ),
-        (
-            "then a second",
-            {
-                c.withUnsafeBufferPointer { k in
-                    gamma.withUnsafeBufferPointer { g in
-                        beta.withUnsafeBufferPointer { b in
-                            layerNorm(
-                                x, y, rows: rows, count: count, gamma: gamma, beta: beta, eps: 1e-12,
-                                then: SecondLayerNorm(
-                                    adding: k.baseAddress!, gamma: g.baseAddress!, beta: b.baseAddress!))
-                        }
-                    }
-                }
-            }
-        ),
-    ]
-    var best = [Double](repeating: .infinity, count: variants.count)
-    for _ in 0..<arg("--rounds", 20) {
-        for (i, v) in variants.enumerated() {
-            let t = now()
-            v.1()
-            best[i] = min(best[i], now() - t)
-        }
-    }
-    for (i, v) in variants.enumerated() {
-        out([("bench", "layernorm"), ("variant", .string(v.0)), ("rows", .int(rows)), ("ms", .float(best[i] * 1000))])
-    }
-}
-
 /// B sequences of T random tokens (two segments) and the model's mean activations over them: a pruning bench's batch.
 func pruneBenchBatch(_ model: BertModel, sequences B: Int, length T: Int) throws -> (TokenBatch, MeanActivations) {
     var state: UInt64 = 11
@@ -981,7 +935,6 @@ let benchmarks: [String: () throws -> Void] = [
     "eval-many": benchEvalMany,
     "prune-step": benchPruneStep,
     "prune-estimate": benchPruneEstimate,
-    "layernorm": benchLayerNorm,
     "store-open": benchStoreOpen,
     "store-adds": benchStoreAdds,
     "store-updates": benchStoreUpdates,

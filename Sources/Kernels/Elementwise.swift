@@ -276,23 +276,12 @@ public struct LayerNormStatistics {
 /// `adding`: a row [count] added to every row of x first — a pruned attention block's or MLP's constant
 /// contribution, folded into the LayerNorm pass instead of a separate sweep over [rows, count].
 /// `statistics`: each row's mean and 1/σ written out, for the backward (`layerNormBackward`).
-/// A LayerNorm applied to each row right after another: out = LayerNorm(first's output + adding) — a layer whose
-/// MLP is a constant (a pruned one) ends with LayerNorm₂(LayerNorm₁(g) + constant).
-public struct SecondLayerNorm {
-    public let adding, gamma, beta: UnsafePointer<Float>
-    public init(adding: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>) {
-        (self.adding, self.gamma, self.beta) = (adding, gamma, beta)
-    }
-}
-
 public func layerNorm(
     _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, count: Int,
     adding: UnsafePointer<Float>? = nil,
     gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float,
-    scales: LayerNormScales? = nil, statistics: LayerNormStatistics? = nil, then second: SecondLayerNorm? = nil,
-    pool: ThreadPool = .shared
+    scales: LayerNormScales? = nil, statistics: LayerNormStatistics? = nil, pool: ThreadPool = .shared
 ) {
-    precondition(second == nil || (scales == nil && statistics == nil), "a second LayerNorm records nothing")
     let chunk = 64
     let xa = UInt(bitPattern: x)
     let oa = UInt(bitPattern: out)
@@ -324,12 +313,6 @@ public func layerNorm(
             }
             let (mean, rstd) = layerNormRow(
                 input, out + r * count, count: count, gamma: g, beta: b, eps: eps, scale: scale)
-            if let second {
-                // The row is still in L1: the second LayerNorm's pass over memory is saved, its values unchanged.
-                let row = out + r * count
-                addVectors(row, second.adding, count: count)
-                _ = layerNormRow(row, row, count: count, gamma: second.gamma, beta: second.beta, eps: eps)
-            }
             if let recorded { UnsafeMutablePointer<Float>(bitPattern: recorded)![r] = rstd }
             if let meanOut, let rstdOut {
                 UnsafeMutablePointer<Float>(bitPattern: meanOut)![r] = mean

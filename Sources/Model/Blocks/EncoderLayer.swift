@@ -136,25 +136,15 @@ package func encoderLayerForward(
             if let drop { gatherCLS(drop, into: drop, offsets: p.batch.offsets, width: D) }
         }
     }
-    // A layer of constants (no head kept, MLP pruned) in a pass that keeps nothing: LayerNorm₂(a + constant) runs on
-    // each row of LayerNorm₁'s output while it is in cache, in place on x. (After W_O, where the row would go from
-    // g into x, the fused pass measured slower than two separate ones.)
-    let fused = lp.mlpConstant != nil && lp.keptHeads.isEmpty && !c.keepsForBackward && p.observer == nil
-    attentionBlockForward(
-        x, layer: l, w, plan: lp, c, p, rows: rows, sharedEmbeddingRows: sharedEmbeddingRows,
-        into: fused ? out : c.a, constantMLP: fused)
-    if !fused {
-        feedForwardBlockForward(layer: l, w, plan: lp, c, p, rows: rows == .all ? p.tokens : p.sequences, into: out)
-    }
+    attentionBlockForward(x, layer: l, w, plan: lp, c, p, rows: rows, sharedEmbeddingRows: sharedEmbeddingRows)
+    feedForwardBlockForward(layer: l, w, plan: lp, c, p, rows: rows == .all ? p.tokens : p.sequences, into: out)
     if rows != .all { scatterCLS(p.xCLS, into: x, offsets: p.batch.offsets, width: D) }
 }
 
-/// a [R, D] ← LayerNorm₁(x + Dropout(mask(attention(x)) W_Oᵀ + b_O)) over the plan's kept heads, into `a`; with
-/// `constantMLP`, LayerNorm₂(a + the plan's MLP constant) instead.
+/// a [R, D] ← LayerNorm₁(x + Dropout(mask(attention(x)) W_Oᵀ + b_O)) over the plan's kept heads.
 func attentionBlockForward(
     _ x: UnsafeMutablePointer<Float>, layer l: Int, _ w: BertLayer, plan lp: LayerPlan, _ c: LayerActivations,
-    _ p: PassContext, rows: LayerRows, sharedEmbeddingRows: Bool, into a: UnsafeMutablePointer<Float>,
-    constantMLP: Bool
+    _ p: PassContext, rows: LayerRows, sharedEmbeddingRows: Bool
 ) {
     let (N, D, eps) = (p.tokens, p.shape.hidden, p.shape.eps)
     let R = rows == .all ? N : p.sequences
@@ -177,11 +167,9 @@ func attentionBlockForward(
             return
         }
         p.timer.measure("layernorm") {
-            withSecondLayerNorm(constantMLP ? lp : nil, w) { second in
-                layerNorm(
-                    xr, a, rows: R, count: D, adding: constant, gamma: gamma, beta: beta, eps: eps, scales: scales,
-                    then: second, pool: p.pool)
-            }
+            layerNorm(
+                xr, c.a, rows: R, count: D, adding: constant, gamma: gamma, beta: beta, eps: eps, scales: scales,
+                pool: p.pool)
         }
         return
     }
@@ -205,23 +193,9 @@ func attentionBlockForward(
         }
     }
     p.timer.measure("layernorm") {
-        withSecondLayerNorm(constantMLP ? lp : nil, w) { second in
-            layerNorm(
-                c.g, a, rows: R, count: D, gamma: gamma, beta: beta, eps: eps, scales: scales,
-                statistics: c.gStatistics, then: second, pool: p.pool)
-        }
-    }
-}
-
-/// `body` with LayerNorm₂ over (row + the plan's MLP constant) as a second LayerNorm, or nil without a plan.
-func withSecondLayerNorm(_ lp: LayerPlan?, _ w: BertLayer, _ body: (SecondLayerNorm?) -> Void) {
-    guard let constant = lp?.mlpConstant else { return body(nil) }
-    constant.withUnsafeBufferPointer { k in
-        w.outputLayerNorm.gamma.withUnsafeBufferPointer { g in
-            w.outputLayerNorm.beta.withUnsafeBufferPointer { b in
-                body(SecondLayerNorm(adding: k.baseAddress!, gamma: g.baseAddress!, beta: b.baseAddress!))
-            }
-        }
+        layerNorm(
+            c.g, c.a, rows: R, count: D, gamma: gamma, beta: beta, eps: eps, scales: scales,
+            statistics: c.gStatistics, pool: p.pool)
     }
 }
 
