@@ -13,18 +13,33 @@ public func allocateFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
 /// dst[i] += src[i]
 @inline(__always)
 public func addVectors(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+    combineVectors(dst, src, count: count, { $0 + $1 }, { $0 + $1 })
+}
+
+/// dst[i] *= src[i]
+@inline(__always)
+public func multiplyVectors(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+    combineVectors(dst, src, count: count, { $0 * $1 }, { $0 * $1 })
+}
+
+/// dst[i] = op(dst[i], src[i]), sixteen lanes at a time, then the tail one by one (the same operation per value).
+@inline(__always)
+func combineVectors(
+    _ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int, _ vector: (Vec16, Vec16) -> Vec16,
+    _ scalar: (Float, Float) -> Float
+) {
     var i = 0
     let d = UnsafeMutableRawPointer(dst)
     let s = UnsafeRawPointer(src)
     while i + 16 <= count {
-        let v =
-            d.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)
-            + s.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)
+        let v = vector(
+            d.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self),
+            s.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self))
         d.storeBytes(of: v, toByteOffset: i * 4, as: Vec16.self)
         i += 16
     }
     while i < count {
-        dst[i] += src[i]
+        dst[i] = scalar(dst[i], src[i])
         i += 1
     }
 }
@@ -119,25 +134,6 @@ func geluAndErf16(_ x: Vec16) -> (gelu: Vec16, erf: Vec16) {
 public func parallelRowBlocks(_ rows: Int, pool: ThreadPool, _ body: (Range<Int>) -> Void) {
     let block = 32
     pool.parallelFor((rows + block - 1) / block) { b in body((b * block)..<min(rows, (b + 1) * block)) }
-}
-
-/// dst[i] *= src[i]
-@inline(__always)
-public func multiplyVectors(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
-    var i = 0
-    let d = UnsafeMutableRawPointer(dst)
-    let s = UnsafeRawPointer(src)
-    while i + 16 <= count {
-        let v =
-            d.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)
-            * s.loadUnaligned(fromByteOffset: i * 4, as: Vec16.self)
-        d.storeBytes(of: v, toByteOffset: i * 4, as: Vec16.self)
-        i += 16
-    }
-    while i < count {
-        dst[i] *= src[i]
-        i += 1
-    }
 }
 
 /// The GELU derivative Φ(x) + x·φ(x), for the backward pass.
