@@ -98,6 +98,42 @@ extension BertModel {
     }
 }
 
+extension LayerPlan {
+    /// Layer `l` running only the heads `kept` (ascending): every other head's ablation value folded into W_O's bias
+    /// (MeanAblation.swift), their Q/K/V rows and W_O columns gathered out; the model's own weights when every head
+    /// is kept, no attention at all when none is.
+    static func keeping(
+        _ kept: [Int], of model: BertModel, layer l: Int, ablation: Ablation, mlpConstant: [Float]?
+    ) -> LayerPlan {
+        let (H, d) = (model.headCount, model.headDim)
+        let layer = model.layers[l]
+        if kept.count == H {
+            return LayerPlan(
+                keptHeads: kept, qkv: layer.qkv, attentionOutput: layer.attentionOutput, attentionConstant: nil,
+                mlpConstant: mlpConstant)
+        }
+        let pruned = (0..<H).filter { !kept.contains($0) }
+        let bias = ablation.foldedOutputBias(layer.attentionOutput, layer: l, pruned: pruned, heads: H, headDim: d)
+        if kept.isEmpty {
+            return LayerPlan(
+                keptHeads: [], qkv: nil, attentionOutput: nil, attentionConstant: bias, mlpConstant: mlpConstant)
+        }
+        let rows = headRows(kept, headDim: d)
+        return LayerPlan(
+            keptHeads: kept, qkv: layer.qkv.gatherRows(qkvRows(rows, hidden: model.hidden)),
+            attentionOutput: layer.attentionOutput.gatherColumns(rows, bias: bias), attentionConstant: nil,
+            mlpConstant: mlpConstant)
+    }
+
+    /// The context columns of `heads` (W_O's input columns; each head's rows of W_Q, W_K and W_V).
+    static func headRows(_ heads: [Int], headDim d: Int) -> [Int] { heads.flatMap { h in (h * d)..<((h + 1) * d) } }
+
+    /// The packed Q/K/V weight's rows of the context columns `headRows`: their Q rows, then K, then V.
+    static func qkvRows(_ headRows: [Int], hidden D: Int) -> [Int] {
+        headRows + headRows.map { $0 + D } + headRows.map { $0 + 2 * D }
+    }
+}
+
 extension ExecutionPlan {
     /// Compiles binary masks into a plan that computes only kept units (the mean-ablation fold:
     /// MeanAblation.swift). Throws for non-binary masks.
@@ -107,30 +143,12 @@ extension ExecutionPlan {
             throw ModelError.badInput(
                 "a compiled plan needs binary masks (0 or 1); use the general path for fractional masks")
         }
-        let (H, d, D) = (model.headCount, model.headDim, model.hidden)
+        let (H, D) = (model.headCount, model.hidden)
         return ExecutionPlan(
-            layers: model.layers.enumerated().map { l, layer in
-                let kept = (0..<H).filter { masks.heads[l][$0] == 1 }
-                let pruned = (0..<H).filter { masks.heads[l][$0] == 0 }
-                let bias = ablation.foldedOutputBias(
-                    layer.attentionOutput, layer: l, pruned: pruned, heads: H, headDim: d)
-                let mlpConstant = masks.mlps[l] == 0 ? ablation.mlpConstant(layer: l, hidden: D) : nil
-                if kept.isEmpty {
-                    return LayerPlan(
-                        keptHeads: [], qkv: nil, attentionOutput: nil, attentionConstant: bias, mlpConstant: mlpConstant
-                    )
-                }
-                if kept.count == H {
-                    return LayerPlan(
-                        keptHeads: kept, qkv: layer.qkv, attentionOutput: layer.attentionOutput, attentionConstant: nil,
-                        mlpConstant: mlpConstant)
-                }
-                let headRows = kept.flatMap { h in (h * d)..<((h + 1) * d) }
-                let qkvRows = headRows + headRows.map { $0 + D } + headRows.map { $0 + 2 * D }
-                return LayerPlan(
-                    keptHeads: kept, qkv: layer.qkv.gatherRows(qkvRows),
-                    attentionOutput: layer.attentionOutput.gatherColumns(headRows, bias: bias), attentionConstant: nil,
-                    mlpConstant: mlpConstant)
+            layers: model.layers.indices.map { l in
+                LayerPlan.keeping(
+                    (0..<H).filter { masks.heads[l][$0] == 1 }, of: model, layer: l, ablation: ablation,
+                    mlpConstant: masks.mlps[l] == 0 ? ablation.mlpConstant(layer: l, hidden: D) : nil)
             })
     }
 

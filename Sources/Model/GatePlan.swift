@@ -29,38 +29,17 @@ extension BertModel {
     ) {
         let full = backwardWeights
         let (H, d, D) = (headCount, headDim, hidden)
-        var plans: [LayerPlan] = []
-        var backward: [LayerBackwardWeights] = []
-        for (l, layer) in layers.enumerated() {
-            let closed = (0..<H).filter { masks.heads[l][$0] == 0 && !needs.heads[l][$0] }
-            let kept = (0..<H).filter { !closed.contains($0) }
-            let mlpConstant =
-                masks.mlps[l] == 0 && !needs.mlps[l] ? ablation.mlpConstant(layer: l, hidden: D) : nil
-            if closed.isEmpty {
-                plans.append(
-                    LayerPlan(
-                        keptHeads: kept, qkv: layer.qkv, attentionOutput: layer.attentionOutput,
-                        attentionConstant: nil, mlpConstant: mlpConstant))
-                backward.append(full.layers[l])
-                continue
-            }
-            let bias = ablation.foldedOutputBias(layer.attentionOutput, layer: l, pruned: closed, heads: H, headDim: d)
-            if kept.isEmpty {
-                plans.append(
-                    LayerPlan(
-                        keptHeads: [], qkv: nil, attentionOutput: nil, attentionConstant: bias,
-                        mlpConstant: mlpConstant))
-                backward.append(full.layers[l])
-                continue
-            }
-            let headRows = kept.flatMap { h in (h * d)..<((h + 1) * d) }
-            let qkvRows = headRows + headRows.map { $0 + D } + headRows.map { $0 + 2 * D }
-            plans.append(
-                LayerPlan(
-                    keptHeads: kept, qkv: layer.qkv.gatherRows(qkvRows),
-                    attentionOutput: layer.attentionOutput.gatherColumns(headRows, bias: bias),
-                    attentionConstant: nil, mlpConstant: mlpConstant))
-            backward.append(full.layers[l].keeping(qkvColumns: qkvRows, contextRows: headRows))
+        let plans = layers.indices.map { l in
+            LayerPlan.keeping(
+                (0..<H).filter { masks.heads[l][$0] != 0 || needs.heads[l][$0] }, of: self, layer: l,
+                ablation: ablation,
+                mlpConstant: masks.mlps[l] == 0 && !needs.mlps[l] ? ablation.mlpConstant(layer: l, hidden: D) : nil)
+        }
+        let backward = plans.enumerated().map { l, plan in
+            let kept = plan.keptHeads
+            guard !kept.isEmpty && kept.count < H else { return full.layers[l] }
+            let rows = LayerPlan.headRows(kept, headDim: d)
+            return full.layers[l].keeping(qkvColumns: LayerPlan.qkvRows(rows, hidden: D), contextRows: rows)
         }
         return (ExecutionPlan(layers: plans), BertBackwardWeights(layers: backward, head: full.head))
     }

@@ -33,5 +33,5 @@ package func dropoutMultipliers(
 /// x ← x ⊙ m (nothing when m is nil).
 package func multiply(_ x: UnsafeMutablePointer<Float>, by m: UnsafePointer<Float>?, count: Int) {
     guard let m else { return }
-    for i in 0..<count { x[i] *= m[i] }
+    multiplyVectors(x, m, count: count)
 }

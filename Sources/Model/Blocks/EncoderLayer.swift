@@ -533,15 +533,11 @@ func attentionOutputBackward(
             s.da, x: c.g, mean: stats.mean, rstd: stats.rstd, gamma: w.attentionLayerNorm.gamma, rows: R, count: D,
             dx: s.dg, pool: p.pool)
     }
-    guard let masks = p.masks else {
-        if !lp.keptHeads.isEmpty { contextBackward(wT, c, p, rows: R, width: D, scratch: s, grads: grads, w: w) }
-        return []
-    }
-    var dz = [Double](repeating: 0, count: H)
-    if lp.keptHeads.isEmpty { return dz }
     let width = lp.keptHeads.count * d
-    contextBackward(wT, c, p, rows: R, width: width, scratch: s, grads: grads, w: w)
-    // ĉ_h = mask(ctx_h)
+    if width > 0 { contextBackward(wT, c, p, rows: R, width: width, scratch: s, grads: grads, w: w) }
+    guard let masks = p.masks else { return [] }
+    // ĉ_h = mask(ctx_h); a skipped head's gradient stays 0
+    var dz = [Double](repeating: 0, count: H)
     for (i, hd) in lp.keptHeads.enumerated() {
         dz[hd] = masks.backward(
             dy: s.dctx + i * d, y: c.ctx + i * d, rows: R, width: d, stride: width, z: masks.masks.heads[l][hd],
