@@ -201,16 +201,47 @@ func benchAttention() throws {
         qkv[i] = Float(Int(state >> 41) % 2001 - 1000) / 1000
     }
     let offsets = (0...B).map { $0 * T }
-    var best = Double.infinity
+    // --train: as a pruning step runs it — probabilities kept for the backward, inverted dropout (p = 0.1) on
+    // them — then the backward from a random dctx (8·T²·H·d FLOPs per sequence), timed apart.
+    let train = CommandLine.arguments.contains("--train")
+    let probs = train ? allocateFloats(B * H * T * T) : nil
+    let drop = train ? allocateFloats(B * H * T * T) : nil
+    let dctx = train ? allocateFloats(N * H * d) : nil
+    let dqkv = train ? allocateFloats(N * ld) : nil
+    if let drop, let dctx {
+        for i in 0..<(B * H * T * T) {
+            state = state &* 6_364_136_223_846_793_005 &+ 1
+            drop[i] = (state >> 40) % 10 == 0 ? 0 : 1 / 0.9
+        }
+        for i in 0..<(N * H * d) { dctx[i] = qkv[i] }
+    }
+    var (best, bestBackward) = (Double.infinity, Double.infinity)
     for _ in 0..<arg("--reps", 20) {
         let t = now()
-        attention(qkv: qkv, ldqkv: ld, heads: H, headDim: d, offsets: offsets, ctx: ctx, ldctx: H * d)
+        attention(
+            qkv: qkv, ldqkv: ld, heads: H, headDim: d, offsets: offsets, ctx: ctx, ldctx: H * d, probs: probs,
+            dropout: drop)
         best = min(best, now() - t)
+        if let probs, let dctx, let dqkv {
+            let t = now()
+            attentionBackward(
+                qkv: qkv, ldqkv: ld, probs: probs, dctx: dctx, ldctx: H * d, heads: H, headDim: d, offsets: offsets,
+                dqkv: dqkv, probDropout: drop)
+            bestBackward = min(bestBackward, now() - t)
+        }
     }
     out([
         ("bench", "attention"), ("batch", .int(B)), ("length", .int(T)), ("heads", .int(H)), ("head_dim", .int(d)),
-        ("seconds", .float(best)), ("gflops", .float(4 * Double(B * T * T * H * d) / best / 1e9)),
+        ("train", .bool(train)), ("seconds", .float(best)),
+        ("gflops", .float(4 * Double(B * T * T * H * d) / best / 1e9)),
     ])
+    if train {
+        out([
+            ("bench", "attention_backward"), ("batch", .int(B)), ("length", .int(T)), ("heads", .int(H)),
+            ("head_dim", .int(d)), ("seconds", .float(bestBackward)),
+            ("gflops", .float(8 * Double(B * T * T * H * d) / bestBackward / 1e9)),
+        ])
+    }
 }
 
 /// `hcore-bench gemm-ab`

@@ -271,15 +271,19 @@ struct SoftmaxRows {
 /// Query rows processed together by `attention`.
 let attentionQueryBlock = 4
 
-/// For r < rows (≤ 4): out[r·ldout ..< +d] = Σ_j p[r·ldp + j]·v[j·ldv ..< +d], d ∈ {16, 32, 48, 64}.
-/// Rows past `rows` are computed from row rows−1's weights and discarded.
+/// For r < rows (≤ 4): out[r·ldout ..< +d] = Σ_j p[r·ldp + j·step]·v[j·ldv ..< +d], d ∈ {16, 32, 48, 64}.
+/// Rows past `rows` are computed from row rows−1's weights and discarded. With ldp = 1 and step = a matrix's row
+/// stride, the weights are four of its columns: a product with the matrix transposed, without transposing it.
 @inline(__always)
 func weightedRowSum4(
-    _ p: UnsafePointer<Float>, ldp: Int, rows: Int, _ v: UnsafePointer<Float>, ldv: Int, t: Int, d: Int,
-    out: UnsafeMutablePointer<Float>, ldout: Int
+    _ p: UnsafePointer<Float>, ldp: Int, step: Int = 1, rows: Int, _ v: UnsafePointer<Float>, ldv: Int, t: Int,
+    d: Int, out: UnsafeMutablePointer<Float>, ldout: Int
 ) {
     let weights = (p, p + min(1, rows - 1) * ldp, p + min(2, rows - 1) * ldp, p + min(3, rows - 1) * ldp)
-    let a = d <= 32 ? narrowRowSums(weights, v, ldv: ldv, t: t, d: d) : wideRowSums(weights, v, ldv: ldv, t: t, d: d)
+    let a =
+        d <= 32
+        ? narrowRowSums(weights, step: step, v, ldv: ldv, t: t, d: d)
+        : wideRowSums(weights, step: step, v, ldv: ldv, t: t, d: d)
     storeHeadRow(out, a.0.0, a.0.1, a.0.2, a.0.3, d: d)
     if rows > 1 { storeHeadRow(out + ldout, a.1.0, a.1.1, a.1.2, a.1.3, d: d) }
     if rows > 2 { storeHeadRow(out + 2 * ldout, a.2.0, a.2.1, a.2.2, a.2.3, d: d) }
@@ -291,7 +295,7 @@ typealias HeadRow = (Vec16, Vec16, Vec16, Vec16)
 
 /// `weightedRowSum4`'s sums for d ≤ 32: two vectors per row (the others zero).
 @inline(__always)
-func narrowRowSums(_ p: RowWeights, _ v: UnsafePointer<Float>, ldv: Int, t: Int, d: Int) -> (
+func narrowRowSums(_ p: RowWeights, step: Int, _ v: UnsafePointer<Float>, ldv: Int, t: Int, d: Int) -> (
     HeadRow, HeadRow, HeadRow, HeadRow
 ) {
     let raw = UnsafeRawPointer(v)
@@ -303,16 +307,17 @@ func narrowRowSums(_ p: RowWeights, _ v: UnsafePointer<Float>, ldv: Int, t: Int,
         let row = raw + j * ldv * 4
         let v0 = row.loadUnaligned(as: Vec16.self)
         let v1 = d > 16 ? row.loadUnaligned(fromByteOffset: 64, as: Vec16.self) : Vec16()
-        var w = p.0[j]
+        let at = j * step
+        var w = p.0[at]
         a0.0.addProduct(w, v0)
         a0.1.addProduct(w, v1)
-        w = p.1[j]
+        w = p.1[at]
         a1.0.addProduct(w, v0)
         a1.1.addProduct(w, v1)
-        w = p.2[j]
+        w = p.2[at]
         a2.0.addProduct(w, v0)
         a2.1.addProduct(w, v1)
-        w = p.3[j]
+        w = p.3[at]
         a3.0.addProduct(w, v0)
         a3.1.addProduct(w, v1)
     }
@@ -322,7 +327,7 @@ func narrowRowSums(_ p: RowWeights, _ v: UnsafePointer<Float>, ldv: Int, t: Int,
 
 /// `weightedRowSum4`'s sums for 32 < d ≤ 64: four vectors per row.
 @inline(__always)
-func wideRowSums(_ p: RowWeights, _ v: UnsafePointer<Float>, ldv: Int, t: Int, d: Int) -> (
+func wideRowSums(_ p: RowWeights, step: Int, _ v: UnsafePointer<Float>, ldv: Int, t: Int, d: Int) -> (
     HeadRow, HeadRow, HeadRow, HeadRow
 ) {
     let raw = UnsafeRawPointer(v)
@@ -336,10 +341,11 @@ func wideRowSums(_ p: RowWeights, _ v: UnsafePointer<Float>, ldv: Int, t: Int, d
         let v1 = row.loadUnaligned(fromByteOffset: 64, as: Vec16.self)
         let v2 = row.loadUnaligned(fromByteOffset: 128, as: Vec16.self)
         let v3 = d > 48 ? row.loadUnaligned(fromByteOffset: 192, as: Vec16.self) : Vec16()
-        addRow(&a0, p.0[j], v0, v1, v2, v3)
-        addRow(&a1, p.1[j], v0, v1, v2, v3)
-        addRow(&a2, p.2[j], v0, v1, v2, v3)
-        addRow(&a3, p.3[j], v0, v1, v2, v3)
+        let at = j * step
+        addRow(&a0, p.0[at], v0, v1, v2, v3)
+        addRow(&a1, p.1[at], v0, v1, v2, v3)
+        addRow(&a2, p.2[at], v0, v1, v2, v3)
+        addRow(&a3, p.3[at], v0, v1, v2, v3)
     }
     return (a0, a1, a2, a3)
 }

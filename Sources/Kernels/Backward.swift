@@ -142,16 +142,9 @@ struct HeadBackward {
         }
         for i in 0..<t {
             let row = s.dS + i * s.tPad
-            let pRow = P + i * t
             if !fast { vectorTimesMatrix(dc + i * ldctx, s.vT, rows: d, cols: s.tPad, out: row) }
-            if let M {
-                let mRow = M + i * t
-                for j in 0..<t { row[j] *= mRow[j] }
-                for j in 0..<t { s.pM[i * t + j] = pRow[j] * mRow[j] }
-            }
-            var rowDot: Float = 0
-            for j in 0..<t { rowDot += row[j] * pRow[j] }
-            for j in 0..<t { row[j] = pRow[j] * (row[j] - rowDot) * scale }
+            softmaxBackwardRow(
+                row, p: P + i * t, dropout: M.map { $0 + i * t }, pM: s.pM + i * t, count: t, scale: scale)
             if !fast {
                 s.acc.update(repeating: 0, count: d)
                 for j in 0..<t { axpy(row[j], k + j * ldqkv, s.acc, count: d) }
@@ -166,8 +159,10 @@ struct HeadBackward {
                     out: dq + i * ldqkv, ldout: ldqkv)
             }
         }
-        transposeRows(s.dS, ld: s.tPad, rows: t, width: t, into: s.dST, ldT: t)
-        transposeRows(M == nil ? P : UnsafePointer(s.pM), ld: t, rows: t, width: t, into: s.pT, ldT: t)
+        if !fast {
+            transposeRows(s.dS, ld: s.tPad, rows: t, width: t, into: s.dST, ldT: t)
+            transposeRows(M == nil ? P : UnsafePointer(s.pM), ld: t, rows: t, width: t, into: s.pT, ldT: t)
+        }
     }
 
     /// The whole backward when only the first row has a context gradient: dS_0 (as `rows` forms it), dQ_0 = dS_0 K,
@@ -180,10 +175,7 @@ struct HeadBackward {
         } else {
             vectorTimesMatrix(dc, s.vT, rows: d, cols: s.tPad, out: row)
         }
-        if let M { for j in 0..<t { row[j] *= M[j] } }
-        var rowDot: Float = 0
-        for j in 0..<t { rowDot += row[j] * P[j] }
-        for j in 0..<t { row[j] = P[j] * (row[j] - rowDot) * scale }
+        softmaxBackwardRow(row, p: P, dropout: M, pM: s.pM, count: t, scale: scale)
         s.acc.update(repeating: 0, count: d)
         for j in 0..<t { axpy(row[j], k + j * ldqkv, s.acc, count: d) }
         dq.update(from: s.acc, count: d)
@@ -197,15 +189,20 @@ struct HeadBackward {
         }
     }
 
-    /// Columns: dV_j = Σ_i P_ij dctx_i; dK_j = Σ_i dS_ij Q_i (four j per pass when fast).
+    /// Columns: dV_j = Σ_i P_ij dctx_i; dK_j = Σ_i dS_ij Q_i. When fast, four j per pass reading columns j ..< j + 4
+    /// of P (or P ⊙ M) and dS in place (their rows a stride apart, the 16 KB–64 KB blocks in cache from the rows
+    /// pass); otherwise over the transposes the rows pass made.
     func columns(_ s: AttentionBackwardScratch) {
         if fast {
+            let pm = M == nil ? P : UnsafePointer(s.pM)
             for j in stride(from: 0, to: t, by: 4) {
                 let rows = min(4, t - j)
                 weightedRowSum4(
-                    s.pT + j * t, ldp: t, rows: rows, dc, ldv: ldctx, t: t, d: d, out: dv + j * ldqkv, ldout: ldqkv)
+                    pm + j, ldp: 1, step: t, rows: rows, dc, ldv: ldctx, t: t, d: d, out: dv + j * ldqkv,
+                    ldout: ldqkv)
                 weightedRowSum4(
-                    s.dST + j * t, ldp: t, rows: rows, q, ldv: ldqkv, t: t, d: d, out: dk + j * ldqkv, ldout: ldqkv)
+                    s.dS + j, ldp: 1, step: s.tPad, rows: rows, q, ldv: ldqkv, t: t, d: d, out: dk + j * ldqkv,
+                    ldout: ldqkv)
             }
             return
         }
@@ -219,6 +216,48 @@ struct HeadBackward {
             (dk + j * ldqkv).update(from: s.acc + d, count: d)
         }
     }
+}
+
+/// One row of the softmax's backward, in place: with dropout multipliers m (ctx = (P ⊙ M) V), dP ← dP ⊙ m and
+/// pM ← p ⊙ m (what dV reads); then dS = p ⊙ (dP − Σ_j dP_j p_j) · scale. Sixteen lanes at a time, the dot product
+/// in sixteen partial sums; the last count % 16 values one by one (a row of p is exactly `count` long).
+@inline(__always)
+func softmaxBackwardRow(
+    _ dP: UnsafeMutablePointer<Float>, p: UnsafePointer<Float>, dropout m: UnsafePointer<Float>?,
+    pM: UnsafeMutablePointer<Float>, count t: Int, scale: Float
+) {
+    let body = t & ~15
+    let (dr, pr) = (UnsafeMutableRawPointer(dP), UnsafeRawPointer(p))
+    var dots = Vec16()
+    var j = 0
+    while j < body {
+        var g = dr.loadUnaligned(fromByteOffset: j * 4, as: Vec16.self)
+        let pv = pr.loadUnaligned(fromByteOffset: j * 4, as: Vec16.self)
+        if let m {
+            let mv = UnsafeRawPointer(m).loadUnaligned(fromByteOffset: j * 4, as: Vec16.self)
+            g *= mv
+            dr.storeBytes(of: g, toByteOffset: j * 4, as: Vec16.self)
+            UnsafeMutableRawPointer(pM).storeBytes(of: pv * mv, toByteOffset: j * 4, as: Vec16.self)
+        }
+        dots.addProduct(g, pv)
+        j += 16
+    }
+    var dot = dots.sum()
+    for j in body..<t {
+        if let m {
+            dP[j] *= m[j]
+            pM[j] = p[j] * m[j]
+        }
+        dot += dP[j] * p[j]
+    }
+    j = 0
+    while j < body {
+        let g = dr.loadUnaligned(fromByteOffset: j * 4, as: Vec16.self)
+        let pv = pr.loadUnaligned(fromByteOffset: j * 4, as: Vec16.self)
+        dr.storeBytes(of: pv * (g - dot) * scale, toByteOffset: j * 4, as: Vec16.self)
+        j += 16
+    }
+    for j in body..<t { dP[j] = p[j] * (dP[j] - dot) * scale }
 }
 
 /// out[0..<cols] = Σ_r x[r] · m[r·cols ..< (r+1)·cols], cols a multiple of 16; 64 columns at a time in registers.
