@@ -606,10 +606,15 @@ func benchPruneStep() throws {
         precondition(states.allSatisfy { $0.logAlpha.count == U }, "the trace's log α does not fit \(folder)")
     }
     let cached = try model.fullModelProbabilities(batch).flatMap { $0 }
+    // --engines a,b runs only those (e.g. hcore-cached-full-model under a profiler).
+    let only = CommandLine.arguments.firstIndex(of: "--engines").flatMap {
+        $0 + 1 < CommandLine.arguments.count
+            ? Set(CommandLine.arguments[$0 + 1].split(separator: ",").map(String.init)) : nil
+    }
     let engines: [(String, [Double]?, Bool)] = [
         ("hcore", nil, true), ("hcore-cached-full-model", cached, true),
         ("hcore-cached-unskipped", cached, false),
-    ]
+    ].filter { only?.contains($0.0) ?? true }
     for st in states {
         for (label, target, skip) in engines {
             StageTimer.shared.reset()

@@ -234,3 +234,19 @@ public func linearGradientsReference(dy: [Float], x: [Float], rows: Int, out: In
     }
     return (dW, db)
 }
+
+/// `maskBackward`'s naive twin: one value at a time, the sum in one Double.
+public func maskBackwardReference(
+    dy: [Float], y: [Float], rows: Int, width: Int, stride: Int, z: Float, mean: [Float]?, dropout: [Float]?
+) -> (dz: Double, out: [Float]) {
+    var out = dy
+    var g = 0.0
+    for t in 0..<rows {
+        for e in 0..<width {
+            let i = t * stride + e
+            g += Double(dy[i]) * Double(y[i] - (mean?[e] ?? 0))
+            out[i] = dy[i] * z * (dropout?[i] ?? 1)
+        }
+    }
+    return (g, out)
+}

@@ -487,13 +487,15 @@ func feedForwardBlockBackward(
             let sums = sums.baseAddress!
             parallelRowBlocks(R, pool: p.pool) { rows in
                 let (at, n) = (rows.lowerBound * D, rows.count * D)
-                (dm + at).update(from: dh + at, count: n)
                 if let masks {
                     sums[rows.lowerBound / 32] = masks.backward(
-                        dy: dm + at, y: m + at, rows: rows.count, width: D, stride: D, z: masks.masks.mlps[l],
-                        mean: masks.ablation.mlpMean(layer: l, hidden: D), needed: masks.needs?.mlps[l] ?? true)
+                        dy: dh + at, y: m + at, rows: rows.count, width: D, stride: D, z: masks.masks.mlps[l],
+                        mean: masks.ablation.mlpMean(layer: l, hidden: D), needed: masks.needs?.mlps[l] ?? true,
+                        out: dm + at, dropout: drop.map { $0 + at })
+                } else {
+                    (dm + at).update(from: dh + at, count: n)
+                    if let drop { multiplyVectors(dm + at, drop + at, count: n) }
                 }
-                if let drop { multiplyVectors(dm + at, drop + at, count: n) }
             }
         }
     }
@@ -536,13 +538,18 @@ func attentionOutputBackward(
     let width = lp.keptHeads.count * d
     if width > 0 { contextBackward(wT, c, p, rows: R, width: width, scratch: s, grads: grads, w: w) }
     guard let masks = p.masks else { return [] }
-    // ĉ_h = mask(ctx_h); a skipped head's gradient stays 0
+    // ĉ_h = mask(ctx_h), one head per task; a skipped head's gradient stays 0
     var dz = [Double](repeating: 0, count: H)
-    for (i, hd) in lp.keptHeads.enumerated() {
-        dz[hd] = masks.backward(
-            dy: s.dctx + i * d, y: c.ctx + i * d, rows: R, width: d, stride: width, z: masks.masks.heads[l][hd],
-            mean: masks.ablation.headMean(layer: l, head: hd, heads: H, headDim: d),
-            needed: masks.needs?.heads[l][hd] ?? true)
+    let (dctx, ctx) = (s.dctx, UnsafePointer(c.ctx))
+    dz.withUnsafeMutableBufferPointer { dz in
+        let dz = dz.baseAddress!
+        p.pool.parallelFor(lp.keptHeads.count) { i in
+            let hd = lp.keptHeads[i]
+            dz[hd] = masks.backward(
+                dy: dctx + i * d, y: ctx + i * d, rows: R, width: d, stride: width, z: masks.masks.heads[l][hd],
+                mean: masks.ablation.headMean(layer: l, head: hd, heads: H, headDim: d),
+                needed: masks.needs?.heads[l][hd] ?? true, out: dctx + i * d)
+        }
     }
     return dz
 }

@@ -34,25 +34,19 @@ package struct SoftMasks: Sendable {
         }
     }
 
-    /// Backward of one masked block [rows, width] of rows `stride` apart: scales dy by z in place and returns
-    /// d z = Σ dy ⊙ (y − avg) when `needed` (else 0, not computed).
+    /// Backward of one masked block [rows, width] of rows `stride` apart: writes (dy · z) ⊙ dropout into `out` (it
+    /// may be dy) and returns d z = Σ dy ⊙ (y − avg) when `needed` (else 0, not computed).
     func backward(
-        dy: UnsafeMutablePointer<Float>, y: UnsafePointer<Float>, rows: Int, width: Int, stride: Int,
-        z: Float, mean: ArraySlice<Float>?, needed: Bool
+        dy: UnsafePointer<Float>, y: UnsafePointer<Float>, rows: Int, width: Int, stride: Int,
+        z: Float, mean: ArraySlice<Float>?, needed: Bool, out: UnsafeMutablePointer<Float>,
+        dropout: UnsafePointer<Float>? = nil
     ) -> Double {
-        guard needed else {
-            if z != 1 { for t in 0..<rows { for e in 0..<width { dy[t * stride + e] *= z } } }
-            return 0
+        let run = { (mean: UnsafePointer<Float>?) in
+            maskBackward(
+                dy: dy, y: y, rows: rows, width: width, stride: stride, z: z, mean: mean, needed: needed, out: out,
+                dropout: dropout)
         }
-        var g = 0.0
-        for t in 0..<rows {
-            let base = t * stride
-            for e in 0..<width {
-                let centered = y[base + e] - (mean.map { $0[$0.startIndex + e] } ?? 0)
-                g += Double(dy[base + e]) * Double(centered)
-                dy[base + e] *= z
-            }
-        }
-        return g
+        guard let mean else { return run(nil) }
+        return mean.withUnsafeBufferPointer { run($0.baseAddress!) }
     }
 }
