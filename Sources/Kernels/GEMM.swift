@@ -133,11 +133,13 @@ public enum GemmEpilogue {
     case multiplying(UnsafePointer<Float>, ld: Int)
 }
 
-/// out[m, n] (row stride ldc) = epilogue(x[m, k] (row stride lda) · Wᵀ).
+/// out[m, n] (row stride ldc) = epilogue(x[m, k] (row stride lda) · Wᵀ). With `inputs`, only those of W's input
+/// columns: x is then [m, inputs.count], the product over W[:, inputs] (a backward whose gradient is known zero
+/// on the other inputs' rows).
 public func gemm(
     _ x: UnsafePointer<Float>, rows m: Int, lda: Int,
     _ w: PackedLinear, out: UnsafeMutablePointer<Float>, ldc: Int,
-    epilogue: GemmEpilogue = .bias, pool: ThreadPool = .shared,
+    epilogue: GemmEpilogue = .bias, inputs: Range<Int>? = nil, pool: ThreadPool = .shared,
     kc kcMax: Int = gemmKC, tilePanels: Int? = nil, mc mcOverride: Int? = nil
 ) {
     // kc, tilePanels, mc: tile-size overrides for `hcore-bench gemm-ab` tuning. tilePanels and mc never change
@@ -145,7 +147,9 @@ public func gemm(
     if m == 0 { return }
     precondition(kcMax > 0 && (tilePanels ?? 1) > 0)
     let n = w.n
-    let k = w.k
+    let inputs = inputs ?? 0..<w.k
+    precondition(inputs.lowerBound >= 0 && inputs.upperBound <= w.k && !inputs.isEmpty, "inputs outside W's columns")
+    let k = inputs.count
     // Tile sizes: MC rows (a multiple of MR) × NC panels. Smaller tiles when there are few rows, so
     // that short batches still give every thread work.
     let mc = max(gemmMR, (mcOverride ?? gemmMC) / gemmMR * gemmMR)
@@ -174,7 +178,7 @@ public func gemm(
         while k0 < k {
             let kc = min(kcMax, k - k0)
             for p in p0..<p1 {
-                let b = UnsafePointer(w.panels + p * k * gemmNR + k0 * gemmNR)
+                let b = UnsafePointer(w.panels + (p * w.k + inputs.lowerBound + k0) * gemmNR)
                 let col0 = p * gemmNR
                 let cols = min(gemmNR, n - col0)
                 // The first K slice starts its accumulators from the bias (b + Σ x·w, one pass over C fewer).

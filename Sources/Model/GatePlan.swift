@@ -23,25 +23,36 @@ package struct GradientNeeds: Sendable {
 
 extension BertModel {
     /// The plan and backward weights of a masked pass over `masks`: every unit whose mask is 0 and whose gradient
-    /// is not in `needs` is skipped; a layer losing nothing runs on the model's own weights (no copy).
-    package func gatePlan(masks: MaskValues, ablation: Ablation, needs: GradientNeeds) -> (
-        plan: ExecutionPlan, backward: BertBackwardWeights
-    ) {
+    /// is not in `needs` is skipped; a layer losing nothing runs on the model's own weights (no copy). Layers are
+    /// planned one per task (each gathers its own weights, megabytes a layer at bert-base).
+    package func gatePlan(masks: MaskValues, ablation: Ablation, needs: GradientNeeds, pool: ThreadPool = .shared)
+        -> (plan: ExecutionPlan, backward: BertBackwardWeights)
+    {
         let full = backwardWeights
         let (H, d, D) = (headCount, headDim, hidden)
-        let plans = layers.indices.map { l in
-            LayerPlan.keeping(
-                (0..<H).filter { masks.heads[l][$0] != 0 || needs.heads[l][$0] }, of: self, layer: l,
-                ablation: ablation,
-                mlpConstant: masks.mlps[l] == 0 && !needs.mlps[l] ? ablation.mlpConstant(layer: l, hidden: D) : nil)
+        var layerPlans = [(LayerPlan, LayerBackwardWeights)?](repeating: nil, count: layers.count)
+        layerPlans.withUnsafeMutableBufferPointer { out in
+            let out = out.baseAddress!
+            pool.parallelFor(layers.count) { l in
+                let plan = LayerPlan.keeping(
+                    (0..<H).filter { masks.heads[l][$0] != 0 || needs.heads[l][$0] }, of: self, layer: l,
+                    ablation: ablation,
+                    mlpConstant: masks.mlps[l] == 0 && !needs.mlps[l] ? ablation.mlpConstant(layer: l, hidden: D) : nil)
+                let kept = plan.keptHeads
+                guard !kept.isEmpty && kept.count < H else {
+                    out[l] = (plan, full.layers[l])
+                    return
+                }
+                let rows = LayerPlan.headRows(kept, headDim: d)
+                out[l] = (
+                    plan, full.layers[l].keeping(qkvColumns: LayerPlan.qkvRows(rows, hidden: D), contextRows: rows)
+                )
+            }
         }
-        let backward = plans.enumerated().map { l, plan in
-            let kept = plan.keptHeads
-            guard !kept.isEmpty && kept.count < H else { return full.layers[l] }
-            let rows = LayerPlan.headRows(kept, headDim: d)
-            return full.layers[l].keeping(qkvColumns: LayerPlan.qkvRows(rows, hidden: D), contextRows: rows)
-        }
-        return (ExecutionPlan(layers: plans), BertBackwardWeights(layers: backward, head: full.head))
+        return (
+            ExecutionPlan(layers: layerPlans.map { $0!.0 }),
+            BertBackwardWeights(layers: layerPlans.map { $0!.1 }, head: full.head)
+        )
     }
 }
 

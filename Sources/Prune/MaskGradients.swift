@@ -57,7 +57,7 @@ extension BertModel {
             let needs = GradientNeeds(
                 heads: (0..<L).map { l in Array(needed[(l * H)..<((l + 1) * H)]) }, mlps: Array(needed[(L * H)...]))
             (request.plan, backwardWeights) = StageTimer.shared.measure("gate plan") {
-                gatePlan(masks: masks, ablation: ablation, needs: needs)
+                gatePlan(masks: masks, ablation: ablation, needs: needs, pool: pool)
             }
             request.masks?.needs = needs
         }

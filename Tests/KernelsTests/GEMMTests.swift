@@ -50,6 +50,35 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// A product over some of W's input columns (`inputs:`) equals the naive product with W cut to those columns,
+    /// for ranges at W's start, end and middle, crossing a KC slice, and x's rows wider than the range (lda).
+    func testInputRangeAgainstNaive() {
+        var rng = SeededRNG(77)
+        for (m, n, k, range, lda) in [
+            (5, 7, 12, 0..<4, 12), (13, 65, 96, 32..<96, 100), (37, 130, 900, 100..<890, 900), (6, 33, 9, 4..<5, 9),
+        ] {
+            let x = rng.floats(m * lda)
+            let w = rng.floats(n * k, scale: 0.1)
+            let res = rng.floats(m * n)
+            let packed = PackedLinear(weight: w, bias: nil, n: n, k: k)
+            let cut = (0..<n).flatMap { r in w[(r * k + range.lowerBound)..<(r * k + range.upperBound)] }
+            let xCut = (0..<m).flatMap { i in x[(i * lda)..<(i * lda + range.count)] }
+            var ref = gemmReference(x: xCut, m: m, k: range.count, weight: cut, bias: nil, n: n)
+            for i in ref.indices { ref[i] += res[i] }
+            for threads in [1, 2] {
+                var out = [Float](repeating: .nan, count: m * n)
+                res.withUnsafeBufferPointer { rp in
+                    gemm(
+                        x, rows: m, lda: lda, packed, out: &out, ldc: n,
+                        epilogue: .biasResidual(rp.baseAddress!, ld: n),
+                        inputs: range, pool: .sized(threads))
+                }
+                let tol = Float(2e-6) * Float(range.count).squareRoot() * 4
+                XCTAssertLessThan(maxAbsDiff(out, ref), tol, "\(m)×\(n)×\(k) over \(range), \(threads) threads")
+            }
+        }
+    }
+
     /// The fast path must round exactly as documented in GEMM.swift — each output starts from its bias, adds
     /// x·w by fused multiply-adds with k ascending inside a KC slice, each later slice's partial sum (from
     /// zero) is added to C, then GELU or the residual — checked bit for bit against a scalar twin of that

@@ -610,9 +610,24 @@ func attentionInputBackward(
             pool: p.pool)
     }
     p.timer.measure("bwd qkv gemm") {
+        guard rows == .cls else {
+            gemm(
+                s.dqkv, rows: N, lda: 3 * width, wT.qkvT, out: dx, ldc: D, epilogue: .biasResidual(dgAll, ld: D),
+                pool: p.pool)
+            return
+        }
+        // Only the [CLS] rows have a query gradient: dx = dK W_K + dV W_V + dg over every row, then dQ W_Q added
+        // on the B [CLS] rows alone (a third of the product over N rows that would multiply zeros). s.dctx and s.dg,
+        // whose B rows were scattered into the full buffers above, hold dQ's rows and their product.
         gemm(
-            s.dqkv, rows: N, lda: 3 * width, wT.qkvT, out: dx, ldc: D, epilogue: .biasResidual(dgAll, ld: D),
-            pool: p.pool)
+            s.dqkv + width, rows: N, lda: 3 * width, wT.qkvT, out: dx, ldc: D, epilogue: .biasResidual(dgAll, ld: D),
+            inputs: width..<(3 * width), pool: p.pool)
+        let offsets = p.batch.offsets
+        gatherCLS(s.dqkv, into: s.dctx, offsets: offsets, width: width, stride: 3 * width)
+        gemm(
+            s.dctx, rows: offsets.count - 1, lda: width, wT.qkvT, out: s.dg, ldc: D, epilogue: .none,
+            inputs: 0..<width, pool: p.pool)
+        scatterAddCLS(s.dg, into: dx, offsets: offsets, width: D)
     }
 }
 
