@@ -205,16 +205,17 @@ func benchAttention() throws {
     // them — then the backward from a random dctx (8·T²·H·d FLOPs per sequence), timed apart.
     let train = CommandLine.arguments.contains("--train")
     let probs = train ? allocateFloats(B * H * T * T) : nil
-    let drop = train ? allocateFloats(B * H * T * T) : nil
+    // --no-dropout: probabilities kept, no dropout (what the dropout multipliers cost).
+    let drop = train && !CommandLine.arguments.contains("--no-dropout") ? allocateFloats(B * H * T * T) : nil
     let dctx = train ? allocateFloats(N * H * d) : nil
     let dqkv = train ? allocateFloats(N * ld) : nil
-    if let drop, let dctx {
+    if let drop {
         for i in 0..<(B * H * T * T) {
             state = state &* 6_364_136_223_846_793_005 &+ 1
             drop[i] = (state >> 40) % 10 == 0 ? 0 : 1 / 0.9
         }
-        for i in 0..<(N * H * d) { dctx[i] = qkv[i] }
     }
+    if let dctx { for i in 0..<(N * H * d) { dctx[i] = qkv[i] } }
     var (best, bestBackward) = (Double.infinity, Double.infinity)
     for _ in 0..<arg("--reps", 20) {
         let t = now()

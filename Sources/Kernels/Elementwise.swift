@@ -19,6 +19,13 @@ public func widen(_ v: SIMD8<Float>) -> SIMD8<Double> {
         Double(v[7]))
 }
 
+/// The eight Doubles rounded to Floats as Float(_:) rounds each, in one conversion instruction (see `widen`).
+@inline(__always)
+public func narrow(_ v: SIMD8<Double>) -> SIMD8<Float> {
+    SIMD8<Float>(
+        Float(v[0]), Float(v[1]), Float(v[2]), Float(v[3]), Float(v[4]), Float(v[5]), Float(v[6]), Float(v[7]))
+}
+
 /// dst[i] += src[i]
 @inline(__always)
 public func addVectors(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {

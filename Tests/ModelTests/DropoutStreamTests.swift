@@ -38,3 +38,41 @@ final class DropoutStreamTests: XCTestCase {
         XCTAssertNil(dropoutMultipliers(10, p: 0, rng: &rng, arena: arena))
     }
 }
+
+/// SplitMix64.fillDropout, eight draws a step, against the loop of uniform() it replaces: at drop probabilities
+/// whose 2⁵³ multiple is and is not an integer, and at the boundary itself — a draw equal to p is kept, one below
+/// is dropped.
+final class DropoutFillTests: XCTestCase {
+    func scalar(_ g: SplitMix64, _ count: Int, p: Double, scale: Float) -> [Float] {
+        var g = g
+        return (0..<count).map { _ in g.uniform() < p ? 0 : scale }
+    }
+
+    func fill(_ g: SplitMix64, _ count: Int, p: Double, scale: Float) -> [Float] {
+        var out = [Float](repeating: .nan, count: count)
+        out.withUnsafeMutableBufferPointer { g.fillDropout($0.baseAddress!, count: count, p: p, scale: scale) }
+        return out
+    }
+
+    func testEqualsTheScalarStream() {
+        for (count, p) in [(1, 0.1), (7, 0.5), (8, 0.25), (9, Double(Float(0.1))), (1_001, 1e-9), (64, 0.999)] {
+            let g = SplitMix64(seed: UInt64(count))
+            XCTAssertEqual(fill(g, count, p: p, scale: 1.25), scalar(g, count, p: p, scale: 1.25), "\(count) at p \(p)")
+        }
+    }
+
+    func testBoundaryDraw() {
+        let start = SplitMix64(seed: 99)
+        for j in [0, 5, 8, 13] {
+            var g = start.advanced(by: j)
+            let k = g.next() >> 11
+            for (p, dropped) in [
+                (Double(k) / 9_007_199_254_740_992, false), (Double(k + 1) / 9_007_199_254_740_992, true),
+            ] {
+                let out = fill(start, 16, p: p, scale: 2)
+                XCTAssertEqual(out[j], dropped ? 0 : 2, "draw \(j) against p = \(p)")
+                XCTAssertEqual(out, scalar(start, 16, p: p, scale: 2))
+            }
+        }
+    }
+}

@@ -23,8 +23,9 @@ package func dropoutMultipliers(
     let address = UInt(bitPattern: m)
     pool.parallelFor(pieces.count) { i in
         let out = UnsafeMutablePointer<Float>(bitPattern: address)!
-        var g = start.advanced(by: pieces[i].lowerBound)
-        for j in pieces[i] { out[j] = g.uniform() < threshold ? 0 : scale }
+        let piece = pieces[i]
+        start.advanced(by: piece.lowerBound).fillDropout(
+            out + piece.lowerBound, count: piece.count, p: threshold, scale: scale)
     }
     rng = start.advanced(by: count)
     return m
