@@ -206,15 +206,16 @@ func benchAttention() throws {
     let train = CommandLine.arguments.contains("--train")
     let probs = train ? allocateFloats(B * H * T * T) : nil
     // --no-dropout: probabilities kept, no dropout (what the dropout multipliers cost).
-    let drop = train && !CommandLine.arguments.contains("--no-dropout") ? allocateFloats(B * H * T * T) : nil
+    let dropBytes =
+        train && !CommandLine.arguments.contains("--no-dropout")
+        ? UnsafeMutablePointer<UInt8>.allocate(capacity: DropoutBits.byteCount(B * H * T * T)) : nil
     let dctx = train ? allocateFloats(N * H * d) : nil
     let dqkv = train ? allocateFloats(N * ld) : nil
-    if let drop {
-        for i in 0..<(B * H * T * T) {
-            state = state &* 6_364_136_223_846_793_005 &+ 1
-            drop[i] = (state >> 40) % 10 == 0 ? 0 : 1 / 0.9
-        }
+    if let dropBytes {
+        SplitMix64(seed: 5).fillDropoutBits(
+            UnsafeMutableRawPointer(dropBytes), bytes: 0..<((B * H * T * T + 7) / 8), p: 0.1)
     }
+    let drop = dropBytes.map { DropoutBits(bytes: UnsafeRawPointer($0), scale: 1 / 0.9) }
     if let dctx { for i in 0..<(N * H * d) { dctx[i] = qkv[i] } }
     var (best, bestBackward) = (Double.infinity, Double.infinity)
     for _ in 0..<arg("--reps", 20) {

@@ -17,14 +17,14 @@ import Foundation
 
 /// ctx = Dropout(softmax(Q Kᵀ · scale)) V per (sequence, head). `probs`, if given, receives every P row (before
 /// dropout): the (s, h) block starts at attentionProbOffsets(offsets, heads)[s] + h·len². `dropout`, if given,
-/// holds the inverted-dropout multipliers of the probabilities in the same layout (training mode). `slots`:
+/// holds the keep bits of the probabilities in the same layout (training mode). `slots`:
 /// where each head's block sits when the heads passed are some of a layer's (identity otherwise). `firstQueryOnly`:
 /// only each sequence's first query row (its [CLS] token) — its context row and probability row, the same values
 /// as when every row runs; the other rows of ctx and probs are left as they were.
 public func attention(
     qkv: UnsafePointer<Float>, ldqkv: Int, heads: Int, headDim d: Int,
     offsets: [Int], ctx: UnsafeMutablePointer<Float>, ldctx: Int,
-    probs: UnsafeMutablePointer<Float>? = nil, dropout: UnsafePointer<Float>? = nil, slots: ProbabilitySlots? = nil,
+    probs: UnsafeMutablePointer<Float>? = nil, dropout: DropoutBits? = nil, slots: ProbabilitySlots? = nil,
     firstQueryOnly: Bool = false, pool: ThreadPool = .shared
 ) {
     let sequences = offsets.count - 1
@@ -36,7 +36,6 @@ public func attention(
     let qa = UInt(bitPattern: qkv)
     let ca = UInt(bitPattern: ctx)
     let pa = probs.map { UInt(bitPattern: $0) }
-    let da = dropout.map { UInt(bitPattern: $0) }
     // One task per sequence (all its heads), so each task allocates its scratch once.
     pool.parallelFor(sequences) { s in
         let qkv = UnsafePointer<Float>(bitPattern: qa)!
@@ -81,10 +80,7 @@ public func attention(
                     let row = scores + r * tPad
                     let offset = probBase[s] + slots.slot[h] * t * t + (i + r) * t
                     if let pa { (UnsafeMutablePointer<Float>(bitPattern: pa)! + offset).update(from: row, count: t) }
-                    if let da {
-                        let m = UnsafePointer<Float>(bitPattern: da)! + offset
-                        for j in 0..<t { row[j] *= m[j] }
-                    }
+                    dropout?.multiply(row, from: offset, count: t)
                 }
                 let out = ctx + (start + i) * ldctx + h * d
                 if d % 16 == 0 && d <= 64 {

@@ -52,7 +52,7 @@ public func layerNormBackward(
 public func attentionBackward(
     qkv: UnsafePointer<Float>, ldqkv: Int, probs: UnsafePointer<Float>, dctx: UnsafePointer<Float>, ldctx: Int,
     heads: Int, headDim d: Int, offsets: [Int], dqkv: UnsafeMutablePointer<Float>,
-    probDropout: UnsafePointer<Float>? = nil, slots: ProbabilitySlots? = nil, firstQueryOnly: Bool = false,
+    probDropout: DropoutBits? = nil, slots: ProbabilitySlots? = nil, firstQueryOnly: Bool = false,
     pool: ThreadPool = .shared
 ) {
     let slots = slots ?? .identity(heads)
@@ -62,7 +62,6 @@ public func attentionBackward(
     let pa = UInt(bitPattern: probs)
     let da = UInt(bitPattern: dctx)
     let ga = UInt(bitPattern: dqkv)
-    let ma = probDropout.map { UInt(bitPattern: $0) }
     pool.parallelFor(offsets.count - 1) { s in
         let start = offsets[s]
         let t = offsets[s + 1] - start
@@ -72,7 +71,7 @@ public func attentionBackward(
             let block = probBase[s] + slots.slot[h] * t * t
             let head = HeadBackward(
                 P: UnsafePointer<Float>(bitPattern: pa)! + block,
-                M: ma.map { UnsafePointer<Float>(bitPattern: $0)! + block },
+                M: probDropout?.advanced(by: block),
                 qkv: UnsafePointer<Float>(bitPattern: qa)! + start * ldqkv,
                 dqkv: UnsafeMutablePointer(bitPattern: ga)!
                     + start * ldqkv,
@@ -112,7 +111,7 @@ struct AttentionBackwardScratch {
 /// gradients' places, the context gradient dc.
 struct HeadBackward {
     let P: UnsafePointer<Float>
-    let M: UnsafePointer<Float>?
+    let M: DropoutBits?
     let q, k, v, dc: UnsafePointer<Float>
     let dq, dk, dv: UnsafeMutablePointer<Float>
     let ldqkv, ldctx, d, t: Int
@@ -120,7 +119,7 @@ struct HeadBackward {
     let fast: Bool
 
     init(
-        P: UnsafePointer<Float>, M: UnsafePointer<Float>?, qkv: UnsafePointer<Float>, dqkv: UnsafeMutablePointer<Float>,
+        P: UnsafePointer<Float>, M: DropoutBits?, qkv: UnsafePointer<Float>, dqkv: UnsafeMutablePointer<Float>,
         dc: UnsafePointer<Float>, ldqkv: Int, ldctx: Int, head h: Int, heads: Int, d: Int, t: Int
     ) {
         (self.P, self.M, self.dc, self.ldqkv, self.ldctx, self.d, self.t) = (P, M, dc, ldqkv, ldctx, d, t)
@@ -144,7 +143,7 @@ struct HeadBackward {
             let row = s.dS + i * s.tPad
             if !fast { vectorTimesMatrix(dc + i * ldctx, s.vT, rows: d, cols: s.tPad, out: row) }
             softmaxBackwardRow(
-                row, p: P + i * t, dropout: M.map { $0 + i * t }, pM: s.pM + i * t, count: t, scale: scale)
+                row, p: P + i * t, dropout: M?.advanced(by: i * t), pM: s.pM + i * t, count: t, scale: scale)
             if !fast {
                 s.acc.update(repeating: 0, count: d)
                 for j in 0..<t { axpy(row[j], k + j * ldqkv, s.acc, count: d) }
@@ -181,7 +180,7 @@ struct HeadBackward {
         dq.update(from: s.acc, count: d)
         for i in 1..<max(1, t) { (dq + i * ldqkv).update(repeating: 0, count: d) }
         for j in 0..<t {
-            let p = M.map { P[j] * $0[j] } ?? P[j]
+            let p = M.map { P[j] * $0.multiplier(j) } ?? P[j]
             for c in 0..<d {
                 dv[j * ldqkv + c] = p * dc[c]
                 dk[j * ldqkv + c] = row[j] * q[c]
@@ -223,7 +222,7 @@ struct HeadBackward {
 /// in sixteen partial sums; the last count % 16 values one by one (a row of p is exactly `count` long).
 @inline(__always)
 func softmaxBackwardRow(
-    _ dP: UnsafeMutablePointer<Float>, p: UnsafePointer<Float>, dropout m: UnsafePointer<Float>?,
+    _ dP: UnsafeMutablePointer<Float>, p: UnsafePointer<Float>, dropout m: DropoutBits?,
     pM: UnsafeMutablePointer<Float>, count t: Int, scale: Float
 ) {
     let body = t & ~15
@@ -234,7 +233,7 @@ func softmaxBackwardRow(
         var g = dr.loadUnaligned(fromByteOffset: j * 4, as: Vec16.self)
         let pv = pr.loadUnaligned(fromByteOffset: j * 4, as: Vec16.self)
         if let m {
-            let mv = UnsafeRawPointer(m).loadUnaligned(fromByteOffset: j * 4, as: Vec16.self)
+            let mv = m.multipliers16(j)
             g *= mv
             dr.storeBytes(of: g, toByteOffset: j * 4, as: Vec16.self)
             UnsafeMutableRawPointer(pM).storeBytes(of: pv * mv, toByteOffset: j * 4, as: Vec16.self)
@@ -245,8 +244,8 @@ func softmaxBackwardRow(
     var dot = dots.sum()
     for j in body..<t {
         if let m {
-            dP[j] *= m[j]
-            pM[j] = p[j] * m[j]
+            dP[j] *= m.multiplier(j)
+            pM[j] = p[j] * m.multiplier(j)
         }
         dot += dP[j] * p[j]
     }

@@ -112,7 +112,7 @@ package final class ActivationTable {
         }
         dropPooled = dropoutMultipliers(B * D, p: t.dropout, rng: &rng, arena: arena)
         let probs = (0..<L).map { l in
-            dropoutMultipliers(probCount, p: t.attentionDropout, rng: &rng, arena: arena, only: read.probabilities(l))
+            dropoutBits(probCount, p: t.attentionDropout, rng: &rng, arena: arena, only: read.probabilities(l))
         }
         // Without weight gradients nothing reads gelu(u) after a layer's forward: one buffer serves every layer.
         let sharedGelu = t.weightGradients ? nil : arena.take(N * s.inner)

@@ -24,17 +24,18 @@ final class AttentionDropoutTests: XCTestCase {
             qkv.withUnsafeBufferPointer { q in
                 ctx.withUnsafeMutableBufferPointer { c in
                     probs.withUnsafeMutableBufferPointer { p in
-                        drop.withUnsafeBufferPointer { m in
+                        dropoutBitBytes(drop).withUnsafeBytes { m in
+                            let keep = DropoutBits(bytes: m.baseAddress!, scale: Float(1 / 0.7))
                             attention(
                                 qkv: q.baseAddress!, ldqkv: ld, heads: heads, headDim: d, offsets: offsets,
-                                ctx: c.baseAddress!, ldctx: heads * d, probs: p.baseAddress!, dropout: m.baseAddress!,
+                                ctx: c.baseAddress!, ldctx: heads * d, probs: p.baseAddress!, dropout: keep,
                                 pool: .sized(2))
                             dctx.withUnsafeBufferPointer { g in
                                 dqkv.withUnsafeMutableBufferPointer { o in
                                     attentionBackward(
                                         qkv: q.baseAddress!, ldqkv: ld, probs: p.baseAddress!, dctx: g.baseAddress!,
                                         ldctx: heads * d, heads: heads,
-                                        headDim: d, offsets: offsets, dqkv: o.baseAddress!, probDropout: m.baseAddress!,
+                                        headDim: d, offsets: offsets, dqkv: o.baseAddress!, probDropout: keep,
                                         pool: .sized(2))
                                 }
                             }

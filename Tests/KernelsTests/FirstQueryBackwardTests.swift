@@ -27,20 +27,21 @@ final class FirstQueryBackwardTests: XCTestCase {
         var probs = [Float](repeating: 0, count: base.last!)
         var dqkv = [Float](repeating: .nan, count: tokens * ld)
         qkv.withUnsafeBufferPointer { q in
-            drop.withUnsafeBufferPointer { m in
+            dropoutBitBytes(drop).withUnsafeBytes { m in
+                let keep = dropout ? DropoutBits(bytes: m.baseAddress!, scale: Float(1 / 0.7)) : nil
                 probs.withUnsafeMutableBufferPointer { p in
                     ctx.withUnsafeMutableBufferPointer { c in
                         attention(
                             qkv: q.baseAddress!, ldqkv: ld, heads: heads, headDim: d, offsets: offsets,
                             ctx: c.baseAddress!, ldctx: heads * d, probs: p.baseAddress!,
-                            dropout: dropout ? m.baseAddress! : nil, firstQueryOnly: firstQueryOnly, pool: .sized(2))
+                            dropout: keep, firstQueryOnly: firstQueryOnly, pool: .sized(2))
                     }
                     dctx.withUnsafeBufferPointer { g in
                         dqkv.withUnsafeMutableBufferPointer { o in
                             attentionBackward(
                                 qkv: q.baseAddress!, ldqkv: ld, probs: p.baseAddress!, dctx: g.baseAddress!,
                                 ldctx: heads * d, heads: heads, headDim: d, offsets: offsets, dqkv: o.baseAddress!,
-                                probDropout: dropout ? m.baseAddress! : nil, firstQueryOnly: firstQueryOnly,
+                                probDropout: keep, firstQueryOnly: firstQueryOnly,
                                 pool: .sized(2))
                         }
                     }

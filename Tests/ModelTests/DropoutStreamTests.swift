@@ -39,6 +39,34 @@ final class DropoutStreamTests: XCTestCase {
     }
 }
 
+/// The attention probabilities' keep bits: bit i set exactly where the Float multipliers keep value i, over whole
+/// buffers and over read ranges that share bytes, end in the middle of one or are empty; the stream ends as theirs.
+final class DropoutBitsTests: XCTestCase {
+    func testBitsAreTheMultipliersKeeps() {
+        let arena = ScratchArena()
+        for (count, p, only) in [
+            (1, Float(0.1), nil), (13, 0.5, nil), (200_003, 0.1, nil),
+            (100_000, 0.25, [3..<9, 9..<17, 40..<41, 65_530..<70_001, 5..<5, 99_999..<100_000]),
+        ] as [(Int, Float, [Range<Int>]?)] {
+            var a = SplitMix64(seed: UInt64(count))
+            var b = a
+            let m = dropoutMultipliers(count, p: p, rng: &a, arena: arena)!
+            let bits = dropoutBits(count, p: p, rng: &b, arena: arena, only: only)!
+            XCTAssertEqual(bits.scale, 1 / (1 - p))
+            XCTAssertEqual(a.state, b.state)
+            for r in only ?? [0..<count] {
+                for i in r { XCTAssertEqual(bits.multiplier(i), m[i], "value \(i) of \(count)") }
+                var i = r.lowerBound
+                while i + 16 <= r.upperBound {
+                    XCTAssertEqual(bits.multipliers16(i), Vec16((0..<16).map { m[i + $0] }), "values from \(i)")
+                    i += 5
+                }
+            }
+            XCTAssertNil(dropoutBits(count, p: 0, rng: &b, arena: arena))
+        }
+    }
+}
+
 /// SplitMix64.fillDropout, eight draws a step, against the loop of uniform() it replaces: at drop probabilities
 /// whose 2⁵³ multiple is and is not an integer, and at the boundary itself — a draw equal to p is kept, one below
 /// is dropped.

@@ -172,3 +172,10 @@ public final class HangGuard: @unchecked Sendable {
         return fired
     }
 }
+
+/// The keep bits (`DropoutBits`' layout, padded as it asks) of Float dropout multipliers, each 0 or one scale.
+public func dropoutBitBytes(_ m: [Float]) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: DropoutBits.byteCount(m.count))
+    for (i, v) in m.enumerated() where v != 0 { bytes[i / 8] |= 1 << UInt8(i % 8) }
+    return bytes
+}

@@ -1,5 +1,6 @@
 // BERT's hidden dropout, inverted: a kept value is scaled by 1/(1 − p). Masks are drawn as multipliers
-// (0 or 1/(1 − p)) so that the backward multiplies by the same buffer.
+// (0 or 1/(1 − p)) so that the backward multiplies by the same buffer; the attention probabilities' (32× more values
+// at T = 128) as one keep bit each (Kernels/DropoutBits.swift).
 import Kernels
 
 /// Multipliers for `count` values with drop probability p from `rng`, in a buffer of `arena`; nil when p is 0.
@@ -29,6 +30,39 @@ package func dropoutMultipliers(
     }
     rng = start.advanced(by: count)
     return m
+}
+
+/// The keep bits of `count` attention probabilities with drop probability p from `rng`, in a buffer of `arena`;
+/// nil when p is 0. Bit i is set exactly when `dropoutMultipliers` would give value i its 1/(1 − p): the same
+/// stream, `rng` ending past all `count` draws. `only`: the ranges a pass will read; the whole bytes covering them
+/// are drawn (merged, so that no two tasks write one byte), the others left unset.
+package func dropoutBits(
+    _ count: Int, p: Float, rng: inout SplitMix64, arena: ScratchArena, only: [Range<Int>]? = nil,
+    pool: ThreadPool = .shared
+) -> DropoutBits? {
+    guard p > 0 else { return nil }
+    let raw = UnsafeMutableRawPointer(arena.take((DropoutBits.byteCount(count) + 3) / 4))
+    let start = rng
+    var covered: [Range<Int>] = []
+    for r in (only ?? [0..<count]).filter({ !$0.isEmpty }).sorted(by: { $0.lowerBound < $1.lowerBound }) {
+        precondition(r.lowerBound >= 0 && r.upperBound <= count, "a dropout range outside the buffer")
+        let bytes = (r.lowerBound / 8)..<((r.upperBound + 7) / 8)
+        if let last = covered.last, bytes.lowerBound <= last.upperBound {
+            covered[covered.count - 1] = last.lowerBound..<max(last.upperBound, bytes.upperBound)
+        } else {
+            covered.append(bytes)
+        }
+    }
+    let chunk = 1 << 13  // bytes: 65,536 draws a task
+    let pieces = covered.flatMap { r in
+        stride(from: r.lowerBound, to: r.upperBound, by: chunk).map { $0..<min(r.upperBound, $0 + chunk) }
+    }
+    let address = UInt(bitPattern: raw)
+    pool.parallelFor(pieces.count) { i in
+        start.fillDropoutBits(UnsafeMutableRawPointer(bitPattern: address)!, bytes: pieces[i], p: Double(p))
+    }
+    rng = start.advanced(by: count)
+    return DropoutBits(bytes: UnsafeRawPointer(raw), scale: 1 / (1 - p))
 }
 
 /// x ← x ⊙ m (nothing when m is nil).

@@ -70,8 +70,10 @@ package struct LayerActivations {
     package let m, h: UnsafeMutablePointer<Float>
     /// Means and 1/σ [N] of the two LayerNorms, for their backward.
     package let gStatistics, hStatistics: LayerNormStatistics?
-    /// Inverted-dropout multipliers: attention output and MLP output [N, D], attention probabilities (as `probs`).
-    package let dropAttention, dropMLP, dropProbs: UnsafeMutablePointer<Float>?
+    /// Inverted-dropout multipliers: attention output and MLP output [N, D]; the attention probabilities' keep bits
+    /// (as `probs`).
+    package let dropAttention, dropMLP: UnsafeMutablePointer<Float>?
+    package let dropProbs: DropoutBits?
 
     /// Whether this pass keeps what a backward reads.
     package var keepsForBackward: Bool { gStatistics != nil }
@@ -115,9 +117,10 @@ package struct LayerActivations {
     }
 }
 
-/// One layer's dropout multipliers (nil: off).
+/// One layer's dropout multipliers, the probabilities' as keep bits (nil: off).
 package struct LayerDropout {
-    package let attention, mlp, probabilities: UnsafeMutablePointer<Float>?
+    package let attention, mlp: UnsafeMutablePointer<Float>?
+    package let probabilities: DropoutBits?
 }
 
 /// Forward of layer `l` on x [N, D] in place (see the file comment). Layer 0 on the embedding output computes
