@@ -71,10 +71,7 @@ extension SplitMix64 {
         var states = SIMD8<UInt64>(repeating: state &+ first &* gamma) &+ SIMD8<UInt64>(1, 2, 3, 4, 5, 6, 7, 8) &* gamma
         let step = SIMD8<UInt64>(repeating: gamma &* 8)
         for b in bytes {
-            var z = states
-            z = (z ^ (z &>> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z &>> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z &>> 31
+            let z = SplitMix64.mix(states)
             let kept = lanes.replacing(with: 0, where: z &>> 11 .< threshold)
             out.storeBytes(of: UInt8(truncatingIfNeeded: kept.wrappedSum()), toByteOffset: b, as: UInt8.self)
             states &+= step

@@ -38,10 +38,7 @@ extension SplitMix64 {
         let step = SIMD8<UInt64>(repeating: gamma &* 8)
         var j = 0
         while j + 8 <= count {
-            var z = states
-            z = (z ^ (z &>> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z &>> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z &>> 31
+            let z = SplitMix64.mix(states)
             let v = kept.replacing(with: 0, where: z &>> 11 .< threshold)
             UnsafeMutableRawPointer(out + j).storeBytes(of: narrow(v), as: SIMD8<Float>.self)
             states &+= step
@@ -52,6 +49,14 @@ extension SplitMix64 {
             out[j] = g.uniform() < p ? 0 : scale
             j += 1
         }
+    }
+
+    /// `next()`'s output function on eight states at once (one 64-bit multiply instruction per step).
+    @inline(__always)
+    static func mix(_ s: SIMD8<UInt64>) -> SIMD8<UInt64> {
+        var z = (s ^ (s &>> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z &>> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z &>> 31)
     }
 
     /// Fisher–Yates shuffle in place, from the last element down (the order every hcore loop has used).
