@@ -11,38 +11,10 @@ final class AttentionDropoutTests: XCTestCase {
         var rng = SeededRNG(23)
         for (heads, d) in [(2, 8), (3, 32), (1, 64)] {
             let lengths = [1, 7, 19]
-            let offsets = lengths.reduce(into: [0]) { $0.append($0.last! + $1) }
-            let tokens = offsets.last!
-            let ld = 3 * heads * d
-            let base = attentionProbOffsets(offsets: offsets, heads: heads)
-            let qkv = rng.floats(tokens * ld, scale: 0.5)
-            let dctx = rng.floats(tokens * heads * d)
+            let c = AttentionCase(heads: heads, headDim: d, lengths: lengths, rng: &rng)
+            let (offsets, base, ld, qkv, dctx) = (c.offsets, c.probOffsets, c.ld, c.qkv, c.dctx)
             let drop = (0..<base.last!).map { _ in rng.uniform() < 0.3 ? Float(0) : Float(1 / 0.7) }
-            var ctx = [Float](repeating: 0, count: tokens * heads * d)
-            var probs = [Float](repeating: 0, count: base.last!)
-            var dqkv = [Float](repeating: .nan, count: tokens * ld)
-            qkv.withUnsafeBufferPointer { q in
-                ctx.withUnsafeMutableBufferPointer { c in
-                    probs.withUnsafeMutableBufferPointer { p in
-                        dropoutBitBytes(drop).withUnsafeBytes { m in
-                            let keep = DropoutBits(bytes: m.baseAddress!, scale: Float(1 / 0.7))
-                            attention(
-                                qkv: q.baseAddress!, ldqkv: ld, heads: heads, headDim: d, offsets: offsets,
-                                ctx: c.baseAddress!, ldctx: heads * d, probs: p.baseAddress!, dropout: keep,
-                                pool: .sized(2))
-                            dctx.withUnsafeBufferPointer { g in
-                                dqkv.withUnsafeMutableBufferPointer { o in
-                                    attentionBackward(
-                                        qkv: q.baseAddress!, ldqkv: ld, probs: p.baseAddress!, dctx: g.baseAddress!,
-                                        ldctx: heads * d, heads: heads,
-                                        headDim: d, offsets: offsets, dqkv: o.baseAddress!, probDropout: keep,
-                                        pool: .sized(2))
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            let (ctx, _, dqkv) = c.run(dropout: drop, scale: Float(1 / 0.7))
             for s in 0..<lengths.count {
                 let t = lengths[s]
                 let start = offsets[s]

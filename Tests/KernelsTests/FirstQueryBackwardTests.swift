@@ -12,42 +12,15 @@ final class FirstQueryBackwardTests: XCTestCase {
     func run(heads: Int, d: Int, dropout: Bool, firstQueryOnly: Bool, rng: inout SeededRNG) -> (
         ctx: [Float], probs: [Float], dqkv: [Float], offsets: [Int], base: [Int]
     ) {
-        let lengths = [1, 9, 33, 128]
-        let offsets = lengths.reduce(into: [0]) { $0.append($0.last! + $1) }
-        let tokens = offsets.last!
-        let ld = 3 * heads * d
-        let base = attentionProbOffsets(offsets: offsets, heads: heads)
-        let qkv = rng.floats(tokens * ld, scale: 0.5)
-        var dctx = rng.floats(tokens * heads * d)
-        for s in 0..<lengths.count {
-            for r in (offsets[s] + 1)..<offsets[s + 1] { for c in 0..<(heads * d) { dctx[r * heads * d + c] = 0 } }
+        var c = AttentionCase(heads: heads, headDim: d, lengths: [1, 9, 33, 128], rng: &rng)
+        let (offsets, base) = (c.offsets, c.probOffsets)
+        // Only each sequence's first row has a context gradient (a last layer whose [CLS] rows alone continue).
+        for s in 0..<(offsets.count - 1) {
+            for r in (offsets[s] + 1)..<offsets[s + 1] { for i in 0..<(heads * d) { c.dctx[r * heads * d + i] = 0 } }
         }
         let drop = (0..<base.last!).map { _ in rng.uniform() < 0.3 ? Float(0) : Float(1 / 0.7) }
-        var ctx = [Float](repeating: 0, count: tokens * heads * d)
-        var probs = [Float](repeating: 0, count: base.last!)
-        var dqkv = [Float](repeating: .nan, count: tokens * ld)
-        qkv.withUnsafeBufferPointer { q in
-            dropoutBitBytes(drop).withUnsafeBytes { m in
-                let keep = dropout ? DropoutBits(bytes: m.baseAddress!, scale: Float(1 / 0.7)) : nil
-                probs.withUnsafeMutableBufferPointer { p in
-                    ctx.withUnsafeMutableBufferPointer { c in
-                        attention(
-                            qkv: q.baseAddress!, ldqkv: ld, heads: heads, headDim: d, offsets: offsets,
-                            ctx: c.baseAddress!, ldctx: heads * d, probs: p.baseAddress!,
-                            dropout: keep, firstQueryOnly: firstQueryOnly, pool: .sized(2))
-                    }
-                    dctx.withUnsafeBufferPointer { g in
-                        dqkv.withUnsafeMutableBufferPointer { o in
-                            attentionBackward(
-                                qkv: q.baseAddress!, ldqkv: ld, probs: p.baseAddress!, dctx: g.baseAddress!,
-                                ldctx: heads * d, heads: heads, headDim: d, offsets: offsets, dqkv: o.baseAddress!,
-                                probDropout: keep, firstQueryOnly: firstQueryOnly,
-                                pool: .sized(2))
-                        }
-                    }
-                }
-            }
-        }
+        let (ctx, probs, dqkv) = c.run(
+            dropout: dropout ? drop : nil, scale: Float(1 / 0.7), firstQueryOnly: firstQueryOnly)
         return (ctx, probs, dqkv, offsets, base)
     }
 

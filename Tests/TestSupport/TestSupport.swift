@@ -179,3 +179,42 @@ public func dropoutBitBytes(_ m: [Float]) -> [UInt8] {
     for (i, v) in m.enumerated() where v != 0 { bytes[i / 8] |= 1 << UInt8(i % 8) }
     return bytes
 }
+
+/// One attention case of the kernel tests: packed sequences of `lengths` with random Q/K/V and context gradient,
+/// and `run`, the forward (probabilities kept) then the backward over them.
+public struct AttentionCase {
+    public let heads, headDim: Int
+    public let offsets, probOffsets: [Int]
+    public let qkv: [Float]
+    public var dctx: [Float]
+    public var ld: Int { 3 * heads * headDim }
+    public var tokens: Int { offsets.last! }
+
+    public init(heads: Int, headDim d: Int, lengths: [Int], rng: inout SeededRNG) {
+        (self.heads, headDim) = (heads, d)
+        offsets = lengths.reduce(into: [0]) { $0.append($0.last! + $1) }
+        probOffsets = attentionProbOffsets(offsets: offsets, heads: heads)
+        qkv = rng.floats(offsets.last! * 3 * heads * d, scale: 0.5)
+        dctx = rng.floats(offsets.last! * heads * d)
+    }
+
+    /// ctx, the kept probabilities and dqkv, with `dropout` multipliers (each 0 or `scale`) passed as keep bits.
+    public func run(dropout: [Float]? = nil, scale: Float = 0, firstQueryOnly: Bool = false, threads: Int = 2) -> (
+        ctx: [Float], probs: [Float], dqkv: [Float]
+    ) {
+        var ctx = [Float](repeating: 0, count: tokens * heads * headDim)
+        var probs = [Float](repeating: 0, count: probOffsets.last!)
+        var dqkv = [Float](repeating: .nan, count: tokens * ld)
+        let pool = ThreadPool.sized(threads)
+        dropoutBitBytes(dropout ?? []).withUnsafeBytes { m in
+            let keep = dropout == nil ? nil : DropoutBits(bytes: m.baseAddress!, scale: scale)
+            attention(
+                qkv: qkv, ldqkv: ld, heads: heads, headDim: headDim, offsets: offsets, ctx: &ctx,
+                ldctx: heads * headDim, probs: &probs, dropout: keep, firstQueryOnly: firstQueryOnly, pool: pool)
+            attentionBackward(
+                qkv: qkv, ldqkv: ld, probs: probs, dctx: dctx, ldctx: heads * headDim, heads: heads, headDim: headDim,
+                offsets: offsets, dqkv: &dqkv, probDropout: keep, firstQueryOnly: firstQueryOnly, pool: pool)
+        }
+        return (ctx, probs, dqkv)
+    }
+}
