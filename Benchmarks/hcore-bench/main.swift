@@ -22,14 +22,14 @@ import Tokenizer
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 func out(_ fields: [(String, JSONValue)]) { print(JSONValue.object(fields).compact) }
-func arg(_ name: String, _ def: Int) -> Int {
-    if let i = CommandLine.arguments.firstIndex(of: name), i + 1 < CommandLine.arguments.count,
-        let v = Int(CommandLine.arguments[i + 1])
-    {
-        return v
-    }
-    return def
+/// The value after `name` on the command line.
+func stringArg(_ name: String) -> String? {
+    guard let i = CommandLine.arguments.firstIndex(of: name), i + 1 < CommandLine.arguments.count else { return nil }
+    return CommandLine.arguments[i + 1]
 }
+
+/// The integer after `name` on the command line, else `def`.
+func arg(_ name: String, _ def: Int) -> Int { stringArg(name).flatMap { Int($0) } ?? def }
 
 func benchGemm(m: Int, n: Int, k: Int, pool: ThreadPool, reps: Int = arg("--reps", 7)) -> Double {
     let x = allocateFloats(m * k)
@@ -135,7 +135,7 @@ func timeForward(_ model: BertModel, batches: [TokenBatch], plan: ExecutionPlan?
 let command = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "gemm"
 // The workloads read the repository's fixtures and data by relative path.
 if ![
-    "peak", "gemm", "gemm-ab", "layernorm", "bert-base", "attention", "store-open", "store-adds", "store-updates",
+    "peak", "gemm", "gemm-ab", "bert-base", "attention", "store-open", "store-adds", "store-updates",
     "fuzz-seeds",
 ]
 .contains(command)
@@ -165,8 +165,8 @@ func benchGemm() throws {
         ? [(576, 1152, 384), (576, 384, 384), (576, 1536, 384), (576, 384, 1536)]
         : [(4096, 2304, 768), (4096, 768, 768), (4096, 3072, 768), (4096, 768, 3072), (128, 768, 768)]
     // --shape MxNxK measures one shape only; --threads T (default 2) for tuning on one core.
-    if let i = CommandLine.arguments.firstIndex(of: "--shape"), i + 1 < CommandLine.arguments.count {
-        let d = CommandLine.arguments[i + 1].split(separator: "x").compactMap { Int($0) }
+    if let shape = stringArg("--shape") {
+        let d = shape.split(separator: "x").compactMap { Int($0) }
         if d.count == 3 { shapes = [(d[0], d[1], d[2])] }
     }
     let threads = arg("--threads", 2)
@@ -252,12 +252,12 @@ func benchGemmAb() throws {
     // every variant alike; prints each variant's best and median GFLOP/s. A variant is
     // threads:kc:panelsPerTile:mc (e.g. --variants 2:192:4:72,2:128:4:72,1:192:4:72).
     var dims = [576, 1536, 384]
-    if let i = CommandLine.arguments.firstIndex(of: "--shape"), i + 1 < CommandLine.arguments.count {
-        dims = CommandLine.arguments[i + 1].split(separator: "x").compactMap { Int($0) }
+    if let shape = stringArg("--shape") {
+        dims = shape.split(separator: "x").compactMap { Int($0) }
     }
     var variants = [[1, 192, 4, 72], [2, 192, 4, 72]]
-    if let i = CommandLine.arguments.firstIndex(of: "--variants"), i + 1 < CommandLine.arguments.count {
-        variants = CommandLine.arguments[i + 1].split(separator: ",").map {
+    if let list = stringArg("--variants") {
+        variants = list.split(separator: ",").map {
             $0.split(separator: ":").compactMap { Int($0) }
         }
     }
@@ -521,12 +521,6 @@ func benchEvalMany() throws {
     ])
 }
 
-/// The value after `name` on the command line.
-func stringArg(_ name: String) -> String? {
-    guard let i = CommandLine.arguments.firstIndex(of: name), i + 1 < CommandLine.arguments.count else { return nil }
-    return CommandLine.arguments[i + 1]
-}
-
 /// Gate states from a run's trace (`hcore prune --trace`): log α after the step at each given percent of the
 /// sparsity ramp (the ramp ends at the first step whose target is the run's final target).
 func gateStates(trace path: String, percents: [Int]) throws -> [(label: String, step: Int, logAlpha: [Double])] {
@@ -609,10 +603,7 @@ func benchPruneStep() throws {
     }
     let cached = try model.fullModelProbabilities(batch).flatMap { $0 }
     // --engines a,b runs only those (e.g. hcore-cached-full-model under a profiler).
-    let only = CommandLine.arguments.firstIndex(of: "--engines").flatMap {
-        $0 + 1 < CommandLine.arguments.count
-            ? Set(CommandLine.arguments[$0 + 1].split(separator: ",").map(String.init)) : nil
-    }
+    let only = stringArg("--engines").map { Set($0.split(separator: ",").map(String.init)) }
     let engines: [(String, [Double]?, Bool)] = [
         ("hcore", nil, true), ("hcore-cached-full-model", cached, true),
         ("hcore-cached-unskipped", cached, false),

@@ -180,7 +180,7 @@ struct HeadBackward {
         dq.update(from: s.acc, count: d)
         for i in 1..<max(1, t) { (dq + i * ldqkv).update(repeating: 0, count: d) }
         for j in 0..<t {
-            let p = M.map { P[j] * $0.multiplier(j) } ?? P[j]
+            let p = M == nil ? P[j] : s.pM[j]
             for c in 0..<d {
                 dv[j * ldqkv + c] = p * dc[c]
                 dk[j * ldqkv + c] = row[j] * q[c]
@@ -217,9 +217,9 @@ struct HeadBackward {
     }
 }
 
-/// One row of the softmax's backward, in place: with dropout multipliers m (ctx = (P ⊙ M) V), dP ← dP ⊙ m and
-/// pM ← p ⊙ m (what dV reads); then dS = p ⊙ (dP − Σ_j dP_j p_j) · scale. Sixteen lanes at a time, the dot product
-/// in sixteen partial sums; the last count % 16 values one by one (a row of p is exactly `count` long).
+/// One row of the softmax's backward, in place: with dropout multipliers m (ctx = (P ⊙ M) V), dP ← dP ⊙ m
+/// and pM ← p ⊙ m (what dV reads); then dS = p ⊙ (dP − Σ_j dP_j p_j) · scale. Sixteen lanes at a time, the
+/// dot product in sixteen partial sums; the last count % 16 values one by one (a row of p is `count` long).
 @inline(__always)
 func softmaxBackwardRow(
     _ dP: UnsafeMutablePointer<Float>, p: UnsafePointer<Float>, dropout m: DropoutBits?,

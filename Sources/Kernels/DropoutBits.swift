@@ -64,17 +64,11 @@ extension SplitMix64 {
     /// `scale`), for every i of the whole bytes `bytes` (bits 8·b ..< 8·b + 8 of each byte b). The generator is not
     /// advanced.
     public func fillDropoutBits(_ out: UnsafeMutableRawPointer, bytes: Range<Int>, p: Double) {
-        let gamma: UInt64 = 0x9E37_79B9_7F4A_7C15
-        let threshold = SIMD8<UInt64>(repeating: UInt64((p * 9_007_199_254_740_992).rounded(.up)))
         let lanes = SIMD8<UInt64>(1, 2, 4, 8, 16, 32, 64, 128)
-        let first = UInt64(truncatingIfNeeded: bytes.lowerBound * 8)
-        var states = SIMD8<UInt64>(repeating: state &+ first &* gamma) &+ SIMD8<UInt64>(1, 2, 3, 4, 5, 6, 7, 8) &* gamma
-        let step = SIMD8<UInt64>(repeating: gamma &* 8)
+        var draws = EightDraws(self, from: bytes.lowerBound * 8, p: p)
         for b in bytes {
-            let z = SplitMix64.mix(states)
-            let kept = lanes.replacing(with: 0, where: z &>> 11 .< threshold)
+            let kept = lanes.replacing(with: 0, where: draws.dropped())
             out.storeBytes(of: UInt8(truncatingIfNeeded: kept.wrappedSum()), toByteOffset: b, as: UInt8.self)
-            states &+= step
         }
     }
 }

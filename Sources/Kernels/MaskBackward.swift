@@ -1,6 +1,6 @@
 // The backward of a soft mask over one block of a layer's output: y_masked = z·y + (1 − z)·avg, so
-// d z = Σ dy ⊙ (y − avg) and d y = dy · z. Vectorised here because the block is a whole layer's rows (4,096 × 384
-// for a MiniLM MLP at B·T = 4,096), where a scalar Double chain of adds ran ~1.7 ms a block.
+// d z = Σ dy ⊙ (y − avg) and d y = dy · z. Vectorised here because the block is a whole layer's rows
+// (4,096 × 384 for a MiniLM MLP at B·T = 4,096), where a scalar Double chain of adds ran ~1.7 ms a block.
 import Foundation
 
 /// Over a block [rows, width] whose rows are `stride` apart: returns Σ dy ⊙ (y − mean) in Double when `needed`

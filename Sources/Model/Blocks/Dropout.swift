@@ -14,13 +14,7 @@ package func dropoutMultipliers(
     let m = arena.take(count)
     let (scale, threshold) = (1 / (1 - p), Double(p))
     let start = rng
-    let ranges = only ?? [0..<count]
-    let chunk = 1 << 16
-    var pieces: [Range<Int>] = []
-    for r in ranges where !r.isEmpty {
-        precondition(r.lowerBound >= 0 && r.upperBound <= count, "a dropout range outside the buffer")
-        pieces += stride(from: r.lowerBound, to: r.upperBound, by: chunk).map { $0..<min(r.upperBound, $0 + chunk) }
-    }
+    let pieces = tasks(covering: readRanges(only, count: count), chunk: 1 << 16)
     let address = UInt(bitPattern: m)
     pool.parallelFor(pieces.count) { i in
         let out = UnsafeMutablePointer<Float>(bitPattern: address)!
@@ -35,7 +29,7 @@ package func dropoutMultipliers(
 /// The keep bits of `count` attention probabilities with drop probability p from `rng`, in a buffer of `arena`;
 /// nil when p is 0. Bit i is set exactly when `dropoutMultipliers` would give value i its 1/(1 − p): the same
 /// stream, `rng` ending past all `count` draws. `only`: the ranges a pass will read; the whole bytes covering them
-/// are drawn (merged, so that no two tasks write one byte), the others left unset.
+/// are drawn, the others left unset.
 package func dropoutBits(
     _ count: Int, p: Float, rng: inout SplitMix64, arena: ScratchArena, only: [Range<Int>]? = nil,
     pool: ThreadPool = .shared
@@ -43,26 +37,37 @@ package func dropoutBits(
     guard p > 0 else { return nil }
     let raw = UnsafeMutableRawPointer(arena.take((DropoutBits.byteCount(count) + 3) / 4))
     let start = rng
-    var covered: [Range<Int>] = []
-    for r in (only ?? [0..<count]).filter({ !$0.isEmpty }).sorted(by: { $0.lowerBound < $1.lowerBound }) {
-        precondition(r.lowerBound >= 0 && r.upperBound <= count, "a dropout range outside the buffer")
-        let bytes = (r.lowerBound / 8)..<((r.upperBound + 7) / 8)
-        if let last = covered.last, bytes.lowerBound <= last.upperBound {
-            covered[covered.count - 1] = last.lowerBound..<max(last.upperBound, bytes.upperBound)
-        } else {
-            covered.append(bytes)
-        }
-    }
-    let chunk = 1 << 13  // bytes: 65,536 draws a task
-    let pieces = covered.flatMap { r in
-        stride(from: r.lowerBound, to: r.upperBound, by: chunk).map { $0..<min(r.upperBound, $0 + chunk) }
-    }
+    let bytes = readRanges(only, count: count).map { ($0.lowerBound / 8)..<(($0.upperBound + 7) / 8) }
+    let pieces = tasks(covering: bytes, chunk: 1 << 13)  // 65,536 draws a task, as the multipliers'
     let address = UInt(bitPattern: raw)
     pool.parallelFor(pieces.count) { i in
         start.fillDropoutBits(UnsafeMutableRawPointer(bitPattern: address)!, bytes: pieces[i], p: Double(p))
     }
     rng = start.advanced(by: count)
     return DropoutBits(bytes: UnsafeRawPointer(raw), scale: 1 / (1 - p))
+}
+
+/// The non-empty ranges of `only` (every value when nil), each checked to lie in 0..<count.
+func readRanges(_ only: [Range<Int>]?, count: Int) -> [Range<Int>] {
+    let ranges = (only ?? [0..<count]).filter { !$0.isEmpty }
+    for r in ranges { precondition(r.lowerBound >= 0 && r.upperBound <= count, "a dropout range outside the buffer") }
+    return ranges
+}
+
+/// The parallel fills' tasks: the ranges merged where they overlap or touch (no two tasks write one value or one
+/// byte), cut into pieces of at most `chunk`.
+func tasks(covering ranges: [Range<Int>], chunk: Int) -> [Range<Int>] {
+    var merged: [Range<Int>] = []
+    for r in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+        if let last = merged.last, r.lowerBound <= last.upperBound {
+            merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, r.upperBound)
+        } else {
+            merged.append(r)
+        }
+    }
+    return merged.flatMap { r in
+        stride(from: r.lowerBound, to: r.upperBound, by: chunk).map { $0..<min(r.upperBound, $0 + chunk) }
+    }
 }
 
 /// x ← x ⊙ m (nothing when m is nil).
