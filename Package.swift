@@ -96,7 +96,7 @@ let package = Package(
             dependencies: ["Model", "Eval", "Store", "Kernels", "Optimization", "Checkpoint", "Tokenizer", "Failures"],
             swiftSettings: numericFlags),
         // The paper's figures from numbers alone (the reference's results files, hcore's eval documents), as SVG.
-        .target(name: "Figures", dependencies: ["Eval", "Store", "Checkpoint", "Failures"]),
+        .target(name: "Figures", dependencies: ["Eval", "Store", "Checkpoint", "Failures", "Kernels"]),
         // Figures and index.html of a study (eval document + store + model).
         .target(
             name: "Report",

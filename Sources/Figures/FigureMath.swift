@@ -2,6 +2,7 @@
 // defaults where a script relies on them): means over seeds with a seeded 95% bootstrap band, the effective
 // size walk, and the violins' kernel density (Gaussian, Scott's bandwidth, cut at the data).
 import Foundation
+import Kernels
 
 /// Mean and 95% percentile-bootstrap band of the mean (seaborn's `errorbar=("ci", 95)`, 1000 resamples),
 /// with a seeded generator so that a figure is reproducible.
@@ -14,16 +15,9 @@ public func meanBand(_ xs: [Double], resamples: Int = 1000, seed: UInt64) -> Mea
     guard !xs.isEmpty else { return MeanBand(mean: .nan, low: .nan, high: .nan) }
     let mean = xs.reduce(0, +) / Double(xs.count)
     guard xs.count > 1 else { return MeanBand(mean: mean, low: mean, high: mean) }
-    var state = seed &+ 0x9E37_79B9_7F4A_7C15
-    func next() -> UInt64 {  // SplitMix64
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var rng = SplitMix64(seed: seed &+ 0x9E37_79B9_7F4A_7C15)
     var means = (0..<resamples).map { _ in
-        (0..<xs.count).reduce(0.0) { s, _ in s + xs[Int(next() % UInt64(xs.count))] } / Double(xs.count)
+        (0..<xs.count).reduce(0.0) { s, _ in s + xs[Int(rng.next() % UInt64(xs.count))] } / Double(xs.count)
     }
     means.sort()
     return MeanBand(mean: mean, low: percentile(means, 2.5), high: percentile(means, 97.5))
