@@ -135,7 +135,7 @@ func timeForward(_ model: BertModel, batches: [TokenBatch], plan: ExecutionPlan?
 let command = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "gemm"
 // The workloads read the repository's fixtures and data by relative path.
 if ![
-    "peak", "gemm", "gemm-ab", "bert-base", "attention", "store-open", "store-adds", "store-updates",
+    "peak", "gemm", "gemm-ab", "out-norm", "bert-base", "attention", "store-open", "store-adds", "store-updates",
     "fuzz-seeds",
 ]
 .contains(command)
@@ -246,6 +246,61 @@ func benchAttention() throws {
     }
 }
 
+/// `hcore-bench out-norm`
+func benchOutNorm() throws {
+    // W_O's product over `--heads` kept heads (K = 64·heads) for `--rows` rows, then LayerNorm₁ and, for a pruned
+    // MLP, LayerNorm₂, in alternating rounds. separate: the product, then two LayerNorm sweeps; fused: LayerNorm₁
+    // in the product's epilogue, in place; chained: both there, C scratch (as the model runs a pruned-MLP layer);
+    // product and residual: the product alone and with the residual added, for what the LayerNorms cost.
+    let (m, n, k) = (arg("--rows", 4096), 768, 64 * arg("--heads", 1))
+    let x = allocateFloats(m * k)
+    let g = allocateFloats(m * n)
+    let residual = allocateFloats(m * n)
+    let keep = allocateFloats(m * n)
+    for i in 0..<(m * k) { x[i] = Float(i % 7) * 0.01 }
+    for i in 0..<(m * n) { keep[i] = Float(i % 11) * 0.1 }
+    let w = PackedLinear(
+        weight: (0..<(n * k)).map { Float($0 % 5) * 0.01 }, bias: [Float](repeating: 0.1, count: n), n: n, k: k)
+    let (gamma, beta, constant) = (
+        [Float](repeating: 1, count: n), [Float](repeating: 0, count: n),
+        [Float](repeating: 0.2, count: n)
+    )
+    let variants = ["separate", "fused", "chained", "product", "residual"]
+    var times = [[Double]](repeating: [], count: variants.count)
+    for round in 0..<arg("--rounds", 20) {
+        for i in (round % 2 == 0 ? Array(variants.indices) : variants.indices.reversed()) {
+            residual.update(from: keep, count: m * n)  // the layer's input, rewritten in place by the chain
+            let t = now()
+            let first = LayerNormStep(adding: nil, gamma: gamma, beta: beta, eps: 1e-12)
+            switch variants[i] {
+            case "separate":
+                gemm(x, rows: m, lda: k, w, out: g, ldc: n, epilogue: .biasResidual(residual, ld: n))
+                layerNorm(g, g, rows: m, count: n, gamma: gamma, beta: beta, eps: 1e-12)
+                layerNorm(g, residual, rows: m, count: n, adding: constant, gamma: gamma, beta: beta, eps: 1e-12)
+            case "fused":
+                let chain = LayerNormChain(first, out: g, ld: n)
+                gemm(x, rows: m, lda: k, w, out: g, ldc: n, epilogue: .biasResidualNormalized(residual, ld: n, chain))
+            case "product":
+                gemm(x, rows: m, lda: k, w, out: g, ldc: n, epilogue: .bias)
+            case "residual":
+                gemm(x, rows: m, lda: k, w, out: g, ldc: n, epilogue: .biasResidual(residual, ld: n))
+            default:
+                let second = LayerNormStep(adding: constant, gamma: gamma, beta: beta, eps: 1e-12)
+                let chain = LayerNormChain(first, then: second, out: residual, ld: n)
+                gemm(x, rows: m, lda: k, w, out: g, ldc: n, epilogue: .biasResidualNormalized(residual, ld: n, chain))
+            }
+            times[i].append(now() - t)
+        }
+    }
+    for (i, v) in variants.enumerated() {
+        let s = times[i].sorted()
+        out([
+            ("bench", "out-norm"), ("rows", .int(m)), ("k", .int(k)), ("variant", .string(v)),
+            ("best_ms", .float(s[0] * 1000)), ("median_ms", .float(s[s.count / 2] * 1000)),
+        ])
+    }
+}
+
 /// `hcore-bench gemm-ab`
 func benchGemmAb() throws {
     // Tuning: GEMM variants measured in interleaved rounds on one shape, so that the machine's drift hits
@@ -348,6 +403,7 @@ func benchBertBase() throws {
     var subTimes = [Double](repeating: .infinity, count: subnetworks.count)
     _ = try model.forward(batch)
     for _ in 0..<reps {
+        StageTimer.shared.reset()
         fullTime = min(fullTime, try timeForward(model, batches: [batch], plan: nil, reps: 1))
         let profiling = StageTimer.shared.enabled
         if profiling { print("full:\n" + StageTimer.shared.report) }
@@ -356,7 +412,6 @@ func benchBertBase() throws {
             subTimes[i] = min(subTimes[i], try timeForward(model, batches: [batch], plan: sub.plan, reps: 1))
             if profiling { print("\(sub.name) (with its warm-up pass):\n" + StageTimer.shared.report) }
         }
-        StageTimer.shared.enabled = false
     }
     out([
         ("bench", "bert_base"), ("subnetwork", "full"), ("batch", .int(B)), ("length", .int(T)),
@@ -959,6 +1014,7 @@ let benchmarks: [String: () throws -> Void] = [
     "gemm": benchGemm,
     "attention": benchAttention,
     "gemm-ab": benchGemmAb,
+    "out-norm": benchOutNorm,
     "bert-base": benchBertBase,
     "hans": benchHans,
     "eval-many": benchEvalMany,
@@ -973,7 +1029,7 @@ let benchmarks: [String: () throws -> Void] = [
 
 guard let benchmark = benchmarks[command] else {
     print(
-        "usage: hcore-bench peak|gemm|gemm-ab|attention|bert-base|hans [MODEL_DIR]|eval-many|prune-step [MODEL_DIR]|prune-estimate [MODEL_DIR] --gates TRACE|store-open|store-adds|reads [MODEL_DIR]"
+        "usage: hcore-bench peak|gemm|gemm-ab|out-norm|attention|bert-base|hans [MODEL_DIR]|eval-many|prune-step [MODEL_DIR]|prune-estimate [MODEL_DIR] --gates TRACE|store-open|store-adds|reads [MODEL_DIR]"
     )
     exit(2)
 }

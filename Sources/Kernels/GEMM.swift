@@ -12,7 +12,7 @@ import Foundation
 //   * The micro-kernel keeps an MR×NR block of C in registers: 6 × (4 × SIMD16) = 24 zmm
 //     accumulators with AVX-512, 6 × (2 × SIMD8) = 12 ymm accumulators otherwise.
 //   * The bias is where the accumulators start (y = b + Σ x·w: no separate pass over C for it); an
-//     epilogue (GELU, residual) runs on each finished tile while it is in cache.
+//     epilogue (GELU, residual, LayerNorms over whole rows) runs on each finished tile while it is in cache.
 // Every output element is summed in one fixed order (bias first, k ascending inside a KC slice, slices added in
 // order) whatever the tiling or thread count, so results do not depend on the number of threads.
 
@@ -131,6 +131,9 @@ public enum GemmEpilogue {
     case biasGELUKeepingDerivative(values: UnsafeMutablePointer<Float>, ld: Int)
     /// y = (x·Wᵀ) ⊙ m, m [m, n] with row stride `ld` (bias ignored): a backward through an elementwise factor.
     case multiplying(UnsafePointer<Float>, ld: Int)
+    /// g = x·Wᵀ + b + residual, then the chain's LayerNorms of each row of g while it is in cache, into the chain's
+    /// output. If that is C itself, the LayerNorms run in place; otherwise C is scratch, its contents unspecified.
+    case biasResidualNormalized(UnsafePointer<Float>, ld: Int, LayerNormChain)
 }
 
 /// out[m, n] (row stride ldc) = epilogue(x[m, k] (row stride lda) · Wᵀ). With `inputs`, only those of W's input
@@ -150,15 +153,7 @@ public func gemm(
     let inputs = inputs ?? 0..<w.k
     precondition(inputs.lowerBound >= 0 && inputs.upperBound <= w.k && !inputs.isEmpty, "inputs outside W's columns")
     let k = inputs.count
-    // Tile sizes: MC rows (a multiple of MR) × NC panels. Smaller tiles when there are few rows, so
-    // that short batches still give every thread work.
     let mc = max(gemmMR, (mcOverride ?? gemmMC) / gemmMR * gemmMR)
-    let rowTiles = (m + mc - 1) / mc
-    var panelsPerTile = tilePanels ?? max(1, 256 / gemmNR)
-    while panelsPerTile > 1 && rowTiles * ((w.panelCount + panelsPerTile - 1) / panelsPerTile) < 4 * pool.threadCount {
-        panelsPerTile /= 2
-    }
-    let colTiles = (w.panelCount + panelsPerTile - 1) / panelsPerTile
     let addsBias: Bool
     switch epilogue {
     case .none, .multiplying: addsBias = false
@@ -167,11 +162,11 @@ public func gemm(
     let xAddress = UInt(bitPattern: x)
     let outAddress = UInt(bitPattern: out)
 
-    /// One tile: rows row0 ..< row0+rows, panels p0 ..< p1, all of K, then the epilogue.
-    /// (Applying the epilogue in the micro-kernel's registers, or to each MR×NR block while in L1, was
+    /// One tile: rows row0 ..< row0+rows, panels p0 ..< p1, all of K, written to C's rows from cRow0, then the
+    /// epilogue. (Applying the epilogue in the micro-kernel's registers, or to each MR×NR block while in L1, was
     /// measured: no faster — slower with GELU in registers.)
     @inline(__always)
-    func tile(_ row0: Int, _ rows: Int, _ p0: Int, _ p1: Int) {
+    func tile(_ row0: Int, _ rows: Int, _ p0: Int, _ p1: Int, _ cRow0: Int) {
         let x = UnsafePointer<Float>(bitPattern: xAddress)!
         let out = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
         var k0 = 0
@@ -186,7 +181,7 @@ public func gemm(
                 var r = 0
                 while r < rows {
                     let strip = min(gemmMR, rows - r)
-                    let c = out + (row0 + r) * ldc + col0
+                    let c = out + (cRow0 + r) * ldc + col0
                     microKernel(
                         kc: kc, a: x + (row0 + r) * lda + k0, lda: lda, rows: strip,
                         b: b, c: c, ldc: ldc, cols: cols, accumulate: k0 > 0, start: start)
@@ -197,9 +192,28 @@ public func gemm(
         }
         let col0 = p0 * gemmNR
         let cols = min(n, p1 * gemmNR) - col0
-        applyEpilogue(epilogue, c: out + row0 * ldc + col0, ldc: ldc, rows: rows, col0: col0, cols: cols, row0: row0)
+        applyEpilogue(epilogue, c: out + cRow0 * ldc + col0, ldc: ldc, rows: rows, col0: col0, cols: cols, row0: row0)
     }
 
+    if case .biasResidualNormalized(_, _, let chain) = epilogue {
+        wholeRowTiles(rows: m, mc: mc, panels: w.panelCount, scratch: chain.out != out, pool: pool, tile)
+    } else {
+        panelTiles(rows: m, mc: mc, panels: w.panelCount, tilePanels: tilePanels, pool: pool, tile)
+    }
+}
+
+/// Tiles of MC rows (a multiple of MR) × NC panels handed to the pool; narrower tiles when there are few rows, so
+/// that short batches still give every thread work. `tile(row0, rows, p0, p1, cRow0)`.
+@inline(__always)
+private func panelTiles(
+    rows m: Int, mc: Int, panels: Int, tilePanels: Int?, pool: ThreadPool, _ tile: (Int, Int, Int, Int, Int) -> Void
+) {
+    let rowTiles = (m + mc - 1) / mc
+    var panelsPerTile = tilePanels ?? max(1, 256 / gemmNR)
+    while panelsPerTile > 1 && rowTiles * ((panels + panelsPerTile - 1) / panelsPerTile) < 4 * pool.threadCount {
+        panelsPerTile /= 2
+    }
+    let colTiles = (panels + panelsPerTile - 1) / panelsPerTile
     pool.parallelFor(rowTiles * colTiles) { t in
         // Row tiles vary fastest: consecutive tasks (on either thread) reuse the same packed weight
         // chunk while it is in cache; the activations (rows) are the smaller operand for BERT shapes.
@@ -207,7 +221,26 @@ public func gemm(
         let rt = t % rowTiles
         let row0 = rt * mc
         let p0 = ct * panelsPerTile
-        tile(row0, min(mc, m - row0), p0, min(w.panelCount, p0 + panelsPerTile))
+        tile(row0, min(mc, m - row0), p0, min(panels, p0 + panelsPerTile), row0)
+    }
+}
+
+/// Tiles that span every panel, for an epilogue that needs whole rows (a LayerNorm): each task owns a contiguous
+/// run of rows. With `scratch`, C is scratch: a task's tiles all reuse its run's first rows, which stay in cache
+/// instead of streaming [m, n] through memory and back.
+@inline(__always)
+private func wholeRowTiles(
+    rows m: Int, mc: Int, panels: Int, scratch: Bool, pool: ThreadPool, _ tile: (Int, Int, Int, Int, Int) -> Void
+) {
+    let tasks = min(m, 4 * pool.threadCount)
+    pool.parallelFor(tasks) { t in
+        let (r0, r1) = (t * m / tasks, (t + 1) * m / tasks)
+        var row = r0
+        while row < r1 {
+            let rows = min(mc, r1 - row)
+            tile(row, rows, 0, panels, scratch ? r0 : row)
+            row += rows
+        }
     }
 }
 
@@ -228,6 +261,11 @@ private func applyEpilogue(
         for i in 0..<rows { geluWithDerivative(c + i * ldc, out: values + (row0 + i) * ld + col0, count: cols) }
     case .multiplying(let m, let ld):
         for i in 0..<rows { multiplyVectors(c + i * ldc, m + (row0 + i) * ld + col0, count: cols) }
+    case .biasResidualNormalized(let res, let ld, let chain):
+        for i in 0..<rows {
+            addVectors(c + i * ldc, res + (row0 + i) * ld, count: cols)
+            chain.apply(c + i * ldc, index: row0 + i, count: cols)
+        }
     }
 }
 

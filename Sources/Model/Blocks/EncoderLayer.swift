@@ -139,21 +139,42 @@ package func encoderLayerForward(
             if let drop { gatherCLS(drop, into: drop, offsets: p.batch.offsets, width: D) }
         }
     }
-    attentionBlockForward(x, layer: l, w, plan: lp, c, p, rows: rows, sharedEmbeddingRows: sharedEmbeddingRows)
-    feedForwardBlockForward(layer: l, w, plan: lp, c, p, rows: rows == .all ? p.tokens : p.sequences, into: out)
+    // A pass that keeps nothing and has no observer runs a pruned MLP's LayerNorm₂ in LayerNorm₁'s sweep over each
+    // row (Kernels/LayerNormChain): a is never stored, the same bits.
+    if let constant = lp.mlpConstant, !c.keepsForBackward, p.observer == nil {
+        constant.withUnsafeBufferPointer { mlp in
+            let n = w.outputLayerNorm
+            let second = LayerNormStep(adding: mlp.baseAddress!, gamma: n.gamma, beta: n.beta, eps: p.shape.eps)
+            attentionBlockForward(
+                x, layer: l, w, plan: lp, c, p, rows: rows, sharedEmbeddingRows: sharedEmbeddingRows,
+                then: (second, out))
+        }
+    } else {
+        attentionBlockForward(x, layer: l, w, plan: lp, c, p, rows: rows, sharedEmbeddingRows: sharedEmbeddingRows)
+        feedForwardBlockForward(layer: l, w, plan: lp, c, p, rows: rows == .all ? p.tokens : p.sequences, into: out)
+    }
     if rows != .all { scatterCLS(p.xCLS, into: x, offsets: p.batch.offsets, width: D) }
 }
 
-/// a [R, D] ← LayerNorm₁(x + Dropout(mask(attention(x)) W_Oᵀ + b_O)) over the plan's kept heads.
+/// a [R, D] ← LayerNorm₁(x + Dropout(mask(attention(x)) W_Oᵀ + b_O)) over the plan's kept heads. `then`: a second
+/// LayerNorm step run on each row of a in the same sweep, into `out` [R, D] (a pass that keeps nothing, no scales).
 func attentionBlockForward(
     _ x: UnsafeMutablePointer<Float>, layer l: Int, _ w: BertLayer, plan lp: LayerPlan, _ c: LayerActivations,
-    _ p: PassContext, rows: LayerRows, sharedEmbeddingRows: Bool
+    _ p: PassContext, rows: LayerRows, sharedEmbeddingRows: Bool,
+    then: (step: LayerNormStep, out: UnsafeMutablePointer<Float>)? = nil
 ) {
     let (N, D, eps) = (p.tokens, p.shape.hidden, p.shape.eps)
     let R = rows == .all ? N : p.sequences
     let xr = rows == .all ? x : p.xCLS
     let scales = p.observer?.layerNormScales(layer: l, site: 0, tokens: R)
     let (gamma, beta) = (w.attentionLayerNorm.gamma, w.attentionLayerNorm.beta)
+    // LayerNorm₁ as a chain (with `then` as its second step) in a pass that keeps nothing and has no scales.
+    func chain(adding: UnsafePointer<Float>?) -> LayerNormChain? {
+        guard !c.keepsForBackward, scales == nil else { return nil }
+        let first = LayerNormStep(adding: adding, gamma: gamma, beta: beta, eps: eps)
+        return LayerNormChain(first, then: then?.step, out: then?.out ?? c.a, ld: D)
+    }
+    precondition(then == nil || (!c.keepsForBackward && scales == nil), "a LayerNorm chain in a pass that keeps")
     guard let wo = lp.attentionOutput, !lp.keptHeads.isEmpty else {
         // No head kept: the block's output is x + a constant row (pruned heads' W_O·avg + b_O).
         let constant = lp.attentionConstant ?? [Float](repeating: 0, count: D)
@@ -170,9 +191,14 @@ func attentionBlockForward(
             return
         }
         p.timer.measure("layernorm") {
-            layerNorm(
-                xr, c.a, rows: R, count: D, adding: constant, gamma: gamma, beta: beta, eps: eps, scales: scales,
-                pool: p.pool)
+            let chained = constant.withUnsafeBufferPointer { constant in
+                chain(adding: constant.baseAddress!).map { layerNorm(xr, rows: R, count: D, chain: $0, pool: p.pool) }
+            }
+            if chained == nil {
+                layerNorm(
+                    xr, c.a, rows: R, count: D, adding: constant, gamma: gamma, beta: beta, eps: eps, scales: scales,
+                    pool: p.pool)
+            }
         }
         return
     }
@@ -180,6 +206,15 @@ func attentionBlockForward(
     attentionContext(x, layer: l, plan: lp, c, p, rows: rows, sharedEmbeddingRows: sharedEmbeddingRows)
     if c.ctxMasked != c.ctx { c.ctxMasked.update(from: c.ctx, count: R * width) }
     p.masks?.applyHeads(c.ctxMasked, rows: R, layer: l, heads: lp.keptHeads, headDim: p.shape.headDim)
+    if c.dropAttention == nil, let ch = chain(adding: nil) {
+        // g = ctx W_Oᵀ + b_O + x and its LayerNorm(s), each row while the product's tile holds it.
+        p.timer.measure("out gemm") {
+            gemm(
+                c.ctxMasked, rows: R, lda: width, wo, out: c.g, ldc: D,
+                epilogue: .biasResidualNormalized(xr, ld: D, ch), pool: p.pool)
+        }
+        return
+    }
     p.timer.measure("out gemm") {
         if let drop = c.dropAttention {
             gemm(c.ctxMasked, rows: R, lda: width, wo, out: c.g, ldc: D, epilogue: .bias, pool: p.pool)

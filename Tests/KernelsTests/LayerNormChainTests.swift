@@ -1,0 +1,125 @@
+import TestSupport
+import XCTest
+
+@testable import Kernels
+
+/// A LayerNorm chain must write what the separate passes it replaces write, bit for bit (the model's inference
+/// switches between them by whether anything observes the layer), and what the naive twin computes, to rounding.
+final class LayerNormChainTests: XCTestCase {
+    struct Case {
+        let rows, count: Int
+        let x, c1, c2, g1, b1, g2, b2: [Float]
+        init(rows: Int, count: Int, seed: UInt64) {
+            var rng = SeededRNG(seed)
+            (self.rows, self.count) = (rows, count)
+            x = rng.floats(rows * count, scale: 3)
+            (c1, c2) = (rng.floats(count), rng.floats(count))
+            (g1, b1, g2, b2) = (rng.floats(count), rng.floats(count), rng.floats(count), rng.floats(count))
+        }
+
+        /// LayerNorm₂(LayerNorm₁(x + c1) + c2) (or LayerNorm₁ alone) by two separate `layerNorm` passes.
+        func separate(_ input: [Float], adding1: Bool, second: Bool) -> [Float] {
+            var a = [Float](repeating: .nan, count: rows * count)
+            var y = [Float](repeating: .nan, count: rows * count)
+            layerNorm(
+                input, &a, rows: rows, count: count, adding: adding1 ? c1 : nil, gamma: g1, beta: b1, eps: 1e-5)
+            if !second { return a }
+            layerNorm(a, &y, rows: rows, count: count, adding: c2, gamma: g2, beta: b2, eps: 1e-5)
+            return y
+        }
+
+        /// The same by the naive twin.
+        func naive(_ input: [Float], adding1: Bool, second: Bool) -> [Float] {
+            (0..<rows).flatMap { r -> [Float] in
+                let row = (0..<count).map { input[r * count + $0] + (adding1 ? c1[$0] : 0) }
+                let a = layerNormReference(row, gamma: g1, beta: b1, eps: 1e-5)
+                if !second { return a }
+                return layerNormReference(zip(a, c2).map { $0 + $1 }, gamma: g2, beta: b2, eps: 1e-5)
+            }
+        }
+
+        /// Runs `body` with the chain's steps (pointers valid inside it only).
+        func withSteps<T>(adding1: Bool, second: Bool, _ body: (LayerNormStep, LayerNormStep?) -> T) -> T {
+            c1.withUnsafeBufferPointer { c1 in
+                c2.withUnsafeBufferPointer { c2 in
+                    let first = LayerNormStep(
+                        adding: adding1 ? c1.baseAddress! : nil, gamma: g1, beta: b1, eps: 1e-5)
+                    let then = LayerNormStep(adding: c2.baseAddress!, gamma: g2, beta: b2, eps: 1e-5)
+                    return body(first, second ? then : nil)
+                }
+            }
+        }
+    }
+
+    /// The chain over a matrix, into another buffer and in place, one and two steps, ragged widths, 1–3 threads.
+    func testChainEqualsSeparatePasses() {
+        for (i, (rows, count)) in [(1, 17), (70, 768), (130, 33)].enumerated() {
+            let t = Case(rows: rows, count: count, seed: UInt64(40 + i))
+            for second in [false, true] {
+                let want = t.separate(t.x, adding1: true, second: second)
+                XCTAssertLessThan(maxAbsDiff(want, t.naive(t.x, adding1: true, second: second)), 5e-5)
+                for threads in [1, 2, 3] {
+                    for inPlace in [false, true] {
+                        var buf = t.x
+                        var out = [Float](repeating: .nan, count: rows * count)
+                        t.withSteps(adding1: true, second: second) { first, then in
+                            buf.withUnsafeMutableBufferPointer { xp in
+                                out.withUnsafeMutableBufferPointer { op in
+                                    let target = inPlace ? xp.baseAddress! : op.baseAddress!
+                                    let chain = LayerNormChain(first, then: then, out: target, ld: count)
+                                    layerNorm(
+                                        xp.baseAddress!, rows: rows, count: count, chain: chain,
+                                        pool: .sized(threads))
+                                }
+                            }
+                        }
+                        XCTAssertEqual(inPlace ? buf : out, want, "\(rows)×\(count) second \(second) \(threads)")
+                        if !inPlace { XCTAssertEqual(buf, t.x, "the input was written") }
+                    }
+                }
+            }
+        }
+    }
+
+    /// W_O's product with the chain in its epilogue equals the product with the residual then the separate
+    /// LayerNorm passes, bit for bit: in place (the chain's output is C) and with C as scratch (the output is the
+    /// residual's buffer, as the model's layer does, or a third one); row counts below, at and past the tasks'
+    /// split, K below and past one panel, 1–3 threads.
+    func testNormalizedEpilogueEqualsProductThenPasses() {
+        for (i, (m, n, k)) in [(1, 768, 64), (5, 65, 100), (32, 768, 64), (97, 130, 192), (301, 768, 70)].enumerated() {
+            let t = Case(rows: m, count: n, seed: UInt64(60 + i))
+            var rng = SeededRNG(UInt64(80 + i))
+            let (x, w, b) = (rng.floats(m * k), rng.floats(n * k, scale: 0.1), rng.floats(n))
+            let packed = PackedLinear(weight: w, bias: b, n: n, k: k)
+            var g = [Float](repeating: .nan, count: m * n)
+            gemm(x, rows: m, lda: k, packed, out: &g, ldc: n, epilogue: .biasResidual(t.x, ld: n))
+            for second in [false, true] {
+                let want = t.separate(g, adding1: false, second: second)
+                for threads in [1, 2, 3] {
+                    for target in ["C", "residual", "other"] where second || target == "C" {
+                        var (c, residual) = ([Float](repeating: .nan, count: m * n), t.x)
+                        var other = [Float](repeating: .nan, count: m * n)
+                        t.withSteps(adding1: false, second: second) { first, then in
+                            c.withUnsafeMutableBufferPointer { cp in
+                                residual.withUnsafeMutableBufferPointer { rp in
+                                    other.withUnsafeMutableBufferPointer { op in
+                                        let out =
+                                            target == "C"
+                                            ? cp.baseAddress! : target == "residual" ? rp.baseAddress! : op.baseAddress!
+                                        let chain = LayerNormChain(first, then: then, out: out, ld: n)
+                                        gemm(
+                                            x, rows: m, lda: k, packed, out: cp.baseAddress!, ldc: n,
+                                            epilogue: .biasResidualNormalized(rp.baseAddress!, ld: n, chain),
+                                            pool: .sized(threads))
+                                    }
+                                }
+                            }
+                        }
+                        let got = target == "C" ? c : target == "residual" ? residual : other
+                        XCTAssertEqual(got, want, "\(m)×\(n)×\(k) second \(second) into \(target), \(threads) threads")
+                    }
+                }
+            }
+        }
+    }
+}
