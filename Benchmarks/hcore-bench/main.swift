@@ -261,10 +261,11 @@ func benchOutNorm() throws {
     for i in 0..<(m * n) { keep[i] = Float(i % 11) * 0.1 }
     let w = PackedLinear(
         weight: (0..<(n * k)).map { Float($0 % 5) * 0.01 }, bias: [Float](repeating: 0.1, count: n), n: n, k: k)
-    let (gamma, beta, constant) = (
-        [Float](repeating: 1, count: n), [Float](repeating: 0, count: n),
-        [Float](repeating: 0.2, count: n)
-    )
+    // The LayerNorm's rows at addresses a chain's steps may hold.
+    let (gamma, beta, constant) = (allocateFloats(n), allocateFloats(n), allocateFloats(n))
+    gamma.update(repeating: 1, count: n)
+    beta.update(repeating: 0, count: n)
+    constant.update(repeating: 0.2, count: n)
     let variants = ["separate", "fused", "chained", "product", "residual"]
     var times = [[Double]](repeating: [], count: variants.count)
     for round in 0..<arg("--rounds", 20) {
@@ -278,7 +279,7 @@ func benchOutNorm() throws {
                 layerNorm(g, g, rows: m, count: n, gamma: gamma, beta: beta, eps: 1e-12)
                 layerNorm(g, residual, rows: m, count: n, adding: constant, gamma: gamma, beta: beta, eps: 1e-12)
             case "fused":
-                let chain = LayerNormChain(first, out: g, ld: n)
+                let chain = LayerNormChain([first], out: g, ld: n)
                 gemm(x, rows: m, lda: k, w, out: g, ldc: n, epilogue: .biasResidualNormalized(residual, ld: n, chain))
             case "product":
                 gemm(x, rows: m, lda: k, w, out: g, ldc: n, epilogue: .bias)
@@ -286,7 +287,7 @@ func benchOutNorm() throws {
                 gemm(x, rows: m, lda: k, w, out: g, ldc: n, epilogue: .biasResidual(residual, ld: n))
             default:
                 let second = LayerNormStep(adding: constant, gamma: gamma, beta: beta, eps: 1e-12)
-                let chain = LayerNormChain(first, then: second, out: residual, ld: n)
+                let chain = LayerNormChain([first, second], out: residual, ld: n)
                 gemm(x, rows: m, lda: k, w, out: g, ldc: n, epilogue: .biasResidualNormalized(residual, ld: n, chain))
             }
             times[i].append(now() - t)

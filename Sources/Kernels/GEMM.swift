@@ -262,10 +262,7 @@ private func applyEpilogue(
     case .multiplying(let m, let ld):
         for i in 0..<rows { multiplyVectors(c + i * ldc, m + (row0 + i) * ld + col0, count: cols) }
     case .biasResidualNormalized(let res, let ld, let chain):
-        for i in 0..<rows {
-            addVectors(c + i * ldc, res + (row0 + i) * ld, count: cols)
-            chain.apply(c + i * ldc, index: row0 + i, count: cols)
-        }
+        chain.apply(c, rows: rows, ld: ldc, index: row0, count: cols, adding: res + row0 * ld, addingLD: ld)
     }
 }
 

@@ -1,11 +1,11 @@
 // LayerNorms run back to back on each row while it is in cache.
 //
 // A post-LN layer whose MLP is pruned computes y = LayerNorm₂(LayerNorm₁(g) + c), c a constant row: two sweeps
-// over [rows, D] in memory, with nothing between them that needs the whole matrix. And W_O's product, when its
-// tiles span whole rows, has each row of g in cache the moment it is finished. A chain applies its steps to one row
-// at a time, each step the same `layerNormRow` on the same values as a separate `layerNorm` pass, so a chained
-// pass writes the same bits with one or two sweeps over memory fewer. Chains serve passes that keep nothing: no
-// statistics, no per-row scales (those use `layerNorm`).
+// over [rows, D] in memory, with nothing between them that needs the whole matrix; a following layer with no head
+// and no MLP is two more such steps. And W_O's product, when its tiles span whole rows, has each row of g in cache
+// the moment it is finished. A chain applies its steps to one row at a time, each step the same `layerNormRow` on
+// the same values as a separate `layerNorm` pass, so a chained pass writes the same bits with sweeps over memory
+// fewer. Chains serve passes that keep nothing: no statistics, no per-row scales (those use `layerNorm`).
 
 /// One LayerNorm of a chain: `adding` (a row [count], or nil) is added to the row first.
 public struct LayerNormStep {
@@ -17,31 +17,37 @@ public struct LayerNormStep {
     }
 }
 
-/// One or two LayerNorms over rows of `count` values; the last step writes row r to out + r·ld.
+/// LayerNorms applied one after another to each row; the last step writes row r to out + r·ld.
 public struct LayerNormChain {
-    public let first: LayerNormStep
-    public let second: LayerNormStep?
+    public let steps: [LayerNormStep]
     public let out: UnsafeMutablePointer<Float>
     public let ld: Int
-    public init(_ first: LayerNormStep, then second: LayerNormStep? = nil, out: UnsafeMutablePointer<Float>, ld: Int) {
-        (self.first, self.second, self.out, self.ld) = (first, second, out, ld)
+    public init(_ steps: [LayerNormStep], out: UnsafeMutablePointer<Float>, ld: Int) {
+        precondition(!steps.isEmpty, "a LayerNorm chain without a step")
+        (self.steps, self.out, self.ld) = (steps, out, ld)
     }
 
-    /// Runs the chain on `row` (row index r of the output), which it may overwrite: the first step in place when
-    /// a second follows, the last into the output row (which may be `row` itself).
+    /// Runs the chain on `rows` rows from `first` (row stride `ld`; output rows from r0), which it may overwrite:
+    /// `adding` (row stride `addingLD`) added to each row first, every step but the last in place, the last into
+    /// the output row (which may be the row itself).
     @inline(__always)
-    public func apply(_ row: UnsafeMutablePointer<Float>, index r: Int, count: Int) {
-        let dest = out + r * ld
-        step(first, row, second == nil ? dest : row, count: count)
-        if let second { step(second, row, dest, count: count) }
-    }
-
-    @inline(__always)
-    private func step(
-        _ s: LayerNormStep, _ row: UnsafeMutablePointer<Float>, _ to: UnsafeMutablePointer<Float>, count: Int
+    public func apply(
+        _ first: UnsafeMutablePointer<Float>, rows: Int, ld: Int, index r0: Int, count: Int,
+        adding: UnsafePointer<Float>? = nil, addingLD: Int = 0
     ) {
-        if let adding = s.adding { addVectors(row, adding, count: count) }
-        layerNormRow(row, to, count: count, gamma: s.gamma, beta: s.beta, eps: s.eps)
+        steps.withUnsafeBufferPointer { steps in
+            let last = steps.count - 1
+            for i in 0..<rows {
+                let row = first + i * ld
+                if let adding { addVectors(row, adding + i * addingLD, count: count) }
+                for j in 0...last {
+                    let s = steps[j]
+                    if let adding = s.adding { addVectors(row, adding, count: count) }
+                    let to = j == last ? out + (r0 + i) * self.ld : row
+                    layerNormRow(row, to, count: count, gamma: s.gamma, beta: s.beta, eps: s.eps)
+                }
+            }
+        }
     }
 }
 
@@ -53,10 +59,11 @@ public func layerNorm(
     let chunk = 64
     precondition(chain.ld >= count, "a LayerNorm chain's output rows overlap")
     pool.parallelFor((rows + chunk - 1) / chunk) { c in
-        for r in (c * chunk)..<min(rows, (c + 1) * chunk) {
+        let (r0, r1) = (c * chunk, min(rows, (c + 1) * chunk))
+        for r in r0..<r1 {
             let row = chain.out + r * chain.ld
             if UnsafePointer(row) != x + r * count { row.update(from: x + r * count, count: count) }
-            chain.apply(row, index: r, count: count)
         }
+        chain.apply(chain.out + r0 * chain.ld, rows: r1 - r0, ld: chain.ld, index: r0, count: count)
     }
 }

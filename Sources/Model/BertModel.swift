@@ -10,9 +10,17 @@ import Kernels
 public struct LayerNormWeights: Sendable {
     public let gamma: [Float]
     public let beta: [Float]
+    /// γ and β at addresses that live as long as these weights (for LayerNorm chains).
+    public let pinnedGamma, pinnedBeta: PinnedRow
     public init(gamma: [Float], beta: [Float]) {
         self.gamma = gamma
         self.beta = beta
+        (pinnedGamma, pinnedBeta) = (PinnedRow(gamma), PinnedRow(beta))
+    }
+
+    /// This LayerNorm as a chain's step, after adding `adding` [D] to the row.
+    public func step(adding: PinnedRow?, eps: Float) -> LayerNormStep {
+        LayerNormStep(adding: adding?.pointer, gamma: pinnedGamma.pointer, beta: pinnedBeta.pointer, eps: eps)
     }
 }
 

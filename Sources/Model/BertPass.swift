@@ -200,13 +200,26 @@ extension BertParameters {
         _ x: UnsafeMutablePointer<Float>, _ request: PassRequest, _ t: ActivationTable, _ p: PassContext,
         range: Range<Int>, fromEmbeddings: Bool, afterLayer: ((Int, UnsafePointer<Float>) -> Void)? = nil
     ) {
-        for l in range {
+        var l = range.lowerBound
+        while l < range.upperBound {
             let rows = l == layers.count - 1 ? request.lastLayer : .all
+            let (c, next) = (t.layer(l), l + 1)
+            // Following layers with no head and a pruned MLP are LayerNorms row by row: in a pass that keeps and
+            // sees nothing, they run in this layer's last sweep (the same bits, sweeps over memory fewer).
+            var tail: [LayerNormStep] = []
+            var end = next
+            while end < min(range.upperBound, layers.count - 1), !c.keepsForBackward, request.observer == nil,
+                afterLayer == nil, let steps = rowwiseSteps(layers[end], plan: request.plan.layers[end], eps: shape.eps)
+            {
+                tail += steps
+                end += 1
+            }
             encoderLayerForward(
-                x, layer: l, layers[l], plan: request.plan.layers[l], t.layer(l), p, rows: rows,
-                sharedEmbeddingRows: l == 0 && fromEmbeddings)
+                x, layer: l, layers[l], plan: request.plan.layers[l], c, p, rows: rows,
+                sharedEmbeddingRows: l == 0 && fromEmbeddings, tail: tail)
             request.observer?.layerOutput(layer: l, x, tokens: p.tokens)
             afterLayer?(l, x)
+            l = end
         }
     }
 

@@ -29,7 +29,12 @@ public final class LayerPlan: @unchecked Sendable {
         self.attentionOutput = attentionOutput
         self.attentionConstant = attentionConstant
         self.mlpConstant = mlpConstant
+        attentionConstantRow = attentionConstant.map(PinnedRow.init)
+        mlpConstantRow = mlpConstant.map(PinnedRow.init)
     }
+
+    /// The two constants at addresses that live as long as the plan (for LayerNorm chains).
+    let attentionConstantRow, mlpConstantRow: PinnedRow?
 
     /// The weights of `firstQueryAttention` (the last layer when only the [CLS] rows are needed): W_Q's rows
     /// packed for the [CLS] rows' queries, W_K [kept·d, D] row-major, W_Vᵀ [D, kept·d] and b_V.

@@ -38,15 +38,15 @@ final class LayerNormChainTests: XCTestCase {
             }
         }
 
-        /// Runs `body` with the chain's steps (pointers valid inside it only).
-        func withSteps<T>(adding1: Bool, second: Bool, _ body: (LayerNormStep, LayerNormStep?) -> T) -> T {
-            c1.withUnsafeBufferPointer { c1 in
-                c2.withUnsafeBufferPointer { c2 in
-                    let first = LayerNormStep(
-                        adding: adding1 ? c1.baseAddress! : nil, gamma: g1, beta: b1, eps: 1e-5)
-                    let then = LayerNormStep(adding: c2.baseAddress!, gamma: g2, beta: b2, eps: 1e-5)
-                    return body(first, second ? then : nil)
-                }
+        /// Runs `body` with the chain's steps (their pointers are lent to it only).
+        func withSteps<T>(adding1: Bool, second: Bool, _ body: ([LayerNormStep]) -> T) -> T {
+            let rows = [c1, c2, g1, b1, g2, b2]
+            let flat = rows.flatMap { $0 }
+            return flat.withUnsafeBufferPointer { f in
+                let row = { (i: Int) in f.baseAddress! + i * count }
+                let first = LayerNormStep(adding: adding1 ? row(0) : nil, gamma: row(2), beta: row(3), eps: 1e-5)
+                let then = LayerNormStep(adding: row(1), gamma: row(4), beta: row(5), eps: 1e-5)
+                return body(second ? [first, then] : [first])
             }
         }
     }
@@ -62,11 +62,11 @@ final class LayerNormChainTests: XCTestCase {
                     for inPlace in [false, true] {
                         var buf = t.x
                         var out = [Float](repeating: .nan, count: rows * count)
-                        t.withSteps(adding1: true, second: second) { first, then in
+                        t.withSteps(adding1: true, second: second) { steps in
                             buf.withUnsafeMutableBufferPointer { xp in
                                 out.withUnsafeMutableBufferPointer { op in
                                     let target = inPlace ? xp.baseAddress! : op.baseAddress!
-                                    let chain = LayerNormChain(first, then: then, out: target, ld: count)
+                                    let chain = LayerNormChain(steps, out: target, ld: count)
                                     layerNorm(
                                         xp.baseAddress!, rows: rows, count: count, chain: chain,
                                         pool: .sized(threads))
@@ -78,6 +78,23 @@ final class LayerNormChainTests: XCTestCase {
                     }
                 }
             }
+        }
+    }
+
+    /// Four steps (a layer with a pruned MLP, then a layer with neither heads nor MLP): four separate passes.
+    func testFourStepsEqualFourPasses() {
+        let t = Case(rows: 67, count: 768, seed: 50)
+        let once = t.separate(t.x, adding1: true, second: true)
+        let want = t.separate(once, adding1: true, second: true)
+        for threads in [1, 2] {
+            var buf = t.x
+            t.withSteps(adding1: true, second: true) { steps in
+                buf.withUnsafeMutableBufferPointer { xp in
+                    let chain = LayerNormChain(steps + steps, out: xp.baseAddress!, ld: 768)
+                    layerNorm(xp.baseAddress!, rows: 67, count: 768, chain: chain, pool: .sized(threads))
+                }
+            }
+            XCTAssertEqual(buf, want, "\(threads) threads")
         }
     }
 
@@ -99,14 +116,14 @@ final class LayerNormChainTests: XCTestCase {
                     for target in ["C", "residual", "other"] where second || target == "C" {
                         var (c, residual) = ([Float](repeating: .nan, count: m * n), t.x)
                         var other = [Float](repeating: .nan, count: m * n)
-                        t.withSteps(adding1: false, second: second) { first, then in
+                        t.withSteps(adding1: false, second: second) { steps in
                             c.withUnsafeMutableBufferPointer { cp in
                                 residual.withUnsafeMutableBufferPointer { rp in
                                     other.withUnsafeMutableBufferPointer { op in
                                         let out =
                                             target == "C"
                                             ? cp.baseAddress! : target == "residual" ? rp.baseAddress! : op.baseAddress!
-                                        let chain = LayerNormChain(first, then: then, out: out, ld: n)
+                                        let chain = LayerNormChain(steps, out: out, ld: n)
                                         gemm(
                                             x, rows: m, lda: k, packed, out: cp.baseAddress!, ldc: n,
                                             epilogue: .biasResidualNormalized(rp.baseAddress!, ld: n, chain),

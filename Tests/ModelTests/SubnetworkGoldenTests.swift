@@ -55,6 +55,42 @@ final class SubnetworkGoldenTests: XCTestCase {
         XCTAssertEqual(compiled, 5)  // all but the fractional set
     }
 
+    /// Inference with nothing observing runs a pruned MLP's LayerNorm₂ and the layers after it that keep neither
+    /// head nor MLP in one sweep with LayerNorm₁, in W_O's epilogue or after the MLP (Kernels/LayerNormChain): the
+    /// hidden states and logits are those of the same plan run step by step (an observer that watches nothing
+    /// turns the chains off), bit for bit — hosts with heads and a pruned MLP, with an MLP, and with neither.
+    func testChainedLayerNormsEqualStepByStep() throws {
+        final class Watching: ForwardObserver {}
+        let model = try cachedModel(try minilmFolder())
+        let golden = try GoldenOutputs("minilm-nli")
+        let avg = try PruningGolden().activations()
+        var plans: [(String, MaskValues)] = []
+        var m = MaskValues.ones(layers: 6, heads: 12)
+        m.heads[0] = (0..<12).map { $0 % 3 == 0 ? 1 : 0 }
+        (m.mlps[0], m.mlps[1], m.mlps[3], m.mlps[4]) = (0, 0, 0, 0)
+        for l in [1, 3, 4] { m.heads[l] = [Float](repeating: 0, count: 12) }
+        plans.append(("heads + pruned MLP, then empty; MLP, then two empty", m))
+        var e = MaskValues.ones(layers: 6, heads: 12)
+        for l in 0..<4 { (e.heads[l], e.mlps[l]) = ([Float](repeating: 0, count: 12), 0) }
+        plans.append(("four empty layers first", e))
+        for (name, masks) in plans {
+            let plan = try ExecutionPlan.compile(model: model, masks: masks, ablation: .mean(avg))
+            for b in golden.batches.prefix(2) {
+                let batch = TokenBatch(b.map(golden.encoding))
+                let chained = try model.encode(batch, plan: plan)
+                let stepwise = try model.encode(batch, plan: plan, observer: Watching())
+                defer { (chained.deallocate(), stepwise.deallocate()) }
+                let n = batch.tokenCount * model.hidden
+                XCTAssertEqual(
+                    Array(UnsafeBufferPointer(start: chained, count: n)),
+                    Array(UnsafeBufferPointer(start: stepwise, count: n)), name)
+                XCTAssertEqual(
+                    try model.forward(batch, plan: plan, lastLayer: .all),
+                    try model.forward(batch, plan: plan, observer: Watching()), name)
+            }
+        }
+    }
+
     /// The last layer computed for the [CLS] rows only — keys and values never formed (firstQueryAttention) —
     /// gives the logits of computing every row to rounding: full model, compiled plans (including one whose last
     /// layer keeps no head) and soft masks. Worst difference measured: 5.4e-7 (bound 2e-6).

@@ -124,10 +124,12 @@ package struct LayerDropout {
 }
 
 /// Forward of layer `l` on x [N, D] in place (see the file comment). Layer 0 on the embedding output computes
-/// Q/K/V once per distinct (token, position, type) row when `sharedEmbeddingRows` (bit for bit the same).
+/// Q/K/V once per distinct (token, position, type) row when `sharedEmbeddingRows` (bit for bit the same). `tail`:
+/// the LayerNorm steps of following layers that compute nothing else (`rowwiseSteps`), run in this layer's last
+/// sweep over each row (a pass that keeps nothing and has no observer).
 package func encoderLayerForward(
     _ x: UnsafeMutablePointer<Float>, layer l: Int, _ w: BertLayer, plan lp: LayerPlan, _ c: LayerActivations,
-    _ p: PassContext, rows: LayerRows, sharedEmbeddingRows: Bool
+    _ p: PassContext, rows: LayerRows, sharedEmbeddingRows: Bool, tail: [LayerNormStep] = []
 ) {
     let D = p.shape.hidden
     let out = rows == .all ? x : p.xCLS
@@ -139,44 +141,57 @@ package func encoderLayerForward(
             if let drop { gatherCLS(drop, into: drop, offsets: p.batch.offsets, width: D) }
         }
     }
-    // A pass that keeps nothing and has no observer runs a pruned MLP's LayerNorm₂ in LayerNorm₁'s sweep over each
-    // row (Kernels/LayerNormChain): a is never stored, the same bits.
-    if let constant = lp.mlpConstant, !c.keepsForBackward, p.observer == nil {
-        constant.withUnsafeBufferPointer { mlp in
-            let n = w.outputLayerNorm
-            let second = LayerNormStep(adding: mlp.baseAddress!, gamma: n.gamma, beta: n.beta, eps: p.shape.eps)
-            attentionBlockForward(
-                x, layer: l, w, plan: lp, c, p, rows: rows, sharedEmbeddingRows: sharedEmbeddingRows,
-                then: (second, out))
-        }
+    // A pass that keeps nothing and has no observer runs a pruned MLP's LayerNorm₂ (and the tail) in LayerNorm₁'s
+    // sweep over each row (Kernels/LayerNormChain): a is never stored, the same bits.
+    let chains = !c.keepsForBackward && p.observer == nil
+    precondition(chains || tail.isEmpty, "a LayerNorm chain in a pass that keeps or is observed")
+    if chains, let constant = lp.mlpConstantRow {
+        let steps = [w.outputLayerNorm.step(adding: constant, eps: p.shape.eps)] + tail
+        attentionBlockForward(
+            x, layer: l, w, plan: lp, c, p, rows: rows, sharedEmbeddingRows: sharedEmbeddingRows, then: steps,
+            into: out)
     } else {
         attentionBlockForward(x, layer: l, w, plan: lp, c, p, rows: rows, sharedEmbeddingRows: sharedEmbeddingRows)
-        feedForwardBlockForward(layer: l, w, plan: lp, c, p, rows: rows == .all ? p.tokens : p.sequences, into: out)
+        feedForwardBlockForward(
+            layer: l, w, plan: lp, c, p, rows: rows == .all ? p.tokens : p.sequences, into: out, then: tail)
     }
     if rows != .all { scatterCLS(p.xCLS, into: x, offsets: p.batch.offsets, width: D) }
 }
 
-/// a [R, D] ← LayerNorm₁(x + Dropout(mask(attention(x)) W_Oᵀ + b_O)) over the plan's kept heads. `then`: a second
-/// LayerNorm step run on each row of a in the same sweep, into `out` [R, D] (a pass that keeps nothing, no scales).
+/// The LayerNorm steps that are all a layer with no head and a pruned MLP computes — y = LayerNorm₂(LayerNorm₁(x +
+/// attention constant) + MLP constant), row by row — or nil for any other layer.
+package func rowwiseSteps(_ w: BertLayer, plan lp: LayerPlan, eps: Float) -> [LayerNormStep]? {
+    guard lp.attentionOutput == nil || lp.keptHeads.isEmpty, let mlp = lp.mlpConstantRow else { return nil }
+    return [
+        w.attentionLayerNorm.step(adding: lp.attentionConstantRow, eps: eps),
+        w.outputLayerNorm.step(adding: mlp, eps: eps),
+    ]
+}
+
+/// a [R, D] ← LayerNorm₁(x + Dropout(mask(attention(x)) W_Oᵀ + b_O)) over the plan's kept heads. `then`: LayerNorm
+/// steps run on each row of a in the same sweep, into `out` [R, D] (a pass that keeps nothing, no scales).
 func attentionBlockForward(
     _ x: UnsafeMutablePointer<Float>, layer l: Int, _ w: BertLayer, plan lp: LayerPlan, _ c: LayerActivations,
-    _ p: PassContext, rows: LayerRows, sharedEmbeddingRows: Bool,
-    then: (step: LayerNormStep, out: UnsafeMutablePointer<Float>)? = nil
+    _ p: PassContext, rows: LayerRows, sharedEmbeddingRows: Bool, then: [LayerNormStep] = [],
+    into out: UnsafeMutablePointer<Float>? = nil
 ) {
     let (N, D, eps) = (p.tokens, p.shape.hidden, p.shape.eps)
     let R = rows == .all ? N : p.sequences
     let xr = rows == .all ? x : p.xCLS
     let scales = p.observer?.layerNormScales(layer: l, site: 0, tokens: R)
     let (gamma, beta) = (w.attentionLayerNorm.gamma, w.attentionLayerNorm.beta)
-    // LayerNorm₁ as a chain (with `then` as its second step) in a pass that keeps nothing and has no scales.
-    func chain(adding: UnsafePointer<Float>?) -> LayerNormChain? {
+    // LayerNorm₁ and `then` as a chain, in a pass that keeps nothing and has no scales.
+    func chain(adding: PinnedRow?) -> LayerNormChain? {
         guard !c.keepsForBackward, scales == nil else { return nil }
-        let first = LayerNormStep(adding: adding, gamma: gamma, beta: beta, eps: eps)
-        return LayerNormChain(first, then: then?.step, out: then?.out ?? c.a, ld: D)
+        return LayerNormChain([w.attentionLayerNorm.step(adding: adding, eps: eps)] + then, out: out ?? c.a, ld: D)
     }
-    precondition(then == nil || (!c.keepsForBackward && scales == nil), "a LayerNorm chain in a pass that keeps")
+    precondition(then.isEmpty || (!c.keepsForBackward && scales == nil), "a LayerNorm chain in a pass that keeps")
     guard let wo = lp.attentionOutput, !lp.keptHeads.isEmpty else {
         // No head kept: the block's output is x + a constant row (pruned heads' W_O·avg + b_O).
+        if let ch = chain(adding: lp.attentionConstantRow) {
+            p.timer.measure("layernorm") { layerNorm(xr, rows: R, count: D, chain: ch, pool: p.pool) }
+            return
+        }
         let constant = lp.attentionConstant ?? [Float](repeating: 0, count: D)
         if c.keepsForBackward {
             // g = Dropout(constant) + x, kept for LayerNorm₁'s backward.
@@ -191,14 +206,9 @@ func attentionBlockForward(
             return
         }
         p.timer.measure("layernorm") {
-            let chained = constant.withUnsafeBufferPointer { constant in
-                chain(adding: constant.baseAddress!).map { layerNorm(xr, rows: R, count: D, chain: $0, pool: p.pool) }
-            }
-            if chained == nil {
-                layerNorm(
-                    xr, c.a, rows: R, count: D, adding: constant, gamma: gamma, beta: beta, eps: eps, scales: scales,
-                    pool: p.pool)
-            }
+            layerNorm(
+                xr, c.a, rows: R, count: D, adding: constant, gamma: gamma, beta: beta, eps: eps, scales: scales,
+                pool: p.pool)
         }
         return
     }
@@ -339,7 +349,7 @@ func distinctRowsQKV(
 /// out [R, D] ← LayerNorm₂(a + mask(Dropout(MLP(a)))); a pruned MLP adds its constant output instead.
 func feedForwardBlockForward(
     layer l: Int, _ w: BertLayer, plan lp: LayerPlan, _ c: LayerActivations, _ p: PassContext, rows R: Int,
-    into out: UnsafeMutablePointer<Float>
+    into out: UnsafeMutablePointer<Float>, then tail: [LayerNormStep] = []
 ) {
     let (D, I, eps) = (p.shape.hidden, p.shape.inner, p.shape.eps)
     let scales = p.observer?.layerNormScales(layer: l, site: 1, tokens: R)
@@ -390,9 +400,14 @@ func feedForwardBlockForward(
         }
     }
     p.timer.measure("layernorm") {
-        layerNorm(
-            c.h, out, rows: R, count: D, gamma: gamma, beta: beta, eps: eps, scales: scales,
-            statistics: c.hStatistics, pool: p.pool)
+        if tail.isEmpty {
+            layerNorm(
+                c.h, out, rows: R, count: D, gamma: gamma, beta: beta, eps: eps, scales: scales,
+                statistics: c.hStatistics, pool: p.pool)
+        } else {
+            let steps = [w.outputLayerNorm.step(adding: nil, eps: eps)] + tail
+            layerNorm(c.h, rows: R, count: D, chain: LayerNormChain(steps, out: out, ld: D), pool: p.pool)
+        }
     }
 }
 
