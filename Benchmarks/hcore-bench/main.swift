@@ -251,7 +251,8 @@ func benchOutNorm() throws {
     // W_O's product over `--heads` kept heads (K = 64·heads) for `--rows` rows, then LayerNorm₁ and, for a pruned
     // MLP, LayerNorm₂, in alternating rounds. separate: the product, then two LayerNorm sweeps; fused: LayerNorm₁
     // in the product's epilogue, in place; chained: both there, C scratch (as the model runs a pruned-MLP layer);
-    // product and residual: the product alone and with the residual added, for what the LayerNorms cost.
+    // product and residual: the product alone and with the residual added, for what the LayerNorms cost; steps: a
+    // chain's arithmetic alone.
     let (m, n, k) = (arg("--rows", 4096), 768, 64 * arg("--heads", 1))
     let x = allocateFloats(m * k)
     let g = allocateFloats(m * n)
@@ -266,7 +267,7 @@ func benchOutNorm() throws {
     gamma.update(repeating: 1, count: n)
     beta.update(repeating: 0, count: n)
     constant.update(repeating: 0.2, count: n)
-    let variants = ["separate", "fused", "chained", "product", "residual"]
+    let variants = ["separate", "fused", "chained", "product", "residual", "steps"]
     var times = [[Double]](repeating: [], count: variants.count)
     for round in 0..<arg("--rounds", 20) {
         for i in (round % 2 == 0 ? Array(variants.indices) : variants.indices.reversed()) {
@@ -281,6 +282,11 @@ func benchOutNorm() throws {
             case "fused":
                 let chain = LayerNormChain([first], out: g, ld: n)
                 gemm(x, rows: m, lda: k, w, out: g, ldc: n, epilogue: .biasResidualNormalized(residual, ld: n, chain))
+            case "steps":
+                // Eight chained LayerNorms on 512 rows in cache, ten times: the chain's own arithmetic.
+                let s = LayerNormStep(adding: constant, gamma: gamma, beta: beta, eps: 1e-12)
+                let chain = LayerNormChain([LayerNormStep](repeating: s, count: 8), out: g, ld: n)
+                for _ in 0..<10 { layerNorm(g, rows: 512, count: n, chain: chain) }
             case "product":
                 gemm(x, rows: m, lda: k, w, out: g, ldc: n, epilogue: .bias)
             case "residual":

@@ -51,6 +51,30 @@ final class LayerNormChainTests: XCTestCase {
         }
     }
 
+    /// Two rows at once are two rows alone, bit for bit, ragged widths included.
+    func testRowPairIsTwoRows() {
+        var rng = SeededRNG(90)
+        for count in [1, 15, 16, 17, 100, 768] {
+            let (x, g, b) = (rng.floats(2 * count, scale: 3), rng.floats(count), rng.floats(count))
+            var (want, got) = ([Float](repeating: 0, count: 2 * count), [Float](repeating: .nan, count: 2 * count))
+            x.withUnsafeBufferPointer { x in
+                want.withUnsafeMutableBufferPointer { w in
+                    for r in 0..<2 {
+                        let (xr, wr) = (x.baseAddress! + r * count, w.baseAddress! + r * count)
+                        layerNormRow(xr, wr, count: count, gamma: g, beta: b, eps: 1e-5)
+                    }
+                }
+            }
+            x.withUnsafeBufferPointer { x in
+                got.withUnsafeMutableBufferPointer { o in
+                    let (x0, o0) = (x.baseAddress!, o.baseAddress!)
+                    layerNormRowPair(x0, o0, x0 + count, o0 + count, count: count, gamma: g, beta: b, eps: 1e-5)
+                }
+            }
+            XCTAssertEqual(got, want, "count \(count)")
+        }
+    }
+
     /// The chain over a matrix, into another buffer and in place, one and two steps, ragged widths, 1–3 threads.
     func testChainEqualsSeparatePasses() {
         for (i, (rows, count)) in [(1, 17), (70, 768), (130, 33)].enumerated() {
