@@ -11,9 +11,11 @@ package struct EmbeddingTables {
     }
 }
 
-/// e [N, D] ← word[id] + token_type[tt] + position[p] for every token of the batch.
+/// e [N, D] ← word[id] + token_type[tt] + position[p] for every token of the batch; `then` sees each sequence's
+/// rows as soon as they are summed (on the same task).
 package func embeddingSum(
-    _ batch: TokenBatch, _ tables: EmbeddingTables, hidden D: Int, into e: UnsafeMutablePointer<Float>, pool: ThreadPool
+    _ batch: TokenBatch, _ tables: EmbeddingTables, hidden D: Int, into e: UnsafeMutablePointer<Float>,
+    pool: ThreadPool, then: ((Range<Int>) -> Void)? = nil
 ) {
     let ea = UInt(bitPattern: e)
     pool.parallelFor(batch.count) { s in
@@ -25,6 +27,7 @@ package func embeddingSum(
             let p = tables.position + (t - batch.offsets[s]) * D
             for c in 0..<D { row[c] = (w[c] + ty[c]) + p[c] }
         }
+        then?(batch.offsets[s]..<batch.offsets[s + 1])
     }
 }
 
@@ -36,6 +39,14 @@ package func embeddingsBlockForward(
     into x: UnsafeMutablePointer<Float>, sum: UnsafeMutablePointer<Float>?, statistics: LayerNormStatistics?,
     pool: ThreadPool
 ) {
+    if sum == nil && statistics == nil {
+        // Nothing kept: each sequence's rows are summed then normalised while in cache, one sweep over x.
+        let chain = LayerNormChain([norm.step(adding: nil, eps: eps)], out: x, ld: D)
+        embeddingSum(batch, tables, hidden: D, into: x, pool: pool) { rows in
+            chain.apply(x + rows.lowerBound * D, rows: rows.count, ld: D, index: rows.lowerBound, count: D)
+        }
+        return
+    }
     let e = sum ?? x
     embeddingSum(batch, tables, hidden: D, into: e, pool: pool)
     layerNorm(
