@@ -203,11 +203,11 @@ extension BertParameters {
         var l = range.lowerBound
         while l < range.upperBound {
             let rows = l == layers.count - 1 ? request.lastLayer : .all
-            let (c, next) = (t.layer(l), l + 1)
+            let c = t.layer(l)
             // Following layers with no head and a pruned MLP are LayerNorms row by row: in a pass that keeps and
             // sees nothing, they run in this layer's last sweep (the same bits, sweeps over memory fewer).
             var tail: [LayerNormStep] = []
-            var end = next
+            var end = l + 1
             while end < min(range.upperBound, layers.count - 1), !c.keepsForBackward, request.observer == nil,
                 afterLayer == nil, let steps = rowwiseSteps(layers[end], plan: request.plan.layers[end], eps: shape.eps)
             {
