@@ -15,7 +15,7 @@ public func meanBand(_ xs: [Double], resamples: Int = 1000, seed: UInt64) -> Mea
     guard !xs.isEmpty else { return MeanBand(mean: .nan, low: .nan, high: .nan) }
     let mean = xs.reduce(0, +) / Double(xs.count)
     guard xs.count > 1 else { return MeanBand(mean: mean, low: mean, high: mean) }
-    var rng = SplitMix64(seed: seed &+ 0x9E37_79B9_7F4A_7C15)
+    var rng = SplitMix64(seed: seed &+ SplitMix64.gamma)
     var means = (0..<resamples).map { _ in
         (0..<xs.count).reduce(0.0) { s, _ in s + xs[Int(rng.next() % UInt64(xs.count))] } / Double(xs.count)
     }

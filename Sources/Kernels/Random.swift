@@ -6,8 +6,8 @@ public struct SplitMix64: Sendable, Codable {
     /// The whole generator state (saved in checkpoints to resume a run exactly).
     public var state: UInt64
     public init(seed: UInt64) { state = seed }
-    /// What the state advances by at each draw.
-    static let gamma: UInt64 = 0x9E37_79B9_7F4A_7C15
+    /// What the state advances by at each draw (also what a seed is offset by to start a stream derived from it).
+    public static let gamma: UInt64 = 0x9E37_79B9_7F4A_7C15
     public mutating func next() -> UInt64 {
         state &+= SplitMix64.gamma
         var z = state

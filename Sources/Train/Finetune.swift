@@ -140,7 +140,7 @@ public func finetune(
     let opt = FlatAdamW(model: model, weightDecay: c.weightDecay)
     var rng = SplitMix64(seed: c.seed)
     // Dropout seeds come from their own stream, so the data order does not depend on how batches are accumulated.
-    var dropoutSeeds = SplitMix64(seed: c.seed &+ 0x9E37_79B9_7F4A_7C15)
+    var dropoutSeeds = SplitMix64(seed: c.seed &+ SplitMix64.gamma)
     var history: [FinetuneRecord] = []
     var order = Array(train.indices)
     var step = 0
