@@ -208,7 +208,7 @@ extension BertParameters {
             // sees nothing, they run in this layer's last sweep (the same bits, sweeps over memory fewer).
             var tail: [LayerNormStep] = []
             var end = l + 1
-            while end < min(range.upperBound, layers.count - 1), !c.keepsForBackward, request.observer == nil,
+            while end < min(range.upperBound, layers.count - 1), chainsLayerNorms(c, observer: request.observer),
                 afterLayer == nil, let steps = rowwiseSteps(layers[end], plan: request.plan.layers[end], eps: shape.eps)
             {
                 tail += steps

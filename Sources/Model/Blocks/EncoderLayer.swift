@@ -143,7 +143,7 @@ package func encoderLayerForward(
     }
     // A pass that keeps nothing and has no observer runs a pruned MLP's LayerNorm₂ (and the tail) in LayerNorm₁'s
     // sweep over each row (Kernels/LayerNormChain): a is never stored, the same bits.
-    let chains = !c.keepsForBackward && p.observer == nil
+    let chains = chainsLayerNorms(c, observer: p.observer)
     precondition(chains || tail.isEmpty, "a LayerNorm chain in a pass that keeps or is observed")
     if chains, let constant = lp.mlpConstantRow {
         let steps = [w.outputLayerNorm.step(adding: constant, eps: p.shape.eps)] + tail
@@ -158,8 +158,13 @@ package func encoderLayerForward(
     if rows != .all { scatterCLS(p.xCLS, into: x, offsets: p.batch.offsets, width: D) }
 }
 
-/// The LayerNorm steps that are all a layer with no head and a pruned MLP computes — y = LayerNorm₂(LayerNorm₁(x +
-/// attention constant) + MLP constant), row by row — or nil for any other layer.
+/// Whether a pass may run a layer's LayerNorms as chains: it keeps nothing for a backward and nothing observes it.
+package func chainsLayerNorms(_ c: LayerActivations, observer: ForwardObserver?) -> Bool {
+    !c.keepsForBackward && observer == nil
+}
+
+/// The LayerNorm steps that are all a layer with no head and a pruned MLP computes, row by row —
+/// y = LayerNorm₂(LayerNorm₁(x + attention constant) + MLP constant) — or nil for any other layer.
 package func rowwiseSteps(_ w: BertLayer, plan lp: LayerPlan, eps: Float) -> [LayerNormStep]? {
     guard lp.attentionOutput == nil || lp.keptHeads.isEmpty, let mlp = lp.mlpConstantRow else { return nil }
     return [
@@ -168,8 +173,9 @@ package func rowwiseSteps(_ w: BertLayer, plan lp: LayerPlan, eps: Float) -> [La
     ]
 }
 
-/// a [R, D] ← LayerNorm₁(x + Dropout(mask(attention(x)) W_Oᵀ + b_O)) over the plan's kept heads. `then`: LayerNorm
-/// steps run on each row of a in the same sweep, into `out` [R, D] (a pass that keeps nothing, no scales).
+/// a [R, D] ← LayerNorm₁(x + Dropout(mask(attention(x)) W_Oᵀ + b_O)) over the plan's kept heads.
+/// `then`: LayerNorm steps run on each row of a in the same sweep, into `out` [R, D] (a pass that keeps nothing,
+/// no scales).
 func attentionBlockForward(
     _ x: UnsafeMutablePointer<Float>, layer l: Int, _ w: BertLayer, plan lp: LayerPlan, _ c: LayerActivations,
     _ p: PassContext, rows: LayerRows, sharedEmbeddingRows: Bool, then: [LayerNormStep] = [],
