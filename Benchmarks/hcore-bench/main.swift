@@ -1036,7 +1036,8 @@ let benchmarks: [String: () throws -> Void] = [
 
 guard let benchmark = benchmarks[command] else {
     print(
-        "usage: hcore-bench peak|gemm|gemm-ab|out-norm|attention|bert-base|hans [MODEL_DIR]|eval-many|prune-step [MODEL_DIR]|prune-estimate [MODEL_DIR] --gates TRACE|store-open|store-adds|reads [MODEL_DIR]"
+        "usage: hcore-bench peak|gemm|gemm-ab|out-norm|attention|bert-base|hans [MODEL_DIR]|eval-many"
+            + "|prune-step [MODEL_DIR]|prune-estimate [MODEL_DIR] --gates TRACE|store-open|store-adds|reads [MODEL_DIR]"
     )
     exit(2)
 }

@@ -157,7 +157,8 @@ final class LayerNormChainTests: XCTestCase {
                             }
                         }
                         let got = target == "C" ? c : target == "residual" ? residual : other
-                        XCTAssertEqual(got, want, "\(m)×\(n)×\(k) second \(second) into \(target), \(threads) threads")
+                        let name = "\(m)×\(n)×\(k) second \(second) into \(target)"
+                        XCTAssertEqual(got, want, "\(name), \(threads) threads")
                     }
                 }
             }
